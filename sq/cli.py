@@ -1,0 +1,178 @@
+"""The `sq` command-line application: global options, command registration, and the one place
+where exceptions become exit statuses.
+
+Kept light on purpose: importing this module imports typer and the thin command modules only;
+numba, polars, pyarrow and venue SDKs load inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import traceback
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from sq import __version__
+from sq.core.environment import Environment
+from sq.core.exits import ExitStatus, SqError
+
+
+def _is_click_exception(e: BaseException) -> bool:
+    return hasattr(e, "exit_code") and hasattr(e, "format_message") and not isinstance(e, (typer.Exit, SqError))
+
+
+def exit_status_for(e: BaseException) -> ExitStatus | int:
+    """The exit status of an exception (pinned by tests/test_exits.py)."""
+    if isinstance(e, SqError):
+        return e.status
+    if isinstance(e, typer.Exit):
+        return e.exit_code
+    if isinstance(e, (KeyboardInterrupt, typer.Abort)):
+        return ExitStatus.INTERRUPTED
+    if isinstance(e, (PipeClosed, BrokenPipeError)) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
+        return ExitStatus.OK
+    if _is_click_exception(e):
+        return ExitStatus.USAGE if e.exit_code == 2 else e.exit_code  # type: ignore[attr-defined]
+    return ExitStatus.SOFTWARE
+
+
+def report_error(e: BaseException, env: Environment | None, stderr: Any) -> int:
+    """Print a one-line message for `e` (a traceback too with --debug) and return its exit status."""
+    status = int(exit_status_for(e))
+    debug = bool(env and env.debug) or os.environ.get("SQ_DEBUG") == "1"
+    if isinstance(e, typer.Exit):
+        return status
+    if status == ExitStatus.OK and isinstance(e, (OSError, PipeClosed)):
+        _silence_stdout()
+        return status
+    if isinstance(e, (KeyboardInterrupt, typer.Abort)):
+        print("sq: interrupted", file=stderr, flush=True)
+        return status
+    if debug:
+        traceback.print_exception(e, file=stderr)
+    if isinstance(e, SqError):
+        msg = e.message
+    elif _is_click_exception(e):
+        msg = e.format_message()  # type: ignore[attr-defined]
+        ctx = getattr(e, "ctx", None)
+        if ctx is not None and status == ExitStatus.USAGE:
+            msg += f" (see '{ctx.command_path} --help')"
+    else:
+        msg = f"internal error: {type(e).__name__}: {e}" + ("" if debug else " (run with --debug for a traceback)")
+    msg = " ".join(str(msg).split())  # one line, always
+    print(f"sq: error: {msg}", file=stderr, flush=True)
+    return status
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+class PipeClosed(Exception):
+    """Downstream closed the pipe (`| head`): end quietly with status 0 (ARCHITECTURE §4)."""
+
+
+class SqGroup(TyperGroup):
+    """Typer group whose `main` maps every exception to a clean one-line error and exit code.
+
+    Both the console script and `typer.testing.CliRunner` go through here, so tests see exactly
+    what users see.
+    """
+
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except OSError as e:  # typer would turn EPIPE into a silent exit 1
+            if e.errno == errno.EPIPE:
+                raise PipeClosed() from e
+            raise
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        extra.setdefault("obj", None)
+        stderr = sys.stderr
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "sq", complete_var=complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except SystemExit as e:  # raised by --help/--version paths and shell completion
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException as e:  # the one place exceptions become exit codes
+            env = _current_env(e)
+            code = report_error(e, env, env.stderr if env else stderr)
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+def _current_env(e: BaseException) -> Environment | None:
+    ctx = getattr(e, "ctx", None)
+    obj = getattr(ctx, "obj", None) if ctx is not None else None
+    if isinstance(obj, Environment):
+        return obj
+    return _LAST_ENV[0]
+
+
+_LAST_ENV: list[Environment | None] = [None]
+
+app = typer.Typer(
+    cls=SqGroup,
+    name="sq",
+    help="sq — record markets, rebuild order books, paper/live trade and backtest from the terminal.\n\n"
+    "Examples:\n\n"
+    "  sq subscribe SIM:DEMO --limit 10000 | sq book --depth 5 -o book.parquet\n\n"
+    "  sq record SIM:DEMO --out data --for 1m | sq book\n\n"
+    "  sq book data/venue=sim --format jsonl | head",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"sq {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    config: Annotated[Optional[str], typer.Option("--config", help="Config file (sq.toml or JSON); default $SQ_CONFIG, then the platform config dir.", show_default=False)] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Global options apply to every command and go before it: sq --debug book …"""
+    env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
+    env.debug = env.debug or debug
+    env.quiet = env.quiet or quiet
+    env.config_path = config or env.config_path or os.environ.get("SQ_CONFIG") or None
+    ctx.obj = env
+    _LAST_ENV[0] = env
+
+
+def _register() -> None:
+    from sq.commands import COMMANDS
+
+    for module_name in COMMANDS:
+        module = __import__(f"sq.commands.{module_name}", fromlist=["register"])
+        module.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv, prog_name="sq")

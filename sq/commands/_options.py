@@ -1,0 +1,32 @@
+"""Options shared by every command that writes data (the sqlite-utils habit: one definition,
+the same flags everywhere)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+OutputOption = Annotated[
+    Optional[str],
+    typer.Option("--output", "-o", help="Write to FILE (.parquet, .arrow or .jsonl) atomically instead of stdout.", show_default=False),
+]
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        help="auto (Arrow on a pipe, a live view on a terminal, by -o suffix), arrow, parquet, jsonl or table.",
+    ),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the simulated exchange (SIM: symbols); same seed, same market.")]
+ForOption = Annotated[Optional[str], typer.Option("--for", help="Stop after this long in real time (30s, 5m, 1h).", show_default=False)]
+LimitOption = Annotated[Optional[int], typer.Option("--limit", "-n", help="Stop after N events (SIM runs in simulated time, as fast as possible).", show_default=False, min=1)]
+
+
+def env_of(ctx: typer.Context):
+    """The injected Environment (set by the root callback)."""
+    from sq.core.environment import Environment
+
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Environment) else Environment()

@@ -1,0 +1,1 @@
+"""The shared engine: streams, book, features, strategies, risk, positions, fills, config."""

@@ -1,0 +1,75 @@
+"""The injected environment: the process's streams and whether each is a terminal.
+
+Commands never look at `sys.stdout` or `os.isatty` directly; they ask the `Environment`
+they are given, so tests can fake a terminal or a pipe (the httpie pattern). Whether stdout
+is a terminal is decided by `os.isatty` on the real file descriptor — rich's own detection is
+fooled by FORCE_COLOR / TTY_COMPATIBLE (ARCHITECTURE §8a).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _binary(stream: Any) -> IO[bytes]:
+    return getattr(stream, "buffer", stream)
+
+
+@dataclass
+class Environment:
+    """Streams and terminal flags, plus the global options every command sees."""
+
+    stdin: IO[bytes] = field(default_factory=lambda: _binary(sys.stdin))
+    stdout: IO[bytes] = field(default_factory=lambda: _binary(sys.stdout))
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    stdin_isatty: bool = field(default_factory=lambda: _isatty(sys.stdin))
+    stdout_isatty: bool = field(default_factory=lambda: _isatty(sys.stdout))
+    stderr_isatty: bool = field(default_factory=lambda: _isatty(sys.stderr))
+    debug: bool = False
+    quiet: bool = False
+    config_path: str | None = None
+    console_width: int | None = None  # fixed width for tests; None = the terminal's
+
+    def warn(self, message: str) -> None:
+        """A one-line warning on stderr (suppressed by --quiet)."""
+        if not self.quiet:
+            print(f"sq: warning: {message}", file=self.stderr, flush=True)
+
+    def info(self, message: str) -> None:
+        """A one-line informational message on stderr (suppressed by --quiet)."""
+        if not self.quiet:
+            print(f"sq: {message}", file=self.stderr, flush=True)
+
+    def console(self, *, stderr: bool = False):
+        """A rich Console on stdout (or stderr), isolated from FORCE_COLOR/NO_COLOR/COLUMNS in tests."""
+        from rich.console import Console
+
+        is_tty = self.stderr_isatty if stderr else self.stdout_isatty
+        target = self.stderr if stderr else _text(self.stdout)
+        return Console(
+            file=target,
+            force_terminal=is_tty,
+            width=self.console_width,
+            color_system="auto" if is_tty else None,
+            force_jupyter=False,
+            legacy_windows=False,
+            _environ={} if self.console_width else None,
+        )
+
+
+def _text(stream: IO[bytes]) -> IO[str]:
+    import io
+
+    if isinstance(stream, io.TextIOBase):
+        return stream  # type: ignore[return-value]
+    return io.TextIOWrapper(stream, encoding="utf-8", write_through=True)

@@ -1,0 +1,308 @@
+"""The five stream schemas of ARCHITECTURE §3, their metadata, and fast batch builders.
+
+Every stream between commands carries `sq.stream` (market, book, orders, fills, pnl),
+`sq.schema_version` and, for market and book streams, `sq.instruments` (a JSON map symbol →
+{tick_size, lot_size, venue, …}) so a reader never guesses tick sizes. This module is the one
+place that knows the canonical column types; `conform` casts foreign or polars-produced data
+(which drops metadata and may use string_view/large_string) back to them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+STREAM_KINDS = ("market", "book", "orders", "fills", "pnl")
+
+# market `kind` codes
+LEVEL, TRADE, CLEAR, SNAPSHOT_END, TICK = 1, 2, 3, 4, 5
+KIND_NAMES = {LEVEL: "level", TRADE: "trade", CLEAR: "clear", SNAPSHOT_END: "snapshot_end", TICK: "tick"}
+
+TS = pa.timestamp("ns", tz="UTC")
+SYMBOL = pa.dictionary(pa.int32(), pa.string())
+
+META_STREAM = b"sq.stream"
+META_VERSION = b"sq.schema_version"
+META_INSTRUMENTS = b"sq.instruments"
+META_END = b"sq.end"
+META_ROWS = b"sq.rows"
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What a reader needs to know about a symbol: price and size grids, venue, extras."""
+
+    symbol: str
+    venue: str
+    tick_size: float
+    lot_size: float = 1.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"tick_size": self.tick_size, "lot_size": self.lot_size, "venue": self.venue}
+        d.update(self.extra)
+        return d
+
+    @classmethod
+    def from_json(cls, symbol: str, d: Mapping[str, Any]) -> "Instrument":
+        rest = {k: v for k, v in d.items() if k not in ("tick_size", "lot_size", "venue")}
+        return cls(symbol, str(d.get("venue", "")), float(d["tick_size"]), float(d.get("lot_size", 1.0)), rest)
+
+
+def instruments_to_json(instruments: Mapping[str, Instrument]) -> str:
+    return json.dumps({s: i.to_json() for s, i in instruments.items()}, sort_keys=True)
+
+
+def instruments_from_json(text: str | bytes) -> dict[str, Instrument]:
+    raw = json.loads(text)
+    return {s: Instrument.from_json(s, d) for s, d in raw.items()}
+
+
+MARKET_FIELDS = [
+    pa.field("ts", TS, nullable=False),
+    pa.field("recv_ts", TS, nullable=False),
+    pa.field("symbol", SYMBOL, nullable=False),
+    pa.field("kind", pa.uint8(), nullable=False),
+    pa.field("side", pa.int8(), nullable=False),
+    pa.field("price", pa.float64(), nullable=False),
+    pa.field("qty", pa.float64(), nullable=False),
+    pa.field("orders", pa.int32(), nullable=True),
+    pa.field("seq", pa.int64(), nullable=False),
+]
+
+ORDERS_FIELDS = [
+    pa.field("ts", TS),
+    pa.field("symbol", SYMBOL),
+    pa.field("client_order_id", pa.string()),
+    pa.field("venue_order_id", pa.string()),
+    pa.field("event", pa.string()),
+    pa.field("side", pa.int8()),
+    pa.field("price", pa.float64()),
+    pa.field("qty", pa.float64()),
+    pa.field("filled_qty", pa.float64()),
+    pa.field("leaves_qty", pa.float64()),
+    pa.field("reason", pa.string()),
+]
+ORDER_EVENTS = (
+    "new", "accepted", "rejected", "modified", "cancel_sent", "canceled",
+    "cancel_rejected", "filled", "partially_filled", "expired",
+)
+
+FILLS_FIELDS = [
+    pa.field("ts", TS),
+    pa.field("symbol", SYMBOL),
+    pa.field("client_order_id", pa.string()),
+    pa.field("venue_order_id", pa.string()),
+    pa.field("trade_id", pa.string()),
+    pa.field("side", pa.int8()),
+    pa.field("price", pa.float64()),
+    pa.field("qty", pa.float64()),
+    pa.field("fee", pa.float64()),
+    pa.field("fee_ccy", pa.string()),
+    pa.field("liquidity", pa.string()),
+]
+
+PNL_FIELDS = [
+    pa.field("ts", TS),
+    pa.field("symbol", SYMBOL),
+    pa.field("position", pa.float64()),
+    pa.field("avg_price", pa.float64()),
+    pa.field("realized", pa.float64()),
+    pa.field("unrealized", pa.float64()),
+    pa.field("total", pa.float64()),
+    pa.field("volume", pa.float64()),
+]
+
+BOOK_FEATURES = ("mid", "spread", "microprice", "imbalance", "last_trade_px", "agg_trade_ratio", "vwap", "volatility")
+BOOK_STALE = ("bid_stale_count", "bid_stale_qty", "ask_stale_count", "ask_stale_qty")
+
+
+def book_fields(depth: int, *, stale: bool = False) -> list[pa.Field]:
+    """Columns of the book stream for `depth` levels a side (ARCHITECTURE §3)."""
+    fields = [pa.field("ts", TS), pa.field("symbol", SYMBOL), pa.field("seq", pa.int64())]
+    for side in ("bid", "ask"):
+        fields += [pa.field(f"{side}_px_{i}", pa.float64()) for i in range(depth)]
+        fields += [pa.field(f"{side}_qty_{i}", pa.float64()) for i in range(depth)]
+    fields += [pa.field(name, pa.float64()) for name in BOOK_FEATURES]
+    if stale:
+        fields += [pa.field(name, pa.float64()) for name in BOOK_STALE]
+    return fields
+
+
+def make_schema(
+    kind: str,
+    fields: list[pa.Field],
+    instruments: Mapping[str, Instrument] | None = None,
+    extra_metadata: Mapping[str, str] | None = None,
+) -> pa.Schema:
+    if kind not in STREAM_KINDS:
+        raise ValueError(f"unknown stream kind {kind!r}")
+    md = {META_STREAM: kind.encode(), META_VERSION: SCHEMA_VERSION.encode()}
+    if instruments is not None:
+        md[META_INSTRUMENTS] = instruments_to_json(instruments).encode()
+    for k, v in (extra_metadata or {}).items():
+        md[k.encode()] = v.encode()
+    return pa.schema(fields, metadata=md)
+
+
+def market_schema(instruments: Mapping[str, Instrument], extra_fields: Iterable[pa.Field] = ()) -> pa.Schema:
+    return make_schema("market", MARKET_FIELDS + list(extra_fields), instruments)
+
+
+def book_schema(depth: int, instruments: Mapping[str, Instrument], *, stale: bool = False) -> pa.Schema:
+    return make_schema("book", book_fields(depth, stale=stale), instruments)
+
+
+def orders_schema() -> pa.Schema:
+    return make_schema("orders", ORDERS_FIELDS)
+
+
+def fills_schema() -> pa.Schema:
+    return make_schema("fills", FILLS_FIELDS)
+
+
+def pnl_schema() -> pa.Schema:
+    return make_schema("pnl", PNL_FIELDS)
+
+
+def stream_kind(schema: pa.Schema) -> str | None:
+    md = schema.metadata or {}
+    v = md.get(META_STREAM)
+    return v.decode() if v else None
+
+
+def schema_instruments(schema: pa.Schema) -> dict[str, Instrument]:
+    md = schema.metadata or {}
+    raw = md.get(META_INSTRUMENTS)
+    return instruments_from_json(raw) if raw else {}
+
+
+def symbol_dictionary(symbols: Iterable[str]) -> pa.Array:
+    """The dictionary array for a stream's symbol column; reuse one per stream for every batch."""
+    return pa.array(list(symbols), type=pa.string())
+
+
+def dict_column(codes: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), dictionary)
+
+
+def ts_column(ns: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(ns, dtype=np.int64).view("datetime64[ns]"), type=pa.timestamp("ns")).cast(TS)
+
+
+def market_batch(
+    schema: pa.Schema,
+    dictionary: pa.Array,
+    ts: np.ndarray,
+    recv_ts: np.ndarray,
+    symbol: np.ndarray,
+    kind: np.ndarray,
+    side: np.ndarray,
+    price: np.ndarray,
+    qty: np.ndarray,
+    seq: np.ndarray,
+    orders: np.ndarray | None = None,
+) -> pa.RecordBatch:
+    """Build a market batch from NumPy arrays (no per-row Python objects).
+
+    `orders` may be None (all null) or an int32 array where negative values mean null.
+    """
+    n = len(ts)
+    if orders is None:
+        orders_arr = pa.nulls(n, type=pa.int32())
+    else:
+        o = np.asarray(orders, dtype=np.int32)
+        orders_arr = pa.array(o, mask=o < 0, type=pa.int32())
+    cols = [
+        pa.array(np.asarray(ts, dtype=np.int64), type=pa.int64()).view(TS),
+        pa.array(np.asarray(recv_ts, dtype=np.int64), type=pa.int64()).view(TS),
+        dict_column(symbol, dictionary),
+        pa.array(np.asarray(kind, dtype=np.uint8)),
+        pa.array(np.asarray(side, dtype=np.int8)),
+        pa.array(np.asarray(price, dtype=np.float64)),
+        pa.array(np.asarray(qty, dtype=np.float64)),
+        orders_arr,
+        pa.array(np.asarray(seq, dtype=np.int64)),
+    ]
+    cols += [pa.nulls(n, type=schema.field(i).type) for i in range(len(cols), len(schema))]
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def int64_view(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Timestamps (or any 64-bit column) as an int64 NumPy array without copying where possible."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.view(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+_CANONICAL = {
+    "market": MARKET_FIELDS,
+    "orders": ORDERS_FIELDS,
+    "fills": FILLS_FIELDS,
+    "pnl": PNL_FIELDS,
+}
+
+
+def canonical_fields(kind: str) -> list[pa.Field] | None:
+    return _CANONICAL.get(kind)
+
+
+def guess_kind(schema: pa.Schema) -> str | None:
+    """Infer the stream kind of a foreign (non-sq) schema from its columns."""
+    names = set(schema.names)
+    if {"kind", "side", "price", "qty", "symbol", "ts"} <= names:
+        return "market"
+    if {"bid_px_0", "ask_px_0", "symbol", "ts"} <= names:
+        return "book"
+    if {"client_order_id", "event"} <= names:
+        return "orders"
+    if {"trade_id", "liquidity"} <= names:
+        return "fills"
+    if {"position", "realized", "unrealized"} <= names:
+        return "pnl"
+    return None
+
+
+def conform(batch: pa.RecordBatch, kind: str, target: pa.Schema) -> pa.RecordBatch:
+    """Cast a batch to the canonical column types of `target`, keeping extra columns.
+
+    Raises KeyError naming the first required column that is missing, and pyarrow errors on
+    columns that cannot be cast (callers turn both into exit 65).
+    """
+    required = {f.name for f in (_CANONICAL.get(kind) or [])}
+    cols = []
+    fields = []
+    for f in target:
+        if f.name not in batch.schema.names:
+            if f.name in required and not f.nullable:
+                raise KeyError(f.name)
+            cols.append(pa.nulls(batch.num_rows, type=f.type))
+            fields.append(f)
+            continue
+        col = batch.column(f.name)
+        if not col.type.equals(f.type):
+            if pa.types.is_dictionary(f.type) and not pa.types.is_dictionary(col.type):
+                col = col.cast(pa.string()).dictionary_encode()
+                col = col.cast(f.type)
+            elif pa.types.is_dictionary(f.type) and pa.types.is_dictionary(col.type):
+                col = col.cast(pa.string()).dictionary_encode().cast(f.type)
+            elif pa.types.is_timestamp(f.type) and pa.types.is_timestamp(col.type):
+                col = col.cast(f.type)
+            else:
+                col = col.cast(f.type)
+        cols.append(col)
+        fields.append(f)
+    for name in batch.schema.names:
+        if name not in target.names:
+            cols.append(batch.column(name))
+            fields.append(batch.schema.field(name))
+    return pa.RecordBatch.from_arrays(cols, schema=pa.schema(fields, metadata=target.metadata))
+
+
+def asdict_instrument(i: Instrument) -> dict[str, Any]:  # pragma: no cover - debugging aid
+    return asdict(i)

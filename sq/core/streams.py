@@ -1,0 +1,566 @@
+"""Reading and writing sq streams: Arrow IPC on pipes, Parquet/Arrow files on disk (ARCHITECTURE §3, §8a).
+
+Writers
+  * Arrow IPC stream to stdout: the schema is flushed at once (a 0-row batch), every batch is
+    flushed, and a trailer (a 0-row batch whose custom metadata says `sq.end = ok` and the row
+    count) is written only on success — so a killed writer is detectable downstream.
+  * `-o FILE.parquet|.arrow|.jsonl`: written to a temp file beside the target and renamed on
+    success, so a killed writer never leaves a corrupt file under the final name.
+  * `jsonl` and `table` text formats for people and scripts.
+
+Readers accept Parquet files, directories / globs / hive-partitioned datasets, Arrow IPC files,
+and Arrow IPC streams (stdin or file). A stream of the wrong kind, a truncated sq stream, a
+corrupt stream or text on stdin raise `DataError` (exit 65); a missing file `NoInputError` (66).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from sq.core import schemas as S
+from sq.core.environment import Environment
+from sq.core.exits import DataError, NoInputError, UsageError
+
+FORMATS = ("auto", "arrow", "parquet", "jsonl", "table")
+PARQUET_MAGIC = b"PAR1"
+ARROW_FILE_MAGIC = b"ARROW1"
+IPC_CONTINUATION = b"\xff\xff\xff\xff"
+
+
+# ----------------------------------------------------------------------------------------------
+# output format resolution
+
+
+def resolve_format(env: Environment, fmt: str, output: str | None) -> str:
+    """Decide the concrete output format from --format, -o and whether stdout is a terminal."""
+    fmt = (fmt or "auto").lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if fmt == "auto":
+        if output:
+            suffix = Path(output).suffix.lower()
+            if suffix in (".parquet", ".pq"):
+                return "parquet"
+            if suffix in (".arrow", ".ipc", ".feather"):
+                return "arrow"
+            if suffix in (".jsonl", ".ndjson", ".json"):
+                return "jsonl"
+            raise UsageError(f"-o {output}: cannot tell the format from the suffix; use .parquet, .arrow or .jsonl, or --format")
+        return "table" if env.stdout_isatty else "arrow"
+    if output is None and env.stdout_isatty and fmt in ("arrow", "parquet"):
+        raise UsageError(f"refusing to write binary {fmt} data to a terminal; pipe it or use -o FILE")
+    return fmt
+
+
+# ----------------------------------------------------------------------------------------------
+# writers
+
+
+class StreamWriter:
+    """Writes one stream kind to stdout or a file in one format; use as a context manager.
+
+    On a clean exit the stream is finished (trailer / rename); on an exception it is aborted
+    (no trailer, temp file removed) so downstream readers and the file system never see a
+    short stream passed off as complete.
+    """
+
+    def __init__(
+        self,
+        env: Environment,
+        schema: pa.Schema,
+        *,
+        output: str | None = None,
+        fmt: str = "auto",
+        table_columns: list[str] | None = None,
+    ):
+        self.env = env
+        self.schema = schema
+        self.kind = S.stream_kind(schema) or "market"
+        self.output = output
+        self.format = resolve_format(env, fmt, output)
+        if self.format == "table" and output:
+            raise UsageError("--format table writes to the terminal; drop -o or choose parquet/arrow/jsonl")
+        self.rows = 0
+        self.batches = 0
+        self._closed = False
+        self._tmp: str | None = None
+        self._sink: IO[bytes] | None = None
+        self._ipc = None
+        self._pq = None
+        self._table_columns = table_columns
+        self._header_done = False
+        self._open()
+
+    # -- setup
+    def _open(self) -> None:
+        if self.output:
+            target = Path(self.output)
+            if target.parent and not target.parent.exists():
+                raise NoInputError(f"-o {self.output}: directory {str(target.parent)!r} does not exist")
+            self._tmp = str(target.parent / f".{target.name}.{os.getpid()}.tmp")
+            self._sink = open(self._tmp, "wb")
+        else:
+            self._sink = self.env.stdout
+        if self.format == "arrow":
+            if self.output:
+                opts = ipc.IpcWriteOptions(emit_dictionary_deltas=True)
+                self._ipc = ipc.new_file(self._sink, self.schema, options=opts)
+            else:
+                self._ipc = ipc.new_stream(self._sink, self.schema)
+                # flush the schema at once: readers otherwise block until the first batch
+                self._ipc.write_batch(_empty_batch(self.schema))
+                self._flush()
+        elif self.format == "parquet":
+            md = dict(self.schema.metadata or {})
+            md[S.META_END] = b"ok"
+            self._pq = pq.ParquetWriter(self._sink, self.schema.with_metadata(md), compression="zstd")
+        self._pq_pending: list[pa.RecordBatch] = []
+        self._pq_pending_rows = 0
+
+    def _flush(self) -> None:
+        if self._sink is not None and not self.output:
+            self._sink.flush()
+
+    # -- writing
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Write one batch (flushed at once on pipes; batched harder for files)."""
+        if batch.num_rows == 0:
+            return
+        if not batch.schema.equals(self.schema, check_metadata=False):
+            batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.schema)
+        self.rows += batch.num_rows
+        self.batches += 1
+        if self.format == "arrow":
+            self._ipc.write_batch(batch)
+            self._flush()
+        elif self.format == "parquet":
+            self._pq_pending.append(batch)
+            self._pq_pending_rows += batch.num_rows
+            if self._pq_pending_rows >= 1_000_000:
+                self._flush_parquet()
+        elif self.format == "jsonl":
+            self._sink.write(batch_to_jsonl(batch))
+            self._flush()
+        elif self.format == "table":
+            self._write_table(batch)
+
+    def _flush_parquet(self) -> None:
+        if self._pq_pending:
+            table = pa.Table.from_batches(self._pq_pending, schema=self.schema)
+            table = table.unify_dictionaries()
+            self._pq.write_table(table, row_group_size=1_000_000)
+            self._pq_pending = []
+            self._pq_pending_rows = 0
+
+    def _write_table(self, batch: pa.RecordBatch) -> None:
+        cols = self._table_columns or [n for n in batch.schema.names][:12]
+        text = render_text_rows(batch.select(cols), header=not self._header_done)
+        self._header_done = True
+        out = self._sink
+        out.write(text.encode())
+        out.flush()
+
+    # -- finishing
+    def close(self, ok: bool = True) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if ok:
+                if self.format == "arrow":
+                    trailer = {S.META_END: b"ok", S.META_ROWS: str(self.rows).encode()}
+                    self._ipc.write_batch(_empty_batch(self.schema), custom_metadata=trailer)
+                    self._ipc.close()
+                    self._flush()
+                elif self.format == "parquet":
+                    self._flush_parquet()
+                    self._pq.close()
+                if self.output:
+                    self._sink.flush()
+                    os.fsync(self._sink.fileno())
+                    self._sink.close()
+                    os.replace(self._tmp, self.output)
+                    self._tmp = None
+                elif self.format == "parquet":
+                    self._sink.flush()
+            else:
+                self._abort()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        if self.output and self._sink is not None:
+            try:
+                self._sink.close()
+            except Exception:
+                pass
+        if self._tmp:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+            self._tmp = None
+
+    def __enter__(self) -> "StreamWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close(ok=True)
+        elif issubclass(exc_type, (BrokenPipeError,)) or _is_epipe(exc):
+            self._closed = True  # nothing more can be written downstream
+        else:
+            self.close(ok=False)
+
+
+def _is_epipe(exc: BaseException | None) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno == errno.EPIPE
+
+
+def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
+
+
+def batch_to_jsonl(batch: pa.RecordBatch) -> bytes:
+    """JSON Lines, one object per row; timestamps as ISO-8601 strings with nanoseconds."""
+    cols = {}
+    for name, col in zip(batch.schema.names, batch.columns):
+        t = col.type
+        if pa.types.is_timestamp(t):
+            cols[name] = col.cast(pa.string()).to_pylist()
+        elif pa.types.is_dictionary(t):
+            cols[name] = col.cast(pa.string()).to_pylist()
+        else:
+            cols[name] = col.to_pylist()
+    names = list(cols)
+    out = io.StringIO()
+    for i in range(batch.num_rows):
+        row = {n: _json_value(cols[n][i]) for n in names}
+        out.write(json.dumps(row, separators=(",", ":")))
+        out.write("\n")
+    return out.getvalue().encode()
+
+
+def _json_value(v):
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
+def render_text_rows(batch: pa.RecordBatch, *, header: bool) -> str:
+    """Plain aligned text rows for --format table on pipes and the demo (no ANSI codes)."""
+    names = batch.schema.names
+    values = []
+    for name, col in zip(names, batch.columns):
+        t = col.type
+        if pa.types.is_timestamp(t):
+            vals = [s[11:23] if s else "" for s in col.cast(pa.string()).to_pylist()]
+        elif pa.types.is_dictionary(t):
+            vals = col.cast(pa.string()).to_pylist()
+        elif pa.types.is_floating(t):
+            vals = ["" if v is None or v != v else f"{v:.6g}" for v in col.to_pylist()]
+        else:
+            vals = ["" if v is None else str(v) for v in col.to_pylist()]
+        values.append(vals)
+    widths = [max([len(n)] + [len(v) for v in vals]) for n, vals in zip(names, values)]
+    lines = []
+    if header:
+        lines.append("  ".join(n.rjust(w) for n, w in zip(names, widths)))
+    for i in range(batch.num_rows):
+        lines.append("  ".join(vals[i].rjust(w) for vals, w in zip(values, widths)))
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# readers
+
+
+@dataclass
+class StreamSource:
+    """An opened input: its kind, schema, instruments, and a batch iterator (conformed)."""
+
+    kind: str
+    schema: pa.Schema
+    instruments: dict[str, S.Instrument]
+    _iter: Iterator[pa.RecordBatch]
+    names: list[str] = field(default_factory=list)
+    from_sq: bool = True
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        return self._iter
+
+
+def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, want: str | tuple[str, ...]) -> StreamSource:
+    """Open the command's INPUT arguments (or stdin) as one source of stream kind `want`."""
+    wants = (want,) if isinstance(want, str) else tuple(want)
+    inputs = list(inputs or [])
+    if not inputs:
+        if env.stdin_isatty:
+            raise UsageError("no input: give a file or dataset, or pipe a stream into stdin (e.g. sq subscribe SIM:DEMO | …)")
+        inputs = ["-"]
+    parts: list[_Part] = []
+    for item in inputs:
+        parts.extend(_expand(env, item))
+    if not parts:
+        raise NoInputError(f"no Parquet or Arrow files found in {', '.join(inputs)}")
+    first = parts[0].open()
+    kind, from_sq = _check_kind(first.schema, first.name, wants)
+    instruments = S.schema_instruments(first.schema)
+    target = _target_schema(kind, first.schema)
+
+    def generate() -> Iterator[pa.RecordBatch]:
+        nonlocal instruments
+        opened: _Opened | None = first
+        idx = 0
+        while True:
+            assert opened is not None
+            if opened is not first:
+                k, _ = _check_kind(opened.schema, opened.name, wants)
+                if k != kind:
+                    raise DataError(f"{opened.name}: a {k} stream mixed into {kind} input")
+                instruments.update(S.schema_instruments(opened.schema))
+            for batch in opened.batches:
+                if batch.num_rows == 0:
+                    continue
+                try:
+                    yield S.conform(batch, kind, target)
+                except KeyError as e:
+                    raise DataError(f"{opened.name}: {kind} stream lacks required column {e.args[0]!r}") from None
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                    raise DataError(f"{opened.name}: column types do not fit the {kind} schema: {_first_line(e)}") from None
+            idx += 1
+            if idx >= len(parts):
+                return
+            opened = parts[idx].open()
+
+    return StreamSource(kind, target, instruments, generate(), [p.name for p in parts], from_sq)
+
+
+def _target_schema(kind: str, schema: pa.Schema) -> pa.Schema:
+    fields = S.canonical_fields(kind)
+    if fields is None:  # book streams: columns vary with depth; keep as is, canonical types for ts/symbol
+        fields = [pa.field(f.name, S.TS) if f.name == "ts" else pa.field(f.name, S.SYMBOL) if f.name == "symbol" else f for f in schema]
+    md = dict(schema.metadata or {})
+    md[S.META_STREAM] = kind.encode()
+    md.setdefault(S.META_VERSION, S.SCHEMA_VERSION.encode())
+    return pa.schema(fields, metadata=md)
+
+
+def _check_kind(schema: pa.Schema, name: str, wants: tuple[str, ...]) -> tuple[str, bool]:
+    kind = S.stream_kind(schema)
+    from_sq = kind is not None
+    if kind is None:
+        kind = S.guess_kind(schema)
+        if kind is None:
+            raise DataError(f"{name}: not an sq stream and its columns match no stream kind (columns: {', '.join(schema.names[:8])})")
+    if kind not in wants:
+        raise DataError(f"{name}: got a {kind} stream, but this command reads {' or '.join(wants)} streams")
+    return kind, from_sq
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+@dataclass
+class _Opened:
+    name: str
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
+
+
+@dataclass
+class _Part:
+    name: str
+    path: str | None  # None = stdin
+    env: Environment
+
+    def open(self) -> _Opened:
+        if self.path is None:
+            return _open_ipc_stream(_stdin_reader(self.env), "stdin", self.env)
+        return _open_file(self.path, self.env)
+
+
+def _expand(env: Environment, item: str) -> list[_Part]:
+    if item == "-":
+        return [_Part("stdin", None, env)]
+    p = Path(item)
+    if p.is_dir():
+        files = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix in (".parquet", ".arrow", ".ipc") and not f.name.startswith("."))
+        return [_Part(f, f, env) for f in files]
+    if any(ch in item for ch in "*?["):
+        files = sorted(f for f in glob.glob(item, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise NoInputError(f"no files match {item!r}")
+        return [_Part(f, f, env) for f in files]
+    if not p.exists():
+        raise NoInputError(f"input file not found: {item}")
+    return [_Part(item, item, env)]
+
+
+def _stdin_reader(env: Environment) -> IO[bytes]:
+    return env.stdin
+
+
+def _open_file(path: str, env: Environment) -> _Opened:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise NoInputError(f"cannot read {path}: {e.strerror}") from None
+    if head[:4] == PARQUET_MAGIC:
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"{path}: corrupt Parquet file: {_first_line(e)}") from None
+        schema = pf.schema_arrow
+        md = schema.metadata or {}
+        if S.META_STREAM in md and md.get(S.META_END) != b"ok":
+            raise DataError(f"{path}: Parquet file from sq was not finished (no sq.end marker)")
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            try:
+                for b in pf.iter_batches(batch_size=262_144):
+                    yield b
+            except (pa.ArrowInvalid, OSError) as e:
+                raise DataError(f"{path}: corrupt Parquet data: {_first_line(e)}") from None
+
+        return _Opened(path, schema, gen())
+    if head[:6] == ARROW_FILE_MAGIC:
+        try:
+            reader = ipc.open_file(path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DataError(f"{path}: corrupt or truncated Arrow file: {_first_line(e)}") from None
+        schema = reader.schema
+
+        def gen_file() -> Iterator[pa.RecordBatch]:
+            try:
+                for i in range(reader.num_record_batches):
+                    yield reader.get_batch(i)
+            except (pa.ArrowInvalid, OSError) as e:
+                raise DataError(f"{path}: corrupt Arrow file: {_first_line(e)}") from None
+
+        return _Opened(path, schema, gen_file())
+    return _open_ipc_stream(open(path, "rb"), path, env)
+
+
+def _describe_garbage(head: bytes) -> str:
+    if not head:
+        return "it is empty"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"it starts with bytes {head[:8].hex(' ')}"
+    first = text.splitlines()[0][:40] if text.strip() else ""
+    kind = "CSV text" if "," in first else "text"
+    return f"it looks like {kind} ({first!r})"
+
+
+def _open_ipc_stream(src: IO[bytes], name: str, env: Environment) -> _Opened:
+    head = b""
+    peek = getattr(src, "peek", None)
+    if peek is not None:
+        try:
+            head = peek(8)[:8]
+        except (OSError, ValueError):
+            head = b""
+    if peek is not None and (not head or (head[:4] != IPC_CONTINUATION and head[:4] not in (PARQUET_MAGIC,))):
+        raise DataError(f"{name} is not an Arrow IPC stream: {_describe_garbage(head)}")
+    if head[:4] == PARQUET_MAGIC:
+        if name == "stdin":
+            data = src.read()
+            return _open_buffer_parquet(data, name)
+    try:
+        reader = ipc.open_stream(src)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{name} is not an Arrow IPC stream: {_first_line(e)}") from None
+    schema = reader.schema
+    is_sq = S.stream_kind(schema) is not None
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        ended = False
+        while True:
+            try:
+                batch, md = reader.read_next_batch_with_custom_metadata()
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, OSError) as e:
+                raise DataError(f"{name}: corrupt or truncated Arrow stream: {_first_line(e)}") from None
+            if md is not None and md.get(S.META_END) == b"ok":
+                ended = True
+                continue
+            if ended and batch.num_rows:
+                raise DataError(f"{name}: data after the end-of-stream trailer")
+            yield batch
+        if is_sq and not ended:
+            raise DataError(f"{name}: stream truncated (the writer stopped before its sq.end trailer)")
+        if not is_sq:
+            env.warn(f"{name}: stream not written by sq; its end could not be verified")
+
+    return _Opened(name, schema, gen())
+
+
+def _open_buffer_parquet(data: bytes, name: str) -> _Opened:
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{name}: corrupt Parquet data: {_first_line(e)}") from None
+    return _Opened(name, pf.schema_arrow, iter(pf.iter_batches(batch_size=262_144)))
+
+
+# ----------------------------------------------------------------------------------------------
+# symbol codes shared by consumers
+
+
+class SymbolRegistry:
+    """Maps symbol strings to dense int32 ids across batches whose dictionaries differ."""
+
+    def __init__(self, symbols: list[str] | None = None):
+        self.symbols: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._cache_dict: pa.Array | None = None
+        self._cache_map: np.ndarray | None = None
+        for s in symbols or []:
+            self.id(s)
+
+    def id(self, symbol: str) -> int:
+        i = self._ids.get(symbol)
+        if i is None:
+            i = len(self.symbols)
+            self._ids[symbol] = i
+            self.symbols.append(symbol)
+        return i
+
+    def codes(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Global int32 ids for a dictionary (or string) column, without per-row Python work."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if not pa.types.is_dictionary(column.type):
+            column = column.cast(pa.string()).dictionary_encode()
+        dictionary = column.dictionary
+        if self._cache_dict is None or not dictionary.equals(self._cache_dict):
+            self._cache_map = np.array([self.id(s) for s in dictionary.to_pylist()], dtype=np.int32)
+            self._cache_dict = dictionary
+        idx = column.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        return self._cache_map[idx] if len(idx) else np.zeros(0, dtype=np.int32)
+
+    def dictionary(self) -> pa.Array:
+        return S.symbol_dictionary(self.symbols)
+
+
+def instruments_for(symbols: list[str], known: Mapping[str, S.Instrument]) -> dict[str, S.Instrument]:
+    return {s: known[s] for s in symbols if s in known}
