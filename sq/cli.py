@@ -99,6 +99,10 @@ class SqGroup(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         extra.setdefault("obj", None)
+        if os.environ.get("_SQ_COMPLETE"):  # shell completion: `_SQ_COMPLETE=source_bash sq`
+            from typer._completion_classes import completion_init
+
+            completion_init()
         stderr = sys.stderr
         try:
             rv = super().main(args=args, prog_name=prog_name or "sq", complete_var=complete_var, standalone_mode=False, **extra)

@@ -142,6 +142,8 @@ class StreamWriter:
         self.rows += batch.num_rows
         self.batches += 1
         if self.format == "arrow":
+            if self.output:  # IPC files allow dictionary deltas, not replacements
+                batch = self._stable_dictionaries(batch)
             self._ipc.write_batch(batch)
             self._flush()
         elif self.format == "parquet":
@@ -154,6 +156,28 @@ class StreamWriter:
             self._flush()
         elif self.format == "table":
             self._write_table(batch)
+
+    def _stable_dictionaries(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Re-encode dictionary columns against one growing per-file dictionary."""
+        if not hasattr(self, "_dicts"):
+            self._dicts: dict[int, tuple[list, dict]] = {}
+        cols = list(batch.columns)
+        for i, col in enumerate(cols):
+            if not pa.types.is_dictionary(col.type):
+                continue
+            values, index = self._dicts.setdefault(i, ([], {}))
+            local = col.dictionary.to_pylist()
+            remap = np.empty(len(local), dtype=np.int32)
+            for j, v in enumerate(local):
+                k = index.get(v)
+                if k is None:
+                    k = index[v] = len(values)
+                    values.append(v)
+                remap[j] = k
+            idx = col.indices.to_numpy(zero_copy_only=False)
+            codes = remap[idx.astype(np.int64)] if len(idx) else np.zeros(0, dtype=np.int32)
+            cols[i] = pa.DictionaryArray.from_arrays(pa.array(codes, type=col.type.index_type), pa.array(values, type=col.type.value_type))
+        return pa.RecordBatch.from_arrays(cols, schema=self.schema)
 
     def _flush_parquet(self) -> None:
         if self._pq_pending:
@@ -178,11 +202,13 @@ class StreamWriter:
         self._closed = True
         try:
             if ok:
-                if self.format == "arrow":
+                if self.format == "arrow" and not self.output:
                     trailer = {S.META_END: b"ok", S.META_ROWS: str(self.rows).encode()}
                     self._ipc.write_batch(_empty_batch(self.schema), custom_metadata=trailer)
                     self._ipc.close()
                     self._flush()
+                elif self.format == "arrow":
+                    self._ipc.close()
                 elif self.format == "parquet":
                     self._flush_parquet()
                     self._pq.close()
@@ -201,6 +227,13 @@ class StreamWriter:
             raise
 
     def _abort(self) -> None:
+        for w in (self._pq, self._ipc if self.output else None):
+            if w is not None:
+                try:
+                    w.close()  # releases the writer; its file is deleted below
+                except Exception:
+                    pass
+        self._pq = None
         if self.output and self._sink is not None:
             try:
                 self._sink.close()
@@ -427,10 +460,7 @@ def _open_file(path: str, env: Environment) -> _Opened:
             pf = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as e:
             raise DataError(f"{path}: corrupt Parquet file: {_first_line(e)}") from None
-        schema = pf.schema_arrow
-        md = schema.metadata or {}
-        if S.META_STREAM in md and md.get(S.META_END) != b"ok":
-            raise DataError(f"{path}: Parquet file from sq was not finished (no sq.end marker)")
+        schema = pf.schema_arrow  # a readable footer means the file was finished (written last)
 
         def gen() -> Iterator[pa.RecordBatch]:
             try:
@@ -463,6 +493,8 @@ def _describe_garbage(head: bytes) -> str:
         return "it is empty"
     try:
         text = head.decode("utf-8")
+        if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
+            raise UnicodeDecodeError("utf-8", head, 0, 1, "control bytes")
     except UnicodeDecodeError:
         return f"it starts with bytes {head[:8].hex(' ')}"
     first = text.splitlines()[0][:40] if text.strip() else ""
