@@ -30,3 +30,5 @@ def env_of(ctx: typer.Context):
 
     obj = ctx.find_root().obj
     return obj if isinstance(obj, Environment) else Environment()
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]

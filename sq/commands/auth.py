@@ -1,0 +1,44 @@
+"""`sq auth zerodha|binance|status`: log in / store and verify keys, or show every venue's state."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from sq.commands._options import JsonOption, env_of
+
+HELP = """Log in to a venue and store its credentials (files 0600), or show what is stored.
+
+Zerodha logs in with user id + password + TOTP when they are configured (ZKITE_* variables,
+.env or the config), or through the official redirect flow with --manual. Binance stores and
+verifies an API key and secret (BINANCE_API_KEY / BINANCE_API_SECRET or a prompt on a terminal).
+Secrets are never printed: `status` shows masked keys.
+
+Examples:
+
+  sq auth zerodha
+
+  sq auth zerodha --manual
+
+  sq auth binance --testnet
+
+  sq auth status --json
+"""
+
+
+def auth(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="zerodha, binance, or status.", metavar="zerodha|binance|status")],
+    manual: Annotated[bool, typer.Option("--manual", help="Zerodha: the browser redirect flow instead of TOTP auto-login.")] = False,
+    testnet: Annotated[bool, typer.Option("--testnet", help="Binance: use the spot/futures testnets.")] = False,
+    ed25519_key: Annotated[Optional[str], typer.Option("--ed25519-key", help="Binance: sign with this Ed25519 private key file.", show_default=False)] = None,
+    json_out: JsonOption = False,
+) -> None:
+    from sq.core.auth import run_auth
+
+    run_auth(env_of(ctx), target, manual=manual, testnet=testnet, ed25519_key=ed25519_key, json_out=json_out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="auth", help=HELP)(auth)

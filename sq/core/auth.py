@@ -1,0 +1,62 @@
+"""Behind `sq auth`: dispatch to the venue's auth module and render its summary.
+
+Each real venue package has `auth.login(env, config, options: AuthOptions) -> dict` and
+`auth.status(env, config) -> dict`; the dicts hold only printable, already-masked values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sq.core.environment import Environment
+from sq.core.exits import UsageError
+
+AUTH_VENUES = ("zerodha", "binance")
+
+
+@dataclass(frozen=True)
+class AuthOptions:
+    manual: bool = False
+    testnet: bool = False
+    ed25519_key: str | None = None
+
+
+def run_auth(env: Environment, target: str, *, manual: bool, testnet: bool, ed25519_key: str | None, json_out: bool) -> None:
+    from sq.core.config import load_config
+    from sq.venues.registry import venue_module
+
+    target = target.strip().lower()
+    config = load_config(env)
+    if target == "status":
+        summary = {v: _status(env, config, v) for v in AUTH_VENUES}
+    elif target in AUTH_VENUES:
+        module = venue_module(target, "auth")
+        summary = {target: module.login(env, config, AuthOptions(manual, testnet, ed25519_key))}
+    else:
+        raise UsageError(f"sq auth takes zerodha, binance or status; got {target!r}")
+    _render(env, summary, json_out)
+
+
+def _status(env: Environment, config, venue: str) -> dict:
+    from sq.venues.registry import venue_module
+
+    try:
+        module = venue_module(venue, "auth")
+    except UsageError as e:
+        return {"state": "unavailable", "detail": e.message}
+    return module.status(env, config)
+
+
+def _render(env: Environment, summary: dict, json_out: bool) -> None:
+    if json_out or not env.stdout_isatty:
+        env.stdout.write((json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n").encode())
+        env.stdout.flush()
+        return
+    from rich.table import Table
+
+    table = Table("venue", "key", "value", title="sq auth")
+    for venue, info in summary.items():
+        for i, (k, v) in enumerate(sorted(info.items())):
+            table.add_row(venue if i == 0 else "", k, str(v))
+    env.console().print(table)

@@ -1,0 +1,55 @@
+"""The exit-status enum and the one exception→status mapping, pinned (ARCHITECTURE §4)."""
+
+from __future__ import annotations
+
+import errno
+import io
+
+import pytest
+import typer
+
+from sq.cli import PipeClosed, exit_status_for, report_error
+from sq.core import exits as X
+
+
+def test_enum_values_are_the_documented_sysexits():
+    assert {s.name: int(s) for s in X.ExitStatus} == {
+        "OK": 0, "DIFFERENCES": 1, "USAGE": 2, "DATA_ERR": 65, "NO_INPUT": 66, "UNAVAILABLE": 69,
+        "SOFTWARE": 70, "TEMP_FAIL": 75, "NO_PERM": 77, "CONFIG": 78, "INTERRUPTED": 130,
+    }
+
+
+@pytest.mark.parametrize(
+    "exc, status",
+    [
+        (X.UsageError("u"), 2),
+        (X.DataError("d"), 65),
+        (X.NoInputError("n"), 66),
+        (X.VenueUnavailable("v"), 69),
+        (X.TempFailure("t"), 75),
+        (X.AuthError("a"), 77),
+        (X.ConfigError("c"), 78),
+        (KeyboardInterrupt(), 130),
+        (BrokenPipeError(), 0),
+        (OSError(errno.EPIPE, "pipe"), 0),
+        (PipeClosed(), 0),
+        (typer.Exit(3), 3),
+        (RuntimeError("bug"), 70),
+    ],
+)
+def test_exception_to_status(exc, status):
+    assert int(exit_status_for(exc)) == status
+
+
+def test_report_is_one_line_without_traceback():
+    err = io.StringIO()
+    code = report_error(X.DataError("row 7: price is NaN\nsecond line"), None, err)
+    assert code == 65
+    assert err.getvalue() == "sq: error: row 7: price is NaN second line\n"
+
+
+def test_internal_error_hints_at_debug():
+    err = io.StringIO()
+    assert report_error(ValueError("oops"), None, err) == 70
+    text = err.getvalue()
+    assert text.count("\n") == 1 and "--debug" in text and "Traceback" not in text
