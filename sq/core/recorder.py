@@ -1,0 +1,534 @@
+"""`sq record`'s engine: market batches → a hive-partitioned Parquet dataset, plus a pipe pass-through.
+
+Layout (ARCHITECTURE §7): `DIR/venue=<venue>/symbol=<SYMBOL, url-encoded>/date=YYYY-MM-DD/part-<start-ns>-<n>.parquet`,
+with the date of the event `ts` in UTC. polars (`pl.read_parquet(DIR)`, `pl.scan_parquet(DIR/**/*.parquet)`),
+pyarrow datasets, DuckDB and Spark read it directly, and so does `sq.core.streams.open_input`.
+
+Files and their life:
+  * A file is written under a hidden temp name (`.part-….parquet.inprogress`) and *sealed* — footer
+    written, fsync'ed, renamed to its final name — on rotation, on SIGINT/SIGTERM (`stop()`), or at
+    the end. A sealed file is always a complete Parquet file; a killed recorder leaves at most
+    hidden temp files, never a corrupt file under a final name.
+  * Rotation is by data time: rows go to the file of the `--rotate` window (aligned to the epoch)
+    of their message's first `ts`; a message (same symbol and seq) never straddles two files.
+    Files of other symbols whose window has passed are sealed too, so a quiet symbol's data
+    reaches disk as soon as the clock moves on.
+  * Each file carries the market schema's metadata (`sq.stream`, `sq.schema_version`,
+    `sq.instruments` of its symbol) and `sq.end = ok`, which `open_input` checks. The `symbol`
+    column is stored as plain string (Parquet dictionary-encodes it anyway): the stream's
+    dictionary type clashes with the hive `symbol=` partition column in pyarrow datasets.
+
+Pass-through (ARCHITECTURE §8a): when given a sink, every batch is also handed to a writer thread
+through a bounded queue and written as the Arrow market stream. When downstream closes the pipe
+or falls so far behind that the queue overflows, the pass-through is closed with a warning
+(without the end-of-stream trailer, so downstream knows it is short) — recording to disk goes on,
+never silently thinned.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import select
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator, Mapping, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sq.core import schemas as S
+
+NS_PER_DAY = 86_400_000_000_000
+DEFAULT_ROTATE_NS = 3_600_000_000_000
+ROW_GROUP_ROWS = 262_144
+TEMP_SUFFIX = ".inprogress"
+
+
+class _Source(Protocol):
+    schema: pa.Schema
+    instruments: Mapping[str, S.Instrument]
+
+    def batches(self) -> Iterator[pa.RecordBatch]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RecordSummary:
+    """What a recording produced: counts per symbol, sealed files, bytes, pass-through outcome."""
+
+    events: int = 0
+    per_symbol: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    bytes: int = 0
+    elapsed_s: float = 0.0
+    passthrough: str = "off"  # off | ok | closed: <reason>
+    stopped_by: str | None = None  # the signal/reason given to stop(), None when the source ended
+
+    def line(self, out_dir: str) -> str:
+        syms = ", ".join(f"{s} {n}" for s, n in self.per_symbol.items())
+        pt = "" if self.passthrough in ("off", "ok") else f"; pass-through {self.passthrough}"
+        return (
+            f"recorded {self.events} events ({syms or 'no symbols'}) into {len(self.files)} "
+            f"file{'s' if len(self.files) != 1 else ''}, {_human_bytes(self.bytes)} under {out_dir} "
+            f"in {self.elapsed_s:.1f}s{pt}"
+        )
+
+
+def partition_dir(out_dir: str | os.PathLike, venue: str, symbol: str, day_ns: int) -> Path:
+    """`DIR/venue=…/symbol=…/date=YYYY-MM-DD` for an event whose ts falls in day `day_ns` (UTC midnight)."""
+    date = np.datetime64(int(day_ns), "ns").astype("datetime64[D]")
+    return Path(out_dir) / f"venue={venue}" / f"symbol={urllib.parse.quote(symbol, safe='')}" / f"date={date}"
+
+
+class _PartFile:
+    """One open Parquet file of one partition and rotation window, written under a temp name."""
+
+    def __init__(self, directory: Path, start_ns: int, window: int, schema: pa.Schema, n: int):
+        directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            name = f"part-{start_ns}-{n}.parquet"
+            if not (directory / name).exists() and not (directory / f".{name}{TEMP_SUFFIX}").exists():
+                break
+            n += 1
+        self.final = directory / name
+        self.tmp = directory / f".{name}{TEMP_SUFFIX}"
+        self.window = window
+        self.schema = schema
+        self.rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._sink = open(self.tmp, "wb")
+        self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd")
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self.rows += batch.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_batches(self._pending, schema=self.schema), row_group_size=ROW_GROUP_ROWS)
+            self._pending = []
+            self._pending_rows = 0
+
+    def seal(self) -> int:
+        """Write the footer, fsync, rename to the final name; return the file size."""
+        self.flush()
+        self._writer.close()
+        self._sink.flush()
+        os.fsync(self._sink.fileno())
+        self._sink.close()
+        os.replace(self.tmp, self.final)
+        _fsync_dir(self.final.parent)
+        return self.final.stat().st_size
+
+    def abort(self) -> None:
+        try:
+            self._sink.close()
+        except Exception:
+            pass
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+class Recorder:
+    """Record a market source into a hive-partitioned Parquet dataset, optionally passing it through.
+
+    `source` is a MarketSource (`schema`, `instruments`, `batches()`, `close()`); `passthrough` a
+    binary sink for the Arrow stream (None: no pass-through). `stop()` may be called from a signal
+    handler: it closes the source and makes `run()` seal everything after the current batch.
+    """
+
+    def __init__(
+        self,
+        source: _Source,
+        out_dir: str | os.PathLike,
+        *,
+        rotate_ns: int = DEFAULT_ROTATE_NS,
+        passthrough: IO[bytes] | None = None,
+        queue_size: int = 4096,
+        warn: Callable[[str], None] | None = None,
+        progress: Callable[[RecordSummary], None] | None = None,
+    ):
+        if rotate_ns <= 0:
+            raise ValueError("rotate_ns must be positive")
+        self.source = source
+        self.out_dir = Path(out_dir)
+        self.rotate_ns = int(rotate_ns)
+        self.warn = warn or (lambda msg: None)
+        self.progress = progress
+        self.summary = RecordSummary()
+        self._files: dict[tuple[str, str, int], _PartFile] = {}
+        self._seq_n = 0
+        self._stop_reason: str | None = None
+        self._schemas: dict[str, pa.Schema] = {}
+        self._pt = _PassThrough(passthrough, source.schema, queue_size, self.warn) if passthrough is not None else None
+
+    # -- control
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the recording to end cleanly (safe from a signal handler or another thread)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        try:
+            self.source.close()
+        except Exception:
+            pass
+
+    # -- main loop
+    def run(self) -> RecordSummary:
+        """Record until the source ends or `stop()` is called; seal every file; return the summary."""
+        t0 = time.monotonic()
+        last_progress = 0.0
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self._pt is not None:
+            self._pt.start()
+        ok = False
+        try:
+            for batch in self.source.batches():
+                if batch.num_rows:
+                    if self._pt is not None:
+                        self._pt.put(batch)
+                    self._record(batch)
+                if self.progress is not None and time.monotonic() - last_progress >= 0.25:
+                    last_progress = time.monotonic()
+                    self.summary.elapsed_s = last_progress - t0
+                    self.progress(self.summary)
+                if self._stop_reason is not None:
+                    break
+            ok = True
+        finally:
+            try:
+                self._seal_all()
+            finally:
+                if self._pt is not None:
+                    self.summary.passthrough = self._pt.finish(ok)
+                try:
+                    self.source.close()
+                except Exception:
+                    pass
+        self.summary.stopped_by = self._stop_reason
+        self.summary.elapsed_s = time.monotonic() - t0
+        return self.summary
+
+    # -- disk
+    def _file_schema(self, symbol: str) -> pa.Schema:
+        sch = self._schemas.get(symbol)
+        if sch is None:
+            base = self.source.schema
+            md = dict(base.metadata or {})
+            md[S.META_STREAM] = b"market"
+            md.setdefault(S.META_VERSION, S.SCHEMA_VERSION.encode())
+            inst = self.source.instruments.get(symbol)
+            if inst is not None:
+                md[S.META_INSTRUMENTS] = S.instruments_to_json({symbol: inst}).encode()
+            md[S.META_END] = b"ok"
+            fields = [pa.field("symbol", pa.string(), nullable=False) if f.name == "symbol" else f for f in base]
+            sch = pa.schema(fields, metadata=md)
+            self._schemas[symbol] = sch
+        return sch
+
+    def _venue(self, symbol: str) -> str:
+        inst = self.source.instruments.get(symbol)
+        if inst is not None and inst.venue:
+            return inst.venue
+        prefix = symbol.split(":", 1)[0].upper()
+        from sq.core.symbols import PREFIX_VENUE
+
+        return PREFIX_VENUE.get(prefix, prefix.lower() or "unknown")
+
+    def _record(self, batch: pa.RecordBatch) -> None:
+        sym_col = batch.column("symbol")
+        if pa.types.is_dictionary(sym_col.type):
+            codes = sym_col.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            names = sym_col.dictionary.to_pylist()
+        else:
+            enc = sym_col.cast(pa.string()).dictionary_encode()
+            codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            names = enc.dictionary.to_pylist()
+        ts = S.int64_view(batch.column("ts"))
+        seq = batch.column("seq").to_numpy(zero_copy_only=False)
+        n = batch.num_rows
+        # the first row of each message decides its window and date (a message never splits)
+        idx = np.arange(n)
+        starts = np.ones(n, dtype=bool)
+        starts[1:] = (codes[1:] != codes[:-1]) | (seq[1:] != seq[:-1])
+        first = np.maximum.accumulate(np.where(starts, idx, 0))
+        mts = ts[first]
+        window = mts // self.rotate_ns
+        day = (mts // NS_PER_DAY) * NS_PER_DAY
+        # group rows by (symbol, day), keeping order; a window change inside a group rotates
+        key = codes * (1 << 40) + (day // NS_PER_DAY)
+        str_symbol = sym_col.cast(pa.string())
+        plain = pa.RecordBatch.from_arrays(
+            [str_symbol if name == "symbol" else batch.column(name) for name in batch.schema.names],
+            names=batch.schema.names,
+        )
+        for k in _unique_in_order(key):
+            rows = np.flatnonzero(key == k)
+            code = int(codes[rows[0]])
+            symbol = names[code]
+            self.summary.per_symbol[symbol] = self.summary.per_symbol.get(symbol, 0) + len(rows)
+            w = window[rows]
+            # split where the window moves forward past the open file's window
+            bounds = np.flatnonzero(np.diff(w) > 0) + 1 if len(rows) > 1 else np.array([], dtype=np.int64)
+            for seg in np.split(rows, bounds):
+                self._write_segment(plain, seg, symbol, int(day[seg[0]]), int(window[seg[0]]), int(ts[seg[0]]))
+        self.summary.events += n
+        # seal files of every partition whose window the data clock has left behind
+        now_window = int(window.max())
+        for pkey, part in list(self._files.items()):
+            if part.window < now_window:
+                self._seal(pkey)
+
+    def _write_segment(self, plain: pa.RecordBatch, rows: np.ndarray, symbol: str, day_ns: int, window: int, start_ns: int) -> None:
+        venue = self._venue(symbol)
+        pkey = (venue, symbol, day_ns)
+        part = self._files.get(pkey)
+        if part is not None and window > part.window:
+            self._seal(pkey)
+            part = None
+        if part is None:
+            part = _PartFile(partition_dir(self.out_dir, venue, symbol, day_ns), start_ns, window, self._file_schema(symbol), self._seq_n)
+            self._seq_n += 1
+            self._files[pkey] = part
+        sub = plain.take(pa.array(rows)) if len(rows) != plain.num_rows else plain
+        part.write(pa.RecordBatch.from_arrays(sub.columns, schema=part.schema))
+
+    def _seal(self, pkey: tuple[str, str, int]) -> None:
+        part = self._files.pop(pkey)
+        try:
+            size = part.seal()
+        except BaseException:
+            part.abort()
+            raise
+        self.summary.files.append(str(part.final))
+        self.summary.bytes += size
+
+    def _seal_all(self) -> None:
+        err: BaseException | None = None
+        for pkey in list(self._files):
+            try:
+                self._seal(pkey)
+            except BaseException as e:  # seal the others anyway, report the first failure
+                err = err or e
+        if err is not None:
+            raise err
+
+
+def _unique_in_order(a: np.ndarray) -> list[int]:
+    _, first = np.unique(a, return_index=True)
+    return [int(a[i]) for i in sorted(first)]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _human_bytes(n: int) -> str:
+    x = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if x < 1024 or unit == "GB":
+            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.1f} {unit}"
+        x /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------------------------
+# pass-through
+
+
+class _Abandoned(Exception):
+    """The pass-through was given up (overflow or shutdown) while a write was waiting."""
+
+
+class PipeSink:
+    """A binary sink on a pipe fd whose writes can be abandoned: never blocks shutdown.
+
+    The fd is a dup of stdout switched to non-blocking mode; a write waits for room with `poll`
+    in short slices and gives up (raising) once `abandon()` has been called. The recorder uses it
+    so a stuck downstream can neither block the recording's end nor hang the interpreter's exit.
+    """
+
+    def __init__(self, fd: int):
+        self.fd = os.dup(fd)
+        os.set_blocking(self.fd, False)
+        self._abandon = threading.Event()
+        self.closed = False
+
+    def abandon(self) -> None:
+        self._abandon.set()
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        poller = select.poll()
+        poller.register(self.fd, select.POLLOUT)
+        while view:
+            if self._abandon.is_set():
+                raise _Abandoned()
+            try:
+                n = os.write(self.fd, view)
+            except BlockingIOError:
+                poller.poll(100)
+                continue
+            view = view[n:]
+        return total
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+
+    # pyarrow treats any object with write/flush/close as a file; these make it explicit
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        raise OSError("not seekable")
+
+
+_END = object()
+
+
+class _PassThrough:
+    """The writer thread: batches from a bounded queue → an Arrow IPC stream with an sq trailer."""
+
+    def __init__(self, sink: IO[bytes], schema: pa.Schema, size: int, warn: Callable[[str], None]):
+        self.sink = sink
+        self.schema = schema
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, size))
+        self.size = size
+        self.warn = warn
+        self.closed_reason: str | None = None
+        self._thread = threading.Thread(target=self._run, name="sq-record-passthrough", daemon=True)
+        self._written_ok = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, batch: pa.RecordBatch) -> None:
+        if self.closed_reason is not None:
+            return
+        try:
+            self.q.put_nowait(batch)
+        except queue.Full:
+            self._close(f"downstream fell behind ({self.size} batches queued)")
+
+    def _close(self, reason: str) -> None:
+        if self.closed_reason is None:
+            self.closed_reason = reason
+            self.warn(f"pass-through closed: {reason}; recording to disk continues")
+            if hasattr(self.sink, "abandon"):
+                self.sink.abandon()
+            _drain(self.q)
+            try:
+                self.q.put_nowait(_END)
+            except queue.Full:  # pragma: no cover - just drained
+                pass
+
+    def _run(self) -> None:
+        import pyarrow.ipc as ipc
+
+        writer = None
+        rows = 0
+        try:
+            writer = ipc.new_stream(self.sink, self.schema)
+            writer.write_batch(_empty(self.schema))
+            _flush(self.sink)
+            while True:
+                item = self.q.get()
+                if item is _END:
+                    break
+                if self.closed_reason is not None:
+                    continue
+                writer.write_batch(pa.RecordBatch.from_arrays(item.columns, schema=self.schema))
+                _flush(self.sink)
+                rows += item.num_rows
+            if self.closed_reason is None:
+                writer.write_batch(_empty(self.schema), custom_metadata={S.META_END: b"ok", S.META_ROWS: str(rows).encode()})
+                writer.close()
+                _flush(self.sink)
+                self._written_ok = True
+        except BaseException as e:  # EPIPE, abandoned, or anything else: recording goes on
+            if self.closed_reason is None:
+                self._close("downstream closed the pipe" if _is_pipe_gone(e) else f"write failed: {e}")
+        finally:
+            if hasattr(self.sink, "abandon") and hasattr(self.sink, "close"):
+                self.sink.close()
+
+    def finish(self, ok: bool, timeout: float = 30.0) -> str:
+        """End the stream (trailer only when `ok` and nothing failed); return the outcome."""
+        if not ok and self.closed_reason is None:
+            self.closed_reason = "recording failed"
+            if hasattr(self.sink, "abandon"):
+                self.sink.abandon()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.q.put(_END, timeout=0.1)
+                break
+            except queue.Full:
+                if not self._thread.is_alive() or time.monotonic() > deadline:
+                    break
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            self._close("downstream did not drain the stream in time")
+            self._thread.join(1.0)
+        return "ok" if self._written_ok else f"closed: {self.closed_reason}"
+
+
+def _drain(q: queue.Queue) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _flush(sink: Any) -> None:
+    f = getattr(sink, "flush", None)
+    if f is not None:
+        f()
+
+
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
+
+
+def _is_pipe_gone(e: BaseException) -> bool:
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, (BrokenPipeError, ConnectionResetError)) or (isinstance(seen, OSError) and seen.errno in (errno.EPIPE, errno.ECONNRESET)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "Broken pipe" in str(e)
