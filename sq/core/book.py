@@ -1,0 +1,823 @@
+"""The L2 order book kernel: many symbols, int64 ticks, exact best bid/ask after every event.
+
+Layout (struct of arrays, one row per symbol id `s`; ARCHITECTURE §1, §5):
+
+* `qbuf` float64[...] — one flat buffer; symbol `s` owns a *window* of `W = ist[s, I_W]` ticks
+  starting at tick `ist[s, I_BASE]`: bid quantities at `qbuf[off : off+W]`, ask quantities at
+  `qbuf[off+W : off+2W]` with `off = ist[s, I_OFF]`. Index = tick − base, so two distinct prices
+  never share a slot (no `price mod 256`, reference §9.3 item 3). Every slot that is not a live
+  level holds exactly 0.0.
+* `ist` int64[S, NI] — per-symbol integers: window, best bid/ask ticks (`I_BB`, `I_BA`, valid
+  when the level counts `I_NB`/`I_NA` are > 0), the lowest touched bid / highest touched ask
+  (loose bounds, tightened when recentring), snapshot flag, counters and ring heads.
+* `fst` float64[S, NF] — per-symbol floats (tick size and features; see `sq.core.features`).
+* rings: `vw_*` [S, R] trades of the rolling VWAP window; `st_*` [S, 2, K] stale depth of top-N
+  venues; `pv_*` [S, 2, PV] the previous visible view of a top-N venue while a snapshot is built.
+* `last_row` float64[S, ncols] — the last emitted row per symbol (change detection).
+* `g` int64[NG] — stream-wide state: the pending (not yet complete) message, error counters and
+  the request a kernel makes of its Python caller (grow a window or a ring).
+
+Apply is O(1); the best level moves incrementally and is rescanned (from the old best, outward)
+only when the best level itself is deleted. A price outside the window re-centres it around the
+live levels (O(live span), rare because the window keeps ≥ 1/4 slack on each side); when the live
+span exceeds half the window the kernel returns `ST_GROW_BOOK` and `BookState.grow_window` doubles
+that symbol's window, after which the same event is applied again. Locked/crossed books are
+counted after each complete message and never repaired.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sq.core import features as F
+from sq.core.features import (
+    F_AGG,
+    F_LAST_PX,
+    F_MSG_TMAX,
+    F_MSG_TMIN,
+    F_TICK,
+    NF,
+)
+
+LEVEL, TRADE, CLEAR, SNAPSHOT_END, TICK = 1, 2, 3, 4, 5
+
+# per-symbol integer state (columns of `ist`)
+I_OFF = 0
+I_W = 1
+I_BASE = 2
+I_BB = 3
+I_BA = 4
+I_NB = 5
+I_NA = 6
+I_BLO = 7  # lowest bid tick touched since the side was last empty (≤ lowest live bid)
+I_AHI = 8  # highest ask tick touched since the side was last empty (≥ highest live ask)
+I_INSNAP = 9
+I_LASTTS = 10
+I_HASTS = 11
+I_NMSG = 12
+I_LASTEMIT = 13
+I_HASEMIT = 14
+I_VIEW = 15  # visible depth of a top-N venue; 0 = full depth
+I_VW_HEAD = 16
+I_VW_LEN = 17
+I_NST = 18  # 18 bid, 19 ask: stale levels held
+I_NPV = 20  # 20 bid, 21 ask: previous visible view saved at `clear`
+I_SNAPTS = 22  # ts of the last complete view (last-seen time of its levels)
+I_NVOL = 23  # number of mid returns folded into the volatility
+I_BASESET = 24
+NI = 25
+
+# stream-wide state (`g`)
+G_PEND = 0
+G_PSYM = 1
+G_PSEQ = 2
+G_PTS = 3
+G_PROW = 4
+G_LOCKED = 5
+G_CROSSED = 6
+G_XROW = 7  # global row ending the first locked/crossed message (-1: none)
+G_XSYM = 8
+G_BACK = 9  # events whose ts went backwards within their symbol
+G_BACKROW = 10
+G_BACKSYM = 11
+G_NEED_SYM = 12
+G_NEED_SPAN = 13
+G_MESSAGES = 14
+NG = 15
+
+# integer parameters (`ip`) and float parameters (`fp`)
+P_DEPTH = 0
+P_MODE = 1
+P_EVERY = 2
+P_INTERVAL = 3
+P_VWAP_WIN = 4
+P_STALE_AGE = 5
+NP = 6
+FP_VOL_ALPHA = 0
+
+MODE_NONE, MODE_CHANGE, MODE_EVERY, MODE_INTERVAL = 0, 1, 2, 3
+
+ST_OK, ST_GROW_BOOK, ST_GROW_VWAP = 0, 1, 2
+
+STALE_CAP = 64  # stale levels kept per side per symbol (oldest evicted beyond)
+VIEW_CAP = 64  # largest top-N view depth
+INITIAL_WINDOW = 4096
+MAX_WINDOW = 1 << 24
+INITIAL_VWAP_CAP = 256
+
+
+def n_columns(depth: int) -> int:
+    """Float columns of a book row: 4·depth levels, 8 features, 4 stale-depth columns."""
+    return 4 * depth + 8 + 4
+
+
+# ----------------------------------------------------------------------------------------------
+# book primitives
+
+
+@njit(cache=True)
+def _move(buf, src, dst, n):
+    """Move buf[src:src+n] to buf[dst:dst+n] (overlap-safe) and zero what the move vacated."""
+    if n <= 0 or src == dst:
+        return
+    if dst < src:
+        for k in range(n):
+            buf[dst + k] = buf[src + k]
+        lo = dst + n if dst + n > src else src
+        for k in range(lo, src + n):
+            buf[k] = 0.0
+    else:
+        for k in range(n - 1, -1, -1):
+            buf[dst + k] = buf[src + k]
+        hi = dst if dst < src + n else src + n
+        for k in range(src, hi):
+            buf[k] = 0.0
+
+
+@njit(cache=True)
+def recentre(qbuf, ist, g, s, t):
+    """Re-base symbol `s`'s window so that tick `t` and every live level fit, centred.
+
+    Returns ST_GROW_BOOK (with the needed span in `g`) when they span more than half the window.
+    """
+    w = ist[s, I_W]
+    off = ist[s, I_OFF]
+    nb = ist[s, I_NB]
+    na = ist[s, I_NA]
+    if nb == 0 and na == 0:
+        ist[s, I_BASE] = t - w // 2
+        ist[s, I_BASESET] = 1
+        return ST_OK
+    base = ist[s, I_BASE]
+    lo = t
+    hi = t
+    blo = 0
+    ahi = 0
+    if nb > 0:
+        j = ist[s, I_BLO] - base
+        while qbuf[off + j] == 0.0:
+            j += 1
+        blo = base + j
+        ist[s, I_BLO] = blo
+        if blo < lo:
+            lo = blo
+        if ist[s, I_BB] > hi:
+            hi = ist[s, I_BB]
+    if na > 0:
+        j = ist[s, I_AHI] - base
+        while qbuf[off + w + j] == 0.0:
+            j -= 1
+        ahi = base + j
+        ist[s, I_AHI] = ahi
+        if ist[s, I_BA] < lo:
+            lo = ist[s, I_BA]
+        if ahi > hi:
+            hi = ahi
+    span = hi - lo + 1
+    if 2 * span > w:
+        g[G_NEED_SYM] = s
+        g[G_NEED_SPAN] = span
+        return ST_GROW_BOOK
+    nbase = lo - (w - span) // 2
+    if nb > 0:
+        _move(qbuf, off + (blo - base), off + (blo - nbase), ist[s, I_BB] - blo + 1)
+    if na > 0:
+        ba = ist[s, I_BA]
+        _move(qbuf, off + w + (ba - base), off + w + (ba - nbase), ahi - ba + 1)
+    ist[s, I_BASE] = nbase
+    return ST_OK
+
+
+@njit(cache=True)
+def apply_level(qbuf, ist, g, s, side, t, q):
+    """Set the total quantity at tick `t` on `side` (+1 bid, −1 ask) of symbol `s`; 0 deletes.
+
+    The best level stays exact: an add beyond the best becomes the best; deleting the best scans
+    outward from it to the next live level (there is one whenever the side's count is > 0).
+    """
+    base = ist[s, I_BASE]
+    w = ist[s, I_W]
+    i = t - base
+    if i < 0 or i >= w or ist[s, I_BASESET] == 0:
+        if q == 0.0:
+            return ST_OK  # deleting a price we do not hold
+        st = recentre(qbuf, ist, g, s, t)
+        if st != ST_OK:
+            return st
+        base = ist[s, I_BASE]
+        i = t - base
+    off = ist[s, I_OFF]
+    if side > 0:
+        p = off + i
+        old = qbuf[p]
+        qbuf[p] = q
+        if old == 0.0:
+            if q > 0.0:
+                nb = ist[s, I_NB]
+                if nb == 0:
+                    ist[s, I_BB] = t
+                    ist[s, I_BLO] = t
+                else:
+                    if t > ist[s, I_BB]:
+                        ist[s, I_BB] = t
+                    if t < ist[s, I_BLO]:
+                        ist[s, I_BLO] = t
+                ist[s, I_NB] = nb + 1
+        elif q == 0.0:
+            nb = ist[s, I_NB] - 1
+            ist[s, I_NB] = nb
+            if nb > 0 and t == ist[s, I_BB]:
+                j = p - 1
+                while qbuf[j] == 0.0:
+                    j -= 1
+                ist[s, I_BB] = base + (j - off)
+    else:
+        p = off + w + i
+        old = qbuf[p]
+        qbuf[p] = q
+        if old == 0.0:
+            if q > 0.0:
+                na = ist[s, I_NA]
+                if na == 0:
+                    ist[s, I_BA] = t
+                    ist[s, I_AHI] = t
+                else:
+                    if t < ist[s, I_BA]:
+                        ist[s, I_BA] = t
+                    if t > ist[s, I_AHI]:
+                        ist[s, I_AHI] = t
+                ist[s, I_NA] = na + 1
+        elif q == 0.0:
+            na = ist[s, I_NA] - 1
+            ist[s, I_NA] = na
+            if na > 0 and t == ist[s, I_BA]:
+                j = p + 1
+                while qbuf[j] == 0.0:
+                    j += 1
+                ist[s, I_BA] = base + (j - off - w)
+    return ST_OK
+
+
+@njit(cache=True)
+def qty_at(qbuf, ist, s, side, t):
+    """Quantity resting at tick `t` on `side` (0.0 when none or outside the window)."""
+    i = t - ist[s, I_BASE]
+    w = ist[s, I_W]
+    if i < 0 or i >= w or ist[s, I_BASESET] == 0:
+        return 0.0
+    if side > 0:
+        return qbuf[ist[s, I_OFF] + i]
+    return qbuf[ist[s, I_OFF] + w + i]
+
+
+@njit(cache=True)
+def best_qty(qbuf, ist, s, side):
+    """Quantity at the best level of `side` (0.0 when the side is empty)."""
+    if side > 0:
+        if ist[s, I_NB] == 0:
+            return 0.0
+        return qbuf[ist[s, I_OFF] + ist[s, I_BB] - ist[s, I_BASE]]
+    if ist[s, I_NA] == 0:
+        return 0.0
+    return qbuf[ist[s, I_OFF] + ist[s, I_W] + ist[s, I_BA] - ist[s, I_BASE]]
+
+
+@njit(cache=True)
+def top_levels(qbuf, ist, s, side, n, out_tick, out_qty):
+    """Fill the best `n` levels of `side` (ticks, quantities) by scanning from the best; returns how many."""
+    off = ist[s, I_OFF]
+    base = ist[s, I_BASE]
+    w = ist[s, I_W]
+    if side > 0:
+        m = min(n, ist[s, I_NB])
+        j = off + ist[s, I_BB] - base
+        c = 0
+        while c < m:
+            v = qbuf[j]
+            if v != 0.0:
+                out_tick[c] = base + (j - off)
+                out_qty[c] = v
+                c += 1
+            j -= 1
+        return m
+    m = min(n, ist[s, I_NA])
+    j = off + w + ist[s, I_BA] - base
+    c = 0
+    while c < m:
+        v = qbuf[j]
+        if v != 0.0:
+            out_tick[c] = base + (j - off - w)
+            out_qty[c] = v
+            c += 1
+        j += 1
+    return m
+
+
+@njit(cache=True)
+def _nth_level(qbuf, ist, s, side, n):
+    """Tick of the n-th best level (1-based) of `side`; the caller ensures the side has ≥ n levels."""
+    off = ist[s, I_OFF]
+    base = ist[s, I_BASE]
+    w = ist[s, I_W]
+    c = 0
+    if side > 0:
+        j = off + ist[s, I_BB] - base
+        while True:
+            if qbuf[j] != 0.0:
+                c += 1
+                if c == n:
+                    return base + (j - off)
+            j -= 1
+    j = off + w + ist[s, I_BA] - base
+    while True:
+        if qbuf[j] != 0.0:
+            c += 1
+            if c == n:
+                return base + (j - off - w)
+        j += 1
+
+
+@njit(cache=True)
+def clear_book(qbuf, ist, pv_tick, pv_qty, s):
+    """`clear`: empty the symbol's book (zeroing only the touched range) and enter a snapshot.
+
+    For a top-N venue the visible view before the clear is kept in `pv_*`, so `snapshot_end`
+    can tell which levels left the view (stale depth) rather than vanished.
+    """
+    view = ist[s, I_VIEW]
+    if view > 0 and ist[s, I_INSNAP] == 0:
+        ist[s, I_NPV] = top_levels(qbuf, ist, s, 1, view, pv_tick[s, 0], pv_qty[s, 0])
+        ist[s, I_NPV + 1] = top_levels(qbuf, ist, s, -1, view, pv_tick[s, 1], pv_qty[s, 1])
+    off = ist[s, I_OFF]
+    base = ist[s, I_BASE]
+    w = ist[s, I_W]
+    if ist[s, I_NB] > 0:
+        for j in range(off + ist[s, I_BLO] - base, off + ist[s, I_BB] - base + 1):
+            qbuf[j] = 0.0
+    if ist[s, I_NA] > 0:
+        for j in range(off + w + ist[s, I_BA] - base, off + w + ist[s, I_AHI] - base + 1):
+            qbuf[j] = 0.0
+    ist[s, I_NB] = 0
+    ist[s, I_NA] = 0
+    ist[s, I_INSNAP] = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# stale depth of top-N venues
+
+
+@njit(cache=True)
+def _stale_add(st_tick, st_qty, st_ts, ist, s, sd, t, q, ts):
+    n = ist[s, I_NST + sd]
+    for k in range(n):
+        if st_tick[s, sd, k] == t:
+            st_qty[s, sd, k] = q
+            st_ts[s, sd, k] = ts
+            return
+    if n < st_tick.shape[2]:
+        k = n
+        ist[s, I_NST + sd] = n + 1
+    else:  # full: replace the oldest
+        k = 0
+        for m in range(1, n):
+            if st_ts[s, sd, m] < st_ts[s, sd, k]:
+                k = m
+    st_tick[s, sd, k] = t
+    st_qty[s, sd, k] = q
+    st_ts[s, sd, k] = ts
+
+
+@njit(cache=True)
+def _visible_edge(qbuf, ist, s, side):
+    """(full, edge tick): whether the visible side holds the whole view, and its deepest tick."""
+    view = ist[s, I_VIEW]
+    n = ist[s, I_NB] if side > 0 else ist[s, I_NA]
+    if n >= view:
+        return True, _nth_level(qbuf, ist, s, side, view)
+    return False, 0
+
+
+@njit(cache=True)
+def stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, s, now, max_age):
+    """Drop stale levels the view now covers, the price crossed, or that are older than max_age.
+
+    A side whose view is not full shows everything the venue has, so it keeps no stale depth.
+    """
+    tk = fst[s, F_TICK]
+    tmin = fst[s, F_MSG_TMIN]
+    tmax = fst[s, F_MSG_TMAX]
+    for sd in range(2):
+        n = ist[s, I_NST + sd]
+        if n == 0:
+            continue
+        side = 1 if sd == 0 else -1
+        full, edge = _visible_edge(qbuf, ist, s, side)
+        k = 0
+        for m in range(n):
+            t = st_tick[s, sd, m]
+            drop = (not full) or (now - st_ts[s, sd, m] > max_age)
+            if sd == 0:
+                drop = drop or t >= edge or (ist[s, I_NA] > 0 and t >= ist[s, I_BA]) or (tmin < np.inf and tmin < t * tk - 0.5 * tk)
+            else:
+                drop = drop or t <= edge or (ist[s, I_NB] > 0 and t <= ist[s, I_BB]) or (tmax > -np.inf and tmax > t * tk + 0.5 * tk)
+            if not drop:
+                st_tick[s, sd, k] = t
+                st_qty[s, sd, k] = st_qty[s, sd, m]
+                st_ts[s, sd, k] = st_ts[s, sd, m]
+                k += 1
+        ist[s, I_NST + sd] = k
+
+
+@njit(cache=True)
+def end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, s, now, max_age):
+    """`snapshot_end` of a top-N venue: levels of the previous view that left it uncrossed go stale."""
+    tk = fst[s, F_TICK]
+    tmin = fst[s, F_MSG_TMIN]
+    tmax = fst[s, F_MSG_TMAX]
+    seen = ist[s, I_SNAPTS]
+    for sd in range(2):
+        side = 1 if sd == 0 else -1
+        full, edge = _visible_edge(qbuf, ist, s, side)
+        if not full:
+            continue
+        for m in range(ist[s, I_NPV + sd]):
+            t = pv_tick[s, sd, m]
+            if qty_at(qbuf, ist, s, side, t) != 0.0:
+                continue
+            if sd == 0:
+                keep = t < edge and not (ist[s, I_NA] > 0 and t >= ist[s, I_BA]) and not (tmin < np.inf and tmin < t * tk - 0.5 * tk)
+            else:
+                keep = t > edge and not (ist[s, I_NB] > 0 and t <= ist[s, I_BB]) and not (tmax > -np.inf and tmax > t * tk + 0.5 * tk)
+            if keep:
+                _stale_add(st_tick, st_qty, st_ts, ist, s, sd, t, pv_qty[s, sd, m], seen)
+        ist[s, I_NPV + sd] = 0
+    ist[s, I_SNAPTS] = now
+    stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, s, now, max_age)
+
+
+# ----------------------------------------------------------------------------------------------
+# rows
+
+
+@njit(cache=True)
+def build_row(qbuf, ist, fst, st_qty, s, depth, out_f, r, tick_buf, qty_buf):
+    """Write symbol `s`'s visible top-`depth` levels and features into column-major `out_f[:, r]`."""
+    tk = fst[s, F_TICK]
+    nan = np.nan
+    nb = top_levels(qbuf, ist, s, 1, depth, tick_buf, qty_buf)
+    sb = 0.0
+    for c in range(depth):
+        if c < nb:
+            out_f[c, r] = tick_buf[c] * tk
+            out_f[depth + c, r] = qty_buf[c]
+            sb += qty_buf[c]
+        else:
+            out_f[c, r] = nan
+            out_f[depth + c, r] = nan
+    bb = out_f[0, r]
+    bq = out_f[depth, r]
+    na = top_levels(qbuf, ist, s, -1, depth, tick_buf, qty_buf)
+    sa = 0.0
+    for c in range(depth):
+        if c < na:
+            out_f[2 * depth + c, r] = tick_buf[c] * tk
+            out_f[3 * depth + c, r] = qty_buf[c]
+            sa += qty_buf[c]
+        else:
+            out_f[2 * depth + c, r] = nan
+            out_f[3 * depth + c, r] = nan
+    ba = out_f[2 * depth, r]
+    aq = out_f[3 * depth, r]
+    hb = nb > 0
+    ha = na > 0
+    f0 = 4 * depth
+    out_f[f0, r] = F.mid_price(bb, ba, hb, ha)
+    out_f[f0 + 1, r] = F.spread(bb, ba, hb, ha)
+    out_f[f0 + 2, r] = F.microprice(bb, bq, ba, aq, hb, ha)
+    out_f[f0 + 3, r] = F.imbalance(sb, sa) if (hb or ha) else nan
+    out_f[f0 + 4, r] = fst[s, F_LAST_PX]
+    out_f[f0 + 5, r] = fst[s, F_AGG]
+    out_f[f0 + 6, r] = F.vwap_value(fst, s, ist[s, I_VW_LEN])
+    out_f[f0 + 7, r] = F.vol_value(fst, s, ist[s, I_NVOL])
+    for sd in range(2):
+        n = ist[s, I_NST + sd]
+        tot = 0.0
+        for k in range(n):
+            tot += st_qty[s, sd, k]
+        out_f[f0 + 8 + 2 * sd, r] = n
+        out_f[f0 + 9 + 2 * sd, r] = tot
+
+
+@njit(cache=True)
+def _same(a, b):
+    return a == b or (a != a and b != b)
+
+
+@njit(cache=True)
+def end_message(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last_row, g, ip, fp,
+                s, ts, seq, row, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf):
+    """Everything that happens once a venue message is complete; returns the next output row.
+
+    Inside a snapshot nothing is checked or emitted. Otherwise: count a locked/crossed book,
+    prune stale depth, age the VWAP window, fold the mid return into the volatility, then emit a
+    row according to the mode (on change / every N messages / at most once per interval).
+    """
+    if ist[s, I_INSNAP] != 0:
+        return r
+    g[G_MESSAGES] += 1
+    nb = ist[s, I_NB]
+    na = ist[s, I_NA]
+    tk = fst[s, F_TICK]
+    if nb > 0 and na > 0 and ist[s, I_BB] >= ist[s, I_BA]:
+        if ist[s, I_BB] == ist[s, I_BA]:
+            g[G_LOCKED] += 1
+        else:
+            g[G_CROSSED] += 1
+        if g[G_XROW] < 0:
+            g[G_XROW] = row
+            g[G_XSYM] = s
+    if ist[s, I_VIEW] > 0 and (ist[s, I_NST] > 0 or ist[s, I_NST + 1] > 0):
+        stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, s, ts, ip[P_STALE_AGE])
+    fst[s, F_MSG_TMIN] = np.inf
+    fst[s, F_MSG_TMAX] = -np.inf
+    if ist[s, I_VW_LEN] > 0:
+        h, n = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], ist[s, I_VW_LEN], ts, ip[P_VWAP_WIN])
+        ist[s, I_VW_HEAD] = h
+        ist[s, I_VW_LEN] = n
+    mid = np.nan
+    if nb > 0 and na > 0:
+        mid = 0.5 * (ist[s, I_BB] * tk + ist[s, I_BA] * tk)
+    ist[s, I_NVOL] = F.vol_update(fst, s, mid, ist[s, I_NVOL], fp[FP_VOL_ALPHA])
+    mode = ip[P_MODE]
+    if mode == MODE_NONE:
+        return r
+    if mode == MODE_EVERY:
+        ist[s, I_NMSG] += 1
+        if ist[s, I_NMSG] % ip[P_EVERY] != 0:
+            return r
+    elif mode == MODE_INTERVAL:
+        if ist[s, I_HASEMIT] != 0 and ts - ist[s, I_LASTEMIT] < ip[P_INTERVAL]:
+            return r
+    build_row(qbuf, ist, fst, st_qty, s, ip[P_DEPTH], out_f, r, tick_buf, qty_buf)
+    ncol = out_f.shape[0]
+    if mode != MODE_EVERY and ist[s, I_HASEMIT] != 0:
+        same = True
+        for c in range(ncol):
+            if not _same(out_f[c, r], last_row[s, c]):
+                same = False
+                break
+        if same:
+            return r
+    for c in range(ncol):
+        last_row[s, c] = out_f[c, r]
+    ist[s, I_HASEMIT] = 1
+    ist[s, I_LASTEMIT] = ts
+    out_ts[r] = ts
+    out_sym[r] = s
+    out_seq[r] = seq
+    return r + 1
+
+
+# ----------------------------------------------------------------------------------------------
+# the event loop
+
+
+@njit(cache=True)
+def process(ts, sym, kind, side, tick, price, qty, seq, rows, start,
+            qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, pv_tick, pv_qty, last_row,
+            g, ip, fp, out_ts, out_sym, out_seq, out_f, r):
+    """Apply events `start..n` (already validated) and emit rows at message ends.
+
+    Returns (status, i, r): ST_OK with i = n when done, or a grow request (ST_GROW_BOOK /
+    ST_GROW_VWAP for symbol g[G_NEED_SYM]) with `i` the event to resume from after growing. The
+    message of the last event stays pending in `g` (its end is only known from the next event
+    or `flush`), so messages may span batches.
+    """
+    n = len(ts)
+    depth = ip[P_DEPTH]
+    tick_buf = np.empty(max(depth, VIEW_CAP), dtype=np.int64)
+    qty_buf = np.empty(max(depth, VIEW_CAP), dtype=np.float64)
+    for i in range(start, n):
+        s = sym[i]
+        q = seq[i]
+        if g[G_PEND] != 0 and (g[G_PSYM] != s or g[G_PSEQ] != q):
+            g[G_PEND] = 0
+            r = end_message(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last_row, g, ip, fp,
+                            g[G_PSYM], g[G_PTS], g[G_PSEQ], g[G_PROW], out_ts, out_sym, out_seq, out_f, r,
+                            tick_buf, qty_buf)
+        k = kind[i]
+        t_ns = ts[i]
+        if k == LEVEL:
+            st = apply_level(qbuf, ist, g, s, side[i], tick[i], qty[i])
+            if st != ST_OK:
+                return st, i, r
+        elif k == TRADE:
+            if ist[s, I_VW_LEN] > 0:
+                h, m = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], ist[s, I_VW_LEN], t_ns, ip[P_VWAP_WIN])
+                ist[s, I_VW_HEAD] = h
+                ist[s, I_VW_LEN] = m
+            if ist[s, I_VW_LEN] >= vw_ts.shape[1]:
+                g[G_NEED_SYM] = s
+                return ST_GROW_VWAP, i, r
+            fst[s, F_AGG] = F.agg_trade_ratio(qty[i], side[i], best_qty(qbuf, ist, s, 1), best_qty(qbuf, ist, s, -1),
+                                              ist[s, I_NB] > 0, ist[s, I_NA] > 0)
+            px = price[i]
+            fst[s, F_LAST_PX] = px
+            ist[s, I_VW_LEN] = F.vwap_push(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], ist[s, I_VW_LEN], t_ns, px, qty[i])
+            if px < fst[s, F_MSG_TMIN]:
+                fst[s, F_MSG_TMIN] = px
+            if px > fst[s, F_MSG_TMAX]:
+                fst[s, F_MSG_TMAX] = px
+        elif k == TICK:
+            px = price[i]
+            fst[s, F_LAST_PX] = px
+            if px < fst[s, F_MSG_TMIN]:
+                fst[s, F_MSG_TMIN] = px
+            if px > fst[s, F_MSG_TMAX]:
+                fst[s, F_MSG_TMAX] = px
+        elif k == CLEAR:
+            clear_book(qbuf, ist, pv_tick, pv_qty, s)
+        elif k == SNAPSHOT_END:
+            if ist[s, I_INSNAP] != 0:
+                ist[s, I_INSNAP] = 0
+                if ist[s, I_VIEW] > 0:
+                    end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, s, t_ns, ip[P_STALE_AGE])
+        if ist[s, I_HASTS] != 0 and t_ns < ist[s, I_LASTTS]:
+            if g[G_BACK] == 0:
+                g[G_BACKROW] = rows[i]
+                g[G_BACKSYM] = s
+            g[G_BACK] += 1
+        else:
+            ist[s, I_LASTTS] = t_ns
+            ist[s, I_HASTS] = 1
+        g[G_PEND] = 1
+        g[G_PSYM] = s
+        g[G_PSEQ] = q
+        g[G_PTS] = t_ns
+        g[G_PROW] = rows[i]
+    return ST_OK, n, r
+
+
+@njit(cache=True)
+def flush(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last_row, g, ip, fp,
+          out_ts, out_sym, out_seq, out_f, r):
+    """End of stream: complete the pending message (if any); returns the next output row."""
+    if g[G_PEND] == 0:
+        return r
+    g[G_PEND] = 0
+    depth = ip[P_DEPTH]
+    tick_buf = np.empty(max(depth, VIEW_CAP), dtype=np.int64)
+    qty_buf = np.empty(max(depth, VIEW_CAP), dtype=np.float64)
+    return end_message(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last_row, g, ip, fp,
+                       g[G_PSYM], g[G_PTS], g[G_PSEQ], g[G_PROW], out_ts, out_sym, out_seq, out_f, r,
+                       tick_buf, qty_buf)
+
+
+# ----------------------------------------------------------------------------------------------
+# Python side: the state container and the grow-and-resume loop
+
+
+class BookState:
+    """All kernel state for a growing set of symbols; the engine and `sq book` share it.
+
+    Symbols are the dense ids of a `SymbolRegistry`; `ensure(n, tick_sizes, views)` adds rows for
+    new ids. `run(...)` applies a validated batch of events, growing windows and rings when the
+    kernel asks, and returns the number of rows written to the output buffers.
+    """
+
+    def __init__(self, *, depth: int = 5, mode: int = MODE_CHANGE, every: int = 1, interval_ns: int = 0,
+                 vwap_window_ns: int = 60_000_000_000, vol_halflife: float = 100.0,
+                 stale_max_age_ns: int = 60_000_000_000):
+        self.depth = int(depth)
+        self.ncols = n_columns(self.depth)
+        self.ip = np.zeros(NP, dtype=np.int64)
+        self.ip[P_DEPTH] = self.depth
+        self.ip[P_MODE] = mode
+        self.ip[P_EVERY] = max(1, int(every))
+        self.ip[P_INTERVAL] = int(interval_ns)
+        self.ip[P_VWAP_WIN] = int(vwap_window_ns)
+        self.ip[P_STALE_AGE] = int(stale_max_age_ns)
+        self.fp = np.array([F.vol_alpha(vol_halflife)], dtype=np.float64)
+        self.g = np.zeros(NG, dtype=np.int64)
+        self.g[G_XROW] = -1
+        self.g[G_BACKROW] = -1
+        self.n = 0
+        self.qbuf = np.zeros(0, dtype=np.float64)
+        self.ist = np.zeros((0, NI), dtype=np.int64)
+        self.fst = np.zeros((0, NF), dtype=np.float64)
+        self.vw_ts = np.zeros((0, INITIAL_VWAP_CAP), dtype=np.int64)
+        self.vw_pq = np.zeros((0, INITIAL_VWAP_CAP), dtype=np.float64)
+        self.vw_q = np.zeros((0, INITIAL_VWAP_CAP), dtype=np.float64)
+        self.st_tick = np.zeros((0, 2, STALE_CAP), dtype=np.int64)
+        self.st_qty = np.zeros((0, 2, STALE_CAP), dtype=np.float64)
+        self.st_ts = np.zeros((0, 2, STALE_CAP), dtype=np.int64)
+        self.pv_tick = np.zeros((0, 2, VIEW_CAP), dtype=np.int64)
+        self.pv_qty = np.zeros((0, 2, VIEW_CAP), dtype=np.float64)
+        self.last_row = np.zeros((0, self.ncols), dtype=np.float64)
+
+    # -- symbols
+    def ensure(self, n: int, tick_sizes, views) -> None:
+        """Grow to `n` symbols; `tick_sizes[s]` and `views[s]` (0 = full depth) for the new ids."""
+        old = self.n
+        if n <= old:
+            return
+        k = n - old
+
+        def grow(a, fill=0):
+            extra = np.full((k,) + a.shape[1:], fill, dtype=a.dtype)
+            return np.concatenate([a, extra])
+
+        self.ist = grow(self.ist)
+        self.fst = grow(self.fst)
+        self.vw_ts, self.vw_pq, self.vw_q = grow(self.vw_ts), grow(self.vw_pq), grow(self.vw_q)
+        self.st_tick, self.st_qty, self.st_ts = grow(self.st_tick), grow(self.st_qty), grow(self.st_ts)
+        self.pv_tick, self.pv_qty = grow(self.pv_tick), grow(self.pv_qty)
+        self.last_row = grow(self.last_row, np.nan)
+        total = len(self.qbuf)
+        for s in range(old, n):
+            self.ist[s, I_OFF] = total
+            self.ist[s, I_W] = INITIAL_WINDOW
+            total += 2 * INITIAL_WINDOW
+            self.ist[s, I_VIEW] = min(int(views[s]), VIEW_CAP)
+            self.fst[s, F.F_TICK] = float(tick_sizes[s])
+            self.fst[s, F.F_LAST_PX] = np.nan
+            self.fst[s, F.F_AGG] = np.nan
+            self.fst[s, F.F_VAR] = np.nan
+            self.fst[s, F.F_PREV_MID] = np.nan
+            self.fst[s, F.F_MSG_TMIN] = np.inf
+            self.fst[s, F.F_MSG_TMAX] = -np.inf
+        self.qbuf = np.concatenate([self.qbuf, np.zeros(total - len(self.qbuf))])
+        self.n = n
+
+    def grow_window(self, s: int, span: int) -> None:
+        """Give symbol `s` a window ≥ 4× its live span (repacking the flat buffer), content centred."""
+        w = int(self.ist[s, I_W])
+        nw = w
+        while nw < 4 * span:
+            nw *= 2
+        if nw > MAX_WINDOW:
+            raise OverflowError(span)
+        shift = (nw - w) // 2
+        sizes = self.ist[: self.n, I_W].copy()
+        sizes[s] = nw
+        new = np.zeros(int(2 * sizes.sum()), dtype=np.float64)
+        pos = 0
+        for j in range(self.n):
+            off, wj = int(self.ist[j, I_OFF]), int(self.ist[j, I_W])
+            if j == s:
+                new[pos + shift: pos + shift + w] = self.qbuf[off: off + w]
+                new[pos + nw + shift: pos + nw + shift + w] = self.qbuf[off + w: off + 2 * w]
+            else:
+                new[pos: pos + 2 * wj] = self.qbuf[off: off + 2 * wj]
+            self.ist[j, I_OFF] = pos
+            pos += 2 * int(sizes[j])
+        self.ist[s, I_W] = nw
+        self.ist[s, I_BASE] -= shift
+        self.qbuf = new
+
+    def grow_vwap(self) -> None:
+        """Double every symbol's VWAP ring (unrolling each ring so its head is at 0)."""
+        cap = self.vw_ts.shape[1]
+        for name in ("vw_ts", "vw_pq", "vw_q"):
+            a = getattr(self, name)
+            b = np.zeros((a.shape[0], 2 * cap), dtype=a.dtype)
+            for s in range(self.n):
+                h = int(self.ist[s, I_VW_HEAD])
+                b[s, :cap] = np.roll(a[s], -h)
+            setattr(self, name, b)
+        self.ist[: self.n, I_VW_HEAD] = 0
+
+    # -- running
+    def outputs(self, cap: int):
+        """Fresh output buffers for up to `cap` rows: ts, symbol, seq, column-major floats."""
+        return (np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int32), np.empty(cap, dtype=np.int64),
+                np.empty((self.ncols, cap), dtype=np.float64))
+
+    def _state(self):
+        return (self.qbuf, self.ist, self.fst, self.vw_ts, self.vw_pq, self.vw_q, self.st_tick, self.st_qty,
+                self.st_ts, self.pv_tick, self.pv_qty, self.last_row, self.g, self.ip, self.fp)
+
+    def run(self, ts, sym, kind, side, tick, price, qty, seq, rows, out, r: int = 0) -> int:
+        """Apply validated event arrays; rows go to `out` from index r; returns the new row count.
+
+        Raises OverflowError(symbol id) when a symbol's live prices span more than MAX_WINDOW/2 ticks.
+        """
+        i = 0
+        while True:
+            st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, *self._state(), *out, r)
+            if st == ST_OK:
+                return r
+            s = int(self.g[G_NEED_SYM])
+            if st == ST_GROW_BOOK:
+                try:
+                    self.grow_window(s, int(self.g[G_NEED_SPAN]))
+                except OverflowError:
+                    raise OverflowError(s) from None
+            else:
+                self.grow_vwap()
+
+    def flush(self, out, r: int = 0) -> int:
+        """Complete the pending message at the end of the stream; returns the new row count."""
+        st = self._state()
+        return flush(*st[:9], st[11], st[12], st[13], st[14], *out, r)

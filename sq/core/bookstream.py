@@ -1,0 +1,246 @@
+"""Market stream → book stream, batch by batch (ARCHITECTURE §3 "book", §5).
+
+`BookStream` owns one `BookState` and turns each conformed market batch into zero or more book
+rows: it maps symbols to global ids, learns tick sizes (instrument metadata, else inferred from
+the prices with a warning) and top-N view depths, validates the batch with vectorised NumPy
+(bad prices/quantities, unknown kinds), converts level prices to int64 ticks and hands the arrays
+to the numba kernel in one call. The message of the last event of a batch stays pending in the
+kernel, so venue messages may span batches. Output batches are built from NumPy arrays only.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from sq.core import book as B
+from sq.core import schemas as S
+from sq.core.exits import DataError
+from sq.core.streams import SymbolRegistry
+
+_MAX_TICKS = float(2**53)
+
+
+def infer_tick_size(prices: np.ndarray) -> float:
+    """The coarsest power-of-ten grid (1 … 1e-8) every price sits on; 0.01 when there are no prices."""
+    p = prices[np.isfinite(prices)]
+    if len(p) == 0:
+        return 0.01
+    p = np.unique(p)[:10_000]
+    for d in range(0, 9):
+        tick = 10.0 ** -d
+        x = p / tick
+        if np.all(np.abs(x - np.rint(x)) <= 1e-9 * np.abs(x) + 1e-7):
+            return tick
+    return 1e-8
+
+
+class BookStream:
+    """Stateful converter from market batches to book batches for `sq book` and the engine."""
+
+    def __init__(
+        self,
+        instruments: Mapping[str, S.Instrument],
+        *,
+        depth: int = 5,
+        mode: int = B.MODE_CHANGE,
+        every: int = 1,
+        interval_ns: int = 0,
+        vwap_window_ns: int = 60_000_000_000,
+        vol_halflife: float = 100.0,
+        view_depth: int | None = None,
+        stale: bool = False,
+        stale_max_age_ns: int = 60_000_000_000,
+        skip_bad: bool = False,
+        warn: Callable[[str], None] = lambda m: None,
+    ):
+        self.instruments = dict(instruments)
+        self.depth = int(depth)
+        self.view_depth = view_depth
+        self.stale = stale
+        self.skip_bad = skip_bad
+        self.warn = warn
+        self.state = B.BookState(depth=depth, mode=mode, every=every, interval_ns=interval_ns,
+                                 vwap_window_ns=vwap_window_ns, vol_halflife=vol_halflife,
+                                 stale_max_age_ns=stale_max_age_ns)
+        self.registry = SymbolRegistry()
+        self.tick_sizes: list[float] = []
+        self.views: list[int] = []
+        self.rows_in = 0
+        self.rows_out = 0
+        self.bad_rows = 0
+        self.first_bad: str | None = None
+        self.schema = S.book_schema(self.depth, self.instruments, stale=stale)
+        self._ncols_out = 4 * self.depth + len(S.BOOK_FEATURES) + (len(S.BOOK_STALE) if stale else 0)
+        self._dict: pa.Array | None = None
+
+    # -- symbols
+    def _learn_symbols(self, codes: np.ndarray, kind: np.ndarray, price: np.ndarray) -> None:
+        n = len(self.registry.symbols)
+        if n == len(self.tick_sizes):
+            return
+        for s in range(len(self.tick_sizes), n):
+            name = self.registry.symbols[s]
+            inst = self.instruments.get(name)
+            if inst is not None and inst.tick_size > 0:
+                tick = float(inst.tick_size)
+            else:
+                mine = (codes == s) & ((kind == S.LEVEL) | (kind == S.TRADE))
+                tick = infer_tick_size(price[mine])
+                self.warn(f"{name}: no tick size in the stream's instrument metadata; inferred {tick:g} from its prices")
+                self.instruments[name] = S.Instrument(name, inst.venue if inst else "", tick)
+            view = self.view_depth
+            if view is None:
+                view = int((inst.extra.get("depth_view") if inst is not None else 0) or 0)
+            self.tick_sizes.append(tick)
+            self.views.append(view)
+        self.state.ensure(n, self.tick_sizes, self.views)
+
+    def _symbol_dictionary(self) -> pa.Array:
+        if self._dict is None or len(self._dict) != len(self.registry.symbols):
+            self._dict = self.registry.dictionary()
+        return self._dict
+
+    # -- validation
+    def _where(self, rows: np.ndarray, codes: np.ndarray, j: int) -> str:
+        return f"row {int(rows[j])} ({self.registry.symbols[int(codes[j])]})"
+
+    def _validate(self, rows, codes, kind, side, price, qty):
+        """Raise DataError for unknown kinds; for bad values raise, or return a keep-mask with --skip-bad."""
+        bad_kind = (kind < S.LEVEL) | (kind > S.TICK)
+        if bad_kind.any():
+            j = int(np.argmax(bad_kind))
+            raise DataError(f"{self._where(rows, codes, j)}: unknown event kind {int(kind[j])} (known: 1 level, 2 trade, 3 clear, 4 snapshot_end, 5 tick)")
+        priced = (kind == S.LEVEL) | (kind == S.TRADE) | (kind == S.TICK)
+        with np.errstate(invalid="ignore"):
+            bad_px = priced & ~(np.isfinite(price) & (price >= 0))
+            bad_qty = priced & ~(np.isfinite(qty) & (qty >= 0))
+        bad_side = (kind == S.LEVEL) & (side != 1) & (side != -1)
+        bad = bad_px | bad_qty | bad_side
+        if not bad.any():
+            return None
+        j = int(np.argmax(bad))
+        what = (f"price {price[j]!r} is not a finite non-negative number" if bad_px[j]
+                else f"qty {qty[j]!r} is not a finite non-negative number" if bad_qty[j]
+                else f"level side {int(side[j])} is neither +1 (bid) nor -1 (ask)")
+        msg = f"{self._where(rows, codes, j)}: {S.KIND_NAMES[int(kind[j])]} {what}"
+        if not self.skip_bad:
+            raise DataError(msg + " (use --skip-bad to skip such rows)")
+        self.bad_rows += int(bad.sum())
+        if self.first_bad is None:
+            self.first_bad = msg
+        return ~bad
+
+    # -- processing
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
+        """Apply one market batch; returns the book rows it completed (None when there are none)."""
+        n = batch.num_rows
+        if n == 0:
+            return None
+        row0 = self.rows_in
+        self.rows_in += n
+        for name in ("ts", "kind", "side", "seq", "symbol"):
+            if batch.column(name).null_count:
+                raise DataError(f"market column {name!r} has null values (rows {row0}..{row0 + n - 1})")
+        codes = self.registry.codes(batch.column("symbol")).astype(np.int32, copy=False)
+        kind = batch.column("kind").to_numpy(zero_copy_only=False).astype(np.uint8, copy=False)
+        side = batch.column("side").to_numpy(zero_copy_only=False).astype(np.int8, copy=False)
+        price = batch.column("price").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        qty = batch.column("qty").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        seq = batch.column("seq").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        ts = S.int64_view(batch.column("ts"))
+        rows = np.arange(row0, row0 + n, dtype=np.int64)
+        self._learn_symbols(codes, kind, price)
+        keep = self._validate(rows, codes, kind, side, price, qty)
+        if keep is not None:
+            codes, kind, side, price, qty, seq, ts, rows = (a[keep] for a in (codes, kind, side, price, qty, seq, ts, rows))
+        tick = self._ticks(rows, codes, kind, price)
+        out = self.state.outputs(len(ts) + 1)
+        try:
+            r = self.state.run(np.ascontiguousarray(ts), np.ascontiguousarray(codes), np.ascontiguousarray(kind),
+                               np.ascontiguousarray(side), tick, np.ascontiguousarray(price),
+                               np.ascontiguousarray(qty), np.ascontiguousarray(seq), rows, out)
+        except OverflowError as e:
+            raise self._span_error(int(e.args[0])) from None
+        return self._batch(out, r)
+
+    def finish(self) -> pa.RecordBatch | None:
+        """Complete the last message at the end of the input; returns its row if it makes one."""
+        out = self.state.outputs(1)
+        return self._batch(out, self.state.flush(out))
+
+    def _ticks(self, rows, codes, kind, price) -> np.ndarray:
+        tick = np.zeros(len(price), dtype=np.int64)
+        lv = kind == S.LEVEL
+        if lv.any():
+            ts = np.asarray(self.tick_sizes, dtype=np.float64)
+            x = price[lv] / ts[codes[lv]]
+            big = np.abs(x) >= _MAX_TICKS
+            if big.any():
+                j = int(np.flatnonzero(lv)[int(np.argmax(big))])
+                raise DataError(f"{self._where(rows, codes, j)}: price {price[j]!r} is out of range for tick size {self.tick_sizes[int(codes[j])]:g}")
+            tick[lv] = np.rint(x).astype(np.int64)
+        return tick
+
+    def _span_error(self, s: int) -> DataError:
+        name = self.registry.symbols[s]
+        return DataError(f"{name}: live price levels span more than {B.MAX_WINDOW // 2} ticks of {self.tick_sizes[s]:g}; "
+                         "is the tick size right, or is a stale far-away level never deleted?")
+
+    def _batch(self, out, r: int) -> pa.RecordBatch | None:
+        if r == 0:
+            return None
+        out_ts, out_sym, out_seq, out_f = out
+        cols = [
+            pa.array(out_ts[:r], type=pa.int64()).view(S.TS),
+            S.dict_column(out_sym[:r], self._symbol_dictionary()),
+            pa.array(out_seq[:r], type=pa.int64()),
+        ]
+        nlev = 4 * self.depth + len(S.BOOK_FEATURES)
+        cols += [pa.array(out_f[j, :r]) for j in range(nlev)]
+        if self.stale:
+            cols += [pa.array(out_f[j, :r]) for j in range(nlev, nlev + len(S.BOOK_STALE))]
+        self.rows_out += r
+        return pa.RecordBatch.from_arrays(cols, schema=self.schema)
+
+    # -- reporting
+    def warnings(self) -> list[str]:
+        """End-of-run findings for stderr: locked/crossed books, time going backwards, skipped rows."""
+        g = self.state.g
+        msgs = []
+        locked, crossed = int(g[B.G_LOCKED]), int(g[B.G_CROSSED])
+        if locked or crossed:
+            msgs.append(f"{locked} message(s) left a locked book and {crossed} a crossed book "
+                        f"(first at row {int(g[B.G_XROW])}, {self.registry.symbols[int(g[B.G_XSYM])]}); kept as received")
+        back = int(g[B.G_BACK])
+        if back:
+            msgs.append(f"timestamps went backwards within a symbol {back} time(s) "
+                        f"(first at row {int(g[B.G_BACKROW])}, {self.registry.symbols[int(g[B.G_BACKSYM])]})")
+        if self.bad_rows:
+            msgs.append(f"skipped {self.bad_rows} bad row(s); first: {self.first_bad}")
+        return msgs
+
+    @property
+    def counts(self) -> dict[str, int]:
+        g = self.state.g
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "messages": int(g[B.G_MESSAGES]),
+                "locked": int(g[B.G_LOCKED]), "crossed": int(g[B.G_CROSSED]), "backwards": int(g[B.G_BACK]),
+                "bad_rows": self.bad_rows}
+
+
+def build_book(env, source, writer_factory, **options) -> BookStream:
+    """Run a whole market source through a BookStream into the writer `writer_factory(schema)` makes."""
+    bs = BookStream(source.instruments, warn=env.warn, **options)
+    with writer_factory(bs.schema) as writer:
+        for batch in source.batches():
+            out = bs.process(batch)
+            if out is not None:
+                writer.write(out)
+        out = bs.finish()
+        if out is not None:
+            writer.write(out)
+    for m in bs.warnings():
+        env.warn(m)
+    return bs

@@ -1,0 +1,171 @@
+"""Per-symbol book features (ARCHITECTURE §5; reference study §1), as numba helpers.
+
+Every feature lives in per-symbol state (rows of `fst` / `ist` and per-symbol rings), never in a
+scalar shared across symbols (reference §9.3 item 6), and every formula returns NaN when it is
+undefined instead of keeping a stale value. The book kernel (`sq.core.book`) calls these at the
+points the contract fixes: the aggressive-trade ratio on each trade against the book *before*
+the trade, the rolling VWAP on trades, the mid-return volatility at the end of each complete
+message, and the quoted features when a row is built.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+NAN = np.nan
+
+# per-symbol float state (columns of `fst`)
+F_TICK = 0  # tick size
+F_LAST_PX = 1  # last trade (or `tick` last) price
+F_AGG = 2  # aggressive-trade ratio of the last trade
+F_VW_PQ = 3  # Σ price·qty of trades in the VWAP window
+F_VW_Q = 4  # Σ qty of trades in the VWAP window
+F_VAR = 5  # EWMA of squared log mid returns
+F_PREV_MID = 6  # mid at the previous complete message (NaN: none)
+F_MSG_TMIN = 7  # lowest trade price inside the current message (inf: none)
+F_MSG_TMAX = 8  # highest trade price inside the current message (-inf: none)
+NF = 9
+
+
+@njit(cache=True, inline="always")
+def mid_price(bid: float, ask: float, has_bid: bool, has_ask: bool) -> float:
+    """(bid + ask) / 2, NaN unless both sides have a level."""
+    if has_bid and has_ask:
+        return 0.5 * (bid + ask)
+    return NAN
+
+
+@njit(cache=True, inline="always")
+def spread(bid: float, ask: float, has_bid: bool, has_ask: bool) -> float:
+    """ask − bid (negative on a crossed book, which is reported, not hidden); NaN if a side is empty."""
+    if has_bid and has_ask:
+        return ask - bid
+    return NAN
+
+
+@njit(cache=True, inline="always")
+def microprice(bid: float, bid_qty: float, ask: float, ask_qty: float, has_bid: bool, has_ask: bool) -> float:
+    """Fair price (bid·ask_qty + ask·bid_qty) / (bid_qty + ask_qty); NaN when undefined."""
+    if not (has_bid and has_ask):
+        return NAN
+    tot = bid_qty + ask_qty
+    if not tot > 0.0:
+        return NAN
+    return (bid * ask_qty + ask * bid_qty) / tot
+
+
+@njit(cache=True, inline="always")
+def imbalance(sum_bid: float, sum_ask: float) -> float:
+    """Top-N imbalance (Σbid − Σask)/(Σbid + Σask); NaN when both sides are empty."""
+    tot = sum_bid + sum_ask
+    if not tot > 0.0:
+        return NAN
+    return (sum_bid - sum_ask) / tot
+
+
+@njit(cache=True, inline="always")
+def agg_trade_ratio(trade_qty: float, side: int, best_bid_qty: float, best_ask_qty: float, has_bid: bool, has_ask: bool) -> float:
+    """Trade qty ÷ the opposite top-level qty before the trade (buyer aggressor → ask side).
+
+    NaN when the aggressor is unknown (side 0) or the opposite side is empty.
+    """
+    if side > 0:
+        if has_ask and best_ask_qty > 0.0:
+            return trade_qty / best_ask_qty
+        return NAN
+    if side < 0:
+        if has_bid and best_bid_qty > 0.0:
+            return trade_qty / best_bid_qty
+        return NAN
+    return NAN
+
+
+@njit(cache=True)
+def vwap_push(fst, vw_ts, vw_pq, vw_q, s: int, head: int, length: int, ts: int, price: float, qty: float) -> int:
+    """Append one trade to symbol `s`'s VWAP ring (the caller has checked capacity); returns new length."""
+    cap = vw_ts.shape[1]
+    j = head + length
+    if j >= cap:
+        j -= cap
+    vw_ts[s, j] = ts
+    pq = price * qty
+    vw_pq[s, j] = pq
+    vw_q[s, j] = qty
+    fst[s, F_VW_PQ] += pq
+    fst[s, F_VW_Q] += qty
+    return length + 1
+
+
+@njit(cache=True)
+def vwap_evict(fst, vw_ts, vw_pq, vw_q, s: int, head: int, length: int, now: int, window: int):
+    """Drop trades with ts <= now − window from the ring; returns (head, length).
+
+    The window is (now − window, now]. Sums restart from exactly zero when the ring empties, so
+    rounding drift of the running sums never outlives a quiet spell.
+    """
+    cap = vw_ts.shape[1]
+    cutoff = now - window
+    while length > 0 and vw_ts[s, head] <= cutoff:
+        fst[s, F_VW_PQ] -= vw_pq[s, head]
+        fst[s, F_VW_Q] -= vw_q[s, head]
+        head += 1
+        if head == cap:
+            head = 0
+        length -= 1
+    if length == 0:
+        head = 0
+        fst[s, F_VW_PQ] = 0.0
+        fst[s, F_VW_Q] = 0.0
+    return head, length
+
+
+@njit(cache=True, inline="always")
+def vwap_value(fst, s: int, length: int) -> float:
+    """Σpq/Σq over the window; NaN when no trade (with positive total qty) is in it."""
+    if length == 0:
+        return NAN
+    q = fst[s, F_VW_Q]
+    if not q > 0.0:
+        return NAN
+    return fst[s, F_VW_PQ] / q
+
+
+@njit(cache=True)
+def vol_update(fst, s: int, mid: float, n_returns: int, alpha: float) -> int:
+    """Fold the log return from the previous message's mid into the EWMA variance.
+
+    Called once per complete message. A return is taken only between two defined mids (an
+    undefined mid breaks the chain: no return is ever taken across a gap) and only when the mid
+    moved; the first return seeds the variance. Returns the updated return count.
+    """
+    prev = fst[s, F_PREV_MID]
+    if mid == mid and mid > 0.0:
+        if prev == prev and mid != prev:
+            r = math.log(mid / prev)
+            if n_returns == 0:
+                fst[s, F_VAR] = r * r
+            else:
+                fst[s, F_VAR] += alpha * (r * r - fst[s, F_VAR])
+            n_returns += 1
+        fst[s, F_PREV_MID] = mid
+    else:
+        fst[s, F_PREV_MID] = NAN
+    return n_returns
+
+
+@njit(cache=True, inline="always")
+def vol_value(fst, s: int, n_returns: int) -> float:
+    """EWMA standard deviation of log mid returns per mid change; NaN before the first return."""
+    if n_returns == 0:
+        return NAN
+    return math.sqrt(fst[s, F_VAR])
+
+
+def vol_alpha(halflife: float) -> float:
+    """EWMA weight of a new squared return for a half-life of `halflife` mid changes."""
+    if not halflife > 0:
+        raise ValueError("half-life must be positive")
+    return 1.0 - 0.5 ** (1.0 / halflife)
