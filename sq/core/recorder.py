@@ -147,7 +147,8 @@ class Recorder:
     """Record a market source into a hive-partitioned Parquet dataset, optionally passing it through.
 
     `source` is a MarketSource (`schema`, `instruments`, `batches()`, `close()`); `passthrough` a
-    binary sink for the Arrow stream (None: no pass-through). `stop()` may be called from a signal
+    binary sink for the pass-through stream (None: none) in `passthrough_format` (arrow, jsonl or
+    table). `stop()` may be called from a signal
     handler: it closes the source and makes `run()` seal everything after the current batch.
     """
 
@@ -158,6 +159,7 @@ class Recorder:
         *,
         rotate_ns: int = DEFAULT_ROTATE_NS,
         passthrough: IO[bytes] | None = None,
+        passthrough_format: str = "arrow",
         queue_size: int = 4096,
         warn: Callable[[str], None] | None = None,
         progress: Callable[[RecordSummary], None] | None = None,
@@ -174,7 +176,7 @@ class Recorder:
         self._seq_n = 0
         self._stop_reason: str | None = None
         self._schemas: dict[str, pa.Schema] = {}
-        self._pt = _PassThrough(passthrough, source.schema, queue_size, self.warn) if passthrough is not None else None
+        self._pt = _PassThrough(passthrough, source.schema, queue_size, self.warn, passthrough_format) if passthrough is not None else None
 
     # -- control
     def stop(self, reason: str = "stopped") -> None:
@@ -363,17 +365,20 @@ class _Abandoned(Exception):
 
 
 class PipeSink:
-    """A binary sink on a pipe fd whose writes can be abandoned: never blocks shutdown.
+    """A binary sink on a pipe whose writes can be abandoned, so a stuck downstream never blocks us.
 
-    The fd is a dup of stdout switched to non-blocking mode; a write waits for room with `poll`
-    in short slices and gives up (raising) once `abandon()` has been called. The recorder uses it
-    so a stuck downstream can neither block the recording's end nor hang the interpreter's exit.
+    Writes go to a dup of the fd in chunks of at most PIPE_BUF bytes, each only after `poll` says
+    the pipe has room (so the write cannot block), waiting in short slices and giving up once
+    `abandon()` has been called. The fd stays in blocking mode: O_NONBLOCK would be shared with
+    every other process holding the pipe. `close()` closes the dup and calls `on_close` (the
+    command uses it to point stdout at /dev/null so downstream sees end-of-file at once).
     """
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, on_close: Callable[[], None] | None = None):
         self.fd = os.dup(fd)
-        os.set_blocking(self.fd, False)
         self._abandon = threading.Event()
+        self._on_close = on_close
+        self._chunk = getattr(select, "PIPE_BUF", 512)
         self.closed = False
 
     def abandon(self) -> None:
@@ -387,11 +392,12 @@ class PipeSink:
         while view:
             if self._abandon.is_set():
                 raise _Abandoned()
-            try:
-                n = os.write(self.fd, view)
-            except BlockingIOError:
-                poller.poll(100)
+            events = poller.poll(100)
+            if not events:
                 continue
+            if events[0][1] & (select.POLLERR | select.POLLHUP):
+                raise BrokenPipeError(errno.EPIPE, "downstream closed the pipe")
+            n = os.write(self.fd, view[: self._chunk])
             view = view[n:]
         return total
 
@@ -405,26 +411,22 @@ class PipeSink:
                 os.close(self.fd)
             except OSError:
                 pass
+            if self._on_close is not None:
+                self._on_close()
 
-    # pyarrow treats any object with write/flush/close as a file; these make it explicit
     def writable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def tell(self) -> int:
-        raise OSError("not seekable")
 
 
 _END = object()
 
 
 class _PassThrough:
-    """The writer thread: batches from a bounded queue → an Arrow IPC stream with an sq trailer."""
+    """The writer thread: batches from a bounded queue → a StreamWriter (Arrow with its sq trailer, jsonl, table)."""
 
-    def __init__(self, sink: IO[bytes], schema: pa.Schema, size: int, warn: Callable[[str], None]):
+    def __init__(self, sink: IO[bytes], schema: pa.Schema, size: int, warn: Callable[[str], None], fmt: str = "arrow"):
         self.sink = sink
+        self.fmt = fmt
         self.schema = schema
         self.q: queue.Queue = queue.Queue(maxsize=max(1, size))
         self.size = size
@@ -457,27 +459,22 @@ class _PassThrough:
                 pass
 
     def _run(self) -> None:
-        import pyarrow.ipc as ipc
+        from sq.core.environment import Environment
+        from sq.core.streams import StreamWriter
 
         writer = None
-        rows = 0
         try:
-            writer = ipc.new_stream(self.sink, self.schema)
-            writer.write_batch(_empty(self.schema))
-            _flush(self.sink)
+            env = Environment(stdout=self.sink, stdout_isatty=False, stderr_isatty=False, quiet=True)
+            writer = StreamWriter(env, self.schema, fmt=self.fmt)
             while True:
                 item = self.q.get()
                 if item is _END:
                     break
                 if self.closed_reason is not None:
                     continue
-                writer.write_batch(pa.RecordBatch.from_arrays(item.columns, schema=self.schema))
-                _flush(self.sink)
-                rows += item.num_rows
+                writer.write(item)
             if self.closed_reason is None:
-                writer.write_batch(_empty(self.schema), custom_metadata={S.META_END: b"ok", S.META_ROWS: str(rows).encode()})
-                writer.close()
-                _flush(self.sink)
+                writer.close(ok=True)  # the sq.end trailer: downstream knows the stream is whole
                 self._written_ok = True
         except BaseException as e:  # EPIPE, abandoned, or anything else: recording goes on
             if self.closed_reason is None:
@@ -515,16 +512,6 @@ def _drain(q: queue.Queue) -> None:
             return
 
 
-def _flush(sink: Any) -> None:
-    f = getattr(sink, "flush", None)
-    if f is not None:
-        f()
-
-
-def _empty(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
-
-
 def _is_pipe_gone(e: BaseException) -> bool:
     seen: BaseException | None = e
     while seen is not None:
@@ -532,3 +519,138 @@ def _is_pipe_gone(e: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return "Broken pipe" in str(e)
+
+
+# ----------------------------------------------------------------------------------------------
+# the `sq record` command body
+
+
+def run_record(
+    env: Any,
+    symbols: list[str],
+    *,
+    out: str | None = None,
+    rotate: str = "1h",
+    for_: str | None = None,
+    limit: int | None = None,
+    seed: int = 1,
+    fmt: str = "auto",
+    queue_size: int = 4096,
+) -> int:
+    """Open the venue's market source, record it, print the summary; return the exit status.
+
+    SIGTERM ends the recording cleanly with status 0 (it is how services stop a recorder);
+    Ctrl-C does the same but returns 130, the shell's convention for an interrupted command.
+    """
+    import signal
+    import stat as stat_mod
+
+    from sq.core import paths
+    from sq.core.config import load_config
+    from sq.core.durations import parse_duration_ns
+    from sq.core.exits import UsageError
+    from sq.core.symbols import parse_symbols
+    from sq.venues import registry
+
+    parsed = parse_symbols(symbols)
+    if not parsed:
+        raise UsageError("give at least one symbol to record, e.g. sq record SIM:DEMO --out data")
+    rotate_ns = parse_duration_ns(rotate, option="--rotate")
+    if rotate_ns <= 0:
+        raise UsageError("--rotate must be longer than zero")
+    duration_ns = parse_duration_ns(for_, option="--for") if for_ else None
+    fmt = (fmt or "auto").lower()
+    if fmt not in ("auto", "arrow", "jsonl", "table", "none"):
+        raise UsageError(f"--format must be auto, arrow, jsonl, table or none for sq record (it always writes Parquet to --out); got {fmt!r}")
+    if fmt == "arrow" and env.stdout_isatty:
+        raise UsageError("refusing to write binary arrow data to a terminal; pipe it, or drop --format")
+    pt_format = None if fmt == "none" or (fmt == "auto" and env.stdout_isatty) else ("arrow" if fmt == "auto" else fmt)
+
+    venues = sorted({s.venue for s in parsed})
+    if len(venues) != 1:
+        raise UsageError(f"symbols from several venues in one command ({', '.join(venues)}); run one sq record per venue")
+    venue = venues[0]
+    try:
+        module = registry.venue_module(venue)
+    except UsageError:
+        module = None
+    if module is None or not hasattr(module, "open_market_source"):
+        raise UsageError(f"sq record: the {venue} venue adapter is not in this build; SIM: symbols can be recorded (e.g. sq record SIM:DEMO)")
+
+    config = load_config(env)
+    out_dir = out or str(paths.data_dir() / "recordings")
+    clock = "sim" if (limit and not duration_ns) else "real"
+    options = registry.SourceOptions(config=config, env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock)
+    source = module.open_market_source(parsed, options)
+
+    sink = None
+    if pt_format is not None:
+        sink = env.stdout
+        fileno = getattr(env.stdout, "fileno", None)
+        try:
+            fd = fileno() if fileno is not None else None
+        except (OSError, ValueError):
+            fd = None
+        if fd is not None and _is_pipe(fd):
+            sink = PipeSink(fd, on_close=lambda: _point_at_devnull(fd))
+
+    progress = _progress_printer(env) if env.stderr_isatty and not env.quiet else None
+    recorder = Recorder(
+        source,
+        out_dir,
+        rotate_ns=rotate_ns,
+        passthrough=sink,
+        passthrough_format=pt_format or "arrow",
+        queue_size=queue_size,
+        warn=env.warn,
+        progress=progress,
+    )
+
+    import threading as _threading
+
+    previous = {}
+    if _threading.current_thread() is _threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: recorder.stop(signal.Signals(signum).name))
+    try:
+        summary = recorder.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if progress is not None:
+            env.stderr.write("\r\x1b[2K")
+            env.stderr.flush()
+    env.info(summary.line(out_dir))
+    return 130 if summary.stopped_by == "SIGINT" else 0
+
+
+def _point_at_devnull(fd: int) -> None:
+    """After the pass-through ends, let downstream see end-of-file: stdout becomes /dev/null."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _progress_printer(env: Any) -> Callable[[RecordSummary], None]:
+    """One self-overwriting status line on a terminal stderr (never stdout)."""
+
+    def show(s: RecordSummary) -> None:
+        rate = s.events / s.elapsed_s if s.elapsed_s > 0 else 0.0
+        line = f"sq record: {s.events} events ({rate:,.0f}/s), {len(s.files)} files sealed, {_human_bytes(s.bytes)}"
+        env.stderr.write("\r\x1b[2K" + line)
+        env.stderr.flush()
+
+    return show
+
+
+def _is_pipe(fd: int) -> bool:
+    import stat as stat_mod
+
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat_mod.S_ISFIFO(mode) or stat_mod.S_ISSOCK(mode)

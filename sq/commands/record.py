@@ -1,0 +1,52 @@
+"""`sq record SYMBOL... --out DIR`: persist market data as a hive-partitioned Parquet dataset and,
+when stdout is a pipe, pass the events through as the market stream (ARCHITECTURE §4, §7, §8a)."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from sq.commands._options import ForOption, LimitOption, SeedOption, env_of
+
+HELP = """Record market data to a Parquet dataset; pass it through when stdout is a pipe.
+
+Files land in DIR/venue=…/symbol=…/date=YYYY-MM-DD/part-….parquet (readable by polars, DuckDB,
+Spark and every sq command). Each file is written under a hidden temp name and sealed on
+rotation (--rotate, by data time), at the end, on Ctrl-C or SIGTERM, so a file under its final
+name is always complete. When stdout is a pipe the events also flow on as the Arrow market
+stream; if downstream closes or falls behind, the pass-through stops with a warning and the
+recording to disk goes on. A summary of events, files and bytes goes to stderr.
+"""
+
+EPILOG = """Examples:
+
+  sq record SIM:DEMO --out data --for 1m
+
+  sq record SIM:DEMO SIM:ALT --out data --limit 100000 --rotate 10m
+
+  sq record SIM:DEMO --out data --for 1h | sq book --depth 5
+
+  sq book data/venue=sim --format jsonl | head
+"""
+
+
+def record(
+    ctx: typer.Context,
+    symbols: Annotated[List[str], typer.Argument(help="Symbols to record, e.g. SIM:DEMO.", metavar="SYMBOL...", show_default=False)],
+    out: Annotated[Optional[str], typer.Option("--out", help="Dataset directory (default: <data dir>/recordings).", show_default=False)] = None,
+    rotate: Annotated[str, typer.Option("--rotate", help="Start a new file per symbol every so much data time (10m, 1h).")] = "1h",
+    for_: ForOption = None,
+    limit: LimitOption = None,
+    seed: SeedOption = 1,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Pass-through on stdout: auto (Arrow on a pipe, none on a terminal), arrow, jsonl, table or none.")] = "auto",
+) -> None:
+    from sq.core.recorder import run_record
+
+    code = run_record(env_of(ctx), symbols, out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="record", help=HELP, epilog=EPILOG)(record)
