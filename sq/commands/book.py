@@ -1,0 +1,154 @@
+"""`sq book`: rebuild L2 books and features from a market stream (ARCHITECTURE §3, §4, §5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from sq.commands._options import FormatOption, OutputOption, env_of
+
+HELP = """Rebuild per-symbol L2 order books from a market stream and emit the book stream: the top
+--depth levels a side plus mid, spread, microprice, imbalance, last trade price, aggressive-trade
+ratio, rolling VWAP and mid-return volatility.
+
+Rows come only after complete venue messages and never inside a snapshot; by default one row per
+message that changes the levels or the features. Locked/crossed books are counted on stderr, never
+repaired. On a terminal a live ladder per symbol is shown; otherwise an Arrow stream (or -o FILE)."""
+
+EPILOG = """Examples:
+
+  sq subscribe SIM:DEMO --limit 10000 | sq book --depth 5 -o book.parquet
+
+  sq book data/venue=sim --interval 1s --format table
+
+  sq book ticks.parquet --every 100 --format jsonl | head
+
+  sq book zerodha.parquet --view-depth 5 --stale --stale-max-age 30s -o book.arrow"""
+
+TABLE_COLUMNS = ["ts", "symbol", "seq", "bid_qty_0", "bid_px_0", "ask_px_0", "ask_qty_0", "mid", "spread",
+                 "microprice", "imbalance", "last_trade_px"]
+
+
+def book(
+    ctx: typer.Context,
+    inputs: Annotated[Optional[List[str]], typer.Argument(help="Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin (the default when piped).", show_default=False)] = None,
+    depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=64, help="Levels a side in each row.")] = 5,
+    every: Annotated[Optional[int], typer.Option("--every", min=1, help="One row per symbol every N messages.", show_default=False)] = None,
+    interval: Annotated[Optional[str], typer.Option("--interval", help="At most one row per symbol per interval of data time (100ms, 1s).", show_default=False)] = None,
+    stale: Annotated[bool, typer.Option("--stale", help="Add stale-depth columns (count and qty of levels a top-N venue no longer shows).")] = False,
+    stale_max_age: Annotated[str, typer.Option("--stale-max-age", help="Drop stale levels older than this.")] = "60s",
+    view_depth: Annotated[Optional[int], typer.Option("--view-depth", min=1, max=64, help="Treat every symbol as a top-N venue showing N levels (default: the instrument's depth_view).", show_default=False)] = None,
+    vwap_window: Annotated[str, typer.Option("--vwap-window", help="Rolling VWAP window in data time.")] = "60s",
+    vol_halflife: Annotated[float, typer.Option("--vol-halflife", min=0.001, help="Half-life of the EWMA mid-return volatility, in mid changes.")] = 100.0,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip rows with NaN/inf/negative prices or quantities (counted on stderr) instead of failing with exit 65.")] = False,
+    output: OutputOption = None,
+    fmt: FormatOption = "auto",
+) -> None:
+    from sq.core import book as B
+    from sq.core.bookstream import build_book
+    from sq.core.durations import parse_duration_ns
+    from sq.core.exits import UsageError
+    from sq.core.streams import StreamWriter, open_input
+
+    env = env_of(ctx)
+    if every is not None and interval is not None:
+        raise UsageError("--every and --interval exclude each other; choose one")
+    options = dict(
+        depth=depth,
+        mode=B.MODE_EVERY if every else B.MODE_INTERVAL if interval else B.MODE_CHANGE,
+        every=every or 1,
+        interval_ns=parse_duration_ns(interval, option="--interval") if interval else 0,
+        vwap_window_ns=parse_duration_ns(vwap_window, option="--vwap-window"),
+        vol_halflife=vol_halflife,
+        view_depth=view_depth,
+        stale=stale,
+        stale_max_age_ns=parse_duration_ns(stale_max_age, option="--stale-max-age"),
+        skip_bad=skip_bad,
+    )
+    live = env.stdout_isatty and output is None and (fmt or "auto").lower() in ("auto", "table")
+    source = open_input(env, inputs, "market")
+    if live:
+        build_book(env, source, lambda schema: LadderSink(env, depth), **options)
+    else:
+        build_book(env, source, lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS), **options)
+
+
+class LadderSink:
+    """The terminal view: a rich Live ladder per symbol (depth bars, spread, microprice,
+    imbalance, update rate), refreshed from the latest row of each symbol. Same interface as
+    StreamWriter (context manager + write) so the core loop does not care where rows go."""
+
+    def __init__(self, env, depth: int, max_symbols: int = 6):
+        import time
+
+        from rich.live import Live
+
+        self.env = env
+        self.depth = depth
+        self.max_symbols = max_symbols
+        self.latest: dict[str, dict] = {}
+        self.counts: dict[str, int] = {}
+        self.started = time.monotonic()
+        self._last_draw = 0.0
+        self.live = Live(console=env.console(), auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
+
+    def __enter__(self):
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.live.update(self._render(), refresh=True)
+        return self.live.__exit__(*exc)
+
+    def write(self, batch) -> None:
+        import time
+
+        import pyarrow.compute as pc
+
+        syms = batch.column("symbol")
+        for sym in syms.dictionary.to_pylist():
+            mask = pc.equal(syms.cast("string"), sym)
+            idx = pc.indices_nonzero(mask)
+            if len(idx) == 0:
+                continue
+            self.counts[sym] = self.counts.get(sym, 0) + len(idx)
+            self.latest[sym] = batch.slice(idx[-1].as_py(), 1).to_pylist()[0]
+        now = time.monotonic()
+        if now - self._last_draw >= 0.1:
+            self._last_draw = now
+            self.live.update(self._render(), refresh=True)
+
+    def _render(self):
+        import time
+
+        from rich.columns import Columns
+        from rich.table import Table
+
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        tables = []
+        for sym in list(self.latest)[: self.max_symbols]:
+            row = self.latest[sym]
+            qtys = [row.get(f"{s}_qty_{i}") for s in ("bid", "ask") for i in range(self.depth)]
+            top = max([q for q in qtys if q is not None and q == q] or [1.0])
+            t = Table(title=f"{sym}  {self.counts[sym] / elapsed:,.0f} rows/s", show_edge=False)
+            t.add_column("bid qty", justify="right")
+            t.add_column("price", justify="right")
+            t.add_column("ask qty", justify="left")
+            for i in range(self.depth - 1, -1, -1):
+                px, q = row.get(f"ask_px_{i}"), row.get(f"ask_qty_{i}")
+                if px is not None and px == px:
+                    t.add_row("", f"[red]{px:.8g}[/]", f"[red]{'█' * max(1, int(12 * q / top))}[/] {q:g}")
+            for i in range(self.depth):
+                px, q = row.get(f"bid_px_{i}"), row.get(f"bid_qty_{i}")
+                if px is not None and px == px:
+                    t.add_row(f"{q:g} [green]{'█' * max(1, int(12 * q / top))}[/]", f"[green]{px:.8g}[/]", "")
+            fmt = lambda v: "—" if v is None or v != v else f"{v:.8g}"
+            t.caption = (f"spread {fmt(row.get('spread'))}  micro {fmt(row.get('microprice'))}  "
+                         f"imb {fmt(row.get('imbalance'))}  last {fmt(row.get('last_trade_px'))}")
+            tables.append(t)
+        return Columns(tables) if tables else "waiting for data…"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="book", help=HELP, epilog=EPILOG)(book)
