@@ -1,0 +1,306 @@
+"""Kite ticker binary frames → market-schema record batches, vectorised in numba.
+
+One numba kernel walks any number of frames in one pass (no per-packet Python): every packet
+layout — ltp (8 bytes), index quote (28), index full (32), quote (44), full (184 with five bid and
+five ask depth entries) — with the segment-dependent price divisor (token & 0xFF: CDS 3 → 1e7,
+BCD 6 and NCO 12 → 1e4, else 100). Rows follow ARCHITECTURE §3:
+
+* every packet is one venue message with its own `seq` (a local counter, +1 per packet);
+* full packets give `clear`, up to 5 + 5 `level` rows (empty entries skipped), `snapshot_end`,
+  then one `tick` row; all other packets give one `tick` row;
+* `tick` rows carry last price (and last qty where the layout has it, else NaN) and the extra
+  nullable columns of `EXTRA_FIELDS` (volume, average price, buy/sell totals, OHLC, OI, last trade
+  time, index change); `level`/`clear`/`snapshot_end` rows leave them null;
+* `ts` is the packet's exchange timestamp (full and index-full layouts), else the receive time.
+
+Malformed input never raises: a 1-byte frame is a heartbeat; an empty frame, a packet count or
+length that runs past the frame, or an unknown packet length is counted in `ParserStats` and the
+rest of that frame skipped (packets before it are kept). Packets for tokens the parser was not
+given are counted as `unknown_tokens` and dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from sq.core import schemas as S
+
+# extra nullable columns after the base market columns (tick rows only)
+EXTRA_FIELDS = [
+    pa.field("volume", pa.float64()),
+    pa.field("average_price", pa.float64()),
+    pa.field("buy_quantity", pa.float64()),
+    pa.field("sell_quantity", pa.float64()),
+    pa.field("open", pa.float64()),
+    pa.field("high", pa.float64()),
+    pa.field("low", pa.float64()),
+    pa.field("close", pa.float64()),
+    pa.field("oi", pa.float64()),
+    pa.field("oi_day_high", pa.float64()),
+    pa.field("oi_day_low", pa.float64()),
+    pa.field("change", pa.float64()),
+    pa.field("last_trade_time", S.TS),
+]
+N_EXTRA_F = 12  # float extras, in EXTRA_FIELDS order; then last_trade_time (int64 ns, 0 = null)
+
+# stats slots
+ST_PACKETS, ST_HEARTBEATS, ST_BAD_FRAMES, ST_BAD_PACKETS, ST_UNKNOWN, ST_SEQ = 0, 1, 2, 3, 4, 5
+
+SEG_CDS, SEG_BCD, SEG_INDICES, SEG_NCO = 3, 6, 9, 12
+
+
+def divisor(token: int) -> float:
+    """The price divisor of an instrument token's segment (pure Python twin of the kernel's)."""
+    seg = token & 0xFF
+    if seg == SEG_CDS:
+        return 10_000_000.0
+    if seg in (SEG_BCD, SEG_NCO):
+        return 10_000.0
+    return 100.0
+
+
+@njit(cache=True, inline="always")
+def _u32(b, i):
+    return (np.int64(b[i]) << 24) | (np.int64(b[i + 1]) << 16) | (np.int64(b[i + 2]) << 8) | np.int64(b[i + 3])
+
+
+@njit(cache=True, inline="always")
+def _i32(b, i):
+    v = _u32(b, i)
+    if v >= 2147483648:
+        v -= 4294967296
+    return v
+
+
+@njit(cache=True, inline="always")
+def _u16(b, i):
+    return (np.int64(b[i]) << 8) | np.int64(b[i + 1])
+
+
+@njit(cache=True, inline="always")
+def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt):
+    o_ts[n] = ts
+    o_recv[n] = recv
+    o_sym[n] = sym
+    o_kind[n] = kind
+    o_side[n] = side
+    o_px[n] = px
+    o_qty[n] = qty
+    o_ord[n] = orders
+    o_seq[n] = seq
+    for k in range(xf.shape[0]):
+        xf[k, n] = np.nan
+    x_ltt[n] = 0
+    return n + 1
+
+
+@njit(cache=True)
+def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt):
+    """Parse frames buf[fstart[i]:fend[i]] received at frecv[i]; return the number of rows written.
+
+    keys: sorted instrument tokens; syms: their symbol codes. xf: (N_EXTRA_F, cap) float extras.
+    stats: int64 counters (see ST_*); stats[ST_SEQ] is the next seq and is advanced.
+    """
+    n = 0
+    seq = stats[ST_SEQ]
+    nk = keys.shape[0]
+    for f in range(fstart.shape[0]):
+        a = fstart[f]
+        e = fend[f]
+        recv = frecv[f]
+        size = e - a
+        if size == 1:
+            stats[ST_HEARTBEATS] += 1
+            continue
+        if size < 2:
+            stats[ST_BAD_FRAMES] += 1
+            continue
+        npk = _u16(buf, a)
+        p = a + 2
+        for _ in range(npk):
+            if p + 2 > e:
+                stats[ST_BAD_FRAMES] += 1
+                break
+            ln = _u16(buf, p)
+            p += 2
+            if p + ln > e:
+                stats[ST_BAD_FRAMES] += 1
+                break
+            q = p
+            p += ln
+            if ln != 8 and ln != 28 and ln != 32 and ln != 44 and ln != 184:
+                stats[ST_BAD_PACKETS] += 1
+                continue
+            token = _u32(buf, q)
+            j = np.searchsorted(keys, token)
+            if j >= nk or keys[j] != token:
+                stats[ST_UNKNOWN] += 1
+                continue
+            sym = syms[j]
+            seg = token & 0xFF
+            div = 100.0
+            if seg == 3:
+                div = 10000000.0
+            elif seg == 6 or seg == 12:
+                div = 10000.0
+            stats[ST_PACKETS] += 1
+            last = _i32(buf, q + 4) / div
+            ts = recv
+            if ln == 184:
+                ets = _u32(buf, q + 60)
+                if ets > 0:
+                    ts = ets * 1000000000
+                n = _row(n, ts, recv, sym, 3, 0, 0.0, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                for lv in range(10):
+                    d = q + 64 + 12 * lv
+                    dq = _u32(buf, d)
+                    dp = _i32(buf, d + 4)
+                    if dq == 0 and dp == 0:
+                        continue
+                    side = 1 if lv < 5 else -1
+                    n = _row(n, ts, recv, sym, 1, side, dp / div, np.float64(dq), _u16(buf, d + 8), seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                n = _row(n, ts, recv, sym, 4, 0, 0.0, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+            if ln == 32:
+                ets = _u32(buf, q + 28)
+                if ets > 0:
+                    ts = ets * 1000000000
+            if ln == 44 or ln == 184:
+                t = _row(n, ts, recv, sym, 5, 0, last, np.float64(_u32(buf, q + 8)), -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                xf[0, n] = _u32(buf, q + 16)
+                xf[1, n] = _i32(buf, q + 12) / div
+                xf[2, n] = _u32(buf, q + 20)
+                xf[3, n] = _u32(buf, q + 24)
+                xf[4, n] = _i32(buf, q + 28) / div
+                xf[5, n] = _i32(buf, q + 32) / div
+                xf[6, n] = _i32(buf, q + 36) / div
+                xf[7, n] = _i32(buf, q + 40) / div
+                if ln == 184:
+                    x_ltt[n] = _u32(buf, q + 44) * 1000000000
+                    xf[8, n] = _u32(buf, q + 48)
+                    xf[9, n] = _u32(buf, q + 52)
+                    xf[10, n] = _u32(buf, q + 56)
+                n = t
+            elif ln == 28 or ln == 32:
+                t = _row(n, ts, recv, sym, 5, 0, last, np.nan, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                xf[5, n] = _i32(buf, q + 8) / div
+                xf[6, n] = _i32(buf, q + 12) / div
+                xf[4, n] = _i32(buf, q + 16) / div
+                xf[7, n] = _i32(buf, q + 20) / div
+                xf[11, n] = _i32(buf, q + 24) / div
+                n = t
+            else:  # ltp
+                n = _row(n, ts, recv, sym, 5, 0, last, np.nan, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+            seq += 1
+    stats[ST_SEQ] = seq
+    return n
+
+
+@dataclass
+class ParserStats:
+    """Counters of everything the parser saw besides good packets (fuzzed input lands here)."""
+
+    packets: int = 0
+    heartbeats: int = 0
+    bad_frames: int = 0
+    bad_packets: int = 0
+    unknown_tokens: int = 0
+    text_messages: int = 0
+    bad_text: int = 0
+
+
+@dataclass
+class TextMessage:
+    """A decoded text frame: `type` is order | error | message (or whatever the venue sent)."""
+
+    type: str
+    data: object
+    raw: Mapping = field(default_factory=dict)
+
+
+def parse_text(text: str | bytes) -> TextMessage | None:
+    """Decode a ticker text frame (order postback, error, message); None when it is not JSON."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    return TextMessage(str(obj.get("type", "")), obj.get("data"), obj)
+
+
+class TickerParser:
+    """Stateful parser for one stream: token → symbol map, the schema, the seq counter, stats.
+
+    `tokens` maps instrument token → canonical symbol; `instruments` is the schema metadata.
+    """
+
+    def __init__(self, tokens: Mapping[int, str], instruments: Mapping[str, S.Instrument], seq0: int = 1):
+        symbols = list(instruments)
+        order = sorted(tokens)
+        self.keys = np.array(order, dtype=np.int64)
+        self.syms = np.array([symbols.index(tokens[t]) for t in order], dtype=np.int32)
+        self.schema = S.market_schema(instruments, EXTRA_FIELDS)
+        self.base_schema = S.market_schema(instruments)
+        self.dictionary = S.symbol_dictionary(symbols)
+        self.instruments = dict(instruments)
+        self._stats = np.zeros(6, dtype=np.int64)
+        self._stats[ST_SEQ] = seq0
+        self.text = ParserStats()
+
+    @property
+    def stats(self) -> ParserStats:
+        s = self._stats
+        return ParserStats(int(s[ST_PACKETS]), int(s[ST_HEARTBEATS]), int(s[ST_BAD_FRAMES]), int(s[ST_BAD_PACKETS]),
+                           int(s[ST_UNKNOWN]), self.text.text_messages, self.text.bad_text)
+
+    def parse(self, frames: Sequence[bytes], recv_ns: Iterable[int] | int) -> pa.RecordBatch | None:
+        """Parse binary frames (received at `recv_ns`, one value or one per frame) into one batch.
+
+        Returns None when the frames held no rows (heartbeats, unknown tokens, garbage).
+        """
+        if not frames:
+            return None
+        lens = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
+        fend = np.cumsum(lens)
+        fstart = fend - lens
+        buf = np.frombuffer(b"".join(frames), dtype=np.uint8)
+        if isinstance(recv_ns, (int, np.integer)):
+            recv = np.full(len(frames), int(recv_ns), dtype=np.int64)
+        else:
+            recv = np.asarray(list(recv_ns), dtype=np.int64)
+        return self.parse_buffer(buf, fstart, fend, recv)
+
+    def parse_buffer(self, buf: np.ndarray, fstart: np.ndarray, fend: np.ndarray, recv: np.ndarray) -> pa.RecordBatch | None:
+        """Parse frames already laid out in one uint8 buffer (the zero-copy path for bulk replay)."""
+        cap = int(buf.shape[0]) // 10 + 1
+        o_ts = np.empty(cap, np.int64)
+        o_recv = np.empty(cap, np.int64)
+        o_sym = np.empty(cap, np.int32)
+        o_kind = np.empty(cap, np.uint8)
+        o_side = np.empty(cap, np.int8)
+        o_px = np.empty(cap, np.float64)
+        o_qty = np.empty(cap, np.float64)
+        o_ord = np.empty(cap, np.int32)
+        o_seq = np.empty(cap, np.int64)
+        xf = np.empty((N_EXTRA_F, cap), np.float64)
+        x_ltt = np.empty(cap, np.int64)
+        n = parse_frames(buf, fstart, fend, recv, self.keys, self.syms, self._stats,
+                         o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+        if n == 0:
+            return None
+        base = S.market_batch(self.base_schema, self.dictionary, o_ts[:n], o_recv[:n], o_sym[:n], o_kind[:n],
+                              o_side[:n], o_px[:n], o_qty[:n], o_seq[:n], o_ord[:n])
+        cols = list(base.columns)
+        tick = o_kind[:n] != S.TICK
+        for k in range(N_EXTRA_F):
+            col = xf[k, :n]
+            cols.append(pa.array(col, mask=tick | np.isnan(col), type=pa.float64()))
+        ltt = x_ltt[:n]
+        cols.append(pa.array(ltt, mask=ltt == 0, type=pa.int64()).view(S.TS))
+        return pa.RecordBatch.from_arrays(cols, schema=self.schema)
