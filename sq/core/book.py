@@ -464,12 +464,13 @@ def end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, s, now, ma
 def build_row(qbuf, ist, fst, st_qty, s, depth, out_f, r, tick_buf, qty_buf):
     """Write symbol `s`'s visible top-`depth` levels and features into column-major `out_f[:, r]`."""
     tk = fst[s, F_TICK]
+    inv = fst[s, F.F_INV]
     nan = np.nan
     nb = top_levels(qbuf, ist, s, 1, depth, tick_buf, qty_buf)
     sb = 0.0
     for c in range(depth):
         if c < nb:
-            out_f[c, r] = tick_buf[c] * tk
+            out_f[c, r] = F.tick_price(tick_buf[c], tk, inv)
             out_f[depth + c, r] = qty_buf[c]
             sb += qty_buf[c]
         else:
@@ -477,11 +478,12 @@ def build_row(qbuf, ist, fst, st_qty, s, depth, out_f, r, tick_buf, qty_buf):
             out_f[depth + c, r] = nan
     bb = out_f[0, r]
     bq = out_f[depth, r]
+    bbt = tick_buf[0]
     na = top_levels(qbuf, ist, s, -1, depth, tick_buf, qty_buf)
     sa = 0.0
     for c in range(depth):
         if c < na:
-            out_f[2 * depth + c, r] = tick_buf[c] * tk
+            out_f[2 * depth + c, r] = F.tick_price(tick_buf[c], tk, inv)
             out_f[3 * depth + c, r] = qty_buf[c]
             sa += qty_buf[c]
         else:
@@ -492,8 +494,13 @@ def build_row(qbuf, ist, fst, st_qty, s, depth, out_f, r, tick_buf, qty_buf):
     hb = nb > 0
     ha = na > 0
     f0 = 4 * depth
-    out_f[f0, r] = F.mid_price(bb, ba, hb, ha)
-    out_f[f0 + 1, r] = F.spread(bb, ba, hb, ha)
+    if hb and ha:  # from ticks: exact decimal-looking values (0.02, not 0.01999999999999602)
+        bat = tick_buf[0]
+        out_f[f0, r] = 0.5 * F.tick_price(bbt + bat, tk, inv)
+        out_f[f0 + 1, r] = F.tick_price(bat - bbt, tk, inv)
+    else:
+        out_f[f0, r] = nan
+        out_f[f0 + 1, r] = nan
     out_f[f0 + 2, r] = F.microprice(bb, bq, ba, aq, hb, ha)
     out_f[f0 + 3, r] = F.imbalance(sb, sa) if (hb or ha) else nan
     out_f[f0 + 4, r] = fst[s, F_LAST_PX]
@@ -547,7 +554,8 @@ def end_message(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last
         ist[s, I_VW_LEN] = n
     mid = np.nan
     if nb > 0 and na > 0:
-        mid = 0.5 * (ist[s, I_BB] * tk + ist[s, I_BA] * tk)
+        inv = fst[s, F.F_INV]
+        mid = 0.5 * F.tick_price(ist[s, I_BB] + ist[s, I_BA], tk, inv)
     ist[s, I_NVOL] = F.vol_update(fst, s, mid, ist[s, I_NVOL], fp[FP_VOL_ALPHA])
     mode = ip[P_MODE]
     if mode == MODE_NONE:
@@ -741,6 +749,7 @@ class BookState:
             total += 2 * INITIAL_WINDOW
             self.ist[s, I_VIEW] = min(int(views[s]), VIEW_CAP)
             self.fst[s, F.F_TICK] = float(tick_sizes[s])
+            self.fst[s, F.F_INV] = F.tick_inverse(float(tick_sizes[s]))
             self.fst[s, F.F_LAST_PX] = np.nan
             self.fst[s, F.F_AGG] = np.nan
             self.fst[s, F.F_VAR] = np.nan

@@ -27,23 +27,26 @@ F_VAR = 5  # EWMA of squared log mid returns
 F_PREV_MID = 6  # mid at the previous complete message (NaN: none)
 F_MSG_TMIN = 7  # lowest trade price inside the current message (inf: none)
 F_MSG_TMAX = 8  # highest trade price inside the current message (-inf: none)
-NF = 9
+F_INV = 9  # 1/tick when that is an integer (prices print as t/inv: 9999/100 = 99.99 exactly), else 0
+NF = 10
 
 
 @njit(cache=True, inline="always")
-def mid_price(bid: float, ask: float, has_bid: bool, has_ask: bool) -> float:
-    """(bid + ask) / 2, NaN unless both sides have a level."""
-    if has_bid and has_ask:
-        return 0.5 * (bid + ask)
-    return NAN
+def tick_price(t, tick: float, inv: float) -> float:
+    """The float price of tick `t`: t / (1/tick) when 1/tick is an integer, so a tick of 0.01
+    gives the same float as the decimal literal (99.99, not 99.99000000000001), else t · tick."""
+    if inv > 0.0:
+        return t / inv
+    return t * tick
 
 
-@njit(cache=True, inline="always")
-def spread(bid: float, ask: float, has_bid: bool, has_ask: bool) -> float:
-    """ask − bid (negative on a crossed book, which is reported, not hidden); NaN if a side is empty."""
-    if has_bid and has_ask:
-        return ask - bid
-    return NAN
+def tick_inverse(tick: float) -> float:
+    """1/tick if it is (within rounding) an integer ≥ 1, else 0.0 (see `tick_price`)."""
+    inv = 1.0 / tick
+    r = round(inv)
+    if r >= 1 and abs(inv - r) <= 1e-9 * inv:
+        return float(r)
+    return 0.0
 
 
 @njit(cache=True, inline="always")
