@@ -1,0 +1,78 @@
+"""Token buckets for Kite's published limits (zerodha.md): requests 10/s (quotes 1/s), orders
+10/s and 400/min per API key. sq stays below them so Kite never answers 429.
+
+`acquire()` waits when the wait is short (≤ `max_wait`), else raises TempFailure (exit 75) — a
+strategy that wants 500 orders a minute is told so instead of being silently throttled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from sq.core.exits import TempFailure
+
+QUOTE_PER_S = 1.0
+REQUESTS_PER_S = 10.0
+ORDERS_PER_S = 10.0
+ORDERS_PER_MIN = 400.0
+
+
+class TokenBucket:
+    """`rate` tokens per second, holding at most `burst`; thread-safe."""
+
+    def __init__(self, rate: float, burst: float, *, name: str, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, max_wait: float = 1.0):
+        self.rate, self.burst, self.name = rate, burst, name
+        self.clock, self.sleep, self.max_wait = clock, sleep, max_wait
+        self.tokens = burst
+        self.t = clock()
+        self.lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+
+    def wait_time(self, n: float = 1.0) -> float:
+        with self.lock:
+            self._refill()
+            return max(0.0, (n - self.tokens) / self.rate)
+
+    def acquire(self, n: float = 1.0) -> None:
+        while True:
+            with self.lock:
+                self._refill()
+                if self.tokens >= n:
+                    self.tokens -= n
+                    return
+                wait = (n - self.tokens) / self.rate
+            if wait > self.max_wait:
+                raise TempFailure(f"zerodha: {self.name} limit reached (Kite allows {self._limit()}); retry in {wait:.1f} s")
+            self.sleep(wait)
+
+    def _limit(self) -> str:
+        return f"{self.rate * 60:g}/min" if self.rate < 1 else f"{self.rate:g}/s"
+
+
+class KiteLimits:
+    """The buckets one gateway shares: every request, quotes, and orders (per second and per minute)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.requests = TokenBucket(REQUESTS_PER_S, REQUESTS_PER_S, name="request rate", clock=clock, sleep=sleep)
+        self.quotes = TokenBucket(QUOTE_PER_S, QUOTE_PER_S, name="quote rate", clock=clock, sleep=sleep, max_wait=2.0)
+        self.orders_s = TokenBucket(ORDERS_PER_S, ORDERS_PER_S, name="order rate", clock=clock, sleep=sleep)
+        self.orders_min = TokenBucket(ORDERS_PER_MIN / 60.0, ORDERS_PER_MIN, name="orders per minute", clock=clock, sleep=sleep)
+
+    def request(self) -> None:
+        self.requests.acquire()
+
+    def quote(self) -> None:
+        self.quotes.acquire()
+        self.requests.acquire()
+
+    def order(self) -> None:
+        self.orders_min.acquire()
+        self.orders_s.acquire()
+        self.requests.acquire()
