@@ -1,0 +1,392 @@
+"""Frames and REST depth snapshots → market rows, through the parser and the local-book sync.
+
+One `MarketPipeline` serves every symbol of a source, live or replayed: `feed(frames, recv_ns,
+market)` for each burst of WebSocket frames, `snapshot(code, body, recv_ns)` for each REST depth
+answer. It keeps Binance's ordering: a depth diff is emitted only when the symbol's sync says
+APPLY; while a symbol is unsynced its diffs are buffered and `wanted()` names it for a snapshot;
+a snapshot becomes one message clear + levels + snapshot_end (seq = lastUpdateId) followed by the
+buffered events it bridges. Trades (`trade`, `aggTrade`) become trade rows; `bookTicker` (quote
+mode) becomes a top-1 view (clear + bid + ask + snapshot_end). Malformed frames, unknown fields,
+unknown symbols and server errors are counted in `counters` and logged (rate-limited), and the
+stream goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from sq.core.schemas import CLEAR, LEVEL, SNAPSHOT_END, TRADE
+from sq.venues.binance import parser as P
+from sq.venues.binance.book_sync import APPLY, GAP, RETRY, IGNORE, SymbolSync
+
+log = logging.getLogger("sq.binance")
+
+MS = 1_000_000
+
+
+@dataclass
+class Rows:
+    """Market rows as NumPy columns (prices/quantities in venue units; `sym` is a symbol code)."""
+
+    ts: np.ndarray
+    recv: np.ndarray
+    sym: np.ndarray
+    kind: np.ndarray
+    side: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    seq: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @staticmethod
+    def empty() -> "Rows":
+        z = np.zeros(0, dtype=np.int64)
+        return Rows(z, z, z.astype(np.int32), z.astype(np.uint8), z.astype(np.int8), z.astype(np.float64), z.astype(np.float64), z)
+
+    @staticmethod
+    def concat(parts: list["Rows"]) -> "Rows":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Rows.empty()
+        if len(parts) == 1:
+            return parts[0]
+        return Rows(*(np.concatenate([getattr(p, f) for p in parts]) for f in Rows.__dataclass_fields__))
+
+
+class _Extra:
+    """Row lists for the slow paths (trades, snapshots, fallback parses), with an ordering key."""
+
+    __slots__ = ("ts", "recv", "sym", "kind", "side", "price", "qty", "seq", "key")
+
+    def __init__(self):
+        for f in self.__slots__:
+            setattr(self, f, [])
+
+    def add(self, ts, recv, sym, kind, side, price, qty, seq, key=0):
+        self.ts.append(ts)
+        self.recv.append(recv)
+        self.sym.append(sym)
+        self.kind.append(kind)
+        self.side.append(side)
+        self.price.append(price)
+        self.qty.append(qty)
+        self.seq.append(seq)
+        self.key.append(key)
+
+    def rows(self) -> tuple[Rows, np.ndarray]:
+        r = Rows(
+            np.array(self.ts, dtype=np.int64), np.array(self.recv, dtype=np.int64), np.array(self.sym, dtype=np.int32),
+            np.array(self.kind, dtype=np.uint8), np.array(self.side, dtype=np.int8), np.array(self.price, dtype=np.float64),
+            np.array(self.qty, dtype=np.float64), np.array(self.seq, dtype=np.int64),
+        )
+        return r, np.array(self.key, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class PipeSymbol:
+    """A symbol the pipeline serves: canonical name, venue name (BTCUSDT) and its market."""
+
+    canonical: str
+    venue_symbol: str
+    market: str  # "spot" | "futures"
+
+
+COUNTERS = (
+    "frames", "depth_frames", "trades", "tickers", "malformed", "unknown_fields", "unknown_symbols", "server_errors",
+    "control", "ignored", "gaps", "snapshots", "snapshot_retries", "resyncs", "duplicates",
+)
+
+
+class MarketPipeline:
+    """Parser + per-symbol book sync for a set of symbols; see the module docstring."""
+
+    def __init__(self, symbols: list[PipeSymbol], *, book: str = "depth"):
+        self.symbols = list(symbols)
+        self.book = book  # "depth" (diff stream + snapshots), "ticker" (bookTicker views) or "none"
+        self.counters = {k: 0 for k in COUNTERS}
+        self._map: dict[str, dict[bytes, int]] = {"spot": {}, "futures": {}}
+        for code, s in enumerate(self.symbols):
+            self._map[s.market][s.venue_symbol.encode()] = code
+        self.syncs = [SymbolSync(futures=s.market == "futures") for s in self.symbols]
+        self.seq = [-1] * len(self.symbols)  # seq of the last message emitted per symbol
+        self._want: set[int] = set()
+        self._seen_unknown: set[str] = set()
+        self._logged: dict[str, int] = {}
+
+    # ------------------------------------------------------------------------------ bookkeeping
+
+    def code(self, market: str, venue_symbol: str) -> int | None:
+        return self._map[market].get(venue_symbol.upper().encode())
+
+    def wanted(self) -> list[int]:
+        """Symbols whose book needs a REST snapshot now (cleared when one is applied)."""
+        return sorted(self._want)
+
+    def reset(self, market: str | None = None) -> None:
+        """A reconnect: every (market's) symbol starts over from buffering + snapshot."""
+        for code, s in enumerate(self.symbols):
+            if market is None or s.market == market:
+                sync = self.syncs[code]
+                sync.synced = False
+                sync.buffer.clear()
+                if self.book == "depth":
+                    self._want.add(code)
+        self.counters["resyncs"] += 1
+
+    def _note(self, what: str, msg: str, *args) -> None:
+        """Log the first occurrences of each problem, then every 1000th (the counters keep all)."""
+        n = self._logged.get(what, 0) + 1
+        self._logged[what] = n
+        if n <= 5 or n % 1000 == 0:
+            log.warning(msg + (" (%d so far)" % n if n > 5 else ""), *args)
+
+    def _unknown_fields(self, event: dict, kind: str) -> None:
+        extra = P.unknown_keys(event, kind)
+        if not extra:
+            return
+        self.counters["unknown_fields"] += len(extra)
+        new = [k for k in extra if f"{kind}.{k}" not in self._seen_unknown]
+        if new:
+            self._seen_unknown.update(f"{kind}.{k}" for k in new)
+            log.info("binance %s frames carry fields sq does not use: %s (ignored)", kind, ", ".join(sorted(new)))
+
+    # ------------------------------------------------------------------------------ frames
+
+    def feed(self, frames: list[bytes], recv_ns, market: str = "spot") -> Rows:
+        """Parse and sync one burst of frames (arrival order); return the rows to emit."""
+        n = len(frames)
+        if n == 0:
+            return Rows.empty()
+        recv = np.broadcast_to(np.asarray(recv_ns, dtype=np.int64), (n,))
+        sc = P.scan(frames)
+        ints = sc.ints
+        self.counters["frames"] += n
+        status = ints[:, P.C_STATUS].tolist()
+        Ul = ints[:, P.C_U].tolist()
+        ul = ints[:, P.C_u].tolist()
+        pul = ints[:, P.C_pu].tolist()
+        s0 = ints[:, P.C_S0].tolist()
+        s1 = ints[:, P.C_S1].tolist()
+        unk = ints[:, P.C_UNKNOWN].tolist()
+        emit = np.zeros(n, dtype=np.bool_)
+        fsym = np.zeros(n, dtype=np.int32)
+        symmap = self._map[market]
+        syncs = self.syncs
+        buf = sc.buf
+        depth_on = self.book == "depth"
+        extra: _Extra | None = None
+        ndepth = 0
+        for i in range(n):
+            if status[i] == P.ST_DEPTH:
+                ndepth += 1
+                code = symmap.get(buf[s0[i] : s1[i]])
+                if code is None:
+                    self.counters["unknown_symbols"] += 1
+                    self._note("unknown_symbol", "binance: depth frame for a symbol not subscribed: %s", buf[s0[i] : s1[i]].decode("utf-8", "replace"))
+                    continue
+                if unk[i]:
+                    self._unknown_fields(P.event_of(P.loads(frames[i])), "depthUpdate")
+                if not depth_on:
+                    self.counters["ignored"] += 1
+                    continue
+                v = syncs[code].on_diff(Ul[i], ul[i], pul[i])
+                if v == APPLY:
+                    emit[i] = True
+                    fsym[i] = code
+                    self.seq[code] = ul[i]
+                elif v != IGNORE:
+                    sel = sc.lframe == i
+                    E = int(ints[i, P.C_E])
+                    payload = (E * MS if E >= 0 else int(recv[i]), int(recv[i]), sc.px[sel].copy(), sc.qty[sel].copy(), sc.side[sel].copy())
+                    self._buffer(code, v, Ul[i], ul[i], pul[i], payload)
+            else:
+                if extra is None:
+                    extra = _Extra()
+                self._slow_frame(frames[i], int(recv[i]), market, i, extra)
+        self.counters["depth_frames"] += ndepth
+        self.counters["duplicates"] = sum(s.duplicates for s in syncs)
+        depth_rows, depth_key = self._depth_rows(sc, emit, fsym, recv)
+        if extra is None or not extra.ts:
+            return depth_rows
+        xrows, xkey = extra.rows()
+        allrows = Rows.concat([depth_rows, xrows])
+        order = np.argsort(np.concatenate([depth_key, xkey]), kind="stable")
+        return Rows(*(getattr(allrows, f)[order] for f in Rows.__dataclass_fields__))
+
+    def _depth_rows(self, sc: P.Scan, emit: np.ndarray, fsym: np.ndarray, recv: np.ndarray) -> tuple[Rows, np.ndarray]:
+        lf = sc.lframe
+        if not len(lf):
+            return Rows.empty(), np.zeros(0, dtype=np.int64)
+        if emit.all():
+            px, qty, side = sc.px, sc.qty, sc.side
+        else:
+            m = emit[lf]
+            lf = lf[m]
+            px, qty, side = sc.px[m], sc.qty[m], sc.side[m]
+        E = sc.ints[lf, P.C_E]
+        rc = recv[lf]
+        ts = np.where(E >= 0, E * MS, rc)
+        kind = np.full(len(lf), LEVEL, dtype=np.uint8)
+        return Rows(ts, rc, fsym[lf], kind, side, px, qty, sc.ints[lf, P.C_u]), lf
+
+    def _buffer(self, code: int, verdict: int, U: int, u: int, pu: int, payload) -> None:
+        sync = self.syncs[code]
+        if verdict == GAP:
+            self.counters["gaps"] += 1
+            self._note("gap", "binance %s: depth gap (local id %d, next event U=%d u=%d pu=%d): resyncing from a fresh snapshot",
+                       self.symbols[code].canonical, sync.last, U, u, pu)
+        sync.push(U, u, pu, payload)
+        self._want.add(code)
+
+    def _slow_frame(self, frame: bytes, recv: int, market: str, key: int, x: _Extra) -> None:
+        """Every frame the kernel left to Python: trades, tickers, control replies, odd depth frames."""
+        try:
+            obj = P.loads(frame)
+        except ValueError:
+            self.counters["malformed"] += 1
+            self._note("malformed", "binance: malformed frame ignored: %r", frame[:120])
+            return
+        if isinstance(obj, dict) and ("error" in obj or ("code" in obj and "msg" in obj)):
+            self.counters["server_errors"] += 1
+            err = obj.get("error", obj)
+            self._note("server_error", "binance stream error: %s", err)
+            return
+        if isinstance(obj, dict) and "result" in obj and "id" in obj:
+            self.counters["control"] += 1
+            return
+        ev = P.event_of(obj)
+        if not isinstance(ev, dict):
+            self.counters["malformed"] += 1
+            self._note("malformed", "binance: frame is not an event object: %r", frame[:120])
+            return
+        kind = P.kind_of(ev)
+        try:
+            if kind == "depthUpdate":
+                self._depth_py(ev, recv, market, key, x)
+            elif kind in ("trade", "aggTrade"):
+                self._trade(ev, recv, market, key, x, kind)
+            elif kind == "bookTicker":
+                self._ticker(ev, recv, market, key, x)
+            else:
+                self.counters["ignored"] += 1
+                self._note("ignored:" + kind, "binance: event type %r ignored", kind)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            self.counters["malformed"] += 1
+            self._note("malformed", "binance: malformed %s event ignored (%s: %s)", kind or "unknown", type(e).__name__, e)
+
+    def _sym(self, ev: dict, market: str) -> int | None:
+        s = ev["s"]
+        code = self._map[market].get(str(s).upper().encode())
+        if code is None:
+            self.counters["unknown_symbols"] += 1
+            self._note("unknown_symbol", "binance: event for a symbol not subscribed: %s", s)
+        return code
+
+    def _depth_py(self, ev: dict, recv: int, market: str, key: int, x: _Extra) -> None:
+        U, u = int(ev["U"]), int(ev["u"])
+        pu = int(ev.get("pu", -1))
+        levels = [(1, P.decimal(p), P.decimal(q)) for p, q in ev["b"]] + [(-1, P.decimal(p), P.decimal(q)) for p, q in ev["a"]]
+        code = self._sym(ev, market)
+        if code is None:
+            return
+        self._unknown_fields(ev, "depthUpdate")
+        self.counters["depth_frames"] += 1
+        if self.book != "depth":
+            self.counters["ignored"] += 1
+            return
+        ts = int(ev["E"]) * MS if "E" in ev else recv
+        v = self.syncs[code].on_diff(U, u, pu)
+        if v == APPLY:
+            self.seq[code] = u
+            for side, p, q in levels:
+                x.add(ts, recv, code, LEVEL, side, p, q, u, key)
+        elif v != IGNORE:
+            arr = np.array([(p, q) for _, p, q in levels], dtype=np.float64).reshape(-1, 2)
+            sides = np.array([s for s, _, _ in levels], dtype=np.int8)
+            self._buffer(code, v, U, u, pu, (ts, recv, arr[:, 0].copy(), arr[:, 1].copy(), sides))
+
+    def _trade(self, ev: dict, recv: int, market: str, key: int, x: _Extra, kind: str) -> None:
+        price, qty = P.decimal(ev["p"]), P.decimal(ev["q"])
+        side = -1 if ev["m"] else 1
+        tid = int(ev["t"] if kind == "trade" else ev["a"])
+        ts = int(ev["T"]) * MS if "T" in ev else recv
+        code = self._sym(ev, market)
+        if code is None:
+            return
+        self._unknown_fields(ev, kind)
+        seq = self.seq[code] if self.seq[code] >= 0 else tid
+        x.add(ts, recv, code, TRADE, side, price, qty, seq, key)
+        self.counters["trades"] += 1
+
+    def _ticker(self, ev: dict, recv: int, market: str, key: int, x: _Extra) -> None:
+        u = int(ev["u"])
+        bp, bq, ap, aq = P.decimal(ev["b"]), P.decimal(ev["B"]), P.decimal(ev["a"]), P.decimal(ev["A"])
+        code = self._sym(ev, market)
+        if code is None:
+            return
+        self._unknown_fields(ev, "bookTicker")
+        if self.book != "ticker":
+            self.counters["ignored"] += 1
+            return
+        if u <= self.seq[code]:
+            self.counters["duplicates"] += 1
+            return
+        ts = int(ev["E"]) * MS if "E" in ev else recv
+        self.seq[code] = u
+        x.add(ts, recv, code, CLEAR, 0, 0.0, 0.0, u, key)
+        x.add(ts, recv, code, LEVEL, 1, bp, bq, u, key)
+        x.add(ts, recv, code, LEVEL, -1, ap, aq, u, key)
+        x.add(ts, recv, code, SNAPSHOT_END, 0, 0.0, 0.0, u, key)
+        self.counters["tickers"] += 1
+
+    # ------------------------------------------------------------------------------ snapshots
+
+    def snapshot(self, code: int, body: bytes | str, recv_ns: int) -> Rows:
+        """Apply a REST depth answer for symbol `code`; the rows to emit (maybe none: retry)."""
+        sym = self.symbols[code]
+        try:
+            snap = P.loads(body)
+            L = int(snap["lastUpdateId"])
+            bids = [(P.decimal(p), P.decimal(q)) for p, q, *_ in snap["bids"]]
+            asks = [(P.decimal(p), P.decimal(q)) for p, q, *_ in snap["asks"]]
+        except (ValueError, KeyError, TypeError) as e:
+            self.counters["malformed"] += 1
+            self._note("malformed_snapshot", "binance %s: malformed depth snapshot (%s); fetching again", sym.canonical, type(e).__name__)
+            return Rows.empty()
+        sync = self.syncs[code]
+        verdict, events = sync.on_snapshot(L)
+        self.counters["snapshot_retries"] = sum(s.snapshot_retries for s in self.syncs)
+        if verdict == RETRY:
+            self._note("snapshot_retry", "binance %s: snapshot %d older than the buffered events; fetching again", sym.canonical, L)
+            return Rows.empty()
+        self.counters["snapshots"] += 1
+        if sync.synced:
+            self._want.discard(code)
+        else:
+            self.counters["gaps"] += 1
+            self._note("gap", "binance %s: buffered depth events break after snapshot %d: resyncing", sym.canonical, L)
+        ts = int(snap["E"]) * MS if "E" in snap else int(recv_ns)
+        x = _Extra()
+        x.add(ts, recv_ns, code, CLEAR, 0, 0.0, 0.0, L)
+        for p, q in bids:
+            x.add(ts, recv_ns, code, LEVEL, 1, p, q, L)
+        for p, q in asks:
+            x.add(ts, recv_ns, code, LEVEL, -1, p, q, L)
+        x.add(ts, recv_ns, code, SNAPSHOT_END, 0, 0.0, 0.0, L)
+        self.seq[code] = L
+        parts = [x.rows()[0]]
+        for ev in events:
+            ets, erecv, px, qty, side = ev.payload
+            k = len(px)
+            parts.append(Rows(np.full(k, ets, np.int64), np.full(k, erecv, np.int64), np.full(k, code, np.int32),
+                              np.full(k, LEVEL, np.uint8), side, px, qty, np.full(k, ev.u, np.int64)))
+            self.seq[code] = ev.u
+        return Rows.concat(parts)
+
+    def gaps(self) -> int:
+        return self.counters["gaps"]
