@@ -122,8 +122,8 @@ class BookStream:
         if not bad.any():
             return None
         j = int(np.argmax(bad))
-        what = (f"price {price[j]!r} is not a finite non-negative number" if bad_px[j]
-                else f"qty {qty[j]!r} is not a finite non-negative number" if bad_qty[j]
+        what = (f"price {float(price[j])!r} is not a finite non-negative number" if bad_px[j]
+                else f"qty {float(qty[j])!r} is not a finite non-negative number" if bad_qty[j]
                 else f"level side {int(side[j])} is neither +1 (bid) nor -1 (ask)")
         msg = f"{self._where(rows, codes, j)}: {S.KIND_NAMES[int(kind[j])]} {what}"
         if not self.skip_bad:
@@ -180,7 +180,7 @@ class BookStream:
             big = np.abs(x) >= _MAX_TICKS
             if big.any():
                 j = int(np.flatnonzero(lv)[int(np.argmax(big))])
-                raise DataError(f"{self._where(rows, codes, j)}: price {price[j]!r} is out of range for tick size {self.tick_sizes[int(codes[j])]:g}")
+                raise DataError(f"{self._where(rows, codes, j)}: price {float(price[j])!r} is out of range for tick size {self.tick_sizes[int(codes[j])]:g}")
             tick[lv] = np.rint(x).astype(np.int64)
         return tick
 
