@@ -217,8 +217,8 @@ def login(env, config, options) -> dict[str, Any]:
     elif auto_ready:
         token, method = automatic_request_token(ep, z.api_key, z.user_id, z.password, z.totp_secret), "totp"
     else:
-        _require(z, "user_id", "password", "totp_secret")
-        raise AssertionError("unreachable")  # pragma: no cover
+        missing = [n for n, v in (("ZKITE_USER_ID", z.user_id), ("ZKITE_PWD", z.password), ("ZKITE_TOTP_SECRET", z.totp_secret)) if not v]
+        raise ConfigError(f"zerodha: automatic login needs {', '.join(missing)}; set them or use sq auth zerodha --manual")
     s = exchange_token(ep, z.api_key, token, z.api_secret)
     path = save_session(s, environ)
     return {"state": "logged in", "method": method, "user": s.user_id, "user_name": s.user_name,

@@ -1,0 +1,48 @@
+"""Zerodha Kite Connect venue: ticker market source, order gateway, and `sq auth zerodha`.
+
+    open_market_source(symbols, options) -> ZerodhaSource   (live ticker, or --replay RAWFILE)
+    open_gateway(config, env, **kw) -> ZerodhaGateway
+
+Modules: endpoints (URLs), session (cached token), auth (login flows), instruments (dump, symbol
+resolution), ticker_parser (binary frames → Arrow), source (websocket client), raw (capture
+files), market_rules (hours, ticks, lots, circuits, freeze slicing), ratelimit (token buckets),
+errors (Kite → sq errors), gateway (orders over REST). kiteconnect is imported only by the gateway.
+"""
+
+from __future__ import annotations
+
+from sq.core.exits import DataError
+
+
+def open_market_source(symbols, options):
+    """A market source for Zerodha `symbols` honouring mode, limit, duration, raw and replay options."""
+    from sq.venues.zerodha.instruments import load_dump, parse_csv, resolve
+    from sq.venues.zerodha.source import ZerodhaSource
+
+    names = [getattr(s, "canonical", str(s)) for s in symbols]
+    if options.replay_path:
+        from sq.venues.zerodha.raw import read_raw
+
+        records = list(read_raw(options.replay_path))
+        dumps = [r.data for r in records if r.src == "rest" and "/instruments" in r.stream and isinstance(r.data, str)]
+        if not dumps:
+            raise DataError(f"{options.replay_path}: the capture has no /instruments record; it cannot be replayed")
+        table = {}
+        for d in dumps:
+            table.update(parse_csv(d))
+        return ZerodhaSource(resolve(names, table), options, replay_records=records)
+    from sq.venues.zerodha.endpoints import Endpoints
+    from sq.venues.zerodha.session import access_token
+
+    z = options.config.zerodha
+    api_key, token = access_token(z)
+    ep = Endpoints.from_config(z)
+    dump = load_dump(ep, api_key, token)
+    return ZerodhaSource(resolve(names, parse_csv(dump)), options, endpoints=ep, api_key=api_key, access_token=token, dump_csv=dump)
+
+
+def open_gateway(config, env, **kw):
+    """An order gateway on the logged-in Kite account (see gateway.ZerodhaGateway for `kw`)."""
+    from sq.venues.zerodha.gateway import ZerodhaGateway
+
+    return ZerodhaGateway(config, env, **kw)

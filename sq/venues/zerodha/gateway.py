@@ -1,0 +1,392 @@
+"""Orders on a Kite account over REST (kiteconnect pointed at the configured root URL).
+
+`ZerodhaGateway` is the sq `OrderGateway` (place, modify, cancel, cancel_all, open_orders,
+positions, fills) plus Kite's breadth: `place_kite` for every variety (regular, amo, co,
+iceberg), product (CNC, MIS, NRML, MTF) and order type (LIMIT, MARKET, SL, SL-M); order history,
+trades, holdings, margins, quotes and circuit limits.
+
+Before anything leaves: the instrument is resolved from the instruments dump; quantities are
+rounded down to lot multiples (less than one lot is a rejection); limit/trigger prices are rounded
+to the tick (buys down, sells up); market hours (IST) and circuit limits (from a quote, cached for
+the day) are checked; orders above the F&O freeze quantity are sliced (client ids `cid`, `cid-2`,
+…). Token buckets keep requests under 10/s, quotes under 1/s and orders under 10/s and 400/min.
+Kite order refusals come back as `rejected` order states with Kite's reason; token, permission,
+rate-limit and availability errors raise the mapped SqError (errors.py). Ticker order postbacks
+update the same order states (`attach(source)`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import threading
+import time
+from typing import Any, Callable
+
+from sq.core.exits import UsageError
+from sq.venues.base import Fill, OrderRequest, OrderState, Position
+from sq.venues.zerodha import market_rules as R
+from sq.venues.zerodha.endpoints import Endpoints
+from sq.venues.zerodha.errors import OrderRejected, map_exception
+from sq.venues.zerodha.instruments import KiteInstrument, load_dump, parse_csv, resolve
+from sq.venues.zerodha.ratelimit import KiteLimits
+from sq.venues.zerodha.session import IST, access_token
+
+VARIETIES = ("regular", "amo", "co", "iceberg")
+PRODUCTS = ("CNC", "MIS", "NRML", "MTF")
+ORDER_TYPES = ("LIMIT", "MARKET", "SL", "SL-M")
+MAX_MODIFICATIONS = 25
+TAG_MAX = 20
+OPEN_STATUSES = {"OPEN", "TRIGGER PENDING", "OPEN PENDING", "VALIDATION PENDING", "PUT ORDER REQ RECEIVED",
+                 "MODIFY PENDING", "MODIFY VALIDATION PENDING", "AMO REQ RECEIVED", "CANCEL PENDING", "MODIFIED"}
+
+
+def kite_status(order: dict) -> str:
+    """sq order status of a Kite order dict."""
+    st = str(order.get("status") or "").upper()
+    filled = float(order.get("filled_quantity") or 0)
+    if st == "COMPLETE":
+        return "filled"
+    if st == "CANCELLED":
+        return "canceled"
+    if st == "REJECTED":
+        return "rejected"
+    if st == "EXPIRED" or st == "LAPSED":
+        return "expired"
+    return "partially_filled" if filled > 0 else "accepted"
+
+
+def kite_ts(value: Any) -> int:
+    """Kite timestamps ("YYYY-MM-DD HH:MM:SS" IST, or datetime from kiteconnect) → ns UTC; 0 if none."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return 0
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=IST)
+        return int(value.timestamp() * 1e9)
+    return 0
+
+
+class ZerodhaGateway:
+    """The OrderGateway of one Kite account (see module doc). `kw`:
+
+    product (default MIS), variety (default regular), freeze_qty (underlying → freeze quantity
+    overrides), enforce_hours / enforce_circuit (default True), market_protection (MARKET and SL-M
+    orders; default -1 = Kite's automatic protection), clock (→ aware datetime), kite (a client).
+    """
+
+    def __init__(self, config, env, *, product: str = "MIS", variety: str = "regular", freeze_qty: dict | None = None,
+                 enforce_hours: bool = True, enforce_circuit: bool = True, market_protection: float = -1,
+                 clock: Callable[[], dt.datetime] | None = None, kite: Any = None, limits: KiteLimits | None = None):
+        z = config.zerodha
+        self.env = env
+        self.api_key, token = access_token(z)
+        self.endpoints = Endpoints.from_config(z)
+        if kite is None:
+            from kiteconnect import KiteConnect
+
+            kite = KiteConnect(self.api_key, access_token=token, root=self.endpoints.root, timeout=15)
+        self.kite = kite
+        self.product = product.upper()
+        self.variety = variety.lower()
+        self.freeze_qty = dict(freeze_qty or {})
+        self.enforce_hours = enforce_hours
+        self.enforce_circuit = enforce_circuit
+        self.market_protection = market_protection
+        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self.limits = limits or KiteLimits()
+        self.table = parse_csv(load_dump(self.endpoints, self.api_key, token))
+        self._lock = threading.RLock()
+        self._orders: dict[str, OrderState] = {}  # client order id → state
+        self._meta: dict[str, dict] = {}  # client order id → {"order_id", "variety", "modifications"}
+        self._by_oid: dict[str, str] = {}  # venue order id → client order id
+        self._circuits: dict[str, tuple[dt.date, R.Circuit | None]] = {}
+        self._ids = itertools.count(1)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, fn: Callable, *args, kind: str = "request", **kwargs):
+        {"request": self.limits.request, "quote": self.limits.quote, "order": self.limits.order}[kind]()
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # kiteconnect and requests errors → sq errors
+            raise map_exception(e) from None
+
+    def instrument(self, symbol: str) -> KiteInstrument:
+        return resolve([symbol], self.table)[0]
+
+    def _new_cid(self) -> str:
+        return f"sq{int(time.time()) % 100000:05d}{next(self._ids):06d}"
+
+    def _rejected(self, cid: str, symbol: str, side: int, price: float, qty: float, reason: str) -> OrderState:
+        st = OrderState(cid, "", symbol, side, price, qty, status="rejected", reason=reason, ts=time.time_ns())
+        with self._lock:
+            self._orders[cid] = st
+        return st
+
+    # ------------------------------------------------------------------ market rules
+
+    def circuit(self, symbol: str) -> R.Circuit | None:
+        """Today's circuit limits of `symbol` from a full quote (cached per IST day)."""
+        today = self.clock().astimezone(IST).date()
+        hit = self._circuits.get(symbol)
+        if hit and hit[0] == today:
+            return hit[1]
+        q = self.quote([symbol]).get(symbol)
+        c = R.circuit_from_quote(q) if q else None
+        self._circuits[symbol] = (today, c)
+        return c
+
+    def _check(self, ki: KiteInstrument, variety: str, side: int, price: float) -> str | None:
+        if self.enforce_hours:
+            why = R.hours_violation(self.clock(), ki.exchange, variety)
+            if why:
+                return why
+        if self.enforce_circuit and math.isfinite(price) and price > 0:
+            c = self.circuit(ki.symbol)
+            if c is not None:
+                return c.violation(price)
+        return None
+
+    # ------------------------------------------------------------------ orders
+
+    def place(self, request: OrderRequest) -> OrderState:
+        """Place an sq order (first slice's state when sliced; see `place_sliced`)."""
+        return self.place_sliced(request)[0]
+
+    def place_sliced(self, request: OrderRequest) -> list[OrderState]:
+        otype = {"limit": "LIMIT", "market": "MARKET"}.get(request.order_type.lower())
+        tif = request.time_in_force.lower()
+        cid = request.client_order_id or self._new_cid()
+        if otype is None:
+            return [self._rejected(cid, request.symbol, request.side, request.price, request.qty, f"order type {request.order_type!r} not supported by Kite via sq")]
+        if tif in ("fok", "post_only"):
+            return [self._rejected(cid, request.symbol, request.side, request.price, request.qty, f"time in force {tif} is not offered by Kite")]
+        return self.place_kite(request.symbol, request.side, request.qty, order_type=otype, price=request.price,
+                               validity="IOC" if tif == "ioc" else "DAY", client_order_id=cid)
+
+    def place_kite(self, symbol: str, side: int, qty: float, *, order_type: str = "LIMIT", price: float = float("nan"),
+                   trigger_price: float | None = None, variety: str | None = None, product: str | None = None,
+                   validity: str = "DAY", validity_ttl: int | None = None, disclosed_quantity: float | None = None,
+                   iceberg_legs: int | None = None, iceberg_quantity: float | None = None, client_order_id: str = "") -> list[OrderState]:
+        """Any Kite order; returns one state per slice (one unless above the freeze quantity)."""
+        variety = (variety or self.variety).lower()
+        product = (product or self.product).upper()
+        order_type = order_type.upper()
+        cid = client_order_id or self._new_cid()
+        if variety not in VARIETIES:
+            raise UsageError(f"variety must be one of {', '.join(VARIETIES)}; got {variety!r}")
+        if product not in PRODUCTS:
+            raise UsageError(f"product must be one of {', '.join(PRODUCTS)}; got {product!r}")
+        if order_type not in ORDER_TYPES:
+            raise UsageError(f"order type must be one of {', '.join(ORDER_TYPES)}; got {order_type!r}")
+        if len(cid) > TAG_MAX:
+            raise UsageError(f"client order id {cid!r} is longer than Kite's {TAG_MAX}-character tag")
+        ki = self.instrument(symbol)
+        sym = ki.symbol
+        if not ki.to_instrument().extra.get("tradable", True):
+            return [self._rejected(cid, sym, side, price, qty, f"{sym} is an index and cannot be traded")]
+        lots = R.round_lots(qty, ki.lot_size)
+        if lots <= 0:
+            return [self._rejected(cid, sym, side, price, qty, f"quantity {qty:g} is less than one lot ({ki.lot_size:g})")]
+        needs_price = order_type in ("LIMIT", "SL")
+        px = R.round_price(price, ki.tick_size, side) if needs_price else float("nan")
+        if needs_price and not (math.isfinite(px) and px > 0):
+            return [self._rejected(cid, sym, side, price, qty, f"{order_type} order needs a positive price")]
+        trig = None
+        if order_type in ("SL", "SL-M") or variety == "co":
+            if trigger_price is None:
+                return [self._rejected(cid, sym, side, price, qty, f"{order_type if variety != 'co' else 'cover'} order needs a trigger price")]
+            trig = R.round_price(trigger_price, ki.tick_size, -side)
+        why = self._check(ki, variety, side, px)
+        if why:
+            return [self._rejected(cid, sym, side, px, lots, why)]
+        freeze = R.freeze_quantity(ki.name, ki.tradingsymbol, self.freeze_qty) if ki.exchange in ("NFO", "BFO") else None
+        slices = [lots] if variety == "iceberg" else R.slice_quantity(lots, freeze, ki.lot_size)
+        out = []
+        for i, q in enumerate(slices):
+            scid = cid if i == 0 else f"{cid[:TAG_MAX - 3]}-{i + 1}"
+            params = dict(variety=variety, exchange=ki.exchange, tradingsymbol=ki.tradingsymbol,
+                          transaction_type="BUY" if side > 0 else "SELL", quantity=int(q), product=product,
+                          order_type=order_type, validity=validity, tag=scid)
+            if needs_price:
+                params["price"] = px
+            if trig is not None:
+                params["trigger_price"] = trig
+            if order_type in ("MARKET", "SL-M"):
+                params["market_protection"] = self.market_protection
+            if validity == "TTL" and validity_ttl:
+                params["validity_ttl"] = validity_ttl
+            if disclosed_quantity:
+                params["disclosed_quantity"] = int(disclosed_quantity)
+            if variety == "iceberg":
+                params["iceberg_legs"] = iceberg_legs
+                params["iceberg_quantity"] = int(iceberg_quantity) if iceberg_quantity else None
+            try:
+                oid = str(self._call(self.kite.place_order, kind="order", **params))
+            except OrderRejected as e:
+                out.append(self._rejected(scid, sym, side, px, q, e.message))
+                continue
+            except UsageError as e:  # InputException: Kite refused the parameters
+                out.append(self._rejected(scid, sym, side, px, q, e.message))
+                continue
+            st = OrderState(scid, oid, sym, side, px, q, status="accepted", ts=time.time_ns())
+            with self._lock:
+                self._orders[scid] = st
+                self._meta[scid] = {"order_id": oid, "variety": variety, "modifications": 0, "order_type": order_type}
+                self._by_oid[oid] = scid
+            out.append(st)
+        return out
+
+    def _known(self, client_order_id: str) -> tuple[OrderState, dict]:
+        with self._lock:
+            st, meta = self._orders.get(client_order_id), self._meta.get(client_order_id)
+        if st is None or meta is None:
+            for o in self._call(self.kite.orders):
+                if o.get("tag") == client_order_id or str(o.get("order_id")) == client_order_id:
+                    st = self._adopt(o)
+                    with self._lock:
+                        meta = self._meta[st.client_order_id]
+                    break
+        if st is None or meta is None:
+            raise UsageError(f"no Zerodha order with client order id {client_order_id!r}")
+        return st, meta
+
+    def _adopt(self, o: dict) -> OrderState:
+        """Track a Kite order dict (from a listing or a postback) and return its state."""
+        oid = str(o.get("order_id"))
+        with self._lock:
+            cid = self._by_oid.get(oid) or o.get("tag") or oid
+            side = 1 if str(o.get("transaction_type")).upper() == "BUY" else -1
+            sym = f"{o.get('exchange')}:{o.get('tradingsymbol')}".upper()
+            st = self._orders.get(cid) or OrderState(cid, oid, sym, side, float(o.get("price") or 0), float(o.get("quantity") or 0))
+            st.venue_order_id = oid
+            st.price = float(o.get("price") or st.price)
+            st.qty = float(o.get("quantity") or st.qty)
+            st.filled_qty = float(o.get("filled_quantity") or 0)
+            st.status = kite_status(o)
+            st.reason = str(o.get("status_message") or "") if st.status == "rejected" else st.reason
+            st.ts = kite_ts(o.get("exchange_update_timestamp") or o.get("order_timestamp")) or st.ts
+            self._orders[cid] = st
+            self._by_oid[oid] = cid
+            self._meta.setdefault(cid, {"order_id": oid, "variety": o.get("variety") or "regular", "modifications": 0,
+                                        "order_type": o.get("order_type") or "LIMIT"})
+        return st
+
+    def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None) -> OrderState:
+        st, meta = self._known(client_order_id)
+        if meta["modifications"] >= MAX_MODIFICATIONS:
+            st.reason = f"Kite allows {MAX_MODIFICATIONS} modifications per order; cancel and re-place"
+            return st
+        ki = self.instrument(st.symbol)
+        params: dict[str, Any] = {}
+        if price is not None:
+            params["price"] = R.round_price(price, ki.tick_size, st.side)
+            why = self._check(ki, meta["variety"], st.side, params["price"])
+            if why:
+                st.reason = why
+                return st
+        if qty is not None:
+            q = R.round_lots(qty, ki.lot_size)
+            if q <= 0:
+                st.reason = f"quantity {qty:g} is less than one lot ({ki.lot_size:g})"
+                return st
+            params["quantity"] = int(q)
+        try:
+            self._call(self.kite.modify_order, meta["variety"], meta["order_id"], kind="order", **params)
+        except (OrderRejected, UsageError) as e:
+            st.reason = e.message
+            return st
+        with self._lock:
+            meta["modifications"] += 1
+            st.price = params.get("price", st.price)
+            st.qty = float(params.get("quantity", st.qty))
+            st.reason = ""
+        return st
+
+    def cancel(self, symbol: str, client_order_id: str) -> OrderState:
+        st, meta = self._known(client_order_id)
+        try:
+            self._call(self.kite.cancel_order, meta["variety"], meta["order_id"], kind="order")
+        except (OrderRejected, UsageError) as e:
+            st.reason = e.message  # cancel rejected (already filled / cancelled)
+            return st
+        with self._lock:
+            if st.status in ("accepted", "partially_filled"):
+                st.status = "canceled"
+            st.ts = time.time_ns()
+        return st
+
+    def cancel_all(self, symbol: str | None = None) -> list[OrderState]:
+        return [self.cancel(o.symbol, o.client_order_id) for o in self.open_orders(symbol)]
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderState]:
+        want = symbol.upper() if symbol else None
+        out = []
+        for o in self._call(self.kite.orders):
+            if str(o.get("status") or "").upper() in OPEN_STATUSES:
+                st = self._adopt(o)
+                if want is None or st.symbol == want:
+                    out.append(st)
+        return out
+
+    def on_postback(self, order: dict) -> None:
+        """A ticker order postback: update the order it names."""
+        if order.get("order_id"):
+            self._adopt(order)
+
+    def attach(self, source) -> None:
+        """Follow order updates from a ZerodhaSource's ticker postbacks."""
+        source.on_order(self.on_postback)
+
+    def order_state(self, client_order_id: str) -> OrderState | None:
+        with self._lock:
+            return self._orders.get(client_order_id)
+
+    # ------------------------------------------------------------------ account
+
+    def positions(self) -> list[Position]:
+        out = []
+        for p in self._call(self.kite.positions).get("net", []):
+            sym = f"{p.get('exchange')}:{p.get('tradingsymbol')}".upper()
+            out.append(Position(sym, float(p.get("quantity") or 0), float(p.get("average_price") or 0), float(p.get("realised") or 0),
+                                {k: p.get(k) for k in ("product", "pnl", "m2m", "unrealised", "last_price", "multiplier") if k in p}))
+        return out
+
+    def fills(self, symbol: str | None = None) -> list[Fill]:
+        want = symbol.upper() if symbol else None
+        out = []
+        for t in self._call(self.kite.trades):
+            sym = f"{t.get('exchange')}:{t.get('tradingsymbol')}".upper()
+            if want and sym != want:
+                continue
+            oid = str(t.get("order_id"))
+            cid = self._by_oid.get(oid, "")
+            out.append(Fill(kite_ts(t.get("fill_timestamp") or t.get("exchange_timestamp")), sym, cid, oid, str(t.get("trade_id")),
+                            1 if str(t.get("transaction_type")).upper() == "BUY" else -1, float(t.get("average_price") or 0),
+                            float(t.get("quantity") or t.get("filled") or 0), 0.0, "INR", "taker"))
+        return out
+
+    def orders(self) -> list[dict]:
+        return self._call(self.kite.orders)
+
+    def order_history(self, order_id: str) -> list[dict]:
+        return self._call(self.kite.order_history, order_id)
+
+    def trades(self) -> list[dict]:
+        return self._call(self.kite.trades)
+
+    def holdings(self) -> list[dict]:
+        return self._call(self.kite.holdings)
+
+    def margins(self, segment: str | None = None) -> dict:
+        return self._call(self.kite.margins, segment) if segment else self._call(self.kite.margins)
+
+    def quote(self, symbols: list[str]) -> dict:
+        return self._call(self.kite.quote, [s.upper() for s in symbols], kind="quote")
