@@ -91,15 +91,24 @@ class LadderSink:
         self.counts: dict[str, int] = {}
         self.started = time.monotonic()
         self._last_draw = 0.0
-        self.live = Live(console=env.console(), auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
+        self.console = env.console()
+        self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
 
     def __enter__(self):
         self.live.__enter__()
         return self
 
     def __exit__(self, *exc):
+        import io
+
         self.live.update(self._render(), refresh=True)
-        return self.live.__exit__(*exc)
+        try:
+            return self.live.__exit__(*exc)
+        finally:
+            f = self.console.file
+            if isinstance(f, io.TextIOWrapper):  # do not let the wrapper close the real stdout when collected
+                f.flush()
+                f.detach()
 
     def write(self, batch) -> None:
         import time
