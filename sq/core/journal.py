@@ -1,0 +1,385 @@
+"""The run journal (ARCHITECTURE §7): a write-ahead, hash-chained, append-only log per run.
+
+A journal is a directory:
+
+    DIR/journal.log       JSON Lines, one record a line, appended and fsync'd step by step
+    DIR/orders.parquet    ┐ compacted from the log when the run ends (`seal`), in the canonical
+    DIR/fills.parquet     │ orders / fills / pnl schemas of ARCHITECTURE §3; each written under a
+    DIR/pnl.parquet       ┘ hidden temp name and renamed, so a file under its name is complete
+
+Every record is one canonical JSON object (sorted keys, no spaces) with four keys:
+
+    {"d": {...payload...}, "h": "<sha256 hex>", "k": "<kind>", "n": <record number from 1>}
+
+where `h = sha256(h_prev + canonical({"d","k","n"}))` and `h_prev` of record 1 is 64 zeros. So
+altering any byte of any record, removing or reordering records, or cutting the last record short
+is detected when the journal is loaded: `load` raises `DataError` (exit 65) naming the file, the
+line and what is wrong. (A crash can only lose whole records at the end — the journal of a run
+that died is a prefix of what it would have been — and that is exactly what `--resume` expects.
+Removing whole trailing records of an unsealed journal is indistinguishable from such a crash.)
+
+Kinds: `start` (strategy, symbols, params, config summary — never secrets), `order` (one row of
+the orders stream), `fill`, `pnl` (a mark), `reject` (a risk rejection and its reason), `halt`
+(the strategy stopped: loss limit, signal, kill), `checkpoint` (engine counters and state needed
+to resume), `resume` (a later process took the run over), `end` (the run was sealed).
+
+Write-ahead and cheap: the records an engine step produced are written with one `os.write` and
+one `fsync` (`write_step`) before the process acts on them (shows them, reports them, takes the
+next market batch). This module needs only the standard library until `compact` (pyarrow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from sq.core.exits import DataError, NoInputError, UsageError
+
+LOG_NAME = "journal.log"
+GENESIS = "0" * 64
+KINDS = ("start", "order", "fill", "pnl", "reject", "halt", "checkpoint", "resume", "end")
+COMPACTED = ("orders", "fills", "pnl")  # parquet files written by `compact`
+_KIND_OF_TABLE = {"orders": "order", "fills": "fill", "pnl": "pnl"}
+
+
+def canonical(obj: Any) -> str:
+    """The one serialisation that is hashed and written: sorted keys, no whitespace, UTF-8 as is."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
+def chain_hash(prev: str, body: str) -> str:
+    """sha256(prev_hash + canonical body) as hex."""
+    return hashlib.sha256((prev + body).encode("utf-8")).hexdigest()
+
+
+def encode_record(n: int, kind: str, data: Mapping[str, Any], prev: str) -> tuple[str, str]:
+    """One record as its log line (with newline) and its hash."""
+    body = canonical({"d": data, "k": kind, "n": n})
+    h = chain_hash(prev, body)
+    # "h" sorts after "d" and "k" and before "n": rebuild the full canonical object
+    line = canonical({"d": data, "h": h, "k": kind, "n": n})
+    return line + "\n", h
+
+
+@dataclass(frozen=True)
+class Record:
+    """One verified journal record: number (from 1), kind, payload and chain hash."""
+
+    n: int
+    kind: str
+    data: dict[str, Any]
+    hash: str
+
+
+@dataclass
+class Loaded:
+    """A verified journal: its records in order, the chain head, and whether the run was sealed."""
+
+    path: Path
+    records: list[Record]
+    last_hash: str
+    sealed: bool
+
+    @property
+    def start(self) -> dict[str, Any]:
+        """The payload of the run's first `start` record."""
+        return self.records[0].data
+
+    def of(self, *kinds: str) -> Iterator[Record]:
+        """Records of the given kinds, in order."""
+        return (r for r in self.records if r.kind in kinds)
+
+    def last(self, kind: str) -> Record | None:
+        """The last record of a kind, if any."""
+        for r in reversed(self.records):
+            if r.kind == kind:
+                return r
+        return None
+
+
+def log_path(directory: str | os.PathLike) -> Path:
+    return Path(directory) / LOG_NAME
+
+
+def load(directory: str | os.PathLike) -> Loaded:
+    """Read and verify a journal; `DataError` (exit 65) names the first bad record.
+
+    Checks, record by record: a complete line (newline-terminated), valid JSON in canonical form
+    (so even a changed space or digit format is caught), the expected record number, a known
+    kind, and the hash chain. The first record must be `start`.
+    """
+    path = log_path(directory)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise NoInputError(f"no journal in {directory}: {path} not found") from None
+    except OSError as e:
+        raise NoInputError(f"cannot read journal {path}: {e.strerror}") from None
+    records: list[Record] = []
+    prev = GENESIS
+    sealed = False
+    lines = raw.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    if not lines and not tail:
+        raise DataError(f"journal {path} is empty (no start record)")
+
+    def bad(lineno: int, what: str) -> DataError:
+        return DataError(f"journal {path} line {lineno} (record {lineno}): {what}")
+
+    for i, line in enumerate(lines, start=1):
+        try:
+            text = line.decode("utf-8")
+            obj = json.loads(text)
+        except (UnicodeDecodeError, ValueError):
+            raise bad(i, "not valid JSON — the record was altered or corrupted") from None
+        if not isinstance(obj, dict) or set(obj) != {"d", "h", "k", "n"} or not isinstance(obj.get("d"), dict):
+            raise bad(i, "not a journal record (expected keys d, h, k, n)")
+        n, kind, h = obj["n"], obj["k"], obj["h"]
+        if n != i or isinstance(n, bool):
+            raise bad(i, f"record number {n!r} where {i} was expected — records were removed, added or reordered")
+        if kind not in KINDS:
+            raise bad(i, f"unknown record kind {kind!r}")
+        if i == 1 and kind != "start":
+            raise bad(i, f"the first record must be 'start', not {kind!r}")
+        expect = chain_hash(prev, canonical({"d": obj["d"], "k": kind, "n": n}))
+        if h != expect:
+            raise bad(i, "hash mismatch — the record was altered (the records before it verify)")
+        if canonical(obj) != text:
+            raise bad(i, "not in canonical form — the record was altered")
+        records.append(Record(n, kind, obj["d"], h))
+        prev = h
+        if kind == "end":
+            sealed = True
+        elif kind in ("resume", "start"):
+            sealed = False
+    if tail:
+        raise bad(len(lines) + 1, f"truncated record ({len(tail)} bytes without a line end) — the journal was cut short")
+    return Loaded(path, records, prev, sealed)
+
+
+class Journal:
+    """An open journal being appended to by one process (which holds an exclusive lock on it).
+
+    Create a new run with `Journal.create(dir, start_payload)`, take a crashed run over with
+    `Journal.reopen(dir)`; append the records of an engine step with `write_step`; end with
+    `seal`, which writes the `end` record and compacts the log to Parquet.
+    """
+
+    def __init__(self, directory: Path, fd: int, n: int, last_hash: str):
+        self.dir = directory
+        self._fd = fd
+        self.n = n
+        self.last_hash = last_hash
+        self.bytes_written = 0
+        self.fsyncs = 0
+        self.sealed = False
+
+    # -- opening
+    @classmethod
+    def create(cls, directory: str | os.PathLike, start: Mapping[str, Any]) -> "Journal":
+        """Start a journal in a new (or empty) directory with its `start` record."""
+        d = Path(directory)
+        if log_path(d).exists():
+            raise UsageError(f"--journal {d}: a journal already exists there; continue it with --resume {d} or choose another directory")
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(log_path(d), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
+        j = cls(d, fd, 0, GENESIS)
+        j._lock()
+        _fsync_dir(d)
+        j.write_step([("start", dict(start))])
+        return j
+
+    @classmethod
+    def reopen(cls, directory: str | os.PathLike, resume: Mapping[str, Any]) -> tuple["Journal", Loaded]:
+        """Verify an existing journal, then continue it: append a `resume` record.
+
+        Raises DataError when it does not verify, TempFailure when another process has it open.
+        """
+        d = Path(directory)
+        fd = None
+        try:
+            fd = os.open(log_path(d), os.O_WRONLY | os.O_APPEND)
+        except FileNotFoundError:
+            raise NoInputError(f"--resume {d}: no journal there ({LOG_NAME} not found)") from None
+        j = cls(d, fd, 0, GENESIS)
+        try:
+            j._lock()
+            loaded = load(d)
+        except BaseException:
+            os.close(fd)
+            raise
+        j.n, j.last_hash = len(loaded.records), loaded.last_hash
+        j.write_step([("resume", dict(resume))])
+        return j, loaded
+
+    def _lock(self) -> None:
+        import fcntl
+
+        from sq.core.exits import TempFailure
+
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TempFailure(f"journal {self.dir} is in use by another running sq process") from None
+
+    # -- appending
+    def write_step(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Append records with one write and one fsync (write-ahead); return how many."""
+        if self.sealed:
+            raise RuntimeError("journal already sealed")
+        parts = []
+        n, h = self.n, self.last_hash
+        for kind, data in records:
+            if kind not in KINDS:
+                raise ValueError(f"unknown journal record kind {kind!r}")
+            n += 1
+            line, h = encode_record(n, kind, data, h)
+            parts.append(line)
+        if not parts:
+            return 0
+        buf = "".join(parts).encode("utf-8")
+        view = memoryview(buf)
+        while view:
+            view = view[os.write(self._fd, view):]
+        os.fsync(self._fd)
+        self.fsyncs += 1
+        self.bytes_written += len(buf)
+        self.n, self.last_hash = n, h
+        return len(parts)
+
+    def seal(self, end: Mapping[str, Any], *, compact_to_parquet: bool = True) -> Loaded:
+        """Write the `end` record, compact the log to Parquet, close; return the verified journal."""
+        self.write_step([("end", dict(end))])
+        self.sealed = True
+        self.close()
+        loaded = load(self.dir)
+        if compact_to_parquet:
+            compact(self.dir, loaded)
+        return loaded
+
+    def close(self) -> None:
+        """Release the lock and the file (records already written stay; nothing is sealed)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+# ----------------------------------------------------------------------------------------------
+# converting between engine Arrow rows and journal payloads
+
+
+def rows_from_batch(batch: Any) -> list[dict[str, Any]]:
+    """Rows of an Arrow batch/table as JSON-able dicts: timestamps as int ns, dictionaries as str."""
+    import pyarrow as pa
+
+    if batch is None or batch.num_rows == 0:
+        return []
+    cols: dict[str, list] = {}
+    for name, col in zip(batch.schema.names, batch.columns):
+        t = col.type
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        if pa.types.is_timestamp(t):
+            cols[name] = col.view(pa.int64()).to_pylist()
+        elif pa.types.is_dictionary(t):
+            cols[name] = col.cast(pa.string()).to_pylist()
+        else:
+            cols[name] = col.to_pylist()
+    names = list(cols)
+    return [{k: cols[k][i] for k in names} for i in range(batch.num_rows)]
+
+
+def table_of(loaded: Loaded, which: str) -> Any:
+    """The `orders`, `fills` or `pnl` rows of a journal as an Arrow table in the canonical schema."""
+    import numpy as np
+    import pyarrow as pa
+
+    from sq.core import schemas as S
+
+    schema = {"orders": S.orders_schema, "fills": S.fills_schema, "pnl": S.pnl_schema}[which]()
+    kind = _KIND_OF_TABLE[which]
+    rows = [r.data for r in loaded.records if r.kind == kind]
+    arrays = []
+    for f in schema:
+        vals = [row.get(f.name) for row in rows]
+        if pa.types.is_timestamp(f.type):
+            arr = pa.array(np.array([0 if v is None else int(v) for v in vals], dtype=np.int64)).view(f.type)
+        elif pa.types.is_dictionary(f.type):
+            arr = pa.array([None if v is None else str(v) for v in vals], type=pa.string()).dictionary_encode().cast(f.type)
+        elif pa.types.is_floating(f.type):
+            arr = pa.array([math.nan if v is None else float(v) for v in vals], type=f.type)
+        else:
+            arr = pa.array(vals, type=f.type)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def compact(directory: str | os.PathLike, loaded: Loaded | None = None) -> dict[str, Path]:
+    """Write `orders.parquet`, `fills.parquet`, `pnl.parquet` from the log, each atomically."""
+    import pyarrow.parquet as pq
+
+    from sq.core import schemas as S
+
+    d = Path(directory)
+    loaded = loaded or load(d)
+    out = {}
+    for which in COMPACTED:
+        table = table_of(loaded, which)
+        md = dict(table.schema.metadata or {})
+        md[S.META_END] = b"ok"
+        md[b"sq.journal_head"] = loaded.last_hash.encode()
+        table = table.replace_schema_metadata(md)
+        target = d / f"{which}.parquet"
+        tmp = d / f".{which}.parquet.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        out[which] = target
+    _fsync_dir(d)
+    return out
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def new_run_id() -> str:
+    """UTC timestamp plus a short random suffix: sortable and unique (`20260125T093000Z-3f9a`)."""
+    import secrets
+    import time
+
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def config_summary(config: Any) -> dict[str, Any]:
+    """What a journal records about the config: mode, instruments, risk, fills — never credentials."""
+    import dataclasses
+
+    def plain(obj: Any) -> Any:
+        return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+    if config is None:
+        return {}
+    return {
+        "source": getattr(config, "source", None),
+        "trading_mode": getattr(config, "trading_mode", None),
+        "instruments": [plain(i) for i in getattr(config, "instruments", ())],
+        "risk": plain(getattr(config, "risk", None)),
+        "paper_trading": plain(getattr(config, "paper_trading", None)),
+    }

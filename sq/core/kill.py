@@ -1,0 +1,156 @@
+"""`sq kill`: halt every registered trading process (ARCHITECTURE §4, §7, §8).
+
+The halt is a list of steps run in order, each producing rows of one report:
+
+  1. `halt_processes` — SIGTERM to every matching process in the runtime registry at once; each
+     cancels its orders, seals its journal, removes its registry entry and exits 0. Whatever is
+     still running after `timeout` gets SIGKILL and is reported as not halted cleanly.
+  2. (with the live issue) cancelling at the venues directly, so a hung `sq live` cannot keep
+     orders working: a step that appends `VenueOutcome` rows to `KillReport.venues`. Paper
+     orders only exist inside their process, so step 1 is all paper trading needs.
+
+Standard library only (plus the registry): `sq kill` runs from cron and must start at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sq.core import runtime
+
+POLL_S = 0.01
+
+# outcomes
+HALTED = "halted"  # exited after sealing its journal (its registry entry removed by itself)
+DIED = "exited-unsealed"  # exited without removing its entry (crashed while halting)
+KILLED = "killed"  # did not halt within the timeout and got SIGKILL; journal not sealed
+RUNNING = "still-running"  # survived even SIGKILL (e.g. not ours to signal)
+
+
+@dataclass
+class ProcOutcome:
+    """What happened to one registered process."""
+
+    pid: int
+    strategy: str
+    venue: str
+    symbols: list[str]
+    mode: str
+    journal: str
+    outcome: str
+    seconds: float
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == HALTED
+
+
+@dataclass
+class KillReport:
+    """Everything `sq kill` did; `ok` when every process halted cleanly (exit 0, else 1)."""
+
+    processes: list[ProcOutcome] = field(default_factory=list)
+    venues: list[dict[str, Any]] = field(default_factory=list)  # venue cancel-all results (live issue)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.processes) and all(v.get("ok", False) for v in self.venues)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "halted": sum(1 for p in self.processes if p.ok),
+            "not_halted": sum(1 for p in self.processes if not p.ok),
+            "processes": [asdict(p) for p in self.processes],
+            "venues": list(self.venues),
+            "elapsed_s": round(self.elapsed_s, 4),
+        }
+
+
+def select(entries: list[runtime.ProcEntry], *, venue: str | None = None, symbol: str | None = None) -> list[runtime.ProcEntry]:
+    """Entries trading on `venue` (sim, binance, zerodha) and/or `symbol` (canonical, any case)."""
+    out = []
+    for e in entries:
+        if e.pid == os.getpid():
+            continue
+        if venue and e.venue.lower() != venue.strip().lower():
+            continue
+        if symbol and symbol.strip().upper() not in {s.upper() for s in e.symbols}:
+            continue
+        out.append(e)
+    return out
+
+
+def halt_processes(entries: list[runtime.ProcEntry], *, timeout: float = 1.0, kill_wait: float = 0.5) -> list[ProcOutcome]:
+    """SIGTERM all `entries` at once, wait up to `timeout` s for them to exit; SIGKILL the rest."""
+    t0 = time.monotonic()
+    pending: dict[int, runtime.ProcEntry] = {}
+    results: dict[int, ProcOutcome] = {}
+
+    def outcome(e: runtime.ProcEntry, what: str, detail: str = "") -> ProcOutcome:
+        return ProcOutcome(e.pid, e.strategy, e.venue, list(e.symbols), e.mode, e.journal, what, round(time.monotonic() - t0, 4), detail)
+
+    for e in entries:
+        try:
+            os.kill(e.pid, signal.SIGTERM)
+            pending[e.pid] = e
+        except ProcessLookupError:
+            results[e.pid] = _gone(e, outcome)
+        except PermissionError:
+            results[e.pid] = outcome(e, RUNNING, "not permitted to signal this process")
+    deadline = t0 + timeout
+    while pending and time.monotonic() < deadline:
+        for pid, e in list(pending.items()):
+            if not e.alive():
+                results[pid] = _gone(e, outcome)
+                del pending[pid]
+        if pending:
+            time.sleep(POLL_S)
+    for pid, e in pending.items():  # escalate: these did not halt in time
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            results[pid] = outcome(e, RUNNING, "not permitted to SIGKILL")
+    end = time.monotonic() + kill_wait
+    for pid, e in pending.items():
+        if pid in results:
+            continue
+        while e.alive() and time.monotonic() < end:
+            time.sleep(POLL_S)
+        if e.alive():
+            results[pid] = outcome(e, RUNNING, "survived SIGKILL")
+        else:
+            _remove_entry(e)
+            results[pid] = outcome(e, KILLED, f"no halt within {timeout:g}s; SIGKILL sent; journal not sealed (sq paper --resume {e.journal})")
+    return [results[e.pid] for e in entries]
+
+
+def _gone(e: runtime.ProcEntry, outcome) -> ProcOutcome:
+    if runtime.is_registered(e):  # it exited but did not remove its entry: it did not seal
+        _remove_entry(e)
+        return outcome(e, DIED, f"exited without sealing its journal (sq paper --resume {e.journal})")
+    return outcome(e, HALTED)
+
+
+def _remove_entry(e: runtime.ProcEntry) -> None:
+    try:
+        os.unlink(e.path)
+    except OSError:
+        pass
+
+
+def run_kill(*, venue: str | None = None, symbol: str | None = None, timeout: float = 1.0) -> KillReport:
+    """Halt every matching registered process and return the report (the `sq kill` core)."""
+    t0 = time.monotonic()
+    report = KillReport()
+    report.processes = halt_processes(select(runtime.list_procs(), venue=venue, symbol=symbol), timeout=timeout)
+    report.elapsed_s = time.monotonic() - t0
+    return report
