@@ -90,7 +90,7 @@ def real_sim_available() -> bool:
         import sq.venues.sim as sim
     except Exception:
         return False
-    return hasattr(sim, "open_market_source")
+    return hasattr(sim, "open_market_source") or hasattr(sim, "SimVenue")
 
 
 def parts(out: Path) -> list[Path]:
@@ -335,7 +335,7 @@ def sq_cmd(*args: str, real_sim: bool = False) -> list[str]:
     return [sys.executable, "-c", LAUNCHER.format(root=str(ROOT), real=real_sim), *args]
 
 
-def wait_for(pred, timeout=20.0):
+def wait_for(pred, timeout=120.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():

@@ -574,14 +574,14 @@ def run_record(
         module = registry.venue_module(venue)
     except UsageError:
         module = None
-    if module is None or not hasattr(module, "open_market_source"):
+    if module is None or not (hasattr(module, "open_market_source") or hasattr(module, "SimVenue")):
         raise UsageError(f"sq record: the {venue} venue adapter is not in this build; SIM: symbols can be recorded (e.g. sq record SIM:DEMO)")
 
     config = load_config(env)
     out_dir = out or str(paths.data_dir() / "recordings")
     clock = "sim" if (limit and not duration_ns) else "real"
     options = registry.SourceOptions(config=config, env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock)
-    source = module.open_market_source(parsed, options)
+    source = _open_source(module, parsed, options)
 
     sink = None
     if pt_format is not None:
@@ -622,6 +622,20 @@ def run_record(
             env.stderr.flush()
     env.info(summary.line(out_dir))
     return 130 if summary.stopped_by == "SIGINT" else 0
+
+
+def _open_source(module: Any, symbols: list, options: Any) -> Any:
+    """The venue's market source: its registry entry point, else (SIM) a `SimVenue` built here
+    with the config's `[sim.NAME]` grid and start price."""
+    if hasattr(module, "open_market_source"):
+        return module.open_market_source(symbols, options)
+    instruments = {}
+    for sym in symbols:
+        sc = options.config.sim_symbol(sym.canonical)
+        if sc is not None:
+            instruments[sym.canonical] = module.sim_instrument(sym.canonical, tick_size=sc.tick_size, price=sc.price, lot_size=sc.lot_size)
+    venue = module.SimVenue([s.canonical for s in symbols], seed=options.seed, clock=options.clock, instruments=instruments)
+    return venue.market_source(limit=options.limit, duration_ns=options.duration_ns)
 
 
 def _point_at_devnull(fd: int) -> None:
