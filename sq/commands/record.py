@@ -33,7 +33,7 @@ EPILOG = """Examples:
 
 def record(
     ctx: typer.Context,
-    symbols: Annotated[List[str], typer.Argument(help="Symbols to record, e.g. SIM:DEMO.", metavar="SYMBOL...", show_default=False)],
+    symbols: Annotated[List[str], typer.Argument(help="Symbols to record, e.g. SIM:DEMO.", metavar="SYMBOL", show_default=False)],
     out: Annotated[Optional[str], typer.Option("--out", help="Dataset directory (default: <data dir>/recordings).", show_default=False)] = None,
     rotate: Annotated[str, typer.Option("--rotate", help="Start a new file per symbol every so much data time (10m, 1h).")] = "1h",
     for_: ForOption = None,
