@@ -25,7 +25,7 @@ EPILOG = (
 
 def subscribe(
     ctx: typer.Context,
-    symbols: Annotated[List[str], typer.Argument(help="Symbols, e.g. SIM:DEMO (any SIM:<NAME> works).", show_default=False)],
+    symbols: Annotated[List[str], typer.Argument(metavar="SYMBOL...", help="Symbols, e.g. SIM:DEMO (any SIM:<NAME> works).", show_default=False)],
     for_: ForOption = None,
     limit: LimitOption = None,
     seed: SeedOption = 0,
@@ -54,13 +54,143 @@ def subscribe(
     live_view = output is None and env.stdout_isatty and fmt_resolved == "table" and (fmt or "auto").lower() in ("auto", "table")
     source = venue.market_source(limit=limit, duration_ns=duration_ns)
 
-    from sq.venues.sim.run import run_live_view, run_to_writer, stop_on_signals
-
-    with stop_on_signals(source.close):
+    with _stop_on_signals(source.close):
         if live_view:
-            run_live_view(env, venue, source)
+            _live_view(env, source)
         else:
-            run_to_writer(env, source, output=output, fmt=fmt)
+            from sq.core.streams import StreamWriter
+
+            with StreamWriter(env, source.schema, output=output, fmt=fmt) as writer:
+                for batch in source.batches():
+                    writer.write(batch)
+
+
+class _stop_on_signals:
+    """While active, SIGINT and SIGTERM ask the source to stop (the stream then ends cleanly,
+    trailer included: an interrupted subscribe is a successful recording)."""
+
+    def __init__(self, stop):
+        self.stop = stop
+        self.saved: dict = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, lambda *_: self.stop())
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
+def _live_view(env, source) -> None:
+    """A rich Live view on stdout: per symbol best bid/ask, spread, last trades, event rate."""
+    import time
+
+    from rich.live import Live
+
+    view = _BookView(source.venue.symbols, source.instruments)
+    with Live(view.render(), console=env.console(), redirect_stdout=False, redirect_stderr=False, refresh_per_second=4, transient=False) as live:
+        last = 0.0
+        for batch in source.batches():
+            view.update(batch)
+            now = time.monotonic()
+            if now - last >= 0.25:
+                live.update(view.render())
+                last = now
+        live.update(view.render())
+
+
+class _BookView:
+    """Plain-Python per-symbol book and trade tape fed from market batches (display only)."""
+
+    def __init__(self, symbols, instruments):
+        import collections
+
+        self.symbols = list(symbols)
+        self.instruments = instruments
+        self.bids = {s: {} for s in symbols}
+        self.asks = {s: {} for s in symbols}
+        self.trades = {s: collections.deque(maxlen=5) for s in symbols}
+        self.counts = {s: collections.deque() for s in symbols}  # (monotonic time, rows)
+        self.total = {s: 0 for s in symbols}
+
+    def update(self, batch) -> None:
+        import time
+
+        import numpy as np
+
+        sym_col = batch.column("symbol")
+        names = sym_col.dictionary.to_pylist()
+        codes = sym_col.indices.to_numpy(zero_copy_only=False)
+        kinds = batch.column("kind").to_numpy()
+        sides = batch.column("side").to_numpy()
+        prices = batch.column("price").to_numpy()
+        qtys = batch.column("qty").to_numpy()
+        now = time.monotonic()
+        for code in np.unique(codes):
+            s = names[code]
+            if s not in self.bids:
+                continue
+            m = codes == code
+            self.counts[s].append((now, int(m.sum())))
+            self.total[s] += int(m.sum())
+            bids, asks, tape = self.bids[s], self.asks[s], self.trades[s]
+            for k, sd, p, q in zip(kinds[m].tolist(), sides[m].tolist(), prices[m].tolist(), qtys[m].tolist()):
+                if k == 1:
+                    book = bids if sd > 0 else asks
+                    if q > 0:
+                        book[p] = q
+                    else:
+                        book.pop(p, None)
+                elif k == 2:
+                    tape.append((sd, p, q))
+                elif k == 3:
+                    bids.clear()
+                    asks.clear()
+
+    def rate(self, s: str) -> float:
+        import time
+
+        now = time.monotonic()
+        dq = self.counts[s]
+        while dq and now - dq[0][0] > 2.0:
+            dq.popleft()
+        if not dq:
+            return 0.0
+        span = max(now - dq[0][0], 0.25)
+        return sum(n for _, n in dq) / span
+
+    def render(self):
+        from rich.table import Table
+
+        t = Table(title="sq subscribe — Ctrl-C to stop", expand=False)
+        for col in ("symbol", "bid qty", "bid", "ask", "ask qty", "spread", "last trades", "events/s", "events"):
+            t.add_column(col, justify="left" if col in ("symbol", "last trades") else "right")
+        for s in self.symbols:
+            bids, asks = self.bids[s], self.asks[s]
+            bb = max(bids) if bids else None
+            ba = min(asks) if asks else None
+            spread = f"{ba - bb:.6g}" if bb is not None and ba is not None else "-"
+            tape = " ".join(f"{'+' if sd > 0 else '-'}{q:g}@{p:g}" for sd, p, q in reversed(self.trades[s])) or "-"
+            t.add_row(
+                s,
+                f"{bids[bb]:g}" if bb is not None else "-",
+                f"{bb:g}" if bb is not None else "-",
+                f"{ba:g}" if ba is not None else "-",
+                f"{asks[ba]:g}" if ba is not None else "-",
+                spread,
+                tape,
+                f"{self.rate(s):,.0f}",
+                f"{self.total[s]:,}",
+            )
+        return t
 
 
 def register(app: typer.Typer) -> None:
