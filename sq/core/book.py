@@ -190,76 +190,6 @@ def recentre(qbuf, ist, g, s, t):
 
 
 @njit(cache=True)
-def apply_level(qbuf, ist, g, s, side, t, q):
-    """Set the total quantity at tick `t` on `side` (+1 bid, −1 ask) of symbol `s`; 0 deletes.
-
-    The best level stays exact: an add beyond the best becomes the best; deleting the best scans
-    outward from it to the next live level (there is one whenever the side's count is > 0).
-    """
-    base = ist[s, I_BASE]
-    w = ist[s, I_W]
-    i = t - base
-    if i < 0 or i >= w or ist[s, I_BASESET] == 0:
-        if q == 0.0:
-            return ST_OK  # deleting a price we do not hold
-        st = recentre(qbuf, ist, g, s, t)
-        if st != ST_OK:
-            return st
-        base = ist[s, I_BASE]
-        i = t - base
-    off = ist[s, I_OFF]
-    if side > 0:
-        p = off + i
-        old = qbuf[p]
-        qbuf[p] = q
-        if old == 0.0:
-            if q > 0.0:
-                nb = ist[s, I_NB]
-                if nb == 0:
-                    ist[s, I_BB] = t
-                    ist[s, I_BLO] = t
-                else:
-                    if t > ist[s, I_BB]:
-                        ist[s, I_BB] = t
-                    if t < ist[s, I_BLO]:
-                        ist[s, I_BLO] = t
-                ist[s, I_NB] = nb + 1
-        elif q == 0.0:
-            nb = ist[s, I_NB] - 1
-            ist[s, I_NB] = nb
-            if nb > 0 and t == ist[s, I_BB]:
-                j = p - 1
-                while qbuf[j] == 0.0:
-                    j -= 1
-                ist[s, I_BB] = base + (j - off)
-    else:
-        p = off + w + i
-        old = qbuf[p]
-        qbuf[p] = q
-        if old == 0.0:
-            if q > 0.0:
-                na = ist[s, I_NA]
-                if na == 0:
-                    ist[s, I_BA] = t
-                    ist[s, I_AHI] = t
-                else:
-                    if t < ist[s, I_BA]:
-                        ist[s, I_BA] = t
-                    if t > ist[s, I_AHI]:
-                        ist[s, I_AHI] = t
-                ist[s, I_NA] = na + 1
-        elif q == 0.0:
-            na = ist[s, I_NA] - 1
-            ist[s, I_NA] = na
-            if na > 0 and t == ist[s, I_BA]:
-                j = p + 1
-                while qbuf[j] == 0.0:
-                    j += 1
-                ist[s, I_BA] = base + (j - off - w)
-    return ST_OK
-
-
-@njit(cache=True)
 def qty_at(qbuf, ist, s, side, t):
     """Quantity resting at tick `t` on `side` (0.0 when none or outside the window)."""
     i = t - ist[s, I_BASE]
@@ -522,44 +452,9 @@ def _same(a, b):
 
 
 @njit(cache=True)
-def end_message(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last_row, g, ip, fp,
-                s, ts, seq, row, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf):
-    """Everything that happens once a venue message is complete; returns the next output row.
-
-    Inside a snapshot nothing is checked or emitted. Otherwise: count a locked/crossed book,
-    prune stale depth, age the VWAP window, fold the mid return into the volatility, then emit a
-    row according to the mode (on change / every N messages / at most once per interval).
-    """
-    if ist[s, I_INSNAP] != 0:
-        return r
-    g[G_MESSAGES] += 1
-    nb = ist[s, I_NB]
-    na = ist[s, I_NA]
-    tk = fst[s, F_TICK]
-    if nb > 0 and na > 0 and ist[s, I_BB] >= ist[s, I_BA]:
-        if ist[s, I_BB] == ist[s, I_BA]:
-            g[G_LOCKED] += 1
-        else:
-            g[G_CROSSED] += 1
-        if g[G_XROW] < 0:
-            g[G_XROW] = row
-            g[G_XSYM] = s
-    if ist[s, I_VIEW] > 0 and (ist[s, I_NST] > 0 or ist[s, I_NST + 1] > 0):
-        stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, s, ts, ip[P_STALE_AGE])
-    fst[s, F_MSG_TMIN] = np.inf
-    fst[s, F_MSG_TMAX] = -np.inf
-    if ist[s, I_VW_LEN] > 0:
-        h, n = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], ist[s, I_VW_LEN], ts, ip[P_VWAP_WIN])
-        ist[s, I_VW_HEAD] = h
-        ist[s, I_VW_LEN] = n
-    mid = np.nan
-    if nb > 0 and na > 0:
-        inv = fst[s, F.F_INV]
-        mid = 0.5 * F.tick_price(ist[s, I_BB] + ist[s, I_BA], tk, inv)
-    ist[s, I_NVOL] = F.vol_update(fst, s, mid, ist[s, I_NVOL], fp[FP_VOL_ALPHA])
+def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf):
+    """Emit symbol `s`'s row at `r` if the mode says so (on change / every N / per interval)."""
     mode = ip[P_MODE]
-    if mode == MODE_NONE:
-        return r
     if mode == MODE_EVERY:
         ist[s, I_NMSG] += 1
         if ist[s, I_NMSG] % ip[P_EVERY] != 0:
@@ -592,47 +487,191 @@ def end_message(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last
 
 
 @njit(cache=True)
-def process(ts, sym, kind, side, tick, price, qty, seq, rows, start,
+def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, pv_tick, pv_qty, last_row,
             g, ip, fp, out_ts, out_sym, out_seq, out_f, r):
-    """Apply events `start..n` (already validated) and emit rows at message ends.
+    """Apply events `start..n` (already validated) and act at every message end.
 
     Returns (status, i, r): ST_OK with i = n when done, or a grow request (ST_GROW_BOOK /
-    ST_GROW_VWAP for symbol g[G_NEED_SYM]) with `i` the event to resume from after growing. The
-    message of the last event stays pending in `g` (its end is only known from the next event
-    or `flush`), so messages may span batches.
+    ST_GROW_VWAP for symbol g[G_NEED_SYM]) with `i` the event to resume from after growing; `r`
+    is the next free output row. The message of the last event stays pending in `g` (its end is
+    only known from the next event) unless `final` is true (end of stream), so messages may span
+    batches.
+
+    At a message end (outside a snapshot): count a locked/crossed book, prune stale depth, age
+    the VWAP window, fold the mid return into the volatility, then (unless MODE_NONE) emit a row
+    by the mode. The hot path is written out here on purpose: helper calls that take many arrays
+    cost numba reference-count traffic per call, so only rare branches call out.
     """
     n = len(ts)
     depth = ip[P_DEPTH]
+    mode = ip[P_MODE]
+    vwin = ip[P_VWAP_WIN]
+    alpha = fp[FP_VOL_ALPHA]
     tick_buf = np.empty(max(depth, VIEW_CAP), dtype=np.int64)
     qty_buf = np.empty(max(depth, VIEW_CAP), dtype=np.float64)
-    for i in range(start, n):
-        s = sym[i]
-        q = seq[i]
-        if g[G_PEND] != 0 and (g[G_PSYM] != s or g[G_PSEQ] != q):
-            g[G_PEND] = 0
-            r = end_message(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last_row, g, ip, fp,
-                            g[G_PSYM], g[G_PTS], g[G_PSEQ], g[G_PROW], out_ts, out_sym, out_seq, out_f, r,
-                            tick_buf, qty_buf)
+    pend = g[G_PEND]
+    psym = g[G_PSYM]
+    pseq = g[G_PSEQ]
+    pts = g[G_PTS]
+    prow = g[G_PROW]
+    status = ST_OK
+    stop = n
+    for i in range(start, n + 1):
+        if i == n:
+            if not final:
+                break
+            s = -1
+            q = 0
+        else:
+            s = sym[i]
+            q = seq[i]
+        # ---- end of the pending message
+        if pend != 0 and (psym != s or pseq != q):
+            pend = 0
+            m = psym
+            if ist[m, I_INSNAP] == 0:
+                g[G_MESSAGES] += 1
+                nb = ist[m, I_NB]
+                na = ist[m, I_NA]
+                bb = ist[m, I_BB]
+                ba = ist[m, I_BA]
+                if nb > 0 and na > 0 and bb >= ba:
+                    if bb == ba:
+                        g[G_LOCKED] += 1
+                    else:
+                        g[G_CROSSED] += 1
+                    if g[G_XROW] < 0:
+                        g[G_XROW] = prow
+                        g[G_XSYM] = m
+                if ist[m, I_VIEW] > 0 and (ist[m, I_NST] > 0 or ist[m, I_NST + 1] > 0):
+                    stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, m, pts, ip[P_STALE_AGE])
+                fst[m, F_MSG_TMIN] = np.inf
+                fst[m, F_MSG_TMAX] = -np.inf
+                if ist[m, I_VW_LEN] > 0 and vw_ts[m, ist[m, I_VW_HEAD]] <= pts - vwin:
+                    h, k = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, m, ist[m, I_VW_HEAD], ist[m, I_VW_LEN], pts, vwin)
+                    ist[m, I_VW_HEAD] = h
+                    ist[m, I_VW_LEN] = k
+                # volatility of log mid returns (F.vol_update, written out)
+                prev = fst[m, F.F_PREV_MID]
+                if nb > 0 and na > 0:
+                    mid = 0.5 * F.tick_price(bb + ba, fst[m, F_TICK], fst[m, F.F_INV])
+                    if mid > 0.0:
+                        if prev == prev and mid != prev:
+                            ret = np.log(mid / prev)
+                            if ist[m, I_NVOL] == 0:
+                                fst[m, F.F_VAR] = ret * ret
+                            else:
+                                fst[m, F.F_VAR] += alpha * (ret * ret - fst[m, F.F_VAR])
+                            ist[m, I_NVOL] += 1
+                        fst[m, F.F_PREV_MID] = mid
+                    else:
+                        fst[m, F.F_PREV_MID] = np.nan
+                elif prev == prev:
+                    fst[m, F.F_PREV_MID] = np.nan
+                if mode != MODE_NONE:
+                    r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, m, pts, pseq, out_ts, out_sym, out_seq, out_f, r,
+                                 tick_buf, qty_buf)
+        if i == n:
+            break
+        # ---- the event
         k = kind[i]
         t_ns = ts[i]
         if k == LEVEL:
-            st = apply_level(qbuf, ist, g, s, side[i], tick[i], qty[i])
-            if st != ST_OK:
-                return st, i, r
+            t = tick[i]
+            qv = qty[i]
+            base = ist[s, I_BASE]
+            w = ist[s, I_W]
+            j = t - base
+            if j < 0 or j >= w or ist[s, I_BASESET] == 0:
+                if qv == 0.0:
+                    j = -1  # deleting a price we do not hold: nothing to do
+                else:
+                    st = recentre(qbuf, ist, g, s, t)
+                    if st != ST_OK:
+                        status = st
+                        stop = i
+                        break
+                    base = ist[s, I_BASE]
+                    j = t - base
+            if j >= 0:
+                off = ist[s, I_OFF]
+                if side[i] > 0:
+                    p = off + j
+                    old = qbuf[p]
+                    qbuf[p] = qv
+                    if old == 0.0:
+                        if qv > 0.0:
+                            nb = ist[s, I_NB]
+                            if nb == 0:
+                                ist[s, I_BB] = t
+                                ist[s, I_BLO] = t
+                            else:
+                                if t > ist[s, I_BB]:
+                                    ist[s, I_BB] = t
+                                if t < ist[s, I_BLO]:
+                                    ist[s, I_BLO] = t
+                            ist[s, I_NB] = nb + 1
+                    elif qv == 0.0:
+                        nb = ist[s, I_NB] - 1
+                        ist[s, I_NB] = nb
+                        if nb > 0 and t == ist[s, I_BB]:
+                            p -= 1
+                            while qbuf[p] == 0.0:
+                                p -= 1
+                            ist[s, I_BB] = base + (p - off)
+                else:
+                    p = off + w + j
+                    old = qbuf[p]
+                    qbuf[p] = qv
+                    if old == 0.0:
+                        if qv > 0.0:
+                            na = ist[s, I_NA]
+                            if na == 0:
+                                ist[s, I_BA] = t
+                                ist[s, I_AHI] = t
+                            else:
+                                if t < ist[s, I_BA]:
+                                    ist[s, I_BA] = t
+                                if t > ist[s, I_AHI]:
+                                    ist[s, I_AHI] = t
+                            ist[s, I_NA] = na + 1
+                    elif qv == 0.0:
+                        na = ist[s, I_NA] - 1
+                        ist[s, I_NA] = na
+                        if na > 0 and t == ist[s, I_BA]:
+                            p += 1
+                            while qbuf[p] == 0.0:
+                                p += 1
+                            ist[s, I_BA] = base + (p - off - w)
         elif k == TRADE:
-            if ist[s, I_VW_LEN] > 0:
-                h, m = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], ist[s, I_VW_LEN], t_ns, ip[P_VWAP_WIN])
+            if ist[s, I_VW_LEN] > 0 and vw_ts[s, ist[s, I_VW_HEAD]] <= t_ns - vwin:
+                h, m2 = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], ist[s, I_VW_LEN], t_ns, vwin)
                 ist[s, I_VW_HEAD] = h
-                ist[s, I_VW_LEN] = m
+                ist[s, I_VW_LEN] = m2
             if ist[s, I_VW_LEN] >= vw_ts.shape[1]:
                 g[G_NEED_SYM] = s
-                return ST_GROW_VWAP, i, r
-            fst[s, F_AGG] = F.agg_trade_ratio(qty[i], side[i], best_qty(qbuf, ist, s, 1), best_qty(qbuf, ist, s, -1),
-                                              ist[s, I_NB] > 0, ist[s, I_NA] > 0)
+                status = ST_GROW_VWAP
+                stop = i
+                break
+            off = ist[s, I_OFF]
+            base = ist[s, I_BASE]
+            bq = qbuf[off + ist[s, I_BB] - base] if ist[s, I_NB] > 0 else 0.0
+            aq = qbuf[off + ist[s, I_W] + ist[s, I_BA] - base] if ist[s, I_NA] > 0 else 0.0
+            fst[s, F_AGG] = F.agg_trade_ratio(qty[i], side[i], bq, aq, ist[s, I_NB] > 0, ist[s, I_NA] > 0)
             px = price[i]
             fst[s, F_LAST_PX] = px
-            ist[s, I_VW_LEN] = F.vwap_push(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], ist[s, I_VW_LEN], t_ns, px, qty[i])
+            # F.vwap_push, written out
+            cap = vw_ts.shape[1]
+            jj = ist[s, I_VW_HEAD] + ist[s, I_VW_LEN]
+            if jj >= cap:
+                jj -= cap
+            vw_ts[s, jj] = t_ns
+            vw_pq[s, jj] = px * qty[i]
+            vw_q[s, jj] = qty[i]
+            fst[s, F.F_VW_PQ] += px * qty[i]
+            fst[s, F.F_VW_Q] += qty[i]
+            ist[s, I_VW_LEN] += 1
             if px < fst[s, F_MSG_TMIN]:
                 fst[s, F_MSG_TMIN] = px
             if px > fst[s, F_MSG_TMAX]:
@@ -659,27 +698,17 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start,
         else:
             ist[s, I_LASTTS] = t_ns
             ist[s, I_HASTS] = 1
-        g[G_PEND] = 1
-        g[G_PSYM] = s
-        g[G_PSEQ] = q
-        g[G_PTS] = t_ns
-        g[G_PROW] = rows[i]
-    return ST_OK, n, r
-
-
-@njit(cache=True)
-def flush(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last_row, g, ip, fp,
-          out_ts, out_sym, out_seq, out_f, r):
-    """End of stream: complete the pending message (if any); returns the next output row."""
-    if g[G_PEND] == 0:
-        return r
-    g[G_PEND] = 0
-    depth = ip[P_DEPTH]
-    tick_buf = np.empty(max(depth, VIEW_CAP), dtype=np.int64)
-    qty_buf = np.empty(max(depth, VIEW_CAP), dtype=np.float64)
-    return end_message(qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, last_row, g, ip, fp,
-                       g[G_PSYM], g[G_PTS], g[G_PSEQ], g[G_PROW], out_ts, out_sym, out_seq, out_f, r,
-                       tick_buf, qty_buf)
+        pend = 1
+        psym = s
+        pseq = q
+        pts = t_ns
+        prow = rows[i]
+    g[G_PEND] = pend
+    g[G_PSYM] = psym
+    g[G_PSEQ] = pseq
+    g[G_PTS] = pts
+    g[G_PROW] = prow
+    return status, stop, r
 
 
 # ----------------------------------------------------------------------------------------------
@@ -814,7 +843,7 @@ class BookState:
         """
         i = 0
         while True:
-            st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, *self._state(), *out, r)
+            st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, False, *self._state(), *out, r)
             if st == ST_OK:
                 return r
             s = int(self.g[G_NEED_SYM])
@@ -828,5 +857,7 @@ class BookState:
 
     def flush(self, out, r: int = 0) -> int:
         """Complete the pending message at the end of the stream; returns the new row count."""
-        st = self._state()
-        return flush(*st[:9], st[11], st[12], st[13], st[14], *out, r)
+        e64, e32 = np.zeros(0, np.int64), np.zeros(0, np.int32)
+        ef, e8, eu8 = np.zeros(0, np.float64), np.zeros(0, np.int8), np.zeros(0, np.uint8)
+        st, _, r = process(e64, e32, eu8, e8, e64, ef, ef, e64, e64, 0, True, *self._state(), *out, r)
+        return r

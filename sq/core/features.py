@@ -86,7 +86,7 @@ def agg_trade_ratio(trade_qty: float, side: int, best_bid_qty: float, best_ask_q
     return NAN
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def vwap_push(fst, vw_ts, vw_pq, vw_q, s: int, head: int, length: int, ts: int, price: float, qty: float) -> int:
     """Append one trade to symbol `s`'s VWAP ring (the caller has checked capacity); returns new length."""
     cap = vw_ts.shape[1]
@@ -136,7 +136,7 @@ def vwap_value(fst, s: int, length: int) -> float:
     return fst[s, F_VW_PQ] / q
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def vol_update(fst, s: int, mid: float, n_returns: int, alpha: float) -> int:
     """Fold the log return from the previous message's mid into the EWMA variance.
 
