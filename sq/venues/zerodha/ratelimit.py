@@ -53,7 +53,8 @@ class TokenBucket:
             self.sleep(wait)
 
     def _limit(self) -> str:
-        return f"{self.rate * 60:g}/min" if self.rate < 1 else f"{self.rate:g}/s"
+        per_min = self.burst > self.rate * 2  # a bucket sized for a minute's worth of tokens
+        return f"{self.rate * 60:.0f}/min" if per_min else f"{self.rate:g}/s"
 
 
 class KiteLimits:
