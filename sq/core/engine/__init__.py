@@ -1,0 +1,10 @@
+"""The trading engine shared by backtest, paper and live (ARCHITECTURE §5 "One engine").
+
+Numba kernels over struct-of-arrays state: strategies (`mm`, `lt`), the order manager, pre-trade
+risk, the position keeper, the simulated venue (latency, queue-aware fills) and the event loop;
+`Engine` (runner.py) is the Python-facing API.
+"""
+
+from sq.core.engine.runner import Engine, EngineOutput, FillModelConfig
+
+__all__ = ["Engine", "EngineOutput", "FillModelConfig"]

@@ -1,0 +1,298 @@
+"""The simulated venue of backtest and paper: latency, matching against the visible book,
+queue position of resting orders, partial fills (ARCHITECTURE §5 "Fill simulation").
+
+* Latency: each order draws one latency (constant, or base + a seeded exponential / uniform
+  jitter from a splitmix64 stream kept in the state) used for its request and its answers, so a
+  given order's answers arrive in venue order; a cancel draws its own request latency.
+* A new order reaching the venue is acknowledged, then, if marketable, walks the visible
+  opposite levels up to its limit price (taker fills; the recorded book is not modified — our
+  size is assumed small against it). An IOC remainder expires; a GTC remainder rests.
+* A resting order holds `front` = the quantity visible at its price when it arrived. A trade at
+  its price (aggressor on the other side) consumes `front` first and fills us with the rest; a
+  trade through its price, or the opposite side quoting through it, fills it completely. A
+  level decrease not explained by trades is a cancel: the risk-averse model takes a configured
+  share of it from the front (0 = hftbacktest's risk-averse model), the probabilistic model
+  splits it by hftbacktest's power-probability function f(x) = x**n. The front never exceeds
+  the level's visible quantity.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from sq.core import book as B
+from sq.core.engine import schedule as H
+from sq.core.engine.layout import (
+    GF_POWER,
+    GF_SHARE,
+    G_LAT,
+    G_LATDIST,
+    G_LATJIT,
+    G_NEXT_VOID,
+    G_NOB,
+    G_QMODEL,
+    G_RNG,
+    K_ACK,
+    K_CANCEL,
+    K_CANCEL_REJ,
+    K_CANCELED,
+    K_EXPIRED,
+    K_FILL_MAKER,
+    K_FILL_TAKER,
+    K_NEW,
+    K_VENUE_REJ,
+    LAT_EXP,
+    LAT_UNIFORM,
+    OB_KIND,
+    OB_ORD,
+    OB_TS,
+    OF_CUMTRADE,
+    OF_FRONT,
+    OF_XLEAVES,
+    OF_QTY,
+    OI_INFLIGHT,
+    OI_LAT,
+    OI_PX,
+    OI_RIDX,
+    OI_SIDE,
+    OI_SYM,
+    OI_TIF,
+    OI_VOID,
+    OI_XSTATE,
+    OUT_NEW,
+    Q_PROB,
+    R_V_RESTING,
+    R_V_UNKNOWN,
+    SI_NREST,
+    TIF_IOC,
+    X_DONE,
+    X_RESTING,
+)
+
+QTY_EPS = 1e-9
+
+
+@njit(cache=True)
+def _next_u01(g):
+    """Uniform (0, 1) from the splitmix64 stream in g[G_RNG] (deterministic per seed)."""
+    x = (g[G_RNG] + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    g[G_RNG] = x
+    z = x
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    z = z ^ (z >> 31)
+    return ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def latency(g):
+    """One order/cancel latency in ns."""
+    base = g[G_LAT]
+    d = g[G_LATDIST]
+    if d == LAT_EXP:
+        return base + int(-math.log(_next_u01(g)) * g[G_LATJIT])
+    if d == LAT_UNIFORM:
+        return base + int(_next_u01(g) * g[G_LATJIT])
+    return base
+
+
+@njit(cache=True)
+def consume_outbox(ob, obf, oi, g, hq, hf):
+    """The simulated gateway: schedule every outbox request at the venue, then empty the outbox."""
+    for k in range(g[G_NOB]):
+        o = ob[k, OB_ORD]
+        if ob[k, OB_KIND] == OUT_NEW:
+            lat = latency(g)
+            oi[o, OI_LAT] = lat
+            H.push(hq, hf, g, ob[k, OB_TS] + lat, K_NEW, o, 0, 0.0)
+        else:
+            H.push(hq, hf, g, ob[k, OB_TS] + latency(g), K_CANCEL, o, 0, 0.0)
+    g[G_NOB] = 0
+
+
+@njit(cache=True)
+def _answer(oi, g, hq, hf, o, t, kind, px, qty):
+    oi[o, OI_INFLIGHT] += 1
+    H.push(hq, hf, g, t + oi[o, OI_LAT], kind, o, px, qty)
+
+
+@njit(cache=True)
+def _unrest(oi, rest, si, o):
+    s = oi[o, OI_SYM]
+    j = oi[o, OI_RIDX]
+    n = si[s, SI_NREST] - 1
+    last = rest[s, n]
+    rest[s, j] = last
+    oi[last, OI_RIDX] = j
+    si[s, SI_NREST] = n
+    oi[o, OI_RIDX] = -1
+    oi[o, OI_XSTATE] = X_DONE
+
+
+@njit(cache=True)
+def _fill_resting(oi, of, rest, si, g, hq, hf, o, t, q):
+    if q > of[o, OF_XLEAVES]:
+        q = of[o, OF_XLEAVES]
+    if q <= QTY_EPS:
+        return
+    of[o, OF_XLEAVES] -= q
+    _answer(oi, g, hq, hf, o, t, K_FILL_MAKER, oi[o, OI_PX], q)
+    if of[o, OF_XLEAVES] <= QTY_EPS:
+        of[o, OF_XLEAVES] = 0.0
+        _unrest(oi, rest, si, o)
+
+
+@njit(cache=True)
+def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
+    """A new order reaches the venue at time t."""
+    oi[o, OI_INFLIGHT] -= 1
+    s = oi[o, OI_SYM]
+    side = oi[o, OI_SIDE]
+    px = oi[o, OI_PX]
+    if si[s, SI_NREST] >= rest.shape[1]:
+        oi[o, OI_XSTATE] = X_DONE
+        _answer(oi, g, hq, hf, o, t, K_VENUE_REJ, R_V_RESTING, 0.0)
+        return
+    void = g[G_NEXT_VOID]
+    g[G_NEXT_VOID] = void + 1
+    oi[o, OI_VOID] = void
+    _answer(oi, g, hq, hf, o, t, K_ACK, void, 0.0)
+    leaves = of[o, OF_QTY]
+    # walk the visible opposite side up to the limit price
+    if side > 0:
+        na = ist[s, B.I_NA]
+        if na > 0:
+            tk = ist[s, B.I_BA]
+            seen = 0
+            while leaves > QTY_EPS and seen < na and tk <= px:
+                q = B.qty_at(qbuf, ist, s, -1, tk)
+                if q > 0.0:
+                    seen += 1
+                    f = min(leaves, q)
+                    leaves -= f
+                    _answer(oi, g, hq, hf, o, t, K_FILL_TAKER, tk, f)
+                tk += 1
+    else:
+        nb = ist[s, B.I_NB]
+        if nb > 0:
+            tk = ist[s, B.I_BB]
+            seen = 0
+            while leaves > QTY_EPS and seen < nb and tk >= px:
+                q = B.qty_at(qbuf, ist, s, 1, tk)
+                if q > 0.0:
+                    seen += 1
+                    f = min(leaves, q)
+                    leaves -= f
+                    _answer(oi, g, hq, hf, o, t, K_FILL_TAKER, tk, f)
+                tk -= 1
+    if leaves <= QTY_EPS:
+        oi[o, OI_XSTATE] = X_DONE
+        of[o, OF_XLEAVES] = 0.0
+        return
+    if oi[o, OI_TIF] == TIF_IOC:
+        oi[o, OI_XSTATE] = X_DONE
+        of[o, OF_XLEAVES] = 0.0
+        _answer(oi, g, hq, hf, o, t, K_EXPIRED, px, leaves)
+        return
+    of[o, OF_XLEAVES] = leaves
+    of[o, OF_FRONT] = B.qty_at(qbuf, ist, s, side, px)
+    of[o, OF_CUMTRADE] = 0.0
+    n = si[s, SI_NREST]
+    rest[s, n] = o
+    oi[o, OI_RIDX] = n
+    si[s, SI_NREST] = n + 1
+    oi[o, OI_XSTATE] = X_RESTING
+
+
+@njit(cache=True)
+def on_cancel(oi, of, rest, si, g, hq, hf, o, t):
+    """A cancel reaches the venue: cancel what rests, else reject (already done or not arrived)."""
+    oi[o, OI_INFLIGHT] -= 1
+    if oi[o, OI_XSTATE] == X_RESTING:
+        q = of[o, OF_XLEAVES]
+        of[o, OF_XLEAVES] = 0.0
+        _unrest(oi, rest, si, o)
+        _answer(oi, g, hq, hf, o, t, K_CANCELED, oi[o, OI_PX], q)
+    else:
+        _answer(oi, g, hq, hf, o, t, K_CANCEL_REJ, R_V_UNKNOWN, 0.0)
+
+
+@njit(cache=True)
+def _queue_depth(of, gf, g, o, prev, new):
+    """Queue position after the level at our price went from `prev` to `new`."""
+    chg = prev - new - of[o, OF_CUMTRADE]
+    of[o, OF_CUMTRADE] = 0.0
+    front = of[o, OF_FRONT]
+    if chg > 0.0:
+        if g[G_QMODEL] == Q_PROB:
+            back = prev - front
+            if back < 0.0:
+                back = 0.0
+            n = gf[GF_POWER]
+            fb = back ** n
+            ff = front ** n
+            prob = fb / (fb + ff) if fb + ff > 0.0 else 1.0
+            front = front - (1.0 - prob) * chg + min(back - prob * chg, 0.0)
+        else:
+            front = front - gf[GF_SHARE] * chg
+    if front > new:
+        front = new
+    if front < 0.0:
+        front = 0.0
+    of[o, OF_FRONT] = front
+
+
+@njit(cache=True)
+def on_level(oi, of, rest, si, g, gf, hq, hf, s, side, tick, prev, new, insnap, t):
+    """A level update of the recorded book at venue time t: queue positions and crossings."""
+    k = 0
+    while k < si[s, SI_NREST]:
+        o = rest[s, k]
+        k += 1
+        px = oi[o, OI_PX]
+        oside = oi[o, OI_SIDE]
+        if oside == side:
+            if px == tick and insnap == 0:
+                _queue_depth(of, gf, g, o, prev, new)
+        elif new > 0.0 and ((oside > 0 and tick < px) or (oside < 0 and tick > px)):
+            _fill_resting(oi, of, rest, si, g, hq, hf, o, t, of[o, OF_XLEAVES])
+            k -= 1  # the list moved its last entry into slot k-1
+
+
+@njit(cache=True)
+def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t):
+    """A trade of the recorded stream at venue time t against our resting orders."""
+    k = 0
+    while k < si[s, SI_NREST]:
+        o = rest[s, k]
+        k += 1
+        oside = oi[o, OI_SIDE]
+        if aggr == oside:
+            continue
+        px = oi[o, OI_PX]
+        before = si[s, SI_NREST]
+        if (oside > 0 and tick < px) or (oside < 0 and tick > px):
+            _fill_resting(oi, of, rest, si, g, hq, hf, o, t, of[o, OF_XLEAVES])
+        elif tick == px:
+            of[o, OF_CUMTRADE] += qty
+            front = of[o, OF_FRONT] - qty
+            if front < 0.0:
+                of[o, OF_FRONT] = 0.0
+                _fill_resting(oi, of, rest, si, g, hq, hf, o, t, -front)
+            else:
+                of[o, OF_FRONT] = front
+        if si[s, SI_NREST] < before:
+            k -= 1
+
+
+@njit(cache=True)
+def on_snapshot_end(qbuf, ist, oi, of, rest, si, s):
+    """After a snapshot the front can be no larger than what the venue now shows at our price."""
+    for k in range(si[s, SI_NREST]):
+        o = rest[s, k]
+        q = B.qty_at(qbuf, ist, s, oi[o, OI_SIDE], oi[o, OI_PX])
+        if of[o, OF_FRONT] > q:
+            of[o, OF_FRONT] = q
+        of[o, OF_CUMTRADE] = 0.0

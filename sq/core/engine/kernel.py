@@ -1,0 +1,262 @@
+"""The engine's event loop: one numba call per market batch, in the reference order (§10).
+
+For every market event, in input order:
+  1. if it starts a new venue message, the previous message is complete: mark positions to the
+     mid → (features are read from the exact book) → the market maker; a loss-limit breach halts
+     the strategy and cancels its orders;
+  2. every scheduled item that is due runs first, in (time, sequence) order: requests reaching
+     the simulated venue at venue time ≤ the event's ts, answers reaching the engine at local
+     time ≤ the event's local time (responses before market data);
+  3. the event itself: the venue side sees it at its ts (queue positions, trades against our
+     resting orders, crossings), then the book is updated; a trade runs the liquidity taker
+     with the book as it was before the trade.
+The open message, the schedule and all state persist across calls, so cutting the input into
+different batches gives identical orders and fills. `complete=True` declares that a batch ends
+on a message boundary (live sources flush one batch per venue message burst) and closes the
+message at once instead of when the next event arrives — same result, lower latency.
+
+The kernel returns early (status, next event) when an output buffer, the schedule, the equity
+curve or a book window needs room; the runner makes room and calls again from that event.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from sq.core import book as B
+from sq.core import features as F
+from sq.core.engine import fills as X
+from sq.core.engine import levels as LV
+from sq.core.engine import orders as O
+from sq.core.engine import positions as P
+from sq.core.engine import risk as R
+from sq.core.engine import rows as W
+from sq.core.engine import schedule as H
+from sq.core.engine import strategies as ST
+from sq.core.engine.layout import (
+    G_EVENTS,
+    G_HALTED,
+    G_HN,
+    G_LASTLOC,
+    G_LASTTS,
+    G_MESSAGES,
+    G_NEQ,
+    G_NEXT_MIN,
+    G_NF,
+    G_NO,
+    G_NOB,
+    G_NP,
+    G_PBOOK,
+    G_PEND,
+    G_PLOC,
+    G_PSEQ,
+    G_PSYM,
+    G_PTS,
+    G_PNL_INT,
+    G_SIMVENUE,
+    G_STRAT,
+    H_KIND,
+    H_T,
+    HALT_NONE,
+    K_CANCEL,
+    K_CANCEL_REJ,
+    K_NEW,
+    K_VENUE_REJ,
+    LOCAL_KINDS_FROM,
+    NS_PER_MIN,
+    OI_SYM,
+    SF_INV,
+    SF_MARK,
+    SF_POS,
+    SF_TICK,
+    SF_VOL,
+    SI_HAS_PNL,
+    SI_NREST,
+    SI_PNL_TS,
+    STRAT_LT,
+    STRAT_MM,
+)
+
+ST_OK = 0
+ST_GROW_BOOK = 1  # BookState.grow_window for symbol bg[G_NEED_SYM]
+ST_FLUSH = 2  # output buffers / outbox need emptying
+ST_GROW_HEAP = 3
+ST_GROW_EQ = 4
+T_END = 9_223_372_036_854_775_807
+
+
+@njit(cache=True)
+def _room(g, oo_i, fo_i, po_i, hq, ob, margin):
+    if g[G_NO] + margin > oo_i.shape[0] or g[G_NF] + margin > fo_i.shape[0] or g[G_NP] + margin > po_i.shape[0]:
+        return ST_FLUSH
+    if g[G_NOB] + margin > ob.shape[0]:
+        return ST_FLUSH
+    if g[G_HN] + margin > hq.shape[0]:
+        return ST_GROW_HEAP
+    return ST_OK
+
+
+@njit(cache=True)
+def _gateway(ob, obf, oi, g, hq, hf):
+    if g[G_SIMVENUE] != 0 and g[G_NOB] > 0:
+        X.consume_outbox(ob, obf, oi, g, hq, hf)
+
+
+@njit(cache=True)
+def _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now, nsym):
+    if g[G_HALTED] != HALT_NONE:
+        return
+    why = R.breached(si, sf, g, gf, s, now, nsym)
+    if why != HALT_NONE:
+        O.halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, why, now)
+
+
+@njit(cache=True)
+def drain(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
+          oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin):
+    """Run every scheduled item due by venue time `t_venue` / local time `t_local`."""
+    while g[G_HN] > 0:
+        k0 = hq[0, H_KIND]
+        t0 = hq[0, H_T]
+        if k0 < LOCAL_KINDS_FROM:
+            if t0 > t_venue:
+                break
+        elif t0 > t_local:
+            break
+        st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
+        if st != ST_OK:
+            return st
+        t, kind, o, px, qty = H.pop(hq, hf, g)
+        if kind == K_NEW:
+            X.on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t)
+        elif kind == K_CANCEL:
+            X.on_cancel(oi, of, rest, si, g, hq, hf, o, t)
+        else:
+            reason = px if (kind == K_CANCEL_REJ or kind == K_VENUE_REJ) else 0
+            if O.on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po_f,
+                             kind, o, px, qty, reason, t, nsym):
+                _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, oi[o, OI_SYM], t, nsym)
+            _gateway(ob, obf, oi, g, hq, hf)
+    return ST_OK
+
+
+@njit(cache=True)
+def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym):
+    """The open message is complete: mark, check loss limits, run the market maker."""
+    g[G_PEND] = 0
+    if g[G_PBOOK] == 0:
+        return
+    g[G_PBOOK] = 0
+    s = g[G_PSYM]
+    if ist[s, B.I_INSNAP] != 0:
+        return
+    g[G_MESSAGES] += 1
+    now = g[G_PLOC]
+    t = g[G_PTS]
+    if ist[s, B.I_NB] > 0 and ist[s, B.I_NA] > 0:
+        mid = 0.5 * F.tick_price(ist[s, B.I_BB] + ist[s, B.I_BA], sf[s, SF_TICK], sf[s, SF_INV])
+        if sf[s, SF_POS] != 0.0:
+            P.mark(sf, s, mid)
+            O.track_equity(sf, gf, nsym)
+            _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now, nsym)
+            if si[s, SI_HAS_PNL] == 0 or t - si[s, SI_PNL_TS] >= g[G_PNL_INT]:
+                W.pnl_row(po_i, po_f, g, si, sf, s, t)
+        else:
+            sf[s, SF_MARK] = mid
+    if g[G_STRAT] == STRAT_MM and g[G_HALTED] == HALT_NONE:
+        ST.mm_on_book(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, now, nsym)
+    _gateway(ob, obf, oi, g, hq, hf)
+
+
+@njit(cache=True)
+def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
+        qbuf, ist, bg, pv_tick, pv_qty,
+        oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf,
+        oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin):
+    """Process events start..n; returns (status, i) — ST_OK with i = n when done."""
+    n = len(ts)
+    strat = g[G_STRAT]
+    for i in range(start, n):
+        st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
+        if st != ST_OK:
+            return st, i
+        s = sym[i]
+        t = ts[i]
+        lt = loc[i]
+        if g[G_PEND] != 0 and (g[G_PSYM] != s or g[G_PSEQ] != seq[i]):
+            end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym)
+        st = drain(t, lt, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
+                   oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin)
+        if st != ST_OK:
+            return st, i
+        st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
+        if st != ST_OK:
+            return st, i
+        if g[G_NEXT_MIN] == 0:
+            g[G_NEXT_MIN] = (t // NS_PER_MIN + 1) * NS_PER_MIN
+        while t >= g[G_NEXT_MIN]:
+            if g[G_NEQ] >= eq.shape[0]:
+                return ST_GROW_EQ, i
+            eq[g[G_NEQ]] = P.account_total(sf, nsym)
+            g[G_NEQ] += 1
+            g[G_NEXT_MIN] += NS_PER_MIN
+        k = kind[i]
+        if k == B.LEVEL:
+            sd = side[i]
+            tk = tick[i]
+            prev = B.qty_at(qbuf, ist, s, sd, tk)
+            if LV.apply_level(qbuf, ist, bg, s, sd, tk, qty[i]) != B.ST_OK:
+                return ST_GROW_BOOK, i
+            if si[s, SI_NREST] > 0:
+                X.on_level(oi, of, rest, si, g, gf, hq, hf, s, sd, tk, prev, qty[i], ist[s, B.I_INSNAP], t)
+            g[G_PBOOK] = 1
+        elif k == B.TRADE:
+            if si[s, SI_NREST] > 0:
+                X.on_trade(oi, of, rest, si, g, hq, hf, s, side[i], tick[i], qty[i], t)
+            if strat == STRAT_LT and g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0:
+                ST.lt_on_trade(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side[i], qty[i], lt, nsym)
+                _gateway(ob, obf, oi, g, hq, hf)
+        elif k == B.CLEAR:
+            B.clear_book(qbuf, ist, pv_tick, pv_qty, s)
+            g[G_PBOOK] = 1
+        elif k == B.SNAPSHOT_END:
+            if ist[s, B.I_INSNAP] != 0:
+                ist[s, B.I_INSNAP] = 0
+                X.on_snapshot_end(qbuf, ist, oi, of, rest, si, s)
+            g[G_PBOOK] = 1
+        g[G_EVENTS] += 1
+        g[G_PEND] = 1
+        g[G_PSYM] = s
+        g[G_PSEQ] = seq[i]
+        g[G_PTS] = t
+        g[G_PLOC] = lt
+        g[G_LASTTS] = t
+        g[G_LASTLOC] = lt
+    if complete and g[G_PEND] != 0:
+        st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
+        if st != ST_OK:
+            return st, n
+        end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym)
+    return ST_OK, n
+
+
+@njit(cache=True)
+def close_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym):
+    """Complete the open message (end of input, or before a halt)."""
+    if g[G_PEND] != 0:
+        end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym)
+
+
+@njit(cache=True)
+def halt_all(oi, of, si, sf, g, hq, hf, ob, obf, oo_i, oo_f, reason, now):
+    """Halt the strategy at local time `now` and send a cancel for every LIVE order."""
+    O.halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, reason, now)
+    _gateway(ob, obf, oi, g, hq, hf)
+
+
+@njit(cache=True)
+def final_rows(si, sf, g, po_i, po_f, nsym, now):
+    """One closing pnl row for every symbol that traded."""
+    for s in range(nsym):
+        if sf[s, SF_VOL] > 0.0:
+            W.pnl_row(po_i, po_f, g, si, sf, s, now)

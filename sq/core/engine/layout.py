@@ -1,0 +1,214 @@
+"""Column layouts and codes shared by the engine kernels (struct-of-arrays state).
+
+All engine state lives in a handful of preallocated NumPy arrays so numba kernels can carry it
+across calls (a batch boundary is invisible to the simulation) and the runner can snapshot it
+for a resume. This module only names the columns; each kernel module owns the logic.
+
+* order pool   `oi` int64[P, NOI], `of` float64[P, NOF]: one row per order; rows are recycled
+  when an order is dead and no venue message about it is in flight.
+* per symbol   `si` int64[S, NSI], `sf` float64[S, NSF]: strategy slots and parameters, the
+  position keeper, the resting-order list of the simulated venue, risk hooks.
+* global       `g` int64[NG], `gf` float64[NGF]: ids, counters, the pending market message,
+  the halt flag, token bucket, equity curve bookkeeping; `rej` int64[NR] rejections by reason.
+* schedule     `hq` int64[H, NH], `hf` float64[H]: a binary heap of timed items (requests
+  arriving at the venue, responses arriving back) ordered by (time, insertion sequence).
+* outbox       `ob` int64[B, NOB], `obf` float64[B]: requests that left the engine for a gateway.
+* journal rows `oo_i/oo_f` (orders), `fo_i/fo_f` (fills), `po_i/po_f` (pnl) output buffers.
+"""
+
+from __future__ import annotations
+
+# strategies
+STRAT_MM, STRAT_LT = 1, 2
+STRATEGIES = {"mm": STRAT_MM, "lt": STRAT_LT}
+
+# order-manager states (reference §4) and the venue-side view of an order
+FREE, PENDING_NEW, LIVE, PENDING_CANCEL, DEAD = 0, 1, 2, 3, 4
+STATE_NAMES = {FREE: "free", PENDING_NEW: "pending_new", LIVE: "live", PENDING_CANCEL: "pending_cancel", DEAD: "dead"}
+X_NONE, X_RESTING, X_DONE = 0, 1, 2
+
+TIF_GTC, TIF_IOC = 0, 1
+
+# order pool int columns
+OI_COID = 0  # client order id (run-wide counter from 1)
+OI_SYM = 1
+OI_SIDE = 2  # +1 buy, -1 sell
+OI_PX = 3  # limit price in ticks
+OI_STATE = 4  # order-manager state
+OI_XSTATE = 5  # simulated-venue state
+OI_INFLIGHT = 6  # requests/responses about this order still scheduled
+OI_TIF = 7
+OI_VOID = 8  # venue order id (0 until accepted)
+OI_LAT = 9  # latency of this order's request and responses (ns)
+OI_RIDX = 10  # index in its symbol's resting list (-1 when not resting)
+NOI = 11
+
+# order pool float columns
+OF_QTY = 0
+OF_LEAVES = 1  # what the order manager believes is still working
+OF_FILLED = 2
+OF_XLEAVES = 3  # what is still working at the venue
+OF_FRONT = 4  # estimated quantity ahead of us in the queue at our price
+OF_CUMTRADE = 5  # traded at our price since the last level update there (not a cancel)
+NOF = 6
+
+# per-symbol int columns
+SI_SLOT = 0  # 0 buy slot, 1 sell slot: pool row of the side's order, -1 none
+SI_CONF = 2  # 1 when the symbol has parameters (unconfigured symbols are rejected)
+SI_NREST = 3  # orders resting at the simulated venue
+SI_LASTREJ = 4  # 4 buy, 5 sell: last rejection reason journaled for that side (dedupe)
+SI_PNL_TS = 6  # data time of the last pnl row
+SI_HAS_PNL = 7
+SI_IOC = 8  # lt sends IOC orders
+SI_HOURS_OPEN = 9  # trading-hours hook: ns since UTC midnight (-1: no hours)
+SI_HOURS_CLOSE = 10
+SI_CIRC_LO = 11  # circuit-limit hook: lowest / highest allowed price in ticks
+SI_CIRC_HI = 12
+SI_HAS_CIRC = 13
+SI_PNL_DIRTY = 14  # position/PnL changed since the last pnl row
+NSI = 15
+
+# per-symbol float columns: parameters
+SF_CLIP = 0
+SF_THR = 1
+SF_MAXORD = 2
+SF_MAXPOS = 3
+SF_MAXLOSS = 4  # a positive amount: the loss limit is total < -max_loss
+SF_LOT = 5
+SF_TICK = 6
+SF_INV = 7
+# the position keeper (reference §6) plus fees
+SF_POS = 8
+SF_REAL = 9  # realized PnL before fees
+SF_UNREAL = 10
+SF_VOL = 11
+SF_OV_BUY = 12  # open notional of a long position
+SF_OV_SELL = 13  # open notional of a short position
+SF_FEES = 14
+SF_TURNOVER = 15
+SF_MARK = 16  # last mark price (mid), NaN before the first
+NSF = 17
+
+# global ints
+G_STRAT = 0
+G_NEXT_COID = 1
+G_NEXT_VOID = 2
+G_NEXT_TRADE = 3
+G_HALTED = 4
+G_HALT_REASON = 5
+G_PEND = 6  # a market message is open
+G_PSYM = 7
+G_PSEQ = 8
+G_PTS = 9
+G_PLOC = 10
+G_PBOOK = 11  # the open message changed the book
+G_HN = 12  # heap size
+G_HSEQ = 13
+G_NO = 14  # rows in the orders buffer
+G_NF = 15
+G_NP = 16
+G_RNG = 17  # splitmix64 state of the latency distribution
+G_EVENTS = 18
+G_ORDERS = 19  # new orders sent
+G_FILLS = 20
+G_CANCELS = 21
+G_MESSAGES = 22
+G_DAY = 23  # UTC day of the daily-loss window (-1: none yet)
+G_NEXT_MIN = 24  # data time of the next equity sample
+G_NEQ = 25  # equity samples taken
+G_LASTLOC = 26  # local time of the last event (monotone)
+G_NOB = 27  # outbox rows
+G_QMODEL = 28
+G_LATDIST = 29
+G_LAT = 30  # order latency (ns, base)
+G_LATJIT = 31  # jitter scale (ns)
+G_PNL_INT = 32  # data-time interval between pnl rows of a symbol
+G_TOKEN_TS = 33
+G_MAX_OPEN = 34  # -1: no limit
+G_OPEN = 35  # working orders (pending new, live, pending cancel)
+G_SIMVENUE = 36  # 1: the outbox is consumed by the simulated venue
+G_NOW = 37  # local time of the last action
+G_BADRESP = 38  # responses for unknown / recycled client order ids
+G_POOLFULL = 39
+G_LASTTS = 40
+G_HALT_ON_LOSS = 41  # 1: a max-loss breach halts the strategy (RiskConfig.halt_on_max_loss)
+G_POOLPTR = 42  # where the next free pool row search starts
+NG = 43
+
+# global floats
+GF_PEAK = 0
+GF_MAXDD = 1
+GF_DAY_START = 2  # account total at the start of the day
+GF_TOKENS = 3
+GF_RATE = 4  # orders per second (0: no limit)
+GF_BURST = 5
+GF_DAILY = 6  # max daily loss (0: none)
+GF_BAND = 7  # price band in % of the fair price (0: none)
+GF_NOTIONAL = 8  # max notional per order (0: none)
+GF_SHARE = 9  # risk-averse model: share of cancels assumed ahead of us
+GF_POWER = 10  # probabilistic model: exponent of the power queue function
+GF_MAKER_BPS = 11
+GF_TAKER_BPS = 12
+GF_SENT_QTY = 13
+GF_FILLED_QTY = 14
+NGF = 15
+
+# queue models and latency distributions
+Q_RISK_AVERSE, Q_PROB = 0, 1
+QUEUE_MODELS = {"risk-averse": Q_RISK_AVERSE, "prob": Q_PROB}
+LAT_CONSTANT, LAT_EXP, LAT_UNIFORM = 0, 1, 2
+LATENCY_DISTS = {"constant": LAT_CONSTANT, "exponential": LAT_EXP, "uniform": LAT_UNIFORM}
+
+# scheduled item kinds: requests at the venue, responses back at the engine
+H_T, H_SEQ, H_KIND, H_ORD, H_PX = 0, 1, 2, 3, 4
+NH = 5
+K_NEW = 1  # a new order reaches the venue
+K_CANCEL = 2  # a cancel reaches the venue
+K_ACK = 10
+K_FILL_MAKER = 11
+K_FILL_TAKER = 12
+K_CANCELED = 13
+K_CANCEL_REJ = 14
+K_EXPIRED = 15
+K_VENUE_REJ = 16
+LOCAL_KINDS_FROM = 10  # kinds ≥ this happen at the engine (local time), below at the venue
+
+# outbox columns (a live gateway consumes the same rows)
+OB_TS, OB_KIND, OB_ORD, OB_COID, OB_SYM, OB_SIDE, OB_PX, OB_TIF = 0, 1, 2, 3, 4, 5, 6, 7
+NOB = 8
+OUT_NEW, OUT_CANCEL = 1, 2
+
+# orders journal events (schemas.ORDER_EVENTS order) and columns
+EV_NEW, EV_ACCEPTED, EV_REJECTED, EV_MODIFIED, EV_CANCEL_SENT, EV_CANCELED, EV_CANCEL_REJECTED, EV_FILLED, EV_PARTIAL, EV_EXPIRED = range(10)
+OO_TS, OO_SYM, OO_COID, OO_VOID, OO_EVENT, OO_SIDE, OO_REASON = 0, 1, 2, 3, 4, 5, 6
+NOO_I = 7
+OOF_PX, OOF_QTY, OOF_FILLED, OOF_LEAVES = 0, 1, 2, 3
+NOO_F = 4
+FO_TS, FO_SYM, FO_COID, FO_VOID, FO_TRADE, FO_SIDE, FO_LIQ = 0, 1, 2, 3, 4, 5, 6
+NFO_I = 7
+FOF_PX, FOF_QTY, FOF_FEE = 0, 1, 2
+NFO_F = 3
+PO_TS, PO_SYM = 0, 1
+NPO_I = 2
+POF_POS, POF_AVG, POF_REAL, POF_UNREAL, POF_TOTAL, POF_VOL = 0, 1, 2, 3, 4, 5
+NPO_F = 6
+
+# risk rejection reasons (index into `rej`; 0 = allowed)
+R_OK = 0
+REASONS = (
+    "ok", "halted", "unconfigured_symbol", "qty_not_positive", "order_too_large", "position_too_large",
+    "loss_too_large", "daily_loss", "notional_too_large", "too_many_open_orders", "price_band",
+    "trading_hours", "circuit_limit", "order_rate", "order_pool_full",
+    # venue-side reasons (the simulated venue's answers)
+    "venue_unknown_order", "venue_too_many_resting",
+)
+(R_HALTED, R_UNCONF, R_QTY, R_ORDER_SIZE, R_POSITION, R_LOSS, R_DAILY, R_NOTIONAL, R_OPEN, R_BAND, R_HOURS,
+ R_CIRCUIT, R_RATE, R_POOL, R_V_UNKNOWN, R_V_RESTING) = range(1, len(REASONS))
+NR = len(REASONS)
+HALT_NONE, HALT_MAX_LOSS, HALT_DAILY, HALT_MANUAL = 0, 1, 2, 3
+HALT_NAMES = {HALT_NONE: "", HALT_MAX_LOSS: "max_loss", HALT_DAILY: "daily_loss", HALT_MANUAL: "manual"}
+
+REST_CAP = 32  # orders resting at the simulated venue per symbol
+POOL_PER_SYMBOL = 64
+NS_PER_DAY = 86_400_000_000_000
+NS_PER_MIN = 60_000_000_000

@@ -1,0 +1,314 @@
+"""The order manager (reference §4 with §9.3 item 4 fixed by design).
+
+One order slot per side per symbol; states PENDING_NEW → LIVE → PENDING_CANCEL → DEAD. Intents
+(`move_order`) follow the reference: a LIVE order at another price is canceled (its replacement
+goes out on a later update, once the cancel made it DEAD); a free/DEAD slot gets a new order if
+risk allows; PENDING_* slots are left alone. Responses are routed by client order id (the pool
+row carries it), ACCEPTED only moves PENDING_NEW → LIVE, a cancel-reject returns the order to
+LIVE when it still has leaves (else DEAD), partial fills reduce leaves.
+
+Requests leave the engine through the outbox (`ob`): the simulated venue consumes it at once in
+backtest and paper; a live gateway reads the same rows. Every action is journaled as an orders
+row; risk rejections are counted always and journaled when they differ from the previous
+rejection on that side (a maker at its position limit would otherwise journal one row per book
+update).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from sq.core.engine import positions as P
+from sq.core.engine import risk as R
+from sq.core.engine import rows as W
+from sq.core.engine.layout import (
+    DEAD,
+    EV_ACCEPTED,
+    EV_CANCEL_REJECTED,
+    EV_CANCEL_SENT,
+    EV_CANCELED,
+    EV_EXPIRED,
+    EV_FILLED,
+    EV_NEW,
+    EV_PARTIAL,
+    EV_REJECTED,
+    FREE,
+    GF_MAKER_BPS,
+    GF_SENT_QTY,
+    GF_FILLED_QTY,
+    GF_MAXDD,
+    GF_PEAK,
+    GF_TAKER_BPS,
+    G_CANCELS,
+    G_FILLS,
+    G_HALT_REASON,
+    G_HALTED,
+    G_NEXT_COID,
+    G_NEXT_TRADE,
+    G_NOB,
+    G_OPEN,
+    G_ORDERS,
+    G_POOLFULL,
+    G_POOLPTR,
+    HALT_NONE,
+    K_ACK,
+    K_CANCEL_REJ,
+    K_CANCELED,
+    K_EXPIRED,
+    K_FILL_MAKER,
+    K_FILL_TAKER,
+    K_VENUE_REJ,
+    LIVE,
+    OB_COID,
+    OB_KIND,
+    OB_ORD,
+    OB_PX,
+    OB_SIDE,
+    OB_SYM,
+    OB_TIF,
+    OB_TS,
+    OF_CUMTRADE,
+    OF_FILLED,
+    OF_FRONT,
+    OF_LEAVES,
+    OF_QTY,
+    OF_XLEAVES,
+    OI_COID,
+    OI_INFLIGHT,
+    OI_PX,
+    OI_RIDX,
+    OI_SIDE,
+    OI_STATE,
+    OI_SYM,
+    OI_TIF,
+    OI_VOID,
+    OI_XSTATE,
+    OUT_CANCEL,
+    OUT_NEW,
+    PENDING_CANCEL,
+    PENDING_NEW,
+    R_OK,
+    R_POOL,
+    SF_INV,
+    SF_TICK,
+    SI_LASTREJ,
+    SI_SLOT,
+    X_NONE,
+)
+
+QTY_EPS = 1e-9
+
+
+@njit(cache=True)
+def _alloc(oi, g):
+    """A free pool row (dead, nothing in flight), or -1 when the pool is full."""
+    n = oi.shape[0]
+    p = g[G_POOLPTR]
+    for k in range(n):
+        o = p + k
+        if o >= n:
+            o -= n
+        if oi[o, OI_STATE] == FREE:
+            g[G_POOLPTR] = o + 1 if o + 1 < n else 0
+            return o
+    return -1
+
+
+@njit(cache=True)
+def _outbox(ob, obf, g, now, kind, o, oi, of):
+    k = g[G_NOB]
+    ob[k, OB_TS] = now
+    ob[k, OB_KIND] = kind
+    ob[k, OB_ORD] = o
+    ob[k, OB_COID] = oi[o, OI_COID]
+    ob[k, OB_SYM] = oi[o, OI_SYM]
+    ob[k, OB_SIDE] = oi[o, OI_SIDE]
+    ob[k, OB_PX] = oi[o, OI_PX]
+    ob[k, OB_TIF] = oi[o, OI_TIF]
+    obf[k] = of[o, OF_QTY]
+    g[G_NOB] = k + 1
+
+
+@njit(cache=True)
+def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym):
+    """Risk-check and send a new order on `side` of `s` (px in ticks); returns its pool row or -1."""
+    sd = 0 if side > 0 else 1
+    reason = R.check(si, sf, oi, of, g, gf, s, side, px, qty, fair, now, nsym)
+    o = -1
+    if reason == R_OK:
+        o = _alloc(oi, g)
+        if o < 0:
+            reason = R_POOL
+            g[G_POOLFULL] += 1
+    if reason != R_OK:
+        rej[reason] += 1
+        if si[s, SI_LASTREJ + sd] != reason:
+            si[s, SI_LASTREJ + sd] = reason
+            coid = g[G_NEXT_COID]
+            g[G_NEXT_COID] = coid + 1
+            W.reject_row(oo_i, oo_f, g, now, s, coid, side, px, qty, reason, sf[s, SF_TICK], sf[s, SF_INV])
+        return -1
+    si[s, SI_LASTREJ + sd] = R_OK
+    coid = g[G_NEXT_COID]
+    g[G_NEXT_COID] = coid + 1
+    oi[o, OI_COID] = coid
+    oi[o, OI_SYM] = s
+    oi[o, OI_SIDE] = side
+    oi[o, OI_PX] = px
+    oi[o, OI_STATE] = PENDING_NEW
+    oi[o, OI_XSTATE] = X_NONE
+    oi[o, OI_INFLIGHT] = 1
+    oi[o, OI_TIF] = tif
+    oi[o, OI_VOID] = 0
+    oi[o, OI_RIDX] = -1
+    of[o, OF_QTY] = qty
+    of[o, OF_LEAVES] = qty
+    of[o, OF_FILLED] = 0.0
+    of[o, OF_XLEAVES] = 0.0
+    of[o, OF_FRONT] = 0.0
+    of[o, OF_CUMTRADE] = 0.0
+    si[s, SI_SLOT + sd] = o
+    g[G_ORDERS] += 1
+    g[G_OPEN] += 1
+    gf[GF_SENT_QTY] += qty
+    W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_NEW, 0, sf[s, SF_TICK], sf[s, SF_INV])
+    _outbox(ob, obf, g, now, OUT_NEW, o, oi, of)
+    return o
+
+
+@njit(cache=True)
+def cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now):
+    """Ask the venue to cancel a LIVE (or, when halting, PENDING_NEW) order."""
+    oi[o, OI_STATE] = PENDING_CANCEL
+    oi[o, OI_INFLIGHT] += 1
+    g[G_CANCELS] += 1
+    s = oi[o, OI_SYM]
+    W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_CANCEL_SENT, 0, sf[s, SF_TICK], sf[s, SF_INV])
+    _outbox(ob, obf, g, now, OUT_CANCEL, o, oi, of)
+
+
+@njit(cache=True)
+def move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, want, qty, tif, fair, now, nsym):
+    """Reference moveOrder: steer the side's slot towards price `px` (`want` False: no order)."""
+    o = si[s, SI_SLOT + (0 if side > 0 else 1)]
+    st = FREE if o < 0 else oi[o, OI_STATE]
+    if st == LIVE:
+        if not want or oi[o, OI_PX] != px:
+            cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now)
+    elif st == FREE or st == DEAD:
+        if want:
+            new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym)
+
+
+@njit(cache=True)
+def halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, reason, now):
+    """Stop the strategy: no new orders from now on; cancel every LIVE order (PENDING_NEW ones
+    are canceled when their acknowledgement arrives)."""
+    if g[G_HALTED] == HALT_NONE:
+        g[G_HALTED] = reason
+        g[G_HALT_REASON] = reason
+    for o in range(oi.shape[0]):
+        if oi[o, OI_STATE] == LIVE:
+            cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now)
+
+
+@njit(cache=True)
+def _dead(si, oi, g, o):
+    st = oi[o, OI_STATE]
+    if st == PENDING_NEW or st == LIVE or st == PENDING_CANCEL:
+        g[G_OPEN] -= 1
+    oi[o, OI_STATE] = DEAD
+
+
+@njit(cache=True)
+def _release(si, oi, o):
+    """Recycle a pool row once the order is dead and nothing about it is in flight."""
+    if oi[o, OI_STATE] == DEAD and oi[o, OI_INFLIGHT] == 0:
+        s = oi[o, OI_SYM]
+        sd = 0 if oi[o, OI_SIDE] > 0 else 1
+        if si[s, SI_SLOT + sd] == o:
+            si[s, SI_SLOT + sd] = -1
+        oi[o, OI_STATE] = FREE
+
+
+@njit(cache=True)
+def track_equity(sf, gf, nsym):
+    """Update the running peak and max drawdown of the account's net PnL."""
+    t = P.account_total(sf, nsym)
+    if t > gf[GF_PEAK]:
+        gf[GF_PEAK] = t
+    dd = gf[GF_PEAK] - t
+    if dd > gf[GF_MAXDD]:
+        gf[GF_MAXDD] = dd
+
+
+@njit(cache=True)
+def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po_f, kind, o, px, qty, reason, now, nsym):
+    """Apply one venue answer for pool row `o`; returns True when a fill changed the position."""
+    oi[o, OI_INFLIGHT] -= 1
+    s = oi[o, OI_SYM]
+    tick = sf[s, SF_TICK]
+    inv = sf[s, SF_INV]
+    st = oi[o, OI_STATE]
+    filled = False
+    if kind == K_ACK:
+        oi[o, OI_VOID] = px
+        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_ACCEPTED, 0, tick, inv)
+        if st == PENDING_NEW:
+            oi[o, OI_STATE] = LIVE
+            if g[G_HALTED] != HALT_NONE:
+                cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now)
+    elif kind == K_FILL_MAKER or kind == K_FILL_TAKER:
+        maker = kind == K_FILL_MAKER
+        price = px * tick if inv == 0.0 else px / inv
+        fee = price * qty * (gf[GF_MAKER_BPS] if maker else gf[GF_TAKER_BPS]) * 1e-4
+        P.add_fill(sf, s, oi[o, OI_SIDE], price, qty, fee)
+        of[o, OF_LEAVES] -= qty
+        of[o, OF_FILLED] += qty
+        done = of[o, OF_LEAVES] <= QTY_EPS
+        if done:
+            of[o, OF_LEAVES] = 0.0
+        g[G_FILLS] += 1
+        gf[GF_FILLED_QTY] += qty
+        trade = g[G_NEXT_TRADE]
+        g[G_NEXT_TRADE] = trade + 1
+        W.fill_row(fo_i, fo_f, g, oi, o, now, trade, price, qty, fee, maker)
+        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_FILLED if done else EV_PARTIAL, 0, tick, inv)
+        if done:
+            _dead(si, oi, g, o)
+        W.pnl_row(po_i, po_f, g, si, sf, s, now)
+        track_equity(sf, gf, nsym)
+        filled = True
+    elif kind == K_CANCELED:
+        of[o, OF_LEAVES] = 0.0
+        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_CANCELED, 0, tick, inv)
+        _dead(si, oi, g, o)
+    elif kind == K_CANCEL_REJ:
+        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_CANCEL_REJECTED, reason, tick, inv)
+        if st == PENDING_CANCEL:
+            if of[o, OF_LEAVES] > QTY_EPS:
+                oi[o, OI_STATE] = LIVE
+            else:
+                _dead(si, oi, g, o)
+    elif kind == K_EXPIRED:
+        of[o, OF_LEAVES] = 0.0
+        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_EXPIRED, 0, tick, inv)
+        _dead(si, oi, g, o)
+    elif kind == K_VENUE_REJ:
+        of[o, OF_LEAVES] = 0.0
+        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_REJECTED, reason, tick, inv)
+        _dead(si, oi, g, o)
+    _release(si, oi, o)
+    return filled
+
+
+@njit(cache=True)
+def find_order(oi, coid):
+    """The pool row of client order id `coid` (-1 when unknown): how a live gateway's answers
+    are routed back."""
+    for o in range(oi.shape[0]):
+        if oi[o, OI_STATE] != FREE and oi[o, OI_COID] == coid:
+            return o
+    return -1

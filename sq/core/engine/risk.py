@@ -1,0 +1,158 @@
+"""Pre-trade risk, identical in backtest, paper and live (ARCHITECTURE §5; reference §5, §9.3-5).
+
+`check` returns the first failing reason (codes in `layout.REASONS`), in this order: halted,
+unconfigured symbol, qty ≤ 0, order size, position *including* the working order on that side,
+max loss (net realized + unrealized), daily loss (account), notional, open-order count, price
+band around the fair price, trading hours and circuit limits (arrays a venue fills in), and last
+the order-rate token bucket (so only orders that would be sent spend a token).
+
+`breached` tells the kernel when a loss limit is crossed: the strategy is then halted and its
+orders canceled (`orders.halt`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from sq.core.engine import positions as P
+from sq.core.engine.layout import (
+    GF_BAND,
+    GF_BURST,
+    GF_DAILY,
+    GF_DAY_START,
+    GF_NOTIONAL,
+    GF_RATE,
+    GF_TOKENS,
+    G_DAY,
+    G_HALT_ON_LOSS,
+    G_HALTED,
+    G_MAX_OPEN,
+    G_OPEN,
+    G_TOKEN_TS,
+    HALT_DAILY,
+    HALT_MAX_LOSS,
+    HALT_NONE,
+    NS_PER_DAY,
+    OF_LEAVES,
+    PENDING_CANCEL,
+    PENDING_NEW,
+    LIVE,
+    OI_STATE,
+    R_BAND,
+    R_CIRCUIT,
+    R_DAILY,
+    R_HALTED,
+    R_HOURS,
+    R_LOSS,
+    R_NOTIONAL,
+    R_OK,
+    R_OPEN,
+    R_ORDER_SIZE,
+    R_POSITION,
+    R_QTY,
+    R_RATE,
+    R_UNCONF,
+    SF_MAXLOSS,
+    SF_MAXORD,
+    SF_MAXPOS,
+    SF_POS,
+    SF_TICK,
+    SI_CIRC_HI,
+    SI_CIRC_LO,
+    SI_CONF,
+    SI_HAS_CIRC,
+    SI_HOURS_CLOSE,
+    SI_HOURS_OPEN,
+    SI_SLOT,
+)
+
+
+@njit(cache=True, inline="always")
+def working_qty(si, oi, of, s, side):
+    """Leaves of the order working on `side` of symbol `s` (0 when none)."""
+    o = si[s, SI_SLOT + (0 if side > 0 else 1)]
+    if o < 0:
+        return 0.0
+    st = oi[o, OI_STATE]
+    if st == PENDING_NEW or st == LIVE or st == PENDING_CANCEL:
+        return of[o, OF_LEAVES]
+    return 0.0
+
+
+@njit(cache=True)
+def refill_tokens(g, gf, now):
+    """Token bucket: `GF_RATE` tokens a second up to `GF_BURST`."""
+    rate = gf[GF_RATE]
+    if rate <= 0.0:
+        return
+    dt = now - g[G_TOKEN_TS]
+    if dt > 0:
+        gf[GF_TOKENS] = min(gf[GF_BURST], gf[GF_TOKENS] + rate * dt * 1e-9)
+        g[G_TOKEN_TS] = now
+
+
+@njit(cache=True)
+def roll_day(g, gf, sf, nsym, now):
+    """Start a new daily-loss window when local time enters a new UTC day."""
+    day = now // NS_PER_DAY
+    if day != g[G_DAY]:
+        g[G_DAY] = day
+        gf[GF_DAY_START] = P.account_total(sf, nsym)
+
+
+@njit(cache=True)
+def check(si, sf, oi, of, g, gf, s, side, px, qty, fair_ticks, now, nsym):
+    """The first failing reason for a new order (R_OK when it may be sent). `px` in ticks."""
+    if g[G_HALTED] != HALT_NONE:
+        return R_HALTED
+    if si[s, SI_CONF] == 0:
+        return R_UNCONF
+    if not qty > 0.0:
+        return R_QTY
+    if qty > sf[s, SF_MAXORD]:
+        return R_ORDER_SIZE
+    if abs(sf[s, SF_POS] + side * (working_qty(si, oi, of, s, side) + qty)) > sf[s, SF_MAXPOS]:
+        return R_POSITION
+    if P.total(sf, s) < -sf[s, SF_MAXLOSS]:
+        return R_LOSS
+    if gf[GF_DAILY] > 0.0:
+        roll_day(g, gf, sf, nsym, now)
+        if gf[GF_DAY_START] - P.account_total(sf, nsym) > gf[GF_DAILY]:
+            return R_DAILY
+    tick = sf[s, SF_TICK]
+    if gf[GF_NOTIONAL] > 0.0 and px * tick * qty > gf[GF_NOTIONAL]:
+        return R_NOTIONAL
+    if g[G_MAX_OPEN] >= 0 and g[G_OPEN] >= g[G_MAX_OPEN]:
+        return R_OPEN
+    if gf[GF_BAND] > 0.0:
+        if not math.isfinite(fair_ticks) or abs(px - fair_ticks) > fair_ticks * gf[GF_BAND] * 0.01:
+            return R_BAND
+    if si[s, SI_HOURS_OPEN] >= 0:
+        tod = now % NS_PER_DAY
+        lo = si[s, SI_HOURS_OPEN]
+        hi = si[s, SI_HOURS_CLOSE]
+        inside = (lo <= tod < hi) if lo <= hi else (tod >= lo or tod < hi)
+        if not inside:
+            return R_HOURS
+    if si[s, SI_HAS_CIRC] != 0 and (px < si[s, SI_CIRC_LO] or px > si[s, SI_CIRC_HI]):
+        return R_CIRCUIT
+    if gf[GF_RATE] > 0.0:
+        refill_tokens(g, gf, now)
+        if gf[GF_TOKENS] < 1.0:
+            return R_RATE
+        gf[GF_TOKENS] -= 1.0
+    return R_OK
+
+
+@njit(cache=True)
+def breached(si, sf, g, gf, s, now, nsym):
+    """The halt reason when symbol `s`'s max loss or the account's daily loss is crossed, else 0."""
+    if g[G_HALT_ON_LOSS] != 0 and si[s, SI_CONF] != 0 and P.total(sf, s) < -sf[s, SF_MAXLOSS]:
+        return HALT_MAX_LOSS
+    if gf[GF_DAILY] > 0.0:
+        roll_day(g, gf, sf, nsym, now)
+        if gf[GF_DAY_START] - P.account_total(sf, nsym) > gf[GF_DAILY]:
+            return HALT_DAILY
+    return HALT_NONE

@@ -1,0 +1,553 @@
+"""`Engine`: one trading run over market batches — backtest, paper and (later) live share it.
+
+Python glue only: map symbols to ids, validate and convert a market batch to arrays (ticks,
+local receive times), call the numba kernel once, make room when it asks, and turn the journal
+buffers into Arrow batches in the canonical orders/fills/pnl schemas. No per-event Python.
+
+Results do not depend on how the input is cut into batches: the kernel carries the open venue
+message, the schedule of in-flight requests/answers and all state across calls (see
+`sq.core.engine.kernel`). A paper replay of a file and a backtest of it therefore produce the
+same orders and fills.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sq.core import book as B
+from sq.core import features as F
+from sq.core import schemas as S
+from sq.core.bookstream import infer_tick_size
+from sq.core.engine import kernel as K
+from sq.core.engine import layout as L
+from sq.core.engine import params as PR
+from sq.core.exits import DataError, UsageError
+from sq.core.streams import SymbolRegistry
+
+INITIAL_ROWS = 4096
+INITIAL_HEAP = 1024
+
+
+@dataclass(frozen=True)
+class FillModelConfig:
+    """How the simulated venue fills orders. Defaults are conservative and documented:
+
+    * order_latency_ns: 20 ms one way (request → venue, venue → answer), the config's
+      `paper_trading.order_latency_ms`; latency_dist `constant`, or `exponential` / `uniform`
+      with `latency_jitter_ns` added (seeded, reproducible);
+    * feed_latency_ns: None = each event's `recv_ts − ts` from the data (never negative), else
+      this constant;
+    * queue_model `risk-averse`: a level decrease not explained by trades is taken from the front
+      of our queue only for `queue_cancel_share` of it (config `paper_trading.queue_cancel_share`,
+      default 0.5); `prob`: hftbacktest-style power-probability split with exponent `prob_power`;
+    * fees in basis points of notional, maker and taker (config `paper_trading`).
+    """
+
+    order_latency_ns: int = 20_000_000
+    latency_dist: str = "constant"
+    latency_jitter_ns: int = 0
+    feed_latency_ns: int | None = None
+    queue_model: str = "risk-averse"
+    queue_cancel_share: float = 0.5
+    prob_power: float = 3.0
+    maker_fee_bps: float = 2.0
+    taker_fee_bps: float = 5.0
+    fee_ccy: str = "INR"
+    pnl_interval_ns: int = 1_000_000_000
+
+    @classmethod
+    def from_config(cls, config, **overrides) -> "FillModelConfig":
+        pt = config.paper_trading
+        base = dict(order_latency_ns=int(round(pt.order_latency_ms * 1e6)), queue_cancel_share=float(pt.queue_cancel_share),
+                    maker_fee_bps=float(pt.maker_fee_bps), taker_fee_bps=float(pt.taker_fee_bps), fee_ccy=pt.currency)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def validate(self) -> None:
+        if self.latency_dist not in L.LATENCY_DISTS:
+            raise UsageError(f"unknown latency distribution {self.latency_dist!r}; valid: {', '.join(L.LATENCY_DISTS)}")
+        if self.queue_model not in L.QUEUE_MODELS:
+            raise UsageError(f"unknown queue model {self.queue_model!r}; valid: {', '.join(L.QUEUE_MODELS)}")
+        if self.order_latency_ns < 0 or self.latency_jitter_ns < 0 or (self.feed_latency_ns is not None and self.feed_latency_ns < 0):
+            raise UsageError("latencies must not be negative")
+        if not 0.0 <= self.queue_cancel_share <= 1.0:
+            raise UsageError(f"queue cancel share must be within 0..1, got {self.queue_cancel_share}")
+
+
+@dataclass
+class EngineOutput:
+    """What one call produced: journal rows (canonical schemas, possibly 0 rows) and counters."""
+
+    orders: pa.RecordBatch
+    fills: pa.RecordBatch
+    pnl: pa.RecordBatch
+    events: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter((self.orders, self.fills, self.pnl))
+
+
+class Engine:
+    """One strategy run: `process` market batches, then `finish` (or `cancel_all` to halt)."""
+
+    def __init__(self, strategy: str, instruments: Mapping[str, S.Instrument], params: Mapping[str, Mapping[str, float]], *,
+                 config, fill: FillModelConfig | None = None, seed: int = 0, sim_venue: bool = True):
+        self.strategy = PR.check_strategy(strategy)
+        self.instruments: dict[str, S.Instrument] = {k.upper(): v for k, v in instruments.items()}
+        self.params = PR.normalise(self.strategy, params)
+        self.config = config
+        self.fill = fill or FillModelConfig.from_config(config)
+        self.fill.validate()
+        self.seed = int(seed)
+        self.registry = SymbolRegistry()
+        self.book = B.BookState(depth=1, mode=B.MODE_NONE)
+        self.ticks: list[float] = []
+        self.warnings: list[str] = []
+        self.elapsed = 0.0
+        self.trades_seen = 0
+        self._last_loc = np.iinfo(np.int64).min
+        self._alloc(sim_venue)
+        self._schemas = (S.orders_schema(), S.fills_schema(), S.pnl_schema())
+        self._pending: list[tuple[np.ndarray, ...]] = [[], [], []]
+
+    # -- state
+    def _alloc(self, sim_venue: bool) -> None:
+        risk = self.config.risk
+        self.n = 0
+        self.oi = np.zeros((0, L.NOI), np.int64)
+        self.of = np.zeros((0, L.NOF), np.float64)
+        self.si = np.zeros((0, L.NSI), np.int64)
+        self.sf = np.zeros((0, L.NSF), np.float64)
+        self.rest = np.zeros((0, L.REST_CAP), np.int64)
+        self.g = np.zeros(L.NG, np.int64)
+        self.gf = np.zeros(L.NGF, np.float64)
+        self.rej = np.zeros(L.NR, np.int64)
+        self.hq = np.zeros((INITIAL_HEAP, L.NH), np.int64)
+        self.hf = np.zeros(INITIAL_HEAP, np.float64)
+        self.ob = np.zeros((INITIAL_ROWS, L.NOB), np.int64)
+        self.obf = np.zeros(INITIAL_ROWS, np.float64)
+        self.oo_i = np.zeros((INITIAL_ROWS, L.NOO_I), np.int64)
+        self.oo_f = np.zeros((INITIAL_ROWS, L.NOO_F), np.float64)
+        self.fo_i = np.zeros((INITIAL_ROWS, L.NFO_I), np.int64)
+        self.fo_f = np.zeros((INITIAL_ROWS, L.NFO_F), np.float64)
+        self.po_i = np.zeros((INITIAL_ROWS, L.NPO_I), np.int64)
+        self.po_f = np.zeros((INITIAL_ROWS, L.NPO_F), np.float64)
+        self.eq = np.zeros(1024, np.float64)
+        g, gf, f = self.g, self.gf, self.fill
+        g[L.G_STRAT] = L.STRATEGIES[self.strategy]
+        g[L.G_NEXT_COID] = 1
+        g[L.G_NEXT_VOID] = 1
+        g[L.G_NEXT_TRADE] = 1
+        g[L.G_RNG] = (self.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) & 0x7FFFFFFFFFFFFFFF
+        g[L.G_DAY] = -1
+        g[L.G_QMODEL] = L.QUEUE_MODELS[f.queue_model]
+        g[L.G_LATDIST] = L.LATENCY_DISTS[f.latency_dist]
+        g[L.G_LAT] = int(f.order_latency_ns)
+        g[L.G_LATJIT] = int(f.latency_jitter_ns)
+        g[L.G_PNL_INT] = int(f.pnl_interval_ns)
+        g[L.G_MAX_OPEN] = -1 if risk.max_open_orders is None else int(risk.max_open_orders)
+        g[L.G_SIMVENUE] = 1 if sim_venue else 0
+        g[L.G_HALT_ON_LOSS] = 1 if risk.halt_on_max_loss else 0
+        g[L.G_TOKEN_TS] = np.iinfo(np.int64).min // 2
+        rate = float(risk.max_order_rate or 0.0)
+        gf[L.GF_RATE] = rate
+        gf[L.GF_BURST] = max(1.0, rate)
+        gf[L.GF_TOKENS] = max(1.0, rate)
+        gf[L.GF_DAILY] = abs(float(risk.max_daily_loss or 0.0))
+        gf[L.GF_BAND] = float(risk.price_band_pct or 0.0)
+        gf[L.GF_NOTIONAL] = float(risk.max_notional or 0.0)
+        gf[L.GF_SHARE] = float(f.queue_cancel_share)
+        gf[L.GF_POWER] = float(f.prob_power)
+        gf[L.GF_MAKER_BPS] = float(f.maker_fee_bps)
+        gf[L.GF_TAKER_BPS] = float(f.taker_fee_bps)
+
+    def _ensure_symbols(self, batch: pa.RecordBatch, codes: np.ndarray, kind: np.ndarray, price: np.ndarray) -> None:
+        n = len(self.registry.symbols)
+        if n == self.n:
+            return
+        meta = S.schema_instruments(batch.schema)
+        old = self.n
+        k = n - old
+        self.si = np.concatenate([self.si, np.zeros((k, L.NSI), np.int64)])
+        self.sf = np.concatenate([self.sf, np.zeros((k, L.NSF), np.float64)])
+        self.rest = np.concatenate([self.rest, np.zeros((k, L.REST_CAP), np.int64)])
+        extra = np.zeros((k * L.POOL_PER_SYMBOL, L.NOI), np.int64)
+        self.oi = np.concatenate([self.oi, extra])
+        self.of = np.concatenate([self.of, np.zeros((k * L.POOL_PER_SYMBOL, L.NOF), np.float64)])
+        for s in range(old, n):
+            name = self.registry.symbols[s]
+            inst = self.instruments.get(name) or meta.get(name)
+            if inst is None or not inst.tick_size > 0:
+                mine = (codes == s) & ((kind == S.LEVEL) | (kind == S.TRADE))
+                tick = infer_tick_size(price[mine])
+                self.warnings.append(f"{name}: no tick size in the instruments; inferred {tick:g} from its prices")
+                inst = S.Instrument(name, inst.venue if inst else "", tick, inst.lot_size if inst else 1.0)
+            self.instruments[name] = inst
+            self.ticks.append(float(inst.tick_size))
+            p = self.params.get(name) or self.params.get(PR.ALL)
+            si, sf = self.si, self.sf
+            si[s, L.SI_SLOT] = -1
+            si[s, L.SI_SLOT + 1] = -1
+            si[s, L.SI_HOURS_OPEN] = -1
+            si[s, L.SI_HOURS_CLOSE] = -1
+            sf[s, L.SF_TICK] = inst.tick_size
+            sf[s, L.SF_INV] = F.tick_inverse(inst.tick_size)
+            sf[s, L.SF_LOT] = inst.lot_size
+            sf[s, L.SF_MARK] = math.nan
+            if p is not None:
+                si[s, L.SI_CONF] = 1
+                si[s, L.SI_IOC] = int(p["ioc"])
+                sf[s, L.SF_CLIP] = p["clip"]
+                sf[s, L.SF_THR] = p["threshold"]
+                sf[s, L.SF_MAXORD] = p["max_order_size"]
+                sf[s, L.SF_MAXPOS] = p["max_position"]
+                sf[s, L.SF_MAXLOSS] = p["max_loss"]
+            else:
+                self.warnings.append(f"{name}: no strategy parameters; its orders are rejected (unconfigured_symbol)")
+        self.book.ensure(n, self.ticks, [0] * n)
+        self.n = n
+
+    def set_trading_hours(self, symbol: str, open_ns: int, close_ns: int) -> None:
+        """Risk hook a venue fills in: orders only between these times of the UTC day (ns)."""
+        s = self.registry.id(symbol.upper())
+        self._require(s)
+        self.si[s, L.SI_HOURS_OPEN] = int(open_ns)
+        self.si[s, L.SI_HOURS_CLOSE] = int(close_ns)
+
+    def set_circuit_limits(self, symbol: str, low: float, high: float) -> None:
+        """Risk hook a venue fills in: limit prices must stay within [low, high]."""
+        s = self.registry.id(symbol.upper())
+        self._require(s)
+        tick = self.ticks[s]
+        self.si[s, L.SI_CIRC_LO] = int(math.ceil(low / tick - 1e-9))
+        self.si[s, L.SI_CIRC_HI] = int(math.floor(high / tick + 1e-9))
+        self.si[s, L.SI_HAS_CIRC] = 1
+
+    def _require(self, s: int) -> None:
+        if s >= self.n:
+            name = self.registry.symbols[s]
+            inst = self.instruments.get(name)
+            if inst is None:
+                raise UsageError(f"{name}: unknown instrument (no tick size)")
+            empty = S.market_batch(S.market_schema({name: inst}), S.symbol_dictionary([name]), *([np.zeros(0)] * 8))
+            self._ensure_symbols(empty, np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0))
+
+    # -- input conversion
+    def _arrays(self, batch: pa.RecordBatch):
+        n = batch.num_rows
+        for name in ("ts", "kind", "side", "seq", "symbol"):
+            if name not in batch.schema.names:
+                raise DataError(f"not a market stream: column {name!r} is missing")
+            if batch.column(name).null_count:
+                raise DataError(f"market column {name!r} has null values")
+        codes = self.registry.codes(batch.column("symbol")).astype(np.int32, copy=False)
+        kind = batch.column("kind").to_numpy(zero_copy_only=False).astype(np.uint8, copy=False)
+        side = batch.column("side").to_numpy(zero_copy_only=False).astype(np.int8, copy=False)
+        price = batch.column("price").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        qty = batch.column("qty").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        seq = batch.column("seq").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        ts = S.int64_view(batch.column("ts"))
+        self._ensure_symbols(batch, codes, kind, price)
+        bad_kind = (kind < S.LEVEL) | (kind > S.TICK)
+        priced = (kind == S.LEVEL) | (kind == S.TRADE)
+        with np.errstate(invalid="ignore"):
+            bad = bad_kind | (priced & ~(np.isfinite(price) & (price >= 0) & np.isfinite(qty) & (qty >= 0)))
+        bad |= (kind == S.LEVEL) & (side != 1) & (side != -1)
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise DataError(f"market row {j} of the batch ({self.registry.symbols[int(codes[j])]}): bad event "
+                            f"(kind {int(kind[j])}, side {int(side[j])}, price {float(price[j])!r}, qty {float(qty[j])!r})")
+        tick = np.zeros(n, np.int64)
+        if priced.any():
+            tk = np.asarray(self.ticks, np.float64)[codes[priced]]
+            tick[priced] = np.rint(price[priced] / tk).astype(np.int64)
+        if self.fill.feed_latency_ns is None and "recv_ts" in batch.schema.names and batch.column("recv_ts").null_count == 0:
+            loc = np.maximum(S.int64_view(batch.column("recv_ts")), ts)
+        else:
+            loc = ts + int(self.fill.feed_latency_ns or 0)
+        loc = np.maximum.accumulate(np.concatenate([[self._last_loc], loc]))[1:].astype(np.int64)
+        self._last_loc = int(loc[-1])
+        self.trades_seen += int((kind == S.TRADE).sum())
+        return (np.ascontiguousarray(ts), loc, np.ascontiguousarray(codes), np.ascontiguousarray(kind),
+                np.ascontiguousarray(side), tick, np.ascontiguousarray(qty), np.ascontiguousarray(seq))
+
+    # -- running
+    def _margin(self) -> int:
+        return 64 + 8 * max(self.n, 1)
+
+    def _state(self):
+        b = self.book
+        return (b.qbuf, b.ist, b.g, b.pv_tick, b.pv_qty, self.oi, self.of, self.si, self.sf, self.rest, self.g, self.gf,
+                self.rej, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f, self.po_i,
+                self.po_f, self.eq)
+
+    def _handle(self, st: int) -> None:
+        """Make the room the kernel asked for."""
+        if st == K.ST_FLUSH:
+            self._take_rows()
+            if self.g[L.G_NOB] + self._margin() > len(self.ob):
+                self.ob = np.concatenate([self.ob, np.zeros_like(self.ob)])
+                self.obf = np.concatenate([self.obf, np.zeros_like(self.obf)])
+            for name in ("oo_i", "oo_f", "fo_i", "fo_f", "po_i", "po_f"):
+                a = getattr(self, name)
+                if len(a) < 4 * self._margin():
+                    setattr(self, name, np.concatenate([a, np.zeros((4 * self._margin(), a.shape[1]), a.dtype)]))
+        elif st == K.ST_GROW_HEAP:
+            self.hq = np.concatenate([self.hq, np.zeros_like(self.hq)])
+            self.hf = np.concatenate([self.hf, np.zeros_like(self.hf)])
+        elif st == K.ST_GROW_EQ:
+            self.eq = np.concatenate([self.eq, np.zeros_like(self.eq)])
+        elif st == K.ST_GROW_BOOK:
+            s = int(self.book.g[B.G_NEED_SYM])
+            try:
+                self.book.grow_window(s, int(self.book.g[B.G_NEED_SPAN]))
+            except OverflowError:
+                raise DataError(f"{self.registry.symbols[s]}: live price levels span more than {B.MAX_WINDOW // 2} ticks") from None
+
+    def process(self, batch: pa.RecordBatch, *, complete: bool = False) -> EngineOutput:
+        """Run one conformed market batch through the engine; returns the journal rows it produced.
+
+        `complete=True` says the batch ends on a venue-message boundary (closes the message now
+        rather than at the next event; the results are the same).
+        """
+        t0 = time.perf_counter()
+        if batch.num_rows == 0:
+            return self._output(0)
+        arrays = self._arrays(batch)
+        i = 0
+        n = batch.num_rows
+        while True:
+            st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin())
+            if st == K.ST_OK:
+                break
+            self._handle(st)
+        self.elapsed += time.perf_counter() - t0
+        return self._output(n)
+
+    def _drain_all(self) -> None:
+        while True:
+            st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
+                         self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
+                         self.po_i, self.po_f, self.n, self._margin())
+            if st == K.ST_OK:
+                return
+            self._handle(st)
+
+    def _close_message(self) -> None:
+        while K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()) != K.ST_OK:
+            self._handle(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
+        K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
+                        self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n)
+
+    def finish(self) -> EngineOutput:
+        """End of input: close the open message, let every in-flight request and answer land,
+        and write a closing pnl row per traded symbol."""
+        t0 = time.perf_counter()
+        self._close_message()
+        self._drain_all()
+        self._handle(K.ST_FLUSH)
+        K.final_rows(self.si, self.sf, self.g, self.po_i, self.po_f, self.n, self.now_ns)
+        self.elapsed += time.perf_counter() - t0
+        return self._output(0)
+
+    def cancel_all(self, ts_ns: int, reason: str = "manual") -> EngineOutput:
+        """Halt: no new orders; cancel every working order at local time `ts_ns` and let the
+        simulated venue answer every in-flight request (all orders end DEAD or filled)."""
+        code = {"max_loss": L.HALT_MAX_LOSS, "daily_loss": L.HALT_DAILY}.get(reason, L.HALT_MANUAL)
+        self._manual_reason = reason
+        self._handle(K.ST_FLUSH)
+        if self.g[L.G_HALTED] == L.HALT_NONE:
+            self.g[L.G_HALTED] = code
+            self.g[L.G_HALT_REASON] = code
+        self._close_message()
+        self._handle(K.ST_FLUSH)
+        now = max(int(ts_ns), int(self.g[L.G_LASTLOC]))
+        K.halt_all(self.oi, self.of, self.si, self.sf, self.g, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f,
+                   self.g[L.G_HALTED], now)
+        self._drain_all()
+        return self._output(0)
+
+    @property
+    def now_ns(self) -> int:
+        """Local time of the engine's last action (the data's clock)."""
+        return int(max(self.g[L.G_LASTLOC], 0))
+
+    @property
+    def halted(self) -> str | None:
+        h = int(self.g[L.G_HALTED])
+        if h == L.HALT_NONE:
+            return None
+        return getattr(self, "_manual_reason", None) if h == L.HALT_MANUAL else L.HALT_NAMES[h]
+
+    # -- outputs
+    def _take_rows(self) -> None:
+        g = self.g
+        for k, (ni, a, b) in enumerate(((L.G_NO, self.oo_i, self.oo_f), (L.G_NF, self.fo_i, self.fo_f), (L.G_NP, self.po_i, self.po_f))):
+            r = int(g[ni])
+            if r:
+                self._pending[k].append((a[:r].copy(), b[:r].copy()))
+                g[ni] = 0
+
+    def _output(self, events: int) -> EngineOutput:
+        self._take_rows()
+        parts = []
+        for k in range(3):
+            chunks = self._pending[k]
+            self._pending[k] = []
+            if chunks:
+                ints = np.concatenate([c[0] for c in chunks])
+                floats = np.concatenate([c[1] for c in chunks])
+            else:
+                ncol_i = (L.NOO_I, L.NFO_I, L.NPO_I)[k]
+                ncol_f = (L.NOO_F, L.NFO_F, L.NPO_F)[k]
+                ints = np.zeros((0, ncol_i), np.int64)
+                floats = np.zeros((0, ncol_f), np.float64)
+            parts.append((self._orders_batch, self._fills_batch, self._pnl_batch)[k](ints, floats))
+        return EngineOutput(parts[0], parts[1], parts[2], events, self.counters())
+
+    def _symbols(self, codes: np.ndarray) -> pa.Array:
+        return S.dict_column(codes.astype(np.int32), self.registry.dictionary())
+
+    @staticmethod
+    def _ts(a: np.ndarray) -> pa.Array:
+        return pa.array(np.ascontiguousarray(a), type=pa.int64()).view(S.TS)
+
+    @staticmethod
+    def _ids(prefix: str, a: np.ndarray, null_zero: bool = False) -> pa.Array:
+        strs = pa.array(np.ascontiguousarray(a), type=pa.int64()).cast(pa.string())
+        out = pc.binary_join_element_wise(prefix, strs, "")
+        if null_zero:
+            out = pc.if_else(pa.array(a == 0), pa.nulls(len(a), pa.string()), out)
+        return out
+
+    @staticmethod
+    def _names(names, idx: np.ndarray, null_zero: bool = False) -> pa.Array:
+        d = pa.DictionaryArray.from_arrays(pa.array(idx.astype(np.int32), mask=(idx == 0) if null_zero else None),
+                                           pa.array(list(names), pa.string()))
+        return d.cast(pa.string())
+
+    def _orders_batch(self, i, f) -> pa.RecordBatch:
+        cols = [self._ts(i[:, L.OO_TS]), self._symbols(i[:, L.OO_SYM]), self._ids("", i[:, L.OO_COID]),
+                self._ids("sim-", i[:, L.OO_VOID], null_zero=True), self._names(S.ORDER_EVENTS, i[:, L.OO_EVENT]),
+                pa.array(i[:, L.OO_SIDE].astype(np.int8)), pa.array(f[:, L.OOF_PX]), pa.array(f[:, L.OOF_QTY]),
+                pa.array(f[:, L.OOF_FILLED]), pa.array(f[:, L.OOF_LEAVES]), self._names(L.REASONS, i[:, L.OO_REASON], null_zero=True)]
+        return pa.RecordBatch.from_arrays(cols, schema=self._schemas[0])
+
+    def _fills_batch(self, i, f) -> pa.RecordBatch:
+        ccy = pa.array(np.full(len(i), self.fill.fee_ccy, dtype=object), pa.string())
+        cols = [self._ts(i[:, L.FO_TS]), self._symbols(i[:, L.FO_SYM]), self._ids("", i[:, L.FO_COID]),
+                self._ids("sim-", i[:, L.FO_VOID], null_zero=True), self._ids("t", i[:, L.FO_TRADE]),
+                pa.array(i[:, L.FO_SIDE].astype(np.int8)), pa.array(f[:, L.FOF_PX]), pa.array(f[:, L.FOF_QTY]),
+                pa.array(f[:, L.FOF_FEE]), ccy, self._names(("taker", "maker"), i[:, L.FO_LIQ])]
+        return pa.RecordBatch.from_arrays(cols, schema=self._schemas[1])
+
+    def _pnl_batch(self, i, f) -> pa.RecordBatch:
+        cols = [self._ts(i[:, L.PO_TS]), self._symbols(i[:, L.PO_SYM])] + [pa.array(np.ascontiguousarray(f[:, c])) for c in range(L.NPO_F)]
+        return pa.RecordBatch.from_arrays(cols, schema=self._schemas[2])
+
+    # -- reporting
+    def counters(self) -> dict[str, int]:
+        g = self.g
+        return {"events": int(g[L.G_EVENTS]), "messages": int(g[L.G_MESSAGES]), "orders": int(g[L.G_ORDERS]),
+                "cancels": int(g[L.G_CANCELS]), "fills": int(g[L.G_FILLS]), "open_orders": int(g[L.G_OPEN]),
+                "rejections": int(self.rej.sum())}
+
+    def rejections(self) -> dict[str, int]:
+        return {L.REASONS[k]: int(v) for k, v in enumerate(self.rej) if k and v}
+
+    def positions(self) -> dict[str, dict[str, float]]:
+        """Per symbol: position, average price, realized (net of fees), unrealized, total, fees, volume."""
+        out = {}
+        for s in range(self.n):
+            sf = self.sf[s]
+            pos = float(sf[L.SF_POS])
+            avg = float(sf[L.SF_OV_BUY] / pos) if pos > 0 else float(sf[L.SF_OV_SELL] / -pos) if pos < 0 else None
+            out[self.registry.symbols[s]] = {
+                "position": pos, "avg_price": avg, "realized": float(sf[L.SF_REAL] - sf[L.SF_FEES]),
+                "unrealized": float(sf[L.SF_UNREAL]), "total": float(sf[L.SF_REAL] + sf[L.SF_UNREAL] - sf[L.SF_FEES]),
+                "fees": float(sf[L.SF_FEES]), "volume": float(sf[L.SF_VOL]), "turnover": float(sf[L.SF_TURNOVER])}
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The §4 `--json` document fields of the run so far."""
+        pos = self.positions()
+        realized = sum(p["realized"] for p in pos.values())
+        unreal = sum(p["unrealized"] for p in pos.values())
+        fees = sum(p["fees"] for p in pos.values())
+        total = realized + unreal
+        neq = int(self.g[L.G_NEQ])
+        curve = np.concatenate([[0.0], self.eq[:neq], [total]])
+        rets = np.diff(curve)
+        sharpe = None
+        if len(rets) >= 2 and float(np.std(rets)) > 0:
+            sharpe = float(np.mean(rets) / np.std(rets))
+        sent = float(self.gf[L.GF_SENT_QTY])
+        events = int(self.g[L.G_EVENTS])
+        return {
+            "strategy": self.strategy,
+            "symbols": list(self.registry.symbols),
+            "events": events,
+            "messages": int(self.g[L.G_MESSAGES]),
+            "orders": int(self.g[L.G_ORDERS]),
+            "cancels": int(self.g[L.G_CANCELS]),
+            "fills": int(self.g[L.G_FILLS]),
+            "position": {s: p["position"] for s, p in pos.items()},
+            "pnl": {"realized": realized, "unrealized": unreal, "total": total, "fees": fees},
+            "per_symbol": pos,
+            "max_drawdown": float(self.gf[L.GF_MAXDD]),
+            "sharpe": sharpe,
+            "fill_ratio": float(self.gf[L.GF_FILLED_QTY] / sent) if sent > 0 else 0.0,
+            "turnover": sum(p["turnover"] for p in pos.values()),
+            "rejections": self.rejections(),
+            "halted": self.halted,
+            "elapsed_s": self.elapsed,
+            "events_per_s": events / self.elapsed if self.elapsed > 0 else 0.0,
+        }
+
+    # -- resume
+    _ARRAYS = ("oi", "of", "si", "sf", "rest", "g", "gf", "rej", "hq", "hf", "ob", "obf", "eq")
+    _BOOK = ("qbuf", "ist", "fst", "g", "pv_tick", "pv_qty")
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """Everything needed to continue this run later (positions, working orders, in-flight
+        requests, the book, counters); plain arrays and lists, safe to pickle or np.savez."""
+        self._take_rows()
+        if any(self._pending):
+            raise RuntimeError("take the pending journal rows (process/finish output) before snapshotting")
+        state: dict[str, Any] = {k: getattr(self, k).copy() for k in self._ARRAYS}
+        state.update({f"book_{k}": getattr(self.book, k).copy() for k in self._BOOK})
+        state["symbols"] = list(self.registry.symbols)
+        state["ticks"] = list(self.ticks)
+        state["last_loc"] = self._last_loc
+        state["trades_seen"] = self.trades_seen
+        state["elapsed"] = self.elapsed
+        return state
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from `snapshot_state()` output (same strategy, instruments and parameters)."""
+        self.registry = SymbolRegistry(list(state["symbols"]))
+        self.ticks = list(state["ticks"])
+        self.n = len(self.ticks)
+        self.book.ensure(self.n, self.ticks, [0] * self.n)
+        for k in self._ARRAYS:
+            setattr(self, k, np.array(state[k]))
+        for k in self._BOOK:
+            v = np.array(state[f"book_{k}"])
+            if k == "g":
+                self.book.g = v
+            else:
+                setattr(self.book, k, v)
+        self._last_loc = int(state["last_loc"])
+        self.trades_seen = int(state["trades_seen"])
+        self.elapsed = float(state["elapsed"])
+        self._pending = [[], [], []]
+        for name in self.registry.symbols:
+            self.instruments.setdefault(name, S.Instrument(name, "", self.ticks[self.registry.id(name)]))
