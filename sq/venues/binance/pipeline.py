@@ -127,16 +127,16 @@ class MarketPipeline:
         """Symbols whose book needs a REST snapshot now (cleared when one is applied)."""
         return sorted(self._want)
 
-    def reset(self, market: str | None = None) -> None:
-        """A reconnect: every (market's) symbol starts over from buffering + snapshot."""
-        for code, s in enumerate(self.symbols):
-            if market is None or s.market == market:
-                sync = self.syncs[code]
-                sync.synced = False
-                sync.buffer.clear()
-                if self.book == "depth":
-                    self._want.add(code)
-        self.counters["resyncs"] += 1
+    def reset(self, codes: list[int]) -> None:
+        """A new connection for these symbols: their books start over (buffer, then snapshot).
+
+        Nothing is emitted now; the next snapshot message (clear + levels) replaces the book.
+        """
+        for code in codes:
+            sync = self.syncs[code]
+            sync.synced = False
+            sync.buffer.clear()
+            self._want.discard(code)
 
     def _note(self, what: str, msg: str, *args) -> None:
         """Log the first occurrences of each problem, then every 1000th (the counters keep all)."""

@@ -1,0 +1,69 @@
+"""Binance spot (`BINANCE:`) and USD-M futures (`BINANCE-FUT:`): market source, order gateway, auth.
+
+    open_market_source(symbols, options) -> BinanceSource   (market rows with a correct local book)
+    open_gateway(config, env, **kw)     -> BinanceGateway   (orders over REST, execution reports)
+
+Symbols are checked against exchangeInfo (cached daily) when the source or gateway opens: an
+unknown symbol is a usage error (exit 2) with close matches. Endpoints come from the config /
+`SQ_BINANCE_*_URL` variables (`--testnet` or `testnet = true` selects the testnets).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sq.venues.binance.endpoints import endpoints, market_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sq.core.symbols import Symbol
+    from sq.venues.binance.gateway import BinanceGateway
+    from sq.venues.binance.source import BinanceSource
+    from sq.venues.registry import SourceOptions
+
+
+def _capture_exchange_info(path: str) -> dict[str, bytes]:
+    """exchangeInfo answers recorded in a raw capture, per market (the first of each)."""
+    from sq.venues.binance.raw import read_records
+
+    found: dict[str, bytes] = {}
+    for rec in read_records(path):
+        if rec.src == "rest" and "exchangeInfo" in rec.stream and rec.market not in found:
+            found[rec.market] = rec.data
+    return found
+
+
+def open_market_source(symbols: list["Symbol"], options: "SourceOptions", **tuning) -> "BinanceSource":
+    """A market source for Binance symbols honouring limit, duration, raw capture and replay."""
+    from sq.venues.binance.instruments import ExchangeInfo
+    from sq.venues.binance.pipeline import PipeSymbol
+    from sq.venues.binance.raw import RawWriter
+    from sq.venues.binance.source import BinanceSource, Tuning
+
+    ep = endpoints(options.config.binance)
+    markets = sorted({market_of(s) for s in symbols})
+    captured = _capture_exchange_info(options.replay_path) if options.replay_path else {}
+    infos = {}
+    bodies: dict[str, bytes] = {}
+    for m in markets:
+        if m in captured:
+            infos[m] = ExchangeInfo.from_body(m, captured[m])
+        else:
+            infos[m] = ExchangeInfo.load(ep, m, on_body=lambda path, body, m=m: bodies.__setitem__(m, body))
+    pipe_symbols, instruments = [], {}
+    for s in symbols:
+        m = market_of(s)
+        rules = infos[m].get(s.name, s.canonical)
+        pipe_symbols.append(PipeSymbol(s.canonical, rules.symbol, m))
+        instruments[s.canonical] = rules.instrument(s.canonical)
+    raw = RawWriter(options.raw_path) if options.raw_path else None
+    return BinanceSource(
+        pipe_symbols, instruments, ep, mode=options.mode, limit=options.limit, duration_ns=options.duration_ns,
+        raw=raw, replay_path=options.replay_path, tuning=Tuning(**tuning), exchange_info_bodies=bodies,
+    )
+
+
+def open_gateway(config, env, **kw) -> "BinanceGateway":
+    """An order gateway on the configured (or testnet) account; keys from the config, env or `sq auth binance`."""
+    from sq.venues.binance.gateway import BinanceGateway
+
+    return BinanceGateway.open(config, env, **kw)
