@@ -117,7 +117,7 @@ class _BookView:
         self.instruments = instruments
         self.bids = {s: {} for s in symbols}
         self.asks = {s: {} for s in symbols}
-        self.trades = {s: collections.deque(maxlen=5) for s in symbols}
+        self.trades = {s: collections.deque(maxlen=4) for s in symbols}
         self.counts = {s: collections.deque() for s in symbols}  # (monotonic time, rows)
         self.total = {s: 0 for s in symbols}
 
@@ -172,7 +172,7 @@ class _BookView:
 
         t = Table(title="sq subscribe — Ctrl-C to stop", expand=False)
         for col in ("symbol", "bid qty", "bid", "ask", "ask qty", "spread", "last trades", "events/s", "events"):
-            t.add_column(col, justify="left" if col in ("symbol", "last trades") else "right")
+            t.add_column(col, justify="left" if col in ("symbol", "last trades") else "right", no_wrap=True, overflow="ellipsis")
         for s in self.symbols:
             bids, asks = self.bids[s], self.asks[s]
             bb = max(bids) if bids else None

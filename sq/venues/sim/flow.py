@@ -25,8 +25,8 @@ from sq.venues.sim.state import (
 )
 
 DEFAULT_PARAMS = {
-    F_RATE_Q: 900.0,
-    F_RATE_B: 7_000.0,
+    F_RATE_Q: 1_500.0,
+    F_RATE_B: 8_000.0,
     F_SIG_Q: 0.06,
     F_SIG_B: 0.18,
     F_MKT_Q: 0.07,
