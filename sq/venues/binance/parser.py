@@ -375,8 +375,11 @@ def scan(frames: list[bytes]) -> Scan:
 
 
 def decimal(text) -> float:
-    """One Binance decimal string (or number) as a float; ValueError when it is not one."""
-    return float(text)
+    """One Binance decimal string (or number) as a finite float; ValueError when it is not one."""
+    v = float(text)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"not a finite decimal: {str(text)[:40]!r}")
+    return v
 
 
 def event_of(obj):
