@@ -107,7 +107,10 @@ def halt_processes(entries: list[runtime.ProcEntry], *, timeout: float = 1.0, ki
     deadline = t0 + timeout
     while pending and time.monotonic() < deadline:
         for pid, e in list(pending.items()):
-            if not e.alive():
+            if not runtime.is_registered(e):  # it sealed its journal and deregistered: halted
+                results[pid] = outcome(e, HALTED, "" if not e.alive() else "sealed; process exiting")
+                del pending[pid]
+            elif not e.alive():
                 results[pid] = _gone(e, outcome)
                 del pending[pid]
         if pending:

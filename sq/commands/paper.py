@@ -1,0 +1,180 @@
+"""`sq paper`: run a strategy on a live or replayed market with simulated fills (ARCHITECTURE §4, §5, §7)."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from sq.commands._options import JsonOption, SeedOption, env_of
+
+HELP = """Paper-trade a strategy (mm: market maker, lt: liquidity taker) with the backtest's engine and
+fill simulation, on a live market (SIM: symbols, or the config's instruments; SIM:DEMO when there
+are none) or on a recorded one replayed with --from (at the data's pace with --realtime, else as
+fast as possible; a replay and `sq backtest` of the same file give identical orders and fills).
+
+Every engine step's orders, fills, PnL marks and risk rejections are written to a hash-chained
+journal and fsync'd before the run goes on; at the end it is compacted to orders.parquet,
+fills.parquet and pnl.parquet in the journal directory. Ctrl-C, SIGTERM or `sq kill` cancel every
+order, seal the journal and exit 0. A run that crashed continues with --resume DIR.
+
+On a terminal a live dashboard (book top, our working orders, position, PnL, rejections) is
+shown; with --json one summary document (the keys of `sq backtest --json`); otherwise a summary
+on stderr and the final PnL on stdout."""
+
+EPILOG = """Examples:
+
+  sq paper --strategy mm SIM:DEMO --for 20s
+
+  sq paper --strategy lt SIM:DEMO --param threshold=0.6 --param clip=2 --json
+
+  sq paper --strategy mm --from data/venue=sim --json
+
+  sq paper --strategy mm --from ticks.parquet --realtime --journal runs/replay1
+
+  sq paper --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00
+
+  sq kill   # from another terminal or cron: halt every paper run"""
+
+
+def paper(
+    ctx: typer.Context,
+    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade live, e.g. SIM:DEMO (default: the config's instruments, else SIM:DEMO).", metavar="[SYMBOL]...", show_default=False)] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="mm (market maker) or lt (liquidity taker); required unless --resume.", show_default=False)] = None,
+    from_: Annotated[Optional[List[str]], typer.Option("--from", help="Replay a recorded market stream (Parquet file, dataset dir/glob, Arrow, or - for stdin) instead of a live market.", show_default=False)] = None,
+    for_: Annotated[Optional[str], typer.Option("--for", help="Stop after this long: wall time live, data time on a replay (20s, 5m, 1h).", show_default=False)] = None,
+    journal: Annotated[Optional[str], typer.Option("--journal", help="Journal directory (default: <data dir>/runs/<run id>).", show_default=False)] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Pace a --from replay by its timestamps instead of as fast as possible.")] = False,
+    params: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="Strategy/risk parameter k=v (clip, threshold, max_order_size, max_position, max_loss, …); repeatable.", show_default=False)] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the crashed run whose journal is in DIR (verified first).", show_default=False)] = None,
+    seed: SeedOption = 1,
+    json_: JsonOption = False,
+) -> None:
+    from sq.core.paper import PaperOptions, run_paper
+
+    opts = PaperOptions(
+        strategy=strategy,
+        symbols=list(symbols or []),
+        inputs=list(from_ or []),
+        duration=for_,
+        journal=journal,
+        realtime=realtime,
+        params=list(params or []),
+        resume=resume,
+        seed=seed,
+        json=json_,
+    )
+    env = env_of(ctx)
+    live_view = env.stdout_isatty and not json_
+    code = run_paper(env, opts, view_factory=(lambda plan, source: Dashboard(env, plan, source)) if live_view else None)
+    if code:
+        raise typer.Exit(code)
+
+
+class Dashboard:
+    """The terminal view of a paper run: per symbol the book top, our position and PnL; our
+    working orders; fills, orders and risk rejections by reason. Redrawn at most 10 times a
+    second from what the engine steps produced (rich Live on stdout, redirect_stdout=False)."""
+
+    def __init__(self, env, plan, source, refresh_s: float = 0.1):
+        import time
+
+        from rich.live import Live
+
+        from sq.core import book as B
+        from sq.core.bookstream import BookStream
+
+        self.env = env
+        self.plan = plan
+        self.refresh_s = refresh_s
+        self.book = BookStream(source.instruments, depth=1, mode=B.MODE_INTERVAL, interval_ns=100_000_000)
+        self.top: dict[str, tuple] = {}
+        self.working: dict[str, dict] = {}
+        self.pnl: dict[str, dict] = {}
+        self.rejections: dict[str, int] = {}
+        self.n_orders = self.n_fills = 0
+        self.run = None
+        self.started = time.monotonic()
+        self._last = 0.0
+        self.console = env.console()
+        self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
+
+    def __enter__(self):
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        import io
+
+        self.live.update(self._render(), refresh=True)
+        try:
+            return self.live.__exit__(*exc)
+        finally:
+            f = self.console.file
+            if isinstance(f, io.TextIOWrapper) and f is not self.env.stdout:  # keep the real stdout open
+                f.flush()
+                f.detach()
+
+    def update(self, batch, out, run) -> None:
+        import time
+
+        from sq.core.journal import rows_from_batch
+
+        self.run = run
+        if batch is not None:
+            rows = self.book.process(batch)
+            if rows is not None and rows.num_rows:
+                for r in rows_from_batch(rows):
+                    self.top[r["symbol"]] = (r.get("bid_qty_0"), r.get("bid_px_0"), r.get("ask_px_0"), r.get("ask_qty_0"))
+        for r in rows_from_batch(getattr(out, "orders", None)):
+            cid = r["client_order_id"]
+            if r["event"] == "new":
+                self.n_orders += 1
+            if r["event"] == "rejected":
+                key = r.get("reason") or "?"
+                self.rejections[key] = self.rejections.get(key, 0) + 1
+            if r["event"] in ("canceled", "filled", "rejected", "expired"):
+                self.working.pop(cid, None)
+            else:
+                self.working[cid] = r
+        self.n_fills += len(rows_from_batch(getattr(out, "fills", None)))
+        for r in rows_from_batch(getattr(out, "pnl", None)):
+            self.pnl[r["symbol"]] = r
+        now = time.monotonic()
+        if now - self._last >= self.refresh_s or batch is None:
+            self._last = now
+            self.live.update(self._render(), refresh=True)
+
+    def _render(self):
+        import time
+
+        from rich.console import Group
+        from rich.table import Table
+
+        f = lambda v, spec=".8g": "—" if v is None or v != v else format(v, spec)
+        elapsed = time.monotonic() - self.started
+        events = self.run.events if self.run is not None else 0
+        head = Table(title=f"sq paper {self.plan.strategy}  {elapsed:,.0f}s  {events:,} events  "
+                           f"{self.n_orders} orders  {self.n_fills} fills", show_edge=False)
+        for col in ("symbol", "bid qty", "bid", "ask", "ask qty", "position", "avg", "realized", "unrealized", "total"):
+            head.add_column(col, justify="left" if col == "symbol" else "right")
+        for sym in sorted(set(self.top) | set(self.pnl) | set(self.plan.symbols)):
+            bq, bp, ap, aq = self.top.get(sym, (None,) * 4)
+            p = self.pnl.get(sym, {})
+            total = p.get("total")
+            colour = "green" if (total or 0) >= 0 else "red"
+            head.add_row(sym, f(bq, "g"), f"[green]{f(bp)}[/]", f"[red]{f(ap)}[/]", f(aq, "g"), f(p.get("position"), "g"),
+                         f(p.get("avg_price")), f(p.get("realized"), ".4f"), f(p.get("unrealized"), ".4f"), f"[{colour}]{f(total, '.4f')}[/]")
+        orders = Table(title="working orders", show_edge=False)
+        for col in ("client id", "symbol", "side", "price", "qty", "filled", "state"):
+            orders.add_column(col, justify="right" if col in ("price", "qty", "filled") else "left")
+        for r in list(self.working.values())[-8:]:
+            orders.add_row(str(r["client_order_id"]), r["symbol"], "buy" if r["side"] > 0 else "sell", f(r["price"]), f(r["qty"], "g"),
+                           f(r["filled_qty"], "g"), r["event"])
+        rej = "  ".join(f"{k} {v}" for k, v in sorted(self.rejections.items())) or "none"
+        halted = f"   [red]HALTED: {self.run.halted_reason}[/]" if self.run is not None and self.run.halted_reason else ""
+        return Group(head, orders, f"risk rejections: {rej}{halted}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="paper", help=HELP, epilog=EPILOG)(paper)

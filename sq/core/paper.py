@@ -1,0 +1,610 @@
+"""`sq paper`: the backtest engine driven by a live or replayed market, journaled (ARCHITECTURE §4, §5, §7).
+
+One run = one market source, one `Engine`, one journal, one registry entry:
+
+  * source — live (`open_market_source` of the symbols' venue, real time) or a replay (`--from`:
+    recorded data at the data's clock, as fast as possible, or paced by its timestamps with
+    `--realtime`; `--for` is then data time);
+  * every market batch goes through `Engine.process`; the orders, fills, pnl rows and risk
+    rejections it produced are written to the journal with one write + fsync, together with a
+    checkpoint of the engine's state, *before* the run shows them or takes the next batch
+    (write-ahead: what the journal holds is what the run knew);
+  * SIGINT, SIGTERM (`sq kill`) or the end of the source → `Engine.cancel_all` closes every
+    working order (journaled), the journal is sealed and compacted to Parquet, the registry
+    entry removed, and the status is 0;
+  * `--resume DIR` verifies the journal of a crashed run, restores the engine from its last
+    checkpoint (positions, counters, order ids), checks the restored positions against the
+    journal's fills, closes the orders the dead process had working, and continues: a replay
+    from the first event after the checkpoint, a live run from the market as it is now.
+
+The dashboard is supplied by the command layer (`view`): this module only calls it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sq.core import journal as J
+from sq.core.exits import DataError, UsageError
+
+STRATEGIES = ("mm", "lt")
+DEFAULT_SYMBOL = "SIM:DEMO"
+REALTIME_SLICE_NS = 10_000_000  # a paced replay hands the engine at most 10 ms of data at a time
+
+
+@dataclass
+class PaperOptions:
+    """What the user asked for (the command's flags, unvalidated)."""
+
+    strategy: str | None = None
+    symbols: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    duration: str | None = None
+    journal: str | None = None
+    realtime: bool = False
+    params: list[str] = field(default_factory=list)
+    resume: str | None = None
+    seed: int = 1
+    json: bool = False
+
+
+@dataclass
+class Plan:
+    """A validated run: what to trade, from where, with which parameters, journaled where."""
+
+    run_id: str
+    strategy: str
+    symbols: list[str]
+    inputs: list[str]  # absolute paths of a replay; empty when live
+    duration_ns: int | None
+    realtime: bool
+    params: list[str]
+    seed: int
+    journal_dir: Path
+    resume: "J.Loaded | None" = None
+
+    @property
+    def live(self) -> bool:
+        return not self.inputs
+
+    @property
+    def venue(self) -> str:
+        if self.live:
+            from sq.core.symbols import parse_symbol
+
+            return parse_symbol(self.symbols[0]).venue
+        return "replay"
+
+
+# ----------------------------------------------------------------------------------------------
+# planning
+
+
+def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
+    """Validate the options (and, with --resume, take them from the journal's start record)."""
+    from sq.core import paths
+    from sq.core.durations import parse_duration_ns
+    from sq.core.symbols import parse_symbols
+
+    if opts.resume:
+        return _resume_plan(opts)
+    if not opts.strategy:
+        raise UsageError(f"--strategy is required: one of {', '.join(STRATEGIES)} (or --resume DIR to continue a run)")
+    strategy = opts.strategy.strip().lower()
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown strategy {opts.strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+    if opts.inputs and opts.symbols:
+        raise UsageError("give SYMBOLs to trade live or --from INPUT to replay, not both")
+    if opts.realtime and not opts.inputs:
+        raise UsageError("--realtime paces a --from replay; a live market is always real time")
+    inputs: list[str] = []
+    for item in opts.inputs:
+        inputs.append(item if item == "-" or any(c in item for c in "*?[") else str(Path(item).resolve()))
+    if opts.inputs:
+        symbols: list[str] = []
+    else:
+        texts = opts.symbols or list(config.symbols) or [DEFAULT_SYMBOL]
+        symbols = [s.canonical for s in parse_symbols(texts)]
+    duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
+    if duration_ns is not None and duration_ns <= 0:
+        raise UsageError("--for must be longer than zero")
+    run_id = J.new_run_id()
+    journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
+    return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, list(opts.params), opts.seed, journal_dir)
+
+
+def _resume_plan(opts: PaperOptions) -> Plan:
+    from sq.core.durations import parse_duration_ns
+
+    loaded = J.load(opts.resume)
+    start = loaded.start
+    strategy = str(start.get("strategy", ""))
+    if opts.strategy and opts.strategy.strip().lower() != strategy:
+        raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
+    if opts.symbols or opts.inputs or opts.params or opts.journal:
+        raise UsageError("--resume takes the symbols, --from, --param and --journal of the original run; give only --for, --json")
+    if loaded.last("checkpoint") is None:
+        raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
+    duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
+    return Plan(
+        run_id=str(start.get("run_id", Path(opts.resume).name)),
+        strategy=strategy,
+        symbols=list(start.get("symbols", [])) if not start.get("inputs") else [],
+        inputs=list(start.get("inputs", [])),
+        duration_ns=duration_ns,
+        realtime=bool(start.get("realtime", False)),
+        params=list(start.get("params", [])),
+        seed=int(start.get("seed", 1)),
+        journal_dir=Path(opts.resume),
+        resume=loaded,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# market sources
+
+
+class ReplaySource:
+    """A recorded market stream at its own clock: as fast as possible, or paced by its timestamps.
+
+    `duration_ns` stops after that much data time from the first event (`--for` on a replay);
+    `skip` drops the first rows (a resumed replay continues after its checkpoint).
+    """
+
+    def __init__(self, env: Any, inputs: list[str], *, duration_ns: int | None, realtime: bool, skip: int = 0):
+        from sq.core.streams import open_input
+
+        self._src = open_input(env, inputs, "market")
+        self.schema = self._src.schema
+        self.instruments = self._src.instruments
+        self.duration_ns = duration_ns
+        self.realtime = realtime
+        self.skip = int(skip)
+        self._stop = threading.Event()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def batches(self) -> Iterator[Any]:
+        from sq.core.schemas import int64_view
+
+        t0: int | None = None
+        wall0 = 0
+        skip = self.skip
+        for batch in self._src.batches():
+            if self._stop.is_set():
+                return
+            if skip:
+                if batch.num_rows <= skip:
+                    skip -= batch.num_rows
+                    continue
+                batch = batch.slice(skip)
+                skip = 0
+            ts = int64_view(batch.column("ts"))
+            if t0 is None:
+                t0, wall0 = int(ts[0]), time.monotonic_ns()
+            done = False
+            if self.duration_ns is not None and int(ts[-1]) - t0 >= self.duration_ns:
+                import numpy as np
+
+                k = int(np.searchsorted(ts, t0 + self.duration_ns, side="left"))
+                batch, ts, done = batch.slice(0, k), ts[:k], True
+            if not self.realtime:
+                if batch.num_rows:
+                    yield batch
+            else:
+                yield from self._paced(batch, ts, t0, wall0)
+            if done:
+                return
+
+    def _paced(self, batch: Any, ts: Any, t0: int, wall0: int) -> Iterator[Any]:
+        import numpy as np
+
+        i, n = 0, batch.num_rows
+        while i < n and not self._stop.is_set():
+            j = int(np.searchsorted(ts, ts[i] + REALTIME_SLICE_NS, side="left"))
+            j = max(j, i + 1)
+            due = wall0 + (int(ts[i]) - t0)
+            wait = (due - time.monotonic_ns()) / 1e9
+            if wait > 0 and self._stop.wait(wait):
+                return
+            yield batch.slice(i, j - i)
+            i = j
+
+
+def open_live_source(env: Any, plan: Plan, config: Any) -> Any:
+    """The venue's live market source (real time) through the registry; SIM without a registry
+    entry point is opened as a `SimVenue` with the config's `[sim.NAME]` grid."""
+    from sq.core.symbols import parse_symbols
+    from sq.venues import registry
+
+    symbols = parse_symbols(plan.symbols)
+    options = registry.SourceOptions(config=config, env=env, seed=plan.seed, duration_ns=plan.duration_ns, clock="real")
+    venues = sorted({s.venue for s in symbols})
+    if len(venues) != 1:
+        raise UsageError(f"symbols from several venues in one run ({', '.join(venues)}); run one sq paper per venue")
+    module = registry.venue_module(venues[0])
+    if hasattr(module, "open_market_source"):
+        return registry.open_market_source(symbols, options)
+    if hasattr(module, "SimVenue"):
+        instruments = {}
+        for sym in symbols:
+            sc = config.sim_symbol(sym.canonical)
+            if sc is not None:
+                instruments[sym.canonical] = module.sim_instrument(sym.canonical, tick_size=sc.tick_size, price=sc.price, lot_size=sc.lot_size)
+        venue = module.SimVenue([s.canonical for s in symbols], seed=plan.seed, clock="real", instruments=instruments)
+        return venue.market_source(duration_ns=plan.duration_ns)
+    raise UsageError(f"sq paper: the {venues[0]} venue adapter has no market source in this build")
+
+
+# ----------------------------------------------------------------------------------------------
+# engine state in the journal
+
+
+def encode_state(state: Any) -> str:
+    """An engine snapshot (a mapping of NumPy arrays, lists and scalars) as compact text.
+
+    Layout: zlib(JSON header + NUL + the arrays' raw bytes), base64. The header keeps lists and
+    scalars as JSON and, per array, its dtype, full shape and how many leading rows were stored:
+    trailing all-zero rows (unused buffer space: outbox, schedule) are dropped and padded back by
+    `decode_state`, so the round trip is exact. No pickles: loading a journal runs nothing in it.
+    """
+    import numpy as np
+
+    header: dict[str, Any] = {}
+    blobs = []
+    for k, v in dict(state).items():
+        if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+            a = np.ascontiguousarray(v)
+            n = a.shape[0] if a.ndim else 0
+            if a.ndim >= 1 and a.size > 64:
+                used = np.flatnonzero(a.reshape(a.shape[0], -1).any(axis=1))
+                n = int(used[-1]) + 1 if len(used) else 0
+            part = a[:n] if a.ndim else a
+            header[k] = {"dtype": a.dtype.str, "shape": list(a.shape), "rows": n, "nbytes": part.nbytes}
+            blobs.append(part.tobytes())
+        else:
+            header[k] = {"json": v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v}
+    raw = json.dumps(header, separators=(",", ":")).encode() + b"\0" + b"".join(blobs)
+    return base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
+
+
+def decode_state(text: str) -> dict[str, Any]:
+    """The inverse of `encode_state`: arrays at their full shape, lists and scalars as JSON gave them."""
+    import numpy as np
+
+    raw = zlib.decompress(base64.b64decode(text))
+    head, _, body = raw.partition(b"\0")
+    header = json.loads(head)
+    out: dict[str, Any] = {}
+    pos = 0
+    for k, h in header.items():
+        if "json" in h:
+            out[k] = h["json"]
+            continue
+        dtype, shape, n = np.dtype(h["dtype"]), tuple(h["shape"]), int(h["rows"])
+        part = np.frombuffer(body, dtype=dtype, count=h["nbytes"] // dtype.itemsize, offset=pos)
+        pos += h["nbytes"]
+        if not shape:
+            out[k] = part.reshape(()).copy()
+            continue
+        full = np.zeros(shape, dtype=dtype)
+        full[:n] = part.reshape((n,) + shape[1:])
+        out[k] = full
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the run
+
+
+def engine_records(out: Any) -> list[tuple[str, dict]]:
+    """Journal records of one `EngineOutput`: orders rows (risk/venue rejections as `reject`),
+    fills, pnl marks, in the engine's order."""
+    recs: list[tuple[str, dict]] = []
+    for row in J.rows_from_batch(getattr(out, "orders", None)):
+        recs.append(("reject" if row.get("event") == "rejected" else "order", row))
+    recs.extend(("fill", row) for row in J.rows_from_batch(getattr(out, "fills", None)))
+    recs.extend(("pnl", row) for row in J.rows_from_batch(getattr(out, "pnl", None)))
+    return recs
+
+
+class PaperRun:
+    """Drives one engine over one source, journaling each step; `stop()` ends it cleanly."""
+
+    def __init__(self, env: Any, plan: Plan, source: Any, engine: Any, journal: "J.Journal", view: Any = None, *, rows0: int = 0):
+        self.env = env
+        self.plan = plan
+        self.source = source
+        self.engine = engine
+        self.journal = journal
+        self.view = view
+        self.rows = rows0  # market rows consumed from the source (counting a resumed run's past)
+        self.stop_reason: str | None = None
+        self.halted_reason: str = ""
+        self.last_ts = 0
+        self.run_elapsed = 0.0
+        self.checkpoint_s = 0.0
+        self.inputs_replayed = not plan.live
+
+    def stop(self, reason: str) -> None:
+        """Ask the run to end (safe from a signal handler or another thread)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        try:
+            self.source.close()
+        except Exception:
+            pass
+
+    def step(self, batch: Any) -> Any:
+        """One market batch through the engine; its records journaled before anything else."""
+        out = self.engine.process(batch)
+        self.rows += batch.num_rows
+        extra = []
+        reason = self.engine.halted
+        if reason and not self.halted_reason:  # the risk layer halted the strategy (loss limits)
+            self.halted_reason = reason
+            extra.append(("halt", {"ts": self.engine.now_ns, "reason": reason, "by": "risk"}))
+        self.record(out, extra)
+        return out
+
+    def record(self, out: Any, extra: list[tuple[str, dict]] | None = None) -> None:
+        """Journal an engine output (+ extra records) and a checkpoint: one write, one fsync."""
+        recs = engine_records(out) + list(extra or [])
+        if recs:
+            t0 = time.perf_counter()
+            recs.append(("checkpoint", {"rows": self.rows, "state": encode_state(self.engine.snapshot_state())}))
+            self.checkpoint_s += time.perf_counter() - t0
+            self.journal.write_step(recs)
+
+    def run(self) -> None:
+        """Process batches until the source ends, `--for` elapses or `stop()` is called; then
+        close every working order (journaled)."""
+        from sq.core.schemas import int64_view
+
+        t0 = time.perf_counter()
+        deadline = None
+        if self.plan.live and self.plan.duration_ns is not None:
+            deadline = time.monotonic() + self.plan.duration_ns / 1e9 + 1.0  # the source stops itself; a hung one, here
+        for batch in self.source.batches():
+            if self.stop_reason is not None:
+                break
+            if batch.num_rows == 0:
+                continue
+            out = self.step(batch)
+            self.last_ts = int(int64_view(batch.column("ts"))[-1])
+            if self.view is not None:
+                self.view.update(batch, out, self)
+            if deadline is not None and time.monotonic() > deadline:
+                self.stop("for")
+                break
+        self.run_elapsed = time.perf_counter() - t0
+        self.close_out()
+
+    def close_out(self) -> None:
+        """Close every working order, journaled with a `halt` record.
+
+        Source exhausted (end of a replay, `--for`): `finish` first — exactly what a backtest does
+        at the end of its input, so a replay's orders and fills equal the backtest's — then
+        cancel what still works. Stopped (signal, `sq kill`): cancel at once, then finish.
+        """
+        reason = self.stop_reason or ("for" if self.plan.duration_ns else "end")
+        ts = time.time_ns() if self.plan.live else (self.last_ts or self.engine.now_ns)
+        halt = ("halt", {"ts": ts, "reason": reason, "by": "signal" if reason.startswith("SIG") else "run"})
+        if self.stop_reason is None:
+            first, second = self.engine.finish(), self.engine.cancel_all(ts, reason)
+        else:
+            first, second = self.engine.cancel_all(ts, reason), self.engine.finish()
+        self.record(first)
+        self.record(second, [halt])
+        if self.view is not None:
+            self.view.update(None, first, self)
+            self.view.update(None, second, self)
+
+
+def journal_positions(loaded: "J.Loaded") -> dict[str, float]:
+    """Position per symbol from the journal's fills alone (an independent check on a checkpoint)."""
+    pos: dict[str, float] = {}
+    for r in loaded.of("fill"):
+        d = r.data
+        pos[d["symbol"]] = pos.get(d["symbol"], 0.0) + float(d["side"]) * float(d["qty"])
+    return pos
+
+
+# ----------------------------------------------------------------------------------------------
+# the command body
+
+
+def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] | None = None) -> int:
+    """Plan, open, register, run and seal one paper run; print its summary; return the status."""
+    from sq.core import runtime
+    from sq.core.config import load_config
+    from sq.core.engine import params as PR
+
+    config = load_config(env)
+    plan = make_plan(env, opts, config)
+    if plan.live:  # parameters checked before anything is opened (exit 2 / 78)
+        PR.resolve(plan.strategy, plan.symbols, config, plan.params)
+    checkpoint = plan.resume.last("checkpoint").data if plan.resume is not None else None
+    if plan.live:
+        source = open_live_source(env, plan, config)
+    else:
+        source = ReplaySource(env, plan.inputs, duration_ns=plan.duration_ns, realtime=plan.realtime,
+                              skip=int(checkpoint["rows"]) if checkpoint else 0)
+        plan.symbols = sorted(source.instruments)
+    engine = make_engine(plan, source.instruments, config)
+    warm_up(plan, source.instruments, config)
+
+    if plan.resume is None:
+        journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
+    else:
+        journal, loaded = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]})
+        checkpoint = loaded.last("checkpoint").data
+        engine.restore_state(decode_state(checkpoint["state"]))
+        check_positions(engine, loaded)
+
+    run = PaperRun(env, plan, source, engine, journal, rows0=int(checkpoint["rows"]) if checkpoint else 0)
+    venues = sorted({(i.venue or "").lower() for i in source.instruments.values()} - {""})
+    registration = runtime.register(plan.strategy, plan.venue if plan.live else ",".join(venues) or "replay",
+                                    plan.symbols, mode="paper", journal=str(plan.journal_dir))
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: run.stop(signal.Signals(signum).name))
+    sealed = False
+    try:
+        if plan.resume is not None and plan.live:
+            # the dead process's working orders died with its simulated venue: close them first,
+            # then let the strategy trade again on the market as it is now
+            now = time.time_ns()
+            run.record(engine.cancel_all(now, "resume"), [("halt", {"ts": now, "reason": "resume", "by": "resume"})])
+            engine.resume_trading() if hasattr(engine, "resume_trading") else _unhalt(engine)
+        run.view = view_factory(plan, source) if view_factory is not None else None
+        if run.view is not None:
+            with run.view:
+                run.run()
+        else:
+            run.run()
+        summary = make_summary(run)
+        journal.seal({"ts": time.time_ns(), "reason": run.stop_reason or "end", "summary": summary})
+        sealed = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if not sealed:
+            journal.close()  # an error: leave it unsealed, so --resume can continue it
+        registration.remove()
+    report(env, opts, plan, summary)
+    import gc
+
+    gc.freeze()  # the interpreter's final collection over numba's object graph takes ~1-2 s; skip it
+    return 0
+
+
+def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
+    """The engine with the run's parameters (defaults → config instruments → --param)."""
+    from sq.core.engine import Engine
+    from sq.core.engine import params as PR
+
+    symbols = sorted(instruments) or plan.symbols
+    params = PR.resolve(plan.strategy, symbols, config, plan.params) if symbols else {}
+    if not symbols:  # a foreign stream without instrument metadata: one parameter set for all
+        params = {PR.ALL: PR.resolve(plan.strategy, [PR.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[PR.ALL]}
+    return Engine(plan.strategy, dict(instruments), params, config=config, seed=plan.seed)
+
+
+def warm_up(plan: Plan, instruments: dict, config: Any) -> None:
+    """Compile (or load from numba's cache) everything the halt path runs, on a throwaway
+    engine, before the run registers itself: `sq kill` expects a halt within a second, and a
+    first-time JIT compile of `cancel_all`/`finish` or a first import of the Parquet writer
+    would take longer than that."""
+    import pyarrow.parquet  # noqa: F401  (the journal compaction's writer)
+
+    spare = make_engine(plan, instruments, config)
+    spare.cancel_all(0, "warmup")
+    spare.finish()
+
+
+def _unhalt(engine: Any) -> None:
+    """Lift the manual halt `cancel_all` set when a resumed live run closed the dead process's
+    orders, so the strategy quotes again (a risk halt — max_loss, daily_loss — stays)."""
+    from sq.core.engine import layout as L
+
+    if int(engine.g[L.G_HALTED]) == L.HALT_MANUAL:
+        engine.g[L.G_HALTED] = L.HALT_NONE
+        engine.g[L.G_HALT_REASON] = L.HALT_NONE
+
+
+def _start_record(plan: Plan, config: Any) -> dict:
+    from sq import __version__
+
+    return {
+        "run_id": plan.run_id,
+        "mode": "paper",
+        "strategy": plan.strategy,
+        "symbols": plan.symbols,
+        "inputs": plan.inputs,
+        "realtime": plan.realtime,
+        "duration_ns": plan.duration_ns,
+        "params": plan.params,
+        "seed": plan.seed,
+        "config": J.config_summary(config),
+        "pid": os.getpid(),
+        "argv": sys.argv[1:],
+        "ts": time.time_ns(),
+        "version": __version__,
+    }
+
+
+def check_positions(engine: Any, loaded: "J.Loaded") -> None:
+    """The restored engine must hold the positions the journal's fills add up to."""
+    want = journal_positions(loaded)
+    have = engine.summary().get("positions") or {}
+    for sym, qty in want.items():
+        got = float(have.get(sym, 0.0))
+        if not math.isclose(got, qty, rel_tol=1e-9, abs_tol=1e-9):
+            raise DataError(f"journal {loaded.path}: the last checkpoint holds position {got:g} in {sym} but the fills add up to {qty:g}")
+
+
+def make_summary(run: PaperRun) -> dict:
+    """The §4 summary document (the keys of `sq backtest --json`) plus the run's own facts.
+
+    `elapsed_s` is the wall time of this process's run; `events_per_s` the engine's throughput
+    (events per second of engine work, source waiting excluded), as in a backtest.
+    """
+    s = dict(run.engine.summary())
+    s["strategy"] = run.plan.strategy
+    s["symbols"] = list(run.plan.symbols) or s.get("symbols", [])
+    s["elapsed_s"] = round(run.run_elapsed, 6)
+    s["mode"] = "paper"
+    s["source"] = "replay" if run.inputs_replayed else "live"
+    s["run_id"] = run.plan.run_id
+    s["journal"] = str(run.plan.journal_dir)
+    s["stopped_by"] = run.stop_reason or ("for" if run.plan.duration_ns else "end")
+    s["halted"] = run.halted_reason or None
+    s["journal_fsyncs"] = run.journal.fsyncs
+    s["checkpoint_s"] = round(run.checkpoint_s, 6)
+    return s
+
+
+def report(env: Any, opts: PaperOptions, plan: Plan, summary: dict) -> None:
+    import json
+
+    if opts.json:
+        env.stdout.write((json.dumps(summary, default=_json_default) + "\n").encode())
+        env.stdout.flush()
+        return
+    pnl = summary.get("pnl") or {}
+    env.info(
+        f"paper {plan.strategy} {' '.join(plan.symbols)}: {summary.get('events', 0):,} events, {summary.get('orders', 0)} orders, "
+        f"{summary.get('fills', 0)} fills, position {summary.get('position')}, stopped by {summary.get('stopped_by')}; journal {plan.journal_dir}"
+    )
+    if not env.stdout_isatty:
+        line = f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} unrealized {pnl.get('unrealized', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f}\n"
+        env.stdout.write(line.encode())
+        env.stdout.flush()
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)
