@@ -14,6 +14,7 @@ stream goes on.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +118,8 @@ class MarketPipeline:
         self._want: set[int] = set()
         self._seen_unknown: set[str] = set()
         self._logged: dict[str, int] = {}
+        # recent sync events, oldest first: ("gap", code, local id, U, u) and ("snapshot", code, L)
+        self.sync_log: deque = deque(maxlen=10_000)
 
     # ------------------------------------------------------------------------------ bookkeeping
 
@@ -238,6 +241,7 @@ class MarketPipeline:
         sync = self.syncs[code]
         if verdict == GAP:
             self.counters["gaps"] += 1
+            self.sync_log.append(("gap", code, sync.last, U, u))
             self._note("gap", "binance %s: depth gap (local id %d, next event U=%d u=%d pu=%d): resyncing from a fresh snapshot",
                        self.symbols[code].canonical, sync.last, U, u, pu)
         sync.push(U, u, pu, payload)
@@ -365,10 +369,12 @@ class MarketPipeline:
             self._note("snapshot_retry", "binance %s: snapshot %d older than the buffered events; fetching again", sym.canonical, L)
             return Rows.empty()
         self.counters["snapshots"] += 1
+        self.sync_log.append(("snapshot", code, L))
         if sync.synced:
             self._want.discard(code)
         else:
             self.counters["gaps"] += 1
+            self.sync_log.append(("gap", code, sync.last, sync.buffer[0].U, sync.buffer[0].u))
             self._note("gap", "binance %s: buffered depth events break after snapshot %d: resyncing", sym.canonical, L)
         ts = int(snap["E"]) * MS if "E" in snap else int(recv_ns)
         x = _Extra()

@@ -237,7 +237,13 @@ class FakeBinance:
             await self._stop_ev.wait()
             pub.cancel()
             for c in list(self._conns):
+                c.q.put_nowait(None)
                 await c.ws.close()
+            for qs in self._listen_keys.values():
+                for q in qs:
+                    q.put_nowait(None)
+            for ws in list(self._ws_api):
+                await ws.close()
 
     async def _ws_handler(self, ws) -> None:
         parts = urlsplit(ws.request.path)
@@ -278,7 +284,10 @@ class FakeBinance:
         reader = asyncio.create_task(self._drain_client(conn.ws))
         try:
             while True:
-                name, data, is_depth = await conn.q.get()
+                item = await conn.q.get()
+                if item is None:
+                    return
+                name, data, is_depth = item
                 frames = []
                 if is_depth:
                     conn.depth_n += 1
@@ -379,7 +388,10 @@ class FakeBinance:
     async def _pump_user(self, ws, q: asyncio.Queue) -> None:
         try:
             while True:
-                await ws.send(await q.get())
+                msg = await q.get()
+                if msg is None:
+                    return
+                await ws.send(msg)
         except Exception:
             return
 
