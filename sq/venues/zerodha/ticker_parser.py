@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -85,6 +85,7 @@ def _u16(b, i):
 
 @njit(cache=True, inline="always")
 def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt):
+    """Write one base row; extras stay as allocated (zeros) and are masked null outside tick rows."""
     o_ts[n] = ts
     o_recv[n] = recv
     o_sym[n] = sym
@@ -94,17 +95,16 @@ def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym
     o_qty[n] = qty
     o_ord[n] = orders
     o_seq[n] = seq
-    for k in range(xf.shape[0]):
-        xf[k, n] = np.nan
-    x_ltt[n] = 0
     return n + 1
 
 
 @njit(cache=True)
-def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt):
+def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay):
     """Parse frames buf[fstart[i]:fend[i]] received at frecv[i]; return the number of rows written.
 
-    keys: sorted instrument tokens; syms: their symbol codes. xf: (N_EXTRA_F, cap) float extras.
+    keys: sorted instrument tokens; syms: their symbol codes. xf: (N_EXTRA_F, cap) float extras,
+    x_ltt: last trade time (ns), x_lay: the packet length of tick rows (0 on other rows), which
+    says which extras a tick row has.
     stats: int64 counters (see ST_*); stats[ST_SEQ] is the next seq and is advanced.
     """
     n = 0
@@ -172,6 +172,7 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                     ts = ets * 1000000000
             if ln == 44 or ln == 184:
                 t = _row(n, ts, recv, sym, 5, 0, last, np.float64(_u32(buf, q + 8)), -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                x_lay[n] = ln
                 xf[0, n] = _u32(buf, q + 16)
                 xf[1, n] = _i32(buf, q + 12) / div
                 xf[2, n] = _u32(buf, q + 20)
@@ -188,6 +189,7 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                 n = t
             elif ln == 28 or ln == 32:
                 t = _row(n, ts, recv, sym, 5, 0, last, np.nan, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                x_lay[n] = ln
                 xf[5, n] = _i32(buf, q + 8) / div
                 xf[6, n] = _i32(buf, q + 12) / div
                 xf[4, n] = _i32(buf, q + 16) / div
@@ -195,6 +197,7 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                 xf[11, n] = _i32(buf, q + 24) / div
                 n = t
             else:  # ltp
+                x_lay[n] = 8
                 n = _row(n, ts, recv, sym, 5, 0, last, np.nan, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
             seq += 1
     stats[ST_SEQ] = seq
@@ -276,9 +279,31 @@ class TickerParser:
             recv = np.asarray(list(recv_ns), dtype=np.int64)
         return self.parse_buffer(buf, fstart, fend, recv)
 
+    def parse_chunks(self, buf: np.ndarray, fstart: np.ndarray, fend: np.ndarray, recv: np.ndarray,
+                     max_rows: int = 1 << 16) -> Iterator[pa.RecordBatch]:
+        """Bulk parsing (replay, files): batches of about `max_rows` rows, whole frames each.
+
+        Moderate batches keep the working set in cache and let the allocator reuse memory, which
+        is several times faster than one huge batch. A full packet (186 bytes with its length)
+        gives 13 rows, so ~14 bytes of frames make one row.
+        """
+        nf = len(fstart)
+        start = 0
+        while start < nf:
+            stop = int(np.searchsorted(fend, fstart[start] + max_rows * 14, side="right"))
+            stop = max(stop, start + 1)
+            b = self.parse_buffer(buf, fstart[start:stop], fend[start:stop], recv[start:stop])
+            if b is not None:
+                yield b
+            start = stop
+
     def parse_buffer(self, buf: np.ndarray, fstart: np.ndarray, fend: np.ndarray, recv: np.ndarray) -> pa.RecordBatch | None:
-        """Parse frames already laid out in one uint8 buffer (the zero-copy path for bulk replay)."""
-        cap = int(buf.shape[0]) // 10 + 1
+        """Parse frames laid out in one uint8 buffer into one batch.
+
+        Output arrays are sized for the worst case (one row per 10 bytes: ltp packets); pages that
+        are never written are never touched, so the over-allocation costs address space only.
+        """
+        cap = int((fend - fstart).sum()) // 10 + 1
         o_ts = np.empty(cap, np.int64)
         o_recv = np.empty(cap, np.int64)
         o_sym = np.empty(cap, np.int32)
@@ -288,19 +313,39 @@ class TickerParser:
         o_qty = np.empty(cap, np.float64)
         o_ord = np.empty(cap, np.int32)
         o_seq = np.empty(cap, np.int64)
-        xf = np.empty((N_EXTRA_F, cap), np.float64)
-        x_ltt = np.empty(cap, np.int64)
+        xf = np.zeros((N_EXTRA_F, cap), np.float64)  # zeros, not empty: no stale memory under the nulls
+        x_ltt = np.zeros(cap, np.int64)
+        x_lay = np.zeros(cap, np.int16)
         n = parse_frames(buf, fstart, fend, recv, self.keys, self.syms, self._stats,
-                         o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                         o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
         if n == 0:
             return None
         base = S.market_batch(self.base_schema, self.dictionary, o_ts[:n], o_recv[:n], o_sym[:n], o_kind[:n],
                               o_side[:n], o_px[:n], o_qty[:n], o_seq[:n], o_ord[:n])
+        lay = x_lay[:n]
+        quote = (lay == 44) | (lay == 184)
+        full = lay == 184
+        index = (lay == 28) | (lay == 32)
+        masks = {"q": _validity(quote), "ohlc": _validity(quote | index), "oi": _validity(full), "chg": _validity(index)}
         cols = list(base.columns)
-        tick = o_kind[:n] != S.TICK
-        for k in range(N_EXTRA_F):
-            col = xf[k, :n]
-            cols.append(pa.array(col, mask=tick | np.isnan(col), type=pa.float64()))
-        ltt = x_ltt[:n]
-        cols.append(pa.array(ltt, mask=ltt == 0, type=pa.int64()).view(S.TS))
+        for k, group in enumerate(_EXTRA_GROUPS):
+            cols.append(_nullable(pa.float64(), xf[k, :n], masks[group]))
+        cols.append(_nullable(pa.int64(), x_ltt[:n], masks["oi"]).view(S.TS))
         return pa.RecordBatch.from_arrays(cols, schema=self.schema)
+
+
+# which validity each float extra shares (EXTRA_FIELDS order)
+_EXTRA_GROUPS = ("q", "q", "q", "q", "ohlc", "ohlc", "ohlc", "ohlc", "oi", "oi", "oi", "chg")
+
+
+def _validity(mask: np.ndarray) -> tuple[pa.Buffer | None, int]:
+    """An Arrow validity bitmap for a boolean mask (shared by every column with that mask)."""
+    nulls = int(mask.size - np.count_nonzero(mask))
+    if nulls == 0:
+        return None, 0
+    return pa.py_buffer(np.packbits(mask, bitorder="little")), nulls
+
+
+def _nullable(typ: pa.DataType, values: np.ndarray, validity: tuple[pa.Buffer | None, int]) -> pa.Array:
+    bitmap, nulls = validity
+    return pa.Array.from_buffers(typ, len(values), [bitmap, pa.py_buffer(np.ascontiguousarray(values))], null_count=nulls)
