@@ -176,3 +176,18 @@ def test_duration_stops_the_stream(logged_in):
     src = open_market_source(parse_symbols(["NSE:INFY"]), opts(mode="quote", duration_ns=600_000_000))
     list(src.batches())
     assert time.monotonic() - t0 < 5
+
+
+def test_instruments_dump_is_cached_for_the_day(logged_in):
+    fake = logged_in
+    for _ in range(2):
+        src = open_market_source(parse_symbols(["NSE:INFY"]), opts(mode="ltp", limit=1))
+        list(src.batches())
+    assert [p for m, p in fake.requests if p == "/instruments"] == ["/instruments"]
+
+
+def test_revoked_token_on_the_dump_download_is_77(logged_in):
+    logged_in.expire_tokens()
+    with pytest.raises(AuthError) as e:
+        open_market_source(parse_symbols(["NSE:INFY"]), opts())
+    assert e.value.status == 77 and "run sq auth zerodha" in e.value.message
