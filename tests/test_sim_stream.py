@@ -65,12 +65,12 @@ def replay(table: pa.Table):
 def demo_table():
     # a duration in simulated time: the matcher stops exactly where the stream ends
     venue = SimVenue(["SIM:DEMO"], seed=3)
-    return venue, collect(venue, duration_ns=90_000_000_000)
+    table = collect(venue, duration_ns=90_000_000_000)
+    return venue, table, replay(table)
 
 
 def test_replayed_stream_equals_matcher_book(demo_table):
-    venue, table = demo_table
-    books, stats = replay(table)
+    venue, table, (books, stats) = demo_table
     expect = venue.book("SIM:DEMO").levels()
     got = {(side, px): q for side in (1, -1) for px, q in books["SIM:DEMO"][side].items()}
     assert got == {k: v[0] for k, v in expect.items()}
@@ -80,8 +80,7 @@ def test_replayed_stream_equals_matcher_book(demo_table):
 
 
 def test_book_is_deep_and_spread_moves(demo_table):
-    _, table = demo_table
-    _, stats = replay(table)
+    _, table, (_, stats) = demo_table
     depths = np.array(stats["depth_samples"])
     assert np.median(depths[:, 0]) >= 10 and np.median(depths[:, 1]) >= 10
     # the spread widens and narrows: mostly tight, sometimes several ticks
@@ -91,7 +90,7 @@ def test_book_is_deep_and_spread_moves(demo_table):
 
 
 def test_stream_shape_seq_and_time(demo_table):
-    _, table = demo_table
+    _, table, _ = demo_table
     assert table.schema.metadata[b"sq.stream"] == b"market"
     inst = S.schema_instruments(table.schema)["SIM:DEMO"]
     assert (inst.tick_size, inst.lot_size, inst.venue) == (0.01, 1.0, "sim")
