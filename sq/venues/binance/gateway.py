@@ -1,0 +1,341 @@
+"""The Binance order gateway (sq.venues.base.OrderGateway) for spot and USD-M futures.
+
+Orders are checked against the symbol's exchangeInfo filters first (price rounded to the tick
+toward the passive side, quantity down to the step; anything still breaking a filter is refused
+naming the filter, exit 2), then sent over REST (`BinanceRest`: weights, throttling, 429/418,
+clock sync, error mapping). Every order carries a `newClientOrderId`, deterministic per gateway
+run (`sq-<run>-<n>`) unless the request gives one, so a send whose answer was lost is retried
+with the same id and a "Duplicate order" answer is resolved by querying that id — never two
+orders. Execution reports (`UserStream`) update the order states and collect fills.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+from decimal import Decimal
+
+from sq.core.exits import SqError, UsageError, VenueUnavailable
+from sq.core.symbols import parse_symbol
+from sq.venues.base import Fill, OrderRequest, OrderState, Position
+from sq.venues.binance.endpoints import FUTURES, SPOT, Endpoints, endpoints, market_of
+from sq.venues.binance.instruments import ExchangeInfo, Rules
+from sq.venues.binance.rest import BinanceRest, is_error
+from sq.venues.binance.userstream import ExecReport, UserStream
+
+log = logging.getLogger("sq.binance")
+
+MS = 1_000_000
+CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+STATUS = {"NEW": "accepted", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled", "CANCELED": "canceled",
+          "PENDING_CANCEL": "accepted", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
+TIF = {"gtc": "GTC", "ioc": "IOC", "fok": "FOK"}
+
+
+def run_id() -> str:
+    """A short id for this gateway run: base36 of the start time (ms) and the pid."""
+    n = (int(time.time() * 1000) << 16) ^ os.getpid()
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out[-10:]
+
+
+def _fmt(d: Decimal) -> str:
+    s = format(d.normalize(), "f")
+    return s
+
+
+class BinanceGateway:
+    """Orders on one Binance account; see the module docstring."""
+
+    def __init__(self, rest: BinanceRest, ep: Endpoints, infos: dict[str, ExchangeInfo], *, run: str | None = None,
+                 user_stream: UserStream | None = None):
+        self.rest = rest
+        self.endpoints = ep
+        self.infos = infos
+        self.run = run or run_id()
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self.orders: dict[str, OrderState] = {}
+        self._fills: list[Fill] = []
+        self._new: list[Fill] = []
+        self._seen_trades: set[tuple[str, int]] = set()
+        self.user_stream = user_stream
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def open(cls, config, env=None, *, testnet: bool = False, ed25519_key: str | None = None, user_stream: bool = True,
+             markets: tuple[str, ...] = (SPOT,), run: str | None = None, **rest_kw) -> "BinanceGateway":
+        """Credentials from the config/env or `sq auth binance`, endpoints from the config, streams started."""
+        from sq.venues.binance import credentials
+        from sq.venues.binance.signing import Signer
+
+        creds = credentials.resolve(config, ed25519_key)
+        ep = endpoints(config.binance, testnet or creds.testnet)
+        secret = creds.api_secret.reveal() if creds.api_secret else None
+        rest = BinanceRest(ep, creds.api_key, None if creds.ed25519_key_file else secret, creds.ed25519_key_file, **rest_kw)
+        infos = {m: ExchangeInfo.load(ep, m) for m in markets}
+        gw = cls(rest, ep, infos, run=run)
+        if user_stream:
+            signer = Signer(secret, creds.ed25519_key_file)
+            gw.user_stream = UserStream(ws_api_url=ep.ws_api_url, futures_ws_url=ep.ws(FUTURES), api_key=creds.api_key,
+                                        signer=signer, rest=rest, markets=markets, on_report=gw._on_report).start()
+        return gw
+
+    def close(self) -> None:
+        if self.user_stream is not None:
+            self.user_stream.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _resolve(self, symbol: str) -> tuple[str, Rules, str]:
+        sym = parse_symbol(symbol)
+        if sym.venue != "binance":
+            raise UsageError(f"{symbol} is not a Binance symbol")
+        market = market_of(sym)
+        info = self.infos.get(market)
+        if info is None:
+            info = self.infos[market] = ExchangeInfo.load(self.endpoints, market)
+        return market, info.get(sym.name, sym.canonical), sym.canonical
+
+    def next_client_id(self) -> str:
+        return f"sq-{self.run}-{next(self._ids)}"
+
+    def _state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
+        cid = doc.get("clientOrderId") or doc.get("origClientOrderId") or ""
+        st = OrderState(
+            cid, str(doc.get("orderId", "")), canonical,
+            side if side is not None else (1 if doc.get("side") == "BUY" else -1),
+            float(doc.get("price") or 0) or float("nan"), float(doc.get("origQty") or 0),
+            float(doc.get("executedQty") or 0), STATUS.get(doc.get("status", ""), "accepted"), "",
+            int(doc.get("updateTime") or doc.get("transactTime") or doc.get("time") or 0) * MS,
+        )
+        with self._lock:
+            self.orders[cid] = st
+        return st
+
+    # ------------------------------------------------------------------ orders
+
+    def prepare(self, request: OrderRequest, *, open_orders: int = 0) -> tuple[str, Rules, str, dict]:
+        """Round and check an order against the filters; the REST parameters (raises FilterViolation)."""
+        market, rules, canonical = self._resolve(request.symbol)
+        side = 1 if request.side > 0 else -1
+        is_market = request.order_type == "market"
+        qty = rules.round_qty(request.qty, market_order=is_market)
+        price = None if is_market else rules.round_price(request.price, side)
+        rules.check(side, qty, price, open_orders=open_orders)
+        cid = request.client_order_id or self.next_client_id()
+        if not CLIENT_ID_RE.match(cid):
+            raise UsageError(f"client order id {cid!r}: 1-36 characters of A-Z a-z 0-9 . : / _ -")
+        p = {"symbol": rules.symbol, "side": "BUY" if side > 0 else "SELL", "quantity": _fmt(qty), "newClientOrderId": cid}
+        tif = request.time_in_force
+        if is_market:
+            p["type"] = "MARKET"
+        elif tif == "post_only":
+            if market == FUTURES:
+                p.update(type="LIMIT", timeInForce="GTX", price=_fmt(price))
+            else:
+                p.update(type="LIMIT_MAKER", price=_fmt(price))
+        else:
+            if tif not in TIF:
+                raise UsageError(f"time in force {tif!r}: use gtc, ioc, fok or post_only")
+            p.update(type="LIMIT", timeInForce=TIF[tif], price=_fmt(price))
+        if market == SPOT:
+            p["newOrderRespType"] = "FULL"
+        else:
+            p["newOrderRespType"] = "RESULT"
+        return market, rules, canonical, p
+
+    def place(self, request: OrderRequest) -> OrderState:
+        market, rules, canonical, p = self.prepare(request)
+        side = 1 if request.side > 0 else -1
+        try:
+            doc = self._send_order(market, p)
+        except SqError as e:
+            if is_error(e, -2010, -2021, -2022, -4164, -1013) or e.status == 2:
+                st = OrderState(p["newClientOrderId"], "", canonical, side, request.price, request.qty, status="rejected", reason=e.message)
+                with self._lock:
+                    self.orders[st.client_order_id] = st
+                return st
+            raise
+        st = self._state(doc, canonical, side)
+        for f in doc.get("fills", []) or []:
+            self._add_fill(canonical, st, int(f.get("tradeId", -1)), float(f["price"]), float(f["qty"]), float(f.get("commission", 0)),
+                           f.get("commissionAsset", ""), "taker", st.ts)
+        return st
+
+    def _send_order(self, market: str, p: dict) -> dict:
+        """POST the order; a lost answer is retried with the same client id, duplicates resolved by query."""
+        try:
+            return self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+        except VenueUnavailable:
+            log.warning("binance: new order %s: no answer; re-sending with the same client order id", p["newClientOrderId"])
+        try:
+            return self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+        except SqError as e:
+            if is_error(e, -2010) and "uplicate" in e.message:
+                return self.rest.call(market, "get", "order", signed=True, weight=4, what="query order",
+                                      symbol=p["symbol"], origClientOrderId=p["newClientOrderId"])
+            raise
+
+    def cancel(self, symbol: str, client_order_id: str) -> OrderState:
+        market, rules, canonical = self._resolve(symbol)
+        try:
+            doc = self.rest.call(market, "delete", "order", signed=True, weight=1, what="cancel order",
+                                 symbol=rules.symbol, origClientOrderId=client_order_id)
+        except SqError as e:
+            if is_error(e, -2011, -2013):
+                with self._lock:
+                    st = self.orders.get(client_order_id) or OrderState(client_order_id, "", canonical, 0, float("nan"), 0.0, status="rejected")
+                st.reason = f"cancel rejected: {e.message}"
+                return st
+            raise
+        doc = dict(doc, clientOrderId=client_order_id)
+        return self._state(doc, canonical)
+
+    def cancel_all(self, symbol: str | None = None) -> list[OrderState]:
+        symbols = [symbol] if symbol else sorted({o.symbol for o in self.open_orders()})
+        out: list[OrderState] = []
+        for s in symbols:
+            market, rules, canonical = self._resolve(s)
+            if market == FUTURES:
+                before = [o for o in self.open_orders(s)]
+                self.rest.call(market, "delete", "allOpenOrders", signed=True, weight=1, what="cancel all", symbol=rules.symbol)
+                for o in before:
+                    o.status = "canceled"
+                    out.append(o)
+                continue
+            try:
+                docs = self.rest.call(market, "delete", "openOrders", signed=True, weight=1, what="cancel all", symbol=rules.symbol)
+            except SqError as e:
+                if is_error(e, -2011):  # nothing open
+                    continue
+                raise
+            out += [self._state(d, canonical) for d in docs if "orderId" in d]
+        return out
+
+    def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None) -> OrderState:
+        """Cancel and replace (not atomic: the new order loses the old one's queue position)."""
+        with self._lock:
+            old = self.orders.get(client_order_id)
+        if old is None:
+            raise UsageError(f"unknown order {client_order_id!r}")
+        canceled = self.cancel(symbol, client_order_id)
+        if canceled.status != "canceled":
+            return canceled
+        new_qty = (qty if qty is not None else old.qty) - canceled.filled_qty
+        return self.place(OrderRequest(symbol, old.side, new_qty, price if price is not None else old.price))
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderState]:
+        out: list[OrderState] = []
+        markets = [self._resolve(symbol)] if symbol else [(m, None, None) for m in self.infos]
+        for market, rules, canonical in markets:
+            params = {"symbol": rules.symbol} if rules else {}
+            path = "openOrders"
+            docs = self.rest.call(market, "get", path, signed=True, weight=6 if rules else 80, what="open orders", **params)
+            prefix = "BINANCE-FUT:" if market == FUTURES else "BINANCE:"
+            out += [self._state(d, canonical or prefix + d["symbol"]) for d in docs]
+        return out
+
+    def order(self, symbol: str, client_order_id: str) -> OrderState:
+        market, rules, canonical = self._resolve(symbol)
+        doc = self.rest.call(market, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
+                             origClientOrderId=client_order_id)
+        return self._state(doc, canonical)
+
+    # ------------------------------------------------------------------ account
+
+    def account(self, market: str = SPOT) -> dict:
+        return self.rest.call(market, "get", "account", signed=True, weight=20 if market == SPOT else 5,
+                              version=2 if market == FUTURES else None, what="account")
+
+    def positions(self) -> list[Position]:
+        out: list[Position] = []
+        if SPOT in self.infos:
+            for b in self.account(SPOT).get("balances", []):
+                total = float(b.get("free", 0)) + float(b.get("locked", 0))
+                if total:
+                    out.append(Position(f"BINANCE:{b['asset']}", total, 0.0, 0.0, {"free": float(b["free"]), "locked": float(b["locked"])}))
+        if FUTURES in self.infos:
+            dual = self.rest.call(FUTURES, "get", "positionSide/dual", signed=True, weight=30, what="position mode").get("dualSidePosition", False)
+            for p in self.rest.call(FUTURES, "get", "positionRisk", signed=True, weight=5, version=2, what="positions"):
+                out.append(Position(f"BINANCE-FUT:{p['symbol']}", float(p["positionAmt"]), float(p["entryPrice"]), 0.0, {
+                    "leverage": int(float(p.get("leverage", 0))), "margin_type": p.get("marginType", ""),
+                    "position_mode": "hedge" if dual else "one-way", "mark_price": float(p.get("markPrice", 0)),
+                    "unrealized": float(p.get("unRealizedProfit", 0)), "position_side": p.get("positionSide", "BOTH")}))
+        return out
+
+    def set_leverage(self, symbol: str, leverage: int) -> dict:
+        market, rules, _ = self._resolve(symbol)
+        if market != FUTURES:
+            raise UsageError("leverage applies to BINANCE-FUT: symbols only")
+        return self.rest.call(FUTURES, "post", "leverage", signed=True, what="set leverage", symbol=rules.symbol, leverage=int(leverage))
+
+    def set_margin_type(self, symbol: str, margin_type: str) -> None:
+        market, rules, _ = self._resolve(symbol)
+        mt = margin_type.upper()
+        if market != FUTURES or mt not in ("ISOLATED", "CROSSED"):
+            raise UsageError("margin type: ISOLATED or CROSSED, on BINANCE-FUT: symbols")
+        try:
+            self.rest.call(FUTURES, "post", "marginType", signed=True, what="set margin type", symbol=rules.symbol, marginType=mt)
+        except SqError as e:
+            if not is_error(e, -4046):  # already that type
+                raise
+
+    def fills(self, symbol: str | None = None) -> list[Fill]:
+        """Own trades from the venue (authoritative), for one symbol or every symbol with orders this run."""
+        symbols = [symbol] if symbol else sorted({o.symbol for o in self.orders.values()})
+        out: list[Fill] = []
+        for s in symbols:
+            market, rules, canonical = self._resolve(s)
+            path = "userTrades" if market == FUTURES else "myTrades"
+            by_id = {o.venue_order_id: o for o in self.orders.values() if o.symbol == canonical}
+            for t in self.rest.call(market, "get", path, signed=True, weight=20 if market == SPOT else 5, what="own trades", symbol=rules.symbol):
+                o = by_id.get(str(t["orderId"]))
+                buyer = t.get("isBuyer", t.get("buyer", t.get("side") == "BUY"))
+                maker = t.get("isMaker", t.get("maker", False))
+                out.append(Fill(int(t["time"]) * MS, canonical, o.client_order_id if o else "", str(t["orderId"]), str(t["id"]),
+                                1 if buyer else -1, float(t["price"]), float(t["qty"]), float(t.get("commission", 0)),
+                                t.get("commissionAsset", ""), "maker" if maker else "taker"))
+        return out
+
+    def new_fills(self) -> list[Fill]:
+        """Fills reported since the last call (execution reports and FULL order answers)."""
+        with self._lock:
+            out, self._new = self._new, []
+        return out
+
+    # ------------------------------------------------------------------ execution reports
+
+    def _add_fill(self, canonical, st: OrderState, trade_id, price, qty, fee, fee_ccy, liquidity, ts) -> None:
+        key = (canonical, trade_id)
+        with self._lock:
+            if trade_id >= 0 and key in self._seen_trades:
+                return
+            self._seen_trades.add(key)
+            f = Fill(ts, canonical, st.client_order_id, st.venue_order_id, str(trade_id), st.side, price, qty, fee, fee_ccy, liquidity)
+            self._fills.append(f)
+            self._new.append(f)
+
+    def _on_report(self, r: ExecReport) -> None:
+        canonical = ("BINANCE-FUT:" if r.market == FUTURES else "BINANCE:") + r.symbol
+        with self._lock:
+            st = self.orders.get(r.client_order_id)
+            if st is None:
+                st = OrderState(r.client_order_id, str(r.order_id), canonical, 1 if r.side == "BUY" else -1, r.price or float("nan"), r.qty)
+                self.orders[r.client_order_id] = st
+            st.venue_order_id = str(r.order_id)
+            st.filled_qty = max(st.filled_qty, r.cum_qty)
+            st.status = STATUS.get(r.status, st.status)
+            st.reason = r.reason
+            st.ts = r.ts
+        if r.exec_type == "TRADE" and r.last_qty > 0:
+            self._add_fill(canonical, st, r.trade_id, r.last_price, r.last_qty, r.fee, r.fee_asset, "maker" if r.maker else "taker", r.ts)
