@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sq.core import schemas as S
 from sq.venues.sim import SimVenue, sim_instrument
@@ -26,7 +28,7 @@ def replay(table: pa.Table):
     """Replay message by message into dict books; yield per-message checks."""
     cols = {n: table.column(n).to_pylist() for n in ("symbol", "kind", "side", "price", "qty", "orders", "seq")}
     books: dict[str, dict[int, dict[float, float]]] = {}
-    stats = {"messages": 0, "crossed": 0, "trades": 0, "trades_outside": 0, "depth_samples": []}
+    stats = {"messages": 0, "crossed": 0, "trades": 0, "trades_outside": 0, "depth_samples": [], "sweeps": 0}
     n = table.num_rows
     i = 0
     while i < n:
@@ -51,6 +53,9 @@ def replay(table: pa.Table):
                 opposite = before[-side]
                 if px not in opposite or opposite[px] < q - 1e-9:
                     stats["trades_outside"] += 1
+        traded_at = {cols["price"][k] for k in range(i, j) if cols["kind"][k] == S.TRADE}
+        if len(traded_at) >= 3:
+            stats["sweeps"] += 1
         if book[1] and book[-1] and max(book[1]) >= min(book[-1]):
             stats["crossed"] += 1
         stats["messages"] += 1
@@ -87,6 +92,17 @@ def test_book_is_deep_and_spread_moves(demo_table):
     spreads = depths[:, 2]
     assert len(set(spreads.tolist())) >= 3
     assert np.median(spreads) <= 0.03 and spreads.max() >= 0.04
+    # occasional sweeps through three or more levels in one message
+    assert 0 < stats["sweeps"] < stats["messages"] / 100
+
+
+def test_quiet_and_busy_regimes(demo_table):
+    _, table, _ = demo_table
+    ts = S.int64_view(table.column("ts"))
+    seconds = (ts - ts[0]) // 1_000_000_000
+    per_second = np.bincount(seconds)[:-1]
+    assert per_second.min() >= 1_000  # even the quiet regime is busy enough for a live view
+    assert per_second.max() > 3 * np.median(per_second)  # and bursts are much busier
 
 
 def test_stream_shape_seq_and_time(demo_table):
@@ -194,3 +210,13 @@ def test_real_time_duration_and_small_batches():
     assert np.median([b.num_rows for b in batches[1:]]) < 20
     ts = S.int64_view(batches[-1].column("ts"))
     assert abs(ts[-1] - time.time_ns()) < 2e9
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**40), st.sampled_from(["DEMO", "FOO", "X1", "BTC"]))
+def test_any_seed_is_reproducible_and_uncrossed(seed, name):
+    a = collect(SimVenue([f"SIM:{name}"], seed=seed), limit=4_000)
+    b = collect(SimVenue([f"SIM:{name}"], seed=seed), limit=4_000)
+    assert ipc_bytes(a) == ipc_bytes(b)
+    _, stats = replay(a)
+    assert stats["crossed"] == 0 and stats["trades_outside"] == 0
