@@ -106,7 +106,7 @@ def test_ltp_vector_matches_official_json_value():
     fr = (TV / "kiteconnectjs" / "ltpMode_binary.packet").read_bytes()
     out = rows(parser().parse([fr], 1))
     assert len(out) == 1 and out[0]["kind"] == S.TICK and out[0]["price"] == pytest.approx(392.95)
-    assert np.isnan(out[0]["qty"]) and out[0]["volume"] is None
+    assert out[0]["qty"] == 0.0 and out[0]["volume"] is None
     want = json.loads((VECTORS / "ticker_ltp.json").read_text())
     assert rows(parser().parse([bare(P.ltp(INFY, want["last_price"]))], 1))[0]["price"] == pytest.approx(want["last_price"])
 

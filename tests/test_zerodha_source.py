@@ -191,3 +191,19 @@ def test_revoked_token_on_the_dump_download_is_77(logged_in):
     with pytest.raises(AuthError) as e:
         open_market_source(parse_symbols(["NSE:INFY"]), opts())
     assert e.value.status == 77 and "run sq auth zerodha" in e.value.message
+
+
+def test_full_mode_stream_feeds_the_book(logged_in):
+    """`sq record NSE:RELIANCE | sq book` in-process: the top-5 views rebuild a sane book."""
+    from sq.core.bookstream import BookStream
+
+    src = open_market_source(parse_symbols(["NSE:RELIANCE", "NSE:NIFTY 50"]), opts(mode="full", limit=400))
+    bs = BookStream(src.instruments, depth=5)
+    out = [b for b in (bs.process(x) for x in src.batches()) if b is not None]
+    book = pa.Table.from_batches(out)
+    syms = book.column("symbol").cast(pa.string()).to_pylist()
+    bid, ask = book.column("bid_px_0").to_pylist(), book.column("ask_px_0").to_pylist()
+    rel = [(b, a) for s, b, a in zip(syms, bid, ask) if s == "NSE:RELIANCE"]
+    assert rel and all(b < a for b, a in rel)
+    c = bs.counts
+    assert c["crossed"] == 0 and c["locked"] == 0 and c["bad_rows"] == 0 and c["backwards"] == 0

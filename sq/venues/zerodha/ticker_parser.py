@@ -8,7 +8,8 @@ BCD 6 and NCO 12 → 1e4, else 100). Rows follow ARCHITECTURE §3:
 * every packet is one venue message with its own `seq` (a local counter, +1 per packet);
 * full packets give `clear`, up to 5 + 5 `level` rows (empty entries skipped), `snapshot_end`,
   then one `tick` row; all other packets give one `tick` row;
-* `tick` rows carry last price (and last qty where the layout has it, else NaN) and the extra
+* `tick` rows carry last price (and last qty where the layout has it, else 0: readers such as
+  `sq book` require finite quantities) and the extra
   nullable columns of `EXTRA_FIELDS` (volume, average price, buy/sell totals, OHLC, OI, last trade
   time, index change); `level`/`clear`/`snapshot_end` rows leave them null;
 * `ts` is the packet's exchange timestamp (full and index-full layouts), else the receive time.
@@ -188,7 +189,7 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                     xf[10, n] = _u32(buf, q + 56)
                 n = t
             elif ln == 28 or ln == 32:
-                t = _row(n, ts, recv, sym, 5, 0, last, np.nan, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                t = _row(n, ts, recv, sym, 5, 0, last, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
                 x_lay[n] = ln
                 xf[5, n] = _i32(buf, q + 8) / div
                 xf[6, n] = _i32(buf, q + 12) / div
@@ -198,7 +199,7 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                 n = t
             else:  # ltp
                 x_lay[n] = 8
-                n = _row(n, ts, recv, sym, 5, 0, last, np.nan, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                n = _row(n, ts, recv, sym, 5, 0, last, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
             seq += 1
     stats[ST_SEQ] = seq
     return n
