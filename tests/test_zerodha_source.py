@@ -99,6 +99,8 @@ def test_replay_needs_no_network_and_keeps_heartbeats(tmp_path):
     t = table(list(src.batches()))
     assert t.column("price").to_pylist() == [1500.5, 1501.0] and t.column("recv_ts").cast(pa.int64()).to_pylist() == [11, 12]
     assert src.stats.heartbeats == 1 and src.text_errors == ["oops"]
+    short = open_market_source(parse_symbols(["NSE:INFY"]), SourceOptions(config=load_config(), env=Environment(), replay_path=str(raw), duration_ns=1))
+    assert table(list(short.batches())).column("price").to_pylist() == [1500.5]  # --for counts data time on replay
     with pytest.raises(UsageError):
         open_market_source(parse_symbols(["NSE:TCS"]), SourceOptions(config=load_config(), env=Environment(), replay_path=str(raw)))
 

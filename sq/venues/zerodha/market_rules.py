@@ -53,7 +53,8 @@ def hours_violation(now: dt.datetime, exchange: str, variety: str = "regular") -
         return None
     if p == "pre_open_matching":
         return f"{exchange} pre-open order entry closed at 09:08 IST; the market opens 09:15 IST"
-    return f"{exchange} is closed at {now.astimezone(IST):%a %H:%M} IST (normal session {SESSIONS.get(exchange.upper(), (OPEN, CLOSE))[0]:%H:%M}–{SESSIONS.get(exchange.upper(), (OPEN, CLOSE))[1]:%H:%M})"
+    open_, close = SESSIONS.get(exchange.upper(), (OPEN, CLOSE))
+    return f"{exchange} is closed at {now.astimezone(IST):%a %H:%M} IST (normal session {open_:%H:%M}–{close:%H:%M})"
 
 
 def round_price(price: float, tick: float, side: int) -> float:

@@ -117,11 +117,16 @@ class ZerodhaSource:
 
     def _batched(self, bursts, raw: RawWriter | None) -> Iterator[pa.RecordBatch]:
         limit = self.options.limit
-        dur = self.options.duration_ns
+        dur = self.options.duration_ns if self._replay is not None else None  # live: _live_frames' deadline
         emitted = 0
         t0 = None
         stream = self.endpoints.ws if self.endpoints else "ticker"
         for burst in bursts:
+            done = False
+            if dur is not None and burst:
+                t0 = burst[0][0] if t0 is None else t0
+                kept = [x for x in burst if x[0] - t0 <= dur]  # replay: data time
+                done, burst = len(kept) < len(burst), kept
             binary, recv = [], []
             for t, data in burst:
                 if raw is not None:
@@ -131,14 +136,8 @@ class ZerodhaSource:
                     recv.append(t)
                 else:
                     self._text(data)
-            if raw is not None:
+            if raw is not None and burst:
                 raw.flush()
-            if burst:
-                t_last = burst[-1][0]
-                if t0 is None:
-                    t0 = burst[0][0] if self._replay is not None else time.time_ns()
-                if dur is not None and self._replay is not None and t_last - t0 > dur:
-                    return
             batch = self.parser.parse(binary, recv) if binary else None
             if batch is not None:
                 if limit is not None and emitted + batch.num_rows >= limit:
@@ -146,9 +145,7 @@ class ZerodhaSource:
                     return
                 emitted += batch.num_rows
                 yield batch
-            if dur is not None and self._replay is None and t0 is not None and time.time_ns() - t0 >= dur:
-                return
-            if self._closed.is_set():
+            if done or self._closed.is_set():
                 return
 
     def _text(self, text: str) -> None:
