@@ -120,10 +120,26 @@ def test_sigterm_and_ctrl_c_end_with_trailer_and_status_0(tmp_path):
         out = tmp_path / f"s{int(sig)}.arrow"
         with open(out, "wb") as f:
             proc = subprocess.Popen([SQ_BIN, "subscribe", "SIM:DEMO"], stdout=f, stderr=subprocess.PIPE, env=subprocess_env())
-            time.sleep(2.5)
+            deadline = time.monotonic() + 30
+            while out.stat().st_size == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         table, trailer = read_stream(out.read_bytes())
         assert trailer is not None and trailer[b"sq.end"] == b"ok"
         assert table.num_rows > 100
+
+
+def test_config_overrides_sim_grid(sq, tmp_path, monkeypatch):
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text("[sim.DEMO]\ntick_size = 0.05\nprice = 250.0\nlot_size = 10\n")
+    monkeypatch.setenv("SQ_CONFIG", str(cfg))
+    r = sq(["subscribe", "SIM:DEMO", "--limit", "2000"])
+    assert r.exit_code == 0, r.stderr
+    table, _ = read_stream(r.stdout)
+    inst = S.schema_instruments(table.schema)["SIM:DEMO"]
+    assert (inst.tick_size, inst.lot_size) == (0.05, 10.0)
+    px = table.column("price").to_numpy()[table.column("kind").to_numpy() == S.LEVEL]
+    assert 200 < px.mean() < 300

@@ -33,6 +33,11 @@ def subscribe(
     fmt: FormatOption = "auto",
 ) -> None:
     env = env_of(ctx)
+    with _StopOnSignals() as stopper:
+        _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt)
+
+
+def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt) -> None:
     from sq.core.durations import parse_duration_ns
     from sq.core.exits import UsageError
     from sq.core.streams import resolve_format
@@ -47,31 +52,45 @@ def subscribe(
         raise UsageError("--for must be longer than zero")
     fmt_resolved = resolve_format(env, fmt, output)
 
-    from sq.venues.sim import SimVenue
+    from sq.core.config import load_config
+    from sq.venues.registry import SourceOptions
+    from sq.venues.sim import open_market_source
 
     clock = "sim" if (limit is not None and duration_ns is None) else "real"
-    venue = SimVenue([s.canonical for s in parsed], seed=seed, clock=clock)
+    options = SourceOptions(config=load_config(env), env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock)
+    source = open_market_source(parsed, options)
     live_view = output is None and env.stdout_isatty and fmt_resolved == "table" and (fmt or "auto").lower() in ("auto", "table")
-    source = venue.market_source(limit=limit, duration_ns=duration_ns)
 
-    with _stop_on_signals(source.close):
-        if live_view:
-            _live_view(env, source)
-        else:
-            from sq.core.streams import StreamWriter
+    stopper.attach(source.close)
+    if live_view:
+        _live_view(env, source)
+    else:
+        from sq.core.streams import StreamWriter
 
-            with StreamWriter(env, source.schema, output=output, fmt=fmt) as writer:
-                for batch in source.batches():
-                    writer.write(batch)
+        with StreamWriter(env, source.schema, output=output, fmt=fmt) as writer:
+            for batch in source.batches():
+                writer.write(batch)
 
 
-class _stop_on_signals:
+class _StopOnSignals:
     """While active, SIGINT and SIGTERM ask the source to stop (the stream then ends cleanly,
-    trailer included: an interrupted subscribe is a successful recording)."""
+    trailer included: an interrupted subscribe is a successful recording). Installed before
+    the source is built, so a signal during start-up stops it as soon as it exists."""
 
-    def __init__(self, stop):
-        self.stop = stop
+    def __init__(self):
+        self.stop = None
+        self.requested = False
         self.saved: dict = {}
+
+    def _handle(self, *_):
+        self.requested = True
+        if self.stop is not None:
+            self.stop()
+
+    def attach(self, stop) -> None:
+        self.stop = stop
+        if self.requested:
+            stop()
 
     def __enter__(self):
         import signal
@@ -79,7 +98,7 @@ class _stop_on_signals:
 
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, lambda *_: self.stop())
+                self.saved[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc):
@@ -96,15 +115,32 @@ def _live_view(env, source) -> None:
     from rich.live import Live
 
     view = _BookView(source.venue.symbols, source.instruments)
-    with Live(view.render(), console=env.console(), redirect_stdout=False, redirect_stderr=False, refresh_per_second=4, transient=False) as live:
-        last = 0.0
-        for batch in source.batches():
-            view.update(batch)
-            now = time.monotonic()
-            if now - last >= 0.25:
-                live.update(view.render())
-                last = now
-        live.update(view.render())
+    console = env.console()
+    try:
+        with Live(view.render(), console=console, redirect_stdout=False, redirect_stderr=False, refresh_per_second=4, transient=False) as live:
+            last = 0.0
+            for batch in source.batches():
+                view.update(batch)
+                now = time.monotonic()
+                if now - last >= 0.25:
+                    live.update(view.render())
+                    last = now
+            live.update(view.render())
+    finally:
+        _release_text_wrapper(console.file, env.stdout)
+
+
+def _release_text_wrapper(text, binary) -> None:
+    """Flush and detach the text wrapper env.console() put around our binary stdout, so that
+    collecting it later does not close stdout (a TextIOWrapper closes its buffer when freed)."""
+    import io
+
+    if isinstance(text, io.TextIOWrapper) and getattr(text, "buffer", None) is binary:
+        try:
+            text.flush()
+            text.detach()
+        except (ValueError, OSError):
+            pass
 
 
 class _BookView:

@@ -1,0 +1,49 @@
+"""The registry entry points of the simulated exchange (see sq.venues.registry).
+
+    open_market_source(symbols, options) -> SimMarketSource   (its `.venue.gateway()` trades
+                                                               on the same books)
+    open_gateway(config, env, venue=..., symbols=..., seed=..., clock=...) -> SimGateway
+
+Per-symbol grids and start prices come from the config's `[sim.NAME]` sections.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sq.core.schemas import Instrument
+from sq.venues.sim.instruments import sim_instrument
+from sq.venues.sim.venue import SimVenue
+
+
+def instruments_from_config(config: Any, symbols: Iterable[str]) -> dict[str, Instrument]:
+    """`sim_instrument` for each symbol with the config's `[sim.NAME]` overrides applied."""
+    out: dict[str, Instrument] = {}
+    for s in symbols:
+        sc = config.sim_symbol(s) if config is not None and hasattr(config, "sim_symbol") else None
+        inst = sim_instrument(s, tick_size=getattr(sc, "tick_size", None), price=getattr(sc, "price", None), lot_size=getattr(sc, "lot_size", None))
+        out[inst.symbol] = inst
+    return out
+
+
+def open_market_source(symbols: list, options: Any):
+    """A SIM market source for parsed `Symbol`s (or strings) under registry `SourceOptions`."""
+    names = [getattr(s, "canonical", s) for s in symbols]
+    venue = SimVenue(
+        names,
+        seed=options.seed,
+        clock=options.clock,
+        instruments=instruments_from_config(getattr(options, "config", None), names),
+    )
+    return venue.market_source(limit=options.limit, duration_ns=options.duration_ns)
+
+
+def open_gateway(config: Any, env: Any = None, *, venue: SimVenue | None = None, symbols: list | None = None, seed: int = 1, clock: str = "real"):
+    """The gateway of `venue` (the one behind a market source: `source.venue`), or of a new
+    venue over `symbols` when none is given."""
+    if venue is None:
+        if not symbols:
+            raise ValueError("open_gateway needs the SimVenue of the market source, or symbols")
+        names = [getattr(s, "canonical", s) for s in symbols]
+        venue = SimVenue(names, seed=seed, clock=clock, instruments=instruments_from_config(config, names))
+    return venue.gateway()
