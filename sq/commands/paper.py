@@ -153,7 +153,7 @@ class Dashboard:
 
         f = lambda v, spec=".8g": "—" if v is None or v != v else format(v, spec)
         elapsed = time.monotonic() - self.started
-        events = self.run.events if self.run is not None else 0
+        events = self.run.rows if self.run is not None else 0
         head = Table(title=f"sq paper {self.plan.strategy}  {elapsed:,.0f}s  {events:,} events  "
                            f"{self.n_orders} orders  {self.n_fills} fills", show_edge=False)
         for col in ("symbol", "bid qty", "bid", "ask", "ask qty", "position", "avg", "realized", "unrealized", "total"):

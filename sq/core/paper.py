@@ -551,7 +551,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
 def check_positions(engine: Any, loaded: "J.Loaded") -> None:
     """The restored engine must hold the positions the journal's fills add up to."""
     want = journal_positions(loaded)
-    have = engine.summary().get("positions") or {}
+    have = engine.summary().get("position") or {}
     for sym, qty in want.items():
         got = float(have.get(sym, 0.0))
         if not math.isclose(got, qty, rel_tol=1e-9, abs_tol=1e-9):
