@@ -85,8 +85,9 @@ def _u16(b, i):
 
 
 @njit(cache=True, inline="always")
-def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt):
-    """Write one base row; extras stay as allocated (zeros) and are masked null outside tick rows."""
+def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay):
+    """Write one row: base columns, and zeros for the extras (null outside tick rows, but never
+    stale memory: output arrays are allocated uninitialised and every used row is written here)."""
     o_ts[n] = ts
     o_recv[n] = recv
     o_sym[n] = sym
@@ -96,6 +97,10 @@ def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym
     o_qty[n] = qty
     o_ord[n] = orders
     o_seq[n] = seq
+    for k in range(xf.shape[0]):
+        xf[k, n] = 0.0
+    x_ltt[n] = 0
+    x_lay[n] = 0
     return n + 1
 
 
@@ -157,7 +162,7 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                 ets = _u32(buf, q + 60)
                 if ets > 0:
                     ts = ets * 1000000000
-                n = _row(n, ts, recv, sym, 3, 0, 0.0, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                n = _row(n, ts, recv, sym, 3, 0, 0.0, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
                 for lv in range(10):
                     d = q + 64 + 12 * lv
                     dq = _u32(buf, d)
@@ -165,14 +170,14 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                     if dq == 0 and dp == 0:
                         continue
                     side = 1 if lv < 5 else -1
-                    n = _row(n, ts, recv, sym, 1, side, dp / div, np.float64(dq), _u16(buf, d + 8), seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
-                n = _row(n, ts, recv, sym, 4, 0, 0.0, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                    n = _row(n, ts, recv, sym, 1, side, dp / div, np.float64(dq), _u16(buf, d + 8), seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
+                n = _row(n, ts, recv, sym, 4, 0, 0.0, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
             if ln == 32:
                 ets = _u32(buf, q + 28)
                 if ets > 0:
                     ts = ets * 1000000000
             if ln == 44 or ln == 184:
-                t = _row(n, ts, recv, sym, 5, 0, last, np.float64(_u32(buf, q + 8)), -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                t = _row(n, ts, recv, sym, 5, 0, last, np.float64(_u32(buf, q + 8)), -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
                 x_lay[n] = ln
                 xf[0, n] = _u32(buf, q + 16)
                 xf[1, n] = _i32(buf, q + 12) / div
@@ -189,7 +194,7 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                     xf[10, n] = _u32(buf, q + 56)
                 n = t
             elif ln == 28 or ln == 32:
-                t = _row(n, ts, recv, sym, 5, 0, last, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                t = _row(n, ts, recv, sym, 5, 0, last, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
                 x_lay[n] = ln
                 xf[5, n] = _i32(buf, q + 8) / div
                 xf[6, n] = _i32(buf, q + 12) / div
@@ -198,8 +203,9 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                 xf[11, n] = _i32(buf, q + 24) / div
                 n = t
             else:  # ltp
+                t = _row(n, ts, recv, sym, 5, 0, last, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
                 x_lay[n] = 8
-                n = _row(n, ts, recv, sym, 5, 0, last, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt)
+                n = t
             seq += 1
     stats[ST_SEQ] = seq
     return n
@@ -314,9 +320,9 @@ class TickerParser:
         o_qty = np.empty(cap, np.float64)
         o_ord = np.empty(cap, np.int32)
         o_seq = np.empty(cap, np.int64)
-        xf = np.zeros((N_EXTRA_F, cap), np.float64)  # zeros, not empty: no stale memory under the nulls
-        x_ltt = np.zeros(cap, np.int64)
-        x_lay = np.zeros(cap, np.int16)
+        xf = np.empty((N_EXTRA_F, cap), np.float64)  # every used row is written by the kernel
+        x_ltt = np.empty(cap, np.int64)
+        x_lay = np.empty(cap, np.int16)
         n = parse_frames(buf, fstart, fend, recv, self.keys, self.syms, self._stats,
                          o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
         if n == 0:
