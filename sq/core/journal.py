@@ -21,7 +21,8 @@ Removing whole trailing records of an unsealed journal is indistinguishable from
 Kinds: `start` (strategy, symbols, params, config summary — never secrets), `order` (one row of
 the orders stream), `fill`, `pnl` (a mark), `reject` (a risk rejection and its reason), `halt`
 (the strategy stopped: loss limit, signal, kill), `checkpoint` (engine counters and state needed
-to resume), `resume` (a later process took the run over), `end` (the run was sealed).
+to resume), `resume` (a later process took the run over), `end` (the run was sealed), `audit`
+(`sq reconcile --fix` or a resumed live run adopted the venue's truth: what changed and why).
 
 Write-ahead and cheap: the records an engine step produced are written with one `os.write` and
 one `fsync` (`write_step`) before the process acts on them (shows them, reports them, takes the
@@ -42,7 +43,7 @@ from sq.core.exits import DataError, NoInputError, UsageError
 
 LOG_NAME = "journal.log"
 GENESIS = "0" * 64
-KINDS = ("start", "order", "fill", "pnl", "reject", "halt", "checkpoint", "resume", "end")
+KINDS = ("start", "order", "fill", "pnl", "reject", "halt", "checkpoint", "resume", "end", "audit")
 COMPACTED = ("orders", "fills", "pnl")  # parquet files written by `compact`
 _KIND_OF_TABLE = {"orders": "order", "fills": "fill", "pnl": "pnl"}
 
