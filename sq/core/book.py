@@ -93,7 +93,8 @@ P_EVERY = 2
 P_INTERVAL = 3
 P_VWAP_WIN = 4
 P_STALE_AGE = 5
-NP = 6
+P_FEATURES = 6  # 0: book only (no trade features, VWAP or volatility; rows need features on)
+NP = 7
 FP_VOL_ALPHA = 0
 
 MODE_NONE, MODE_CHANGE, MODE_EVERY, MODE_INTERVAL = 0, 1, 2, 3
@@ -487,6 +488,103 @@ def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, 
 
 
 @njit(cache=True)
+def _load(ist, s):
+    """The hot book scalars of symbol `s` (see `process`)."""
+    return (ist[s, I_BASE], ist[s, I_W], ist[s, I_OFF], ist[s, I_NB], ist[s, I_NA], ist[s, I_BB], ist[s, I_BA],
+            ist[s, I_BLO], ist[s, I_AHI], ist[s, I_BASESET], ist[s, I_INSNAP], ist[s, I_VIEW])
+
+
+@njit(cache=True)
+def _store(ist, s, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view):
+    """Write the hot book scalars of symbol `s` back to `ist`."""
+    ist[s, I_BASE] = base
+    ist[s, I_W] = w
+    ist[s, I_OFF] = off
+    ist[s, I_NB] = nb
+    ist[s, I_NA] = na
+    ist[s, I_BB] = bb
+    ist[s, I_BA] = ba
+    ist[s, I_BLO] = blo
+    ist[s, I_AHI] = ahi
+    ist[s, I_BASESET] = bset
+    ist[s, I_INSNAP] = insnap
+    ist[s, I_VIEW] = view
+
+
+@njit(cache=True)
+def message_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, vwin, alpha, nb, na, bb, ba):
+    """Message-end feature upkeep: reset the per-message trade range, age the VWAP window to
+    (now − vwin, now], and fold the log mid return into the EWMA variance (a return only between
+    two defined mids that differ; an undefined mid breaks the chain)."""
+    fst[s, F_MSG_TMIN] = np.inf
+    fst[s, F_MSG_TMAX] = -np.inf
+    vwlen = ist[s, I_VW_LEN]
+    if vwlen > 0 and vw_ts[s, ist[s, I_VW_HEAD]] <= now - vwin:
+        h, k = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], vwlen, now, vwin)
+        ist[s, I_VW_HEAD] = h
+        ist[s, I_VW_LEN] = k
+    prev = fst[s, F.F_PREV_MID]
+    if nb > 0 and na > 0:
+        mid = 0.5 * F.tick_price(bb + ba, fst[s, F_TICK], fst[s, F.F_INV])
+        if mid > 0.0:
+            if prev == prev and mid != prev:
+                ret = np.log(mid / prev)
+                if ist[s, I_NVOL] == 0:
+                    fst[s, F.F_VAR] = ret * ret
+                else:
+                    fst[s, F.F_VAR] += alpha * (ret * ret - fst[s, F.F_VAR])
+                ist[s, I_NVOL] += 1
+            fst[s, F.F_PREV_MID] = mid
+            return
+    fst[s, F.F_PREV_MID] = np.nan
+
+
+@njit(cache=True)
+def trade_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, side, px, qty, vwin, bid_qty, ask_qty, has_bid, has_ask):
+    """A trade: aggressive-trade ratio against the book before it, last price, VWAP window.
+
+    Returns False (nothing changed) when the VWAP ring is full and must grow first.
+    """
+    vwlen = ist[s, I_VW_LEN]
+    head = ist[s, I_VW_HEAD]
+    if vwlen > 0 and vw_ts[s, head] <= now - vwin:
+        head, vwlen = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, head, vwlen, now, vwin)
+        ist[s, I_VW_HEAD] = head
+        ist[s, I_VW_LEN] = vwlen
+    if vwlen >= vw_ts.shape[1]:
+        return False
+    fst[s, F_AGG] = F.agg_trade_ratio(qty, side, bid_qty, ask_qty, has_bid, has_ask)
+    fst[s, F_LAST_PX] = px
+    ist[s, I_VW_LEN] = F.vwap_push(fst, vw_ts, vw_pq, vw_q, s, head, vwlen, now, px, qty)
+    if px < fst[s, F_MSG_TMIN]:
+        fst[s, F_MSG_TMIN] = px
+    if px > fst[s, F_MSG_TMAX]:
+        fst[s, F_MSG_TMAX] = px
+    return True
+
+
+@njit(cache=True)
+def check_time(ts, sym, rows, ist, g):
+    """Count events whose ts is earlier than the latest ts seen for their symbol (a warning, not
+    an error); a separate light pass so the book loop stays tight."""
+    for i in range(len(ts)):
+        s = sym[i]
+        t = ts[i]
+        if ist[s, I_HASTS] != 0 and t < ist[s, I_LASTTS]:
+            if g[G_BACK] == 0:
+                g[G_BACKROW] = rows[i]
+                g[G_BACKSYM] = s
+            g[G_BACK] += 1
+        else:
+            ist[s, I_LASTTS] = t
+            ist[s, I_HASTS] = 1
+
+
+# why the tight loop of `process` stopped
+R_END, R_MSGEND, R_SWITCH, R_RECENTRE, R_OTHER = 0, 1, 2, 3, 4
+
+
+@njit(cache=True)
 def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, pv_tick, pv_qty, last_row,
             g, ip, fp, out_ts, out_sym, out_seq, out_f, r):
@@ -498,217 +596,209 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     only known from the next event) unless `final` is true (end of stream), so messages may span
     batches.
 
-    At a message end (outside a snapshot): count a locked/crossed book, prune stale depth, age
-    the VWAP window, fold the mid return into the volatility, then (unless MODE_NONE) emit a row
-    by the mode. The hot path is written out here on purpose: helper calls that take many arrays
-    cost numba reference-count traffic per call, so only rare branches call out.
+    At a message end (outside a snapshot): count a locked/crossed book, prune stale depth, keep
+    the features (VWAP window, mid-return volatility), then (unless MODE_NONE) emit a row by the
+    mode.
+
+    Speed: a tight inner loop, free of calls, applies level events to the cached symbol and ends
+    messages that need nothing but the crossed check; everything else (another symbol, a
+    recentre, trades with features, snapshots, feature upkeep, rows) makes it stop with a reason
+    that the outer loop handles with helper calls before resuming. The current symbol's book
+    scalars live in locals (registers) and are written back (`_store`) before any helper reads
+    the arrays and on return. Even a never-taken call inside the inner loop costs numba/LLVM
+    register spills on every event, hence this shape.
     """
     n = len(ts)
-    depth = ip[P_DEPTH]
     mode = ip[P_MODE]
     vwin = ip[P_VWAP_WIN]
     alpha = fp[FP_VOL_ALPHA]
+    feats = ip[P_FEATURES] != 0
+    slow_end = feats or mode != MODE_NONE
+    depth = ip[P_DEPTH]
     tick_buf = np.empty(max(depth, VIEW_CAP), dtype=np.int64)
     qty_buf = np.empty(max(depth, VIEW_CAP), dtype=np.float64)
     pend = g[G_PEND]
     psym = g[G_PSYM]
     pseq = g[G_PSEQ]
     pts = g[G_PTS]
-    prow = g[G_PROW]
+    prow = g[G_PROW]  # global row of the pending message's last event when it came from an earlier call
+    pidx = -1  # its index in this call's arrays, once it comes from this call
+    nmsg = 0
     status = ST_OK
-    stop = n
-    for i in range(start, n + 1):
-        if i == n:
-            if not final:
-                break
-            s = -1
-            q = 0
-        else:
+    cs = -1
+    if pend != 0:
+        cs = psym
+    elif start < n:
+        cs = sym[start]
+    if cs < 0:
+        return status, n, r  # nothing pending and no events
+    (base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view) = _load(ist, cs)
+    i = start
+    while True:
+        # ---------------- tight loop: no calls in here
+        reason = R_END
+        while i < n:
             s = sym[i]
             q = seq[i]
-        # ---- end of the pending message
-        if pend != 0 and (psym != s or pseq != q):
-            pend = 0
-            m = psym
-            if ist[m, I_INSNAP] == 0:
-                g[G_MESSAGES] += 1
-                nb = ist[m, I_NB]
-                na = ist[m, I_NA]
-                bb = ist[m, I_BB]
-                ba = ist[m, I_BA]
-                if nb > 0 and na > 0 and bb >= ba:
-                    if bb == ba:
-                        g[G_LOCKED] += 1
-                    else:
-                        g[G_CROSSED] += 1
-                    if g[G_XROW] < 0:
-                        g[G_XROW] = prow
-                        g[G_XSYM] = m
-                if ist[m, I_VIEW] > 0 and (ist[m, I_NST] > 0 or ist[m, I_NST + 1] > 0):
-                    stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, m, pts, ip[P_STALE_AGE])
-                fst[m, F_MSG_TMIN] = np.inf
-                fst[m, F_MSG_TMAX] = -np.inf
-                if ist[m, I_VW_LEN] > 0 and vw_ts[m, ist[m, I_VW_HEAD]] <= pts - vwin:
-                    h, k = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, m, ist[m, I_VW_HEAD], ist[m, I_VW_LEN], pts, vwin)
-                    ist[m, I_VW_HEAD] = h
-                    ist[m, I_VW_LEN] = k
-                # volatility of log mid returns (F.vol_update, written out)
-                prev = fst[m, F.F_PREV_MID]
-                if nb > 0 and na > 0:
-                    mid = 0.5 * F.tick_price(bb + ba, fst[m, F_TICK], fst[m, F.F_INV])
-                    if mid > 0.0:
-                        if prev == prev and mid != prev:
-                            ret = np.log(mid / prev)
-                            if ist[m, I_NVOL] == 0:
-                                fst[m, F.F_VAR] = ret * ret
-                            else:
-                                fst[m, F.F_VAR] += alpha * (ret * ret - fst[m, F.F_VAR])
-                            ist[m, I_NVOL] += 1
-                        fst[m, F.F_PREV_MID] = mid
-                    else:
-                        fst[m, F.F_PREV_MID] = np.nan
-                elif prev == prev:
-                    fst[m, F.F_PREV_MID] = np.nan
-                if mode != MODE_NONE:
-                    r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, m, pts, pseq, out_ts, out_sym, out_seq, out_f, r,
-                                 tick_buf, qty_buf)
-        if i == n:
-            break
-        # ---- the event
-        k = kind[i]
-        t_ns = ts[i]
-        if k == LEVEL:
-            t = tick[i]
-            qv = qty[i]
-            base = ist[s, I_BASE]
-            w = ist[s, I_W]
-            j = t - base
-            if j < 0 or j >= w or ist[s, I_BASESET] == 0:
-                if qv == 0.0:
-                    j = -1  # deleting a price we do not hold: nothing to do
-                else:
-                    st = recentre(qbuf, ist, g, s, t)
-                    if st != ST_OK:
-                        status = st
-                        stop = i
+            if pend != 0 and (psym != s or pseq != q):
+                pend = 0
+                if insnap == 0:
+                    nmsg += 1
+                    if nb > 0 and na > 0 and bb >= ba:
+                        if bb == ba:
+                            g[G_LOCKED] += 1
+                        else:
+                            g[G_CROSSED] += 1
+                        if g[G_XROW] < 0:
+                            g[G_XROW] = rows[pidx] if pidx >= 0 else prow
+                            g[G_XSYM] = cs
+                    if slow_end or view > 0:
+                        reason = R_MSGEND
                         break
-                    base = ist[s, I_BASE]
-                    j = t - base
-            if j >= 0:
-                off = ist[s, I_OFF]
-                if side[i] > 0:
+            if s != cs:
+                reason = R_SWITCH
+                break
+            k = kind[i]
+            if k == LEVEL:
+                t = tick[i]
+                qv = qty[i]
+                j = t - base
+                if j < 0 or j >= w or bset == 0:
+                    if qv != 0.0:
+                        reason = R_RECENTRE
+                        break
+                    # deleting a price we do not hold: nothing to do
+                elif side[i] > 0:
                     p = off + j
                     old = qbuf[p]
                     qbuf[p] = qv
                     if old == 0.0:
                         if qv > 0.0:
-                            nb = ist[s, I_NB]
                             if nb == 0:
-                                ist[s, I_BB] = t
-                                ist[s, I_BLO] = t
+                                bb = t
+                                blo = t
                             else:
-                                if t > ist[s, I_BB]:
-                                    ist[s, I_BB] = t
-                                if t < ist[s, I_BLO]:
-                                    ist[s, I_BLO] = t
-                            ist[s, I_NB] = nb + 1
+                                if t > bb:
+                                    bb = t
+                                if t < blo:
+                                    blo = t
+                            nb += 1
                     elif qv == 0.0:
-                        nb = ist[s, I_NB] - 1
-                        ist[s, I_NB] = nb
-                        if nb > 0 and t == ist[s, I_BB]:
+                        nb -= 1
+                        if nb > 0 and t == bb:
                             p -= 1
                             while qbuf[p] == 0.0:
                                 p -= 1
-                            ist[s, I_BB] = base + (p - off)
+                            bb = base + (p - off)
                 else:
                     p = off + w + j
                     old = qbuf[p]
                     qbuf[p] = qv
                     if old == 0.0:
                         if qv > 0.0:
-                            na = ist[s, I_NA]
                             if na == 0:
-                                ist[s, I_BA] = t
-                                ist[s, I_AHI] = t
+                                ba = t
+                                ahi = t
                             else:
-                                if t < ist[s, I_BA]:
-                                    ist[s, I_BA] = t
-                                if t > ist[s, I_AHI]:
-                                    ist[s, I_AHI] = t
-                            ist[s, I_NA] = na + 1
+                                if t < ba:
+                                    ba = t
+                                if t > ahi:
+                                    ahi = t
+                            na += 1
                     elif qv == 0.0:
-                        na = ist[s, I_NA] - 1
-                        ist[s, I_NA] = na
-                        if na > 0 and t == ist[s, I_BA]:
+                        na -= 1
+                        if na > 0 and t == ba:
                             p += 1
                             while qbuf[p] == 0.0:
                                 p += 1
-                            ist[s, I_BA] = base + (p - off - w)
-        elif k == TRADE:
-            if ist[s, I_VW_LEN] > 0 and vw_ts[s, ist[s, I_VW_HEAD]] <= t_ns - vwin:
-                h, m2 = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], ist[s, I_VW_LEN], t_ns, vwin)
-                ist[s, I_VW_HEAD] = h
-                ist[s, I_VW_LEN] = m2
-            if ist[s, I_VW_LEN] >= vw_ts.shape[1]:
-                g[G_NEED_SYM] = s
-                status = ST_GROW_VWAP
-                stop = i
+                            ba = base + (p - off - w)
+            elif feats or (k != TRADE and k != TICK):
+                reason = R_OTHER
                 break
-            off = ist[s, I_OFF]
-            base = ist[s, I_BASE]
-            bq = qbuf[off + ist[s, I_BB] - base] if ist[s, I_NB] > 0 else 0.0
-            aq = qbuf[off + ist[s, I_W] + ist[s, I_BA] - base] if ist[s, I_NA] > 0 else 0.0
-            fst[s, F_AGG] = F.agg_trade_ratio(qty[i], side[i], bq, aq, ist[s, I_NB] > 0, ist[s, I_NA] > 0)
-            px = price[i]
-            fst[s, F_LAST_PX] = px
-            # F.vwap_push, written out
-            cap = vw_ts.shape[1]
-            jj = ist[s, I_VW_HEAD] + ist[s, I_VW_LEN]
-            if jj >= cap:
-                jj -= cap
-            vw_ts[s, jj] = t_ns
-            vw_pq[s, jj] = px * qty[i]
-            vw_q[s, jj] = qty[i]
-            fst[s, F.F_VW_PQ] += px * qty[i]
-            fst[s, F.F_VW_Q] += qty[i]
-            ist[s, I_VW_LEN] += 1
-            if px < fst[s, F_MSG_TMIN]:
-                fst[s, F_MSG_TMIN] = px
-            if px > fst[s, F_MSG_TMAX]:
-                fst[s, F_MSG_TMAX] = px
-        elif k == TICK:
-            px = price[i]
-            fst[s, F_LAST_PX] = px
-            if px < fst[s, F_MSG_TMIN]:
-                fst[s, F_MSG_TMIN] = px
-            if px > fst[s, F_MSG_TMAX]:
-                fst[s, F_MSG_TMAX] = px
-        elif k == CLEAR:
-            clear_book(qbuf, ist, pv_tick, pv_qty, s)
-        elif k == SNAPSHOT_END:
-            if ist[s, I_INSNAP] != 0:
-                ist[s, I_INSNAP] = 0
-                if ist[s, I_VIEW] > 0:
-                    end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, s, t_ns, ip[P_STALE_AGE])
-        if ist[s, I_HASTS] != 0 and t_ns < ist[s, I_LASTTS]:
-            if g[G_BACK] == 0:
-                g[G_BACKROW] = rows[i]
-                g[G_BACKSYM] = s
-            g[G_BACK] += 1
-        else:
-            ist[s, I_LASTTS] = t_ns
-            ist[s, I_HASTS] = 1
-        pend = 1
-        psym = s
-        pseq = q
-        pts = t_ns
-        prow = rows[i]
+            pend = 1
+            psym = cs
+            pseq = q
+            pts = ts[i]
+            pidx = i
+            i += 1
+        # ---------------- the reason the tight loop stopped
+        if reason == R_END:
+            if not (final and pend != 0):
+                break
+            pend = 0
+            if insnap == 0:
+                nmsg += 1
+                if nb > 0 and na > 0 and bb >= ba:
+                    if bb == ba:
+                        g[G_LOCKED] += 1
+                    else:
+                        g[G_CROSSED] += 1
+                    if g[G_XROW] < 0:
+                        g[G_XROW] = rows[pidx] if pidx >= 0 else prow
+                        g[G_XSYM] = cs
+                reason = R_MSGEND
+            else:
+                break
+        _store(ist, cs, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view)
+        if reason == R_MSGEND:  # the rest of a message end (the crossed check is done)
+            if view > 0 and (ist[cs, I_NST] > 0 or ist[cs, I_NST + 1] > 0):
+                stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, cs, pts, ip[P_STALE_AGE])
+            if feats:
+                message_features(fst, ist, vw_ts, vw_pq, vw_q, cs, pts, vwin, alpha, nb, na, bb, ba)
+            if mode != MODE_NONE:
+                r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, cs, pts, pseq, out_ts, out_sym, out_seq, out_f, r,
+                             tick_buf, qty_buf)
+            if i >= n:
+                break
+            continue  # the event at i is processed by the tight loop (pend is 0 now)
+        if reason == R_SWITCH:
+            cs = sym[i]
+        elif reason == R_RECENTRE:
+            st = recentre(qbuf, ist, g, cs, tick[i])
+            if st != ST_OK:
+                status = st
+                break
+            # the tight loop applies the event now that it fits
+        else:  # R_OTHER: trades/ticks with features, clear, snapshot_end
+            k = kind[i]
+            t_ns = ts[i]
+            if k == TRADE:
+                bq = qbuf[off + bb - base] if nb > 0 else 0.0
+                aq = qbuf[off + w + ba - base] if na > 0 else 0.0
+                if not trade_features(fst, ist, vw_ts, vw_pq, vw_q, cs, t_ns, side[i], price[i], qty[i], vwin,
+                                      bq, aq, nb > 0, na > 0):
+                    g[G_NEED_SYM] = cs
+                    status = ST_GROW_VWAP
+                    break
+            elif k == TICK:
+                px = price[i]
+                fst[cs, F_LAST_PX] = px
+                if px < fst[cs, F_MSG_TMIN]:
+                    fst[cs, F_MSG_TMIN] = px
+                if px > fst[cs, F_MSG_TMAX]:
+                    fst[cs, F_MSG_TMAX] = px
+            elif k == CLEAR:
+                clear_book(qbuf, ist, pv_tick, pv_qty, cs)
+            elif k == SNAPSHOT_END and ist[cs, I_INSNAP] != 0:
+                ist[cs, I_INSNAP] = 0
+                if ist[cs, I_VIEW] > 0:
+                    end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, cs, t_ns, ip[P_STALE_AGE])
+            pend = 1
+            psym = cs
+            pseq = seq[i]
+            pts = t_ns
+            pidx = i
+            i += 1
+        (base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view) = _load(ist, cs)
+    _store(ist, cs, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view)
     g[G_PEND] = pend
     g[G_PSYM] = psym
     g[G_PSEQ] = pseq
     g[G_PTS] = pts
-    g[G_PROW] = prow
-    return status, stop, r
+    if pidx >= 0:
+        g[G_PROW] = rows[pidx]
+    g[G_MESSAGES] += nmsg
+    return status, i, r
 
 
 # ----------------------------------------------------------------------------------------------
@@ -725,7 +815,9 @@ class BookState:
 
     def __init__(self, *, depth: int = 5, mode: int = MODE_CHANGE, every: int = 1, interval_ns: int = 0,
                  vwap_window_ns: int = 60_000_000_000, vol_halflife: float = 100.0,
-                 stale_max_age_ns: int = 60_000_000_000):
+                 stale_max_age_ns: int = 60_000_000_000, features: bool = True):
+        if mode != MODE_NONE and not features:
+            raise ValueError("book rows carry features: features=False needs mode=MODE_NONE")
         self.depth = int(depth)
         self.ncols = n_columns(self.depth)
         self.ip = np.zeros(NP, dtype=np.int64)
@@ -735,6 +827,7 @@ class BookState:
         self.ip[P_INTERVAL] = int(interval_ns)
         self.ip[P_VWAP_WIN] = int(vwap_window_ns)
         self.ip[P_STALE_AGE] = int(stale_max_age_ns)
+        self.ip[P_FEATURES] = 1 if features else 0
         self.fp = np.array([F.vol_alpha(vol_halflife)], dtype=np.float64)
         self.g = np.zeros(NG, dtype=np.int64)
         self.g[G_XROW] = -1
@@ -841,6 +934,7 @@ class BookState:
 
         Raises OverflowError(symbol id) when a symbol's live prices span more than MAX_WINDOW/2 ticks.
         """
+        check_time(ts, sym, rows, self.ist, self.g)
         i = 0
         while True:
             st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, False, *self._state(), *out, r)

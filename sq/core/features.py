@@ -86,7 +86,7 @@ def agg_trade_ratio(trade_qty: float, side: int, best_bid_qty: float, best_ask_q
     return NAN
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def vwap_push(fst, vw_ts, vw_pq, vw_q, s: int, head: int, length: int, ts: int, price: float, qty: float) -> int:
     """Append one trade to symbol `s`'s VWAP ring (the caller has checked capacity); returns new length."""
     cap = vw_ts.shape[1]
@@ -134,29 +134,6 @@ def vwap_value(fst, s: int, length: int) -> float:
     if not q > 0.0:
         return NAN
     return fst[s, F_VW_PQ] / q
-
-
-@njit(cache=True, inline="always")
-def vol_update(fst, s: int, mid: float, n_returns: int, alpha: float) -> int:
-    """Fold the log return from the previous message's mid into the EWMA variance.
-
-    Called once per complete message. A return is taken only between two defined mids (an
-    undefined mid breaks the chain: no return is ever taken across a gap) and only when the mid
-    moved; the first return seeds the variance. Returns the updated return count.
-    """
-    prev = fst[s, F_PREV_MID]
-    if mid == mid and mid > 0.0:
-        if prev == prev and mid != prev:
-            r = math.log(mid / prev)
-            if n_returns == 0:
-                fst[s, F_VAR] = r * r
-            else:
-                fst[s, F_VAR] += alpha * (r * r - fst[s, F_VAR])
-            n_returns += 1
-        fst[s, F_PREV_MID] = mid
-    else:
-        fst[s, F_PREV_MID] = NAN
-    return n_returns
 
 
 @njit(cache=True, inline="always")
