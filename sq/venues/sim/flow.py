@@ -70,13 +70,6 @@ def uniform(rng):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def normal(rng):
-    u1 = uniform(rng)
-    u2 = uniform(rng)
-    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
-
-
-@njit(cache=True, inline="always", _nrt=False)
 def pareto(rng, alpha):
     """Pareto(alpha) with minimum 1: heavy-tailed sizes and distances."""
     return (1.0 - uniform(rng)) ** (-1.0 / alpha)
