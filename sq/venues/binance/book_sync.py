@@ -14,19 +14,92 @@ with u ≤ local id is a duplicate and ignored).
 
 A gap discards the book: the symbol goes back to buffering (starting with the event that showed
 the gap) and asks for a fresh snapshot; the pipeline then emits clear + snapshot rows.
+
+The per-event rule is one numba function (`diff_verdict`) over a per-symbol state table, used
+both by `SymbolSync.on_diff` and by `batch_verdicts`, which judges a whole burst of scanned
+frames in one call (the hot path: no Python per frame).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
+from numba import njit
 
 # verdicts of on_diff
 APPLY, IGNORE, BUFFER, GAP = 0, 1, 2, 3
 # verdicts of on_snapshot
 SYNCED, RETRY = 10, 11
+NO_VERDICT = -1
+
+# columns of the state table
+S_SYNCED, S_LAST, S_FIRST, S_FUT, S_GAPS, S_DUPS = range(6)
+N_STATE = 6
 
 MAX_BUFFER = 20_000  # events buffered while waiting for a snapshot (the oldest go first)
+
+
+@njit(cache=True)
+def diff_verdict(st, i, U, u, pu):
+    """The documented rule for one diff event of symbol row i (updates the row)."""
+    if st[i, S_SYNCED] == 0:
+        return BUFFER
+    last = st[i, S_LAST]
+    gap = False
+    if st[i, S_FUT] != 0:
+        if st[i, S_FIRST] != 0:
+            if u < last:
+                st[i, S_DUPS] += 1
+                return IGNORE
+            if U > last:
+                gap = True
+        else:
+            if u <= last:
+                st[i, S_DUPS] += 1
+                return IGNORE
+            if pu != last:
+                gap = True
+    else:
+        if u <= last:
+            st[i, S_DUPS] += 1
+            return IGNORE
+        if U > last + 1:
+            gap = True
+    if gap:
+        st[i, S_GAPS] += 1
+        st[i, S_SYNCED] = 0
+        st[i, S_FIRST] = 0
+        return GAP
+    st[i, S_FIRST] = 0
+    st[i, S_LAST] = u
+    return APPLY
+
+
+@njit(cache=True)
+def batch_verdicts(st, code, ok, U, u, pu, out, seq_at):
+    """Verdicts for a burst of frames in order; frames with ok[f] == 0 or code < 0 get NO_VERDICT.
+
+    seq_at[f] is the symbol's local id after frame f (-1: unknown symbol or never synced).
+    """
+    for f in range(len(code)):
+        c = code[f]
+        if c < 0:
+            out[f] = NO_VERDICT
+            seq_at[f] = -1
+            continue
+        if ok[f] == 0:
+            out[f] = NO_VERDICT
+        else:
+            out[f] = diff_verdict(st, c, U[f], u[f], pu[f])
+        seq_at[f] = st[c, S_LAST]
+
+
+def new_table(n: int) -> np.ndarray:
+    t = np.zeros((n, N_STATE), dtype=np.int64)
+    t[:, S_LAST] = -1
+    return t
 
 
 @dataclass
@@ -39,55 +112,55 @@ class Pending:
     payload: Any
 
 
-@dataclass
 class SymbolSync:
-    """The local-book state of one symbol; `futures` selects the USD-M rules."""
+    """The local-book state of one symbol (a row of a shared state table); `futures` selects the USD-M rules."""
 
-    futures: bool = False
-    synced: bool = False
-    last: int = -1  # local update id (u of the last applied event, or the snapshot's L)
-    first: bool = False  # futures: the next applied event is the first after the snapshot
-    buffer: list[Pending] = field(default_factory=list)
-    gaps: int = 0
-    snapshots: int = 0
-    snapshot_retries: int = 0
-    duplicates: int = 0
-    dropped_buffer: int = 0
+    def __init__(self, futures: bool = False, table: np.ndarray | None = None, row: int = 0):
+        self.table = new_table(1) if table is None else table
+        self.row = row
+        self.table[row, S_FUT] = 1 if futures else 0
+        self.buffer: list[Pending] = []
+        self.snapshots = 0
+        self.snapshot_retries = 0
+        self.dropped_buffer = 0
+
+    def _get(self, col: int) -> int:
+        return int(self.table[self.row, col])
+
+    futures = property(lambda self: bool(self._get(S_FUT)))
+    gaps = property(lambda self: self._get(S_GAPS))
+    duplicates = property(lambda self: self._get(S_DUPS))
+
+    @property
+    def synced(self) -> bool:
+        return bool(self._get(S_SYNCED))
+
+    @synced.setter
+    def synced(self, v: bool) -> None:
+        self.table[self.row, S_SYNCED] = 1 if v else 0
+
+    @property
+    def last(self) -> int:
+        return self._get(S_LAST)
+
+    @last.setter
+    def last(self, v: int) -> None:
+        self.table[self.row, S_LAST] = v
+
+    @property
+    def first(self) -> bool:
+        return bool(self._get(S_FIRST))
+
+    @first.setter
+    def first(self, v: bool) -> None:
+        self.table[self.row, S_FIRST] = 1 if v else 0
 
     def on_diff(self, U: int, u: int, pu: int) -> int:
         """Verdict for one live diff event: APPLY, IGNORE, BUFFER (caller buffers), GAP."""
-        if not self.synced:
-            return BUFFER
-        last = self.last
-        if self.futures:
-            if self.first:
-                if u < last:
-                    self.duplicates += 1
-                    return IGNORE
-                if U > last:
-                    return self._gap()
-                self.first = False
-            else:
-                if u <= last:
-                    self.duplicates += 1
-                    return IGNORE
-                if pu != last:
-                    return self._gap()
-        else:
-            if u <= last:
-                self.duplicates += 1
-                return IGNORE
-            if U > last + 1:
-                return self._gap()
-        self.last = u
-        return APPLY
-
-    def _gap(self) -> int:
-        self.gaps += 1
-        self.synced = False
-        self.first = False
-        self.buffer.clear()
-        return GAP
+        v = diff_verdict(self.table, self.row, U, u, pu)
+        if v == GAP:
+            self.buffer.clear()
+        return v
 
     def push(self, U: int, u: int, pu: int, payload: Any) -> None:
         """Buffer an event while unsynced (after BUFFER or GAP)."""
@@ -95,6 +168,12 @@ class SymbolSync:
             self.buffer.pop(0)
             self.dropped_buffer += 1
         self.buffer.append(Pending(U, u, pu, payload))
+
+    def restart(self) -> None:
+        """Forget the book (a new connection): unsynced, nothing buffered."""
+        self.synced = False
+        self.first = False
+        self.buffer.clear()
 
     def on_snapshot(self, L: int) -> tuple[int, list[Pending]]:
         """Apply a snapshot with lastUpdateId L.

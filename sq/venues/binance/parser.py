@@ -168,7 +168,7 @@ def _dec(buf, p, n, pow10):
     while p < n:
         c = buf[p]
         if 48 <= c <= 57:
-            if mant > 900719925474099:  # one more digit could pass 2**53: not exact any more
+            if digits >= 15 and mant > 900719925474099:  # one more digit could pass 2**53: not exact
                 return 0.0, -1, False
             mant = mant * 10 + (c - 48)
             digits += 1
@@ -297,43 +297,124 @@ def _event(buf, p, n, fi, ints, px, qty, side, lframe, nl, pow10):
     return -1, nl0, False, -1
 
 
+_WRAP = np.frombuffer(b'{"stream":"', dtype=np.uint8)
+_DATA = np.frombuffer(b',"data":', dtype=np.uint8)
+
+
 @njit(cache=True)
-def scan_frames(buf, starts, ends, ints, px, qty, side, lframe, pow10):
+def _match(buf, p, n, pat):
+    if p + len(pat) > n:
+        return False
+    for k in range(len(pat)):
+        if buf[p + k] != pat[k]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _fnv(buf, s, e):
+    h = np.int64(-3750763034362895579)  # FNV-1a offset basis as int64 (wrapping arithmetic)
+    for p in range(s, e):
+        h = (h ^ np.int64(buf[p])) * np.int64(1099511628211)
+    return h
+
+
+@njit(cache=True)
+def _lookup(buf, s0, s1, hashes, order, sym_buf, sym_off):
+    """Index of the symbol bytes buf[s0:s1] in the table, or -1."""
+    if s0 < 0 or s1 < s0:
+        return -1
+    h = _fnv(buf, s0, s1)
+    j = np.searchsorted(hashes, h)
+    while j < len(hashes) and hashes[j] == h:
+        k = order[j]
+        a, b = sym_off[k], sym_off[k + 1]
+        if b - a == s1 - s0:
+            same = True
+            for t in range(b - a):
+                if sym_buf[a + t] != buf[s0 + t]:
+                    same = False
+                    break
+            if same:
+                return k
+        j += 1
+    return -1
+
+
+@njit(cache=True)
+def scan_frames(buf, starts, ends, ints, px, qty, side, lframe, pow10, wrap, data, hashes, order, sym_buf, sym_off):
     """Scan every frame [starts[i], ends[i]) of buf; fill ints rows and the level arrays.
 
-    Returns the number of levels written. ints[i, 0] is ST_DEPTH, ST_OTHER or ST_FALLBACK.
+    Returns the number of levels written. ints[i, 0] is ST_DEPTH, ST_OTHER or ST_FALLBACK;
+    ints[i, 9] the symbol's index in the table (-1 unknown).
     """
     nl = 0
     for fi in range(len(starts)):
         n = ends[fi]
-        for c in range(1, 9):
+        for c in range(1, 10):
             ints[fi, c] = -1
         ints[fi, 8] = 0
         p = _ws(buf, starts[fi], n)
-        end, nl2, wrapper, data_at = _event(buf, p, n, fi, ints, px, qty, side, lframe, nl, pow10)
-        if end >= 0 and wrapper:
-            # the wrapper's own fields were ignored; scan the data object for the event
-            for c in range(1, 9):
-                ints[fi, c] = -1
-            ints[fi, 8] = 0
-            end, nl2, w2, d2 = _event(buf, data_at, n, fi, ints, px, qty, side, lframe, nl, pow10)
+        end = -1
+        nl2 = nl
+        done = False
+        # fast path: {"stream":"…","data":{…}} — parse the data object in place
+        if _match(buf, p, n, wrap):
+            q = _skip_string(buf, p + len(wrap) - 1, n)
+            if q > 0 and _match(buf, q, n, data):
+                d = _ws(buf, q + len(data), n)
+                end, nl2, w2, d2 = _event(buf, d, n, fi, ints, px, qty, side, lframe, nl, pow10)
+                if end >= 0 and not w2:
+                    end = _ws(buf, end, n)
+                    if end < n and buf[end] == 125:
+                        done = True
+                if not done:
+                    for c in range(1, 10):
+                        ints[fi, c] = -1
+                    ints[fi, 8] = 0
+                    nl2 = nl
+                    end = -1
+        if not done:
+            end, nl2, wrapper, data_at = _event(buf, p, n, fi, ints, px, qty, side, lframe, nl, pow10)
+            if end >= 0 and wrapper:
+                for c in range(1, 10):
+                    ints[fi, c] = -1
+                ints[fi, 8] = 0
+                end, nl2, w2, d2 = _event(buf, data_at, n, fi, ints, px, qty, side, lframe, nl, pow10)
         if end < 0:
             ints[fi, 0] = ST_FALLBACK
             continue
+        ints[fi, 9] = _lookup(buf, ints[fi, 6], ints[fi, 7], hashes, order, sym_buf, sym_off)
         if nl2 == nl and ints[fi, 4] < 0:
             ints[fi, 0] = ST_OTHER
             continue
         if ints[fi, 3] < 0 or ints[fi, 4] < 0 or ints[fi, 6] < 0:
             ints[fi, 0] = ST_FALLBACK  # a depth event without its ids: let Python judge it
-            nl2 = nl
             continue
         ints[fi, 0] = ST_DEPTH
         nl = nl2
     return nl
 
 
+class SymbolTable:
+    """Venue symbol names (bytes) for the kernel's lookup: FNV-1a hashes sorted, with the bytes."""
+
+    def __init__(self, names: list[bytes]):
+        self.names = list(names)
+        self.sym_buf = np.frombuffer(b"".join(self.names) or b"\0", dtype=np.uint8)
+        self.sym_off = np.zeros(len(self.names) + 1, dtype=np.int64)
+        if self.names:
+            self.sym_off[1:] = np.cumsum([len(x) for x in self.names])
+        hs = np.array([_fnv(np.frombuffer(x, dtype=np.uint8), 0, len(x)) if x else 0 for x in self.names], dtype=np.int64)
+        self.order = np.argsort(hs, kind="stable").astype(np.int64)
+        self.hashes = hs[self.order]
+
+
+_EMPTY_TABLE: SymbolTable | None = None
+
+
 # columns of Scan.ints
-C_STATUS, C_E, C_T, C_U, C_u, C_pu, C_S0, C_S1, C_UNKNOWN = range(9)
+C_STATUS, C_E, C_T, C_U, C_u, C_pu, C_S0, C_S1, C_UNKNOWN, C_CODE = range(10)
 
 
 @dataclass
@@ -346,7 +427,7 @@ class Scan:
 
     frames: list[bytes]
     buf: bytes
-    ints: np.ndarray  # (n, 9) int64
+    ints: np.ndarray  # (n, 10) int64
     px: np.ndarray
     qty: np.ndarray
     side: np.ndarray  # int8
@@ -356,21 +437,28 @@ class Scan:
         return self.buf[self.ints[i, C_S0] : self.ints[i, C_S1]]
 
 
-def scan(frames: list[bytes]) -> Scan:
-    """Scan a batch of frames (bytes or str) in one kernel call."""
-    frames = [f.encode() if isinstance(f, str) else f for f in frames]
-    buf = b"".join(frames)
-    lens = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
+def scan(frames: list[bytes], symbols: SymbolTable | None = None) -> Scan:
+    """Scan a batch of frames (bytes or str) in one kernel call; `symbols` resolves `s` to an index."""
+    global _EMPTY_TABLE
+    if symbols is None:
+        symbols = _EMPTY_TABLE = _EMPTY_TABLE or SymbolTable([])
+    try:
+        buf = b"".join(frames)
+    except TypeError:  # text frames (str): the kernel reads UTF-8 bytes
+        frames = [f.encode() if isinstance(f, str) else f for f in frames]
+        buf = b"".join(frames)
+    lens = np.fromiter(map(len, frames), dtype=np.int64, count=len(frames))
     ends = np.cumsum(lens)
     starts = ends - lens
     cap = len(buf) // 9 + 1  # every level takes at least 9 bytes: ["1","1"]
-    ints = np.empty((len(frames), 9), dtype=np.int64)
+    ints = np.empty((len(frames), 10), dtype=np.int64)
     px = np.empty(cap, dtype=np.float64)
     qty = np.empty(cap, dtype=np.float64)
     side = np.empty(cap, dtype=np.int8)
     lframe = np.empty(cap, dtype=np.int64)
     arr = np.frombuffer(buf, dtype=np.uint8) if buf else np.zeros(1, dtype=np.uint8)
-    nl = scan_frames(arr, starts, ends, ints, px, qty, side, lframe, _POW10)
+    nl = scan_frames(arr, starts, ends, ints, px, qty, side, lframe, _POW10, _WRAP, _DATA,
+                     symbols.hashes, symbols.order, symbols.sym_buf, symbols.sym_off)
     return Scan(frames, buf, ints, px[:nl], qty[:nl], side[:nl], lframe[:nl])
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from sq.core.schemas import CLEAR, LEVEL, SNAPSHOT_END, TRADE
 from sq.venues.binance import parser as P
-from sq.venues.binance.book_sync import APPLY, GAP, RETRY, IGNORE, SymbolSync
+from sq.venues.binance.book_sync import APPLY, BUFFER, GAP, IGNORE, RETRY, S_LAST, SymbolSync, batch_verdicts, new_table
 
 log = logging.getLogger("sq.binance")
 
@@ -113,8 +113,13 @@ class MarketPipeline:
         self._map: dict[str, dict[bytes, int]] = {"spot": {}, "futures": {}}
         for code, s in enumerate(self.symbols):
             self._map[s.market][s.venue_symbol.encode()] = code
-        self.syncs = [SymbolSync(futures=s.market == "futures") for s in self.symbols]
-        self.seq = [-1] * len(self.symbols)  # seq of the last message emitted per symbol
+        # the kernel's symbol tables give codes in the pipeline's numbering, per market
+        self._tables: dict[str, tuple[P.SymbolTable, np.ndarray]] = {}
+        for market, m in self._map.items():
+            names = sorted(m, key=m.get)
+            self._tables[market] = (P.SymbolTable(names), np.array([m[x] for x in names] + [-1], dtype=np.int64))
+        self.table = new_table(len(self.symbols))  # per-symbol sync state; S_LAST is the last emitted seq
+        self.syncs = [SymbolSync(s.market == "futures", self.table, code) for code, s in enumerate(self.symbols)]
         self._want: set[int] = set()
         self._seen_unknown: set[str] = set()
         self._logged: dict[str, int] = {}
@@ -136,9 +141,7 @@ class MarketPipeline:
         Nothing is emitted now; the next snapshot message (clear + levels) replaces the book.
         """
         for code in codes:
-            sync = self.syncs[code]
-            sync.synced = False
-            sync.buffer.clear()
+            self.syncs[code].restart()
             self._want.discard(code)
 
     def _note(self, what: str, msg: str, *args) -> None:
@@ -160,60 +163,52 @@ class MarketPipeline:
 
     # ------------------------------------------------------------------------------ frames
 
+    @property
+    def seq(self) -> np.ndarray:
+        """Seq of the last message emitted per symbol (-1 before the first)."""
+        return self.table[:, S_LAST]
+
     def feed(self, frames: list[bytes], recv_ns, market: str = "spot") -> Rows:
-        """Parse and sync one burst of frames (arrival order); return the rows to emit."""
+        """Parse and sync one burst of frames (arrival order); return the rows to emit.
+
+        The kernel scans the burst and judges every depth diff in one pass; Python touches only
+        the frames that need it (trades, tickers, buffering, unknown fields, odd frames). A frame
+        the kernel could not decode splits the burst so events stay in order.
+        """
         n = len(frames)
         if n == 0:
             return Rows.empty()
         recv = np.broadcast_to(np.asarray(recv_ns, dtype=np.int64), (n,))
-        sc = P.scan(frames)
+        table, codemap = self._tables[market]
+        sc = P.scan(frames, table)
         ints = sc.ints
+        status = ints[:, P.C_STATUS]
+        fb = np.flatnonzero(status == P.ST_FALLBACK)
+        if len(fb):
+            k = int(fb[0])
+            before = self.feed(frames[:k], recv[:k], market)
+            x = _Extra()
+            self.counters["frames"] += 1
+            self._slow_frame(frames[k], int(recv[k]), market, 0, x)
+            return Rows.concat([before, x.rows()[0], self.feed(frames[k + 1 :], recv[k + 1 :], market)])
         self.counters["frames"] += n
-        status = ints[:, P.C_STATUS].tolist()
-        Ul = ints[:, P.C_U].tolist()
-        ul = ints[:, P.C_u].tolist()
-        pul = ints[:, P.C_pu].tolist()
-        s0 = ints[:, P.C_S0].tolist()
-        s1 = ints[:, P.C_S1].tolist()
-        unk = ints[:, P.C_UNKNOWN].tolist()
-        emit = np.zeros(n, dtype=np.bool_)
-        fsym = np.zeros(n, dtype=np.int32)
-        symmap = self._map[market]
-        syncs = self.syncs
-        buf = sc.buf
-        depth_on = self.book == "depth"
-        extra: _Extra | None = None
-        ndepth = 0
-        for i in range(n):
-            if status[i] == P.ST_DEPTH:
-                ndepth += 1
-                code = symmap.get(buf[s0[i] : s1[i]])
-                if code is None:
-                    self.counters["unknown_symbols"] += 1
-                    self._note("unknown_symbol", "binance: depth frame for a symbol not subscribed: %s", buf[s0[i] : s1[i]].decode("utf-8", "replace"))
-                    continue
-                if unk[i]:
-                    self._unknown_fields(P.event_of(P.loads(frames[i])), "depthUpdate")
-                if not depth_on:
-                    self.counters["ignored"] += 1
-                    continue
-                v = syncs[code].on_diff(Ul[i], ul[i], pul[i])
-                if v == APPLY:
-                    emit[i] = True
-                    fsym[i] = code
-                    self.seq[code] = ul[i]
-                elif v != IGNORE:
-                    sel = sc.lframe == i
-                    E = int(ints[i, P.C_E])
-                    payload = (E * MS if E >= 0 else int(recv[i]), int(recv[i]), sc.px[sel].copy(), sc.qty[sel].copy(), sc.side[sel].copy())
-                    self._buffer(code, v, Ul[i], ul[i], pul[i], payload)
-            else:
-                if extra is None:
-                    extra = _Extra()
-                self._slow_frame(frames[i], int(recv[i]), market, i, extra)
+        code = codemap[ints[:, P.C_CODE]]  # -1 → the table's trailing -1
+        is_depth = status == P.ST_DEPTH
+        ok = (is_depth if self.book == "depth" else np.zeros(n, dtype=np.bool_)).astype(np.int8)
+        verdict = np.empty(n, dtype=np.int64)
+        seq_at = np.empty(n, dtype=np.int64)
+        batch_verdicts(self.table, code, ok, ints[:, P.C_U], ints[:, P.C_u], ints[:, P.C_pu], verdict, seq_at)
+        emit = verdict == APPLY
+        ndepth = int(is_depth.sum())
         self.counters["depth_frames"] += ndepth
-        self.counters["duplicates"] = sum(s.duplicates for s in syncs)
-        depth_rows, depth_key = self._depth_rows(sc, emit, fsym, recv)
+        special = np.flatnonzero((verdict >= BUFFER) | ~is_depth | (ints[:, P.C_UNKNOWN] > 0) | (code < 0))
+        extra: _Extra | None = None
+        if len(special):
+            extra = _Extra()
+            for i in special.tolist():
+                self._special(sc, i, int(code[i]), int(verdict[i]), int(seq_at[i]), bool(is_depth[i]), frames[i], int(recv[i]), market, extra)
+        self.counters["duplicates"] = int(self.table[:, 5].sum())
+        depth_rows, depth_key = self._depth_rows(sc, emit, code.astype(np.int32), recv)
         if extra is None or not extra.ts:
             return depth_rows
         xrows, xkey = extra.rows()
@@ -221,7 +216,31 @@ class MarketPipeline:
         order = np.argsort(np.concatenate([depth_key, xkey]), kind="stable")
         return Rows(*(getattr(allrows, f)[order] for f in Rows.__dataclass_fields__))
 
+    def _special(self, sc: P.Scan, i: int, code: int, verdict: int, seq_at: int, is_depth: bool, frame: bytes, recv: int,
+                 market: str, x: _Extra) -> None:
+        """One frame off the fast path, in arrival order."""
+        if not is_depth:
+            self._slow_frame(frame, recv, market, i, x, seq_at)
+            return
+        if code < 0:
+            self.counters["unknown_symbols"] += 1
+            self._note("unknown_symbol", "binance: depth frame for a symbol not subscribed: %s", sc.symbol(i).decode("utf-8", "replace"))
+            return
+        if sc.ints[i, P.C_UNKNOWN]:
+            self._unknown_fields(P.event_of(P.loads(frame)), "depthUpdate")
+        if self.book != "depth":
+            self.counters["ignored"] += 1
+            return
+        if verdict in (BUFFER, GAP):
+            lo = int(np.searchsorted(sc.lframe, i, "left"))
+            hi = int(np.searchsorted(sc.lframe, i, "right"))
+            E = int(sc.ints[i, P.C_E])
+            payload = (E * MS if E >= 0 else recv, recv, sc.px[lo:hi].copy(), sc.qty[lo:hi].copy(), sc.side[lo:hi].copy())
+            ints = sc.ints[i]
+            self._buffer(code, verdict, int(ints[P.C_U]), int(ints[P.C_u]), int(ints[P.C_pu]), payload)
+
     def _depth_rows(self, sc: P.Scan, emit: np.ndarray, fsym: np.ndarray, recv: np.ndarray) -> tuple[Rows, np.ndarray]:
+        """Level rows of every applied frame, gathered with array ops (key = frame index)."""
         lf = sc.lframe
         if not len(lf):
             return Rows.empty(), np.zeros(0, dtype=np.int64)
@@ -240,6 +259,7 @@ class MarketPipeline:
     def _buffer(self, code: int, verdict: int, U: int, u: int, pu: int, payload) -> None:
         sync = self.syncs[code]
         if verdict == GAP:
+            sync.buffer.clear()
             self.counters["gaps"] += 1
             self.sync_log.append(("gap", code, sync.last, U, u))
             self._note("gap", "binance %s: depth gap (local id %d, next event U=%d u=%d pu=%d): resyncing from a fresh snapshot",
@@ -247,7 +267,7 @@ class MarketPipeline:
         sync.push(U, u, pu, payload)
         self._want.add(code)
 
-    def _slow_frame(self, frame: bytes, recv: int, market: str, key: int, x: _Extra) -> None:
+    def _slow_frame(self, frame: bytes, recv: int, market: str, key: int, x: _Extra, seq_at: int | None = None) -> None:
         """Every frame the kernel left to Python: trades, tickers, control replies, odd depth frames."""
         try:
             obj = P.loads(frame)
@@ -273,7 +293,7 @@ class MarketPipeline:
             if kind == "depthUpdate":
                 self._depth_py(ev, recv, market, key, x)
             elif kind in ("trade", "aggTrade"):
-                self._trade(ev, recv, market, key, x, kind)
+                self._trade(ev, recv, market, key, x, kind, seq_at)
             elif kind == "bookTicker":
                 self._ticker(ev, recv, market, key, x)
             else:
@@ -306,7 +326,6 @@ class MarketPipeline:
         ts = int(ev["E"]) * MS if "E" in ev else recv
         v = self.syncs[code].on_diff(U, u, pu)
         if v == APPLY:
-            self.seq[code] = u
             for side, p, q in levels:
                 x.add(ts, recv, code, LEVEL, side, p, q, u, key)
         elif v != IGNORE:
@@ -314,7 +333,7 @@ class MarketPipeline:
             sides = np.array([s for s, _, _ in levels], dtype=np.int8)
             self._buffer(code, v, U, u, pu, (ts, recv, arr[:, 0].copy(), arr[:, 1].copy(), sides))
 
-    def _trade(self, ev: dict, recv: int, market: str, key: int, x: _Extra, kind: str) -> None:
+    def _trade(self, ev: dict, recv: int, market: str, key: int, x: _Extra, kind: str, seq_at: int | None = None) -> None:
         price, qty = P.decimal(ev["p"]), P.decimal(ev["q"])
         side = -1 if ev["m"] else 1
         tid = int(ev["t"] if kind == "trade" else ev["a"])
@@ -323,7 +342,8 @@ class MarketPipeline:
         if code is None:
             return
         self._unknown_fields(ev, kind)
-        seq = self.seq[code] if self.seq[code] >= 0 else tid
+        last = self.seq[code] if seq_at is None else seq_at
+        seq = int(last) if last >= 0 else tid
         x.add(ts, recv, code, TRADE, side, price, qty, seq, key)
         self.counters["trades"] += 1
 
@@ -384,14 +404,12 @@ class MarketPipeline:
         for p, q in asks:
             x.add(ts, recv_ns, code, LEVEL, -1, p, q, L)
         x.add(ts, recv_ns, code, SNAPSHOT_END, 0, 0.0, 0.0, L)
-        self.seq[code] = L
         parts = [x.rows()[0]]
         for ev in events:
             ets, erecv, px, qty, side = ev.payload
             k = len(px)
             parts.append(Rows(np.full(k, ets, np.int64), np.full(k, erecv, np.int64), np.full(k, code, np.int32),
                               np.full(k, LEVEL, np.uint8), side, px, qty, np.full(k, ev.u, np.int64)))
-            self.seq[code] = ev.u
         return Rows.concat(parts)
 
     def gaps(self) -> int:
