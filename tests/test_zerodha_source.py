@@ -209,3 +209,34 @@ def test_full_mode_stream_feeds_the_book(logged_in):
     assert rel and all(b < a for b, a in rel)
     c = bs.counts
     assert c["crossed"] == 0 and c["locked"] == 0 and c["bad_rows"] == 0 and c["backwards"] == 0
+
+
+def test_silent_connection_trips_the_watchdog(logged_in):
+    fake = logged_in
+    src = open_market_source(parse_symbols(["NSE:INFY"]), opts(mode="ltp"))
+    src.watchdog_s, src.backoff_initial = 0.3, 0.05
+    n = 0
+    for _ in src.batches():
+        n += 1
+        if n == 2:
+            fake.paused = True  # no frames, not even heartbeats: a dead link
+            threading.Timer(1.0, lambda: setattr(fake, "paused", False)).start()
+        if src.reconnects >= 1 and n >= 4:
+            src.close()
+    assert src.reconnects >= 1
+
+
+def test_unreachable_ticker_gives_up_with_69(logged_in, monkeypatch):
+    import socket
+
+    from sq.core.exits import VenueUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("SQ_KITE_WS_URL", f"ws://127.0.0.1:{port}")
+    src = open_market_source(parse_symbols(["NSE:INFY"]), opts(mode="ltp"))
+    src.backoff_initial, src.max_failures = 0.01, 2
+    with pytest.raises(VenueUnavailable) as e:
+        list(src.batches())
+    assert e.value.status == 69 and "ticker unreachable" in e.value.message
