@@ -8,13 +8,21 @@ import typer
 
 from sq.commands._options import JsonOption, env_of
 
-HELP = """Halt every running sq paper process (optionally only one venue's or one symbol's).
+HELP = """Halt every running sq paper and live process and cancel every open order at every
+venue with stored credentials (optionally only one venue's or one symbol's).
 
 Each process found in the runtime registry gets SIGTERM: it cancels all its orders, seals its
 journal (orders/fills/pnl Parquet) and exits 0. Anything still running after --timeout gets
-SIGKILL and is reported as not halted (its journal can be continued with sq paper --resume DIR).
-Reports a table on a terminal, one JSON document otherwise (or with --json). Exit 0 when every
-process halted cleanly (or none was running), 1 when anything did not."""
+SIGKILL and is reported as not halted (its journal can be continued with --resume DIR).
+
+At the same time, and independently of those processes (a hung sq live cannot keep orders
+alive), sq kill goes to each venue whose credentials it finds (Binance keys, a Zerodha session):
+it cancels every open order (Binance: cancel-all per symbol with open orders, spot and USD-M
+futures; Zerodha: each open order), with --flatten also closes positions with marketable orders
+no larger than the configured risk limits, then asks the venue again what is left.
+
+Reports a table on a terminal, one JSON document otherwise (or with --json). Never prompts.
+Exit 0 when every process halted cleanly and nothing is left open, 1 when anything remains."""
 
 EPILOG = """Examples:
 
@@ -22,9 +30,11 @@ EPILOG = """Examples:
 
   sq kill --venue sim --json
 
-  sq kill --symbol SIM:DEMO
+  sq kill --symbol BINANCE:BTCUSDT
 
-  55 15 * * 1-5  sq kill --json >> ~/sq-kill.log   # cron: stop paper trading before the close"""
+  sq kill --venue zerodha --flatten --json
+
+  55 15 * * 1-5  sq kill --venue zerodha --flatten --json >> ~/sq-kill.log   # cron: square off before the close"""
 
 
 def kill(
@@ -32,14 +42,27 @@ def kill(
     venue: Annotated[Optional[str], typer.Option("--venue", help="Only processes trading on this venue (sim, binance, zerodha).", show_default=False)] = None,
     symbol: Annotated[Optional[str], typer.Option("--symbol", help="Only processes trading this symbol (e.g. SIM:DEMO).", show_default=False)] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.05, max=60.0, help="Seconds to wait for a clean halt before SIGKILL.")] = 1.0,
+    flatten: Annotated[bool, typer.Option("--flatten", help="Also close open positions at the venues (marketable orders within the risk limits).")] = False,
     json_: JsonOption = False,
 ) -> None:
     import json
+    import time
 
+    t0 = time.perf_counter()
+    from sq.core.exits import SqError
     from sq.core.kill import run_kill
 
     env = env_of(ctx)
-    report = run_kill(venue=venue, symbol=symbol, timeout=timeout)
+    config, config_error = None, ""
+    try:
+        from sq.core.config import load_config
+
+        config = load_config(env)
+    except SqError as e:  # still halt the processes; say the venues could not be checked
+        config_error = e.message
+    report = run_kill(venue=venue, symbol=symbol, timeout=timeout, config=config, flatten=flatten, t0=t0)
+    if config_error:
+        report.venues.append({"venue": "*", "market": "", "ok": False, "canceled": 0, "error": f"config: {config_error}"})
     if json_ or not env.stdout_isatty:
         env.stdout.write((json.dumps(report.to_json()) + "\n").encode())
         env.stdout.flush()
@@ -47,12 +70,21 @@ def kill(
         _table(env, report)
     n_ok = sum(1 for p in report.processes if p.ok)
     if not report.processes:
-        env.info("kill: no running sq paper processes" + _scope(venue, symbol))
+        env.info("kill: no running sq paper or live processes" + _scope(venue, symbol))
     else:
         env.info(f"kill: halted {n_ok} of {len(report.processes)} process(es) in {report.elapsed_s:.2f}s")
     for p in report.processes:
         if not p.ok:
             env.warn(f"pid {p.pid} ({p.strategy} {' '.join(p.symbols)}): {p.outcome}: {p.detail}")
+    for v in report.venues:
+        where = f"{v['venue']} {v.get('market', '')}".strip()
+        env.info(f"kill: {where}: canceled {v.get('canceled', 0)}" + (f", flattened {len(v.get('flattened') or [])}" if flatten else ""))
+        if v.get("error"):
+            env.warn(f"{where}: {v['error']}")
+        for o in v.get("remaining_orders") or []:
+            env.warn(f"{where}: still open: {o.get('symbol')} {o.get('client_order_id') or o.get('venue_order_id')}")
+        for p in v.get("remaining_positions") or []:
+            env.warn(f"{where}: position left: {p.get('symbol')} {p.get('qty')}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -74,6 +106,15 @@ def _table(env, report) -> None:
         t.add_row(str(p.pid), p.mode, p.strategy, " ".join(p.symbols), f"[{style}]{p.outcome}[/]", f"{p.seconds:.3f}", p.journal)
     console = env.console()
     console.print(t if report.processes else "nothing to halt")
+    if report.venues:
+        vt = Table(title="venues", show_edge=False)
+        for col in ("venue", "market", "canceled", "flattened", "left open", "error"):
+            vt.add_column(col)
+        for v in report.venues:
+            left = len(v.get("remaining_orders") or []) + len(v.get("remaining_positions") or [])
+            vt.add_row(v["venue"], v.get("market", ""), str(v.get("canceled", 0)), str(len(v.get("flattened") or [])),
+                       f"[{'green' if v.get('ok') else 'red'}]{left}[/]", v.get("error", ""))
+        console.print(vt)
     f = console.file
     f.flush()
     if f is not env.stdout and hasattr(f, "detach"):  # our wrapper: leave the real stdout open

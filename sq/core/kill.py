@@ -5,11 +5,14 @@ The halt is a list of steps run in order, each producing rows of one report:
   1. `halt_processes` — SIGTERM to every matching process in the runtime registry at once; each
      cancels its orders, seals its journal, removes its registry entry and exits 0. Whatever is
      still running after `timeout` gets SIGKILL and is reported as not halted cleanly.
-  2. (with the live issue) cancelling at the venues directly, so a hung `sq live` cannot keep
-     orders working: a step that appends `VenueOutcome` rows to `KillReport.venues`. Paper
-     orders only exist inside their process, so step 1 is all paper trading needs.
+  2. `sq.core.venue_kill.cancel_everywhere` — at the same time, in a thread started first:
+     cancel every open order directly at each venue that has credentials (and with `flatten`
+     close positions), then list again what is left, so a hung `sq live` cannot keep orders
+     working. One row per venue market in `KillReport.venues`. Paper orders only exist inside
+     their process, so step 1 is all paper trading needs; without credentials step 2 is empty.
 
-Standard library only (plus the registry): `sq kill` runs from cron and must start at once.
+Standard library only (plus the registry and the config): `sq kill` runs from cron and must
+start at once — no numba, polars, pyarrow or venue SDK is imported.
 """
 
 from __future__ import annotations
@@ -150,10 +153,37 @@ def _remove_entry(e: runtime.ProcEntry) -> None:
         pass
 
 
-def run_kill(*, venue: str | None = None, symbol: str | None = None, timeout: float = 1.0) -> KillReport:
-    """Halt every matching registered process and return the report (the `sq kill` core)."""
-    t0 = time.monotonic()
+def run_kill(*, venue: str | None = None, symbol: str | None = None, timeout: float = 1.0, config: Any = None,
+             flatten: bool = False, t0: float | None = None) -> KillReport:
+    """Halt every matching registered process and, when `config` is given, cancel (and with
+    `flatten` close positions) at every credentialed venue in parallel; return the report."""
+    import threading
+
+    start = time.monotonic()
     report = KillReport()
+    venue_rows: list = []
+    worker = None
+    if config is not None:
+        from sq.core.venue_kill import cancel_everywhere
+
+        v = venue.strip().lower() if venue else None
+        worker = threading.Thread(target=lambda: venue_rows.extend(cancel_everywhere(config, venue=v, symbol=symbol, flatten=flatten, t0=t0)),
+                                  name="sq-kill-venues", daemon=True)
+        worker.start()
     report.processes = halt_processes(select(runtime.list_procs(), venue=venue, symbol=symbol), timeout=timeout)
-    report.elapsed_s = time.monotonic() - t0
+    if worker is not None:
+        worker.join()
+        if any(p.outcome != HALTED for p in report.processes) and venue_rows:
+            # a process that was killed or hung may have sent more before it stopped: sweep once more
+            again = cancel_everywhere(config, venue=venue.strip().lower() if venue else None, symbol=symbol, flatten=flatten)
+            before = {(r.venue, r.market): r for r in venue_rows}
+            for r in again:
+                old = before.get((r.venue, r.market))
+                if old is not None:
+                    r.canceled += old.canceled
+                    r.flattened = old.flattened + r.flattened
+                    r.first_request_s = old.first_request_s
+            venue_rows[:] = again
+        report.venues = [r.to_json() for r in venue_rows]
+    report.elapsed_s = time.monotonic() - start
     return report
