@@ -354,3 +354,21 @@ def test_interval_and_every_modes():
     schema, batches = make_batches(ev, ["SIM:A"], [0.1])
     rows, _ = run_stream(schema, batches, mode=B.MODE_EVERY, every=7)
     assert [r["seq"] for r in rows] == [6, 13, 20, 27]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), n_symbols=st.integers(1, 3), n_messages=st.integers(1, 200),
+       tick_idx=st.integers(0, len(TICKS) - 1))
+def test_engine_mode_without_rows_keeps_the_same_state(seed, n_symbols, n_messages, tick_idx):
+    """MODE_NONE (the engine's mode: no rows) skips unchanged feature upkeep; the state must match."""
+    events, symbols, ticks = random_stream(seed, n_symbols, n_messages, tick_idx)
+    states = []
+    for mode in (B.MODE_EVERY, B.MODE_NONE):
+        schema, batches = make_batches(events, symbols, ticks)
+        _, bs = run_stream(schema, batches, mode=mode, **OPTS)
+        states.append(bs.state)
+    a, b = states
+    cols = [B.I_NB, B.I_NA, B.I_BB, B.I_BA, B.I_NVOL, B.I_VW_LEN, B.I_INSNAP]
+    assert (a.ist[:, cols] == b.ist[:, cols]).all()
+    np.testing.assert_allclose(a.fst, b.fst, rtol=1e-12, equal_nan=True)
+    assert (a.g[[B.G_LOCKED, B.G_CROSSED, B.G_MESSAGES]] == b.g[[B.G_LOCKED, B.G_CROSSED, B.G_MESSAGES]]).all()

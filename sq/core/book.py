@@ -66,7 +66,9 @@ I_NPV = 20  # 20 bid, 21 ask: previous visible view saved at `clear`
 I_SNAPTS = 22  # ts of the last complete view (last-seen time of its levels)
 I_NVOL = 23  # number of mid returns folded into the volatility
 I_BASESET = 24
-NI = 25
+I_MIDKEY = 25  # bid+ask ticks at the last message end with features (NO_MID: undefined)
+NI = 26
+NO_MID = -(1 << 62)
 
 # stream-wide state (`g`)
 G_PEND = 0
@@ -580,6 +582,15 @@ def check_time(ts, sym, rows, ist, g):
             ist[s, I_HASTS] = 1
 
 
+@njit(cache=True)
+def _feature_keys(ist, vw_ts, s, vwin):
+    """(mid key at the last feature upkeep, ts from which the oldest VWAP trade expires)."""
+    due = np.iinfo(np.int64).max
+    if ist[s, I_VW_LEN] > 0:
+        due = vw_ts[s, ist[s, I_VW_HEAD]] + vwin
+    return ist[s, I_MIDKEY], due
+
+
 # why the tight loop of `process` stopped
 R_END, R_MSGEND, R_SWITCH, R_RECENTRE, R_OTHER = 0, 1, 2, 3, 4
 
@@ -613,7 +624,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     vwin = ip[P_VWAP_WIN]
     alpha = fp[FP_VOL_ALPHA]
     feats = ip[P_FEATURES] != 0
-    slow_end = feats or mode != MODE_NONE
+    slow_end = mode != MODE_NONE
     depth = ip[P_DEPTH]
     tick_buf = np.empty(max(depth, VIEW_CAP), dtype=np.int64)
     qty_buf = np.empty(max(depth, VIEW_CAP), dtype=np.float64)
@@ -633,6 +644,8 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     if cs < 0:
         return status, n, r  # nothing pending and no events
     (base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view) = _load(ist, cs)
+    midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
+    traded = False
     i = start
     while True:
         # ---------------- tight loop: no calls in here
@@ -655,6 +668,11 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                     if slow_end or view > 0:
                         reason = R_MSGEND
                         break
+                    if feats:  # feature upkeep only when something it depends on moved
+                        key = bb + ba if (nb > 0 and na > 0) else NO_MID
+                        if traded or key != midkey or pts >= vw_due:
+                            reason = R_MSGEND
+                            break
             if s != cs:
                 reason = R_SWITCH
                 break
@@ -745,11 +763,14 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                 stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, cs, pts, ip[P_STALE_AGE])
             if feats:
                 message_features(fst, ist, vw_ts, vw_pq, vw_q, cs, pts, vwin, alpha, nb, na, bb, ba)
+                ist[cs, I_MIDKEY] = bb + ba if (nb > 0 and na > 0) else NO_MID
+                traded = False
             if mode != MODE_NONE:
                 r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, cs, pts, pseq, out_ts, out_sym, out_seq, out_f, r,
                              tick_buf, qty_buf)
             if i >= n:
                 break
+            midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
             continue  # the event at i is processed by the tight loop (pend is 0 now)
         if reason == R_SWITCH:
             cs = sym[i]
@@ -762,6 +783,8 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         else:  # R_OTHER: trades/ticks with features, clear, snapshot_end
             k = kind[i]
             t_ns = ts[i]
+            if k == TRADE or k == TICK:
+                traded = True
             if k == TRADE:
                 bq = qbuf[off + bb - base] if nb > 0 else 0.0
                 aq = qbuf[off + w + ba - base] if na > 0 else 0.0
@@ -790,6 +813,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             pidx = i
             i += 1
         (base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view) = _load(ist, cs)
+        midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
     _store(ist, cs, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view)
     g[G_PEND] = pend
     g[G_PSYM] = psym
@@ -878,6 +902,7 @@ class BookState:
             self.fst[s, F.F_PREV_MID] = np.nan
             self.fst[s, F.F_MSG_TMIN] = np.inf
             self.fst[s, F.F_MSG_TMAX] = -np.inf
+            self.ist[s, I_MIDKEY] = NO_MID
         self.qbuf = np.concatenate([self.qbuf, np.zeros(total - len(self.qbuf))])
         self.n = n
 
