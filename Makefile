@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 ## demo: the main job, offline, on the simulated exchange
 demo: $(STAMP)
-	$(SQ) record SIM:DEMO --out demo-data --for 8s --seed 7 | $(SQ) book --depth 5 --format table --interval 1s
+	$(SQ) paper --strategy mm SIM:DEMO --for 20s --seed 7 --journal demo-data/runs/demo-$$(date -u +%Y%m%dT%H%M%SZ)
 
 ## test: the whole suite (slow fault-injection runs excluded; see test-slow)
 test: $(STAMP)

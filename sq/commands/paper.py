@@ -90,6 +90,7 @@ class Dashboard:
         self.book = BookStream(source.instruments, depth=1, mode=B.MODE_INTERVAL, interval_ns=100_000_000)
         self.top: dict[str, tuple] = {}
         self.working: dict[str, dict] = {}
+        self.closed: set[str] = set()
         self.pnl: dict[str, dict] = {}
         self.rejections: dict[str, int] = {}
         self.n_orders = self.n_fills = 0
@@ -135,7 +136,8 @@ class Dashboard:
                 self.rejections[key] = self.rejections.get(key, 0) + 1
             if r["event"] in ("canceled", "filled", "rejected", "expired"):
                 self.working.pop(cid, None)
-            else:
+                self.closed.add(cid)
+            elif cid not in self.closed:  # a late cancel_rejected after the fill does not reopen it
                 self.working[cid] = r
         self.n_fills += len(rows_from_batch(getattr(out, "fills", None)))
         for r in rows_from_batch(getattr(out, "pnl", None)):

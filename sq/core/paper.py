@@ -480,6 +480,9 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         summary = make_summary(run)
         journal.seal({"ts": time.time_ns(), "reason": run.stop_reason or "end", "summary": summary})
         sealed = True
+    except Exception as e:
+        sealed = _close_after_error(run, e)
+        raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -491,6 +494,20 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
 
     gc.freeze()  # the interpreter's final collection over numba's object graph takes ~1-2 s; skip it
     return 0
+
+
+def _close_after_error(run: PaperRun, error: Exception) -> bool:
+    """On an error mid-run, still cancel every working order and seal the journal when the
+    engine allows it (bad input data, a venue gone); if even that fails, leave the journal as it
+    is — verified and resumable. Returns whether it was sealed."""
+    try:
+        if run.stop_reason is None:
+            run.stop_reason = "error"
+        run.close_out()
+        run.journal.seal({"ts": time.time_ns(), "reason": "error", "error": f"{type(error).__name__}: {error}"})
+        return True
+    except Exception:
+        return False
 
 
 def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
@@ -587,14 +604,15 @@ def report(env: Any, opts: PaperOptions, plan: Plan, summary: dict) -> None:
         env.stdout.flush()
         return
     pnl = summary.get("pnl") or {}
+    position = ", ".join(f"{s} {q:g}" for s, q in (summary.get("position") or {}).items()) or "flat"
     env.info(
         f"paper {plan.strategy} {' '.join(plan.symbols)}: {summary.get('events', 0):,} events, {summary.get('orders', 0)} orders, "
-        f"{summary.get('fills', 0)} fills, position {summary.get('position')}, stopped by {summary.get('stopped_by')}; journal {plan.journal_dir}"
+        f"{summary.get('fills', 0)} fills, position {position}, stopped by {summary.get('stopped_by')}; journal {plan.journal_dir}"
     )
-    if not env.stdout_isatty:
-        line = f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} unrealized {pnl.get('unrealized', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f}\n"
-        env.stdout.write(line.encode())
-        env.stdout.flush()
+    line = (f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} "
+            f"unrealized {pnl.get('unrealized', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f}\n")
+    env.stdout.write(line.encode())  # after the dashboard's last frame on a terminal; the result line on a pipe
+    env.stdout.flush()
 
 
 def _json_default(o: Any) -> Any:
