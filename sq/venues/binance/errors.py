@@ -90,9 +90,22 @@ def explain(code: int | None, msg: str, http_status: int | None, what: str) -> t
     return f"binance {what}: {msg or 'error'}" + (f" [code {code}]" if code is not None else "") + (f" (HTTP {http_status})" if http_status else ""), VenueUnavailable
 
 
+_CLASSES: dict[type, type] = {}
+
+
+def _class(base: type[SqError]) -> type:
+    """BinanceError mixed with the sq error class its exit status belongs to (AuthError, TempFailure…)."""
+    if base not in _CLASSES:
+        _CLASSES[base] = type(f"Binance{base.__name__}", (BinanceError, base), {})
+    return _CLASSES[base]
+
+
 def error_for(code: int | None, msg: str, http_status: int | None, what: str, retry_after: float | None = None) -> BinanceError:
+    """The exception for a Binance error answer: a BinanceError that is also AuthError/TempFailure/…"""
     text, cls = explain(code, msg, http_status, what)
-    return BinanceError(text, code=code, http_status=http_status, retry_after=retry_after, status=cls.status)
+    if http_status == 418 and retry_after:
+        text += f" (ban lifts in {retry_after:.0f}s)"
+    return _class(cls)(text, code=code, http_status=http_status, retry_after=retry_after, status=cls.status)
 
 
 def raise_for_reply(reply, what: str) -> None:

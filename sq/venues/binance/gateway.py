@@ -173,18 +173,21 @@ class BinanceGateway:
         return st
 
     def _send_order(self, market: str, p: dict) -> dict:
-        """POST the order; a lost answer is retried with the same client id, duplicates resolved by query."""
-        try:
-            return self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
-        except VenueUnavailable:
-            log.warning("binance: new order %s: no answer; re-sending with the same client order id", p["newClientOrderId"])
-        try:
-            return self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
-        except SqError as e:
-            if is_error(e, -2010) and "uplicate" in e.message:
-                return self.rest.call(market, "get", "order", signed=True, weight=4, what="query order",
-                                      symbol=p["symbol"], origClientOrderId=p["newClientOrderId"])
-            raise
+        """POST the order; a lost answer is re-sent with the same client id, and "Duplicate order"
+        (the first send did arrive, or the id is already working) is answered by that order."""
+        for attempt in (1, 2):
+            try:
+                return self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+            except VenueUnavailable:
+                if attempt == 2:
+                    raise
+                log.warning("binance: new order %s: no answer; re-sending with the same client order id", p["newClientOrderId"])
+            except SqError as e:
+                if is_error(e, -2010) and "uplicate" in e.message:
+                    return self.rest.call(market, "get", "order", signed=True, weight=4, what="query order",
+                                          symbol=p["symbol"], origClientOrderId=p["newClientOrderId"])
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderState:
         market, rules, canonical = self._resolve(symbol)

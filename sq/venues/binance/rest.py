@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from sq.core.exits import SqError, TempFailure, VenueUnavailable
 from sq.venues.binance.endpoints import FUTURES, Endpoints
-from sq.venues.binance.errors import BinanceError, error_for
+from sq.venues.binance.errors import BinanceError, error_for  # noqa: F401  (BinanceError re-exported)
 
 log = logging.getLogger("sq.binance")
 
@@ -150,11 +150,7 @@ class BinanceRest:
                     resynced = True
                     self.sync_time(market)
                     continue
-                err = error_for(e.code, e.message or "", e.status_code, what, retry_after)
-                if e.status_code == 418 and retry_after:
-                    err = BinanceError(err.message + f" (ban lifts in {retry_after:.0f}s)", code=e.code, http_status=418,
-                                       retry_after=retry_after, status=err.status)
-                raise err from None
+                raise error_for(e.code, e.message or "", e.status_code, what, retry_after) from None
             except (rex.ConnectionError, rex.Timeout) as e:
                 raise VenueUnavailable(f"binance {what}: cannot reach {self.endpoints.rest(market)} ({type(e).__name__})") from None
             except BinanceRequestException as e:
