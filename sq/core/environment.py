@@ -8,6 +8,7 @@ fooled by FORCE_COLOR / TTY_COMPATIBLE (ARCHITECTURE §8a).
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from dataclasses import dataclass, field
@@ -67,9 +68,31 @@ class Environment:
         )
 
 
-def _text(stream: IO[bytes]) -> IO[str]:
-    import io
+class _TextOut(io.TextIOBase):
+    """A text view of a binary stream that never closes it (a TextIOWrapper would, when collected)."""
 
+    def __init__(self, stream: IO[bytes]):
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._stream.write(text.encode("utf-8"))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close(self) -> None:  # the underlying stream belongs to the process, not to us
+        self.flush()
+
+    def detach(self) -> IO[bytes]:
+        self.flush()
+        return self._stream
+
+
+def _text(stream: IO[bytes]) -> IO[str]:
     if isinstance(stream, io.TextIOBase):
         return stream  # type: ignore[return-value]
-    return io.TextIOWrapper(stream, encoding="utf-8", write_through=True)
+    return _TextOut(stream)
