@@ -23,6 +23,12 @@ live levels (O(live span), rare because the window keeps ≥ 1/4 slack on each s
 span exceeds half the window the kernel returns `ST_GROW_BOOK` and `BookState.grow_window` doubles
 that symbol's window, after which the same event is applied again. Locked/crossed books are
 counted after each complete message and never repaired.
+
+API for callers (sq book via `sq.core.bookstream`, the engine directly): `BookState(...)` holds
+the arrays; `BookState.ensure(n, tick_sizes, views)` adds symbols; `BookState.run(...)` applies
+validated event arrays (int64 ticks for level rows) and returns the rows written; `flush` ends
+the last message. Read helpers over the same arrays: `top_levels`, `best_qty`, `qty_at`; the
+best ticks are `ist[s, I_BB]` / `ist[s, I_BA]` when `ist[s, I_NB]` / `ist[s, I_NA]` > 0.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ Every feature lives in per-symbol state (rows of `fst` / `ist` and per-symbol ri
 scalar shared across symbols (reference §9.3 item 6), and every formula returns NaN when it is
 undefined instead of keeping a stale value. The book kernel (`sq.core.book`) calls these at the
 points the contract fixes: the aggressive-trade ratio on each trade against the book *before*
-the trade, the rolling VWAP on trades, the mid-return volatility at the end of each complete
-message, and the quoted features when a row is built.
+the trade, the rolling VWAP on trades, and the quoted features when a row is built. The EWMA
+volatility of log mid returns is folded in at each complete message by
+`sq.core.book.message_features`; mid and spread are computed from integer ticks there and in
+`sq.core.book.build_row`, so they print as exact decimals.
 """
 
 from __future__ import annotations
