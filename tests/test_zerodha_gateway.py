@@ -34,13 +34,13 @@ def posted(fake) -> list[str]:
 
 def test_place_modify_cancel_round_trip(gw, kite_env):
     fake = kite_env
-    st = gw.place(OrderRequest("NSE:RELIANCE", +1, 10, 1400.07, client_order_id="mm-1"))
-    assert st.status == "accepted" and st.venue_order_id and st.price == pytest.approx(1400.05)
+    st = gw.place(OrderRequest("NSE:RELIANCE", +1, 10, 1380.07, client_order_id="mm-1"))
+    assert st.status == "accepted" and st.venue_order_id and st.price == pytest.approx(1380.05)
     o = fake.orders[st.venue_order_id]
-    assert o["tag"] == "mm-1" and o["price"] == pytest.approx(1400.05) and o["quantity"] == 10
+    assert o["tag"] == "mm-1" and o["price"] == pytest.approx(1380.05) and o["quantity"] == 10
     assert o["transaction_type"] == "BUY" and o["product"] == "MIS" and o["variety"] == "regular"
-    st = gw.modify("NSE:RELIANCE", "mm-1", price=1401.12, qty=12)
-    assert fake.orders[st.venue_order_id]["price"] == pytest.approx(1401.10) and fake.orders[st.venue_order_id]["quantity"] == 12
+    st = gw.modify("NSE:RELIANCE", "mm-1", price=1381.12, qty=12)
+    assert fake.orders[st.venue_order_id]["price"] == pytest.approx(1381.10) and fake.orders[st.venue_order_id]["quantity"] == 12
     opened = gw.open_orders("NSE:RELIANCE")
     assert [x.client_order_id for x in opened] == ["mm-1"]
     st = gw.cancel("NSE:RELIANCE", "mm-1")
@@ -50,9 +50,9 @@ def test_place_modify_cancel_round_trip(gw, kite_env):
 
 
 def test_sell_rounds_up_and_ioc_validity(gw, kite_env):
-    st = gw.place(OrderRequest("NSE:RELIANCE", -1, 5, 1400.01, time_in_force="ioc", client_order_id="lt-1"))
+    st = gw.place(OrderRequest("NSE:RELIANCE", -1, 5, 1420.01, time_in_force="ioc", client_order_id="lt-1"))
     o = kite_env.orders[st.venue_order_id]
-    assert o["price"] == pytest.approx(1400.05) and o["validity"] == "IOC" and o["transaction_type"] == "SELL"
+    assert o["price"] == pytest.approx(1420.05) and o["validity"] == "IOC" and o["transaction_type"] == "SELL"
     bad = gw.place(OrderRequest("NSE:RELIANCE", -1, 5, 1400.0, time_in_force="post_only", client_order_id="lt-2"))
     assert bad.status == "rejected" and "post_only" in bad.reason
 
@@ -62,9 +62,9 @@ def test_lots_and_freeze_slicing(gw, kite_env):
     n0 = len(posted(fake))
     small = gw.place(OrderRequest("NFO:NIFTY25DECFUT", +1, 50, 24100.0, client_order_id="f-0"))
     assert small.status == "rejected" and "lot" in small.reason and len(posted(fake)) == n0
-    st = gw.place(OrderRequest("NFO:NIFTY25DECFUT", +1, 100, 24100.03, client_order_id="f-1"))
-    assert fake.orders[st.venue_order_id]["quantity"] == 75 and fake.orders[st.venue_order_id]["price"] == pytest.approx(24100.0)
-    parts = gw.place_kite("NFO:NIFTY25DECFUT", -1, 3000, price=24120.0, product="NRML", client_order_id="f-2")
+    st = gw.place(OrderRequest("NFO:NIFTY25DECFUT", +1, 100, 23900.03, client_order_id="f-1"))
+    assert fake.orders[st.venue_order_id]["quantity"] == 75 and fake.orders[st.venue_order_id]["price"] == pytest.approx(23900.0)
+    parts = gw.place_kite("NFO:NIFTY25DECFUT", -1, 3000, price=24300.0, product="NRML", client_order_id="f-2")
     assert [p.qty for p in parts] == [1800, 1200] and [p.client_order_id for p in parts] == ["f-2", "f-2-2"]
     assert all(p.status == "accepted" for p in parts)
     assert sorted(fake.orders[p.venue_order_id]["quantity"] for p in parts) == [1200, 1800]
@@ -139,3 +139,15 @@ def test_revoked_token_and_errors_map_to_exit_codes(gw, kite_env):
     with pytest.raises(AuthError) as e:
         gw.orders()
     assert e.value.status == 77 and "run sq auth zerodha" in e.value.message
+
+
+def test_marketable_orders_trade_against_the_sim_book(gw, kite_env):
+    fake = kite_env
+    st = gw.place(OrderRequest("NSE:RELIANCE", +1, 5, order_type="market", client_order_id="x-1"))
+    o = fake.orders[st.venue_order_id]
+    assert o["status"] == "COMPLETE" and o["filled_quantity"] == 5 and 1300 < o["average_price"] < 1500
+    mine = [f for f in gw.fills("NSE:RELIANCE") if f.venue_order_id == st.venue_order_id]
+    assert sum(f.qty for f in mine) == 5 and mine[0].client_order_id == "x-1" and mine[0].side == 1
+    rest = gw.place(OrderRequest("NSE:RELIANCE", -1, 3, 1450.0, client_order_id="x-2"))
+    assert fake.orders[rest.venue_order_id]["status"] == "OPEN"
+    assert gw.cancel("NSE:RELIANCE", "x-2").status == "canceled"

@@ -137,7 +137,7 @@ def test_order_postbacks_reach_the_gateway(logged_in):
     seen = threading.Event()
     for b in src.batches():
         if not seen.is_set():
-            st = gw.place(OrderRequest("NSE:RELIANCE", +1, 2, 1400.0, client_order_id="pb-1"))
+            st = gw.place(OrderRequest("NSE:RELIANCE", +1, 2, 1350.0, client_order_id="pb-1"))
             o = dict(fake.orders[st.venue_order_id], status="COMPLETE", filled_quantity=2, pending_quantity=0)
             fake.postback(o)
             seen.set()

@@ -58,6 +58,9 @@ class KiteFake:
                 tick = float(r["tick_size"]) or 0.05
                 specs[t] = (f"{r['exchange']}:{r['tradingsymbol']}", tick, max(float(r["lot_size"]), 1.0), START_PRICES[t])
         self.market = SimMarket(specs, seed=seed, start_ns=time.time_ns())
+        from tests.fakes.kite.matching import FakeMatching
+
+        self.matching = FakeMatching(self)
         self.valid_tokens: set[str] = set()
         self.request_tokens: set[str] = set()
         self.enctokens: set[str] = set()

@@ -117,13 +117,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, f.instruments_csv.encode(), "text/csv")
         static = {"/user/profile": "profile", "/user/margins": "margins", "/user/margins/equity": "margins_equity",
                   "/user/margins/commodity": "margin_commodity", "/portfolio/positions": "positions",
-                  "/portfolio/holdings": "holdings", "/trades": "trades", "/quote/ltp": "ltp", "/quote/ohlc": "ohlc"}
+                  "/portfolio/holdings": "holdings", "/quote/ltp": "ltp", "/quote/ohlc": "ohlc"}
         if method == "GET" and path in static:
             return self._json(200, f.mock(static[path]))
         if method == "GET" and path == "/orders":
             body = f.mock("orders")
             with f.lock:
                 body["data"] = body["data"] + [copy.deepcopy(o) for o in f.orders.values()]
+            return self._json(200, body)
+        if method == "GET" and path == "/trades":
+            body = f.mock("trades")
+            with f.lock:
+                body["data"] = body["data"] + [dict(t) for t in f.matching.trades]
             return self._json(200, body)
         if method == "GET" and path == "/quote":
             return self._quote()
@@ -251,7 +256,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                      "order_timestamp": time.strftime("%Y-%m-%d %H:%M:%S"), "placed_by": f.user_id})
         with f.lock:
             f.orders[oid] = tmpl
-        f.postback(tmpl)
+            changed = f.matching.submit(tmpl)
+            snaps = [copy.deepcopy(o) for o in changed] or [copy.deepcopy(tmpl)]
+        for o in snaps:
+            f.postback(o)
         body = f.mock("order_response")
         body["data"]["order_id"] = oid
         self._json(200, body)
@@ -267,6 +275,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if "quantity" in form:
                 o["quantity"] = o["pending_quantity"] = int(form["quantity"])
             o["modified"] = True
+            f.matching.modify(o)
             snap = copy.deepcopy(o)
         f.postback(snap)
         body = f.mock("order_modify")
@@ -277,7 +286,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         f = self.fake
         with f.lock:
             o = f.orders.get(oid)
-            if o is None or o["status"] != "OPEN":
+            if o is None or o["status"] != "OPEN" or not f.matching.cancel(oid):
                 return self._json(400, _err("OrderException", "Order cannot be cancelled as it is not open."))
             o.update({"status": "CANCELLED", "cancelled_quantity": o["pending_quantity"], "pending_quantity": 0})
             snap = copy.deepcopy(o)

@@ -114,6 +114,7 @@ class TickerServer:
                 continue
             with self.fake.lock:
                 self.fake.market.advance(time.time_ns())
+                filled = [json.dumps({"type": "order", "data": o}) for o in self.fake.matching.collect()]
                 frames = {}
                 for c in list(self.conns):
                     pk = [self.fake.market.packet(t, m) for t, m in c.modes.items() if t in self.fake.market.books]
@@ -121,6 +122,8 @@ class TickerServer:
                         frames[c] = P.frame(pk)
             for c, fr in frames.items():
                 await self._send(c, fr)
+            for text in filled:
+                await self._broadcast(text)
             if now - last_hb >= 1.0:
                 last_hb = now
                 for c in list(self.conns):
