@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from sq.core import book as B
+from sq.core.engine import levels as LV
 from sq.core.engine import schedule as H
 from sq.core.engine.layout import (
+    inline_kernel,
+    kernel,
     GF_POWER,
     GF_SHARE,
     G_LAT,
@@ -74,7 +75,7 @@ from sq.core.engine.layout import (
 QTY_EPS = 1e-9
 
 
-@njit(cache=True)
+@kernel
 def _next_u01(g):
     """Uniform (0, 1) from the splitmix64 stream in g[G_RNG] (deterministic per seed)."""
     x = (g[G_RNG] + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
@@ -86,7 +87,7 @@ def _next_u01(g):
     return ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@kernel
 def latency(g):
     """One order/cancel latency in ns."""
     base = g[G_LAT]
@@ -98,7 +99,7 @@ def latency(g):
     return base
 
 
-@njit(cache=True)
+@kernel
 def consume_outbox(ob, obf, oi, g, hq, hf):
     """The simulated gateway: schedule every outbox request at the venue, then empty the outbox."""
     for k in range(g[G_NOB]):
@@ -112,13 +113,13 @@ def consume_outbox(ob, obf, oi, g, hq, hf):
     g[G_NOB] = 0
 
 
-@njit(cache=True)
+@kernel
 def _answer(oi, g, hq, hf, o, t, kind, px, qty):
     oi[o, OI_INFLIGHT] += 1
     H.push(hq, hf, g, t + oi[o, OI_LAT], kind, o, px, qty)
 
 
-@njit(cache=True)
+@kernel
 def _unrest(oi, rest, si, o):
     s = oi[o, OI_SYM]
     j = oi[o, OI_RIDX]
@@ -131,7 +132,7 @@ def _unrest(oi, rest, si, o):
     oi[o, OI_XSTATE] = X_DONE
 
 
-@njit(cache=True)
+@kernel
 def _fill_resting(oi, of, rest, si, g, hq, hf, o, t, q):
     if q > of[o, OF_XLEAVES]:
         q = of[o, OF_XLEAVES]
@@ -144,7 +145,7 @@ def _fill_resting(oi, of, rest, si, g, hq, hf, o, t, q):
         _unrest(oi, rest, si, o)
 
 
-@njit(cache=True)
+@kernel
 def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
     """A new order reaches the venue at time t."""
     oi[o, OI_INFLIGHT] -= 1
@@ -167,7 +168,7 @@ def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
             tk = ist[s, B.I_BA]
             seen = 0
             while leaves > QTY_EPS and seen < na and tk <= px:
-                q = B.qty_at(qbuf, ist, s, -1, tk)
+                q = LV.qty_at(qbuf, ist, s, -1, tk)
                 if q > 0.0:
                     seen += 1
                     f = min(leaves, q)
@@ -180,7 +181,7 @@ def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
             tk = ist[s, B.I_BB]
             seen = 0
             while leaves > QTY_EPS and seen < nb and tk >= px:
-                q = B.qty_at(qbuf, ist, s, 1, tk)
+                q = LV.qty_at(qbuf, ist, s, 1, tk)
                 if q > 0.0:
                     seen += 1
                     f = min(leaves, q)
@@ -197,7 +198,7 @@ def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
         _answer(oi, g, hq, hf, o, t, K_EXPIRED, px, leaves)
         return
     of[o, OF_XLEAVES] = leaves
-    of[o, OF_FRONT] = B.qty_at(qbuf, ist, s, side, px)
+    of[o, OF_FRONT] = LV.qty_at(qbuf, ist, s, side, px)
     of[o, OF_CUMTRADE] = 0.0
     n = si[s, SI_NREST]
     rest[s, n] = o
@@ -206,7 +207,7 @@ def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
     oi[o, OI_XSTATE] = X_RESTING
 
 
-@njit(cache=True)
+@kernel
 def on_cancel(oi, of, rest, si, g, hq, hf, o, t):
     """A cancel reaches the venue: cancel what rests, else reject (already done or not arrived)."""
     oi[o, OI_INFLIGHT] -= 1
@@ -219,7 +220,7 @@ def on_cancel(oi, of, rest, si, g, hq, hf, o, t):
         _answer(oi, g, hq, hf, o, t, K_CANCEL_REJ, R_V_UNKNOWN, 0.0)
 
 
-@njit(cache=True)
+@kernel
 def _queue_depth(of, gf, g, o, prev, new):
     """Queue position after the level at our price went from `prev` to `new`."""
     chg = prev - new - of[o, OF_CUMTRADE]
@@ -244,7 +245,7 @@ def _queue_depth(of, gf, g, o, prev, new):
     of[o, OF_FRONT] = front
 
 
-@njit(cache=True)
+@inline_kernel
 def on_level(oi, of, rest, si, g, gf, hq, hf, s, side, tick, prev, new, insnap, t):
     """A level update of the recorded book at venue time t: queue positions and crossings."""
     k = 0
@@ -261,7 +262,7 @@ def on_level(oi, of, rest, si, g, gf, hq, hf, s, side, tick, prev, new, insnap, 
             k -= 1  # the list moved its last entry into slot k-1
 
 
-@njit(cache=True)
+@kernel
 def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t):
     """A trade of the recorded stream at venue time t against our resting orders."""
     k = 0
@@ -287,12 +288,12 @@ def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t):
             k -= 1
 
 
-@njit(cache=True)
+@kernel
 def on_snapshot_end(qbuf, ist, oi, of, rest, si, s):
     """After a snapshot the front can be no larger than what the venue now shows at our price."""
     for k in range(si[s, SI_NREST]):
         o = rest[s, k]
-        q = B.qty_at(qbuf, ist, s, oi[o, OI_SIDE], oi[o, OI_PX])
+        q = LV.qty_at(qbuf, ist, s, oi[o, OI_SIDE], oi[o, OI_PX])
         if of[o, OF_FRONT] > q:
             of[o, OF_FRONT] = q
         of[o, OF_CUMTRADE] = 0.0

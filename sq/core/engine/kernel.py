@@ -21,8 +21,6 @@ curve or a book window needs room; the runner makes room and calls again from th
 
 from __future__ import annotations
 
-from numba import njit
-
 from sq.core import book as B
 from sq.core import features as F
 from sq.core.engine import fills as X
@@ -34,6 +32,9 @@ from sq.core.engine import rows as W
 from sq.core.engine import schedule as H
 from sq.core.engine import strategies as ST
 from sq.core.engine.layout import (
+    inline_kernel,
+    kernel,
+    GF_DAILY,
     G_EVENTS,
     G_HALTED,
     G_HN,
@@ -67,6 +68,7 @@ from sq.core.engine.layout import (
     OI_SYM,
     SF_INV,
     SF_MARK,
+    SF_MAXLOSS,
     SF_POS,
     SF_TICK,
     SF_VOL,
@@ -85,7 +87,7 @@ ST_GROW_EQ = 4
 T_END = 9_223_372_036_854_775_807
 
 
-@njit(cache=True)
+@inline_kernel
 def _room(g, oo_i, fo_i, po_i, hq, ob, margin):
     if g[G_NO] + margin > oo_i.shape[0] or g[G_NF] + margin > fo_i.shape[0] or g[G_NP] + margin > po_i.shape[0]:
         return ST_FLUSH
@@ -96,13 +98,13 @@ def _room(g, oo_i, fo_i, po_i, hq, ob, margin):
     return ST_OK
 
 
-@njit(cache=True)
+@inline_kernel
 def _gateway(ob, obf, oi, g, hq, hf):
     if g[G_SIMVENUE] != 0 and g[G_NOB] > 0:
         X.consume_outbox(ob, obf, oi, g, hq, hf)
 
 
-@njit(cache=True)
+@kernel
 def _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now, nsym):
     if g[G_HALTED] != HALT_NONE:
         return
@@ -111,7 +113,17 @@ def _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now, nsym):
         O.halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, why, now)
 
 
-@njit(cache=True)
+@inline_kernel
+def _due(g, hq, t_venue, t_local):
+    """Whether the earliest scheduled item is due (checked inline before calling `drain`)."""
+    if g[G_HN] == 0:
+        return False
+    if hq[0, H_KIND] < LOCAL_KINDS_FROM:
+        return hq[0, H_T] <= t_venue
+    return hq[0, H_T] <= t_local
+
+
+@kernel
 def drain(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
           oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin):
     """Run every scheduled item due by venue time `t_venue` / local time `t_local`."""
@@ -140,7 +152,7 @@ def drain(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, 
     return ST_OK
 
 
-@njit(cache=True)
+@inline_kernel
 def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym):
     """The open message is complete: mark, check loss limits, run the market maker."""
     g[G_PEND] = 0
@@ -158,7 +170,8 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
         if sf[s, SF_POS] != 0.0:
             P.mark(sf, s, mid)
             O.track_equity(sf, gf, nsym)
-            _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now, nsym)
+            if g[G_HALTED] == HALT_NONE and (gf[GF_DAILY] > 0.0 or P.total(sf, s) < -sf[s, SF_MAXLOSS]):
+                _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now, nsym)
             if si[s, SI_HAS_PNL] == 0 or t - si[s, SI_PNL_TS] >= g[G_PNL_INT]:
                 W.pnl_row(po_i, po_f, g, si, sf, s, t)
         else:
@@ -168,7 +181,7 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
     _gateway(ob, obf, oi, g, hq, hf)
 
 
-@njit(cache=True)
+@kernel
 def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         qbuf, ist, bg, pv_tick, pv_qty,
         oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf,
@@ -185,13 +198,14 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         lt = loc[i]
         if g[G_PEND] != 0 and (g[G_PSYM] != s or g[G_PSEQ] != seq[i]):
             end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym)
-        st = drain(t, lt, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
-                   oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin)
-        if st != ST_OK:
-            return st, i
-        st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
-        if st != ST_OK:
-            return st, i
+        if _due(g, hq, t, lt):
+            st = drain(t, lt, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
+                       oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin)
+            if st != ST_OK:
+                return st, i
+            st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
+            if st != ST_OK:
+                return st, i
         if g[G_NEXT_MIN] == 0:
             g[G_NEXT_MIN] = (t // NS_PER_MIN + 1) * NS_PER_MIN
         while t >= g[G_NEXT_MIN]:
@@ -204,7 +218,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         if k == B.LEVEL:
             sd = side[i]
             tk = tick[i]
-            prev = B.qty_at(qbuf, ist, s, sd, tk)
+            prev = LV.qty_at(qbuf, ist, s, sd, tk)
             if LV.apply_level(qbuf, ist, bg, s, sd, tk, qty[i]) != B.ST_OK:
                 return ST_GROW_BOOK, i
             if si[s, SI_NREST] > 0:
@@ -240,21 +254,21 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
     return ST_OK, n
 
 
-@njit(cache=True)
+@kernel
 def close_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym):
     """Complete the open message (end of input, or before a halt)."""
     if g[G_PEND] != 0:
         end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym)
 
 
-@njit(cache=True)
+@kernel
 def halt_all(oi, of, si, sf, g, hq, hf, ob, obf, oo_i, oo_f, reason, now):
     """Halt the strategy at local time `now` and send a cancel for every LIVE order."""
     O.halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, reason, now)
     _gateway(ob, obf, oi, g, hq, hf)
 
 
-@njit(cache=True)
+@kernel
 def final_rows(si, sf, g, po_i, po_f, nsym, now):
     """One closing pnl row for every symbol that traded."""
     for s in range(nsym):

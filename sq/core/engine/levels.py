@@ -8,12 +8,11 @@ tick; the best bid/ask stay exact after every update (reference §9.3 item 1 fix
 
 from __future__ import annotations
 
-from numba import njit
-
 from sq.core import book as B
+from sq.core.engine.layout import inline_kernel, kernel
 
 
-@njit(cache=True)
+@inline_kernel
 def apply_level(qbuf, ist, g, s, side, t, q):
     """Set the total quantity at tick `t` on `side` (+1 bid, −1 ask) of symbol `s`; 0 deletes.
 
@@ -80,3 +79,27 @@ def apply_level(qbuf, ist, g, s, side, t, q):
                     j += 1
                 ist[s, B.I_BA] = base + (j - off - w)
     return B.ST_OK
+
+
+@inline_kernel
+def qty_at(qbuf, ist, s, side, t):
+    """Quantity resting at tick `t` on `side` (0.0 when none or outside the window)."""
+    i = t - ist[s, B.I_BASE]
+    w = ist[s, B.I_W]
+    if i < 0 or i >= w or ist[s, B.I_BASESET] == 0:
+        return 0.0
+    if side > 0:
+        return qbuf[ist[s, B.I_OFF] + i]
+    return qbuf[ist[s, B.I_OFF] + w + i]
+
+
+@inline_kernel
+def best_qty(qbuf, ist, s, side):
+    """Quantity at the best level of `side` (0.0 when the side is empty)."""
+    if side > 0:
+        if ist[s, B.I_NB] == 0:
+            return 0.0
+        return qbuf[ist[s, B.I_OFF] + ist[s, B.I_BB] - ist[s, B.I_BASE]]
+    if ist[s, B.I_NA] == 0:
+        return 0.0
+    return qbuf[ist[s, B.I_OFF] + ist[s, B.I_W] + ist[s, B.I_BA] - ist[s, B.I_BASE]]

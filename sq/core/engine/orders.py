@@ -16,14 +16,13 @@ update).
 
 from __future__ import annotations
 
-import math
-
-from numba import njit
 
 from sq.core.engine import positions as P
 from sq.core.engine import risk as R
 from sq.core.engine import rows as W
 from sq.core.engine.layout import (
+    inline_kernel,
+    kernel,
     DEAD,
     EV_ACCEPTED,
     EV_CANCEL_REJECTED,
@@ -101,7 +100,7 @@ from sq.core.engine.layout import (
 QTY_EPS = 1e-9
 
 
-@njit(cache=True)
+@kernel
 def _alloc(oi, g):
     """A free pool row (dead, nothing in flight), or -1 when the pool is full."""
     n = oi.shape[0]
@@ -116,7 +115,7 @@ def _alloc(oi, g):
     return -1
 
 
-@njit(cache=True)
+@kernel
 def _outbox(ob, obf, g, now, kind, o, oi, of):
     k = g[G_NOB]
     ob[k, OB_TS] = now
@@ -131,7 +130,7 @@ def _outbox(ob, obf, g, now, kind, o, oi, of):
     g[G_NOB] = k + 1
 
 
-@njit(cache=True)
+@kernel
 def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym):
     """Risk-check and send a new order on `side` of `s` (px in ticks); returns its pool row or -1."""
     sd = 0 if side > 0 else 1
@@ -178,7 +177,7 @@ def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty,
     return o
 
 
-@njit(cache=True)
+@kernel
 def cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now):
     """Ask the venue to cancel a LIVE (or, when halting, PENDING_NEW) order."""
     oi[o, OI_STATE] = PENDING_CANCEL
@@ -189,7 +188,7 @@ def cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now):
     _outbox(ob, obf, g, now, OUT_CANCEL, o, oi, of)
 
 
-@njit(cache=True)
+@kernel
 def move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, want, qty, tif, fair, now, nsym):
     """Reference moveOrder: steer the side's slot towards price `px` (`want` False: no order)."""
     o = si[s, SI_SLOT + (0 if side > 0 else 1)]
@@ -202,7 +201,7 @@ def move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, wan
             new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym)
 
 
-@njit(cache=True)
+@kernel
 def halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, reason, now):
     """Stop the strategy: no new orders from now on; cancel every LIVE order (PENDING_NEW ones
     are canceled when their acknowledgement arrives)."""
@@ -214,7 +213,7 @@ def halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, reason, now):
             cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now)
 
 
-@njit(cache=True)
+@kernel
 def _dead(si, oi, g, o):
     st = oi[o, OI_STATE]
     if st == PENDING_NEW or st == LIVE or st == PENDING_CANCEL:
@@ -222,7 +221,7 @@ def _dead(si, oi, g, o):
     oi[o, OI_STATE] = DEAD
 
 
-@njit(cache=True)
+@kernel
 def _release(si, oi, o):
     """Recycle a pool row once the order is dead and nothing about it is in flight."""
     if oi[o, OI_STATE] == DEAD and oi[o, OI_INFLIGHT] == 0:
@@ -233,7 +232,7 @@ def _release(si, oi, o):
         oi[o, OI_STATE] = FREE
 
 
-@njit(cache=True)
+@inline_kernel
 def track_equity(sf, gf, nsym):
     """Update the running peak and max drawdown of the account's net PnL."""
     t = P.account_total(sf, nsym)
@@ -244,7 +243,7 @@ def track_equity(sf, gf, nsym):
         gf[GF_MAXDD] = dd
 
 
-@njit(cache=True)
+@kernel
 def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po_f, kind, o, px, qty, reason, now, nsym):
     """Apply one venue answer for pool row `o`; returns True when a fill changed the position."""
     oi[o, OI_INFLIGHT] -= 1
@@ -304,7 +303,7 @@ def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po
     return filled
 
 
-@njit(cache=True)
+@kernel
 def find_order(oi, coid):
     """The pool row of client order id `coid` (-1 when unknown): how a live gateway's answers
     are routed back."""

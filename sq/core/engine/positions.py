@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from sq.core.engine.layout import (
+    inline_kernel,
+    kernel,
     SF_FEES,
     SF_MARK,
     SF_OV_BUY,
@@ -26,7 +26,7 @@ from sq.core.engine.layout import (
 )
 
 
-@njit(cache=True)
+@kernel
 def add_fill(sf, s, side, price, qty, fee):
     """Book one fill of `qty` at `price` on `side` (+1 buy, -1 sell) for symbol `s`."""
     old = sf[s, SF_POS]
@@ -57,7 +57,7 @@ def add_fill(sf, s, side, price, qty, fee):
         sf[s, SF_UNREAL] = (sf[s, SF_OV_SELL] / abs(pos) - price) * abs(pos)
 
 
-@njit(cache=True)
+@inline_kernel
 def mark(sf, s, mid):
     """Mark an open position to `mid` (nothing when flat or when the mid is undefined)."""
     if not math.isfinite(mid):
@@ -70,13 +70,13 @@ def mark(sf, s, mid):
         sf[s, SF_UNREAL] = (sf[s, SF_OV_SELL] / -pos - mid) * -pos
 
 
-@njit(cache=True, inline="always")
+@inline_kernel
 def total(sf, s):
     """Net PnL of symbol `s`: realized + unrealized − fees."""
     return sf[s, SF_REAL] + sf[s, SF_UNREAL] - sf[s, SF_FEES]
 
 
-@njit(cache=True)
+@inline_kernel
 def account_total(sf, n):
     """Net PnL over the first `n` symbols."""
     t = 0.0
@@ -85,7 +85,7 @@ def account_total(sf, n):
     return t
 
 
-@njit(cache=True, inline="always")
+@inline_kernel
 def avg_price(sf, s):
     """Average open price of the position (NaN when flat)."""
     pos = sf[s, SF_POS]

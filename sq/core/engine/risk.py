@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from sq.core.engine import positions as P
 from sq.core.engine.layout import (
+    kernel,
     GF_BAND,
     GF_BURST,
     GF_DAILY,
@@ -69,7 +68,7 @@ from sq.core.engine.layout import (
 )
 
 
-@njit(cache=True, inline="always")
+@kernel
 def working_qty(si, oi, of, s, side):
     """Leaves of the order working on `side` of symbol `s` (0 when none)."""
     o = si[s, SI_SLOT + (0 if side > 0 else 1)]
@@ -81,7 +80,7 @@ def working_qty(si, oi, of, s, side):
     return 0.0
 
 
-@njit(cache=True)
+@kernel
 def refill_tokens(g, gf, now):
     """Token bucket: `GF_RATE` tokens a second up to `GF_BURST`."""
     rate = gf[GF_RATE]
@@ -93,7 +92,7 @@ def refill_tokens(g, gf, now):
         g[G_TOKEN_TS] = now
 
 
-@njit(cache=True)
+@kernel
 def roll_day(g, gf, sf, nsym, now):
     """Start a new daily-loss window when local time enters a new UTC day."""
     day = now // NS_PER_DAY
@@ -102,7 +101,7 @@ def roll_day(g, gf, sf, nsym, now):
         gf[GF_DAY_START] = P.account_total(sf, nsym)
 
 
-@njit(cache=True)
+@kernel
 def check(si, sf, oi, of, g, gf, s, side, px, qty, fair_ticks, now, nsym):
     """The first failing reason for a new order (R_OK when it may be sent). `px` in ticks."""
     if g[G_HALTED] != HALT_NONE:
@@ -146,7 +145,7 @@ def check(si, sf, oi, of, g, gf, s, side, px, qty, fair_ticks, now, nsym):
     return R_OK
 
 
-@njit(cache=True)
+@kernel
 def breached(si, sf, g, gf, s, now, nsym):
     """The halt reason when symbol `s`'s max loss or the account's daily loss is crossed, else 0."""
     if g[G_HALT_ON_LOSS] != 0 and si[s, SI_CONF] != 0 and P.total(sf, s) < -sf[s, SF_MAXLOSS]:

@@ -7,11 +7,10 @@ Arrow batches and empties the buffers) when they do not.
 
 from __future__ import annotations
 
-from numba import njit
-
 from sq.core import features as F
 from sq.core.engine import positions as P
 from sq.core.engine.layout import (
+    kernel,
     FO_COID,
     FO_LIQ,
     FO_SIDE,
@@ -63,7 +62,7 @@ from sq.core.engine.layout import (
 )
 
 
-@njit(cache=True)
+@kernel
 def order_row(oo_i, oo_f, g, oi, of, o, ts, event, reason, tick, inv):
     """An orders row for pool order `o` (price in ticks converted with the symbol's tick size)."""
     r = g[G_NO]
@@ -81,7 +80,7 @@ def order_row(oo_i, oo_f, g, oi, of, o, ts, event, reason, tick, inv):
     g[G_NO] = r + 1
 
 
-@njit(cache=True)
+@kernel
 def reject_row(oo_i, oo_f, g, ts, s, coid, side, px, qty, reason, tick, inv):
     """An orders row for an order the risk layer refused (it never left the engine)."""
     r = g[G_NO]
@@ -99,7 +98,7 @@ def reject_row(oo_i, oo_f, g, ts, s, coid, side, px, qty, reason, tick, inv):
     g[G_NO] = r + 1
 
 
-@njit(cache=True)
+@kernel
 def fill_row(fo_i, fo_f, g, oi, o, ts, trade_id, price, qty, fee, maker):
     r = g[G_NF]
     fo_i[r, FO_TS] = ts
@@ -115,7 +114,7 @@ def fill_row(fo_i, fo_f, g, oi, o, ts, trade_id, price, qty, fee, maker):
     g[G_NF] = r + 1
 
 
-@njit(cache=True)
+@kernel
 def pnl_row(po_i, po_f, g, si, sf, s, ts):
     """A pnl row for symbol `s`: position, average open price, net realized, unrealized, total."""
     r = g[G_NP]

@@ -8,17 +8,15 @@ keep insertion order (a stable sequence, reference §9.3 item 8).
 
 from __future__ import annotations
 
-from numba import njit
-
-from sq.core.engine.layout import G_HN, G_HSEQ, H_KIND, H_ORD, H_PX, H_SEQ, H_T
+from sq.core.engine.layout import G_HN, G_HSEQ, H_KIND, H_ORD, H_PX, H_SEQ, H_T, kernel
 
 
-@njit(cache=True, inline="always")
+@kernel
 def _less(hq, a, b):
     return hq[a, H_T] < hq[b, H_T] or (hq[a, H_T] == hq[b, H_T] and hq[a, H_SEQ] < hq[b, H_SEQ])
 
 
-@njit(cache=True)
+@kernel
 def _swap(hq, hf, a, b):
     for c in range(hq.shape[1]):
         x = hq[a, c]
@@ -29,7 +27,7 @@ def _swap(hq, hf, a, b):
     hf[b] = y
 
 
-@njit(cache=True)
+@kernel
 def push(hq, hf, g, t, kind, order, px, qty):
     """Schedule an item at time `t` (the caller guarantees room)."""
     n = g[G_HN]
@@ -51,7 +49,7 @@ def push(hq, hf, g, t, kind, order, px, qty):
             break
 
 
-@njit(cache=True)
+@kernel
 def pop(hq, hf, g):
     """Remove the earliest item; returns (t, kind, order, px, qty). The heap must be non-empty."""
     t = hq[0, H_T]

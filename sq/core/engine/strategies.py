@@ -16,14 +16,28 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from sq.core import book as B
+from sq.core.engine import levels as LV
 from sq.core.engine import orders as O
-from sq.core.engine.layout import SF_CLIP, SF_LOT, SF_THR, SI_IOC, TIF_GTC, TIF_IOC
+from sq.core.engine.layout import (
+    DEAD,
+    FREE,
+    LIVE,
+    OI_PX,
+    OI_STATE,
+    SF_CLIP,
+    SF_LOT,
+    SF_THR,
+    SI_IOC,
+    SI_SLOT,
+    TIF_GTC,
+    TIF_IOC,
+    inline_kernel,
+    kernel,
+)
 
 
-@njit(cache=True, inline="always")
+@inline_kernel
 def lot_qty(sf, s):
     """`clip` rounded down to a whole number of lots."""
     lot = sf[s, SF_LOT]
@@ -33,20 +47,20 @@ def lot_qty(sf, s):
     return clip
 
 
-@njit(cache=True)
+@inline_kernel
 def fair_ticks(qbuf, ist, s):
     """Fair price in ticks: (bid·ask_qty + ask·bid_qty)/(bid_qty + ask_qty); NaN when undefined."""
     if ist[s, B.I_NB] == 0 or ist[s, B.I_NA] == 0:
         return math.nan
-    bq = B.best_qty(qbuf, ist, s, 1)
-    aq = B.best_qty(qbuf, ist, s, -1)
+    bq = LV.best_qty(qbuf, ist, s, 1)
+    aq = LV.best_qty(qbuf, ist, s, -1)
     tot = bq + aq
     if not tot > 0.0:
         return math.nan
     return (ist[s, B.I_BB] * aq + ist[s, B.I_BA] * bq) / tot
 
 
-@njit(cache=True)
+@inline_kernel
 def mm_quotes(bb, ba, fair, threshold):
     """The market maker's (bid, ask) ticks for a BBO and fair price (reference §2)."""
     bid = bb if fair - bb >= threshold else bb - 1
@@ -54,7 +68,17 @@ def mm_quotes(bb, ba, fair, threshold):
     return bid, ask
 
 
-@njit(cache=True)
+@inline_kernel
+def _acts(oi, o, px):
+    """Whether move_order would do anything for slot order `o` and target `px` (checked inline:
+    most book updates leave both quotes where they are)."""
+    if o < 0:
+        return True
+    st = oi[o, OI_STATE]
+    return st == DEAD or st == FREE or (st == LIVE and oi[o, OI_PX] != px)
+
+
+@inline_kernel
 def mm_on_book(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, now, nsym):
     """Market maker step for symbol `s` after a complete book message."""
     fair = fair_ticks(qbuf, ist, s)
@@ -62,21 +86,23 @@ def mm_on_book(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, no
         return
     bid, ask = mm_quotes(ist[s, B.I_BB], ist[s, B.I_BA], fair, sf[s, SF_THR])
     q = lot_qty(sf, s)
-    O.move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, 1, bid, True, q, TIF_GTC, fair, now, nsym)
-    O.move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, -1, ask, True, q, TIF_GTC, fair, now, nsym)
+    if _acts(oi, si[s, SI_SLOT], bid):
+        O.move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, 1, bid, True, q, TIF_GTC, fair, now, nsym)
+    if _acts(oi, si[s, SI_SLOT + 1], ask):
+        O.move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, -1, ask, True, q, TIF_GTC, fair, now, nsym)
 
 
-@njit(cache=True)
+@kernel
 def agg_ratio(qbuf, ist, s, aggr, qty):
     """Trade qty ÷ the opposite top-level qty before the trade; NaN when undefined."""
     if aggr > 0:
         if ist[s, B.I_NA] == 0:
             return math.nan
-        q = B.best_qty(qbuf, ist, s, -1)
+        q = LV.best_qty(qbuf, ist, s, -1)
     elif aggr < 0:
         if ist[s, B.I_NB] == 0:
             return math.nan
-        q = B.best_qty(qbuf, ist, s, 1)
+        q = LV.best_qty(qbuf, ist, s, 1)
     else:
         return math.nan
     if not q > 0.0:
@@ -84,7 +110,7 @@ def agg_ratio(qbuf, ist, s, aggr, qty):
     return qty / q
 
 
-@njit(cache=True)
+@kernel
 def lt_on_trade(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, aggr, qty, now, nsym):
     """Liquidity taker step for symbol `s` on a trade (book still as before the trade)."""
     if ist[s, B.I_NB] == 0 or ist[s, B.I_NA] == 0:
