@@ -1,0 +1,144 @@
+"""`sq live`: trade real money with the paper engine through a venue gateway (ARCHITECTURE §4, §8)."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from sq.commands._options import JsonOption, env_of
+
+HELP = """Trade a strategy (mm: market maker, lt: liquidity taker) with real orders at a venue
+(BINANCE:, BINANCE-FUT:, Zerodha exchanges), running the same engine kernels as sq paper and
+sq backtest.
+
+It starts only when the config says trading_mode = "live" (else exit 78) AND you confirm with
+--confirm-live or SQ_CONFIRM_LIVE=1 (else exit 2); it refuses when a secret file is readable by
+others (77) and when another sq live trades any of the same symbols (75). Before its first order
+it reconciles with the venue. Every order is journaled (hash-chained, fsync'd) before it is sent;
+client order ids are deterministic (run id + counter), so a retried send can never double an
+order and a send that timed out is resolved by asking the venue for its client id. A circuit
+breaker stops new orders after --breaker-failures venue failures in a row and tries again after
+--breaker-cooldown seconds. Ctrl-C, SIGTERM or sq kill cancel every order, reconcile, seal the
+journal and exit 0; any other error cancels the run's orders at the venue before exiting
+non-zero. A crashed run continues with --resume DIR (replay, reconcile, cancel what the dead
+process left working, continue). On a terminal a live dashboard is shown."""
+
+EPILOG = """Examples:
+
+  sq live --strategy mm BINANCE:BTCUSDT --config live.toml --confirm-live --param clip=0.001
+
+  sq live --strategy lt NSE:INFY --config live.toml --confirm-live --for 6h --json
+
+  sq live --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00 --config live.toml --confirm-live
+
+  # cron (weekdays 09:15 IST), one instance at a time:
+  15 9 * * 1-5  SQ_CONFIRM_LIVE=1 flock -n /tmp/sq-live.lock sq live --strategy mm NSE:INFY --config ~/live.toml --for 6h --json >> ~/sq-live.log
+
+  sq kill    # from anywhere: halt it and cancel at the venue"""
+
+
+def live(
+    ctx: typer.Context,
+    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade (default: the config's instruments).", metavar="[SYMBOL]...", show_default=False)] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="mm or lt; required unless --resume.", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", help="Config file with trading_mode = \"live\" (also: sq --config FILE live …, $SQ_CONFIG).", show_default=False)] = None,
+    confirm_live: Annotated[bool, typer.Option("--confirm-live", help="Confirm that real orders may be sent (or SQ_CONFIRM_LIVE=1).")] = False,
+    journal: Annotated[Optional[str], typer.Option("--journal", help="Journal directory (default: <data dir>/runs/<run id>).", show_default=False)] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the crashed live run whose journal is in DIR.", show_default=False)] = None,
+    params: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="Strategy/risk parameter k=v (clip, threshold, max_order_size, max_position, max_loss); repeatable.", show_default=False)] = None,
+    for_: Annotated[Optional[str], typer.Option("--for", help="Stop cleanly after this long (30s, 6h).", show_default=False)] = None,
+    order_timeout: Annotated[float, typer.Option("--order-timeout", help="Seconds to wait for a venue answer before resolving the order by its client id.")] = 5.0,
+    breaker_failures: Annotated[int, typer.Option("--breaker-failures", help="Venue failures in a row that open the circuit breaker (no new orders).")] = 5,
+    breaker_cooldown: Annotated[float, typer.Option("--breaker-cooldown", help="Seconds the breaker stays open before one trial order.")] = 10.0,
+    json_: JsonOption = False,
+) -> None:
+    from sq.core.live import LiveOptions, run_live
+
+    env = env_of(ctx)
+    if config:
+        env.config_path = config
+    opts = LiveOptions(strategy=strategy, symbols=list(symbols or []), confirm=confirm_live, journal=journal, resume=resume,
+                       params=list(params or []), duration=for_, order_timeout_s=order_timeout, breaker_failures=breaker_failures,
+                       breaker_cooldown_s=breaker_cooldown, json=json_)
+    view = env.stdout_isatty and not json_
+    code = run_live(env, opts, view_factory=(lambda plan, source, run: Dashboard(env, plan)) if view else None)
+    if code:
+        raise typer.Exit(code)
+
+
+class Dashboard:
+    """The terminal view of a live run: per symbol position and PnL, working orders, fills,
+    venue failures, the circuit breaker and tick-to-order latency; redrawn at most 5 times a
+    second (rich Live on stdout, redirect_stdout=False)."""
+
+    def __init__(self, env, plan, refresh_s: float = 0.2):
+        import time
+
+        from rich.live import Live
+
+        self.env, self.plan, self.refresh_s = env, plan, refresh_s
+        self.started = time.monotonic()
+        self._last = 0.0
+        self.run = None
+        self.console = env.console()
+        self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+
+    def __enter__(self):
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        import io
+
+        if self.run is not None:
+            self.live.update(self._render(), refresh=True)
+        try:
+            return self.live.__exit__(*exc)
+        finally:
+            f = self.console.file
+            if isinstance(f, io.TextIOWrapper) and f is not self.env.stdout:
+                f.flush()
+                f.detach()
+
+    def update(self, batch, out, run) -> None:
+        import time
+
+        self.run = run
+        now = time.monotonic()
+        if now - self._last >= self.refresh_s:
+            self._last = now
+            self.live.update(self._render(), refresh=True)
+
+    def _render(self):
+        import time
+
+        from rich.console import Group
+        from rich.table import Table
+
+        from sq.core.live import percentile
+
+        run = self.run
+        pos = run.engine.positions()
+        t = Table(title=f"sq live {self.plan.strategy} on {self.plan.venue}  {time.monotonic() - self.started:,.0f}s  "
+                        f"{run.sent} sent  {run.fills} fills  breaker {run.breaker.state}", show_edge=False)
+        for col in ("symbol", "position", "avg", "realized", "unrealized", "total"):
+            t.add_column(col, justify="left" if col == "symbol" else "right")
+        f = lambda v, spec=".6g": "—" if v is None or v != v else format(v, spec)
+        for sym in self.plan.symbols:
+            p = pos.get(sym, {})
+            t.add_row(sym, f(p.get("position")), f(p.get("avg_price")), f(p.get("realized"), ".4f"), f(p.get("unrealized"), ".4f"),
+                      f(p.get("total"), ".4f"))
+        w = Table(title="working orders", show_edge=False)
+        for col in ("client id", "symbol", "leaves", "filled"):
+            w.add_column(col)
+        for coid, (sym, _state, leaves, filled) in list(run.bridge.working().items())[-8:]:
+            w.add_row(run.cid(coid), sym, f(leaves), f(filled))
+        p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
+        lat = "—" if p50 is None else f"{p50 / 1e3:.0f} µs p50, {p99 / 1e3:.0f} µs p99"
+        halted = f"   [red]HALTED: {run.halted_reason}[/]" if run.halted_reason else ""
+        return Group(t, w, f"venue failures {run.failures}   tick→order {lat}{halted}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="live", help=HELP, epilog=EPILOG)(live)

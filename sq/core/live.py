@@ -1,0 +1,767 @@
+"""`sq live`: the paper engine trading real money through a venue gateway (ARCHITECTURE §5, §7, §8).
+
+Start-up, in this order, each refusal with its own exit status and nothing sent before all pass:
+
+  1. the config says `trading_mode = "live"` (else 78) and the user confirmed (`--confirm-live`
+     or `SQ_CONFIRM_LIVE=1`; else 2) — live never starts by accident;
+  2. no secret file is readable by group or others (the config file when it holds secrets, the
+     `.env`, stored Binance keys, the Zerodha session; else 77);
+  3. a non-blocking flock per symbol in the state dir: a second live process on any of the same
+     symbols exits 75;
+  4. the gateway opens and the run *reconciles before its first order*: a new run records what
+     the venue shows open on its symbols and seeds the engine with positions the account holds;
+     a resumed run (`--resume DIR`) replays its journal, adopts the venue's truth (with an audit
+     record), cancels the orders the dead process left working and rebuilds its positions from
+     the journal's fills.
+
+The loop: each market batch goes through `Engine.process` (the same kernels as backtest and
+paper); the engine's order intents (`LiveBridge.take_outbox`) and the rows they produced are
+journaled with one write + fsync *before* anything is sent; then each intent goes to the venue
+and the venue's answers are fed back to the engine's order manager, journaled again. Client
+order ids are `<prefix><counter>`, the prefix derived from the run id (`sq` + 8 hex), the counter
+the engine's own — so a retried send reuses its id and can never double an order, and a resumed
+run continues the counter. A send that timed out or lost its connection is resolved by asking
+the venue for that client id; only a venue that never saw it gets the same id once more. A
+circuit breaker stops new orders after repeated venue failures. Fills and cancels that happen at
+the venue (resting orders filled, `sq kill`) are picked up by a periodic sweep.
+
+SIGINT/SIGTERM/`sq kill`: cancel every order, a last reconcile (its differences adopted with an
+audit record), seal, exit 0. Any other error: cancel every order of the run at the venue, then
+exit non-zero (the journal stays unsealed, so `--resume` continues it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sq.core import journal as J
+from sq.core.exits import AuthError, ConfigError, DataError, SqError, UsageError, VenueUnavailable
+
+STRATEGIES = ("mm", "lt")
+CONFIRM_ENV = "SQ_CONFIRM_LIVE"
+SWEEP_S = 0.5  # how often working orders are checked at the venue (fills, outside cancels)
+DEFAULT_RATE_SHARE = 0.5  # without risk.max_order_rate: this share of the venue's published order rate
+VENUE_ORDER_RATE = {"binance": 10.0, "zerodha": 10.0}  # orders per second (Binance 100/10 s, Kite 10/s)
+
+
+@dataclass
+class LiveOptions:
+    strategy: str | None = None
+    symbols: list[str] = field(default_factory=list)
+    confirm: bool = False
+    journal: str | None = None
+    resume: str | None = None
+    params: list[str] = field(default_factory=list)
+    duration: str | None = None
+    order_timeout_s: float = 5.0
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 10.0
+    json: bool = False
+
+
+# ----------------------------------------------------------------------------------------------
+# start-up guards
+
+
+def require_live(config: Any, confirm: bool, environ: dict | None = None) -> None:
+    """Live mode in the config (78) and an explicit confirmation (2), or refuse."""
+    environ = os.environ if environ is None else environ
+    if getattr(config, "trading_mode", "paper") != "live":
+        where = config.source or "the config (none found)"
+        raise ConfigError(f'sq live needs trading_mode = "live" in {where}; it is "{config.trading_mode}" — '
+                          "paper-trade with sq paper, or set live mode deliberately")
+    if not (confirm or environ.get(CONFIRM_ENV) == "1"):
+        raise UsageError(f"sq live trades real money: add --confirm-live (or set {CONFIRM_ENV}=1 for cron) to confirm")
+
+
+def secret_files(config: Any, environ: dict | None = None) -> list[Path]:
+    """Files that hold (or may hold) credentials sq reads."""
+    from sq.core import paths
+
+    environ = os.environ if environ is None else environ
+    out = []
+    if config.source:
+        p = Path(config.source)
+        try:
+            text = p.read_text(errors="replace").lower()
+        except OSError:
+            text = ""
+        if any(k in text for k in ("secret", "password", "pwd", "access_token", "totp")):
+            out.append(p)
+    dotenv = environ.get("SQ_DOTENV") or ".env"
+    if Path(dotenv).is_file():
+        out.append(Path(dotenv))
+    cdir = paths.config_dir(environ)
+    for name in ("binance.json", "zerodha/session.json", "zerodha/credentials.json"):
+        if (cdir / name).is_file():
+            out.append(cdir / name)
+    return out
+
+
+def check_secret_files(config: Any, environ: dict | None = None) -> None:
+    """Refuse (77) when any secret file is readable or writable by group or others."""
+    for p in secret_files(config, environ):
+        mode = stat.S_IMODE(p.stat().st_mode)
+        if mode & 0o077:
+            raise AuthError(f"{p} holds secrets but has mode {mode:04o} (group/others can read it); run: chmod 600 {p}")
+
+
+def client_prefix(run_id: str) -> str:
+    """`sq` + 8 hex of the run id + `-`: client ids stay ≤ 20 characters (Kite tags) and valid
+    Binance client ids, and tell this run's orders from anyone else's."""
+    return "sq" + hashlib.sha256(run_id.encode()).hexdigest()[:8] + "-"
+
+
+# ----------------------------------------------------------------------------------------------
+# the venue side
+
+
+class Orders:
+    """Send, cancel and look up orders of one run at a venue through its gateway, resolving
+    uncertain sends by client order id. Generic over `OrderGateway`; Binance gets a send that
+    never re-sends blindly (its gateway's own `place` retries a lost answer once)."""
+
+    def __init__(self, gateway: Any, venue: str):
+        self.gw = gateway
+        self.venue = venue
+
+    # -- new orders
+    def send(self, req: Any) -> tuple[Any, list]:
+        """(OrderState, fills in the answer). Raises VenueUnavailable only when the outcome is
+        still unknown after asking the venue; rejections come back as a 'rejected' state."""
+        if self.venue == "binance":
+            return self._send_binance(req)
+        try:
+            return self.gw.place(req), []
+        except VenueUnavailable:
+            st = self.lookup(req.symbol, req.client_order_id)
+            if st is None:
+                raise
+            return st, []
+
+    def _send_binance(self, req: Any) -> tuple[Any, list]:
+        from sq.venues.base import Fill, OrderState
+
+        gw = self.gw
+        try:
+            market, rules, canonical, p = gw.prepare(req)
+        except SqError as e:  # a filter (tick, lot, notional) refuses it before it leaves
+            return OrderState(req.client_order_id, "", req.symbol, req.side, req.price, req.qty, status="rejected", reason=e.message), []
+        doc = None
+        for attempt in range(2):
+            try:
+                doc = gw.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+                break
+            except VenueUnavailable:
+                st = self.lookup(canonical, req.client_order_id)
+                if st is not None:  # it was executed: adopt it, never send it again
+                    return st, []
+                if attempt == 1:
+                    raise
+            except SqError as e:
+                if getattr(e, "code", None) == -2010 and "uplicate" in e.message:
+                    st = self.lookup(canonical, req.client_order_id)
+                    if st is not None:
+                        return st, []
+                if e.status in (2, 65) or getattr(e, "code", None) in (-2010, -1013, -2021, -2022, -4164):
+                    return OrderState(req.client_order_id, "", canonical, req.side, req.price, req.qty, status="rejected", reason=e.message), []
+                raise
+        st = gw._state(doc, canonical, 1 if req.side > 0 else -1)
+        fills = [Fill(st.ts, canonical, st.client_order_id, st.venue_order_id, str(f.get("tradeId", "")), st.side, float(f["price"]),
+                      float(f["qty"]), float(f.get("commission", 0)), f.get("commissionAsset", ""), "taker")
+                 for f in doc.get("fills", []) or []]
+        return st, fills
+
+    def lookup(self, symbol: str, cid: str, tries: int = 3) -> Any:
+        """The venue's state of a client order id, or None when the venue never saw it."""
+        from sq.core.reconcile import _unknown_order
+
+        query = getattr(self.gw, "order", None)
+        for i in range(tries):
+            try:
+                if query is not None:
+                    return query(symbol, cid)
+                for st in self.gw.open_orders(symbol):
+                    if st.client_order_id == cid:
+                        return st
+                return None
+            except VenueUnavailable:
+                if i == tries - 1:
+                    raise
+                time.sleep(0.2 * (i + 1))
+            except SqError as e:
+                if _unknown_order(e):
+                    return None
+                raise
+        return None
+
+    # -- cancels and state
+    def cancel(self, symbol: str, cid: str) -> Any:
+        return self.gw.cancel(symbol, cid)
+
+    def open_orders(self, symbol: str) -> list:
+        return self.gw.open_orders(symbol)
+
+    def fills(self, symbol: str) -> list:
+        return self.gw.fills(symbol)
+
+    def close(self) -> None:
+        close = getattr(self.gw, "close", None)
+        if close is not None:
+            close()
+
+
+def open_orders_adapter(venue: str, config: Any, env: Any, order_timeout_s: float) -> Orders:
+    from sq.venues import registry
+
+    module = registry.venue_module(venue)
+    if venue == "binance":
+        from sq.venues.binance.endpoints import FUTURES, SPOT
+
+        gw = module.open_gateway(config, env, user_stream=False, markets=(SPOT, FUTURES), timeout=order_timeout_s, max_retries=3)
+    else:
+        gw = module.open_gateway(config, env)
+    return Orders(gw, venue)
+
+
+# ----------------------------------------------------------------------------------------------
+# the run
+
+
+class LiveRun:
+    """One live run: engine + bridge + venue orders + journal; `stop()` ends it cleanly."""
+
+    def __init__(self, env: Any, plan: "Plan", engine: Any, orders: Orders, journal: "J.Journal", breaker: Any, *,
+                 clock: Callable[[], int] = time.time_ns):
+        from sq.core.livebridge import LiveBridge
+
+        self.env = env
+        self.plan = plan
+        self.engine = engine
+        self.bridge = LiveBridge(engine)
+        self.orders = orders
+        self.journal = journal
+        self.breaker = breaker
+        self.clock = clock
+        self.source: Any = None
+        self.view: Any = None
+        self.stop_reason: str | None = None
+        self.voids: dict[int, str] = {}  # coid → venue order id
+        self.reasons: dict[int, str] = {}  # coid → venue's rejection text
+        self.trades: set[tuple[str, str]] = set()  # (symbol, trade id) already journaled
+        self.latencies_ns: list[int] = []
+        self.sent = self.failures = self.fills = self.rows = 0
+        self.last_sweep = 0.0
+        self.halted_reason = ""
+
+    # -- ids
+    def cid(self, coid: int) -> str:
+        return f"{self.plan.prefix}{coid}"
+
+    def coid_of(self, cid: str) -> int | None:
+        if cid.startswith(self.plan.prefix):
+            tail = cid[len(self.plan.prefix):]
+            if tail.isdigit():
+                return int(tail)
+        return None
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.source is not None:
+            try:
+                self.source.close()
+            except Exception:
+                pass
+
+    # -- journal rows
+    def rows_of(self, out: Any) -> list[tuple[str, dict]]:
+        """Engine output → journal records: orders rows with the real client/venue ids, pnl rows.
+        (The engine's own fill rows are not journaled: the venue's fills are, with its trade ids.)"""
+        recs = []
+        for row in J.rows_from_batch(getattr(out, "orders", None)):
+            coid = int(row["client_order_id"])
+            row["client_order_id"] = self.cid(coid)
+            row["venue_order_id"] = self.voids.get(coid)
+            if row.get("event") == "rejected" and coid in self.reasons:
+                row["reason"] = self.reasons[coid]
+            recs.append(("reject" if row.get("event") == "rejected" and coid not in self.reasons and coid not in self.voids else "order", row))
+        recs.extend(("pnl", row) for row in J.rows_from_batch(getattr(out, "pnl", None)))
+        return recs
+
+    def write(self, recs: list[tuple[str, dict]]) -> None:
+        if recs:
+            self.journal.write_step(recs)
+
+    # -- one market batch
+    def step(self, batch: Any) -> Any:
+        t0 = time.perf_counter_ns()
+        out = self.engine.process(batch)
+        self.rows += batch.num_rows
+        intents = self.bridge.take_outbox()
+        recs = self.rows_of(out)
+        if self.engine.halted and not self.halted_reason:
+            self.halted_reason = self.engine.halted
+            recs.append(("halt", {"ts": self.clock(), "reason": self.halted_reason, "by": "risk"}))
+        self.write(recs)  # write-ahead: the intents' `new`/`cancel_sent` rows are on disk first
+        self.execute(intents, t0)
+        if time.monotonic() - self.last_sweep >= SWEEP_S:
+            self.sweep()
+        return out
+
+    def execute(self, intents: list, t0: int | None = None) -> None:
+        """Send intents, feed the answers back, journal them; repeat while answers make new
+        intents (an ack that arrives after a halt turns into a cancel)."""
+        from sq.core import livebridge as LB
+
+        while intents:
+            for it in intents:
+                if it.kind == LB.NEW:
+                    self._new(it, t0)
+                else:
+                    self._cancel(it)
+            intents = self.bridge.take_outbox()
+            self.write(self.rows_of(self.bridge.output()))
+            t0 = None
+
+    def _new(self, it: Any, t0: int | None) -> None:
+        from sq.core import livebridge as LB
+        from sq.venues.base import OrderRequest
+
+        cid = self.cid(it.coid)
+        if not self.breaker.allow():
+            self.reasons[it.coid] = f"circuit breaker open after {self.breaker.consecutive} venue failures"
+            self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
+            return
+        req = OrderRequest(it.symbol, it.side, it.qty, it.price, "limit", "ioc" if it.ioc else "gtc", cid)
+        if t0 is not None:
+            self.latencies_ns.append(time.perf_counter_ns() - t0)
+        try:
+            st, fills = self.orders.send(req)
+        except SqError as e:  # unknown outcome after asking the venue, or the venue refuses to talk
+            self.breaker.failure()
+            self.failures += 1
+            self.reasons[it.coid] = _clip(f"not sent: {e.message}")
+            self.env.warn(f"live: order {cid}: {e.message}")
+            self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
+            return
+        self.sent += 1
+        if st.status == "rejected":
+            self.breaker.success()  # the venue answered: it is up
+            self.reasons[it.coid] = _clip(st.reason or "rejected by the venue")
+            self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
+            return
+        self.breaker.success()
+        self.apply_state(it.coid, st, fills, first=True)
+
+    def _cancel(self, it: Any) -> None:
+        from sq.core import livebridge as LB
+
+        cid = self.cid(it.coid)
+        try:
+            st = self.orders.cancel(it.symbol, cid)
+        except SqError as e:
+            self.breaker.failure()
+            self.failures += 1
+            self.env.warn(f"live: cancel {cid}: {e.message}")
+            self.bridge.answer(it.coid, LB.CANCEL_REJ, now=self.clock(), first=True)
+            return
+        self.breaker.success()
+        if st.status == "canceled":
+            self._catch_up_fills(it.coid, it.symbol, st)
+            self.bridge.answer(it.coid, LB.CANCELED, now=self.clock(), first=True)
+        else:  # already filled or gone: the sweep brings its fills
+            self.bridge.answer(it.coid, LB.CANCEL_REJ, now=self.clock(), first=True)
+            self.sweep(force=True)
+
+    def apply_state(self, coid: int, st: Any, fills: list, *, first: bool) -> None:
+        """Feed a venue order state (+ fills) to the engine: ack, fills, then a terminal state."""
+        from sq.core import livebridge as LB
+
+        now = self.clock()
+        if st.venue_order_id:
+            self.voids[coid] = str(st.venue_order_id)
+        void = int(st.venue_order_id) if str(st.venue_order_id).isdigit() and len(str(st.venue_order_id)) < 19 else coid
+        self.bridge.answer(coid, LB.ACK, px=void, now=now, first=first)
+        self.take_fills(fills)
+        if float(st.filled_qty or 0) > (self.bridge.filled_of(coid) or 0.0) + 1e-12:
+            self._catch_up_fills(coid, st.symbol, st)
+        if st.status in ("canceled", "expired"):
+            self.bridge.answer(coid, LB.CANCELED if st.status == "canceled" else LB.EXPIRED, now=now)
+
+    def take_fills(self, fills: list) -> None:
+        """Journal venue fills not seen before and book them in the engine (its order's fill)."""
+        from sq.core import livebridge as LB
+        from sq.core.reconcile import fill_row
+
+        recs = []
+        for f in fills:
+            key = (f.symbol, str(f.trade_id))
+            if key in self.trades:
+                continue
+            coid = self.coid_of(f.client_order_id)
+            if coid is None:
+                coid = next((c for c, v in self.voids.items() if v == f.venue_order_id), None)
+            if coid is None:
+                continue
+            self.trades.add(key)
+            f = f if f.client_order_id else _replace(f, client_order_id=self.cid(coid))
+            recs.append(("fill", fill_row(f)))
+            self.fills += 1
+            kind = LB.FILL_MAKER if f.liquidity == "maker" else LB.FILL_TAKER
+            if not self.bridge.answer(coid, kind, px=self.bridge.ticks_of(f.symbol, f.price), qty=float(f.qty), now=self.clock()):
+                self.bridge.seed_fill(f.symbol, f.side, f.price, f.qty, f.liquidity == "maker")
+        if recs:
+            self.write(recs + self.rows_of(self.bridge.output()))
+
+    def _catch_up_fills(self, coid: int, symbol: str, st: Any) -> None:
+        want = float(st.filled_qty or 0)
+        have = self.bridge.filled_of(coid)
+        if have is not None and want > have + 1e-12:
+            self.take_fills([f for f in self.orders.fills(symbol) if f.venue_order_id == str(st.venue_order_id)])
+
+    def sweep(self, *, force: bool = False) -> None:
+        """Ask the venue about every working order: fills and cancels that happened there."""
+        from sq.core import livebridge as LB
+
+        self.last_sweep = time.monotonic()
+        working = self.bridge.working()
+        if not working:
+            return
+        try:
+            by_symbol: dict[str, dict[str, Any]] = {}
+            for sym in sorted({w[0] for w in working.values()}):
+                by_symbol[sym] = {st.client_order_id: st for st in self.orders.open_orders(sym)}
+            for coid, (sym, state, leaves, filled) in working.items():
+                cid = self.cid(coid)
+                st = by_symbol[sym].get(cid)
+                if st is None:
+                    st = self.orders.lookup(sym, cid)
+                    if st is None:
+                        continue
+                if float(st.filled_qty or 0) > filled + 1e-12:
+                    self._catch_up_fills(coid, sym, st)
+                if st.status in ("canceled", "expired", "rejected"):
+                    self.bridge.answer(coid, LB.CANCELED if st.status != "expired" else LB.EXPIRED, now=self.clock())
+            self.breaker.success()
+        except SqError as e:
+            self.breaker.failure()
+            self.env.warn(f"live: checking working orders: {e.message}")
+        self.write(self.rows_of(self.bridge.output()))
+        self.execute(self.bridge.take_outbox())
+
+    # -- the loop
+    def run(self, source: Any) -> None:
+        self.source = source
+        deadline = time.monotonic() + self.plan.duration_ns / 1e9 if self.plan.duration_ns else None
+        for batch in source.batches():
+            if self.stop_reason is not None:
+                break
+            if batch.num_rows:
+                out = self.step(batch)
+                if self.view is not None:
+                    self.view.update(batch, out, self)
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stop("for")
+                break
+
+    def close_out(self, reason: str) -> None:
+        """Halt: cancel every working order through the engine, then sweep the venue for
+        anything of this run still open (cancel it directly), journaled with a `halt` record."""
+        now = self.clock()
+        out = self.engine.cancel_all(now, reason)
+        intents = self.bridge.take_outbox()
+        self.write(self.rows_of(out) + [("halt", {"ts": now, "reason": reason, "by": "signal" if reason.startswith("SIG") else "run"})])
+        self.execute(intents)
+        self.sweep(force=True)
+        cancel_run_orders(self.orders, self.plan.symbols, self.plan.prefix, self.env)
+
+
+def cancel_run_orders(orders: Orders, symbols: list[str], prefix: str, env: Any) -> int:
+    """Cancel, directly at the venue, every open order of this run on its symbols."""
+    n = 0
+    for sym in symbols:
+        try:
+            for st in orders.open_orders(sym):
+                if st.client_order_id.startswith(prefix):
+                    try:
+                        orders.cancel(sym, st.client_order_id)
+                        n += 1
+                    except SqError as e:
+                        env.warn(f"live: cancel {st.client_order_id}: {e.message}")
+        except SqError as e:
+            env.warn(f"live: listing open orders of {sym}: {e.message}")
+    return n
+
+
+def _replace(f: Any, **kw) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(f, **kw)
+
+
+def _clip(text: str, n: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# ----------------------------------------------------------------------------------------------
+# planning and resuming
+
+
+@dataclass
+class Plan:
+    run_id: str
+    strategy: str
+    symbols: list[str]
+    venue: str
+    params: list[str]
+    journal_dir: Path
+    prefix: str
+    duration_ns: int | None
+    resume: Any = None  # J.Loaded
+
+
+def make_plan(opts: LiveOptions, config: Any) -> Plan:
+    from sq.core import paths
+    from sq.core.durations import parse_duration_ns
+    from sq.core.symbols import parse_symbols
+
+    duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
+    if opts.resume:
+        loaded = J.load(opts.resume)
+        s = loaded.start
+        if s.get("mode") != "live":
+            raise UsageError(f"--resume {opts.resume}: that is a {s.get('mode', 'paper')} run; continue it with sq {s.get('mode', 'paper')} --resume")
+        if opts.symbols or opts.params or opts.journal or (opts.strategy and opts.strategy.lower() != s.get("strategy")):
+            raise UsageError("--resume takes the strategy, symbols, --param and --journal of the original run; give only --for")
+        return Plan(str(s["run_id"]), str(s["strategy"]), list(s["symbols"]), str(s["venue"]), list(s.get("params", [])),
+                    Path(opts.resume), str(s["client_prefix"]), duration_ns, loaded)
+    if not opts.strategy:
+        raise UsageError(f"--strategy is required: one of {', '.join(STRATEGIES)} (or --resume DIR)")
+    strategy = opts.strategy.strip().lower()
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown strategy {opts.strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+    texts = opts.symbols or list(config.symbols)
+    if not texts:
+        raise UsageError("sq live needs symbols: give them on the command line or list instruments in the config")
+    syms = parse_symbols(texts)
+    venues = sorted({s.venue for s in syms})
+    if len(venues) != 1:
+        raise UsageError(f"symbols from several venues ({', '.join(venues)}); run one sq live per venue account")
+    if venues[0] == "sim":
+        raise UsageError("SIM: symbols have no real venue; trade them with sq paper")
+    run_id = J.new_run_id()
+    journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
+    return Plan(run_id, strategy, [s.canonical for s in syms], venues[0], list(opts.params), journal_dir, client_prefix(run_id), duration_ns)
+
+
+def live_config(config: Any, venue: str) -> Any:
+    """The config with an order-rate limit below the venue's published one when none is set."""
+    import dataclasses
+
+    if config.risk.max_order_rate:
+        return config
+    rate = VENUE_ORDER_RATE.get(venue, 5.0) * DEFAULT_RATE_SHARE
+    return dataclasses.replace(config, risk=dataclasses.replace(config.risk, max_order_rate=rate))
+
+
+def resume_journal(run: LiveRun, loaded: Any) -> dict:
+    """Take a crashed run over: adopt the venue's truth, cancel what the dead process left
+    working, rebuild positions from the journal's fills and continue the id counter."""
+    from sq.core import reconcile as R
+
+    plan = run.plan
+    view = R.view_of(loaded)
+    diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
+    run.write(R.fix_records(diffs, "sq live --resume"))
+    view = R.view_of(J.load(plan.journal_dir))
+    canceled = 0
+    for cid, o in view.orders.items():
+        if not o.is_open:
+            continue
+        run.write([("order", R._order_row(o, "cancel_sent", o.filled_qty if not math.isnan(o.filled_qty) else 0.0,
+                                          "resume: canceling the dead process's order"))])
+        try:
+            run.orders.cancel(o.symbol, cid)
+            canceled += 1
+        except SqError as e:
+            run.env.warn(f"live --resume: cancel {cid}: {e.message}")
+    cancel_run_orders(run.orders, plan.symbols, plan.prefix, run.env)
+    view = R.view_of(J.load(plan.journal_dir))
+    diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
+    run.write(R.fix_records(diffs, "sq live --resume (after canceling)"))
+    view = R.view_of(J.load(plan.journal_dir))
+    for f in sorted(view.fills.values(), key=lambda d: int(d.get("ts") or 0)):
+        run.bridge.seed_fill(f["symbol"], int(f["side"]), float(f["price"]), float(f["qty"]), f.get("liquidity") == "maker")
+        run.trades.add((str(f["symbol"]), str(f["trade_id"])))
+    top = max([run.coid_of(c) or 0 for c in view.orders] + [0])
+    run.bridge.set_next_coid(top + 1)
+    for cid, o in view.orders.items():
+        c = run.coid_of(cid)
+        if c is not None and o.venue_order_id:
+            run.voids[c] = o.venue_order_id
+    return {"adopted": len(diffs), "canceled": canceled, "fills": len(view.fills), "next_order": top + 1}
+
+
+def start_state(run: LiveRun) -> dict:
+    """A new run's look at the venue before its first order: what is open on its symbols, and
+    the positions the account holds (seeded into the engine so risk limits count them)."""
+    out = {"open_orders": {}, "positions": {}}
+    for sym in run.plan.symbols:
+        out["open_orders"][sym] = len(run.orders.open_orders(sym))
+    if any(not s.startswith("BINANCE:") for s in run.plan.symbols):
+        try:
+            for p in run.orders.gw.positions():
+                if p.symbol in run.plan.symbols and p.qty:
+                    out["positions"][p.symbol] = p.qty
+                    run.bridge.seed_fill(p.symbol, 1 if p.qty > 0 else -1, float(p.avg_price or 0.0), abs(float(p.qty)))
+        except SqError as e:
+            run.env.warn(f"live: positions: {e.message}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the command body
+
+
+def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | None = None) -> int:
+    """Guards, lock, gateway, reconcile, run, seal. Returns the exit status (0 after a clean halt)."""
+    from sq.core import runtime
+    from sq.core.circuit import CircuitBreaker
+    from sq.core.config import load_config
+    from sq.core.engine import Engine
+    from sq.core.engine import params as PR
+    from sq.venues import registry
+    from sq.core.symbols import parse_symbols
+
+    config = load_config(env)
+    require_live(config, opts.confirm)
+    check_secret_files(config)
+    if opts.breaker_failures < 1 or opts.breaker_cooldown_s < 0 or opts.order_timeout_s <= 0:
+        raise UsageError("--breaker-failures must be ≥ 1, --breaker-cooldown ≥ 0 and --order-timeout > 0")
+    plan = make_plan(opts, config)
+    config = live_config(config, plan.venue)
+    params = PR.resolve(plan.strategy, plan.symbols, config, plan.params)
+    with ExitStack() as stack:
+        for sym in sorted(plan.symbols):
+            stack.enter_context(runtime.try_lock("live-" + sym.replace(":", "_").replace(" ", "_"), what=f"sq live on {sym}"))
+        source = registry.open_market_source(parse_symbols(plan.symbols),
+                                             registry.SourceOptions(config=config, env=env, clock="real"))
+        stack.callback(source.close)
+        orders = open_orders_adapter(plan.venue, config, env, opts.order_timeout_s)
+        stack.callback(orders.close)
+        engine = Engine(plan.strategy, dict(source.instruments), params, config=config, sim_venue=False)
+        if plan.resume is None:
+            journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
+        else:
+            journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]})
+        breaker = CircuitBreaker(failures=opts.breaker_failures, cooldown_s=opts.breaker_cooldown_s)
+        run = LiveRun(env, plan, engine, orders, journal, breaker)
+        for sym in plan.symbols:
+            run.bridge.ensure_symbol(sym)
+        registration = runtime.register(plan.strategy, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir))
+        stack.callback(registration.remove)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: run.stop(signal.Signals(signum).name))
+        stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
+        try:
+            if plan.resume is not None:
+                info = resume_journal(run, J.load(plan.journal_dir))
+                env.info(f"live --resume: adopted {info['adopted']} difference(s), canceled {info['canceled']} order(s) "
+                         f"left working, {info['fills']} fill(s) replayed; orders continue at {plan.prefix}{info['next_order']}")
+            else:
+                info = start_state(run)
+                run.write([("audit", {"ts": time.time_ns(), "by": "sq live (start)", "venue_before_first_order": info})])
+            run.view = view_factory(plan, source, run) if view_factory is not None else None
+            if run.view is not None:
+                with run.view:
+                    run.run(source)
+            else:
+                run.run(source)
+            reason = run.stop_reason or "end"
+            run.close_out(reason)
+            final = _final_reconcile(run)
+            summary = make_summary(run, final)
+            journal.seal({"ts": time.time_ns(), "reason": reason, "summary": summary})
+        except BaseException as e:
+            n = cancel_run_orders(orders, plan.symbols, plan.prefix, env)
+            try:
+                run.write([("halt", {"ts": time.time_ns(), "reason": f"error: {type(e).__name__}", "by": "error", "canceled_at_venue": n})])
+            except Exception:
+                pass
+            journal.close()
+            if isinstance(e, (SqError, KeyboardInterrupt)):
+                raise
+            raise SqError(f"sq live stopped on an unexpected error ({type(e).__name__}); its {n} open order(s) were canceled; "
+                          f"continue with sq live --resume {plan.journal_dir}") from e
+    report(env, opts, plan, summary)
+    import gc
+
+    gc.freeze()
+    return 0
+
+
+def _final_reconcile(run: LiveRun) -> int:
+    from sq.core import reconcile as R
+
+    view = R.view_of(J.load(run.plan.journal_dir))
+    diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
+    run.write(R.fix_records(diffs, "sq live (final reconcile)"))
+    return len(diffs)
+
+
+def _start_record(plan: Plan, config: Any) -> dict:
+    from sq import __version__
+
+    return {"run_id": plan.run_id, "mode": "live", "venue": plan.venue, "strategy": plan.strategy, "symbols": plan.symbols,
+            "params": plan.params, "client_prefix": plan.prefix, "config": J.config_summary(config), "pid": os.getpid(),
+            "argv": sys.argv[1:], "ts": time.time_ns(), "version": __version__}
+
+
+def percentile(values: list[int], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return float(v[min(len(v) - 1, int(round(q * (len(v) - 1))))])
+
+
+def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
+    s = dict(run.engine.summary())
+    p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
+    s.update(mode="live", venue=run.plan.venue, run_id=run.plan.run_id, journal=str(run.plan.journal_dir),
+             symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,
+             venue_fills=run.fills, breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
+             tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)})
+    return s
+
+
+def report(env: Any, opts: LiveOptions, plan: Plan, summary: dict) -> None:
+    import json
+
+    from sq.core.paper import _json_default
+
+    if opts.json:
+        env.stdout.write((json.dumps(summary, default=_json_default) + "\n").encode())
+        env.stdout.flush()
+        return
+    env.info(f"live {plan.strategy} {' '.join(plan.symbols)}: {summary.get('orders_sent', 0)} orders sent, "
+             f"{summary.get('venue_fills', 0)} fills, position {summary.get('position')}, stopped by {summary.get('stopped_by')}; "
+             f"journal {plan.journal_dir}")
+    if not env.stdout_isatty:
+        pnl = summary.get("pnl") or {}
+        env.stdout.write(f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f}\n".encode())
+        env.stdout.flush()

@@ -1,0 +1,126 @@
+"""The engine seen from a real venue: take its order intents, hand it the venue's answers.
+
+The `Engine` (sq.core.engine) was built for the simulated venue: with `sim_venue=False` its
+kernels still run strategies, the order manager, risk and the position keeper, and every request
+lands in the *outbox* (`ob`/`obf`, layout `OB_*`) — but nothing consumes it and there is no
+public call to feed answers back. `LiveBridge` is that missing piece, kept outside the engine
+package so the engine's owner can replace it with a first-class API later:
+
+* `take_outbox()` → `Intent`s (new / cancel), emptying the outbox;
+* `answer(coid, kind, …)` → runs the order manager's own `on_response` kernel for one venue
+  answer (ack, fill, canceled, cancel-rejected, expired, rejected), then the loss-limit check, so
+  positions, PnL and halts follow the real fills exactly as they follow simulated ones;
+* `seed_fill(symbol, …)` → books a fill into the position keeper without an order (a resumed
+  run replaying its journal; a position the account already held).
+
+In-flight accounting follows the simulated venue: a request counts once until its first answer;
+every further answer (a later fill, an expiry) is counted in and out, so pool rows are recycled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sq.core.engine import kernel as K
+from sq.core.engine import layout as L
+from sq.core.engine import orders as O
+from sq.core.engine import positions as P
+
+NEW, CANCEL = L.OUT_NEW, L.OUT_CANCEL
+ACK, FILL_MAKER, FILL_TAKER, CANCELED, CANCEL_REJ, EXPIRED, REJECTED = (
+    L.K_ACK, L.K_FILL_MAKER, L.K_FILL_TAKER, L.K_CANCELED, L.K_CANCEL_REJ, L.K_EXPIRED, L.K_VENUE_REJ)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One request the engine wants sent: a new order or a cancel."""
+
+    kind: int  # NEW | CANCEL
+    coid: int
+    symbol: str
+    side: int
+    price: float
+    ticks: int
+    qty: float
+    ioc: bool
+    ts: int
+
+
+class LiveBridge:
+    def __init__(self, engine: Any):
+        self.e = engine
+
+    def take_outbox(self) -> list[Intent]:
+        e = self.e
+        n = int(e.g[L.G_NOB])
+        if not n:
+            return []
+        rows, qty = e.ob[:n].copy(), e.obf[:n].copy()
+        e.g[L.G_NOB] = 0
+        out = []
+        for r, q in zip(rows, qty):
+            s = int(r[L.OB_SYM])
+            tick = e.ticks[s]
+            out.append(Intent(int(r[L.OB_KIND]), int(r[L.OB_COID]), e.registry.symbols[s], int(r[L.OB_SIDE]),
+                              round(int(r[L.OB_PX]) * tick, 12), int(r[L.OB_PX]), float(q), int(r[L.OB_TIF]) == L.TIF_IOC,
+                              int(r[L.OB_TS])))
+        return out
+
+    def ticks_of(self, symbol: str, price: float) -> int:
+        e = self.e
+        return int(round(price / e.ticks[e.registry.id(symbol)]))
+
+    def answer(self, coid: int, kind: int, *, px: int = 0, qty: float = 0.0, reason: int = 0, now: int = 0, first: bool = False) -> bool:
+        """Apply one venue answer to order `coid`; `first` when it answers the request in flight.
+        Returns False when the engine no longer knows the order (already dead and recycled)."""
+        e = self.e
+        o = int(O.find_order(e.oi, coid))
+        if o < 0:
+            return False
+        e._handle(K.ST_FLUSH)
+        if not first:
+            e.oi[o, L.OI_INFLIGHT] += 1
+        now = max(int(now), int(e.g[L.G_LASTLOC]))
+        filled = O.on_response(e.si, e.sf, e.oi, e.of, e.g, e.gf, e.ob, e.obf, e.oo_i, e.oo_f, e.fo_i, e.fo_f, e.po_i, e.po_f,
+                               kind, o, px, qty, reason, now, e.n)
+        if filled:
+            K._check_halt(e.si, e.sf, e.oi, e.of, e.g, e.gf, e.ob, e.obf, e.oo_i, e.oo_f, e.oi[o, L.OI_SYM], now, e.n)
+        return True
+
+    def working(self) -> dict[int, tuple[str, int, float, float]]:
+        """Orders the engine believes are working: coid → (symbol, state, leaves, filled)."""
+        e = self.e
+        out = {}
+        for o in range(e.oi.shape[0]):
+            st = int(e.oi[o, L.OI_STATE])
+            if st in (L.PENDING_NEW, L.LIVE, L.PENDING_CANCEL):
+                out[int(e.oi[o, L.OI_COID])] = (e.registry.symbols[int(e.oi[o, L.OI_SYM])], st,
+                                                float(e.of[o, L.OF_LEAVES]), float(e.of[o, L.OF_FILLED]))
+        return out
+
+    def filled_of(self, coid: int) -> float | None:
+        e = self.e
+        o = int(O.find_order(e.oi, coid))
+        return None if o < 0 else float(e.of[o, L.OF_FILLED])
+
+    def ensure_symbol(self, symbol: str) -> int:
+        e = self.e
+        s = e.registry.id(symbol.upper())
+        e._require(s)
+        return s
+
+    def seed_fill(self, symbol: str, side: int, price: float, qty: float, maker: bool = True) -> None:
+        """Book a fill into the position keeper (fees by the engine's own schedule)."""
+        e = self.e
+        s = self.ensure_symbol(symbol)
+        fee = price * qty * (e.gf[L.GF_MAKER_BPS] if maker else e.gf[L.GF_TAKER_BPS]) * 1e-4
+        P.add_fill(e.sf, s, int(side), float(price), float(qty), float(fee))
+        e.g[L.G_FILLS] += 1
+
+    def set_next_coid(self, coid: int) -> None:
+        e = self.e
+        e.g[L.G_NEXT_COID] = max(int(e.g[L.G_NEXT_COID]), int(coid))
+
+    def output(self) -> Any:
+        return self.e._output(0)
