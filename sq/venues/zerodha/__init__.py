@@ -21,16 +21,23 @@ def open_market_source(symbols, options):
 
     names = [getattr(s, "canonical", str(s)) for s in symbols]
     if options.replay_path:
+        import itertools
+
         from sq.venues.zerodha.raw import read_raw
 
-        records = list(read_raw(options.replay_path))
-        dumps = [r.data for r in records if r.src == "rest" and "/instruments" in r.stream and isinstance(r.data, str)]
+        records = read_raw(options.replay_path)
+        head = []  # everything up to the first ticker frame: the /instruments answer lives there
+        for rec in records:
+            head.append(rec)
+            if rec.src == "ws":
+                break
+        dumps = [r.data for r in head if r.src == "rest" and "/instruments" in r.stream and isinstance(r.data, str)]
         if not dumps:
-            raise DataError(f"{options.replay_path}: the capture has no /instruments record; it cannot be replayed")
+            raise DataError(f"{options.replay_path}: the capture has no /instruments record before its first frame; it cannot be replayed")
         table = {}
         for d in dumps:
             table.update(parse_csv(d))
-        return ZerodhaSource(resolve(names, table), options, replay_records=records)
+        return ZerodhaSource(resolve(names, table), options, replay_records=itertools.chain(head, records))
     from sq.venues.zerodha.endpoints import Endpoints
     from sq.venues.zerodha.session import access_token
 

@@ -121,6 +121,8 @@ class ZerodhaSource:
         emitted = 0
         t0 = None
         stream = self.endpoints.ws if self.endpoints else "ticker"
+        if limit is not None and limit <= 0:
+            return
         for burst in bursts:
             done = False
             if dur is not None and burst:

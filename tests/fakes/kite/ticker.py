@@ -69,6 +69,10 @@ class TickerServer:
             pump = asyncio.create_task(self._pump())
             await self._stop.wait()
             pump.cancel()
+            for c in list(self.conns):  # no polite close handshakes at shutdown: tests wait on this
+                transport = getattr(c.ws, "transport", None)
+                if transport is not None:
+                    transport.abort()
 
     def _check(self, connection, request):
         q = parse_qs(urlparse(request.path).query)
