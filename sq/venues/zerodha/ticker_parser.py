@@ -256,7 +256,6 @@ class TickerParser:
         self.keys = np.array(order, dtype=np.int64)
         self.syms = np.array([symbols.index(tokens[t]) for t in order], dtype=np.int32)
         self.schema = S.market_schema(instruments, EXTRA_FIELDS)
-        self.base_schema = S.market_schema(instruments)
         self.dictionary = S.symbol_dictionary(symbols)
         self.instruments = dict(instruments)
         self._stats = np.zeros(6, dtype=np.int64)
@@ -327,14 +326,23 @@ class TickerParser:
                          o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
         if n == 0:
             return None
-        base = S.market_batch(self.base_schema, self.dictionary, o_ts[:n], o_recv[:n], o_sym[:n], o_kind[:n],
-                              o_side[:n], o_px[:n], o_qty[:n], o_seq[:n], o_ord[:n])
+        ords = o_ord[:n]
+        cols = [
+            _nullable(pa.int64(), o_ts[:n], _NO_NULLS).view(S.TS),
+            _nullable(pa.int64(), o_recv[:n], _NO_NULLS).view(S.TS),
+            pa.DictionaryArray.from_arrays(_nullable(pa.int32(), o_sym[:n], _NO_NULLS), self.dictionary),
+            _nullable(pa.uint8(), o_kind[:n], _NO_NULLS),
+            _nullable(pa.int8(), o_side[:n], _NO_NULLS),
+            _nullable(pa.float64(), o_px[:n], _NO_NULLS),
+            _nullable(pa.float64(), o_qty[:n], _NO_NULLS),
+            _nullable(pa.int32(), ords, _validity(ords >= 0)),
+            _nullable(pa.int64(), o_seq[:n], _NO_NULLS),
+        ]
         lay = x_lay[:n]
         quote = (lay == 44) | (lay == 184)
         full = lay == 184
         index = (lay == 28) | (lay == 32)
         masks = {"q": _validity(quote), "ohlc": _validity(quote | index), "oi": _validity(full), "chg": _validity(index)}
-        cols = list(base.columns)
         for k, group in enumerate(_EXTRA_GROUPS):
             cols.append(_nullable(pa.float64(), xf[k, :n], masks[group]))
         cols.append(_nullable(pa.int64(), x_ltt[:n], masks["oi"]).view(S.TS))
@@ -343,6 +351,9 @@ class TickerParser:
 
 # which validity each float extra shares (EXTRA_FIELDS order)
 _EXTRA_GROUPS = ("q", "q", "q", "q", "ohlc", "ohlc", "ohlc", "ohlc", "oi", "oi", "oi", "chg")
+
+
+_NO_NULLS = (None, 0)
 
 
 def _validity(mask: np.ndarray) -> tuple[pa.Buffer | None, int]:
@@ -355,4 +366,4 @@ def _validity(mask: np.ndarray) -> tuple[pa.Buffer | None, int]:
 
 def _nullable(typ: pa.DataType, values: np.ndarray, validity: tuple[pa.Buffer | None, int]) -> pa.Array:
     bitmap, nulls = validity
-    return pa.Array.from_buffers(typ, len(values), [bitmap, pa.py_buffer(np.ascontiguousarray(values))], null_count=nulls)
+    return pa.Array.from_buffers(typ, len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
