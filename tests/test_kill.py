@@ -83,7 +83,7 @@ def test_kill_nothing_running():
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["ok"] and doc["processes"] == [] and doc["halted"] == 0
-    assert "no running sq paper processes" in r.stderr
+    assert "no running sq" in r.stderr
 
 
 def test_kill_halts_clean_and_escalates_on_stuck():

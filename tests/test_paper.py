@@ -279,7 +279,7 @@ def test_crash_then_resume_live_keeps_positions(tmp_path):
     before = J.load(jdir)
     assert not before.sealed
     pos_before = P.journal_positions(before)
-    ckpt = P.decode_state(before.last("checkpoint").data["state"])
+    ckpt = P.checkpoint_state(before, before.last("checkpoint"))
     assert ckpt["sf"][0][SF_POS] == pos_before["SIM:DEMO"]  # SF_POS of the last checkpoint = the fills' sum
     r = subprocess.run([SQ_BIN, "paper", "--resume", str(jdir), "--for", "2s", "--json"], capture_output=True, text=True, env=env, timeout=90)
     assert r.returncode == 0, r.stderr
@@ -288,8 +288,11 @@ def test_crash_then_resume_live_keeps_positions(tmp_path):
     kinds = [rec.kind for rec in after.records]
     n_resume = kinds.index("resume")
     assert n_resume == len(before.records)  # appended, chain continued
+    # the resumed engine starts from the crashed run's position: its first checkpoint holds that
+    # plus whatever filled while it closed the dead process's in-flight orders
     first_ckpt = next(rec for rec in after.records[n_resume:] if rec.kind == "checkpoint")
-    assert P.decode_state(first_ckpt.data["state"])["sf"][0][SF_POS] == pos_before["SIM:DEMO"]
+    closing_fills = sum(r.data["side"] * r.data["qty"] for r in after.records[n_resume:first_ckpt.n] if r.kind == "fill")
+    assert P.checkpoint_state(after, first_ckpt)["sf"][0][SF_POS] == pos_before["SIM:DEMO"] + closing_fills
     doc = json.loads(r.stdout)
     assert doc["position"]["SIM:DEMO"] == P.journal_positions(after)["SIM:DEMO"]
     assert_all_closed(jdir)
