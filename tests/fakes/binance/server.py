@@ -96,6 +96,11 @@ class FakeBinance:
         self.order_count_day = 0
         self.backoff_until = 0.0
         self.forced: list[tuple[int, int]] = []  # (http status, retry-after s) to answer next, in order
+        # faults of new-order requests, taken in order: "timeout" executes the order, then answers only
+        # after `order_fault_delay_s` (the client has given up); "drop" executes it and closes the
+        # connection without an answer
+        self.order_faults: list[str] = []
+        self.order_fault_delay_s = 3.0
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.snapshot_requests = 0
         self.paused = False
@@ -565,6 +570,15 @@ class _RestHandler(BaseHTTPRequestHandler):
         try:
             doc = self._route(fake, method, path, name, market, params, query, body)
             fake.requests.append((method, path, 200))
+            fault = fake.order_faults.pop(0) if is_order and fake.order_faults else None
+            if fault == "drop":
+                import socket
+
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault == "timeout":
+                time.sleep(fake.order_fault_delay_s)
             self._send(200, doc, headers)
         except ApiError as e:
             fake.requests.append((method, path, e.http))

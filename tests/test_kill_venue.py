@@ -1,0 +1,181 @@
+"""`sq kill` at the venues: cancel-all without any process, filters, --flatten, a burst of orders,
+a hung (SIGSTOPped) `sq live` — against the local Binance fake, through real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import SQ_BIN, subprocess_env
+from tests.fakes.binance import binance_fake  # noqa: F401  (fixture)
+
+
+def _gateway():
+    from sq.core.config import load_config
+    from sq.venues.binance.gateway import BinanceGateway
+
+    return BinanceGateway.open(load_config(), None, user_stream=False, markets=("spot", "futures"))
+
+
+def _rest(fake, gw, symbol="BINANCE:BTCUSDT", n=3, side=1):
+    from sq.venues.base import OrderRequest
+
+    market = "futures" if symbol.startswith("BINANCE-FUT") else "spot"
+    bid, ask = fake.market("BTCUSDT", market).best()
+    out = []
+    for i in range(n):
+        px = (bid - 1 - i) if side > 0 else (ask + 1 + i)
+        out.append(gw.place(OrderRequest(symbol, side, 0.01, round(px, 2))))
+    assert all(o.status == "accepted" for o in out)
+    return out
+
+
+def _open(fake, market=None):
+    return [o for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED") and (market is None or o.market == market)]
+
+
+def sq_kill(*args, env=None, timeout=60):
+    return subprocess.run([SQ_BIN, "kill", *args], capture_output=True, text=True, env=env or subprocess_env(), timeout=timeout)
+
+
+def test_kill_cancels_everything_at_the_venue_without_any_process(binance_fake):
+    fake = binance_fake()
+    gw = _gateway()
+    _rest(fake, gw, "BINANCE:BTCUSDT", 3)
+    _rest(fake, gw, "BINANCE-FUT:BTCUSDT", 2)
+    assert len(_open(fake)) == 5
+    r = sq_kill("--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["processes"] == []
+    by_market = {v["market"]: v for v in doc["venues"]}
+    assert by_market["spot"]["canceled"] == 3 and by_market["spot"]["remaining_orders"] == []
+    assert by_market["futures"]["remaining_orders"] == []
+    assert _open(fake) == []
+    assert ("DELETE", "/api/v3/openOrders", 200) in fake.requests and ("DELETE", "/fapi/v1/allOpenOrders", 200) in fake.requests
+    for secret in (fake.account.api_secret, fake.account.api_key):
+        assert secret not in r.stdout + r.stderr
+
+
+def test_kill_symbol_filter_and_nothing_open_is_clean(binance_fake):
+    fake = binance_fake()
+    gw = _gateway()
+    _rest(fake, gw, "BINANCE:BTCUSDT", 2)
+    _rest(fake, gw, "BINANCE-FUT:BTCUSDT", 1)
+    r = sq_kill("--symbol", "binance-fut:btcusdt", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(_open(fake, "spot")) == 2 and _open(fake, "futures") == []
+    r = sq_kill("--venue", "binance", "--json")
+    assert r.returncode == 0 and _open(fake) == []
+    r = sq_kill("--json")  # nothing left: still clean
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"]
+
+
+def test_kill_flatten_closes_futures_position_within_order_size(binance_fake, tmp_path):
+    from sq.venues.base import OrderRequest
+
+    fake = binance_fake()
+    gw = _gateway()
+    bid, ask = fake.market("BTCUSDT", "futures").best()
+    st = gw.place(OrderRequest("BINANCE-FUT:BTCUSDT", 1, 0.003, round(ask + 1, 2), time_in_force="ioc"))
+    assert st.filled_qty > 0
+    pos = fake.exchange.positions["BTCUSDT"]["amt"]
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text('[[instruments]]\nsymbol = "BINANCE-FUT:BTCUSDT"\nmax_order_size = 0.001\n')
+    r = sq_kill("--flatten", "--json", env=subprocess_env(SQ_CONFIG=str(cfg)))
+    assert r.returncode == 0, r.stderr
+    fut = [v for v in json.loads(r.stdout)["venues"] if v["market"] == "futures"][0]
+    assert len(fut["flattened"]) == round(pos / 0.001) and all(f["qty"] <= 0.001 + 1e-12 for f in fut["flattened"])
+    assert abs(fake.exchange.positions["BTCUSDT"]["amt"]) < 1e-9 and fut["remaining_positions"] == []
+
+
+def test_kill_imports_no_heavy_modules_and_reports_venue_errors(binance_fake):
+    fake = binance_fake()
+    code = ("import sys, atexit\n"
+            "atexit.register(lambda: print('HEAVY', sorted(m for m in ('numba', 'polars', 'pyarrow', 'binance', 'kiteconnect') if m in sys.modules), file=sys.stderr))\n"
+            "sys.argv = ['sq', 'kill', '--json']\n"
+            "from sq.cli import main\nmain()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stderr
+    fake.stop()  # the venue is gone: kill says so and exits 1
+    r = sq_kill("--json")
+    assert r.returncode == 1
+    assert "cannot reach" in json.loads(r.stdout)["venues"][0]["error"]
+
+
+def _config(tmp_path, rate=20):
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(f'trading_mode = "live"\n[risk]\nmax_order_rate = {rate}\n')
+    os.chmod(cfg, 0o600)
+    return cfg
+
+
+def _start_live(tmp_path, journal, *extra, rate=20):
+    cfg = _config(tmp_path, rate)
+    args = [SQ_BIN, "live", "--strategy", "mm", "BINANCE:BTCUSDT", "--config", str(cfg), "--confirm-live", "--journal", str(journal),
+            "--param", "clip=0.01", "--param", "threshold=0.1", "--json", *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+
+
+def _wait_orders(fake, proc, n=1, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        if len(_open(fake, "spot")) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"sq live exited early: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("sq live placed no order in time")
+
+
+def test_kill_during_a_burst_of_orders_halts_live_and_leaves_nothing_open(binance_fake, tmp_path):
+    fake = binance_fake()
+    proc = _start_live(tmp_path, tmp_path / "run", "--for", "60s", rate=50)
+    try:
+        _wait_orders(fake, proc)
+        time.sleep(0.5)  # mid-burst: the market maker requotes every book change
+        r = sq_kill("--json", "--timeout", "20")
+        doc = json.loads(r.stdout)
+        assert [p["outcome"] for p in doc["processes"]] == ["halted"], r.stderr
+        assert r.returncode == 0 and doc["ok"]
+        proc.wait(30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _open(fake) == []
+    cids = [o.client_id for o in fake.exchange.orders.values()]
+    assert len(cids) == len(set(cids))
+    r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(tmp_path / "run"), "--json"], capture_output=True, text=True, env=subprocess_env())
+    assert r.returncode == 0, r.stdout
+
+
+def test_kill_cancels_at_the_venue_while_live_is_hung(binance_fake, tmp_path):
+    fake = binance_fake()
+    proc = _start_live(tmp_path, tmp_path / "run", "--for", "60s")
+    try:
+        _wait_orders(fake, proc)
+        os.kill(proc.pid, signal.SIGSTOP)  # hung: it cannot cancel anything itself
+        left = _open(fake, "spot")
+        assert left
+        r = sq_kill("--json", "--timeout", "0.5")
+        doc = json.loads(r.stdout)
+        assert doc["processes"][0]["outcome"] == "killed"  # it never halted: exit 1 says so
+        assert r.returncode == 1
+        spot = [v for v in doc["venues"] if v["market"] == "spot"][0]
+        assert spot["ok"] and spot["remaining_orders"] == [], doc
+        assert all(o.status in ("CANCELED", "FILLED") for o in left)  # the market may fill one first
+        assert any(o.status == "CANCELED" for o in left) and spot["canceled"] == sum(o.status == "CANCELED" for o in left)
+        assert _open(fake) == []
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+        proc.wait(10)
