@@ -186,8 +186,10 @@ def exchange_token(ep: Endpoints, api_key: str, request_token: str, api_secret: 
         raise VenueUnavailable(f"zerodha: cannot reach Kite ({type(e).__name__})") from None
     body = _json(r)
     if r.status_code != 200 or body.get("status") != "success":
-        err = from_kite_error(str(body.get("error_type") or "GeneralException"), str(body.get("message") or f"HTTP {r.status_code}"), r.status_code)
-        raise AuthError(f"zerodha: token exchange refused: {err.message}") if not isinstance(err, AuthError) else err
+        etype, msg = str(body.get("error_type") or "GeneralException"), str(body.get("message") or f"HTTP {r.status_code}")
+        if etype == "TokenException":
+            raise AuthError(f"zerodha: Kite refused the request token ({msg}); check ZKITE_API_SECRET, then run sq auth zerodha again")
+        raise AuthError(f"zerodha: token exchange failed: {from_kite_error(etype, msg, r.status_code).message}")
     d = body.get("data") or {}
     if not d.get("access_token"):
         raise AuthError("zerodha: token exchange answered without an access_token")
