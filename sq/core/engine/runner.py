@@ -375,6 +375,13 @@ class Engine:
         self._drain_all()
         return self._output(0)
 
+    def resume_trading(self) -> None:
+        """Lift a manual halt (`cancel_all`), e.g. after a resumed run closed the orders of the
+        process that crashed. A risk halt (max loss, daily loss) is final for the run."""
+        if int(self.g[L.G_HALTED]) == L.HALT_MANUAL:
+            self.g[L.G_HALTED] = L.HALT_NONE
+            self.g[L.G_HALT_REASON] = L.HALT_NONE
+
     @property
     def now_ns(self) -> int:
         """Local time of the engine's last action (the data's clock)."""
@@ -551,3 +558,21 @@ class Engine:
         self._pending = [[], [], []]
         for name in self.registry.symbols:
             self.instruments.setdefault(name, S.Instrument(name, "", self.ticks[self.registry.id(name)]))
+
+
+def warm_up(config) -> None:
+    """Load (or compile) every kernel once on a tiny hand-made market, so a run's own timing
+    (`elapsed_s`, `events_per_s`) and its first event's latency exclude numba's start-up."""
+    name = "SIM:WARMUP"
+    inst = {name: S.Instrument(name, "sim", 1.0)}
+    ts = np.array([1, 1, 2, 3, 4], np.int64)
+    batch = S.market_batch(S.market_schema(inst), S.symbol_dictionary([name]), ts, ts, np.zeros(5, np.int32),
+                           np.array([S.LEVEL, S.LEVEL, S.TRADE, S.LEVEL, S.TRADE], np.uint8), np.array([1, -1, 1, 1, -1], np.int8),
+                           np.array([99.0, 101.0, 101.0, 100.0, 100.0]), np.array([5.0, 5.0, 5.0, 3.0, 3.0]),
+                           np.arange(1, 6, dtype=np.int64))
+    for strategy in PR.DEFAULTS:
+        e = Engine(strategy, inst, {name: {"threshold": 0.1}}, config=config, fill=FillModelConfig(order_latency_ns=0))
+        e.process(batch)
+        e.process(batch.slice(4), complete=True)
+        e.finish()
+        e.cancel_all(10, "warmup")
