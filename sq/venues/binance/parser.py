@@ -456,7 +456,7 @@ def scan(frames: list[bytes], symbols: SymbolTable | None = None) -> Scan:
     qty = np.empty(cap, dtype=np.float64)
     side = np.empty(cap, dtype=np.int8)
     lframe = np.empty(cap, dtype=np.int64)
-    arr = np.frombuffer(buf, dtype=np.uint8) if buf else np.zeros(1, dtype=np.uint8)
+    arr = np.frombuffer(buf or b"\0", dtype=np.uint8)  # always a read-only view: one compiled signature
     nl = scan_frames(arr, starts, ends, ints, px, qty, side, lframe, _POW10, _WRAP, _DATA,
                      symbols.hashes, symbols.order, symbols.sym_buf, symbols.sym_off)
     return Scan(frames, buf, ints, px[:nl], qty[:nl], side[:nl], lframe[:nl])
