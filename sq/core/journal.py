@@ -196,10 +196,12 @@ class Journal:
         return j
 
     @classmethod
-    def reopen(cls, directory: str | os.PathLike, resume: Mapping[str, Any]) -> tuple["Journal", Loaded]:
+    def reopen(cls, directory: str | os.PathLike, resume: Mapping[str, Any], check: Any = None) -> tuple["Journal", Loaded]:
         """Verify an existing journal, then continue it: append a `resume` record.
 
-        Raises DataError when it does not verify, TempFailure when another process has it open.
+        `check(loaded)` runs before anything is appended (the caller restores its state there;
+        an exception leaves the journal untouched). Raises DataError when it does not verify,
+        TempFailure when another process has it open.
         """
         d = Path(directory)
         fd = None
@@ -211,6 +213,8 @@ class Journal:
         try:
             j._lock()
             loaded = load(d)
+            if check is not None:
+                check(loaded)
         except BaseException:
             os.close(fd)
             raise

@@ -553,19 +553,21 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
     if plan.resume is None:
         journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
     else:
-        journal, loaded = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]})
+        def restore(loaded: "J.Loaded") -> None:
+            engine.restore_state(checkpoint_state(loaded, loaded.last("checkpoint")))
+            check_positions(engine, loaded)
+
+        journal, loaded = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]}, restore)
         checkpoint = loaded.last("checkpoint").data
-        engine.restore_state(checkpoint_state(loaded, loaded.last("checkpoint")))
-        check_positions(engine, loaded)
 
     run = PaperRun(env, plan, source, engine, journal, rows0=int(checkpoint["rows"]) if checkpoint else 0)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # handlers first: registered = killable
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: run.stop(signal.Signals(signum).name))
     venues = sorted({(i.venue or "").lower() for i in source.instruments.values()} - {""})
     registration = runtime.register(plan.strategy, plan.venue if plan.live else ",".join(venues) or "replay",
                                     plan.symbols, mode="paper", journal=str(plan.journal_dir))
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: run.stop(signal.Signals(signum).name))
     sealed = False
     try:
         if plan.resume is not None and plan.live:
