@@ -125,7 +125,7 @@ def n_columns(depth: int) -> int:
 # book primitives
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _move(buf, src, dst, n):
     """Move buf[src:src+n] to buf[dst:dst+n] (overlap-safe) and zero what the move vacated."""
     if n <= 0 or src == dst:
@@ -144,7 +144,7 @@ def _move(buf, src, dst, n):
             buf[k] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def recentre(qbuf, ist, g, s, t):
     """Re-base symbol `s`'s window so that tick `t` and every live level fit, centred.
 
@@ -198,7 +198,7 @@ def recentre(qbuf, ist, g, s, t):
     return ST_OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def qty_at(qbuf, ist, s, side, t):
     """Quantity resting at tick `t` on `side` (0.0 when none or outside the window)."""
     i = t - ist[s, I_BASE]
@@ -210,7 +210,7 @@ def qty_at(qbuf, ist, s, side, t):
     return qbuf[ist[s, I_OFF] + w + i]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def best_qty(qbuf, ist, s, side):
     """Quantity at the best level of `side` (0.0 when the side is empty)."""
     if side > 0:
@@ -222,7 +222,7 @@ def best_qty(qbuf, ist, s, side):
     return qbuf[ist[s, I_OFF] + ist[s, I_W] + ist[s, I_BA] - ist[s, I_BASE]]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def top_levels(qbuf, ist, s, side, n, out_tick, out_qty):
     """Fill the best `n` levels of `side` (ticks, quantities) by scanning from the best; returns how many."""
     off = ist[s, I_OFF]
@@ -253,7 +253,7 @@ def top_levels(qbuf, ist, s, side, n, out_tick, out_qty):
     return m
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _nth_level(qbuf, ist, s, side, n):
     """Tick of the n-th best level (1-based) of `side`; the caller ensures the side has ≥ n levels."""
     off = ist[s, I_OFF]
@@ -277,7 +277,7 @@ def _nth_level(qbuf, ist, s, side, n):
         j += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def clear_book(qbuf, ist, pv_tick, pv_qty, s):
     """`clear`: empty the symbol's book (zeroing only the touched range) and enter a snapshot.
 
@@ -306,7 +306,7 @@ def clear_book(qbuf, ist, pv_tick, pv_qty, s):
 # stale depth of top-N venues
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _stale_add(st_tick, st_qty, st_ts, ist, s, sd, t, q, ts):
     n = ist[s, I_NST + sd]
     for k in range(n):
@@ -327,7 +327,7 @@ def _stale_add(st_tick, st_qty, st_ts, ist, s, sd, t, q, ts):
     st_ts[s, sd, k] = ts
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _visible_edge(qbuf, ist, s, side):
     """(full, edge tick): whether the visible side holds the whole view, and its deepest tick."""
     view = ist[s, I_VIEW]
@@ -337,7 +337,7 @@ def _visible_edge(qbuf, ist, s, side):
     return False, 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, s, now, max_age):
     """Drop stale levels the view now covers, the price crossed, or that are older than max_age.
 
@@ -368,7 +368,7 @@ def stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, s, now, max_age):
         ist[s, I_NST + sd] = k
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, s, now, max_age):
     """`snapshot_end` of a top-N venue: levels of the previous view that left it uncrossed go stale."""
     tk = fst[s, F_TICK]
@@ -399,7 +399,7 @@ def end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, s, now, ma
 # rows
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def build_row(qbuf, ist, fst, st_qty, s, depth, out_f, r, tick_buf, qty_buf):
     """Write symbol `s`'s visible top-`depth` levels and features into column-major `out_f[:, r]`."""
     tk = fst[s, F_TICK]
@@ -455,12 +455,12 @@ def build_row(qbuf, ist, fst, st_qty, s, depth, out_f, r, tick_buf, qty_buf):
         out_f[f0 + 9 + 2 * sd, r] = tot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _same(a, b):
     return a == b or (a != a and b != b)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf):
     """Emit symbol `s`'s row at `r` if the mode says so (on change / every N / per interval)."""
     mode = ip[P_MODE]
@@ -495,14 +495,14 @@ def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, 
 # the event loop
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _load(ist, s):
     """The hot book scalars of symbol `s` (see `process`)."""
     return (ist[s, I_BASE], ist[s, I_W], ist[s, I_OFF], ist[s, I_NB], ist[s, I_NA], ist[s, I_BB], ist[s, I_BA],
             ist[s, I_BLO], ist[s, I_AHI], ist[s, I_BASESET], ist[s, I_INSNAP], ist[s, I_VIEW])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _store(ist, s, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view):
     """Write the hot book scalars of symbol `s` back to `ist`."""
     ist[s, I_BASE] = base
@@ -519,7 +519,7 @@ def _store(ist, s, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view):
     ist[s, I_VIEW] = view
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def message_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, vwin, alpha, nb, na, bb, ba):
     """Message-end feature upkeep: reset the per-message trade range, age the VWAP window to
     (now − vwin, now], and fold the log mid return into the EWMA variance (a return only between
@@ -547,7 +547,7 @@ def message_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, vwin, alpha, nb, na, 
     fst[s, F.F_PREV_MID] = np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def trade_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, side, px, qty, vwin, bid_qty, ask_qty, has_bid, has_ask):
     """A trade: aggressive-trade ratio against the book before it, last price, VWAP window.
 
@@ -571,7 +571,7 @@ def trade_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, side, px, qty, vwin, bi
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def check_time(ts, sym, rows, ist, g):
     """Count events whose ts is earlier than the latest ts seen for their symbol (a warning, not
     an error); a separate light pass so the book loop stays tight."""
@@ -588,7 +588,7 @@ def check_time(ts, sym, rows, ist, g):
             ist[s, I_HASTS] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _feature_keys(ist, vw_ts, s, vwin):
     """(mid key at the last feature upkeep, ts from which the oldest VWAP trade expires)."""
     due = np.iinfo(np.int64).max
@@ -601,10 +601,10 @@ def _feature_keys(ist, vw_ts, s, vwin):
 R_END, R_MSGEND, R_SWITCH, R_RECENTRE, R_OTHER = 0, 1, 2, 3, 4
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, pv_tick, pv_qty, last_row,
-            g, ip, fp, out_ts, out_sym, out_seq, out_f, r):
+            g, ip, fp, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf):
     """Apply events `start..n` (already validated) and act at every message end.
 
     Returns (status, i, r): ST_OK with i = n when done, or a grow request (ST_GROW_BOOK /
@@ -631,9 +631,6 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     alpha = fp[FP_VOL_ALPHA]
     feats = ip[P_FEATURES] != 0
     slow_end = mode != MODE_NONE
-    depth = ip[P_DEPTH]
-    tick_buf = np.empty(max(depth, VIEW_CAP), dtype=np.int64)
-    qty_buf = np.empty(max(depth, VIEW_CAP), dtype=np.float64)
     pend = g[G_PEND]
     psym = g[G_PSYM]
     pseq = g[G_PSEQ]
@@ -875,6 +872,8 @@ class BookState:
         self.pv_tick = np.zeros((0, 2, VIEW_CAP), dtype=np.int64)
         self.pv_qty = np.zeros((0, 2, VIEW_CAP), dtype=np.float64)
         self.last_row = np.zeros((0, self.ncols), dtype=np.float64)
+        self._tick_buf = np.zeros(max(self.depth, VIEW_CAP), dtype=np.int64)
+        self._qty_buf = np.zeros(max(self.depth, VIEW_CAP), dtype=np.float64)
 
     # -- symbols
     def ensure(self, n: int, tick_sizes, views) -> None:
@@ -968,7 +967,8 @@ class BookState:
         check_time(ts, sym, rows, self.ist, self.g)
         i = 0
         while True:
-            st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, False, *self._state(), *out, r)
+            st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, False, *self._state(), *out, r,
+                               self._tick_buf, self._qty_buf)
             if st == ST_OK:
                 return r
             s = int(self.g[G_NEED_SYM])
@@ -984,5 +984,6 @@ class BookState:
         """Complete the pending message at the end of the stream; returns the new row count."""
         e64, e32 = np.zeros(0, np.int64), np.zeros(0, np.int32)
         ef, e8, eu8 = np.zeros(0, np.float64), np.zeros(0, np.int8), np.zeros(0, np.uint8)
-        st, _, r = process(e64, e32, eu8, e8, e64, ef, ef, e64, e64, 0, True, *self._state(), *out, r)
+        st, _, r = process(e64, e32, eu8, e8, e64, ef, ef, e64, e64, 0, True, *self._state(), *out, r,
+                           self._tick_buf, self._qty_buf)
         return r

@@ -33,7 +33,7 @@ F_INV = 9  # 1/tick when that is an integer (prices print as t/inv: 9999/100 = 9
 NF = 10
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def tick_price(t, tick: float, inv: float) -> float:
     """The float price of tick `t`: t / (1/tick) when 1/tick is an integer, so a tick of 0.01
     gives the same float as the decimal literal (99.99, not 99.99000000000001), else t · tick."""
@@ -51,7 +51,7 @@ def tick_inverse(tick: float) -> float:
     return 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def microprice(bid: float, bid_qty: float, ask: float, ask_qty: float, has_bid: bool, has_ask: bool) -> float:
     """Fair price (bid·ask_qty + ask·bid_qty) / (bid_qty + ask_qty); NaN when undefined."""
     if not (has_bid and has_ask):
@@ -62,7 +62,7 @@ def microprice(bid: float, bid_qty: float, ask: float, ask_qty: float, has_bid: 
     return (bid * ask_qty + ask * bid_qty) / tot
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def imbalance(sum_bid: float, sum_ask: float) -> float:
     """Top-N imbalance (Σbid − Σask)/(Σbid + Σask); NaN when both sides are empty."""
     tot = sum_bid + sum_ask
@@ -71,7 +71,7 @@ def imbalance(sum_bid: float, sum_ask: float) -> float:
     return (sum_bid - sum_ask) / tot
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def agg_trade_ratio(trade_qty: float, side: int, best_bid_qty: float, best_ask_qty: float, has_bid: bool, has_ask: bool) -> float:
     """Trade qty ÷ the opposite top-level qty before the trade (buyer aggressor → ask side).
 
@@ -88,7 +88,7 @@ def agg_trade_ratio(trade_qty: float, side: int, best_bid_qty: float, best_ask_q
     return NAN
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def vwap_push(fst, vw_ts, vw_pq, vw_q, s: int, head: int, length: int, ts: int, price: float, qty: float) -> int:
     """Append one trade to symbol `s`'s VWAP ring (the caller has checked capacity); returns new length."""
     cap = vw_ts.shape[1]
@@ -104,7 +104,7 @@ def vwap_push(fst, vw_ts, vw_pq, vw_q, s: int, head: int, length: int, ts: int, 
     return length + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def vwap_evict(fst, vw_ts, vw_pq, vw_q, s: int, head: int, length: int, now: int, window: int):
     """Drop trades with ts <= now − window from the ring; returns (head, length).
 
@@ -127,7 +127,7 @@ def vwap_evict(fst, vw_ts, vw_pq, vw_q, s: int, head: int, length: int, now: int
     return head, length
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def vwap_value(fst, s: int, length: int) -> float:
     """Σpq/Σq over the window; NaN when no trade (with positive total qty) is in it."""
     if length == 0:
@@ -138,7 +138,7 @@ def vwap_value(fst, s: int, length: int) -> float:
     return fst[s, F_VW_PQ] / q
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def vol_value(fst, s: int, n_returns: int) -> float:
     """EWMA standard deviation of log mid returns per mid change; NaN before the first return."""
     if n_returns == 0:
