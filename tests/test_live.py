@@ -1,0 +1,222 @@
+"""`sq live` against the local Binance fake: start-up refusals, the circuit breaker, sends that time
+out or lose their connection (resolved by client id, never doubled), a 429/418 storm, and kill -9
+at random moments followed by --resume and reconcile (zero differences, no duplicate orders), with
+every artifact checked for the test secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SQ_BIN, subprocess_env
+from tests.fakes.binance import binance_fake  # noqa: F401  (fixture)
+
+
+def _cfg(tmp_path, mode="live", rate=20, perms=0o600) -> Path:
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(f'trading_mode = "{mode}"\n[risk]\nmax_order_rate = {rate}\n')
+    os.chmod(cfg, perms)
+    return cfg
+
+
+LIVE = ["live", "--strategy", "mm", "BINANCE:BTCUSDT", "--param", "clip=0.01", "--param", "threshold=0.1"]
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+
+
+def test_refuses_without_live_mode(sq, tmp_path):
+    r = sq(LIVE + ["--config", str(_cfg(tmp_path, mode="paper")), "--confirm-live"])
+    assert r.exit_code == 78 and 'trading_mode = "live"' in r.stderr
+
+
+def test_refuses_without_confirmation(sq, tmp_path, monkeypatch):
+    r = sq(LIVE + ["--config", str(_cfg(tmp_path))])
+    assert r.exit_code == 2 and "--confirm-live" in r.stderr and "SQ_CONFIRM_LIVE" in r.stderr
+    monkeypatch.setenv("SQ_CONFIRM_LIVE", "0")
+    assert sq(LIVE + ["--config", str(_cfg(tmp_path))]).exit_code == 2
+
+
+def test_refuses_with_a_readable_secret_file(sq, tmp_path, isolated_home, monkeypatch):
+    from sq.core import paths
+
+    p = paths.write_secret_file(paths.config_dir() / "binance.json", json.dumps({"api_key": "k" * 20, "api_secret": "topsecretvalue123"}))
+    assert oct(p.stat().st_mode)[-3:] == "600"
+    os.chmod(p, 0o644)
+    r = sq(LIVE + ["--config", str(_cfg(tmp_path)), "--confirm-live"])
+    assert r.exit_code == 77 and "chmod 600" in r.stderr and "topsecretvalue123" not in r.stderr
+    os.chmod(p, 0o600)
+    cfg = tmp_path / "secret.toml"
+    cfg.write_text('trading_mode = "live"\n[binance]\napi_key = "abc"\napi_secret = "topsecretvalue123"\n')
+    os.chmod(cfg, 0o640)
+    monkeypatch.setenv("SQ_CONFIRM_LIVE", "1")
+    r = sq(LIVE + ["--config", str(cfg)])
+    assert r.exit_code == 77 and "topsecretvalue123" not in r.stderr
+
+
+def test_second_live_process_on_the_same_symbol_exits_75(sq, tmp_path):
+    from sq.core import runtime
+
+    with runtime.try_lock("live-BINANCE_BTCUSDT"):
+        r = sq(LIVE + ["--config", str(_cfg(tmp_path)), "--confirm-live"])
+    assert r.exit_code == 75 and "already running" in r.stderr
+
+
+def test_circuit_breaker_closed_open_half_open():
+    from sq.core.circuit import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+
+    now = [0.0]
+    b = CircuitBreaker(failures=3, cooldown_s=5.0, clock=lambda: now[0])
+    for _ in range(2):
+        b.failure()
+    assert b.state == CLOSED and b.allow()
+    b.failure()
+    assert b.state == OPEN and not b.allow()
+    now[0] = 5.0
+    assert b.allow() and b.state == HALF_OPEN
+    b.failure()  # the trial failed: open again for a full cooldown
+    assert b.state == OPEN and not b.allow()
+    now[0] = 10.0
+    assert b.allow()
+    b.success()
+    assert b.state == CLOSED and b.trips == 2
+
+
+# ---------------------------------------------------------------------------------------------- uncertain sends
+
+
+def _orders(timeout=1.0):
+    from sq.core.config import load_config
+    from sq.core.live import open_orders_adapter
+
+    return open_orders_adapter("binance", load_config(), None, timeout)
+
+
+def _req(fake, cid, side=1):
+    from sq.venues.base import OrderRequest
+
+    bid, ask = fake.market().best()
+    return OrderRequest("BINANCE:BTCUSDT", side, 0.01, round(bid - 2, 2), client_order_id=cid)
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop"])
+def test_send_that_timed_out_or_dropped_is_resolved_by_client_id_not_doubled(binance_fake, fault):
+    fake = binance_fake()
+    fake.order_fault_delay_s = 2.0
+    orders = _orders(timeout=0.7)
+    fake.order_faults = [fault]
+    st, fills = orders.send(_req(fake, "sqtest0001-1"))
+    assert st.status == "accepted" and st.client_order_id == "sqtest0001-1" and st.venue_order_id
+    same = [o for o in fake.exchange.orders.values() if o.client_id == "sqtest0001-1"]
+    assert len(same) == 1  # executed once, found by its client id, never sent again
+    assert [r for r in fake.requests if r[0] == "POST"] == [("POST", "/api/v3/order", 200)]
+    orders.close()
+
+
+def test_429_storm_then_418_ban(binance_fake):
+    fake = binance_fake()
+    orders = _orders()
+    orders.gw.rest.sync_time()
+    fake.forced = [(429, 0), (429, 0), (429, 0)]  # Retry-After 0: honoured at once, no ban
+    st, _ = orders.send(_req(fake, "sqtest0002-1"))
+    assert st.status == "accepted" and sum(1 for o in fake.exchange.orders.values() if o.client_id == "sqtest0002-1") == 1
+    fake.forced = [(418, 30)]
+    from sq.core.exits import SqError
+
+    with pytest.raises(SqError) as e:
+        orders.send(_req(fake, "sqtest0002-2"))
+    assert e.value.status == 75 and "ban" in e.value.message
+    assert not any(o.client_id == "sqtest0002-2" for o in fake.exchange.orders.values())
+
+
+# ---------------------------------------------------------------------------------------------- crashes
+
+
+def _live(tmp_path, journal, *extra, resume=False):
+    cfg = _cfg(tmp_path)
+    head = ["live", "--resume", str(journal)] if resume else LIVE + ["--journal", str(journal)]
+    args = [SQ_BIN, *head, "--config", str(cfg), "--confirm-live", "--json", *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+
+
+def _registered(proc, timeout=60):
+    from sq.core import runtime
+
+    end = time.time() + timeout
+    while time.time() < end:
+        if any(e.pid == proc.pid for e in runtime.list_procs(clean=False)):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"sq live exited: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("sq live did not start")
+
+
+def _crash_cycles(fake, tmp_path, n, seed):
+    rng = random.Random(seed)
+    journal = tmp_path / "run"
+    outputs = []
+    for i in range(n):
+        p = _live(tmp_path, journal, "--for", "30s", resume=i > 0)
+        _registered(p)
+        time.sleep(rng.uniform(0.0, 1.5))  # a random moment: mid-send, mid-journal, mid-sweep
+        p.send_signal(signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+        outputs.append(out + err)
+    p = _live(tmp_path, journal, "--for", "1s", resume=True)
+    out, err = p.communicate(timeout=120)
+    outputs.append(out + err)
+    assert p.returncode == 0, err
+    summary = json.loads(out)
+    r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    outputs.append(r.stdout + r.stderr)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["differences"] == 0, r.stdout
+    cids = [o.client_id for o in fake.exchange.orders.values()]
+    assert len(cids) == len(set(cids)), "an order was doubled"
+    assert not [o for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
+    from sq.core import journal as J
+    from sq.core.reconcile import view_of
+
+    view = view_of(J.load(journal))
+    assert view.sealed and set(cids) <= set(view.orders)  # every venue order is in the journal
+    venue_trades = {str(t["id"]) for t in fake.exchange.trades}
+    assert {k[1] for k in view.fills} == venue_trades
+    return journal, outputs, summary
+
+
+def _no_secrets(fake, paths_, texts):
+    secrets = [fake.account.api_secret, fake.account.api_key]
+    for text in texts:
+        for s in secrets:
+            assert s not in text
+    for base in paths_:
+        for p in Path(base).rglob("*"):
+            if p.is_file():
+                data = p.read_bytes()
+                for s in secrets:
+                    assert s.encode() not in data, f"secret found in {p}"
+
+
+def test_kill9_at_random_moments_then_resume_reconciles_clean(binance_fake, tmp_path, isolated_home):
+    fake = binance_fake()
+    journal, outputs, summary = _crash_cycles(fake, tmp_path, 5, seed=11)
+    assert summary["mode"] == "live" and summary["breaker"] == "closed"
+    _no_secrets(fake, [journal, isolated_home, Path(os.environ["SQ_HOME"])], outputs)
+    audits = [r for r in __import__("sq.core.journal", fromlist=["load"]).load(journal).records if r.kind == "audit"]
+    assert audits  # every resume left an audit record of what it adopted
+    assert all(oct(p.stat().st_mode)[-3:] == "600" for p in [journal / "journal.log"])
+
+
+@pytest.mark.slow
+def test_kill9_fifty_times(binance_fake, tmp_path, isolated_home):
+    fake = binance_fake()
+    journal, outputs, _ = _crash_cycles(fake, tmp_path, 50, seed=5)
+    _no_secrets(fake, [journal, isolated_home, Path(os.environ["SQ_HOME"])], outputs)
