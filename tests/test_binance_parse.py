@@ -168,7 +168,8 @@ def test_unknown_symbol_frames_are_counted():
 def test_book_ticker_is_a_top_of_book_view():
     p = MarketPipeline([SPOT], book="ticker")
     out = rows(p.feed([b'{"u":400900217,"s":"BTCUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}'], 9))
-    assert [(r[2], r[3], r[4], r[5]) for r in out] == [(3, 0, 0.0, 0.0), (1, 1, 25.3519, 31.21), (1, -1, 25.3652, 40.66), (4, 0, 0.0, 0.0)]
+    assert [(r[2], r[3], r[5]) for r in out] == [(3, 0, 0.0), (1, 1, 31.21), (1, -1, 40.66), (4, 0, 0.0)]
+    assert [r[4] for r in out[1:3]] == [25.3519, 25.3652] and np.isnan(out[0][4]) and np.isnan(out[3][4])
     assert {r[6] for r in out} == {400900217}
 
 

@@ -26,6 +26,7 @@ from sq.venues.binance.book_sync import APPLY, BUFFER, GAP, IGNORE, RETRY, S_LAS
 log = logging.getLogger("sq.binance")
 
 MS = 1_000_000
+NAN = float("nan")  # price of clear / snapshot_end rows, as the SIM venue writes them
 
 
 @dataclass
@@ -362,10 +363,10 @@ class MarketPipeline:
             return
         ts = int(ev["E"]) * MS if "E" in ev else recv
         self.seq[code] = u
-        x.add(ts, recv, code, CLEAR, 0, 0.0, 0.0, u, key)
+        x.add(ts, recv, code, CLEAR, 0, NAN, 0.0, u, key)
         x.add(ts, recv, code, LEVEL, 1, bp, bq, u, key)
         x.add(ts, recv, code, LEVEL, -1, ap, aq, u, key)
-        x.add(ts, recv, code, SNAPSHOT_END, 0, 0.0, 0.0, u, key)
+        x.add(ts, recv, code, SNAPSHOT_END, 0, NAN, 0.0, u, key)
         self.counters["tickers"] += 1
 
     # ------------------------------------------------------------------------------ snapshots
@@ -398,12 +399,12 @@ class MarketPipeline:
             self._note("gap", "binance %s: buffered depth events break after snapshot %d: resyncing", sym.canonical, L)
         ts = int(snap["E"]) * MS if "E" in snap else int(recv_ns)
         x = _Extra()
-        x.add(ts, recv_ns, code, CLEAR, 0, 0.0, 0.0, L)
+        x.add(ts, recv_ns, code, CLEAR, 0, NAN, 0.0, L)
         for p, q in bids:
             x.add(ts, recv_ns, code, LEVEL, 1, p, q, L)
         for p, q in asks:
             x.add(ts, recv_ns, code, LEVEL, -1, p, q, L)
-        x.add(ts, recv_ns, code, SNAPSHOT_END, 0, 0.0, 0.0, L)
+        x.add(ts, recv_ns, code, SNAPSHOT_END, 0, NAN, 0.0, L)
         parts = [x.rows()[0]]
         for ev in events:
             ets, erecv, px, qty, side = ev.payload
