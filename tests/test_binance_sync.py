@@ -144,3 +144,34 @@ def test_unknown_symbol_is_a_usage_error_with_suggestions(binance_fake):
     with pytest.raises(UsageError) as e:
         open_source(["BINANCE:BTCUSTD"])
     assert e.value.status == 2 and "BINANCE:BTCUSTD" in e.value.message and "BINANCE:BTCUSDT" in e.value.message
+
+
+def test_recorded_stream_feeds_sq_book(binance_fake, tmp_path):
+    """The source's batches written as an sq market file are read by `sq book`, whose final top of
+    book equals the dict book's (the stream is consumable end to end)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from sq.cli import app
+    from sq.core.environment import Environment
+    from sq.core.streams import StreamWriter
+    from tests.binance_helpers import top
+
+    fake = binance_fake(faults=Faults(drop_every=19))
+    src = open_source(["BINANCE:BTCUSDT"], duration_ns=1_500_000_000)
+    market = tmp_path / "m.parquet"
+    env = Environment(stdin=io.BytesIO(), stdout=io.BytesIO(), stderr=io.StringIO(), stdin_isatty=False, stdout_isatty=False)
+    book = DictBook()
+    with StreamWriter(env, src.schema, output=str(market), fmt="parquet") as w:
+        for b in src.batches():
+            w.write(b)
+            for r in rows_of(b):
+                book.apply(r)
+    assert src.counters["gaps"] > 0 and fake.faults.dropped
+    out = tmp_path / "b.parquet"
+    code = app(args=["book", str(market), "--depth", "5", "-o", str(out)], prog_name="sq", obj=env, standalone_mode=False)
+    assert not code, env.stderr.getvalue()
+    last = pq.read_table(out).to_pylist()[-1]
+    bid, ask = top(book.books["BINANCE:BTCUSDT"])
+    assert (last["bid_px_0"], last["ask_px_0"]) == (bid, ask)
