@@ -230,3 +230,31 @@ def test_sq_auth_binance_command_exit_codes(binance_fake, monkeypatch):
     monkeypatch.setenv("BINANCE_API_SECRET", "wrong-secret-0000000000")
     code, out, err = sq("auth", "binance", "--json")
     assert code == 77
+
+
+def test_ed25519_keys_sign_rest_and_the_user_data_subscription(binance_fake, tmp_path, monkeypatch):
+    from Crypto.PublicKey import ECC
+
+    from sq.core.auth import AuthOptions
+    from sq.venues.binance import auth
+    from tests.fakes.binance import Account
+
+    key = ECC.generate(curve="ed25519")
+    pem = tmp_path / "ed25519.pem"
+    pem.write_text(key.export_key(format="PEM"))
+    fake = binance_fake(account=Account(ed25519_public_pem=key.public_key().export_key(format="PEM")))
+    monkeypatch.delenv("BINANCE_API_SECRET")
+    summary = auth.login(None, load_config(None), AuthOptions(ed25519_key=str(pem)))
+    assert summary["state"] == "verified" and summary["signing"] == "ed25519"
+    gw = gateway(ed25519_key=str(pem))  # REST orders + WS API subscription, both Ed25519-signed
+    try:
+        bid, _ = fake.market().best()
+        assert gw.place(OrderRequest(SYM, 1, 0.01, bid - 4.0)).status == "accepted"
+        assert wait_for(lambda: gw.user_stream.events >= 1)
+    finally:
+        gw.close()
+    other = tmp_path / "other.pem"
+    other.write_text(ECC.generate(curve="ed25519").export_key(format="PEM"))
+    with pytest.raises(AuthError) as e:
+        auth.login(None, load_config(None), AuthOptions(ed25519_key=str(other)))
+    assert e.value.status == 77

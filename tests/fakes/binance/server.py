@@ -64,10 +64,27 @@ class Account:
     api_key: str = "fake-api-key-0123456789abcdef"
     api_secret: str = "fake-api-secret-0123456789abcdef"
     permissions: tuple = ("SPOT", "FUTURES")
+    ed25519_public_pem: str | None = None  # set: the key is an Ed25519 key, signatures are base64 Ed25519
 
 
 def sign(secret: str, payload: str) -> str:
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def signature_ok(account: Account, payload: str, sig: str) -> bool:
+    """HMAC-SHA256 hex with the secret, or Ed25519 (base64) with the registered public key."""
+    if account.ed25519_public_pem:
+        import base64
+
+        from Crypto.PublicKey import ECC
+        from Crypto.Signature import eddsa
+
+        try:
+            eddsa.new(ECC.import_key(account.ed25519_public_pem), "rfc8032").verify(payload.encode(), base64.b64decode(sig))
+            return True
+        except (ValueError, TypeError):
+            return False
+    return hmac.compare_digest(sign(account.api_secret, payload), sig)
 
 
 class FakeBinance:
@@ -210,7 +227,7 @@ class FakeBinance:
         if not sig:
             raise ApiError(400, -1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
         signed_part = _strip_signature(query) + _strip_signature(body)
-        if not hmac.compare_digest(sign(self.account.api_secret, signed_part), sig):
+        if not signature_ok(self.account, signed_part, sig):
             raise ApiError(400, -1022, "Signature for this request is not valid.")
         try:
             ts = int(params["timestamp"])
@@ -428,7 +445,7 @@ class FakeBinance:
                     raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
                 sig = params.pop("signature", "")
                 payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
-                if not hmac.compare_digest(sign(self.account.api_secret, payload), str(sig)):
+                if not signature_ok(self.account, payload, str(sig)):
                     raise ApiError(400, -1022, "Signature for this request is not valid.")
                 ts = int(params.get("timestamp", 0))
                 if abs(self.server_ms() - ts) > int(params.get("recvWindow", 5000)):
