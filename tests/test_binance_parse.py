@@ -186,3 +186,23 @@ def test_kernel_never_crashes_on_garbage(frame):
     p = MarketPipeline([SPOT])
     p.feed([frame], 1)
     assert p.counters["frames"] == 1
+
+
+def test_endpoints_overrides_testnet_and_stream_limits(monkeypatch):
+    from sq.core.config import load_config
+    from sq.venues.binance.endpoints import MAX_STREAMS_PER_CONNECTION, endpoints, stream_names
+
+    for k in ("SQ_BINANCE_REST_URL", "SQ_BINANCE_WS_URL", "SQ_BINANCE_WS_API_URL", "SQ_BINANCE_FUTURES_REST_URL", "SQ_BINANCE_FUTURES_WS_URL"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("SQ_HOME", "/nonexistent-sq-home")
+    cfg = load_config(None, environ={"SQ_HOME": "/nonexistent-sq-home"})
+    prod, test = endpoints(cfg.binance), endpoints(cfg.binance, testnet=True)
+    assert prod.rest("spot") == "https://api.binance.com" and prod.ws("futures") == "wss://fstream.binance.com"
+    assert test.rest("spot") == "https://testnet.binance.vision" and test.rest("futures") == "https://testnet.binancefuture.com"
+    cfg2 = load_config(None, environ={"SQ_HOME": "/nonexistent-sq-home", "SQ_BINANCE_REST_URL": "http://127.0.0.1:9"})
+    assert endpoints(cfg2.binance, testnet=True).rest("spot") == "http://127.0.0.1:9"  # an override always wins
+    assert prod.url("futures", "depth") == "https://fapi.binance.com/fapi/v1/depth"
+    assert prod.combined_stream_url("spot", stream_names("BTCUSDT", "full", "spot")) == \
+        "wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@trade"
+    with pytest.raises(ValueError):
+        prod.combined_stream_url("spot", ["x@trade"] * (MAX_STREAMS_PER_CONNECTION + 1))
