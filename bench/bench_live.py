@@ -1,0 +1,113 @@
+"""Live safety figures against the local Binance fake (tests/fakes/binance), on 127.0.0.1:
+
+* `sq kill` cold start → the cancel-all request arriving at the venue: a fresh `sq kill` process
+  per run, one resting order at the fake each time; the clock runs from just before the process
+  is spawned to the moment the fake receives the DELETE. Median of 7, target < 0.5 s. Both with
+  `--symbol` (the cancel-all goes out at once) and without (the open orders are listed first).
+  Baseline: `python -c pass`, same run.
+* live tick-to-order latency, in process: `sq live --strategy mm` for a few seconds; for every
+  order sent, the time from the market batch arriving at the engine to the order request being
+  handed to the venue client — engine step + write-ahead journal (one write, one fsync) included.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SQ = str(Path(sys.executable).with_name("sq"))
+
+
+def _fake_env(fake, home: str) -> dict:
+    return {**fake.env(), "SQ_HOME": home, "BINANCE_API_KEY": fake.account.api_key, "BINANCE_API_SECRET": fake.account.api_secret}
+
+
+def _kill_cold(fake, env: dict, gw, extra: list[str], runs: int = 7) -> float:
+    from sq.venues.base import OrderRequest
+
+    arrived: list[float] = []
+    original = fake.exchange.cancel_all
+
+    def spy(market, symbol):
+        arrived.append(time.perf_counter())
+        return original(market, symbol)
+
+    fake.exchange.cancel_all = spy
+    times = []
+    try:
+        for _ in range(runs):
+            bid, _ask = fake.market().best()
+            gw.place(OrderRequest("BINANCE:BTCUSDT", 1, 0.01, round(bid - 2, 2)))
+            arrived.clear()
+            t0 = time.perf_counter()
+            r = subprocess.run([SQ, "kill", "--json", *extra], capture_output=True, text=True, env=env, check=True)
+            if not arrived:
+                print(f"   no cancel-all reached the venue: {r.stdout.strip()[:300]}")
+                continue
+            times.append(arrived[0] - t0)
+    finally:
+        fake.exchange.cancel_all = original
+    return statistics.median(times)
+
+
+def _tick_to_order(fake, home: str, seconds: float = 6.0) -> dict:
+    from sq.core.environment import Environment
+    from sq.core.live import LiveOptions, run_live
+
+    cfg = Path(home) / "live.toml"
+    cfg.write_text('trading_mode = "live"\n[risk]\nmax_order_rate = 20\n')
+    os.chmod(cfg, 0o600)
+    out = io.BytesIO()
+    env = Environment(stdout=out, stderr=io.StringIO(), stdout_isatty=False, stderr_isatty=False, config_path=str(cfg))
+    opts = LiveOptions(strategy="mm", symbols=["BINANCE:BTCUSDT"], confirm=True, journal=str(Path(home) / "bench-run"),
+                       params=["clip=0.01", "threshold=0.1"], duration=f"{seconds}s", json=True)
+    run_live(env, opts)
+    return json.loads(out.getvalue())
+
+
+def run(report) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.fakes.binance.server import FakeBinance
+
+    fake = FakeBinance().start()
+    saved = dict(os.environ)
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            env = {**os.environ, **_fake_env(fake, home)}
+            env.pop("FORCE_COLOR", None)
+            os.environ.update(_fake_env(fake, home))
+            from sq.core.config import load_config
+            from sq.venues.binance.gateway import BinanceGateway
+
+            gw = BinanceGateway.open(load_config(), None, user_stream=False)
+            base = statistics.median(_spawn([sys.executable, "-c", "pass"], env) for _ in range(7))
+            report("python -c pass (baseline), median of 7", base, "s")
+            direct = _kill_cold(fake, env, gw, ["--symbol", "BINANCE:BTCUSDT"])
+            report("sq kill --symbol: cold start → cancel-all at venue (< 0.5 s)", direct, "s", target=0.5, lower_is_better=True)
+            listed = _kill_cold(fake, env, gw, [])
+            report("sq kill: cold start → list + cancel-all at venue (< 0.5 s)", listed, "s", target=0.5, lower_is_better=True)
+            summary = _tick_to_order(fake, home)
+            lat = summary["tick_to_order_us"]
+            if lat["n"]:
+                report(f"live tick→order p50 in process ({lat['n']} orders)", lat["p50"], "µs")
+                report("live tick→order p99 in process", lat["p99"], "µs")
+            else:
+                print("   live: no order was sent during the run (market too quiet)")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        fake.stop()
+
+
+def _spawn(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+    return time.perf_counter() - t0
