@@ -278,7 +278,8 @@ class BinanceSource:
         while not self._stop.is_set():
             try:
                 async with connect(url, ping_interval=tn.ping_interval_s, ping_timeout=tn.ping_timeout_s,
-                                   max_size=None, max_queue=None, compression=None, open_timeout=10, proxy=None) as ws:
+                                   max_size=None, max_queue=None, compression=None, open_timeout=10, close_timeout=2,
+                                   proxy=None) as ws:
                     self.connections += 1
                     if ever:
                         self.reconnects += 1

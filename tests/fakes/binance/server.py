@@ -252,7 +252,8 @@ class FakeBinance:
 
         self._loop = asyncio.get_running_loop()
         self._stop_ev = asyncio.Event()
-        async with serve(self._ws_handler, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=20) as server:
+        async with serve(self._ws_handler, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=20,
+                         close_timeout=0.5) as server:
             self.ws_port = server.sockets[0].getsockname()[1]
             ready.set()
             pub = asyncio.create_task(self._publisher())
