@@ -9,7 +9,6 @@ import json
 import random
 import struct
 
-import numpy as np
 import pytest
 
 from sq.core import schemas as S

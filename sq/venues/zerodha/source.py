@@ -23,12 +23,11 @@ from typing import Callable, Iterator
 
 import pyarrow as pa
 
-from sq.core import schemas as S
-from sq.core.exits import AuthError, SqError, VenueUnavailable
+from sq.core.exits import VenueUnavailable
 from sq.venues.zerodha.endpoints import Endpoints
 from sq.venues.zerodha.errors import token_error
 from sq.venues.zerodha.instruments import KiteInstrument, subset_csv
-from sq.venues.zerodha.raw import RawWriter, read_raw
+from sq.venues.zerodha.raw import RawWriter
 from sq.venues.zerodha.ticker_parser import TickerParser, parse_text
 
 MODES = ("ltp", "quote", "full")
