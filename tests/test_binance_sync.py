@@ -111,9 +111,23 @@ def test_connections_are_reopened_before_their_maximum_age(binance_fake):
     assert c["reconnects"] >= 2 and c["snapshots"] >= 3 and c["gaps"] == 0 and checked > 20
 
 
+def test_rest_snapshot_errors_are_counted_and_the_stream_goes_on(binance_fake, caplog):
+    fake = binance_fake()
+    src = open_source(["BINANCE:BTCUSDT"], duration_ns=2_000_000_000)
+    fake.forced = [(429, 0), (429, 0)]  # the next REST calls (the depth snapshots) are rate limited
+    checked, _, _ = run_and_check(fake, src)
+    c = src.counters
+    assert c["server_errors"] >= 2 and c["snapshots"] >= 1 and checked > 20
+    assert "rate limited" in caplog.text
+
+
 def test_limit_stops_on_a_message_boundary(binance_fake):
-    binance_fake()
+    fake = binance_fake()
     src = open_source(["BINANCE:BTCUSDT"], limit=300)
+    meta = src.schema.metadata
+    assert meta[b"sq.stream"] == b"market"
+    inst = json.loads(meta[b"sq.instruments"])["BINANCE:BTCUSDT"]
+    assert (inst["tick_size"], inst["lot_size"], inst["venue"], inst["min_notional"], inst["market"]) == (0.01, 0.001, "binance", 5.0, "spot")
     rows = [r for b in src.batches() for r in rows_of(b)]
     assert len(rows) >= 300
     msgs = messages(rows)
@@ -140,10 +154,16 @@ def test_raw_capture_replays_to_the_same_rows_without_network(binance_fake, tmp_
 def test_unknown_symbol_is_a_usage_error_with_suggestions(binance_fake):
     from sq.core.exits import UsageError
 
-    binance_fake()
+    fake = binance_fake()
     with pytest.raises(UsageError) as e:
         open_source(["BINANCE:BTCUSTD"])
     assert e.value.status == 2 and "BINANCE:BTCUSTD" in e.value.message and "BINANCE:BTCUSDT" in e.value.message
+    with pytest.raises(UsageError) as e:
+        open_source(["BINANCE-FUT:ETHUSDX"])
+    assert "BINANCE-FUT:ETHUSDT" in e.value.message
+    open_source(["BINANCE:BTCUSDT"]).close()
+    # exchangeInfo is fetched once per market and day, then read from the cache
+    assert sum(1 for _, p, _ in fake.requests if p.endswith("/exchangeInfo")) == 2
 
 
 def test_recorded_stream_feeds_sq_book(binance_fake, tmp_path):
@@ -175,3 +195,14 @@ def test_recorded_stream_feeds_sq_book(binance_fake, tmp_path):
     last = pq.read_table(out).to_pylist()[-1]
     bid, ask = top(book.books["BINANCE:BTCUSDT"])
     assert (last["bid_px_0"], last["ask_px_0"]) == (bid, ask)
+
+
+def test_unreachable_stream_endpoint_is_exit_69(binance_fake, monkeypatch):
+    from sq.core.exits import VenueUnavailable
+
+    binance_fake()
+    monkeypatch.setenv("SQ_BINANCE_WS_URL", "ws://127.0.0.1:9")  # nothing listens there
+    src = open_source(["BINANCE:BTCUSDT"], duration_ns=5_000_000_000, connect_attempts=3)
+    with pytest.raises(VenueUnavailable) as e:
+        list(src.batches())
+    assert e.value.status == 69 and "127.0.0.1:9" in e.value.message

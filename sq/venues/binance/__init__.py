@@ -55,7 +55,7 @@ def open_market_source(symbols: list["Symbol"], options: "SourceOptions", **tuni
         rules = infos[m].get(s.name, s.canonical)
         pipe_symbols.append(PipeSymbol(s.canonical, rules.symbol, m))
         instruments[s.canonical] = rules.instrument(s.canonical)
-    raw = RawWriter(options.raw_path) if options.raw_path else None
+    raw = RawWriter(options.raw_path) if options.raw_path and not options.replay_path else None
     return BinanceSource(
         pipe_symbols, instruments, ep, mode=options.mode, limit=options.limit, duration_ns=options.duration_ns,
         raw=raw, replay_path=options.replay_path, tuning=Tuning(**tuning), exchange_info_bodies=bodies,
