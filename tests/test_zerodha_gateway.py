@@ -151,3 +151,9 @@ def test_marketable_orders_trade_against_the_sim_book(gw, kite_env):
     rest = gw.place(OrderRequest("NSE:RELIANCE", -1, 3, 1450.0, client_order_id="x-2"))
     assert fake.orders[rest.venue_order_id]["status"] == "OPEN"
     assert gw.cancel("NSE:RELIANCE", "x-2").status == "canceled"
+
+
+def test_gateway_without_a_session_is_77(kite_env):
+    with pytest.raises(AuthError) as e:
+        open_gateway(load_config(), Environment())
+    assert e.value.status == 77 and "run sq auth zerodha" in e.value.message

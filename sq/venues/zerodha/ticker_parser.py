@@ -9,9 +9,10 @@ BCD 6 and NCO 12 → 1e4, else 100). Rows follow ARCHITECTURE §3:
 * full packets give `clear`, up to 5 + 5 `level` rows (empty entries skipped), `snapshot_end`,
   then one `tick` row; all other packets give one `tick` row;
 * `tick` rows carry last price (and last qty where the layout has it, else 0: readers such as
-  `sq book` require finite quantities) and the extra
-  nullable columns of `EXTRA_FIELDS` (volume, average price, buy/sell totals, OHLC, OI, last trade
-  time, index change); `level`/`clear`/`snapshot_end` rows leave them null;
+  `sq book` require finite quantities) and the nullable columns of `EXTRA_FIELDS` (volume,
+  average price, buy/sell totals, OHLC, OI, last trade time, and `change`: the index packets'
+  absolute price change at bytes 24–28, which the official Python client skips in favour of a
+  computed percentage); `level`/`clear`/`snapshot_end` rows leave them null;
 * `ts` is the packet's exchange timestamp (full and index-full layouts), else the receive time.
 
 Malformed input never raises: a 1-byte frame is a heartbeat; an empty frame, a packet count or
