@@ -297,18 +297,16 @@ def test_cli_record_usage_errors(tmp_path, sq, fake_sim, args, needle):
     assert r.exit_code == 2 and needle in r.stderr
 
 
-def test_cli_record_other_venues_not_in_this_build(tmp_path, sq):
-    from sq.venues import registry
-
-    for venue, sym in (("binance", "BINANCE:BTCUSDT"), ("zerodha", "NSE:RELIANCE")):
-        try:
-            has = hasattr(registry.venue_module(venue), "open_market_source")
-        except Exception:
-            has = False
-        if has:
-            continue
-        r = sq(["record", sym, "--out", str(tmp_path / "d"), "--limit", "10"])
-        assert r.exit_code == 2 and "not in this build" in r.stderr
+def test_cli_record_venue_errors(tmp_path, sq, monkeypatch):
+    r = sq(["record", "SIM:DEMO", "NSE:RELIANCE", "--out", str(tmp_path / "d"), "--limit", "10"])
+    assert r.exit_code == 2 and "several venues" in r.stderr
+    r = sq(["record", "SIM:DEMO", "--raw", "--out", str(tmp_path / "d"), "--limit", "10"])
+    assert r.exit_code == 2 and "raw" in r.stderr
+    # a venue that cannot be reached (nothing listens on this local port) is exit 69, one line
+    monkeypatch.setenv("SQ_BINANCE_REST_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SQ_BINANCE_WS_URL", "ws://127.0.0.1:9")
+    r = sq(["record", "BINANCE:BTCUSDT", "--out", str(tmp_path / "d"), "--for", "1s"])
+    assert r.exit_code == 69 and len(r.stderr_lines) == 1, r.stderr
 
 
 def test_cli_record_help_has_examples(sq):
@@ -324,7 +322,7 @@ LAUNCHER = (
     "import sys\n"
     "sys.path.insert(0, {root!r})\n"
     "import tests.test_record as t\n"
-    "if not ({real} and t.real_sim_available()):\n"
+    "if not {real}:\n"
     "    t.install_fake_sim()\n"
     "from sq.cli import main\n"
     "main(sys.argv[1:])\n"
@@ -346,8 +344,6 @@ def wait_for(pred, timeout=120.0):
 
 @pytest.mark.parametrize("real_sim", [False, True], ids=["synthetic", "sim"])
 def test_sigterm_seals_every_file(tmp_path, real_sim):
-    if real_sim and not real_sim_available():
-        pytest.skip("the SIM venue's market source is not in this build yet")
     out = tmp_path / "data"
     p = subprocess.Popen(sq_cmd("record", "SIM:DEMO", "SIM:ALT", "--out", str(out), "--rotate", "1s", real_sim=real_sim),
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=subprocess_env(), cwd=tmp_path)
@@ -373,8 +369,6 @@ def test_sigterm_seals_every_file(tmp_path, real_sim):
 
 @pytest.mark.parametrize("real_sim", [False, True], ids=["synthetic", "sim"])
 def test_downstream_closing_early_keeps_recording(tmp_path, real_sim):
-    if real_sim and not real_sim_available():
-        pytest.skip("the SIM venue's market source is not in this build yet")
     out = tmp_path / "data"
     cmd = shlex.join(sq_cmd("record", "SIM:DEMO", "--out", str(out), "--for", "2s", real_sim=real_sim))
     t0 = time.monotonic()

@@ -58,12 +58,16 @@ def test_pipe_writes_arrow_market_stream_with_trailer(sq):
     assert again.stdout == r.stdout
 
 
-def test_other_venues_are_a_usage_error(sq):
-    r = sq(["subscribe", "BINANCE:BTCUSDT"])
-    assert r.exit_code == 2
-    assert len(r.stderr_lines) == 1 and "binance" in r.stderr and "not installed" in r.stderr
+def test_venue_and_symbol_errors(sq, monkeypatch):
+    monkeypatch.setenv("SQ_BINANCE_REST_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("SQ_BINANCE_WS_URL", "ws://127.0.0.1:9")
+    r = sq(["subscribe", "BINANCE:BTCUSDT", "--for", "1s"])
+    assert r.exit_code == 69
+    assert len(r.stderr_lines) == 1 and "binance" in r.stderr
     r = sq(["subscribe", "NSE:RELIANCE", "SIM:DEMO"])
-    assert r.exit_code == 2 and "zerodha" in r.stderr
+    assert r.exit_code == 2 and "several venues" in r.stderr
+    r = sq(["subscribe", "SIM:DEMO", "--mode", "depth"])
+    assert r.exit_code == 2 and "--mode" in r.stderr
     r = sq(["subscribe", "FOO"])
     assert r.exit_code == 2 and "prefix" in r.stderr
 

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import ForOption, LimitOption, SeedOption, env_of
+from sq.commands._options import ForOption, LimitOption, ModeOption, ReplayOption, SeedOption, env_of
 
 HELP = """Record market data to a Parquet dataset; pass it through when stdout is a pipe.
 
@@ -27,6 +27,10 @@ EPILOG = """Examples:
 
   sq record SIM:DEMO --out data --for 1h | sq book --depth 5
 
+  sq record BINANCE:BTCUSDT --out data --raw --rotate 1h
+
+  sq record NSE:RELIANCE NSE:INFY --mode full --out data --for 6h15m
+
   sq book data/venue=sim --format jsonl | head
 """
 
@@ -40,10 +44,13 @@ def record(
     limit: LimitOption = None,
     seed: SeedOption = 1,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Pass-through on stdout: auto (Arrow on a pipe, none on a terminal), arrow, jsonl, table or none.")] = "auto",
+    mode: ModeOption = "full",
+    raw: Annotated[bool, typer.Option("--raw", help="Also keep the venue's raw frames and REST answers as JSON Lines under DIR/raw/ (for sq subscribe --replay).")] = False,
+    replay: ReplayOption = None,
 ) -> None:
     from sq.core.recorder import run_record
 
-    code = run_record(env_of(ctx), symbols, out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt)
+    code = run_record(env_of(ctx), symbols, out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, mode=mode, raw=raw, replay=replay)
     if code:
         raise typer.Exit(code)
 

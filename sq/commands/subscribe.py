@@ -1,5 +1,5 @@
 """`sq subscribe`: stream market events of symbols — an Arrow market stream on a pipe, a live
-view on a terminal, or a file with -o. Only the simulated exchange (`SIM:`) is built in for now.
+view on a terminal, or a file with -o, from any venue (SIM, Binance, Zerodha).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import FormatOption, ForOption, LimitOption, OutputOption, SeedOption, env_of
+from sq.commands._options import FormatOption, ForOption, LimitOption, ModeOption, OutputOption, ReplayOption, SeedOption, env_of
 
 HELP = "Stream market events (L2 levels and trades) of one or more symbols."
 EPILOG = (
@@ -17,6 +17,9 @@ EPILOG = (
     "  sq subscribe SIM:DEMO SIM:FOO --for 30s -o demo.parquet\n\n"
     "  sq subscribe SIM:DEMO --seed 7 --limit 1000 --format jsonl | head\n\n"
     "  sq subscribe SIM:DEMO            # live view on a terminal; Ctrl-C to stop\n\n"
+    "  sq subscribe BINANCE:BTCUSDT --raw btc.jsonl | sq book\n\n"
+    "  sq subscribe NSE:RELIANCE --mode quote --for 5m -o reliance.parquet\n\n"
+    "  sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10\n\n"
     "On a pipe the output is an Arrow IPC market stream that ends with an sq trailer, also\n"
     "when stopped by Ctrl-C or SIGTERM. --limit runs the simulated exchange in simulated time\n"
     "(as fast as possible); --for, or neither option, in real time."
@@ -31,33 +34,33 @@ def subscribe(
     seed: SeedOption = 0,
     output: OutputOption = None,
     fmt: FormatOption = "auto",
+    mode: ModeOption = "full",
+    raw: Annotated[Optional[str], typer.Option("--raw", help="Also keep the venue's raw frames and REST answers in FILE (JSON Lines) for --replay.", show_default=False)] = None,
+    replay: ReplayOption = None,
 ) -> None:
     env = env_of(ctx)
     with _StopOnSignals() as stopper:
-        _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt)
+        _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode, raw, replay)
 
 
-def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt) -> None:
+def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full", raw=None, replay=None) -> None:
     from sq.core.durations import parse_duration_ns
     from sq.core.exits import UsageError
     from sq.core.streams import resolve_format
     from sq.core.symbols import parse_symbols
 
     parsed = parse_symbols(symbols)
-    for s in parsed:
-        if s.venue != "sim":
-            raise UsageError(f"{s.canonical}: the {s.venue} venue adapter is not installed in this build; only SIM: symbols can be subscribed")
     duration_ns = parse_duration_ns(for_, option="--for") if for_ is not None else None
     if duration_ns is not None and duration_ns <= 0:
         raise UsageError("--for must be longer than zero")
     fmt_resolved = resolve_format(env, fmt, output)
 
     from sq.core.config import load_config
-    from sq.venues.registry import SourceOptions
-    from sq.venues.sim import open_market_source
+    from sq.venues.registry import SourceOptions, open_market_source
 
     clock = "sim" if (limit is not None and duration_ns is None) else "real"
-    options = SourceOptions(config=load_config(env), env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock)
+    options = SourceOptions(config=load_config(env), env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock,
+                            mode=mode.lower(), raw_path=raw, replay_path=replay)
     source = open_market_source(parsed, options)
     live_view = output is None and env.stdout_isatty and fmt_resolved == "table" and (fmt or "auto").lower() in ("auto", "table")
 
@@ -114,7 +117,7 @@ def _live_view(env, source) -> None:
 
     from rich.live import Live
 
-    view = _BookView(source.venue.symbols, source.instruments)
+    view = _BookView(list(source.instruments), source.instruments)
     console = env.console()
     try:
         with Live(view.render(), console=console, redirect_stdout=False, redirect_stderr=False, refresh_per_second=4, transient=False) as live:

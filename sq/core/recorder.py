@@ -536,6 +536,9 @@ def run_record(
     seed: int = 1,
     fmt: str = "auto",
     queue_size: int = 4096,
+    mode: str = "full",
+    raw: bool = False,
+    replay: str | None = None,
 ) -> int:
     """Open the venue's market source, record it, print the summary; return the exit status.
 
@@ -569,19 +572,17 @@ def run_record(
     venues = sorted({s.venue for s in parsed})
     if len(venues) != 1:
         raise UsageError(f"symbols from several venues in one command ({', '.join(venues)}); run one sq record per venue")
-    venue = venues[0]
-    try:
-        module = registry.venue_module(venue)
-    except UsageError:
-        module = None
-    if module is None or not (hasattr(module, "open_market_source") or hasattr(module, "SimVenue")):
-        raise UsageError(f"sq record: the {venue} venue adapter is not in this build; SIM: symbols can be recorded (e.g. sq record SIM:DEMO)")
-
     config = load_config(env)
     out_dir = out or str(paths.data_dir() / "recordings")
     clock = "sim" if (limit and not duration_ns) else "real"
-    options = registry.SourceOptions(config=config, env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock)
-    source = _open_source(module, parsed, options)
+    raw_path = None
+    if raw:
+        raw_dir = Path(out_dir) / "raw"
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        raw_path = str(raw_dir / f"{venues[0]}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.jsonl")
+    options = registry.SourceOptions(config=config, env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock,
+                                     mode=mode, raw_path=raw_path, replay_path=replay)
+    source = registry.open_market_source(parsed, options)
 
     sink = None
     if pt_format is not None:
@@ -624,18 +625,6 @@ def run_record(
     return 130 if summary.stopped_by == "SIGINT" else 0
 
 
-def _open_source(module: Any, symbols: list, options: Any) -> Any:
-    """The venue's market source: its registry entry point, else (SIM) a `SimVenue` built here
-    with the config's `[sim.NAME]` grid and start price."""
-    if hasattr(module, "open_market_source"):
-        return module.open_market_source(symbols, options)
-    instruments = {}
-    for sym in symbols:
-        sc = options.config.sim_symbol(sym.canonical)
-        if sc is not None:
-            instruments[sym.canonical] = module.sim_instrument(sym.canonical, tick_size=sc.tick_size, price=sc.price, lot_size=sc.lot_size)
-    venue = module.SimVenue([s.canonical for s in symbols], seed=options.seed, clock=options.clock, instruments=instruments)
-    return venue.market_source(limit=options.limit, duration_ns=options.duration_ns)
 
 
 def _point_at_devnull(fd: int) -> None:

@@ -12,7 +12,7 @@ and real venues an `auth` module with `login(env, config, options) -> dict` and
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sq.core.exits import UsageError
@@ -60,4 +60,10 @@ def open_market_source(symbols: list[Symbol], options: SourceOptions) -> "Market
     venues = sorted({s.venue for s in symbols})
     if len(venues) != 1:
         raise UsageError(f"symbols from several venues in one command ({', '.join(venues)}); run one command per venue")
+    if options.mode not in ("ltp", "quote", "full"):
+        raise UsageError(f"--mode must be ltp, quote or full; got {options.mode!r}")
+    if venues[0] == "sim" and (options.raw_path or options.replay_path):
+        raise UsageError("SIM: symbols have no raw venue frames: --raw and --replay are for BINANCE and Zerodha symbols")
+    if venues[0] != "sim" and options.clock == "sim" and not options.replay_path:
+        options = replace(options, clock="real")  # real venues only run on the wall clock
     return venue_module(venues[0]).open_market_source(symbols, options)
