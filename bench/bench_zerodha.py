@@ -61,13 +61,15 @@ def parser() -> TickerParser:
     return TickerParser(syms, {s: Instrument(s, "zerodha", 0.05, 1.0, {"depth_view": 5}) for s in syms.values()})
 
 
-def best(fn, repeat: int = 3) -> float:
-    out = []
+def interleaved(fns: dict, repeat: int = 5) -> dict:
+    """Best time of each function, their runs interleaved so a busy machine hurts all alike."""
+    out = {k: float("inf") for k in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return min(out)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            out[k] = min(out[k], time.perf_counter() - t0)
+    return out
 
 
 def run(report) -> None:
@@ -81,10 +83,13 @@ def run(report) -> None:
     p = parser()
     p.parse(frames[:2], 0)  # compile
     rows = sum(b.num_rows for b in p.parse_chunks(buf, fstart, fend, recv))
-    t_base = best(lambda: struct_loop(frames))
-    t_bulk = best(lambda: list(parser().parse_chunks(buf, fstart, fend, recv)))
     live = parser()
-    t_live = best(lambda: [live.parse([fr], 1) for fr in frames], repeat=2)
+    t = interleaved({
+        "base": lambda: struct_loop(frames),
+        "bulk": lambda: list(parser().parse_chunks(buf, fstart, fend, recv)),
+        "live": lambda: [live.parse([fr], 1) for fr in frames],
+    })
+    t_base, t_bulk, t_live = t["base"], t["bulk"], t["live"]
     base = n / t_base
     report("zerodha full packets: struct.unpack loop (baseline)", base, "packets/s")
     report("zerodha full packets -> Arrow, bulk (64k-row batches)", n / t_bulk, "packets/s", baseline=base)
