@@ -25,6 +25,7 @@ from sq.core import book as B
 from sq.core import features as F
 from sq.core import schemas as S
 from sq.core.bookstream import infer_tick_size
+from sq.core.engine import inputs as IN
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine import params as PR
@@ -114,9 +115,12 @@ class Engine:
         self.elapsed = 0.0
         self.trades_seen = 0
         self._last_loc = np.iinfo(np.int64).min
+        self._inv_ticks = np.zeros(0, np.float64)
         self._alloc(sim_venue)
         self._schemas = (S.orders_schema(), S.fills_schema(), S.pnl_schema())
         self._pending: list[tuple[np.ndarray, ...]] = [[], [], []]
+        self._empty = None
+        self._dict = (0, None)
 
     # -- state
     def _alloc(self, sim_venue: bool) -> None:
@@ -213,6 +217,7 @@ class Engine:
             else:
                 self.warnings.append(f"{name}: no strategy parameters; its orders are rejected (unconfigured_symbol)")
         self.book.ensure(n, self.ticks, [0] * n)
+        self._inv_ticks = 1.0 / np.asarray(self.ticks, np.float64)
         self.n = n
 
     def set_trading_hours(self, symbol: str, open_ns: int, close_ns: int) -> None:
@@ -243,41 +248,33 @@ class Engine:
     # -- input conversion
     def _arrays(self, batch: pa.RecordBatch):
         n = batch.num_rows
-        for name in ("ts", "kind", "side", "seq", "symbol"):
-            if name not in batch.schema.names:
-                raise DataError(f"not a market stream: column {name!r} is missing")
-            if batch.column(name).null_count:
-                raise DataError(f"market column {name!r} has null values")
-        codes = self.registry.codes(batch.column("symbol")).astype(np.int32, copy=False)
-        kind = batch.column("kind").to_numpy(zero_copy_only=False).astype(np.uint8, copy=False)
-        side = batch.column("side").to_numpy(zero_copy_only=False).astype(np.int8, copy=False)
-        price = batch.column("price").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        qty = batch.column("qty").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        seq = batch.column("seq").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        ts = S.int64_view(batch.column("ts"))
-        self._ensure_symbols(batch, codes, kind, price)
-        bad_kind = (kind < S.LEVEL) | (kind > S.TICK)
-        priced = (kind == S.LEVEL) | (kind == S.TRADE)
-        with np.errstate(invalid="ignore"):
-            bad = bad_kind | (priced & ~(np.isfinite(price) & (price >= 0) & np.isfinite(qty) & (qty >= 0)))
-        bad |= (kind == S.LEVEL) & (side != 1) & (side != -1)
-        if bad.any():
-            j = int(np.argmax(bad))
+        cols = IN.columns(batch)
+        for name in ("ts", "kind", "side", "price", "qty", "seq"):
+            if cols.get(name) is None:
+                raise DataError(f"not a market stream: column {name!r} is " + ("missing" if name not in cols else "null in places"))
+        sym = cols.get("symbol")
+        if sym is None:
+            raise DataError("not a market stream: column 'symbol' is missing or null in places")
+        codes = self.registry.codes(sym)
+        if codes.dtype != np.int32:
+            codes = codes.astype(np.int32)
+        kind, price, side, qty, seq, ts = cols["kind"], cols["price"], cols["side"], cols["qty"], cols["seq"], cols["ts"]
+        if len(self.registry.symbols) != self.n:
+            self._ensure_symbols(batch, codes, kind, price)
+        feed = self.fill.feed_latency_ns
+        has_recv = feed is None and "recv_ts" in cols
+        recv = cols["recv_ts"] if has_recv else ts
+        tick = np.empty(n, np.int64)
+        loc = np.empty(n, np.int64)
+        bad, last = IN.prepare(kind, side, price, qty, ts, recv, has_recv, int(feed or 0), codes, self._inv_ticks,
+                               self._last_loc, tick, loc)
+        if bad >= 0:
+            j = int(bad)
             raise DataError(f"market row {j} of the batch ({self.registry.symbols[int(codes[j])]}): bad event "
                             f"(kind {int(kind[j])}, side {int(side[j])}, price {float(price[j])!r}, qty {float(qty[j])!r})")
-        tick = np.zeros(n, np.int64)
-        if priced.any():
-            tk = np.asarray(self.ticks, np.float64)[codes[priced]]
-            tick[priced] = np.rint(price[priced] / tk).astype(np.int64)
-        if self.fill.feed_latency_ns is None and "recv_ts" in batch.schema.names and batch.column("recv_ts").null_count == 0:
-            loc = np.maximum(S.int64_view(batch.column("recv_ts")), ts)
-        else:
-            loc = ts + int(self.fill.feed_latency_ns or 0)
-        loc = np.maximum.accumulate(np.concatenate([[self._last_loc], loc]))[1:].astype(np.int64)
-        self._last_loc = int(loc[-1])
-        self.trades_seen += int((kind == S.TRADE).sum())
-        return (np.ascontiguousarray(ts), loc, np.ascontiguousarray(codes), np.ascontiguousarray(kind),
-                np.ascontiguousarray(side), tick, np.ascontiguousarray(qty), np.ascontiguousarray(seq))
+        self._last_loc = int(last)
+        self.trades_seen += int(np.count_nonzero(kind == S.TRADE)) if n > 1 else int(kind[0] == S.TRADE)
+        return ts, loc, codes, kind, side, tick, qty, seq
 
     # -- running
     def _margin(self) -> int:
@@ -405,6 +402,12 @@ class Engine:
 
     def _output(self, events: int) -> EngineOutput:
         self._take_rows()
+        if not (self._pending[0] or self._pending[1] or self._pending[2]):
+            if self._empty is None or self._empty[3] != len(self.registry.symbols):
+                z = (np.zeros((0, L.NOO_I), np.int64), np.zeros((0, L.NOO_F))), (np.zeros((0, L.NFO_I), np.int64), np.zeros((0, L.NFO_F))), \
+                    (np.zeros((0, L.NPO_I), np.int64), np.zeros((0, L.NPO_F)))
+                self._empty = (self._orders_batch(*z[0]), self._fills_batch(*z[1]), self._pnl_batch(*z[2]), len(self.registry.symbols))
+            return EngineOutput(self._empty[0], self._empty[1], self._empty[2], events, self.counters())
         parts = []
         for k in range(3):
             chunks = self._pending[k]
@@ -421,7 +424,9 @@ class Engine:
         return EngineOutput(parts[0], parts[1], parts[2], events, self.counters())
 
     def _symbols(self, codes: np.ndarray) -> pa.Array:
-        return S.dict_column(codes.astype(np.int32), self.registry.dictionary())
+        if self._dict[0] != len(self.registry.symbols):
+            self._dict = (len(self.registry.symbols), self.registry.dictionary())
+        return S.dict_column(codes.astype(np.int32), self._dict[1])
 
     @staticmethod
     def _ts(a: np.ndarray) -> pa.Array:
@@ -544,6 +549,7 @@ class Engine:
         self.ticks = list(state["ticks"])
         self.n = len(self.ticks)
         self.book.ensure(self.n, self.ticks, [0] * self.n)
+        self._inv_ticks = 1.0 / np.asarray(self.ticks, np.float64)
         for k in self._ARRAYS:
             setattr(self, k, np.array(state[k]))
         for k in self._BOOK:
