@@ -258,3 +258,16 @@ def test_ed25519_keys_sign_rest_and_the_user_data_subscription(binance_fake, tmp
     with pytest.raises(AuthError) as e:
         auth.login(None, load_config(None), AuthOptions(ed25519_key=str(other)))
     assert e.value.status == 77
+
+
+def test_clock_drift_is_resynced_and_fok_expires(binance_fake):
+    fake = binance_fake()
+    gw = gateway(user_stream=False)
+    gw.open_orders(SYM)  # synced at the first signed call
+    fake.clock_offset_ms = 30_000  # the venue's clock jumps: the next request is outside recvWindow (-1021)
+    assert gw.open_orders(SYM) == []  # resynced with /time and retried, no error
+    assert abs(gw.rest.clock_offset_ms - 30_000) < 2_000
+    _, ask = fake.market().best()
+    f = gw.place(OrderRequest(SYM, 1, 100.0, ask, time_in_force="fok"))  # far more than the book holds
+    assert f.status == "expired" and f.filled_qty == 0
+    assert any(s == 400 for _, p, s in fake.requests if p.endswith("/openOrders"))  # the -1021 really happened

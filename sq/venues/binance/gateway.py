@@ -155,7 +155,10 @@ class BinanceGateway:
         return market, rules, canonical, p
 
     def place(self, request: OrderRequest) -> OrderState:
-        market, rules, canonical, p = self.prepare(request)
+        with self._lock:
+            working = sum(1 for o in self.orders.values() if o.status in ("accepted", "partially_filled")
+                          and o.symbol == parse_symbol(request.symbol).canonical)
+        market, rules, canonical, p = self.prepare(request, open_orders=working)
         side = 1 if request.side > 0 else -1
         try:
             doc = self._send_order(market, p)

@@ -38,6 +38,11 @@ def _d(x: Any) -> Decimal:
     return Decimal(str(x))
 
 
+def _s(x: Decimal) -> str:
+    """A Decimal for messages: plain notation, no trailing zeros (9000000, 0.001)."""
+    return format(x.normalize(), "f")
+
+
 @dataclass(frozen=True)
 class Rules:
     """One symbol's filters (Decimal); zero means "no limit" as in Binance's own answers."""
@@ -97,31 +102,31 @@ class Rules:
         else:
             lo, hi, step, name = self.min_qty, self.max_qty, self.step_size, "LOT_SIZE"
         if qty <= 0 or (lo > 0 and qty < lo):
-            raise FilterViolation(name, f"quantity {qty} is below minQty {lo.normalize()}")
+            raise FilterViolation(name, f"quantity {_s(qty)} is below minQty {_s(lo)}")
         if hi > 0 and qty > hi:
-            raise FilterViolation(name, f"quantity {qty} is above maxQty {hi.normalize()}")
+            raise FilterViolation(name, f"quantity {_s(qty)} is above maxQty {_s(hi)}")
         if step > 0 and (qty / step) % 1 != 0:
-            raise FilterViolation(name, f"quantity {qty} is not a multiple of stepSize {step.normalize()}")
+            raise FilterViolation(name, f"quantity {_s(qty)} is not a multiple of stepSize {_s(step)}")
         if not market:
             if self.min_price > 0 and price < self.min_price:
-                raise FilterViolation("PRICE_FILTER", f"price {price} is below minPrice {self.min_price.normalize()}")
+                raise FilterViolation("PRICE_FILTER", f"price {_s(price)} is below minPrice {_s(self.min_price)}")
             if self.max_price > 0 and price > self.max_price:
-                raise FilterViolation("PRICE_FILTER", f"price {price} is above maxPrice {self.max_price.normalize()}")
+                raise FilterViolation("PRICE_FILTER", f"price {_s(price)} is above maxPrice {_s(self.max_price)}")
             if self.tick_size > 0 and (price / self.tick_size) % 1 != 0:
-                raise FilterViolation("PRICE_FILTER", f"price {price} is not a multiple of tickSize {self.tick_size.normalize()}")
+                raise FilterViolation("PRICE_FILTER", f"price {_s(price)} is not a multiple of tickSize {_s(self.tick_size)}")
             if ref_price is not None and ref_price > 0:
                 up, down = (self.bid_up, self.bid_down) if side > 0 else (self.ask_up, self.ask_down)
                 if up > 0 and price > ref_price * up:
-                    raise FilterViolation("PERCENT_PRICE", f"price {price} is more than {up.normalize()}× the reference {ref_price}")
+                    raise FilterViolation("PERCENT_PRICE", f"price {_s(price)} is more than {_s(up)}× the reference {_s(ref_price)}")
                 if down > 0 and price < ref_price * down:
-                    raise FilterViolation("PERCENT_PRICE", f"price {price} is less than {down.normalize()}× the reference {ref_price}")
+                    raise FilterViolation("PERCENT_PRICE", f"price {_s(price)} is less than {_s(down)}× the reference {_s(ref_price)}")
         px = price if price is not None else ref_price
         if px is not None and (not market or self.notional_applies_to_market):
             notional = px * qty
             if self.min_notional > 0 and notional < self.min_notional:
-                raise FilterViolation("NOTIONAL", f"notional {notional.normalize()} is below minNotional {self.min_notional.normalize()}")
+                raise FilterViolation("NOTIONAL", f"notional {_s(notional)} is below minNotional {_s(self.min_notional)}")
             if self.max_notional > 0 and notional > self.max_notional:
-                raise FilterViolation("NOTIONAL", f"notional {notional.normalize()} is above maxNotional {self.max_notional.normalize()}")
+                raise FilterViolation("NOTIONAL", f"notional {_s(notional)} is above maxNotional {_s(self.max_notional)}")
         if self.max_num_orders > 0 and open_orders >= self.max_num_orders:
             raise FilterViolation("MAX_NUM_ORDERS", f"{open_orders} open orders already (limit {self.max_num_orders})")
 
