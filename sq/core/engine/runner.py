@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -34,6 +34,7 @@ from sq.core.streams import SymbolRegistry
 
 INITIAL_ROWS = 4096
 INITIAL_HEAP = 1024
+SMALL = 64  # journal rows built from Python lists below this many (cheaper than vectorised compute)
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,46 @@ class FillModelConfig:
             raise UsageError(f"queue cancel share must be within 0..1, got {self.queue_cancel_share}")
 
 
-@dataclass
 class EngineOutput:
-    """What one call produced: journal rows (canonical schemas, possibly 0 rows) and counters."""
+    """What one call produced: journal rows (canonical schemas, possibly 0 rows) and counters.
 
-    orders: pa.RecordBatch
-    fills: pa.RecordBatch
-    pnl: pa.RecordBatch
-    events: int = 0
-    counters: dict[str, int] = field(default_factory=dict)
+    `orders`, `fills` and `pnl` are Arrow record batches built on first access, so the engine
+    hands control back (the orders have already left through the outbox) before any Arrow work.
+    """
+
+    __slots__ = ("events", "counters", "_raw", "_build", "_done")
+
+    def __init__(self, raw, build, events: int, counters: dict[str, int]):
+        self._raw = raw  # per stream: (int rows, float rows) or a ready batch
+        self._build = build
+        self._done: list[pa.RecordBatch | None] = [None, None, None]
+        self.events = events
+        self.counters = counters
+
+    def _get(self, k: int) -> pa.RecordBatch:
+        b = self._done[k]
+        if b is None:
+            raw = self._raw[k]
+            b = raw if isinstance(raw, pa.RecordBatch) else self._build[k](*raw)
+            self._done[k] = b
+        return b
+
+    @property
+    def orders(self) -> pa.RecordBatch:
+        return self._get(0)
+
+    @property
+    def fills(self) -> pa.RecordBatch:
+        return self._get(1)
+
+    @property
+    def pnl(self) -> pa.RecordBatch:
+        return self._get(2)
+
+    @property
+    def rows(self) -> tuple[int, int, int]:
+        """Row counts (orders, fills, pnl) without building the batches."""
+        return tuple(r.num_rows if isinstance(r, pa.RecordBatch) else len(r[0]) for r in self._raw)
 
     def __iter__(self):
         return iter((self.orders, self.fills, self.pnl))
@@ -402,31 +434,29 @@ class Engine:
 
     def _output(self, events: int) -> EngineOutput:
         self._take_rows()
-        if not (self._pending[0] or self._pending[1] or self._pending[2]):
-            if self._empty is None or self._empty[3] != len(self.registry.symbols):
-                z = (np.zeros((0, L.NOO_I), np.int64), np.zeros((0, L.NOO_F))), (np.zeros((0, L.NFO_I), np.int64), np.zeros((0, L.NFO_F))), \
-                    (np.zeros((0, L.NPO_I), np.int64), np.zeros((0, L.NPO_F)))
-                self._empty = (self._orders_batch(*z[0]), self._fills_batch(*z[1]), self._pnl_batch(*z[2]), len(self.registry.symbols))
-            return EngineOutput(self._empty[0], self._empty[1], self._empty[2], events, self.counters())
-        parts = []
+        if self._empty is None or self._empty[3] != len(self.registry.symbols):
+            z = ((np.zeros((0, L.NOO_I), np.int64), np.zeros((0, L.NOO_F))), (np.zeros((0, L.NFO_I), np.int64), np.zeros((0, L.NFO_F))),
+                 (np.zeros((0, L.NPO_I), np.int64), np.zeros((0, L.NPO_F))))
+            self._empty = (self._orders_batch(*z[0]), self._fills_batch(*z[1]), self._pnl_batch(*z[2]), len(self.registry.symbols))
+        raw = []
         for k in range(3):
             chunks = self._pending[k]
             self._pending[k] = []
-            if chunks:
-                ints = np.concatenate([c[0] for c in chunks])
-                floats = np.concatenate([c[1] for c in chunks])
+            if not chunks:
+                raw.append(self._empty[k])
+            elif len(chunks) == 1:
+                raw.append(chunks[0])
             else:
-                ncol_i = (L.NOO_I, L.NFO_I, L.NPO_I)[k]
-                ncol_f = (L.NOO_F, L.NFO_F, L.NPO_F)[k]
-                ints = np.zeros((0, ncol_i), np.int64)
-                floats = np.zeros((0, ncol_f), np.float64)
-            parts.append((self._orders_batch, self._fills_batch, self._pnl_batch)[k](ints, floats))
-        return EngineOutput(parts[0], parts[1], parts[2], events, self.counters())
+                raw.append((np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])))
+        d = self._symdict()
+        build = (lambda i, f: self._orders_batch(i, f, d), lambda i, f: self._fills_batch(i, f, d),
+                 lambda i, f: self._pnl_batch(i, f, d))
+        return EngineOutput(raw, build, events, self.counters())
 
-    def _symbols(self, codes: np.ndarray) -> pa.Array:
+    def _symdict(self) -> pa.Array:
         if self._dict[0] != len(self.registry.symbols):
             self._dict = (len(self.registry.symbols), self.registry.dictionary())
-        return S.dict_column(codes.astype(np.int32), self._dict[1])
+        return self._dict[1]
 
     @staticmethod
     def _ts(a: np.ndarray) -> pa.Array:
@@ -434,6 +464,8 @@ class Engine:
 
     @staticmethod
     def _ids(prefix: str, a: np.ndarray, null_zero: bool = False) -> pa.Array:
+        if len(a) <= SMALL:
+            return pa.array([None if (null_zero and x == 0) else f"{prefix}{x}" for x in a.tolist()], pa.string())
         strs = pa.array(np.ascontiguousarray(a), type=pa.int64()).cast(pa.string())
         out = pc.binary_join_element_wise(prefix, strs, "")
         if null_zero:
@@ -442,27 +474,32 @@ class Engine:
 
     @staticmethod
     def _names(names, idx: np.ndarray, null_zero: bool = False) -> pa.Array:
+        if len(idx) <= SMALL:
+            return pa.array([None if (null_zero and x == 0) else names[x] for x in idx.tolist()], pa.string())
         d = pa.DictionaryArray.from_arrays(pa.array(idx.astype(np.int32), mask=(idx == 0) if null_zero else None),
                                            pa.array(list(names), pa.string()))
         return d.cast(pa.string())
 
-    def _orders_batch(self, i, f) -> pa.RecordBatch:
-        cols = [self._ts(i[:, L.OO_TS]), self._symbols(i[:, L.OO_SYM]), self._ids("", i[:, L.OO_COID]),
+    def _orders_batch(self, i, f, d=None) -> pa.RecordBatch:
+        d = self._symdict() if d is None else d
+        cols = [self._ts(i[:, L.OO_TS]), S.dict_column(i[:, L.OO_SYM], d), self._ids("", i[:, L.OO_COID]),
                 self._ids("sim-", i[:, L.OO_VOID], null_zero=True), self._names(S.ORDER_EVENTS, i[:, L.OO_EVENT]),
                 pa.array(i[:, L.OO_SIDE].astype(np.int8)), pa.array(f[:, L.OOF_PX]), pa.array(f[:, L.OOF_QTY]),
                 pa.array(f[:, L.OOF_FILLED]), pa.array(f[:, L.OOF_LEAVES]), self._names(L.REASONS, i[:, L.OO_REASON], null_zero=True)]
         return pa.RecordBatch.from_arrays(cols, schema=self._schemas[0])
 
-    def _fills_batch(self, i, f) -> pa.RecordBatch:
-        ccy = pa.array(np.full(len(i), self.fill.fee_ccy, dtype=object), pa.string())
-        cols = [self._ts(i[:, L.FO_TS]), self._symbols(i[:, L.FO_SYM]), self._ids("", i[:, L.FO_COID]),
+    def _fills_batch(self, i, f, d=None) -> pa.RecordBatch:
+        d = self._symdict() if d is None else d
+        ccy = pa.array([self.fill.fee_ccy] * len(i), pa.string())
+        cols = [self._ts(i[:, L.FO_TS]), S.dict_column(i[:, L.FO_SYM], d), self._ids("", i[:, L.FO_COID]),
                 self._ids("sim-", i[:, L.FO_VOID], null_zero=True), self._ids("t", i[:, L.FO_TRADE]),
                 pa.array(i[:, L.FO_SIDE].astype(np.int8)), pa.array(f[:, L.FOF_PX]), pa.array(f[:, L.FOF_QTY]),
                 pa.array(f[:, L.FOF_FEE]), ccy, self._names(("taker", "maker"), i[:, L.FO_LIQ])]
         return pa.RecordBatch.from_arrays(cols, schema=self._schemas[1])
 
-    def _pnl_batch(self, i, f) -> pa.RecordBatch:
-        cols = [self._ts(i[:, L.PO_TS]), self._symbols(i[:, L.PO_SYM])] + [pa.array(np.ascontiguousarray(f[:, c])) for c in range(L.NPO_F)]
+    def _pnl_batch(self, i, f, d=None) -> pa.RecordBatch:
+        d = self._symdict() if d is None else d
+        cols = [self._ts(i[:, L.PO_TS]), S.dict_column(i[:, L.PO_SYM], d)] + [pa.array(np.ascontiguousarray(f[:, c])) for c in range(L.NPO_F)]
         return pa.RecordBatch.from_arrays(cols, schema=self._schemas[2])
 
     # -- reporting

@@ -1,0 +1,173 @@
+"""Engine throughput and paper latency on the shared synthetic stream (bench/synthetic.py).
+
+1. Baseline: the book kernel alone (levels, BBO, features; no rows) over the same events.
+2. `sq backtest`'s engine, `mm` requoting on every book change (order manager, risk, position
+   keeper, simulated venue with latency and queue positions), events/s; ratio vs the baseline.
+3. If `hftbacktest` is importable (optional `peers` extra): its ROIVector backtest of a market
+   maker requoting every 10 events with constant latency and the power-probability queue model,
+   over the same events; our events/s ratio against it (target ≥ 2×).
+4. Paper, in process: 1-event batches through `Engine.process(complete=True)`; the time from a
+   market event's arrival (the call) to the order leaving the engine (the call returns with the
+   order in the outbox consumed and journaled), p50 / p99 over the events that sent an order and
+   over all events. Target p99 < 50 µs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from bench.synthetic import SYMBOL, synthetic_market
+
+MM = {"clip": 1.0, "threshold": 0.6, "max_order_size": 10.0, "max_position": 20.0, "max_loss": 1e12}
+
+
+def _best(fn, repeat=3):
+    best = float("inf")
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _engine(latency_ns=1_000_000):
+    from sq.core.config import Config
+    from sq.core.engine import Engine, FillModelConfig
+    from sq.core.schemas import Instrument
+
+    return Engine("mm", {SYMBOL: Instrument(SYMBOL, "sim", 0.01, 1.0)}, {SYMBOL: MM}, config=Config(),
+                  fill=FillModelConfig(order_latency_ns=latency_ns, queue_model="prob"))
+
+
+def _backtest(batch):
+    e = _engine()
+    e.process(batch)
+    e.finish()
+    return e
+
+
+def _hftbacktest_rate(table) -> float | None:
+    try:
+        import hftbacktest as H
+    except ImportError:
+        return None
+    from numba import njit
+
+    kind = table.column("kind").to_numpy()
+    side = table.column("side").to_numpy()
+    n = table.num_rows
+    arr = np.zeros(n, H.event_dtype)
+    ev = np.where(kind == 1, H.DEPTH_EVENT, H.TRADE_EVENT) | np.where(side > 0, H.BUY_EVENT, H.SELL_EVENT)
+    arr["ev"] = ev.astype(np.uint64) | H.EXCH_EVENT | H.LOCAL_EVENT
+    arr["exch_ts"] = table.column("ts").cast("int64").to_numpy()
+    arr["local_ts"] = table.column("recv_ts").cast("int64").to_numpy()
+    arr["px"] = table.column("price").to_numpy()
+    arr["qty"] = table.column("qty").to_numpy()
+
+    @njit
+    def market_maker(hbt):
+        events = 0
+        oid = 0
+        while hbt.wait_next_feed(False, 1_000_000_000_000) == 2:
+            events += 1
+            if events % 10 != 0:
+                continue
+            hbt.clear_inactive_orders(0)
+            depth = hbt.depth(0)
+            bid = depth.best_bid
+            ask = depth.best_ask
+            if not (np.isfinite(bid) and np.isfinite(ask)):
+                continue
+            orders = hbt.orders(0)
+            values = orders.values()
+            while values.has_next():
+                o = values.get()
+                if o.cancellable and ((o.side == 1 and o.price != bid) or (o.side == -1 and o.price != ask)):
+                    hbt.cancel(0, o.order_id, False)
+            if not orders.__contains__(oid):
+                oid += 1
+                hbt.submit_buy_order(0, oid, bid, 1.0, H.GTX, H.LIMIT, False)
+                oid += 1
+                hbt.submit_sell_order(0, oid, ask, 1.0, H.GTX, H.LIMIT, False)
+        return events
+
+    keep = []  # hftbacktest reads the array in place: keep every copy alive while it runs
+
+    def build():
+        keep.append(arr.copy())
+        asset = (H.BacktestAsset().data([keep[-1]]).linear_asset(1.0).constant_order_latency(1_000_000, 1_000_000)
+                 .power_prob_queue_model(3.0).partial_fill_exchange().trading_value_fee_model(0.0002, 0.0005)
+                 .tick_size(0.01).lot_size(1.0).roi_lb(0.0).roi_ub(30_000.0).last_trades_capacity(0))
+        return H.ROIVectorMarketDepthBacktest([asset])
+
+    hbt = build()
+    market_maker(hbt)  # compile
+    hbt.close()
+    best = float("inf")
+    for _ in range(2):
+        hbt = build()
+        t0 = time.perf_counter()
+        events = market_maker(hbt)
+        best = min(best, time.perf_counter() - t0)
+        hbt.close()
+    return events / best / 1e6
+
+
+def _paper_latency(table, n_events=60_000):
+    e = _engine()
+    batches = table.slice(0, n_events).to_batches(max_chunksize=1)
+    for b in batches[:200]:  # warm up
+        e.process(b, complete=True)
+    lat = np.empty(len(batches) - 200)
+    sent = np.zeros(len(batches) - 200, bool)
+    before = e.counters()["orders"]
+    clock = time.perf_counter_ns
+    for k, b in enumerate(batches[200:]):
+        t0 = clock()
+        e.process(b, complete=True)
+        lat[k] = clock() - t0
+        now = int(e.g[1])  # G_NEXT_COID: ids handed out (orders and journaled rejections)
+        sent[k] = now != before
+        before = now
+    return lat / 1e3, sent
+
+
+def run(report) -> None:
+    from bench.bench_book import _kernel_arrays, _run_kernel
+    from sq.core import book as B
+    from sq.core.engine.runner import warm_up
+    from sq.core.config import Config
+
+    table = synthetic_market()
+    n = table.num_rows
+    a = _kernel_arrays(table)
+    _run_kernel(a, B.MODE_NONE)
+    t_book, _ = _best(lambda: _run_kernel(a, B.MODE_NONE))
+    base = n / t_book / 1e6
+    report(f"baseline: book kernel alone ({n:,} events, features, no rows), events/s", base, "M/s")
+
+    warm_up(Config())
+    batch = table.combine_chunks().to_batches()[0]
+    _backtest(batch.slice(0, 1000))
+    t_bt, e = _best(lambda: _backtest(batch))
+    s = e.summary()
+    rate = n / t_bt / 1e6
+    report(f"backtest mm requoting every book change ({s['orders']:,} orders, {s['fills']:,} fills), events/s",
+           rate, "M/s", baseline=base)
+    peer = _hftbacktest_rate(table)
+    if peer is None:
+        print("   hftbacktest not installed (pip install -e '.[peers]'): peer comparison skipped", flush=True)
+    else:
+        report("hftbacktest 2.x ROIVector mm (requote every 10 events, power-prob queue), events/s", peer, "M/s")
+        report("backtest mm vs hftbacktest, events/s", rate, "M/s", baseline=peer, target=2.0)
+
+    lat, sent = _paper_latency(table)
+    report(f"paper 1-event batches: event -> order out, p50 ({int(sent.sum()):,} events sent orders)",
+           float(np.percentile(lat[sent], 50)) if sent.any() else float("nan"), "us")
+    report("paper 1-event batches: event -> order out, p99", float(np.percentile(lat[sent], 99)) if sent.any() else float("nan"),
+           "us", target=50.0, lower_is_better=True)
+    report("paper 1-event batches: any event, p50", float(np.percentile(lat, 50)), "us")
+    report("paper 1-event batches: any event, p99", float(np.percentile(lat, 99)), "us", target=50.0, lower_is_better=True)
