@@ -12,7 +12,7 @@ import pytest
 from sq.venues.binance import parser as P
 from sq.venues.binance.book_sync import APPLY, BUFFER, GAP, IGNORE, RETRY, SYNCED, SymbolSync
 from sq.venues.binance.pipeline import MarketPipeline, PipeSymbol
-from tests.binance_helpers import DictBook, messages, same_book
+from tests.fakes.binance.helpers import DictBook, messages, same_book
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "binance"
 if not VECTORS.exists():  # the repo may be checked out elsewhere; the vectors live beside it
@@ -60,7 +60,7 @@ def test_spot_agg_trade_vector_is_a_trade_row():
     frame = vec("ws_spot_agg_trade.json")
     p = MarketPipeline([ETH])
     out = rows(p.feed([frame], 11, "spot"))
-    assert out == [(1675759520847 * 1_000_000, 0, 2, 1, 1632.46, 0.34305, 226532)]  # m=false: buyer aggressor
+    assert out == [(1675759520848 * 1_000_000, 0, 2, 1, 1632.46, 0.34305, 226532)]  # ts = E; m=false: buyer aggressor
     assert p.counters["trades"] == 1 and p.counters["unknown_fields"] == 0
 
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.binance_helpers import DictBook, messages, open_source, rows_of, same_book
+from tests.fakes.binance.helpers import DictBook, messages, open_source, rows_of, same_book
 from tests.fakes.binance import Faults, binance_fake  # noqa: F401  (fixture)
 
 SYMS = ["BINANCE:BTCUSDT", "BINANCE-FUT:BTCUSDT"]
@@ -176,7 +176,7 @@ def test_recorded_stream_feeds_sq_book(binance_fake, tmp_path):
     from sq.cli import app
     from sq.core.environment import Environment
     from sq.core.streams import StreamWriter
-    from tests.binance_helpers import top
+    from tests.fakes.binance.helpers import top
 
     fake = binance_fake(faults=Faults(drop_every=19))
     src = open_source(["BINANCE:BTCUSDT"], duration_ns=1_500_000_000)

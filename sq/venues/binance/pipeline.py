@@ -29,6 +29,12 @@ MS = 1_000_000
 NAN = float("nan")  # price of clear / snapshot_end rows, as the SIM venue writes them
 
 
+def _event_ns(ms, recv: int) -> int:
+    """A venue time in ms → ns; absent or non-positive (not a real time) → the receive time."""
+    v = int(ms) if ms is not None else 0
+    return v * MS if v > 0 else recv
+
+
 @dataclass
 class Rows:
     """Market rows as NumPy columns (prices/quantities in venue units; `sym` is a symbol code)."""
@@ -236,7 +242,7 @@ class MarketPipeline:
             lo = int(np.searchsorted(sc.lframe, i, "left"))
             hi = int(np.searchsorted(sc.lframe, i, "right"))
             E = int(sc.ints[i, P.C_E])
-            payload = (E * MS if E >= 0 else recv, recv, sc.px[lo:hi].copy(), sc.qty[lo:hi].copy(), sc.side[lo:hi].copy())
+            payload = (E * MS if E > 0 else recv, recv, sc.px[lo:hi].copy(), sc.qty[lo:hi].copy(), sc.side[lo:hi].copy())
             ints = sc.ints[i]
             self._buffer(code, verdict, int(ints[P.C_U]), int(ints[P.C_u]), int(ints[P.C_pu]), payload)
 
@@ -253,7 +259,7 @@ class MarketPipeline:
             px, qty, side = sc.px[m], sc.qty[m], sc.side[m]
         E = sc.ints[lf, P.C_E]
         rc = recv[lf]
-        ts = np.where(E >= 0, E * MS, rc)
+        ts = np.where(E > 0, E * MS, rc)
         kind = np.full(len(lf), LEVEL, dtype=np.uint8)
         return Rows(ts, rc, fsym[lf], kind, side, px, qty, sc.ints[lf, P.C_u]), lf
 
@@ -324,7 +330,7 @@ class MarketPipeline:
         if self.book != "depth":
             self.counters["ignored"] += 1
             return
-        ts = int(ev["E"]) * MS if "E" in ev else recv
+        ts = _event_ns(ev.get("E"), recv)
         v = self.syncs[code].on_diff(U, u, pu)
         if v == APPLY:
             for side, p, q in levels:
@@ -338,7 +344,8 @@ class MarketPipeline:
         price, qty = P.decimal(ev["p"]), P.decimal(ev["q"])
         side = -1 if ev["m"] else 1
         tid = int(ev["t"] if kind == "trade" else ev["a"])
-        ts = int(ev["T"]) * MS if "T" in ev else recv
+        # the event time E, like depth events, so one symbol's rows keep stream order in time (T is the match time)
+        ts = _event_ns(ev.get("E", ev.get("T")), recv)
         code = self._sym(ev, market)
         if code is None:
             return
@@ -361,7 +368,7 @@ class MarketPipeline:
         if u <= self.seq[code]:
             self.counters["duplicates"] += 1
             return
-        ts = int(ev["E"]) * MS if "E" in ev else recv
+        ts = _event_ns(ev.get("E"), recv)
         self.seq[code] = u
         x.add(ts, recv, code, CLEAR, 0, NAN, 0.0, u, key)
         x.add(ts, recv, code, LEVEL, 1, bp, bq, u, key)
@@ -397,7 +404,9 @@ class MarketPipeline:
             self.counters["gaps"] += 1
             self.sync_log.append(("gap", code, sync.last, sync.buffer[0].U, sync.buffer[0].u))
             self._note("gap", "binance %s: buffered depth events break after snapshot %d: resyncing", sym.canonical, L)
-        ts = int(snap["E"]) * MS if "E" in snap else int(recv_ns)
+        # spot snapshots carry no time: stamp them with the exchange time of the first event they
+        # bridge (so a symbol's ts stays on the exchange clock), else the receive time
+        ts = _event_ns(snap.get("E"), events[0].payload[0] if events else int(recv_ns))
         x = _Extra()
         x.add(ts, recv_ns, code, CLEAR, 0, NAN, 0.0, L)
         for p, q in bids:

@@ -148,7 +148,8 @@ class FakeMarket:
         self.book_at[self.update_id] = dict(self.book)
         out = {"lastUpdateId": self.update_id, "bids": [[fmt(p), fmt(q)] for p, q in bids], "asks": [[fmt(p), fmt(q)] for p, q in asks]}
         if self.futures:
-            out = {"lastUpdateId": self.update_id, "E": 0, "T": 0, **{k: out[k] for k in ("bids", "asks")}}
+            now = self.sim.now // 1_000_000
+            out = {"lastUpdateId": self.update_id, "E": now, "T": now, **{k: out[k] for k in ("bids", "asks")}}
         return out
 
     def best(self) -> tuple[float, float]:
