@@ -158,7 +158,7 @@ def test_weight_headers_drive_preemptive_throttling(binance_fake):
 
 def test_futures_orders_positions_leverage_margin(binance_fake):
     fake = binance_fake()
-    gw = gateway(markets=("spot", "futures"))
+    gw = gateway(symbols=[SYM, FUT])
     try:
         bid, ask = fake.market("BTCUSDT", "futures").best()
         gw.set_leverage(FUT, 5)

@@ -96,7 +96,7 @@ def test_disconnects_and_stalls_reconnect_and_resync(binance_fake):
     src = open_source(["BINANCE:BTCUSDT"], duration_ns=4_000_000_000, stall_s=0.4)
     checked, _, rows = run_and_check(fake, src)
     c = src.counters
-    assert c["reconnects"] >= 2 and c["connections"] >= 3
+    assert c["reconnects"] >= 2 and c["connections"] >= 3 and c["stalls"] >= 1
     assert c["snapshots"] >= 3  # a fresh book after every reconnect
     assert checked > 50
     clears = [r for r in rows if r[2] == 3]

@@ -73,11 +73,17 @@ class BinanceGateway:
 
     @classmethod
     def open(cls, config, env=None, *, testnet: bool = False, ed25519_key: str | None = None, user_stream: bool = True,
-             markets: tuple[str, ...] = (SPOT,), run: str | None = None, **rest_kw) -> "BinanceGateway":
-        """Credentials from the config/env or `sq auth binance`, endpoints from the config, streams started."""
+             markets: tuple[str, ...] | None = None, symbols=None, run: str | None = None, **rest_kw) -> "BinanceGateway":
+        """Credentials from the config/env or `sq auth binance`, endpoints from the config, streams started.
+
+        `markets` (spot, futures) are those of `symbols` when given, else spot; each gets its
+        exchangeInfo and its execution-report stream.
+        """
         from sq.venues.binance import credentials
         from sq.venues.binance.signing import Signer
 
+        if markets is None:
+            markets = tuple(sorted({market_of(s) for s in symbols})) if symbols else (SPOT,)
         creds = credentials.resolve(config, ed25519_key)
         ep = endpoints(config.binance, testnet or creds.testnet)
         secret = creds.api_secret.reveal() if creds.api_secret else None

@@ -106,7 +106,7 @@ class PipeSymbol:
 
 COUNTERS = (
     "frames", "depth_frames", "trades", "tickers", "malformed", "unknown_fields", "unknown_symbols", "server_errors",
-    "control", "ignored", "gaps", "snapshots", "snapshot_retries", "resyncs", "duplicates",
+    "control", "ignored", "gaps", "snapshots", "snapshot_retries", "resyncs", "duplicates", "stalls",
 )
 
 

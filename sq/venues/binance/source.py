@@ -323,7 +323,7 @@ class BinanceSource:
                 if time.monotonic() - opened >= tn.max_age_s:
                     continue
                 log.warning("binance %s stream: no frame for %.1fs; reconnecting", market, tn.stall_s)
-                self.pipeline.counters["server_errors"] += 1
+                self.pipeline.counters["stalls"] += 1
                 await ws.close()
                 return got
             frames = [first]
