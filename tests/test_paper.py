@@ -232,7 +232,7 @@ def test_sq_kill_halts_a_live_paper_run(tmp_path):
     env = subprocess_env()
     p = start_paper(["--strategy", "mm", "SIM:DEMO", "--journal", str(jdir), "--json"], env)
     try:
-        wait_for(lambda: registered(p), 60, "sq paper to register")
+        wait_for(lambda: registered(p), 90, "sq paper to register")
         wait_for(lambda: journal_kinds(jdir)["order"] >= 6, 30, "orders in the journal")
         t0 = time.monotonic()
         k = subprocess.run([SQ_BIN, "kill", "--json"], capture_output=True, text=True, env=env, timeout=30)
@@ -268,7 +268,7 @@ def test_crash_then_resume_live_keeps_positions(tmp_path):
     env = subprocess_env()
     p = start_paper(["--strategy", "mm", "SIM:DEMO", "--journal", str(jdir)], env)
     try:
-        wait_for(lambda: registered(p), 60, "sq paper to register")
+        wait_for(lambda: registered(p), 90, "sq paper to register")
         wait_for(lambda: journal_kinds(jdir)["fill"] >= 3, 40, "fills in the journal")
         p.send_signal(signal.SIGKILL)
         p.wait(10)
@@ -310,7 +310,7 @@ def test_crash_then_resume_replay_continues_exactly(recording, tmp_path):
     jdir = tmp_path / "cut"
     p = start_paper(["--strategy", "mm", "--from", str(recording), "--realtime", "--journal", str(jdir)], env)
     try:
-        wait_for(lambda: registered(p), 60, "sq paper to register")
+        wait_for(lambda: registered(p), 90, "sq paper to register")
         wait_for(lambda: journal_kinds(jdir)["fill"] >= 2, 30, "fills in the journal")
         p.send_signal(signal.SIGKILL)
         p.wait(10)

@@ -13,9 +13,11 @@ One run = one market source, one `Engine`, one journal, one registry entry:
     working order (journaled), the journal is sealed and compacted to Parquet, the registry
     entry removed, and the status is 0;
   * `--resume DIR` verifies the journal of a crashed run, restores the engine from its last
-    checkpoint (positions, counters, order ids), checks the restored positions against the
-    journal's fills, closes the orders the dead process had working, and continues: a replay
-    from the first event after the checkpoint, a live run from the market as it is now.
+    checkpoint (positions, counters, order ids, working orders) and checks the restored positions
+    against the journal's fills before appending anything. A replay then continues from the first
+    event after the checkpoint — the finished journal equals an uninterrupted run's. A live run
+    first closes the orders the dead process had working (they lived in its simulated venue),
+    then trades on the market as it is now.
 
 The dashboard is supplied by the command layer (`view`): this module only calls it.
 """
@@ -23,7 +25,6 @@ The dashboard is supplied by the command layer (`view`): this module only calls 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import os
@@ -415,10 +416,12 @@ def engine_records(out: Any) -> list[tuple[str, dict]]:
     """Journal records of one `EngineOutput`: orders rows (risk/venue rejections as `reject`),
     fills, pnl marks, in the engine's order."""
     recs: list[tuple[str, dict]] = []
-    for row in J.rows_from_batch(getattr(out, "orders", None)):
+    if not any(out.rows):  # nothing happened: no Arrow work
+        return recs
+    for row in J.rows_from_batch(out.orders):
         recs.append(("reject" if row.get("event") == "rejected" else "order", row))
-    recs.extend(("fill", row) for row in J.rows_from_batch(getattr(out, "fills", None)))
-    recs.extend(("pnl", row) for row in J.rows_from_batch(getattr(out, "pnl", None)))
+    recs.extend(("fill", row) for row in J.rows_from_batch(out.fills))
+    recs.extend(("pnl", row) for row in J.rows_from_batch(out.pnl))
     return recs
 
 
@@ -548,7 +551,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
                               skip=int(checkpoint["rows"]) if checkpoint else 0)
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
-    warm_up(plan, source.instruments, config)
+    warm_up(config)
 
     if plan.resume is None:
         journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
@@ -575,7 +578,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
             # then let the strategy trade again on the market as it is now
             now = time.time_ns()
             run.record(engine.cancel_all(now, "resume"), [("halt", {"ts": now, "reason": "resume", "by": "resume"})])
-            engine.resume_trading() if hasattr(engine, "resume_trading") else _unhalt(engine)
+            engine.resume_trading()
         run.view = view_factory(plan, source) if view_factory is not None else None
         if run.view is not None:
             with run.view:
@@ -627,26 +630,15 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     return Engine(plan.strategy, dict(instruments), params, config=config, seed=plan.seed)
 
 
-def warm_up(plan: Plan, instruments: dict, config: Any) -> None:
-    """Compile (or load from numba's cache) everything the halt path runs, on a throwaway
-    engine, before the run registers itself: `sq kill` expects a halt within a second, and a
-    first-time JIT compile of `cancel_all`/`finish` or a first import of the Parquet writer
-    would take longer than that."""
+def warm_up(config: Any) -> None:
+    """Load (or compile) every engine kernel and the Parquet writer before the run registers
+    itself: `sq kill` expects a halt within a second, and a first-time JIT compile of
+    `cancel_all`/`finish` or a first import of the journal compaction's writer takes longer."""
     import pyarrow.parquet  # noqa: F401  (the journal compaction's writer)
 
-    spare = make_engine(plan, instruments, config)
-    spare.cancel_all(0, "warmup")
-    spare.finish()
+    from sq.core.engine.runner import warm_up as warm_up_engine
 
-
-def _unhalt(engine: Any) -> None:
-    """Lift the manual halt `cancel_all` set when a resumed live run closed the dead process's
-    orders, so the strategy quotes again (a risk halt — max_loss, daily_loss — stays)."""
-    from sq.core.engine import layout as L
-
-    if int(engine.g[L.G_HALTED]) == L.HALT_MANUAL:
-        engine.g[L.G_HALTED] = L.HALT_NONE
-        engine.g[L.G_HALT_REASON] = L.HALT_NONE
+    warm_up_engine(config)
 
 
 def _start_record(plan: Plan, config: Any) -> dict:
