@@ -58,7 +58,7 @@ def parse_and_apply(snap: bytes, frames: list[bytes], burst: int) -> tuple[int, 
         n = len(rows)
         if not n:
             return
-        tick = np.rint(rows.price * inv).astype(np.int64)
+        tick = np.where(rows.kind == B.LEVEL, np.rint(np.nan_to_num(rows.price) * inv), 0).astype(np.int64)
         state.run(rows.ts, rows.sym, rows.kind, rows.side, tick, rows.price, rows.qty, rows.seq, np.arange(n, dtype=np.int64), out)
         applied += n
 
