@@ -75,6 +75,7 @@ I_BASESET = 24
 I_MIDKEY = 25  # bid+ask ticks at the last message end with features (NO_MID: undefined)
 NI = 26
 NO_MID = -(1 << 62)
+NO_TS = np.iinfo(np.int64).min  # `_load`'s last ts of a symbol that has seen none
 
 # stream-wide state (`g`)
 G_PEND = 0
@@ -497,26 +498,18 @@ def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, 
 
 @njit(cache=True, _nrt=False)
 def _load(ist, s):
-    """The hot book scalars of symbol `s` (see `process`)."""
-    return (ist[s, I_BASE], ist[s, I_W], ist[s, I_OFF], ist[s, I_NB], ist[s, I_NA], ist[s, I_BB], ist[s, I_BA],
-            ist[s, I_BLO], ist[s, I_AHI], ist[s, I_BASESET], ist[s, I_INSNAP], ist[s, I_VIEW])
+    """The read-only hot scalars of symbol `s` (see `process`); the last ts is NO_TS when none was seen."""
+    lastts = ist[s, I_LASTTS] if ist[s, I_HASTS] != 0 else NO_TS
+    return ist[s], ist[s, I_BASE], ist[s, I_W], ist[s, I_OFF], ist[s, I_BASESET], ist[s, I_INSNAP], ist[s, I_VIEW], lastts
 
 
 @njit(cache=True, _nrt=False)
-def _store(ist, s, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view):
-    """Write the hot book scalars of symbol `s` back to `ist`."""
-    ist[s, I_BASE] = base
-    ist[s, I_W] = w
-    ist[s, I_OFF] = off
-    ist[s, I_NB] = nb
-    ist[s, I_NA] = na
-    ist[s, I_BB] = bb
-    ist[s, I_BA] = ba
-    ist[s, I_BLO] = blo
-    ist[s, I_AHI] = ahi
-    ist[s, I_BASESET] = bset
-    ist[s, I_INSNAP] = insnap
-    ist[s, I_VIEW] = view
+def _store(ist, s, lastts):
+    """Write back the one hot scalar `process` keeps in a register (the book counters and best
+    ticks are updated in place in `ist`)."""
+    if lastts != NO_TS:
+        ist[s, I_LASTTS] = lastts
+        ist[s, I_HASTS] = 1
 
 
 @njit(cache=True, _nrt=False)
@@ -572,23 +565,6 @@ def trade_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, side, px, qty, vwin, bi
 
 
 @njit(cache=True, _nrt=False)
-def check_time(ts, sym, rows, ist, g):
-    """Count events whose ts is earlier than the latest ts seen for their symbol (a warning, not
-    an error); a separate light pass so the book loop stays tight."""
-    for i in range(len(ts)):
-        s = sym[i]
-        t = ts[i]
-        if ist[s, I_HASTS] != 0 and t < ist[s, I_LASTTS]:
-            if g[G_BACK] == 0:
-                g[G_BACKROW] = rows[i]
-                g[G_BACKSYM] = s
-            g[G_BACK] += 1
-        else:
-            ist[s, I_LASTTS] = t
-            ist[s, I_HASTS] = 1
-
-
-@njit(cache=True, _nrt=False)
 def _feature_keys(ist, vw_ts, s, vwin):
     """(mid key at the last feature upkeep, ts from which the oldest VWAP trade expires)."""
     due = np.iinfo(np.int64).max
@@ -613,17 +589,24 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     only known from the next event) unless `final` is true (end of stream), so messages may span
     batches.
 
-    At a message end (outside a snapshot): count a locked/crossed book, prune stale depth, keep
-    the features (VWAP window, mid-return volatility), then (unless MODE_NONE) emit a row by the
-    mode.
+    Every applied event's ts is checked against the latest ts of its symbol (a backwards step is
+    counted in `g`, a warning, not an error). At a message end (outside a snapshot): count a
+    locked/crossed book, prune stale depth, keep the features (VWAP window, mid-return
+    volatility), then (unless MODE_NONE) emit a row by the mode.
 
     Speed: a tight inner loop, free of calls, applies level events to the cached symbol and ends
     messages that need nothing but the crossed check; everything else (another symbol, a
     recentre, trades with features, snapshots, feature upkeep, rows) makes it stop with a reason
-    that the outer loop handles with helper calls before resuming. The current symbol's book
-    scalars live in locals (registers) and are written back (`_store`) before any helper reads
-    the arrays and on return. Even a never-taken call inside the inner loop costs numba/LLVM
-    register spills on every event, hence this shape.
+    that the outer loop handles with helper calls before resuming. The current symbol's read-only
+    scalars (base, window, offset, flags) and its last ts live in locals; its book counters,
+    best ticks and touched bounds are updated in place in its `ist` row, indexed by side (bid
+    0, ask 1: the (I_BB, I_BA), (I_NB, I_NA), (I_BLO, I_AHI) pairs), so the level update has no
+    branch on the side and "new level / update / delete" and "beats the best" are selects, not
+    mispredicted branches; only the rescan after deleting the best level branches. That also
+    keeps the loop's live values within the registers (a never-taken call, or a dozen more
+    loop-carried locals, costs spills on every event). The pending message's ts is not carried
+    per event: it is `ts[pidx]`. Measured on bench/synthetic.py: the side branch alone cost
+    ~10%, the separate time-check pass ~10%.
     """
     n = len(ts)
     mode = ip[P_MODE]
@@ -632,21 +615,22 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     feats = ip[P_FEATURES] != 0
     slow_end = mode != MODE_NONE
     pend = g[G_PEND]
-    psym = g[G_PSYM]
     pseq = g[G_PSEQ]
-    pts = g[G_PTS]
+    pts0 = g[G_PTS]  # ts of the pending message when it came from an earlier call
     prow = g[G_PROW]  # global row of the pending message's last event when it came from an earlier call
     pidx = -1  # its index in this call's arrays, once it comes from this call
     nmsg = 0
     status = ST_OK
     cs = -1
     if pend != 0:
-        cs = psym
+        cs = g[G_PSYM]  # while a message is pending, it belongs to the current symbol cs
     elif start < n:
         cs = sym[start]
     if cs < 0:
         return status, n, r  # nothing pending and no events
-    (base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view) = _load(ist, cs)
+    (hs, base, w, off, bset, insnap, view, lastts) = _load(ist, cs)
+    uwin = np.uint64(w) if bset != 0 else np.uint64(0)  # unsigned window check: 0 ≤ j < w in one compare
+    endwork = slow_end or feats or view > 0
     midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
     traded = False
     i = start
@@ -656,24 +640,26 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         while i < n:
             s = sym[i]
             q = seq[i]
-            if pend != 0 and (psym != s or pseq != q):
+            if pend != 0 and (cs != s or pseq != q):
                 pend = 0
                 if insnap == 0:
                     nmsg += 1
-                    if nb > 0 and na > 0 and bb >= ba:
-                        if bb == ba:
+                    if hs[I_NB] > 0 and hs[I_NA] > 0 and hs[I_BB] >= hs[I_BA]:
+                        if hs[I_BB] == hs[I_BA]:
                             g[G_LOCKED] += 1
                         else:
                             g[G_CROSSED] += 1
                         if g[G_XROW] < 0:
                             g[G_XROW] = rows[pidx] if pidx >= 0 else prow
                             g[G_XSYM] = cs
-                    if slow_end or view > 0:
-                        reason = R_MSGEND
-                        break
-                    if feats:  # feature upkeep only when something it depends on moved
-                        key = bb + ba if (nb > 0 and na > 0) else NO_MID
-                        if traded or key != midkey or pts >= vw_due:
+                    if endwork:
+                        if slow_end or view > 0:
+                            reason = R_MSGEND
+                            break
+                        # feature upkeep only when something it depends on moved
+                        key = hs[I_BB] + hs[I_BA] if (hs[I_NB] > 0 and hs[I_NA] > 0) else NO_MID
+                        mts = ts[pidx] if pidx >= 0 else pts0
+                        if traded or key != midkey or mts >= vw_due:
                             reason = R_MSGEND
                             break
             if s != cs:
@@ -684,62 +670,46 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                 t = tick[i]
                 qv = qty[i]
                 j = t - base
-                if j < 0 or j >= w or bset == 0:
+                if np.uint64(j) >= uwin:
                     if qv != 0.0:
                         reason = R_RECENTRE
                         break
                     # deleting a price we do not hold: nothing to do
-                elif side[i] > 0:
-                    p = off + j
-                    old = qbuf[p]
-                    qbuf[p] = qv
-                    if old == 0.0:
-                        if qv > 0.0:
-                            if nb == 0:
-                                bb = t
-                                blo = t
-                            else:
-                                if t > bb:
-                                    bb = t
-                                if t < blo:
-                                    blo = t
-                            nb += 1
-                    elif qv == 0.0:
-                        nb -= 1
-                        if nb > 0 and t == bb:
-                            p -= 1
-                            while qbuf[p] == 0.0:
-                                p -= 1
-                            bb = base + (p - off)
                 else:
-                    p = off + w + j
+                    # side-free: sd 0 bid / 1 ask indexes the (bid, ask) pairs of `ist` and the
+                    # window halves; sg orients "better" (higher bid, lower ask)
+                    add = qv != 0.0  # validated: qv ≥ 0
+                    sd = 0 if side[i] > 0 else 1
+                    sg = 1 - 2 * sd
+                    p = off + sd * w + j
                     old = qbuf[p]
                     qbuf[p] = qv
-                    if old == 0.0:
-                        if qv > 0.0:
-                            if na == 0:
-                                ba = t
-                                ahi = t
-                            else:
-                                if t < ba:
-                                    ba = t
-                                if t > ahi:
-                                    ahi = t
-                            na += 1
-                    elif qv == 0.0:
-                        na -= 1
-                        if na > 0 and t == ba:
-                            p += 1
-                            while qbuf[p] == 0.0:
-                                p += 1
-                            ba = base + (p - off - w)
+                    c = hs[I_NB + sd]
+                    bst = hs[I_BB + sd]
+                    wst = hs[I_BLO + sd]
+                    x = t * sg
+                    hs[I_BB + sd] = t if (add and (c == 0 or x > bst * sg)) else bst
+                    hs[I_BLO + sd] = t if (add and (c == 0 or x < wst * sg)) else wst
+                    c += (1 if old == 0.0 else 0) - (0 if add else 1)
+                    hs[I_NB + sd] = c
+                    if not add and t == bst and c > 0:  # the best level went: rescan outward
+                        p -= sg
+                        while qbuf[p] == 0.0:
+                            p -= sg
+                        hs[I_BB + sd] = base + (p - off - sd * w)
             elif feats or (k != TRADE and k != TICK):
                 reason = R_OTHER
                 break
+            t_ns = ts[i]
+            if t_ns < lastts:
+                if g[G_BACK] == 0:
+                    g[G_BACKROW] = rows[i]
+                    g[G_BACKSYM] = cs
+                g[G_BACK] += 1
+            else:
+                lastts = t_ns
             pend = 1
-            psym = cs
             pseq = q
-            pts = ts[i]
             pidx = i
             i += 1
         # ---------------- the reason the tight loop stopped
@@ -749,8 +719,8 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             pend = 0
             if insnap == 0:
                 nmsg += 1
-                if nb > 0 and na > 0 and bb >= ba:
-                    if bb == ba:
+                if hs[I_NB] > 0 and hs[I_NA] > 0 and hs[I_BB] >= hs[I_BA]:
+                    if hs[I_BB] == hs[I_BA]:
                         g[G_LOCKED] += 1
                     else:
                         g[G_CROSSED] += 1
@@ -760,16 +730,21 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                 reason = R_MSGEND
             else:
                 break
-        _store(ist, cs, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view)
+        _store(ist, cs, lastts)
+        nb = hs[I_NB]
+        na = hs[I_NA]
+        bb = hs[I_BB]
+        ba = hs[I_BA]
         if reason == R_MSGEND:  # the rest of a message end (the crossed check is done)
+            mts = ts[pidx] if pidx >= 0 else pts0
             if view > 0 and (ist[cs, I_NST] > 0 or ist[cs, I_NST + 1] > 0):
-                stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, cs, pts, ip[P_STALE_AGE])
+                stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, cs, mts, ip[P_STALE_AGE])
             if feats:
-                message_features(fst, ist, vw_ts, vw_pq, vw_q, cs, pts, vwin, alpha, nb, na, bb, ba)
+                message_features(fst, ist, vw_ts, vw_pq, vw_q, cs, mts, vwin, alpha, nb, na, bb, ba)
                 ist[cs, I_MIDKEY] = bb + ba if (nb > 0 and na > 0) else NO_MID
                 traded = False
             if mode != MODE_NONE:
-                r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, cs, pts, pseq, out_ts, out_sym, out_seq, out_f, r,
+                r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, cs, mts, pseq, out_ts, out_sym, out_seq, out_f, r,
                              tick_buf, qty_buf)
             if i >= n:
                 break
@@ -809,20 +784,28 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                 ist[cs, I_INSNAP] = 0
                 if ist[cs, I_VIEW] > 0:
                     end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, cs, t_ns, ip[P_STALE_AGE])
+            if t_ns < lastts:  # the time check of the tight loop (lastts is stored in ist)
+                if g[G_BACK] == 0:
+                    g[G_BACKROW] = rows[i]
+                    g[G_BACKSYM] = cs
+                g[G_BACK] += 1
+            else:
+                ist[cs, I_LASTTS] = t_ns
+                ist[cs, I_HASTS] = 1
             pend = 1
-            psym = cs
             pseq = seq[i]
-            pts = t_ns
             pidx = i
             i += 1
-        (base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view) = _load(ist, cs)
+        (hs, base, w, off, bset, insnap, view, lastts) = _load(ist, cs)
+        uwin = np.uint64(w) if bset != 0 else np.uint64(0)
+        endwork = slow_end or feats or view > 0
         midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
-    _store(ist, cs, base, w, off, nb, na, bb, ba, blo, ahi, bset, insnap, view)
+    _store(ist, cs, lastts)
     g[G_PEND] = pend
-    g[G_PSYM] = psym
+    g[G_PSYM] = cs
     g[G_PSEQ] = pseq
-    g[G_PTS] = pts
     if pidx >= 0:
+        g[G_PTS] = ts[pidx]
         g[G_PROW] = rows[pidx]
     g[G_MESSAGES] += nmsg
     return status, i, r
@@ -964,7 +947,6 @@ class BookState:
 
         Raises OverflowError(symbol id) when a symbol's live prices span more than MAX_WINDOW/2 ticks.
         """
-        check_time(ts, sym, rows, self.ist, self.g)
         i = 0
         while True:
             st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, False, *self._state(), *out, r,
