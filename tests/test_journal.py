@@ -36,7 +36,7 @@ def test_round_trip_and_compaction(tmp_path):
 
     d, j = make(tmp_path)
     j.write_step([("pnl", dict(ts=5, symbol="SIM:DEMO", position=3.0, avg_price=100.25, realized=0.0, unrealized=1.5, total=1.5, volume=3.0)),
-                  ("reject", {"ts": 6, "symbol": "SIM:DEMO", "reason": "max_position"})])
+                  ("reject", order("c9", "rejected", ts=6, reason="position_too_large", leaves_qty=0.0))])
     assert j.fsyncs == 5  # one per step
     loaded = j.seal({"reason": "for", "events": 10})
     assert loaded.sealed and [r.kind for r in loaded.records][:4] == ["start", "order", "order", "fill"]
@@ -44,8 +44,9 @@ def test_round_trip_and_compaction(tmp_path):
     again = J.load(d)
     assert again.records == loaded.records and again.last_hash == loaded.last_hash
     orders = pq.read_table(d / "orders.parquet")
-    assert orders.num_rows == 6 and orders.schema.metadata[b"sq.stream"] == b"orders"
-    assert orders.column("client_order_id").to_pylist() == ["c0", "c0", "c1", "c1", "c2", "c2"]
+    assert orders.num_rows == 7 and orders.schema.metadata[b"sq.stream"] == b"orders"
+    assert orders.column("client_order_id").to_pylist() == ["c0", "c0", "c1", "c1", "c2", "c2", "c9"]
+    assert orders.column("reason").to_pylist()[-1] == "position_too_large"
     assert str(orders.schema.field("ts").type) == "timestamp[ns, tz=UTC]"
     fills = pq.read_table(d / "fills.parquet")
     assert fills.num_rows == 3 and fills.column("fee").to_pylist() == [0.02] * 3

@@ -82,25 +82,27 @@ def engine_reference(path: Path, strategy: str, params=()):
 # replay: parity, journal, --json
 
 
-PARAMS = {"mm": [], "lt": ["threshold=0.3"]}
+CASES = {"mm": ("mm", []), "lt": ("lt", ["threshold=0.3"]), "mm-risk": ("mm", ["max_position=1"])}  # the last trips risk
 
 
-def paper_replay(sq, recording, jdir, strategy) -> dict:
+def paper_replay(sq, recording, jdir, case) -> dict:
+    strategy, params = CASES[case]
     args = ["paper", "--strategy", strategy, "--from", str(recording), "--journal", str(jdir), "--json", "--seed", "1"]
-    for p in PARAMS[strategy]:
+    for p in params:
         args += ["--param", p]
     r = sq(args)
     assert r.exit_code == 0, r.stderr
     return json.loads(r.stdout)
 
 
-@pytest.mark.parametrize("strategy", ["mm", "lt"])
-def test_replay_matches_the_engine_run(sq, recording, tmp_path, strategy):
+@pytest.mark.parametrize("case", list(CASES))
+def test_replay_matches_the_engine_run(sq, recording, tmp_path, case):
+    strategy, params = CASES[case]
     jdir = tmp_path / "j"
-    doc = paper_replay(sq, recording, jdir, strategy)
+    doc = paper_replay(sq, recording, jdir, case)
     assert SUMMARY_KEYS <= set(doc) and set(doc["pnl"]) >= {"realized", "unrealized", "total", "fees"}
     assert doc["strategy"] == strategy and doc["symbols"] == ["SIM:DEMO"] and doc["stopped_by"] == "end"
-    ref_orders, ref_fills = engine_reference(recording, strategy, PARAMS[strategy])
+    ref_orders, ref_fills = engine_reference(recording, strategy, params)
     orders = read(jdir, "orders")
     fills = read(jdir, "fills")
     assert len(ref_orders) > 0
@@ -112,17 +114,23 @@ def test_replay_matches_the_engine_run(sq, recording, tmp_path, strategy):
     assert_all_closed(jdir)
     loaded = J.load(jdir)
     assert loaded.sealed and loaded.start["strategy"] == strategy and loaded.start["inputs"] == [str(recording)]
+    rejected = [o for o in orders if o["event"] == "rejected"]
+    # every rejected orders row is a `reject` record (the engine journals a repeated rejection once)
+    assert len(rejected) == sum(1 for r in loaded.records if r.kind == "reject") <= sum(doc["rejections"].values())
+    if case == "mm-risk":
+        assert rejected and doc["rejections"].get("position_too_large")
 
 
-@pytest.mark.parametrize("strategy", ["mm", "lt"])
-def test_replay_matches_sq_backtest(sq, recording, tmp_path, strategy):
+@pytest.mark.parametrize("case", list(CASES))
+def test_replay_matches_sq_backtest(sq, recording, tmp_path, case):
     from sq.commands import COMMANDS
 
     if "backtest" not in COMMANDS:
         pytest.skip("sq backtest is not registered in this build yet (test_replay_matches_the_engine_run covers the engine)")
-    doc = paper_replay(sq, recording, tmp_path / "paper", strategy)
+    strategy, params = CASES[case]
+    doc = paper_replay(sq, recording, tmp_path / "paper", case)
     bt = tmp_path / "bt"
-    b = sq(["backtest", "--strategy", strategy, str(recording), "--journal", str(bt), "--json"] + sum((["--param", p] for p in PARAMS[strategy]), []))
+    b = sq(["backtest", "--strategy", strategy, str(recording), "--journal", str(bt), "--json"] + sum((["--param", p] for p in params), []))
     assert b.exit_code == 0, b.stderr
     assert read(bt, "fills") == read(tmp_path / "paper", "fills")
     bt_orders = read(bt, "orders")

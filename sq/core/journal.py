@@ -19,7 +19,8 @@ that died is a prefix of what it would have been — and that is exactly what `-
 Removing whole trailing records of an unsealed journal is indistinguishable from such a crash.)
 
 Kinds: `start` (strategy, symbols, params, config summary — never secrets), `order` (one row of
-the orders stream), `fill`, `pnl` (a mark), `reject` (a risk rejection and its reason), `halt`
+the orders stream), `fill`, `pnl` (a mark), `reject` (an orders row with event `rejected`: a risk
+or venue rejection and its reason), `halt`
 (the strategy stopped: loss limit, signal, kill), `checkpoint` (engine counters and state needed
 to resume), `resume` (a later process took the run over), `end` (the run was sealed), `audit`
 (`sq reconcile --fix` or a resumed live run adopted the venue's truth: what changed and why).
@@ -45,7 +46,7 @@ LOG_NAME = "journal.log"
 GENESIS = "0" * 64
 KINDS = ("start", "order", "fill", "pnl", "reject", "halt", "checkpoint", "resume", "end", "audit")
 COMPACTED = ("orders", "fills", "pnl")  # parquet files written by `compact`
-_KIND_OF_TABLE = {"orders": "order", "fills": "fill", "pnl": "pnl"}
+_KINDS_OF_TABLE = {"orders": ("order", "reject"), "fills": ("fill",), "pnl": ("pnl",)}  # a reject is an orders row
 
 
 def canonical(obj: Any) -> str:
@@ -307,8 +308,8 @@ def table_of(loaded: Loaded, which: str) -> Any:
     from sq.core import schemas as S
 
     schema = {"orders": S.orders_schema, "fills": S.fills_schema, "pnl": S.pnl_schema}[which]()
-    kind = _KIND_OF_TABLE[which]
-    rows = [r.data for r in loaded.records if r.kind == kind]
+    kinds = _KINDS_OF_TABLE[which]
+    rows = [r.data for r in loaded.records if r.kind in kinds]
     arrays = []
     for f in schema:
         vals = [row.get(f.name) for row in rows]
