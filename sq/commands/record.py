@@ -31,13 +31,15 @@ EPILOG = """Examples:
 
   sq record NSE:RELIANCE NSE:INFY --mode full --out data --for 6h15m
 
+  sq subscribe SIM:DEMO --limit 20000 | sq record - --out data
+
   sq book data/venue=sim --format jsonl | head
 """
 
 
 def record(
     ctx: typer.Context,
-    symbols: Annotated[List[str], typer.Argument(help="Symbols to record, e.g. SIM:DEMO.", metavar="SYMBOL", show_default=False)],
+    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to record, e.g. SIM:DEMO; - (or none, on a pipe) records the market stream on stdin.", metavar="SYMBOL", show_default=False)] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Dataset directory (default: <data dir>/recordings).", show_default=False)] = None,
     rotate: Annotated[str, typer.Option("--rotate", help="Start a new file per symbol every so much data time (10m, 1h).")] = "1h",
     for_: ForOption = None,
@@ -50,7 +52,7 @@ def record(
 ) -> None:
     from sq.core.recorder import run_record
 
-    code = run_record(env_of(ctx), symbols, out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, mode=mode, raw=raw, replay=replay)
+    code = run_record(env_of(ctx), symbols or [], out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, mode=mode, raw=raw, replay=replay)
     if code:
         raise typer.Exit(code)
 

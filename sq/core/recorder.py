@@ -555,9 +555,10 @@ def run_record(
     from sq.core.symbols import parse_symbols
     from sq.venues import registry
 
-    parsed = parse_symbols(symbols)
-    if not parsed:
-        raise UsageError("give at least one symbol to record, e.g. sq record SIM:DEMO --out data")
+    from_stdin = list(symbols) == ["-"] or (not symbols and not env.stdin_isatty)
+    parsed = [] if from_stdin else parse_symbols(symbols)
+    if not parsed and not from_stdin:
+        raise UsageError("give at least one symbol to record (e.g. sq record SIM:DEMO --out data), or - to record a market stream from stdin")
     rotate_ns = parse_duration_ns(rotate, option="--rotate")
     if rotate_ns <= 0:
         raise UsageError("--rotate must be longer than zero")
@@ -569,7 +570,7 @@ def run_record(
         raise UsageError("refusing to write binary arrow data to a terminal; pipe it, or drop --format")
     pt_format = None if fmt == "none" or (fmt == "auto" and env.stdout_isatty) else ("arrow" if fmt == "auto" else fmt)
 
-    venues = sorted({s.venue for s in parsed})
+    venues = sorted({s.venue for s in parsed}) if not from_stdin else ["stdin"]
     if len(venues) != 1:
         raise UsageError(f"symbols from several venues in one command ({', '.join(venues)}); run one sq record per venue")
     config = load_config(env)
@@ -582,7 +583,7 @@ def run_record(
         raw_path = str(raw_dir / f"{venues[0]}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.jsonl")
     options = registry.SourceOptions(config=config, env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock,
                                      mode=mode, raw_path=raw_path, replay_path=replay)
-    source = registry.open_market_source(parsed, options)
+    source = StdinMarketSource(env) if from_stdin else registry.open_market_source(parsed, options)
 
     sink = None
     if pt_format is not None:
@@ -647,6 +648,27 @@ def _progress_printer(env: Any) -> Callable[[RecordSummary], None]:
         env.stderr.flush()
 
     return show
+
+
+class StdinMarketSource:
+    """A market stream read from stdin (`sq subscribe … | sq record - --out DIR`), shaped like a venue source."""
+
+    def __init__(self, env: Any):
+        from sq.core.streams import open_input
+
+        self._src = open_input(env, ["-"], "market")
+        self.schema = self._src.schema
+        self.instruments = self._src.instruments
+        self._stop = threading.Event()
+
+    def batches(self):
+        for batch in self._src.batches():
+            yield batch
+            if self._stop.is_set():
+                return
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def _is_pipe(fd: int) -> bool:
