@@ -252,3 +252,15 @@ def test_market_batch_builds_nulls_for_negative_order_counts():
                            np.ones(n), np.ones(n), np.full(n, 10.0), np.ones(n), np.arange(n), np.array([2, -1, 5]))
     assert batch.column("orders").to_pylist() == [2, None, 5]
     assert S.schema_instruments(batch.schema)["SIM:A"].tick_size == 0.5
+
+
+def test_dataset_instruments_are_learned_from_every_file(tmp_path):
+    from tests.marketdata import market_rows
+
+    a = market_rows([(1, "SIM:A", S.CLEAR, 0, 0.0, 0.0, 1)], ["SIM:A"], tick=0.5)
+    b = market_rows([(2, "SIM:B", S.CLEAR, 0, 0.0, 0.0, 1)], ["SIM:B"], tick=0.25)
+    pq.write_table(pa.Table.from_batches([a]), tmp_path / "a.parquet")
+    pq.write_table(pa.Table.from_batches([b]), tmp_path / "b.parquet")
+    env, _, _ = _env()
+    src = open_input(env, [str(tmp_path)], "market")
+    assert {s: i.tick_size for s, i in src.instruments.items()} == {"SIM:A": 0.5, "SIM:B": 0.25}
