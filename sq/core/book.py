@@ -577,7 +577,7 @@ def _feature_keys(ist, vw_ts, s, vwin):
 R_END, R_MSGEND, R_SWITCH, R_RECENTRE, R_OTHER = 0, 1, 2, 3, 4
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, nogil=True)  # nogil: the Parquet writer thread encodes meanwhile
 def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, pv_tick, pv_qty, last_row,
             g, ip, fp, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf):
