@@ -75,6 +75,7 @@ I_BASESET = 24
 I_MIDKEY = 25  # bid+ask ticks at the last message end with features (NO_MID: undefined)
 NI = 26
 NO_MID = -(1 << 62)
+U64 = np.uint64
 NO_TS = np.iinfo(np.int64).min  # `_load`'s last ts of a symbol that has seen none
 
 # stream-wide state (`g`)
@@ -638,13 +639,16 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         # ---------------- tight loop: no calls in here
         reason = R_END
         while i < n:
-            s = sym[i]
-            q = seq[i]
+            ui = U64(i)  # unsigned indexes: numba adds no negative-index wraparound code
+            s = sym[ui]
+            q = seq[ui]
             if pend != 0 and (cs != s or pseq != q):
                 pend = 0
                 if insnap == 0:
                     nmsg += 1
-                    if hs[I_NB] > 0 and hs[I_NA] > 0 and hs[I_BB] >= hs[I_BA]:
+                    # best ticks first: one compare in the common case (they are stale on an
+                    # empty side, so the counts are checked only when the ticks say crossed)
+                    if hs[I_BB] >= hs[I_BA] and hs[I_NB] > 0 and hs[I_NA] > 0:
                         if hs[I_BB] == hs[I_BA]:
                             g[G_LOCKED] += 1
                         else:
@@ -665,10 +669,10 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             if s != cs:
                 reason = R_SWITCH
                 break
-            k = kind[i]
+            k = kind[ui]
             if k == LEVEL:
-                t = tick[i]
-                qv = qty[i]
+                t = tick[ui]
+                qv = qty[ui]
                 j = t - base
                 if np.uint64(j) >= uwin:
                     if qv != 0.0:
@@ -679,28 +683,29 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                     # side-free: sd 0 bid / 1 ask indexes the (bid, ask) pairs of `ist` and the
                     # window halves; sg orients "better" (higher bid, lower ask)
                     add = qv != 0.0  # validated: qv ≥ 0
-                    sd = 0 if side[i] > 0 else 1
+                    sd = 0 if side[ui] > 0 else 1
                     sg = 1 - 2 * sd
-                    p = off + sd * w + j
-                    old = qbuf[p]
-                    qbuf[p] = qv
-                    c = hs[I_NB + sd]
-                    bst = hs[I_BB + sd]
-                    wst = hs[I_BLO + sd]
+                    up = U64(off + sd * w + j)
+                    old = qbuf[up]
+                    qbuf[up] = qv
+                    inb, ibb, ibl = U64(I_NB + sd), U64(I_BB + sd), U64(I_BLO + sd)
+                    c = hs[inb]
+                    bst = hs[ibb]
+                    wst = hs[ibl]
                     x = t * sg
-                    hs[I_BB + sd] = t if (add and (c == 0 or x > bst * sg)) else bst
-                    hs[I_BLO + sd] = t if (add and (c == 0 or x < wst * sg)) else wst
+                    hs[ibb] = t if (add and (c == 0 or x > bst * sg)) else bst
+                    hs[ibl] = t if (add and (c == 0 or x < wst * sg)) else wst
                     c += (1 if old == 0.0 else 0) - (0 if add else 1)
-                    hs[I_NB + sd] = c
+                    hs[inb] = c
                     if not add and t == bst and c > 0:  # the best level went: rescan outward
-                        p -= sg
+                        p = off + sd * w + j - sg
                         while qbuf[p] == 0.0:
                             p -= sg
-                        hs[I_BB + sd] = base + (p - off - sd * w)
+                        hs[ibb] = base + (p - off - sd * w)
             elif feats or (k != TRADE and k != TICK):
                 reason = R_OTHER
                 break
-            t_ns = ts[i]
+            t_ns = ts[ui]
             if t_ns < lastts:
                 if g[G_BACK] == 0:
                     g[G_BACKROW] = rows[i]
