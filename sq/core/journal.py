@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from sq.core.exits import DataError, NoInputError, UsageError
+from sq.core.paths import fsync_dir
 
 LOG_NAME = "journal.log"
 GENESIS = "0" * 64
@@ -192,7 +193,7 @@ class Journal:
         fd = os.open(log_path(d), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
         j = cls(d, fd, 0, GENESIS)
         j._lock()
-        _fsync_dir(d)
+        fsync_dir(d)
         j.write_step([("start", dict(start))])
         return j
 
@@ -348,21 +349,8 @@ def compact(directory: str | os.PathLike, loaded: Loaded | None = None) -> dict[
             os.fsync(f.fileno())
         os.replace(tmp, target)
         out[which] = target
-    _fsync_dir(d)
+    fsync_dir(d)
     return out
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def new_run_id() -> str:

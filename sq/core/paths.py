@@ -110,3 +110,17 @@ def write_secret_file(path: str | os.PathLike, text: str | bytes) -> Path:
     except OSError:
         pass
     return target
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename or a new file in `path` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sq.core import schemas as S
+from sq.core.paths import fsync_dir
 
 NS_PER_DAY = 86_400_000_000_000
 DEFAULT_ROTATE_NS = 3_600_000_000_000
@@ -129,7 +130,7 @@ class _PartFile:
         os.fsync(self._sink.fileno())
         self._sink.close()
         os.replace(self.tmp, self.final)
-        _fsync_dir(self.final.parent)
+        fsync_dir(self.final.parent)
         return self.final.stat().st_size
 
     def abort(self) -> None:
@@ -332,19 +333,6 @@ class Recorder:
 def _unique_in_order(a: np.ndarray) -> list[int]:
     _, first = np.unique(a, return_index=True)
     return [int(a[i]) for i in sorted(first)]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _human_bytes(n: int) -> str:
