@@ -820,6 +820,14 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
 # Python side: the state container and the grow-and-resume loop
 
 
+def _pool_array(n: int, dtype) -> np.ndarray:
+    """An uninitialised writable NumPy array of `n` items backed by Arrow's memory pool."""
+    import pyarrow as pa
+
+    dt = np.dtype(dtype)
+    return np.frombuffer(pa.allocate_buffer(max(int(n), 1) * dt.itemsize), dtype=dt)[: int(n)]
+
+
 class BookState:
     """All kernel state for a growing set of symbols; the engine and `sq book` share it.
 
@@ -939,9 +947,14 @@ class BookState:
 
     # -- running
     def outputs(self, cap: int):
-        """Fresh output buffers for up to `cap` rows: ts, symbol, seq, column-major floats."""
-        return (np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int32), np.empty(cap, dtype=np.int64),
-                np.empty((self.ncols, cap), dtype=np.float64))
+        """Fresh output buffers for up to `cap` rows: ts, symbol, seq, column-major floats.
+
+        The memory comes from Arrow's pool (mimalloc/jemalloc), which keeps freed blocks for
+        reuse: `sq book` hands these buffers zero-copy to Arrow and gets a new set per batch, and
+        fresh NumPy blocks this size are new mmaps (page faults and page zeroing every batch).
+        """
+        return (_pool_array(cap, np.int64), _pool_array(cap, np.int32), _pool_array(cap, np.int64),
+                _pool_array(self.ncols * cap, np.float64).reshape(self.ncols, cap))
 
     def _state(self):
         return (self.qbuf, self.ist, self.fst, self.vw_ts, self.vw_pq, self.vw_q, self.st_tick, self.st_qty,
