@@ -148,6 +148,7 @@ class Engine:
         self.trades_seen = 0
         self._last_loc = np.iinfo(np.int64).min
         self._inv_ticks = np.zeros(0, np.float64)
+        self._reader = IN.ColumnReader()
         self._alloc(sim_venue)
         self._schemas = (S.orders_schema(), S.fills_schema(), S.pnl_schema())
         self._pending: list[tuple[np.ndarray, ...]] = [[], [], []]
@@ -280,7 +281,7 @@ class Engine:
     # -- input conversion
     def _arrays(self, batch: pa.RecordBatch):
         n = batch.num_rows
-        cols = IN.columns(batch)
+        cols = self._reader(batch)
         for name in ("ts", "kind", "side", "price", "qty", "seq"):
             if cols.get(name) is None:
                 raise DataError(f"not a market stream: column {name!r} is " + ("missing" if name not in cols else "null in places"))
