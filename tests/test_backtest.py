@@ -132,3 +132,22 @@ def test_missing_input(sq, tmp_path):
 def test_help_has_examples(sq):
     r = sq(["backtest", "--help"])
     assert r.exit_code == 0 and b"sq backtest --strategy" in r.stdout
+
+
+def test_progress_on_a_terminal_stderr_keeps_stdout_clean(sq, sim_file):
+    r = sq(["backtest", "-s", "mm", sim_file, "--json"], stderr_isatty=True)
+    assert r.exit_code == 0
+    assert KEYS <= set(json.loads(r.stdout))
+
+
+def test_seeded_latency_distribution_is_reproducible(sq, sim_file, tmp_path):
+    args = ["backtest", "-s", "mm", sim_file, "--json", "--latency", "2ms", "--latency-dist", "exponential", "--latency-jitter", "3ms"]
+    runs = [doc(sq(args + ["--seed", str(s), "--journal", str(tmp_path / f"j{k}")])) for k, s in enumerate((1, 1, 2))]
+    a, b, c = (pl.read_parquet(tmp_path / f"j{k}" / "orders.parquet") for k in range(3))
+    assert a.equals(b) and runs[0]["pnl"] == runs[1]["pnl"]
+    assert not a.equals(c)
+
+
+def test_bad_fill_options_are_usage_errors(sq, sim_file):
+    assert sq(["backtest", "-s", "mm", sim_file, "--queue-model", "fifo"]).exit_code == 2
+    assert sq(["backtest", "-s", "mm", sim_file, "--latency", "soon"]).exit_code == 2
