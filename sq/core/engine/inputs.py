@@ -95,7 +95,10 @@ class ColumnReader:
         `symbol` → the Arrow column (None when missing or with nulls)."""
         schema = batch.schema
         if schema is not self._schema:
-            self._prepare(schema)
+            if self._schema is not None and schema.equals(self._schema, check_metadata=False):
+                self._schema = schema
+            else:
+                self._prepare(schema)
         out: dict[str, object] = {}
         for name, i, dtype, direct, ts in self._plan:
             a = batch.column(i)
