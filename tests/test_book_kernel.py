@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sq.core import book as B
+from sq.core import features as F
 from sq.core import schemas as S
 from sq.core.bookstream import BookStream
 
@@ -372,3 +373,26 @@ def test_engine_mode_without_rows_keeps_the_same_state(seed, n_symbols, n_messag
     assert (a.ist[:, cols] == b.ist[:, cols]).all()
     np.testing.assert_allclose(a.fst, b.fst, rtol=1e-12, equal_nan=True)
     assert (a.g[[B.G_LOCKED, B.G_CROSSED, B.G_MESSAGES]] == b.g[[B.G_LOCKED, B.G_CROSSED, B.G_MESSAGES]]).all()
+
+
+@pytest.mark.parametrize("split", [None, [3], [4]])
+def test_trade_in_a_message_interrupted_by_a_grow_or_a_batch_end_still_gets_feature_upkeep(split):
+    """A trade early in a message, then a level far enough away to grow the window (the kernel
+    returns to Python mid-message) or a batch boundary: the engine mode (no rows, upkeep only when
+    something moved) must still fold the message end like the row modes do."""
+    far = 10.0 + 0.01 * 3 * B.INITIAL_WINDOW
+    ev = [
+        (1, 0, S.LEVEL, 1, 10.0, 1.0, 1),
+        (1, 0, S.LEVEL, -1, 10.02, 1.0, 1),
+        (2, 0, S.TRADE, 1, 10.02, 0.5, 2),
+        (2, 0, S.LEVEL, -1, far, 1.0, 2),
+        (3, 1, S.LEVEL, 1, 5.0, 2.0, 1),  # the next message is another symbol's (and the last)
+    ]
+    states = []
+    for mode in (B.MODE_EVERY, B.MODE_NONE):
+        schema, batches = make_batches(ev, ["SIM:A", "SIM:B"], [0.01, 0.01], split=split)
+        _, bs = run_stream(schema, batches, mode=mode)
+        states.append(bs.state)
+    a, b = states
+    np.testing.assert_allclose(a.fst, b.fst, rtol=1e-12, equal_nan=True)
+    assert b.fst[0, F.F_MSG_TMIN] == np.inf  # the trade range was reset at the message end

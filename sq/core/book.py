@@ -94,7 +94,8 @@ G_BACKSYM = 11
 G_NEED_SYM = 12
 G_NEED_SPAN = 13
 G_MESSAGES = 14
-NG = 15
+G_TRADED = 15  # the pending message had a trade/tick (feature upkeep due at its end)
+NG = 16
 
 # integer parameters (`ip`) and float parameters (`fp`)
 P_DEPTH = 0
@@ -633,7 +634,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     uwin = np.uint64(w) if bset != 0 else np.uint64(0)  # unsigned window check: 0 ≤ j < w in one compare
     endwork = slow_end or feats or view > 0
     midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
-    traded = False
+    traded = g[G_TRADED] != 0  # survives a return for growing and the end of a batch
     i = start
     while True:
         # ---------------- tight loop: no calls in here
@@ -813,6 +814,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         g[G_PTS] = ts[pidx]
         g[G_PROW] = rows[pidx]
     g[G_MESSAGES] += nmsg
+    g[G_TRADED] = 1 if traded else 0
     return status, i, r
 
 
