@@ -143,6 +143,7 @@ class Engine:
         self.registry = SymbolRegistry()
         self.book = B.BookState(depth=1, mode=B.MODE_NONE)
         self.ticks: list[float] = []
+        self._ccy: list[str] = []  # fee currency per symbol: the instrument's quote currency, else the config's
         self.warnings: list[str] = []
         self.elapsed = 0.0
         self.trades_seen = 0
@@ -229,6 +230,7 @@ class Engine:
                 inst = S.Instrument(name, inst.venue if inst else "", tick, inst.lot_size if inst else 1.0)
             self.instruments[name] = inst
             self.ticks.append(float(inst.tick_size))
+            self._ccy.append(str(inst.extra.get("quote") or inst.extra.get("currency") or self.fill.fee_ccy))
             p = self.params.get(name) or self.params.get(PR.ALL)
             si, sf = self.si, self.sf
             si[s, L.SI_SLOT] = -1
@@ -491,7 +493,7 @@ class Engine:
 
     def _fills_batch(self, i, f, d=None) -> pa.RecordBatch:
         d = self._symdict() if d is None else d
-        ccy = pa.array([self.fill.fee_ccy] * len(i), pa.string())
+        ccy = pa.array([self._ccy[s] for s in i[:, L.FO_SYM].tolist()], pa.string())
         cols = [self._ts(i[:, L.FO_TS]), S.dict_column(i[:, L.FO_SYM], d), self._ids("", i[:, L.FO_COID]),
                 self._ids("sim-", i[:, L.FO_VOID], null_zero=True), self._ids("t", i[:, L.FO_TRADE]),
                 pa.array(i[:, L.FO_SIDE].astype(np.int8)), pa.array(f[:, L.FOF_PX]), pa.array(f[:, L.FOF_QTY]),
@@ -585,6 +587,8 @@ class Engine:
         """Continue from `snapshot_state()` output (same strategy, instruments and parameters)."""
         self.registry = SymbolRegistry(list(state["symbols"]))
         self.ticks = list(state["ticks"])
+        self._ccy = [str((self.instruments.get(s).extra.get("quote") if self.instruments.get(s) else None) or self.fill.fee_ccy)
+                     for s in self.registry.symbols]
         self.n = len(self.ticks)
         self.book.ensure(self.n, self.ticks, [0] * self.n)
         self._inv_ticks = 1.0 / np.asarray(self.ticks, np.float64)
