@@ -3,11 +3,8 @@ a loss-limit breach (ARCHITECTURE §5; reference §5 with §9.3 item 5 fixed).""
 
 from __future__ import annotations
 
-import dataclasses
 
-import numpy as np
 import polars as pl
-import pytest
 
 from sq.core import schemas as S
 from sq.core.config import Config, RiskConfig

@@ -9,7 +9,7 @@ tick; the best bid/ask stay exact after every update (reference §9.3 item 1 fix
 from __future__ import annotations
 
 from sq.core import book as B
-from sq.core.engine.layout import inline_kernel, kernel
+from sq.core.engine.layout import inline_kernel
 
 
 @inline_kernel
