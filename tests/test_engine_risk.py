@@ -3,7 +3,6 @@ a loss-limit breach (ARCHITECTURE §5; reference §5 with §9.3 item 5 fixed).""
 
 from __future__ import annotations
 
-
 import polars as pl
 
 from sq.core import schemas as S
