@@ -117,6 +117,7 @@ VIEW_CAP = 64  # largest top-N view depth
 INITIAL_WINDOW = 4096
 MAX_WINDOW = 1 << 24
 INITIAL_VWAP_CAP = 256
+ROW_BLOCK = 64  # rows built row-major before they are copied into the column-major output
 
 
 def n_columns(depth: int) -> int:
@@ -403,59 +404,68 @@ def end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, s, now, ma
 
 
 @njit(cache=True, _nrt=False)
-def build_row(qbuf, ist, fst, st_qty, s, depth, out_f, r, tick_buf, qty_buf):
-    """Write symbol `s`'s visible top-`depth` levels and features into column-major `out_f[:, r]`."""
+def build_row(qbuf, ist, fst, st_qty, s, depth, row, tick_buf, qty_buf):
+    """Write symbol `s`'s visible top-`depth` levels and features into the contiguous `row`.
+
+    Indexes are unsigned (U64): numba adds negative-index wraparound code to every signed
+    index, which made rows cost several times their arithmetic.
+    """
     tk = fst[s, F_TICK]
     inv = fst[s, F.F_INV]
     nan = np.nan
+    ud = U64(depth)
     nb = top_levels(qbuf, ist, s, 1, depth, tick_buf, qty_buf)
+    unb = U64(nb)
     sb = 0.0
-    for c in range(depth):
-        if c < nb:
-            out_f[c, r] = F.tick_price(tick_buf[c], tk, inv)
-            out_f[depth + c, r] = qty_buf[c]
-            sb += qty_buf[c]
+    for c in range(ud):
+        if c < unb:
+            q = qty_buf[c]
+            row[c] = F.tick_price(tick_buf[c], tk, inv)
+            row[ud + c] = q
+            sb += q
         else:
-            out_f[c, r] = nan
-            out_f[depth + c, r] = nan
-    bb = out_f[0, r]
-    bq = out_f[depth, r]
-    bbt = tick_buf[0]
+            row[c] = nan
+            row[ud + c] = nan
+    bb = row[U64(0)]
+    bq = row[ud]
+    bbt = tick_buf[U64(0)]
     na = top_levels(qbuf, ist, s, -1, depth, tick_buf, qty_buf)
+    una = U64(na)
     sa = 0.0
-    for c in range(depth):
-        if c < na:
-            out_f[2 * depth + c, r] = F.tick_price(tick_buf[c], tk, inv)
-            out_f[3 * depth + c, r] = qty_buf[c]
-            sa += qty_buf[c]
+    for c in range(ud):
+        if c < una:
+            q = qty_buf[c]
+            row[U64(2) * ud + c] = F.tick_price(tick_buf[c], tk, inv)
+            row[U64(3) * ud + c] = q
+            sa += q
         else:
-            out_f[2 * depth + c, r] = nan
-            out_f[3 * depth + c, r] = nan
-    ba = out_f[2 * depth, r]
-    aq = out_f[3 * depth, r]
+            row[U64(2) * ud + c] = nan
+            row[U64(3) * ud + c] = nan
+    ba = row[U64(2) * ud]
+    aq = row[U64(3) * ud]
     hb = nb > 0
     ha = na > 0
-    f0 = 4 * depth
+    f0 = U64(4) * ud
     if hb and ha:  # from ticks: exact decimal-looking values (0.02, not 0.01999999999999602)
-        bat = tick_buf[0]
-        out_f[f0, r] = 0.5 * F.tick_price(bbt + bat, tk, inv)
-        out_f[f0 + 1, r] = F.tick_price(bat - bbt, tk, inv)
+        bat = tick_buf[U64(0)]
+        row[f0] = 0.5 * F.tick_price(bbt + bat, tk, inv)
+        row[f0 + U64(1)] = F.tick_price(bat - bbt, tk, inv)
     else:
-        out_f[f0, r] = nan
-        out_f[f0 + 1, r] = nan
-    out_f[f0 + 2, r] = F.microprice(bb, bq, ba, aq, hb, ha)
-    out_f[f0 + 3, r] = F.imbalance(sb, sa) if (hb or ha) else nan
-    out_f[f0 + 4, r] = fst[s, F_LAST_PX]
-    out_f[f0 + 5, r] = fst[s, F_AGG]
-    out_f[f0 + 6, r] = F.vwap_value(fst, s, ist[s, I_VW_LEN])
-    out_f[f0 + 7, r] = F.vol_value(fst, s, ist[s, I_NVOL])
+        row[f0] = nan
+        row[f0 + U64(1)] = nan
+    row[f0 + U64(2)] = F.microprice(bb, bq, ba, aq, hb, ha)
+    row[f0 + U64(3)] = F.imbalance(sb, sa) if (hb or ha) else nan
+    row[f0 + U64(4)] = fst[s, F_LAST_PX]
+    row[f0 + U64(5)] = fst[s, F_AGG]
+    row[f0 + U64(6)] = F.vwap_value(fst, s, ist[s, I_VW_LEN])
+    row[f0 + U64(7)] = F.vol_value(fst, s, ist[s, I_NVOL])
     for sd in range(2):
         n = ist[s, I_NST + sd]
         tot = 0.0
         for k in range(n):
             tot += st_qty[s, sd, k]
-        out_f[f0 + 8 + 2 * sd, r] = n
-        out_f[f0 + 9 + 2 * sd, r] = tot
+        row[f0 + U64(8 + 2 * sd)] = n
+        row[f0 + U64(9 + 2 * sd)] = tot
 
 
 @njit(cache=True, _nrt=False)
@@ -464,8 +474,15 @@ def _same(a, b):
 
 
 @njit(cache=True, _nrt=False)
-def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf):
-    """Emit symbol `s`'s row at `r` if the mode says so (on change / every N / per interval)."""
+def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, out_seq, r, tick_buf, qty_buf,
+             row_buf, r0):
+    """Emit symbol `s`'s row as row `r` if the mode says so (on change / every N / per interval).
+
+    The float values go row-major into the block `row_buf[r - r0]` (rows r0.. are not yet in
+    the column-major output; `_flush_rows` moves a full block there column by column): one
+    row's values scattered over ncols columns far apart cost more than building the row.
+    An unchanged row leaves its slot to be overwritten.
+    """
     mode = ip[P_MODE]
     if mode == MODE_EVERY:
         ist[s, I_NMSG] += 1
@@ -474,24 +491,37 @@ def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, 
     elif mode == MODE_INTERVAL:
         if ist[s, I_HASEMIT] != 0 and ts - ist[s, I_LASTEMIT] < ip[P_INTERVAL]:
             return r
-    build_row(qbuf, ist, fst, st_qty, s, ip[P_DEPTH], out_f, r, tick_buf, qty_buf)
-    ncol = out_f.shape[0]
+    row = row_buf[U64(r - r0)]
+    build_row(qbuf, ist, fst, st_qty, s, ip[P_DEPTH], row, tick_buf, qty_buf)
+    ncol = U64(row_buf.shape[1])
+    last = last_row[s]
     if mode != MODE_EVERY and ist[s, I_HASEMIT] != 0:
         same = True
         for c in range(ncol):
-            if not _same(out_f[c, r], last_row[s, c]):
+            if not _same(row[c], last[c]):
                 same = False
                 break
         if same:
             return r
+    ur = U64(r)
     for c in range(ncol):
-        last_row[s, c] = out_f[c, r]
+        last[c] = row[c]
     ist[s, I_HASEMIT] = 1
     ist[s, I_LASTEMIT] = ts
-    out_ts[r] = ts
-    out_sym[r] = s
-    out_seq[r] = seq
+    out_ts[ur] = ts
+    out_sym[ur] = s
+    out_seq[ur] = seq
     return r + 1
+
+
+@njit(cache=True, _nrt=False)
+def _flush_rows(out_f, row_buf, r0, r):
+    """Copy the block rows r0..r-1 from row-major `row_buf` into column-major `out_f`."""
+    m = U64(r - r0)
+    ur0 = U64(r0)
+    for c in range(U64(row_buf.shape[1])):
+        for k in range(m):
+            out_f[c, ur0 + k] = row_buf[k, c]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -582,7 +612,7 @@ R_END, R_MSGEND, R_SWITCH, R_RECENTRE, R_OTHER = 0, 1, 2, 3, 4
 @njit(cache=True, _nrt=False, nogil=True)  # nogil: the Parquet writer thread encodes meanwhile
 def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             qbuf, ist, fst, vw_ts, vw_pq, vw_q, st_tick, st_qty, st_ts, pv_tick, pv_qty, last_row,
-            g, ip, fp, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf):
+            g, ip, fp, out_ts, out_sym, out_seq, out_f, r, tick_buf, qty_buf, row_buf):
     """Apply events `start..n` (already validated) and act at every message end.
 
     Returns (status, i, r): ST_OK with i = n when done, or a grow request (ST_GROW_BOOK /
@@ -635,6 +665,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     endwork = slow_end or feats or view > 0
     midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
     traded = g[G_TRADED] != 0  # survives a return for growing and the end of a batch
+    r0 = r  # rows r0..r-1 are in the row block, not yet in out_f
     i = start
     while True:
         # ---------------- tight loop: no calls in here
@@ -750,8 +781,11 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                 ist[cs, I_MIDKEY] = bb + ba if (nb > 0 and na > 0) else NO_MID
                 traded = False
             if mode != MODE_NONE:
-                r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, cs, mts, pseq, out_ts, out_sym, out_seq, out_f, r,
-                             tick_buf, qty_buf)
+                r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, cs, mts, pseq, out_ts, out_sym, out_seq, r,
+                             tick_buf, qty_buf, row_buf, r0)
+                if r - r0 == row_buf.shape[0]:
+                    _flush_rows(out_f, row_buf, r0, r)
+                    r0 = r
             if i >= n:
                 break
             midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
@@ -815,6 +849,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         g[G_PROW] = rows[pidx]
     g[G_MESSAGES] += nmsg
     g[G_TRADED] = 1 if traded else 0
+    _flush_rows(out_f, row_buf, r0, r)
     return status, i, r
 
 
@@ -872,6 +907,7 @@ class BookState:
         self.last_row = np.zeros((0, self.ncols), dtype=np.float64)
         self._tick_buf = np.zeros(max(self.depth, VIEW_CAP), dtype=np.int64)
         self._qty_buf = np.zeros(max(self.depth, VIEW_CAP), dtype=np.float64)
+        self._row_buf = np.zeros((ROW_BLOCK, self.ncols), dtype=np.float64)
 
     # -- symbols
     def ensure(self, n: int, tick_sizes, views) -> None:
@@ -970,7 +1006,7 @@ class BookState:
         i = 0
         while True:
             st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, False, *self._state(), *out, r,
-                               self._tick_buf, self._qty_buf)
+                               self._tick_buf, self._qty_buf, self._row_buf)
             if st == ST_OK:
                 return r
             s = int(self.g[G_NEED_SYM])
@@ -987,5 +1023,5 @@ class BookState:
         e64, e32 = np.zeros(0, np.int64), np.zeros(0, np.int32)
         ef, e8, eu8 = np.zeros(0, np.float64), np.zeros(0, np.int8), np.zeros(0, np.uint8)
         st, _, r = process(e64, e32, eu8, e8, e64, ef, ef, e64, e64, 0, True, *self._state(), *out, r,
-                           self._tick_buf, self._qty_buf)
+                           self._tick_buf, self._qty_buf, self._row_buf)
         return r
