@@ -151,3 +151,15 @@ def test_seeded_latency_distribution_is_reproducible(sq, sim_file, tmp_path):
 def test_bad_fill_options_are_usage_errors(sq, sim_file):
     assert sq(["backtest", "-s", "mm", sim_file, "--queue-model", "fifo"]).exit_code == 2
     assert sq(["backtest", "-s", "mm", sim_file, "--latency", "soon"]).exit_code == 2
+
+
+@pytest.mark.parametrize("queue_model", ["risk-averse", "prob"])
+def test_fills_are_whole_lots_under_fractional_queue_estimates(sq, sim_file, tmp_path, queue_model):
+    import polars as pl
+
+    journal = tmp_path / f"j-{queue_model}"
+    r = sq(["backtest", "--strategy", "mm", sim_file, "--queue-model", queue_model, "--param", "clip=3", "--journal", str(journal)])
+    assert r.exit_code == 0, r.stderr
+    fills = pl.read_parquet(journal / "fills.parquet")
+    assert fills.height > 0
+    assert ((fills["qty"] - fills["qty"].round(0)).abs() < 1e-9).all(), fills["qty"].to_list()

@@ -263,8 +263,11 @@ def on_level(oi, of, rest, si, g, gf, hq, hf, s, side, tick, prev, new, insnap, 
 
 
 @kernel
-def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t):
-    """A trade of the recorded stream at venue time t against our resting orders."""
+def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t, lot):
+    """A trade of the recorded stream at venue time t against our resting orders.
+
+    A trade at our price fills us with what it leaves after the queue ahead, rounded down to
+    whole lots (the fractional queue estimates of the cancel models never make odd-lot fills)."""
     k = 0
     while k < si[s, SI_NREST]:
         o = rest[s, k]
@@ -281,7 +284,10 @@ def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t):
             front = of[o, OF_FRONT] - qty
             if front < 0.0:
                 of[o, OF_FRONT] = 0.0
-                _fill_resting(oi, of, rest, si, g, hq, hf, o, t, -front)
+                q = -front
+                if lot > 0.0:
+                    q = math.floor(q / lot + 1e-9) * lot
+                _fill_resting(oi, of, rest, si, g, hq, hf, o, t, q)
             else:
                 of[o, OF_FRONT] = front
         if si[s, SI_NREST] < before:

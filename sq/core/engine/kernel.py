@@ -67,6 +67,7 @@ from sq.core.engine.layout import (
     NS_PER_MIN,
     OI_SYM,
     SF_INV,
+    SF_LOT,
     SF_MARK,
     SF_MAXLOSS,
     SF_POS,
@@ -226,7 +227,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
             g[G_PBOOK] = 1
         elif k == B.TRADE:
             if si[s, SI_NREST] > 0:
-                X.on_trade(oi, of, rest, si, g, hq, hf, s, side[i], tick[i], qty[i], t)
+                X.on_trade(oi, of, rest, si, g, hq, hf, s, side[i], tick[i], qty[i], t, sf[s, SF_LOT])
             if strat == STRAT_LT and g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0:
                 ST.lt_on_trade(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side[i], qty[i], lt, nsym)
                 _gateway(ob, obf, oi, g, hq, hf)
