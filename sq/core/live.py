@@ -244,7 +244,7 @@ class LiveRun:
 
     def __init__(self, env: Any, plan: "Plan", engine: Any, orders: Orders, journal: "J.Journal", breaker: Any, *,
                  clock: Callable[[], int] = time.time_ns):
-        from sq.core.livebridge import LiveBridge
+        from sq.core.engine.venue_bridge import LiveBridge
 
         self.env = env
         self.plan = plan
@@ -323,7 +323,7 @@ class LiveRun:
     def execute(self, intents: list, t0: int | None = None) -> None:
         """Send intents, feed the answers back, journal them; repeat while answers make new
         intents (an ack that arrives after a halt turns into a cancel)."""
-        from sq.core import livebridge as LB
+        from sq.core.engine import venue_bridge as LB
 
         while intents:
             for it in intents:
@@ -336,7 +336,7 @@ class LiveRun:
             t0 = None
 
     def _new(self, it: Any, t0: int | None) -> None:
-        from sq.core import livebridge as LB
+        from sq.core.engine import venue_bridge as LB
         from sq.venues.base import OrderRequest
 
         cid = self.cid(it.coid)
@@ -366,7 +366,7 @@ class LiveRun:
         self.apply_state(it.coid, st, fills, first=True)
 
     def _cancel(self, it: Any) -> None:
-        from sq.core import livebridge as LB
+        from sq.core.engine import venue_bridge as LB
 
         cid = self.cid(it.coid)
         try:
@@ -387,7 +387,7 @@ class LiveRun:
 
     def apply_state(self, coid: int, st: Any, fills: list, *, first: bool) -> None:
         """Feed a venue order state (+ fills) to the engine: ack, fills, then a terminal state."""
-        from sq.core import livebridge as LB
+        from sq.core.engine import venue_bridge as LB
 
         now = self.clock()
         if st.venue_order_id:
@@ -402,7 +402,7 @@ class LiveRun:
 
     def take_fills(self, fills: list) -> None:
         """Journal venue fills not seen before and book them in the engine (its order's fill)."""
-        from sq.core import livebridge as LB
+        from sq.core.engine import venue_bridge as LB
         from sq.core.reconcile import fill_row
 
         recs = []
@@ -433,7 +433,7 @@ class LiveRun:
 
     def sweep(self, *, force: bool = False) -> None:
         """Ask the venue about every working order: fills and cancels that happened there."""
-        from sq.core import livebridge as LB
+        from sq.core.engine import venue_bridge as LB
 
         self.last_sweep = time.monotonic()
         working = self.bridge.working()

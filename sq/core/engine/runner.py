@@ -258,20 +258,21 @@ class Engine:
     def set_trading_hours(self, symbol: str, open_ns: int, close_ns: int) -> None:
         """Risk hook a venue fills in: orders only between these times of the UTC day (ns)."""
         s = self.registry.id(symbol.upper())
-        self._require(s)
+        self.require_symbol(s)
         self.si[s, L.SI_HOURS_OPEN] = int(open_ns)
         self.si[s, L.SI_HOURS_CLOSE] = int(close_ns)
 
     def set_circuit_limits(self, symbol: str, low: float, high: float) -> None:
         """Risk hook a venue fills in: limit prices must stay within [low, high]."""
         s = self.registry.id(symbol.upper())
-        self._require(s)
+        self.require_symbol(s)
         tick = self.ticks[s]
         self.si[s, L.SI_CIRC_LO] = int(math.ceil(low / tick - 1e-9))
         self.si[s, L.SI_CIRC_HI] = int(math.floor(high / tick + 1e-9))
         self.si[s, L.SI_HAS_CIRC] = 1
 
-    def _require(self, s: int) -> None:
+    def require_symbol(self, s: int) -> None:
+        """Give symbol id `s` its kernel state (a live venue answer may name a symbol before any data)."""
         if s >= self.n:
             name = self.registry.symbols[s]
             inst = self.instruments.get(name)
@@ -321,7 +322,7 @@ class Engine:
                 self.rej, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f, self.po_i,
                 self.po_f, self.eq)
 
-    def _handle(self, st: int) -> None:
+    def make_room(self, st: int) -> None:
         """Make the room the kernel asked for."""
         if st == K.ST_FLUSH:
             self._take_rows()
@@ -352,7 +353,7 @@ class Engine:
         """
         t0 = time.perf_counter()
         if batch.num_rows == 0:
-            return self._output(0)
+            return self.take_output(0)
         arrays = self._arrays(batch)
         i = 0
         n = batch.num_rows
@@ -360,9 +361,9 @@ class Engine:
             st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin())
             if st == K.ST_OK:
                 break
-            self._handle(st)
+            self.make_room(st)
         self.elapsed += time.perf_counter() - t0
-        return self._output(n)
+        return self.take_output(n)
 
     def _drain_all(self) -> None:
         while True:
@@ -371,11 +372,11 @@ class Engine:
                          self.po_i, self.po_f, self.n, self._margin())
             if st == K.ST_OK:
                 return
-            self._handle(st)
+            self.make_room(st)
 
     def _close_message(self) -> None:
         while K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()) != K.ST_OK:
-            self._handle(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
+            self.make_room(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
         K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
                         self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n)
 
@@ -385,27 +386,27 @@ class Engine:
         t0 = time.perf_counter()
         self._close_message()
         self._drain_all()
-        self._handle(K.ST_FLUSH)
+        self.make_room(K.ST_FLUSH)
         K.final_rows(self.si, self.sf, self.g, self.po_i, self.po_f, self.n, self.now_ns)
         self.elapsed += time.perf_counter() - t0
-        return self._output(0)
+        return self.take_output(0)
 
     def cancel_all(self, ts_ns: int, reason: str = "manual") -> EngineOutput:
         """Halt: no new orders; cancel every working order at local time `ts_ns` and let the
         simulated venue answer every in-flight request (all orders end DEAD or filled)."""
         code = {"max_loss": L.HALT_MAX_LOSS, "daily_loss": L.HALT_DAILY}.get(reason, L.HALT_MANUAL)
         self._manual_reason = reason
-        self._handle(K.ST_FLUSH)
+        self.make_room(K.ST_FLUSH)
         if self.g[L.G_HALTED] == L.HALT_NONE:
             self.g[L.G_HALTED] = code
             self.g[L.G_HALT_REASON] = code
         self._close_message()
-        self._handle(K.ST_FLUSH)
+        self.make_room(K.ST_FLUSH)
         now = max(int(ts_ns), int(self.g[L.G_LASTLOC]))
         K.halt_all(self.oi, self.of, self.si, self.sf, self.g, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f,
                    self.g[L.G_HALTED], now)
         self._drain_all()
-        return self._output(0)
+        return self.take_output(0)
 
     def resume_trading(self) -> None:
         """Lift a manual halt (`cancel_all`), e.g. after a resumed run closed the orders of the
@@ -435,7 +436,8 @@ class Engine:
                 self._pending[k].append((a[:r].copy(), b[:r].copy()))
                 g[ni] = 0
 
-    def _output(self, events: int) -> EngineOutput:
+    def take_output(self, events: int) -> EngineOutput:
+        """The orders/fills/pnl rows produced since the last call, as an `EngineOutput` counting `events`."""
         self._take_rows()
         if self._empty is None or self._empty[3] != len(self.registry.symbols):
             z = ((np.zeros((0, L.NOO_I), np.int64), np.zeros((0, L.NOO_F))), (np.zeros((0, L.NFO_I), np.int64), np.zeros((0, L.NFO_F))),

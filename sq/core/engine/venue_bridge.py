@@ -1,10 +1,9 @@
 """The engine seen from a real venue: take its order intents, hand it the venue's answers.
 
-The `Engine` (sq.core.engine) was built for the simulated venue: with `sim_venue=False` its
-kernels still run strategies, the order manager, risk and the position keeper, and every request
-lands in the *outbox* (`ob`/`obf`, layout `OB_*`) — but nothing consumes it and there is no
-public call to feed answers back. `LiveBridge` is that missing piece, kept outside the engine
-package so the engine's owner can replace it with a first-class API later:
+With `sim_venue=False` the `Engine`'s kernels still run strategies, the order manager, risk and
+the position keeper, and every request lands in the *outbox* (`ob`/`obf`, layout `OB_*`) for a
+real venue gateway to send. `LiveBridge` is the engine's interface to such a gateway (`sq live`
+uses it), built on the engine's public `make_room`, `require_symbol` and `take_output`:
 
 * `take_outbox()` → `Intent`s (new / cancel), emptying the outbox;
 * `answer(coid, kind, …)` → runs the order manager's own `on_response` kernel for one venue
@@ -78,7 +77,7 @@ class LiveBridge:
         o = int(O.find_order(e.oi, coid))
         if o < 0:
             return False
-        e._handle(K.ST_FLUSH)
+        e.make_room(K.ST_FLUSH)
         if not first:
             e.oi[o, L.OI_INFLIGHT] += 1
         now = max(int(now), int(e.g[L.G_LASTLOC]))
@@ -107,7 +106,7 @@ class LiveBridge:
     def ensure_symbol(self, symbol: str) -> int:
         e = self.e
         s = e.registry.id(symbol.upper())
-        e._require(s)
+        e.require_symbol(s)
         return s
 
     def seed_fill(self, symbol: str, side: int, price: float, qty: float, maker: bool = True) -> None:
@@ -123,4 +122,4 @@ class LiveBridge:
         e.g[L.G_NEXT_COID] = max(int(e.g[L.G_NEXT_COID]), int(coid))
 
     def output(self) -> Any:
-        return self.e._output(0)
+        return self.e.take_output(0)
