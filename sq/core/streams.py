@@ -122,7 +122,9 @@ class StreamWriter:
             if target.parent and not target.parent.exists():
                 raise NoInputError(f"-o {self.output}: directory {str(target.parent)!r} does not exist")
             self._tmp = str(target.parent / f".{target.name}.{os.getpid()}.tmp")
-            self._sink = open(self._tmp, "wb")
+            # Parquet files go through Arrow's native file: a Python file object costs a bytes
+            # copy and the GIL per write call from the writer thread
+            self._sink = pa.OSFile(self._tmp, "wb") if self.format == "parquet" else open(self._tmp, "wb")
         else:
             self._sink = self.env.stdout
         if self.format == "arrow":
