@@ -396,3 +396,16 @@ def test_trade_in_a_message_interrupted_by_a_grow_or_a_batch_end_still_gets_feat
     a, b = states
     np.testing.assert_allclose(a.fst, b.fst, rtol=1e-12, equal_nan=True)
     assert b.fst[0, F.F_MSG_TMIN] == np.inf  # the trade range was reset at the message end
+
+
+def test_level_price_out_of_tick_range_is_a_data_error_naming_the_row():
+    from sq.core.exits import DataError
+
+    ev = [(1, 0, S.LEVEL, 1, 10.0, 1.0, 1), (2, 0, S.TRADE, 1, 1e300, 1.0, 2), (3, 0, S.LEVEL, -1, 1e300, 1.0, 3)]
+    schema, batches = make_batches(ev, ["SIM:A"], [0.01])
+    with pytest.raises(DataError, match=r"row 2 \(SIM:A\): price 1e\+300 is out of range for tick size 0.01"):
+        run_stream(schema, batches)
+    ev = [(1, 0, S.LEVEL, 1, 10.0, 1.0, 1), (2, 0, S.LEVEL, -1, 10.01, 1.0, 2)]
+    schema, batches = make_batches(ev, ["SIM:A"], [0.01])
+    rows, _ = run_stream(schema, batches)
+    assert rows[-1]["bid_px_0"] == 10.0 and rows[-1]["ask_px_0"] == 10.01

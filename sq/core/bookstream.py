@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from sq.core import book as B
 from sq.core import schemas as S
@@ -21,6 +22,22 @@ from sq.core.exits import DataError
 from sq.core.streams import SymbolRegistry
 
 _MAX_TICKS = float(2**53)
+S_LEVEL = S.LEVEL
+
+
+@njit(cache=True, _nrt=False)
+def _level_ticks(kind, codes, price, tick_sizes, out):
+    """out[i] = rint(price / tick size) for level rows, 0 elsewhere (one pass, no temporaries);
+    returns the first level row whose tick count is out of range (|x| ≥ 2^53), else -1."""
+    for i in range(len(kind)):
+        if kind[i] == S_LEVEL:
+            x = price[i] / tick_sizes[codes[i]]
+            if not abs(x) < _MAX_TICKS:
+                return i
+            out[i] = np.int64(np.rint(x))
+        else:
+            out[i] = 0
+    return -1
 
 
 def infer_tick_size(prices: np.ndarray) -> float:
@@ -172,16 +189,10 @@ class BookStream:
         return self._batch(out, self.state.flush(out))
 
     def _ticks(self, rows, codes, kind, price) -> np.ndarray:
-        tick = np.zeros(len(price), dtype=np.int64)
-        lv = kind == S.LEVEL
-        if lv.any():
-            ts = np.asarray(self.tick_sizes, dtype=np.float64)
-            x = price[lv] / ts[codes[lv]]
-            big = np.abs(x) >= _MAX_TICKS
-            if big.any():
-                j = int(np.flatnonzero(lv)[int(np.argmax(big))])
-                raise DataError(f"{self._where(rows, codes, j)}: price {float(price[j])!r} is out of range for tick size {self.tick_sizes[int(codes[j])]:g}")
-            tick[lv] = np.rint(x).astype(np.int64)
+        tick = np.empty(len(price), dtype=np.int64)
+        j = _level_ticks(kind, codes, price, np.asarray(self.tick_sizes, dtype=np.float64), tick)
+        if j >= 0:
+            raise DataError(f"{self._where(rows, codes, j)}: price {float(price[j])!r} is out of range for tick size {self.tick_sizes[int(codes[j])]:g}")
         return tick
 
     def _span_error(self, s: int) -> DataError:
