@@ -53,3 +53,17 @@ def test_internal_error_hints_at_debug():
     assert report_error(ValueError("oops"), None, err) == 70
     text = err.getvalue()
     assert text.count("\n") == 1 and "--debug" in text and "Traceback" not in text
+
+
+def test_json_documents_have_no_nan_and_plain_numbers():
+    import json
+
+    import numpy as np
+
+    from sq.core.environment import Environment
+
+    out = io.BytesIO()
+    env = Environment(stdin=io.BytesIO(), stdout=out, stderr=io.StringIO(), stdin_isatty=False, stdout_isatty=False, stderr_isatty=False)
+    env.write_json({"sharpe": float("nan"), "n": np.int64(3), "x": [np.float64(1.5), float("inf")]})
+    doc = json.loads(out.getvalue())
+    assert doc == {"sharpe": None, "n": 3, "x": [1.5, None]}

@@ -48,8 +48,6 @@ def backtest(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the latency distribution.")] = 0,
     json_out: JsonOption = False,
 ) -> None:
-    import json
-
     from sq.core.backtest import run_backtest
     from sq.core.durations import parse_duration_ns
 
@@ -64,8 +62,7 @@ def backtest(
     with _Progress(env) as progress:
         summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress)
     if json_out or not env.stdout_isatty:
-        env.stdout.write((json.dumps(summary, default=float) + "\n").encode())
-        env.stdout.flush()
+        env.write_json(summary)
     else:
         _table(env, summary)
 

@@ -45,7 +45,6 @@ def kill(
     flatten: Annotated[bool, typer.Option("--flatten", help="Also close open positions at the venues (marketable orders within the risk limits).")] = False,
     json_: JsonOption = False,
 ) -> None:
-    import json
     import time
 
     t0 = time.perf_counter()
@@ -64,8 +63,7 @@ def kill(
     if config_error:
         report.venues.append({"venue": "*", "market": "", "ok": False, "canceled": 0, "error": f"config: {config_error}"})
     if json_ or not env.stdout_isatty:
-        env.stdout.write((json.dumps(report.to_json()) + "\n").encode())
-        env.stdout.flush()
+        env.write_json(report.to_json())
     else:
         _table(env, report)
     n_ok = sum(1 for p in report.processes if p.ok)

@@ -44,8 +44,6 @@ def reconcile(
     since: Annotated[str, typer.Option("--since", help="Without --journal: runs whose journal changed within this long (24h, 7d).")] = "24h",
     json_: JsonOption = False,
 ) -> None:
-    import json
-
     from sq.core.durations import parse_duration_ns
     from sq.core.reconcile import ReconcileOptions, run_reconcile
 
@@ -54,8 +52,7 @@ def reconcile(
                             since_s=parse_duration_ns(since, option="--since") / 1e9)
     report = run_reconcile(env, opts)
     if json_ or not env.stdout_isatty:
-        env.stdout.write((json.dumps(report.to_json(), default=str) + "\n").encode())
-        env.stdout.flush()
+        env.write_json(report.to_json())
     else:
         _table(env, report)
     n = len(report.differences)

@@ -6,7 +6,6 @@ Each real venue package has `auth.login(env, config, options: AuthOptions) -> di
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from sq.core.environment import Environment
@@ -50,8 +49,7 @@ def _status(env: Environment, config, venue: str) -> dict:
 
 def _render(env: Environment, summary: dict, json_out: bool) -> None:
     if json_out or not env.stdout_isatty:
-        env.stdout.write((json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n").encode())
-        env.stdout.flush()
+        env.write_json(summary, indent=2)
         return
     from rich.table import Table
 

@@ -51,6 +51,13 @@ class Environment:
         if not self.quiet:
             print(f"sq: {message}", file=self.stderr, flush=True)
 
+    def write_json(self, doc: Any, *, indent: int | None = None) -> None:
+        """One JSON document on stdout (`--json`): NaN/inf become null, NumPy values plain numbers."""
+        import json
+
+        self.stdout.write((json.dumps(_plain(doc), indent=indent, default=_json_default) + "\n").encode())
+        self.stdout.flush()
+
     def console(self, *, stderr: bool = False):
         """A rich Console on stdout (or stderr), isolated from FORCE_COLOR/NO_COLOR/COLUMNS in tests."""
         from rich.console import Console
@@ -66,6 +73,27 @@ class Environment:
             legacy_windows=False,
             _environ={} if self.console_width else None,
         )
+
+
+def _plain(v: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) by None, recursively."""
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else None
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    np = sys.modules.get("numpy")  # never import NumPy just for this (sq kill stays light)
+    if np is not None and isinstance(v, np.generic):
+        return _plain(v.item())
+    return v
+
+
+def _json_default(o: Any) -> Any:
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(o, np.ndarray):
+        return _plain(o.tolist())
+    return str(o)
 
 
 class _TextOut(io.TextIOBase):

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sq.core import journal as J
-from sq.core.exits import AuthError, ConfigError, DataError, SqError, UsageError, VenueUnavailable
+from sq.core.exits import AuthError, ConfigError, SqError, UsageError, VenueUnavailable
 
 STRATEGIES = ("mm", "lt")
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
@@ -750,13 +750,8 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
 
 
 def report(env: Any, opts: LiveOptions, plan: Plan, summary: dict) -> None:
-    import json
-
-    from sq.core.paper import _json_default
-
     if opts.json:
-        env.stdout.write((json.dumps(summary, default=_json_default) + "\n").encode())
-        env.stdout.flush()
+        env.write_json(summary)
         return
     env.info(f"live {plan.strategy} {' '.join(plan.symbols)}: {summary.get('orders_sent', 0)} orders sent, "
              f"{summary.get('venue_fills', 0)} fills, position {summary.get('position')}, stopped by {summary.get('stopped_by')}; "

@@ -634,7 +634,6 @@ def warm_up(config: Any) -> None:
     """Load (or compile) every engine kernel and the Parquet writer before the run registers
     itself: `sq kill` expects a halt within a second, and a first-time JIT compile of
     `cancel_all`/`finish` or a first import of the journal compaction's writer takes longer."""
-    import pyarrow.parquet  # noqa: F401  (the journal compaction's writer)
 
     from sq.core.engine.runner import warm_up as warm_up_engine
 
@@ -694,11 +693,8 @@ def make_summary(run: PaperRun) -> dict:
 
 
 def report(env: Any, opts: PaperOptions, plan: Plan, summary: dict) -> None:
-    import json
-
     if opts.json:
-        env.stdout.write((json.dumps(summary, default=_json_default) + "\n").encode())
-        env.stdout.flush()
+        env.write_json(summary)
         return
     pnl = summary.get("pnl") or {}
     position = ", ".join(f"{s} {q:g}" for s, q in (summary.get("position") or {}).items()) or "flat"
@@ -712,14 +708,3 @@ def report(env: Any, opts: PaperOptions, plan: Plan, summary: dict) -> None:
     env.stdout.flush()
 
 
-def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    return str(o)

@@ -40,7 +40,6 @@ from typing import IO, Any, Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sq.core import schemas as S
@@ -534,7 +533,6 @@ def run_record(
     Ctrl-C does the same but returns 130, the shell's convention for an interrupted command.
     """
     import signal
-    import stat as stat_mod
 
     from sq.core import paths
     from sq.core.config import load_config
@@ -612,8 +610,6 @@ def run_record(
             env.stderr.flush()
     env.info(summary.line(out_dir))
     return 130 if summary.stopped_by == "SIGINT" else 0
-
-
 
 
 def _point_at_devnull(fd: int) -> None:

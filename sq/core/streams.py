@@ -437,7 +437,6 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
     target = _target_schema(kind, first.schema)
 
     def generate() -> Iterator[pa.RecordBatch]:
-        nonlocal instruments
         opened: _Opened | None = first
         idx = 0
         while True:

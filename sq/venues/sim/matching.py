@@ -14,7 +14,6 @@ orders (owner 1) are appended to the fill buffer.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from sq.venues.sim.state import (
