@@ -634,6 +634,7 @@ def warm_up(config: Any) -> None:
     """Load (or compile) every engine kernel and the Parquet writer before the run registers
     itself: `sq kill` expects a halt within a second, and a first-time JIT compile of
     `cancel_all`/`finish` or a first import of the journal compaction's writer takes longer."""
+    import pyarrow.parquet  # noqa: F401  (the journal compaction's writer)
 
     from sq.core.engine.runner import warm_up as warm_up_engine
 
