@@ -150,6 +150,7 @@ class Engine:
         self._last_loc = np.iinfo(np.int64).min
         self._inv_ticks = np.zeros(0, np.float64)
         self._reader = IN.ColumnReader()
+        self._small = IN.SmallReader()
         self._alloc(sim_venue)
         self._schemas = (S.orders_schema(), S.fills_schema(), S.pnl_schema())
         self._pending: list[tuple[np.ndarray, ...]] = [[], [], []]
@@ -284,6 +285,42 @@ class Engine:
     # -- input conversion
     def _arrays(self, batch: pa.RecordBatch):
         n = batch.num_rows
+        sm = self._small
+        if n <= IN.SMALL_ROWS and sm.prepare_schema(batch.schema):
+            out = self._arrays_small(batch, n)
+            if out is not None:
+                return out
+        out = self._arrays_general(batch, n)
+        if sm.plan is not None and n <= IN.SMALL_ROWS:  # a new symbol dictionary: remember its mapping
+            d = batch.column(int(sm.plan[IN.F_SYM])).dictionary
+            sm.set_dictionary(d, np.array([self.registry.id(x) for x in d.to_pylist()], np.int32))
+        return out
+
+    def _arrays_small(self, batch: pa.RecordBatch, n: int):
+        """The small-batch path: one export and one compiled call into reused scratch arrays;
+        None when the batch needs the general path (nulls, a new symbol dictionary)."""
+        sm = self._small
+        ts, recv, kind, side, price, qty, seq, codes, tick, loc = sm.arrays(n)
+        feed = self.fill.feed_latency_ns
+        has_recv = feed is None and sm.has_recv_col
+        res = sm.res
+        sm.export(batch)
+        try:
+            IN.read_small(sm.addr, sm.plan, has_recv, int(feed or 0), sm.symmap, sm.dkey, self._inv_ticks, self._last_loc,
+                          ts, recv, kind, side, price, qty, seq, codes, tick, loc, res)
+        finally:
+            sm.release()
+        if res[0] != 0:
+            return None
+        if res[1] >= 0:
+            j = int(res[1])
+            raise DataError(f"market row {j} of the batch ({self.registry.symbols[int(codes[j])]}): bad event "
+                            f"(kind {int(kind[j])}, side {int(side[j])}, price {float(price[j])!r}, qty {float(qty[j])!r})")
+        self._last_loc = int(res[2])
+        self.trades_seen += int(res[3])
+        return ts, loc, codes, kind, side, tick, qty, seq
+
+    def _arrays_general(self, batch: pa.RecordBatch, n: int):
         cols = self._reader(batch)
         for name in ("ts", "kind", "side", "price", "qty", "seq"):
             if cols.get(name) is None:
