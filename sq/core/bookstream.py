@@ -10,6 +10,7 @@ kernel, so venue messages may span batches. Output batches are built from NumPy 
 
 from __future__ import annotations
 
+import sys
 from typing import Callable, Mapping
 
 import numpy as np
@@ -54,6 +55,16 @@ def infer_tick_size(prices: np.ndarray) -> float:
     return 1e-8
 
 
+_OUT_ROWS = 262_145  # output buffer sets are at least this long (a market batch is ≤ 256K rows + 1)
+_OUT_SETS = 6  # sets kept for reuse: one being filled, the rest held by batches queued for writing
+
+
+def _refcounts(out) -> list[int]:
+    """Reference counts of the memory behind an output set's arrays. NumPy views (the columns
+    handed to Arrow) refer to the array's base (here the Arrow buffer), not to the array."""
+    return [sys.getrefcount(a if a.base is None else a.base) for a in out]
+
+
 class BookStream:
     """Stateful converter from market batches to book batches for `sq book` and the engine."""
 
@@ -92,6 +103,7 @@ class BookStream:
         self.schema = S.book_schema(self.depth, self.instruments, stale=stale)
         self._ncols_out = 4 * self.depth + len(S.BOOK_FEATURES) + (len(S.BOOK_STALE) if stale else 0)
         self._dict: pa.Array | None = None
+        self._spare: list[tuple[tuple[np.ndarray, ...], list[int]]] = []
 
     # -- symbols
     def _learn_symbols(self, codes: np.ndarray, kind: np.ndarray, price: np.ndarray) -> None:
@@ -114,6 +126,21 @@ class BookStream:
             self.tick_sizes.append(tick)
             self.views.append(view)
         self.state.ensure(n, self.tick_sizes, self.views)
+
+    def _outputs(self, cap: int):
+        """Output buffers for `cap` rows, reusing a set no Arrow array refers to any more.
+
+        Book batches are handed to Arrow zero-copy, so a set is busy until the writer has
+        written (and dropped) its batch; a free set's pages are already mapped, where fresh
+        memory costs a page fault and page zeroing per 4 KiB (about a tenth of `sq book`).
+        """
+        for out, refs in self._spare:
+            if len(out[0]) >= cap and _refcounts(out) == refs:
+                return out
+        out = self.state.outputs(max(cap, _OUT_ROWS))
+        if len(self._spare) < _OUT_SETS:
+            self._spare.append((out, _refcounts(out)))
+        return out
 
     def _symbol_dictionary(self) -> pa.Array:
         if self._dict is None or len(self._dict) != len(self.registry.symbols):
@@ -174,7 +201,7 @@ class BookStream:
         if keep is not None:
             codes, kind, side, price, qty, seq, ts, rows = (a[keep] for a in (codes, kind, side, price, qty, seq, ts, rows))
         tick = self._ticks(rows, codes, kind, price)
-        out = self.state.outputs(len(ts) + 1)
+        out = self._outputs(len(ts) + 1)
         try:
             r = self.state.run(np.ascontiguousarray(ts), np.ascontiguousarray(codes), np.ascontiguousarray(kind),
                                np.ascontiguousarray(side), tick, np.ascontiguousarray(price),
