@@ -637,8 +637,9 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     mispredicted branches; only the rescan after deleting the best level branches. That also
     keeps the loop's live values within the registers (a never-taken call, or a dozen more
     loop-carried locals, costs spills on every event). The pending message's ts is not carried
-    per event: it is `ts[pidx]`. Measured on bench/synthetic.py: the side branch alone cost
-    ~10%, the separate time-check pass ~10%.
+    per event: it is `ts[pidx]`. Array indexes in the loop are cast to uint64 (U64): numba
+    emits negative-index wraparound code for every signed index, which cost ~25% here.
+    Measured on bench/synthetic.py: the side branch cost ~10%, a separate time-check pass ~10%.
     """
     n = len(ts)
     mode = ip[P_MODE]
