@@ -475,6 +475,12 @@ class Engine:
 
     def take_output(self, events: int) -> EngineOutput:
         """The orders/fills/pnl rows produced since the last call, as an `EngineOutput` counting `events`."""
+        g = self.g
+        pend = self._pending
+        e = self._empty
+        if (not (g[L.G_NO] or g[L.G_NF] or g[L.G_NP] or pend[0] or pend[1] or pend[2]) and e is not None
+                and e[3] == len(self.registry.symbols)):  # nothing produced (most paper events): no Arrow work
+            return EngineOutput(e[:3], None, events, self.counters())
         self._take_rows()
         if self._empty is None or self._empty[3] != len(self.registry.symbols):
             z = ((np.zeros((0, L.NOO_I), np.int64), np.zeros((0, L.NOO_F))), (np.zeros((0, L.NFO_I), np.int64), np.zeros((0, L.NFO_F))),
@@ -545,11 +551,12 @@ class Engine:
         return pa.RecordBatch.from_arrays(cols, schema=self._schemas[2])
 
     # -- reporting
+    _COUNTERS = np.array([L.G_EVENTS, L.G_MESSAGES, L.G_ORDERS, L.G_CANCELS, L.G_FILLS, L.G_OPEN], np.intp)
+
     def counters(self) -> dict[str, int]:
-        g = self.g
-        return {"events": int(g[L.G_EVENTS]), "messages": int(g[L.G_MESSAGES]), "orders": int(g[L.G_ORDERS]),
-                "cancels": int(g[L.G_CANCELS]), "fills": int(g[L.G_FILLS]), "open_orders": int(g[L.G_OPEN]),
-                "rejections": int(self.rej.sum())}
+        ev, msg, orders, cancels, fills, open_ = self.g[self._COUNTERS].tolist()
+        return {"events": ev, "messages": msg, "orders": orders, "cancels": cancels, "fills": fills, "open_orders": open_,
+                "rejections": sum(self.rej.tolist())}
 
     def rejections(self) -> dict[str, int]:
         return {L.REASONS[k]: int(v) for k, v in enumerate(self.rej) if k and v}
