@@ -179,7 +179,7 @@ def read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
                ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res):
     """Read an exported batch's columns (`plan`: child index per F_* slot) into the scratch arrays
     and run `prepare`. res ← (status, bad row, new last local time, trades); status 0 = done,
-    1 = not for this path (nulls, another symbol dictionary, unexpected layout)."""
+    2 = another symbol dictionary than `dkey`'s, 1 = not for this path (nulls, unexpected layout)."""
     top = _p64(addr)
     n = top[_A_LEN]
     res[0] = 1
@@ -236,12 +236,14 @@ def read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
     sym = _p64(sa)
     if sym[_A_DICT] == 0:
         return
+    res[0] = 2
     dd = _p64(sym[_A_DICT])
     if dd[_A_NBUF] != 3 or dd[_A_LEN] != dkey[0] or dd[_A_OFF] != dkey[1] or dd[_A_NULLS] != dkey[4]:
         return
     db = _p64(dd[_A_BUFS])
     if db[1] != dkey[2] or db[2] != dkey[3]:
         return
+    res[0] = 1
     idx = _pi32(d)
     m = len(symmap)
     for i in range(n):

@@ -288,6 +288,11 @@ class Engine:
         sm = self._small
         if n <= IN.SMALL_ROWS and sm.prepare_schema(batch.schema):
             out = self._arrays_small(batch, n)
+            if out is None and sm.res[0] == 2 and sm.dictionary is not None:  # a new but equal dictionary: same mapping
+                d = batch.column(int(sm.plan[IN.F_SYM])).dictionary
+                if d.equals(sm.dictionary):
+                    sm.set_dictionary(d, sm.symmap)
+                    out = self._arrays_small(batch, n)
             if out is not None:
                 return out
         out = self._arrays_general(batch, n)
