@@ -90,11 +90,12 @@ class EngineOutput:
     hands control back (the orders have already left through the outbox) before any Arrow work.
     """
 
-    __slots__ = ("events", "counters", "_raw", "_build", "_done")
+    __slots__ = ("events", "counters", "_raw", "_build", "_dict", "_done")
 
-    def __init__(self, raw, build, events: int, counters: dict[str, int]):
+    def __init__(self, raw, build, events: int, counters: dict[str, int], dictionary=None):
         self._raw = raw  # per stream: (int rows, float rows) or a ready batch
-        self._build = build
+        self._build = build  # per stream: f(int rows, float rows, symbol dictionary) -> batch
+        self._dict = dictionary  # the symbol dictionary when the rows were taken
         self._done: list[pa.RecordBatch | None] = [None, None, None]
         self.events = events
         self.counters = counters
@@ -103,7 +104,7 @@ class EngineOutput:
         b = self._done[k]
         if b is None:
             raw = self._raw[k]
-            b = raw if isinstance(raw, pa.RecordBatch) else self._build[k](*raw)
+            b = raw if isinstance(raw, pa.RecordBatch) else self._build[k](raw[0], raw[1], self._dict)
             self._done[k] = b
         return b
 
@@ -155,7 +156,9 @@ class Engine:
         self._schemas = (S.orders_schema(), S.fills_schema(), S.pnl_schema())
         self._pending: list[tuple[np.ndarray, ...]] = [[], [], []]
         self._empty = None
-        self._dict = (0, None)
+        self._empty_raw = None
+        self._builders = None
+        self._dict = (-1, None)  # (symbols, dictionary): built on first use, even with no symbols yet
 
     # -- state
     def _alloc(self, sim_venue: bool) -> None:
@@ -470,41 +473,47 @@ class Engine:
         return getattr(self, "_manual_reason", None) if h == L.HALT_MANUAL else L.HALT_NAMES[h]
 
     # -- outputs
+    _NROWS = np.array([L.G_NO, L.G_NF, L.G_NP], np.intp)
+
     def _take_rows(self) -> None:
         g = self.g
-        for k, (ni, a, b) in enumerate(((L.G_NO, self.oo_i, self.oo_f), (L.G_NF, self.fo_i, self.fo_f), (L.G_NP, self.po_i, self.po_f))):
-            r = int(g[ni])
-            if r:
-                self._pending[k].append((a[:r].copy(), b[:r].copy()))
-                g[ni] = 0
+        ro, rf, rp = g[self._NROWS].tolist()
+        if ro:
+            self._pending[0].append((self.oo_i[:ro].copy(), self.oo_f[:ro].copy()))
+            g[L.G_NO] = 0
+        if rf:
+            self._pending[1].append((self.fo_i[:rf].copy(), self.fo_f[:rf].copy()))
+            g[L.G_NF] = 0
+        if rp:
+            self._pending[2].append((self.po_i[:rp].copy(), self.po_f[:rp].copy()))
+            g[L.G_NP] = 0
 
     def take_output(self, events: int) -> EngineOutput:
         """The orders/fills/pnl rows produced since the last call, as an `EngineOutput` counting `events`."""
-        g = self.g
-        pend = self._pending
         e = self._empty
-        if (not (g[L.G_NO] or g[L.G_NF] or g[L.G_NP] or pend[0] or pend[1] or pend[2]) and e is not None
-                and e[3] == len(self.registry.symbols)):  # nothing produced (most paper events): no Arrow work
-            return EngineOutput(e[:3], None, events, self.counters())
-        self._take_rows()
-        if self._empty is None or self._empty[3] != len(self.registry.symbols):
+        nsym = len(self.registry.symbols)
+        if e is None or e[3] != nsym:
             z = ((np.zeros((0, L.NOO_I), np.int64), np.zeros((0, L.NOO_F))), (np.zeros((0, L.NFO_I), np.int64), np.zeros((0, L.NFO_F))),
                  (np.zeros((0, L.NPO_I), np.int64), np.zeros((0, L.NPO_F))))
-            self._empty = (self._orders_batch(*z[0]), self._fills_batch(*z[1]), self._pnl_batch(*z[2]), len(self.registry.symbols))
+            e = self._empty = (self._orders_batch(*z[0]), self._fills_batch(*z[1]), self._pnl_batch(*z[2]), nsym)
+            self._empty_raw = e[:3]
+        self._take_rows()
+        pend = self._pending
+        if not (pend[0] or pend[1] or pend[2]):  # nothing produced (most paper events): no Arrow work
+            return EngineOutput(self._empty_raw, None, events, self.counters())
+        self._pending = [[], [], []]
         raw = []
         for k in range(3):
-            chunks = self._pending[k]
-            self._pending[k] = []
+            chunks = pend[k]
             if not chunks:
-                raw.append(self._empty[k])
+                raw.append(e[k])
             elif len(chunks) == 1:
                 raw.append(chunks[0])
             else:
                 raw.append((np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])))
-        d = self._symdict()
-        build = (lambda i, f: self._orders_batch(i, f, d), lambda i, f: self._fills_batch(i, f, d),
-                 lambda i, f: self._pnl_batch(i, f, d))
-        return EngineOutput(raw, build, events, self.counters())
+        if self._builders is None:
+            self._builders = (self._orders_batch, self._fills_batch, self._pnl_batch)
+        return EngineOutput(raw, self._builders, events, self.counters(), self._symdict())
 
     def _symdict(self) -> pa.Array:
         if self._dict[0] != len(self.registry.symbols):
