@@ -115,3 +115,11 @@ def test_one_event_batches_use_the_small_path(sim_table):
     for b in batches + fresh:
         e.process(b, complete=True)
     assert len(calls) == 1  # only the first batch, to learn the symbol dictionary
+
+
+def test_the_export_is_released_by_the_compiled_read(sim_table):
+    table, inst = sim_table
+    e = Engine("mm", inst, {"*": PARAMS}, config=Config())
+    for b in table.slice(0, 50).to_batches(max_chunksize=1):
+        e.process(b, complete=True)
+        assert e._small.struct[IN._A_RELEASE] == 0  # pyarrow's release callback clears it

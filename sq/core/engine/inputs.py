@@ -150,8 +150,31 @@ def _pointer(nbtype):
     return to_ptr
 
 
+def _release_intrinsic():
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def call_release(typingctx, fn, arg):
+        """Call the exported struct's `release(struct*)` callback (a C function pointer)."""
+        if not (isinstance(fn, types.Integer) and isinstance(arg, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            vp = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [vp])
+            builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [builder.inttoptr(args[1], vp)])
+            return context.get_dummy_value()
+
+        return types.void(fn, arg), codegen
+
+    return call_release
+
+
 try:
     from numba import carray as _carray  # noqa: F401
+    _call_release = _release_intrinsic()
     from numba import types as _nbt
 
     _p64 = _pointer(_nbt.int64)
@@ -177,6 +200,18 @@ def _child(top, c, length):
 @kernel
 def read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
                ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res):
+    """`_read_small`, then release the export (its `release` callback clears the struct)."""
+    _read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
+                ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res)
+    top = _p64(addr)
+    fn = top[_A_RELEASE]
+    if fn != 0:
+        _call_release(fn, addr)
+
+
+@kernel
+def _read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
+                ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res):
     """Read an exported batch's columns (`plan`: child index per F_* slot) into the scratch arrays
     and run `prepare`. res ← (status, bad row, new last local time, trades); status 0 = done,
     2 = another symbol dictionary than `dkey`'s, 1 = not for this path (nulls, unexpected layout)."""
