@@ -5,7 +5,6 @@ Kept light on purpose: importing this module imports typer and the thin command 
 numba, polars, pyarrow and venue SDKs load inside the command that needs them.
 """
 
-from __future__ import annotations
 
 import errno
 import os

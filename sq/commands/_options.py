@@ -1,7 +1,6 @@
 """Options shared by every command that writes data (the sqlite-utils habit: one definition,
 the same flags everywhere)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

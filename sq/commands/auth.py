@@ -1,6 +1,5 @@
 """`sq auth zerodha|binance|status`: log in / store and verify keys, or show every venue's state."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

@@ -1,6 +1,5 @@
 """`sq backtest`: run `mm` or `lt` over recorded market data (ARCHITECTURE §4, §5)."""
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 

@@ -1,6 +1,5 @@
 """`sq book`: rebuild L2 books and features from a market stream (ARCHITECTURE §3, §4, §5)."""
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 

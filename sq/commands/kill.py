@@ -1,6 +1,5 @@
 """`sq kill`: halt every registered paper (and later live) process and report it (ARCHITECTURE §4, §8)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

@@ -1,6 +1,5 @@
 """`sq live`: trade real money with the paper engine through a venue gateway (ARCHITECTURE §4, §8)."""
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 

@@ -1,6 +1,5 @@
 """`sq paper`: run a strategy on a live or replayed market with simulated fills (ARCHITECTURE §4, §5, §7)."""
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 

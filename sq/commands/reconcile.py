@@ -1,6 +1,5 @@
 """`sq reconcile`: journal versus venue — orders, fills, positions (ARCHITECTURE §4, §7, §8b)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

@@ -1,7 +1,6 @@
 """`sq record SYMBOL... --out DIR`: persist market data as a hive-partitioned Parquet dataset and,
 when stdout is a pipe, pass the events through as the market stream (ARCHITECTURE §4, §7, §8a)."""
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 

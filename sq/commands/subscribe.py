@@ -2,7 +2,6 @@
 view on a terminal, or a file with -o, from any venue (SIM, Binance, Zerodha).
 """
 
-from __future__ import annotations
 
 from typing import Annotated, List, Optional
 
