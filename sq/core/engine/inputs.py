@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from sq.core.engine import kernel as _K
 from sq.core.engine.layout import kernel
 
 LEVEL, TRADE, TICK = 1, 2, 5
@@ -207,6 +208,21 @@ def read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
     fn = top[_A_RELEASE]
     if fn != 0:
         _call_release(fn, addr)
+
+
+@kernel
+def read_run(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
+             ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res, complete,
+             qbuf, ist, bg, pv_tick, pv_qty, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf,
+             oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin):
+    """`read_small`, then (a clean batch) the engine kernel's `run` over it, in one call:
+    returns run's (status, next event), or (-1, 0) when it did not run (see `res`)."""
+    read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
+               ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res)
+    if res[0] != 0 or res[1] >= 0:
+        return -1, 0
+    return _K.run(ts, out_loc, codes, kind, side, out_tick, qty, seq, 0, complete, qbuf, ist, bg, pv_tick, pv_qty,
+                  oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin)
 
 
 @kernel

@@ -286,36 +286,46 @@ class Engine:
             self._ensure_symbols(empty, np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0))
 
     # -- input conversion
-    def _arrays(self, batch: pa.RecordBatch):
+    def _arrays(self, batch: pa.RecordBatch, run: bool | None = None):
+        """The kernel's input arrays of a batch. With `run` (the `complete` flag) a small batch is
+        also run through the kernel in the same compiled call: returns (arrays, status, next
+        event), status None when it was not run."""
         n = batch.num_rows
         sm = self._small
         if n <= IN.SMALL_ROWS and sm.prepare_schema(batch.schema):
-            out = self._arrays_small(batch, n)
+            out = self._arrays_small(batch, n, run)
             if out is None and sm.res[0] == 2 and sm.dictionary is not None:  # a new but equal dictionary: same mapping
                 d = batch.column(int(sm.plan[IN.F_SYM])).dictionary
                 if d.equals(sm.dictionary):
                     sm.set_dictionary(d, sm.symmap)
-                    out = self._arrays_small(batch, n)
+                    out = self._arrays_small(batch, n, run)
             if out is not None:
                 return out
         out = self._arrays_general(batch, n)
         if sm.plan is not None and n <= IN.SMALL_ROWS:  # a new symbol dictionary: remember its mapping
             d = batch.column(int(sm.plan[IN.F_SYM])).dictionary
             sm.set_dictionary(d, np.array([self.registry.id(x) for x in d.to_pylist()], np.int32))
-        return out
+        return out if run is None else (out, None, 0)
 
-    def _arrays_small(self, batch: pa.RecordBatch, n: int):
-        """The small-batch path: one export and one compiled call into reused scratch arrays;
-        None when the batch needs the general path (nulls, a new symbol dictionary)."""
+    def _arrays_small(self, batch: pa.RecordBatch, n: int, run: bool | None = None):
+        """The small-batch path: one export and one compiled call into reused scratch arrays
+        (and with `run`, the kernel run too); None when the batch needs the general path (nulls,
+        a new symbol dictionary)."""
         sm = self._small
         ts, recv, kind, side, price, qty, seq, codes, tick, loc = sm.arrays(n)
         feed = self.fill.feed_latency_ns
         has_recv = feed is None and sm.has_recv_col
         res = sm.res
+        st = i = None
         sm.export(batch)
         try:
-            IN.read_small(sm.addr, sm.plan, has_recv, int(feed or 0), sm.symmap, sm.dkey, self._inv_ticks, self._last_loc,
-                          ts, recv, kind, side, price, qty, seq, codes, tick, loc, res)
+            if run is None:
+                IN.read_small(sm.addr, sm.plan, has_recv, int(feed or 0), sm.symmap, sm.dkey, self._inv_ticks, self._last_loc,
+                              ts, recv, kind, side, price, qty, seq, codes, tick, loc, res)
+            else:
+                st, i = IN.read_run(sm.addr, sm.plan, has_recv, int(feed or 0), sm.symmap, sm.dkey, self._inv_ticks,
+                                    self._last_loc, ts, recv, kind, side, price, qty, seq, codes, tick, loc, res, run,
+                                    *self._state(), self.n, self._margin())
         finally:
             sm.release()
         if res[0] != 0:
@@ -326,7 +336,8 @@ class Engine:
                             f"(kind {int(kind[j])}, side {int(side[j])}, price {float(price[j])!r}, qty {float(qty[j])!r})")
         self._last_loc = int(res[2])
         self.trades_seen += int(res[3])
-        return ts, loc, codes, kind, side, tick, qty, seq
+        arrays = ts, loc, codes, kind, side, tick, qty, seq
+        return arrays if run is None else (arrays, st, i)
 
     def _arrays_general(self, batch: pa.RecordBatch, n: int):
         cols = self._reader(batch)
@@ -399,14 +410,15 @@ class Engine:
         t0 = time.perf_counter()
         if batch.num_rows == 0:
             return self.take_output(0)
-        arrays = self._arrays(batch)
-        i = 0
+        arrays, st, i = self._arrays(batch, bool(complete))
         n = batch.num_rows
         while True:
-            st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin())
+            if st is None:
+                st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin())
             if st == K.ST_OK:
                 break
             self.make_room(st)
+            st = None
         self.elapsed += time.perf_counter() - t0
         return self.take_output(n)
 
