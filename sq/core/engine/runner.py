@@ -514,15 +514,8 @@ class Engine:
         if not (pend[0] or pend[1] or pend[2]):  # nothing produced (most paper events): no Arrow work
             return EngineOutput(self._empty_raw, None, events, self.counters())
         self._pending = [[], [], []]
-        raw = []
-        for k in range(3):
-            chunks = pend[k]
-            if not chunks:
-                raw.append(e[k])
-            elif len(chunks) == 1:
-                raw.append(chunks[0])
-            else:
-                raw.append((np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])))
+        raw = [e[k] if not c else c[0] if len(c) == 1 else (np.concatenate([x[0] for x in c]), np.concatenate([x[1] for x in c]))
+               for k, c in enumerate(pend)]
         if self._builders is None:
             self._builders = (self._orders_batch, self._fills_batch, self._pnl_batch)
         return EngineOutput(raw, self._builders, events, self.counters(), self._symdict())
