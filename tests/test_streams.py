@@ -264,3 +264,42 @@ def test_dataset_instruments_are_learned_from_every_file(tmp_path):
     env, _, _ = _env()
     src = open_input(env, [str(tmp_path)], "market")
     assert {s: i.tick_size for s, i in src.instruments.items()} == {"SIM:A": 0.5, "SIM:B": 0.25}
+
+
+def test_multi_symbol_dataset_is_merged_by_time_with_messages_whole(tmp_path, monkeypatch):
+    from sq.core import streams as ST
+    from tests.marketdata import market_rows
+
+    monkeypatch.setattr(ST, "MERGE_CHUNK_ROWS", 7)  # force many chunks and horizons
+    rng = np.random.default_rng(4)
+    expected = []
+    for sym in ("SIM:A", "SIM:B", "SIM:C"):
+        rows, ts, seq = [], 0, 0
+        for _ in range(60):
+            ts += int(rng.integers(0, 3))  # equal timestamps across and within lanes
+            seq += 1
+            for _ in range(int(rng.integers(1, 4))):  # multi-row messages
+                rows.append((ts, sym, S.LEVEL, 1, 100.0, float(rng.integers(1, 9)), seq))
+        expected += rows
+        d = tmp_path / "data" / "venue=sim" / f"symbol={sym.replace(':', '%3A')}" / "date=1970-01-01"
+        d.mkdir(parents=True)
+        half = len(rows) // 2
+        while rows[half][6] == rows[half - 1][6]:
+            half += 1  # files end on message boundaries, as the recorder writes them
+        pq.write_table(pa.Table.from_batches([market_rows(rows[:half], [sym])]), d / "part-0.parquet")
+        pq.write_table(pa.Table.from_batches([market_rows(rows[half:], [sym])]), d / "part-1.parquet")
+    env, _, _ = _env()
+    got = pa.Table.from_batches(list(open_input(env, [str(tmp_path / "data")], "market").batches()))
+    ts = got.column("ts").cast(pa.int64()).to_pylist()
+    syms = got.column("symbol").cast(pa.string()).to_pylist()
+    seqs = got.column("seq").to_pylist()
+    assert len(ts) == len(expected)
+    assert ts == sorted(ts)  # one clock
+    # every message's rows are consecutive
+    seen, prev = set(), None
+    for key in zip(syms, seqs):
+        if key != prev:
+            assert key not in seen, key
+            seen.add(key)
+        prev = key
+    assert sorted(zip(syms, seqs, ts)) == sorted((r[1], r[6], r[0]) for r in expected)

@@ -31,6 +31,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from sq.core import schemas as S
+from sq.core.schemas import int64_view
 from sq.core.environment import Environment
 from sq.core.exits import DataError, NoInputError, UsageError
 
@@ -436,11 +437,10 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
         instruments.update(_file_instruments(part.path))
     target = _target_schema(kind, first.schema)
 
-    def generate() -> Iterator[pa.RecordBatch]:
-        opened: _Opened | None = first
-        idx = 0
-        while True:
-            assert opened is not None
+    def lane(lane_parts: list[_Part]) -> Iterator[pa.RecordBatch]:
+        """The conformed batches of some parts, one after the other."""
+        for part in lane_parts:
+            opened = first if part is parts[0] else part.open()
             if opened is not first:
                 k, _ = _check_kind(opened.schema, opened.name, wants)
                 if k != kind:
@@ -455,12 +455,113 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
                     raise DataError(f"{opened.name}: {kind} stream lacks required column {e.args[0]!r}") from None
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
                     raise DataError(f"{opened.name}: column types do not fit the {kind} schema: {_first_line(e)}") from None
-            idx += 1
-            if idx >= len(parts):
-                return
-            opened = parts[idx].open()
 
-    return StreamSource(kind, target, instruments, generate(), [p.name for p in parts], from_sq)
+    lanes = _lanes(parts)
+    if kind == "market" and len(lanes) > 1:
+        batches: Iterator[pa.RecordBatch] = merge_by_time([lane(p) for p in lanes], target)
+    else:
+        batches = lane(parts)
+
+    return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq)
+
+
+def _lanes(parts: list["_Part"]) -> list[list["_Part"]]:
+    """Files of one hive `symbol=` partition form a lane read in name (= time) order; a dataset
+    of several symbols has several lanes, merged by time so that multi-symbol consumers (the
+    engine) see one clock. Inputs without symbol partitions form one lane, read as given."""
+    lanes: dict[str, list[_Part]] = {}
+    for part in parts:
+        key = ""
+        if part.path is not None:
+            for comp in Path(part.path).parts:
+                if comp.startswith("symbol="):
+                    key = comp
+        lanes.setdefault(key, []).append(part)
+    return list(lanes.values()) if "" not in lanes else [parts]
+
+
+MERGE_CHUNK_ROWS = 262_144
+
+
+def merge_by_time(lanes: list[Iterator[pa.RecordBatch]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Merge market streams by time, keeping every venue message (same symbol and seq) whole.
+
+    Rows are ordered by (time of their message's first row, lane, position in lane), a stable
+    and deterministic order; only rows whose message time is below every open lane's last
+    buffered message time are emitted, so nothing later can sort before them.
+    """
+    n = len(lanes)
+    pend: list[pa.Table | None] = [None] * n
+    mts: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
+    done = [False] * n
+    string_schema = pa.schema([pa.field(f.name, pa.string()) if f.name == "symbol" else f for f in schema], metadata=schema.metadata)
+
+    def pull(i: int) -> None:
+        """Read lane i until it holds a chunk and its last message time moved, or it ends."""
+        have = pend[i].num_rows if pend[i] is not None else 0
+        last0 = int(mts[i][-1]) if len(mts[i]) else None
+        got = []
+        while not done[i]:
+            try:
+                b = next(lanes[i])
+            except StopIteration:
+                done[i] = True
+                break
+            got.append(pa.Table.from_batches([b]).cast(string_schema))
+            have += b.num_rows
+            if have >= MERGE_CHUNK_ROWS:
+                break
+        if got:
+            parts = ([pend[i]] if pend[i] is not None else []) + got
+            pend[i] = pa.concat_tables(parts)
+            mts[i] = _message_times(pend[i])
+            if last0 is not None and not done[i] and len(mts[i]) and int(mts[i][-1]) == last0:
+                pull(i)  # a long run at one timestamp: read on until time moves
+
+    for i in range(n):
+        pull(i)
+    while True:
+        open_lanes = [i for i in range(n) if not done[i]]
+        horizon = min((int(mts[i][-1]) for i in open_lanes if len(mts[i])), default=None)
+        taken = []
+        for i in range(n):
+            t = pend[i]
+            if t is None or t.num_rows == 0:
+                continue
+            k = t.num_rows if horizon is None else int(np.searchsorted(mts[i], horizon, side="left"))
+            if k:
+                taken.append((i, t.slice(0, k), mts[i][:k]))
+                pend[i], mts[i] = t.slice(k), mts[i][k:]
+        if taken:
+            table = pa.concat_tables([t for _, t, _ in taken])
+            keys = np.concatenate([m for _, _, m in taken])
+            lane_ix = np.concatenate([np.full(len(m), i, dtype=np.int64) for i, _, m in taken])
+            order = np.lexsort((np.arange(len(keys)), lane_ix, keys))
+            out = table.take(pa.array(order)).combine_chunks()
+            sym = out.column("symbol").dictionary_encode().combine_chunks().cast(S.SYMBOL)
+            out = out.set_column(out.schema.get_field_index("symbol"), pa.field("symbol", S.SYMBOL), sym)
+            for b in out.to_batches(max_chunksize=MERGE_CHUNK_ROWS):
+                yield pa.RecordBatch.from_arrays(b.columns, schema=schema)
+        if all(done) and all(p is None or p.num_rows == 0 for p in pend):
+            return
+        for i in open_lanes:
+            if pend[i] is None or pend[i].num_rows == 0 or (horizon is not None and len(mts[i]) and int(mts[i][-1]) <= horizon):
+                pull(i)
+
+
+def _message_times(t: pa.Table) -> np.ndarray:
+    """Per row, the timestamp of the first row of its message (consecutive rows, same seq).
+
+    Made monotone within the lane (a running maximum), so a lane whose clock steps back still
+    merges in its own order; the book reports such steps as warnings."""
+    ts = int64_view(t.column("ts"))
+    seq = t.column("seq").to_numpy()
+    if len(ts) == 0:
+        return ts
+    start = np.ones(len(ts), dtype=bool)
+    start[1:] = seq[1:] != seq[:-1]
+    first_ix = np.maximum.accumulate(np.where(start, np.arange(len(ts)), 0))
+    return np.maximum.accumulate(ts[first_ix])
 
 
 def _target_schema(kind: str, schema: pa.Schema) -> pa.Schema:
