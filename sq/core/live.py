@@ -307,7 +307,7 @@ class LiveRun:
     # -- one market batch
     def step(self, batch: Any) -> Any:
         t0 = time.perf_counter_ns()
-        out = self.engine.process(batch)
+        out = self.engine.process(batch, complete=True)  # venue sources never split a message
         self.rows += batch.num_rows
         intents = self.bridge.take_outbox()
         recs = self.rows_of(out)

@@ -454,8 +454,12 @@ class PaperRun:
             pass
 
     def step(self, batch: Any) -> Any:
-        """One market batch through the engine; its records journaled before anything else."""
-        out = self.engine.process(batch)
+        """One market batch through the engine; its records journaled before anything else.
+
+        A live venue source never splits a message across batches (the MarketSource contract),
+        so its batch closes the message at once and an order it prompts leaves now; a replayed
+        file may cut messages anywhere, so there the next batch closes it."""
+        out = self.engine.process(batch, complete=self.plan.live)
         self.rows += batch.num_rows
         extra = []
         reason = self.engine.halted
