@@ -5,6 +5,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from sq.commands._live import LiveView
 from sq.commands._options import FormatOption, OutputOption, env_of
 
 HELP = """Rebuild per-symbol L2 order books from a market stream and emit the book stream: the top
@@ -73,7 +74,7 @@ def book(
         build_book(env, source, lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS), **options)
 
 
-class LadderSink:
+class LadderSink(LiveView):
     """The terminal view: a rich Live ladder per symbol (depth bars, spread, microprice,
     imbalance, update rate), refreshed from the latest row of each symbol. Same interface as
     StreamWriter (context manager + write) so the core loop does not care where rows go."""
@@ -81,33 +82,13 @@ class LadderSink:
     def __init__(self, env, depth: int, max_symbols: int = 6):
         import time
 
-        from rich.live import Live
-
-        self.env = env
+        super().__init__(env)
         self.depth = depth
         self.max_symbols = max_symbols
         self.latest: dict[str, dict] = {}
         self.counts: dict[str, int] = {}
         self.started = time.monotonic()
         self._last_draw = 0.0
-        self.console = env.console()
-        self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
-
-    def __enter__(self):
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        import io
-
-        self.live.update(self._render(), refresh=True)
-        try:
-            return self.live.__exit__(*exc)
-        finally:
-            f = self.console.file
-            if isinstance(f, io.TextIOWrapper):  # do not let the wrapper close the real stdout when collected
-                f.flush()
-                f.detach()
 
     def write(self, batch) -> None:
         import time
@@ -125,7 +106,7 @@ class LadderSink:
         now = time.monotonic()
         if now - self._last_draw >= 0.1:
             self._last_draw = now
-            self.live.update(self._render(), refresh=True)
+            self.draw()
 
     def _render(self):
         import time

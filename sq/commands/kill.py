@@ -112,10 +112,7 @@ def _table(env, report) -> None:
             vt.add_row(v["venue"], v.get("market", ""), str(v.get("canceled", 0)), str(len(v.get("flattened") or [])),
                        f"[{'green' if v.get('ok') else 'red'}]{left}[/]", v.get("error", ""))
         console.print(vt)
-    f = console.file
-    f.flush()
-    if f is not env.stdout and hasattr(f, "detach"):  # our wrapper: leave the real stdout open
-        f.detach()
+    console.file.flush()
 
 
 def register(app: typer.Typer) -> None:

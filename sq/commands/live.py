@@ -5,6 +5,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from sq.commands._live import LiveView
 from sq.commands._options import JsonOption, env_of
 
 HELP = """Trade a strategy (mm: market maker, lt: liquidity taker) with real orders at a venue
@@ -66,7 +67,7 @@ def live(
         raise typer.Exit(code)
 
 
-class Dashboard:
+class Dashboard(LiveView):
     """The terminal view of a live run: per symbol position and PnL, working orders, fills,
     venue failures, the circuit breaker and tick-to-order latency; redrawn at most 5 times a
     second (rich Live on stdout, redirect_stdout=False)."""
@@ -74,31 +75,15 @@ class Dashboard:
     def __init__(self, env, plan, refresh_s: float = 0.2):
         import time
 
-        from rich.live import Live
-
-        self.env, self.plan, self.refresh_s = env, plan, refresh_s
+        super().__init__(env)
+        self.plan, self.refresh_s = plan, refresh_s
         self.started = time.monotonic()
         self._last = 0.0
         self.run = None
-        self.console = env.console()
-        self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
 
-    def __enter__(self):
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        import io
-
-        if self.run is not None:
-            self.live.update(self._render(), refresh=True)
-        try:
-            return self.live.__exit__(*exc)
-        finally:
-            f = self.console.file
-            if isinstance(f, io.TextIOWrapper) and f is not self.env.stdout:
-                f.flush()
-                f.detach()
+    def draw(self) -> None:
+        if self.run is not None:  # nothing to show before the first step
+            super().draw()
 
     def update(self, batch, out, run) -> None:
         import time
@@ -107,7 +92,7 @@ class Dashboard:
         now = time.monotonic()
         if now - self._last >= self.refresh_s:
             self._last = now
-            self.live.update(self._render(), refresh=True)
+            self.draw()
 
     def _render(self):
         import time

@@ -5,6 +5,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from sq.commands._live import LiveView
 from sq.commands._options import JsonOption, SeedOption, env_of
 
 HELP = """Paper-trade a strategy (mm: market maker, lt: liquidity taker) with the backtest's engine and
@@ -70,7 +71,7 @@ def paper(
         raise typer.Exit(code)
 
 
-class Dashboard:
+class Dashboard(LiveView):
     """The terminal view of a paper run: per symbol the book top, our position and PnL; our
     working orders; fills, orders and risk rejections by reason. Redrawn at most 10 times a
     second from what the engine steps produced (rich Live on stdout, redirect_stdout=False)."""
@@ -78,12 +79,10 @@ class Dashboard:
     def __init__(self, env, plan, source, refresh_s: float = 0.1):
         import time
 
-        from rich.live import Live
-
         from sq.core import book as B
         from sq.core.bookstream import BookStream
 
-        self.env = env
+        super().__init__(env)
         self.plan = plan
         self.refresh_s = refresh_s
         self.book = BookStream(source.instruments, depth=1, mode=B.MODE_INTERVAL, interval_ns=100_000_000)
@@ -96,24 +95,6 @@ class Dashboard:
         self.run = None
         self.started = time.monotonic()
         self._last = 0.0
-        self.console = env.console()
-        self.live = Live(console=self.console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False, transient=False)
-
-    def __enter__(self):
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        import io
-
-        self.live.update(self._render(), refresh=True)
-        try:
-            return self.live.__exit__(*exc)
-        finally:
-            f = self.console.file
-            if isinstance(f, io.TextIOWrapper) and f is not self.env.stdout:  # keep the real stdout open
-                f.flush()
-                f.detach()
 
     def update(self, batch, out, run) -> None:
         import time
@@ -144,7 +125,7 @@ class Dashboard:
         now = time.monotonic()
         if now - self._last >= self.refresh_s or batch is None:
             self._last = now
-            self.live.update(self._render(), refresh=True)
+            self.draw()
 
     def _render(self):
         import time

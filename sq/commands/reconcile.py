@@ -83,10 +83,7 @@ def _table(env, report) -> None:
         for x in report.differences:
             d.add_row(x.run, x.kind, x.symbol, x.client_order_id, x.trade_id, str(x.journal), str(x.venue), x.detail)
         console.print(d)
-    f = console.file
-    f.flush()
-    if f is not env.stdout and hasattr(f, "detach"):
-        f.detach()
+    console.file.flush()
 
 
 def register(app: typer.Typer) -> None:

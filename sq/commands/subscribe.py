@@ -118,31 +118,15 @@ def _live_view(env, source) -> None:
 
     view = _BookView(list(source.instruments), source.instruments)
     console = env.console()
-    try:
-        with Live(view.render(), console=console, redirect_stdout=False, redirect_stderr=False, refresh_per_second=4, transient=False) as live:
-            last = 0.0
-            for batch in source.batches():
-                view.update(batch)
-                now = time.monotonic()
-                if now - last >= 0.25:
-                    live.update(view.render())
-                    last = now
-            live.update(view.render())
-    finally:
-        _release_text_wrapper(console.file, env.stdout)
-
-
-def _release_text_wrapper(text, binary) -> None:
-    """Flush and detach the text wrapper env.console() put around our binary stdout, so that
-    collecting it later does not close stdout (a TextIOWrapper closes its buffer when freed)."""
-    import io
-
-    if isinstance(text, io.TextIOWrapper) and getattr(text, "buffer", None) is binary:
-        try:
-            text.flush()
-            text.detach()
-        except (ValueError, OSError):
-            pass
+    with Live(view.render(), console=console, redirect_stdout=False, redirect_stderr=False, refresh_per_second=4, transient=False) as live:
+        last = 0.0
+        for batch in source.batches():
+            view.update(batch)
+            now = time.monotonic()
+            if now - last >= 0.25:
+                live.update(view.render())
+                last = now
+        live.update(view.render())
 
 
 class _BookView:
