@@ -48,3 +48,21 @@ def simple_book_batch(n_messages: int = 50, symbol: str = "SIM:TEST") -> pa.Reco
         px = round(100.0 - side * 0.01 * lvl, 2)
         rows.append((2_000 + m, symbol, S.LEVEL, side, px, float(rng.integers(0, 30)), 2 + m))
     return market_rows(rows, [symbol])
+
+
+def _ints_for_times(t):
+    """Timestamp columns as int64 ns (pyarrow turns ns timestamps into Python objects only with pandas)."""
+    for i, f in enumerate(t.schema):
+        if pa.types.is_timestamp(f.type):
+            t = t.set_column(i, f.name, t.column(i).cast(pa.int64())) if isinstance(t, pa.Table) else \
+                pa.RecordBatch.from_arrays([c.cast(pa.int64()) if j == i else c for j, c in enumerate(t.columns)],
+                                           names=t.schema.names)
+    return t
+
+
+def pylist(t) -> list[dict]:
+    return _ints_for_times(t).to_pylist()
+
+
+def pydict(t) -> dict[str, list]:
+    return _ints_for_times(t).to_pydict()

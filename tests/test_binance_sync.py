@@ -173,6 +173,8 @@ def test_recorded_stream_feeds_sq_book(binance_fake, tmp_path):
 
     import pyarrow.parquet as pq
 
+    from tests.marketdata import pylist
+
     from sq.cli import app
     from sq.core.environment import Environment
     from sq.core.streams import StreamWriter
@@ -192,7 +194,7 @@ def test_recorded_stream_feeds_sq_book(binance_fake, tmp_path):
     out = tmp_path / "b.parquet"
     code = app(args=["book", str(market), "--depth", "5", "-o", str(out)], prog_name="sq", obj=env, standalone_mode=False)
     assert not code, env.stderr.getvalue()
-    last = pq.read_table(out).to_pylist()[-1]
+    last = pylist(pq.read_table(out))[-1]
     bid, ask = top(book.books["BINANCE:BTCUSDT"])
     assert (last["bid_px_0"], last["ask_px_0"]) == (bid, ask)
 

@@ -14,6 +14,8 @@ from collections import deque
 
 import numpy as np
 import pyarrow as pa
+
+from tests.marketdata import pydict
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -415,20 +417,20 @@ def test_output_buffers_are_reused_only_once_no_batch_refers_to_them():
     ev = [(i, 0, S.LEVEL, 1 if i % 2 else -1, 10.0 + (0.01 if i % 2 else 0.03) + 0.01 * (i % 5), float(i + 1), i) for i in range(40)]
     schema, batches = make_batches(ev, ["SIM:A"], [0.01], split=list(range(5, 40, 5)))
     ref = BookStream(S.schema_instruments(schema), depth=2)
-    want = pa.Table.from_batches([o.to_pylist() and pa.RecordBatch.from_pylist(o.to_pylist(), schema=o.schema) for o in map(ref.process, batches)])
+    want = pa.Table.from_batches([o for o in map(ref.process, batches) if o is not None and o.num_rows]).combine_chunks()
     bs = BookStream(S.schema_instruments(schema), depth=2)
     held = [bs.process(b) for b in batches[:3]]  # batches still referenced: three distinct buffer sets
     assert len(bs._spare) == 3
     rest = []
     for b in batches[3:]:
         out = bs.process(b)
-        rest.append(out.to_pydict())  # copied out, then dropped: its set is free for the next batch
+        rest.append(pydict(out))  # copied out, then dropped: its set is free for the next batch
         del out
     assert len(bs._spare) == 4  # the held three plus one reused for every later batch
-    got = pa.Table.from_batches(held).to_pydict()
+    got = pydict(pa.Table.from_batches(held))
     for k in got:
         got[k] += [v for r in rest for v in r[k]]
     def norm(d):  # NaN-safe comparison
         return {k: [None if isinstance(v, float) and v != v else v for v in vals] for k, vals in d.items()}
 
-    assert norm(got) == norm(want.to_pydict())
+    assert norm(got) == norm(pydict(want))
