@@ -555,7 +555,10 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
                               skip=int(checkpoint["rows"]) if checkpoint else 0)
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
+    t0 = time.monotonic()
     warm_up(config)
+    if time.monotonic() - t0 > 2.0:  # a first run compiles the numba kernels; later runs load them
+        env.info(f"engine kernels compiled in {time.monotonic() - t0:.0f}s (cached for later runs)")
 
     if plan.resume is None:
         journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
