@@ -95,6 +95,8 @@ class LadderSink(LiveView):
 
         import pyarrow.compute as pc
 
+        from sq.core.journal import rows_from_batch
+
         syms = batch.column("symbol")
         for sym in syms.dictionary.to_pylist():
             mask = pc.equal(syms.cast("string"), sym)
@@ -102,7 +104,7 @@ class LadderSink(LiveView):
             if len(idx) == 0:
                 continue
             self.counts[sym] = self.counts.get(sym, 0) + len(idx)
-            self.latest[sym] = batch.slice(idx[-1].as_py(), 1).to_pylist()[0]
+            self.latest[sym] = rows_from_batch(batch.slice(idx[-1].as_py(), 1))[0]
         now = time.monotonic()
         if now - self._last_draw >= 0.1:
             self._last_draw = now
