@@ -34,13 +34,14 @@ def posted(fake) -> list[str]:
 
 def test_place_modify_cancel_round_trip(gw, kite_env):
     fake = kite_env
-    st = gw.place(OrderRequest("NSE:RELIANCE", +1, 10, 1380.07, client_order_id="mm-1"))
-    assert st.status == "accepted" and st.venue_order_id and st.price == pytest.approx(1380.05)
+    # far below the market (inside the circuit band), so the simulated flow cannot fill it first
+    st = gw.place(OrderRequest("NSE:RELIANCE", +1, 10, 1200.07, client_order_id="mm-1"))
+    assert st.status == "accepted" and st.venue_order_id and st.price == pytest.approx(1200.05)
     o = fake.orders[st.venue_order_id]
-    assert o["tag"] == "mm-1" and o["price"] == pytest.approx(1380.05) and o["quantity"] == 10
+    assert o["tag"] == "mm-1" and o["price"] == pytest.approx(1200.05) and o["quantity"] == 10
     assert o["transaction_type"] == "BUY" and o["product"] == "MIS" and o["variety"] == "regular"
-    st = gw.modify("NSE:RELIANCE", "mm-1", price=1381.12, qty=12)
-    assert fake.orders[st.venue_order_id]["price"] == pytest.approx(1381.10) and fake.orders[st.venue_order_id]["quantity"] == 12
+    st = gw.modify("NSE:RELIANCE", "mm-1", price=1201.12, qty=12)
+    assert fake.orders[st.venue_order_id]["price"] == pytest.approx(1201.10) and fake.orders[st.venue_order_id]["quantity"] == 12
     opened = gw.open_orders("NSE:RELIANCE")
     assert [x.client_order_id for x in opened] == ["mm-1"]
     st = gw.cancel("NSE:RELIANCE", "mm-1")

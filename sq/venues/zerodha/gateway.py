@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from sq.core.exits import UsageError
+from sq.core.exits import SqError, UsageError
 from sq.venues.base import Fill, OrderRequest, OrderState, Position
 from sq.venues.zerodha import market_rules as R
 from sq.venues.zerodha.endpoints import Endpoints
@@ -314,8 +314,14 @@ class ZerodhaGateway:
         st, meta = self._known(client_order_id)
         try:
             self._call(self.kite.cancel_order, meta["variety"], meta["order_id"], kind="order")
-        except (OrderRejected, UsageError) as e:
-            st.reason = e.message  # cancel rejected (already filled / cancelled)
+        except (OrderRejected, UsageError) as e:  # cancel rejected: already filled or cancelled
+            try:  # report the venue's truth, not our last-known state
+                history = self.order_history(meta["order_id"])
+                if history:
+                    st = self._adopt(history[-1])
+            except SqError:
+                pass
+            st.reason = e.message
             return st
         with self._lock:
             if st.status in ("accepted", "partially_filled"):
