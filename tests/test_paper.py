@@ -212,6 +212,20 @@ def start_paper(args: list[str], home_env: dict) -> subprocess.Popen:
     return subprocess.Popen([SQ_BIN, "paper", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=home_env, text=True)
 
 
+def crash_paper(args, env, jdir, *, fills: int, timeout: float) -> None:
+    """Start `sq paper ARGS`, wait for `fills` fills in its journal, then kill -9 it."""
+    p = start_paper(args, env)
+    try:
+        wait_for(lambda: registered(p), 90, "sq paper to register")
+        wait_for(lambda: journal_kinds(jdir)["fill"] >= fills, timeout, "fills in the journal")
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def wait_for(cond, timeout: float, what: str) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -274,16 +288,7 @@ def test_crash_then_resume_live_keeps_positions(tmp_path):
 
     jdir = tmp_path / "crash"
     env = subprocess_env()
-    p = start_paper(["--strategy", "mm", "SIM:DEMO", "--journal", str(jdir)], env)
-    try:
-        wait_for(lambda: registered(p), 90, "sq paper to register")
-        wait_for(lambda: journal_kinds(jdir)["fill"] >= 3, 40, "fills in the journal")
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    crash_paper(["--strategy", "mm", "SIM:DEMO", "--journal", str(jdir)], env, jdir, fills=3, timeout=40)
     before = J.load(jdir)
     assert not before.sealed
     pos_before = P.journal_positions(before)
@@ -316,16 +321,7 @@ def test_crash_then_resume_replay_continues_exactly(recording, tmp_path):
                        capture_output=True, text=True, env=env, timeout=90)
     assert r.returncode == 0, r.stderr
     jdir = tmp_path / "cut"
-    p = start_paper(["--strategy", "mm", "--from", str(recording), "--realtime", "--journal", str(jdir)], env)
-    try:
-        wait_for(lambda: registered(p), 90, "sq paper to register")
-        wait_for(lambda: journal_kinds(jdir)["fill"] >= 2, 30, "fills in the journal")
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    crash_paper(["--strategy", "mm", "--from", str(recording), "--realtime", "--journal", str(jdir)], env, jdir, fills=2, timeout=30)
     assert not J.load(jdir).sealed
     r2 = subprocess.run([SQ_BIN, "paper", "--resume", str(jdir), "--json"], capture_output=True, text=True, env=env, timeout=90)
     assert r2.returncode == 0, r2.stderr

@@ -453,7 +453,7 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
                     yield S.conform(batch, kind, target)
                 except KeyError as e:
                     raise DataError(f"{opened.name}: {kind} stream lacks required column {e.args[0]!r}") from None
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                except pa.ArrowException as e:  # invalid, type or unsupported cast
                     raise DataError(f"{opened.name}: column types do not fit the {kind} schema: {_first_line(e)}") from None
 
     lanes = _lanes(parts)
