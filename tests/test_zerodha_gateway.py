@@ -128,7 +128,10 @@ def test_listings_shaped_like_the_mocks(gw, kite_env):
 
 def test_revoked_token_and_errors_map_to_exit_codes(gw, kite_env):
     fake = kite_env
-    fake.forced_error = (429, "NetworkException", "Too many requests")
+    gw.backoff_s = 0.01
+    fake.forced_error = (429, "NetworkException", "Too many requests")  # one 429: Kite acted on nothing; retried
+    assert isinstance(gw.orders(), list)
+    fake.forced = [(429, "NetworkException", "Too many requests")] * (gw.retries_429 + 1)  # a storm outlasting the retries
     with pytest.raises(TempFailure):
         gw.orders()
     fake.forced_error = (503, "NetworkException", "OMS down")

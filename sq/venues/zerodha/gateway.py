@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from sq.core.exits import SqError, UsageError
+from sq.core.exits import SqError, TempFailure, UsageError, VenueUnavailable
 from sq.venues.base import Fill, OrderRequest, OrderState, Position
 from sq.venues.zerodha import market_rules as R
 from sq.venues.zerodha.endpoints import Endpoints
@@ -83,7 +83,8 @@ class ZerodhaGateway:
 
     def __init__(self, config, env, *, product: str = "MIS", variety: str = "regular", freeze_qty: dict | None = None,
                  enforce_hours: bool = True, enforce_circuit: bool = True, market_protection: float = -1,
-                 clock: Callable[[], dt.datetime] | None = None, kite: Any = None, limits: KiteLimits | None = None):
+                 clock: Callable[[], dt.datetime] | None = None, kite: Any = None, limits: KiteLimits | None = None,
+                 timeout: float = 15.0, retries_429: int = 4, backoff_s: float = 0.25):
         z = config.zerodha
         self.env = env
         self.api_key, token = access_token(z)
@@ -91,7 +92,7 @@ class ZerodhaGateway:
         if kite is None:
             from kiteconnect import KiteConnect
 
-            kite = KiteConnect(self.api_key, access_token=token, root=self.endpoints.root, timeout=15)
+            kite = KiteConnect(self.api_key, access_token=token, root=self.endpoints.root, timeout=timeout)
         self.kite = kite
         self.product = product.upper()
         self.variety = variety.lower()
@@ -101,6 +102,8 @@ class ZerodhaGateway:
         self.market_protection = market_protection
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.limits = limits or KiteLimits()
+        self.retries_429 = retries_429
+        self.backoff_s = backoff_s
         self.table = parse_csv(load_dump(self.endpoints, self.api_key, token))
         self._lock = threading.RLock()
         self._orders: dict[str, OrderState] = {}  # client order id → state
@@ -112,11 +115,18 @@ class ZerodhaGateway:
     # ------------------------------------------------------------------ plumbing
 
     def _call(self, fn: Callable, *args, kind: str = "request", **kwargs):
-        {"request": self.limits.request, "quote": self.limits.quote, "order": self.limits.order}[kind]()
-        try:
-            return fn(*args, **kwargs)
-        except Exception as e:  # kiteconnect and requests errors → sq errors
-            raise map_exception(e) from None
+        """One Kite call through the token buckets. HTTP 429 means Kite refused the request before
+        acting on it (nothing placed, modified or cancelled), so it is retried with a growing pause
+        (`retries_429` times) before the rate-limit error (75) is raised."""
+        for attempt in range(self.retries_429 + 1):
+            {"request": self.limits.request, "quote": self.limits.quote, "order": self.limits.order}[kind]()
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:  # kiteconnect and requests errors → sq errors
+                if getattr(e, "code", None) == 429 and attempt < self.retries_429:
+                    time.sleep(self.backoff_s * (2 ** attempt))
+                    continue
+                raise map_exception(e) from None
 
     def instrument(self, symbol: str) -> KiteInstrument:
         return resolve([symbol], self.table)[0]
@@ -350,6 +360,22 @@ class ZerodhaGateway:
     def attach(self, source) -> None:
         """Follow order updates from a ZerodhaSource's ticker postbacks."""
         source.on_order(self.on_postback)
+
+    def order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """The venue's state of the order tagged `client_order_id` (GET /orders, matched on the tag
+        that carries sq's client id), or None when Kite never saw it. Raises VenueUnavailable when
+        the venue cannot tell (unreachable, or still rate limiting after the retries) — an
+        uncertain send is then never re-sent blindly."""
+        try:
+            listing = self._call(self.kite.orders)
+        except TempFailure as e:
+            raise VenueUnavailable(f"{e.message} (looking up order {client_order_id})") from None
+        want = symbol.upper() if symbol else None
+        hits = [o for o in listing if o.get("tag") == client_order_id
+                and (want is None or f"{o.get('exchange')}:{o.get('tradingsymbol')}".upper() == want)]
+        if not hits:
+            return None
+        return self._adopt(hits[-1])
 
     def order_state(self, client_order_id: str) -> OrderState | None:
         with self._lock:

@@ -71,6 +71,19 @@ class KiteFake:
         self.forced_error: tuple[int, str, str] | None = None  # next API call answers this error
         self.reject_orders: tuple[str, str] | None = None  # (error_type, message) for every placement
         self.rate_limit: float | None = None  # requests per second before 429
+        # fault injection (tests of uncertain sends, storms, refusals), in the style of the Binance fake:
+        # `forced` — (http status, error_type, message) answered by the next API calls, in order (a 429
+        # storm is [(429, "NetworkException", "Too many requests")] * n); `order_faults` — faults of
+        # order placements, taken in order: "timeout" executes the order, then answers only after
+        # `order_fault_delay_s` (the client has given up), "drop" executes it and closes the connection
+        # without an answer; `cancel_error` — every cancel is refused with this (status, type, message)
+        self.forced: list[tuple[int, str, str]] = []
+        self.order_faults: list[str] = []
+        self.order_fault_delay_s = 3.0
+        self.cancel_error: tuple[int, str, str] | None = None
+        # /portfolio/positions: the official mock's rows (an account with history elsewhere) when True,
+        # always followed by the net positions of the trades made at this fake
+        self.mock_positions = True
         self.paused = False
         self._ids = itertools.count(250101000000001)
         self._window: list[float] = []
@@ -150,9 +163,75 @@ class KiteFake:
             self._window = [t for t in self._window if now - t < 1.0] + [now]
             return len(self._window) > self.rate_limit
 
+    def placed(self, tag: str | None = None) -> list[dict]:
+        """Orders placed at this fake (optionally only those with this tag), in placement order."""
+        with self.lock:
+            return [dict(o) for o in self.orders.values() if tag is None or o.get("tag") == tag]
+
+    def open_orders(self) -> list[dict]:
+        with self.lock:
+            return [dict(o) for o in self.orders.values() if o["status"] in ("OPEN", "TRIGGER PENDING")]
+
+    def net_positions(self) -> list[dict]:
+        """Kite-shaped net positions of the trades made at this fake, one per (instrument, product)."""
+        template = self.mock("positions")["data"]["net"][0]
+        acc: dict[tuple, dict] = {}
+        with self.lock:
+            trades = [dict(t) for t in self.matching.trades]
+        for t in trades:
+            key = (t["exchange"], t["tradingsymbol"], t["product"])
+            a = acc.setdefault(key, {"token": t["instrument_token"], "bq": 0, "bv": 0.0, "sq": 0, "sv": 0.0})
+            if t["transaction_type"] == "BUY":
+                a["bq"] += int(t["quantity"])
+                a["bv"] += float(t["quantity"]) * float(t["average_price"])
+            else:
+                a["sq"] += int(t["quantity"])
+                a["sv"] += float(t["quantity"]) * float(t["average_price"])
+        out = []
+        for (ex, ts, product), a in acc.items():
+            qty = a["bq"] - a["sq"]
+            last = float(self.market_quote(a["token"]).get("last_price") or 0.0)
+            avg = (a["bv"] / a["bq"] if qty > 0 else a["sv"] / a["sq"] if qty < 0 else 0.0)
+            realised = (a["sv"] / a["sq"] - a["bv"] / a["bq"]) * min(a["bq"], a["sq"]) if a["bq"] and a["sq"] else 0.0
+            p = dict(template)
+            p.update({"tradingsymbol": ts, "exchange": ex, "instrument_token": a["token"], "product": product, "quantity": qty,
+                      "overnight_quantity": 0, "multiplier": 1, "average_price": round(avg, 4), "close_price": 0,
+                      "last_price": last, "value": round(a["sv"] - a["bv"], 4), "buy_quantity": a["bq"], "sell_quantity": a["sq"],
+                      "buy_price": round(a["bv"] / a["bq"], 4) if a["bq"] else 0, "sell_price": round(a["sv"] / a["sq"], 4) if a["sq"] else 0,
+                      "buy_value": round(a["bv"], 4), "sell_value": round(a["sv"], 4), "day_buy_quantity": a["bq"],
+                      "day_sell_quantity": a["sq"], "day_buy_value": round(a["bv"], 4), "day_sell_value": round(a["sv"], 4),
+                      "realised": round(realised, 4), "unrealised": round(qty * (last - avg), 4) if qty else 0,
+                      "pnl": round(a["sv"] - a["bv"] + qty * last, 4), "m2m": round(a["sv"] - a["bv"] + qty * last, 4)})
+            out.append(p)
+        return out
+
     def postback(self, order: dict) -> None:
         if self.ticker is not None:
             self.ticker.broadcast(json.dumps({"type": "order", "data": order}))
+
+
+OPEN_HOURS_DIR = Path(__file__).resolve().parent / "openhours"
+
+
+def open_hours_env(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` for an `sq` subprocess whose Zerodha market-hours check runs at a fixed Monday
+    10:00 IST (openhours/sitecustomize.py), so live tests pass at any wall-clock time."""
+    env = dict(environ)
+    env["PYTHONPATH"] = str(OPEN_HOURS_DIR) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["SQ_TEST_KITE_OPEN_HOURS"] = "1"
+    return env
+
+
+@pytest.fixture
+def kite_open_hours(monkeypatch):
+    """The same fixed market time for gateways opened inside the test process."""
+    import datetime as dt
+
+    from sq.venues.zerodha import market_rules as R
+
+    real = R.hours_violation
+    now = dt.datetime(2025, 11, 24, 10, 0, tzinfo=R.IST)
+    monkeypatch.setattr(R, "hours_violation", lambda _now, exchange, variety="regular": real(now, exchange, variety))
 
 
 @pytest.fixture

@@ -110,13 +110,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             code, etype, msg = f.forced_error
             f.forced_error = None
             return self._json(code, _err(etype, msg))
+        with f.lock:
+            forced = f.forced.pop(0) if f.forced else None
+        if forced is not None:
+            code, etype, msg = forced
+            return self._json(code, _err(etype, msg))
         if path == "/session/token" and method == "DELETE":
             f.valid_tokens.discard((self.headers.get("Authorization") or "").split(":", 1)[-1])
             return self._json(200, f.mock("session_logout"))
         if path == "/instruments" and method == "GET":
             return self._send(200, f.instruments_csv.encode(), "text/csv")
+        if method == "GET" and path == "/portfolio/positions":
+            body = f.mock("positions")
+            mine = f.net_positions()
+            for part in ("net", "day"):
+                body["data"][part] = (body["data"][part] if f.mock_positions else []) + copy.deepcopy(mine)
+            return self._json(200, body)
         static = {"/user/profile": "profile", "/user/margins": "margins", "/user/margins/equity": "margins_equity",
-                  "/user/margins/commodity": "margin_commodity", "/portfolio/positions": "positions",
+                  "/user/margins/commodity": "margin_commodity",
                   "/portfolio/holdings": "holdings", "/quote/ltp": "ltp", "/quote/ohlc": "ohlc"}
         if method == "GET" and path in static:
             return self._json(200, f.mock(static[path]))
@@ -262,6 +273,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f.postback(o)
         body = f.mock("order_response")
         body["data"]["order_id"] = oid
+        with f.lock:
+            fault = f.order_faults.pop(0) if f.order_faults else None
+        if fault == "drop":  # executed, but the answer never leaves: the connection just closes
+            import socket
+
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if fault == "timeout":  # executed; the answer comes after the client gave up
+            time.sleep(f.order_fault_delay_s)
+            try:
+                self._json(200, body)
+            except OSError:
+                pass
+            return
         self._json(200, body)
 
     def _modify(self, oid: str) -> None:
@@ -284,6 +313,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _cancel(self, oid: str) -> None:
         f = self.fake
+        if f.cancel_error is not None:
+            code, etype, msg = f.cancel_error
+            return self._json(code, _err(etype, msg))
         with f.lock:
             o = f.orders.get(oid)
             if o is None or o["status"] != "OPEN" or not f.matching.cancel(oid):
