@@ -16,7 +16,8 @@ last saw it (side, price, quantity, status, filled quantity, venue id) and every
   last PnL mark's position equals the net of the fills, and a sealed run has no order left open.
 
 Differences (`Diff`): `missing_at_venue`, `missing_in_journal`, `status`, `filled_qty`,
-`missing_fill`, `phantom_fill`, `fill_qty`, `fill_price`, `fill_side`, `position`,
+`missing_fill`, `phantom_fill`, `fill_qty`, `fill_price`, `fill_side`, `order_side`, `order_qty`,
+`order_price`, `position`,
 `fill_without_order`, `open_after_end`. Quantities and prices are equal within `tolerance`
 (absolute, default 1e-9 — venue decimals survive a float round trip exactly).
 
@@ -173,6 +174,14 @@ def view_of(loaded: "J.Loaded") -> JournalView:
             o = v.orders.get(cid)
             if o is None:
                 o = v.orders[cid] = JOrder(cid, str(d.get("symbol", "")), int(d.get("side") or 0), _f(d.get("price")), _f(d.get("qty")))
+            else:  # a later row (a modify, or a reconcile adopting the venue's fields) updates them
+                if int(d.get("side") or 0):
+                    o.side = int(d["side"])
+                px, q = _f(d.get("price")), _f(d.get("qty"))
+                if math.isfinite(px) and px > 0:
+                    o.price = px
+                if math.isfinite(q) and q > 0:
+                    o.qty = q
             event = str(d.get("event") or o.status)
             if not (o.status in CLOSED and event == "cancel_rejected"):  # a late cancel of a done order changes nothing
                 o.status = event
@@ -326,7 +335,11 @@ def venue_truth(gateway: Any, v: JournalView) -> VenueTruth:
         if query is None:
             continue
         try:
-            t.orders[cid] = query(o.symbol, cid)
+            st = query(o.symbol, cid)
+            if st is None:  # gateways whose lookup answers None for an id the venue never saw (Zerodha)
+                t.unknown.add(cid)
+            else:
+                t.orders[cid] = st
         except SqError as e:
             if _unknown_order(e):
                 t.unknown.add(cid)
@@ -382,11 +395,11 @@ def compare(v: JournalView, t: VenueTruth, tol: float) -> list[Diff]:
                               "the venue has a fill the journal lacks", fix=row))
             continue
         if int(j.get("side") or 0) != int(f.side):
-            diffs.append(Diff(v.run_id, "fill_side", f.symbol, f.client_order_id, key[1], j.get("side"), f.side, "side differs"))
+            diffs.append(Diff(v.run_id, "fill_side", f.symbol, f.client_order_id, key[1], j.get("side"), f.side, "side differs", fix=row))
         if not _close(float(j.get("qty") or 0), float(f.qty), tol):
-            diffs.append(Diff(v.run_id, "fill_qty", f.symbol, f.client_order_id, key[1], j.get("qty"), f.qty, "quantity differs"))
+            diffs.append(Diff(v.run_id, "fill_qty", f.symbol, f.client_order_id, key[1], j.get("qty"), f.qty, "quantity differs", fix=row))
         if not _close(float(j.get("price") or 0), float(f.price), tol * max(1.0, abs(float(f.price)))):
-            diffs.append(Diff(v.run_id, "fill_price", f.symbol, f.client_order_id, key[1], j.get("price"), f.price, "price differs"))
+            diffs.append(Diff(v.run_id, "fill_price", f.symbol, f.client_order_id, key[1], j.get("price"), f.price, "price differs", fix=row))
     for key, j in v.fills.items():
         if key not in t.fills and (j.get("client_order_id") in v.orders):
             diffs.append(Diff(v.run_id, "phantom_fill", key[0], str(j.get("client_order_id")), key[1], j.get("qty"), None,
@@ -412,6 +425,7 @@ def compare(v: JournalView, t: VenueTruth, tol: float) -> list[Diff]:
         elif not _close(jfilled, vfilled, tol):
             diffs.append(Diff(v.run_id, "filled_qty", o.symbol, cid, journal=jfilled, venue=vfilled, detail="filled quantity differs",
                               fix=_order_row(o, vstatus, vfilled, "reconcile: filled quantity adopted from the venue", st.venue_order_id, now)))
+        diffs.extend(_field_diffs(v.run_id, o, st, vstatus, vfilled, tol, now))
     for cid in t.open_ids - set(v.orders):
         st = t.orders[cid]
         diffs.append(Diff(v.run_id, "missing_in_journal", st.symbol, cid, journal=None, venue=_event_of(st.status),
@@ -427,6 +441,25 @@ def compare(v: JournalView, t: VenueTruth, tol: float) -> list[Diff]:
                 diffs.append(Diff(v.run_id, "position", sym, journal=mine.get(sym, 0.0), venue=q,
                                   detail="net position differs (the account is assumed to trade only through sq)"))
     return diffs
+
+
+def _field_diffs(run: str, o: JOrder, st: Any, vstatus: str, vfilled: float, tol: float, now: int) -> list[Diff]:
+    """Side, quantity and limit price of an order as the venue has it vs the journal (a venue
+    without the field — a market order's price, a missing quantity — is not compared)."""
+    out = []
+    vside, vqty, vpx = int(getattr(st, "side", 0) or 0), _f(getattr(st, "qty", None)), _f(getattr(st, "price", None))
+    checks = [("order_side", o.side, vside, bool(vside) and bool(o.side) and vside != o.side),
+              ("order_qty", o.qty, vqty, math.isfinite(vqty) and vqty > 0 and math.isfinite(o.qty) and not _close(o.qty, vqty, tol)),
+              ("order_price", o.price, vpx, math.isfinite(vpx) and vpx > 0 and math.isfinite(o.price)
+               and not _close(o.price, vpx, tol * max(1.0, abs(vpx))))]
+    for kind, mine, theirs, differs in checks:
+        if not differs:
+            continue
+        fixed = JOrder(o.client_order_id, o.symbol, vside or o.side, vpx if math.isfinite(vpx) and vpx > 0 else o.price,
+                       vqty if math.isfinite(vqty) and vqty > 0 else o.qty, o.status, o.filled_qty, o.venue_order_id)
+        out.append(Diff(run, kind, o.symbol, o.client_order_id, journal=mine, venue=theirs, detail=kind.split("_")[1] + " differs",
+                        fix=_order_row(fixed, vstatus, vfilled, "reconcile: order fields adopted from the venue", st.venue_order_id, now)))
+    return out
 
 
 def _event_of(status: str) -> str:
@@ -462,8 +495,9 @@ def fix_records(diffs: Iterable[Diff], source: str) -> list[tuple[str, dict]]:
     diffs = [d for d in diffs if d.fix is not None]
     if not diffs:
         return []
-    fills = [("fill", d.fix) for d in diffs if d.kind == "missing_fill"]
-    orders = [("order", d.fix) for d in diffs if d.kind != "missing_fill"]
+    fill_kinds = ("missing_fill", "fill_side", "fill_qty", "fill_price")  # the venue's fill row replaces the journal's
+    fills = [("fill", d.fix) for d in diffs if d.kind in fill_kinds]
+    orders = [("order", d.fix) for d in diffs if d.kind not in fill_kinds]
     audit = {"ts": time.time_ns(), "by": source, "pid": os.getpid(),
              "changes": [{"kind": d.kind, "symbol": d.symbol, "client_order_id": d.client_order_id, "trade_id": d.trade_id,
                           "journal": d.journal, "venue": d.venue} for d in diffs]}

@@ -14,7 +14,8 @@ module speaks the few REST calls it needs with the standard library only (`urlli
   (`max_order_size` of the instrument, `risk.max_notional`) allow per order. Spot holds balances,
   not positions: nothing is sold.
 * Zerodha: `GET /orders` → `DELETE /orders/{variety}/{order_id}` for each open one; `--flatten`:
-  net positions from `/portfolio/positions`, closed with MARKET orders of the same product.
+  net positions from `/portfolio/positions`, closed with MARKET orders of the same product (with
+  Kite's automatic `market_protection`, which Kite requires since April 2026); HTTP 429 is retried.
 
 Signatures are HMAC-SHA256 (Binance) and `token api_key:access_token` headers (Kite); secrets only
 ever go into a signature or a header, never into a message, result or exception text.
@@ -219,8 +220,18 @@ def kill_zerodha(api_key: str, token: str, root: str, *, symbol: str | None, fla
     r = VenueResult("zerodha", "kite")
     start = time.perf_counter()
 
+    def call(method: str, url: str, hdrs: dict, body: bytes | None = None) -> Any:
+        # HTTP 429: Kite refused the request without acting on it; a panic button tries again
+        for attempt in range(4):
+            try:
+                return _request(method, url, hdrs, body)
+            except VenueError as e:
+                if e.status != 429 or attempt == 3:
+                    raise
+                time.sleep(0.1 * 2 ** attempt)
+
     def open_orders() -> list[dict]:
-        docs = _request("GET", root + "/orders", headers).get("data") or []
+        docs = call("GET", root + "/orders", headers).get("data") or []
         return [o for o in docs if str(o.get("status", "")).upper() in KITE_OPEN
                 and (want is None or f"{o.get('exchange')}:{o.get('tradingsymbol')}".upper() == want)]
 
@@ -229,13 +240,13 @@ def kill_zerodha(api_key: str, token: str, root: str, *, symbol: str | None, fla
             if r.first_request_s is None:
                 r.first_request_s = time.perf_counter() - t0
             try:
-                _request("DELETE", f"{root}/orders/{o.get('variety') or 'regular'}/{o['order_id']}", headers)
+                call("DELETE", f"{root}/orders/{o.get('variety') or 'regular'}/{o['order_id']}", headers)
                 r.canceled += 1
             except VenueError as e:
                 if e.status not in (400, 404):  # already done: the listing below tells
                     raise
         if flatten:
-            for p in (_request("GET", root + "/portfolio/positions", headers).get("data") or {}).get("net", []):
+            for p in (call("GET", root + "/portfolio/positions", headers).get("data") or {}).get("net", []):
                 sym = f"{p.get('exchange')}:{p.get('tradingsymbol')}".upper()
                 qty = float(p.get("quantity") or 0)
                 if not qty or (want and sym != want):
@@ -246,8 +257,10 @@ def kill_zerodha(api_key: str, token: str, root: str, *, symbol: str | None, fla
                     body = urllib.parse.urlencode({"exchange": p["exchange"], "tradingsymbol": p["tradingsymbol"],
                                                    "transaction_type": "SELL" if qty > 0 else "BUY", "quantity": int(q),
                                                    "order_type": "MARKET", "product": p.get("product") or "MIS",
-                                                   "validity": "DAY", "tag": "sqflatten"}).encode()
-                    doc = _request("POST", root + "/orders/regular", {**headers, "Content-Type": "application/x-www-form-urlencoded"}, body)
+                                                   # since April 2026 Kite refuses MARKET orders without a
+                                                   # non-zero market protection; -1 = Kite's automatic one
+                                                   "market_protection": -1, "validity": "DAY", "tag": "sqflatten"}).encode()
+                    doc = call("POST", root + "/orders/regular", {**headers, "Content-Type": "application/x-www-form-urlencoded"}, body)
                     r.flattened.append({"symbol": sym, "side": "SELL" if qty > 0 else "BUY", "qty": q,
                                         "order_id": str((doc.get("data") or {}).get("order_id", ""))})
                     left -= q

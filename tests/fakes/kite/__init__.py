@@ -81,6 +81,7 @@ class KiteFake:
         self.order_faults: list[str] = []
         self.order_fault_delay_s = 3.0
         self.cancel_error: tuple[int, str, str] | None = None
+        self.throttled = 0  # 429 answers sent (rate limit or forced)
         # /portfolio/positions: the official mock's rows (an account with history elsewhere) when True,
         # always followed by the net positions of the trades made at this fake
         self.mock_positions = True

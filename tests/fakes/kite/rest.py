@@ -52,9 +52,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _json(self, code: int, obj, extra: dict | None = None) -> None:
         self._send(code, json.dumps(obj).encode(), "application/json", extra)
 
-    def _form(self) -> dict[str, str]:
+    def _read_body(self) -> None:
+        # read the whole body before any answer, errors included: an unread body left on a
+        # keep-alive connection would be parsed as the next request
         n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n).decode() if n else ""
+        self._body = self.rfile.read(n).decode() if n else ""
+
+    def _form(self) -> dict[str, str]:
+        raw = self._body
         if "json" in (self.headers.get("Content-Type") or ""):
             return json.loads(raw or "{}")
         return {k: v[-1] for k, v in parse_qs(raw).items()}
@@ -72,6 +77,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _limited(self) -> bool:
         if self.fake.rate_limit_exceeded():
+            self.fake.throttled += 1
             self._json(429, _err("NetworkException", "Too many requests"))
             return True
         return False
@@ -93,6 +99,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         f = self.fake
         path = urlparse(self.path).path
+        self._read_body()
         f.requests.append((method, path))
         if path == "/api/login" and method == "POST":
             return self._web_login()
@@ -114,6 +121,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             forced = f.forced.pop(0) if f.forced else None
         if forced is not None:
             code, etype, msg = forced
+            f.throttled += code == 429
             return self._json(code, _err(etype, msg))
         if path == "/session/token" and method == "DELETE":
             f.valid_tokens.discard((self.headers.get("Authorization") or "").split(":", 1)[-1])

