@@ -220,3 +220,103 @@ def test_kill9_fifty_times(binance_fake, tmp_path, isolated_home):
     fake = binance_fake()
     journal, outputs, _ = _crash_cycles(fake, tmp_path, 50, seed=5)
     _no_secrets(fake, [journal, isolated_home, Path(os.environ["SQ_HOME"])], outputs)
+
+
+# ---------------------------------------------------------------------------------------------- pushed updates, config, earlier runs
+
+
+def _records(journal):
+    from sq.core import journal as J
+
+    return J.load(journal).records
+
+
+def test_fills_arrive_over_the_user_stream_not_by_polling(binance_fake, tmp_path):
+    """With the safety-net sweep pushed out to 10 minutes, every fill the venue made while the run
+    traded is journaled before the halt: they can only have come over the user-data stream."""
+    fake = binance_fake()
+    cfg = tmp_path / "push.toml"
+    cfg.write_text('trading_mode = "live"\n[risk]\nmax_order_rate = 20\n[live]\nsweep_interval_s = 600\n')
+    os.chmod(cfg, 0o600)
+    journal = tmp_path / "push"
+    r = subprocess.run([SQ_BIN, *LIVE, "--param", "clip=0.05", "--journal", str(journal), "--config", str(cfg), "--confirm-live",
+                        "--json", "--for", "6s"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    recs = _records(journal)
+    halt = next(i for i, rec in enumerate(recs) if rec.kind == "halt")
+    pushed_fills = [rec for rec in recs[:halt] if rec.kind == "fill"]
+    assert summary["order_updates_pushed"] > 0 and summary["sweeps"] == 0
+    assert pushed_fills, "no fill journaled while the run traded"
+    assert {str(t["id"]) for t in fake.exchange.trades} >= {rec.data["trade_id"] for rec in pushed_fills}
+    doc = json.loads(subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json"], capture_output=True, text=True,
+                                    env=subprocess_env(), timeout=60).stdout)
+    assert doc["differences"] == 0
+
+
+def test_breaker_settings_come_from_the_live_table_and_flags_override(sq, tmp_path):
+    from sq.core.config import load_config
+    from sq.core.live import LiveOptions, safety_of
+
+    cfg = tmp_path / "b.toml"
+    cfg.write_text('trading_mode = "live"\n[live]\nbreaker_failures = 3\nbreaker_cooldown = 2.5\norder_timeout_s = 1.5\n')
+    env = type("E", (), {"config_path": str(cfg), "environ": {}})()
+    config = load_config(env)
+    s = safety_of(LiveOptions(), config)
+    assert (s.breaker_failures, s.breaker_cooldown_s, s.order_timeout_s) == (3, 2.5, 1.5)
+    s = safety_of(LiveOptions(breaker_failures=7), config)
+    assert s.breaker_failures == 7 and s.breaker_cooldown_s == 2.5
+    bad = tmp_path / "bad.toml"
+    bad.write_text('trading_mode = "live"\n[live]\nbreaker_failures = 0\n')
+    r = sq(LIVE + ["--config", str(bad), "--confirm-live"])
+    assert r.exit_code == 78 and "live.breaker_failures" in r.stderr and "≥ 1" in r.stderr
+    bad.write_text('trading_mode = "live"\n[live]\nbreaker_fails = 2\n')
+    r = sq(LIVE + ["--config", str(bad), "--confirm-live"])
+    assert r.exit_code == 78 and "breaker_failures" in r.stderr  # the typo named, the right key suggested
+    r = sq(LIVE + ["--config", str(_cfg(tmp_path)), "--confirm-live", "--breaker-failures", "0"])
+    assert r.exit_code == 2 and "--breaker-failures" in r.stderr
+
+
+def test_a_new_run_reconciles_earlier_crashed_runs_before_its_first_order(binance_fake, tmp_path, isolated_home):
+    """A run killed with orders working leaves them at the venue; the next (new, not resumed) run
+    on the same symbol cancels them and adopts the venue's truth into the dead run's journal
+    before it sends anything, so a cron `sq reconcile` over every recent run is clean."""
+    from sq.core import paths
+
+    fake = binance_fake()
+    runs = paths.data_dir() / "runs"
+    first = runs / "first"
+    p = _live(tmp_path, first, "--for", "60s")
+    _registered(p)
+    deadline = time.time() + 30
+    left: set = set()
+    while time.time() < deadline and not left:  # freeze it; kill it only with an order working
+        time.sleep(0.1)
+        fake.paused = True  # no market flow from here on: what the dead run leaves stays working
+        p.send_signal(signal.SIGSTOP)
+        time.sleep(0.05)
+        left = {o.client_id for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")}
+        if not left:
+            fake.paused = False
+            p.send_signal(signal.SIGCONT)
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=30)
+    assert left, "the run never had an order working"
+    second = runs / "second"
+    p = _live(tmp_path, second, "--for", "5s")
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(r.kind == "audit" and "start of run" in str(r.data.get("by")) for r in _records(first)):
+        time.sleep(0.05)
+    fake.paused = False  # the earlier run is reconciled: let the market (and the new run) trade
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    start = next(r for r in _records(second) if r.kind == "audit")
+    earlier = start.data["venue_before_first_order"]["earlier_runs"]
+    assert [e["journal"] for e in earlier] == [str(first)] and earlier[0]["canceled"] == len(left), earlier
+    first_sent = next(i for i, r in enumerate(_records(second)) if r.kind == "order")
+    assert first_sent > 0  # the audit (with the cancels) precedes the first order
+    assert not any(o.client_id in left and o.status in ("NEW", "PARTIALLY_FILLED") for o in fake.exchange.orders.values())
+    assert any(r.kind == "audit" and "start of run" in str(r.data.get("by")) for r in _records(first))
+    r = subprocess.run([SQ_BIN, "reconcile", "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["differences"] == 0 and len(doc["runs"]) == 2, r.stdout

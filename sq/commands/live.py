@@ -17,9 +17,12 @@ It starts only when the config says trading_mode = "live" (else exit 78) AND you
 others (77) and when another sq live trades any of the same symbols (75). Before its first order
 it reconciles with the venue. Every order is journaled (hash-chained, fsync'd) before it is sent;
 client order ids are deterministic (run id + counter), so a retried send can never double an
-order and a send that timed out is resolved by asking the venue for its client id. A circuit
-breaker stops new orders after --breaker-failures venue failures in a row and tries again after
---breaker-cooldown seconds. Ctrl-C, SIGTERM or sq kill cancel every order, reconcile, seal the
+order and a send that timed out is resolved by asking the venue for its client id. Order updates
+come from the venue's own stream (Binance user data, Kite postbacks), with a periodic check at
+the venue as a safety net. A circuit breaker stops new orders after --breaker-failures venue
+failures in a row and tries again after --breaker-cooldown seconds (both also in the config's
+[live] table). Before the first order, the journals of earlier live runs on the same symbols are
+reconciled and the orders they left open are cancelled. Ctrl-C, SIGTERM or sq kill cancel every order, reconcile, seal the
 journal and exit 0; any other error cancels the run's orders at the venue before exiting
 non-zero. A crashed run continues with --resume DIR (replay, reconcile, cancel what the dead
 process left working, continue). On a terminal a live dashboard is shown."""
@@ -48,9 +51,9 @@ def live(
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the crashed live run whose journal is in DIR.", show_default=False)] = None,
     params: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="Strategy/risk parameter k=v (clip, threshold, max_order_size, max_position, max_loss); repeatable.", show_default=False)] = None,
     for_: Annotated[Optional[str], typer.Option("--for", help="Stop cleanly after this long (30s, 6h).", show_default=False)] = None,
-    order_timeout: Annotated[float, typer.Option("--order-timeout", help="Seconds to wait for a venue answer before resolving the order by its client id.")] = 5.0,
-    breaker_failures: Annotated[int, typer.Option("--breaker-failures", help="Venue failures in a row that open the circuit breaker (no new orders).")] = 5,
-    breaker_cooldown: Annotated[float, typer.Option("--breaker-cooldown", help="Seconds the breaker stays open before one trial order.")] = 10.0,
+    order_timeout: Annotated[Optional[float], typer.Option("--order-timeout", help="Seconds to wait for a venue answer before resolving the order by its client id (config: live.order_timeout_s, default 5).", show_default=False)] = None,
+    breaker_failures: Annotated[Optional[int], typer.Option("--breaker-failures", help="Venue failures in a row that open the circuit breaker: no new orders (config: live.breaker_failures, default 5).", show_default=False)] = None,
+    breaker_cooldown: Annotated[Optional[float], typer.Option("--breaker-cooldown", help="Seconds the breaker stays open before one trial order (config: live.breaker_cooldown_s, default 10).", show_default=False)] = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.core.live import LiveOptions, run_live

@@ -93,8 +93,10 @@ class Secret:
 # Field metadata: "aliases" are extra accepted key names (e.g. the environment-variable spelling).
 
 
-def _f(default: Any = None, *aliases: str, factory: Any = None) -> Any:
-    md = {"aliases": aliases}
+def _f(default: Any = None, *aliases: str, factory: Any = None, minimum: float | None = None, above: float | None = None) -> Any:
+    """A config field with its alias names (other spellings, environment variables) and bounds:
+    `minimum` (value ≥ it) or `above` (value > it), checked when the file is read (exit 78)."""
+    md = {"aliases": aliases, "minimum": minimum, "above": above}
     if factory is not None:
         return field(default_factory=factory, metadata=md)
     return field(default=default, metadata=md)
@@ -172,6 +174,29 @@ class BinanceConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    """`sq live` safety settings (ARCHITECTURE §8), `[live]` in the config; the command's flags
+    override them for one run.
+
+    The circuit breaker opens after `breaker_failures` venue failures in a row (no new orders) and
+    lets one trial order through after `breaker_cooldown_s`. A send with no answer within
+    `order_timeout_s` is resolved by asking the venue for its client id. Working orders are
+    checked at the venue every `sweep_interval_s` while the venue's order-update stream (Binance
+    user data, Kite postbacks) is up, every `sweep_fallback_s` while it is down. Before its first
+    order a new run reconciles the journals of earlier live runs on its venue and symbols changed
+    within `previous_runs_hours` (0 = never) and cancels the orders they left open.
+    """
+
+    breaker_failures: int = _f(5, minimum=1)
+    breaker_cooldown_s: float = _f(10.0, "breaker_cooldown", minimum=0.0)
+    order_timeout_s: float = _f(5.0, "order_timeout", above=0.0)
+    sweep_interval_s: float = _f(5.0, "sweep_interval", above=0.0)
+    sweep_fallback_s: float = _f(0.5, "sweep_fallback", above=0.0)
+    previous_runs_hours: float = _f(72.0, minimum=0.0)
+    cancel_previous_orders: bool = True
+
+
+@dataclass(frozen=True)
 class SimSymbolConfig:
     """Per-symbol grid and starting price of the simulated exchange (`[sim.DEMO]`); None = SIM default."""
 
@@ -190,6 +215,7 @@ class Config:
     paper_trading: PaperTradingConfig = field(default_factory=PaperTradingConfig)
     zerodha: ZerodhaConfig = field(default_factory=ZerodhaConfig)
     binance: BinanceConfig = field(default_factory=BinanceConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     sim: Mapping[str, SimSymbolConfig] = field(default_factory=lambda: types.MappingProxyType({}))
     source: str | None = None
 
@@ -376,10 +402,23 @@ def _build(cls: type, data: Any, where: str, name: str, skip: tuple[str, ...] = 
         if f.name in kwargs:
             raise ConfigError(f"{name}: {_label(path)} given twice (as {f.name!r} and an alias)")
         kwargs[f.name] = _convert(hints[f.name], value, f"{where}.{f.name}" if where else f.name, name)
+        _check_bounds(f, kwargs[f.name], path, name)
     missing = [f.name for f in fields if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"{name}: {_label(where) or 'the config'} lacks required key {missing[0]!r}")
     return cls(**kwargs)
+
+
+def _check_bounds(f: dataclasses.Field, value: Any, path: str, name: str) -> None:
+    lo, above = f.metadata.get("minimum"), f.metadata.get("above")
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if value != value:
+        raise ConfigError(f"{name}: {_label(path)} must be a number, got NaN")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{name}: {_label(path)} must be ≥ {lo:g}, got {value:g}")
+    if above is not None and value <= above:
+        raise ConfigError(f"{name}: {_label(path)} must be > {above:g}, got {value:g}")
 
 
 def _instrument_symbol(data: Mapping[str, Any], where: str, name: str) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from sq.core.exits import AuthError, ConfigError, SqError, UsageError, VenueUnav
 
 STRATEGIES = ("mm", "lt")
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
-SWEEP_S = 0.5  # how often working orders are checked at the venue (fills, outside cancels)
+IDLE_WAKE_S = 0.25  # the loop wakes at least this often with no market data (signals, sweeps, --for)
 DEFAULT_RATE_SHARE = 0.5  # without risk.max_order_rate: this share of the venue's published order rate
 VENUE_ORDER_RATE = {"binance": 10.0, "zerodha": 10.0}  # orders per second (Binance 100/10 s, Kite 10/s)
 
@@ -64,10 +64,39 @@ class LiveOptions:
     resume: str | None = None
     params: list[str] = field(default_factory=list)
     duration: str | None = None
-    order_timeout_s: float = 5.0
-    breaker_failures: int = 5
-    breaker_cooldown_s: float = 10.0
+    order_timeout_s: float | None = None  # None: the config's [live] value
+    breaker_failures: int | None = None
+    breaker_cooldown_s: float | None = None
     json: bool = False
+
+
+@dataclass(frozen=True)
+class Safety:
+    """The live settings of one run: the config's `[live]` table, overridden by the command's flags."""
+
+    order_timeout_s: float
+    breaker_failures: int
+    breaker_cooldown_s: float
+    sweep_interval_s: float
+    sweep_fallback_s: float
+    previous_runs_hours: float
+    cancel_previous_orders: bool
+
+
+def safety_of(opts: LiveOptions, config: Any) -> Safety:
+    """Flags win over `[live]`; a flag out of range is a usage error (2), naming the flag."""
+    lc = config.live
+    pick = lambda flag, key: getattr(lc, key) if flag is None else flag  # noqa: E731
+    s = Safety(pick(opts.order_timeout_s, "order_timeout_s"), pick(opts.breaker_failures, "breaker_failures"),
+               pick(opts.breaker_cooldown_s, "breaker_cooldown_s"), lc.sweep_interval_s, lc.sweep_fallback_s,
+               lc.previous_runs_hours, lc.cancel_previous_orders)
+    if s.breaker_failures < 1:
+        raise UsageError(f"--breaker-failures must be ≥ 1, got {s.breaker_failures}")
+    if not s.breaker_cooldown_s >= 0:
+        raise UsageError(f"--breaker-cooldown must be ≥ 0 seconds, got {s.breaker_cooldown_s:g}")
+    if not s.order_timeout_s > 0:
+        raise UsageError(f"--order-timeout must be > 0 seconds, got {s.order_timeout_s:g}")
+    return s
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,15 +250,56 @@ class Orders:
         if close is not None:
             close()
 
+    # -- order updates pushed by the venue
+    def follow(self, source: Any, push: Callable[[str, Any, list], None]) -> bool:
+        """Have the venue's own order-update stream call `push(client_id, state, fills)` from its
+        thread: Binance execution reports (user-data streams the gateway opened), Kite order
+        postbacks (text frames on the market source's ticker socket). False when this venue
+        pushes nothing here — then only the sweep learns of fills and outside cancels."""
+        if self.venue == "binance" and getattr(self.gw, "user_stream", None) is not None:
+            self.gw.add_listener(push)
+            self._source = None
+            return True
+        if self.venue == "zerodha" and hasattr(source, "on_order"):
+            import dataclasses
 
-def open_orders_adapter(venue: str, config: Any, env: Any, order_timeout_s: float) -> Orders:
+            gw = self.gw
+
+            def on_postback(order: dict) -> None:
+                gw.on_postback(order)
+                cid = str(order.get("tag") or "")
+                st = gw.order_state(cid) if cid else None
+                if st is not None:
+                    push(cid, dataclasses.replace(st), [])
+
+            source.on_order(on_postback)
+            self._source = source
+            return True
+        return False
+
+    def pushing(self) -> bool:
+        """Is the order-update stream up right now? (Kite's rides on the ticker connection.)"""
+        if self.venue == "binance":
+            return bool(getattr(self.gw, "pushing", lambda: False)())
+        source = getattr(self, "_source", None)
+        return source is not None and bool(getattr(source, "connected", True))
+
+
+def open_orders_adapter(venue: str, config: Any, env: Any, order_timeout_s: float, symbols: list[str] | None = None, *,
+                        push: bool = True) -> Orders:
+    """The venue gateway for a live run. Binance: REST with the run's timeout and, with `push`,
+    the execution-report streams of the markets the symbols trade on."""
     from sq.venues import registry
 
     module = registry.venue_module(venue)
     if venue == "binance":
-        from sq.venues.binance.endpoints import FUTURES, SPOT
+        from sq.core.symbols import parse_symbols
+        from sq.venues.binance.endpoints import FUTURES, SPOT, market_of
 
+        streams = tuple(sorted({market_of(s) for s in parse_symbols(symbols)})) if symbols else (SPOT,)
         gw = module.open_gateway(config, env, user_stream=False, markets=(SPOT, FUTURES), timeout=order_timeout_s, max_retries=3)
+        if push:
+            gw.start_user_stream(streams)
     else:
         gw = module.open_gateway(config, env)
     return Orders(gw, venue)
@@ -243,7 +313,7 @@ class LiveRun:
     """One live run: engine + bridge + venue orders + journal; `stop()` ends it cleanly."""
 
     def __init__(self, env: Any, plan: "Plan", engine: Any, orders: Orders, journal: "J.Journal", breaker: Any, *,
-                 clock: Callable[[], int] = time.time_ns):
+                 clock: Callable[[], int] = time.time_ns, sweep_interval_s: float = 5.0, sweep_fallback_s: float = 0.5):
         from sq.core.engine.venue_bridge import LiveBridge
 
         self.env = env
@@ -264,6 +334,11 @@ class LiveRun:
         self.sent = self.failures = self.fills = self.rows = 0
         self.last_sweep = 0.0
         self.halted_reason = ""
+        self.sweep_interval_s, self.sweep_fallback_s = sweep_interval_s, sweep_fallback_s
+        self.inbox: Any = None  # queue of market batches and pushed order updates (set by `run`)
+        self.followed = False  # the venue pushes order updates
+        self.was_pushing = False
+        self.updates = self.sweeps = 0
 
     # -- ids
     def cid(self, coid: int) -> str:
@@ -316,8 +391,6 @@ class LiveRun:
             recs.append(("halt", {"ts": self.clock(), "reason": self.halted_reason, "by": "risk"}))
         self.write(recs)  # write-ahead: the intents' `new`/`cancel_sent` rows are on disk first
         self.execute(intents, t0)
-        if time.monotonic() - self.last_sweep >= SWEEP_S:
-            self.sweep()
         return out
 
     def execute(self, intents: list, t0: int | None = None) -> None:
@@ -431,50 +504,132 @@ class LiveRun:
         if have is not None and want > have + 1e-12:
             self.take_fills([f for f in self.orders.fills(symbol) if f.venue_order_id == str(st.venue_order_id)])
 
-    def sweep(self, *, force: bool = False) -> None:
-        """Ask the venue about every working order: fills and cancels that happened there."""
-        from sq.core.engine import venue_bridge as LB
-
+    def sweep(self, *, force: bool = False) -> bool:
+        """Ask the venue about every working order: fills and cancels that happened there (the
+        safety net under the pushed updates, and the only source when the venue pushes none)."""
         self.last_sweep = time.monotonic()
         working = self.bridge.working()
         if not working:
-            return
+            return False
         try:
             by_symbol: dict[str, dict[str, Any]] = {}
             for sym in sorted({w[0] for w in working.values()}):
                 by_symbol[sym] = {st.client_order_id: st for st in self.orders.open_orders(sym)}
-            for coid, (sym, state, leaves, filled) in working.items():
+            for coid, (sym, _state, _leaves, _filled) in working.items():
                 cid = self.cid(coid)
                 st = by_symbol[sym].get(cid)
                 if st is None:
                     st = self.orders.lookup(sym, cid)
                     if st is None:
                         continue
-                if float(st.filled_qty or 0) > filled + 1e-12:
-                    self._catch_up_fills(coid, sym, st)
-                if st.status in ("canceled", "expired", "rejected"):
-                    self.bridge.answer(coid, LB.CANCELED if st.status != "expired" else LB.EXPIRED, now=self.clock())
+                self._settle(coid, sym, st)
             self.breaker.success()
         except SqError as e:
             self.breaker.failure()
             self.env.warn(f"live: checking working orders: {e.message}")
         self.write(self.rows_of(self.bridge.output()))
         self.execute(self.bridge.take_outbox())
+        return True
+
+    # -- pushed order updates
+    def push(self, cid: str, st: Any, fills: list) -> None:
+        """Called by the venue's stream thread: hand the update to the loop (never touches the engine)."""
+        inbox = self.inbox
+        if inbox is not None and self.coid_of(cid) is not None:
+            inbox.put((UPDATE, cid, st, fills))
+
+    def on_update(self, cid: str, st: Any, fills: list) -> None:
+        """An order update the venue pushed: its fills (journaled with their trade ids), any fill
+        it reports that we have not seen (asked for), a terminal state — then whatever the
+        strategy wants next."""
+        coid = self.coid_of(cid)
+        if coid is None:
+            return
+        self.updates += 1
+        if st.venue_order_id:
+            self.voids.setdefault(coid, str(st.venue_order_id))
+        try:
+            self.take_fills(fills)
+            self._settle(coid, st.symbol, st)
+            self.breaker.success()
+        except SqError as e:
+            self.breaker.failure()
+            self.env.warn(f"live: order update {cid}: {e.message}")
+        self.write(self.rows_of(self.bridge.output()))
+        self.execute(self.bridge.take_outbox())
+
+    def _settle(self, coid: int, sym: str, st: Any) -> None:
+        """Bring the engine's view of one working order up to the venue's state `st`."""
+        from sq.core.engine import venue_bridge as LB
+
+        working = self.bridge.working().get(coid)
+        if working is None:
+            return
+        if float(st.filled_qty or 0) > working[3] + 1e-12:
+            self._catch_up_fills(coid, sym, st)
+        if st.status in ("canceled", "expired", "rejected"):
+            self.bridge.answer(coid, LB.CANCELED if st.status != "expired" else LB.EXPIRED, now=self.clock())
 
     # -- the loop
     def run(self, source: Any) -> None:
+        """Market batches and pushed order updates, in arrival order, through one queue: the
+        market source is read by a thread of its own, so an order update (or a signal, a due
+        sweep, the end of --for) never waits for the next tick."""
+        import queue
+
         self.source = source
+        self.inbox = inbox = queue.SimpleQueue()
+        self.followed = self.orders.follow(source, self.push)
         deadline = time.monotonic() + self.plan.duration_ns / 1e9 if self.plan.duration_ns else None
-        for batch in source.batches():
-            if self.stop_reason is not None:
+        reader = threading.Thread(target=_read_source, args=(source, inbox), name="sq-live-market", daemon=True)
+        reader.start()
+        try:
+            while self.stop_reason is None:
+                now = time.monotonic()
+                pushing = self.followed and self.orders.pushing()
+                if pushing and not self.was_pushing:
+                    self.last_sweep = 0.0  # the stream (re)connected: updates may have been missed
+                self.was_pushing = pushing
+                every = self.sweep_interval_s if pushing else self.sweep_fallback_s
+                if now - self.last_sweep >= every:
+                    self.sweeps += self.sweep()  # periodic checks that asked (cancel and close-out ask on their own)
+                if deadline is not None and now >= deadline:
+                    self.stop("for")
+                    break
+                wait = min(IDLE_WAKE_S, max(0.0, self.last_sweep + every - now))
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - now))
+                try:
+                    item = inbox.get(timeout=wait)
+                except queue.Empty:
+                    continue
+                kind = item[0]
+                if kind == MARKET:
+                    batch = item[1]
+                    if batch.num_rows:
+                        out = self.step(batch)
+                        if self.view is not None:
+                            self.view.update(batch, out, self)
+                elif kind == UPDATE:
+                    self.on_update(item[1], item[2], item[3])
+                elif kind == FAILED:
+                    raise item[1]
+                else:  # the source ended
+                    break
+        finally:
+            self.inbox = None
+            try:
+                source.close()
+            except Exception:
+                pass
+            reader.join(5)
+        while True:  # updates that arrived before the stop still count
+            try:
+                item = inbox.get_nowait()
+            except queue.Empty:
                 break
-            if batch.num_rows:
-                out = self.step(batch)
-                if self.view is not None:
-                    self.view.update(batch, out, self)
-            if deadline is not None and time.monotonic() >= deadline:
-                self.stop("for")
-                break
+            if item[0] == UPDATE:
+                self.on_update(item[1], item[2], item[3])
 
     def close_out(self, reason: str) -> None:
         """Halt: cancel every working order through the engine, then sweep the venue for
@@ -486,6 +641,20 @@ class LiveRun:
         self.execute(intents)
         self.sweep(force=True)
         cancel_run_orders(self.orders, self.plan.symbols, self.plan.prefix, self.env)
+
+
+MARKET, UPDATE, FAILED, ENDED = "market", "update", "failed", "ended"
+
+
+def _read_source(source: Any, inbox: Any) -> None:
+    """The market reader thread: every batch into the live loop's queue, then how it ended."""
+    try:
+        for batch in source.batches():
+            inbox.put((MARKET, batch))
+    except BaseException as e:  # noqa: BLE001 - handed to the loop, which raises it in the main thread
+        inbox.put((FAILED, e))
+        return
+    inbox.put((ENDED, None))
 
 
 def cancel_run_orders(orders: Orders, symbols: list[str], prefix: str, env: Any) -> int:
@@ -615,6 +784,54 @@ def resume_journal(run: LiveRun, loaded: Any) -> dict:
     return {"adopted": len(diffs), "canceled": canceled, "fills": len(view.fills), "next_order": top + 1}
 
 
+def reconcile_previous(run: LiveRun, hours: float, cancel: bool) -> list[dict]:
+    """Before a new run's first order: every earlier live run on the same venue that traded any
+    of these symbols (journals under the data dir changed within `hours`) is reconciled with the
+    venue. With `cancel`, the orders it left open on these symbols are canceled first — its
+    process is gone, since this run holds the symbols' locks. The venue's truth (cancels
+    included) is adopted into the earlier run's own journal with an audit record, so a later
+    `sq reconcile` finds it clean. Returns one entry per earlier run, for the start audit."""
+    from sq.core import reconcile as R
+
+    if hours <= 0:
+        return []
+    mine = set(run.plan.symbols)
+    here = run.plan.journal_dir.resolve()
+    out: list[dict] = []
+    open_now: dict[str, list] | None = None
+    for path in R.find_runs(None, since_s=hours * 3600.0):
+        if path.resolve() == here:
+            continue
+        try:
+            loaded = J.load(path)
+        except SqError as e:
+            run.env.warn(f"live: earlier run {path}: {e.message}; not reconciled")
+            continue
+        s = loaded.start
+        shared = mine & set(s.get("symbols") or [])
+        if s.get("mode") != "live" or s.get("venue") != run.plan.venue or not shared:
+            continue
+        view = R.view_of(loaded)
+        entry = {"run_id": view.run_id, "journal": str(path), "sealed": view.sealed, "canceled": 0, "differences": 0}
+        try:
+            if cancel and view.prefix:
+                if open_now is None:
+                    open_now = {sym: run.orders.open_orders(sym) for sym in sorted(mine)}
+                for sym in sorted(shared):
+                    for st in open_now[sym]:
+                        if st.client_order_id.startswith(view.prefix):
+                            run.orders.cancel(sym, st.client_order_id)
+                            entry["canceled"] += 1
+            diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
+            entry["differences"] = len(diffs)
+            R.append_fix(path, R.fix_records(diffs, f"sq live (start of run {run.plan.run_id})"))
+        except SqError as e:
+            entry["error"] = e.message
+            run.env.warn(f"live: earlier run {view.run_id} ({path}): {e.message}")
+        out.append(entry)
+    return out
+
+
 def start_state(run: LiveRun) -> dict:
     """A new run's look at the venue before its first order: what is open on its symbols, and
     the positions the account holds (seeded into the engine so risk limits count them)."""
@@ -649,8 +866,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     config = load_config(env)
     require_live(config, opts.confirm)
     check_secret_files(config)
-    if opts.breaker_failures < 1 or opts.breaker_cooldown_s < 0 or opts.order_timeout_s <= 0:
-        raise UsageError("--breaker-failures must be ≥ 1, --breaker-cooldown ≥ 0 and --order-timeout > 0")
+    safety = safety_of(opts, config)
     plan = make_plan(opts, config)
     config = live_config(config, plan.venue)
     params = PR.resolve(plan.strategy, plan.symbols, config, plan.params)
@@ -660,15 +876,16 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         source = registry.open_market_source(parse_symbols(plan.symbols),
                                              registry.SourceOptions(config=config, env=env, clock="real"))
         stack.callback(source.close)
-        orders = open_orders_adapter(plan.venue, config, env, opts.order_timeout_s)
+        orders = open_orders_adapter(plan.venue, config, env, safety.order_timeout_s, plan.symbols)
         stack.callback(orders.close)
         engine = Engine(plan.strategy, dict(source.instruments), params, config=config, sim_venue=False)
         if plan.resume is None:
             journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
         else:
             journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]})
-        breaker = CircuitBreaker(failures=opts.breaker_failures, cooldown_s=opts.breaker_cooldown_s)
-        run = LiveRun(env, plan, engine, orders, journal, breaker)
+        breaker = CircuitBreaker(failures=safety.breaker_failures, cooldown_s=safety.breaker_cooldown_s)
+        run = LiveRun(env, plan, engine, orders, journal, breaker, sweep_interval_s=safety.sweep_interval_s,
+                      sweep_fallback_s=safety.sweep_fallback_s)
         for sym in plan.symbols:
             run.bridge.ensure_symbol(sym)
         registration = runtime.register(plan.strategy, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir))
@@ -685,6 +902,11 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
                          f"left working, {info['fills']} fill(s) replayed; orders continue at {plan.prefix}{info['next_order']}")
             else:
                 info = start_state(run)
+                info["earlier_runs"] = reconcile_previous(run, safety.previous_runs_hours, safety.cancel_previous_orders)
+                for e in info["earlier_runs"]:
+                    if e["differences"] or e["canceled"]:
+                        env.info(f"live: earlier run {e['run_id']}: {e['differences']} difference(s) adopted into its journal, "
+                                 f"{e['canceled']} order(s) it left open canceled")
                 run.write([("audit", {"ts": time.time_ns(), "by": "sq live (start)", "venue_before_first_order": info})])
             run.view = view_factory(plan, source, run) if view_factory is not None else None
             if run.view is not None:
@@ -744,7 +966,7 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
     p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
     s.update(mode="live", venue=run.plan.venue, run_id=run.plan.run_id, journal=str(run.plan.journal_dir),
              symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,
-             venue_fills=run.fills, breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
+             venue_fills=run.fills, order_updates_pushed=run.updates, sweeps=run.sweeps, breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
              tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)})
     return s
 

@@ -11,6 +11,8 @@ orders. Execution reports (`UserStream`) update the order states and collect fil
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import logging
 import os
@@ -68,6 +70,8 @@ class BinanceGateway:
         self._new: list[Fill] = []
         self._seen_trades: set[tuple[str, int]] = set()
         self.user_stream = user_stream
+        self._listeners: list = []
+        self._stream_auth: tuple = (None, None)
 
     # ------------------------------------------------------------------ construction
 
@@ -90,15 +94,31 @@ class BinanceGateway:
         rest = BinanceRest(ep, creds.api_key, None if creds.ed25519_key_file else secret, creds.ed25519_key_file, **rest_kw)
         infos = {m: ExchangeInfo.load(ep, m) for m in markets}
         gw = cls(rest, ep, infos, run=run)
+        gw._stream_auth = (creds.api_key, lambda: Signer(secret, creds.ed25519_key_file))
         if user_stream:
-            signer = Signer(secret, creds.ed25519_key_file)
-            gw.user_stream = UserStream(ws_api_url=ep.ws_api_url, futures_ws_url=ep.ws(FUTURES), api_key=creds.api_key,
-                                        signer=signer, rest=rest, markets=markets, on_report=gw._on_report).start()
+            gw.start_user_stream(markets)
         return gw
+
+    def start_user_stream(self, markets: tuple[str, ...]) -> None:
+        """Open the execution-report streams of `markets` (spot, futures); returns once subscribed."""
+        api_key, signer = self._stream_auth
+        self.user_stream = UserStream(ws_api_url=self.endpoints.ws_api_url, futures_ws_url=self.endpoints.ws(FUTURES), api_key=api_key,
+                                      signer=signer(), rest=self.rest, markets=markets, on_report=self._on_report).start()
 
     def close(self) -> None:
         if self.user_stream is not None:
             self.user_stream.close()
+
+    def add_listener(self, callback) -> None:
+        """Call `callback(client_order_id, state_copy, new_fills)` after each execution report has
+        updated the gateway's own state (in the stream's thread: hand it on, do not block)."""
+        self._listeners.append(callback)
+
+    def pushing(self) -> bool:
+        """Are the execution-report streams up (subscribed, not failed)? While not, order
+        updates are only learnt by asking."""
+        us = self.user_stream
+        return us is not None and us.error is None and all(ev.is_set() for ev in us.subscribed.values())
 
     # ------------------------------------------------------------------ helpers
 
@@ -327,15 +347,16 @@ class BinanceGateway:
 
     # ------------------------------------------------------------------ execution reports
 
-    def _add_fill(self, canonical, st: OrderState, trade_id, price, qty, fee, fee_ccy, liquidity, ts) -> None:
+    def _add_fill(self, canonical, st: OrderState, trade_id, price, qty, fee, fee_ccy, liquidity, ts) -> Fill | None:
         key = (canonical, trade_id)
         with self._lock:
             if trade_id >= 0 and key in self._seen_trades:
-                return
+                return None
             self._seen_trades.add(key)
             f = Fill(ts, canonical, st.client_order_id, st.venue_order_id, str(trade_id), st.side, price, qty, fee, fee_ccy, liquidity)
             self._fills.append(f)
             self._new.append(f)
+        return f
 
     def _on_report(self, r: ExecReport) -> None:
         canonical = ("BINANCE-FUT:" if r.market == FUTURES else "BINANCE:") + r.symbol
@@ -349,5 +370,11 @@ class BinanceGateway:
             st.status = STATUS.get(r.status, st.status)
             st.reason = r.reason
             st.ts = r.ts
+        fill = None
         if r.exec_type == "TRADE" and r.last_qty > 0:
-            self._add_fill(canonical, st, r.trade_id, r.last_price, r.last_qty, r.fee, r.fee_asset, "maker" if r.maker else "taker", r.ts)
+            fill = self._add_fill(canonical, st, r.trade_id, r.last_price, r.last_qty, r.fee, r.fee_asset, "maker" if r.maker else "taker", r.ts)
+        if self._listeners:
+            with self._lock:
+                snap = dataclasses.replace(st)
+            for cb in self._listeners:
+                cb(r.client_order_id, snap, [fill] if fill is not None else [])
