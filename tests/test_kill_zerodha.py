@@ -53,6 +53,7 @@ def test_kill_cancels_at_kite_while_live_is_hung_then_resume_is_clean(kite_env, 
     try:
         _wait_open(fake, proc, 2)  # both quotes working
         os.kill(proc.pid, signal.SIGSTOP)
+        fake.paused = True  # a quiet market while it hangs: the quotes cannot be filled before the kill
         left = [o["order_id"] for o in fake.open_orders()]
         assert left
         r = _kill("--json", "--timeout", "0.5")
@@ -69,6 +70,7 @@ def test_kill_cancels_at_kite_while_live_is_hung_then_resume_is_clean(kite_env, 
             os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
         proc.wait(10)
+        fake.paused = False
     p = _live(tmp_path, journal, "--for", "1s", resume=True)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
@@ -158,11 +160,12 @@ def test_reconcile_finds_each_disagreement_with_kite_and_fix_adopts_kite(sq, kit
     with fake.lock:
         last = float(fake.market_quote(fake.token_of(SYMBOL))["last_price"])
     above = round(round(last * 1.02 / 0.05) * 0.05, 2)
-    a = gw.place(OrderRequest(SYMBOL, +1, 1, below, client_order_id=pre + "1"))  # rests; journal: canceled
+    fake.paused = True  # no background fills while the test builds its disagreements
     b = gw.place(OrderRequest(SYMBOL, +1, 1, above, time_in_force="ioc", client_order_id=pre + "2"))  # fills; journal: no fill
+    f = gw.place(OrderRequest(SYMBOL, +1, 1, above, time_in_force="ioc", client_order_id=pre + "6"))  # fills; journal fill wrong
+    a = gw.place(OrderRequest(SYMBOL, +1, 1, below, client_order_id=pre + "1"))  # rests; journal: canceled
     d = gw.place(OrderRequest(SYMBOL, +1, 2, below, client_order_id=pre + "4"))  # rests; journal: qty 1 at another price
     e = gw.place(OrderRequest(SYMBOL, +1, 1, below, client_order_id=pre + "5"))  # rests; journal: a sell
-    f = gw.place(OrderRequest(SYMBOL, +1, 1, above, time_in_force="ioc", client_order_id=pre + "6"))  # fills; journal fill wrong
     fills = {x.venue_order_id: x for x in gw.fills(SYMBOL)}
     assert b.venue_order_id in fills and f.venue_order_id in fills, "the marketable orders did not trade"
     fb, ff = fills[b.venue_order_id], fills[f.venue_order_id]

@@ -294,7 +294,10 @@ def test_place_that_timed_out_or_dropped_after_executing_is_found_by_tag_not_dou
     orders = _orders(timeout=0.7)
     fake.order_faults = [fault]
     st, _ = orders.send(_req(fake, "sqtest0001-1"))
-    assert st.status == "accepted" and st.client_order_id == "sqtest0001-1" and st.venue_order_id
+    venue = fake.placed("sqtest0001-1")
+    assert st.client_order_id == "sqtest0001-1" and st.venue_order_id
+    # the state is Kite's truth (the fake's SIM flow occasionally fills even a far order; see report)
+    assert (st.status, venue[0]["status"]) in (("accepted", "OPEN"), ("filled", "COMPLETE")), (st, venue)
     assert [o["order_id"] for o in fake.placed("sqtest0001-1")] == [st.venue_order_id]
     assert len(_posts(fake)) == 1
 
