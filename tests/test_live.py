@@ -320,3 +320,34 @@ def test_a_new_run_reconciles_earlier_crashed_runs_before_its_first_order(binanc
     r = subprocess.run([SQ_BIN, "reconcile", "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
     doc = json.loads(r.stdout)
     assert r.returncode == 0 and doc["differences"] == 0 and len(doc["runs"]) == 2, r.stdout
+
+
+def test_positions_carry_over_runs_and_reconcile_checks_only_the_latest_run(binance_fake, tmp_path, isolated_home):
+    """Two live runs one after the other on a futures symbol: the second starts from the account
+    position the first left (seeded and journaled before its first order), and `sq reconcile` over
+    both compares the account's position with the latest run only — no false difference for
+    the first run, whose fills are inside the second run's start position."""
+    from sq.core import paths
+
+    fake = binance_fake()
+    runs = paths.data_dir() / "runs"
+    args = ["live", "--strategy", "lt", "BINANCE-FUT:BTCUSDT", "--param", "clip=0.01", "--param", "threshold=0.05",
+            "--config", str(_cfg(tmp_path)), "--confirm-live", "--json", "--for", "4s"]
+    for name in ("day1", "day2"):
+        r = subprocess.run([SQ_BIN, *args, "--journal", str(runs / name)], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+        assert r.returncode == 0, r.stderr
+    account = fake.exchange.positions["BTCUSDT"]["amt"]
+    from sq.core.reconcile import view_of
+    from sq.core import journal as J
+
+    day1, day2 = view_of(J.load(runs / "day1")), view_of(J.load(runs / "day2"))
+    assert day1.positions(), "the first run never traded: nothing carried over"
+    assert day2.start_positions.get("BINANCE-FUT:BTCUSDT") == pytest.approx(day1.positions()["BINANCE-FUT:BTCUSDT"])
+    assert day2.account_positions()["BINANCE-FUT:BTCUSDT"] == pytest.approx(account)
+    r = subprocess.run([SQ_BIN, "reconcile", "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["differences"] == 0 and len(doc["runs"]) == 2, r.stdout
+    # the older run alone (as a cron job pointed at yesterday would) is not held to today's position
+    r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(runs / "day1"), "--json"], capture_output=True, text=True,
+                       env=subprocess_env(), timeout=60)
+    assert r.returncode == 0, r.stdout

@@ -109,6 +109,17 @@ def log_path(directory: str | os.PathLike) -> Path:
     return Path(directory) / LOG_NAME
 
 
+def read_start(directory: str | os.PathLike) -> dict | None:
+    """The run's start record alone (its first line), unverified: a cheap look at many runs
+    (which venue, symbols, when). None when there is no readable start record."""
+    try:
+        with open(log_path(directory), "rb") as fh:
+            rec = json.loads(fh.readline())
+    except (OSError, ValueError):
+        return None
+    return rec.get("d") if isinstance(rec, dict) and rec.get("k") == "start" and isinstance(rec.get("d"), dict) else None
+
+
 def load(directory: str | os.PathLike) -> Loaded:
     """Read and verify a journal; `DataError` (exit 65) names the first bad record.
 

@@ -772,6 +772,12 @@ def resume_journal(run: LiveRun, loaded: Any) -> dict:
     diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
     run.write(R.fix_records(diffs, "sq live --resume (after canceling)"))
     view = R.view_of(J.load(plan.journal_dir))
+    start = next((r.data["venue_before_first_order"] for r in loaded.records
+                  if r.kind == "audit" and isinstance(r.data.get("venue_before_first_order"), dict)), {})
+    for sym, q in view.start_positions.items():  # what the account held before the run's first order
+        if q and sym in plan.symbols:
+            px = float((start.get("avg_prices") or {}).get(sym) or 0.0)
+            run.bridge.seed_fill(sym, 1 if q > 0 else -1, px, abs(float(q)))
     for f in sorted(view.fills.values(), key=lambda d: int(d.get("ts") or 0)):
         run.bridge.seed_fill(f["symbol"], int(f["side"]), float(f["price"]), float(f["qty"]), f.get("liquidity") == "maker")
         run.trades.add((str(f["symbol"]), str(f["trade_id"])))
@@ -822,7 +828,7 @@ def reconcile_previous(run: LiveRun, hours: float, cancel: bool) -> list[dict]:
                         if st.client_order_id.startswith(view.prefix):
                             run.orders.cancel(sym, st.client_order_id)
                             entry["canceled"] += 1
-            diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
+            diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9, positions=False)  # this run owns the position now
             entry["differences"] = len(diffs)
             R.append_fix(path, R.fix_records(diffs, f"sq live (start of run {run.plan.run_id})"))
         except SqError as e:
@@ -843,6 +849,7 @@ def start_state(run: LiveRun) -> dict:
             for p in run.orders.gw.positions():
                 if p.symbol in run.plan.symbols and p.qty:
                     out["positions"][p.symbol] = p.qty
+                    out.setdefault("avg_prices", {})[p.symbol] = float(p.avg_price or 0.0)
                     run.bridge.seed_fill(p.symbol, 1 if p.qty > 0 else -1, float(p.avg_price or 0.0), abs(float(p.qty)))
         except SqError as e:
             run.env.warn(f"live: positions: {e.message}")

@@ -85,11 +85,20 @@ class JournalView:
     fills: dict[tuple[str, str], dict] = field(default_factory=dict)
     last_pnl: dict[str, dict] = field(default_factory=dict)
     records: int = 0
+    start_positions: dict[str, float] = field(default_factory=dict)  # the account's, seen before the first order
+    started_ns: int = 0
 
     def positions(self) -> dict[str, float]:
         pos: dict[str, float] = {}
         for f in self.fills.values():
             pos[f["symbol"]] = pos.get(f["symbol"], 0.0) + int(f["side"]) * float(f["qty"])
+        return pos
+
+    def account_positions(self) -> dict[str, float]:
+        """What the account should hold per symbol after this run: its start plus its fills."""
+        pos = dict(self.start_positions)
+        for sym, q in self.positions().items():
+            pos[sym] = pos.get(sym, 0.0) + q
         return pos
 
     def fills_of(self, cid: str) -> list[dict]:
@@ -195,7 +204,45 @@ def view_of(loaded: "J.Loaded") -> JournalView:
             v.fills[(str(d.get("symbol", "")), str(d.get("trade_id", "")))] = d
         elif r.kind == "pnl":
             v.last_pnl[str(d.get("symbol", ""))] = d
+        elif r.kind == "audit" and isinstance(d.get("venue_before_first_order"), dict) and not v.start_positions:
+            v.start_positions = {str(k): float(q) for k, q in (d["venue_before_first_order"].get("positions") or {}).items()}
+    try:
+        v.started_ns = int(start.get("ts") or 0)
+    except (TypeError, ValueError):
+        v.started_ns = 0
     return v
+
+
+def latest_runs(starts: Iterable[dict]) -> dict[tuple[str, str], str]:
+    """(venue, symbol) → run id of the live run that started last on it, from start records.
+    Only that run's position can be checked against the account: the fills of earlier runs are
+    inside the account position it saw before its first order."""
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    for s in starts:
+        if s.get("mode") != "live":
+            continue
+        ts = int(s.get("ts") or 0)
+        for sym in s.get("symbols") or []:
+            key = (str(s.get("venue")), str(sym))
+            if key not in out or ts >= out[key][0]:
+                out[key] = (ts, str(s.get("run_id")))
+    return {k: rid for k, (_, rid) in out.items()}
+
+
+def position_symbols(v: JournalView, latest: dict[tuple[str, str], str]) -> set:
+    """The symbols whose account position this run answers for (it is the latest run on them)."""
+    return {sym for sym in v.symbols if latest.get((v.venue, sym), v.run_id) == v.run_id}
+
+
+def all_starts(extra: Iterable[Path] = ()) -> list[dict]:
+    """Start records of every run under the data dir's runs/ (and of `extra` run dirs)."""
+    from sq.core import paths
+
+    dirs = set(extra)
+    base = paths.data_dir() / "runs"
+    if base.is_dir():
+        dirs.update(p for p in base.iterdir() if p.is_dir())
+    return [s for s in (J.read_start(d) for d in sorted(dirs)) if s is not None]
 
 
 def _venue_of(symbols: list[str]) -> str:
@@ -381,8 +428,10 @@ def _unknown_order(e: Exception) -> bool:
     return code in (-2013, -2011) or "does not exist" in msg or "not found" in msg or "unknown order" in msg
 
 
-def compare(v: JournalView, t: VenueTruth, tol: float) -> list[Diff]:
-    """The differences between a run's journal and what its venue says."""
+def compare(v: JournalView, t: VenueTruth, tol: float, *, positions: bool | set = True) -> list[Diff]:
+    """The differences between a run's journal and what its venue says. `positions`: check the
+    account's net position (True), not at all (False), or only for the symbols in the set — a
+    later run on a symbol owns that check (see `latest_runs`)."""
     diffs: list[Diff] = []
     now = time.time_ns()
     venue_filled: dict[str, float] = {}
@@ -434,9 +483,11 @@ def compare(v: JournalView, t: VenueTruth, tol: float) -> list[Diff]:
                                "event": _event_of(st.status), "side": st.side, "price": st.price, "qty": st.qty,
                                "filled_qty": st.filled_qty, "leaves_qty": max(st.qty - st.filled_qty, 0.0),
                                "reason": "reconcile: adopted from the venue"}))
-    if t.positions:
-        mine = v.positions()
+    if t.positions and positions is not False:
+        mine = v.account_positions()
         for sym, q in t.positions.items():
+            if positions is not True and sym not in positions:
+                continue
             if not _close(mine.get(sym, 0.0), q, max(tol, 1e-9)):
                 diffs.append(Diff(v.run_id, "position", sym, journal=mine.get(sym, 0.0), venue=q,
                                   detail="net position differs (the account is assumed to trade only through sq)"))
@@ -548,7 +599,9 @@ def run_reconcile(env: Any, opts: ReconcileOptions, *, gateway_factory: Any = No
     gateways: dict[str, Any] = {}
     config = None
     try:
-        for path in find_runs(opts.journal, since_s=opts.since_s):
+        runs = find_runs(opts.journal, since_s=opts.since_s)
+        latest = latest_runs(all_starts(runs))
+        for path in runs:
             v = view_of(J.load(path))
             if venue and v.venue != venue:
                 continue
@@ -567,7 +620,8 @@ def run_reconcile(env: Any, opts: ReconcileOptions, *, gateway_factory: Any = No
                             config = load_config(env)
                         gateways[v.venue] = open_gateway(v.venue, config, env)
                 try:
-                    rr.differences = compare(v, venue_truth(gateways[v.venue], v), opts.tolerance)
+                    rr.differences = compare(v, venue_truth(gateways[v.venue], v), opts.tolerance,
+                                             positions=position_symbols(v, latest))
                 except SqError as e:
                     rr.error = e.message
                     continue
