@@ -79,6 +79,7 @@ class ZerodhaSource:
         self._order_listeners: list[Callable[[dict], None]] = []
         self.connects = 0
         self.reconnects = 0
+        self.connected = False  # the ticker socket is up now (order postbacks ride on it)
         self.text_errors: list[str] = []
 
     # ------------------------------------------------------------------ public
@@ -247,9 +248,13 @@ class ZerodhaSource:
                         self.reconnects += 1
                     self.connects += 1
                     failures, backoff = 0, self.backoff_initial
-                    while True:
-                        msg = await asyncio.wait_for(ws.recv(), timeout=self.watchdog_s)
-                        self._q.put((time.time_ns(), msg))
+                    self.connected = True
+                    try:
+                        while True:
+                            msg = await asyncio.wait_for(ws.recv(), timeout=self.watchdog_s)
+                            self._q.put((time.time_ns(), msg))
+                    finally:
+                        self.connected = False
             except asyncio.CancelledError:
                 return
             except InvalidStatus as e:
