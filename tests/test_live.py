@@ -351,3 +351,15 @@ def test_positions_carry_over_runs_and_reconcile_checks_only_the_latest_run(bina
     r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(runs / "day1"), "--json"], capture_output=True, text=True,
                        env=subprocess_env(), timeout=60)
     assert r.returncode == 0, r.stdout
+
+
+def test_live_dashboard_on_a_terminal(sq, binance_fake, tmp_path):
+    """On a terminal `sq live` draws its dashboard (positions, working orders, the order stream and
+    the breaker) and still stops cleanly at --for."""
+    binance_fake()
+    r = sq(LIVE + ["--config", str(_cfg(tmp_path)), "--confirm-live", "--journal", str(tmp_path / "dash"), "--for", "3s"],
+           stdout_isatty=True, width=160)
+    assert r.exit_code == 0, r.stderr
+    text = r.stdout.decode()
+    assert "sq live mm on binance" in text and "BINANCE:BTCUSDT" in text and "working orders" in text
+    assert "order stream up" in text and "breaker closed" in text

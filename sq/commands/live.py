@@ -124,7 +124,9 @@ class Dashboard(LiveView):
         p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
         lat = "—" if p50 is None else f"{p50 / 1e3:.0f} µs p50, {p99 / 1e3:.0f} µs p99"
         halted = f"   [red]HALTED: {run.halted_reason}[/]" if run.halted_reason else ""
-        return Group(t, w, f"venue failures {run.failures}   tick→order {lat}{halted}")
+        stream = "up" if run.was_pushing else ("down" if run.followed else "none")
+        return Group(t, w, f"venue failures {run.failures}   order stream {stream} ({run.updates} updates, {run.sweeps} checks)   "
+                           f"tick→order {lat}{halted}")
 
 
 def register(app: typer.Typer) -> None:
