@@ -50,7 +50,9 @@ from sq.core.exits import AuthError, ConfigError, SqError, UsageError, VenueUnav
 
 STRATEGIES = ("mm", "lt")
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
+MAX_DRAIN = 4096  # queue items handled per loop turn at most
 IDLE_WAKE_S = 0.25  # the loop wakes at least this often with no market data (signals, sweeps, --for)
+MAX_RATE_SHARE = 0.8  # never above this share of the venue's published order rate
 DEFAULT_RATE_SHARE = 0.5  # without risk.max_order_rate: this share of the venue's published order rate
 VENUE_ORDER_RATE = {"binance": 10.0, "zerodha": 10.0}  # orders per second (Binance 100/10 s, Kite 10/s)
 
@@ -330,7 +332,11 @@ class LiveRun:
         self.voids: dict[int, str] = {}  # coid → venue order id
         self.reasons: dict[int, str] = {}  # coid → venue's rejection text
         self.trades: set[tuple[str, str]] = set()  # (symbol, trade id) already journaled
-        self.latencies_ns: list[int] = []
+        self.latencies_ns: list[int] = []  # market batch at the engine → order handed to the venue client
+        self.wire_ns: list[int] = []  # the batch's last frame received → order handed to the venue client
+        self.recv_ns = 0
+        self.held: list | None = None  # journal records waiting for one write (see `write`)
+        self.conflated = 0  # market batches merged with the next one because the loop was behind
         self.sent = self.failures = self.fills = self.rows = 0
         self.last_sweep = 0.0
         self.halted_reason = ""
@@ -376,12 +382,27 @@ class LiveRun:
         return recs
 
     def write(self, recs: list[tuple[str, dict]]) -> None:
-        if recs:
+        """Journal records: at once (one write + fsync), or — while the loop works through a
+        backlog — held until `flush()`, which runs before anything is sent (still write-ahead)."""
+        if not recs:
+            return
+        if self.held is not None:
+            self.held.extend(recs)
+        else:
+            self.journal.write_step(recs)
+
+    def flush(self) -> None:
+        if self.held:
+            recs, self.held = self.held, []
             self.journal.write_step(recs)
 
     # -- one market batch
     def step(self, batch: Any) -> Any:
         t0 = time.perf_counter_ns()
+        try:  # when the batch's last frame reached this machine (wall clock, ns)
+            self.recv_ns = int(batch.column("recv_ts")[batch.num_rows - 1].value)
+        except (KeyError, AttributeError, TypeError):
+            self.recv_ns = 0
         out = self.engine.process(batch, complete=True)  # venue sources never split a message
         self.rows += batch.num_rows
         intents = self.bridge.take_outbox()
@@ -399,6 +420,7 @@ class LiveRun:
         from sq.core.engine import venue_bridge as LB
 
         while intents:
+            self.flush()  # write-ahead: the intents' rows are on disk before the first send
             for it in intents:
                 if it.kind == LB.NEW:
                     self._new(it, t0)
@@ -420,6 +442,8 @@ class LiveRun:
         req = OrderRequest(it.symbol, it.side, it.qty, it.price, "limit", "ioc" if it.ioc else "gtc", cid)
         if t0 is not None:
             self.latencies_ns.append(time.perf_counter_ns() - t0)
+            if self.recv_ns:
+                self.wire_ns.append(time.time_ns() - self.recv_ns)
         try:
             st, fills = self.orders.send(req)
         except SqError as e:  # unknown outcome after asking the venue, or the venue refuses to talk
@@ -570,6 +594,43 @@ class LiveRun:
         if st.status in ("canceled", "expired", "rejected"):
             self.bridge.answer(coid, LB.CANCELED if st.status != "expired" else LB.EXPIRED, now=self.clock())
 
+    def work(self, items: list) -> bool:
+        """Handle what the queue held, in arrival order: consecutive market batches are merged
+        into one engine step (when the loop is behind it trades on the newest book, not on a
+        stale one), order updates are applied one by one, and the journal gets one write for
+        the lot. False when the market source has ended."""
+        import pyarrow as pa
+
+        self.held = []
+        try:
+            i = 0
+            while i < len(items):
+                kind = items[i][0]
+                if kind == MARKET:
+                    j = i
+                    while j < len(items) and items[j][0] == MARKET:
+                        j += 1
+                    batches = [it[1] for it in items[i:j] if it[1].num_rows]
+                    if batches:
+                        self.conflated += len(batches) - 1
+                        batch = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+                        out = self.step(batch)
+                        if self.view is not None:
+                            self.view.update(batch, out, self)
+                    i = j
+                    continue
+                if kind == UPDATE:
+                    self.on_update(items[i][1], items[i][2], items[i][3])
+                elif kind == FAILED:
+                    raise items[i][1]
+                else:  # the source ended
+                    return False
+                i += 1
+            return True
+        finally:
+            self.flush()
+            self.held = None
+
     # -- the loop
     def run(self, source: Any) -> None:
         """Market batches and pushed order updates, in arrival order, through one queue: the
@@ -600,21 +661,15 @@ class LiveRun:
                 if deadline is not None:
                     wait = min(wait, max(0.0, deadline - now))
                 try:
-                    item = inbox.get(timeout=wait)
+                    items = [inbox.get(timeout=wait)]
                 except queue.Empty:
                     continue
-                kind = item[0]
-                if kind == MARKET:
-                    batch = item[1]
-                    if batch.num_rows:
-                        out = self.step(batch)
-                        if self.view is not None:
-                            self.view.update(batch, out, self)
-                elif kind == UPDATE:
-                    self.on_update(item[1], item[2], item[3])
-                elif kind == FAILED:
-                    raise item[1]
-                else:  # the source ended
+                while len(items) < MAX_DRAIN:  # whatever else is waiting: a backlog is worked off at once
+                    try:
+                        items.append(inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                if not self.work(items):
                     break
         finally:
             self.inbox = None
@@ -736,13 +791,23 @@ def make_plan(opts: LiveOptions, config: Any) -> Plan:
     return Plan(run_id, strategy, [s.canonical for s in syms], venues[0], list(opts.params), journal_dir, client_prefix(run_id), duration_ns)
 
 
-def live_config(config: Any, venue: str) -> Any:
-    """The config with an order-rate limit below the venue's published one when none is set."""
+def live_config(config: Any, venue: str, env: Any = None) -> Any:
+    """The config with an order-rate limit below the venue's published one: half of it when
+    none is set, and at most `MAX_RATE_SHARE` of it when the config asks for more (the venue
+    client would otherwise hold the loop while its order window frees up)."""
     import dataclasses
 
-    if config.risk.max_order_rate:
+    venue_rate = VENUE_ORDER_RATE.get(venue, 5.0)
+    rate = config.risk.max_order_rate
+    if not rate:
+        rate = venue_rate * DEFAULT_RATE_SHARE
+    elif rate > venue_rate * MAX_RATE_SHARE:
+        if env is not None:
+            env.warn(f"live: risk.max_order_rate {rate:g}/s is above {MAX_RATE_SHARE:.0%} of {venue}'s published "
+                     f"{venue_rate:g} orders/s; using {venue_rate * MAX_RATE_SHARE:g}/s")
+        rate = venue_rate * MAX_RATE_SHARE
+    else:
         return config
-    rate = VENUE_ORDER_RATE.get(venue, 5.0) * DEFAULT_RATE_SHARE
     return dataclasses.replace(config, risk=dataclasses.replace(config.risk, max_order_rate=rate))
 
 
@@ -875,7 +940,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     check_secret_files(config)
     safety = safety_of(opts, config)
     plan = make_plan(opts, config)
-    config = live_config(config, plan.venue)
+    config = live_config(config, plan.venue, env)
     params = PR.resolve(plan.strategy, plan.symbols, config, plan.params)
     with ExitStack() as stack:
         for sym in sorted(plan.symbols):
@@ -968,13 +1033,18 @@ def percentile(values: list[int], q: float) -> float | None:
     return float(v[min(len(v) - 1, int(round(q * (len(v) - 1))))])
 
 
+def _us(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e3
+
+
 def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
     s = dict(run.engine.summary())
     p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
     s.update(mode="live", venue=run.plan.venue, run_id=run.plan.run_id, journal=str(run.plan.journal_dir),
              symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,
              venue_fills=run.fills, order_updates_pushed=run.updates, sweeps=run.sweeps, breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
-             tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)})
+             tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)},
+             receipt_to_order_us={"p50": _us(percentile(run.wire_ns, 0.5)), "p99": _us(percentile(run.wire_ns, 0.99)), "n": len(run.wire_ns)})
     return s
 
 
