@@ -363,3 +363,30 @@ def test_live_dashboard_on_a_terminal(sq, binance_fake, tmp_path):
     text = r.stdout.decode()
     assert "sq live mm on binance" in text and "BINANCE:BTCUSDT" in text and "working orders" in text
     assert "order stream up" in text and "breaker closed" in text
+
+
+def test_a_backlog_is_worked_off_in_one_step_per_run_of_market_batches():
+    """When market data queued up behind a slow send, the loop merges consecutive batches into one
+    engine step (it trades on the newest book), keeps order updates in arrival order between
+    them, and journals the lot with one write."""
+    import pyarrow as pa
+
+    from sq.core import live as L
+
+    calls: list = []
+    writes: list = []
+
+    class Journal:
+        def write_step(self, recs):
+            writes.append(list(recs))
+
+    run = object.__new__(L.LiveRun)
+    run.held, run.conflated, run.view, run.journal = None, 0, None, Journal()
+    run.step = lambda batch: (calls.append(("step", batch.column("x").to_pylist())), run.write([("pnl", {"n": batch.num_rows})]))
+    run.on_update = lambda cid, st, fills: (calls.append(("update", cid)), run.write([("order", {"cid": cid})]))
+    b = lambda *xs: pa.record_batch({"x": pa.array(xs, pa.int64())})  # noqa: E731
+    items = [(L.MARKET, b(1)), (L.MARKET, b(2, 3)), (L.UPDATE, "sq1-1", None, []), (L.MARKET, b(4)), (L.MARKET, b()), (L.MARKET, b(5))]
+    assert run.work(items) is True
+    assert calls == [("step", [1, 2, 3]), ("update", "sq1-1"), ("step", [4, 5])]
+    assert run.conflated == 2 and len(writes) == 1 and len(writes[0]) == 3 and run.held is None
+    assert run.work([(L.ENDED, None)]) is False
