@@ -390,3 +390,35 @@ def test_a_backlog_is_worked_off_in_one_step_per_run_of_market_batches():
     assert calls == [("step", [1, 2, 3]), ("update", "sq1-1"), ("step", [4, 5])]
     assert run.conflated == 2 and len(writes) == 1 and len(writes[0]) == 3 and run.held is None
     assert run.work([(L.ENDED, None)]) is False
+
+
+def test_user_stream_outage_falls_back_to_checking_the_venue(binance_fake, tmp_path):
+    """The user-data stream drops and stays down for 2 s while orders rest and fill: the run notices
+    and checks its orders at the venue (the fallback interval, and once more when the stream is
+    back) although the regular check interval is 10 minutes — `sweeps` is 0 without that — and no
+    fill the venue made before the halt is missing from the journal before the halt."""
+    fake = binance_fake()
+    cfg = tmp_path / "outage.toml"
+    cfg.write_text('trading_mode = "live"\n[live]\nsweep_interval_s = 600\nsweep_fallback_s = 0.3\n')
+    os.chmod(cfg, 0o600)
+    journal = tmp_path / "outage"
+    p = subprocess.Popen([SQ_BIN, *LIVE, "--param", "clip=0.05", "--journal", str(journal), "--config", str(cfg), "--confirm-live",
+                          "--json", "--for", "8s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    _registered(p)
+    time.sleep(2.0)
+    fake.kick_user_streams(outage_s=2.0)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["sweeps"] >= 1 and summary["order_updates_pushed"] > 0
+    recs = _records(journal)
+    halt = next(i for i, r in enumerate(recs) if r.kind == "halt")
+    halt_ms = recs[halt].data["ts"] // 1_000_000
+    before = {r.data["trade_id"] for r in recs[:halt] if r.kind == "fill"}
+    ours = {o.order_id for o in fake.exchange.orders.values() if o.client_id.startswith(summary_prefix(recs))}
+    venue = {str(t["id"]) for t in fake.exchange.trades if t["orderId"] in ours and t["time"] < halt_ms - 500}
+    assert venue and venue <= before, sorted(venue - before)
+
+
+def summary_prefix(recs) -> str:
+    return recs[0].data["client_prefix"]

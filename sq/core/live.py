@@ -302,6 +302,8 @@ def open_orders_adapter(venue: str, config: Any, env: Any, order_timeout_s: floa
         gw = module.open_gateway(config, env, user_stream=False, markets=(SPOT, FUTURES), timeout=order_timeout_s, max_retries=3)
         if push:
             gw.start_user_stream(streams)
+    elif venue == "zerodha":  # a place that times out raises VenueUnavailable and is looked up by its tag
+        gw = module.open_gateway(config, env, timeout=order_timeout_s)
     else:
         gw = module.open_gateway(config, env)
     return Orders(gw, venue)

@@ -124,6 +124,7 @@ class FakeBinance:
         self._conns: set = set()
         self._ws_api: dict = {}  # connection -> subscription id
         self._listen_keys: dict[str, set] = {}
+        self.user_outage_until = 0.0  # monotonic time until which user-data connections are refused
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rng = random.Random(self.faults.seed)
         self.http: ThreadingHTTPServer | None = None
@@ -179,6 +180,19 @@ class FakeBinance:
         if self._loop is not None:
             for c in list(self._conns):
                 self._loop.call_soon_threadsafe(lambda c=c: asyncio.ensure_future(c.ws.close()))
+
+    def kick_user_streams(self, outage_s: float = 0.0) -> None:
+        """Close every user-data connection (spot WebSocket API sessions, futures listenKey
+        streams) and refuse new ones for `outage_s`: order events in between are lost to the
+        client, as in a real outage."""
+        self.user_outage_until = time.monotonic() + outage_s
+        if self._loop is None:
+            return
+        for ws in list(self._ws_api):
+            self._loop.call_soon_threadsafe(lambda ws=ws: asyncio.ensure_future(ws.close()))
+        for qs in self._listen_keys.values():
+            for q in list(qs):
+                self._loop.call_soon_threadsafe(q.put_nowait, None)
 
     # ------------------------------------------------------------------ rate limits
 
@@ -271,6 +285,9 @@ class FakeBinance:
     async def _ws_handler(self, ws) -> None:
         parts = urlsplit(ws.request.path)
         path = parts.path
+        if (path.endswith("/ws-api/v3") or path.startswith("/fut/ws/")) and time.monotonic() < self.user_outage_until:
+            await ws.close(1013, "try again later")  # a user-data outage (kick_user_streams)
+            return
         if path.endswith("/ws-api/v3"):
             await self._ws_api_session(ws)
             return
