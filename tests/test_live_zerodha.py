@@ -185,6 +185,7 @@ def test_live_run_journals_seals_and_reconciles_clean_and_leaks_no_secret(kite_e
     summary = json.loads(out)
     assert summary["mode"] == "live" and summary["venue"] == "zerodha" and summary["orders_sent"] >= 1
     assert summary["venue_fills"] == len({t["trade_id"] for t in fake.matching.trades})
+    assert summary["order_updates_pushed"] > 0  # order postbacks on the ticker socket reached the loop
     view = _venue_agrees(fake, journal)
     assert view.sealed and (journal / "orders.parquet").exists()
     # every order went out with the run's client id as its Kite tag, form-encoded on POST /orders/regular
