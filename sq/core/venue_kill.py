@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TIMEOUT_S = 5.0
+FLATTEN_WAIT_S = 2.0  # how long `--flatten` waits for Kite to report the positions closed
 KITE_OPEN = {"OPEN", "TRIGGER PENDING", "AMO REQ RECEIVED", "OPEN PENDING", "MODIFY PENDING", "VALIDATION PENDING", "PUT ORDER REQ RECEIVED"}
 
 
@@ -245,12 +246,17 @@ def kill_zerodha(api_key: str, token: str, root: str, *, symbol: str | None, fla
             except VenueError as e:
                 if e.status not in (400, 404):  # already done: the listing below tells
                     raise
-        if flatten:
+        def net_positions() -> list[tuple[str, float, dict]]:
+            out = []
             for p in (call("GET", root + "/portfolio/positions", headers).get("data") or {}).get("net", []):
                 sym = f"{p.get('exchange')}:{p.get('tradingsymbol')}".upper()
                 qty = float(p.get("quantity") or 0)
-                if not qty or (want and sym != want):
-                    continue
+                if qty and not (want and sym != want):
+                    out.append((sym, qty, p))
+            return out
+
+        if flatten:
+            for sym, qty, p in net_positions():
                 left, cap = abs(qty), max_qty(sym, float(p.get("last_price") or 0))
                 while left > 0:
                     q = left if not cap else min(left, max(1.0, math.floor(cap)))
@@ -266,6 +272,13 @@ def kill_zerodha(api_key: str, token: str, root: str, *, symbol: str | None, fla
                     left -= q
         r.remaining_orders = [{"symbol": f"{o.get('exchange')}:{o.get('tradingsymbol')}".upper(), "venue_order_id": str(o.get("order_id")),
                                "client_order_id": str(o.get("tag") or ""), "status": o.get("status")} for o in open_orders()]
+        if flatten:  # MARKET orders reach the exchange in a moment: look again for up to FLATTEN_WAIT_S
+            deadline = time.monotonic() + FLATTEN_WAIT_S
+            left = net_positions()
+            while left and r.flattened and time.monotonic() < deadline:
+                time.sleep(0.1)
+                left = net_positions()
+            r.remaining_positions = [{"symbol": sym, "qty": qty} for sym, qty, _ in left]
     except VenueError as e:
         r.error = f"zerodha: {e}"
     r.seconds = time.perf_counter() - start
