@@ -37,6 +37,42 @@ def engine_params(strategy: str, symbols: Iterable[str], config, overrides: Iter
     return params
 
 
+def run_engine(strategy: str, instruments, batches: Iterable, params: Iterable[str], *, config, fill, seed: int = 0,
+               emit: Callable | None = None, progress: Callable[[int], None] | None = None, recorder=None) -> Engine:
+    """One backtest: a fresh Engine over `batches` with the `--param` strings `params`; returns
+    the finished engine (its `summary()`). Shared by a single run and every sweep point, so a
+    sweep point and `sq backtest --param k=v` run exactly the same code."""
+    engine = Engine(strategy, instruments, engine_params(strategy, instruments, config, params), config=config, fill=fill, seed=seed)
+    for batch in batches:
+        out = engine.process(batch)
+        if emit is not None:
+            emit(out)
+        if recorder is not None:
+            recorder.market(batch)
+            recorder.output(out)
+        if progress is not None:
+            progress(batch.num_rows)
+    out = engine.finish()
+    if emit is not None:
+        emit(out)
+    if recorder is not None:
+        recorder.output(out)
+    return engine
+
+
+def check_result(env, engine: Engine) -> None:
+    """The run's warnings on stderr; no events at all is a data error."""
+    for w in engine.warnings:
+        env.warn(w)
+    if engine.strategy == "lt" and engine.trades_seen == 0 and engine.counters()["events"] > 0:
+        env.warn(NO_TRADES)
+    if engine.counters()["events"] == 0:
+        raise DataError("the input holds no market events")
+
+
+NO_TRADES = "the input has no trades: the liquidity taker (lt) acts only on trades, so it sent no orders"
+
+
 def run_backtest(
     env,
     inputs: list[str] | None,
@@ -47,8 +83,10 @@ def run_backtest(
     fill: dict[str, Any] | None = None,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    recorder=None,
 ) -> dict[str, Any]:
-    """Run the backtest; returns the summary document (the `--json` output)."""
+    """Run the backtest; returns the summary document (the `--json` output). A `recorder`
+    (`sq.core.report.RunRecorder`) sees every market batch and every output, for `--report`."""
     from sq.core.config import load_config
 
     strategy = PR.check_strategy(strategy)
@@ -58,8 +96,6 @@ def run_backtest(
     fill_cfg.validate()
     source = open_input(env, inputs, "market")
     warm_up(config)
-    engine = Engine(strategy, source.instruments, engine_params(strategy, source.instruments, config, params),
-                    config=config, fill=fill_cfg, seed=seed)
     t0 = time.perf_counter()
     with ExitStack() as stack:
         writers = None
@@ -71,22 +107,13 @@ def run_backtest(
                        for sch, name in zip(schemas, JOURNAL_FILES)]
 
         def emit(out) -> None:
-            if writers is not None:
-                for w, b in zip(writers, out):
-                    if b.num_rows:
-                        w.write(b)
+            for w, b in zip(writers, out):
+                if b.num_rows:
+                    w.write(b)
 
-        for batch in source.batches():
-            emit(engine.process(batch))
-            if progress is not None:
-                progress(batch.num_rows)
-        emit(engine.finish())
-    for w in engine.warnings:
-        env.warn(w)
-    if strategy == "lt" and engine.trades_seen == 0 and engine.counters()["events"] > 0:
-        env.warn("the input has no trades: the liquidity taker (lt) acts only on trades, so it sent no orders")
-    if engine.counters()["events"] == 0:
-        raise DataError("the input holds no market events")
+        engine = run_engine(strategy, source.instruments, source.batches(), params, config=config, fill=fill_cfg, seed=seed,
+                            emit=emit if writers is not None else None, progress=progress, recorder=recorder)
+    check_result(env, engine)
     summary = engine.summary()
     summary["wall_s"] = time.perf_counter() - t0
     summary["inputs"] = source.names

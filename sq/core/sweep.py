@@ -1,0 +1,376 @@
+"""`sq backtest --sweep`: one backtest per point of a parameter grid, on a local process pool (§8c).
+
+A grid point is a list of `--param` strings (the run's own `--param`s, then `k=v` for every
+swept key), so a point runs exactly the code path of `sq backtest --param k=v` and gives the
+same orders, fills and PnL. `run_point` is a pure function of (data partition, parameters) →
+summary: the data partition is a list of input paths a worker opens itself (stdin is spooled
+to a temporary Arrow file first), so the same function can later run under Ray.
+
+Each worker loads the input once, in the pool initializer's first task, and keeps the conformed
+batches for every point it runs; the numba kernels are loaded from numba's on-disk cache
+(`cache=True`), so a worker pays the import and cache load once, never a compile per point.
+
+Sweep syntax: `k=a:b:step` (a < b, step > 0, b included when the steps land on it; values are
+computed in decimal so `0.1:0.3:0.1` gives 0.1, 0.2, 0.3 exactly as typed), `k=v1,v2,v3`, and
+`SYMBOL.k=…` for one symbol. Several `--sweep`s span the cartesian grid, capped at MAX_POINTS.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Iterable, Iterator
+
+from sq.core.engine import params as PR
+from sq.core.exits import UsageError
+
+MAX_POINTS = 10_000
+CURVE_POINTS = 400  # points of the equity curve a worker returns for the report
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept parameter: its `--param` key (`clip` or `SIM:DEMO.clip`) and its values."""
+
+    key: str
+    values: tuple[float, ...]
+
+
+def _number(text: str, item: str) -> Decimal:
+    try:
+        d = Decimal(text.strip())
+    except InvalidOperation:
+        raise UsageError(f"--sweep {item!r}: {text.strip()!r} is not a number") from None
+    if not d.is_finite():
+        raise UsageError(f"--sweep {item!r}: {text.strip()!r} is not a finite number")
+    return d
+
+
+def parse_axis(item: str, strategy: str) -> Axis:
+    """`k=a:b:step`, `k=v1,v2,…` or `SYMBOL.k=…` → an Axis (usage errors name the item)."""
+    key, eq, spec = item.partition("=")
+    if not eq or not key.strip() or not spec.strip():
+        raise UsageError(f"--sweep {item!r}: expected k=a:b:step or k=v1,v2,… (e.g. clip=1:5:1, threshold=0.2,0.4,0.8)")
+    sym, dot, name = key.strip().rpartition(".")
+    name = PR._check_name(name.strip().lower())
+    key = f"{sym.strip().upper()}.{name}" if dot else name
+    if ":" in spec:
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise UsageError(f"--sweep {item!r}: a range is a:b:step (three numbers), e.g. {name}=1:5:1")
+        a, b, step = (_number(p, item) for p in parts)
+        if step <= 0:
+            raise UsageError(f"--sweep {item!r}: the step must be > 0")
+        if b <= a:
+            raise UsageError(f"--sweep {item!r}: the range end must be above its start ({'a single value is k=v' if a == b else 'a < b'})")
+        count = int((b - a) / step) + 1
+        if count > MAX_POINTS:
+            raise UsageError(f"--sweep {item!r}: {count:,} values; at most {MAX_POINTS:,} grid points per sweep")
+        values = [a + step * i for i in range(count)]
+    else:
+        values = [_number(p, item) for p in spec.split(",") if p.strip()]
+        if len(values) != len(spec.split(",")):
+            raise UsageError(f"--sweep {item!r}: an empty value in the list")
+        if len(set(values)) != len(values):
+            raise UsageError(f"--sweep {item!r}: a value is listed twice")
+    floats = tuple(float(v) for v in values)
+    for v in floats:
+        PR.validate(strategy, name, v, f"{sym.strip().upper()}." if dot else "")
+    return Axis(key, floats)
+
+
+def parse_sweeps(items: Iterable[str], strategy: str, fixed: Iterable[str] = ()) -> list[Axis]:
+    """Every `--sweep` as an Axis; a key swept twice or also fixed by `--param` is a usage error."""
+    axes = [parse_axis(i, strategy) for i in items]
+    keys = [a.key for a in axes]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise UsageError(f"--sweep {k} is given twice; list every value in one --sweep (k=v1,v2,…)")
+    fixed_keys = {f"{s}.{n}" if s else n for s, n, _ in PR.parse_overrides(fixed)}
+    for k in keys:
+        if k in fixed_keys:
+            raise UsageError(f"{k} is both swept (--sweep) and fixed (--param); drop one")
+    points = 1
+    for a in axes:
+        points *= len(a.values)
+    if points > MAX_POINTS:
+        raise UsageError(f"the sweep spans {points:,} grid points ({' × '.join(str(len(a.values)) for a in axes)}); "
+                         f"at most {MAX_POINTS:,}: coarsen a step or split the sweep")
+    return axes
+
+
+def grid(axes: list[Axis]) -> list[dict[str, float]]:
+    """The cartesian grid, first axis slowest: one {key: value} per point."""
+    return [dict(zip([a.key for a in axes], combo)) for combo in itertools.product(*(a.values for a in axes))]
+
+
+def point_params(base: Iterable[str], point: dict[str, float]) -> list[str]:
+    """The `--param` strings of one grid point (repr round-trips floats exactly)."""
+    return list(base or ()) + [f"{k}={v!r}" for k, v in point.items()]
+
+
+# ----------------------------------------------------------------------------------------------
+# the worker side: a data partition loaded once, then any number of points
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs, picklable: where the data is and how to run a point."""
+
+    inputs: tuple[str, ...]
+    strategy: str
+    fill: dict[str, Any]
+    seed: int
+    config_path: str | None
+    environ: dict[str, str] = field(default_factory=dict)
+    cwd: str = "."
+    report: bool = False
+    instruments: dict | None = None  # when the data's own (a spooled stdin) may know fewer
+
+
+class _Quiet:
+    """The Environment subset load_config and open_input use, with warnings dropped (the parent
+    already printed them)."""
+
+    stdin_isatty = True
+    quiet = True
+
+    def __init__(self, config_path):
+        self.config_path = config_path
+
+    def warn(self, message: str) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class Loaded:
+    """A data partition in memory: conformed market batches and the instruments known up front."""
+
+    instruments: dict
+    batches: list
+    names: list[str]
+
+    @classmethod
+    def read(cls, env, inputs) -> "Loaded":
+        from sq.core.streams import open_input
+
+        source = open_input(env, list(inputs), "market")
+        instruments = dict(source.instruments)  # as a single run sees them when it builds its engine
+        return cls(instruments, list(source.batches()), list(source.names))
+
+
+class Worker:
+    """Runs grid points of one Job; loads the config and the data on first use, keeps them."""
+
+    def __init__(self, job: Job, data: Loaded | None = None):
+        self.job = job
+        self.data = data
+        self.config = None
+        self.fill = None
+        self.load_s = 0.0
+        self.warm_s = 0.0
+
+    def _prepare(self) -> None:
+        from sq.core.config import load_config
+        from sq.core.engine.runner import FillModelConfig, warm_up
+
+        env = _Quiet(self.job.config_path)
+        self.config = load_config(env, environ=self.job.environ or None, cwd=self.job.cwd)
+        self.fill = FillModelConfig.from_config(self.config, **self.job.fill)
+        t0 = time.perf_counter()
+        warm_up(self.config)
+        self.warm_s = time.perf_counter() - t0
+        if self.data is None:
+            t0 = time.perf_counter()
+            self.data = Loaded.read(env, self.job.inputs)
+            if self.job.instruments is not None:
+                self.data.instruments = dict(self.job.instruments)
+            self.load_s = time.perf_counter() - t0
+
+    def run(self, index: int, params: list[str]) -> dict[str, Any]:
+        """One grid point → its summary (plus `curve` data when the job makes a report)."""
+        from sq.core.backtest import run_engine
+
+        if self.config is None:
+            self._prepare()
+        rec = None
+        if self.job.report:
+            from sq.core.report import RunRecorder
+
+            rec = RunRecorder(max_fills=0)
+        engine = run_engine(self.job.strategy, self.data.instruments, self.data.batches, params, config=self.config,
+                            fill=self.fill, seed=self.job.seed, recorder=rec)
+        summary = engine.summary()
+        summary["warnings"] = list(engine.warnings)
+        summary["trades_seen"] = engine.trades_seen
+        summary["worker"] = {"pid": os.getpid(), "load_s": self.load_s, "warm_s": self.warm_s}
+        if rec is not None:
+            summary["curve"] = dict(rec.curves(CURVE_POINTS), t_first=rec.t_first, t_last=rec.t_last)
+        return {"index": index, "summary": summary}
+
+
+_WORKER: Worker | None = None
+
+
+def _init(job: Job) -> None:
+    global _WORKER
+    _WORKER = Worker(job)
+
+
+def _run(task: tuple[int, list[str]]) -> dict[str, Any]:
+    assert _WORKER is not None
+    return _WORKER.run(*task)
+
+
+def run_points(job: Job, tasks: list[tuple[int, list[str]]], jobs: int, *, data: Loaded | None = None,
+               progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Run every (index, params) task; yields results as they finish (any order). `jobs == 1`
+    runs in this process (on `data` when given); else a spawn-started process pool."""
+    if jobs <= 1:
+        w = Worker(job, data)
+        for t in tasks:
+            r = w.run(*t)
+            if progress is not None:
+                progress(1)
+            yield r
+        return
+    import multiprocessing as mp
+
+    # spawn, not fork: the parent holds Arrow/numba threads, which fork does not carry safely
+    pool = mp.get_context("spawn").Pool(processes=jobs, initializer=_init, initargs=(job,))
+    try:
+        for r in pool.imap_unordered(_run, tasks, chunksize=1):
+            if progress is not None:
+                progress(1)
+            yield r
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# the parent side
+
+
+INTERNAL = ("warnings", "trades_seen", "worker", "curve")
+
+
+def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[str] = (), sweeps: Iterable[str] = (),
+              fill: dict[str, Any] | None = None, seed: int = 0, jobs: int | None = None, report: bool = False,
+              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run the grid; returns the `--json` document (`runs` in grid order) plus, under the key
+    `_best_curve`, the best point's curves when `report` is set."""
+    import tempfile
+
+    from sq.core.backtest import NO_TRADES, engine_params
+    from sq.core.config import load_config
+    from sq.core.engine.runner import FillModelConfig
+    from sq.core.exits import DataError
+    from sq.core.streams import open_input
+
+    strategy = PR.check_strategy(strategy)
+    params = list(params or ())
+    config = load_config(env)
+    PR.parse_overrides(params)
+    axes = parse_sweeps(sweeps, strategy, params)
+    FillModelConfig.from_config(config, **(fill or {})).validate()
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
+    source = open_input(env, inputs, "market")
+    instruments = dict(source.instruments)
+    points = grid(axes)
+    tasks = []
+    for i, pt in enumerate(points):  # every point's parameters checked before any run
+        p = point_params(params, pt)
+        engine_params(strategy, instruments, config, p)
+        tasks.append((i, p))
+    jobs = max(1, min(jobs or default_jobs(), len(tasks)))
+    stdin = not inputs or "-" in inputs
+    job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy, dict(fill or {}), int(seed), env.config_path,
+              dict(os.environ), os.getcwd(), report)
+    data = None
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sq-sweep-") as tmp:
+        if jobs == 1:
+            data = Loaded(instruments, list(source.batches()), list(source.names))
+        elif stdin:  # workers cannot re-read stdin: spool it to an Arrow file they each map
+            import pyarrow as pa
+
+            path = os.path.join(tmp, "input.arrow")
+            with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, source.schema) as w:
+                for b in source.batches():
+                    w.write_batch(b)
+            job = Job((path,), job.strategy, job.fill, job.seed, job.config_path, job.environ, job.cwd, report, instruments)
+        results: list[dict[str, Any] | None] = [None] * len(tasks)
+        for r in run_points(job, tasks, jobs, data=data, progress=progress):
+            results[r["index"]] = r["summary"]
+    wall = time.perf_counter() - t0
+    warned = set()
+    for s in results:
+        for w in s["warnings"]:
+            if w not in warned:
+                warned.add(w)
+                env.warn(w)
+    first = results[0]
+    if first["events"] == 0:
+        raise DataError("the input holds no market events")
+    if strategy == "lt" and any(s["trades_seen"] == 0 for s in results):
+        env.warn(NO_TRADES)
+    workers: dict[int, dict[str, Any]] = {}
+    for s in results:
+        w = s["worker"]
+        workers.setdefault(w["pid"], dict(w, points=0))["points"] += 1
+    runs = []
+    for pt, s in zip(points, results):
+        runs.append({"params": pt, **{k: v for k, v in s.items() if k not in INTERNAL}})
+    best = max(range(len(runs)), key=lambda i: runs[i]["pnl"]["total"])
+    events = first["events"]
+    doc = {
+        "strategy": strategy, "symbols": first["symbols"], "events": events,
+        "inputs": list(source.names), "params": params,
+        "sweep": {a.key: list(a.values) for a in axes}, "points": len(runs), "jobs": jobs,
+        "wall_s": wall, "points_per_s": len(runs) / wall if wall > 0 else 0.0,
+        "events_per_s": events * len(runs) / wall if wall > 0 else 0.0,
+        "workers": sorted(workers.values(), key=lambda w: w["pid"]),
+        "best": {"index": best, "params": runs[best]["params"], "pnl_total": runs[best]["pnl"]["total"]},
+        "runs": runs,
+    }
+    if report:
+        doc["_best_curve"] = results[best].get("curve")
+        doc["_axes"] = axes
+    return doc
+
+
+def results_table(runs: list[dict[str, Any]], keys: list[str]):
+    """The runs as flat rows (one per grid point) for `-o`/`--format`: the swept values, the
+    summary metrics, then `position.SYMBOL` per symbol."""
+    import pyarrow as pa
+
+    symbols = sorted({s for r in runs for s in r["position"]})
+    f64, i64 = pa.float64(), pa.int64()
+    cols: list[tuple[str, pa.DataType, Callable[[dict], Any]]] = [(k, f64, (lambda r, k=k: r["params"][k])) for k in keys]
+    cols += [("pnl_total", f64, lambda r: r["pnl"]["total"]), ("pnl_realized", f64, lambda r: r["pnl"]["realized"]),
+             ("pnl_unrealized", f64, lambda r: r["pnl"]["unrealized"]), ("fees", f64, lambda r: r["pnl"]["fees"]),
+             ("max_drawdown", f64, lambda r: r["max_drawdown"]), ("sharpe", f64, lambda r: r["sharpe"]),
+             ("orders", i64, lambda r: r["orders"]), ("cancels", i64, lambda r: r["cancels"]), ("fills", i64, lambda r: r["fills"]),
+             ("fill_ratio", f64, lambda r: r["fill_ratio"]), ("turnover", f64, lambda r: r["turnover"]),
+             ("rejections", i64, lambda r: sum(r["rejections"].values())), ("halted", pa.string(), lambda r: r["halted"]),
+             ("events", i64, lambda r: r["events"]), ("elapsed_s", f64, lambda r: r["elapsed_s"]),
+             ("events_per_s", f64, lambda r: r["events_per_s"])]
+    cols += [(f"position.{s}", f64, (lambda r, s=s: r["position"].get(s, 0.0))) for s in symbols]
+    schema = pa.schema([pa.field(n, t) for n, t, _ in cols], metadata={b"sq.results": b"backtest"})
+    return pa.Table.from_arrays([pa.array([fn(r) for r in runs], t) for _, t, fn in cols], schema=schema)
