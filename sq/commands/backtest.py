@@ -5,7 +5,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import FormatOption, JsonOption, OutputOption, env_of
 
 HELP = """Backtest a strategy over recorded market data with the engine `sq paper` uses: the same
 strategies, order manager, risk checks, position keeper and simulated fills (order latency,
@@ -20,7 +20,21 @@ max_position, max_loss, ioc — from the config's instruments, `--param k=v` (ev
 
 On a terminal: a summary table. Otherwise, or with --json: one JSON document (strategy, symbols,
 events, orders, fills, position, pnl, max_drawdown, sharpe, fill_ratio, rejections, elapsed_s,
-events_per_s, …). --journal DIR writes orders.parquet, fills.parquet and pnl.parquet."""
+events_per_s, …). --journal DIR writes orders.parquet, fills.parquet and pnl.parquet.
+
+--sweep k=a:b:step (b included; or k=v1,v2,…; SYMBOL.k=… for one symbol; repeatable: the
+cartesian grid, at most 10,000 points) runs one backtest per grid point over the same input,
+on a process pool of --jobs workers (default: every CPU; 1 runs in this process), each loading
+the input once. A point gives exactly what `--param k=v` gives. On a terminal: a table sorted by
+total PnL; --json: one document with a `runs` list (grid order) and the best point; otherwise
+one row per point (swept values, pnl_total, pnl_realized, fees, max_drawdown, sharpe, orders,
+fills, fill_ratio, …, position.SYMBOL) as Arrow on a pipe, or -o FILE.parquet|.arrow|.jsonl,
+--format jsonl|table.
+
+--report FILE.html writes one self-contained HTML file (inline CSS and SVG, nothing fetched):
+run metadata, metrics, equity, drawdown and position charts, per-symbol table, the first fills
+and rejections by reason; for a sweep the grid results, a heatmap of total PnL for two swept
+parameters, and the best point's curves."""
 
 EPILOG = """Examples:
 
@@ -30,7 +44,15 @@ EPILOG = """Examples:
   sq backtest --strategy lt demo.parquet --param threshold=0.5 --param ioc=0 --json
 
   sq backtest -s mm demo.parquet --param SIM:DEMO.threshold=0.4 --latency 5ms --queue-model prob --journal out/
-  polars: pl.read_parquet("out/fills.parquet")"""
+  polars: pl.read_parquet("out/fills.parquet")
+
+  sq backtest -s mm fixtures/sim-demo --report run.html
+
+  sq backtest -s mm demo.parquet --sweep clip=1:4:1 --sweep threshold=0.2,0.4,0.8 --report sweep.html
+
+  sq backtest -s mm demo.parquet --sweep SIM:DEMO.max_position=5:50:5 --jobs 2 -o grid.parquet
+
+  sq backtest -s lt demo.parquet --sweep threshold=0.3:1.5:0.1 --json | jq '.runs[] | [.params.threshold, .pnl.total]'"""
 
 
 def backtest(
@@ -45,12 +67,25 @@ def backtest(
     feed_latency: Annotated[str, typer.Option("--feed-latency", help="'data' (each event's recv_ts − ts) or a duration.")] = "data",
     queue_model: Annotated[str, typer.Option("--queue-model", help="risk-averse (cancels at our price mostly behind us) or prob (power-probability).")] = "risk-averse",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the latency distribution.")] = 0,
+    sweep: Annotated[Optional[List[str]], typer.Option("--sweep", help="k=a:b:step (b included), k=v1,v2,… or SYMBOL.k=…: one backtest per value; repeatable (the cartesian grid, ≤ 10,000 points).", show_default=False)] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes of a --sweep (default: every CPU; 1 runs in this process).", show_default=False)] = None,
+    report: Annotated[Optional[str], typer.Option("--report", help="Write a self-contained HTML report (charts, metrics, fills; the grid for --sweep) to FILE.html.", show_default=False)] = None,
+    output: OutputOption = None,
+    fmt: FormatOption = "auto",
     json_out: JsonOption = False,
 ) -> None:
     from sq.core.backtest import run_backtest
     from sq.core.durations import parse_duration_ns
 
     env = env_of(ctx)
+    if report:
+        from sq.core.report import check_target
+
+        check_target(report)
+    if jobs is not None and jobs < 1:
+        from sq.core.exits import UsageError
+
+        raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
     fill = {
         "order_latency_ns": parse_duration_ns(latency, option="--latency") if latency else None,
         "latency_dist": latency_dist,
@@ -58,26 +93,122 @@ def backtest(
         "feed_latency_ns": None if feed_latency.strip().lower() == "data" else parse_duration_ns(feed_latency, option="--feed-latency"),
         "queue_model": queue_model,
     }
+    rows_out = output is not None or fmt.lower() != "auto"
+    if sweep:
+        if journal:
+            from sq.core.exits import UsageError
+
+            raise UsageError("--journal writes one run's orders and fills; it does not combine with --sweep")
+        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out)
+        return
+    recorder = None
+    if report:
+        from sq.core.report import RunRecorder
+
+        recorder = RunRecorder()
     with _Progress(env) as progress:
-        summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress)
-    if json_out or not env.stdout_isatty:
+        summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress,
+                               recorder=recorder)
+    if report:
+        from sq.core import report as R
+
+        meta = _meta(strategy, param or (), summary["inputs"], summary, fill, seed)
+        meta.update(t_first=recorder.t_first, t_last=recorder.t_last)
+        R.write_report(report, R.render_run(meta, summary, recorder))
+        env.info(f"report written to {report}")
+    if json_out:
+        env.write_json(summary)
+    elif rows_out:
+        _rows(env, [dict(summary, params={})], [], output, fmt)
+    elif not env.stdout_isatty:
         env.write_json(summary)
     else:
         _table(env, summary)
 
 
+def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
+    from sq import __version__
+
+    lat = "config default" if fill["order_latency_ns"] is None else f"{fill['order_latency_ns'] / 1e6:g} ms"
+    feed = "data (recv_ts − ts)" if fill["feed_latency_ns"] is None else f"{fill['feed_latency_ns'] / 1e6:g} ms"
+    return {"strategy": strategy, "params": list(params), "inputs": list(inputs), "symbols": doc["symbols"], "events": doc["events"],
+            "version": __version__, "fill": f"order latency {lat} ({fill['latency_dist']}), feed latency {feed}, "
+                                            f"queue model {fill['queue_model']}, seed {seed}"}
+
+
+def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out) -> None:
+    from sq.core.sweep import run_sweep
+
+    with _Progress(env, "grid points") as progress:
+        doc = run_sweep(env, inputs, strategy, params=params, sweeps=sweep, fill=fill, seed=seed, jobs=jobs, report=bool(report),
+                        progress=progress)
+    curve = doc.pop("_best_curve", None)
+    axes = doc.pop("_axes", None)
+    if report:
+        from sq.core import report as R
+
+        meta = _meta(strategy, params, doc["inputs"], doc, fill, seed)
+        meta.update(jobs=doc["jobs"], wall_s=doc["wall_s"], t_first=(curve or {}).get("t_first"), t_last=(curve or {}).get("t_last"))
+        R.write_report(report, R.render_sweep(meta, axes, doc["runs"], curve))
+        env.info(f"report written to {report}")
+    keys = list(doc["sweep"])
+    if json_out:
+        env.write_json(doc)
+    elif rows_out or not env.stdout_isatty:
+        _rows(env, doc["runs"], keys, output, fmt)
+    else:
+        _grid_table(env, doc, keys)
+
+
+def _rows(env, runs, keys, output, fmt) -> None:
+    from sq.core.streams import StreamWriter
+    from sq.core.sweep import results_table
+
+    table = results_table(runs, keys)
+    with StreamWriter(env, table.schema, output=output, fmt=fmt) as w:
+        for b in table.to_batches():
+            w.write(b)
+
+
+GRID_SHOWN = 40
+
+
+def _grid_table(env, doc: dict, keys: list) -> None:
+    from rich.table import Table
+
+    runs = sorted(doc["runs"], key=lambda r: -r["pnl"]["total"])
+    t = Table(title=f"sq backtest sweep — {doc['strategy']} on {', '.join(doc['symbols'])}: {doc['points']:,} points, "
+                    f"{doc['jobs']} jobs, {doc['wall_s']:.1f}s ({doc['events_per_s']:,.0f} events/s)")
+    for k in keys:
+        t.add_column(k, justify="right")
+    for c in ("PnL total", "realized", "fees", "max DD", "Sharpe", "orders", "fills", "fill ratio", "position", "events/s"):
+        t.add_column(c, justify="right")
+    for r in runs[:GRID_SHOWN]:
+        pnl = r["pnl"]
+        color = "green" if pnl["total"] > 0 else "red" if pnl["total"] < 0 else ""
+        t.add_row(*[f"{r['params'][k]:g}" for k in keys], f"[{color}]{pnl['total']:,.4f}[/]" if color else f"{pnl['total']:,.4f}",
+                  f"{pnl['realized']:,.4f}", f"{pnl['fees']:,.4f}", f"{r['max_drawdown']:,.4f}",
+                  "—" if r["sharpe"] is None else f"{r['sharpe']:.3f}", f"{r['orders']:,}", f"{r['fills']:,}", f"{r['fill_ratio']:.3f}",
+                  " ".join(f"{v:g}" for v in r["position"].values()), f"{r['events_per_s']:,.0f}")
+    console = env.console()
+    console.print(t)
+    if len(runs) > GRID_SHOWN:
+        console.print(f"the best {GRID_SHOWN} of {len(runs):,} points; every point with --json or -o FILE")
+
+
 class _Progress:
     """Events processed, on stderr, only when stderr is a terminal (rich, redirect_stdout=False)."""
 
-    def __init__(self, env):
+    def __init__(self, env, unit: str = "events"):
         self.env = env
+        self.unit = unit
         self.bar = None
 
     def __enter__(self):
         if self.env.stderr_isatty and not self.env.quiet:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(SpinnerColumn(), TextColumn("backtest {task.completed:,.0f} events"), TimeElapsedColumn(),
+            self.bar = Progress(SpinnerColumn(), TextColumn("backtest {task.completed:,.0f} " + self.unit), TimeElapsedColumn(),
                                 console=self.env.console(stderr=True), redirect_stdout=False, redirect_stderr=False, transient=True)
             self.bar.__enter__()
             self.task = self.bar.add_task("backtest", total=None)
