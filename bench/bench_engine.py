@@ -10,6 +10,9 @@
    market event's arrival (the call) to the order leaving the engine (the call returns with the
    order in the outbox consumed and journaled), p50 / p99 over the events that sent an order and
    over all events. Target p99 < 50 µs.
+5. `sq backtest --sweep`: a 16-point grid (clip × max_position × threshold) over the same events, grid
+   points/s and events/s on the process pool (every CPU, each worker loading the file once and
+   the kernels from numba's cache) against the same grid run in one process (the baseline).
 """
 
 from __future__ import annotations
@@ -135,6 +138,18 @@ def _paper_latency(table, n_events=60_000):
     return lat / 1e3, sent
 
 
+def _sweep(jobs: int) -> tuple[float, int]:
+    from bench.synthetic import cache_path
+    from sq.core import sweep as SW
+
+    axes = SW.parse_sweeps(["clip=1,2", "max_position=5,10,20,40", "threshold=0.4,0.8"], "mm")
+    tasks = [(i, SW.point_params(["max_loss=1e12"], pt)) for i, pt in enumerate(SW.grid(axes))]
+    job = SW.Job((str(cache_path()),), "mm", {"order_latency_ns": 1_000_000, "queue_model": "prob"}, 0, None, {}, ".")
+    t0 = time.perf_counter()
+    events = sum(r["summary"]["events"] for r in SW.run_points(job, tasks, jobs))
+    return time.perf_counter() - t0, events
+
+
 def run(report) -> None:
     from bench.bench_book import _kernel_arrays, _run_kernel
     from sq.core import book as B
@@ -171,3 +186,12 @@ def run(report) -> None:
            "us", target=50.0, lower_is_better=True)
     report("paper 1-event batches: any event, p50", float(np.percentile(lat, 50)), "us")
     report("paper 1-event batches: any event, p99", float(np.percentile(lat, 99)), "us", target=50.0, lower_is_better=True)
+
+    from sq.core.sweep import default_jobs
+
+    jobs = default_jobs()
+    t1, events = _sweep(1)
+    tn, _ = _sweep(jobs)
+    report("sweep 16 points, 1 process (load + warm-up included), points/s", 16 / t1, "/s")
+    report(f"sweep 16 points, pool of {jobs} (spawn, load once per worker), points/s", 16 / tn, "/s", baseline=16 / t1)
+    report(f"sweep pool of {jobs}: events/s over all points", events / tn / 1e6, "M/s", baseline=events / t1 / 1e6)
