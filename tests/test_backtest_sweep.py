@@ -232,3 +232,17 @@ def test_one_run_as_a_results_row(sq, sim_file, tmp_path):
     t = pq.read_table(out)
     assert t.num_rows == 1 and t.column("pnl_total")[0].as_py() == d["pnl"]["total"]
     assert re.fullmatch(r"[\w.:]+", ",".join(t.column_names).replace(",", ""))
+
+
+def test_stdin_is_spooled_for_the_pool(sq, sim_file):
+    """Workers cannot re-read a pipe: the parent spools it to an Arrow file they each map."""
+    from tests.test_book_cli import ipc_bytes
+
+    t = pq.read_table(sim_file)
+    data = ipc_bytes(t.to_batches(max_chunksize=4096), t.schema)
+    args = ["backtest", "-s", "mm", "--sweep", "clip=1,2", "--json"]
+    pool = doc(sq(args + ["--jobs", "2"], stdin=data))
+    local = doc(sq(args + [sim_file, "--jobs", "1"]))
+    assert pool["jobs"] == 2 and pool["events"] == t.num_rows
+    for a, b in zip(pool["runs"], local["runs"]):
+        assert a["fills"] > 0 and {k: a[k] for k in SAME} == {k: b[k] for k in SAME}

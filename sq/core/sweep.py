@@ -219,7 +219,10 @@ _WORKER: Worker | None = None
 
 
 def _init(job: Job) -> None:
+    import signal
+
     global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent ends the pool
     _WORKER = Worker(job)
 
 
