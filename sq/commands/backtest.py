@@ -174,22 +174,20 @@ GRID_SHOWN = 40
 
 
 def _grid_table(env, doc: dict, keys: list) -> None:
+    from rich import box
     from rich.table import Table
 
     runs = sorted(doc["runs"], key=lambda r: -r["pnl"]["total"])
     t = Table(title=f"sq backtest sweep — {doc['strategy']} on {', '.join(doc['symbols'])}: {doc['points']:,} points, "
-                    f"{doc['jobs']} jobs, {doc['wall_s']:.1f}s ({doc['events_per_s']:,.0f} events/s)")
-    for k in keys:
-        t.add_column(k, justify="right")
-    for c in ("PnL total", "realized", "fees", "max DD", "Sharpe", "orders", "fills", "fill ratio", "position", "events/s"):
-        t.add_column(c, justify="right")
+                    f"{doc['jobs']} jobs, {doc['wall_s']:.1f}s, {doc['events_per_s']:,.0f} events/s", box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in keys + ["PnL total", "fees", "max DD", "Sharpe", "orders", "fills", "fill ratio", "position"]:
+        t.add_column(c, justify="right", no_wrap=c != "position", min_width=len(c) if c in keys else None)
     for r in runs[:GRID_SHOWN]:
         pnl = r["pnl"]
-        color = "green" if pnl["total"] > 0 else "red" if pnl["total"] < 0 else ""
-        t.add_row(*[f"{r['params'][k]:g}" for k in keys], f"[{color}]{pnl['total']:,.4f}[/]" if color else f"{pnl['total']:,.4f}",
-                  f"{pnl['realized']:,.4f}", f"{pnl['fees']:,.4f}", f"{r['max_drawdown']:,.4f}",
-                  "—" if r["sharpe"] is None else f"{r['sharpe']:.3f}", f"{r['orders']:,}", f"{r['fills']:,}", f"{r['fill_ratio']:.3f}",
-                  " ".join(f"{v:g}" for v in r["position"].values()), f"{r['events_per_s']:,.0f}")
+        color = "green" if pnl["total"] > 0 else "red" if pnl["total"] < 0 else "default"
+        t.add_row(*[f"{r['params'][k]:g}" for k in keys], f"[{color}]{pnl['total']:,.4f}[/]", f"{pnl['fees']:,.4f}",
+                  f"{r['max_drawdown']:,.4f}", "—" if r["sharpe"] is None else f"{r['sharpe']:.3f}", f"{r['orders']:,}",
+                  f"{r['fills']:,}", f"{r['fill_ratio']:.2f}", " ".join(f"{v:g}" for v in r["position"].values()))
     console = env.console()
     console.print(t)
     if len(runs) > GRID_SHOWN:
