@@ -73,6 +73,25 @@ def test_lots_and_freeze_slicing(gw, kite_env):
     assert sorted(fake.orders[p.venue_order_id]["quantity"] for p in parts) == [1200, 1800]
 
 
+def test_product_and_freeze_quantities_come_from_the_config(kite_env, monkeypatch, tmp_path):
+    """`[zerodha] product` and `[zerodha.freeze_qty]` reach the orders Kite receives: a NIFTY order
+    above the configured freeze quantity is sliced at it (not at the built-in 1800), as NRML."""
+    fake = kite_env
+    monkeypatch.setenv("ZKITE_ACCESS_TOKEN", fake.issue_token())
+    cfg = tmp_path / "z.toml"
+    cfg.write_text('[zerodha]\nproduct = "NRML"\n[zerodha.freeze_qty]\nNIFTY = 900\n')
+    g = open_gateway(load_config(Environment(config_path=str(cfg))), Environment(), clock=lambda: MONDAY_10)
+    parts = g.place_kite("NFO:NIFTY25DECFUT", -1, 2025, price=24300.0, client_order_id="fz-1")
+    assert [p.qty for p in parts] == [900, 900, 225] and all(p.status == "accepted" for p in parts)
+    assert {fake.orders[p.venue_order_id]["product"] for p in parts} == {"NRML"}
+    cfg.write_text('[zerodha]\nproduct = "BO"\n')
+    from sq.core.exits import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        load_config(Environment(config_path=str(cfg)))
+    assert "zerodha.product" in e.value.message and "NRML" in e.value.message
+
+
 def test_hours_circuits_and_index_are_checked_before_sending(gw, kite_env):
     fake = kite_env
     fake.circuits["NSE:RELIANCE"] = (1300.0, 1500.0)

@@ -157,6 +157,10 @@ class ZerodhaConfig:
     root_url: str = _f("https://api.kite.trade", "SQ_KITE_ROOT_URL")
     ws_url: str = _f("wss://ws.kite.trade", "SQ_KITE_WS_URL")
     login_url: str = _f("https://kite.zerodha.com", "SQ_KITE_LOGIN_URL")
+    product: Literal["MIS", "NRML", "CNC", "MTF"] = "MIS"  # intraday by default; NRML/CNC to carry positions
+    # F&O freeze quantities by underlying (or tradingsymbol), over sq's built-in table: orders above
+    # them are sliced (NSE revises these; keep them current here without waiting for a release)
+    freeze_qty: Mapping[str, float] = _f(factory=lambda: types.MappingProxyType({}))
 
 
 @dataclass(frozen=True)

@@ -76,12 +76,13 @@ def kite_ts(value: Any) -> int:
 class ZerodhaGateway:
     """The OrderGateway of one Kite account (see module doc). `kw`:
 
-    product (default MIS), variety (default regular), freeze_qty (underlying → freeze quantity
-    overrides), enforce_hours / enforce_circuit (default True), market_protection (MARKET and SL-M
+    product (default the config's `zerodha.product`, MIS), variety (default regular), freeze_qty
+    (underlying → freeze quantity, over the config's `zerodha.freeze_qty` and the built-in
+    table), enforce_hours / enforce_circuit (default True), market_protection (MARKET and SL-M
     orders; default -1 = Kite's automatic protection), clock (→ aware datetime), kite (a client).
     """
 
-    def __init__(self, config, env, *, product: str = "MIS", variety: str = "regular", freeze_qty: dict | None = None,
+    def __init__(self, config, env, *, product: str | None = None, variety: str = "regular", freeze_qty: dict | None = None,
                  enforce_hours: bool = True, enforce_circuit: bool = True, market_protection: float = -1,
                  clock: Callable[[], dt.datetime] | None = None, kite: Any = None, limits: KiteLimits | None = None,
                  timeout: float = 15.0, retries_429: int = 4, backoff_s: float = 0.25):
@@ -94,9 +95,9 @@ class ZerodhaGateway:
 
             kite = KiteConnect(self.api_key, access_token=token, root=self.endpoints.root, timeout=timeout)
         self.kite = kite
-        self.product = product.upper()
+        self.product = (product or z.product).upper()
         self.variety = variety.lower()
-        self.freeze_qty = dict(freeze_qty or {})
+        self.freeze_qty = {**z.freeze_qty, **(freeze_qty or {})}
         self.enforce_hours = enforce_hours
         self.enforce_circuit = enforce_circuit
         self.market_protection = market_protection
