@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import time
@@ -16,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SQ_BIN, subprocess_env
+from tests.livetools import kill9_then_resume, registered
 from tests.fakes.binance import binance_fake  # noqa: F401  (fixture)
 
 
-def _cfg(tmp_path, mode="live", rate=20, perms=0o600) -> Path:
+def _cfg(tmp_path, mode="live", rate=20, perms=0o600, live: str = "") -> Path:
+    """A config file; `live` is the body of its [live] table."""
     cfg = tmp_path / "live.toml"
-    cfg.write_text(f'trading_mode = "{mode}"\n[risk]\nmax_order_rate = {rate}\n')
+    cfg.write_text(f'trading_mode = "{mode}"\n[risk]\nmax_order_rate = {rate}\n' + (f"[live]\n{live}\n" if live else ""))
     os.chmod(cfg, perms)
     return cfg
 
@@ -146,34 +147,9 @@ def _live(tmp_path, journal, *extra, resume=False):
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
 
 
-def _registered(proc, timeout=60):
-    from sq.core import runtime
-
-    end = time.time() + timeout
-    while time.time() < end:
-        if any(e.pid == proc.pid for e in runtime.list_procs(clean=False)):
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"sq live exited: {proc.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError("sq live did not start")
-
-
 def _crash_cycles(fake, tmp_path, n, seed):
-    rng = random.Random(seed)
     journal = tmp_path / "run"
-    outputs = []
-    for i in range(n):
-        p = _live(tmp_path, journal, "--for", "30s", resume=i > 0)
-        _registered(p)
-        time.sleep(rng.uniform(0.0, 1.5))  # a random moment: mid-send, mid-journal, mid-sweep
-        p.send_signal(signal.SIGKILL)
-        out, err = p.communicate(timeout=30)
-        outputs.append(out + err)
-    p = _live(tmp_path, journal, "--for", "1s", resume=True)
-    out, err = p.communicate(timeout=120)
-    outputs.append(out + err)
-    assert p.returncode == 0, err
+    outputs, out = kill9_then_resume(lambda for_, resume: _live(tmp_path, journal, "--for", for_, resume=resume), n, seed)
     summary = json.loads(out)
     r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
     outputs.append(r.stdout + r.stderr)
@@ -235,9 +211,7 @@ def test_fills_arrive_over_the_user_stream_not_by_polling(binance_fake, tmp_path
     """With the safety-net sweep pushed out to 10 minutes, every fill the venue made while the run
     traded is journaled before the halt: they can only have come over the user-data stream."""
     fake = binance_fake()
-    cfg = tmp_path / "push.toml"
-    cfg.write_text('trading_mode = "live"\n[risk]\nmax_order_rate = 20\n[live]\nsweep_interval_s = 600\n')
-    os.chmod(cfg, 0o600)
+    cfg = _cfg(tmp_path, live="sweep_interval_s = 600")
     journal = tmp_path / "push"
     r = subprocess.run([SQ_BIN, *LIVE, "--param", "clip=0.05", "--journal", str(journal), "--config", str(cfg), "--confirm-live",
                         "--json", "--for", "6s"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
@@ -287,7 +261,7 @@ def test_a_new_run_reconciles_earlier_crashed_runs_before_its_first_order(binanc
     runs = paths.data_dir() / "runs"
     first = runs / "first"
     p = _live(tmp_path, first, "--for", "60s")
-    _registered(p)
+    registered(p)
     deadline = time.time() + 30
     left: set = set()
     while time.time() < deadline and not left:  # freeze it; kill it only with an order working
@@ -398,13 +372,11 @@ def test_user_stream_outage_falls_back_to_checking_the_venue(binance_fake, tmp_p
     back) although the regular check interval is 10 minutes — `sweeps` is 0 without that — and no
     fill the venue made before the halt is missing from the journal before the halt."""
     fake = binance_fake()
-    cfg = tmp_path / "outage.toml"
-    cfg.write_text('trading_mode = "live"\n[live]\nsweep_interval_s = 600\nsweep_fallback_s = 0.3\n')
-    os.chmod(cfg, 0o600)
+    cfg = _cfg(tmp_path, live="sweep_interval_s = 600\nsweep_fallback_s = 0.3")
     journal = tmp_path / "outage"
     p = subprocess.Popen([SQ_BIN, *LIVE, "--param", "clip=0.05", "--journal", str(journal), "--config", str(cfg), "--confirm-live",
                           "--json", "--for", "8s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
-    _registered(p)
+    registered(p)
     time.sleep(2.0)
     fake.kick_user_streams(outage_s=2.0)
     out, err = p.communicate(timeout=120)
@@ -415,10 +387,6 @@ def test_user_stream_outage_falls_back_to_checking_the_venue(binance_fake, tmp_p
     halt = next(i for i, r in enumerate(recs) if r.kind == "halt")
     halt_ms = recs[halt].data["ts"] // 1_000_000
     before = {r.data["trade_id"] for r in recs[:halt] if r.kind == "fill"}
-    ours = {o.order_id for o in fake.exchange.orders.values() if o.client_id.startswith(summary_prefix(recs))}
+    ours = {o.order_id for o in fake.exchange.orders.values() if o.client_id.startswith(recs[0].data["client_prefix"])}
     venue = {str(t["id"]) for t in fake.exchange.trades if t["orderId"] in ours and t["time"] < halt_ms - 500}
     assert venue and venue <= before, sorted(venue - before)
-
-
-def summary_prefix(recs) -> str:
-    return recs[0].data["client_prefix"]

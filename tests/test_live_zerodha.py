@@ -25,8 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import random
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ import pytest
 
 from sq.core import journal as J
 from tests.conftest import SQ_BIN, subprocess_env
+from tests.livetools import kill9_then_resume
 from tests.fakes.kite import kite_env, kite_fake, kite_open_hours, open_hours_env  # noqa: F401  (fixtures)
 
 SYMBOL = "NSE:RELIANCE"
@@ -71,19 +70,6 @@ def _live(tmp_path, journal, *extra, resume=False, rate=20):
     head = ["live", "--resume", str(journal)] if resume else LIVE + ["--journal", str(journal)]
     args = [SQ_BIN, *head, "--config", str(_cfg(tmp_path, rate)), "--confirm-live", "--json", *extra]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-
-
-def _registered(proc, timeout=60):
-    from sq.core import runtime
-
-    end = time.time() + timeout
-    while time.time() < end:
-        if any(e.pid == proc.pid for e in runtime.list_procs(clean=False)):
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"sq live exited: {proc.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError("sq live did not start")
 
 
 def _wait_open(fake, proc, n=1, timeout=60):
@@ -217,20 +203,8 @@ def test_live_run_journals_seals_and_reconciles_clean_and_leaks_no_secret(kite_e
 
 
 def _crash_cycles(fake, tmp_path, n, seed):
-    rng = random.Random(seed)
     journal = tmp_path / "run"
-    outputs = []
-    for i in range(n):
-        p = _live(tmp_path, journal, "--for", "30s", resume=i > 0)
-        _registered(p)
-        time.sleep(rng.uniform(0.0, 1.5))  # a random moment: mid-send, mid-journal, mid-sweep
-        p.send_signal(signal.SIGKILL)
-        out, err = p.communicate(timeout=30)
-        outputs.append(out + err)
-    p = _live(tmp_path, journal, "--for", "1s", resume=True)
-    out, err = p.communicate(timeout=120)
-    outputs.append(out + err)
-    assert p.returncode == 0, err
+    outputs, _ = kill9_then_resume(lambda for_, resume: _live(tmp_path, journal, "--for", for_, resume=resume), n, seed)
     r, doc = _reconcile(journal)
     outputs.append(r.stdout + r.stderr)
     assert r.returncode == 0 and doc["differences"] == 0, r.stdout
