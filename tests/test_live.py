@@ -390,3 +390,32 @@ def test_user_stream_outage_falls_back_to_checking_the_venue(binance_fake, tmp_p
     ours = {o.order_id for o in fake.exchange.orders.values() if o.client_id.startswith(recs[0].data["client_prefix"])}
     venue = {str(t["id"]) for t in fake.exchange.trades if t["orderId"] in ours and t["time"] < halt_ms - 500}
     assert venue and venue <= before, sorted(venue - before)
+
+
+def test_market_data_outage_cancels_the_quotes_until_the_feed_is_back(binance_fake, tmp_path):
+    """The market-data connection drops and stays down for 3 s: after the grace period the run
+    cancels its working orders at the venue (they would rest on a book it cannot see) and sends
+    nothing new; when the feed is back it quotes again. Both moments are journaled."""
+    fake = binance_fake()
+    journal = tmp_path / "feed"
+    p = subprocess.Popen([SQ_BIN, *LIVE, "--journal", str(journal), "--config", str(_cfg(tmp_path, live="feed_grace_s = 0.5")),
+                          "--confirm-live", "--json", "--for", "9s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=subprocess_env())
+    registered(p)
+    deadline = time.time() + 30
+    while time.time() < deadline and not [o for o in fake.exchange.orders.values() if o.status == "NEW"]:
+        time.sleep(0.05)
+    fake.kick(outage_s=3.0)
+    time.sleep(2.0)  # grace (0.5 s) and the cancels are well over; the outage lasts another second
+    during = [o.client_id for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
+    placed_during = len(fake.exchange.orders)
+    time.sleep(0.8)
+    assert len(fake.exchange.orders) == placed_during  # nothing new sent while the feed is down
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert during == [], during
+    summary = json.loads(out)
+    assert summary["feed_pauses"] == 1 and "market data down" in err
+    events = [r.data.get("event") for r in _records(journal) if r.kind == "audit" and r.data.get("by") == "sq live (market data)"]
+    assert events == ["feed down: working orders canceled, no new orders", "feed back: trading again"]
+    assert len(fake.exchange.orders) > placed_during  # it quoted again once the feed was back

@@ -188,7 +188,9 @@ class LiveConfig:
     checked at the venue every `sweep_interval_s` while the venue's order-update stream (Binance
     user data, Kite postbacks) is up, every `sweep_fallback_s` while it is down. Before its first
     order a new run reconciles the journals of earlier live runs on its venue and symbols changed
-    within `previous_runs_hours` (0 = never) and cancels the orders they left open.
+    within `previous_runs_hours` (0 = never) and cancels the orders they left open. When the
+    market-data connection has been down for `feed_grace_s`, the run cancels its working orders
+    (they would rest on a book it can no longer see) and sends nothing until the feed is back.
     """
 
     breaker_failures: int = _f(5, minimum=1)
@@ -198,6 +200,7 @@ class LiveConfig:
     sweep_fallback_s: float = _f(0.5, "sweep_fallback", above=0.0)
     previous_runs_hours: float = _f(72.0, minimum=0.0)
     cancel_previous_orders: bool = True
+    feed_grace_s: float = _f(2.0, minimum=0.0)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ class Safety:
     sweep_fallback_s: float
     previous_runs_hours: float
     cancel_previous_orders: bool
+    feed_grace_s: float
 
 
 def safety_of(opts: LiveOptions, config: Any) -> Safety:
@@ -91,7 +92,7 @@ def safety_of(opts: LiveOptions, config: Any) -> Safety:
     pick = lambda flag, key: getattr(lc, key) if flag is None else flag  # noqa: E731
     s = Safety(pick(opts.order_timeout_s, "order_timeout_s"), pick(opts.breaker_failures, "breaker_failures"),
                pick(opts.breaker_cooldown_s, "breaker_cooldown_s"), lc.sweep_interval_s, lc.sweep_fallback_s,
-               lc.previous_runs_hours, lc.cancel_previous_orders)
+               lc.previous_runs_hours, lc.cancel_previous_orders, lc.feed_grace_s)
     if s.breaker_failures < 1:
         raise UsageError(f"--breaker-failures must be ≥ 1, got {s.breaker_failures}")
     if not s.breaker_cooldown_s >= 0:
@@ -317,7 +318,8 @@ class LiveRun:
     """One live run: engine + bridge + venue orders + journal; `stop()` ends it cleanly."""
 
     def __init__(self, env: Any, plan: "Plan", engine: Any, orders: Orders, journal: "J.Journal", breaker: Any, *,
-                 clock: Callable[[], int] = time.time_ns, sweep_interval_s: float = 5.0, sweep_fallback_s: float = 0.5):
+                 clock: Callable[[], int] = time.time_ns, sweep_interval_s: float = 5.0, sweep_fallback_s: float = 0.5,
+                 feed_grace_s: float = 2.0):
         from sq.core.engine.venue_bridge import LiveBridge
 
         self.env = env
@@ -347,6 +349,11 @@ class LiveRun:
         self.followed = False  # the venue pushes order updates
         self.was_pushing = False
         self.updates = self.sweeps = 0
+        self.feed_grace_s = feed_grace_s
+        self.feed_down_since: float | None = None
+        self.feed_paused = False
+        self.feed_pauses = 0
+        self.feed_seen = False
 
     # -- ids
     def cid(self, coid: int) -> str:
@@ -409,7 +416,7 @@ class LiveRun:
         self.rows += batch.num_rows
         intents = self.bridge.take_outbox()
         recs = self.rows_of(out)
-        if self.engine.halted and not self.halted_reason:
+        if self.engine.halted and not self.halted_reason and not self.feed_paused:
             self.halted_reason = self.engine.halted
             recs.append(("halt", {"ts": self.clock(), "reason": self.halted_reason, "by": "risk"}))
         self.write(recs)  # write-ahead: the intents' `new`/`cancel_sent` rows are on disk first
@@ -557,6 +564,35 @@ class LiveRun:
         self.execute(self.bridge.take_outbox())
         return True
 
+    # -- the market-data connection
+    def check_feed(self, up: bool, now: float) -> None:
+        """Market data down for `feed_grace_s`: cancel every working order (it would rest on a
+        book the run cannot see) and send nothing new; feed back: trade again. Both journaled.
+        A risk halt is final and is never lifted here."""
+        if up:
+            self.feed_seen = True
+            self.feed_down_since = None
+            if self.feed_paused:
+                self.feed_paused = False
+                self.engine.resume_trading()
+                self.write([("audit", {"ts": self.clock(), "by": "sq live (market data)", "event": "feed back: trading again"})])
+                self.env.info("live: market data is back; trading again")
+            return
+        if not self.feed_seen:  # still connecting at start: the source gives up on its own if it cannot
+            return
+        if self.feed_down_since is None:
+            self.feed_down_since = now
+        if self.feed_paused or self.engine.halted or now - self.feed_down_since < self.feed_grace_s:
+            return
+        self.feed_paused = True
+        self.feed_pauses += 1
+        self.env.warn(f"live: market data down for {now - self.feed_down_since:.1f}s; canceling working orders until it is back")
+        out = self.engine.cancel_all(self.clock(), "market data down")
+        intents = self.bridge.take_outbox()
+        self.write(self.rows_of(out) + [("audit", {"ts": self.clock(), "by": "sq live (market data)",
+                                                   "event": "feed down: working orders canceled, no new orders"})])
+        self.execute(intents)
+
     # -- pushed order updates
     def push(self, cid: str, st: Any, fills: list) -> None:
         """Called by the venue's stream thread: hand the update to the loop (never touches the engine)."""
@@ -653,6 +689,7 @@ class LiveRun:
                 if pushing and not self.was_pushing:
                     self.last_sweep = 0.0  # the stream (re)connected: updates may have been missed
                 self.was_pushing = pushing
+                self.check_feed(bool(getattr(source, "connected", True)), now)
                 every = self.sweep_interval_s if pushing else self.sweep_fallback_s
                 if now - self.last_sweep >= every:
                     self.sweeps += self.sweep()  # periodic checks that asked (cancel and close-out ask on their own)
@@ -959,7 +996,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
             journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]})
         breaker = CircuitBreaker(failures=safety.breaker_failures, cooldown_s=safety.breaker_cooldown_s)
         run = LiveRun(env, plan, engine, orders, journal, breaker, sweep_interval_s=safety.sweep_interval_s,
-                      sweep_fallback_s=safety.sweep_fallback_s)
+                      sweep_fallback_s=safety.sweep_fallback_s, feed_grace_s=safety.feed_grace_s)
         for sym in plan.symbols:
             run.bridge.ensure_symbol(sym)
         registration = runtime.register(plan.strategy, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir))
@@ -1044,7 +1081,8 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
     p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
     s.update(mode="live", venue=run.plan.venue, run_id=run.plan.run_id, journal=str(run.plan.journal_dir),
              symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,
-             venue_fills=run.fills, order_updates_pushed=run.updates, sweeps=run.sweeps, breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
+             venue_fills=run.fills, order_updates_pushed=run.updates, sweeps=run.sweeps, feed_pauses=run.feed_pauses,
+             breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
              tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)},
              receipt_to_order_us={"p50": _us(percentile(run.wire_ns, 0.5)), "p99": _us(percentile(run.wire_ns, 0.99)), "n": len(run.wire_ns)})
     return s

@@ -96,6 +96,7 @@ class BinanceSource:
         self._rng = random.Random()
         self.connections = 0
         self.reconnects = 0
+        self._up: dict[int, bool] = {}  # per stream connection: open now?
         self._exchange_info_bodies = exchange_info_bodies or {}
 
     @property
@@ -266,6 +267,11 @@ class BinanceSource:
         if self._done(time.time_ns()):
             self._stop.set()
 
+    @property
+    def connected(self) -> bool:
+        """Every market-stream connection is open right now (a live run stops quoting while not)."""
+        return bool(self._up) and all(self._up.values())
+
     async def _connection(self, market: str, streams: list[str], codes: list[int]) -> None:
         """One combined-stream connection, forever: connect, read, reconnect with backoff."""
         import websockets
@@ -275,6 +281,8 @@ class BinanceSource:
         tn = self.tuning
         attempt = 0
         ever = False
+        key = len(self._up)
+        self._up[key] = False
         while not self._stop.is_set():
             try:
                 async with connect(url, ping_interval=tn.ping_interval_s, ping_timeout=tn.ping_timeout_s,
@@ -287,7 +295,11 @@ class BinanceSource:
                     ever = True
                     self.pipeline.reset(codes)
                     opened = time.monotonic()
-                    got_data = await self._read(ws, market, url, opened)
+                    self._up[key] = True
+                    try:
+                        got_data = await self._read(ws, market, url, opened)
+                    finally:
+                        self._up[key] = False
                     if got_data:
                         attempt = 0
             except asyncio.CancelledError:

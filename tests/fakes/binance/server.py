@@ -124,6 +124,7 @@ class FakeBinance:
         self._conns: set = set()
         self._ws_api: dict = {}  # connection -> subscription id
         self._listen_keys: dict[str, set] = {}
+        self.market_outage_until = 0.0  # monotonic time until which market-stream connections are refused
         self.user_outage_until = 0.0  # monotonic time until which user-data connections are refused
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rng = random.Random(self.faults.seed)
@@ -175,8 +176,10 @@ class FakeBinance:
     def market(self, symbol: str = "BTCUSDT", market: str = "spot") -> FakeMarket:
         return self.markets[(market, symbol)]
 
-    def kick(self) -> None:
-        """Close every market-stream connection now (clients must reconnect)."""
+    def kick(self, outage_s: float = 0.0) -> None:
+        """Close every market-stream connection now (clients must reconnect) and refuse new ones
+        for `outage_s`."""
+        self.market_outage_until = time.monotonic() + outage_s
         if self._loop is not None:
             for c in list(self._conns):
                 self._loop.call_soon_threadsafe(lambda c=c: asyncio.ensure_future(c.ws.close()))
@@ -304,6 +307,9 @@ class FakeBinance:
                 self._listen_keys[key].discard(q)
             return
         market = "futures" if path.startswith("/fut/") else "spot"
+        if time.monotonic() < self.market_outage_until:
+            await ws.close(1013, "try again later")  # a market-data outage (kick)
+            return
         if not path.endswith("/stream"):
             await ws.close(1008, "unsupported path")
             return
