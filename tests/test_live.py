@@ -419,3 +419,42 @@ def test_market_data_outage_cancels_the_quotes_until_the_feed_is_back(binance_fa
     events = [r.data.get("event") for r in _records(journal) if r.kind == "audit" and r.data.get("by") == "sq live (market data)"]
     assert events == ["feed down: working orders canceled, no new orders", "feed back: trading again"]
     assert len(fake.exchange.orders) > placed_during  # it quoted again once the feed was back
+
+
+def test_an_unexpected_error_cancels_the_runs_orders_before_exiting(binance_fake, tmp_path, monkeypatch):
+    """A bug mid-run (here: the engine step raises once orders are working) must not leave orders
+    at the venue: the run cancels everything of its own there, journals why, exits 70 with a
+    one-line hint to resume, and `--resume` then continues and reconciles clean."""
+    import io
+
+    from sq.core import live as L
+    from sq.core.environment import Environment
+    from sq.core.exits import SqError
+
+    fake = binance_fake()
+    real_step = L.LiveRun.step
+
+    def step(self, batch):
+        if any(o.status == "NEW" for o in fake.exchange.orders.values()):
+            raise RuntimeError("boom")
+        return real_step(self, batch)
+
+    monkeypatch.setattr(L.LiveRun, "step", step)
+    cfg = _cfg(tmp_path)
+    journal = tmp_path / "bug"
+    env = Environment(stdout=io.BytesIO(), stderr=io.StringIO(), stdout_isatty=False, stderr_isatty=False, config_path=str(cfg))
+    opts = L.LiveOptions(strategy="mm", symbols=["BINANCE:BTCUSDT"], confirm=True, journal=str(journal),
+                         params=["clip=0.01", "threshold=0.1"], duration="30s", json=True)
+    with pytest.raises(SqError) as e:
+        L.run_live(env, opts)
+    assert e.value.status == 70 and "RuntimeError" in e.value.message and f"--resume {journal}" in e.value.message
+    assert "\n" not in e.value.message
+    assert not [o for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
+    halt = [r.data for r in _records(journal) if r.kind == "halt" and r.data.get("by") == "error"]
+    assert halt and halt[0]["canceled_at_venue"] >= 1 and halt[0]["reason"] == "error: RuntimeError"
+    monkeypatch.setattr(L.LiveRun, "step", real_step)
+    p = _live(tmp_path, journal, "--for", "1s", resume=True)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert r.returncode == 0 and json.loads(r.stdout)["differences"] == 0, r.stdout
