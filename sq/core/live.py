@@ -9,21 +9,27 @@ Start-up, in this order, each refusal with its own exit status and nothing sent 
   3. a non-blocking flock per symbol in the state dir: a second live process on any of the same
      symbols exits 75;
   4. the gateway opens and the run *reconciles before its first order*: a new run records what
-     the venue shows open on its symbols and seeds the engine with positions the account holds;
-     a resumed run (`--resume DIR`) replays its journal, adopts the venue's truth (with an audit
-     record), cancels the orders the dead process left working and rebuilds its positions from
-     the journal's fills.
+     the venue shows open on its symbols, seeds the engine with positions the account holds,
+     and reconciles the journals of earlier live runs on its symbols, cancelling what a crashed
+     one left working and adopting the venue's truth into that journal (with an audit record);
+     a resumed run (`--resume DIR`) replays its journal, adopts the venue's truth, cancels the
+     orders the dead process left working and rebuilds its positions from the journal.
 
-The loop: each market batch goes through `Engine.process` (the same kernels as backtest and
-paper); the engine's order intents (`LiveBridge.take_outbox`) and the rows they produced are
-journaled with one write + fsync *before* anything is sent; then each intent goes to the venue
-and the venue's answers are fed back to the engine's order manager, journaled again. Client
-order ids are `<prefix><counter>`, the prefix derived from the run id (`sq` + 8 hex), the counter
-the engine's own — so a retried send reuses its id and can never double an order, and a resumed
-run continues the counter. A send that timed out or lost its connection is resolved by asking
-the venue for that client id; only a venue that never saw it gets the same id once more. A
-circuit breaker stops new orders after repeated venue failures. Fills and cancels that happen at
-the venue (resting orders filled, `sq kill`) are picked up by a periodic sweep.
+The loop: market batches (read by a thread of their own) and the order updates the venue pushes
+(Binance execution reports, Kite postbacks) arrive through one queue, in arrival order; a
+backlog is worked off at once (consecutive market batches merged into one engine step). Each
+market step goes through `Engine.process` (the same kernels as backtest and paper); the engine's
+order intents (`LiveBridge.take_outbox`) and the rows they produced are journaled with one write
++ fsync *before* anything is sent; then each intent goes to the venue and the venue's answers are
+fed back to the engine's order manager, journaled again. Client order ids are `<prefix><counter>`,
+the prefix derived from the run id (`sq` + 8 hex), the counter the engine's own — so a retried
+send reuses its id and can never double an order, and a resumed run continues the counter. A
+send that timed out or lost its connection is resolved by asking the venue for that client id;
+only a venue that never saw it gets the same id once more. A circuit breaker stops new orders
+after repeated venue failures. Working orders are also checked at the venue periodically — often
+while the venue's order stream is down, rarely while it is up. When the market-data connection
+is down past a grace period the run cancels its working orders and sends nothing until it is
+back. Settings: the config's `[live]` table (`LiveConfig`), overridden by flags.
 
 SIGINT/SIGTERM/`sq kill`: cancel every order, a last reconcile (its differences adopted with an
 audit record), seal, exit 0. Any other error: cancel every order of the run at the venue, then
