@@ -22,7 +22,9 @@ come from the venue's own stream (Binance user data, Kite postbacks), with a per
 the venue as a safety net. A circuit breaker stops new orders after --breaker-failures venue
 failures in a row and tries again after --breaker-cooldown seconds (both also in the config's
 [live] table). Before the first order, the journals of earlier live runs on the same symbols are
-reconciled and the orders they left open are cancelled. Ctrl-C, SIGTERM or sq kill cancel every order, reconcile, seal the
+reconciled and the orders they left open are cancelled. When market data is lost for longer
+than the [live] table's feed_grace_s (2 s), working orders are cancelled and none are sent until
+it is back. Ctrl-C, SIGTERM or sq kill cancel every order, reconcile, seal the
 journal and exit 0; any other error cancels the run's orders at the venue before exiting
 non-zero. A crashed run continues with --resume DIR (replay, reconcile, cancel what the dead
 process left working, continue). On a terminal a live dashboard is shown."""
