@@ -458,3 +458,36 @@ def test_an_unexpected_error_cancels_the_runs_orders_before_exiting(binance_fake
     assert p.returncode == 0, err
     r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert r.returncode == 0 and json.loads(r.stdout)["differences"] == 0, r.stdout
+
+
+def test_todays_losses_of_earlier_runs_count_against_the_daily_limit(binance_fake, tmp_path, isolated_home):
+    """`risk.max_daily_loss` is per day, not per process: after an earlier live run on the venue
+    lost more than the limit today, a new run sends no order at all (and says why in its start
+    audit); with the earlier loss under the limit it trades."""
+    from sq.core import journal as J
+    from sq.core import paths
+
+    fake = binance_fake()
+    earlier = paths.data_dir() / "runs" / "earlier"
+    j = J.Journal.create(earlier, {"run_id": "earlier-run", "mode": "live", "venue": "binance", "strategy": "mm",
+                                   "symbols": ["BINANCE:BTCUSDT"], "client_prefix": "sqearlier-", "ts": time.time_ns()})
+    j.write_step([("pnl", {"ts": time.time_ns(), "symbol": "BINANCE:BTCUSDT", "position": 0.0, "avg_price": 0.0, "realized": -1500.0,
+                           "unrealized": 0.0, "total": -1500.0, "volume": 1.0})])
+    j.seal({"ts": time.time_ns(), "reason": "end"})
+    cfg = tmp_path / "daily.toml"
+    cfg.write_text('trading_mode = "live"\n[risk]\nmax_daily_loss = 1000\n')
+    os.chmod(cfg, 0o600)
+
+    def run(name):
+        r = subprocess.run([SQ_BIN, *LIVE, "--journal", str(tmp_path / name), "--config", str(cfg), "--confirm-live", "--json",
+                            "--for", "3s"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+        assert r.returncode == 0, r.stderr
+        audit = next(rec for rec in _records(tmp_path / name) if rec.kind == "audit").data["venue_before_first_order"]
+        return json.loads(r.stdout), audit["daily_loss"]
+
+    summary, carried = run("after-loss")
+    assert carried["pnl_today_of_other_runs"] == -1500.0 and carried["runs"] == [{"run_id": "earlier-run", "pnl": -1500.0}]
+    assert summary["orders_sent"] == 0 and not [o for o in fake.exchange.orders.values() if o.client_id.startswith("sq")]
+    cfg.write_text('trading_mode = "live"\n[risk]\nmax_daily_loss = 2000\n')
+    summary, carried = run("under-limit")
+    assert summary["orders_sent"] > 0

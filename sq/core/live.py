@@ -948,6 +948,33 @@ def reconcile_previous(run: LiveRun, hours: float, cancel: bool) -> list[dict]:
     return out
 
 
+def carry_daily_loss(run: LiveRun, config: Any, now_ns: int | None = None) -> dict | None:
+    """With `risk.max_daily_loss`, what the other live runs on this venue made today (UTC day; their
+    last PnL marks, account-wide) starts this run's daily-loss window, so stopping and restarting
+    (or crashing and resuming) never resets the allowance. Returns what was carried, for the audit."""
+    from sq.core import reconcile as R
+
+    if not config.risk.max_daily_loss:
+        return None
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    day = now_ns // 86_400_000_000_000
+    total, runs = 0.0, []
+    for path, start in R.run_starts():
+        if (start.get("mode") != "live" or start.get("venue") != run.plan.venue or start.get("run_id") == run.plan.run_id
+                or int(start.get("ts") or 0) // 86_400_000_000_000 != day):
+            continue
+        try:
+            view = R.view_of(J.load(path))
+        except SqError as e:
+            run.env.warn(f"live: earlier run {start.get('run_id')}: {e.message}; its PnL is not counted in today's loss")
+            continue
+        pnl = sum(float(p.get("total") or 0.0) for p in view.last_pnl.values())
+        total += pnl
+        runs.append({"run_id": view.run_id, "pnl": pnl})
+    run.engine.carry_daily_loss(now_ns, total)
+    return {"pnl_today_of_other_runs": total, "runs": runs, "max_daily_loss": config.risk.max_daily_loss}
+
+
 def start_state(run: LiveRun) -> dict:
     """A new run's look at the venue before its first order: what is open on its symbols, and
     the positions the account holds (seeded into the engine so risk limits count them)."""
@@ -1015,11 +1042,15 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         try:
             if plan.resume is not None:
                 info = resume_journal(run, J.load(plan.journal_dir))
+                carried = carry_daily_loss(run, config)
+                if carried is not None:
+                    run.write([("audit", {"ts": time.time_ns(), "by": "sq live --resume", "daily_loss": carried})])
                 env.info(f"live --resume: adopted {info['adopted']} difference(s), canceled {info['canceled']} order(s) "
                          f"left working, {info['fills']} fill(s) replayed; orders continue at {plan.prefix}{info['next_order']}")
             else:
                 info = start_state(run)
                 info["earlier_runs"] = reconcile_previous(run, safety.previous_runs_hours, safety.cancel_previous_orders)
+                info["daily_loss"] = carry_daily_loss(run, config)
                 for e in info["earlier_runs"]:
                     if e["differences"] or e["canceled"]:
                         env.info(f"live: earlier run {e['run_id']}: {e['differences']} difference(s) adopted into its journal, "

@@ -234,15 +234,20 @@ def position_symbols(v: JournalView, latest: dict[tuple[str, str], str]) -> set:
     return {sym for sym in v.symbols if latest.get((v.venue, sym), v.run_id) == v.run_id}
 
 
-def all_starts(extra: Iterable[Path] = ()) -> list[dict]:
-    """Start records of every run under the data dir's runs/ (and of `extra` run dirs)."""
+def run_starts(extra: Iterable[Path] = ()) -> list[tuple[Path, dict]]:
+    """(run dir, start record) of every run under the data dir's runs/ (and of `extra` run dirs)."""
     from sq.core import paths
 
     dirs = set(extra)
     base = paths.data_dir() / "runs"
     if base.is_dir():
         dirs.update(p for p in base.iterdir() if p.is_dir())
-    return [s for s in (J.read_start(d) for d in sorted(dirs)) if s is not None]
+    return [(d, s) for d, s in ((d, J.read_start(d)) for d in sorted(dirs)) if s is not None]
+
+
+def all_starts(extra: Iterable[Path] = ()) -> list[dict]:
+    """Start records of every run under the data dir's runs/ (and of `extra` run dirs)."""
+    return [s for _, s in run_starts(extra)]
 
 
 def _venue_of(symbols: list[str]) -> str:

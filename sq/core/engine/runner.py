@@ -465,6 +465,13 @@ class Engine:
         self._drain_all()
         return self.take_output(0)
 
+    def carry_daily_loss(self, now_ns: int, earlier_total: float) -> None:
+        """Count what other runs made today (the UTC day of `now_ns`) against `max_daily_loss`:
+        the day's window starts at `-earlier_total` instead of at this run's first account total,
+        so a restart (or a crash and `--resume`) never hands out a fresh daily allowance."""
+        self.g[L.G_DAY] = int(now_ns) // L.NS_PER_DAY
+        self.gf[L.GF_DAY_START] = -float(earlier_total)
+
     def resume_trading(self) -> None:
         """Lift a manual halt (`cancel_all`), e.g. after a resumed run closed the orders of the
         process that crashed. A risk halt (max loss, daily loss) is final for the run."""
