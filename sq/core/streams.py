@@ -46,10 +46,17 @@ IPC_CONTINUATION = b"\xff\xff\xff\xff"
 # dictionary-typed columns (symbol): on float/int columns it costs a hash per value and then
 # falls back to plain pages on high-cardinality data (polars writes those plain, too). Row
 # groups of 256K rows (polars' default 512²) let the background thread encode while the
-# producer builds the next group.
+# producer builds the next group; the first group is handed over as soon as it has 64K rows,
+# so the (slower) writer thread starts after one batch instead of idling through two.
+# Data pages v2 (Parquet format 2.0 pages, read by pyarrow, polars, DuckDB, Spark): the
+# definition levels stay outside the compressed block, so a page is compressed from the
+# encoder's buffer instead of first being copied after its levels (v1), ~12% of the
+# writer's CPU on book streams. Same encodings, codec and level as v1 pages.
 PARQUET_COMPRESSION = "zstd"
 PARQUET_COMPRESSION_LEVEL = 3
 PARQUET_ROW_GROUP = 262_144
+PARQUET_FIRST_ROW_GROUP = 65_536
+PARQUET_DATA_PAGE_VERSION = "2.0"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,10 +149,12 @@ class StreamWriter:
             md[S.META_END] = b"ok"
             dict_cols = [f.name for f in self.schema if pa.types.is_dictionary(f.type)]
             self._pq = pq.ParquetWriter(self._sink, self.schema.with_metadata(md), compression=PARQUET_COMPRESSION,
-                                        compression_level=PARQUET_COMPRESSION_LEVEL, use_dictionary=dict_cols or False)
+                                        compression_level=PARQUET_COMPRESSION_LEVEL, use_dictionary=dict_cols or False,
+                                        data_page_version=PARQUET_DATA_PAGE_VERSION)
             self._pq_thread = _Background(self._write_row_group)
         self._pq_pending: list[pa.RecordBatch] = []
         self._pq_pending_rows = 0
+        self._pq_groups = 0
 
     def _flush(self) -> None:
         if self._sink is not None and not self.output:
@@ -168,7 +177,8 @@ class StreamWriter:
         elif self.format == "parquet":
             self._pq_pending.append(batch)
             self._pq_pending_rows += batch.num_rows
-            if self._pq_pending_rows >= PARQUET_ROW_GROUP:
+            if self._pq_pending_rows >= (PARQUET_ROW_GROUP if self._pq_groups else PARQUET_FIRST_ROW_GROUP):
+                self._pq_groups += 1
                 self._flush_parquet()
         elif self.format == "jsonl":
             self._sink.write(batch_to_jsonl(batch))
