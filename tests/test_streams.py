@@ -303,3 +303,50 @@ def test_multi_symbol_dataset_is_merged_by_time_with_messages_whole(tmp_path, mo
             seen.add(key)
         prev = key
     assert sorted(zip(syms, seqs, ts)) == sorted((r[1], r[6], r[0]) for r in expected)
+
+
+BOOK_COLS = ("ts", "symbol", "kind", "side", "price", "qty", "seq")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow"])
+def test_open_input_columns_reads_only_those_and_same_values(tmp_path, suffix):
+    batch = simple_book_batch(40)
+    path = tmp_path / f"m{suffix}"
+    env, _, _ = _env()
+    with StreamWriter(env, batch.schema, output=str(path)) as w:
+        w.write(batch)
+    whole = _read_all(env, [str(path)])
+    src = open_input(env, [str(path)], "market", columns=BOOK_COLS)
+    got = pa.Table.from_batches(list(src.batches()), schema=src.schema)
+    assert got.schema.names == [n for n in whole.schema.names if n in BOOK_COLS]
+    for name in BOOK_COLS:
+        assert got.column(name).equals(whole.column(name)), name
+
+
+def test_open_input_columns_still_checks_the_columns_it_does_not_read(tmp_path):
+    table = pa.Table.from_batches([simple_book_batch(10)])
+    path = tmp_path / "no_recv.parquet"
+    pq.write_table(table.drop(["recv_ts"]), path)
+    env, _, _ = _env()
+    with pytest.raises(DataError, match="lacks required column 'recv_ts'"):
+        list(open_input(env, [str(path)], "market", columns=BOOK_COLS).batches())
+    path2 = tmp_path / "bad_orders.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("orders"), "orders", pa.array([[1]] * table.num_rows)), path2)
+    with pytest.raises(DataError, match="column types do not fit"):
+        list(open_input(env, [str(path2)], "market", columns=BOOK_COLS).batches())
+
+
+def test_parquet_output_reads_back_with_v2_pages_and_a_small_first_row_group(tmp_path):
+    from sq.core import streams
+
+    batch = simple_book_batch(10)
+    big = pa.Table.from_batches([batch] * (90_000 // batch.num_rows + 1)).to_batches(max_chunksize=30_000)
+    out = tmp_path / "m.parquet"
+    env, _, _ = _env()
+    with StreamWriter(env, batch.schema, output=str(out)) as w:
+        for b in big:
+            w.write(b)
+    md = pq.ParquetFile(out).metadata
+    assert md.row_group(0).num_rows < streams.PARQUET_ROW_GROUP
+    assert md.num_rows == sum(b.num_rows for b in big) >= 90_000
+    _same_rows(pq.read_table(out), pa.Table.from_batches(big))

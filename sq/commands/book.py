@@ -26,6 +26,8 @@ EPILOG = """Examples:
 
   sq book zerodha.parquet --view-depth 5 --stale --stale-max-age 30s -o book.arrow"""
 
+# the market columns the book reads (recv_ts and orders are not decoded from Parquet input)
+BOOK_INPUT_COLUMNS = ("ts", "symbol", "kind", "side", "price", "qty", "seq")
 TABLE_COLUMNS = ["ts", "symbol", "seq", "bid_qty_0", "bid_px_0", "ask_px_0", "ask_qty_0", "mid", "spread",
                  "microprice", "imbalance", "last_trade_px"]
 
@@ -67,7 +69,7 @@ def book(
         skip_bad=skip_bad,
     )
     live = env.stdout_isatty and output is None and (fmt or "auto").lower() in ("auto", "table")
-    source = open_input(env, inputs, "market")
+    source = open_input(env, inputs, "market", columns=BOOK_INPUT_COLUMNS)
     if live:
         build_book(env, source, lambda schema: LadderSink(env, depth), **options)
     else:
