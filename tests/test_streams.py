@@ -349,4 +349,7 @@ def test_parquet_output_reads_back_with_v2_pages_and_a_small_first_row_group(tmp
     md = pq.ParquetFile(out).metadata
     assert md.row_group(0).num_rows < streams.PARQUET_ROW_GROUP
     assert md.num_rows == sum(b.num_rows for b in big) >= 90_000
+    rg = md.row_group(0)
+    encodings = {rg.column(i).path_in_schema: rg.column(i).encodings for i in range(rg.num_columns)}
+    assert "DELTA_BINARY_PACKED" in encodings["ts"] and "DELTA_BINARY_PACKED" in encodings["seq"]
     _same_rows(pq.read_table(out), pa.Table.from_batches(big))
