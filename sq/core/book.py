@@ -516,10 +516,11 @@ def emit_row(qbuf, ist, fst, st_qty, last_row, ip, s, ts, seq, out_ts, out_sym, 
 
 @njit(cache=True, _nrt=False)
 def _flush_rows(out_f, row_buf, r0, r):
-    """Copy the block rows r0..r-1 from row-major `row_buf` into column-major `out_f`."""
+    """Copy the block rows r0..r-1 from row-major `row_buf` into column-major `out_f`: its
+    first out_f.shape[0] columns (output without the stale-depth columns omits those)."""
     m = U64(r - r0)
     ur0 = U64(r0)
-    for c in range(U64(row_buf.shape[1])):
+    for c in range(U64(min(out_f.shape[0], row_buf.shape[1]))):
         for k in range(m):
             out_f[c, ur0 + k] = row_buf[k, c]
 
@@ -985,15 +986,18 @@ class BookState:
         self.ist[: self.n, I_VW_HEAD] = 0
 
     # -- running
-    def outputs(self, cap: int):
+    def outputs(self, cap: int, ncols: int | None = None):
         """Fresh output buffers for up to `cap` rows: ts, symbol, seq, column-major floats.
 
         The memory comes from Arrow's pool (mimalloc/jemalloc), which keeps freed blocks for
         reuse: `sq book` hands these buffers zero-copy to Arrow and gets a new set per batch, and
         fresh NumPy blocks this size are new mmaps (page faults and page zeroing every batch).
+        `ncols` (≤ ncols of a row): only the first `ncols` float columns are kept, e.g. without
+        the 4 stale-depth columns when the caller does not show them.
         """
+        nc = self.ncols if ncols is None else min(int(ncols), self.ncols)
         return (_pool_array(cap, np.int64), _pool_array(cap, np.int32), _pool_array(cap, np.int64),
-                _pool_array(self.ncols * cap, np.float64).reshape(self.ncols, cap))
+                _pool_array(nc * cap, np.float64).reshape(nc, cap))
 
     def _state(self):
         return (self.qbuf, self.ist, self.fst, self.vw_ts, self.vw_pq, self.vw_q, self.st_tick, self.st_qty,

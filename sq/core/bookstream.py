@@ -137,7 +137,7 @@ class BookStream:
         for out, refs in self._spare:
             if len(out[0]) >= cap and _refcounts(out) == refs:
                 return out
-        out = self.state.outputs(max(cap, _OUT_ROWS))
+        out = self.state.outputs(max(cap, _OUT_ROWS), self._ncols_out)
         if len(self._spare) < _OUT_SETS:
             self._spare.append((out, _refcounts(out)))
         return out
@@ -212,7 +212,7 @@ class BookStream:
 
     def finish(self) -> pa.RecordBatch | None:
         """Complete the last message at the end of the input; returns its row if it makes one."""
-        out = self.state.outputs(1)
+        out = self.state.outputs(1, self._ncols_out)
         return self._batch(out, self.state.flush(out))
 
     def _ticks(self, rows, codes, kind, price) -> np.ndarray:
