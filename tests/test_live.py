@@ -62,6 +62,28 @@ def test_refuses_with_a_readable_secret_file(sq, tmp_path, isolated_home, monkey
     assert r.exit_code == 77 and "topsecretvalue123" not in r.stderr
 
 
+def test_refuses_without_credentials_before_any_connection(sq, tmp_path, monkeypatch):
+    """No Binance key anywhere: 77 naming how to provide one, and the venue never hears from us."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    for var in ("SQ_BINANCE_REST_URL", "SQ_BINANCE_FUTURES_REST_URL"):
+        monkeypatch.setenv(var, f"http://127.0.0.1:{port}")
+    for var in ("SQ_BINANCE_WS_URL", "SQ_BINANCE_WS_API_URL", "SQ_BINANCE_FUTURES_WS_URL"):
+        monkeypatch.setenv(var, f"ws://127.0.0.1:{port}")
+    try:
+        r = sq(LIVE + ["--config", str(_cfg(tmp_path)), "--confirm-live"])
+        assert r.exit_code == 77 and "no Binance API key" in r.stderr and "sq auth binance" in r.stderr
+        with pytest.raises(socket.timeout):
+            listener.accept()  # nothing connected: the run stopped before opening the market or the gateway
+    finally:
+        listener.close()
+
+
 def test_second_live_process_on_the_same_symbol_exits_75(sq, tmp_path):
     from sq.core import runtime
 

@@ -155,6 +155,19 @@ def check_secret_files(config: Any, environ: dict | None = None) -> None:
             raise AuthError(f"{p} holds secrets but has mode {mode:04o} (group/others can read it); run: chmod 600 {p}")
 
 
+def require_credentials(venue: str, config: Any) -> None:
+    """The venue's trading credentials exist (else 77, naming how to provide them) before any
+    connection is opened: a run that could never place an order fails at once, offline."""
+    if venue == "binance":
+        from sq.venues.binance.credentials import resolve
+
+        resolve(config)
+    elif venue == "zerodha":
+        from sq.venues.zerodha.session import access_token
+
+        access_token(config.zerodha)
+
+
 def client_prefix(run_id: str) -> str:
     """`sq` + 8 hex of the run id + `-`: client ids stay ≤ 20 characters (Kite tags) and valid
     Binance client ids, and tell this run's orders from anyone else's."""
@@ -1017,6 +1030,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     with ExitStack() as stack:
         for sym in sorted(plan.symbols):
             stack.enter_context(runtime.try_lock("live-" + sym.replace(":", "_").replace(" ", "_"), what=f"sq live on {sym}"))
+        require_credentials(plan.venue, config)
         source = registry.open_market_source(parse_symbols(plan.symbols),
                                              registry.SourceOptions(config=config, env=env, clock="real"))
         stack.callback(source.close)
