@@ -1,8 +1,10 @@
 """Reusable pieces of the `sq live` crash tests, the same for every venue fake: wait until a live
-process has registered, and kill it with SIGKILL at random moments before a clean resume."""
+process has registered, kill it with SIGKILL at random moments before a clean resume, and `sq kill`
+it in the middle of a burst of orders."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -43,3 +45,22 @@ def kill9_then_resume(start: Callable[..., subprocess.Popen], n: int, seed: int)
     outputs.append(out + err)
     assert p.returncode == 0, err
     return outputs, out
+
+
+def kill_mid_burst(proc: subprocess.Popen, wait_open: Callable[[], None], kill: Callable[..., subprocess.CompletedProcess]) -> dict:
+    """Once `proc` (an `sq live` requoting at a high order rate) has orders open at the venue,
+    let it requote for half a second, then run `sq kill --json`: the process must halt cleanly
+    (kill exits 0 reporting it halted, live exits 0). Returns kill's JSON report."""
+    try:
+        wait_open()
+        time.sleep(0.5)  # mid-burst: the market maker requotes on every book change
+        r = kill("--json", "--timeout", "20")
+        doc = json.loads(r.stdout)
+        assert [p["outcome"] for p in doc["processes"]] == ["halted"], r.stderr
+        assert r.returncode == 0 and doc["ok"], r.stdout
+        proc.wait(30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return doc

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import SQ_BIN, subprocess_env
 from tests.fakes.binance import binance_fake  # noqa: F401  (fixture)
+from tests.livetools import kill_mid_burst
 
 
 def _gateway():
@@ -138,18 +139,7 @@ def _wait_orders(fake, proc, n=1, timeout=60):
 def test_kill_during_a_burst_of_orders_halts_live_and_leaves_nothing_open(binance_fake, tmp_path):
     fake = binance_fake()
     proc = _start_live(tmp_path, tmp_path / "run", "--for", "60s", rate=50)
-    try:
-        _wait_orders(fake, proc)
-        time.sleep(0.5)  # mid-burst: the market maker requotes every book change
-        r = sq_kill("--json", "--timeout", "20")
-        doc = json.loads(r.stdout)
-        assert [p["outcome"] for p in doc["processes"]] == ["halted"], r.stderr
-        assert r.returncode == 0 and doc["ok"]
-        proc.wait(30)
-        assert proc.returncode == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_mid_burst(proc, lambda: _wait_orders(fake, proc), sq_kill)
     assert _open(fake) == []
     cids = [o.client_id for o in fake.exchange.orders.values()]
     assert len(cids) == len(set(cids))

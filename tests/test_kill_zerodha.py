@@ -15,6 +15,7 @@ import pytest
 
 from sq.core import journal as J
 from tests.fakes.kite import kite_env, kite_fake, kite_open_hours  # noqa: F401  (fixtures)
+from tests.livetools import kill_mid_burst
 from tests.test_live_zerodha import SYMBOL, _below, _gateway, _kill, _live, _reconcile, _session, _venue_agrees, _wait_open
 
 
@@ -24,18 +25,7 @@ def test_kill_during_a_burst_of_orders_halts_live_and_leaves_nothing_open(kite_e
     fake = kite_env
     _session(fake)
     proc = _live(tmp_path, tmp_path / "run", "--for", "60s", rate=50)
-    try:
-        _wait_open(fake, proc)
-        time.sleep(0.5)  # mid-burst: the market maker requotes on book changes
-        r = _kill("--json", "--timeout", "20")
-        doc = json.loads(r.stdout)
-        assert [p["outcome"] for p in doc["processes"]] == ["halted"], r.stderr
-        assert r.returncode == 0 and doc["ok"], r.stdout
-        proc.wait(30)
-        assert proc.returncode == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_mid_burst(proc, lambda: _wait_open(fake, proc), _kill)
     assert fake.open_orders() == []
     _venue_agrees(fake, tmp_path / "run")
     r, doc = _reconcile(tmp_path / "run")
