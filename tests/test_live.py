@@ -421,7 +421,7 @@ def test_market_data_outage_cancels_the_quotes_until_the_feed_is_back(binance_fa
     fake = binance_fake()
     journal = tmp_path / "feed"
     p = subprocess.Popen([SQ_BIN, *LIVE, "--journal", str(journal), "--config", str(_cfg(tmp_path, live="feed_grace_s = 0.5")),
-                          "--confirm-live", "--json", "--for", "9s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          "--confirm-live", "--json", "--for", "120s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=subprocess_env())
     registered(p)
     deadline = time.time() + 30
@@ -433,6 +433,10 @@ def test_market_data_outage_cancels_the_quotes_until_the_feed_is_back(binance_fa
     placed_during = len(fake.exchange.orders)
     time.sleep(0.8)
     assert len(fake.exchange.orders) == placed_during  # nothing new sent while the feed is down
+    deadline = time.time() + 60  # the source reconnects with backoff after the outage, then the book resyncs
+    while time.time() < deadline and len(fake.exchange.orders) == placed_during and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)  # a clean halt once it quotes again (or the wait ran out)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     assert during == [], during

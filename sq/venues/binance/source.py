@@ -269,7 +269,7 @@ class BinanceSource:
 
     @property
     def connected(self) -> bool:
-        """Every market-stream connection is open right now (a live run stops quoting while not)."""
+        """Every market-stream connection is open and has delivered data (a live run stops quoting while not)."""
         return bool(self._up) and all(self._up.values())
 
     async def _connection(self, market: str, streams: list[str], codes: list[int]) -> None:
@@ -295,9 +295,8 @@ class BinanceSource:
                     ever = True
                     self.pipeline.reset(codes)
                     opened = time.monotonic()
-                    self._up[key] = True
                     try:
-                        got_data = await self._read(ws, market, url, opened)
+                        got_data = await self._read(ws, market, url, opened, key)
                     finally:
                         self._up[key] = False
                     if got_data:
@@ -319,8 +318,10 @@ class BinanceSource:
             except asyncio.TimeoutError:
                 pass
 
-    async def _read(self, ws, market: str, url: str, opened: float) -> bool:
-        """Read bursts until the socket closes, stalls or ages out; True if any frame came."""
+    async def _read(self, ws, market: str, url: str, opened: float, key: int) -> bool:
+        """Read bursts until the socket closes, stalls or ages out; True if any frame came.
+        The connection counts as up (`connected`) from its first frame: a server that accepts
+        the handshake and closes at once (an outage) never looks up, even for a moment."""
         tn = self.tuning
         got = False
         while not self._stop.is_set():
@@ -344,7 +345,7 @@ class BinanceSource:
             while len(frames) < tn.burst_max and _queued(ws):
                 frames.append(await ws.recv(decode=False))
                 times.append(time.time_ns())
-            got = True
+            got = self._up[key] = True
             if self.raw is not None:
                 for f, t in zip(frames, times):
                     self.raw.write(t, "ws", url, f, market)
