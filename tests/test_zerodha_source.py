@@ -123,6 +123,39 @@ def test_reconnects_and_resubscribes_after_a_drop(logged_in):
     assert len(subs) >= 2 and all(m["v"] == [738561] for m in subs)
 
 
+def test_connected_only_from_the_first_message_not_while_the_server_hangs_up(logged_in):
+    """During an outage the ticker accepts each handshake and closes it at once: the source never
+    reports itself connected then (sq live would restart its feed-down grace on every attempt),
+    and does again once messages flow."""
+    fake = logged_in
+    src = open_market_source(parse_symbols(["NSE:RELIANCE"]), opts(mode="full", duration_ns=30_000_000_000))
+    src.backoff_initial, src.backoff_max = 0.02, 0.1
+    reader = threading.Thread(target=lambda: [None for _ in src.batches()], daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not src.connected and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert src.connected, "never connected"
+        before = fake.ticker.connections
+        fake.ticker.drop_all(outage_s=1.5)
+        time.sleep(0.1)
+        samples, end = [], time.monotonic() + 1.2
+        while time.monotonic() < end:
+            samples.append(src.connected)
+            time.sleep(0.0005)
+        attempts = fake.ticker.connections - before
+        deadline = time.monotonic() + 20
+        while not src.connected and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert attempts >= 3, "too few reconnect handshakes during the outage to test anything"
+        assert not any(samples), f"connected during the outage in {sum(samples)} of {len(samples)} samples"
+        assert src.connected, "not connected again after the outage"
+    finally:
+        src.close()
+        reader.join(10)
+
+
 def test_order_postbacks_reach_the_gateway(logged_in):
     from sq.venues.base import OrderRequest
     from sq.venues.zerodha import open_gateway

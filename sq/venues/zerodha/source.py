@@ -247,11 +247,13 @@ class ZerodhaSource:
                     if self.connects:
                         self.reconnects += 1
                     self.connects += 1
-                    failures, backoff = 0, self.backoff_initial
-                    self.connected = True
                     try:
                         while True:
                             msg = await asyncio.wait_for(ws.recv(), timeout=self.watchdog_s)
+                            if not self.connected:  # up from the first message (Kite heartbeats every second):
+                                # a server that accepts and hangs up never looks up, nor resets the backoff
+                                failures, backoff = 0, self.backoff_initial
+                                self.connected = True
                             self._q.put((time.time_ns(), msg))
                     finally:
                         self.connected = False

@@ -4,7 +4,8 @@ Checks `api_key` and `access_token` in the URL (HTTP 403 otherwise, like Kite), 
 unsubscribe / mode messages (subscribing defaults to quote mode), and every `interval` advances the
 SIM market to the wall clock and sends each connection one frame with a packet per subscribed
 token in its mode; a 1-byte heartbeat every second. Order postbacks go out as text frames. Tests
-can inject raw frames (fuzzing) and drop every connection (reconnect).
+can inject raw frames (fuzzing), drop every connection (reconnect) and make an outage: for a
+while each new connection is accepted and closed at once, before any frame.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class TickerServer:
         self.conns: set[Conn] = set()
         self.log: list[dict] = []  # every client message, in order
         self.connections = 0
+        self.outage_until = 0.0  # monotonic time until which new connections are hung up at once
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
         self._ready = threading.Event()
@@ -82,6 +84,10 @@ class TickerServer:
         return None
 
     async def _handler(self, ws) -> None:
+        if time.monotonic() < self.outage_until:
+            self.connections += 1
+            await ws.close(1011, "fake outage")
+            return
         c = Conn(ws)
         self.conns.add(c)
         self.connections += 1
@@ -154,7 +160,9 @@ class TickerServer:
         if self.loop is not None:
             asyncio.run_coroutine_threadsafe(self._broadcast(data), self.loop).result(5)
 
-    def drop_all(self) -> None:
-        """Close every client connection (the client should reconnect and re-subscribe)."""
+    def drop_all(self, outage_s: float = 0.0) -> None:
+        """Close every client connection (the client should reconnect and re-subscribe);
+        for `outage_s` after, new connections are accepted and closed before any frame."""
+        self.outage_until = time.monotonic() + outage_s
         if self.loop is not None:
             asyncio.run_coroutine_threadsafe(self._drop(), self.loop).result(5)
