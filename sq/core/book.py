@@ -94,8 +94,7 @@ G_BACKSYM = 11
 G_NEED_SYM = 12
 G_NEED_SPAN = 13
 G_MESSAGES = 14
-G_TRADED = 15  # the pending message had a trade/tick (feature upkeep due at its end)
-NG = 16
+NG = 15
 
 # integer parameters (`ip`) and float parameters (`fp`)
 P_DEPTH = 0
@@ -606,6 +605,13 @@ def _feature_keys(ist, vw_ts, s, vwin):
     return ist[s, I_MIDKEY], due
 
 
+@njit(cache=True, _nrt=False)
+def _traded(fst, s):
+    """Symbol `s` had a trade or tick since its last message-end feature upkeep (its per-message
+    trade range is set: min ≤ max; inf/−inf when reset)."""
+    return fst[s, F_MSG_TMIN] <= fst[s, F_MSG_TMAX]
+
+
 # why the tight loop of `process` stopped
 R_END, R_MSGEND, R_SWITCH, R_RECENTRE, R_OTHER = 0, 1, 2, 3, 4
 
@@ -666,7 +672,9 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     uwin = np.uint64(w) if bset != 0 else np.uint64(0)  # unsigned window check: 0 ≤ j < w in one compare
     endwork = slow_end or feats or view > 0
     midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
-    traded = g[G_TRADED] != 0  # survives a return for growing and the end of a batch
+    # the current symbol traded since its last feature upkeep (due at its next message end): its
+    # own state, as a snapshot defers the upkeep past other symbols' messages
+    traded = _traded(fst, cs)
     r0 = r  # rows r0..r-1 are in the row block, not yet in out_f
     i = start
     while True:
@@ -842,6 +850,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         uwin = np.uint64(w) if bset != 0 else np.uint64(0)
         endwork = slow_end or feats or view > 0
         midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
+        traded = _traded(fst, cs)
     _store(ist, cs, lastts)
     g[G_PEND] = pend
     g[G_PSYM] = cs
@@ -850,7 +859,6 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         g[G_PTS] = ts[pidx]
         g[G_PROW] = rows[pidx]
     g[G_MESSAGES] += nmsg
-    g[G_TRADED] = 1 if traded else 0
     _flush_rows(out_f, row_buf, r0, r)
     return status, i, r
 
