@@ -149,6 +149,17 @@ def _below(fake):
 # ---------------------------------------------------------------------------------------------- a clean run
 
 
+def test_not_logged_in_is_77_before_any_request_to_kite(kite_env, tmp_path):
+    """No `sq auth zerodha` session: 77 naming the fix, and Kite sees neither a request nor a ticker connection."""
+    fake = kite_env
+    before = (len(fake.requests), fake.ticker.connections)
+    r = subprocess.run([SQ_BIN, *LIVE, "--journal", str(tmp_path / "run"), "--config", str(_cfg(tmp_path)), "--confirm-live"],
+                       capture_output=True, text=True, env=_env(), timeout=60)
+    assert r.returncode == 77 and "not logged in" in r.stderr and "sq auth zerodha" in r.stderr, r.stderr
+    assert (len(fake.requests), fake.ticker.connections) == before
+    assert not (tmp_path / "run").exists()
+
+
 def test_live_run_journals_seals_and_reconciles_clean_and_leaks_no_secret(kite_env, tmp_path):
     """`sq auth zerodha` (TOTP login at the fake) stores a 0600 session; `sq live --strategy mm
     NSE:RELIANCE` trades at Kite with it, sees its fills during the run (not only at the final

@@ -156,16 +156,11 @@ def check_secret_files(config: Any, environ: dict | None = None) -> None:
 
 
 def require_credentials(venue: str, config: Any) -> None:
-    """The venue's trading credentials exist (else 77, naming how to provide them) before any
-    connection is opened: a run that could never place an order fails at once, offline."""
-    if venue == "binance":
-        from sq.venues.binance.credentials import resolve
+    """The venue's trading credentials exist (its auth module's check: 77 naming how to provide
+    them) before any connection is opened: a run that could never place an order fails at once."""
+    from sq.venues import registry
 
-        resolve(config)
-    elif venue == "zerodha":
-        from sq.venues.zerodha.session import access_token
-
-        access_token(config.zerodha)
+    registry.venue_module(venue, "auth").require_credentials(config)
 
 
 def client_prefix(run_id: str) -> str:

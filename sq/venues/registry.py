@@ -5,8 +5,9 @@ exposes the same module-level functions:
     open_market_source(symbols: list[Symbol], options: SourceOptions) -> MarketSource
     open_gateway(config: Config, env: Environment, **kw) -> OrderGateway
 
-and real venues an `auth` module with `login(env, config, options) -> dict` and
-`status(env, config) -> dict`. Venue packages are imported only when a symbol needs them.
+and real venues an `auth` module with `login(env, config, options) -> dict`,
+`status(env, config) -> dict` and `require_credentials(config)` (raises when none are set up,
+without network). Venue packages are imported only when a symbol needs them.
 """
 
 from __future__ import annotations

@@ -30,6 +30,12 @@ def _prompt(env) -> Credentials:
     return Credentials(key, Secret(secret), None, False, "prompt")
 
 
+def require_credentials(config) -> None:
+    """A key and secret are configured or stored (else AuthError 77 naming how to provide them);
+    no network: `sq live` calls this before it opens any connection."""
+    credentials.resolve(config)
+
+
 def login(env, config, options) -> dict:
     from sq.venues.binance.rest import BinanceRest
 

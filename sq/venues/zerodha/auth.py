@@ -29,7 +29,7 @@ from sq.core.config import Secret
 from sq.core.exits import AuthError, ConfigError, VenueUnavailable
 from sq.venues.zerodha.endpoints import Endpoints, headers
 from sq.venues.zerodha.errors import from_kite_error
-from sq.venues.zerodha.session import IST, Session, next_expiry, read_session, save_session, session_path
+from sq.venues.zerodha.session import IST, Session, access_token, next_expiry, read_session, save_session, session_path
 
 REDIRECT_PORT_ENV = "SQ_KITE_REDIRECT_PORT"
 REDIRECT_TIMEOUT_ENV = "SQ_KITE_REDIRECT_TIMEOUT"
@@ -205,6 +205,12 @@ def _require(zconf, *names: str) -> None:
     missing = [env_names[n] for n in names if not getattr(zconf, n)]
     if missing:
         raise ConfigError(f"zerodha: missing {', '.join(missing)} (environment, .env or the [zerodha] table of sq.toml)")
+
+
+def require_credentials(config) -> None:
+    """An API key and an unexpired access token (config or the `sq auth zerodha` session), else
+    78 / 77 naming the fix; no network: `sq live` calls this before it opens any connection."""
+    access_token(config.zerodha)
 
 
 def login(env, config, options) -> dict[str, Any]:
