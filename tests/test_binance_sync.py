@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.binance.helpers import DictBook, messages, open_source, rows_of, same_book
 from tests.fakes.binance import Faults, binance_fake  # noqa: F401  (fixture)
+from tests.sourcetools import connected_through_outage
 
 SYMS = ["BINANCE:BTCUSDT", "BINANCE-FUT:BTCUSDT"]
 MARKET = {"BINANCE:BTCUSDT": "spot", "BINANCE-FUT:BTCUSDT": "futures"}
@@ -214,30 +215,9 @@ def test_connected_only_while_data_flows_not_while_the_server_accepts_and_hangs_
     """During an outage the fake accepts each reconnect's handshake and closes it at once: the
     source must never report itself connected then (a live run would restart its feed-down
     grace period on every attempt), and must again once frames flow after the outage."""
-    import threading
-    import time
-
     fake = binance_fake()
-    src = open_source(["BINANCE:BTCUSDT"], duration_ns=6_000_000_000)
-    reader = threading.Thread(target=lambda: [None for _ in src.batches()], daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 20
-    while not src.connected and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert src.connected, "never connected"
-    before = src.counters["connections"]
-    fake.kick(outage_s=1.5)
-    time.sleep(0.1)  # the close reaches the client
-    samples, end = [], time.monotonic() + 1.3
-    while time.monotonic() < end:
-        samples.append(src.connected)
-        time.sleep(0.0005)
-    attempts = src.counters["connections"] - before
-    deadline = time.monotonic() + 20
-    while not src.connected and time.monotonic() < deadline:
-        time.sleep(0.005)
-    back = src.connected
-    reader.join(30)
+    src = open_source(["BINANCE:BTCUSDT"], duration_ns=20_000_000_000)
+    samples, attempts, back = connected_through_outage(src, lambda s: fake.kick(outage_s=s), lambda: src.counters["connections"])
     assert attempts >= 3, "the outage saw too few reconnect handshakes to test anything"
     assert not any(samples), f"connected during the outage in {sum(samples)} of {len(samples)} samples"
     assert back, "not connected again after the outage"

@@ -19,6 +19,7 @@ from sq.core.symbols import parse_symbols
 from sq.venues.registry import SourceOptions, open_market_source
 from tests.fakes.kite import kite_env, kite_fake  # noqa: F401 (fixtures)
 from tests.fakes.kite import packets as P
+from tests.sourcetools import connected_through_outage
 
 
 @pytest.fixture
@@ -130,30 +131,11 @@ def test_connected_only_from_the_first_message_not_while_the_server_hangs_up(log
     fake = logged_in
     src = open_market_source(parse_symbols(["NSE:RELIANCE"]), opts(mode="full", duration_ns=30_000_000_000))
     src.backoff_initial, src.backoff_max = 0.02, 0.1
-    reader = threading.Thread(target=lambda: [None for _ in src.batches()], daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not src.connected and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert src.connected, "never connected"
-        before = fake.ticker.connections
-        fake.ticker.drop_all(outage_s=1.5)
-        time.sleep(0.1)
-        samples, end = [], time.monotonic() + 1.2
-        while time.monotonic() < end:
-            samples.append(src.connected)
-            time.sleep(0.0005)
-        attempts = fake.ticker.connections - before
-        deadline = time.monotonic() + 20
-        while not src.connected and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert attempts >= 3, "too few reconnect handshakes during the outage to test anything"
-        assert not any(samples), f"connected during the outage in {sum(samples)} of {len(samples)} samples"
-        assert src.connected, "not connected again after the outage"
-    finally:
-        src.close()
-        reader.join(10)
+    samples, attempts, back = connected_through_outage(src, lambda s: fake.ticker.drop_all(outage_s=s),
+                                                       lambda: fake.ticker.connections)
+    assert attempts >= 3, "too few reconnect handshakes during the outage to test anything"
+    assert not any(samples), f"connected during the outage in {sum(samples)} of {len(samples)} samples"
+    assert back, "not connected again after the outage"
 
 
 def test_order_postbacks_reach_the_gateway(logged_in):
