@@ -140,13 +140,12 @@ def _paper_latency(table, n_events=60_000):
 
 def _sweep(jobs: int) -> tuple[float, int]:
     from bench.synthetic import cache_path
-    from sq.core import sweep as SW
-
-    axes = SW.parse_sweeps(["clip=1,2", "max_position=5,10,20,40", "threshold=0.4,0.8"], "mm")
-    tasks = [(i, SW.point_params(["max_loss=1e12"], pt)) for i, pt in enumerate(SW.grid(axes))]
-    job = SW.Job((str(cache_path()),), "mm", {"order_latency_ns": 1_000_000, "queue_model": "prob"}, 0, None, {}, ".")
+    from sq.runs import sweep
+    axes = sweep.parse_sweeps(["clip=1,2", "max_position=5,10,20,40", "threshold=0.4,0.8"], "mm")
+    tasks = [(i, sweep.point_params(["max_loss=1e12"], pt)) for i, pt in enumerate(sweep.grid(axes))]
+    job = sweep.Job((str(cache_path()),), "mm", {"order_latency_ns": 1_000_000, "queue_model": "prob"}, 0, None, {}, ".")
     t0 = time.perf_counter()
-    events = sum(r["summary"]["events"] for r in SW.run_points(job, tasks, jobs))
+    events = sum(r["summary"]["events"] for r in sweep.run_points(job, tasks, jobs))
     return time.perf_counter() - t0, events
 
 
@@ -187,7 +186,7 @@ def run(report) -> None:
     report("paper 1-event batches: any event, p50", float(np.percentile(lat, 50)), "us")
     report("paper 1-event batches: any event, p99", float(np.percentile(lat, 99)), "us", target=50.0, lower_is_better=True)
 
-    from sq.core.sweep import default_jobs
+    from sq.runs.sweep import default_jobs
 
     jobs = default_jobs()
     t1, events = _sweep(1)

@@ -89,7 +89,7 @@ def _tick_to_order_apart(home: str, seconds: float = 12.0) -> dict:
 
 def _tick_to_order(fake, home: str, seconds: float = 6.0) -> dict:
     from sq.core.environment import Environment
-    from sq.core.live import LiveOptions, run_live
+    from sq.runs.live import LiveOptions, run_live
 
     cfg = Path(home) / "live.toml"
     cfg.write_text('trading_mode = "live"\n')  # the default order rate: half the venue's published one

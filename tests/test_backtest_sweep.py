@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sq.core import schemas as S
-from sq.core.report import count, money
-from sq.core.sweep import MAX_POINTS, parse_axis
+from sq.runs.report import count, money
+from sq.runs.sweep import MAX_POINTS, parse_axis
 from tests.conftest import ROOT
 
 SAME = ("events", "orders", "cancels", "fills", "position", "pnl", "per_symbol", "max_drawdown", "sharpe", "fill_ratio",

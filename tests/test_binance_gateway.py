@@ -178,7 +178,7 @@ def test_futures_orders_positions_leverage_margin(binance_fake):
 
 
 def test_auth_verifies_stores_0600_and_masks(binance_fake, capsys):
-    from sq.core.auth import AuthOptions
+    from sq.runs.auth import AuthOptions
     from sq.venues.binance import auth
 
     fake = binance_fake()
@@ -194,7 +194,7 @@ def test_auth_verifies_stores_0600_and_masks(binance_fake, capsys):
 
 
 def test_wrong_secret_is_auth_error_77_with_a_hint(binance_fake, monkeypatch):
-    from sq.core.auth import AuthOptions
+    from sq.runs.auth import AuthOptions
     from sq.venues.binance import auth
 
     fake = binance_fake()
@@ -235,7 +235,7 @@ def test_sq_auth_binance_command_exit_codes(binance_fake, monkeypatch):
 def test_ed25519_keys_sign_rest_and_the_user_data_subscription(binance_fake, tmp_path, monkeypatch):
     from Crypto.PublicKey import ECC
 
-    from sq.core.auth import AuthOptions
+    from sq.runs.auth import AuthOptions
     from sq.venues.binance import auth
     from tests.fakes.binance import Account
 

@@ -93,7 +93,7 @@ def test_toml_layout(tmp_path):
     assert cfg.zerodha.api_key == "kite_key" and cfg.zerodha.api_secret.reveal() == "kite_secret_value_123"
     assert cfg.zerodha.root_url == "http://127.0.0.1:9000" and cfg.zerodha.ws_url == "wss://ws.kite.trade"
     assert cfg.binance.testnet is True
-    assert cfg.sim_symbol("SIM:DEMO").tick_size == 0.05 and cfg.sim_symbol("demo").price == 2500
+    assert cfg.sim["DEMO"].tick_size == 0.05 and cfg.sim["DEMO"].price == 2500
     assert cfg.source == str(tmp_path / "sq.toml")
 
 

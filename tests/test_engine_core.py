@@ -15,7 +15,7 @@ from sq.core.config import Config
 from sq.core.engine import Engine, FillModelConfig
 from sq.core.engine import layout as L
 from sq.core.engine import orders as O
-from sq.core.engine import positions as P
+from sq.core.engine import positions
 from sq.core.engine.strategies import mm_quotes
 from tests.marketdata import market_rows
 
@@ -106,24 +106,24 @@ def test_position_keeper_worked_example():
     ref = RefKeeper()
     for step, row in zip(steps, table):
         if step[0] == "fill":
-            P.add_fill(sf, 0, step[1], step[2], float(step[3]), 0.0)
+            positions.add_fill(sf, 0, step[1], step[2], float(step[3]), 0.0)
             ref.fill(step[1], step[2], step[3])
         else:
-            P.mark(sf, 0, (step[1] + step[2]) / 2)
+            positions.mark(sf, 0, (step[1] + step[2]) / 2)
             ref.bbo(step[1], step[2])
-        got = (sf[0, L.SF_POS], sf[0, L.SF_REAL], sf[0, L.SF_UNREAL], P.total(sf, 0), sf[0, L.SF_VOL])
+        got = (sf[0, L.SF_POS], sf[0, L.SF_REAL], sf[0, L.SF_UNREAL], positions.total(sf, 0), sf[0, L.SF_VOL])
         assert got == (ref.pos, ref.real, ref.unreal, ref.real + ref.unreal, ref.vol)
         assert got == row[:5]
-        avg = P.avg_price(sf, 0)
+        avg = positions.avg_price(sf, 0)
         assert (math.isnan(avg) and row[5] is None) or avg == row[5]
 
 
 def test_fees_reduce_net_pnl_only():
     sf = np.zeros((1, L.NSF))
-    P.add_fill(sf, 0, 1, 100.0, 10.0, 0.2)
-    P.add_fill(sf, 0, -1, 101.0, 10.0, 0.3)
+    positions.add_fill(sf, 0, 1, 100.0, 10.0, 0.2)
+    positions.add_fill(sf, 0, -1, 101.0, 10.0, 0.3)
     assert sf[0, L.SF_REAL] == 10.0 and sf[0, L.SF_FEES] == pytest.approx(0.5)
-    assert P.total(sf, 0) == pytest.approx(9.5)
+    assert positions.total(sf, 0) == pytest.approx(9.5)
 
 
 def test_queue_behind_100_fills_10_after_trades_60_and_50():

@@ -9,7 +9,7 @@ from sq.core import schemas as S
 from sq.core.config import Config, RiskConfig
 from sq.core.engine import Engine, FillModelConfig
 from sq.core.engine import layout as L
-from sq.core.engine import risk as R
+from sq.core.engine import risk
 from tests.marketdata import market_rows
 
 SYM = "SIM:R"
@@ -28,7 +28,7 @@ def engine(risk=None, strategy="mm", params=None, **fill):
 
 
 def check(e, side=1, px=100, qty=10.0, fair=100.5, now=10_000_000_000):
-    return R.check(e.si, e.sf, e.oi, e.of, e.g, e.gf, 0, side, px, qty, fair, now, e.n)
+    return risk.check(e.si, e.sf, e.oi, e.of, e.g, e.gf, 0, side, px, qty, fair, now, e.n)
 
 
 def name(code):

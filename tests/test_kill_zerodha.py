@@ -132,7 +132,7 @@ def _order(cid, event, *, side=1, price=0.0, qty=1.0, filled=0.0, void=None):
 
 
 def _fill(f, **over):
-    from sq.core.reconcile import fill_row
+    from sq.runs.reconcile import fill_row
 
     return ("fill", {**fill_row(f), **over})
 

@@ -116,10 +116,11 @@ def test_circuit_breaker_closed_open_half_open():
 
 
 def _orders(timeout=1.0):
+    """The gateway a live run opens (registry.open_account), with its order timeout."""
     from sq.core.config import load_config
-    from sq.core.live import open_orders_adapter
+    from sq.venues import registry
 
-    return open_orders_adapter("binance", load_config(), None, timeout)
+    return registry.open_account("binance", load_config(), None, symbols=["BINANCE:BTCUSDT"], order_timeout_s=timeout, push=True)
 
 
 def _req(fake, cid, side=1):
@@ -135,7 +136,7 @@ def test_send_that_timed_out_or_dropped_is_resolved_by_client_id_not_doubled(bin
     fake.order_fault_delay_s = 2.0
     orders = _orders(timeout=0.7)
     fake.order_faults = [fault]
-    st, fills = orders.send(_req(fake, "sqtest0001-1"))
+    st, fills = orders.place_idempotent(_req(fake, "sqtest0001-1"))
     assert st.status == "accepted" and st.client_order_id == "sqtest0001-1" and st.venue_order_id
     same = [o for o in fake.exchange.orders.values() if o.client_id == "sqtest0001-1"]
     assert len(same) == 1  # executed once, found by its client id, never sent again
@@ -146,15 +147,15 @@ def test_send_that_timed_out_or_dropped_is_resolved_by_client_id_not_doubled(bin
 def test_429_storm_then_418_ban(binance_fake):
     fake = binance_fake()
     orders = _orders()
-    orders.gw.rest.sync_time()
+    orders.rest.sync_time()
     fake.forced = [(429, 0), (429, 0), (429, 0)]  # Retry-After 0: honoured at once, no ban
-    st, _ = orders.send(_req(fake, "sqtest0002-1"))
+    st, _ = orders.place_idempotent(_req(fake, "sqtest0002-1"))
     assert st.status == "accepted" and sum(1 for o in fake.exchange.orders.values() if o.client_id == "sqtest0002-1") == 1
     fake.forced = [(418, 30)]
     from sq.core.exits import SqError
 
     with pytest.raises(SqError) as e:
-        orders.send(_req(fake, "sqtest0002-2"))
+        orders.place_idempotent(_req(fake, "sqtest0002-2"))
     assert e.value.status == 75 and "ban" in e.value.message
     assert not any(o.client_id == "sqtest0002-2" for o in fake.exchange.orders.values())
 
@@ -181,7 +182,7 @@ def _crash_cycles(fake, tmp_path, n, seed):
     assert len(cids) == len(set(cids)), "an order was doubled"
     assert not [o for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
     from sq.core import journal as J
-    from sq.core.reconcile import view_of
+    from sq.runs.reconcile import view_of
 
     view = view_of(J.load(journal))
     assert view.sealed and set(cids) <= set(view.orders)  # every venue order is in the journal
@@ -252,7 +253,7 @@ def test_fills_arrive_over_the_user_stream_not_by_polling(binance_fake, tmp_path
 
 def test_breaker_settings_come_from_the_live_table_and_flags_override(sq, tmp_path):
     from sq.core.config import load_config
-    from sq.core.live import LiveOptions, safety_of
+    from sq.runs.live import LiveOptions, safety_of
 
     cfg = tmp_path / "b.toml"
     cfg.write_text('trading_mode = "live"\n[live]\nbreaker_failures = 3\nbreaker_cooldown = 2.5\norder_timeout_s = 1.5\n')
@@ -333,7 +334,7 @@ def test_positions_carry_over_runs_and_reconcile_checks_only_the_latest_run(bina
         r = subprocess.run([SQ_BIN, *args, "--journal", str(runs / name)], capture_output=True, text=True, env=subprocess_env(), timeout=120)
         assert r.returncode == 0, r.stderr
     account = fake.exchange.positions["BTCUSDT"]["amt"]
-    from sq.core.reconcile import view_of
+    from sq.runs.reconcile import view_of
     from sq.core import journal as J
 
     day1, day2 = view_of(J.load(runs / "day1")), view_of(J.load(runs / "day2"))
@@ -367,8 +368,7 @@ def test_a_backlog_is_worked_off_in_one_step_per_run_of_market_batches():
     them, and journals the lot with one write."""
     import pyarrow as pa
 
-    from sq.core import live as L
-
+    from sq.runs import live
     calls: list = []
     writes: list = []
 
@@ -376,16 +376,16 @@ def test_a_backlog_is_worked_off_in_one_step_per_run_of_market_batches():
         def write_step(self, recs):
             writes.append(list(recs))
 
-    run = object.__new__(L.LiveRun)
+    run = object.__new__(live.LiveRun)
     run.held, run.conflated, run.view, run.journal = None, 0, None, Journal()
     run.step = lambda batch: (calls.append(("step", batch.column("x").to_pylist())), run.write([("pnl", {"n": batch.num_rows})]))
     run.on_update = lambda cid, st, fills: (calls.append(("update", cid)), run.write([("order", {"cid": cid})]))
     b = lambda *xs: pa.record_batch({"x": pa.array(xs, pa.int64())})  # noqa: E731
-    items = [(L.MARKET, b(1)), (L.MARKET, b(2, 3)), (L.UPDATE, "sq1-1", None, []), (L.MARKET, b(4)), (L.MARKET, b()), (L.MARKET, b(5))]
+    items = [(live.MARKET, b(1)), (live.MARKET, b(2, 3)), (live.UPDATE, "sq1-1", None, []), (live.MARKET, b(4)), (live.MARKET, b()), (live.MARKET, b(5))]
     assert run.work(items) is True
     assert calls == [("step", [1, 2, 3]), ("update", "sq1-1"), ("step", [4, 5])]
     assert run.conflated == 2 and len(writes) == 1 and len(writes[0]) == 3 and run.held is None
-    assert run.work([(L.ENDED, None)]) is False
+    assert run.work([(live.ENDED, None)]) is False
 
 
 def test_user_stream_outage_falls_back_to_checking_the_venue(binance_fake, tmp_path):
@@ -453,32 +453,32 @@ def test_an_unexpected_error_cancels_the_runs_orders_before_exiting(binance_fake
     one-line hint to resume, and `--resume` then continues and reconciles clean."""
     import io
 
-    from sq.core import live as L
+    from sq.runs import live
     from sq.core.environment import Environment
     from sq.core.exits import SqError
 
     fake = binance_fake()
-    real_step = L.LiveRun.step
+    real_step = live.LiveRun.step
 
     def step(self, batch):
         if any(o.status == "NEW" for o in fake.exchange.orders.values()):
             raise RuntimeError("boom")
         return real_step(self, batch)
 
-    monkeypatch.setattr(L.LiveRun, "step", step)
+    monkeypatch.setattr(live.LiveRun, "step", step)
     cfg = _cfg(tmp_path)
     journal = tmp_path / "bug"
     env = Environment(stdout=io.BytesIO(), stderr=io.StringIO(), stdout_isatty=False, stderr_isatty=False, config_path=str(cfg))
-    opts = L.LiveOptions(strategy="mm", symbols=["BINANCE:BTCUSDT"], confirm=True, journal=str(journal),
+    opts = live.LiveOptions(strategy="mm", symbols=["BINANCE:BTCUSDT"], confirm=True, journal=str(journal),
                          params=["clip=0.01", "threshold=0.1"], duration="30s", json=True)
     with pytest.raises(SqError) as e:
-        L.run_live(env, opts)
+        live.run_live(env, opts)
     assert e.value.status == 70 and "RuntimeError" in e.value.message and f"--resume {journal}" in e.value.message
     assert "\n" not in e.value.message
     assert not [o for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
     halt = [r.data for r in _records(journal) if r.kind == "halt" and r.data.get("by") == "error"]
     assert halt and halt[0]["canceled_at_venue"] >= 1 and halt[0]["reason"] == "error: RuntimeError"
-    monkeypatch.setattr(L.LiveRun, "step", real_step)
+    monkeypatch.setattr(live.LiveRun, "step", real_step)
     p = _live(tmp_path, journal, "--for", "1s", resume=True)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err

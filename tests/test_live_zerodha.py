@@ -97,7 +97,7 @@ def _venue_agrees(fake, journal):
     """The Kite fake and the run's journal tell the same story: no tag placed twice, nothing of
     the run open at Kite, every order Kite has is journaled, every Kite trade of the run is a
     journal fill (and no journal fill is missing at Kite)."""
-    from sq.core.reconcile import view_of
+    from sq.runs.reconcile import view_of
 
     view = view_of(J.load(journal))
     assert view.prefix
@@ -251,12 +251,10 @@ def test_kill9_fifty_times(kite_env, tmp_path):
 
 
 def _orders(timeout=0.7):
-    from sq.core.live import Orders
-
     gw = _gateway(timeout=timeout)
     gw.backoff_s = 0.02
     gw.circuit(SYMBOL)  # today's circuit limits cached: the next request of a send is its POST
-    return Orders(gw, "zerodha")
+    return gw
 
 
 def _req(fake, cid, side=1):
@@ -279,7 +277,7 @@ def test_place_that_timed_out_or_dropped_after_executing_is_found_by_tag_not_dou
     fake.order_fault_delay_s = 2.0
     orders = _orders(timeout=0.7)
     fake.order_faults = [fault]
-    st, _ = orders.send(_req(fake, "sqtest0001-1"))
+    st, _ = orders.place_idempotent(_req(fake, "sqtest0001-1"))
     venue = fake.placed("sqtest0001-1")
     assert st.client_order_id == "sqtest0001-1" and st.venue_order_id
     # the state is Kite's truth (the fake's SIM flow occasionally fills even a far order; see report)
@@ -297,14 +295,14 @@ def test_lookup_of_an_order_kite_never_saw_is_none_and_the_send_stays_unknown(ki
     fake = kite_env
     _session(fake)
     orders = _orders()
-    assert orders.gw.order(SYMBOL, "sqtest0009-1") is None
-    st, _ = orders.send(_req(fake, "sqtest0009-2"))
-    found = orders.gw.order(SYMBOL, "sqtest0009-2")
+    assert orders.order(SYMBOL, "sqtest0009-1") is None
+    st, _ = orders.place_idempotent(_req(fake, "sqtest0009-2"))
+    found = orders.order(SYMBOL, "sqtest0009-2")
     assert found.venue_order_id == st.venue_order_id and found.status == "accepted" and found.qty == 1
-    fake.forced = [(429, "NetworkException", "Too many requests")] * (orders.gw.retries_429 + 1)
+    fake.forced = [(429, "NetworkException", "Too many requests")] * (orders.retries_429 + 1)
     with pytest.raises(VenueUnavailable):
-        orders.gw.order(SYMBOL, "sqtest0009-2")
-    orders.gw.cancel(SYMBOL, "sqtest0009-2")
+        orders.order(SYMBOL, "sqtest0009-2")
+    orders.cancel(SYMBOL, "sqtest0009-2")
 
 
 def test_429_storm_is_retried_once_placed_and_a_longer_storm_places_nothing(kite_env, kite_open_hours):
@@ -318,14 +316,14 @@ def test_429_storm_is_retried_once_placed_and_a_longer_storm_places_nothing(kite
     orders = _orders()
     storm = (429, "NetworkException", "Too many requests")
     fake.forced = [storm] * 3
-    st, _ = orders.send(_req(fake, "sqtest0002-1"))
+    st, _ = orders.place_idempotent(_req(fake, "sqtest0002-1"))
     assert st.status == "accepted" and len(fake.placed("sqtest0002-1")) == 1
     assert len(_posts(fake)) == 4  # three refused, one placed
-    fake.forced = [storm] * (orders.gw.retries_429 + 1)
+    fake.forced = [storm] * (orders.retries_429 + 1)
     with pytest.raises(SqError) as e:
-        orders.send(_req(fake, "sqtest0002-2"))
+        orders.place_idempotent(_req(fake, "sqtest0002-2"))
     assert e.value.status == 75 and fake.placed("sqtest0002-2") == []
-    orders.gw.cancel(SYMBOL, "sqtest0002-1")
+    orders.cancel(SYMBOL, "sqtest0002-1")
 
 
 def test_live_through_dropped_connections_and_a_429_storm_reconciles_clean(kite_env, tmp_path):

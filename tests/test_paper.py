@@ -63,14 +63,14 @@ def engine_reference(path: Path, strategy: str, params=()):
     """What a backtest of the file produces: every batch through one Engine, then finish()."""
     from sq.core.config import load_config
     from sq.core.engine import Engine
-    from sq.core.engine import params as PR
+    from sq.core.engine import params as engine_params
     from sq.core.environment import Environment
     from sq.core.journal import rows_from_batch
     from sq.core.streams import open_input
 
     cfg = load_config(None)
     src = open_input(Environment(), [str(path)], "market")
-    eng = Engine(strategy, src.instruments, PR.resolve(strategy, sorted(src.instruments), cfg, list(params)), config=cfg, seed=1)
+    eng = Engine(strategy, src.instruments, engine_params.resolve(strategy, sorted(src.instruments), cfg, list(params)), config=cfg, seed=1)
     orders, fills = [], []
     for out in [eng.process(b) for b in src.batches()] + [eng.finish()]:
         orders += rows_from_batch(out.orders)
@@ -283,7 +283,7 @@ def test_sq_kill_halts_a_live_paper_run(tmp_path):
 
 
 def test_crash_then_resume_live_keeps_positions(tmp_path):
-    from sq.core import paper as P
+    from sq.runs import paper
     from sq.core.engine.layout import SF_POS
 
     jdir = tmp_path / "crash"
@@ -291,8 +291,8 @@ def test_crash_then_resume_live_keeps_positions(tmp_path):
     crash_paper(["--strategy", "mm", "SIM:DEMO", "--journal", str(jdir)], env, jdir, fills=3, timeout=40)
     before = J.load(jdir)
     assert not before.sealed
-    pos_before = P.journal_positions(before)
-    ckpt = P.checkpoint_state(before, before.last("checkpoint"))
+    pos_before = paper.journal_positions(before)
+    ckpt = paper.checkpoint_state(before, before.last("checkpoint"))
     assert ckpt["sf"][0][SF_POS] == pos_before["SIM:DEMO"]  # SF_POS of the last checkpoint = the fills' sum
     r = subprocess.run([SQ_BIN, "paper", "--resume", str(jdir), "--for", "2s", "--json"], capture_output=True, text=True, env=env, timeout=90)
     assert r.returncode == 0, r.stderr
@@ -305,9 +305,9 @@ def test_crash_then_resume_live_keeps_positions(tmp_path):
     # plus whatever filled while it closed the dead process's in-flight orders
     first_ckpt = next(rec for rec in after.records[n_resume:] if rec.kind == "checkpoint")
     closing_fills = sum(r.data["side"] * r.data["qty"] for r in after.records[n_resume:first_ckpt.n] if r.kind == "fill")
-    assert P.checkpoint_state(after, first_ckpt)["sf"][0][SF_POS] == pos_before["SIM:DEMO"] + closing_fills
+    assert paper.checkpoint_state(after, first_ckpt)["sf"][0][SF_POS] == pos_before["SIM:DEMO"] + closing_fills
     doc = json.loads(r.stdout)
-    assert doc["position"]["SIM:DEMO"] == P.journal_positions(after)["SIM:DEMO"]
+    assert doc["position"]["SIM:DEMO"] == paper.journal_positions(after)["SIM:DEMO"]
     assert_all_closed(jdir)
     coids = [r.data["client_order_id"] for r in after.of("order", "reject") if r.data["event"] == "new"]
     assert len(coids) == len(set(coids))  # the resumed run never reuses a client order id

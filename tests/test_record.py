@@ -22,7 +22,7 @@ import pytest
 
 from sq.core import schemas as S
 from sq.core.environment import Environment
-from sq.core.recorder import PipeSink, Recorder, partition_dir
+from sq.runs.record import PipeSink, Recorder, partition_dir
 from sq.core.streams import open_input
 from tests.conftest import ROOT, subprocess_env
 

@@ -6,7 +6,7 @@ import pytest
 
 from sq.core.durations import parse_duration_ns
 from sq.core.exits import UsageError
-from sq.core.symbols import parse_symbol, parse_symbols
+from sq.venues.registry import parse_symbol, parse_symbols, venue_of
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,7 @@ from sq.core.symbols import parse_symbol, parse_symbols
 )
 def test_canonical_form_and_venue(text, canonical, venue):
     s = parse_symbol(text)
-    assert s.canonical == canonical and s.venue == venue
+    assert s.canonical == canonical and venue_of(s) == venue
 
 
 def test_unknown_prefix_suggests_close_matches():

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from sq.core.auth import AuthOptions
+from sq.runs.auth import AuthOptions
 from sq.core.config import Secret, load_config
 from sq.core.environment import Environment
 from sq.core.exits import AuthError

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from sq.core.exits import AuthError, ExitStatus, TempFailure, UsageError
-from sq.venues.zerodha import market_rules as R
+from sq.venues.zerodha import market_rules
 from sq.venues.zerodha.errors import OrderRejected, from_kite_error, map_exception
 from sq.venues.zerodha.instruments import parse_csv, resolve, subset_csv
 from sq.venues.zerodha.ratelimit import TokenBucket
@@ -24,44 +24,44 @@ def table():
 
 
 def test_rounding_to_tick_never_more_aggressive():
-    assert R.round_price(100.07, 0.05, +1) == pytest.approx(100.05)
-    assert R.round_price(100.07, 0.05, -1) == pytest.approx(100.10)
-    assert R.round_price(100.05, 0.05, -1) == pytest.approx(100.05)  # on the grid stays put
-    assert R.round_price(84.12345, 0.0025, +1) == pytest.approx(84.1225)
+    assert market_rules.round_price(100.07, 0.05, +1) == pytest.approx(100.05)
+    assert market_rules.round_price(100.07, 0.05, -1) == pytest.approx(100.10)
+    assert market_rules.round_price(100.05, 0.05, -1) == pytest.approx(100.05)  # on the grid stays put
+    assert market_rules.round_price(84.12345, 0.0025, +1) == pytest.approx(84.1225)
 
 
 def test_lot_multiples_and_freeze_slicing():
-    assert R.round_lots(160, 75) == 150 and R.round_lots(74, 75) == 0 and R.round_lots(7.9, 1) == 7
-    assert R.slice_quantity(3000, 1800, 75) == [1800, 1200]
-    assert R.slice_quantity(150, 1800, 75) == [150]
-    assert R.slice_quantity(1200, 600, 30) == [600, 600]
-    assert R.slice_quantity(1290, 600, 30) == [600, 600, 90]
-    assert sum(R.slice_quantity(9975, 1800, 75)) == 9975 and max(R.slice_quantity(9975, 1800, 75)) == 1800
-    assert R.slice_quantity(100, None, 1) == [100]
-    assert R.freeze_quantity("NIFTY", "NIFTY25DECFUT") == 1800
-    assert R.freeze_quantity("BANKNIFTY", "X") == 600 and R.freeze_quantity("INFY", "INFY") is None
-    assert R.freeze_quantity("INFY", "X", {"infy": 500}) == 500
+    assert market_rules.round_lots(160, 75) == 150 and market_rules.round_lots(74, 75) == 0 and market_rules.round_lots(7.9, 1) == 7
+    assert market_rules.slice_quantity(3000, 1800, 75) == [1800, 1200]
+    assert market_rules.slice_quantity(150, 1800, 75) == [150]
+    assert market_rules.slice_quantity(1200, 600, 30) == [600, 600]
+    assert market_rules.slice_quantity(1290, 600, 30) == [600, 600, 90]
+    assert sum(market_rules.slice_quantity(9975, 1800, 75)) == 9975 and max(market_rules.slice_quantity(9975, 1800, 75)) == 1800
+    assert market_rules.slice_quantity(100, None, 1) == [100]
+    assert market_rules.freeze_quantity("NIFTY", "NIFTY25DECFUT") == 1800
+    assert market_rules.freeze_quantity("BANKNIFTY", "X") == 600 and market_rules.freeze_quantity("INFY", "INFY") is None
+    assert market_rules.freeze_quantity("INFY", "X", {"infy": 500}) == 500
 
 
 def test_market_hours_in_ist():
-    assert R.phase(at(8, 59), "NSE") == "closed"
-    assert R.phase(at(9, 0), "NSE") == "pre_open" and R.phase(at(9, 7), "NFO") == "pre_open"
-    assert R.phase(at(9, 10), "NSE") == "pre_open_matching"
-    assert R.phase(at(9, 15), "NSE") == "normal" and R.phase(at(15, 29), "NSE") == "normal"
-    assert R.phase(at(15, 30), "NSE") == "closed"
-    assert R.phase(at(16, 30), "CDS") == "normal" and R.phase(at(22, 0), "MCX") == "normal"
-    assert R.phase(at(12, 0, day=22), "NSE") == "closed"  # Saturday
-    assert R.phase(dt.datetime(2025, 11, 24, 4, 0, tzinfo=dt.timezone.utc), "NSE") == "normal"  # 09:30 IST
-    assert R.hours_violation(at(10, 0), "NSE") is None
-    assert "closed" in R.hours_violation(at(16, 0), "NSE")
-    assert "09:08" in R.hours_violation(at(9, 12), "NSE")
-    assert R.hours_violation(at(16, 0), "NSE", "amo") is None and R.hours_violation(at(10, 0), "NSE", "amo")
+    assert market_rules.phase(at(8, 59), "NSE") == "closed"
+    assert market_rules.phase(at(9, 0), "NSE") == "pre_open" and market_rules.phase(at(9, 7), "NFO") == "pre_open"
+    assert market_rules.phase(at(9, 10), "NSE") == "pre_open_matching"
+    assert market_rules.phase(at(9, 15), "NSE") == "normal" and market_rules.phase(at(15, 29), "NSE") == "normal"
+    assert market_rules.phase(at(15, 30), "NSE") == "closed"
+    assert market_rules.phase(at(16, 30), "CDS") == "normal" and market_rules.phase(at(22, 0), "MCX") == "normal"
+    assert market_rules.phase(at(12, 0, day=22), "NSE") == "closed"  # Saturday
+    assert market_rules.phase(dt.datetime(2025, 11, 24, 4, 0, tzinfo=dt.timezone.utc), "NSE") == "normal"  # 09:30 IST
+    assert market_rules.hours_violation(at(10, 0), "NSE") is None
+    assert "closed" in market_rules.hours_violation(at(16, 0), "NSE")
+    assert "09:08" in market_rules.hours_violation(at(9, 12), "NSE")
+    assert market_rules.hours_violation(at(16, 0), "NSE", "amo") is None and market_rules.hours_violation(at(10, 0), "NSE", "amo")
 
 
 def test_circuit_limits_from_quote():
-    c = R.circuit_from_quote({"lower_circuit_limit": 1250.7, "upper_circuit_limit": 1528.6})
+    c = market_rules.circuit_from_quote({"lower_circuit_limit": 1250.7, "upper_circuit_limit": 1528.6})
     assert c.violation(1400) is None and "circuit" in c.violation(1600) and c.violation(1250) is not None
-    assert R.circuit_from_quote({}) is None
+    assert market_rules.circuit_from_quote({}) is None
 
 
 def test_resolution_tokens_indices_and_suggestions():

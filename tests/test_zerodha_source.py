@@ -18,7 +18,7 @@ from sq.core.exits import AuthError, UsageError
 from sq.core.symbols import parse_symbols
 from sq.venues.registry import SourceOptions, open_market_source
 from tests.fakes.kite import kite_env, kite_fake  # noqa: F401 (fixtures)
-from tests.fakes.kite import packets as P
+from tests.fakes.kite import packets
 from tests.sourcetools import connected_through_outage
 
 
@@ -92,7 +92,7 @@ def test_replay_needs_no_network_and_keeps_heartbeats(tmp_path):
     import base64
 
     lines = [{"t": 1, "src": "rest", "venue": "zerodha", "stream": "/instruments", "kind": "text", "data": csv}]
-    for i, fr in enumerate([P.HEARTBEAT, P.frame([P.ltp(408065, 1500.5)]), P.frame([P.ltp(408065, 1501.0)])]):
+    for i, fr in enumerate([packets.HEARTBEAT, packets.frame([packets.ltp(408065, 1500.5)]), packets.frame([packets.ltp(408065, 1501.0)])]):
         lines.append({"t": 10 + i, "src": "ws", "venue": "zerodha", "stream": "x", "kind": "binary", "data": base64.b64encode(fr).decode()})
     lines.append({"t": 20, "src": "ws", "venue": "zerodha", "stream": "x", "kind": "text", "data": '{"type":"error","data":"oops"}'})
     raw.write_text("\n".join(json.dumps(x) for x in lines) + "\n")

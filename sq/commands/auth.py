@@ -34,7 +34,7 @@ def auth(
     ed25519_key: Annotated[Optional[str], typer.Option("--ed25519-key", help="Binance: sign with this Ed25519 private key file.", show_default=False)] = None,
     json_out: JsonOption = False,
 ) -> None:
-    from sq.core.auth import run_auth
+    from sq.runs.auth import run_auth
 
     run_auth(env_of(ctx), target, manual=manual, testnet=testnet, ed25519_key=ed25519_key, json_out=json_out)
 

@@ -74,12 +74,12 @@ def backtest(
     fmt: FormatOption = "auto",
     json_out: JsonOption = False,
 ) -> None:
-    from sq.core.backtest import run_backtest
+    from sq.runs.backtest import run_backtest
     from sq.core.durations import parse_duration_ns
 
     env = env_of(ctx)
     if report:
-        from sq.core.report import check_target
+        from sq.runs.report import check_target
 
         check_target(report)
     if jobs is not None and jobs < 1:
@@ -103,18 +103,17 @@ def backtest(
         return
     recorder = None
     if report:
-        from sq.core.report import RunRecorder
+        from sq.runs.report import RunRecorder
 
         recorder = RunRecorder()
     with _Progress(env) as progress:
         summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress,
                                recorder=recorder)
     if report:
-        from sq.core import report as R
-
+        from sq.runs import report as html_report
         meta = _meta(strategy, param or (), summary["inputs"], summary, fill, seed)
         meta.update(t_first=recorder.t_first, t_last=recorder.t_last)
-        R.write_report(report, R.render_run(meta, summary, recorder))
+        html_report.write_report(report, html_report.render_run(meta, summary, recorder))
         env.info(f"report written to {report}")
     if json_out:
         env.write_json(summary)
@@ -137,7 +136,7 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
 
 
 def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out) -> None:
-    from sq.core.sweep import run_sweep
+    from sq.runs.sweep import run_sweep
 
     with _Progress(env, "grid points") as progress:
         doc = run_sweep(env, inputs, strategy, params=params, sweeps=sweep, fill=fill, seed=seed, jobs=jobs, report=bool(report),
@@ -145,11 +144,10 @@ def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, outpu
     curve = doc.pop("_best_curve", None)
     axes = doc.pop("_axes", None)
     if report:
-        from sq.core import report as R
-
+        from sq.runs import report as html_report
         meta = _meta(strategy, params, doc["inputs"], doc, fill, seed)
         meta.update(jobs=doc["jobs"], wall_s=doc["wall_s"], t_first=(curve or {}).get("t_first"), t_last=(curve or {}).get("t_last"))
-        R.write_report(report, R.render_sweep(meta, axes, doc["runs"], curve))
+        html_report.write_report(report, html_report.render_sweep(meta, axes, doc["runs"], curve))
         env.info(f"report written to {report}")
     keys = list(doc["sweep"])
     if json_out:
@@ -162,7 +160,7 @@ def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, outpu
 
 def _rows(env, runs, keys, output, fmt) -> None:
     from sq.core.streams import StreamWriter
-    from sq.core.sweep import results_table
+    from sq.runs.sweep import results_table
 
     table = results_table(runs, keys)
     with StreamWriter(env, table.schema, output=output, fmt=fmt) as w:

@@ -48,7 +48,7 @@ def kill(
 
     t0 = time.perf_counter()
     from sq.core.exits import SqError
-    from sq.core.kill import run_kill
+    from sq.runs.kill import run_kill
 
     env = env_of(ctx)
     config, config_error = None, ""

@@ -58,7 +58,7 @@ def live(
     breaker_cooldown: Annotated[Optional[float], typer.Option("--breaker-cooldown", help="Seconds the breaker stays open before one trial order (config: live.breaker_cooldown_s, default 10).", show_default=False)] = None,
     json_: JsonOption = False,
 ) -> None:
-    from sq.core.live import LiveOptions, run_live
+    from sq.runs.live import LiveOptions, run_live
 
     env = env_of(ctx)
     if config:
@@ -67,9 +67,22 @@ def live(
                        params=list(params or []), duration=for_, order_timeout_s=order_timeout, breaker_failures=breaker_failures,
                        breaker_cooldown_s=breaker_cooldown, json=json_)
     view = env.stdout_isatty and not json_
-    code = run_live(env, opts, view_factory=(lambda plan, source, run: Dashboard(env, plan)) if view else None)
-    if code:
-        raise typer.Exit(code)
+    summary = run_live(env, opts, view_factory=(lambda plan, source, run: Dashboard(env, plan)) if view else None)
+    render_summary(env, summary, json_)
+
+
+def render_summary(env, summary: dict, json_out: bool) -> None:
+    """The run's summary: one JSON document, or a line on stderr (and the PnL line on a pipe)."""
+    if json_out:
+        env.write_json(summary)
+        return
+    env.info(f"live {summary.get('strategy')} {' '.join(summary.get('symbols') or [])}: {summary.get('orders_sent', 0)} orders sent, "
+             f"{summary.get('venue_fills', 0)} fills, position {summary.get('position')}, stopped by {summary.get('stopped_by')}; "
+             f"journal {summary.get('journal')}")
+    if not env.stdout_isatty:
+        pnl = summary.get("pnl") or {}
+        env.stdout.write(f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f}\n".encode())
+        env.stdout.flush()
 
 
 class Dashboard(LiveView):
@@ -105,7 +118,7 @@ class Dashboard(LiveView):
         from rich.console import Group
         from rich.table import Table
 
-        from sq.core.live import percentile
+        from sq.runs.live import percentile
 
         run = self.run
         pos = run.engine.positions()

@@ -50,7 +50,7 @@ def paper(
     seed: SeedOption = 1,
     json_: JsonOption = False,
 ) -> None:
-    from sq.core.paper import PaperOptions, run_paper
+    from sq.runs.paper import PaperOptions, run_paper
 
     opts = PaperOptions(
         strategy=strategy,
@@ -66,9 +66,27 @@ def paper(
     )
     env = env_of(ctx)
     live_view = env.stdout_isatty and not json_
-    code = run_paper(env, opts, view_factory=(lambda plan, source: Dashboard(env, plan, source)) if live_view else None)
-    if code:
-        raise typer.Exit(code)
+    summary = run_paper(env, opts, view_factory=(lambda plan, source: Dashboard(env, plan, source)) if live_view else None)
+    render_summary(env, summary, json_)
+
+
+def render_summary(env, summary: dict, json_out: bool) -> None:
+    """The run's summary: one JSON document, or a line on stderr and the PnL line on stdout
+    (after the dashboard's last frame on a terminal; the result line on a pipe)."""
+    if json_out:
+        env.write_json(summary)
+        return
+    pnl = summary.get("pnl") or {}
+    position = ", ".join(f"{s} {q:g}" for s, q in (summary.get("position") or {}).items()) or "flat"
+    env.info(
+        f"paper {summary.get('strategy')} {' '.join(summary.get('symbols') or [])}: {summary.get('events', 0):,} events, "
+        f"{summary.get('orders', 0)} orders, {summary.get('fills', 0)} fills, position {position}, "
+        f"stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}"
+    )
+    line = (f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} "
+            f"unrealized {pnl.get('unrealized', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f}\n")
+    env.stdout.write(line.encode())
+    env.stdout.flush()
 
 
 class Dashboard(LiveView):

@@ -44,7 +44,7 @@ def reconcile(
     json_: JsonOption = False,
 ) -> None:
     from sq.core.durations import parse_duration_ns
-    from sq.core.reconcile import ReconcileOptions, run_reconcile
+    from sq.runs.reconcile import ReconcileOptions, run_reconcile
 
     env = env_of(ctx)
     opts = ReconcileOptions(venue=venue, journal=journal, fix=fix, tolerance=tolerance,

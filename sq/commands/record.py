@@ -49,11 +49,32 @@ def record(
     raw: Annotated[bool, typer.Option("--raw", help="Also keep the venue's raw frames and REST answers as JSON Lines under DIR/raw/ (for sq subscribe --replay).")] = False,
     replay: ReplayOption = None,
 ) -> None:
-    from sq.core.recorder import run_record
+    from sq.runs.record import run_record
 
-    code = run_record(env_of(ctx), symbols or [], out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, mode=mode, raw=raw, replay=replay)
-    if code:
-        raise typer.Exit(code)
+    env = env_of(ctx)
+    progress = _progress_line(env) if env.stderr_isatty and not env.quiet else None
+    try:
+        summary = run_record(env, symbols or [], out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, mode=mode,
+                             raw=raw, replay=replay, progress=progress)
+    finally:
+        if progress is not None:
+            env.stderr.write("\r\x1b[2K")
+            env.stderr.flush()
+    env.info(summary.line())
+    if summary.stopped_by == "SIGINT":  # SIGTERM is how services stop a recorder (0); Ctrl-C is the shell's 130
+        raise typer.Exit(130)
+
+
+def _progress_line(env):
+    """One self-overwriting status line on a terminal stderr (never stdout)."""
+    from sq.runs.record import human_bytes
+
+    def show(s) -> None:
+        rate = s.events / s.elapsed_s if s.elapsed_s > 0 else 0.0
+        env.stderr.write(f"\r\x1b[2Ksq record: {s.events} events ({rate:,.0f}/s), {len(s.files)} files sealed, {human_bytes(s.bytes)}")
+        env.stderr.flush()
+
+    return show
 
 
 def register(app: typer.Typer) -> None:

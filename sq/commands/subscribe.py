@@ -38,7 +38,9 @@ def subscribe(
     replay: ReplayOption = None,
 ) -> None:
     env = env_of(ctx)
-    with _StopOnSignals() as stopper:
+    from sq.runs.lifecycle import StopOnSignals
+
+    with StopOnSignals() as stopper:
         _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode, raw, replay)
 
 
@@ -46,7 +48,7 @@ def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full
     from sq.core.durations import parse_duration_ns
     from sq.core.exits import UsageError
     from sq.core.streams import resolve_format
-    from sq.core.symbols import parse_symbols
+    from sq.venues.registry import parse_symbols
 
     parsed = parse_symbols(symbols)
     duration_ns = parse_duration_ns(for_, option="--for") if for_ is not None else None
@@ -63,7 +65,7 @@ def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full
     source = open_market_source(parsed, options)
     live_view = output is None and env.stdout_isatty and fmt_resolved == "table" and (fmt or "auto").lower() in ("auto", "table")
 
-    stopper.attach(source.close)
+    stopper.attach(lambda _signal: source.close())
     if live_view:
         _live_view(env, source)
     else:
@@ -72,42 +74,6 @@ def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full
         with StreamWriter(env, source.schema, output=output, fmt=fmt) as writer:
             for batch in source.batches():
                 writer.write(batch)
-
-
-class _StopOnSignals:
-    """While active, SIGINT and SIGTERM ask the source to stop (the stream then ends cleanly,
-    trailer included: an interrupted subscribe is a successful recording). Installed before
-    the source is built, so a signal during start-up stops it as soon as it exists."""
-
-    def __init__(self):
-        self.stop = None
-        self.requested = False
-        self.saved: dict = {}
-
-    def _handle(self, *_):
-        self.requested = True
-        if self.stop is not None:
-            self.stop()
-
-    def attach(self, stop) -> None:
-        self.stop = stop
-        if self.requested:
-            stop()
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler)
 
 
 def _live_view(env, source) -> None:

@@ -231,13 +231,6 @@ class Config:
         want = symbol.strip().upper()
         return next((i for i in self.instruments if i.symbol == want), None)
 
-    def sim_symbol(self, name: str) -> SimSymbolConfig | None:
-        """`[sim.NAME]` settings for `SIM:NAME` (name with or without the `SIM:` prefix)."""
-        key = name.strip().upper()
-        if key.startswith("SIM:"):
-            key = key[4:]
-        return self.sim.get(key)
-
     @property
     def symbols(self) -> list[str]:
         return [i.symbol for i in self.instruments]
@@ -473,10 +466,11 @@ def _convert(tp: Any, value: Any, where: str, name: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{name}: {_label(where)} must be a table/object, got {_tname(value)}")
         out = {}
+        own_prefix = where.rsplit(".", 1)[-1].upper() + ":"  # `[sim."SIM:DEMO"]` is `[sim.DEMO]`
         for k, v in value.items():
             key = str(k).upper()
-            if key.startswith("SIM:"):
-                key = key[4:]
+            if key.startswith(own_prefix):
+                key = key[len(own_prefix):]
             out[key] = _convert(args[1], v, f"{where}.{k}", name)
         return types.MappingProxyType(out)
     if dataclasses.is_dataclass(tp):

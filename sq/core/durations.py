@@ -39,7 +39,3 @@ def parse_duration_ns(text: str, *, option: str = "duration") -> int:
     if pos != len(raw) or not raw:
         raise UsageError(f"{option}: cannot read {text!r} as a duration (examples: 30s, 100ms, 1h30m)")
     return int(round(total))
-
-
-def parse_duration_s(text: str, *, option: str = "duration") -> float:
-    return parse_duration_ns(text, option=option) / 1e9

@@ -10,7 +10,7 @@ place that knows the canonical column types; `conform` casts foreign or polars-p
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -191,10 +191,6 @@ def dict_column(codes: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), dictionary)
 
 
-def ts_column(ns: np.ndarray) -> pa.Array:
-    return pa.array(np.asarray(ns, dtype=np.int64).view("datetime64[ns]"), type=pa.timestamp("ns")).cast(TS)
-
-
 def market_batch(
     schema: pa.Schema,
     dictionary: pa.Array,
@@ -302,7 +298,3 @@ def conform(batch: pa.RecordBatch, kind: str, target: pa.Schema) -> pa.RecordBat
             cols.append(batch.column(name))
             fields.append(batch.schema.field(name))
     return pa.RecordBatch.from_arrays(cols, schema=pa.schema(fields, metadata=target.metadata))
-
-
-def asdict_instrument(i: Instrument) -> dict[str, Any]:  # pragma: no cover - debugging aid
-    return asdict(i)

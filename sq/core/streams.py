@@ -23,7 +23,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator, Mapping
+from typing import IO, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -829,7 +829,3 @@ class SymbolRegistry:
 
     def dictionary(self) -> pa.Array:
         return S.symbol_dictionary(self.symbols)
-
-
-def instruments_for(symbols: list[str], known: Mapping[str, S.Instrument]) -> dict[str, S.Instrument]:
-    return {s: known[s] for s in symbols if s in known}

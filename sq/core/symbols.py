@@ -1,8 +1,9 @@
-"""Symbols: `VENUE_OR_EXCHANGE:SYMBOL` (ARCHITECTURE §2).
+"""Symbols: `EXCHANGE:NAME` (ARCHITECTURE §2), the grammar of the data contract.
 
-Case-insensitive on input, canonical upper-case on output. The prefix says which venue
-serves the symbol: Zerodha exchange segments (NSE, BSE, NFO, BFO, CDS, BCD, MCX), Binance
-spot (BINANCE) and USD-M futures (BINANCE-FUT), and the simulated exchange (SIM).
+Case-insensitive on input, canonical upper-case on output. The prefix names an exchange or
+market segment — Kite's segments (NSE, BSE, NFO, BFO, CDS, BCD, MCX), Binance spot and USD-M
+futures (BINANCE, BINANCE-FUT) and the simulated exchange (SIM). Which venue serves each
+prefix is the venue registry's knowledge (`sq.venues.registry.venue_of`), never core's.
 """
 
 from __future__ import annotations
@@ -12,25 +13,15 @@ from dataclasses import dataclass
 
 from sq.core.exits import UsageError
 
-ZERODHA_SEGMENTS = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX")
-PREFIX_VENUE: dict[str, str] = {
-    **{seg: "zerodha" for seg in ZERODHA_SEGMENTS},
-    "BINANCE": "binance",
-    "BINANCE-FUT": "binance",
-    "SIM": "sim",
-}
+EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX", "BINANCE", "BINANCE-FUT", "SIM")
 
 
 @dataclass(frozen=True)
 class Symbol:
-    """A parsed symbol: `exchange` is the prefix (NSE, BINANCE-FUT, SIM…), `venue` the adapter."""
+    """A parsed symbol: `exchange` is the prefix (NSE, BINANCE-FUT, SIM…), `name` the rest."""
 
     exchange: str
     name: str
-
-    @property
-    def venue(self) -> str:
-        return PREFIX_VENUE[self.exchange]
 
     @property
     def canonical(self) -> str:
@@ -41,7 +32,8 @@ class Symbol:
 
 
 def parse_symbol(text: str) -> Symbol:
-    """Parse one symbol; an unknown or malformed prefix is a usage error with suggestions."""
+    """Parse one symbol; a missing or unknown prefix, or an empty/invalid name, is a usage error
+    (an unknown prefix with close matches)."""
     raw = text.strip()
     if ":" not in raw:
         hint = f" (did you mean SIM:{raw.upper()} or NSE:{raw.upper()}?)" if raw else ""
@@ -49,17 +41,16 @@ def parse_symbol(text: str) -> Symbol:
     prefix, name = raw.split(":", 1)
     prefix = prefix.strip().upper()
     name = name.strip().upper()
-    if prefix not in PREFIX_VENUE:
-        close = difflib.get_close_matches(prefix, list(PREFIX_VENUE), n=3, cutoff=0.5)
+    if prefix not in EXCHANGES:
+        close = difflib.get_close_matches(prefix, EXCHANGES, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(c + ':' + name for c in close)}?" if close else ""
-        known = ", ".join(PREFIX_VENUE)
-        raise UsageError(f"unknown venue prefix {prefix!r} in symbol {text!r} (known: {known}){hint}")
+        raise UsageError(f"unknown venue prefix {prefix!r} in symbol {text!r} (known: {', '.join(EXCHANGES)}){hint}")
     if not name or any(c in name for c in "/\\\x00\n"):
         raise UsageError(f"symbol {text!r} has an empty or invalid name after the prefix")
     return Symbol(prefix, name)
 
 
-def parse_symbols(texts: list[str] | tuple[str, ...]) -> list[Symbol]:
+def parse_symbols(texts) -> list[Symbol]:
     """Parse many symbols, dropping duplicates while keeping the order given."""
     seen: dict[str, Symbol] = {}
     for t in texts:
@@ -69,5 +60,5 @@ def parse_symbols(texts: list[str] | tuple[str, ...]) -> list[Symbol]:
 
 
 def suggest(name: str, known: list[str], n: int = 3) -> list[str]:
-    """Close matches of `name` among `known` symbols (for venue-specific unknown-symbol errors)."""
+    """Close matches of `name` among `known` names (for unknown-prefix and unknown-symbol errors)."""
     return difflib.get_close_matches(name.upper(), [k.upper() for k in known], n=n, cutoff=0.6)

@@ -1,13 +1,34 @@
-"""The small interfaces every venue shares (ARCHITECTURE §1): market source and order gateway.
+"""The interfaces every venue shares: market source, order gateway, and the venue package itself.
 
 Prices and quantities are floats on the venue's grid (tick_size, lot_size from the
 instrument); sides are +1 buy / -1 sell; time is int64 nanoseconds since the epoch (UTC).
+
+A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.registry`):
+
+    PREFIXES: tuple[str, ...]            symbol prefixes it serves (the registry's table holds them,
+                                         so parsing a symbol imports no venue package)
+    ORDER_RATE: float                    the venue's published order rate, orders per second
+    holds_positions(symbol) -> bool      whether the account has a net position in this market
+                                         (spot markets hold balances, not positions)
+    secret_files(environ) -> [Path]      the files where sq keeps this venue's credentials
+    open_market_source(symbols, options) -> MarketSource
+    open_gateway(config, env, **kw) -> OrderGateway
+    open_account(config, env, *, symbols, order_timeout_s, push) -> OrderGateway
+                                         the gateway a live run or a reconcile uses
+    auth   (module, real venues)         login / status / require_credentials
+    kill   (module, standard library only) account(config) and kill(account, ...) for `sq kill`
+
+Core never names a venue: everything venue-specific is one of these, or a method of the
+gateway below.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Protocol
+import time
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+
+from sq.core.exits import SqError, VenueUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -84,8 +105,18 @@ class Position:
     extra: dict = field(default_factory=dict)
 
 
+PushCallback = Callable[[str, "OrderState", list], None]  # (client order id, state copy, new fills)
+
+
 class OrderGateway(Protocol):
-    """Place and cancel orders and query their state at one venue account."""
+    """Place and cancel orders and query their state at one venue account.
+
+    Besides the basic requests, every gateway answers what a live run and a reconcile need
+    (`GatewayBase` gives the generic answers; a venue overrides what it knows better):
+    `place_idempotent` (a send whose outcome is never doubled), `lookup` (an order by client
+    id, None when the venue never saw it), `is_unknown_order`, and the venue's pushed order
+    updates (`follow`, `pushing`).
+    """
 
     def place(self, request: OrderRequest) -> OrderState: ...
 
@@ -100,3 +131,82 @@ class OrderGateway(Protocol):
     def positions(self) -> list[Position]: ...
 
     def fills(self, symbol: str | None = None) -> list[Fill]: ...
+
+    def lookup(self, symbol: str, client_order_id: str, tries: int = 3) -> OrderState | None: ...
+
+    def place_idempotent(self, request: OrderRequest) -> tuple[OrderState, list[Fill]]: ...
+
+    def is_unknown_order(self, error: BaseException) -> bool: ...
+
+    def follow(self, source: object, push: PushCallback) -> bool: ...
+
+    def pushing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+UNKNOWN_ORDER_WORDS = ("does not exist", "not found", "unknown order")
+
+
+class GatewayBase:
+    """The generic half of `OrderGateway`: what a gateway does when its venue has no better way.
+
+    Subclasses implement the basic requests (`place`, `cancel`, `open_orders`, ...) and may
+    override `find_order` (one query for an order by client id), `place_idempotent`,
+    `is_unknown_order`, `follow` and `pushing`.
+    """
+
+    def find_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """One question to the venue: the order with this client id, or None (here: among the
+        open orders only — venues that can query closed orders override this)."""
+        for st in self.open_orders(symbol):  # type: ignore[attr-defined]
+            if st.client_order_id == client_order_id:
+                return st
+        return None
+
+    def lookup(self, symbol: str, client_order_id: str, tries: int = 3) -> OrderState | None:
+        """The venue's state of a client order id, or None when the venue never saw it. An
+        unreachable venue is asked `tries` times before VenueUnavailable is raised: the outcome
+        of an uncertain send is never guessed."""
+        for i in range(tries):
+            try:
+                return self.find_order(symbol, client_order_id)
+            except VenueUnavailable:
+                if i == tries - 1:
+                    raise
+                time.sleep(0.2 * (i + 1))
+            except SqError as e:
+                if self.is_unknown_order(e):
+                    return None
+                raise
+        return None
+
+    def is_unknown_order(self, error: BaseException) -> bool:
+        """Does this error say the venue has no such order?"""
+        msg = str(getattr(error, "message", error)).lower()
+        return any(w in msg for w in UNKNOWN_ORDER_WORDS)
+
+    def place_idempotent(self, request: OrderRequest) -> tuple[OrderState, list[Fill]]:
+        """(state, fills in the answer). Send once; when the answer is lost, ask the venue for
+        the client id — only an order the venue never saw makes this raise VenueUnavailable,
+        so a retry with the same client id can never double it. Rejections come back as a
+        'rejected' state."""
+        try:
+            return self.place(request), []  # type: ignore[attr-defined]
+        except VenueUnavailable:
+            st = self.lookup(request.symbol, request.client_order_id)
+            if st is None:
+                raise
+            return st, []
+
+    def follow(self, source: object, push: PushCallback) -> bool:
+        """Have the venue's own order-update stream call `push` from its thread. False: this
+        venue pushes nothing here, and only asking (`open_orders`, `lookup`) learns of fills."""
+        return False
+
+    def pushing(self) -> bool:
+        """Is the order-update stream up right now?"""
+        return False
+
+    def close(self) -> None:
+        """Release connections and threads (nothing to release here)."""

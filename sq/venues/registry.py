@@ -1,30 +1,37 @@
-"""Which venue package serves a symbol, and the one way commands open market sources, gateways
-and auth flows. Each venue package (`sq.venues.sim`, `sq.venues.binance`, `sq.venues.zerodha`)
-exposes the same module-level functions:
+"""Which venue serves a symbol, and the one way runs and commands reach a venue package.
 
-    open_market_source(symbols: list[Symbol], options: SourceOptions) -> MarketSource
-    open_gateway(config: Config, env: Environment, **kw) -> OrderGateway
-
-and real venues an `auth` module with `login(env, config, options) -> dict`,
-`status(env, config) -> dict` and `require_credentials(config)` (raises when none are set up,
-without network). Venue packages are imported only when a symbol needs them.
+This module is the only place that maps a symbol prefix to a venue. Each venue package
+(`sq.venues.sim`, `sq.venues.binance`, `sq.venues.zerodha`) offers the same module-level names
+(listed in `sq.venues.base`): its prefixes, its order rate, whether a
+market holds positions, its secret files, `open_market_source`, `open_gateway`, `open_account`,
+and (real venues) an `auth` module; every venue has a standard-library-only `kill` module.
+Venue packages are imported only when a symbol, a journal or the account needs them.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
 
 from sq.core.exits import UsageError
-from sq.core.symbols import Symbol
+from sq.core.symbols import EXCHANGES, Symbol, parse_symbol, parse_symbols
 
 if TYPE_CHECKING:  # pragma: no cover
     from sq.core.config import Config
     from sq.core.environment import Environment
-    from sq.venues.base import MarketSource
+    from sq.venues.base import MarketSource, OrderGateway
 
 VENUES = ("sim", "binance", "zerodha")
+ACCOUNT_VENUES = ("zerodha", "binance")  # venues with an account: credentials, `sq auth`, `sq live`, `sq kill`
+PREFIX_VENUE: dict[str, str] = {
+    **{seg: "zerodha" for seg in ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX")},  # Kite exchange segments
+    "BINANCE": "binance",  # spot
+    "BINANCE-FUT": "binance",  # USD-M futures
+    "SIM": "sim",  # the built-in simulated exchange
+}
+SDK_EXTRA = {"kiteconnect": "zerodha", "binance": "binance"}  # missing SDK module → the pip extra that brings it
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,32 @@ class SourceOptions:
     replay_path: str | None = None  # --replay: run the parser over a raw capture, no network
 
 
+# ----------------------------------------------------------------------------------------------
+# symbols → venues (parse_symbol/parse_symbols re-exported: the one import for runs and commands)
+
+__all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "trades_live",
+           "order_rate", "holds_positions", "secret_files", "require_credentials", "open_market_source", "open_account",
+           "kill_module", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
+
+
+def venue_of(symbol: Symbol | str) -> str:
+    """The venue that serves a symbol (`SIM:DEMO` → sim, `BINANCE-FUT:BTCUSDT` → binance)."""
+    s = symbol if isinstance(symbol, Symbol) else parse_symbol(str(symbol))
+    return PREFIX_VENUE[s.exchange]
+
+
+def one_venue(symbols: Iterable[Symbol | str], advice: str = "run one command per venue") -> str:
+    """The single venue of `symbols`; symbols of several venues are a usage error ending in `advice`."""
+    venues = sorted({venue_of(s) for s in symbols})
+    if len(venues) != 1:
+        raise UsageError(f"symbols from several venues ({', '.join(venues)}); {advice}")
+    return venues[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# venue packages and their capabilities
+
+
 def venue_module(venue: str, sub: str | None = None) -> Any:
     """Import `sq.venues.<venue>[.<sub>]`, turning a missing optional SDK into a usage error."""
     if venue not in VENUES:
@@ -50,21 +83,58 @@ def venue_module(venue: str, sub: str | None = None) -> Any:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
-        if e.name and (e.name.startswith("sq.venues") or e.name.split(".")[0] in ("kiteconnect", "binance")):
-            extra = {"zerodha": "zerodha", "binance": "binance"}.get(venue, venue)
-            raise UsageError(f"the {venue} adapter is not available: install it with pip install 'sq[{extra}]'") from None
+        if e.name and (e.name.startswith("sq.venues") or e.name.split(".")[0] in SDK_EXTRA):
+            raise UsageError(f"the {venue} adapter is not available: install it with pip install 'sq[{venue}]'") from None
         raise
+
+
+def trades_live(venue: str) -> bool:
+    """Whether the venue has an account with real money behind it (`sq live` may trade it)."""
+    if venue not in VENUES:
+        raise UsageError(f"unknown venue {venue!r} (known: {', '.join(VENUES)})")
+    return venue in ACCOUNT_VENUES
+
+
+def order_rate(venue: str) -> float:
+    """The venue's published order rate, orders per second."""
+    return float(venue_module(venue).ORDER_RATE)
+
+
+def holds_positions(symbol: str) -> bool:
+    """Whether the account has a net position in this symbol's market (spot: balances only)."""
+    return bool(venue_module(venue_of(symbol)).holds_positions(symbol))
+
+
+def secret_files(environ: Any = None) -> list[Path]:
+    """Every account venue's credential files (existing or not)."""
+    return [Path(p) for v in ACCOUNT_VENUES for p in venue_module(v).secret_files(environ)]
+
+
+def require_credentials(venue: str, config: "Config") -> None:
+    """The venue's trading credentials exist (77 naming how to provide them), checked without network."""
+    if trades_live(venue):
+        venue_module(venue, "auth").require_credentials(config)
 
 
 def open_market_source(symbols: list[Symbol], options: SourceOptions) -> "MarketSource":
     """One market source for all `symbols`; they must belong to one venue."""
-    venues = sorted({s.venue for s in symbols})
-    if len(venues) != 1:
-        raise UsageError(f"symbols from several venues in one command ({', '.join(venues)}); run one command per venue")
+    venue = one_venue(symbols)
     if options.mode not in ("ltp", "quote", "full"):
         raise UsageError(f"--mode must be ltp, quote or full; got {options.mode!r}")
-    if venues[0] == "sim" and (options.raw_path or options.replay_path):
+    if not trades_live(venue) and (options.raw_path or options.replay_path):
         raise UsageError("SIM: symbols have no raw venue frames: --raw and --replay are for BINANCE and Zerodha symbols")
-    if venues[0] != "sim" and options.clock == "sim" and not options.replay_path:
+    if trades_live(venue) and options.clock == "sim" and not options.replay_path:
         options = replace(options, clock="real")  # real venues only run on the wall clock
-    return venue_module(venues[0]).open_market_source(symbols, options)
+    return venue_module(venue).open_market_source(symbols, options)
+
+
+def open_account(venue: str, config: "Config", env: "Environment", *, symbols: Iterable[str] = (),
+                 order_timeout_s: float | None = None, push: bool = False) -> "OrderGateway":
+    """The venue's gateway for a live run (`order_timeout_s`, `push`: its order-update stream)
+    or for queries (a reconcile)."""
+    return venue_module(venue).open_account(config, env, symbols=tuple(symbols), order_timeout_s=order_timeout_s, push=push)
+
+
+def kill_module(venue: str) -> Any:
+    """The venue's standard-library-only `kill` module (`account(config)`, `kill(account, ...)`)."""
+    return venue_module(venue, "kill")

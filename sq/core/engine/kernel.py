@@ -26,8 +26,8 @@ from sq.core import features as F
 from sq.core.engine import fills as X
 from sq.core.engine import levels as LV
 from sq.core.engine import orders as O
-from sq.core.engine import positions as P
-from sq.core.engine import risk as R
+from sq.core.engine import positions
+from sq.core.engine import risk
 from sq.core.engine import rows as W
 from sq.core.engine import schedule as H
 from sq.core.engine import strategies as ST
@@ -109,7 +109,7 @@ def _gateway(ob, obf, oi, g, hq, hf):
 def _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now, nsym):
     if g[G_HALTED] != HALT_NONE:
         return
-    why = R.breached(si, sf, g, gf, s, now, nsym)
+    why = risk.breached(si, sf, g, gf, s, now, nsym)
     if why != HALT_NONE:
         O.halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, why, now)
 
@@ -169,9 +169,9 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
     if ist[s, B.I_NB] > 0 and ist[s, B.I_NA] > 0:
         mid = 0.5 * F.tick_price(ist[s, B.I_BB] + ist[s, B.I_BA], sf[s, SF_TICK], sf[s, SF_INV])
         if sf[s, SF_POS] != 0.0:
-            P.mark(sf, s, mid)
+            positions.mark(sf, s, mid)
             O.track_equity(sf, gf, nsym)
-            if g[G_HALTED] == HALT_NONE and (gf[GF_DAILY] > 0.0 or P.total(sf, s) < -sf[s, SF_MAXLOSS]):
+            if g[G_HALTED] == HALT_NONE and (gf[GF_DAILY] > 0.0 or positions.total(sf, s) < -sf[s, SF_MAXLOSS]):
                 _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now, nsym)
             if si[s, SI_HAS_PNL] == 0 or t - si[s, SI_PNL_TS] >= g[G_PNL_INT]:
                 W.pnl_row(po_i, po_f, g, si, sf, s, t)
@@ -212,7 +212,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         while t >= g[G_NEXT_MIN]:
             if g[G_NEQ] >= eq.shape[0]:
                 return ST_GROW_EQ, i
-            eq[g[G_NEQ]] = P.account_total(sf, nsym)
+            eq[g[G_NEQ]] = positions.account_total(sf, nsym)
             g[G_NEQ] += 1
             g[G_NEXT_MIN] += NS_PER_MIN
         k = kind[i]

@@ -17,8 +17,8 @@ update).
 from __future__ import annotations
 
 
-from sq.core.engine import positions as P
-from sq.core.engine import risk as R
+from sq.core.engine import positions
+from sq.core.engine import risk
 from sq.core.engine import rows as W
 from sq.core.engine.layout import (
     inline_kernel,
@@ -134,7 +134,7 @@ def _outbox(ob, obf, g, now, kind, o, oi, of):
 def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym):
     """Risk-check and send a new order on `side` of `s` (px in ticks); returns its pool row or -1."""
     sd = 0 if side > 0 else 1
-    reason = R.check(si, sf, oi, of, g, gf, s, side, px, qty, fair, now, nsym)
+    reason = risk.check(si, sf, oi, of, g, gf, s, side, px, qty, fair, now, nsym)
     o = -1
     if reason == R_OK:
         o = _alloc(oi, g)
@@ -235,7 +235,7 @@ def _release(si, oi, o):
 @inline_kernel
 def track_equity(sf, gf, nsym):
     """Update the running peak and max drawdown of the account's net PnL."""
-    t = P.account_total(sf, nsym)
+    t = positions.account_total(sf, nsym)
     if t > gf[GF_PEAK]:
         gf[GF_PEAK] = t
     dd = gf[GF_PEAK] - t
@@ -263,7 +263,7 @@ def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po
         maker = kind == K_FILL_MAKER
         price = px * tick if inv == 0.0 else px / inv
         fee = price * qty * (gf[GF_MAKER_BPS] if maker else gf[GF_TAKER_BPS]) * 1e-4
-        P.add_fill(sf, s, oi[o, OI_SIDE], price, qty, fee)
+        positions.add_fill(sf, s, oi[o, OI_SIDE], price, qty, fee)
         of[o, OF_LEAVES] -= qty
         of[o, OF_FILLED] += qty
         done = of[o, OF_LEAVES] <= QTY_EPS

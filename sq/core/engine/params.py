@@ -24,6 +24,7 @@ DEFAULTS = {
     "mm": {"clip": 1.0, "threshold": 0.6, "max_order_size": 10.0, "max_position": 10.0, "max_loss": 1000.0, "ioc": 0.0},
     "lt": {"clip": 1.0, "threshold": 0.8, "max_order_size": 10.0, "max_position": 10.0, "max_loss": 1000.0, "ioc": 1.0},
 }
+STRATEGIES = tuple(DEFAULTS)  # the built-in strategies, by name
 ALL = "*"
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from sq.core.engine import positions as P
+from sq.core.engine import positions
 from sq.core.engine.layout import (
     kernel,
     GF_BAND,
@@ -98,7 +98,7 @@ def roll_day(g, gf, sf, nsym, now):
     day = now // NS_PER_DAY
     if day != g[G_DAY]:
         g[G_DAY] = day
-        gf[GF_DAY_START] = P.account_total(sf, nsym)
+        gf[GF_DAY_START] = positions.account_total(sf, nsym)
 
 
 @kernel
@@ -114,11 +114,11 @@ def check(si, sf, oi, of, g, gf, s, side, px, qty, fair_ticks, now, nsym):
         return R_ORDER_SIZE
     if abs(sf[s, SF_POS] + side * (working_qty(si, oi, of, s, side) + qty)) > sf[s, SF_MAXPOS]:
         return R_POSITION
-    if P.total(sf, s) < -sf[s, SF_MAXLOSS]:
+    if positions.total(sf, s) < -sf[s, SF_MAXLOSS]:
         return R_LOSS
     if gf[GF_DAILY] > 0.0:
         roll_day(g, gf, sf, nsym, now)
-        if gf[GF_DAY_START] - P.account_total(sf, nsym) > gf[GF_DAILY]:
+        if gf[GF_DAY_START] - positions.account_total(sf, nsym) > gf[GF_DAILY]:
             return R_DAILY
     tick = sf[s, SF_TICK]
     if gf[GF_NOTIONAL] > 0.0 and px * tick * qty > gf[GF_NOTIONAL]:
@@ -148,10 +148,10 @@ def check(si, sf, oi, of, g, gf, s, side, px, qty, fair_ticks, now, nsym):
 @kernel
 def breached(si, sf, g, gf, s, now, nsym):
     """The halt reason when symbol `s`'s max loss or the account's daily loss is crossed, else 0."""
-    if g[G_HALT_ON_LOSS] != 0 and si[s, SI_CONF] != 0 and P.total(sf, s) < -sf[s, SF_MAXLOSS]:
+    if g[G_HALT_ON_LOSS] != 0 and si[s, SI_CONF] != 0 and positions.total(sf, s) < -sf[s, SF_MAXLOSS]:
         return HALT_MAX_LOSS
     if gf[GF_DAILY] > 0.0:
         roll_day(g, gf, sf, nsym, now)
-        if gf[GF_DAY_START] - P.account_total(sf, nsym) > gf[GF_DAILY]:
+        if gf[GF_DAY_START] - positions.account_total(sf, nsym) > gf[GF_DAILY]:
             return HALT_DAILY
     return HALT_NONE

@@ -8,7 +8,7 @@ Arrow batches and empties the buffers) when they do not.
 from __future__ import annotations
 
 from sq.core import features as F
-from sq.core.engine import positions as P
+from sq.core.engine import positions
 from sq.core.engine.layout import (
     kernel,
     FO_COID,
@@ -121,10 +121,10 @@ def pnl_row(po_i, po_f, g, si, sf, s, ts):
     po_i[r, PO_TS] = ts
     po_i[r, PO_SYM] = s
     po_f[r, POF_POS] = sf[s, SF_POS]
-    po_f[r, POF_AVG] = P.avg_price(sf, s)
+    po_f[r, POF_AVG] = positions.avg_price(sf, s)
     po_f[r, POF_REAL] = sf[s, SF_REAL] - sf[s, SF_FEES]
     po_f[r, POF_UNREAL] = sf[s, SF_UNREAL]
-    po_f[r, POF_TOTAL] = P.total(sf, s)
+    po_f[r, POF_TOTAL] = positions.total(sf, s)
     po_f[r, POF_VOL] = sf[s, SF_VOL]
     g[G_NP] = r + 1
     si[s, SI_PNL_TS] = ts

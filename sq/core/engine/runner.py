@@ -1,4 +1,4 @@
-"""`Engine`: one trading run over market batches — backtest, paper and (later) live share it.
+"""`Engine`: one trading run over market batches — backtest, paper and live share it.
 
 Python glue only: map symbols to ids, validate and convert a market batch to arrays (ticks,
 local receive times), call the numba kernel once, make room when it asks, and turn the journal
@@ -28,7 +28,7 @@ from sq.core.bookstream import infer_tick_size
 from sq.core.engine import inputs as IN
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
-from sq.core.engine import params as PR
+from sq.core.engine import params as engine_params
 from sq.core.exits import DataError, UsageError
 from sq.core.streams import SymbolRegistry
 
@@ -134,9 +134,9 @@ class Engine:
 
     def __init__(self, strategy: str, instruments: Mapping[str, S.Instrument], params: Mapping[str, Mapping[str, float]], *,
                  config, fill: FillModelConfig | None = None, seed: int = 0, sim_venue: bool = True):
-        self.strategy = PR.check_strategy(strategy)
+        self.strategy = engine_params.check_strategy(strategy)
         self.instruments: dict[str, S.Instrument] = {k.upper(): v for k, v in instruments.items()}
-        self.params = PR.normalise(self.strategy, params)
+        self.params = engine_params.normalise(self.strategy, params)
         self.config = config
         self.fill = fill or FillModelConfig.from_config(config)
         self.fill.validate()
@@ -235,7 +235,7 @@ class Engine:
             self.instruments[name] = inst
             self.ticks.append(float(inst.tick_size))
             self._ccy.append(str(inst.extra.get("quote") or inst.extra.get("currency") or self.fill.fee_ccy))
-            p = self.params.get(name) or self.params.get(PR.ALL)
+            p = self.params.get(name) or self.params.get(engine_params.ALL)
             si, sf = self.si, self.sf
             si[s, L.SI_SLOT] = -1
             si[s, L.SI_SLOT + 1] = -1
@@ -690,7 +690,7 @@ def warm_up(config) -> None:
                            np.array([S.LEVEL, S.LEVEL, S.TRADE, S.LEVEL, S.TRADE], np.uint8), np.array([1, -1, 1, 1, -1], np.int8),
                            np.array([99.0, 101.0, 101.0, 100.0, 100.0]), np.array([5.0, 5.0, 5.0, 3.0, 3.0]),
                            np.arange(1, 6, dtype=np.int64))
-    for strategy in PR.DEFAULTS:
+    for strategy in engine_params.DEFAULTS:
         e = Engine(strategy, inst, {name: {"threshold": 0.1}}, config=config, fill=FillModelConfig(order_latency_ns=0))
         e.process(batch)
         e.process(batch.slice(4), complete=True)

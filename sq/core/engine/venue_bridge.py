@@ -24,8 +24,7 @@ from typing import Any
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine import orders as O
-from sq.core.engine import positions as P
-
+from sq.core.engine import positions
 NEW, CANCEL = L.OUT_NEW, L.OUT_CANCEL
 ACK, FILL_MAKER, FILL_TAKER, CANCELED, CANCEL_REJ, EXPIRED, REJECTED = (
     L.K_ACK, L.K_FILL_MAKER, L.K_FILL_TAKER, L.K_CANCELED, L.K_CANCEL_REJ, L.K_EXPIRED, L.K_VENUE_REJ)
@@ -114,7 +113,7 @@ class LiveBridge:
         e = self.e
         s = self.ensure_symbol(symbol)
         fee = price * qty * (e.gf[L.GF_MAKER_BPS] if maker else e.gf[L.GF_TAKER_BPS]) * 1e-4
-        P.add_fill(e.sf, s, int(side), float(price), float(qty), float(fee))
+        positions.add_fill(e.sf, s, int(side), float(price), float(qty), float(fee))
         e.g[L.G_FILLS] += 1
 
     def set_next_coid(self, coid: int) -> None:

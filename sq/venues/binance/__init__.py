@@ -12,13 +12,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sq.venues.binance.endpoints import endpoints, market_of
+from sq.venues.binance.endpoints import FUTURES, PREFIXES, SPOT, endpoints, market_of  # noqa: F401  (PREFIXES: the package interface)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sq.core.symbols import Symbol
     from sq.venues.binance.gateway import BinanceGateway
     from sq.venues.binance.source import BinanceSource
     from sq.venues.registry import SourceOptions
+
+
+ORDER_RATE = 10.0  # orders per second: Binance publishes 100 orders / 10 s per account
+
+
+def holds_positions(symbol: str) -> bool:
+    """USD-M futures hold net positions; spot holds balances (never a position to reconcile or flatten)."""
+    return market_of(symbol) == FUTURES
+
+
+def secret_files(environ=None) -> list:
+    """Where `sq auth binance` keeps the API key and secret (mode 0600)."""
+    from sq.venues.binance.credentials import store_path
+
+    return [store_path(environ)]
 
 
 def _capture_exchange_info(path: str) -> dict[str, bytes]:
@@ -67,3 +82,14 @@ def open_gateway(config, env, **kw) -> "BinanceGateway":
     from sq.venues.binance.gateway import BinanceGateway
 
     return BinanceGateway.open(config, env, **kw)
+
+
+def open_account(config, env, *, symbols=(), order_timeout_s: float | None = None, push: bool = False) -> "BinanceGateway":
+    """The gateway of a live run or a reconcile: both markets' exchangeInfo (a journal may hold
+    either), requests timing out at the run's order timeout (3 retries), and with `push` the
+    execution-report streams of the markets `symbols` trade on (spot when none)."""
+    kw = {} if order_timeout_s is None else {"timeout": order_timeout_s, "max_retries": 3}
+    gw = open_gateway(config, env, user_stream=False, markets=(SPOT, FUTURES), **kw)
+    if push:
+        gw.start_user_stream(tuple(sorted({market_of(s) for s in symbols})) if symbols else (SPOT,))
+    return gw

@@ -27,6 +27,7 @@ TESTNET = {
 }
 
 SPOT, FUTURES = "spot", "futures"
+PREFIXES = ("BINANCE", "BINANCE-FUT")  # symbol prefixes: spot, USD-M futures
 
 PATHS = {
     SPOT: {
@@ -46,13 +47,6 @@ PATHS = {
 MAX_STREAMS_PER_CONNECTION = 1024
 SPOT_DEPTH_LIMIT = 5000
 FUTURES_DEPTH_LIMIT = 1000
-
-
-def depth_weight(limit: int, market: str = SPOT) -> int:
-    """Request weight of a depth snapshot (spot: ≤100 → 5, ≤500 → 25, ≤1000 → 50, else 250)."""
-    if market == FUTURES:
-        return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
-    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
 def market_of(symbol: Symbol | str) -> str:

@@ -23,8 +23,8 @@ from decimal import Decimal
 
 from sq.core.exits import SqError, UsageError, VenueUnavailable
 from sq.core.symbols import parse_symbol
-from sq.venues.base import Fill, OrderRequest, OrderState, Position
-from sq.venues.binance.endpoints import FUTURES, SPOT, Endpoints, endpoints, market_of
+from sq.venues.base import Fill, GatewayBase, OrderRequest, OrderState, Position, PushCallback
+from sq.venues.binance.endpoints import FUTURES, PREFIXES, SPOT, Endpoints, endpoints, market_of
 from sq.venues.binance.instruments import ExchangeInfo, Rules
 from sq.venues.binance.rest import BinanceRest, is_error
 from sq.venues.binance.userstream import ExecReport, UserStream
@@ -54,7 +54,11 @@ def _fmt(d: Decimal) -> str:
     return s
 
 
-class BinanceGateway:
+UNKNOWN_ORDER_CODES = (-2013, -2011)  # "Order does not exist", "Unknown order sent"
+REJECT_CODES = (-2010, -1013, -2021, -2022, -4164)  # the venue refused the order itself
+
+
+class BinanceGateway(GatewayBase):
     """Orders on one Binance account; see the module docstring."""
 
     def __init__(self, rest: BinanceRest, ep: Endpoints, infos: dict[str, ExchangeInfo], *, run: str | None = None,
@@ -124,7 +128,7 @@ class BinanceGateway:
 
     def _resolve(self, symbol: str) -> tuple[str, Rules, str]:
         sym = parse_symbol(symbol)
-        if sym.venue != "binance":
+        if sym.exchange not in PREFIXES:
             raise UsageError(f"{symbol} is not a Binance symbol")
         market = market_of(sym)
         info = self.infos.get(market)
@@ -282,6 +286,58 @@ class BinanceGateway:
         doc = self.rest.call(market, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
                              origClientOrderId=client_order_id)
         return self._state(doc, canonical)
+
+    # ------------------------------------------------------------------ the live-run protocol
+
+    def find_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """Query one order by client id, open or closed (-2013 for one Binance never saw)."""
+        return self.order(symbol, client_order_id)
+
+    def is_unknown_order(self, error: BaseException) -> bool:
+        return getattr(error, "code", None) in UNKNOWN_ORDER_CODES or super().is_unknown_order(error)
+
+    def place_idempotent(self, request: OrderRequest) -> tuple[OrderState, list[Fill]]:
+        """Send an order so that its outcome is never doubled: a send whose answer was lost is
+        looked up by its client id before it is sent again (once), and "Duplicate order" is
+        answered by that order. A filter (tick, lot, notional) or the venue refusing it comes
+        back as a 'rejected' state; fills in the answer are returned, not collected here."""
+        try:
+            market, rules, canonical, p = self.prepare(request)
+        except SqError as e:  # a filter refuses it before it leaves
+            return OrderState(request.client_order_id, "", request.symbol, request.side, request.price, request.qty,
+                              status="rejected", reason=e.message), []
+        doc = None
+        for attempt in range(2):
+            try:
+                doc = self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+                break
+            except VenueUnavailable:
+                st = self.lookup(canonical, request.client_order_id)
+                if st is not None:  # it was executed: adopt it, never send it again
+                    return st, []
+                if attempt == 1:
+                    raise
+            except SqError as e:
+                if is_error(e, -2010) and "uplicate" in e.message:
+                    st = self.lookup(canonical, request.client_order_id)
+                    if st is not None:
+                        return st, []
+                if e.status in (2, 65) or is_error(e, *REJECT_CODES):
+                    return OrderState(request.client_order_id, "", canonical, request.side, request.price, request.qty,
+                                      status="rejected", reason=e.message), []
+                raise
+        st = self._state(doc, canonical, 1 if request.side > 0 else -1)
+        fills = [Fill(st.ts, canonical, st.client_order_id, st.venue_order_id, str(f.get("tradeId", "")), st.side, float(f["price"]),
+                      float(f["qty"]), float(f.get("commission", 0)), f.get("commissionAsset", ""), "taker")
+                 for f in doc.get("fills", []) or []]
+        return st, fills
+
+    def follow(self, source: object, push: PushCallback) -> bool:
+        """Execution reports of the user-data streams this gateway opened call `push`."""
+        if self.user_stream is None:
+            return False
+        self.add_listener(push)
+        return True
 
     # ------------------------------------------------------------------ account
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sq.core.schemas import CLEAR, LEVEL, SNAPSHOT_END, TRADE
-from sq.venues.binance import parser as P
+from sq.venues.binance import parser
 from sq.venues.binance.book_sync import APPLY, BUFFER, GAP, IGNORE, RETRY, S_LAST, SymbolSync, batch_verdicts, new_table
 
 log = logging.getLogger("sq.binance")
@@ -121,10 +121,10 @@ class MarketPipeline:
         for code, s in enumerate(self.symbols):
             self._map[s.market][s.venue_symbol.encode()] = code
         # the kernel's symbol tables give codes in the pipeline's numbering, per market
-        self._tables: dict[str, tuple[P.SymbolTable, np.ndarray]] = {}
+        self._tables: dict[str, tuple[parser.SymbolTable, np.ndarray]] = {}
         for market, m in self._map.items():
             names = sorted(m, key=m.get)
-            self._tables[market] = (P.SymbolTable(names), np.array([m[x] for x in names] + [-1], dtype=np.int64))
+            self._tables[market] = (parser.SymbolTable(names), np.array([m[x] for x in names] + [-1], dtype=np.int64))
         self.table = new_table(len(self.symbols))  # per-symbol sync state; S_LAST is the last emitted seq
         self.syncs = [SymbolSync(s.market == "futures", self.table, code) for code, s in enumerate(self.symbols)]
         self._want: set[int] = set()
@@ -159,7 +159,7 @@ class MarketPipeline:
             log.warning(msg + (" (%d so far)" % n if n > 5 else ""), *args)
 
     def _unknown_fields(self, event: dict, kind: str) -> None:
-        extra = P.unknown_keys(event, kind)
+        extra = parser.unknown_keys(event, kind)
         if not extra:
             return
         self.counters["unknown_fields"] += len(extra)
@@ -187,10 +187,10 @@ class MarketPipeline:
             return Rows.empty()
         recv = np.broadcast_to(np.asarray(recv_ns, dtype=np.int64), (n,))
         table, codemap = self._tables[market]
-        sc = P.scan(frames, table)
+        sc = parser.scan(frames, table)
         ints = sc.ints
-        status = ints[:, P.C_STATUS]
-        fb = np.flatnonzero(status == P.ST_FALLBACK)
+        status = ints[:, parser.C_STATUS]
+        fb = np.flatnonzero(status == parser.ST_FALLBACK)
         if len(fb):
             k = int(fb[0])
             before = self.feed(frames[:k], recv[:k], market)
@@ -199,16 +199,16 @@ class MarketPipeline:
             self._slow_frame(frames[k], int(recv[k]), market, 0, x)
             return Rows.concat([before, x.rows()[0], self.feed(frames[k + 1 :], recv[k + 1 :], market)])
         self.counters["frames"] += n
-        code = codemap[ints[:, P.C_CODE]]  # -1 → the table's trailing -1
-        is_depth = status == P.ST_DEPTH
+        code = codemap[ints[:, parser.C_CODE]]  # -1 → the table's trailing -1
+        is_depth = status == parser.ST_DEPTH
         ok = (is_depth if self.book == "depth" else np.zeros(n, dtype=np.bool_)).astype(np.int8)
         verdict = np.empty(n, dtype=np.int64)
         seq_at = np.empty(n, dtype=np.int64)
-        batch_verdicts(self.table, code, ok, ints[:, P.C_U], ints[:, P.C_u], ints[:, P.C_pu], verdict, seq_at)
+        batch_verdicts(self.table, code, ok, ints[:, parser.C_U], ints[:, parser.C_u], ints[:, parser.C_pu], verdict, seq_at)
         emit = verdict == APPLY
         ndepth = int(is_depth.sum())
         self.counters["depth_frames"] += ndepth
-        special = np.flatnonzero((verdict >= BUFFER) | ~is_depth | (ints[:, P.C_UNKNOWN] > 0) | (code < 0))
+        special = np.flatnonzero((verdict >= BUFFER) | ~is_depth | (ints[:, parser.C_UNKNOWN] > 0) | (code < 0))
         extra: _Extra | None = None
         if len(special):
             extra = _Extra()
@@ -223,7 +223,7 @@ class MarketPipeline:
         order = np.argsort(np.concatenate([depth_key, xkey]), kind="stable")
         return Rows(*(getattr(allrows, f)[order] for f in Rows.__dataclass_fields__))
 
-    def _special(self, sc: P.Scan, i: int, code: int, verdict: int, seq_at: int, is_depth: bool, frame: bytes, recv: int,
+    def _special(self, sc: parser.Scan, i: int, code: int, verdict: int, seq_at: int, is_depth: bool, frame: bytes, recv: int,
                  market: str, x: _Extra) -> None:
         """One frame off the fast path, in arrival order."""
         if not is_depth:
@@ -233,20 +233,20 @@ class MarketPipeline:
             self.counters["unknown_symbols"] += 1
             self._note("unknown_symbol", "binance: depth frame for a symbol not subscribed: %s", sc.symbol(i).decode("utf-8", "replace"))
             return
-        if sc.ints[i, P.C_UNKNOWN]:
-            self._unknown_fields(P.event_of(P.loads(frame)), "depthUpdate")
+        if sc.ints[i, parser.C_UNKNOWN]:
+            self._unknown_fields(parser.event_of(parser.loads(frame)), "depthUpdate")
         if self.book != "depth":
             self.counters["ignored"] += 1
             return
         if verdict in (BUFFER, GAP):
             lo = int(np.searchsorted(sc.lframe, i, "left"))
             hi = int(np.searchsorted(sc.lframe, i, "right"))
-            E = int(sc.ints[i, P.C_E])
+            E = int(sc.ints[i, parser.C_E])
             payload = (E * MS if E > 0 else recv, recv, sc.px[lo:hi].copy(), sc.qty[lo:hi].copy(), sc.side[lo:hi].copy())
             ints = sc.ints[i]
-            self._buffer(code, verdict, int(ints[P.C_U]), int(ints[P.C_u]), int(ints[P.C_pu]), payload)
+            self._buffer(code, verdict, int(ints[parser.C_U]), int(ints[parser.C_u]), int(ints[parser.C_pu]), payload)
 
-    def _depth_rows(self, sc: P.Scan, emit: np.ndarray, fsym: np.ndarray, recv: np.ndarray) -> tuple[Rows, np.ndarray]:
+    def _depth_rows(self, sc: parser.Scan, emit: np.ndarray, fsym: np.ndarray, recv: np.ndarray) -> tuple[Rows, np.ndarray]:
         """Level rows of every applied frame, gathered with array ops (key = frame index)."""
         lf = sc.lframe
         if not len(lf):
@@ -257,11 +257,11 @@ class MarketPipeline:
             m = emit[lf]
             lf = lf[m]
             px, qty, side = sc.px[m], sc.qty[m], sc.side[m]
-        E = sc.ints[lf, P.C_E]
+        E = sc.ints[lf, parser.C_E]
         rc = recv[lf]
         ts = np.where(E > 0, E * MS, rc)
         kind = np.full(len(lf), LEVEL, dtype=np.uint8)
-        return Rows(ts, rc, fsym[lf], kind, side, px, qty, sc.ints[lf, P.C_u]), lf
+        return Rows(ts, rc, fsym[lf], kind, side, px, qty, sc.ints[lf, parser.C_u]), lf
 
     def _buffer(self, code: int, verdict: int, U: int, u: int, pu: int, payload) -> None:
         sync = self.syncs[code]
@@ -277,7 +277,7 @@ class MarketPipeline:
     def _slow_frame(self, frame: bytes, recv: int, market: str, key: int, x: _Extra, seq_at: int | None = None) -> None:
         """Every frame the kernel left to Python: trades, tickers, control replies, odd depth frames."""
         try:
-            obj = P.loads(frame)
+            obj = parser.loads(frame)
         except ValueError:
             self.counters["malformed"] += 1
             self._note("malformed", "binance: malformed frame ignored: %r", frame[:120])
@@ -290,12 +290,12 @@ class MarketPipeline:
         if isinstance(obj, dict) and "result" in obj and "id" in obj:
             self.counters["control"] += 1
             return
-        ev = P.event_of(obj)
+        ev = parser.event_of(obj)
         if not isinstance(ev, dict):
             self.counters["malformed"] += 1
             self._note("malformed", "binance: frame is not an event object: %r", frame[:120])
             return
-        kind = P.kind_of(ev)
+        kind = parser.kind_of(ev)
         try:
             if kind == "depthUpdate":
                 self._depth_py(ev, recv, market, key, x)
@@ -321,7 +321,7 @@ class MarketPipeline:
     def _depth_py(self, ev: dict, recv: int, market: str, key: int, x: _Extra) -> None:
         U, u = int(ev["U"]), int(ev["u"])
         pu = int(ev.get("pu", -1))
-        levels = [(1, P.decimal(p), P.decimal(q)) for p, q in ev["b"]] + [(-1, P.decimal(p), P.decimal(q)) for p, q in ev["a"]]
+        levels = [(1, parser.decimal(p), parser.decimal(q)) for p, q in ev["b"]] + [(-1, parser.decimal(p), parser.decimal(q)) for p, q in ev["a"]]
         code = self._sym(ev, market)
         if code is None:
             return
@@ -341,7 +341,7 @@ class MarketPipeline:
             self._buffer(code, v, U, u, pu, (ts, recv, arr[:, 0].copy(), arr[:, 1].copy(), sides))
 
     def _trade(self, ev: dict, recv: int, market: str, key: int, x: _Extra, kind: str, seq_at: int | None = None) -> None:
-        price, qty = P.decimal(ev["p"]), P.decimal(ev["q"])
+        price, qty = parser.decimal(ev["p"]), parser.decimal(ev["q"])
         side = -1 if ev["m"] else 1
         tid = int(ev["t"] if kind == "trade" else ev["a"])
         # the event time E, like depth events, so one symbol's rows keep stream order in time (T is the match time)
@@ -357,7 +357,7 @@ class MarketPipeline:
 
     def _ticker(self, ev: dict, recv: int, market: str, key: int, x: _Extra) -> None:
         u = int(ev["u"])
-        bp, bq, ap, aq = P.decimal(ev["b"]), P.decimal(ev["B"]), P.decimal(ev["a"]), P.decimal(ev["A"])
+        bp, bq, ap, aq = parser.decimal(ev["b"]), parser.decimal(ev["B"]), parser.decimal(ev["a"]), parser.decimal(ev["A"])
         code = self._sym(ev, market)
         if code is None:
             return
@@ -382,10 +382,10 @@ class MarketPipeline:
         """Apply a REST depth answer for symbol `code`; the rows to emit (maybe none: retry)."""
         sym = self.symbols[code]
         try:
-            snap = P.loads(body)
+            snap = parser.loads(body)
             L = int(snap["lastUpdateId"])
-            bids = [(P.decimal(p), P.decimal(q)) for p, q, *_ in snap["bids"]]
-            asks = [(P.decimal(p), P.decimal(q)) for p, q, *_ in snap["asks"]]
+            bids = [(parser.decimal(p), parser.decimal(q)) for p, q, *_ in snap["bids"]]
+            asks = [(parser.decimal(p), parser.decimal(q)) for p, q, *_ in snap["asks"]]
         except (ValueError, KeyError, TypeError) as e:
             self.counters["malformed"] += 1
             self._note("malformed_snapshot", "binance %s: malformed depth snapshot (%s); fetching again", sym.canonical, type(e).__name__)

@@ -10,11 +10,26 @@ A price–time FIFO matching engine per symbol (numba) and a background order-fl
 deterministic from the seed; see `matching`, `flow`, `book`, `source`, `gateway`.
 """
 
-from sq.venues.sim.entry import instruments_from_config, open_gateway, open_market_source
+from sq.venues.sim.entry import instruments_from_config, open_account, open_gateway, open_market_source
 from sq.venues.sim.instruments import sim_instrument, sim_name
 from sq.venues.sim.venue import SimVenue, sim_epoch_ns
 
+PREFIXES = ("SIM",)
+ORDER_RATE = float("inf")  # the simulated exchange takes orders as fast as they come
+
+
+def holds_positions(symbol: str) -> bool:
+    """The simulated exchange keeps a net position per symbol."""
+    return True
+
+
+def secret_files(environ=None) -> list:
+    """No credentials: nothing to keep secret."""
+    return []
+
+
 __all__ = [
+    "PREFIXES", "ORDER_RATE", "holds_positions", "secret_files", "open_account",
     "SimVenue", "sim_instrument", "sim_name", "sim_epoch_ns",
     "open_market_source", "open_gateway", "instruments_from_config",
 ]

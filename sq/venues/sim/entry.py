@@ -16,11 +16,17 @@ from sq.venues.sim.instruments import sim_instrument
 from sq.venues.sim.venue import SimVenue
 
 
+def sim_settings(config: Any, symbol: str) -> Any:
+    """The config's `[sim.NAME]` table for `SIM:NAME` (or NAME), or None."""
+    tables = getattr(config, "sim", None) or {}
+    return tables.get(symbol.strip().upper().split(":", 1)[-1])
+
+
 def instruments_from_config(config: Any, symbols: Iterable[str]) -> dict[str, Instrument]:
     """`sim_instrument` for each symbol with the config's `[sim.NAME]` overrides applied."""
     out: dict[str, Instrument] = {}
     for s in symbols:
-        sc = config.sim_symbol(s) if config is not None and hasattr(config, "sim_symbol") else None
+        sc = sim_settings(config, s)
         inst = sim_instrument(s, tick_size=getattr(sc, "tick_size", None), price=getattr(sc, "price", None), lot_size=getattr(sc, "lot_size", None))
         out[inst.symbol] = inst
     return out
@@ -47,3 +53,9 @@ def open_gateway(config: Any, env: Any = None, *, venue: SimVenue | None = None,
         names = [getattr(s, "canonical", s) for s in symbols]
         venue = SimVenue(names, seed=seed, clock=clock, instruments=instruments_from_config(config, names))
     return venue.gateway()
+
+
+def open_account(config: Any, env: Any = None, *, symbols=(), order_timeout_s: float | None = None, push: bool = False):
+    """A gateway on a new simulated exchange over `symbols` (its books start at the config's
+    `[sim.NAME]` grid); SIM orders answer at once, so there is no timeout and nothing to push."""
+    return open_gateway(config, env, symbols=list(symbols))

@@ -17,7 +17,7 @@ import itertools
 import math
 
 from sq.core.exits import UsageError
-from sq.venues.base import Fill, OrderRequest, OrderState, Position
+from sq.venues.base import Fill, GatewayBase, OrderRequest, OrderState, Position
 from sq.venues.sim import matching as M
 from sq.venues.sim.state import LADDER_WIDTH, R_NFILL
 
@@ -35,7 +35,7 @@ class _Order:
         self.state, self.oid, self.slot, self.symbol = state, oid, slot, symbol
 
 
-class SimGateway:
+class SimGateway(GatewayBase):
     """Place, cancel, modify and query orders on a `SimVenue` (get it with `venue.gateway()`)."""
 
     def __init__(self, venue, *, maker_fee: float = MAKER_FEE, taker_fee: float = TAKER_FEE):
@@ -154,6 +154,12 @@ class SimGateway:
 
     def order(self, client_order_id: str) -> OrderState:
         return self._orders[client_order_id].state
+
+    def find_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """Any order this gateway placed, open or closed (None: never placed here)."""
+        with self.venue.lock:
+            o = self._orders.get(client_order_id)
+            return None if o is None else o.state
 
     def positions(self) -> list[Position]:
         with self.venue.lock:

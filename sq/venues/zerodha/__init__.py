@@ -13,6 +13,22 @@ from __future__ import annotations
 
 from sq.core.exits import DataError
 
+PREFIXES = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX")  # Kite exchange segments
+ORDER_RATE = 10.0  # orders per second (Kite's published limit)
+
+
+def holds_positions(symbol: str) -> bool:
+    """Every Kite segment reports net positions (intraday and carried)."""
+    return True
+
+
+def secret_files(environ=None) -> list:
+    """The cached Kite session (access token) and a stored credentials file, both 0600."""
+    from sq.venues.zerodha.session import session_path
+
+    session = session_path(environ)
+    return [session, session.parent / "credentials.json"]
+
 
 def open_market_source(symbols, options):
     """A market source for Zerodha `symbols` honouring mode, limit, duration, raw and replay options."""
@@ -53,3 +69,10 @@ def open_gateway(config, env, **kw):
     from sq.venues.zerodha.gateway import ZerodhaGateway
 
     return ZerodhaGateway(config, env, **kw)
+
+
+def open_account(config, env, *, symbols=(), order_timeout_s: float | None = None, push: bool = False):
+    """The gateway of a live run or a reconcile. Requests time out at the run's order timeout (a
+    place that times out is then looked up by its tag); postbacks are followed through the
+    market source (`gateway.follow`), so `push` opens nothing here."""
+    return open_gateway(config, env) if order_timeout_s is None else open_gateway(config, env, timeout=order_timeout_s)

@@ -17,6 +17,7 @@ update the same order states (`attach(source)`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
@@ -25,8 +26,8 @@ import time
 from typing import Any, Callable
 
 from sq.core.exits import SqError, TempFailure, UsageError, VenueUnavailable
-from sq.venues.base import Fill, OrderRequest, OrderState, Position
-from sq.venues.zerodha import market_rules as R
+from sq.venues.base import Fill, GatewayBase, OrderRequest, OrderState, Position, PushCallback
+from sq.venues.zerodha import market_rules
 from sq.venues.zerodha.endpoints import Endpoints
 from sq.venues.zerodha.errors import OrderRejected, map_exception
 from sq.venues.zerodha.instruments import KiteInstrument, load_dump, parse_csv, resolve
@@ -73,7 +74,7 @@ def kite_ts(value: Any) -> int:
     return 0
 
 
-class ZerodhaGateway:
+class ZerodhaGateway(GatewayBase):
     """The OrderGateway of one Kite account (see module doc). `kw`:
 
     product (default the config's `zerodha.product`, MIS), variety (default regular), freeze_qty
@@ -110,8 +111,9 @@ class ZerodhaGateway:
         self._orders: dict[str, OrderState] = {}  # client order id → state
         self._meta: dict[str, dict] = {}  # client order id → {"order_id", "variety", "modifications"}
         self._by_oid: dict[str, str] = {}  # venue order id → client order id
-        self._circuits: dict[str, tuple[dt.date, R.Circuit | None]] = {}
+        self._circuits: dict[str, tuple[dt.date, market_rules.Circuit | None]] = {}
         self._ids = itertools.count(1)
+        self._followed_source: Any = None  # the market source whose ticker carries our postbacks
 
     # ------------------------------------------------------------------ plumbing
 
@@ -143,20 +145,20 @@ class ZerodhaGateway:
 
     # ------------------------------------------------------------------ market rules
 
-    def circuit(self, symbol: str) -> R.Circuit | None:
+    def circuit(self, symbol: str) -> market_rules.Circuit | None:
         """Today's circuit limits of `symbol` from a full quote (cached per IST day)."""
         today = self.clock().astimezone(IST).date()
         hit = self._circuits.get(symbol)
         if hit and hit[0] == today:
             return hit[1]
         q = self.quote([symbol]).get(symbol)
-        c = R.circuit_from_quote(q) if q else None
+        c = market_rules.circuit_from_quote(q) if q else None
         self._circuits[symbol] = (today, c)
         return c
 
     def _check(self, ki: KiteInstrument, variety: str, side: int, price: float) -> str | None:
         if self.enforce_hours:
-            why = R.hours_violation(self.clock(), ki.exchange, variety)
+            why = market_rules.hours_violation(self.clock(), ki.exchange, variety)
             if why:
                 return why
         if self.enforce_circuit and math.isfinite(price) and price > 0:
@@ -203,23 +205,23 @@ class ZerodhaGateway:
         sym = ki.symbol
         if not ki.to_instrument().extra.get("tradable", True):
             return [self._rejected(cid, sym, side, price, qty, f"{sym} is an index and cannot be traded")]
-        lots = R.round_lots(qty, ki.lot_size)
+        lots = market_rules.round_lots(qty, ki.lot_size)
         if lots <= 0:
             return [self._rejected(cid, sym, side, price, qty, f"quantity {qty:g} is less than one lot ({ki.lot_size:g})")]
         needs_price = order_type in ("LIMIT", "SL")
-        px = R.round_price(price, ki.tick_size, side) if needs_price else float("nan")
+        px = market_rules.round_price(price, ki.tick_size, side) if needs_price else float("nan")
         if needs_price and not (math.isfinite(px) and px > 0):
             return [self._rejected(cid, sym, side, price, qty, f"{order_type} order needs a positive price")]
         trig = None
         if order_type in ("SL", "SL-M") or variety == "co":
             if trigger_price is None:
                 return [self._rejected(cid, sym, side, price, qty, f"{order_type if variety != 'co' else 'cover'} order needs a trigger price")]
-            trig = R.round_price(trigger_price, ki.tick_size, -side)
+            trig = market_rules.round_price(trigger_price, ki.tick_size, -side)
         why = self._check(ki, variety, side, px)
         if why:
             return [self._rejected(cid, sym, side, px, lots, why)]
-        freeze = R.freeze_quantity(ki.name, ki.tradingsymbol, self.freeze_qty) if ki.exchange in ("NFO", "BFO") else None
-        slices = [lots] if variety == "iceberg" else R.slice_quantity(lots, freeze, ki.lot_size)
+        freeze = market_rules.freeze_quantity(ki.name, ki.tradingsymbol, self.freeze_qty) if ki.exchange in ("NFO", "BFO") else None
+        slices = [lots] if variety == "iceberg" else market_rules.slice_quantity(lots, freeze, ki.lot_size)
         out = []
         for i, q in enumerate(slices):
             scid = cid if i == 0 else f"{cid[:TAG_MAX - 3]}-{i + 1}"
@@ -298,13 +300,13 @@ class ZerodhaGateway:
         ki = self.instrument(st.symbol)
         params: dict[str, Any] = {}
         if price is not None:
-            params["price"] = R.round_price(price, ki.tick_size, st.side)
+            params["price"] = market_rules.round_price(price, ki.tick_size, st.side)
             why = self._check(ki, meta["variety"], st.side, params["price"])
             if why:
                 st.reason = why
                 return st
         if qty is not None:
-            q = R.round_lots(qty, ki.lot_size)
+            q = market_rules.round_lots(qty, ki.lot_size)
             if q <= 0:
                 st.reason = f"quantity {qty:g} is less than one lot ({ki.lot_size:g})"
                 return st
@@ -381,6 +383,35 @@ class ZerodhaGateway:
     def order_state(self, client_order_id: str) -> OrderState | None:
         with self._lock:
             return self._orders.get(client_order_id)
+
+    # ------------------------------------------------------------------ the live-run protocol
+
+    def find_order(self, symbol: str, client_order_id: str) -> OrderState | None:
+        """The order tagged with this client id, open or closed (None: Kite never saw it)."""
+        return self.order(symbol, client_order_id)
+
+    def follow(self, source: object, push: PushCallback) -> bool:
+        """Kite's order postbacks ride on the ticker socket of the market source: each one
+        updates this gateway's state, and the order it names is pushed on."""
+        on_order = getattr(source, "on_order", None)
+        if on_order is None:
+            return False
+
+        def on_postback(order: dict) -> None:
+            self.on_postback(order)
+            cid = str(order.get("tag") or "")
+            st = self.order_state(cid) if cid else None
+            if st is not None:
+                push(cid, dataclasses.replace(st), [])
+
+        on_order(on_postback)
+        self._followed_source = source
+        return True
+
+    def pushing(self) -> bool:
+        """Postbacks arrive while the ticker connection is up."""
+        source = self._followed_source
+        return source is not None and bool(getattr(source, "connected", True))
 
     # ------------------------------------------------------------------ account
 

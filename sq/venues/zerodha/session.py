@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
@@ -67,13 +66,6 @@ def read_session(environ: Mapping[str, str] | None = None) -> Session | None:
         return Session(**d)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def delete_session(environ: Mapping[str, str] | None = None) -> None:
-    try:
-        os.unlink(session_path(environ))
-    except FileNotFoundError:
-        pass
 
 
 def access_token(zconf, environ: Mapping[str, str] | None = None, now: dt.datetime | None = None) -> tuple[str, str]:

@@ -228,11 +228,11 @@ def kite_open_hours(monkeypatch):
     """The same fixed market time for gateways opened inside the test process."""
     import datetime as dt
 
-    from sq.venues.zerodha import market_rules as R
+    from sq.venues.zerodha import market_rules
 
-    real = R.hours_violation
-    now = dt.datetime(2025, 11, 24, 10, 0, tzinfo=R.IST)
-    monkeypatch.setattr(R, "hours_violation", lambda _now, exchange, variety="regular": real(now, exchange, variety))
+    real = market_rules.hours_violation
+    now = dt.datetime(2025, 11, 24, 10, 0, tzinfo=market_rules.IST)
+    monkeypatch.setattr(market_rules, "hours_violation", lambda _now, exchange, variety="regular": real(now, exchange, variety))
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlparse
 
-from tests.fakes.kite import packets as P
-
+from tests.fakes.kite import packets
 if TYPE_CHECKING:  # pragma: no cover
     from tests.fakes.kite import KiteFake
 
@@ -129,7 +128,7 @@ class TickerServer:
                 for c in list(self.conns):
                     pk = [self.fake.market.packet(t, m) for t, m in c.modes.items() if t in self.fake.market.books]
                     if pk:
-                        frames[c] = P.frame(pk)
+                        frames[c] = packets.frame(pk)
             for c, fr in frames.items():
                 await self._send(c, fr)
             for text in filled:
@@ -137,7 +136,7 @@ class TickerServer:
             if now - last_hb >= 1.0:
                 last_hb = now
                 for c in list(self.conns):
-                    await self._send(c, P.HEARTBEAT)
+                    await self._send(c, packets.HEARTBEAT)
 
     async def _send(self, c: Conn, data) -> None:
         try:

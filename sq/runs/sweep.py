@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Iterator
 
-from sq.core.engine import params as PR
+from sq.core.engine import params as engine_params
 from sq.core.exits import UsageError
 
 MAX_POINTS = 10_000
@@ -55,7 +55,7 @@ def parse_axis(item: str, strategy: str) -> Axis:
     if not eq or not key.strip() or not spec.strip():
         raise UsageError(f"--sweep {item!r}: expected k=a:b:step or k=v1,v2,… (e.g. clip=1:5:1, threshold=0.2,0.4,0.8)")
     sym, dot, name = key.strip().rpartition(".")
-    name = PR._check_name(name.strip().lower())
+    name = engine_params._check_name(name.strip().lower())
     key = f"{sym.strip().upper()}.{name}" if dot else name
     if ":" in spec:
         parts = spec.split(":")
@@ -78,7 +78,7 @@ def parse_axis(item: str, strategy: str) -> Axis:
             raise UsageError(f"--sweep {item!r}: a value is listed twice")
     floats = tuple(float(v) for v in values)
     for v in floats:
-        PR.validate(strategy, name, v, f"{sym.strip().upper()}." if dot else "")
+        engine_params.validate(strategy, name, v, f"{sym.strip().upper()}." if dot else "")
     return Axis(key, floats)
 
 
@@ -89,7 +89,7 @@ def parse_sweeps(items: Iterable[str], strategy: str, fixed: Iterable[str] = ())
     for k in keys:
         if keys.count(k) > 1:
             raise UsageError(f"--sweep {k} is given twice; list every value in one --sweep (k=v1,v2,…)")
-    fixed_keys = {f"{s}.{n}" if s else n for s, n, _ in PR.parse_overrides(fixed)}
+    fixed_keys = {f"{s}.{n}" if s else n for s, n, _ in engine_params.parse_overrides(fixed)}
     for k in keys:
         if k in fixed_keys:
             raise UsageError(f"{k} is both swept (--sweep) and fixed (--param); drop one")
@@ -195,13 +195,13 @@ class Worker:
 
     def run(self, index: int, params: list[str]) -> dict[str, Any]:
         """One grid point → its summary (plus `curve` data when the job makes a report)."""
-        from sq.core.backtest import run_engine
+        from sq.runs.backtest import run_engine
 
         if self.config is None:
             self._prepare()
         rec = None
         if self.job.report:
-            from sq.core.report import RunRecorder
+            from sq.runs.report import RunRecorder
 
             rec = RunRecorder(max_fills=0)
         engine = run_engine(self.job.strategy, self.data.instruments, self.data.batches, params, config=self.config,
@@ -279,16 +279,16 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     `_best_curve`, the best point's curves when `report` is set."""
     import tempfile
 
-    from sq.core.backtest import NO_TRADES, engine_params
+    from sq.runs.backtest import NO_TRADES, engine_params
     from sq.core.config import load_config
     from sq.core.engine.runner import FillModelConfig
     from sq.core.exits import DataError
     from sq.core.streams import open_input
 
-    strategy = PR.check_strategy(strategy)
+    strategy = engine_params.check_strategy(strategy)
     params = list(params or ())
     config = load_config(env)
-    PR.parse_overrides(params)
+    engine_params.parse_overrides(params)
     axes = parse_sweeps(sweeps, strategy, params)
     FillModelConfig.from_config(config, **(fill or {})).validate()
     if jobs is not None and jobs < 1:

@@ -71,13 +71,15 @@ class RecordSummary:
     elapsed_s: float = 0.0
     passthrough: str = "off"  # off | ok | closed: <reason>
     stopped_by: str | None = None  # the signal/reason given to stop(), None when the source ended
+    out_dir: str = ""  # the dataset directory
 
-    def line(self, out_dir: str) -> str:
+    def line(self, out_dir: str | None = None) -> str:
+        out_dir = self.out_dir if out_dir is None else out_dir
         syms = ", ".join(f"{s} {n}" for s, n in self.per_symbol.items())
         pt = "" if self.passthrough in ("off", "ok") else f"; pass-through {self.passthrough}"
         return (
             f"recorded {self.events} events ({syms or 'no symbols'}) into {len(self.files)} "
-            f"file{'s' if len(self.files) != 1 else ''}, {_human_bytes(self.bytes)} under {out_dir} "
+            f"file{'s' if len(self.files) != 1 else ''}, {human_bytes(self.bytes)} under {out_dir} "
             f"in {self.elapsed_s:.1f}s{pt}"
         )
 
@@ -245,9 +247,9 @@ class Recorder:
         inst = self.source.instruments.get(symbol)
         if inst is not None and inst.venue:
             return inst.venue
-        prefix = symbol.split(":", 1)[0].upper()
-        from sq.core.symbols import PREFIX_VENUE
+        from sq.venues.registry import PREFIX_VENUE
 
+        prefix = symbol.split(":", 1)[0].upper()
         return PREFIX_VENUE.get(prefix, prefix.lower() or "unknown")
 
     def _record(self, batch: pa.RecordBatch) -> None:
@@ -334,7 +336,7 @@ def _unique_in_order(a: np.ndarray) -> list[int]:
     return [int(a[i]) for i in sorted(first)]
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     x = float(n)
     for unit in ("B", "KB", "MB", "GB"):
         if x < 1024 or unit == "GB":
@@ -526,23 +528,18 @@ def run_record(
     mode: str = "full",
     raw: bool = False,
     replay: str | None = None,
-) -> int:
-    """Open the venue's market source, record it, print the summary; return the exit status.
-
-    SIGTERM ends the recording cleanly with status 0 (it is how services stop a recorder);
-    Ctrl-C does the same but returns 130, the shell's convention for an interrupted command.
-    """
-    import signal
-
+    progress: Callable[[RecordSummary], None] | None = None,
+) -> RecordSummary:
+    """Open the venue's market source and record it until it ends or a signal stops it (cleanly:
+    every file sealed); return the summary. `progress(summary)` is called a few times a second."""
     from sq.core import paths
     from sq.core.config import load_config
     from sq.core.durations import parse_duration_ns
     from sq.core.exits import UsageError
-    from sq.core.symbols import parse_symbols
     from sq.venues import registry
 
     from_stdin = list(symbols) == ["-"] or (not symbols and not env.stdin_isatty)
-    parsed = [] if from_stdin else parse_symbols(symbols)
+    parsed = [] if from_stdin else registry.parse_symbols(symbols)
     if not parsed and not from_stdin:
         raise UsageError("give at least one symbol to record (e.g. sq record SIM:DEMO --out data), or - to record a market stream from stdin")
     rotate_ns = parse_duration_ns(rotate, option="--rotate")
@@ -556,9 +553,7 @@ def run_record(
         raise UsageError("refusing to write binary arrow data to a terminal; pipe it, or drop --format")
     pt_format = None if fmt == "none" or (fmt == "auto" and env.stdout_isatty) else ("arrow" if fmt == "auto" else fmt)
 
-    venues = sorted({s.venue for s in parsed}) if not from_stdin else ["stdin"]
-    if len(venues) != 1:
-        raise UsageError(f"symbols from several venues in one command ({', '.join(venues)}); run one sq record per venue")
+    venue = "stdin" if from_stdin else registry.one_venue(parsed, "run one sq record per venue")
     config = load_config(env)
     out_dir = out or str(paths.data_dir() / "recordings")
     clock = "sim" if (limit and not duration_ns) else "real"
@@ -566,7 +561,7 @@ def run_record(
     if raw:
         raw_dir = Path(out_dir) / "raw"
         raw_dir.mkdir(parents=True, exist_ok=True)
-        raw_path = str(raw_dir / f"{venues[0]}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.jsonl")
+        raw_path = str(raw_dir / f"{venue}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.jsonl")
     options = registry.SourceOptions(config=config, env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock,
                                      mode=mode, raw_path=raw_path, replay_path=replay)
     source = StdinMarketSource(env) if from_stdin else registry.open_market_source(parsed, options)
@@ -582,7 +577,6 @@ def run_record(
         if fd is not None and _is_pipe(fd):
             sink = PipeSink(fd, on_close=lambda: _point_at_devnull(fd))
 
-    progress = _progress_printer(env) if env.stderr_isatty and not env.quiet else None
     recorder = Recorder(
         source,
         out_dir,
@@ -594,22 +588,12 @@ def run_record(
         progress=progress,
     )
 
-    import threading as _threading
+    from sq.runs.lifecycle import StopOnSignals
 
-    previous = {}
-    if _threading.current_thread() is _threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: recorder.stop(signal.Signals(signum).name))
-    try:
+    with StopOnSignals(recorder.stop):
         summary = recorder.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if progress is not None:
-            env.stderr.write("\r\x1b[2K")
-            env.stderr.flush()
-    env.info(summary.line(out_dir))
-    return 130 if summary.stopped_by == "SIGINT" else 0
+    summary.out_dir = out_dir
+    return summary
 
 
 def _point_at_devnull(fd: int) -> None:
@@ -620,18 +604,6 @@ def _point_at_devnull(fd: int) -> None:
         os.close(devnull)
     except OSError:
         pass
-
-
-def _progress_printer(env: Any) -> Callable[[RecordSummary], None]:
-    """One self-overwriting status line on a terminal stderr (never stdout)."""
-
-    def show(s: RecordSummary) -> None:
-        rate = s.events / s.elapsed_s if s.elapsed_s > 0 else 0.0
-        line = f"sq record: {s.events} events ({rate:,.0f}/s), {len(s.files)} files sealed, {_human_bytes(s.bytes)}"
-        env.stderr.write("\r\x1b[2K" + line)
-        env.stderr.flush()
-
-    return show
 
 
 class StdinMarketSource:

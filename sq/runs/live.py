@@ -41,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import signal
 import stat
 import sys
 import threading
@@ -52,15 +51,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sq.core import journal as J
-from sq.core.exits import AuthError, ConfigError, SqError, UsageError, VenueUnavailable
+from sq.core.exits import AuthError, ConfigError, SqError, UsageError
 
-STRATEGIES = ("mm", "lt")
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
 MAX_DRAIN = 4096  # queue items handled per loop turn at most
 IDLE_WAKE_S = 0.25  # the loop wakes at least this often with no market data (signals, sweeps, --for)
 MAX_RATE_SHARE = 0.8  # never above this share of the venue's published order rate
 DEFAULT_RATE_SHARE = 0.5  # without risk.max_order_rate: this share of the venue's published order rate
-VENUE_ORDER_RATE = {"binance": 10.0, "zerodha": 10.0}  # orders per second (Binance 100/10 s, Kite 10/s)
 
 
 @dataclass
@@ -124,8 +121,9 @@ def require_live(config: Any, confirm: bool, environ: dict | None = None) -> Non
 
 
 def secret_files(config: Any, environ: dict | None = None) -> list[Path]:
-    """Files that hold (or may hold) credentials sq reads."""
-    from sq.core import paths
+    """Files that hold (or may hold) credentials sq reads: the config when it holds secrets, the
+    `.env`, and every venue's stored credentials."""
+    from sq.venues import registry
 
     environ = os.environ if environ is None else environ
     out = []
@@ -140,10 +138,7 @@ def secret_files(config: Any, environ: dict | None = None) -> list[Path]:
     dotenv = environ.get("SQ_DOTENV") or ".env"
     if Path(dotenv).is_file():
         out.append(Path(dotenv))
-    cdir = paths.config_dir(environ)
-    for name in ("binance.json", "zerodha/session.json", "zerodha/credentials.json"):
-        if (cdir / name).is_file():
-            out.append(cdir / name)
+    out.extend(p for p in registry.secret_files(environ) if p.is_file())
     return out
 
 
@@ -155,173 +150,10 @@ def check_secret_files(config: Any, environ: dict | None = None) -> None:
             raise AuthError(f"{p} holds secrets but has mode {mode:04o} (group/others can read it); run: chmod 600 {p}")
 
 
-def require_credentials(venue: str, config: Any) -> None:
-    """The venue's trading credentials exist (its auth module's check: 77 naming how to provide
-    them) before any connection is opened: a run that could never place an order fails at once."""
-    from sq.venues import registry
-
-    registry.venue_module(venue, "auth").require_credentials(config)
-
-
 def client_prefix(run_id: str) -> str:
     """`sq` + 8 hex of the run id + `-`: client ids stay ≤ 20 characters (Kite tags) and valid
     Binance client ids, and tell this run's orders from anyone else's."""
     return "sq" + hashlib.sha256(run_id.encode()).hexdigest()[:8] + "-"
-
-
-# ----------------------------------------------------------------------------------------------
-# the venue side
-
-
-class Orders:
-    """Send, cancel and look up orders of one run at a venue through its gateway, resolving
-    uncertain sends by client order id. Generic over `OrderGateway`; Binance gets a send that
-    never re-sends blindly (its gateway's own `place` retries a lost answer once)."""
-
-    def __init__(self, gateway: Any, venue: str):
-        self.gw = gateway
-        self.venue = venue
-
-    # -- new orders
-    def send(self, req: Any) -> tuple[Any, list]:
-        """(OrderState, fills in the answer). Raises VenueUnavailable only when the outcome is
-        still unknown after asking the venue; rejections come back as a 'rejected' state."""
-        if self.venue == "binance":
-            return self._send_binance(req)
-        try:
-            return self.gw.place(req), []
-        except VenueUnavailable:
-            st = self.lookup(req.symbol, req.client_order_id)
-            if st is None:
-                raise
-            return st, []
-
-    def _send_binance(self, req: Any) -> tuple[Any, list]:
-        from sq.venues.base import Fill, OrderState
-
-        gw = self.gw
-        try:
-            market, rules, canonical, p = gw.prepare(req)
-        except SqError as e:  # a filter (tick, lot, notional) refuses it before it leaves
-            return OrderState(req.client_order_id, "", req.symbol, req.side, req.price, req.qty, status="rejected", reason=e.message), []
-        doc = None
-        for attempt in range(2):
-            try:
-                doc = gw.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
-                break
-            except VenueUnavailable:
-                st = self.lookup(canonical, req.client_order_id)
-                if st is not None:  # it was executed: adopt it, never send it again
-                    return st, []
-                if attempt == 1:
-                    raise
-            except SqError as e:
-                if getattr(e, "code", None) == -2010 and "uplicate" in e.message:
-                    st = self.lookup(canonical, req.client_order_id)
-                    if st is not None:
-                        return st, []
-                if e.status in (2, 65) or getattr(e, "code", None) in (-2010, -1013, -2021, -2022, -4164):
-                    return OrderState(req.client_order_id, "", canonical, req.side, req.price, req.qty, status="rejected", reason=e.message), []
-                raise
-        st = gw._state(doc, canonical, 1 if req.side > 0 else -1)
-        fills = [Fill(st.ts, canonical, st.client_order_id, st.venue_order_id, str(f.get("tradeId", "")), st.side, float(f["price"]),
-                      float(f["qty"]), float(f.get("commission", 0)), f.get("commissionAsset", ""), "taker")
-                 for f in doc.get("fills", []) or []]
-        return st, fills
-
-    def lookup(self, symbol: str, cid: str, tries: int = 3) -> Any:
-        """The venue's state of a client order id, or None when the venue never saw it."""
-        from sq.core.reconcile import _unknown_order
-
-        query = getattr(self.gw, "order", None)
-        for i in range(tries):
-            try:
-                if query is not None:
-                    return query(symbol, cid)
-                for st in self.gw.open_orders(symbol):
-                    if st.client_order_id == cid:
-                        return st
-                return None
-            except VenueUnavailable:
-                if i == tries - 1:
-                    raise
-                time.sleep(0.2 * (i + 1))
-            except SqError as e:
-                if _unknown_order(e):
-                    return None
-                raise
-        return None
-
-    # -- cancels and state
-    def cancel(self, symbol: str, cid: str) -> Any:
-        return self.gw.cancel(symbol, cid)
-
-    def open_orders(self, symbol: str) -> list:
-        return self.gw.open_orders(symbol)
-
-    def fills(self, symbol: str) -> list:
-        return self.gw.fills(symbol)
-
-    def close(self) -> None:
-        close = getattr(self.gw, "close", None)
-        if close is not None:
-            close()
-
-    # -- order updates pushed by the venue
-    def follow(self, source: Any, push: Callable[[str, Any, list], None]) -> bool:
-        """Have the venue's own order-update stream call `push(client_id, state, fills)` from its
-        thread: Binance execution reports (user-data streams the gateway opened), Kite order
-        postbacks (text frames on the market source's ticker socket). False when this venue
-        pushes nothing here — then only the sweep learns of fills and outside cancels."""
-        if self.venue == "binance" and getattr(self.gw, "user_stream", None) is not None:
-            self.gw.add_listener(push)
-            self._source = None
-            return True
-        if self.venue == "zerodha" and hasattr(source, "on_order"):
-            import dataclasses
-
-            gw = self.gw
-
-            def on_postback(order: dict) -> None:
-                gw.on_postback(order)
-                cid = str(order.get("tag") or "")
-                st = gw.order_state(cid) if cid else None
-                if st is not None:
-                    push(cid, dataclasses.replace(st), [])
-
-            source.on_order(on_postback)
-            self._source = source
-            return True
-        return False
-
-    def pushing(self) -> bool:
-        """Is the order-update stream up right now? (Kite's rides on the ticker connection.)"""
-        if self.venue == "binance":
-            return bool(getattr(self.gw, "pushing", lambda: False)())
-        source = getattr(self, "_source", None)
-        return source is not None and bool(getattr(source, "connected", True))
-
-
-def open_orders_adapter(venue: str, config: Any, env: Any, order_timeout_s: float, symbols: list[str] | None = None, *,
-                        push: bool = True) -> Orders:
-    """The venue gateway for a live run. Binance: REST with the run's timeout and, with `push`,
-    the execution-report streams of the markets the symbols trade on."""
-    from sq.venues import registry
-
-    module = registry.venue_module(venue)
-    if venue == "binance":
-        from sq.core.symbols import parse_symbols
-        from sq.venues.binance.endpoints import FUTURES, SPOT, market_of
-
-        streams = tuple(sorted({market_of(s) for s in parse_symbols(symbols)})) if symbols else (SPOT,)
-        gw = module.open_gateway(config, env, user_stream=False, markets=(SPOT, FUTURES), timeout=order_timeout_s, max_retries=3)
-        if push:
-            gw.start_user_stream(streams)
-    elif venue == "zerodha":  # a place that times out raises VenueUnavailable and is looked up by its tag
-        gw = module.open_gateway(config, env, timeout=order_timeout_s)
-    else:
-        gw = module.open_gateway(config, env)
-    return Orders(gw, venue)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,7 +163,7 @@ def open_orders_adapter(venue: str, config: Any, env: Any, order_timeout_s: floa
 class LiveRun:
     """One live run: engine + bridge + venue orders + journal; `stop()` ends it cleanly."""
 
-    def __init__(self, env: Any, plan: "Plan", engine: Any, orders: Orders, journal: "J.Journal", breaker: Any, *,
+    def __init__(self, env: Any, plan: "Plan", engine: Any, gateway: Any, journal: "J.Journal", breaker: Any, *,
                  clock: Callable[[], int] = time.time_ns, sweep_interval_s: float = 5.0, sweep_fallback_s: float = 0.5,
                  feed_grace_s: float = 2.0):
         from sq.core.engine.venue_bridge import LiveBridge
@@ -340,7 +172,7 @@ class LiveRun:
         self.plan = plan
         self.engine = engine
         self.bridge = LiveBridge(engine)
-        self.orders = orders
+        self.gateway = gateway  # the venue's OrderGateway (sq.venues.base)
         self.journal = journal
         self.breaker = breaker
         self.clock = clock
@@ -368,6 +200,7 @@ class LiveRun:
         self.feed_paused = False
         self.feed_pauses = 0
         self.feed_seen = False
+        self.canceled_on_error = 0  # orders canceled at the venue when an error ended the run
 
     # -- ids
     def cid(self, coid: int) -> str:
@@ -468,7 +301,7 @@ class LiveRun:
             if self.recv_ns:
                 self.wire_ns.append(time.time_ns() - self.recv_ns)
         try:
-            st, fills = self.orders.send(req)
+            st, fills = self.gateway.place_idempotent(req)
         except SqError as e:  # unknown outcome after asking the venue, or the venue refuses to talk
             self.breaker.failure()
             self.failures += 1
@@ -490,7 +323,7 @@ class LiveRun:
 
         cid = self.cid(it.coid)
         try:
-            st = self.orders.cancel(it.symbol, cid)
+            st = self.gateway.cancel(it.symbol, cid)
         except SqError as e:
             self.breaker.failure()
             self.failures += 1
@@ -523,7 +356,7 @@ class LiveRun:
     def take_fills(self, fills: list) -> None:
         """Journal venue fills not seen before and book them in the engine (its order's fill)."""
         from sq.core.engine import venue_bridge as LB
-        from sq.core.reconcile import fill_row
+        from sq.runs.reconcile import fill_row
 
         recs = []
         for f in fills:
@@ -549,7 +382,7 @@ class LiveRun:
         want = float(st.filled_qty or 0)
         have = self.bridge.filled_of(coid)
         if have is not None and want > have + 1e-12:
-            self.take_fills([f for f in self.orders.fills(symbol) if f.venue_order_id == str(st.venue_order_id)])
+            self.take_fills([f for f in self.gateway.fills(symbol) if f.venue_order_id == str(st.venue_order_id)])
 
     def sweep(self, *, force: bool = False) -> bool:
         """Ask the venue about every working order: fills and cancels that happened there (the
@@ -561,12 +394,12 @@ class LiveRun:
         try:
             by_symbol: dict[str, dict[str, Any]] = {}
             for sym in sorted({w[0] for w in working.values()}):
-                by_symbol[sym] = {st.client_order_id: st for st in self.orders.open_orders(sym)}
+                by_symbol[sym] = {st.client_order_id: st for st in self.gateway.open_orders(sym)}
             for coid, (sym, _state, _leaves, _filled) in working.items():
                 cid = self.cid(coid)
                 st = by_symbol[sym].get(cid)
                 if st is None:
-                    st = self.orders.lookup(sym, cid)
+                    st = self.gateway.lookup(sym, cid)
                     if st is None:
                         continue
                 self._settle(coid, sym, st)
@@ -692,14 +525,14 @@ class LiveRun:
 
         self.source = source
         self.inbox = inbox = queue.SimpleQueue()
-        self.followed = self.orders.follow(source, self.push)
+        self.followed = self.gateway.follow(source, self.push)
         deadline = time.monotonic() + self.plan.duration_ns / 1e9 if self.plan.duration_ns else None
         reader = threading.Thread(target=_read_source, args=(source, inbox), name="sq-live-market", daemon=True)
         reader.start()
         try:
             while self.stop_reason is None:
                 now = time.monotonic()
-                pushing = self.followed and self.orders.pushing()
+                pushing = self.followed and self.gateway.pushing()
                 if pushing and not self.was_pushing:
                     self.last_sweep = 0.0  # the stream (re)connected: updates may have been missed
                 self.was_pushing = pushing
@@ -748,7 +581,7 @@ class LiveRun:
         self.write(self.rows_of(out) + [("halt", {"ts": now, "reason": reason, "by": "signal" if reason.startswith("SIG") else "run"})])
         self.execute(intents)
         self.sweep(force=True)
-        cancel_run_orders(self.orders, self.plan.symbols, self.plan.prefix, self.env)
+        cancel_run_orders(self.gateway, self.plan.symbols, self.plan.prefix, self.env)
 
 
 MARKET, UPDATE, FAILED, ENDED = "market", "update", "failed", "ended"
@@ -765,15 +598,15 @@ def _read_source(source: Any, inbox: Any) -> None:
     inbox.put((ENDED, None))
 
 
-def cancel_run_orders(orders: Orders, symbols: list[str], prefix: str, env: Any) -> int:
+def cancel_run_orders(gateway: Any, symbols: list[str], prefix: str, env: Any) -> int:
     """Cancel, directly at the venue, every open order of this run on its symbols."""
     n = 0
     for sym in symbols:
         try:
-            for st in orders.open_orders(sym):
+            for st in gateway.open_orders(sym):
                 if st.client_order_id.startswith(prefix):
                     try:
-                        orders.cancel(sym, st.client_order_id)
+                        gateway.cancel(sym, st.client_order_id)
                         n += 1
                     except SqError as e:
                         env.warn(f"live: cancel {st.client_order_id}: {e.message}")
@@ -813,7 +646,8 @@ class Plan:
 def make_plan(opts: LiveOptions, config: Any) -> Plan:
     from sq.core import paths
     from sq.core.durations import parse_duration_ns
-    from sq.core.symbols import parse_symbols
+    from sq.core.engine import params as engine_params
+    from sq.venues import registry
 
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
     if opts.resume:
@@ -826,22 +660,18 @@ def make_plan(opts: LiveOptions, config: Any) -> Plan:
         return Plan(str(s["run_id"]), str(s["strategy"]), list(s["symbols"]), str(s["venue"]), list(s.get("params", [])),
                     Path(opts.resume), str(s["client_prefix"]), duration_ns, loaded)
     if not opts.strategy:
-        raise UsageError(f"--strategy is required: one of {', '.join(STRATEGIES)} (or --resume DIR)")
-    strategy = opts.strategy.strip().lower()
-    if strategy not in STRATEGIES:
-        raise UsageError(f"unknown strategy {opts.strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+        raise UsageError(f"--strategy is required: one of {', '.join(engine_params.STRATEGIES)} (or --resume DIR)")
+    strategy = engine_params.check_strategy(opts.strategy)
     texts = opts.symbols or list(config.symbols)
     if not texts:
         raise UsageError("sq live needs symbols: give them on the command line or list instruments in the config")
-    syms = parse_symbols(texts)
-    venues = sorted({s.venue for s in syms})
-    if len(venues) != 1:
-        raise UsageError(f"symbols from several venues ({', '.join(venues)}); run one sq live per venue account")
-    if venues[0] == "sim":
-        raise UsageError("SIM: symbols have no real venue; trade them with sq paper")
+    syms = registry.parse_symbols(texts)
+    venue = registry.one_venue(syms, "run one sq live per venue account")
+    if not registry.trades_live(venue):
+        raise UsageError(f"{syms[0].exchange}: symbols have no real venue; trade them with sq paper")
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
-    return Plan(run_id, strategy, [s.canonical for s in syms], venues[0], list(opts.params), journal_dir, client_prefix(run_id), duration_ns)
+    return Plan(run_id, strategy, [s.canonical for s in syms], venue, list(opts.params), journal_dir, client_prefix(run_id), duration_ns)
 
 
 def live_config(config: Any, venue: str, env: Any = None) -> Any:
@@ -850,7 +680,9 @@ def live_config(config: Any, venue: str, env: Any = None) -> Any:
     client would otherwise hold the loop while its order window frees up)."""
     import dataclasses
 
-    venue_rate = VENUE_ORDER_RATE.get(venue, 5.0)
+    from sq.venues import registry
+
+    venue_rate = registry.order_rate(venue)
     rate = config.risk.max_order_rate
     if not rate:
         rate = venue_rate * DEFAULT_RATE_SHARE
@@ -867,29 +699,28 @@ def live_config(config: Any, venue: str, env: Any = None) -> Any:
 def resume_journal(run: LiveRun, loaded: Any) -> dict:
     """Take a crashed run over: adopt the venue's truth, cancel what the dead process left
     working, rebuild positions from the journal's fills and continue the id counter."""
-    from sq.core import reconcile as R
-
+    from sq.runs import reconcile
     plan = run.plan
-    view = R.view_of(loaded)
-    diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
-    run.write(R.fix_records(diffs, "sq live --resume"))
-    view = R.view_of(J.load(plan.journal_dir))
+    view = reconcile.view_of(loaded)
+    diffs = reconcile.compare(view, reconcile.venue_truth(run.gateway, view), 1e-9)
+    run.write(reconcile.fix_records(diffs, "sq live --resume"))
+    view = reconcile.view_of(J.load(plan.journal_dir))
     canceled = 0
     for cid, o in view.orders.items():
         if not o.is_open:
             continue
-        run.write([("order", R._order_row(o, "cancel_sent", o.filled_qty if not math.isnan(o.filled_qty) else 0.0,
+        run.write([("order", reconcile.order_row(o, "cancel_sent", o.filled_qty if not math.isnan(o.filled_qty) else 0.0,
                                           "resume: canceling the dead process's order"))])
         try:
-            run.orders.cancel(o.symbol, cid)
+            run.gateway.cancel(o.symbol, cid)
             canceled += 1
         except SqError as e:
             run.env.warn(f"live --resume: cancel {cid}: {e.message}")
-    cancel_run_orders(run.orders, plan.symbols, plan.prefix, run.env)
-    view = R.view_of(J.load(plan.journal_dir))
-    diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
-    run.write(R.fix_records(diffs, "sq live --resume (after canceling)"))
-    view = R.view_of(J.load(plan.journal_dir))
+    cancel_run_orders(run.gateway, plan.symbols, plan.prefix, run.env)
+    view = reconcile.view_of(J.load(plan.journal_dir))
+    diffs = reconcile.compare(view, reconcile.venue_truth(run.gateway, view), 1e-9)
+    run.write(reconcile.fix_records(diffs, "sq live --resume (after canceling)"))
+    view = reconcile.view_of(J.load(plan.journal_dir))
     start = next((r.data["venue_before_first_order"] for r in loaded.records
                   if r.kind == "audit" and isinstance(r.data.get("venue_before_first_order"), dict)), {})
     for sym, q in view.start_positions.items():  # what the account held before the run's first order
@@ -915,15 +746,14 @@ def reconcile_previous(run: LiveRun, hours: float, cancel: bool) -> list[dict]:
     process is gone, since this run holds the symbols' locks. The venue's truth (cancels
     included) is adopted into the earlier run's own journal with an audit record, so a later
     `sq reconcile` finds it clean. Returns one entry per earlier run, for the start audit."""
-    from sq.core import reconcile as R
-
+    from sq.runs import reconcile
     if hours <= 0:
         return []
     mine = set(run.plan.symbols)
     here = run.plan.journal_dir.resolve()
     out: list[dict] = []
     open_now: dict[str, list] | None = None
-    for path in R.find_runs(None, since_s=hours * 3600.0):
+    for path in reconcile.find_runs(None, since_s=hours * 3600.0):
         if path.resolve() == here:
             continue
         try:
@@ -935,20 +765,20 @@ def reconcile_previous(run: LiveRun, hours: float, cancel: bool) -> list[dict]:
         shared = mine & set(s.get("symbols") or [])
         if s.get("mode") != "live" or s.get("venue") != run.plan.venue or not shared:
             continue
-        view = R.view_of(loaded)
+        view = reconcile.view_of(loaded)
         entry = {"run_id": view.run_id, "journal": str(path), "sealed": view.sealed, "canceled": 0, "differences": 0}
         try:
             if cancel and view.prefix:
                 if open_now is None:
-                    open_now = {sym: run.orders.open_orders(sym) for sym in sorted(mine)}
+                    open_now = {sym: run.gateway.open_orders(sym) for sym in sorted(mine)}
                 for sym in sorted(shared):
                     for st in open_now[sym]:
                         if st.client_order_id.startswith(view.prefix):
-                            run.orders.cancel(sym, st.client_order_id)
+                            run.gateway.cancel(sym, st.client_order_id)
                             entry["canceled"] += 1
-            diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9, positions=False)  # this run owns the position now
+            diffs = reconcile.compare(view, reconcile.venue_truth(run.gateway, view), 1e-9, positions=False)  # this run owns the position now
             entry["differences"] = len(diffs)
-            R.append_fix(path, R.fix_records(diffs, f"sq live (start of run {run.plan.run_id})"))
+            reconcile.append_fix(path, reconcile.fix_records(diffs, f"sq live (start of run {run.plan.run_id})"))
         except SqError as e:
             entry["error"] = e.message
             run.env.warn(f"live: earlier run {view.run_id} ({path}): {e.message}")
@@ -960,19 +790,18 @@ def carry_daily_loss(run: LiveRun, config: Any, now_ns: int | None = None) -> di
     """With `risk.max_daily_loss`, what the other live runs on this venue made today (UTC day; their
     last PnL marks, account-wide) starts this run's daily-loss window, so stopping and restarting
     (or crashing and resuming) never resets the allowance. Returns what was carried, for the audit."""
-    from sq.core import reconcile as R
-
+    from sq.runs import reconcile
     if not config.risk.max_daily_loss:
         return None
     now_ns = time.time_ns() if now_ns is None else now_ns
     day = now_ns // 86_400_000_000_000
     total, runs = 0.0, []
-    for path, start in R.run_starts():
+    for path, start in reconcile.run_starts():
         if (start.get("mode") != "live" or start.get("venue") != run.plan.venue or start.get("run_id") == run.plan.run_id
                 or int(start.get("ts") or 0) // 86_400_000_000_000 != day):
             continue
         try:
-            view = R.view_of(J.load(path))
+            view = reconcile.view_of(J.load(path))
         except SqError as e:
             run.env.warn(f"live: earlier run {start.get('run_id')}: {e.message}; its PnL is not counted in today's loss")
             continue
@@ -986,12 +815,14 @@ def carry_daily_loss(run: LiveRun, config: Any, now_ns: int | None = None) -> di
 def start_state(run: LiveRun) -> dict:
     """A new run's look at the venue before its first order: what is open on its symbols, and
     the positions the account holds (seeded into the engine so risk limits count them)."""
+    from sq.venues import registry
+
     out = {"open_orders": {}, "positions": {}}
     for sym in run.plan.symbols:
-        out["open_orders"][sym] = len(run.orders.open_orders(sym))
-    if any(not s.startswith("BINANCE:") for s in run.plan.symbols):
+        out["open_orders"][sym] = len(run.gateway.open_orders(sym))
+    if any(registry.holds_positions(s) for s in run.plan.symbols):
         try:
-            for p in run.orders.gw.positions():
+            for p in run.gateway.positions():
                 if p.symbol in run.plan.symbols and p.qty:
                     out["positions"][p.symbol] = p.qty
                     out.setdefault("avg_prices", {})[p.symbol] = float(p.avg_price or 0.0)
@@ -1005,15 +836,15 @@ def start_state(run: LiveRun) -> dict:
 # the command body
 
 
-def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | None = None) -> int:
-    """Guards, lock, gateway, reconcile, run, seal. Returns the exit status (0 after a clean halt)."""
+def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | None = None) -> dict:
+    """Guards, lock, gateway, reconcile, run, seal; return the run's summary (`make_summary`)."""
     from sq.core import runtime
     from sq.core.circuit import CircuitBreaker
+    from sq.runs import lifecycle
     from sq.core.config import load_config
     from sq.core.engine import Engine
-    from sq.core.engine import params as PR
+    from sq.core.engine import params as engine_params
     from sq.venues import registry
-    from sq.core.symbols import parse_symbols
 
     config = load_config(env)
     require_live(config, opts.confirm)
@@ -1021,85 +852,94 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     safety = safety_of(opts, config)
     plan = make_plan(opts, config)
     config = live_config(config, plan.venue, env)
-    params = PR.resolve(plan.strategy, plan.symbols, config, plan.params)
+    params = engine_params.resolve(plan.strategy, plan.symbols, config, plan.params)
     with ExitStack() as stack:
         for sym in sorted(plan.symbols):
             stack.enter_context(runtime.try_lock("live-" + sym.replace(":", "_").replace(" ", "_"), what=f"sq live on {sym}"))
-        require_credentials(plan.venue, config)
-        source = registry.open_market_source(parse_symbols(plan.symbols),
+        registry.require_credentials(plan.venue, config)
+        source = registry.open_market_source(registry.parse_symbols(plan.symbols),
                                              registry.SourceOptions(config=config, env=env, clock="real"))
         stack.callback(source.close)
-        orders = open_orders_adapter(plan.venue, config, env, safety.order_timeout_s, plan.symbols)
-        stack.callback(orders.close)
+        gateway = registry.open_account(plan.venue, config, env, symbols=plan.symbols, order_timeout_s=safety.order_timeout_s, push=True)
+        stack.callback(gateway.close)
         engine = Engine(plan.strategy, dict(source.instruments), params, config=config, sim_venue=False)
         if plan.resume is None:
             journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
         else:
             journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]})
         breaker = CircuitBreaker(failures=safety.breaker_failures, cooldown_s=safety.breaker_cooldown_s)
-        run = LiveRun(env, plan, engine, orders, journal, breaker, sweep_interval_s=safety.sweep_interval_s,
+        run = LiveRun(env, plan, engine, gateway, journal, breaker, sweep_interval_s=safety.sweep_interval_s,
                       sweep_fallback_s=safety.sweep_fallback_s, feed_grace_s=safety.feed_grace_s)
         for sym in plan.symbols:
             run.bridge.ensure_symbol(sym)
-        registration = runtime.register(plan.strategy, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir))
-        stack.callback(registration.remove)
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, lambda signum, frame: run.stop(signal.Signals(signum).name))
-        stack.callback(lambda: [signal.signal(s, h) for s, h in previous.items()])
+        stack.enter_context(lifecycle.StopOnSignals(run.stop))
+        stack.enter_context(lifecycle.registered(plan.strategy, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir)))
         try:
-            if plan.resume is not None:
-                info = resume_journal(run, J.load(plan.journal_dir))
-                carried = carry_daily_loss(run, config)
-                if carried is not None:
-                    run.write([("audit", {"ts": time.time_ns(), "by": "sq live --resume", "daily_loss": carried})])
-                env.info(f"live --resume: adopted {info['adopted']} difference(s), canceled {info['canceled']} order(s) "
-                         f"left working, {info['fills']} fill(s) replayed; orders continue at {plan.prefix}{info['next_order']}")
-            else:
-                info = start_state(run)
-                info["earlier_runs"] = reconcile_previous(run, safety.previous_runs_hours, safety.cancel_previous_orders)
-                info["daily_loss"] = carry_daily_loss(run, config)
-                for e in info["earlier_runs"]:
-                    if e["differences"] or e["canceled"]:
-                        env.info(f"live: earlier run {e['run_id']}: {e['differences']} difference(s) adopted into its journal, "
-                                 f"{e['canceled']} order(s) it left open canceled")
-                run.write([("audit", {"ts": time.time_ns(), "by": "sq live (start)", "venue_before_first_order": info})])
-            run.view = view_factory(plan, source, run) if view_factory is not None else None
-            if run.view is not None:
-                with run.view:
-                    run.run(source)
-            else:
-                run.run(source)
-            reason = run.stop_reason or "end"
-            run.close_out(reason)
-            final = _final_reconcile(run)
-            summary = make_summary(run, final)
-            journal.seal({"ts": time.time_ns(), "reason": reason, "summary": summary})
+            with lifecycle.resumable_on_error(journal, lambda error: _halt_on_error(run, error)):
+                summary = _trade(run, config, safety, source, view_factory)
+        except (SqError, KeyboardInterrupt):
+            raise
         except BaseException as e:
-            n = cancel_run_orders(orders, plan.symbols, plan.prefix, env)
-            try:
-                run.write([("halt", {"ts": time.time_ns(), "reason": f"error: {type(e).__name__}", "by": "error", "canceled_at_venue": n})])
-            except Exception:
-                pass
-            journal.close()
-            if isinstance(e, (SqError, KeyboardInterrupt)):
-                raise
-            raise SqError(f"sq live stopped on an unexpected error ({type(e).__name__}); its {n} open order(s) were canceled; "
-                          f"continue with sq live --resume {plan.journal_dir}") from e
-    report(env, opts, plan, summary)
+            raise SqError(f"sq live stopped on an unexpected error ({type(e).__name__}); its {run.canceled_on_error} open order(s) "
+                          f"were canceled; continue with sq live --resume {plan.journal_dir}") from e
     import gc
 
     gc.freeze()
-    return 0
+    return summary
+
+
+def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory: Callable[..., Any] | None) -> dict:
+    """Reconcile before the first order (or take a crashed run over), trade until stopped,
+    close out, reconcile a last time and seal the journal; the run's summary."""
+    plan, env = run.plan, run.env
+    if plan.resume is not None:
+        info = resume_journal(run, J.load(plan.journal_dir))
+        carried = carry_daily_loss(run, config)
+        if carried is not None:
+            run.write([("audit", {"ts": time.time_ns(), "by": "sq live --resume", "daily_loss": carried})])
+        env.info(f"live --resume: adopted {info['adopted']} difference(s), canceled {info['canceled']} order(s) "
+                 f"left working, {info['fills']} fill(s) replayed; orders continue at {plan.prefix}{info['next_order']}")
+    else:
+        info = start_state(run)
+        info["earlier_runs"] = reconcile_previous(run, safety.previous_runs_hours, safety.cancel_previous_orders)
+        info["daily_loss"] = carry_daily_loss(run, config)
+        for e in info["earlier_runs"]:
+            if e["differences"] or e["canceled"]:
+                env.info(f"live: earlier run {e['run_id']}: {e['differences']} difference(s) adopted into its journal, "
+                         f"{e['canceled']} order(s) it left open canceled")
+        run.write([("audit", {"ts": time.time_ns(), "by": "sq live (start)", "venue_before_first_order": info})])
+    run.view = view_factory(plan, source, run) if view_factory is not None else None
+    if run.view is not None:
+        with run.view:
+            run.run(source)
+    else:
+        run.run(source)
+    reason = run.stop_reason or "end"
+    run.close_out(reason)
+    final = _final_reconcile(run)
+    summary = make_summary(run, final)
+    run.journal.seal({"ts": time.time_ns(), "reason": reason, "summary": summary})
+    return summary
+
+
+def _halt_on_error(run: LiveRun, error: BaseException) -> bool:
+    """An error mid-run: cancel every order of the run at the venue and journal the halt; the
+    journal stays unsealed (False), so `--resume` continues it."""
+    run.canceled_on_error = cancel_run_orders(run.gateway, run.plan.symbols, run.plan.prefix, run.env)
+    try:
+        run.write([("halt", {"ts": time.time_ns(), "reason": f"error: {type(error).__name__}", "by": "error",
+                             "canceled_at_venue": run.canceled_on_error})])
+    except Exception:  # noqa: BLE001 - the journal itself may be what failed
+        pass
+    return False
 
 
 def _final_reconcile(run: LiveRun) -> int:
-    from sq.core import reconcile as R
+    from sq.runs import reconcile
 
-    view = R.view_of(J.load(run.plan.journal_dir))
-    diffs = R.compare(view, R.venue_truth(run.orders.gw, view), 1e-9)
-    run.write(R.fix_records(diffs, "sq live (final reconcile)"))
+    view = reconcile.view_of(J.load(run.plan.journal_dir))
+    diffs = reconcile.compare(view, reconcile.venue_truth(run.gateway, view), 1e-9)
+    run.write(reconcile.fix_records(diffs, "sq live (final reconcile)"))
     return len(diffs)
 
 
@@ -1132,16 +972,3 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
              tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)},
              receipt_to_order_us={"p50": _us(percentile(run.wire_ns, 0.5)), "p99": _us(percentile(run.wire_ns, 0.99)), "n": len(run.wire_ns)})
     return s
-
-
-def report(env: Any, opts: LiveOptions, plan: Plan, summary: dict) -> None:
-    if opts.json:
-        env.write_json(summary)
-        return
-    env.info(f"live {plan.strategy} {' '.join(plan.symbols)}: {summary.get('orders_sent', 0)} orders sent, "
-             f"{summary.get('venue_fills', 0)} fills, position {summary.get('position')}, stopped by {summary.get('stopped_by')}; "
-             f"journal {plan.journal_dir}")
-    if not env.stdout_isatty:
-        pnl = summary.get("pnl") or {}
-        env.stdout.write(f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f}\n".encode())
-        env.stdout.flush()

@@ -5,7 +5,7 @@ The halt is a list of steps run in order, each producing rows of one report:
   1. `halt_processes` — SIGTERM to every matching process in the runtime registry at once; each
      cancels its orders, seals its journal, removes its registry entry and exits 0. Whatever is
      still running after `timeout` gets SIGKILL and is reported as not halted cleanly.
-  2. `sq.core.venue_kill.cancel_everywhere` — at the same time, in a thread started first:
+  2. `sq.runs.venue_kill.cancel_everywhere` — at the same time, in a thread started first:
      cancel every open order directly at each venue that has credentials (and with `flatten`
      close positions), then list again what is left, so a hung `sq live` cannot keep orders
      working. One row per venue market in `KillReport.venues`. Paper orders only exist inside
@@ -164,7 +164,7 @@ def run_kill(*, venue: str | None = None, symbol: str | None = None, timeout: fl
     venue_rows: list = []
     worker = None
     if config is not None:
-        from sq.core.venue_kill import cancel_everywhere
+        from sq.runs.venue_kill import cancel_everywhere
 
         v = venue.strip().lower() if venue else None
         worker = threading.Thread(target=lambda: venue_rows.extend(cancel_everywhere(config, venue=v, symbol=symbol, flatten=flatten, t0=t0)),

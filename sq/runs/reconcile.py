@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sq.core import journal as J
-from sq.core.exits import NoInputError, UsageError
+from sq.core.exits import NoInputError, SqError, UsageError
 
 OPEN_EVENTS = {"new", "accepted", "modified", "cancel_sent", "cancel_rejected", "partially_filled"}
 CLOSED = {"canceled", "filled", "rejected", "expired"}
@@ -171,7 +171,7 @@ def view_of(loaded: "J.Loaded") -> JournalView:
     start = loaded.start
     symbols = [str(s) for s in start.get("symbols", [])]
     mode = str(start.get("mode", "paper"))
-    venue = str(start.get("venue") or _venue_of(symbols) or "sim")
+    venue = str(start.get("venue") or _venue_of(symbols))
     v = JournalView(loaded.path.parent, str(start.get("run_id", loaded.path.parent.name)), mode, venue, symbols,
                     str(start.get("client_prefix", "")), loaded.sealed, records=len(loaded.records))
     for r in loaded.records:
@@ -251,10 +251,13 @@ def all_starts(extra: Iterable[Path] = ()) -> list[dict]:
 
 
 def _venue_of(symbols: list[str]) -> str:
-    if not symbols:
-        return ""
-    ex = symbols[0].split(":", 1)[0].upper()
-    return "sim" if ex == "SIM" else "binance" if ex.startswith("BINANCE") else "zerodha"
+    """The venue of a journal without one in its start record (paper runs): its first symbol's."""
+    from sq.venues import registry
+
+    try:
+        return registry.venue_of(symbols[0]) if symbols else "replay"
+    except SqError:
+        return "replay"
 
 
 def _f(x: Any, default: float = math.nan) -> float:
@@ -313,15 +316,15 @@ def check_paper(v: JournalView, tol: float) -> list[Diff]:
         if o.status != "rejected" and not _close(got, o.filled_qty if not math.isnan(o.filled_qty) else 0.0, tol):
             diffs.append(Diff(v.run_id, "filled_qty", o.symbol, cid, journal=o.filled_qty, venue=got,
                               detail="the order's filled quantity differs from the sum of its fills",
-                              fix=_order_row(o, o.status, got, "reconcile: filled quantity from the fills")))
+                              fix=order_row(o, o.status, got, "reconcile: filled quantity from the fills")))
         if v.sealed and o.is_open:
             diffs.append(Diff(v.run_id, "open_after_end", o.symbol, cid, journal=o.status, venue="gone",
                               detail="the run ended with this order still working",
-                              fix=_order_row(o, "canceled", got, "reconcile: the simulated venue ended with the run")))
+                              fix=order_row(o, "canceled", got, "reconcile: the simulated venue ended with the run")))
         elif not v.sealed and o.is_open and _pid_gone(v):
             diffs.append(Diff(v.run_id, "status", o.symbol, cid, journal=o.status, venue="gone",
                               detail="the run died with this order working; its simulated venue died with it",
-                              fix=_order_row(o, "canceled", got, "reconcile: the simulated venue died with the run")))
+                              fix=order_row(o, "canceled", got, "reconcile: the simulated venue died with the run")))
     pos = v.positions()
     for sym, p in v.last_pnl.items():
         want = pos.get(sym, 0.0)
@@ -367,7 +370,7 @@ class VenueTruth:
 def venue_truth(gateway: Any, v: JournalView) -> VenueTruth:
     """Ask the venue about a run: open orders per symbol, the state of every order the journal
     does not hold closed (by client id), and the account's trades of our orders."""
-    from sq.core.exits import SqError
+    from sq.venues import registry
 
     t = VenueTruth()
     ours_by_void = {o.venue_order_id: cid for cid, o in v.orders.items() if o.venue_order_id}
@@ -378,25 +381,16 @@ def venue_truth(gateway: Any, v: JournalView) -> VenueTruth:
                 cid = cid or ours_by_void.get(st.venue_order_id, "")
                 t.orders[cid] = st
                 t.open_ids.add(cid)
-    query = getattr(gateway, "order", None)
     for cid, o in v.orders.items():
         if cid in t.orders or o.status == "rejected":  # rejected: refused by risk or by the venue; nothing there
             continue
         if o.status in CLOSED and not _fills_disagree(v, o):
             continue  # closed and consistent: the trades below still catch a fill the journal lacks
-        if query is None:
-            continue
-        try:
-            st = query(o.symbol, cid)
-            if st is None:  # gateways whose lookup answers None for an id the venue never saw (Zerodha)
-                t.unknown.add(cid)
-            else:
-                t.orders[cid] = st
-        except SqError as e:
-            if _unknown_order(e):
-                t.unknown.add(cid)
-            else:
-                raise
+        st = gateway.lookup(o.symbol, cid, tries=1)
+        if st is None:  # the venue never saw this client id
+            t.unknown.add(cid)
+        else:
+            t.orders[cid] = st
     for st in t.orders.values():
         if st.venue_order_id:
             ours_by_void.setdefault(st.venue_order_id, st.client_order_id)
@@ -406,7 +400,7 @@ def venue_truth(gateway: Any, v: JournalView) -> VenueTruth:
             if not cid and not (v.prefix and f.client_order_id.startswith(v.prefix)):
                 continue
             t.fills[(f.symbol, str(f.trade_id))] = _with_cid(f, cid or f.client_order_id)
-    if any(s.split(":", 1)[0].upper() != "BINANCE" for s in v.symbols):  # spot balances are not positions
+    if any(registry.holds_positions(s) for s in v.symbols):  # spot balances are not positions
         try:
             for p in gateway.positions():
                 if p.symbol in v.symbols:
@@ -425,12 +419,6 @@ def _with_cid(f: Any, cid: str) -> Any:
 def _fills_disagree(v: JournalView, o: JOrder) -> bool:
     got = sum(float(f["qty"]) for f in v.fills_of(o.client_order_id))
     return not _close(got, o.filled_qty if not math.isnan(o.filled_qty) else 0.0, 1e-9)
-
-
-def _unknown_order(e: Exception) -> bool:
-    code = getattr(e, "code", None)
-    msg = getattr(e, "message", str(e)).lower()
-    return code in (-2013, -2011) or "does not exist" in msg or "not found" in msg or "unknown order" in msg
 
 
 def compare(v: JournalView, t: VenueTruth, tol: float, *, positions: bool | set = True) -> list[Diff]:
@@ -464,7 +452,7 @@ def compare(v: JournalView, t: VenueTruth, tol: float, *, positions: bool | set 
             if o.status != "rejected":
                 diffs.append(Diff(v.run_id, "missing_at_venue", o.symbol, cid, journal=o.status, venue="unknown",
                                   detail="journaled as sent; the venue never received it",
-                                  fix=_order_row(o, "rejected", 0.0, "reconcile: the venue never received this order", ts=now)))
+                                  fix=order_row(o, "rejected", 0.0, "reconcile: the venue never received this order", ts=now)))
             continue
         if st is None:
             continue
@@ -475,10 +463,10 @@ def compare(v: JournalView, t: VenueTruth, tol: float, *, positions: bool | set 
         if jopen != vopen or (not jopen and vstatus != o.status and not (o.status == "rejected" and vstatus == "rejected")):
             diffs.append(Diff(v.run_id, "status", o.symbol, cid, journal=o.status, venue=vstatus,
                               detail="the order's state differs",
-                              fix=_order_row(o, vstatus, vfilled, "reconcile: state adopted from the venue", st.venue_order_id, now)))
+                              fix=order_row(o, vstatus, vfilled, "reconcile: state adopted from the venue", st.venue_order_id, now)))
         elif not _close(jfilled, vfilled, tol):
             diffs.append(Diff(v.run_id, "filled_qty", o.symbol, cid, journal=jfilled, venue=vfilled, detail="filled quantity differs",
-                              fix=_order_row(o, vstatus, vfilled, "reconcile: filled quantity adopted from the venue", st.venue_order_id, now)))
+                              fix=order_row(o, vstatus, vfilled, "reconcile: filled quantity adopted from the venue", st.venue_order_id, now)))
         diffs.extend(_field_diffs(v.run_id, o, st, vstatus, vfilled, tol, now))
     for cid in t.open_ids - set(v.orders):
         st = t.orders[cid]
@@ -514,7 +502,7 @@ def _field_diffs(run: str, o: JOrder, st: Any, vstatus: str, vfilled: float, tol
         fixed = JOrder(o.client_order_id, o.symbol, vside or o.side, vpx if math.isfinite(vpx) and vpx > 0 else o.price,
                        vqty if math.isfinite(vqty) and vqty > 0 else o.qty, o.status, o.filled_qty, o.venue_order_id)
         out.append(Diff(run, kind, o.symbol, o.client_order_id, journal=mine, venue=theirs, detail=kind.split("_")[1] + " differs",
-                        fix=_order_row(fixed, vstatus, vfilled, "reconcile: order fields adopted from the venue", st.venue_order_id, now)))
+                        fix=order_row(fixed, vstatus, vfilled, "reconcile: order fields adopted from the venue", st.venue_order_id, now)))
     return out
 
 
@@ -527,7 +515,7 @@ def _close(a: float, b: float, tol: float) -> bool:
     return abs(float(a) - float(b)) <= tol
 
 
-def _order_row(o: JOrder, event: str, filled: float, reason: str, void: str = "", ts: int | None = None) -> dict:
+def order_row(o: JOrder, event: str, filled: float, reason: str, void: str = "", ts: int | None = None) -> dict:
     leaves = max(o.qty - filled, 0.0) if event in OPEN_EVENTS else 0.0
     return {"ts": int(ts or time.time_ns()), "symbol": o.symbol, "client_order_id": o.client_order_id,
             "venue_order_id": void or o.venue_order_id or None, "event": event, "side": o.side, "price": o.price, "qty": o.qty,
@@ -593,8 +581,10 @@ class ReconcileOptions:
 
 
 def run_reconcile(env: Any, opts: ReconcileOptions, *, gateway_factory: Any = None) -> Report:
-    """Reconcile every selected run; with `fix`, adopt the venue's truth into each journal."""
-    from sq.core.exits import SqError
+    """Reconcile every selected run; with `fix`, adopt the venue's truth into each journal.
+    Paper runs (their orders lived and died inside their process) are checked against their own
+    journal; live runs against their venue, through `gateway_factory(venue)` when given."""
+    from sq.venues import registry
 
     if opts.tolerance < 0 or not math.isfinite(opts.tolerance):
         raise UsageError(f"--tolerance must be a non-negative number, got {opts.tolerance}")
@@ -610,9 +600,10 @@ def run_reconcile(env: Any, opts: ReconcileOptions, *, gateway_factory: Any = No
             v = view_of(J.load(path))
             if venue and v.venue != venue:
                 continue
-            rr = RunReport(v.run_id, str(path), v.venue, v.mode, len(v.orders), len(v.fills), "journal" if v.venue == "sim" else "venue")
+            at_venue = v.mode == "live"
+            rr = RunReport(v.run_id, str(path), v.venue, v.mode, len(v.orders), len(v.fills), "venue" if at_venue else "journal")
             report.runs.append(rr)
-            if v.venue == "sim":
+            if not at_venue:
                 rr.differences = check_paper(v, opts.tolerance)
             else:
                 if v.venue not in gateways:
@@ -623,7 +614,7 @@ def run_reconcile(env: Any, opts: ReconcileOptions, *, gateway_factory: Any = No
                             from sq.core.config import load_config
 
                             config = load_config(env)
-                        gateways[v.venue] = open_gateway(v.venue, config, env)
+                        gateways[v.venue] = registry.open_account(v.venue, config, env)
                 try:
                     rr.differences = compare(v, venue_truth(gateways[v.venue], v), opts.tolerance,
                                              positions=position_symbols(v, latest))
@@ -636,21 +627,8 @@ def run_reconcile(env: Any, opts: ReconcileOptions, *, gateway_factory: Any = No
                     append_fix(path, recs)
                     rr.fixed = sum(1 for d in rr.differences if d.fix is not None)
     finally:
-        for gw in gateways.values():
-            close = getattr(gw, "close", None)
-            if close is not None and gateway_factory is None:
-                close()
+        if gateway_factory is None:
+            for gw in gateways.values():
+                gw.close()
     report.elapsed_s = time.perf_counter() - t0
     return report
-
-
-def open_gateway(venue: str, config: Any, env: Any) -> Any:
-    """The venue's order gateway for queries (no user stream: reconcile only asks)."""
-    from sq.venues import registry
-
-    module = registry.venue_module(venue)
-    if venue == "binance":
-        from sq.venues.binance.endpoints import FUTURES, SPOT
-
-        return module.open_gateway(config, env, user_stream=False, markets=(SPOT, FUTURES))
-    return module.open_gateway(config, env)

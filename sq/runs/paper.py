@@ -28,7 +28,6 @@ import base64
 import json
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -40,7 +39,6 @@ from typing import Any, Callable, Iterator
 from sq.core import journal as J
 from sq.core.exits import DataError, UsageError
 
-STRATEGIES = ("mm", "lt")
 DEFAULT_SYMBOL = "SIM:DEMO"
 REALTIME_SLICE_NS = 10_000_000  # a paced replay hands the engine at most 10 ms of data at a time
 
@@ -83,9 +81,9 @@ class Plan:
     @property
     def venue(self) -> str:
         if self.live:
-            from sq.core.symbols import parse_symbol
+            from sq.venues.registry import venue_of
 
-            return parse_symbol(self.symbols[0]).venue
+            return venue_of(self.symbols[0])
         return "replay"
 
 
@@ -97,15 +95,14 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     """Validate the options (and, with --resume, take them from the journal's start record)."""
     from sq.core import paths
     from sq.core.durations import parse_duration_ns
-    from sq.core.symbols import parse_symbols
+    from sq.core.engine import params as engine_params
+    from sq.venues.registry import parse_symbols
 
     if opts.resume:
         return _resume_plan(opts)
     if not opts.strategy:
-        raise UsageError(f"--strategy is required: one of {', '.join(STRATEGIES)} (or --resume DIR to continue a run)")
-    strategy = opts.strategy.strip().lower()
-    if strategy not in STRATEGIES:
-        raise UsageError(f"unknown strategy {opts.strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+        raise UsageError(f"--strategy is required: one of {', '.join(engine_params.STRATEGIES)} (or --resume DIR to continue a run)")
+    strategy = engine_params.check_strategy(opts.strategy)
     if opts.inputs and opts.symbols:
         raise UsageError("give SYMBOLs to trade live or --from INPUT to replay, not both")
     if opts.realtime and not opts.inputs:
@@ -226,28 +223,13 @@ class ReplaySource:
 
 
 def open_live_source(env: Any, plan: Plan, config: Any) -> Any:
-    """The venue's live market source (real time) through the registry; SIM without a registry
-    entry point is opened as a `SimVenue` with the config's `[sim.NAME]` grid."""
-    from sq.core.symbols import parse_symbols
+    """The venue's live market source (real time) through the registry."""
     from sq.venues import registry
 
-    symbols = parse_symbols(plan.symbols)
+    symbols = registry.parse_symbols(plan.symbols)
+    registry.one_venue(symbols, "run one sq paper per venue")
     options = registry.SourceOptions(config=config, env=env, seed=plan.seed, duration_ns=plan.duration_ns, clock="real")
-    venues = sorted({s.venue for s in symbols})
-    if len(venues) != 1:
-        raise UsageError(f"symbols from several venues in one run ({', '.join(venues)}); run one sq paper per venue")
-    module = registry.venue_module(venues[0])
-    if hasattr(module, "open_market_source"):
-        return registry.open_market_source(symbols, options)
-    if hasattr(module, "SimVenue"):
-        instruments = {}
-        for sym in symbols:
-            sc = config.sim_symbol(sym.canonical)
-            if sc is not None:
-                instruments[sym.canonical] = module.sim_instrument(sym.canonical, tick_size=sc.tick_size, price=sc.price, lot_size=sc.lot_size)
-        venue = module.SimVenue([s.canonical for s in symbols], seed=plan.seed, clock="real", instruments=instruments)
-        return venue.market_source(duration_ns=plan.duration_ns)
-    raise UsageError(f"sq paper: the {venues[0]} venue adapter has no market source in this build")
+    return registry.open_market_source(symbols, options)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -537,16 +519,16 @@ def journal_positions(loaded: "J.Loaded") -> dict[str, float]:
 # the command body
 
 
-def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] | None = None) -> int:
-    """Plan, open, register, run and seal one paper run; print its summary; return the status."""
-    from sq.core import runtime
+def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] | None = None) -> dict:
+    """Plan, open, register, run and seal one paper run; return its summary (`make_summary`)."""
     from sq.core.config import load_config
-    from sq.core.engine import params as PR
+    from sq.core.engine import params as engine_params
+    from sq.runs import lifecycle
 
     config = load_config(env)
     plan = make_plan(env, opts, config)
     if plan.live:  # parameters checked before anything is opened (exit 2 / 78)
-        PR.resolve(plan.strategy, plan.symbols, config, plan.params)
+        engine_params.resolve(plan.strategy, plan.symbols, config, plan.params)
     checkpoint = plan.resume.last("checkpoint").data if plan.resume is not None else None
     if plan.live:
         source = open_live_source(env, plan, config)
@@ -571,15 +553,11 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         checkpoint = loaded.last("checkpoint").data
 
     run = PaperRun(env, plan, source, engine, journal, rows0=int(checkpoint["rows"]) if checkpoint else 0)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():  # handlers first: registered = killable
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, frame: run.stop(signal.Signals(signum).name))
     venues = sorted({(i.venue or "").lower() for i in source.instruments.values()} - {""})
-    registration = runtime.register(plan.strategy, plan.venue if plan.live else ",".join(venues) or "replay",
-                                    plan.symbols, mode="paper", journal=str(plan.journal_dir))
-    sealed = False
-    try:
+    with lifecycle.StopOnSignals(run.stop), \
+            lifecycle.registered(plan.strategy, plan.venue if plan.live else ",".join(venues) or "replay", plan.symbols,
+                                 mode="paper", journal=str(plan.journal_dir)), \
+            lifecycle.resumable_on_error(journal, lambda e: isinstance(e, Exception) and _close_after_error(run, e)):
         if plan.resume is not None and plan.live:
             # the dead process's working orders died with its simulated venue: close them first,
             # then let the strategy trade again on the market as it is now
@@ -594,21 +572,10 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
             run.run()
         summary = make_summary(run)
         journal.seal({"ts": time.time_ns(), "reason": run.stop_reason or "end", "summary": summary})
-        sealed = True
-    except Exception as e:
-        sealed = _close_after_error(run, e)
-        raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if not sealed:
-            journal.close()  # an error: leave it unsealed, so --resume can continue it
-        registration.remove()
-    report(env, opts, plan, summary)
     import gc
 
     gc.freeze()  # the interpreter's final collection over numba's object graph takes ~1-2 s; skip it
-    return 0
+    return summary
 
 
 def _close_after_error(run: PaperRun, error: Exception) -> bool:
@@ -628,12 +595,11 @@ def _close_after_error(run: PaperRun, error: Exception) -> bool:
 def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     """The engine with the run's parameters (defaults → config instruments → --param)."""
     from sq.core.engine import Engine
-    from sq.core.engine import params as PR
-
+    from sq.core.engine import params as engine_params
     symbols = sorted(instruments) or plan.symbols
-    params = PR.resolve(plan.strategy, symbols, config, plan.params) if symbols else {}
+    params = engine_params.resolve(plan.strategy, symbols, config, plan.params) if symbols else {}
     if not symbols:  # a foreign stream without instrument metadata: one parameter set for all
-        params = {PR.ALL: PR.resolve(plan.strategy, [PR.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[PR.ALL]}
+        params = {engine_params.ALL: engine_params.resolve(plan.strategy, [engine_params.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[engine_params.ALL]}
     return Engine(plan.strategy, dict(instruments), params, config=config, seed=plan.seed)
 
 
@@ -698,21 +664,3 @@ def make_summary(run: PaperRun) -> dict:
     s["journal_fsyncs"] = run.journal.fsyncs
     s["checkpoint_s"] = round(run.checkpoint_s, 6)
     return s
-
-
-def report(env: Any, opts: PaperOptions, plan: Plan, summary: dict) -> None:
-    if opts.json:
-        env.write_json(summary)
-        return
-    pnl = summary.get("pnl") or {}
-    position = ", ".join(f"{s} {q:g}" for s, q in (summary.get("position") or {}).items()) or "flat"
-    env.info(
-        f"paper {plan.strategy} {' '.join(plan.symbols)}: {summary.get('events', 0):,} events, {summary.get('orders', 0)} orders, "
-        f"{summary.get('fills', 0)} fills, position {position}, stopped by {summary.get('stopped_by')}; journal {plan.journal_dir}"
-    )
-    line = (f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} "
-            f"unrealized {pnl.get('unrealized', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f}\n")
-    env.stdout.write(line.encode())  # after the dashboard's last frame on a terminal; the result line on a pipe
-    env.stdout.flush()
-
-

@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from sq.core.environment import Environment
 from sq.core.exits import UsageError
 
-AUTH_VENUES = ("zerodha", "binance")
-
-
 @dataclass(frozen=True)
 class AuthOptions:
     manual: bool = False
@@ -23,17 +20,17 @@ class AuthOptions:
 
 def run_auth(env: Environment, target: str, *, manual: bool, testnet: bool, ed25519_key: str | None, json_out: bool) -> None:
     from sq.core.config import load_config
-    from sq.venues.registry import venue_module
+    from sq.venues.registry import ACCOUNT_VENUES, venue_module
 
     target = target.strip().lower()
     config = load_config(env)
     if target == "status":
-        summary = {v: _status(env, config, v) for v in AUTH_VENUES}
-    elif target in AUTH_VENUES:
+        summary = {v: _status(env, config, v) for v in ACCOUNT_VENUES}
+    elif target in ACCOUNT_VENUES:
         module = venue_module(target, "auth")
         summary = {target: module.login(env, config, AuthOptions(manual, testnet, ed25519_key))}
     else:
-        raise UsageError(f"sq auth takes zerodha, binance or status; got {target!r}")
+        raise UsageError(f"sq auth takes {', '.join(ACCOUNT_VENUES)} or status; got {target!r}")
     _render(env, summary, json_out)
 
 

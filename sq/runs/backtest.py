@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sq.core import schemas as S
-from sq.core.engine import params as PR
+from sq.core.engine import params as strategy_params
 from sq.core.engine.runner import Engine, FillModelConfig, warm_up
 from sq.core.exits import DataError
 from sq.core.streams import StreamWriter, open_input
@@ -30,10 +30,10 @@ JOURNAL_FILES = ("orders.parquet", "fills.parquet", "pnl.parquet")
 def engine_params(strategy: str, symbols: Iterable[str], config, overrides: Iterable[str]) -> dict[str, dict[str, float]]:
     """Per-symbol parameters for the known symbols plus `*` for symbols first seen in the data."""
     overrides = list(overrides or ())
-    known = sorted(set(symbols) | set(config.symbols) | {s for s, _, _ in PR.parse_overrides(overrides) if s})
-    params = PR.resolve(strategy, known, config, overrides)
+    known = sorted(set(symbols) | set(config.symbols) | {s for s, _, _ in strategy_params.parse_overrides(overrides) if s})
+    params = strategy_params.resolve(strategy, known, config, overrides)
     generic = [o for o in overrides if "." not in o.partition("=")[0]]
-    params[PR.ALL] = PR.resolve(strategy, [PR.ALL], None, generic)[PR.ALL]
+    params[strategy_params.ALL] = strategy_params.resolve(strategy, [strategy_params.ALL], None, generic)[strategy_params.ALL]
     return params
 
 
@@ -86,12 +86,12 @@ def run_backtest(
     recorder=None,
 ) -> dict[str, Any]:
     """Run the backtest; returns the summary document (the `--json` output). A `recorder`
-    (`sq.core.report.RunRecorder`) sees every market batch and every output, for `--report`."""
+    (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`."""
     from sq.core.config import load_config
 
-    strategy = PR.check_strategy(strategy)
+    strategy = strategy_params.check_strategy(strategy)
     config = load_config(env)
-    PR.parse_overrides(params)
+    strategy_params.parse_overrides(params)
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))
     fill_cfg.validate()
     source = open_input(env, inputs, "market")
