@@ -51,6 +51,10 @@ def kill(
     from sq.runs.kill import run_kill
 
     env = env_of(ctx)
+    if symbol:  # a typo must not silently cancel nothing: exit 2 naming the prefix
+        from sq.venues.registry import parse_symbol
+
+        symbol = parse_symbol(symbol).canonical
     config, config_error = None, ""
     try:
         from sq.core.config import load_config

@@ -5,7 +5,7 @@ The halt is a list of steps run in order, each producing rows of one report:
   1. `halt_processes` — SIGTERM to every matching process in the runtime registry at once; each
      cancels its orders, seals its journal, removes its registry entry and exits 0. Whatever is
      still running after `timeout` gets SIGKILL and is reported as not halted cleanly.
-  2. `sq.runs.venue_kill.cancel_everywhere` — at the same time, in a thread started first:
+  2. `cancel_everywhere` — at the same time, in a thread started first:
      cancel every open order directly at each venue that has credentials (and with `flatten`
      close positions), then list again what is left, so a hung `sq live` cannot keep orders
      working. One row per venue market in `KillReport.venues`. Paper orders only exist inside
@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sq.core import runtime
+from sq.venues.panic import VenueResult
 
 POLL_S = 0.01
 
@@ -157,15 +159,11 @@ def run_kill(*, venue: str | None = None, symbol: str | None = None, timeout: fl
              flatten: bool = False, t0: float | None = None) -> KillReport:
     """Halt every matching registered process and, when `config` is given, cancel (and with
     `flatten` close positions) at every credentialed venue in parallel; return the report."""
-    import threading
-
     start = time.monotonic()
     report = KillReport()
     venue_rows: list = []
     worker = None
     if config is not None:
-        from sq.runs.venue_kill import cancel_everywhere
-
         v = venue.strip().lower() if venue else None
         worker = threading.Thread(target=lambda: venue_rows.extend(cancel_everywhere(config, venue=v, symbol=symbol, flatten=flatten, t0=t0)),
                                   name="sq-kill-venues", daemon=True)
@@ -187,3 +185,54 @@ def run_kill(*, venue: str | None = None, symbol: str | None = None, timeout: fl
         report.venues = [r.to_json() for r in venue_rows]
     report.elapsed_s = time.monotonic() - start
     return report
+
+
+# ----------------------------------------------------------------------------------------------
+# the venues
+
+ANSWER_WITHIN_S = 60
+
+
+def order_cap(config: Any):
+    """The largest order `--flatten` may send for a symbol at a price: the instrument's
+    `max_order_size` and the account's `risk.max_notional` (None = no limit)."""
+
+    def cap(symbol: str, price: float) -> float | None:
+        caps = []
+        inst = config.instrument(symbol)
+        if inst is not None and inst.max_order_size:
+            caps.append(float(inst.max_order_size))
+        if config.risk.max_notional and price > 0:
+            caps.append(float(config.risk.max_notional) / price)
+        return min(caps) if caps else None
+
+    return cap
+
+
+def cancel_everywhere(config: Any, *, venue: str | None = None, symbol: str | None = None, flatten: bool = False,
+                      t0: float | None = None) -> list[VenueResult]:
+    """Cancel (and flatten) at every account venue with credentials (or only `venue`, or the
+    venue of `symbol`), venues in parallel, each through its own standard-library `kill` module
+    (`account(config)`, `kill(account, ...)`); one result per market. No credentials → []."""
+    from sq.venues import registry
+
+    t0 = time.perf_counter() if t0 is None else t0
+    if symbol and venue is None:
+        venue = registry.venue_of(symbol)
+    modules = {name: registry.kill_module(name) for name in registry.ACCOUNT_VENUES if venue in (None, name)}
+    cap = order_cap(config)
+    results: dict[str, list[VenueResult]] = {}
+
+    def run(name: str) -> None:
+        try:
+            acct = modules[name].account(config)
+            results[name] = [] if acct is None else modules[name].kill(acct, symbol=symbol, flatten=flatten, max_qty=cap, t0=t0)
+        except Exception as e:  # never let one venue's surprise hide another's result
+            results[name] = [VenueResult(name, "", error=f"{name}: {type(e).__name__}")]
+
+    threads = [threading.Thread(target=run, args=(name,), daemon=True) for name in modules]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(ANSWER_WITHIN_S)
+    return [r for name in modules for r in results.get(name, [VenueResult(name, "", error=f"{name}: no answer within {ANSWER_WITHIN_S}s")])]
