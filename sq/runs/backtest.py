@@ -27,7 +27,7 @@ from sq.core.streams import StreamWriter, open_input
 JOURNAL_FILES = ("orders.parquet", "fills.parquet", "pnl.parquet")
 
 
-def engine_params(strategy: str, symbols: Iterable[str], config, overrides: Iterable[str]) -> dict[str, dict[str, float]]:
+def resolve_params(strategy: str, symbols: Iterable[str], config, overrides: Iterable[str]) -> dict[str, dict[str, float]]:
     """Per-symbol parameters for the known symbols plus `*` for symbols first seen in the data."""
     overrides = list(overrides or ())
     known = sorted(set(symbols) | set(config.symbols) | {s for s, _, _ in strategy_params.parse_overrides(overrides) if s})
@@ -42,7 +42,7 @@ def run_engine(strategy: str, instruments, batches: Iterable, params: Iterable[s
     """One backtest: a fresh Engine over `batches` with the `--param` strings `params`; returns
     the finished engine (its `summary()`). Shared by a single run and every sweep point, so a
     sweep point and `sq backtest --param k=v` run exactly the same code."""
-    engine = Engine(strategy, instruments, engine_params(strategy, instruments, config, params), config=config, fill=fill, seed=seed)
+    engine = Engine(strategy, instruments, resolve_params(strategy, instruments, config, params), config=config, fill=fill, seed=seed)
     for batch in batches:
         out = engine.process(batch)
         if emit is not None:

@@ -55,7 +55,7 @@ def parse_axis(item: str, strategy: str) -> Axis:
     if not eq or not key.strip() or not spec.strip():
         raise UsageError(f"--sweep {item!r}: expected k=a:b:step or k=v1,v2,… (e.g. clip=1:5:1, threshold=0.2,0.4,0.8)")
     sym, dot, name = key.strip().rpartition(".")
-    name = engine_params._check_name(name.strip().lower())
+    name = engine_params.check_name(name.strip().lower())
     key = f"{sym.strip().upper()}.{name}" if dot else name
     if ":" in spec:
         parts = spec.split(":")
@@ -279,7 +279,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     `_best_curve`, the best point's curves when `report` is set."""
     import tempfile
 
-    from sq.runs.backtest import NO_TRADES, engine_params
+    from sq.runs.backtest import NO_TRADES, resolve_params
     from sq.core.config import load_config
     from sq.core.engine.runner import FillModelConfig
     from sq.core.exits import DataError
@@ -299,7 +299,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     tasks = []
     for i, pt in enumerate(points):  # every point's parameters checked before any run
         p = point_params(params, pt)
-        engine_params(strategy, instruments, config, p)
+        resolve_params(strategy, instruments, config, p)
         tasks.append((i, p))
     jobs = max(1, min(jobs or default_jobs(), len(tasks)))
     stdin = not inputs or "-" in inputs

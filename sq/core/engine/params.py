@@ -35,7 +35,7 @@ def check_strategy(strategy: str) -> str:
     return s
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     if name not in PARAMS:
         close = difflib.get_close_matches(name, PARAMS, n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -75,7 +75,7 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[str | None, str, float]]
         if "." in key:
             sym, _, key = key.rpartition(".")
             sym = sym.strip().upper()
-        _check_name(key.strip().lower())
+        check_name(key.strip().lower())
         try:
             value = float(raw)
         except ValueError:
@@ -118,6 +118,6 @@ def normalise(strategy: str, params: Mapping[str, Mapping[str, float]]) -> dict[
     for sym, p in params.items():
         q = dict(DEFAULTS[strategy])
         for name, v in p.items():
-            q[_check_name(name)] = validate(strategy, name, v, "" if sym == ALL else f"{sym}.")
+            q[check_name(name)] = validate(strategy, name, v, "" if sym == ALL else f"{sym}.")
         out[sym if sym == ALL else sym.upper()] = q
     return out
