@@ -107,7 +107,9 @@ class InstrumentConfig:
     """One traded instrument and its strategy/risk parameters (reference semantics, ARCHITECTURE §5).
 
     `symbol` is canonical (`NSE:RELIANCE`); the JSON layout may give `exchange` + `tradingsymbol`
-    instead. Unset limits are None (the strategy or risk layer decides its own default).
+    instead. Unset limits are None (the strategy or risk layer decides its own default). `params`
+    sets any parameter the strategy declares (`[instruments.params]`, e.g. `spread = 2.5`); the
+    named keys are shorthands for the risk limits and the built-in strategies' parameters.
     """
 
     symbol: str
@@ -117,6 +119,7 @@ class InstrumentConfig:
     max_position: float | None = None
     max_loss: float | None = None
     strategy: str | None = None
+    params: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType({}))  # any declared parameter
 
 
 @dataclass(frozen=True)

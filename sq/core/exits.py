@@ -61,3 +61,10 @@ class AuthError(SqError):
 
 class ConfigError(SqError):
     status = ExitStatus.CONFIG
+
+
+class StrategyError(SqError):
+    """The strategy (not sq) failed while running: it raised, or an action had a bad value.
+    Its orders are cancelled and its journal sealed before this reaches the user (exit 70)."""
+
+    status = ExitStatus.SOFTWARE

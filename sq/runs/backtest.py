@@ -23,21 +23,22 @@ from sq.core.engine import params as strategy_params
 from sq.core.engine.runner import Engine, FillModelConfig, warm_up
 from sq.core.exits import DataError
 from sq.core.streams import StreamWriter, open_input
+from sq.core.strategy.declaration import Strategy
 
 JOURNAL_FILES = ("orders.parquet", "fills.parquet", "pnl.parquet")
 
 
-def resolve_params(strategy: str, symbols: Iterable[str], config, overrides: Iterable[str]) -> dict[str, dict[str, float]]:
+def resolve_params(strategy: Strategy, symbols: Iterable[str], config, overrides: Iterable[str]) -> dict[str, dict[str, float]]:
     """Per-symbol parameters for the known symbols plus `*` for symbols first seen in the data."""
     overrides = list(overrides or ())
-    known = sorted(set(symbols) | set(config.symbols) | {s for s, _, _ in strategy_params.parse_overrides(overrides) if s})
+    known = sorted(set(symbols) | set(config.symbols) | {s for s, _, _ in strategy_params.parse_overrides(overrides, strategy) if s})
     params = strategy_params.resolve(strategy, known, config, overrides)
     generic = [o for o in overrides if "." not in o.partition("=")[0]]
     params[strategy_params.ALL] = strategy_params.resolve(strategy, [strategy_params.ALL], None, generic)[strategy_params.ALL]
     return params
 
 
-def run_engine(strategy: str, instruments, batches: Iterable, params: Iterable[str], *, config, fill, seed: int = 0,
+def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Iterable[str], *, config, fill, seed: int = 0,
                emit: Callable | None = None, progress: Callable[[int], None] | None = None, recorder=None) -> Engine:
     """One backtest: a fresh Engine over `batches` with the `--param` strings `params`; returns
     the finished engine (its `summary()`). Shared by a single run and every sweep point, so a
@@ -64,19 +65,22 @@ def check_result(env, engine: Engine) -> None:
     """The run's warnings on stderr; no events at all is a data error."""
     for w in engine.warnings:
         env.warn(w)
-    if engine.strategy == "lt" and engine.trades_seen == 0 and engine.counters()["events"] > 0:
-        env.warn(NO_TRADES)
+    handlers = engine.declaration.handlers
+    if "on_trade" in handlers and "on_book" not in handlers and engine.trades_seen == 0 and engine.counters()["events"] > 0:
+        env.warn(no_trades(engine.strategy))
     if engine.counters()["events"] == 0:
         raise DataError("the input holds no market events")
 
 
-NO_TRADES = "the input has no trades: the liquidity taker (lt) acts only on trades, so it sent no orders"
+def no_trades(name: str) -> str:
+    """The warning for a strategy that acts only on trades, run over data without any."""
+    return f"the input has no trades: strategy {name} acts only on trades (on_trade), so it sent no orders"
 
 
 def run_backtest(
     env,
     inputs: list[str] | None,
-    strategy: str,
+    strategy: str | Strategy,
     *,
     params: Iterable[str] = (),
     journal: str | None = None,
@@ -89,9 +93,12 @@ def run_backtest(
     (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`."""
     from sq.core.config import load_config
 
-    strategy = strategy_params.check_strategy(strategy)
+    from sq.core.strategy import loader
+
+    strategy = loader.load(strategy)
     config = load_config(env)
-    strategy_params.parse_overrides(params)
+    strategy_params.parse_overrides(params, strategy)
+    loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))
     fill_cfg.validate()
     source = open_input(env, inputs, "market")

@@ -646,7 +646,7 @@ class Plan:
 def make_plan(opts: LiveOptions, config: Any) -> Plan:
     from sq.core import paths
     from sq.core.durations import parse_duration_ns
-    from sq.core.engine import params as engine_params
+    from sq.core.strategy import loader
     from sq.venues import registry
 
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
@@ -655,13 +655,14 @@ def make_plan(opts: LiveOptions, config: Any) -> Plan:
         s = loaded.start
         if s.get("mode") != "live":
             raise UsageError(f"--resume {opts.resume}: that is a {s.get('mode', 'paper')} run; continue it with sq {s.get('mode', 'paper')} --resume")
-        if opts.symbols or opts.params or opts.journal or (opts.strategy and opts.strategy.lower() != s.get("strategy")):
+        if opts.symbols or opts.params or opts.journal or (opts.strategy and loader.load(opts.strategy).spec != s.get("strategy")):
             raise UsageError("--resume takes the strategy, symbols, --param and --journal of the original run; give only --for")
         return Plan(str(s["run_id"]), str(s["strategy"]), list(s["symbols"]), str(s["venue"]), list(s.get("params", [])),
                     Path(opts.resume), str(s["client_prefix"]), duration_ns, loaded)
     if not opts.strategy:
-        raise UsageError(f"--strategy is required: one of {', '.join(engine_params.STRATEGIES)} (or --resume DIR)")
-    strategy = engine_params.check_strategy(opts.strategy)
+        raise UsageError(f"--strategy is required: one of {', '.join(loader.BUILTINS)}, a file (./mine.py) "
+                         "or package.module:NAME (or --resume DIR)")
+    strategy = loader.load(opts.strategy).spec
     texts = opts.symbols or list(config.symbols)
     if not texts:
         raise UsageError("sq live needs symbols: give them on the command line or list instruments in the config")
@@ -840,10 +841,11 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     """Guards, lock, gateway, reconcile, run, seal; return the run's summary (`make_summary`)."""
     from sq.core import runtime
     from sq.core.circuit import CircuitBreaker
-    from sq.runs import lifecycle
     from sq.core.config import load_config
     from sq.core.engine import Engine
     from sq.core.engine import params as engine_params
+    from sq.core.strategy import loader
+    from sq.runs import lifecycle
     from sq.venues import registry
 
     config = load_config(env)
@@ -852,7 +854,9 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     safety = safety_of(opts, config)
     plan = make_plan(opts, config)
     config = live_config(config, plan.venue, env)
-    params = engine_params.resolve(plan.strategy, plan.symbols, config, plan.params)
+    strategy = loader.load(plan.strategy)
+    params = engine_params.resolve(strategy, plan.symbols, config, plan.params)
+    loader.compiled(strategy)  # a handler that does not compile: exit 2 before anything is opened
     with ExitStack() as stack:
         for sym in sorted(plan.symbols):
             stack.enter_context(runtime.try_lock("live-" + sym.replace(":", "_").replace(" ", "_"), what=f"sq live on {sym}"))
@@ -862,7 +866,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         stack.callback(source.close)
         gateway = registry.open_account(plan.venue, config, env, symbols=plan.symbols, order_timeout_s=safety.order_timeout_s, push=True)
         stack.callback(gateway.close)
-        engine = Engine(plan.strategy, dict(source.instruments), params, config=config, sim_venue=False)
+        engine = Engine(strategy, dict(source.instruments), params, config=config, sim_venue=False)
         if plan.resume is None:
             journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
         else:
@@ -873,7 +877,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         for sym in plan.symbols:
             run.bridge.ensure_symbol(sym)
         stack.enter_context(lifecycle.StopOnSignals(run.stop))
-        stack.enter_context(lifecycle.registered(plan.strategy, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir)))
+        stack.enter_context(lifecycle.registered(strategy.name, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir)))
         try:
             with lifecycle.resumable_on_error(journal, lambda error: _halt_on_error(run, error)):
                 summary = _trade(run, config, safety, source, view_factory)

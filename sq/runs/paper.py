@@ -95,14 +95,15 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     """Validate the options (and, with --resume, take them from the journal's start record)."""
     from sq.core import paths
     from sq.core.durations import parse_duration_ns
-    from sq.core.engine import params as engine_params
+    from sq.core.strategy import loader
     from sq.venues.registry import parse_symbols
 
     if opts.resume:
         return _resume_plan(opts)
     if not opts.strategy:
-        raise UsageError(f"--strategy is required: one of {', '.join(engine_params.STRATEGIES)} (or --resume DIR to continue a run)")
-    strategy = engine_params.check_strategy(opts.strategy)
+        raise UsageError(f"--strategy is required: one of {', '.join(loader.BUILTINS)}, a file (./mine.py) "
+                         "or package.module:NAME (or --resume DIR to continue a run)")
+    strategy = loader.load(opts.strategy).spec
     if opts.inputs and opts.symbols:
         raise UsageError("give SYMBOLs to trade live or --from INPUT to replay, not both")
     if opts.realtime and not opts.inputs:
@@ -123,13 +124,19 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, list(opts.params), opts.seed, journal_dir)
 
 
+def _spec(text: str) -> str:
+    from sq.core.strategy import loader
+
+    return loader.load(text).spec
+
+
 def _resume_plan(opts: PaperOptions) -> Plan:
     from sq.core.durations import parse_duration_ns
 
     loaded = J.load(opts.resume)
     start = loaded.start
     strategy = str(start.get("strategy", ""))
-    if opts.strategy and opts.strategy.strip().lower() != strategy:
+    if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
     if opts.symbols or opts.inputs or opts.params or opts.journal:
         raise UsageError("--resume takes the symbols, --from, --param and --journal of the original run; give only --for, --json")
@@ -523,12 +530,15 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
     """Plan, open, register, run and seal one paper run; return its summary (`make_summary`)."""
     from sq.core.config import load_config
     from sq.core.engine import params as engine_params
+    from sq.core.strategy import loader
     from sq.runs import lifecycle
 
     config = load_config(env)
     plan = make_plan(env, opts, config)
     if plan.live:  # parameters checked before anything is opened (exit 2 / 78)
-        engine_params.resolve(plan.strategy, plan.symbols, config, plan.params)
+        strategy = loader.load(plan.strategy)
+        engine_params.resolve(strategy, plan.symbols, config, plan.params)
+        loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     checkpoint = plan.resume.last("checkpoint").data if plan.resume is not None else None
     if plan.live:
         source = open_live_source(env, plan, config)
@@ -555,7 +565,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
     run = PaperRun(env, plan, source, engine, journal, rows0=int(checkpoint["rows"]) if checkpoint else 0)
     venues = sorted({(i.venue or "").lower() for i in source.instruments.values()} - {""})
     with lifecycle.StopOnSignals(run.stop), \
-            lifecycle.registered(plan.strategy, plan.venue if plan.live else ",".join(venues) or "replay", plan.symbols,
+            lifecycle.registered(engine.strategy, plan.venue if plan.live else ",".join(venues) or "replay", plan.symbols,
                                  mode="paper", journal=str(plan.journal_dir)), \
             lifecycle.resumable_on_error(journal, lambda e: isinstance(e, Exception) and _close_after_error(run, e)):
         if plan.resume is not None and plan.live:
@@ -596,11 +606,14 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     """The engine with the run's parameters (defaults → config instruments → --param)."""
     from sq.core.engine import Engine
     from sq.core.engine import params as engine_params
+    from sq.core.strategy import loader
+
     symbols = sorted(instruments) or plan.symbols
-    params = engine_params.resolve(plan.strategy, symbols, config, plan.params) if symbols else {}
+    strategy = loader.load(plan.strategy)
+    params = engine_params.resolve(strategy, symbols, config, plan.params) if symbols else {}
     if not symbols:  # a foreign stream without instrument metadata: one parameter set for all
-        params = {engine_params.ALL: engine_params.resolve(plan.strategy, [engine_params.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[engine_params.ALL]}
-    return Engine(plan.strategy, dict(instruments), params, config=config, seed=plan.seed)
+        params = {engine_params.ALL: engine_params.resolve(strategy, [engine_params.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[engine_params.ALL]}
+    return Engine(strategy, dict(instruments), params, config=config, seed=plan.seed)
 
 
 def warm_up(config: Any) -> None:
@@ -652,7 +665,7 @@ def make_summary(run: PaperRun) -> dict:
     (events per second of engine work, source waiting excluded), as in a backtest.
     """
     s = dict(run.engine.summary())
-    s["strategy"] = run.plan.strategy
+    s["strategy"] = run.engine.strategy
     s["symbols"] = list(run.plan.symbols) or s.get("symbols", [])
     s["elapsed_s"] = round(run.run_elapsed, 6)
     s["mode"] = "paper"

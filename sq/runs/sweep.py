@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from sq.core.engine import params as engine_params
 from sq.core.exits import UsageError
+from sq.core.strategy.declaration import Strategy
 
 MAX_POINTS = 10_000
 CURVE_POINTS = 400  # points of the equity curve a worker returns for the report
@@ -49,13 +50,13 @@ def _number(text: str, item: str) -> Decimal:
     return d
 
 
-def parse_axis(item: str, strategy: str) -> Axis:
+def parse_axis(item: str, strategy: Strategy) -> Axis:
     """`k=a:b:step`, `k=v1,v2,…` or `SYMBOL.k=…` → an Axis (usage errors name the item)."""
     key, eq, spec = item.partition("=")
     if not eq or not key.strip() or not spec.strip():
         raise UsageError(f"--sweep {item!r}: expected k=a:b:step or k=v1,v2,… (e.g. clip=1:5:1, threshold=0.2,0.4,0.8)")
     sym, dot, name = key.strip().rpartition(".")
-    name = engine_params.check_name(name.strip().lower())
+    name = engine_params.check_name(strategy, name.strip().lower())
     key = f"{sym.strip().upper()}.{name}" if dot else name
     if ":" in spec:
         parts = spec.split(":")
@@ -82,14 +83,14 @@ def parse_axis(item: str, strategy: str) -> Axis:
     return Axis(key, floats)
 
 
-def parse_sweeps(items: Iterable[str], strategy: str, fixed: Iterable[str] = ()) -> list[Axis]:
+def parse_sweeps(items: Iterable[str], strategy: Strategy, fixed: Iterable[str] = ()) -> list[Axis]:
     """Every `--sweep` as an Axis; a key swept twice or also fixed by `--param` is a usage error."""
     axes = [parse_axis(i, strategy) for i in items]
     keys = [a.key for a in axes]
     for k in keys:
         if keys.count(k) > 1:
             raise UsageError(f"--sweep {k} is given twice; list every value in one --sweep (k=v1,v2,…)")
-    fixed_keys = {f"{s}.{n}" if s else n for s, n, _ in engine_params.parse_overrides(fixed)}
+    fixed_keys = {f"{s}.{n}" if s else n for s, n, _ in engine_params.parse_overrides(fixed, strategy)}
     for k in keys:
         if k in fixed_keys:
             raise UsageError(f"{k} is both swept (--sweep) and fixed (--param); drop one")
@@ -121,7 +122,7 @@ class Job:
     """Everything a worker needs, picklable: where the data is and how to run a point."""
 
     inputs: tuple[str, ...]
-    strategy: str
+    strategy: str  # the strategy's spec (`Strategy.spec`): each worker process loads it again
     fill: dict[str, Any]
     seed: int
     config_path: str | None
@@ -195,6 +196,7 @@ class Worker:
 
     def run(self, index: int, params: list[str]) -> dict[str, Any]:
         """One grid point → its summary (plus `curve` data when the job makes a report)."""
+        from sq.core.strategy import loader
         from sq.runs.backtest import run_engine
 
         if self.config is None:
@@ -204,7 +206,7 @@ class Worker:
             from sq.runs.report import RunRecorder
 
             rec = RunRecorder(max_fills=0)
-        engine = run_engine(self.job.strategy, self.data.instruments, self.data.batches, params, config=self.config,
+        engine = run_engine(loader.load(self.job.strategy), self.data.instruments, self.data.batches, params, config=self.config,
                             fill=self.fill, seed=self.job.seed, recorder=rec)
         summary = engine.summary()
         summary["warnings"] = list(engine.warnings)
@@ -279,16 +281,18 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     `_best_curve`, the best point's curves when `report` is set."""
     import tempfile
 
-    from sq.runs.backtest import NO_TRADES, resolve_params
+    from sq.core.strategy import loader
+    from sq.runs.backtest import no_trades, resolve_params
     from sq.core.config import load_config
     from sq.core.engine.runner import FillModelConfig
     from sq.core.exits import DataError
     from sq.core.streams import open_input
 
-    strategy = engine_params.check_strategy(strategy)
+    strategy = loader.load(strategy)
     params = list(params or ())
     config = load_config(env)
-    engine_params.parse_overrides(params)
+    engine_params.parse_overrides(params, strategy)
+    loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     axes = parse_sweeps(sweeps, strategy, params)
     FillModelConfig.from_config(config, **(fill or {})).validate()
     if jobs is not None and jobs < 1:
@@ -303,7 +307,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
         tasks.append((i, p))
     jobs = max(1, min(jobs or default_jobs(), len(tasks)))
     stdin = not inputs or "-" in inputs
-    job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy, dict(fill or {}), int(seed), env.config_path,
+    job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
               dict(os.environ), os.getcwd(), report)
     data = None
     t0 = time.perf_counter()
@@ -331,8 +335,9 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     first = results[0]
     if first["events"] == 0:
         raise DataError("the input holds no market events")
-    if strategy == "lt" and any(s["trades_seen"] == 0 for s in results):
-        env.warn(NO_TRADES)
+    handlers = strategy.handlers
+    if "on_trade" in handlers and "on_book" not in handlers and any(s["trades_seen"] == 0 for s in results):
+        env.warn(no_trades(strategy.name))
     workers: dict[int, dict[str, Any]] = {}
     for s in results:
         w = s["worker"]
@@ -343,7 +348,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     best = max(range(len(runs)), key=lambda i: runs[i]["pnl"]["total"])
     events = first["events"]
     doc = {
-        "strategy": strategy, "symbols": first["symbols"], "events": events,
+        "strategy": strategy.name, "symbols": first["symbols"], "events": events,
         "inputs": list(source.names), "params": params,
         "sweep": {a.key: list(a.values) for a in axes}, "points": len(runs), "jobs": jobs,
         "wall_s": wall, "points_per_s": len(runs) / wall if wall > 0 else 0.0,

@@ -2,14 +2,19 @@
 
 For every market event, in input order:
   1. if it starts a new venue message, the previous message is complete: mark positions to the
-     mid → (features are read from the exact book) → the market maker; a loss-limit breach halts
-     the strategy and cancels its orders;
+     mid → (features are read from the exact book) → the strategy's `on_book`; a loss-limit
+     breach halts the strategy and cancels its orders;
   2. every scheduled item that is due runs first, in (time, sequence) order: requests reaching
      the simulated venue at venue time ≤ the event's ts, answers reaching the engine at local
      time ≤ the event's local time (responses before market data);
   3. the event itself: the venue side sees it at its ts (queue positions, trades against our
-     resting orders, crossings), then the book is updated; a trade runs the liquidity taker
-     with the book as it was before the trade.
+     resting orders, crossings), then the book is updated; a trade runs the strategy's
+     `on_trade` with the book as it was before the trade. Our fills run `on_fill`; the strategy's
+     timer (if it has one) runs `on_timer` for every symbol at the first event at or after each
+     interval of data time.
+The strategy's handlers arrive as first-class functions (`sq.core.strategy.handlers`) with the
+strategy context `ctx`: the kernel is compiled once for every strategy. A handler's bad action
+(a NaN size, a non-positive price) stops the run: the kernel returns `ST_BAD`.
 The open message, the schedule and all state persist across calls, so cutting the input into
 different batches gives identical orders and fills. `complete=True` declares that a batch ends
 on a message boundary (live sources flush one batch per venue message burst) and closes the
@@ -21,6 +26,8 @@ curve or a book window needs room; the runner makes room and calls again from th
 
 from __future__ import annotations
 
+import numpy as np
+
 from sq.core import book as B
 from sq.core import features as F
 from sq.core.engine import fills as X
@@ -30,7 +37,6 @@ from sq.core.engine import positions
 from sq.core.engine import risk
 from sq.core.engine import rows as W
 from sq.core.engine import schedule as H
-from sq.core.engine import strategies as ST
 from sq.core.engine.layout import (
     inline_kernel,
     kernel,
@@ -55,7 +61,20 @@ from sq.core.engine.layout import (
     G_PTS,
     G_PNL_INT,
     G_SIMVENUE,
-    G_STRAT,
+    G_BAD,
+    G_HANDLER,
+    G_HNOW,
+    G_NEXT_TIMER,
+    G_TIMER_NS,
+    FO_SIDE,
+    FO_SYM,
+    FOF_PX,
+    FOF_QTY,
+    HANDLER_BOOK,
+    HANDLER_FILL,
+    HANDLER_NONE,
+    HANDLER_TIMER,
+    HANDLER_TRADE,
     H_KIND,
     H_T,
     HALT_NONE,
@@ -76,8 +95,6 @@ from sq.core.engine.layout import (
     SI_HAS_PNL,
     SI_NREST,
     SI_PNL_TS,
-    STRAT_LT,
-    STRAT_MM,
 )
 
 ST_OK = 0
@@ -85,6 +102,7 @@ ST_GROW_BOOK = 1  # BookState.grow_window for symbol bg[G_NEED_SYM]
 ST_FLUSH = 2  # output buffers / outbox need emptying
 ST_GROW_HEAP = 3
 ST_GROW_EQ = 4
+ST_BAD = 5  # a strategy handler's action had a bad value (G_BAD says which); the run stops
 T_END = 9_223_372_036_854_775_807
 
 
@@ -124,9 +142,26 @@ def _due(g, hq, t_venue, t_local):
     return hq[0, H_T] <= t_local
 
 
+@inline_kernel
+def fill_event(on_fill, ctx, g, fo_i, fo_f, nf0, now):
+    """Run the strategy's `on_fill` for the fill row an answer just wrote (when it wrote one)."""
+    if g[G_NF] > nf0 and g[G_HALTED] == HALT_NONE:
+        r = g[G_NF] - 1
+        g[G_HANDLER] = HANDLER_FILL
+        g[G_HNOW] = now
+        on_fill(ctx, fo_i[r, FO_SYM], fo_i[r, FO_SIDE], fo_f[r, FOF_PX], fo_f[r, FOF_QTY])
+        g[G_HANDLER] = HANDLER_NONE
+
+
+@kernel
+def answer_fill(on_fill, ctx, g, fo_i, fo_f, nf0, now):
+    """`fill_event` for an answer a live venue gave (the bridge applies answers one by one)."""
+    fill_event(on_fill, ctx, g, fo_i, fo_f, nf0, now)
+
+
 @kernel
 def drain(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
-          oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin):
+          oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin, on_fill, ctx):
     """Run every scheduled item due by venue time `t_venue` / local time `t_local`."""
     while g[G_HN] > 0:
         k0 = hq[0, H_KIND]
@@ -146,16 +181,20 @@ def drain(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, 
             X.on_cancel(oi, of, rest, si, g, hq, hf, o, t)
         else:
             reason = px if (kind == K_CANCEL_REJ or kind == K_VENUE_REJ) else 0
+            nf0 = g[G_NF]
             if O.on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po_f,
                              kind, o, px, qty, reason, t, nsym):
                 _check_halt(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, oi[o, OI_SYM], t, nsym)
+            fill_event(on_fill, ctx, g, fo_i, fo_f, nf0, t)
             _gateway(ob, obf, oi, g, hq, hf)
+            if g[G_BAD] != 0:
+                return ST_BAD
     return ST_OK
 
 
 @inline_kernel
-def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym):
-    """The open message is complete: mark, check loss limits, run the market maker."""
+def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx):
+    """The open message is complete: mark, check loss limits, run the strategy's `on_book`."""
     g[G_PEND] = 0
     if g[G_PBOOK] == 0:
         return
@@ -177,8 +216,11 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
                 W.pnl_row(po_i, po_f, g, si, sf, s, t)
         else:
             sf[s, SF_MARK] = mid
-    if g[G_STRAT] == STRAT_MM and g[G_HALTED] == HALT_NONE:
-        ST.mm_on_book(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, now, nsym)
+    if g[G_HALTED] == HALT_NONE:
+        g[G_HANDLER] = HANDLER_BOOK
+        g[G_HNOW] = now
+        on_book(ctx, s)
+        g[G_HANDLER] = HANDLER_NONE
     _gateway(ob, obf, oi, g, hq, hf)
 
 
@@ -186,10 +228,10 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
 def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         qbuf, ist, bg, pv_tick, pv_qty,
         oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf,
-        oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin):
+        oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin,
+        on_book, on_trade, on_fill, on_timer, ctx):
     """Process events start..n; returns (status, i) — ST_OK with i = n when done."""
     n = len(ts)
-    strat = g[G_STRAT]
     for i in range(start, n):
         st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
         if st != ST_OK:
@@ -198,15 +240,34 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         t = ts[i]
         lt = loc[i]
         if g[G_PEND] != 0 and (g[G_PSYM] != s or g[G_PSEQ] != seq[i]):
-            end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym)
+            end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
+            if g[G_BAD] != 0:
+                return ST_BAD, i
         if _due(g, hq, t, lt):
             st = drain(t, lt, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
-                       oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin)
+                       oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin, on_fill, ctx)
             if st != ST_OK:
                 return st, i
             st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
             if st != ST_OK:
                 return st, i
+        if g[G_TIMER_NS] > 0:
+            if g[G_NEXT_TIMER] == 0:
+                g[G_NEXT_TIMER] = (t // g[G_TIMER_NS] + 1) * g[G_TIMER_NS]
+            elif t >= g[G_NEXT_TIMER]:
+                g[G_NEXT_TIMER] = (t // g[G_TIMER_NS] + 1) * g[G_TIMER_NS]
+                if g[G_HALTED] == HALT_NONE:
+                    g[G_HANDLER] = HANDLER_TIMER
+                    g[G_HNOW] = lt
+                    for q in range(nsym):
+                        on_timer(ctx, q)
+                    g[G_HANDLER] = HANDLER_NONE
+                    _gateway(ob, obf, oi, g, hq, hf)
+                    if g[G_BAD] != 0:
+                        return ST_BAD, i
+                    st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
+                    if st != ST_OK:
+                        return st, i
         if g[G_NEXT_MIN] == 0:
             g[G_NEXT_MIN] = (t // NS_PER_MIN + 1) * NS_PER_MIN
         while t >= g[G_NEXT_MIN]:
@@ -228,9 +289,14 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         elif k == B.TRADE:
             if si[s, SI_NREST] > 0:
                 X.on_trade(oi, of, rest, si, g, hq, hf, s, side[i], tick[i], qty[i], t, sf[s, SF_LOT])
-            if strat == STRAT_LT and g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0:
-                ST.lt_on_trade(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side[i], qty[i], lt, nsym)
+            if g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0:
+                g[G_HANDLER] = HANDLER_TRADE
+                g[G_HNOW] = lt
+                on_trade(ctx, s, np.int64(side[i]), tick[i], qty[i])
+                g[G_HANDLER] = HANDLER_NONE
                 _gateway(ob, obf, oi, g, hq, hf)
+                if g[G_BAD] != 0:
+                    return ST_BAD, i
         elif k == B.CLEAR:
             B.clear_book(qbuf, ist, pv_tick, pv_qty, s)
             g[G_PBOOK] = 1
@@ -251,15 +317,17 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
         if st != ST_OK:
             return st, n
-        end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym)
+        end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
+        if g[G_BAD] != 0:
+            return ST_BAD, n
     return ST_OK, n
 
 
 @kernel
-def close_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym):
+def close_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx):
     """Complete the open message (end of input, or before a halt)."""
     if g[G_PEND] != 0:
-        end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym)
+        end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
 
 
 @kernel

@@ -6,8 +6,10 @@ for a resume. This module only names the columns; each kernel module owns the lo
 
 * order pool   `oi` int64[P, NOI], `of` float64[P, NOF]: one row per order; rows are recycled
   when an order is dead and no venue message about it is in flight.
-* per symbol   `si` int64[S, NSI], `sf` float64[S, NSF]: strategy slots and parameters, the
+* per symbol   `si` int64[S, NSI], `sf` float64[S, NSF]: order slots, risk limits, the
   position keeper, the resting-order list of the simulated venue, risk hooks.
+* strategy     `pf` float64[S, P]: the strategy's declared parameters per symbol (column k is
+  the k-th declared parameter); `us` float64[S, U]: the strategy's own per-symbol state.
 * global       `g` int64[NG], `gf` float64[NGF]: ids, counters, the pending market message,
   the halt flag, token bucket, equity curve bookkeeping; `rej` int64[NR] rejections by reason.
 * schedule     `hq` int64[H, NH], `hf` float64[H]: a binary heap of timed items (requests
@@ -18,9 +20,13 @@ for a resume. This module only names the columns; each kernel module owns the lo
 
 from __future__ import annotations
 
-# strategies
-STRAT_MM, STRAT_LT = 1, 2
-STRATEGIES = {"mm": STRAT_MM, "lt": STRAT_LT}
+# strategy handlers (`G_HANDLER`: which one is running, for error reports)
+HANDLER_NONE, HANDLER_BOOK, HANDLER_TRADE, HANDLER_FILL, HANDLER_TIMER = 0, 1, 2, 3, 4
+HANDLER_NAMES = ("", "on_book", "on_trade", "on_fill", "on_timer")
+# a strategy's bad action (`G_BAD`): the first one stops the run
+BAD_NONE, BAD_QTY, BAD_PRICE, BAD_SIDE = 0, 1, 2, 3
+BAD_NAMES = ("", "a size that is NaN, infinite or not positive", "a price that is NaN or not a positive number of ticks",
+             "a side that is neither +1 (buy) nor -1 (sell)")
 
 # order-manager states (reference §4) and the venue-side view of an order
 FREE, PENDING_NEW, LIVE, PENDING_CANCEL, DEAD = 0, 1, 2, 3, 4
@@ -59,38 +65,35 @@ SI_NREST = 3  # orders resting at the simulated venue
 SI_LASTREJ = 4  # 4 buy, 5 sell: last rejection reason journaled for that side (dedupe)
 SI_PNL_TS = 6  # data time of the last pnl row
 SI_HAS_PNL = 7
-SI_IOC = 8  # lt sends IOC orders
-SI_HOURS_OPEN = 9  # trading-hours hook: ns since UTC midnight (-1: no hours)
-SI_HOURS_CLOSE = 10
-SI_CIRC_LO = 11  # circuit-limit hook: lowest / highest allowed price in ticks
-SI_CIRC_HI = 12
-SI_HAS_CIRC = 13
-SI_PNL_DIRTY = 14  # position/PnL changed since the last pnl row
-NSI = 15
+SI_HOURS_OPEN = 8  # trading-hours hook: ns since UTC midnight (-1: no hours)
+SI_HOURS_CLOSE = 9
+SI_CIRC_LO = 10  # circuit-limit hook: lowest / highest allowed price in ticks
+SI_CIRC_HI = 11
+SI_HAS_CIRC = 12
+SI_PNL_DIRTY = 13  # position/PnL changed since the last pnl row
+NSI = 14
 
-# per-symbol float columns: parameters
-SF_CLIP = 0
-SF_THR = 1
-SF_MAXORD = 2
-SF_MAXPOS = 3
-SF_MAXLOSS = 4  # a positive amount: the loss limit is total < -max_loss
-SF_LOT = 5
-SF_TICK = 6
-SF_INV = 7
+# per-symbol float columns: risk limits (the strategy's own parameters live in `pf`)
+SF_MAXORD = 0
+SF_MAXPOS = 1
+SF_MAXLOSS = 2  # a positive amount: the loss limit is total < -max_loss
+SF_LOT = 3
+SF_TICK = 4
+SF_INV = 5
 # the position keeper (reference §6) plus fees
-SF_POS = 8
-SF_REAL = 9  # realized PnL before fees
-SF_UNREAL = 10
-SF_VOL = 11
-SF_OV_BUY = 12  # open notional of a long position
-SF_OV_SELL = 13  # open notional of a short position
-SF_FEES = 14
-SF_TURNOVER = 15
-SF_MARK = 16  # last mark price (mid), NaN before the first
-NSF = 17
+SF_POS = 6
+SF_REAL = 7  # realized PnL before fees
+SF_UNREAL = 8
+SF_VOL = 9
+SF_OV_BUY = 10  # open notional of a long position
+SF_OV_SELL = 11  # open notional of a short position
+SF_FEES = 12
+SF_TURNOVER = 13
+SF_MARK = 14  # last mark price (mid), NaN before the first
+NSF = 15
 
 # global ints
-G_STRAT = 0
+G_HANDLER = 0  # the strategy handler running (HANDLER_*), for error reports
 G_NEXT_COID = 1
 G_NEXT_VOID = 2
 G_NEXT_TRADE = 3
@@ -133,7 +136,14 @@ G_POOLFULL = 39
 G_LASTTS = 40
 G_HALT_ON_LOSS = 41  # 1: a max-loss breach halts the strategy (RiskConfig.halt_on_max_loss)
 G_POOLPTR = 42  # where the next free pool row search starts
-NG = 43
+G_BAD = 43  # a strategy action's bad value (BAD_*; the run stops)
+G_BAD_SYM = 44  # … for this symbol
+G_BAD_HANDLER = 45  # … in this handler
+G_TIMER_NS = 46  # the strategy's timer interval (data time; 0: no timer)
+G_NEXT_TIMER = 47  # data time the timer fires next (0: not started)
+G_BAD_COUNT = 48  # bad actions rejected
+G_HNOW = 49  # local time of the event the running handler handles (ctx.now())
+NG = 50
 
 # global floats
 GF_PEAK = 0

@@ -29,7 +29,8 @@ from sq.core.engine import inputs as IN
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine import params as engine_params
-from sq.core.exits import DataError, UsageError
+from sq.core.exits import DataError, StrategyError, UsageError
+from sq.core.strategy.declaration import Strategy
 from sq.core.streams import SymbolRegistry
 
 INITIAL_ROWS = 4096
@@ -130,13 +131,22 @@ class EngineOutput:
 
 
 class Engine:
-    """One strategy run: `process` market batches, then `finish` (or `cancel_all` to halt)."""
+    """One strategy run: `process` market batches, then `finish` (or `cancel_all` to halt).
 
-    def __init__(self, strategy: str, instruments: Mapping[str, S.Instrument], params: Mapping[str, Mapping[str, float]], *,
+    `strategy` is a `Strategy` declaration or what `--strategy` takes (a built-in name, a file,
+    `package.module:NAME`); its handlers are compiled here, before any data is processed."""
+
+    def __init__(self, strategy: "str | Strategy", instruments: Mapping[str, S.Instrument], params: Mapping[str, Mapping[str, float]], *,
                  config, fill: FillModelConfig | None = None, seed: int = 0, sim_venue: bool = True):
-        self.strategy = engine_params.check_strategy(strategy)
+        from sq.core.strategy import loader
+
+        self.declaration = strategy if isinstance(strategy, Strategy) else loader.load(strategy)
+        self.strategy = self.declaration.name
+        self.handlers = loader.compiled(self.declaration)
         self.instruments: dict[str, S.Instrument] = {k.upper(): v for k, v in instruments.items()}
-        self.params = engine_params.normalise(self.strategy, params)
+        self.params = engine_params.normalise(self.declaration, params)
+        self._ctx: Any = None
+        self._ctx_key: tuple = ()
         self.config = config
         self.fill = fill or FillModelConfig.from_config(config)
         self.fill.validate()
@@ -183,8 +193,10 @@ class Engine:
         self.po_i = np.zeros((INITIAL_ROWS, L.NPO_I), np.int64)
         self.po_f = np.zeros((INITIAL_ROWS, L.NPO_F), np.float64)
         self.eq = np.zeros(1024, np.float64)
+        self.pf = np.zeros((0, max(1, len(self.declaration.params))), np.float64)
+        self.us = np.zeros((0, max(1, self.declaration.state)), np.float64)
         g, gf, f = self.g, self.gf, self.fill
-        g[L.G_STRAT] = L.STRATEGIES[self.strategy]
+        g[L.G_TIMER_NS] = int(self.declaration.timer_ns)
         g[L.G_NEXT_COID] = 1
         g[L.G_NEXT_VOID] = 1
         g[L.G_NEXT_TRADE] = 1
@@ -221,6 +233,8 @@ class Engine:
         self.si = np.concatenate([self.si, np.zeros((k, L.NSI), np.int64)])
         self.sf = np.concatenate([self.sf, np.zeros((k, L.NSF), np.float64)])
         self.rest = np.concatenate([self.rest, np.zeros((k, L.REST_CAP), np.int64)])
+        self.pf = np.concatenate([self.pf, np.zeros((k, self.pf.shape[1]), np.float64)])
+        self.us = np.concatenate([self.us, np.zeros((k, self.us.shape[1]), np.float64)])
         extra = np.zeros((k * L.POOL_PER_SYMBOL, L.NOI), np.int64)
         self.oi = np.concatenate([self.oi, extra])
         self.of = np.concatenate([self.of, np.zeros((k * L.POOL_PER_SYMBOL, L.NOF), np.float64)])
@@ -247,9 +261,8 @@ class Engine:
             sf[s, L.SF_MARK] = math.nan
             if p is not None:
                 si[s, L.SI_CONF] = 1
-                si[s, L.SI_IOC] = int(p["ioc"])
-                sf[s, L.SF_CLIP] = p["clip"]
-                sf[s, L.SF_THR] = p["threshold"]
+                for k_, param in enumerate(self.declaration.params):
+                    self.pf[s, k_] = p[param.name]
                 sf[s, L.SF_MAXORD] = p["max_order_size"]
                 sf[s, L.SF_MAXPOS] = p["max_position"]
                 sf[s, L.SF_MAXLOSS] = p["max_loss"]
@@ -325,7 +338,7 @@ class Engine:
             else:
                 st, i = IN.read_run(sm.addr, sm.plan, has_recv, int(feed or 0), sm.symmap, sm.dkey, self._inv_ticks,
                                     self._last_loc, ts, recv, kind, side, price, qty, seq, codes, tick, loc, res, run,
-                                    *self._state(), self.n, self._margin())
+                                    *self._state(), self.n, self._margin(), *self._strategy())
         finally:
             sm.release()
         if res[0] != 0:
@@ -378,6 +391,37 @@ class Engine:
                 self.rej, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f, self.po_i,
                 self.po_f, self.eq)
 
+    def context(self) -> Any:
+        """The strategy context over the current state arrays (rebuilt when one was reallocated)."""
+        from sq.core.engine.context import make_context
+
+        arrays = (self.book.qbuf, self.book.ist, self.si, self.sf, self.oi, self.of, self.g, self.gf, self.rej, self.ob,
+                  self.obf, self.oo_i, self.oo_f, self.pf, self.us)
+        key = tuple(map(id, arrays))
+        if key != self._ctx_key:
+            self._ctx = make_context(*arrays)
+            self._ctx_key = key
+        return self._ctx
+
+    def _strategy(self) -> tuple:
+        """The kernel's strategy arguments: the four handlers and the context."""
+        h = self.handlers
+        return h.on_book, h.on_trade, h.on_fill, h.on_timer, self.context()
+
+    def failure(self, error: BaseException | None = None) -> StrategyError:
+        """The strategy's failure as the error the runs report: what went wrong, in which handler,
+        at which line of the strategy's file."""
+        from sq.core.strategy.failures import describe
+
+        message = describe(self, error)
+        g = self.g
+        g[L.G_BAD] = L.BAD_NONE  # reported once; the strategy is halted so it can fail no further
+        g[L.G_HANDLER] = L.HANDLER_NONE
+        if g[L.G_HALTED] == L.HALT_NONE:
+            g[L.G_HALTED] = L.HALT_MANUAL
+            g[L.G_HALT_REASON] = L.HALT_MANUAL
+            self._manual_reason = "strategy_error"
+        return StrategyError(message)
     def make_room(self, st: int) -> None:
         """Make the room the kernel asked for."""
         if st == K.ST_FLUSH:
@@ -410,13 +454,25 @@ class Engine:
         t0 = time.perf_counter()
         if batch.num_rows == 0:
             return self.take_output(0)
-        arrays, st, i = self._arrays(batch, bool(complete))
+        try:
+            arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
+        except Exception as e:
+            if self.g[L.G_HANDLER] != L.HANDLER_NONE:
+                raise self.failure(e) from None
+            raise
         n = batch.num_rows
         while True:
             if st is None:
-                st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin())
+                try:
+                    st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
+                except Exception as e:
+                    if self.g[L.G_HANDLER] != L.HANDLER_NONE:
+                        raise self.failure(e) from None
+                    raise
             if st == K.ST_OK:
                 break
+            if st == K.ST_BAD:
+                raise self.failure()
             self.make_room(st)
             st = None
         self.elapsed += time.perf_counter() - t0
@@ -424,18 +480,34 @@ class Engine:
 
     def _drain_all(self) -> None:
         while True:
-            st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
-                         self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
-                         self.po_i, self.po_f, self.n, self._margin())
+            h = self.handlers
+            try:
+                st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
+                             self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
+                             self.po_i, self.po_f, self.n, self._margin(), h.on_fill, self.context())
+            except Exception as e:
+                if self.g[L.G_HANDLER] != L.HANDLER_NONE:
+                    raise self.failure(e) from None
+                raise
             if st == K.ST_OK:
                 return
+            if st == K.ST_BAD:
+                raise self.failure()
             self.make_room(st)
 
     def _close_message(self) -> None:
         while K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()) != K.ST_OK:
             self.make_room(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
-        K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
-                        self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n)
+        try:
+            K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
+                            self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n,
+                            self.handlers.on_book, self.context())
+        except Exception as e:
+            if self.g[L.G_HANDLER] != L.HANDLER_NONE:
+                raise self.failure(e) from None
+            raise
+        if self.g[L.G_BAD] != L.BAD_NONE:
+            raise self.failure()
 
     def finish(self) -> EngineOutput:
         """End of input: close the open message, let every in-flight request and answer land,
@@ -637,7 +709,7 @@ class Engine:
         }
 
     # -- resume
-    _ARRAYS = ("oi", "of", "si", "sf", "rest", "g", "gf", "rej", "hq", "hf", "ob", "obf", "eq")
+    _ARRAYS = ("oi", "of", "si", "sf", "rest", "g", "gf", "rej", "hq", "hf", "ob", "obf", "eq", "pf", "us")
     _BOOK = ("qbuf", "ist", "fst", "g", "pv_tick", "pv_qty")
 
     def snapshot_state(self) -> dict[str, Any]:
@@ -664,6 +736,9 @@ class Engine:
         self.n = len(self.ticks)
         self.book.ensure(self.n, self.ticks, [0] * self.n)
         self._inv_ticks = 1.0 / np.asarray(self.ticks, np.float64)
+        missing = [k for k in self._ARRAYS if k not in state]
+        if missing:
+            raise DataError(f"the checkpoint lacks {', '.join(missing)}: it was written by an older sq and cannot be resumed")
         for k in self._ARRAYS:
             setattr(self, k, np.array(state[k]))
         for k in self._BOOK:
@@ -690,8 +765,10 @@ def warm_up(config) -> None:
                            np.array([S.LEVEL, S.LEVEL, S.TRADE, S.LEVEL, S.TRADE], np.uint8), np.array([1, -1, 1, 1, -1], np.int8),
                            np.array([99.0, 101.0, 101.0, 100.0, 100.0]), np.array([5.0, 5.0, 5.0, 3.0, 3.0]),
                            np.arange(1, 6, dtype=np.int64))
-    for strategy in engine_params.DEFAULTS:
-        e = Engine(strategy, inst, {name: {"threshold": 0.1}}, config=config, fill=FillModelConfig(order_latency_ns=0))
+    from sq.core.strategy import loader
+
+    for strategy in loader.BUILTINS:
+        e = Engine(strategy, inst, {name: {}}, config=config, fill=FillModelConfig(order_latency_ns=0))
         e.process(batch)
         e.process(batch.slice(4), complete=True)
         e.finish()

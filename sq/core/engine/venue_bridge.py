@@ -7,8 +7,9 @@ uses it), built on the engine's public `make_room`, `require_symbol` and `take_o
 
 * `take_outbox()` → `Intent`s (new / cancel), emptying the outbox;
 * `answer(coid, kind, …)` → runs the order manager's own `on_response` kernel for one venue
-  answer (ack, fill, canceled, cancel-rejected, expired, rejected), then the loss-limit check, so
-  positions, PnL and halts follow the real fills exactly as they follow simulated ones;
+  answer (ack, fill, canceled, cancel-rejected, expired, rejected), then the loss-limit check and
+  the strategy's `on_fill`, so positions, PnL, halts and the strategy follow the real fills
+  exactly as they follow simulated ones;
 * `seed_fill(symbol, …)` → books a fill into the position keeper without an order (a resumed
   run replaying its journal; a position the account already held).
 
@@ -25,6 +26,7 @@ from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine import orders as O
 from sq.core.engine import positions
+
 NEW, CANCEL = L.OUT_NEW, L.OUT_CANCEL
 ACK, FILL_MAKER, FILL_TAKER, CANCELED, CANCEL_REJ, EXPIRED, REJECTED = (
     L.K_ACK, L.K_FILL_MAKER, L.K_FILL_TAKER, L.K_CANCELED, L.K_CANCEL_REJ, L.K_EXPIRED, L.K_VENUE_REJ)
@@ -80,10 +82,19 @@ class LiveBridge:
         if not first:
             e.oi[o, L.OI_INFLIGHT] += 1
         now = max(int(now), int(e.g[L.G_LASTLOC]))
+        nf0 = int(e.g[L.G_NF])
         filled = O.on_response(e.si, e.sf, e.oi, e.of, e.g, e.gf, e.ob, e.obf, e.oo_i, e.oo_f, e.fo_i, e.fo_f, e.po_i, e.po_f,
                                kind, o, px, qty, reason, now, e.n)
         if filled:
             K._check_halt(e.si, e.sf, e.oi, e.of, e.g, e.gf, e.ob, e.obf, e.oo_i, e.oo_f, e.oi[o, L.OI_SYM], now, e.n)
+        try:
+            K.answer_fill(e.handlers.on_fill, e.context(), e.g, e.fo_i, e.fo_f, nf0, now)
+        except Exception as error:
+            if e.g[L.G_HANDLER] != L.HANDLER_NONE:
+                raise e.failure(error) from None
+            raise
+        if e.g[L.G_BAD] != L.BAD_NONE:
+            raise e.failure()
         return True
 
     def working(self) -> dict[int, tuple[str, int, float, float]]:

@@ -1,0 +1,64 @@
+"""Say where a strategy failed: which handler, which line of its file, what it did.
+
+Two failures stop a run (its orders are cancelled and its journal sealed by the run, exit 70):
+the handler raised (numba keeps the exception's class and message, not its line: the line is
+found by matching the message to the handler's `raise` statements), or an action had a bad
+value (`ctx.quote(s, BUY, ticks, nan)`; the kernel records the handler, the symbol and what was
+wrong, and nothing is sent).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import Any
+
+from sq.core.engine import layout as L
+
+
+def handler_location(fn: Any) -> tuple[str, int]:
+    """(file, first line) of a handler function."""
+    code = getattr(fn, "__code__", None)
+    return (code.co_filename, code.co_firstlineno) if code else ("?", 0)
+
+
+def raise_line(fn: Any, error: BaseException) -> int | None:
+    """The line of the `raise` in `fn` whose exception class (and message, when unique) matches."""
+    try:
+        source, first = inspect.getsourcelines(fn)
+        tree = ast.parse(inspect.cleandoc("".join(source)) if source and source[0][:1].isspace() else "".join(source))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    hits = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            call = node.exc
+            name = call.func.id if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) else (
+                call.id if isinstance(call, ast.Name) else "")
+            if name != type(error).__name__:
+                continue
+            texts = [a.value for a in getattr(call, "args", []) if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            hits.append((node.lineno, texts))
+    exact = [ln for ln, texts in hits if str(error) in texts]
+    pick = exact or [ln for ln, _ in hits]
+    return first + pick[0] - 1 if pick else None
+
+
+def describe(engine: Any, error: BaseException | None) -> str:
+    """One line: `strategy NAME (FILE:LINE, HANDLER) …` for a raised error or a bad action."""
+    decl = engine.declaration
+    g = engine.g
+    if error is None:
+        handler = L.HANDLER_NAMES[int(g[L.G_BAD_HANDLER])] or "a handler"
+        fn = decl.handlers.get(handler)
+        path, line = handler_location(fn)
+        s = int(g[L.G_BAD_SYM])
+        symbol = engine.registry.symbols[s] if 0 <= s < len(engine.registry.symbols) else f"symbol {s}"
+        what = L.BAD_NAMES[int(g[L.G_BAD])]
+        return (f"strategy {decl.name} ({path}:{line}, {handler}): an order with {what} for {symbol}; it was not sent "
+                f"({int(g[L.G_BAD_COUNT])} bad action(s)); the strategy stopped")
+    handler = L.HANDLER_NAMES[int(g[L.G_HANDLER])] or "a handler"
+    fn = decl.handlers.get(handler)
+    path, line = handler_location(fn)
+    line = raise_line(fn, error) or line
+    return f"strategy {decl.name} ({path}:{line}, {handler}) raised {type(error).__name__}: {error}; the strategy stopped"
