@@ -927,8 +927,16 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
 
 
 def _halt_on_error(run: LiveRun, error: BaseException) -> bool:
-    """An error mid-run: cancel every order of the run at the venue and journal the halt; the
-    journal stays unsealed (False), so `--resume` continues it."""
+    """An error mid-run: cancel every order of the run at the venue and journal the halt. A
+    failed strategy (it raised, or sent a bad value) is closed out and its journal sealed (True):
+    resuming it would fail again. Anything else leaves the journal unsealed (False), so
+    `--resume` continues it."""
+    from sq.core.exits import StrategyError
+
+    if isinstance(error, StrategyError):
+        run.close_out("strategy_error")
+        run.journal.seal({"ts": time.time_ns(), "reason": "strategy_error", "error": error.message})
+        return True
     run.canceled_on_error = cancel_run_orders(run.gateway, run.plan.symbols, run.plan.prefix, run.env)
     try:
         run.write([("halt", {"ts": time.time_ns(), "reason": f"error: {type(error).__name__}", "by": "error",

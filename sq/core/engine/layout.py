@@ -24,9 +24,9 @@ from __future__ import annotations
 HANDLER_NONE, HANDLER_BOOK, HANDLER_TRADE, HANDLER_FILL, HANDLER_TIMER = 0, 1, 2, 3, 4
 HANDLER_NAMES = ("", "on_book", "on_trade", "on_fill", "on_timer")
 # a strategy's bad action (`G_BAD`): the first one stops the run
-BAD_NONE, BAD_QTY, BAD_PRICE, BAD_SIDE = 0, 1, 2, 3
-BAD_NAMES = ("", "a size that is NaN, infinite or not positive", "a price that is NaN or not a positive number of ticks",
-             "a side that is neither +1 (buy) nor -1 (sell)")
+BAD_NONE, BAD_QTY, BAD_PRICE, BAD_SIDE, BAD_RAISED = 0, 1, 2, 3, 4
+BAD_NAMES = ("", "a size that is NaN, infinite or negative", "a price that is NaN or not a positive number of ticks",
+             "a side that is neither +1 (buy) nor -1 (sell)", "an exception raised")
 
 # order-manager states (reference §4) and the venue-side view of an order
 FREE, PENDING_NEW, LIVE, PENDING_CANCEL, DEAD = 0, 1, 2, 3, 4
@@ -143,7 +143,9 @@ G_TIMER_NS = 46  # the strategy's timer interval (data time; 0: no timer)
 G_NEXT_TIMER = 47  # data time the timer fires next (0: not started)
 G_BAD_COUNT = 48  # bad actions rejected
 G_HNOW = 49  # local time of the event the running handler handles (ctx.now())
-NG = 50
+G_ERR_SIDE = 50  # a handler that raised: its int arguments (side, ticks), for reproducing the error
+G_ERR_TICKS = 51
+NG = 52
 
 # global floats
 GF_PEAK = 0
@@ -161,7 +163,9 @@ GF_MAKER_BPS = 11
 GF_TAKER_BPS = 12
 GF_SENT_QTY = 13
 GF_FILLED_QTY = 14
-NGF = 15
+GF_ERR_PRICE = 15  # a handler that raised: its float arguments (price, qty)
+GF_ERR_QTY = 16
+NGF = 17
 
 # queue models and latency distributions
 Q_RISK_AVERSE, Q_PROB = 0, 1

@@ -408,12 +408,12 @@ class Engine:
         h = self.handlers
         return h.on_book, h.on_trade, h.on_fill, h.on_timer, self.context()
 
-    def failure(self, error: BaseException | None = None) -> StrategyError:
-        """The strategy's failure as the error the runs report: what went wrong, in which handler,
-        at which line of the strategy's file."""
+    def failure(self) -> StrategyError:
+        """The strategy's recorded failure as the error the runs report: what went wrong, in which
+        handler, at which line of the strategy's file; the strategy is halted."""
         from sq.core.strategy.failures import describe
 
-        message = describe(self, error)
+        message = describe(self)
         g = self.g
         g[L.G_BAD] = L.BAD_NONE  # reported once; the strategy is halted so it can fail no further
         g[L.G_HANDLER] = L.HANDLER_NONE
@@ -454,21 +454,11 @@ class Engine:
         t0 = time.perf_counter()
         if batch.num_rows == 0:
             return self.take_output(0)
-        try:
-            arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
-        except Exception as e:
-            if self.g[L.G_HANDLER] != L.HANDLER_NONE:
-                raise self.failure(e) from None
-            raise
+        arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
         n = batch.num_rows
         while True:
             if st is None:
-                try:
-                    st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
-                except Exception as e:
-                    if self.g[L.G_HANDLER] != L.HANDLER_NONE:
-                        raise self.failure(e) from None
-                    raise
+                st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
             if st == K.ST_OK:
                 break
             if st == K.ST_BAD:
@@ -480,15 +470,9 @@ class Engine:
 
     def _drain_all(self) -> None:
         while True:
-            h = self.handlers
-            try:
-                st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
-                             self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
-                             self.po_i, self.po_f, self.n, self._margin(), h.on_fill, self.context())
-            except Exception as e:
-                if self.g[L.G_HANDLER] != L.HANDLER_NONE:
-                    raise self.failure(e) from None
-                raise
+            st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
+                         self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
+                         self.po_i, self.po_f, self.n, self._margin(), self.handlers.on_fill, self.context())
             if st == K.ST_OK:
                 return
             if st == K.ST_BAD:
@@ -498,14 +482,9 @@ class Engine:
     def _close_message(self) -> None:
         while K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()) != K.ST_OK:
             self.make_room(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
-        try:
-            K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
-                            self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n,
-                            self.handlers.on_book, self.context())
-        except Exception as e:
-            if self.g[L.G_HANDLER] != L.HANDLER_NONE:
-                raise self.failure(e) from None
-            raise
+        K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
+                        self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n,
+                        self.handlers.on_book, self.context())
         if self.g[L.G_BAD] != L.BAD_NONE:
             raise self.failure()
 

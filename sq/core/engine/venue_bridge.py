@@ -87,12 +87,7 @@ class LiveBridge:
                                kind, o, px, qty, reason, now, e.n)
         if filled:
             K._check_halt(e.si, e.sf, e.oi, e.of, e.g, e.gf, e.ob, e.obf, e.oo_i, e.oo_f, e.oi[o, L.OI_SYM], now, e.n)
-        try:
-            K.answer_fill(e.handlers.on_fill, e.context(), e.g, e.fo_i, e.fo_f, nf0, now)
-        except Exception as error:
-            if e.g[L.G_HANDLER] != L.HANDLER_NONE:
-                raise e.failure(error) from None
-            raise
+        K.answer_fill(e.handlers.on_fill, e.context(), e.g, e.fo_i, e.fo_f, nf0, now)
         if e.g[L.G_BAD] != L.BAD_NONE:
             raise e.failure()
         return True

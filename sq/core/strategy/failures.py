@@ -1,10 +1,10 @@
 """Say where a strategy failed: which handler, which line of its file, what it did.
 
 Two failures stop a run (its orders are cancelled and its journal sealed by the run, exit 70):
-the handler raised (numba keeps the exception's class and message, not its line: the line is
-found by matching the message to the handler's `raise` statements), or an action had a bad
-value (`ctx.quote(s, BUY, ticks, nan)`; the kernel records the handler, the symbol and what was
-wrong, and nothing is sent).
+the handler raised (the wrapper records it; calling the handler again from Python gives the
+exception's class and message, and the line is found by matching them to the handler's `raise`
+statements), or an action had a bad value (`ctx.quote(s, BUY, ticks, nan)`; the kernel records
+the handler, the symbol and what was wrong, and nothing is sent).
 """
 
 from __future__ import annotations
@@ -44,21 +44,25 @@ def raise_line(fn: Any, error: BaseException) -> int | None:
     return first + pick[0] - 1 if pick else None
 
 
-def describe(engine: Any, error: BaseException | None) -> str:
-    """One line: `strategy NAME (FILE:LINE, HANDLER) …` for a raised error or a bad action."""
+def describe(engine: Any) -> str:
+    """One line, `strategy NAME (FILE:LINE, HANDLER) …`, for the failure the engine recorded."""
+    from sq.core.strategy.handlers import reproduce
+
     decl = engine.declaration
     g = engine.g
-    if error is None:
-        handler = L.HANDLER_NAMES[int(g[L.G_BAD_HANDLER])] or "a handler"
-        fn = decl.handlers.get(handler)
-        path, line = handler_location(fn)
-        s = int(g[L.G_BAD_SYM])
-        symbol = engine.registry.symbols[s] if 0 <= s < len(engine.registry.symbols) else f"symbol {s}"
-        what = L.BAD_NAMES[int(g[L.G_BAD])]
-        return (f"strategy {decl.name} ({path}:{line}, {handler}): an order with {what} for {symbol}; it was not sent "
-                f"({int(g[L.G_BAD_COUNT])} bad action(s)); the strategy stopped")
-    handler = L.HANDLER_NAMES[int(g[L.G_HANDLER])] or "a handler"
+    handler = L.HANDLER_NAMES[int(g[L.G_BAD_HANDLER])] or "a handler"
     fn = decl.handlers.get(handler)
     path, line = handler_location(fn)
-    line = raise_line(fn, error) or line
-    return f"strategy {decl.name} ({path}:{line}, {handler}) raised {type(error).__name__}: {error}; the strategy stopped"
+    s = int(g[L.G_BAD_SYM])
+    symbol = engine.registry.symbols[s] if 0 <= s < len(engine.registry.symbols) else f"symbol {s}"
+    if int(g[L.G_BAD]) == L.BAD_RAISED:
+        user = engine.handlers.user.get(handler)
+        error = reproduce(user, handler, engine.context(), g, engine.gf) if user is not None else None
+        if error is None:
+            return (f"strategy {decl.name} ({path}:{line}, {handler}) raised an exception on {symbol} "
+                    "(it did not raise again when called to report it); the strategy stopped")
+        line = raise_line(fn, error) or line
+        return f"strategy {decl.name} ({path}:{line}, {handler}) raised {type(error).__name__}: {error} on {symbol}; the strategy stopped"
+    what = L.BAD_NAMES[int(g[L.G_BAD])]
+    return (f"strategy {decl.name} ({path}:{line}, {handler}): an order with {what} for {symbol}; it was not sent "
+            f"({int(g[L.G_BAD_COUNT])} bad action(s)); the strategy stopped")

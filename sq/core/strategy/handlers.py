@@ -5,6 +5,12 @@ as a dispatcher: its compiled, cached code is the same for every strategy, and a
 strategy compiles only its own small handlers (seconds), never the kernel. A strategy without a
 handler for an event gets sq's no-op for it (compiled once, cached).
 
+Each user handler is called through a small wrapper (`wrap`): a first-class function cannot
+pass an exception to its caller (numba's C wrapper would print it and carry on), so the wrapper
+catches it and records the call in the engine state; the kernel stops at once and the engine
+calls the user's handler again from Python with the same arguments to get the exception's class
+and message for the report (`reproduce`).
+
 A handler that cannot compile is a `StrategyCompileError` (exit 2) carrying numba's message cut
 down to the user's file and line, raised before any market data is read.
 """
@@ -18,6 +24,7 @@ from typing import Any, Callable
 from numba import njit, types
 from numba.core.types.function_type import CompileResultWAP
 
+from sq.core.engine import layout as L
 from sq.core.engine.context import CONTEXT
 from sq.core.exits import UsageError
 
@@ -52,6 +59,51 @@ def _no_fill(ctx, s, side, price, qty):
 NO_OP = {"on_book": _no_book, "on_trade": _no_trade, "on_fill": _no_fill, "on_timer": _no_book}
 
 
+@njit(cache=True)
+def raised(ctx, s, side, ticks, price, qty):
+    """A handler raised: record it (and its arguments) for the engine, which stops the run."""
+    g = ctx.g
+    g[L.G_BAD_COUNT] += 1
+    if g[L.G_BAD] == L.BAD_NONE:
+        g[L.G_BAD] = L.BAD_RAISED
+        g[L.G_BAD_SYM] = s
+        g[L.G_BAD_HANDLER] = g[L.G_HANDLER]
+        g[L.G_ERR_SIDE] = side
+        g[L.G_ERR_TICKS] = ticks
+        ctx.gf[L.GF_ERR_PRICE] = price
+        ctx.gf[L.GF_ERR_QTY] = qty
+
+
+_WRAPPERS = {
+    "on_book": ("ctx, s", "s, 0, 0, 0.0, 0.0"),
+    "on_trade": ("ctx, s, side, ticks, qty", "s, side, ticks, 0.0, qty"),
+    "on_fill": ("ctx, s, side, price, qty", "s, side, 0, price, qty"),
+    "on_timer": ("ctx, s", "s, 0, 0, 0.0, 0.0"),
+}
+
+
+def wrap(user: Any, event: str) -> Any:
+    """`user` (a compiled handler) inside a try/except that records an exception (see above)."""
+    args, record = _WRAPPERS[event]
+    source = f"def wrapped({args}):\n    try:\n        user({args})\n    except Exception:\n        raised(ctx, {record})\n"
+    namespace: dict[str, Any] = {"user": user, "raised": raised}
+    exec(compile(source, f"<sq {event} wrapper>", "exec"), namespace)
+    return njit(SIGNATURES[event])(namespace["wrapped"])
+
+
+def reproduce(user: Any, event: str, ctx: Any, g: Any, gf: Any) -> BaseException | None:
+    """Call the user's handler again from Python with the recorded arguments: the exception it
+    raises (None when it does not raise again)."""
+    s, side, ticks = int(g[L.G_BAD_SYM]), int(g[L.G_ERR_SIDE]), int(g[L.G_ERR_TICKS])
+    price, qty = float(gf[L.GF_ERR_PRICE]), float(gf[L.GF_ERR_QTY])
+    args = {"on_book": (s,), "on_timer": (s,), "on_trade": (s, side, ticks, qty), "on_fill": (s, side, price, qty)}[event]
+    try:
+        user(ctx, *args)
+    except Exception as e:  # noqa: BLE001 - the user's exception is the report
+        return e
+    return None
+
+
 @dataclass(frozen=True)
 class Handlers:
     """The compiled handlers of one strategy, as the engine kernel takes them."""
@@ -60,7 +112,8 @@ class Handlers:
     on_trade: Any
     on_fill: Any
     on_timer: Any
-    dispatchers: tuple  # the compiled dispatchers, kept alive with their code
+    user: dict  # event → the user's own compiled handler (for `reproduce`)
+    dispatchers: tuple  # the compiled wrappers, kept alive with their code
 
 
 def _wap(dispatcher: Any, event: str) -> CompileResultWAP:
@@ -69,13 +122,15 @@ def _wap(dispatcher: Any, event: str) -> CompileResultWAP:
 
 def compile_handlers(handlers: dict[str, Callable], *, where: str = "", cache: bool = True) -> Handlers:
     """Compile each given handler (`{"on_book": fn, ...}`) to its event's signature."""
-    compiled: dict[str, Any] = {}
+    user: dict[str, Any] = {}
+    wrapped: dict[str, Any] = {}
     for event, fn in handlers.items():
         if event not in SIGNATURES:
             raise UsageError(f"{where}: unknown event {event!r} (events: {', '.join(SIGNATURES)})")
-        compiled[event] = compile_one(fn, event, where=where, cache=cache)
-    out = {e: _wap(compiled.get(e) or NO_OP[e], e) for e in SIGNATURES}
-    return Handlers(out["on_book"], out["on_trade"], out["on_fill"], out["on_timer"], tuple(compiled.values()))
+        user[event] = compile_one(fn, event, where=where, cache=cache)
+        wrapped[event] = wrap(user[event], event)
+    out = {e: _wap(wrapped.get(e) or NO_OP[e], e) for e in SIGNATURES}
+    return Handlers(out["on_book"], out["on_trade"], out["on_fill"], out["on_timer"], user, tuple(wrapped.values()))
 
 
 def compile_one(fn: Callable, event: str, *, where: str = "", cache: bool = True) -> Any:
@@ -84,7 +139,12 @@ def compile_one(fn: Callable, event: str, *, where: str = "", cache: bool = True
 
     name = getattr(fn, "__name__", event)
     try:
-        return njit(SIGNATURES[event], cache=cache and _cacheable(fn))(fn)
+        try:
+            return njit(SIGNATURES[event], cache=cache and _cacheable(fn))(fn)
+        except RuntimeError as e:  # numba cannot write a cache beside a read-only file
+            if "cannot cache" not in str(e):
+                raise
+            return njit(SIGNATURES[event])(fn)
     except NumbaError as e:
         raise StrategyCompileError(f"{where or name}: {event} handler {name}({ARGS[event]}) does not compile: "
                                    f"{trim_numba_message(str(e), fn)}") from None
@@ -114,10 +174,16 @@ def trim_numba_message(message: str, fn: Callable) -> str:
     for i, ln in enumerate(lines):
         m = re.match(r'\s*File "([^"]+)", line (\d+):', ln)
         if m and (not filename or m.group(1).endswith(filename.rsplit("/", 1)[-1])):
-            code_line = next((x.strip() for x in lines[i + 1:] if x.strip() and "<source elided>" not in x), "")
-            where = f"{m.group(1)}:{m.group(2)}: {code_line}"
+            block = []
+            for x in lines[i + 1:]:
+                if x.strip() == "^" or x.strip().startswith("^"):
+                    break
+                if x.strip() and "<source elided>" not in x:
+                    block.append(x.strip())
+            where = f"{m.group(1)}:{m.group(2)}: {block[-1] if block else ''}".rstrip(": ")
             break
     problem = next((ln.strip() for ln in lines if ln.strip() and not _NOISE.match(ln) and not ln.strip().startswith("File ")
                     and "<source elided>" not in ln), "numba could not compile it")
     problem = re.sub(r"\x1b\[[0-9;]*m", "", problem)
+    problem = re.sub(r"numba\.ContextType\(.*\)\)\)", "the strategy context (ctx)", problem)
     return f"{problem} ({where})" if where else problem
