@@ -1,4 +1,4 @@
-"""Live safety figures against the local Binance fake (tests/fakes/binance), on 127.0.0.1:
+"""Live safety figures against the local Binance fake (tests/support/fakes/binance), on 127.0.0.1:
 
 * `sq kill` cold start → the cancel-all request arriving at the venue: a fresh `sq kill` process
   per run, one resting order at the fake each time; the clock runs from just before the process
@@ -63,7 +63,7 @@ def _kill_cold(fake, env: dict, gw, extra: list[str], runs: int = 7) -> float:
 FAKE_PROCESS = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
-from tests.fakes.binance.server import FakeBinance
+from tests.support.fakes.binance.server import FakeBinance
 fake = FakeBinance().start()
 print(json.dumps({**fake.env(), "BINANCE_API_KEY": fake.account.api_key, "BINANCE_API_SECRET": fake.account.api_secret}), flush=True)
 sys.stdin.read()
@@ -104,7 +104,7 @@ def _tick_to_order(fake, home: str, seconds: float = 6.0) -> dict:
 
 def run(report) -> None:
     sys.path.insert(0, str(ROOT))
-    from tests.fakes.binance.server import FakeBinance
+    from tests.support.fakes.binance.server import FakeBinance
 
     fake = FakeBinance().start()
     saved = dict(os.environ)

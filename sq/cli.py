@@ -25,7 +25,7 @@ def _is_click_exception(e: BaseException) -> bool:
 
 
 def exit_status_for(e: BaseException) -> ExitStatus | int:
-    """The exit status of an exception (pinned by tests/test_exits.py)."""
+    """The exit status of an exception (pinned by tests/core/test_exits.py)."""
     if isinstance(e, SqError):
         return e.status
     if isinstance(e, typer.Exit):

@@ -1,0 +1,20 @@
+"""What the tests share — plain helpers, imported by test modules (which never import each other):
+
+* `process` — running sq: `SqRunner` (in process, injected Environment), `SQ_BIN` and
+  `subprocess_env` (real `sq` subprocesses), `ipc_bytes` (an Arrow stream as written to a pipe),
+  the paths `ROOT` and `VECTORS` (fixtures/vectors).
+* `marketdata` — small hand-made market batches (`market_rows`, `simple_book_batch`) and Arrow →
+  Python rows with integer timestamps (`pylist`, `pydict`).
+* `bookstreams` — the book tests' streams: `make_batches`, `run_stream`, `random_stream` and the
+  plain-dict reference book's `reference_rows`.
+* `sourcetools` — a venue market source's `connected` flag sampled through an outage.
+* `livetools` — `sq live` crash tests for any venue: `registered`, `orders_working`,
+  `kill9_then_resume`, `kill_mid_burst`.
+* `binancekill` — `sq kill` at the Binance fake: `binance_gateway`, `rest_orders`, `open_orders`,
+  `sq_kill`.
+* `kitelive` — `sq live` / `reconcile` / `kill` at the Kite fake: `start_live`, `store_session`,
+  `wait_open`, `run_reconcile`, `run_kill`, `venue_agrees`, `kite_gateway`, `price_below`.
+* `fakes.binance`, `fakes.kite` — local servers speaking each venue's wire protocol, driven by
+  the SIM matching engine, and their fixtures (`binance_fake`; `kite_fake`, `kite_env`,
+  `kite_open_hours`), registered for every test by tests/conftest.py.
+"""
