@@ -58,7 +58,7 @@ EPILOG = """Examples:
 def backtest(
     ctx: typer.Context,
     inputs: Annotated[Optional[List[str]], typer.Argument(help="Market data: Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin.", show_default=False)] = None,
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="mm (market maker) or lt (liquidity taker).")] = "mm",
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies.")] = "mm",
     param: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="k=v for every symbol or SYMBOL.k=v for one (clip, threshold, max_order_size, max_position, max_loss, ioc); repeatable.", show_default=False)] = None,
     journal: Annotated[Optional[str], typer.Option("--journal", help="Write orders.parquet, fills.parquet, pnl.parquet into DIR.", show_default=False)] = None,
     latency: Annotated[Optional[str], typer.Option("--latency", help="Order latency each way (e.g. 20ms, 500us); default the config's paper_trading.order_latency_ms (20ms).", show_default=False)] = None,

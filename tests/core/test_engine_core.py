@@ -16,7 +16,6 @@ from sq.core.engine import Engine, FillModelConfig
 from sq.core.engine import layout as L
 from sq.core.engine import orders as O
 from sq.core.engine import positions
-from sq.core.engine.strategies import mm_quotes
 from tests.support.marketdata import market_rows
 
 SYM = "SIM:T"
@@ -41,10 +40,15 @@ def run(e, rows, complete=True):
     return pl.from_arrow(out.orders), pl.from_arrow(out.fills)
 
 
+def reference_quotes(bb, ba, fair, threshold):
+    """The reference market maker's quotes (study §2), restated here independently of sq/strategies/mm.py."""
+    return (bb if fair - bb >= threshold else bb - 1), (ba if ba - fair >= threshold else ba + 1)
+
+
 @pytest.mark.parametrize("bq,aq,want", [(200, 200, (99, 102)), (300, 100, (100, 102)), (100, 300, (99, 101))])
 def test_mm_reference_quotes(bq, aq, want):
     fair = (100 * aq + 101 * bq) / (bq + aq)
-    assert mm_quotes(100, 101, fair, 0.6) == want
+    assert reference_quotes(100, 101, fair, 0.6) == want
     orders, _ = run(engine(), book(bq, aq))
     new = orders.filter(pl.col("event") == "new").sort("side", descending=True)
     assert new["price"].to_list() == [float(want[0]), float(want[1])]

@@ -102,10 +102,19 @@ def test_unknown_parameter_lists_valid_ones(sq, sim_file):
     assert "clp" in r.stderr and "clip" in r.stderr and "max_position" in r.stderr
 
 
-@pytest.mark.parametrize("param,name", [("clip=0", "clip"), ("threshold=-1", "threshold"), ("SIM:DEMO.ioc=3", "SIM:DEMO.ioc")])
-def test_parameter_out_of_range_is_config_error(sq, sim_file, param, name):
+@pytest.mark.parametrize("param,name,allowed", [("clip=0", "clip", "> 0"), ("threshold=-1", "threshold", "≥ 0"),
+                                               ("SIM:DEMO.ioc=3", "SIM:DEMO.ioc", "one of 0, 1")])
+def test_parameter_out_of_its_declared_range_is_a_usage_error(sq, sim_file, param, name, allowed):
     r = sq(["backtest", "-s", "mm", sim_file, "--param", param])
-    assert r.exit_code == 78 and name in r.stderr
+    assert r.exit_code == 2 and name in r.stderr and allowed in r.stderr
+
+
+def test_config_value_out_of_range_is_a_config_error(sq, sim_file, tmp_path, monkeypatch):
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text('[[instruments]]\nsymbol = "SIM:DEMO"\nclip = 0\n')
+    monkeypatch.setenv("SQ_CONFIG", str(cfg))
+    r = sq(["backtest", "-s", "mm", sim_file])
+    assert r.exit_code == 78 and "instruments[SIM:DEMO].clip" in r.stderr
 
 
 def test_lt_without_trades_warns(sq, levels_only):

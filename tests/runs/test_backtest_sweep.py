@@ -14,6 +14,7 @@ import pytest
 
 from sq.core import schemas as S
 from sq.runs.report import count, money
+from sq.core.strategy.loader import load
 from sq.runs.sweep import MAX_POINTS, parse_axis
 from tests.support.process import ROOT, ipc_bytes
 
@@ -54,7 +55,7 @@ def single(sq, data, *params, strategy="mm"):
     ("max_position=5,10,20", (5.0, 10.0, 20.0)), ("sim:demo.CLIP=2,3", (2.0, 3.0)), ("threshold=0.7", (0.7,)),
 ])
 def test_axis_values(spec, values):
-    axis = parse_axis(spec, "mm")
+    axis = parse_axis(spec, load("mm"))
     assert axis.values == values
     assert axis.key == ("SIM:DEMO.clip" if spec.startswith("sim:") else spec.split("=")[0])
 
@@ -81,8 +82,8 @@ def test_sweep_conflicts(sq, sim_file, tmp_path):
     r = sq(["backtest", "-s", "mm", sim_file, "--sweep", "clip=1,2", "--journal", str(tmp_path / "j")])
     assert r.exit_code == 2 and "--journal" in r.stderr
     assert sq(["backtest", "-s", "mm", sim_file, "--sweep", "clip=1,2", "--jobs", "0"]).exit_code == 2
-    r = sq(["backtest", "-s", "mm", sim_file, "--sweep", "clip=0,1"])  # out of range, as with --param
-    assert r.exit_code == 78 and "clip" in r.stderr
+    r = sq(["backtest", "-s", "mm", sim_file, "--sweep", "clip=0,1"])  # out of its declared range, as with --param
+    assert r.exit_code == 2 and "clip" in r.stderr and "> 0" in r.stderr
 
 
 # -- results

@@ -64,13 +64,15 @@ def engine_reference(path: Path, strategy: str, params=()):
     from sq.core.config import load_config
     from sq.core.engine import Engine
     from sq.core.engine import params as engine_params
+    from sq.core.strategy.loader import load
     from sq.core.environment import Environment
     from sq.core.journal import rows_from_batch
     from sq.core.streams import open_input
 
     cfg = load_config(None)
     src = open_input(Environment(), [str(path)], "market")
-    eng = Engine(strategy, src.instruments, engine_params.resolve(strategy, sorted(src.instruments), cfg, list(params)), config=cfg, seed=1)
+    declared = load(strategy)
+    eng = Engine(declared, src.instruments, engine_params.resolve(declared, sorted(src.instruments), cfg, list(params)), config=cfg, seed=1)
     orders, fills = [], []
     for out in [eng.process(b) for b in src.batches()] + [eng.finish()]:
         orders += rows_from_batch(out.orders)
@@ -171,8 +173,8 @@ def test_default_journal_dir_and_no_secrets(sq, recording, isolated_home, monkey
     [
         (["--strategy", "xx", "SIM:DEMO"], 2, ["mm", "lt"]),
         (["SIM:DEMO"], 2, ["--strategy"]),
-        (["--strategy", "mm", "SIM:DEMO", "--param", "clipp=1"], 2, ["clip", "valid parameters"]),
-        (["--strategy", "mm", "SIM:DEMO", "--param", "clip=-1"], 78, ["clip"]),
+        (["--strategy", "mm", "SIM:DEMO", "--param", "clipp=1"], 2, ["clip", "its parameters"]),
+        (["--strategy", "mm", "SIM:DEMO", "--param", "clip=-1"], 2, ["clip", "> 0"]),
         (["--strategy", "mm", "SIM:DEMO", "--realtime"], 2, ["--from"]),
         (["--strategy", "mm", "--from", "/nonexistent/x.parquet"], 66, ["not found"]),
     ],
