@@ -44,6 +44,21 @@ def raise_line(fn: Any, error: BaseException) -> int | None:
     return first + pick[0] - 1 if pick else None
 
 
+ACTIONS = ("quote", "take", "order", "cancel")
+
+
+def action_lines(fn: Any, names: tuple[str, ...] = ACTIONS) -> list[int]:
+    """Lines of the handler's `ctx.quote/take/order/cancel(...)` calls (where a bad value left)."""
+    try:
+        source, first = inspect.getsourcelines(fn)
+        tree = ast.parse(inspect.cleandoc("".join(source)) if source and source[0][:1].isspace() else "".join(source))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    lines = {first + node.lineno - 1 for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names}
+    return sorted(lines)
+
+
 def describe(engine: Any) -> str:
     """One line, `strategy NAME (FILE:LINE, HANDLER) …`, for the failure the engine recorded."""
     from sq.core.strategy.handlers import reproduce
@@ -64,5 +79,8 @@ def describe(engine: Any) -> str:
         line = raise_line(fn, error) or line
         return f"strategy {decl.name} ({path}:{line}, {handler}) raised {type(error).__name__}: {error} on {symbol}; the strategy stopped"
     what = L.BAD_NAMES[int(g[L.G_BAD])]
-    return (f"strategy {decl.name} ({path}:{line}, {handler}): an order with {what} for {symbol}; it was not sent "
+    sending = action_lines(fn, ("quote", "take", "order") if int(g[L.G_BAD]) != L.BAD_SIDE else ACTIONS)
+    where = f"{path}:{sending[0]}" if len(sending) == 1 else (
+        f"{path}:{line}, one of the orders at lines {', '.join(map(str, sending))}" if sending else f"{path}:{line}")
+    return (f"strategy {decl.name} ({where}, {handler}): an order with {what} for {symbol}; it was not sent "
             f"({int(g[L.G_BAD_COUNT])} bad action(s)); the strategy stopped")
