@@ -1,7 +1,7 @@
-"""The five stream schemas of ARCHITECTURE §3, their metadata, and fast batch builders.
+"""The six stream schemas (docs/streams.md), their metadata, and fast batch builders.
 
-Every stream between commands carries `sq.stream` (market, book, orders, fills, pnl),
-`sq.schema_version` and, for market and book streams, `sq.instruments` (a JSON map symbol →
+Every stream between commands carries `sq.stream` (market, book, bars, orders, fills, pnl),
+`sq.schema_version` and, for market, book and bars streams, `sq.instruments` (a JSON map symbol →
 {tick_size, lot_size, venue, …}) so a reader never guesses tick sizes. This module is the one
 place that knows the canonical column types; `conform` casts foreign or polars-produced data
 (which drops metadata and may use string_view/large_string) back to them.
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 SCHEMA_VERSION = "1"
-STREAM_KINDS = ("market", "book", "orders", "fills", "pnl")
+STREAM_KINDS = ("market", "book", "bars", "orders", "fills", "pnl")
 
 # market `kind` codes
 LEVEL, TRADE, CLEAR, SNAPSHOT_END, TICK = 1, 2, 3, 4, 5
@@ -74,6 +74,23 @@ MARKET_FIELDS = [
     pa.field("orders", pa.int32(), nullable=True),
     pa.field("seq", pa.int64(), nullable=False),
 ]
+
+# bars: one row per symbol and interval; `ts` is the bar's open (ns UTC). `trades` and `vwap` are
+# null where the source has no trade count or notional (candles of some venues); `oi` (open
+# interest) is null except for derivatives whose source reports it.
+BARS_FIELDS = [
+    pa.field("ts", TS, nullable=False),
+    pa.field("symbol", SYMBOL, nullable=False),
+    pa.field("open", pa.float64(), nullable=False),
+    pa.field("high", pa.float64(), nullable=False),
+    pa.field("low", pa.float64(), nullable=False),
+    pa.field("close", pa.float64(), nullable=False),
+    pa.field("volume", pa.float64(), nullable=False),
+    pa.field("trades", pa.int64(), nullable=True),
+    pa.field("vwap", pa.float64(), nullable=True),
+    pa.field("oi", pa.float64(), nullable=True),
+]
+META_INTERVAL = b"sq.interval"  # bars: the bar interval as written by the producer (1m, 1h, 1d, 500t, 100v …)
 
 ORDERS_FIELDS = [
     pa.field("ts", TS),
@@ -158,6 +175,15 @@ def book_schema(depth: int, instruments: Mapping[str, Instrument], *, stale: boo
     return make_schema("book", book_fields(depth, stale=stale), instruments)
 
 
+def bars_schema(instruments: Mapping[str, Instrument], interval: str) -> pa.Schema:
+    return make_schema("bars", BARS_FIELDS, instruments, {META_INTERVAL.decode(): interval})
+
+
+def bars_interval(schema: pa.Schema) -> str | None:
+    v = (schema.metadata or {}).get(META_INTERVAL)
+    return v.decode() if v else None
+
+
 def orders_schema() -> pa.Schema:
     return make_schema("orders", ORDERS_FIELDS)
 
@@ -238,6 +264,7 @@ def int64_view(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 _CANONICAL = {
     "market": MARKET_FIELDS,
+    "bars": BARS_FIELDS,
     "orders": ORDERS_FIELDS,
     "fills": FILLS_FIELDS,
     "pnl": PNL_FIELDS,
@@ -255,6 +282,8 @@ def guess_kind(schema: pa.Schema) -> str | None:
         return "market"
     if {"bid_px_0", "ask_px_0", "symbol", "ts"} <= names:
         return "book"
+    if {"open", "high", "low", "close", "volume", "symbol", "ts"} <= names:
+        return "bars"
     if {"client_order_id", "event"} <= names:
         return "orders"
     if {"trade_id", "liquidity"} <= names:

@@ -33,7 +33,6 @@ import queue
 import select
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Mapping, Protocol
@@ -43,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sq.core import schemas as S
+from sq.core.datasets import partition_dir
 from sq.core.paths import fsync_dir
 
 NS_PER_DAY = 86_400_000_000_000
@@ -82,12 +82,6 @@ class RecordSummary:
             f"file{'s' if len(self.files) != 1 else ''}, {human_bytes(self.bytes)} under {out_dir} "
             f"in {self.elapsed_s:.1f}s{pt}"
         )
-
-
-def partition_dir(out_dir: str | os.PathLike, venue: str, symbol: str, day_ns: int) -> Path:
-    """`DIR/venue=…/symbol=…/date=YYYY-MM-DD` for an event whose ts falls in day `day_ns` (UTC midnight)."""
-    date = np.datetime64(int(day_ns), "ns").astype("datetime64[D]")
-    return Path(out_dir) / f"venue={venue}" / f"symbol={urllib.parse.quote(symbol, safe='')}" / f"date={date}"
 
 
 class _PartFile:

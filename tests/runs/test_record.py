@@ -22,7 +22,8 @@ import pytest
 
 from sq.core import schemas as S
 from sq.core.environment import Environment
-from sq.runs.record import PipeSink, Recorder, partition_dir
+from sq.core.datasets import partition_dir
+from sq.runs.record import PipeSink, Recorder
 from sq.core.streams import open_input
 from tests.support.process import ROOT, subprocess_env
 

@@ -1,0 +1,99 @@
+"""The on-disk dataset layout every writer shares, and time windows over it.
+
+A dataset is a hive-partitioned directory of Parquet files:
+
+    DIR/venue=<venue>/symbol=<url-quoted symbol>/date=YYYY-MM-DD/<name>.parquet
+
+written by `sq record` (rotating part files), `sq fetch` and `sq import` (one file per symbol and
+day: `day.parquet` for a market stream, `bars-<interval>.parquet` for bars). Every file carries
+its stream kind and instruments in the Parquet schema metadata, so a reader never guesses. A
+file is written under a hidden temporary name, fsync'd and renamed: a killed writer never leaves
+a partial file under a final name, and a day that exists is a day that is complete.
+
+`--start/--end` windows select files by their `date=` partition (no file outside the window is
+opened) and then rows by `ts`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import urllib.parse
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from sq.core.exits import UsageError
+from sq.core.paths import fsync_dir
+
+DATE_RE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
+NS_PER_DAY = 86_400_000_000_000
+
+
+def partition_dir(out_dir: str | os.PathLike, venue: str, symbol: str, day: dt.date | int) -> Path:
+    """`DIR/venue=…/symbol=…/date=YYYY-MM-DD` for `day` (a date, or ns of any time in that UTC day)."""
+    if not isinstance(day, dt.date):
+        day = dt.date.fromisoformat(str(np.datetime64(int(day), "ns").astype("datetime64[D]")))
+    return Path(out_dir) / f"venue={venue}" / f"symbol={urllib.parse.quote(symbol, safe='')}" / f"date={day.isoformat()}"
+
+
+def write_partition_file(directory: Path, name: str, table, *, compression: str = "zstd") -> Path:
+    """Write `table` (a pyarrow Table with its schema metadata) as `directory/name` atomically:
+    a hidden temp file, fsync, rename, fsync of the directory. Returns the final path."""
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / name
+    tmp = directory / f".{name}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as sink:
+            pq.write_table(table, sink, compression=compression)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    fsync_dir(directory)
+    return final
+
+
+def parse_date(text: str, option: str) -> dt.date:
+    """`YYYY-MM-DD` → date; anything else is a usage error naming the option."""
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except (ValueError, AttributeError):
+        raise UsageError(f"{option} must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every calendar day from `start` to `end`, both included; start after end is a usage error."""
+    if start > end:
+        raise UsageError(f"--start {start} is after --end {end}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def partition_date(path: str | os.PathLike) -> dt.date | None:
+    """The `date=` partition a file lies in, or None outside a partitioned dataset."""
+    m = DATE_RE.search(Path(path).as_posix())
+    return dt.date.fromisoformat(m.group(1)) if m else None
+
+
+def in_window(paths: Iterable[str], start: dt.date | None, end: dt.date | None) -> list[str]:
+    """The files whose `date=` partition lies in [start, end]; files outside partitions are kept
+    (their rows are filtered by time when read)."""
+    out = []
+    for p in paths:
+        d = partition_date(p)
+        if d is None or ((start is None or d >= start) and (end is None or d <= end)):
+            out.append(p)
+    return out
+
+
+def window_ns(start: dt.date | None, end: dt.date | None) -> tuple[int | None, int | None]:
+    """[start 00:00 UTC, end+1 00:00 UTC) in ns since the epoch (None: unbounded)."""
+    lo = None if start is None else int(np.datetime64(start.isoformat(), "D").astype("datetime64[ns]").astype(np.int64))
+    hi = None if end is None else int(np.datetime64(end.isoformat(), "D").astype("datetime64[ns]").astype(np.int64)) + NS_PER_DAY
+    return lo, hi
