@@ -12,11 +12,11 @@ strategies, order manager, risk checks, position keeper and simulated fills (ord
 feed latency, queue position, partial fills, maker/taker fees), so a paper replay of a file and
 a backtest of it produce identical orders and fills.
 
-Strategies: mm (market maker: joins or backs off the touch by the fair price vs `threshold`
-ticks) and lt (liquidity taker: follows an aggressive trade whose qty / opposite top qty ≥
-`threshold`, IOC by default). Parameters per symbol: clip, threshold, max_order_size,
-max_position, max_loss, ioc — from the config's instruments, `--param k=v` (every symbol) or
-`--param SYMBOL.k=v` (one symbol).
+Strategies: the built-ins (mm: market maker, lt: liquidity taker, avellaneda: inventory-skewed
+market maker) or your own file on the strategy SDK (docs/strategies.md; `sq strategies` lists
+them with their parameters). Parameters per symbol are the strategy's declared ones plus the
+risk limits max_order_size, max_position, max_loss — from the config's instruments,
+`--param k=v` (every symbol) or `--param SYMBOL.k=v` (one symbol).
 
 On a terminal: a summary table. Otherwise, or with --json: one JSON document (strategy, symbols,
 events, orders, fills, position, pnl, max_drawdown, sharpe, fill_ratio, rejections, elapsed_s,

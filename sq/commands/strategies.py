@@ -49,7 +49,8 @@ def strategies(
         if not name:
             raise UsageError("sq strategies new needs a NAME (e.g. sq strategies new mine)")
         path = new_strategy(name, kind=kind, path=output)
-        env.info(f"wrote {path}; try: sq backtest --strategy ./{path} DATA")
+        shown = str(path) if path.is_absolute() or str(path).startswith(("./", "../")) else f"./{path}"
+        env.info(f"wrote {path}; try: sq backtest --strategy {shown} DATA")
         return
     if name:
         raise UsageError(f"unexpected argument {name!r}: sq strategies [STRATEGY] or sq strategies new NAME")

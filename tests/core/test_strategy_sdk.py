@@ -369,3 +369,27 @@ def test_the_sdk_imports_only_what_a_strategy_needs():
     code = "import sys, sq.strategy; print(','.join(m for m in sys.modules if m.startswith(('sq.runs', 'sq.commands', 'sq.venues'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True).stdout.strip()
     assert out == ""
+
+
+def test_reporting_a_raised_error_sends_nothing_and_changes_nothing(tmp_path):
+    """The report calls the handler again to learn its exception: on a copy of the state, so
+    that second call neither sends an order nor touches the strategy's own state."""
+    path = write(tmp_path, "once.py", '''
+        from sq.strategy import BUY, Strategy
+
+        strategy = Strategy("once", "orders, counts, then raises", state=1)
+
+        @strategy.on_book
+        def on_book(ctx, s):
+            if ctx.has_bid(s) and ctx.has_ask(s) and ctx.state(s)[0] == 0.0:
+                ctx.state(s)[0] += 1.0
+                ctx.quote(s, BUY, ctx.bid(s), 1.0)
+                raise RuntimeError("after one order")
+    ''')
+    strat = loader.load(str(path))
+    e = Engine(strat, INST, {SYM: {}}, config=Config(), fill=FillModelConfig(order_latency_ns=0))
+    rows = [(5_000, SYM, S.LEVEL, 1, 100.0, 10.0, 1), (5_000, SYM, S.LEVEL, -1, 101.0, 10.0, 1)]
+    with pytest.raises(StrategyError, match="after one order"):
+        e.process(market_rows(rows, [SYM], tick=1.0), complete=True)
+    assert e.us[0, 0] == 1.0 and e.counters()["orders"] == 1
+    assert e.halted == "strategy_error"

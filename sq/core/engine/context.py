@@ -20,7 +20,6 @@ Account:
     ctx.position(s), ctx.pnl(s)         net position; realized + unrealized − fees
     ctx.max_position(s)                 the risk limit on the absolute position (`max_position`)
     ctx.working(s, side)                (ticks, leaves) of this side's working order (leaves 0.0: none)
-    ctx.halted()                        a risk limit or a halt stopped new orders
     ctx.now()                           local time of the event being handled (ns)
 Parameters and own state:
     ctx.param(s, P)                     the value of declared parameter P (the int `Strategy.param` returned)
@@ -61,10 +60,8 @@ from sq.core.engine.layout import (
     G_BAD_COUNT,
     G_BAD_HANDLER,
     G_BAD_SYM,
-    G_HALTED,
     G_HANDLER,
     G_HNOW,
-    HALT_NONE,
     LIVE,
     OF_LEAVES,
     OI_PX,
@@ -307,11 +304,6 @@ def working_order(si, oi, of, s, side):
 @_method("working")
 def _working(ctx, s, side):
     return lambda ctx, s, side: working_order(ctx.si, ctx.oi, ctx.of, s, side)
-
-
-@_method("halted")
-def _halted(ctx):
-    return lambda ctx: ctx.g[G_HALTED] != HALT_NONE
 
 
 @_method("now")

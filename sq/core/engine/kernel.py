@@ -64,6 +64,7 @@ from sq.core.engine.layout import (
     G_BAD,
     G_HANDLER,
     G_HNOW,
+    G_HSYM,
     G_NEXT_TIMER,
     G_TIMER_NS,
     FO_SIDE,
@@ -149,6 +150,7 @@ def fill_event(on_fill, ctx, g, fo_i, fo_f, nf0, now):
         r = g[G_NF] - 1
         g[G_HANDLER] = HANDLER_FILL
         g[G_HNOW] = now
+        g[G_HSYM] = fo_i[r, FO_SYM]
         on_fill(ctx, fo_i[r, FO_SYM], fo_i[r, FO_SIDE], fo_f[r, FOF_PX], fo_f[r, FOF_QTY])
         g[G_HANDLER] = HANDLER_NONE
 
@@ -219,6 +221,7 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
     if g[G_HALTED] == HALT_NONE:
         g[G_HANDLER] = HANDLER_BOOK
         g[G_HNOW] = now
+        g[G_HSYM] = s
         on_book(ctx, s)
         g[G_HANDLER] = HANDLER_NONE
     _gateway(ob, obf, oi, g, hq, hf)
@@ -260,7 +263,10 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
                     g[G_HANDLER] = HANDLER_TIMER
                     g[G_HNOW] = lt
                     for q in range(nsym):
+                        g[G_HSYM] = q
                         on_timer(ctx, q)
+                        if g[G_BAD] != 0:
+                            break
                     g[G_HANDLER] = HANDLER_NONE
                     _gateway(ob, obf, oi, g, hq, hf)
                     if g[G_BAD] != 0:
@@ -292,6 +298,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
             if g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0:
                 g[G_HANDLER] = HANDLER_TRADE
                 g[G_HNOW] = lt
+                g[G_HSYM] = s
                 on_trade(ctx, s, np.int64(side[i]), tick[i], qty[i])
                 g[G_HANDLER] = HANDLER_NONE
                 _gateway(ob, obf, oi, g, hq, hf)

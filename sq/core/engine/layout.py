@@ -143,9 +143,8 @@ G_TIMER_NS = 46  # the strategy's timer interval (data time; 0: no timer)
 G_NEXT_TIMER = 47  # data time the timer fires next (0: not started)
 G_BAD_COUNT = 48  # bad actions rejected
 G_HNOW = 49  # local time of the event the running handler handles (ctx.now())
-G_ERR_SIDE = 50  # a handler that raised: its int arguments (side, ticks), for reproducing the error
-G_ERR_TICKS = 51
-NG = 52
+G_HSYM = 50  # the symbol the running handler handles (for error reports)
+NG = 51
 
 # global floats
 GF_PEAK = 0
@@ -163,9 +162,7 @@ GF_MAKER_BPS = 11
 GF_TAKER_BPS = 12
 GF_SENT_QTY = 13
 GF_FILLED_QTY = 14
-GF_ERR_PRICE = 15  # a handler that raised: its float arguments (price, qty)
-GF_ERR_QTY = 16
-NGF = 17
+NGF = 15
 
 # queue models and latency distributions
 Q_RISK_AVERSE, Q_PROB = 0, 1

@@ -31,6 +31,7 @@ from sq.core.engine import layout as L
 from sq.core.engine import params as engine_params
 from sq.core.exits import DataError, StrategyError, UsageError
 from sq.core.strategy.declaration import Strategy
+from sq.core.strategy.handlers import CATCHER
 from sq.core.streams import SymbolRegistry
 
 INITIAL_ROWS = 4096
@@ -147,6 +148,7 @@ class Engine:
         self.params = engine_params.normalise(self.declaration, params)
         self._ctx: Any = None
         self._ctx_key: tuple = ()
+        self.strategy_exception: tuple | None = None  # (type, value, traceback) of a handler's exception
         self.config = config
         self.fill = fill or FillModelConfig.from_config(config)
         self.fill.validate()
@@ -395,13 +397,17 @@ class Engine:
         """The strategy context over the current state arrays (rebuilt when one was reallocated)."""
         from sq.core.engine.context import make_context
 
-        arrays = (self.book.qbuf, self.book.ist, self.si, self.sf, self.oi, self.of, self.g, self.gf, self.rej, self.ob,
-                  self.obf, self.oo_i, self.oo_f, self.pf, self.us)
+        arrays = self.context_arrays()
         key = tuple(map(id, arrays))
         if key != self._ctx_key:
             self._ctx = make_context(*arrays)
             self._ctx_key = key
         return self._ctx
+
+    def context_arrays(self) -> tuple:
+        """The state arrays the strategy context is made of, in `make_context` order."""
+        return (self.book.qbuf, self.book.ist, self.si, self.sf, self.oi, self.of, self.g, self.gf, self.rej, self.ob,
+                self.obf, self.oo_i, self.oo_f, self.pf, self.us)
 
     def _strategy(self) -> tuple:
         """The kernel's strategy arguments: the four handlers and the context."""
@@ -454,11 +460,13 @@ class Engine:
         t0 = time.perf_counter()
         if batch.num_rows == 0:
             return self.take_output(0)
-        arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
+        with CATCHER.catching(self):
+            arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
         n = batch.num_rows
         while True:
             if st is None:
-                st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
+                with CATCHER.catching(self):
+                    st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
             if st == K.ST_OK:
                 break
             if st == K.ST_BAD:
@@ -470,9 +478,10 @@ class Engine:
 
     def _drain_all(self) -> None:
         while True:
-            st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
-                         self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
-                         self.po_i, self.po_f, self.n, self._margin(), self.handlers.on_fill, self.context())
+            with CATCHER.catching(self):
+                st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
+                             self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
+                             self.po_i, self.po_f, self.n, self._margin(), self.handlers.on_fill, self.context())
             if st == K.ST_OK:
                 return
             if st == K.ST_BAD:
@@ -482,9 +491,10 @@ class Engine:
     def _close_message(self) -> None:
         while K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()) != K.ST_OK:
             self.make_room(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
-        K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
-                        self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n,
-                        self.handlers.on_book, self.context())
+        with CATCHER.catching(self):
+            K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
+                            self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n,
+                            self.handlers.on_book, self.context())
         if self.g[L.G_BAD] != L.BAD_NONE:
             raise self.failure()
 

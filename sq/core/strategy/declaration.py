@@ -88,7 +88,7 @@ class Param:
 RISK_PARAMS = (
     Param("max_order_size", 10.0, above=0.0, inf_ok=True, doc="largest order, base quantity (sq's risk check)"),
     Param("max_position", 10.0, min=0.0, inf_ok=True, doc="largest absolute position, base quantity (sq's risk check)"),
-    Param("max_loss", 1000.0, inf_ok=True, magnitude=True, doc="loss that halts the symbol, quote currency (sq's risk check)"),
+    Param("max_loss", 1000.0, inf_ok=True, magnitude=True, doc="a symbol's loss that halts the strategy, quote currency (sq's risk check)"),
 )
 RISK_NAMES = tuple(p.name for p in RISK_PARAMS)
 

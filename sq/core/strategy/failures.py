@@ -1,9 +1,8 @@
 """Say where a strategy failed: which handler, which line of its file, what it did.
 
 Two failures stop a run (its orders are cancelled and its journal sealed by the run, exit 70):
-the handler raised (the wrapper records it; calling the handler again from Python gives the
-exception's class and message, and the line is found by matching them to the handler's `raise`
-statements), or an action had a bad value (`ctx.quote(s, BUY, ticks, nan)`; the kernel records
+the handler raised (the engine recorded the exception with the handler's traceback, which gives
+the line; failing that, the line of a matching `raise` statement), or an action had a bad value (`ctx.quote(s, BUY, ticks, nan)`; the kernel records
 the handler, the symbol and what was wrong, and nothing is sent).
 """
 
@@ -20,6 +19,16 @@ def handler_location(fn: Any) -> tuple[str, int]:
     """(file, first line) of a handler function."""
     code = getattr(fn, "__code__", None)
     return (code.co_filename, code.co_firstlineno) if code else ("?", 0)
+
+
+def traceback_line(tb: Any, path: str) -> int | None:
+    """The line of `path` in a traceback (the innermost frame in the strategy's file)."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def raise_line(fn: Any, error: BaseException) -> int | None:
@@ -61,7 +70,6 @@ def action_lines(fn: Any, names: tuple[str, ...] = ACTIONS) -> list[int]:
 
 def describe(engine: Any) -> str:
     """One line, `strategy NAME (FILE:LINE, HANDLER) …`, for the failure the engine recorded."""
-    from sq.core.strategy.handlers import reproduce
 
     decl = engine.declaration
     g = engine.g
@@ -71,13 +79,11 @@ def describe(engine: Any) -> str:
     s = int(g[L.G_BAD_SYM])
     symbol = engine.registry.symbols[s] if 0 <= s < len(engine.registry.symbols) else f"symbol {s}"
     if int(g[L.G_BAD]) == L.BAD_RAISED:
-        user = engine.handlers.user.get(handler)
-        error = reproduce(user, handler, engine.context(), g, engine.gf) if user is not None else None
-        if error is None:
-            return (f"strategy {decl.name} ({path}:{line}, {handler}) raised an exception on {symbol} "
-                    "(it did not raise again when called to report it); the strategy stopped")
-        line = raise_line(fn, error) or line
-        return f"strategy {decl.name} ({path}:{line}, {handler}) raised {type(error).__name__}: {error} on {symbol}; the strategy stopped"
+        exc_type, error, tb = getattr(engine, "strategy_exception", None) or (Exception, None, None)
+        name = getattr(exc_type, "__name__", "Exception")
+        line = traceback_line(tb, path) or (raise_line(fn, error) if error is not None else None) or line
+        text = f": {error}" if error is not None and str(error) else ""
+        return f"strategy {decl.name} ({path}:{line}, {handler}) raised {name}{text} on {symbol}; the strategy stopped"
     what = L.BAD_NAMES[int(g[L.G_BAD])]
     sending = action_lines(fn, ("quote", "take", "order") if int(g[L.G_BAD]) != L.BAD_SIDE else ACTIONS)
     where = f"{path}:{sending[0]}" if len(sending) == 1 else (

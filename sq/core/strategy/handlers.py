@@ -5,11 +5,9 @@ as a dispatcher: its compiled, cached code is the same for every strategy, and a
 strategy compiles only its own small handlers (seconds), never the kernel. A strategy without a
 handler for an event gets sq's no-op for it (compiled once, cached).
 
-Each user handler is called through a small wrapper (`wrap`): a first-class function cannot
-pass an exception to its caller (numba's C wrapper would print it and carry on), so the wrapper
-catches it and records the call in the engine state; the kernel stops at once and the engine
-calls the user's handler again from Python with the same arguments to get the exception's class
-and message for the report (`reproduce`).
+A first-class function cannot pass an exception to its caller: numba's C wrapper hands it to
+`sys.unraisablehook` and returns. `ErrorCatcher` records it on the running engine, whose kernel
+then stops right after the handler (see `ErrorCatcher`); nothing runs the handler again.
 
 A handler that cannot compile is a `StrategyCompileError` (exit 2) carrying numba's message cut
 down to the user's file and line, raised before any market data is read.
@@ -17,9 +15,12 @@ down to the user's file and line, raised before any market data is read.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
+import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from numba import njit, types
 from numba.core.types.function_type import CompileResultWAP
@@ -59,49 +60,52 @@ def _no_fill(ctx, s, side, price, qty):
 NO_OP = {"on_book": _no_book, "on_trade": _no_trade, "on_fill": _no_fill, "on_timer": _no_book}
 
 
-@njit(cache=True)
-def raised(ctx, s, side, ticks, price, qty):
-    """A handler raised: record it (and its arguments) for the engine, which stops the run."""
-    g = ctx.g
-    g[L.G_BAD_COUNT] += 1
-    if g[L.G_BAD] == L.BAD_NONE:
-        g[L.G_BAD] = L.BAD_RAISED
-        g[L.G_BAD_SYM] = s
-        g[L.G_BAD_HANDLER] = g[L.G_HANDLER]
-        g[L.G_ERR_SIDE] = side
-        g[L.G_ERR_TICKS] = ticks
-        ctx.gf[L.GF_ERR_PRICE] = price
-        ctx.gf[L.GF_ERR_QTY] = qty
+class ErrorCatcher:
+    """Where a handler's exception goes. numba's first-class function wrapper cannot pass an
+    exception to its caller: it hands it to `sys.unraisablehook` (with the handler's own
+    traceback: file and line) and returns. While an engine runs its kernel (`catching(engine)`
+    installs the hook for the duration, whatever hook was there before keeps every other
+    report), the hook records the exception on that engine and marks its state (`G_BAD =
+    BAD_RAISED`), so the kernel stops right after the handler returns; the engine reports it."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    def hook(self, unraisable: Any) -> None:
+        engine = getattr(self.local, "engine", None)
+        source = unraisable.object if isinstance(unraisable.object, str) else type(unraisable.object).__name__
+        if engine is None or "CPUContext" not in source:  # numba names its CPU context as the source
+            previous = getattr(self.local, "previous", None) or sys.__unraisablehook__
+            previous(unraisable)
+            return
+        g = engine.g
+        if g[L.G_BAD] == L.BAD_NONE:
+            engine.strategy_exception = (unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+            g[L.G_BAD] = L.BAD_RAISED
+            g[L.G_BAD_SYM] = g[L.G_HSYM]
+            g[L.G_BAD_HANDLER] = g[L.G_HANDLER]
+        g[L.G_BAD_COUNT] += 1
+
+    @contextlib.contextmanager
+    def catching(self, engine: Any) -> Iterator[None]:
+        """Record the exceptions of `engine`'s handlers while the block runs its kernels."""
+        outer = getattr(self.local, "engine", None)
+        outer_previous = getattr(self.local, "previous", None)
+        self.local.engine = engine
+        installed = sys.unraisablehook
+        if installed is not self.hook:  # whoever else set a hook keeps it for everything not ours
+            self.local.previous = installed
+            sys.unraisablehook = self.hook
+        try:
+            yield
+        finally:
+            self.local.engine = outer
+            if installed is not self.hook:
+                sys.unraisablehook = installed
+                self.local.previous = outer_previous
 
 
-_WRAPPERS = {
-    "on_book": ("ctx, s", "s, 0, 0, 0.0, 0.0"),
-    "on_trade": ("ctx, s, side, ticks, qty", "s, side, ticks, 0.0, qty"),
-    "on_fill": ("ctx, s, side, price, qty", "s, side, 0, price, qty"),
-    "on_timer": ("ctx, s", "s, 0, 0, 0.0, 0.0"),
-}
-
-
-def wrap(user: Any, event: str) -> Any:
-    """`user` (a compiled handler) inside a try/except that records an exception (see above)."""
-    args, record = _WRAPPERS[event]
-    source = f"def wrapped({args}):\n    try:\n        user({args})\n    except Exception:\n        raised(ctx, {record})\n"
-    namespace: dict[str, Any] = {"user": user, "raised": raised}
-    exec(compile(source, f"<sq {event} wrapper>", "exec"), namespace)
-    return njit(SIGNATURES[event])(namespace["wrapped"])
-
-
-def reproduce(user: Any, event: str, ctx: Any, g: Any, gf: Any) -> BaseException | None:
-    """Call the user's handler again from Python with the recorded arguments: the exception it
-    raises (None when it does not raise again)."""
-    s, side, ticks = int(g[L.G_BAD_SYM]), int(g[L.G_ERR_SIDE]), int(g[L.G_ERR_TICKS])
-    price, qty = float(gf[L.GF_ERR_PRICE]), float(gf[L.GF_ERR_QTY])
-    args = {"on_book": (s,), "on_timer": (s,), "on_trade": (s, side, ticks, qty), "on_fill": (s, side, price, qty)}[event]
-    try:
-        user(ctx, *args)
-    except Exception as e:  # noqa: BLE001 - the user's exception is the report
-        return e
-    return None
+CATCHER = ErrorCatcher()
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,7 @@ class Handlers:
     on_trade: Any
     on_fill: Any
     on_timer: Any
-    user: dict  # event → the user's own compiled handler (for `reproduce`)
-    dispatchers: tuple  # the compiled wrappers, kept alive with their code
+    dispatchers: tuple  # the compiled handlers, kept alive with their code
 
 
 def _wap(dispatcher: Any, event: str) -> CompileResultWAP:
@@ -122,15 +125,13 @@ def _wap(dispatcher: Any, event: str) -> CompileResultWAP:
 
 def compile_handlers(handlers: dict[str, Callable], *, where: str = "", cache: bool = True) -> Handlers:
     """Compile each given handler (`{"on_book": fn, ...}`) to its event's signature."""
-    user: dict[str, Any] = {}
-    wrapped: dict[str, Any] = {}
+    compiled: dict[str, Any] = {}
     for event, fn in handlers.items():
         if event not in SIGNATURES:
             raise UsageError(f"{where}: unknown event {event!r} (events: {', '.join(SIGNATURES)})")
-        user[event] = compile_one(fn, event, where=where, cache=cache)
-        wrapped[event] = wrap(user[event], event)
-    out = {e: _wap(wrapped.get(e) or NO_OP[e], e) for e in SIGNATURES}
-    return Handlers(out["on_book"], out["on_trade"], out["on_fill"], out["on_timer"], user, tuple(wrapped.values()))
+        compiled[event] = compile_one(fn, event, where=where, cache=cache)
+    out = {e: _wap(compiled.get(e) or NO_OP[e], e) for e in SIGNATURES}
+    return Handlers(out["on_book"], out["on_trade"], out["on_fill"], out["on_timer"], tuple(compiled.values()))
 
 
 def compile_one(fn: Callable, event: str, *, where: str = "", cache: bool = True) -> Any:
@@ -140,11 +141,11 @@ def compile_one(fn: Callable, event: str, *, where: str = "", cache: bool = True
     name = getattr(fn, "__name__", event)
     try:
         try:
-            return njit(SIGNATURES[event], cache=cache and _cacheable(fn))(fn)
+            return njit(SIGNATURES[event], cache=cache and _cacheable(fn), boundscheck=True)(fn)
         except RuntimeError as e:  # numba cannot write a cache beside a read-only file
             if "cannot cache" not in str(e):
                 raise
-            return njit(SIGNATURES[event])(fn)
+            return njit(SIGNATURES[event], boundscheck=True)(fn)
     except NumbaError as e:
         raise StrategyCompileError(f"{where or name}: {event} handler {name}({ARGS[event]}) does not compile: "
                                    f"{trim_numba_message(str(e), fn)}") from None

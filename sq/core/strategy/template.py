@@ -16,9 +16,9 @@ from sq.core.strategy.declaration import NAME_RE
 
 EVENT = '''"""{name}: quote both sides around the microprice, leaning away from inventory.
 
-Run it:   sq backtest --strategy ./{file} DATA
-Tune it:  sq backtest --strategy ./{file} DATA --sweep edge=0.5,1,2 --sweep skew=0,0.5,1
-Paper:    sq paper --strategy ./{file} SIM:DEMO --for 1m
+Run it:   sq backtest --strategy {file} DATA
+Tune it:  sq backtest --strategy {file} DATA --sweep edge=0.5,1,2 --sweep skew=0,0.5,1
+Paper:    sq paper --strategy {file} SIM:DEMO --for 1m
 Reference of everything `ctx` offers: docs/strategies.md in the sq repository.
 """
 
@@ -62,7 +62,8 @@ def new_strategy(name: str, *, kind: str = "event", path: str | None = None) -> 
         raise UsageError(f"{target}: a strategy file ends in .py")
     if target.exists():
         raise UsageError(f"{target} already exists; choose another name or -o PATH (nothing was written)")
-    text = TEMPLATES[kind].format(name=name, file=target.name)
+    shown = str(target) if target.is_absolute() or str(target).startswith(("./", "../")) else f"./{target}"
+    text = TEMPLATES[kind].format(name=name, file=shown)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
