@@ -30,19 +30,27 @@ Actions (one order per side, the reference order manager: a new price cancels an
     ctx.order(s, side, ticks, qty, tif) either, with tif GTC or IOC
     ctx.cancel(s, side)                 cancel this side's working order
 Every order passes sq's risk checks (size, position, loss, notional, rate, price band, hours,
-circuit limits) exactly as in backtest, paper and live. A size that is NaN, infinite or negative,
+circuit limits) exactly as in backtest, paper and live.
+
+How it is built (for speed): `ctx` is a one-field named tuple holding a small int64 table of the
+state arrays' data pointers and shapes (`make_context`). A handler call passes that one array;
+each method rebuilds the arrays it needs as reference-count-free views (`numba.carray`) and is
+inlined into the handler, so reading the book costs a few loads, not a function call with
+fifteen arrays. The engine rebuilds the table whenever it reallocates an array, and keeps the
+arrays it points into alive. A size that is NaN, infinite or negative,
 a price that is NaN or not a positive tick, or a side other than ±1 is a bug in the strategy:
 nothing is sent, and the run stops (its orders cancelled, its journal sealed, exit 70).
 """
 
 from __future__ import annotations
 
+import collections
+import functools
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.core.extending import overload_method
-from numba.experimental import structref
+from numba import carray, njit, types, typeof
+from numba.core.extending import intrinsic, overload_method
 
 from sq.core import book as B
 from sq.core import features as F
@@ -79,58 +87,80 @@ from sq.core.engine.layout import (
 BUY, SELL = 1, -1
 GTC, IOC = TIF_GTC, TIF_IOC
 
-FIELDS = (
-    ("qbuf", types.float64[::1]), ("ist", types.int64[:, ::1]),
-    ("si", types.int64[:, ::1]), ("sf", types.float64[:, ::1]), ("oi", types.int64[:, ::1]), ("of", types.float64[:, ::1]),
-    ("g", types.int64[::1]), ("gf", types.float64[::1]), ("rej", types.int64[::1]),
-    ("ob", types.int64[:, ::1]), ("obf", types.float64[::1]), ("oo_i", types.int64[:, ::1]), ("oo_f", types.float64[:, ::1]),
-    ("pf", types.float64[:, ::1]), ("us", types.float64[:, ::1]),
-)
+ARRAYS = ("qbuf", "ist", "si", "sf", "oi", "of", "g", "gf", "rej", "ob", "obf", "oo_i", "oo_f", "pf", "us")
+QBUF, IST, SI, SF, OI, OF, G, GF, REJ, OB, OBF, OO_I, OO_F, PF, US = range(len(ARRAYS))
+
+Context = collections.namedtuple("Context", ["table"])
+Context.__doc__ = "The strategy context: a table of the engine's state arrays (data pointer, rows, columns each)."
 
 
-@structref.register
-class ContextType(types.StructRef):
-    """The numba type of `Context` (one instance type for every strategy: handlers compile to
-    the same signature, so the engine kernel is compiled once for all of them)."""
-
-    def preprocess_fields(self, fields):
-        return tuple((name, types.unliteral(t)) for name, t in fields)
-
-
-CONTEXT = ContextType(list(FIELDS))
-
-
-class Context(structref.StructRefProxy):
-    """The strategy context over an engine's state (built by `make_context`)."""
+def make_context(*arrays: np.ndarray) -> Context:
+    """A Context over these arrays (`ARRAYS` order, each C-contiguous); the caller keeps them alive."""
+    table = np.zeros(3 * len(ARRAYS), np.int64)
+    for k, a in enumerate(arrays):
+        if not a.flags.c_contiguous:
+            raise ValueError(f"context array {ARRAYS[k]} is not C-contiguous")
+        table[3 * k] = a.ctypes.data
+        table[3 * k + 1] = a.shape[0]
+        table[3 * k + 2] = a.shape[1] if a.ndim == 2 else 0
+    return Context(table)
 
 
-structref.define_boxing(ContextType, Context)
+CONTEXT = typeof(Context(np.zeros(3 * len(ARRAYS), np.int64)))
 
 
-@njit(cache=True)
-def make_context(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, pf, us):
-    """A Context over these arrays (rebuilt by the engine whenever it reallocates one)."""
-    ctx = structref.new(CONTEXT)
-    ctx.qbuf = qbuf
-    ctx.ist = ist
-    ctx.si = si
-    ctx.sf = sf
-    ctx.oi = oi
-    ctx.of = of
-    ctx.g = g
-    ctx.gf = gf
-    ctx.rej = rej
-    ctx.ob = ob
-    ctx.obf = obf
-    ctx.oo_i = oo_i
-    ctx.oo_f = oo_f
-    ctx.pf = pf
-    ctx.us = us
-    return ctx
+def _pointer(dtype):
+    @intrinsic
+    def to_pointer(typingctx, address):
+        if not isinstance(address, types.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(types.CPointer(dtype)))
+
+        return types.CPointer(dtype)(address), codegen
+
+    return to_pointer
+
+
+_f64 = _pointer(types.float64)
+_i64 = _pointer(types.int64)
+
+
+@njit(inline="always", cache=True)
+def vec_f(t, k):
+    """Array `k` of the table as a 1-D float64 view (no reference counting)."""
+    return carray(_f64(t[3 * k]), (t[3 * k + 1],))
+
+
+@njit(inline="always", cache=True)
+def vec_i(t, k):
+    return carray(_i64(t[3 * k]), (t[3 * k + 1],))
+
+
+@njit(inline="always", cache=True)
+def mat_f(t, k):
+    """Array `k` of the table as a 2-D float64 view."""
+    return carray(_f64(t[3 * k]), (t[3 * k + 1], t[3 * k + 2]))
+
+
+@njit(inline="always", cache=True)
+def mat_i(t, k):
+    return carray(_i64(t[3 * k]), (t[3 * k + 1], t[3 * k + 2]))
 
 
 def _method(name):
-    return overload_method(ContextType, name, jit_options={"cache": True})
+    """A `ctx.name(...)` method: inlined into the handler, for the Context type only."""
+    def register(typer):
+        @functools.wraps(typer)  # numba reads the method's signature through __wrapped__
+        def checked(ctx, *args):
+            if getattr(ctx, "instance_class", None) is not Context:
+                return None
+            return typer(ctx, *args)
+
+        return overload_method(types.BaseNamedTuple, name, inline="always", jit_options={"cache": True})(checked)
+
+    return register
 
 
 # ---------------------------------------------------------------------------------------------- book
@@ -138,35 +168,35 @@ def _method(name):
 
 @_method("has_bid")
 def _has_bid(ctx, s):
-    return lambda ctx, s: ctx.ist[s, B.I_NB] > 0
+    return lambda ctx, s: mat_i(ctx.table, IST)[s, B.I_NB] > 0
 
 
 @_method("has_ask")
 def _has_ask(ctx, s):
-    return lambda ctx, s: ctx.ist[s, B.I_NA] > 0
+    return lambda ctx, s: mat_i(ctx.table, IST)[s, B.I_NA] > 0
 
 
 @_method("bid")
 def _bid(ctx, s):
-    return lambda ctx, s: ctx.ist[s, B.I_BB]
+    return lambda ctx, s: mat_i(ctx.table, IST)[s, B.I_BB]
 
 
 @_method("ask")
 def _ask(ctx, s):
-    return lambda ctx, s: ctx.ist[s, B.I_BA]
+    return lambda ctx, s: mat_i(ctx.table, IST)[s, B.I_BA]
 
 
 @_method("bid_qty")
 def _bid_qty(ctx, s):
-    return lambda ctx, s: levels.best_qty(ctx.qbuf, ctx.ist, s, 1)
+    return lambda ctx, s: levels.best_qty(vec_f(ctx.table, QBUF), mat_i(ctx.table, IST), s, 1)
 
 
 @_method("ask_qty")
 def _ask_qty(ctx, s):
-    return lambda ctx, s: levels.best_qty(ctx.qbuf, ctx.ist, s, -1)
+    return lambda ctx, s: levels.best_qty(vec_f(ctx.table, QBUF), mat_i(ctx.table, IST), s, -1)
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always", cache=True, _nrt=False)
 def nth_level(qbuf, ist, s, side, n):
     """(ticks, qty) of the n-th non-empty level of `side` from the touch; qty 0.0 when none."""
     if side > 0:
@@ -190,10 +220,10 @@ def nth_level(qbuf, ist, s, side, n):
 
 @_method("level")
 def _level(ctx, s, side, n):
-    return lambda ctx, s, side, n: nth_level(ctx.qbuf, ctx.ist, s, side, n)
+    return lambda ctx, s, side, n: nth_level(vec_f(ctx.table, QBUF), mat_i(ctx.table, IST), s, side, n)
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always", cache=True, _nrt=False)
 def fair_ticks(qbuf, ist, s):
     """Microprice in ticks: (bid·ask_qty + ask·bid_qty)/(bid_qty + ask_qty); NaN when undefined."""
     if ist[s, B.I_NB] == 0 or ist[s, B.I_NA] == 0:
@@ -208,57 +238,57 @@ def fair_ticks(qbuf, ist, s):
 
 @_method("fair")
 def _fair(ctx, s):
-    return lambda ctx, s: fair_ticks(ctx.qbuf, ctx.ist, s)
+    return lambda ctx, s: fair_ticks(vec_f(ctx.table, QBUF), mat_i(ctx.table, IST), s)
 
 
 @_method("mid")
 def _mid(ctx, s):
     def impl(ctx, s):
-        if ctx.ist[s, B.I_NB] == 0 or ctx.ist[s, B.I_NA] == 0:
+        if mat_i(ctx.table, IST)[s, B.I_NB] == 0 or mat_i(ctx.table, IST)[s, B.I_NA] == 0:
             return math.nan
-        return 0.5 * (ctx.ist[s, B.I_BB] + ctx.ist[s, B.I_BA])
+        return 0.5 * (mat_i(ctx.table, IST)[s, B.I_BB] + mat_i(ctx.table, IST)[s, B.I_BA])
     return impl
 
 
 @_method("spread")
 def _spread(ctx, s):
     def impl(ctx, s):
-        if ctx.ist[s, B.I_NB] == 0 or ctx.ist[s, B.I_NA] == 0:
+        if mat_i(ctx.table, IST)[s, B.I_NB] == 0 or mat_i(ctx.table, IST)[s, B.I_NA] == 0:
             return math.nan
-        return float(ctx.ist[s, B.I_BA] - ctx.ist[s, B.I_BB])
+        return float(mat_i(ctx.table, IST)[s, B.I_BA] - mat_i(ctx.table, IST)[s, B.I_BB])
     return impl
 
 
 @_method("imbalance")
 def _imbalance(ctx, s):
     def impl(ctx, s):
-        bq = levels.best_qty(ctx.qbuf, ctx.ist, s, 1)
-        aq = levels.best_qty(ctx.qbuf, ctx.ist, s, -1)
+        bq = levels.best_qty(vec_f(ctx.table, QBUF), mat_i(ctx.table, IST), s, 1)
+        aq = levels.best_qty(vec_f(ctx.table, QBUF), mat_i(ctx.table, IST), s, -1)
         return F.imbalance(bq, aq)
     return impl
 
 
 @_method("tick_size")
 def _tick_size(ctx, s):
-    return lambda ctx, s: ctx.sf[s, SF_TICK]
+    return lambda ctx, s: mat_f(ctx.table, SF)[s, SF_TICK]
 
 
 @_method("lot_size")
 def _lot_size(ctx, s):
-    return lambda ctx, s: ctx.sf[s, SF_LOT]
+    return lambda ctx, s: mat_f(ctx.table, SF)[s, SF_LOT]
 
 
 @_method("price")
 def _price(ctx, s, ticks):
-    return lambda ctx, s, ticks: F.tick_price(ticks, ctx.sf[s, SF_TICK], ctx.sf[s, SF_INV])
+    return lambda ctx, s, ticks: F.tick_price(ticks, mat_f(ctx.table, SF)[s, SF_TICK], mat_f(ctx.table, SF)[s, SF_INV])
 
 
 @_method("ticks")
 def _ticks(ctx, s, price):
-    return lambda ctx, s, price: np.int64(math.floor(price / ctx.sf[s, SF_TICK] + 0.5))
+    return lambda ctx, s, price: np.int64(math.floor(price / mat_f(ctx.table, SF)[s, SF_TICK] + 0.5))
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always", cache=True, _nrt=False)
 def round_lots(qty, lot):
     """`qty` rounded down to a whole number of lots (unchanged without a lot size)."""
     if lot > 0.0:
@@ -268,7 +298,7 @@ def round_lots(qty, lot):
 
 @_method("lots")
 def _lots(ctx, s, qty):
-    return lambda ctx, s, qty: round_lots(qty, ctx.sf[s, SF_LOT])
+    return lambda ctx, s, qty: round_lots(qty, mat_f(ctx.table, SF)[s, SF_LOT])
 
 
 # ---------------------------------------------------------------------------------------------- account
@@ -276,20 +306,20 @@ def _lots(ctx, s, qty):
 
 @_method("position")
 def _position(ctx, s):
-    return lambda ctx, s: ctx.sf[s, SF_POS]
+    return lambda ctx, s: mat_f(ctx.table, SF)[s, SF_POS]
 
 
 @_method("max_position")
 def _max_position(ctx, s):
-    return lambda ctx, s: ctx.sf[s, SF_MAXPOS]
+    return lambda ctx, s: mat_f(ctx.table, SF)[s, SF_MAXPOS]
 
 
 @_method("pnl")
 def _pnl(ctx, s):
-    return lambda ctx, s: positions.total(ctx.sf, s)
+    return lambda ctx, s: positions.total(mat_f(ctx.table, SF), s)
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always", cache=True, _nrt=False)
 def working_order(si, oi, of, s, side):
     """(ticks, leaves) of `side`'s order of `s`; leaves 0.0 when no order works there."""
     o = si[s, SI_SLOT + (0 if side > 0 else 1)]
@@ -303,28 +333,28 @@ def working_order(si, oi, of, s, side):
 
 @_method("working")
 def _working(ctx, s, side):
-    return lambda ctx, s, side: working_order(ctx.si, ctx.oi, ctx.of, s, side)
+    return lambda ctx, s, side: working_order(mat_i(ctx.table, SI), mat_i(ctx.table, OI), mat_f(ctx.table, OF), s, side)
 
 
 @_method("now")
 def _now(ctx):
-    return lambda ctx: ctx.g[G_HNOW]
+    return lambda ctx: vec_i(ctx.table, G)[G_HNOW]
 
 
 @_method("param")
 def _param(ctx, s, k):
-    return lambda ctx, s, k: ctx.pf[s, k]
+    return lambda ctx, s, k: mat_f(ctx.table, PF)[s, k]
 
 
 @_method("state")
 def _state(ctx, s):
-    return lambda ctx, s: ctx.us[s]
+    return lambda ctx, s: mat_f(ctx.table, US)[s]
 
 
 # ---------------------------------------------------------------------------------------------- actions
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always", cache=True, _nrt=False)
 def _bad(g, s, code):
     """Record a strategy's bad action (the first one is reported; the run stops after the handler)."""
     g[G_BAD_COUNT] += 1
@@ -334,7 +364,7 @@ def _bad(g, s, code):
         g[G_BAD_HANDLER] = g[G_HANDLER]
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always", cache=True, _nrt=False)
 def _acts(oi, o, px):
     """Whether moving slot order `o` to `px` would do anything (most book updates leave a quote)."""
     if o < 0:
@@ -343,9 +373,12 @@ def _acts(oi, o, px):
     return st == DEAD or st == FREE or (st == LIVE and oi[o, OI_PX] != px)
 
 
-@njit(cache=True, _nrt=False)
-def place(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, ticks, qty, tif):
+@njit(inline="always", cache=True)
+def place(t, s, side, ticks, qty, tif):
     """Steer `side`'s order of `s` to a limit at `ticks` for `qty` (checked, then risk-checked)."""
+    g = vec_i(t, G)
+    si = mat_i(t, SI)
+    oi = mat_i(t, OI)
     if side != 1 and side != -1:
         _bad(g, s, BAD_SIDE)
         return
@@ -357,46 +390,46 @@ def place(qbuf, ist, si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, t
         return
     px = np.int64(math.floor(ticks + 0.5))
     if _acts(oi, si[s, SI_SLOT + (0 if side > 0 else 1)], px):
-        orders.move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, True, qty, tif,
-                          fair_ticks(qbuf, ist, s), g[G_HNOW], si.shape[0])
+        orders.move_order(si, mat_f(t, SF), oi, mat_f(t, OF), g, vec_f(t, GF), vec_i(t, REJ), mat_i(t, OB), vec_f(t, OBF),
+                          mat_i(t, OO_I), mat_f(t, OO_F), s, side, px, True, qty, tif,
+                          fair_ticks(vec_f(t, QBUF), mat_i(t, IST), s), g[G_HNOW], si.shape[0])
 
 
-@njit(cache=True, _nrt=False)
-def cancel_side(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side):
+@njit(inline="always", cache=True)
+def cancel_side(t, s, side):
     """Cancel `side`'s working order of `s` (nothing when none works)."""
+    g = vec_i(t, G)
     if side != 1 and side != -1:
         _bad(g, s, BAD_SIDE)
         return
-    orders.move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, 0, False, 0.0, TIF_GTC, math.nan,
-                      g[G_HNOW], si.shape[0])
+    si = mat_i(t, SI)
+    orders.move_order(si, mat_f(t, SF), mat_i(t, OI), mat_f(t, OF), g, vec_f(t, GF), vec_i(t, REJ), mat_i(t, OB), vec_f(t, OBF),
+                      mat_i(t, OO_I), mat_f(t, OO_F), s, side, 0, False, 0.0, TIF_GTC, math.nan, g[G_HNOW], si.shape[0])
 
 
 @_method("order")
 def _order(ctx, s, side, ticks, qty, tif):
     def impl(ctx, s, side, ticks, qty, tif):
-        place(ctx.qbuf, ctx.ist, ctx.si, ctx.sf, ctx.oi, ctx.of, ctx.g, ctx.gf, ctx.rej, ctx.ob, ctx.obf, ctx.oo_i, ctx.oo_f,
-              s, side, float(ticks), float(qty), tif)
+        place(ctx.table, s, side, float(ticks), float(qty), tif)
     return impl
 
 
 @_method("quote")
 def _quote(ctx, s, side, ticks, qty):
     def impl(ctx, s, side, ticks, qty):
-        place(ctx.qbuf, ctx.ist, ctx.si, ctx.sf, ctx.oi, ctx.of, ctx.g, ctx.gf, ctx.rej, ctx.ob, ctx.obf, ctx.oo_i, ctx.oo_f,
-              s, side, float(ticks), float(qty), TIF_GTC)
+        place(ctx.table, s, side, float(ticks), float(qty), TIF_GTC)
     return impl
 
 
 @_method("take")
 def _take(ctx, s, side, ticks, qty):
     def impl(ctx, s, side, ticks, qty):
-        place(ctx.qbuf, ctx.ist, ctx.si, ctx.sf, ctx.oi, ctx.of, ctx.g, ctx.gf, ctx.rej, ctx.ob, ctx.obf, ctx.oo_i, ctx.oo_f,
-              s, side, float(ticks), float(qty), TIF_IOC)
+        place(ctx.table, s, side, float(ticks), float(qty), TIF_IOC)
     return impl
 
 
 @_method("cancel")
 def _cancel(ctx, s, side):
     def impl(ctx, s, side):
-        cancel_side(ctx.si, ctx.sf, ctx.oi, ctx.of, ctx.g, ctx.gf, ctx.rej, ctx.ob, ctx.obf, ctx.oo_i, ctx.oo_f, s, side)
+        cancel_side(ctx.table, s, side)
     return impl

@@ -214,7 +214,7 @@ def read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
 def read_run(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
              ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res, complete,
              qbuf, ist, bg, pv_tick, pv_qty, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf,
-             oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin, on_book, on_trade, on_fill, on_timer, ctx):
+             oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin, hx, table):
     """`read_small`, then (a clean batch) the engine kernel's `run` over it, in one call:
     returns run's (status, next event), or (-1, 0) when it did not run (see `res`)."""
     read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
@@ -223,7 +223,7 @@ def read_run(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
         return -1, 0
     return _K.run(ts, out_loc, codes, kind, side, out_tick, qty, seq, 0, complete, qbuf, ist, bg, pv_tick, pv_qty,
                   oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin,
-                  on_book, on_trade, on_fill, on_timer, ctx)
+                  hx, table)
 
 
 @kernel

@@ -12,8 +12,8 @@ For every market event, in input order:
      `on_trade` with the book as it was before the trade. Our fills run `on_fill`; the strategy's
      timer (if it has one) runs `on_timer` for every symbol at the first event at or after each
      interval of data time.
-The strategy's handlers arrive as first-class functions (`sq.core.strategy.handlers`) with the
-strategy context `ctx`: the kernel is compiled once for every strategy. A handler's bad action
+The strategy's handlers arrive as an array of addresses `hx` and the context as its pointer
+table (`sq.core.engine.callbacks`): the kernel is compiled once for every strategy. A handler's bad action
 (a NaN size, a non-positive price) stops the run: the kernel returns `ST_BAD`.
 The open message, the schedule and all state persist across calls, so cutting the input into
 different batches gives identical orders and fills. `complete=True` declares that a batch ends
@@ -37,6 +37,7 @@ from sq.core.engine import positions
 from sq.core.engine import risk
 from sq.core.engine import rows as W
 from sq.core.engine import schedule as H
+from sq.core.engine.callbacks import handler_functions
 from sq.core.engine.layout import (
     inline_kernel,
     kernel,
@@ -156,15 +157,25 @@ def fill_event(on_fill, ctx, g, fo_i, fo_f, nf0, now):
 
 
 @kernel
-def answer_fill(on_fill, ctx, g, fo_i, fo_f, nf0, now):
+def answer_fill(hx, table, g, fo_i, fo_f, nf0, now):
     """`fill_event` for an answer a live venue gave (the bridge applies answers one by one)."""
+    on_book, on_trade, on_fill, on_timer, ctx = handler_functions(hx, table)
     fill_event(on_fill, ctx, g, fo_i, fo_f, nf0, now)
 
 
 @kernel
 def drain(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
-          oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin, on_fill, ctx):
+          oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin, hx, table):
     """Run every scheduled item due by venue time `t_venue` / local time `t_local`."""
+    on_book, on_trade, on_fill, on_timer, ctx = handler_functions(hx, table)
+    return drain_with(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
+                      oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin, on_fill, ctx)
+
+
+@inline_kernel
+def drain_with(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
+               oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin, on_fill, ctx):
+    """`drain` with the strategy's `on_fill` already resolved (the kernel's own calls)."""
     while g[G_HN] > 0:
         k0 = hq[0, H_KIND]
         t0 = hq[0, H_T]
@@ -232,8 +243,9 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         qbuf, ist, bg, pv_tick, pv_qty,
         oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf,
         oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin,
-        on_book, on_trade, on_fill, on_timer, ctx):
+        hx, table):
     """Process events start..n; returns (status, i) — ST_OK with i = n when done."""
+    on_book, on_trade, on_fill, on_timer, ctx = handler_functions(hx, table)
     n = len(ts)
     for i in range(start, n):
         st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
@@ -247,8 +259,8 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
             if g[G_BAD] != 0:
                 return ST_BAD, i
         if _due(g, hq, t, lt):
-            st = drain(t, lt, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
-                       oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin, on_fill, ctx)
+            st = drain_with(t, lt, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf, ob, obf,
+                            oo_i, oo_f, fo_i, fo_f, po_i, po_f, nsym, margin, on_fill, ctx)
             if st != ST_OK:
                 return st, i
             st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
@@ -331,8 +343,9 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
 
 
 @kernel
-def close_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx):
+def close_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, hx, table):
     """Complete the open message (end of input, or before a halt)."""
+    on_book, on_trade, on_fill, on_timer, ctx = handler_functions(hx, table)
     if g[G_PEND] != 0:
         end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
 

@@ -31,7 +31,6 @@ from sq.core.engine import layout as L
 from sq.core.engine import params as engine_params
 from sq.core.exits import DataError, StrategyError, UsageError
 from sq.core.strategy.declaration import Strategy
-from sq.core.strategy.handlers import CATCHER
 from sq.core.streams import SymbolRegistry
 
 INITIAL_ROWS = 4096
@@ -147,7 +146,7 @@ class Engine:
         self.instruments: dict[str, S.Instrument] = {k.upper(): v for k, v in instruments.items()}
         self.params = engine_params.normalise(self.declaration, params)
         self._ctx: Any = None
-        self._ctx_key: tuple = ()
+        self._ctx_arrays: tuple | None = None
         self.strategy_exception: tuple | None = None  # (type, value, traceback) of a handler's exception
         self.config = config
         self.fill = fill or FillModelConfig.from_config(config)
@@ -398,10 +397,10 @@ class Engine:
         from sq.core.engine.context import make_context
 
         arrays = self.context_arrays()
-        key = tuple(map(id, arrays))
-        if key != self._ctx_key:
+        kept = self._ctx_arrays
+        if kept is None or any(a is not b for a, b in zip(arrays, kept)):
             self._ctx = make_context(*arrays)
-            self._ctx_key = key
+            self._ctx_arrays = arrays  # the context's table points into these: keep them alive with it
         return self._ctx
 
     def context_arrays(self) -> tuple:
@@ -410,9 +409,21 @@ class Engine:
                 self.obf, self.oo_i, self.oo_f, self.pf, self.us)
 
     def _strategy(self) -> tuple:
-        """The kernel's strategy arguments: the four handlers and the context."""
-        h = self.handlers
-        return h.on_book, h.on_trade, h.on_fill, h.on_timer, self.context()
+        """The kernel's strategy arguments: the handlers' addresses and the context's table."""
+        return self.handlers.addresses, self.context().table
+
+    def strategy_failure(self, error: Exception) -> Exception:
+        """An exception out of a kernel: the strategy's failure when a handler raised it (the
+        engine records which handler runs), else the error itself."""
+        if self.g[L.G_HANDLER] == L.HANDLER_NONE:
+            return error
+        self.strategy_exception = (type(error), error, error.__traceback__)
+        g = self.g
+        g[L.G_BAD] = L.BAD_RAISED
+        g[L.G_BAD_SYM] = g[L.G_HSYM]
+        g[L.G_BAD_HANDLER] = g[L.G_HANDLER]
+        g[L.G_BAD_COUNT] += 1
+        return self.failure()
 
     def failure(self) -> StrategyError:
         """The strategy's recorded failure as the error the runs report: what went wrong, in which
@@ -460,13 +471,17 @@ class Engine:
         t0 = time.perf_counter()
         if batch.num_rows == 0:
             return self.take_output(0)
-        with CATCHER.catching(self):
+        try:
             arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
+        except Exception as e:
+            raise self.strategy_failure(e) from None
         n = batch.num_rows
         while True:
             if st is None:
-                with CATCHER.catching(self):
+                try:
                     st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
+                except Exception as e:
+                    raise self.strategy_failure(e) from None
             if st == K.ST_OK:
                 break
             if st == K.ST_BAD:
@@ -478,10 +493,12 @@ class Engine:
 
     def _drain_all(self) -> None:
         while True:
-            with CATCHER.catching(self):
+            try:
                 st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
                              self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
-                             self.po_i, self.po_f, self.n, self._margin(), self.handlers.on_fill, self.context())
+                             self.po_i, self.po_f, self.n, self._margin(), *self._strategy())
+            except Exception as e:
+                raise self.strategy_failure(e) from None
             if st == K.ST_OK:
                 return
             if st == K.ST_BAD:
@@ -491,10 +508,12 @@ class Engine:
     def _close_message(self) -> None:
         while K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()) != K.ST_OK:
             self.make_room(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
-        with CATCHER.catching(self):
+        try:
             K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
                             self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n,
-                            self.handlers.on_book, self.context())
+                            *self._strategy())
+        except Exception as e:
+            raise self.strategy_failure(e) from None
         if self.g[L.G_BAD] != L.BAD_NONE:
             raise self.failure()
 

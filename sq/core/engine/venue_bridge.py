@@ -26,7 +26,6 @@ from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine import orders as O
 from sq.core.engine import positions
-from sq.core.strategy.handlers import CATCHER
 
 NEW, CANCEL = L.OUT_NEW, L.OUT_CANCEL
 ACK, FILL_MAKER, FILL_TAKER, CANCELED, CANCEL_REJ, EXPIRED, REJECTED = (
@@ -88,8 +87,10 @@ class LiveBridge:
                                kind, o, px, qty, reason, now, e.n)
         if filled:
             K._check_halt(e.si, e.sf, e.oi, e.of, e.g, e.gf, e.ob, e.obf, e.oo_i, e.oo_f, e.oi[o, L.OI_SYM], now, e.n)
-        with CATCHER.catching(e):
-            K.answer_fill(e.handlers.on_fill, e.context(), e.g, e.fo_i, e.fo_f, nf0, now)
+        try:
+            K.answer_fill(e.handlers.addresses, e.context().table, e.g, e.fo_i, e.fo_f, nf0, now)
+        except Exception as error:
+            raise e.strategy_failure(error) from None
         if e.g[L.G_BAD] != L.BAD_NONE:
             raise e.failure()
         return True

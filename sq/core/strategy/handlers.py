@@ -5,9 +5,8 @@ as a dispatcher: its compiled, cached code is the same for every strategy, and a
 strategy compiles only its own small handlers (seconds), never the kernel. A strategy without a
 handler for an event gets sq's no-op for it (compiled once, cached).
 
-A first-class function cannot pass an exception to its caller: numba's C wrapper hands it to
-`sys.unraisablehook` and returns. `ErrorCatcher` records it on the running engine, whose kernel
-then stops right after the handler (see `ErrorCatcher`); nothing runs the handler again.
+The kernel calls a handler through numba's own calling convention (`sq.core.engine.callbacks`),
+so an exception it raises stops the kernel and reaches the engine with the handler's traceback.
 
 A handler that cannot compile is a `StrategyCompileError` (exit 2) carrying numba's message cut
 down to the user's file and line, raised before any market data is read.
@@ -15,26 +14,16 @@ down to the user's file and line, raised before any market data is read.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import sys
-import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from numba import njit, types
-from numba.core.types.function_type import CompileResultWAP
+import numpy as np
+from numba import njit
 
-from sq.core.engine import layout as L
-from sq.core.engine.context import CONTEXT
+from sq.core.engine.callbacks import EVENTS, SIGNATURES
 from sq.core.exits import UsageError
 
-SIGNATURES = {
-    "on_book": types.void(CONTEXT, types.int64),
-    "on_trade": types.void(CONTEXT, types.int64, types.int64, types.int64, types.float64),
-    "on_fill": types.void(CONTEXT, types.int64, types.int64, types.float64, types.float64),
-    "on_timer": types.void(CONTEXT, types.int64),
-}
 ARGS = {"on_book": "ctx, s", "on_trade": "ctx, s, side, ticks, qty", "on_fill": "ctx, s, side, price, qty", "on_timer": "ctx, s"}
 
 
@@ -60,67 +49,23 @@ def _no_fill(ctx, s, side, price, qty):
 NO_OP = {"on_book": _no_book, "on_trade": _no_trade, "on_fill": _no_fill, "on_timer": _no_book}
 
 
-class ErrorCatcher:
-    """Where a handler's exception goes. numba's first-class function wrapper cannot pass an
-    exception to its caller: it hands it to `sys.unraisablehook` (with the handler's own
-    traceback: file and line) and returns. While an engine runs its kernel (`catching(engine)`
-    installs the hook for the duration, whatever hook was there before keeps every other
-    report), the hook records the exception on that engine and marks its state (`G_BAD =
-    BAD_RAISED`), so the kernel stops right after the handler returns; the engine reports it."""
-
-    def __init__(self) -> None:
-        self.local = threading.local()
-
-    def hook(self, unraisable: Any) -> None:
-        engine = getattr(self.local, "engine", None)
-        source = unraisable.object if isinstance(unraisable.object, str) else type(unraisable.object).__name__
-        if engine is None or "CPUContext" not in source:  # numba names its CPU context as the source
-            previous = getattr(self.local, "previous", None) or sys.__unraisablehook__
-            previous(unraisable)
-            return
-        g = engine.g
-        if g[L.G_BAD] == L.BAD_NONE:
-            engine.strategy_exception = (unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
-            g[L.G_BAD] = L.BAD_RAISED
-            g[L.G_BAD_SYM] = g[L.G_HSYM]
-            g[L.G_BAD_HANDLER] = g[L.G_HANDLER]
-        g[L.G_BAD_COUNT] += 1
-
-    @contextlib.contextmanager
-    def catching(self, engine: Any) -> Iterator[None]:
-        """Record the exceptions of `engine`'s handlers while the block runs its kernels."""
-        outer = getattr(self.local, "engine", None)
-        outer_previous = getattr(self.local, "previous", None)
-        self.local.engine = engine
-        installed = sys.unraisablehook
-        if installed is not self.hook:  # whoever else set a hook keeps it for everything not ours
-            self.local.previous = installed
-            sys.unraisablehook = self.hook
-        try:
-            yield
-        finally:
-            self.local.engine = outer
-            if installed is not self.hook:
-                sys.unraisablehook = installed
-                self.local.previous = outer_previous
-
-
-CATCHER = ErrorCatcher()
 
 
 @dataclass(frozen=True)
 class Handlers:
-    """The compiled handlers of one strategy, as the engine kernel takes them."""
+    """The compiled handlers of one strategy, as the engine kernel takes them: `addresses` holds
+    each event's compiled entry point, then its C wrapper (`sq.core.engine.callbacks`)."""
 
-    on_book: Any
-    on_trade: Any
-    on_fill: Any
-    on_timer: Any
+    addresses: np.ndarray  # int64[8]
     dispatchers: tuple  # the compiled handlers, kept alive with their code
 
 
-def _wap(dispatcher: Any, event: str) -> CompileResultWAP:
-    return CompileResultWAP(dispatcher.overloads[SIGNATURES[event].args])
+def _addresses(dispatcher: Any, event: str) -> tuple[int, int]:
+    """(numba entry point, C wrapper) addresses of `dispatcher`'s compiled `event` handler."""
+    cres = dispatcher.overloads[SIGNATURES[event].args]
+    jit = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    wrapper = cres.library.get_pointer_to_function(cres.fndesc.llvm_cfunc_wrapper_name)
+    return int(jit), int(wrapper)
 
 
 def compile_handlers(handlers: dict[str, Callable], *, where: str = "", cache: bool = True) -> Handlers:
@@ -130,8 +75,9 @@ def compile_handlers(handlers: dict[str, Callable], *, where: str = "", cache: b
         if event not in SIGNATURES:
             raise UsageError(f"{where}: unknown event {event!r} (events: {', '.join(SIGNATURES)})")
         compiled[event] = compile_one(fn, event, where=where, cache=cache)
-    out = {e: _wap(compiled.get(e) or NO_OP[e], e) for e in SIGNATURES}
-    return Handlers(out["on_book"], out["on_trade"], out["on_fill"], out["on_timer"], tuple(compiled.values()))
+    pairs = [_addresses(compiled.get(e) or NO_OP[e], e) for e in EVENTS]
+    addresses = np.array([jit for jit, _ in pairs] + [c for _, c in pairs], np.int64)
+    return Handlers(addresses, tuple(compiled.values()) + tuple(NO_OP.values()))
 
 
 def compile_one(fn: Callable, event: str, *, where: str = "", cache: bool = True) -> Any:
