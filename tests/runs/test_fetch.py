@@ -185,10 +185,14 @@ def test_recent_klines_come_from_rest_in_pages(sq, venue, tmp_path):
     neighbours = make_csv("klines", "futures", TODAY - dt.timedelta(days=2), n=1440, seed=6, interval="1m")
     fake.klines[("futures", "BTCUSDT", "1m")] = rest_klines(neighbours) + rest_klines(text)
     out = tmp_path / "data"
+    warm = _fetch(sq, out, "BINANCE-FUT:BTCUSDT", "--kind", "klines", "--interval", "1m", "--start", "2019-01-01", "--end", "2019-01-01")
+    assert warm.exit_code == 1  # nothing that old; exchangeInfo is in the day's cache now
+    fake.forced.append((429, 1))  # the first history call is rate limited: back off for Retry-After, then go on
     r = _fetch(sq, out, "BINANCE-FUT:BTCUSDT", "--kind", "klines", "--interval", "1m", "--start", recent.isoformat(), "--end", recent.isoformat())
     assert r.exit_code == 0, r.stderr
     assert _rows(_file(out, "BINANCE-FUT:BTCUSDT", recent, "klines-1m.parquet")) == expected_bars(text, "ms")
-    assert sum(1 for _, p, _s in fake.requests if p == "/fapi/v1/klines") == 2  # 1,000 + 440 candles
+    klines = [status for _, p, status in fake.requests if p == "/fapi/v1/klines"]
+    assert klines == [429, 200, 200]  # 1,000 + 440 candles after the back-off
 
 
 def test_days_not_over_or_never_archived_are_missing_without_rest(sq, venue, tmp_path):
@@ -304,3 +308,15 @@ def test_a_terminal_gets_a_progress_bar_and_no_json(sq, venue, tmp_path):
            stdout_isatty=True, stderr_isatty=True)
     assert r.exit_code == 0, r.stderr
     assert r.stdout == b"" and "fetched 2 days of aggTrades" in r.stderr
+
+
+def test_the_archive_url_comes_from_the_config_file(sq, venue, tmp_path, monkeypatch):
+    fake, archive = venue
+    monkeypatch.delenv("SQ_BINANCE_DATA_URL")
+    config = tmp_path / "sq.toml"
+    config.write_text(f'[binance]\ndata_url = "{archive.url}"\n')
+    _trade_days(archive, [dt.date(2024, 9, 1)])
+    r = sq(["--config", str(config), "fetch", "BINANCE:BTCUSDT", "--kind", "aggTrades", "--start", "2024-09-01", "--end", "2024-09-01",
+            "-o", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.stderr
+    assert archive.zip_requests() == [day_path("spot", "aggTrades", "BTCUSDT", dt.date(2024, 9, 1))]
