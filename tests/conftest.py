@@ -1,6 +1,6 @@
 """Shared test fixtures: fake terminals and pipes (the injected Environment), an isolated sq
 home, the real `sq` executable for subprocess pipelines, and the local venue fakes
-(`binance_fake`, `kite_fake`, `kite_env`, `kite_open_hours`). Plain helpers live in
+(`binance_fake`, `binance_archive`, `kite_fake`, `kite_env`, `kite_open_hours`). Plain helpers live in
 `tests.support`."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from tests.support.process import SQ_BIN, SqRunner
 
 # the venue fakes' fixtures, for every test module
-pytest_plugins = ["tests.support.fakes.binance", "tests.support.fakes.kite"]
+pytest_plugins = ["tests.support.fakes.binance", "tests.support.fakes.binance_archive", "tests.support.fakes.kite"]
 
 
 @pytest.fixture

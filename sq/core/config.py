@@ -168,7 +168,8 @@ class ZerodhaConfig:
 
 @dataclass(frozen=True)
 class BinanceConfig:
-    """Binance API keys and endpoints (spot, USD-M futures; testnets via the `*_url` keys)."""
+    """Binance API keys and endpoints (spot, USD-M futures; testnets via the `*_url` keys) and the
+    public data archive `sq fetch` downloads from (`data_url`)."""
 
     api_key: str | None = _f(None, "BINANCE_API_KEY")
     api_secret: Secret | None = _f(None, "BINANCE_API_SECRET")
@@ -178,6 +179,7 @@ class BinanceConfig:
     ws_api_url: str = _f("wss://ws-api.binance.com:443/ws-api/v3", "SQ_BINANCE_WS_API_URL")
     futures_rest_url: str = _f("https://fapi.binance.com", "SQ_BINANCE_FUTURES_REST_URL")
     futures_ws_url: str = _f("wss://fstream.binance.com", "SQ_BINANCE_FUTURES_WS_URL")
+    data_url: str = _f("https://data.binance.vision", "SQ_BINANCE_DATA_URL")  # the public data archive (`sq fetch`)
 
 
 @dataclass(frozen=True)

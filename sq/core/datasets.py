@@ -5,7 +5,7 @@ A dataset is a hive-partitioned directory of Parquet files:
     DIR/venue=<venue>/symbol=<url-quoted symbol>/date=YYYY-MM-DD/<name>.parquet
 
 written by `sq record` (rotating part files), `sq fetch` and `sq import` (one file per symbol and
-day: `day.parquet` for a market stream, `bars-<interval>.parquet` for bars). Every file carries
+day, named after what it holds: `aggTrades.parquet`, `klines-1m.parquet` …). Every file carries
 its stream kind and instruments in the Parquet schema metadata, so a reader never guesses. A
 file is written under a hidden temporary name, fsync'd and renamed: a killed writer never leaves
 a partial file under a final name, and a day that exists is a day that is complete.
@@ -58,6 +58,23 @@ def write_partition_file(directory: Path, name: str, table, *, compression: str 
             tmp.unlink()
     fsync_dir(directory)
     return final
+
+
+def partition_table(table, kind: str, instruments, interval: str | None = None):
+    """`table` (canonical columns of stream `kind`) as a dataset file stores it: the `symbol`
+    column as plain string (a dictionary type clashes with the hive `symbol=` partition column in
+    pyarrow datasets; Parquet dictionary-encodes it anyway) and the schema metadata a reader needs
+    (`sq.stream`, `sq.instruments` of `instruments`, `sq.interval` for bars, `sq.end`)."""
+    import pyarrow as pa
+
+    from sq.core import schemas
+
+    extra = {schemas.META_END.decode(): "ok"}
+    if interval is not None:
+        extra[schemas.META_INTERVAL.decode()] = interval
+    fields = [pa.field("symbol", pa.string(), nullable=False) if f.name == "symbol" else f for f in table.schema]
+    schema = schemas.make_schema(kind, fields, instruments, extra)
+    return table.cast(schema)
 
 
 def parse_date(text: str, option: str) -> dt.date:

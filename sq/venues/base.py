@@ -17,6 +17,17 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
                                          the gateway a live run or a reconcile uses
     auth   (module, real venues)         login / status / require_credentials
     kill   (module, standard library only) account(config) and kill(account, ...) for `sq kill`
+    history (module, venues with downloadable history) what `sq fetch` asks for:
+        KINDS: dict[str, str]            fetch kind → the stream kind it produces ("market" | "bars")
+        INTERVALS: tuple[str, ...]       the --interval values the bar kinds accept
+        calendar(start, end) -> [date]   the days in [start, end] that can have data (trading days)
+        open_history(config, env, *, symbols, kind, interval) -> HistoryClient
+                                         validates kind, interval and symbols for this venue before
+                                         any request (UsageError naming the valid choices), then
+                                         loads the instruments
+    A `HistoryClient` (below) has `instruments` (canonical symbol → Instrument), `fetch(symbol,
+    days)` yielding one `DayResult` per day, in order (the client batches its requests as the
+    venue allows), and `close()`.
 
 Core never names a venue: everything venue-specific is one of these, or a method of the
 gateway below.
@@ -31,9 +42,34 @@ from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 from sq.core.exits import SqError, VenueUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
+    import datetime as dt
+
     import pyarrow as pa
 
     from sq.core.schemas import Instrument
+
+
+@dataclass(frozen=True)
+class DayResult:
+    """One day of history from a venue: the whole day's rows, or None when the day is missing or
+    failed (`note` says why). `source` says where it came from (archive, rest, none …); `bytes`
+    is what was downloaded for it. A table is always a complete day, never part of one."""
+
+    day: "dt.date"
+    table: "pa.Table | None"
+    source: str
+    note: str = ""
+    bytes: int = 0
+
+
+class HistoryClient(Protocol):
+    """What a venue's `history.open_history` returns (see the module docstring)."""
+
+    instruments: dict[str, "Instrument"]
+
+    def fetch(self, symbol: str, days: list["dt.date"]) -> Iterator[DayResult]: ...
+
+    def close(self) -> None: ...
 
 
 class MarketSource(Protocol):

@@ -11,6 +11,7 @@ Venue packages are imported only when a symbol, a journal or the account needs t
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -52,7 +53,7 @@ class SourceOptions:
 # ----------------------------------------------------------------------------------------------
 # symbols → venues (parse_symbol/parse_symbols re-exported: the one import for runs and commands)
 
-__all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "trades_live",
+__all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
            "order_rate", "holds_positions", "secret_files", "require_credentials", "open_market_source", "open_account",
            "kill_module", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
 
@@ -86,6 +87,18 @@ def venue_module(venue: str, sub: str | None = None) -> Any:
         if e.name and (e.name.startswith("sq.venues") or e.name.split(".")[0] in SDK_EXTRA):
             raise UsageError(f"the {venue} adapter is not available: install it with pip install 'sq[{venue}]'") from None
         raise
+
+
+def history_module(venue: str) -> Any:
+    """The venue's `history` module (what `sq fetch` downloads, see `sq.venues.base`); a venue
+    without downloadable history is a usage error."""
+    if venue not in VENUES:
+        raise UsageError(f"unknown venue {venue!r} (known: {', '.join(VENUES)})")
+    if importlib.util.find_spec(f"sq.venues.{venue}.history") is None:
+        having = [v for v in VENUES if importlib.util.find_spec(f"sq.venues.{v}.history") is not None]
+        prefixes = [p for p, v in PREFIX_VENUE.items() if v in having]
+        raise UsageError(f"{venue} symbols have no downloadable history (sq fetch serves {', '.join(p + ':' for p in prefixes) or 'no venue yet'})")
+    return venue_module(venue, "history")
 
 
 def trades_live(venue: str) -> bool:

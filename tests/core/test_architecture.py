@@ -97,3 +97,21 @@ def test_capabilities_answer_per_market():
     assert registry.trades_live("binance") and registry.trades_live("zerodha") and not registry.trades_live("sim")
     assert registry.order_rate("binance") == 10.0 and registry.order_rate("zerodha") == 10.0
     assert {p.name for p in registry.secret_files({"SQ_CONFIG_DIR": "/nonexistent"})} >= {"binance.json", "session.json"}
+
+
+@pytest.mark.parametrize("venue", ["sim", "binance", "zerodha"])
+def test_history_modules_offer_the_fetch_protocol(venue):
+    """A venue with downloadable history has the module-level names `sq fetch` uses (sq.venues.base)."""
+    import importlib.util
+
+    from sq.core.exits import UsageError
+    from sq.venues import registry
+
+    if importlib.util.find_spec(f"sq.venues.{venue}.history") is None:
+        with pytest.raises(UsageError, match="no downloadable history"):
+            registry.history_module(venue)
+        return
+    history = registry.history_module(venue)
+    assert set(history.KINDS.values()) <= {"market", "bars"} and history.KINDS
+    assert isinstance(history.INTERVALS, tuple)
+    assert callable(history.calendar) and callable(history.open_history)

@@ -17,4 +17,6 @@
 * `fakes.binance`, `fakes.kite` — local servers speaking each venue's wire protocol, driven by
   the SIM matching engine, and their fixtures (`binance_fake`; `kite_fake`, `kite_env`,
   `kite_open_hours`), registered for every test by tests/conftest.py.
+* `fakes.binance_archive` — Binance's public data archive (zips + CHECKSUM files built from CSV
+  text, breakable) and its fixture `binance_archive`; `day_path`, `zip_of`.
 """

@@ -1,6 +1,8 @@
 """A local Binance-protocol server on 127.0.0.1: REST (http.server) + WebSocket (websockets).
 
-REST (spot `/api/v3/…`, USD-M `/fapi/…`): time, ping, exchangeInfo, depth, and the signed order
+REST (spot `/api/v3/…`, USD-M `/fapi/…`): time, ping, exchangeInfo, depth, the history endpoints
+aggTrades and klines (serving what a test puts in `agg_trades` / `klines`, with Binance's paging
+rules: fromId, startTime/endTime — at most an hour apart for aggTrades — and limit), and the signed order
 and account endpoints with real HMAC-SHA256 signature checks over Binance's totalParams (query
 string + body), `timestamp`/`recvWindow` checks, API-key checks, request-weight accounting with
 `X-MBX-USED-WEIGHT-1M` / `X-MBX-ORDER-COUNT-*` headers, 429 + Retry-After past the limit and 418
@@ -32,7 +34,8 @@ from tests.support.fakes.binance.market import FakeMarket, SymbolSpec
 
 WEIGHTS = {"depth": None, "exchangeInfo": 20, "time": 1, "ping": 1, "order": 1, "openOrders": 6, "allOpenOrders": 1,
            "account": 20, "myTrades": 20, "userTrades": 5, "positionRisk": 5, "leverage": 1, "marginType": 1, "dual": 30,
-           "listenKey": 1}
+           "listenKey": 1, "aggTrades": 4, "klines": 2}
+FUTURES_WEIGHTS = {"aggTrades": 20, "klines": 5}
 
 
 @dataclass
@@ -118,6 +121,11 @@ class FakeBinance:
         # connection without an answer
         self.order_faults: list[str] = []
         self.order_fault_delay_s = 3.0
+        # history the REST endpoints serve, as Binance answers it: (market, symbol) → aggTrades
+        # dicts ({"a", "p", "q", "f", "l", "T", "m"[, "M"]}) in id order; (market, symbol, interval)
+        # → kline arrays in open-time order
+        self.agg_trades: dict[tuple[str, str], list[dict]] = {}
+        self.klines: dict[tuple[str, str, str], list[list]] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.snapshot_requests = 0
         self.paused = False
@@ -491,6 +499,53 @@ class FakeBinance:
         self._listen_keys.setdefault(key, set())
         return key
 
+    # ------------------------------------------------------------------ history (aggTrades, klines)
+
+    def _history_symbol(self, market: str, params: dict) -> str:
+        sym = params.get("symbol", "")
+        known = {s for (m, s) in self.markets if m == market} | {s for (m, s) in self.agg_trades if m == market}
+        known |= {s for (m, s, _) in self.klines if m == market}
+        if sym not in known:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        return sym
+
+    @staticmethod
+    def _limit(params: dict, default: int, most: int) -> int:
+        n = int(params.get("limit", default))
+        if not 1 <= n <= most:
+            raise ApiError(400, -1100, f"Illegal characters found in parameter 'limit'; legal range is '1-{most}'.")
+        return n
+
+    def history_agg_trades(self, market: str, params: dict) -> list[dict]:
+        """`GET aggTrades`: fromId, or startTime/endTime (less than an hour apart), else the latest."""
+        sym = self._history_symbol(market, params)
+        rows = self.agg_trades.get((market, sym), [])
+        limit = self._limit(params, 500, 1000)
+        if "fromId" in params:
+            first = int(params["fromId"])
+            return [r for r in rows if r["a"] >= first][:limit]
+        if "startTime" in params or "endTime" in params:
+            lo = int(params.get("startTime", 0))
+            hi = int(params.get("endTime", lo + 3_599_999))
+            if "startTime" not in params:
+                lo = hi - 3_599_999
+            if hi - lo >= 3_600_000:
+                raise ApiError(400, -1127, "More than 1 hours between startTime and endTime.")
+            return [r for r in rows if lo <= r["T"] <= hi][:limit]
+        return rows[-limit:]
+
+    def history_klines(self, market: str, params: dict) -> list[list]:
+        """`GET klines`: interval, startTime/endTime, limit (spot 1000, futures 1500 at most)."""
+        sym = self._history_symbol(market, params)
+        interval = params.get("interval", "")
+        if not interval:
+            raise ApiError(400, -1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
+        rows = self.klines.get((market, sym, interval), [])
+        limit = self._limit(params, 500, 1500 if market == "futures" else 1000)
+        lo = int(params.get("startTime", 0))
+        hi = int(params.get("endTime", 1 << 62))
+        return [r for r in rows if lo <= r[0] <= hi][:limit]
+
     # ------------------------------------------------------------------ exchangeInfo
 
     def exchange_info(self, market: str) -> dict:
@@ -597,7 +652,7 @@ class _RestHandler(BaseHTTPRequestHandler):
         market = "futures" if path.startswith("/fapi/") else "spot"
         name = path.rstrip("/").rsplit("/", 1)[-1]
         params = dict(parse_qsl(query)) | dict(parse_qsl(body))
-        weight = WEIGHTS.get(name, 1)
+        weight = (FUTURES_WEIGHTS if market == "futures" else {}).get(name) or WEIGHTS.get(name, 1)
         if name == "depth":
             lim = int(params.get("limit", 100))
             weight = (5 if lim <= 100 else 25 if lim <= 500 else 50 if lim <= 1000 else 250) if market == "spot" else 20
@@ -642,6 +697,10 @@ class _RestHandler(BaseHTTPRequestHandler):
                     raise ApiError(400, -1121, "Invalid symbol.")
                 fake.snapshot_requests += 1
                 return m.snapshot(int(params.get("limit", 100)))
+        if name == "aggTrades":
+            return fake.history_agg_trades(market, params)
+        if name == "klines":
+            return fake.history_klines(market, params)
         if name == "listenKey" and market == "futures":
             if self.headers.get("X-MBX-APIKEY") != fake.account.api_key:
                 raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
