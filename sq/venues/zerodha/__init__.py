@@ -6,7 +6,8 @@
 Modules: endpoints (URLs), session (cached token), auth (login flows), instruments (dump, symbol
 resolution), ticker_parser (binary frames → Arrow), source (websocket client), raw (capture
 files), market_rules (hours, ticks, lots, circuits, freeze slicing), ratelimit (token buckets),
-errors (Kite → sq errors), gateway (orders over REST). kiteconnect is imported only by the gateway.
+errors (Kite → sq errors), gateway (orders over REST), history (historical candles for `sq fetch`)
+and candles (Kite candles → bars tables). kiteconnect is imported only by the gateway.
 """
 
 from __future__ import annotations

@@ -53,6 +53,19 @@ def from_kite_error(error_type: str, message: str, http_status: int | None = Non
     return VenueUnavailable(f"zerodha: Kite error {error_type} ({msg})")
 
 
+def from_http_error(http_status: int, body: bytes) -> SqError:
+    """Map a Kite HTTP error answer (status and raw body, JSON when Kite wrote it) to an SqError."""
+    import json
+
+    try:
+        doc = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+    return from_kite_error(str(doc.get("error_type") or "GeneralException"), str(doc.get("message") or f"HTTP {http_status}"), http_status)
+
+
 def map_exception(exc: BaseException) -> SqError:
     """Map a kiteconnect or requests exception (or an SqError, returned as is)."""
     if isinstance(exc, SqError):

@@ -23,7 +23,7 @@ from sq.core.exits import UsageError, VenueUnavailable
 from sq.core.schemas import Instrument
 from sq.core.symbols import suggest
 from sq.venues.zerodha.endpoints import Endpoints, headers
-from sq.venues.zerodha.errors import from_kite_error
+from sq.venues.zerodha.errors import from_http_error
 from sq.venues.zerodha.session import IST
 
 COLUMNS = ("instrument_token", "exchange_token", "tradingsymbol", "name", "last_price", "expiry", "strike",
@@ -104,13 +104,7 @@ def download(endpoints: Endpoints, api_key: str | None, token: str | None, timeo
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.read().decode("utf-8")
     except urllib.error.HTTPError as e:
-        import json
-
-        try:
-            body = json.loads(e.read().decode("utf-8", "replace"))
-        except ValueError:
-            body = {}
-        raise from_kite_error(body.get("error_type", "GeneralException"), body.get("message", f"HTTP {e.code}"), e.code) from None
+        raise from_http_error(e.code, e.read()) from None
     except (urllib.error.URLError, OSError) as e:
         raise VenueUnavailable(f"zerodha: cannot download the instruments dump ({getattr(e, 'reason', e)})") from None
 

@@ -1,5 +1,5 @@
-"""Token buckets for Kite's published limits (zerodha.md): requests 10/s (quotes 1/s), orders
-10/s and 400/min per API key. sq stays below them so Kite never answers 429.
+"""Token buckets for Kite's published limits: requests 10/s (quotes 1/s), historical candles
+3/s, orders 10/s and 400/min per API key. sq stays below them so Kite never answers 429.
 
 `acquire()` waits when the wait is short (≤ `max_wait`), else raises TempFailure (exit 75) — a
 strategy that wants 500 orders a minute is told so instead of being silently throttled.
@@ -14,6 +14,10 @@ from typing import Callable
 from sq.core.exits import TempFailure
 
 QUOTE_PER_S = 1.0
+HISTORICAL_PER_S = 3.0
+# historical requests leave one at a time at 80% of Kite's rate: Kite counts arrivals, and the
+# network's jitter must not squeeze four of them into one second
+HISTORICAL_PACE = 0.8
 REQUESTS_PER_S = 10.0
 ORDERS_PER_S = 10.0
 ORDERS_PER_MIN = 400.0
@@ -58,11 +62,13 @@ class TokenBucket:
 
 
 class KiteLimits:
-    """The buckets one gateway shares: every request, quotes, and orders (per second and per minute)."""
+    """The buckets one client shares: every request, quotes, historical candles, and orders (per
+    second and per minute)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.requests = TokenBucket(REQUESTS_PER_S, REQUESTS_PER_S, name="request rate", clock=clock, sleep=sleep)
         self.quotes = TokenBucket(QUOTE_PER_S, QUOTE_PER_S, name="quote rate", clock=clock, sleep=sleep, max_wait=2.0)
+        self.historical = TokenBucket(HISTORICAL_PER_S * HISTORICAL_PACE, 1.0, name="historical data rate", clock=clock, sleep=sleep)
         self.orders_s = TokenBucket(ORDERS_PER_S, ORDERS_PER_S, name="order rate", clock=clock, sleep=sleep)
         self.orders_min = TokenBucket(ORDERS_PER_MIN / 60.0, ORDERS_PER_MIN, name="orders per minute", clock=clock, sleep=sleep)
 
@@ -72,6 +78,10 @@ class KiteLimits:
     def quote(self) -> None:
         self.quotes.acquire()
         self.requests.acquire()
+
+    def history(self) -> None:
+        """Historical candles have their own limit, apart from the other endpoints' 10/s."""
+        self.historical.acquire()
 
     def order(self) -> None:
         self.orders_min.acquire()

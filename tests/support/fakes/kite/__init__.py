@@ -1,5 +1,6 @@
-"""A local Kite Connect server for tests: REST (official mocks), web login with TOTP, and a binary
-ticker driven by the SIM matching engine — all on 127.0.0.1.
+"""A local Kite Connect server for tests: REST (official mocks), historical candles derived from the
+official mocks (history.py), web login with TOTP, and a binary ticker driven by the SIM matching
+engine — all on 127.0.0.1.
 
 `kite_fake` is a running `KiteFake`; `kite_env` also points sq at it (SQ_KITE_*_URL, ZKITE_*
 credentials, an isolated SQ_HOME and working directory) and returns the fake; `kite_open_hours`
@@ -82,6 +83,11 @@ class KiteFake:
         self.order_fault_delay_s = 3.0
         self.cancel_error: tuple[int, str, str] | None = None
         self.throttled = 0  # 429 answers sent (rate limit or forced)
+        # historical candles (history.py): weekdays without candles, Kite's 3 requests/s on that
+        # endpoint (None: unlimited), and every request it received, in arrival order
+        self.holidays: set = set()
+        self.historical_rate: float | None = 3.0
+        self.historical: list[dict] = []
         # /portfolio/positions: the official mock's rows (an account with history elsewhere) when True,
         # always followed by the net positions of the trades made at this fake
         self.mock_positions = True

@@ -2,10 +2,11 @@
 
 Answers are the official mocks (fixtures/vectors/kite/*.json, instruments CSV) with only what a
 request changes filled in (new order ids, the placed orders, quotes of the requested instruments
-with prices and circuit limits around the SIM market). Every API call checks
-`Authorization: token api_key:access_token` (TokenException 403 otherwise); `/session/token`
-checks the checksum; the web login (`/api/login`, `/api/twofa`, `/connect/login`) checks the user
-id, password and the current TOTP and redirects with a request token.
+with prices and circuit limits around the SIM market); historical candles come from history.py.
+Every API call checks `Authorization: token api_key:access_token` (TokenException 403
+otherwise); `/session/token` checks the checksum; the web login (`/api/login`, `/api/twofa`,
+`/connect/login`) checks the user id, password and the current TOTP and redirects with a request
+token.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
+
+from tests.support.fakes.kite import history
 
 if TYPE_CHECKING:  # pragma: no cover
     from tests.support.fakes.kite import KiteFake
@@ -129,6 +132,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._json(200, f.mock("session_logout"))
         if path == "/instruments" and method == "GET":
             return self._send(200, f.instruments_csv.encode(), "text/csv")
+        m = re.fullmatch(r"/instruments/historical/(\d+)/([^/]+)", path)
+        if method == "GET" and m:
+            code, body = history.answer(f, int(m.group(1)), m.group(2), urlparse(self.path).query)
+            return self._send(code, history.encode(body), "application/json")
         if method == "GET" and path == "/portfolio/positions":
             body = f.mock("positions")
             mine = f.net_positions()
