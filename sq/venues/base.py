@@ -35,9 +35,8 @@ gateway below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from sq.core.exits import SqError, VenueUnavailable
@@ -247,16 +246,3 @@ class GatewayBase:
 
     def close(self) -> None:
         """Release connections and threads (nothing to release here)."""
-
-
-@dataclass(frozen=True)
-class DayResult:
-    """One day of a history fetch (`sq fetch`): the day's table in the stream schema of the fetch
-    kind, or None when the venue has nothing for it (`note` says why, e.g. "no candles
-    (holiday?)"); `source` names where it came from and `bytes` what was downloaded for it."""
-
-    day: date
-    table: "pa.Table | None"
-    source: str
-    note: str = ""
-    bytes: int = 0
