@@ -1,0 +1,177 @@
+"""Imported rows → the dataset's day files (`sq.core.datasets` layout), replacing, never duplicating.
+
+Each symbol, UTC day and import label has one file, `DIR/venue=…/symbol=…/date=…/import-<label>.parquet`
+(`import-<label>-<interval>.parquet` for bars). A message (rows sharing a seq) belongs to the day
+of its first row's `ts` and is never split. An import replaces, in each day file it touches, the
+rows whose message was received (`recv_ts`; bars: `ts`) within the span of times this import
+covers, and keeps the rest: importing the same file again replaces its rows, while files of
+adjacent days (whose edges may fall into each other's UTC day) both stay whole. Kept and new
+messages are ordered by time, kept ones first on a tie.
+
+`plan` reads everything (new rows, existing files) and builds every day's table in memory
+before `write` touches the disk, so a failure anywhere leaves the dataset as it was; each file
+is then written atomically by `sq.core.datasets.write_partition_file`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sq.core import schemas as S
+from sq.core.datasets import NS_PER_DAY, partition_dir, write_partition_file
+from sq.core.exits import DataError
+from sq.core.importers.rows import Parsed
+
+# Parquet settings of imported files: zstd; the one-symbol string column dictionary-encoded;
+# times and seqs (nearly monotone int64) delta-encoded, as `sq.core.streams` writes them
+PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": ["symbol"], "write_statistics": True}
+DELTA_COLUMNS = ("ts", "recv_ts", "seq")
+ROW_GROUP_ROWS = 1 << 20
+
+
+@dataclass
+class DayFile:
+    """One day file an import writes: where, its table, and how many rows are new, kept, replaced."""
+
+    path: Path
+    day: dt.date
+    table: pa.Table
+    new_rows: int
+    kept_rows: int
+    replaced_rows: int
+
+
+def file_schema(stream: str, symbol: str, instrument: S.Instrument, interval: str | None) -> pa.Schema:
+    """The schema of an imported day file: the stream's columns (`symbol` as plain string, which
+    hive `symbol=` partitions need) and metadata: stream kind, instruments, bar interval, end."""
+    base = S.bars_schema({symbol: instrument}, interval or "") if stream == "bars" else S.market_schema({symbol: instrument})
+    md = dict(base.metadata or {})
+    md[S.META_END] = b"ok"
+    fields = [pa.field("symbol", pa.string(), nullable=False) if f.name == "symbol" else f for f in base]
+    return pa.schema(fields, metadata=md)
+
+
+def file_name(label: str, interval: str | None) -> str:
+    return f"import-{label}-{interval}.parquet" if interval else f"import-{label}.parquet"
+
+
+def message_times(table: pa.Table, column: str = "ts") -> np.ndarray:
+    """Per row, `column` of the first row of its message (consecutive rows sharing a seq)."""
+    t = S.int64_view(table.column(column))
+    if "seq" not in table.column_names or len(t) == 0:
+        return t
+    seq = table.column("seq").to_numpy()
+    start = np.ones(len(t), dtype=bool)
+    np.not_equal(seq[1:], seq[:-1], out=start[1:])
+    if start.all():  # one row per message (trades)
+        return t
+    return t[np.maximum.accumulate(np.where(start, np.arange(len(t)), 0))]
+
+
+def combine(parts: list[Parsed]) -> pa.Table:
+    """The tables of several files of one label, in the order of their first times."""
+    tables = [p.table for p in parts if p.table.num_rows]
+    if not tables:
+        return parts[0].table
+    tables.sort(key=lambda t: int(S.int64_view(t.column("ts").slice(0, 1))[0]))
+    return pa.concat_tables(tables).combine_chunks()
+
+
+def plan(out_dir: str | Path, venue: str, symbol: str, label: str, table: pa.Table, schema: pa.Schema,
+         interval: str | None = None) -> list[DayFile]:
+    """Every day file this import writes for one label, built in memory (nothing is written)."""
+    if table.num_rows == 0:
+        return []
+    span_col = "recv_ts" if "recv_ts" in table.column_names else "ts"
+    recv = message_times(table, span_col)
+    span = (int(recv.min()), int(recv.max()))
+    days = message_times(table) // NS_PER_DAY
+    bounds = np.flatnonzero(np.diff(days)) + 1
+    order = None
+    if np.any(np.diff(days) < 0):  # a clock that steps back over midnight: group by day, keep order
+        order = np.argsort(days, kind="stable")
+        days = days[order]
+        bounds = np.flatnonzero(np.diff(days)) + 1
+    name = file_name(label, interval)
+    out = []
+    starts = np.concatenate([[0], bounds]).astype(np.int64)
+    stops = np.concatenate([bounds, [len(days)]]).astype(np.int64)
+    for a, b in zip(starts.tolist(), stops.tolist()):
+        new = table.slice(a, b - a) if order is None else table.take(pa.array(order[a:b]))
+        day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[a]))
+        directory = partition_dir(out_dir, venue, symbol, day)
+        out.append(_merge(directory / name, day, _with_symbol(new, symbol, schema), schema, span, span_col))
+    return out
+
+
+def write(files: list[DayFile]) -> list[Path]:
+    """Write the planned day files, two at a time (Parquet encoding releases the GIL)."""
+    def one(f: DayFile) -> Path:
+        return write_partition_file(f.path.parent, f.path.name, f.table, row_group_size=ROW_GROUP_ROWS,
+                                    column_encoding={c: "DELTA_BINARY_PACKED" for c in DELTA_COLUMNS if c in f.table.column_names},
+                                    **PARQUET_OPTIONS)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(one, files))
+
+
+def _with_symbol(table: pa.Table, symbol: str, schema: pa.Schema) -> pa.Table:
+    """`table` (no symbol column) in `schema`, the constant symbol column inserted."""
+    sym = constant_strings(symbol, table.num_rows)
+    return pa.Table.from_arrays([sym if f.name == "symbol" else table.column(f.name) for f in schema], schema=schema)
+
+
+def constant_strings(value: str, n: int, chunk: int = 1 << 22) -> pa.ChunkedArray:
+    """`n` copies of `value` as a string column, built from buffers (offsets and repeated bytes),
+    in chunks that keep 32-bit offsets in range."""
+    raw = value.encode()
+    chunks = []
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        offsets = np.arange(0, (m + 1) * len(raw), len(raw) or 1, dtype=np.int32)[: m + 1] if raw else np.zeros(m + 1, np.int32)
+        chunks.append(pa.Array.from_buffers(pa.string(), m, [None, pa.py_buffer(offsets), pa.py_buffer(raw * m)]))
+    return pa.chunked_array(chunks, type=pa.string())
+
+
+def _merge(path: Path, day: dt.date, new: pa.Table, schema: pa.Schema, span: tuple[int, int], span_col: str) -> DayFile:
+    """The day's new rows plus the rows of an existing file received outside this import's span."""
+    times = _existing(path, schema, [span_col, "seq"] if "seq" in schema.names else [span_col])
+    if times is None or times.num_rows == 0:
+        return DayFile(path, day, new, new.num_rows, 0, 0)
+    t = message_times(times, span_col)
+    outside = (t < span[0]) | (t > span[1])
+    if not outside.any():  # the same data imported again: nothing of the old file stays
+        return DayFile(path, day, new, new.num_rows, 0, times.num_rows)
+    old = _existing(path, schema)
+    kept = old.filter(pa.array(outside))
+    if kept.num_rows == 0:
+        return DayFile(path, day, new, new.num_rows, 0, old.num_rows)
+    both = pa.concat_tables([kept, new]).combine_chunks()
+    origin = np.concatenate([np.zeros(kept.num_rows, np.int8), np.ones(new.num_rows, np.int8)])
+    order = np.lexsort((np.arange(both.num_rows), origin, message_times(both)))
+    # messages stay whole: a message's rows share its first row's time and origin, and keep their order
+    return DayFile(path, day, both.take(pa.array(order)), new.num_rows, kept.num_rows, old.num_rows - kept.num_rows)
+
+
+def _existing(path: Path, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table | None:
+    """The existing day file (only `columns`, else all) in `schema`'s types, or None; unreadable is a DataError."""
+    if not path.exists():
+        return None
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    try:
+        old = pq.read_table(path, columns=[c for c in schema.names if c in pq.read_schema(path).names])
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path}: the existing day file is unreadable ({str(e).splitlines()[0][:120]}); "
+                        "move it away and import again") from None
+    try:
+        cols = [old.column(f.name).cast(f.type) if f.name in old.column_names else pa.nulls(old.num_rows, f.type) for f in schema]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise DataError(f"{path}: the existing day file does not fit the {S.stream_kind(schema)} schema: {e}") from None
+    return pa.Table.from_arrays(cols, schema=schema)
