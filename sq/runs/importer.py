@@ -116,7 +116,7 @@ def run_import(env: Environment, opts: ImportOptions) -> ImportReport:
     planned: list[store.DayFile] = []
     for (label, interval), parts in groups.items():
         schema = store.file_schema(parts[0].stream, symbol.canonical, instrument, interval)
-        planned += store.plan(opts.out_dir, venue, symbol.canonical, label, store.combine(parts), schema, interval)
+        planned += store.plan(opts.out_dir, venue, symbol.canonical, label, store.combine(parts, label), schema, interval)
     store.write(planned)
     for f in sorted(planned, key=lambda f: (f.day, f.path.name)):
         report.days.append({"date": f.day.isoformat(), "file": str(f.path), "rows": f.table.num_rows, "new_rows": f.new_rows,
@@ -207,7 +207,7 @@ def _instrument(env: Environment, symbol: Symbol, venue: str, opts: ImportOption
     where = "venue"
     if opts.tick_size is None or opts.lot_size is None:
         try:
-            known = registry.instruments([symbol], config).get(symbol.canonical)
+            known = registry.instrument_info([symbol], config).get(symbol.canonical)
         except (VenueUnavailable, AuthError, ConfigError) as e:
             env.warn(f"{symbol.canonical}: cannot ask {venue} for its tick and lot size ({e.message}); using the config or the data")
             entry = config.instrument(symbol.canonical)

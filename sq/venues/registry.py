@@ -57,7 +57,7 @@ class SourceOptions:
 
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "trades_live",
            "order_rate", "holds_positions", "secret_files", "require_credentials", "open_market_source", "open_account",
-           "kill_module", "instruments", "ARCHIVE_FORMATS", "read_archive", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
+           "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
 
 
 def venue_of(symbol: Symbol | str) -> str:
@@ -143,12 +143,12 @@ def kill_module(venue: str) -> Any:
     return venue_module(venue, "kill")
 
 
-def instruments(symbols: Iterable[Symbol], config: "Config") -> dict[str, "Instrument"]:
+def instrument_info(symbols: Iterable[Symbol], config: "Config") -> dict[str, "Instrument"]:
     """Each symbol's instrument (tick and lot size, venue extras) as its venue publishes it; the
     symbols must belong to one venue. Raises VenueUnavailable (69), AuthError (77) or
     ConfigError (78) when the venue cannot be asked, a usage error for a symbol it does not know."""
     symbols = list(symbols)
-    return venue_module(one_venue(symbols)).instruments(symbols, config)
+    return venue_module(one_venue(symbols)).instrument_info(symbols, config)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ The conventions (docs/streams.md, `sq.core.book`): every venue message is a run 
 a `seq`; a book snapshot is one message `clear` + its levels + `snapshot_end`; a `level` row sets
 the quantity at a price (0 deletes it); a `trade` row's side is the aggressor's (+1 buy, −1 sell,
 0 unknown); `clear` and `snapshot_end` rows have side 0, price NaN and qty 0. `ts` is the
-exchange's time, `recv_ts` the time the data was received. Imported messages are numbered 1, 2, …
-in file order (`seq`): vendor files carry no venue update ids that hold across data types.
+exchange's time, `recv_ts` the time the data was received. A file's messages are numbered 1, 2, …
+in file order (`seq`; the store lifts them above a base per data type): vendor files carry no
+venue update ids that hold across data types.
 
 Each builder takes NumPy columns and returns a `Parsed` table of the market columns without
 `symbol` (added when written); no Python loop touches a row.

@@ -6,7 +6,8 @@ of its first row's `ts` and is never split. An import replaces, in each day file
 rows whose message was received (`recv_ts`; bars: `ts`) within the span of times this import
 covers, and keeps the rest: importing the same file again replaces its rows, while files of
 adjacent days (whose edges may fall into each other's UTC day) both stay whole. Kept and new
-messages are ordered by time, kept ones first on a tie.
+messages are ordered by time, kept ones first on a tie. Message numbers (`seq`) start at a base
+of their own per label (`seq_base`), so series merged by time when read never run together.
 
 `plan` reads everything (new rows, existing files) and builds every day's table in memory
 before `write` touches the disk, so a failure anywhere leaves the dataset as it was; each file
@@ -16,6 +17,7 @@ is then written atomically by `sq.core.datasets.write_partition_file`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,13 +76,27 @@ def message_times(table: pa.Table, column: str = "ts") -> np.ndarray:
     return t[np.maximum.accumulate(np.where(start, np.arange(len(t)), 0))]
 
 
-def combine(parts: list[Parsed]) -> pa.Table:
-    """The tables of several files of one label, in the order of their first times."""
-    tables = [p.table for p in parts if p.table.num_rows]
+def seq_base(label: str) -> int:
+    """The first seq of a series: a 15-bit hash of its label above 48 bits of message numbers, so
+    that messages of different series (a day's trades and its book, merged by time when read)
+    never share a seq and run together."""
+    return (int.from_bytes(hashlib.blake2b(label.encode(), digest_size=2).digest(), "little") & 0x7FFF) << 48
+
+
+def combine(parts: list[Parsed], label: str) -> pa.Table:
+    """The tables of several files of one label, in the order of their first times, their
+    messages numbered on from file to file above the label's `seq_base`."""
+    tables = sorted((p.table for p in parts if p.table.num_rows), key=lambda t: int(S.int64_view(t.column("ts").slice(0, 1))[0]))
     if not tables:
         return parts[0].table
-    tables.sort(key=lambda t: int(S.int64_view(t.column("ts").slice(0, 1))[0]))
-    return pa.concat_tables(tables).combine_chunks()
+    if "seq" not in tables[0].column_names:
+        return pa.concat_tables(tables).combine_chunks()
+    out, offset = [], seq_base(label)
+    for t in tables:
+        seq = t.column("seq").to_numpy() + offset
+        offset = int(seq.max())
+        out.append(t.set_column(t.schema.get_field_index("seq"), t.schema.field("seq"), pa.array(seq)))
+    return pa.concat_tables(out).combine_chunks()
 
 
 def plan(out_dir: str | Path, venue: str, symbol: str, label: str, table: pa.Table, schema: pa.Schema,

@@ -2,7 +2,7 @@
 
     open_market_source(symbols, options) -> BinanceSource   (market rows with a correct local book)
     open_gateway(config, env, **kw)     -> BinanceGateway   (orders over REST, execution reports)
-    instruments(symbols, config)        -> {symbol: Instrument}   (from exchangeInfo)
+    instrument_info(symbols, config)    -> {symbol: Instrument}   (from exchangeInfo)
 
 Symbols are checked against exchangeInfo (cached daily) when the source or gateway opens: an
 unknown symbol is a usage error (exit 2) with close matches. Endpoints come from the config /
@@ -48,7 +48,7 @@ def _capture_exchange_info(path: str) -> dict[str, bytes]:
     return found
 
 
-def instruments(symbols: list["Symbol"], config) -> dict:
+def instrument_info(symbols: list["Symbol"], config) -> dict:
     """Each symbol's `Instrument` from its market's exchangeInfo (today's cached copy, else the
     venue): VenueUnavailable (69) when the venue cannot be reached, a usage error for an unknown
     symbol."""

@@ -64,7 +64,7 @@ def open_market_source(symbols, options):
     return ZerodhaSource(resolve(names, parse_csv(dump)), options, endpoints=ep, api_key=api_key, access_token=token, dump_csv=dump)
 
 
-def instruments(symbols, config) -> dict:
+def instrument_info(symbols, config) -> dict:
     """Each symbol's `Instrument` from today's instruments dump (cached, else downloaded with the
     stored session: AuthError (77) without one, VenueUnavailable (69) when Kite cannot be reached)."""
     from sq.venues.zerodha.endpoints import Endpoints
