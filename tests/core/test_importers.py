@@ -267,3 +267,29 @@ def test_interval_inference_and_grids():
 def test_seq_bases_keep_series_apart():
     assert store.seq_base("tardis-trades") != store.seq_base("tardis-incremental_book_L2")
     assert 0 < store.seq_base("trades") < 2**63 - 2**48
+
+
+@pytest.mark.parametrize("packing", ["plain", "gzip", "zstd", "bzip2", "zip"])
+def test_compressed_and_zipped_csv_files_read_alike(tmp_path, packing):
+    import bz2
+    import zipfile
+
+    import pyarrow as pa
+
+    raw = TRADES.encode()
+    path = tmp_path / "trades.data"
+    if packing == "plain":
+        path.write_bytes(raw)
+    elif packing == "gzip":
+        path.write_bytes(gzip.compress(raw))
+    elif packing == "bzip2":
+        path.write_bytes(bz2.compress(raw))
+    elif packing == "zstd":
+        with pa.CompressedOutputStream(str(path), "zstd") as out:
+            out.write(raw)
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("trades.csv", raw)
+    fmt = detect(path)
+    assert fmt.name == "tardis-trades"
+    assert [r[4] for r in rows(fmt.parse(path, ParseOptions()))] == [100.5, 100.4, 100.45]

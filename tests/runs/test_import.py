@@ -240,3 +240,19 @@ def test_archive_formats_reach_their_venue_through_the_registry(sq, tmp_path):
     """A Binance archive format with a symbol of another venue is refused before any file is read."""
     r = sq(["import", write(tmp_path, "a.csv", "1,2\n"), "--format", "binance-aggtrades", "-s", "SIM:DEMO", "-o", str(tmp_path / "d")])
     assert r.exit_code == 2 and "binance-aggtrades reads binance archive files; SIM:DEMO is not a binance symbol" in r.stderr
+
+
+def test_tick_and_lot_size_from_the_kite_dump(sq, tmp_path, kite_env):
+    """NSE:INFY's grid from the instruments dump of the logged-in Kite session (the Kite fake);
+    without a session the venue cannot be asked and the data decides, with a warning."""
+    from tests.support.kitelive import store_session
+
+    src = write(tmp_path, "t.csv", TRADES.replace("100.3,", "100.35,"))
+    r = sq(["import", src, "-s", "NSE:INFY", "-o", str(tmp_path / "a"), "--json"])
+    assert r.exit_code == 0 and "cannot ask zerodha" in r.stderr, r.stderr
+    assert json.loads(r.stdout)["instrument"]["tick_size_from"] == "inferred"
+    store_session(kite_env)
+    r = sq(["import", src, "-s", "NSE:INFY", "-o", str(tmp_path / "b"), "--json"])
+    assert r.exit_code == 0, r.stderr
+    inst = json.loads(r.stdout)["instrument"]
+    assert (inst["tick_size"], inst["lot_size"], inst["tick_size_from"], inst["instrument_token"]) == (0.05, 1.0, "venue", 408065)

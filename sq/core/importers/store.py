@@ -24,16 +24,20 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from numba import njit
 
 from sq.core import schemas as S
 from sq.core.datasets import NS_PER_DAY, partition_dir, write_partition_file
 from sq.core.exits import DataError
 from sq.core.importers.rows import Parsed
+from sq.core.streams import PARQUET_COMPRESSION, PARQUET_DATA_PAGE_VERSION, PARQUET_DELTA_COLUMNS, PARQUET_WRITE_BATCH
 
-# Parquet settings of imported files: zstd; the one-symbol string column dictionary-encoded;
-# times and seqs (nearly monotone int64) delta-encoded, as `sq.core.streams` writes them
-PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": ["symbol"], "write_statistics": True}
-DELTA_COLUMNS = ("ts", "recv_ts", "seq")
+# Parquet settings of imported files, as `sq.core.streams` writes its files: zstd, the one-symbol
+# string column dictionary-encoded, times and seqs (nearly monotone int64) delta-encoded, v2 data
+# pages, values handed to the encoders 64K at a time (together ~20% less writer time than the defaults)
+PARQUET_OPTIONS = {"compression": PARQUET_COMPRESSION, "use_dictionary": ["symbol"], "data_page_version": PARQUET_DATA_PAGE_VERSION,
+                   "write_batch_size": PARQUET_WRITE_BATCH}
+DELTA_COLUMNS = PARQUET_DELTA_COLUMNS
 ROW_GROUP_ROWS = 1 << 20
 
 
@@ -107,23 +111,48 @@ def plan(out_dir: str | Path, venue: str, symbol: str, label: str, table: pa.Tab
     span_col = "recv_ts" if "recv_ts" in table.column_names else "ts"
     recv = message_times(table, span_col)
     span = (int(recv.min()), int(recv.max()))
-    days = message_times(table) // NS_PER_DAY
-    bounds = np.flatnonzero(np.diff(days)) + 1
+    mts = message_times(table)
+    starts, run_days, ordered = day_runs(mts)
     order = None
-    if np.any(np.diff(days) < 0):  # a clock that steps back over midnight: group by day, keep order
+    if not ordered:  # a clock that steps back over midnight: group rows by day, keeping their order
+        days = mts // NS_PER_DAY
         order = np.argsort(days, kind="stable")
-        days = days[order]
-        bounds = np.flatnonzero(np.diff(days)) + 1
+        starts, run_days, _ = day_runs(mts[order])
+    stops = np.append(starts[1:], len(mts))
     name = file_name(label, interval)
     out = []
-    starts = np.concatenate([[0], bounds]).astype(np.int64)
-    stops = np.concatenate([bounds, [len(days)]]).astype(np.int64)
-    for a, b in zip(starts.tolist(), stops.tolist()):
+    for a, b, d in zip(starts.tolist(), stops.tolist(), run_days.tolist()):
         new = table.slice(a, b - a) if order is None else table.take(pa.array(order[a:b]))
-        day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[a]))
+        day = dt.date(1970, 1, 1) + dt.timedelta(days=d)
         directory = partition_dir(out_dir, venue, symbol, day)
         out.append(_merge(directory / name, day, _with_symbol(new, symbol, schema), schema, span, span_col))
     return out
+
+
+@njit(cache=True, nogil=True)
+def _day_runs(ts, out_start, out_day):
+    n_runs = 0
+    ordered = True
+    day = np.int64(0)
+    for i in range(len(ts)):
+        d = ts[i] // NS_PER_DAY
+        if i == 0 or d != day:
+            if i > 0 and d < day:
+                ordered = False
+            out_start[n_runs] = i
+            out_day[n_runs] = d
+            n_runs += 1
+            day = d
+    return n_runs, ordered
+
+
+def day_runs(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(first row of each run of one UTC day, that day since the epoch, whether days never go
+    back) for times `ts` in ns; one pass."""
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    starts, days = np.empty(len(ts) + 1, np.int64), np.empty(len(ts) + 1, np.int64)  # pages never written cost nothing
+    n, ordered = _day_runs(ts, starts, days)
+    return starts[:n], days[:n], bool(ordered)
 
 
 def write(files: list[DayFile]) -> list[Path]:

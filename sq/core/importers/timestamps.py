@@ -71,7 +71,7 @@ def epoch_ns(series: pl.Series, *, unit: str | None, column: str, where: str) ->
             row = int(np.argmax(bad))
             raise DataError(f"{where}: column {column!r} read in {UNIT_NAMES[unit]} gives a time outside {PLAUSIBLE} "
                             f"({int(v[row])} at data row {row + 1}); check --ts-unit")
-        ns = v * mult
+        return v * mult  # in range: checked before the multiplication (which could overflow)
     _check(ns, column, where, UNIT_NAMES[unit])
     return ns
 
