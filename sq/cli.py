@@ -166,9 +166,14 @@ def main_options(
 
 
 def _register() -> None:
+    """Each command's module registers it (a command named by a Python keyword, `import`, lives
+    in `<name>_.py`)."""
+    import keyword
+
     from sq.commands import COMMANDS
 
-    for module_name in COMMANDS:
+    for name in COMMANDS:
+        module_name = f"{name}_" if keyword.iskeyword(name) else name
         module = __import__(f"sq.commands.{module_name}", fromlist=["register"])
         module.register(app)
 

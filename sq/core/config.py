@@ -110,6 +110,7 @@ class InstrumentConfig:
     instead. Unset limits are None (the strategy or risk layer decides its own default). `params`
     sets any parameter the strategy declares (`[instruments.params]`, e.g. `spread = 2.5`); the
     named keys are shorthands for the risk limits and the built-in strategies' parameters.
+    `tick_size` / `lot_size` give the price and size grids where the venue cannot be asked.
     """
 
     symbol: str
@@ -120,6 +121,9 @@ class InstrumentConfig:
     max_loss: float | None = None
     strategy: str | None = None
     params: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType({}))  # any declared parameter
+    # the instrument's price and size grids, for when its venue cannot be asked (`sq import` offline)
+    tick_size: float | None = _f(None, above=0.0)
+    lot_size: float | None = _f(None, above=0.0)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ A dataset is a hive-partitioned directory of Parquet files:
 
     DIR/venue=<venue>/symbol=<url-quoted symbol>/date=YYYY-MM-DD/<name>.parquet
 
-written by `sq record` (rotating part files), `sq fetch` and `sq import` (one file per symbol and
-day, named after what it holds: `aggTrades.parquet`, `klines-1m.parquet` …). Every file carries
+written by `sq record` (rotating part files), `sq fetch` (one file per symbol and day, named after
+what it holds: `aggTrades.parquet`, `klines-1m.parquet` …) and `sq import` (one file per symbol,
+day and imported shape: `import-trades.parquet`, `import-bars-1m.parquet` …). Every file carries
 its stream kind and instruments in the Parquet schema metadata, so a reader never guesses. A
 file is written under a hidden temporary name, fsync'd and renamed: a killed writer never leaves
 a partial file under a final name, and a day that exists is a day that is complete.
@@ -39,9 +40,10 @@ def partition_dir(out_dir: str | os.PathLike, venue: str, symbol: str, day: dt.d
     return Path(out_dir) / f"venue={venue}" / f"symbol={urllib.parse.quote(symbol, safe='')}" / f"date={day.isoformat()}"
 
 
-def write_partition_file(directory: Path, name: str, table, *, compression: str = "zstd") -> Path:
+def write_partition_file(directory: Path, name: str, table, *, compression: str = "zstd", **write_options) -> Path:
     """Write `table` (a pyarrow Table with its schema metadata) as `directory/name` atomically:
-    a hidden temp file, fsync, rename, fsync of the directory. Returns the final path."""
+    a hidden temp file, fsync, rename, fsync of the directory. Returns the final path.
+    `write_options` go to `pyarrow.parquet.write_table` (encodings, row groups)."""
     import pyarrow.parquet as pq
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,7 @@ def write_partition_file(directory: Path, name: str, table, *, compression: str 
     tmp = directory / f".{name}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as sink:
-            pq.write_table(table, sink, compression=compression)
+            pq.write_table(table, sink, compression=compression, **write_options)
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(tmp, final)

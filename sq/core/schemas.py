@@ -258,7 +258,7 @@ def market_batch(
 def int64_view(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Timestamps (or any 64-bit column) as an int64 NumPy array without copying where possible."""
     if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     return arr.view(pa.int64()).to_numpy(zero_copy_only=False)
 
 

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import queue
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -510,9 +511,12 @@ def _conform(name: str, batch: pa.RecordBatch, kind: str, target: pa.Schema) -> 
 
 
 def _lanes(parts: list["_Part"]) -> list[list["_Part"]]:
-    """Files of one hive `symbol=` partition form a lane read in name (= time) order; a dataset
-    of several symbols has several lanes, merged by time so that multi-symbol consumers (the
-    engine) see one clock. Inputs without symbol partitions form one lane, read as given."""
+    """Files of one hive `symbol=` partition and one series form a lane read in name (= time)
+    order; a dataset of several symbols or series has several lanes, merged by time so that
+    multi-symbol consumers (the engine) see one clock. A file's series is its name less a
+    trailing run of `-<number>` (`part-<start>-<n>` of `sq record`, each `import-<format>` of
+    `sq import`: a day's trades and book updates imported apart are merged, not read one after
+    the other). Inputs without symbol partitions form one lane, read as given."""
     lanes: dict[str, list[_Part]] = {}
     for part in parts:
         key = ""
@@ -520,8 +524,13 @@ def _lanes(parts: list["_Part"]) -> list[list["_Part"]]:
             for comp in Path(part.path).parts:
                 if comp.startswith("symbol="):
                     key = comp
+            if key:
+                key += "/" + _SERIES_TAIL.sub("", Path(part.path).stem)
         lanes.setdefault(key, []).append(part)
     return list(lanes.values()) if "" not in lanes else [parts]
+
+
+_SERIES_TAIL = re.compile(r"(-\d+)+$")
 
 
 MERGE_CHUNK_ROWS = 262_144

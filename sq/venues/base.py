@@ -15,6 +15,9 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
     open_gateway(config, env, **kw) -> OrderGateway
     open_account(config, env, *, symbols, order_timeout_s, push) -> OrderGateway
                                          the gateway a live run or a reconcile uses
+    instrument_info(symbols, config) -> {symbol: Instrument}
+                                         tick and lot size as the venue publishes them
+                                         (VenueUnavailable/AuthError when it cannot be asked)
     auth   (module, real venues)         login / status / require_credentials
     kill   (module, standard library only) account(config) and kill(account, ...) for `sq kill`
     history (module, venues with downloadable history) what `sq fetch` asks for:

@@ -20,8 +20,11 @@ from sq.core.exits import UsageError
 from sq.core.symbols import EXCHANGES, Symbol, parse_symbol, parse_symbols
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
     from sq.core.config import Config
     from sq.core.environment import Environment
+    from sq.core.schemas import Instrument
     from sq.venues.base import MarketSource, OrderGateway
 
 VENUES = ("sim", "binance", "zerodha")
@@ -55,7 +58,7 @@ class SourceOptions:
 
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
            "order_rate", "holds_positions", "secret_files", "require_credentials", "open_market_source", "open_account",
-           "kill_module", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
+           "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
 
 
 def venue_of(symbol: Symbol | str) -> str:
@@ -151,3 +154,34 @@ def open_account(venue: str, config: "Config", env: "Environment", *, symbols: I
 def kill_module(venue: str) -> Any:
     """The venue's standard-library-only `kill` module (`account(config)`, `kill(account, ...)`)."""
     return venue_module(venue, "kill")
+
+
+def instrument_info(symbols: Iterable[Symbol], config: "Config") -> dict[str, "Instrument"]:
+    """Each symbol's instrument (tick and lot size, venue extras) as its venue publishes it; the
+    symbols must belong to one venue. Raises VenueUnavailable (69), AuthError (77) or
+    ConfigError (78) when the venue cannot be asked, a usage error for a symbol it does not know."""
+    symbols = list(symbols)
+    return venue_module(one_venue(symbols)).instrument_info(symbols, config)
+
+
+# ----------------------------------------------------------------------------------------------
+# venue archive files (`sq import --format …`): format name → (venue, the archive's data kind)
+
+ARCHIVE_FORMATS: dict[str, tuple[str, str]] = {
+    "binance-trades": ("binance", "trades"),
+    "binance-aggtrades": ("binance", "aggTrades"),
+    "binance-bookticker": ("binance", "bookTicker"),
+    "binance-klines": ("binance", "klines"),
+}
+
+
+def read_archive(fmt: str, data: bytes, *, name: str, symbol: Symbol, interval: str | None = None) -> "pa.Table":
+    """Parse one venue archive file (`data`, the bytes of `name`) of archive format `fmt` for
+    `symbol` through the venue's `archive.read_archive`: a market (or, for candles, bars) table.
+    A symbol of another venue than the format's is a usage error."""
+    venue, kind = ARCHIVE_FORMATS[fmt]
+    if venue_of(symbol) != venue:
+        raise UsageError(f"--format {fmt} reads {venue} archive files; {symbol.canonical} is not a {venue} symbol")
+    module = venue_module(venue)
+    return venue_module(venue, "archive").read_archive(data, name=name, symbol=symbol.canonical, market=module.market_of(symbol),
+                                                       kind=kind, interval=interval)

@@ -70,7 +70,8 @@ def test_the_comparison_check_can_fail():
     assert _venue_comparisons(ast.parse(bad), words) == [2, 3]
 
 
-VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "holds_positions", "secret_files", "open_market_source", "open_gateway", "open_account")
+VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "holds_positions", "secret_files", "open_market_source", "open_gateway", "open_account",
+                   "instrument_info")
 
 
 @pytest.mark.parametrize("venue", ["sim", "binance", "zerodha"])
@@ -96,6 +97,8 @@ def test_capabilities_answer_per_market():
     assert registry.holds_positions("NSE:RELIANCE") and registry.holds_positions("SIM:DEMO")
     assert registry.trades_live("binance") and registry.trades_live("zerodha") and not registry.trades_live("sim")
     assert registry.order_rate("binance") == 10.0 and registry.order_rate("zerodha") == 10.0
+    demo = registry.instrument_info([registry.parse_symbol("SIM:DEMO")], None)["SIM:DEMO"]
+    assert (demo.tick_size, demo.lot_size, demo.venue) == (0.01, 1.0, "sim")
     assert {p.name for p in registry.secret_files({"SQ_CONFIG_DIR": "/nonexistent"})} >= {"binance.json", "session.json"}
 
 

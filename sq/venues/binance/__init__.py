@@ -2,6 +2,7 @@
 
     open_market_source(symbols, options) -> BinanceSource   (market rows with a correct local book)
     open_gateway(config, env, **kw)     -> BinanceGateway   (orders over REST, execution reports)
+    instrument_info(symbols, config)    -> {symbol: Instrument}   (from exchangeInfo)
 
 Symbols are checked against exchangeInfo (cached daily) when the source or gateway opens: an
 unknown symbol is a usage error (exit 2) with close matches. Endpoints come from the config /
@@ -45,6 +46,17 @@ def _capture_exchange_info(path: str) -> dict[str, bytes]:
         if rec.src == "rest" and "exchangeInfo" in rec.stream and rec.market not in found:
             found[rec.market] = rec.data
     return found
+
+
+def instrument_info(symbols: list["Symbol"], config) -> dict:
+    """Each symbol's `Instrument` from its market's exchangeInfo (today's cached copy, else the
+    venue): VenueUnavailable (69) when the venue cannot be reached, a usage error for an unknown
+    symbol."""
+    from sq.venues.binance.instruments import ExchangeInfo
+
+    ep = endpoints(config.binance)
+    infos = {m: ExchangeInfo.load(ep, m) for m in sorted({market_of(s) for s in symbols})}
+    return {s.canonical: infos[market_of(s)].get(s.name, s.canonical).instrument(s.canonical) for s in symbols}
 
 
 def open_market_source(symbols: list["Symbol"], options: "SourceOptions", **tuning) -> "BinanceSource":

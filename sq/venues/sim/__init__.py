@@ -10,7 +10,7 @@ A price–time FIFO matching engine per symbol (numba) and a background order-fl
 deterministic from the seed; see `matching`, `flow`, `book`, `source`, `gateway`.
 """
 
-from sq.venues.sim.entry import instruments_from_config, open_account, open_gateway, open_market_source
+from sq.venues.sim.entry import instrument_info, instruments_from_config, open_account, open_gateway, open_market_source
 from sq.venues.sim.instruments import sim_instrument, sim_name
 from sq.venues.sim.venue import SimVenue, sim_epoch_ns
 
@@ -31,5 +31,5 @@ def secret_files(environ=None) -> list:
 __all__ = [
     "PREFIXES", "ORDER_RATE", "holds_positions", "secret_files", "open_account",
     "SimVenue", "sim_instrument", "sim_name", "sim_epoch_ns",
-    "open_market_source", "open_gateway", "instruments_from_config",
+    "open_market_source", "open_gateway", "instrument_info", "instruments_from_config",
 ]

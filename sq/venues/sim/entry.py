@@ -3,6 +3,7 @@
     open_market_source(symbols, options) -> SimMarketSource   (its `.venue.gateway()` trades
                                                                on the same books)
     open_gateway(config, env, venue=..., symbols=..., seed=..., clock=...) -> SimGateway
+    instrument_info(symbols, config) -> {symbol: Instrument}
 
 Per-symbol grids and start prices come from the config's `[sim.NAME]` sections.
 """
@@ -30,6 +31,12 @@ def instruments_from_config(config: Any, symbols: Iterable[str]) -> dict[str, In
         inst = sim_instrument(s, tick_size=getattr(sc, "tick_size", None), price=getattr(sc, "price", None), lot_size=getattr(sc, "lot_size", None))
         out[inst.symbol] = inst
     return out
+
+
+def instrument_info(symbols: Iterable, config: Any) -> dict[str, Instrument]:
+    """The registry's instrument look-up: each `SIM:` symbol's grid (the config's `[sim.NAME]` over
+    the name's defaults); no network, so it always answers."""
+    return instruments_from_config(config, [getattr(s, "canonical", s) for s in symbols])
 
 
 def open_market_source(symbols: list, options: Any):

@@ -65,6 +65,19 @@ def open_market_source(symbols, options):
     return ZerodhaSource(resolve(names, parse_csv(dump)), options, endpoints=ep, api_key=api_key, access_token=token, dump_csv=dump)
 
 
+def instrument_info(symbols, config) -> dict:
+    """Each symbol's `Instrument` from today's instruments dump (cached, else downloaded with the
+    stored session: AuthError (77) without one, VenueUnavailable (69) when Kite cannot be reached)."""
+    from sq.venues.zerodha.endpoints import Endpoints
+    from sq.venues.zerodha.instruments import load_dump, parse_csv, resolve
+    from sq.venues.zerodha.session import access_token
+
+    z = config.zerodha
+    api_key, token = access_token(z)
+    table = parse_csv(load_dump(Endpoints.from_config(z), api_key, token))
+    return {ki.symbol: ki.to_instrument() for ki in resolve([getattr(s, "canonical", str(s)) for s in symbols], table)}
+
+
 def open_gateway(config, env, **kw):
     """An order gateway on the logged-in Kite account (see gateway.ZerodhaGateway for `kw`)."""
     from sq.venues.zerodha.gateway import ZerodhaGateway
