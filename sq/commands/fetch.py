@@ -23,6 +23,12 @@ aggTrades become market-stream trade rows, bookTicker top-of-book snapshots (sq 
 them), klines bars. Each kind has its own file per day: read one kind back with a glob, e.g.
 sq book 'DIR/**/bookTicker.parquet'.
 
+Zerodha (NSE:, NFO:, BSE:, MCX: …) kind candles with --interval minute|3minute|5minute|10minute|
+15minute|30minute|60minute|day (or 1m … 1h, 1d), IST trading days, through Kite's historical API
+(a stored `sq auth zerodha` session), split into Kite's per-request ranges at 3 requests a second;
+--oi adds open interest, --continuous stitches NFO/MCX futures day candles across expiries.
+Candles become bars, one file per symbol and day (candles-INTERVAL.parquet).
+
 A day that cannot be had — not archived (e.g. before the symbol was listed), a download failing
 its checksum twice, a day not over yet — is listed on stderr and left out. On a terminal a
 progress bar shows days, bytes and the time left; the summary goes to stderr, and the JSON
@@ -42,6 +48,10 @@ EPILOG = """Examples:
 
   sq fetch BINANCE:BTCUSDT --kind trades --start 2025-01-01 --end 2025-01-07 --json | jq .days
 
+  sq fetch NSE:RELIANCE NSE:INFY --kind candles --interval 5minute --start 2026-01-01 --end 2026-03-31 -o data
+
+  sq fetch NFO:NIFTY26JANFUT --kind candles --interval day --oi --start 2025-12-01 --end 2026-01-27 -o data
+
   sq book 'data/venue=binance/**/bookTicker.parquet' --depth 1 --format jsonl | head
 """
 
@@ -54,6 +64,8 @@ def fetch(
     end: Annotated[str, typer.Option("--end", help="Last day, YYYY-MM-DD (included).", show_default=False)],
     interval: Annotated[Optional[str], typer.Option("--interval", help="Bar interval of a bar kind (Binance klines: 1m … 1d).", show_default=False)] = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Dataset directory (default: <data dir>/history).", show_default=False)] = None,
+    oi: Annotated[bool, typer.Option("--oi", help="Zerodha candles: add open interest (futures and options).")] = False,
+    continuous: Annotated[bool, typer.Option("--continuous", help="Zerodha day candles of NFO/MCX futures, stitched across expiries.")] = False,
     json_: JsonOption = False,
 ) -> None:
     from sq.core.datasets import parse_date
@@ -61,7 +73,7 @@ def fetch(
 
     env = env_of(ctx)
     opts = FetchOptions(symbols=list(symbols), kind=kind, start=parse_date(start, "--start"), end=parse_date(end, "--end"),
-                        interval=interval, out=out)
+                        interval=interval, out=out, oi=oi, continuous=continuous)
     with _Bar(env) as bar:
         report = run_fetch(env, opts, progress=bar)
     for line in report.missing_lines():

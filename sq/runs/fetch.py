@@ -37,6 +37,8 @@ class FetchOptions:
     end: dt.date
     interval: str | None = None
     out: str | None = None  # None: <data dir>/history
+    oi: bool = False  # Zerodha candles: with open interest (futures and options)
+    continuous: bool = False  # Zerodha day candles of NFO/MCX futures stitched across expiries
 
 
 @dataclass
@@ -148,7 +150,9 @@ def run_fetch(env: Any, opts: FetchOptions, progress: Callable[[FetchProgress], 
     config = load_config(env)
     stop = _Stop()
     with StopOnSignals(stop):
-        client = history.open_history(config, env, symbols=[s.canonical for s in parsed], kind=opts.kind, interval=opts.interval)
+        flags = {name: True for name in ("oi", "continuous") if getattr(opts, name)}
+        client = history.open_history(config, env, symbols=[s.canonical for s in parsed], kind=opts.kind, interval=opts.interval,
+                                      **flags)
         try:
             days = history.calendar(opts.start, opts.end)
             stream_kind = history.KINDS[opts.kind]

@@ -32,7 +32,7 @@ from tests.support.fakes.binance_archive import (
     rest_klines,
 )
 from tests.support.marketdata import pylist
-from tests.support.process import SQ_BIN, subprocess_env
+from tests.support.process import ROOT, SQ_BIN, subprocess_env
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 
@@ -320,3 +320,34 @@ def test_the_archive_url_comes_from_the_config_file(sq, venue, tmp_path, monkeyp
             "-o", str(tmp_path / "d")])
     assert r.exit_code == 0, r.stderr
     assert archive.zip_requests() == [day_path("spot", "aggTrades", "BTCUSDT", dt.date(2024, 9, 1))]
+
+
+def test_zerodha_candles_fetch_into_a_bars_dataset_and_resume(sq, tmp_path, kite_env, monkeypatch):
+    """`sq fetch` of Kite candles end to end: the official minute candles land as one bars file per
+    IST trading day (a weekend skipped), a re-run asks Kite nothing, and Binance-only flags and
+    Zerodha-only flags are refused on the other venue before any request."""
+    import datetime as dt
+    import json as json_
+
+    import polars as pl
+
+    monkeypatch.setenv("ZKITE_ACCESS_TOKEN", kite_env.issue_token())
+    out = tmp_path / "candles"
+    args = ["fetch", "NSE:RELIANCE", "--kind", "candles", "--interval", "minute", "--start", "2017-12-15", "--end", "2017-12-18",
+            "-o", str(out), "--json"]
+    r = sq(args)
+    assert r.exit_code == 0, r.stderr
+    report = json_.loads(r.stdout)
+    files = sorted(out.rglob("*.parquet"))
+    assert [f.parent.name for f in files] == ["date=2017-12-15", "date=2017-12-18"]  # Sat/Sun are not trading days
+    first = pl.read_parquet(files[0])
+    candles = json_.loads((ROOT / "fixtures" / "vectors" / "kite" / "historical_minute.json").read_text())["data"]["candles"]
+    assert first["open"].to_list() == [c[1] for c in candles] and first["volume"].to_list() == [float(c[5]) for c in candles]
+    assert first["ts"].cast(pl.Int64).to_list()[0] == int(dt.datetime.strptime(candles[0][0], "%Y-%m-%dT%H:%M:%S%z").timestamp()) * 10**9
+    asked = len(kite_env.historical)
+    again = sq(args)
+    assert again.exit_code == 0 and len(kite_env.historical) == asked  # everything already present
+    assert json_.dumps(report)  # the report is JSON
+    wrong = sq(["fetch", "BINANCE:BTCUSDT", "--kind", "klines", "--interval", "1m", "--oi", "--start", "2024-01-01", "--end", "2024-01-01",
+                "-o", str(tmp_path / "x")])
+    assert wrong.exit_code == 2 and "--oi" in wrong.stderr and not (tmp_path / "x").exists()

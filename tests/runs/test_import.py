@@ -256,3 +256,35 @@ def test_tick_and_lot_size_from_the_kite_dump(sq, tmp_path, kite_env):
     assert r.exit_code == 0, r.stderr
     inst = json.loads(r.stdout)["instrument"]
     assert (inst["tick_size"], inst["lot_size"], inst["tick_size_from"], inst["instrument_token"]) == (0.05, 1.0, "venue", 408065)
+
+
+@pytest.mark.parametrize("market, unit, day", [("spot", "ms", "2024-06-03"), ("spot", "us", "2025-02-03"), ("futures", "ms", "2025-02-03")])
+def test_a_binance_archive_zip_imports_row_for_row(sq, tmp_path, market, unit, day):
+    """A Binance aggTrades archive file the user downloaded (spot without a header in ms before
+    2025 and µs after, futures with one) imports into the same rows `sq fetch` writes."""
+    import datetime as dt
+
+    import polars as pl
+
+    from tests.support.fakes.binance_archive import expected_trades, make_csv, zip_of
+
+    date = dt.date.fromisoformat(day)
+    symbol = "BINANCE:BTCUSDT" if market == "spot" else "BINANCE-FUT:BTCUSDT"
+    text = make_csv("aggTrades", market, date, n=60, seed=5)
+    src = tmp_path / f"BTCUSDT-aggTrades-{day}.zip"
+    src.write_bytes(zip_of(src.with_suffix(".csv").name, text))
+    out = tmp_path / "data"
+    r = sq(["import", str(src), "--format", "binance-aggtrades", "-s", symbol, "-o", str(out), "--json",
+            "--tick-size", "0.01" if market == "spot" else "0.1", "--lot-size", "0.00001" if market == "spot" else "0.001"])
+    assert r.exit_code == 0, r.stderr
+    files = sorted(out.rglob("*.parquet"))
+    assert len(files) == 1 and f"date={day}" in str(files[0])
+    got = pl.read_parquet(files[0]).sort("ts")
+    want = expected_trades("aggTrades", text, unit)
+    assert got.height == len(want)
+    for column in ("ts", "recv_ts", "side", "price", "qty"):
+        values = got[column].cast(pl.Int64).to_list() if column in ("ts", "recv_ts") else got[column].to_list()
+        assert values == [w[column] for w in want], column
+    seq = got["seq"].to_list()
+    assert seq == sorted(seq) and len(set(seq)) == len(seq)  # every trade its own message (the importer numbers them)
+    assert set(got["symbol"].cast(pl.Utf8).to_list()) == {symbol} and set(got["kind"].to_list()) == {2}

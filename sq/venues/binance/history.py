@@ -82,10 +82,15 @@ def check_request(symbols: list[str], kind: str, interval: str | None) -> list[S
     return parsed
 
 
-def open_history(config, env, *, symbols: list[str], kind: str, interval: str | None) -> "BinanceHistory":
+def open_history(config, env, *, symbols: list[str], kind: str, interval: str | None, **options: bool) -> "BinanceHistory":
     """Check the request (usage errors before any request), then load the symbols' instruments
-    from exchangeInfo (an unknown symbol is a usage error with close matches)."""
+    from exchangeInfo (an unknown symbol is a usage error with close matches). `options` are other
+    venues' fetch flags (Kite's oi, continuous): Binance's archive has none of them."""
     from sq.venues.binance.instruments import ExchangeInfo
+
+    for flag, on in options.items():
+        if on:
+            raise UsageError(f"--{flag} is a Zerodha candles option; Binance history has no such data")
 
     parsed = check_request(symbols, kind, interval)
     ep = endpoints(config.binance)
