@@ -188,15 +188,15 @@ class FakeArchive:
 
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
-                delay = fake.delays.get(path, 0.0)
-                if delay:
-                    time.sleep(delay)
                 body = fake.files.get(path)
                 status = 200 if body is not None else 404
                 if body is None:
                     body = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code></Error>"
-                with fake.lock:
+                with fake.lock:  # counted on arrival, so a test can act while a slow answer is pending
                     fake.requests.append((path, status))
+                delay = fake.delays.get(path, 0.0)
+                if delay:
+                    time.sleep(delay)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/zip" if status == 200 else "application/xml")
                 self.send_header("Content-Length", str(len(body)))
