@@ -31,6 +31,14 @@ one row per point (swept values, pnl_total, pnl_realized, fees, max_drawdown, sh
 fills, fill_ratio, …, position.SYMBOL) as Arrow on a pipe, or -o FILE.parquet|.arrow|.jsonl,
 --format jsonl|table.
 
+--clean drops bad ticks before the engine sees them (non-positive prices, negative quantities,
+timestamps going backwards, trades jumping more than [clean] max_jump_pct % or sigma_k σ from
+the last good one; locked/crossed books are counted, and dropped with drop_crossed); the summary's
+`cleaned` counts every dropped row by reason. --adjust FILE back-adjusts NSE/BSE equities for the
+splits, bonuses and dividends listed in a CSV (symbol,ex_date,kind,ratio_from,ratio_to,amount
+[,prev_close]; docs/corporate-actions.md): earlier prices × the factor, volumes ÷ it. A bad
+file is exit 65 (66 when it does not exist), before any data is read.
+
 --report FILE.html writes one self-contained HTML file (inline CSS and SVG, nothing fetched):
 run metadata, metrics, equity, drawdown and position charts, per-symbol table, the first fills
 and rejections by reason; for a sweep the grid results, a heatmap of total PnL for two swept
@@ -47,6 +55,10 @@ EPILOG = """Examples:
   polars: pl.read_parquet("out/fills.parquet")
 
   sq backtest -s mm fixtures/sim-demo --report run.html
+
+  sq backtest -s mm fixtures/sim-demo --clean --json | jq .cleaned
+
+  sq backtest -s lt nse-ticks/ --adjust corporate-actions.csv --clean
 
   sq backtest -s mm demo.parquet --sweep clip=1:4:1 --sweep threshold=0.2,0.4,0.8 --report sweep.html
 
@@ -70,6 +82,8 @@ def backtest(
     sweep: Annotated[Optional[List[str]], typer.Option("--sweep", help="k=a:b:step (b included), k=v1,v2,… or SYMBOL.k=…: one backtest per value; repeatable (the cartesian grid, ≤ 10,000 points).", show_default=False)] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes of a --sweep (default: every CPU; 1 runs in this process).", show_default=False)] = None,
     report: Annotated[Optional[str], typer.Option("--report", help="Write a self-contained HTML report (charts, metrics, fills; the grid for --sweep) to FILE.html.", show_default=False)] = None,
+    clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
+    adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equities for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
     output: OutputOption = None,
     fmt: FormatOption = "auto",
     json_out: JsonOption = False,
@@ -99,7 +113,7 @@ def backtest(
             from sq.core.exits import UsageError
 
             raise UsageError("--journal writes one run's orders and fills; it does not combine with --sweep")
-        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out)
+        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust)
         return
     recorder = None
     if report:
@@ -108,7 +122,7 @@ def backtest(
         recorder = RunRecorder()
     with _Progress(env) as progress:
         summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress,
-                               recorder=recorder)
+                               recorder=recorder, clean=clean, adjust=adjust)
     if report:
         from sq.runs import report as html_report
         meta = _meta(strategy, param or (), summary["inputs"], summary, fill, seed)
@@ -135,12 +149,12 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
                                             f"queue model {fill['queue_model']}, seed {seed}"}
 
 
-def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out) -> None:
+def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust) -> None:
     from sq.runs.sweep import run_sweep
 
     with _Progress(env, "grid points") as progress:
         doc = run_sweep(env, inputs, strategy, params=params, sweeps=sweep, fill=fill, seed=seed, jobs=jobs, report=bool(report),
-                        progress=progress)
+                        progress=progress, clean=clean, adjust=adjust)
     curve = doc.pop("_best_curve", None)
     axes = doc.pop("_axes", None)
     if report:

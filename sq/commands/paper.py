@@ -20,7 +20,10 @@ order, seal the journal and exit 0. A run that crashed continues with --resume D
 
 On a terminal a live dashboard (book top, our working orders, position, PnL, rejections) is
 shown; with --json one summary document (the keys of `sq backtest --json`); otherwise a summary
-on stderr and the final PnL on stdout."""
+on stderr and the final PnL on stdout.
+
+--clean filters a replay's bad ticks as `sq backtest --clean` does (the config's [clean] table);
+the summary's `cleaned` counts every dropped row by reason, and a resumed run cleans as it began."""
 
 EPILOG = """Examples:
 
@@ -31,6 +34,8 @@ EPILOG = """Examples:
   sq paper --strategy mm --from data/venue=sim --json
 
   sq paper --strategy mm --from ticks.parquet --realtime --journal runs/replay1
+
+  sq paper --strategy lt --from fixtures/sim-demo --clean --json
 
   sq paper --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00
 
@@ -48,6 +53,7 @@ def paper(
     params: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="Strategy/risk parameter k=v (clip, threshold, max_order_size, max_position, max_loss, …); repeatable.", show_default=False)] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the crashed run whose journal is in DIR (verified first).", show_default=False)] = None,
     seed: SeedOption = 1,
+    clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks from a --from replay first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.runs.paper import PaperOptions, run_paper
@@ -63,6 +69,7 @@ def paper(
         resume=resume,
         seed=seed,
         json=json_,
+        clean=clean,
     )
     env = env_of(ctx)
     live_view = env.stdout_isatty and not json_

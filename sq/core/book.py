@@ -226,6 +226,46 @@ def best_qty(qbuf, ist, s, side):
 
 
 @njit(cache=True, _nrt=False)
+def set_level(qbuf, ist, g, s, side, t, qv):
+    """Set the quantity at tick `t` on `side` (+1 bid, −1 ask) of symbol `s` (0 deletes the
+    level), keeping the level counts and best ticks; returns (status, the quantity it replaced).
+
+    The same update as `process` applies inline, one event at a time, for callers that need the
+    old quantity (`sq.core.clean` undoes a message with it). ST_GROW_BOOK (the span in `g`)
+    means nothing changed: grow the window (`BookState.grow_window`) and call again.
+    """
+    w = ist[s, I_W]
+    j = t - ist[s, I_BASE]
+    if ist[s, I_BASESET] == 0 or j < 0 or j >= w:
+        if qv == 0.0:
+            return ST_OK, 0.0  # deleting a price the window does not hold: nothing to do
+        st = recentre(qbuf, ist, g, s, t)
+        if st != ST_OK:
+            return st, 0.0
+        j = t - ist[s, I_BASE]
+    sd = 0 if side > 0 else 1
+    sg = 1 - 2 * sd
+    p = ist[s, I_OFF] + sd * w + j
+    old = qbuf[p]
+    qbuf[p] = qv
+    add = qv != 0.0
+    c = ist[s, I_NB + sd]
+    best = ist[s, I_BB + sd]
+    if add and (c == 0 or t * sg > best * sg):
+        ist[s, I_BB + sd] = t
+    if add and (c == 0 or t * sg < ist[s, I_BLO + sd] * sg):
+        ist[s, I_BLO + sd] = t
+    c += (1 if old == 0.0 else 0) - (0 if add else 1)
+    ist[s, I_NB + sd] = c
+    if not add and t == best and c > 0:  # the best level went: rescan outward
+        p -= sg
+        while qbuf[p] == 0.0:
+            p -= sg
+        ist[s, I_BB + sd] = ist[s, I_BASE] + (p - ist[s, I_OFF] - sd * w)
+    return ST_OK, old
+
+
+@njit(cache=True, _nrt=False)
 def top_levels(qbuf, ist, s, side, n, out_tick, out_qty):
     """Fill the best `n` levels of `side` (ticks, quantities) by scanning from the best; returns how many."""
     off = ist[s, I_OFF]

@@ -213,6 +213,32 @@ class LiveConfig:
 
 
 @dataclass(frozen=True)
+class CleanConfig:
+    """The bad-tick filter of replays (`[clean]`; `sq backtest` and `sq paper --from`, see
+    `sq.core.clean`). Off unless `enabled` or `--clean`, so a run's results never change silently.
+
+    A trade is dropped when its price is not positive, or moves more than `max_jump_pct` % or
+    more than `sigma_k` × σ from the symbol's last accepted trade, σ being the EWMA (half-life
+    `sigma_halflife` trades) of its trade-to-trade log returns, never below one tick, once
+    `warmup` returns are in; `confirm_trades` such trades in a row that agree with each other are
+    a real move and the last of them is accepted. A level (or trade, or tick) with a
+    non-positive price or a negative quantity is dropped, and so is any row whose `ts` is more than `max_backward_ns`
+    before the latest of its symbol. A message that leaves the book locked or crossed is counted
+    and kept, or dropped (the book restored to before it) with `drop_crossed`. 0 turns the
+    jump or σ rule off.
+    """
+
+    enabled: bool = False
+    max_jump_pct: float = _f(10.0, minimum=0.0)
+    sigma_k: float = _f(20.0, minimum=0.0)
+    sigma_halflife: float = _f(100.0, above=0.0)
+    warmup: int = _f(50, minimum=1)
+    confirm_trades: int = _f(3, minimum=2)
+    max_backward_ns: int = _f(0, minimum=0)
+    drop_crossed: bool = False
+
+
+@dataclass(frozen=True)
 class SimSymbolConfig:
     """Per-symbol grid and starting price of the simulated exchange (`[sim.DEMO]`); None = SIM default."""
 
@@ -232,6 +258,7 @@ class Config:
     zerodha: ZerodhaConfig = field(default_factory=ZerodhaConfig)
     binance: BinanceConfig = field(default_factory=BinanceConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
     sim: Mapping[str, SimSymbolConfig] = field(default_factory=lambda: types.MappingProxyType({}))
     source: str | None = None
 

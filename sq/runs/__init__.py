@@ -6,6 +6,7 @@
     backtest   `sq backtest`   the engine over recorded data, as fast as possible
     sweep      `--sweep`       a parameter grid of backtests on a process pool
     report     `--report`      a self-contained HTML report of a run or a sweep
+    marketprep `--adjust`, `--clean`: recorded market data made ready for a replay
     reconcile  `sq reconcile`  a journal against its venue's truth
     kill       `sq kill`       halt every registered process, cancel everything at every venue
     auth       `sq auth`       a venue's login flow and credential status

@@ -88,12 +88,17 @@ def run_backtest(
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
     recorder=None,
+    clean: bool | None = None,
+    adjust: str | None = None,
 ) -> dict[str, Any]:
     """Run the backtest; returns the summary document (the `--json` output). A `recorder`
-    (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`."""
+    (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`.
+    `adjust` (a corporate-actions file) and `clean` (None: the config's `clean.enabled`) prepare
+    the market data first (`sq.runs.marketprep`)."""
     from sq.core.config import load_config
 
     from sq.core.strategy import loader
+    from sq.runs import marketprep
 
     strategy = loader.load(strategy)
     config = load_config(env)
@@ -101,7 +106,9 @@ def run_backtest(
     loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))
     fill_cfg.validate()
+    actions = marketprep.load_adjustments(adjust)
     source = open_input(env, inputs, "market")
+    data = marketprep.prepare(source.instruments, source.batches(), settings=marketprep.clean_settings(config, clean), actions=actions)
     warm_up(config)
     t0 = time.perf_counter()
     with ExitStack() as stack:
@@ -118,10 +125,11 @@ def run_backtest(
                 if b.num_rows:
                     w.write(b)
 
-        engine = run_engine(strategy, source.instruments, source.batches(), params, config=config, fill=fill_cfg, seed=seed,
+        engine = run_engine(strategy, data.instruments, data.batches, params, config=config, fill=fill_cfg, seed=seed,
                             emit=emit if writers is not None else None, progress=progress, recorder=recorder)
     check_result(env, engine)
     summary = engine.summary()
+    data.report(env, summary)
     summary["wall_s"] = time.perf_counter() - t0
     summary["inputs"] = source.names
     if journal:

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -57,6 +57,7 @@ class PaperOptions:
     resume: str | None = None
     seed: int = 1
     json: bool = False
+    clean: bool | None = None  # --clean/--no-clean; None: the config's clean.enabled
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Plan:
     seed: int
     journal_dir: Path
     resume: "J.Loaded | None" = None
+    clean: Any = None  # the [clean] settings a replay is cleaned with (CleanConfig), None: not cleaned
 
     @property
     def live(self) -> bool:
@@ -96,6 +98,7 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     from sq.core import paths
     from sq.core.durations import parse_duration_ns
     from sq.core.strategy import loader
+    from sq.runs.marketprep import clean_settings
     from sq.venues.registry import parse_symbols
 
     if opts.resume:
@@ -119,9 +122,12 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
     if duration_ns is not None and duration_ns <= 0:
         raise UsageError("--for must be longer than zero")
+    if opts.clean is not None and not opts.inputs:
+        raise UsageError("--clean/--no-clean filter a --from replay; a live market is traded as it comes")
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
-    return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, list(opts.params), opts.seed, journal_dir)
+    return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, list(opts.params), opts.seed, journal_dir,
+                clean=clean_settings(config, opts.clean) if opts.inputs else None)
 
 
 def _spec(text: str) -> str:
@@ -138,8 +144,8 @@ def _resume_plan(opts: PaperOptions) -> Plan:
     strategy = str(start.get("strategy", ""))
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
-    if opts.symbols or opts.inputs or opts.params or opts.journal:
-        raise UsageError("--resume takes the symbols, --from, --param and --journal of the original run; give only --for, --json")
+    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None:
+        raise UsageError("--resume takes the symbols, --from, --param, --clean and --journal of the original run; give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
@@ -154,7 +160,16 @@ def _resume_plan(opts: PaperOptions) -> Plan:
         seed=int(start.get("seed", 1)),
         journal_dir=Path(opts.resume),
         resume=loaded,
+        clean=_clean_of(start.get("clean")),
     )
+
+
+def _clean_of(recorded: Any) -> Any:
+    """The [clean] settings a journal's start record holds (None: the run did not clean),
+    checked like the config's table."""
+    from sq.core.config import parse_config
+
+    return parse_config({"clean": recorded}, name="the journal's start record").clean if recorded else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,15 +180,18 @@ class ReplaySource:
     """A recorded market stream at its own clock: as fast as possible, or paced by its timestamps.
 
     `duration_ns` stops after that much data time from the first event (`--for` on a replay);
-    `skip` drops the first rows (a resumed replay continues after its checkpoint).
+    `skip` drops the first rows (a resumed replay continues after its checkpoint); `clean` (a
+    CleanConfig) filters bad ticks first — before `skip`, so a resumed run skips the same rows.
     """
 
-    def __init__(self, env: Any, inputs: list[str], *, duration_ns: int | None, realtime: bool, skip: int = 0):
+    def __init__(self, env: Any, inputs: list[str], *, duration_ns: int | None, realtime: bool, skip: int = 0, clean: Any = None):
         from sq.core.streams import open_input
+        from sq.runs.marketprep import prepare
 
         self._src = open_input(env, inputs, "market")
+        self.data = prepare(self._src.instruments, self._src.batches(), settings=clean)
         self.schema = self._src.schema
-        self.instruments = self._src.instruments
+        self.instruments = self.data.instruments
         self.duration_ns = duration_ns
         self.realtime = realtime
         self.skip = int(skip)
@@ -188,7 +206,7 @@ class ReplaySource:
         t0: int | None = None
         wall0 = 0
         skip = self.skip
-        for batch in self._src.batches():
+        for batch in self.data.batches:
             if self._stop.is_set():
                 return
             if skip:
@@ -544,7 +562,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         source = open_live_source(env, plan, config)
     else:
         source = ReplaySource(env, plan.inputs, duration_ns=plan.duration_ns, realtime=plan.realtime,
-                              skip=int(checkpoint["rows"]) if checkpoint else 0)
+                              skip=int(checkpoint["rows"]) if checkpoint else 0, clean=plan.clean)
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
     t0 = time.monotonic()
@@ -581,6 +599,8 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         else:
             run.run()
         summary = make_summary(run)
+        if not plan.live:
+            source.data.report(env, summary)
         journal.seal({"ts": time.time_ns(), "reason": run.stop_reason or "end", "summary": summary})
     import gc
 
@@ -640,6 +660,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "duration_ns": plan.duration_ns,
         "params": plan.params,
         "seed": plan.seed,
+        "clean": asdict(plan.clean) if plan.clean is not None else None,
         "config": J.config_summary(config),
         "pid": os.getpid(),
         "argv": sys.argv[1:],

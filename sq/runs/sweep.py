@@ -276,10 +276,13 @@ INTERNAL = ("warnings", "trades_seen", "worker", "curve")
 
 def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[str] = (), sweeps: Iterable[str] = (),
               fill: dict[str, Any] | None = None, seed: int = 0, jobs: int | None = None, report: bool = False,
-              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[int], None] | None = None, clean: bool | None = None, adjust: str | None = None) -> dict[str, Any]:
     """Run the grid; returns the `--json` document (`runs` in grid order) plus, under the key
-    `_best_curve`, the best point's curves when `report` is set."""
+    `_best_curve`, the best point's curves when `report` is set. Data that `adjust` or `clean`
+    changes is prepared here once and handed to the workers like stdin (spooled)."""
     import tempfile
+
+    from sq.runs import marketprep
 
     from sq.core.strategy import loader
     from sq.runs.backtest import no_trades, resolve_params
@@ -297,8 +300,10 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     FillModelConfig.from_config(config, **(fill or {})).validate()
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
+    actions = marketprep.load_adjustments(adjust)
     source = open_input(env, inputs, "market")
-    instruments = dict(source.instruments)
+    prepared = marketprep.prepare(source.instruments, source.batches(), settings=marketprep.clean_settings(config, clean), actions=actions)
+    instruments = dict(prepared.instruments)
     points = grid(axes)
     tasks = []
     for i, pt in enumerate(points):  # every point's parameters checked before any run
@@ -306,26 +311,28 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
         resolve_params(strategy, instruments, config, p)
         tasks.append((i, p))
     jobs = max(1, min(jobs or default_jobs(), len(tasks)))
-    stdin = not inputs or "-" in inputs
+    spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
     job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
               dict(os.environ), os.getcwd(), report)
     data = None
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sq-sweep-") as tmp:
         if jobs == 1:
-            data = Loaded(instruments, list(source.batches()), list(source.names))
-        elif stdin:  # workers cannot re-read stdin: spool it to an Arrow file they each map
+            data = Loaded(instruments, list(prepared.batches), list(source.names))
+        elif spool:  # workers cannot re-read stdin (nor redo the cleaning): spool it to an Arrow file they each map
             import pyarrow as pa
 
             path = os.path.join(tmp, "input.arrow")
             with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, source.schema) as w:
-                for b in source.batches():
-                    w.write_batch(b)
+                for b in prepared.batches:
+                    w.write_batch(b.replace_schema_metadata(source.schema.metadata))
             job = Job((path,), job.strategy, job.fill, job.seed, job.config_path, job.environ, job.cwd, report, instruments)
         results: list[dict[str, Any] | None] = [None] * len(tasks)
         for r in run_points(job, tasks, jobs, data=data, progress=progress):
             results[r["index"]] = r["summary"]
     wall = time.perf_counter() - t0
+    prepared_doc: dict[str, Any] = {}
+    prepared.report(env, prepared_doc)
     warned = set()
     for s in results:
         for w in s["warnings"]:
@@ -356,6 +363,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
         "workers": sorted(workers.values(), key=lambda w: w["pid"]),
         "best": {"index": best, "params": runs[best]["params"], "pnl_total": runs[best]["pnl"]["total"]},
         "runs": runs,
+        **prepared_doc,
     }
     if report:
         doc["_best_curve"] = results[best].get("curve")

@@ -57,8 +57,8 @@ class SourceOptions:
 # symbols → venues (parse_symbol/parse_symbols re-exported: the one import for runs and commands)
 
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
-           "order_rate", "holds_positions", "secret_files", "require_credentials", "open_market_source", "open_account",
-           "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
+           "order_rate", "holds_positions", "corporate_action_markets", "secret_files", "require_credentials", "open_market_source",
+           "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
 
 
 def venue_of(symbol: Symbol | str) -> str:
@@ -119,6 +119,15 @@ def order_rate(venue: str) -> float:
 def holds_positions(symbol: str) -> bool:
     """Whether the account has a net position in this symbol's market (spot: balances only)."""
     return bool(venue_module(venue_of(symbol)).holds_positions(symbol))
+
+
+def corporate_action_markets(symbols: Iterable[Symbol | str]) -> dict[str, int]:
+    """Of the venues serving `symbols`: each prefix whose equities have corporate actions (splits,
+    bonuses, dividends), with its exchange's UTC offset in minutes (ex-dates are local dates)."""
+    out: dict[str, int] = {}
+    for venue in sorted({venue_of(s) for s in symbols}):
+        out.update(venue_module(venue).CORPORATE_ACTIONS)
+    return out
 
 
 def secret_files(environ: Any = None) -> list[Path]:

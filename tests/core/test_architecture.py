@@ -70,8 +70,8 @@ def test_the_comparison_check_can_fail():
     assert _venue_comparisons(ast.parse(bad), words) == [2, 3]
 
 
-VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "holds_positions", "secret_files", "open_market_source", "open_gateway", "open_account",
-                   "instrument_info")
+VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "secret_files", "open_market_source", "open_gateway",
+                   "open_account", "instrument_info")
 
 
 @pytest.mark.parametrize("venue", ["sim", "binance", "zerodha"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sq.core import journal as J
+from tests.support.crash import kill9_when
 from tests.support.process import SQ_BIN, subprocess_env
 
 SUMMARY_KEYS = {"strategy", "symbols", "events", "orders", "fills", "position", "pnl", "max_drawdown", "sharpe",
@@ -216,16 +217,7 @@ def start_paper(args: list[str], home_env: dict) -> subprocess.Popen:
 
 def crash_paper(args, env, jdir, *, fills: int, timeout: float) -> None:
     """Start `sq paper ARGS`, wait for `fills` fills in its journal, then kill -9 it."""
-    p = start_paper(args, env)
-    try:
-        wait_for(lambda: registered(p), 90, "sq paper to register")
-        wait_for(lambda: journal_kinds(jdir)["fill"] >= fills, timeout, "fills in the journal")
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    kill9_when([SQ_BIN, "paper", *args], env, lambda: journal_kinds(jdir)["fill"] >= fills, 90 + timeout, "fills in the journal")
 
 
 def wait_for(cond, timeout: float, what: str) -> None:

@@ -7,6 +7,7 @@
   Python rows with integer timestamps (`pylist`, `pydict`).
 * `bookstreams` — the book tests' streams: `make_batches`, `run_stream`, `random_stream` and the
   plain-dict reference book's `reference_rows`.
+* `crash` — `kill9_when`: start an `sq` process, SIGKILL it once a condition holds.
 * `sourcetools` — a venue market source's `connected` flag sampled through an outage.
 * `livetools` — `sq live` crash tests for any venue: `registered`, `orders_working`,
   `kill9_then_resume`, `kill_mid_burst`.

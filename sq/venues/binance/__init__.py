@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 ORDER_RATE = 10.0  # orders per second: Binance publishes 100 orders / 10 s per account
+CORPORATE_ACTIONS: dict[str, int] = {}  # crypto has no splits, bonuses or dividends to adjust for
 
 
 def holds_positions(symbol: str) -> bool:

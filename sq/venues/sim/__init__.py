@@ -16,6 +16,7 @@ from sq.venues.sim.venue import SimVenue, sim_epoch_ns
 
 PREFIXES = ("SIM",)
 ORDER_RATE = float("inf")  # the simulated exchange takes orders as fast as they come
+CORPORATE_ACTIONS: dict[str, int] = {}  # no splits or dividends in the simulated exchange
 
 
 def holds_positions(symbol: str) -> bool:
@@ -29,7 +30,7 @@ def secret_files(environ=None) -> list:
 
 
 __all__ = [
-    "PREFIXES", "ORDER_RATE", "holds_positions", "secret_files", "open_account",
+    "PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "secret_files", "open_account",
     "SimVenue", "sim_instrument", "sim_name", "sim_epoch_ns",
     "open_market_source", "open_gateway", "instrument_info", "instruments_from_config",
 ]

@@ -16,6 +16,9 @@ from sq.core.exits import DataError
 
 PREFIXES = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX")  # Kite exchange segments
 ORDER_RATE = 10.0  # orders per second (Kite's published limit)
+# cash-market segments whose equities have splits, bonuses and dividends, with the exchange's UTC
+# offset in minutes (IST): an ex-date is an Indian date (`sq backtest --adjust`, sq.core.corporate)
+CORPORATE_ACTIONS = {"NSE": 330, "BSE": 330}
 
 
 def holds_positions(symbol: str) -> bool:
