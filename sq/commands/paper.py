@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import JsonOption, SeedOption, env_of
+from sq.commands._options import EndOption, JsonOption, SeedOption, StartOption, env_of
 
 HELP = """Paper-trade a strategy (a built-in such as mm or lt, or your own file) with the backtest's engine and
 fill simulation, on a live market (SIM: symbols, or the config's instruments; SIM:DEMO when there
@@ -30,6 +30,8 @@ EPILOG = """Examples:
 
   sq paper --strategy mm --from data/venue=sim --json
 
+  sq paper --strategy mm --from data --start 2024-06-03 --end 2024-06-03 --json
+
   sq paper --strategy mm --from ticks.parquet --realtime --journal runs/replay1
 
   sq paper --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00
@@ -47,6 +49,8 @@ def paper(
     realtime: Annotated[bool, typer.Option("--realtime", help="Pace a --from replay by its timestamps instead of as fast as possible.")] = False,
     params: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="Strategy/risk parameter k=v (clip, threshold, max_order_size, max_position, max_loss, …); repeatable.", show_default=False)] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the crashed run whose journal is in DIR (verified first).", show_default=False)] = None,
+    start: StartOption = None,
+    end: EndOption = None,
     seed: SeedOption = 1,
     json_: JsonOption = False,
 ) -> None:
@@ -63,6 +67,8 @@ def paper(
         resume=resume,
         seed=seed,
         json=json_,
+        start=start,
+        end=end,
     )
     env = env_of(ctx)
     live_view = env.stdout_isatty and not json_

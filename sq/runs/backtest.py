@@ -88,9 +88,11 @@ def run_backtest(
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
     recorder=None,
+    window: tuple = (None, None),
 ) -> dict[str, Any]:
     """Run the backtest; returns the summary document (the `--json` output). A `recorder`
-    (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`."""
+    (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`.
+    `window`: (start, end) dates of `--start/--end` (None: unbounded), see `open_input`."""
     from sq.core.config import load_config
 
     from sq.core.strategy import loader
@@ -101,7 +103,7 @@ def run_backtest(
     loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))
     fill_cfg.validate()
-    source = open_input(env, inputs, "market")
+    source = open_input(env, inputs, "market", start=window[0], end=window[1])
     warm_up(config)
     t0 = time.perf_counter()
     with ExitStack() as stack:

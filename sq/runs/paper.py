@@ -57,6 +57,8 @@ class PaperOptions:
     resume: str | None = None
     seed: int = 1
     json: bool = False
+    start: str | None = None  # --start/--end of a --from replay: YYYY-MM-DD, UTC days
+    end: str | None = None
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Plan:
     seed: int
     journal_dir: Path
     resume: "J.Loaded | None" = None
+    window: tuple = (None, None)  # (start, end) dates of a replay's --start/--end
 
     @property
     def live(self) -> bool:
@@ -94,6 +97,7 @@ class Plan:
 def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     """Validate the options (and, with --resume, take them from the journal's start record)."""
     from sq.core import paths
+    from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
     from sq.core.strategy import loader
     from sq.venues.registry import parse_symbols
@@ -108,6 +112,9 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
         raise UsageError("give SYMBOLs to trade live or --from INPUT to replay, not both")
     if opts.realtime and not opts.inputs:
         raise UsageError("--realtime paces a --from replay; a live market is always real time")
+    window = parse_window(opts.start, opts.end)
+    if window != (None, None) and not opts.inputs:
+        raise UsageError("--start/--end select days of a --from replay; a live market has no past to select")
     inputs: list[str] = []
     for item in opts.inputs:
         inputs.append(item if item == "-" or any(c in item for c in "*?[") else str(Path(item).resolve()))
@@ -121,7 +128,7 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
         raise UsageError("--for must be longer than zero")
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
-    return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, list(opts.params), opts.seed, journal_dir)
+    return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, list(opts.params), opts.seed, journal_dir, window=window)
 
 
 def _spec(text: str) -> str:
@@ -131,6 +138,7 @@ def _spec(text: str) -> str:
 
 
 def _resume_plan(opts: PaperOptions) -> Plan:
+    from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
 
     loaded = J.load(opts.resume)
@@ -138,8 +146,8 @@ def _resume_plan(opts: PaperOptions) -> Plan:
     strategy = str(start.get("strategy", ""))
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
-    if opts.symbols or opts.inputs or opts.params or opts.journal:
-        raise UsageError("--resume takes the symbols, --from, --param and --journal of the original run; give only --for, --json")
+    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.start or opts.end:
+        raise UsageError("--resume takes the symbols, --from, --start/--end, --param and --journal of the original run; give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
@@ -154,6 +162,7 @@ def _resume_plan(opts: PaperOptions) -> Plan:
         seed=int(start.get("seed", 1)),
         journal_dir=Path(opts.resume),
         resume=loaded,
+        window=tuple(parse_window(start.get("start"), start.get("end"))),
     )
 
 
@@ -168,10 +177,11 @@ class ReplaySource:
     `skip` drops the first rows (a resumed replay continues after its checkpoint).
     """
 
-    def __init__(self, env: Any, inputs: list[str], *, duration_ns: int | None, realtime: bool, skip: int = 0):
+    def __init__(self, env: Any, inputs: list[str], *, duration_ns: int | None, realtime: bool, skip: int = 0,
+                 window: tuple = (None, None)):
         from sq.core.streams import open_input
 
-        self._src = open_input(env, inputs, "market")
+        self._src = open_input(env, inputs, "market", start=window[0], end=window[1])
         self.schema = self._src.schema
         self.instruments = self._src.instruments
         self.duration_ns = duration_ns
@@ -544,7 +554,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         source = open_live_source(env, plan, config)
     else:
         source = ReplaySource(env, plan.inputs, duration_ns=plan.duration_ns, realtime=plan.realtime,
-                              skip=int(checkpoint["rows"]) if checkpoint else 0)
+                              skip=int(checkpoint["rows"]) if checkpoint else 0, window=plan.window)
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
     t0 = time.monotonic()
@@ -636,6 +646,8 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "strategy": plan.strategy,
         "symbols": plan.symbols,
         "inputs": plan.inputs,
+        "start": plan.window[0].isoformat() if plan.window[0] else None,
+        "end": plan.window[1].isoformat() if plan.window[1] else None,
         "realtime": plan.realtime,
         "duration_ns": plan.duration_ns,
         "params": plan.params,

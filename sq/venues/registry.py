@@ -3,7 +3,7 @@
 This module is the only place that maps a symbol prefix to a venue. Each venue package
 (`sq.venues.sim`, `sq.venues.binance`, `sq.venues.zerodha`) offers the same module-level names
 (listed in `sq.venues.base`): its prefixes, its order rate, whether a
-market holds positions, its secret files, `open_market_source`, `open_gateway`, `open_account`,
+market holds positions, a market's trading session, its secret files, `open_market_source`, `open_gateway`, `open_account`,
 and (real venues) an `auth` module; every venue has a standard-library-only `kill` module.
 Venue packages are imported only when a symbol, a journal or the account needs them.
 """
@@ -21,6 +21,7 @@ from sq.core.symbols import EXCHANGES, Symbol, parse_symbol, parse_symbols
 if TYPE_CHECKING:  # pragma: no cover
     from sq.core.config import Config
     from sq.core.environment import Environment
+    from sq.core.sessions import TradingSession
     from sq.venues.base import MarketSource, OrderGateway
 
 VENUES = ("sim", "binance", "zerodha")
@@ -53,7 +54,7 @@ class SourceOptions:
 # symbols → venues (parse_symbol/parse_symbols re-exported: the one import for runs and commands)
 
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "trades_live",
-           "order_rate", "holds_positions", "secret_files", "require_credentials", "open_market_source", "open_account",
+           "order_rate", "holds_positions", "trading_session", "secret_files", "require_credentials", "open_market_source", "open_account",
            "kill_module", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
 
 
@@ -103,6 +104,18 @@ def order_rate(venue: str) -> float:
 def holds_positions(symbol: str) -> bool:
     """Whether the account has a net position in this symbol's market (spot: balances only)."""
     return bool(venue_module(venue_of(symbol)).holds_positions(symbol))
+
+
+def trading_session(symbol: str) -> "TradingSession":
+    """The regular session of the symbol's market (NSE: 09:15–15:30 IST; around-the-clock markets:
+    the UTC day). A symbol no venue serves (a foreign stream's name) gets the UTC day."""
+    from sq.core.sessions import UTC_DAY
+
+    try:
+        venue = venue_of(symbol)
+    except UsageError:
+        return UTC_DAY
+    return venue_module(venue).trading_session(str(symbol))
 
 
 def secret_files(environ: Any = None) -> list[Path]:

@@ -70,7 +70,7 @@ def test_the_comparison_check_can_fail():
     assert _venue_comparisons(ast.parse(bad), words) == [2, 3]
 
 
-VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "holds_positions", "secret_files", "open_market_source", "open_gateway", "open_account")
+VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "holds_positions", "trading_session", "secret_files", "open_market_source", "open_gateway", "open_account")
 
 
 @pytest.mark.parametrize("venue", ["sim", "binance", "zerodha"])
@@ -97,3 +97,18 @@ def test_capabilities_answer_per_market():
     assert registry.trades_live("binance") and registry.trades_live("zerodha") and not registry.trades_live("sim")
     assert registry.order_rate("binance") == 10.0 and registry.order_rate("zerodha") == 10.0
     assert {p.name for p in registry.secret_files({"SQ_CONFIG_DIR": "/nonexistent"})} >= {"binance.json", "session.json"}
+
+
+def test_trading_sessions_come_from_the_venue_packages():
+    import datetime as dt
+
+    from sq.core.sessions import UTC_DAY
+    from sq.venues import registry
+
+    nse = registry.trading_session("NSE:INFY")
+    assert (nse.open, nse.close, nse.utc_offset) == (dt.time(9, 15), dt.time(15, 30), dt.timedelta(hours=5, minutes=30))
+    assert registry.trading_session("NFO:NIFTY24JANFUT") == registry.trading_session("BSE:INFY") == nse
+    assert registry.trading_session("MCX:CRUDEOIL").close == dt.time(23, 30)
+    assert registry.trading_session("BINANCE:BTCUSDT") == registry.trading_session("SIM:DEMO") == UTC_DAY
+    assert registry.trading_session("FOREIGN") == UTC_DAY  # no venue prefix: the UTC day
+    assert nse.describe() == "09:15–15:30 UTC+05:30 (IST)" and UTC_DAY.describe() == "00:00–24:00 UTC+00:00 (UTC day)"
