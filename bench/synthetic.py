@@ -142,14 +142,20 @@ def synthetic_market(n_levels: int = 2_000_000, n_trades: int = 200_000, seed: i
     md = dict(schema.metadata)
     md[S.META_END] = b"ok"
     table = pa.Table.from_batches([batch]).replace_schema_metadata(md)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    ignore = CACHE / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
+    cache_dir()
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)
     return table
+
+
+def cache_dir() -> Path:
+    """bench/.cache/, made on first use and ignored by git."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    ignore = CACHE / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return CACHE
 
 
 def cache_path(n_levels: int = 2_000_000, n_trades: int = 200_000, seed: int = 1) -> Path:

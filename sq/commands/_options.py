@@ -2,7 +2,7 @@
 the same flags everywhere)."""
 
 
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -36,4 +36,17 @@ ModeOption = Annotated[str, typer.Option("--mode", help="Zerodha ticker mode: lt
 ReplayOption = Annotated[
     Optional[str],
     typer.Option("--replay", help="Run the venue parser and book sync over a raw capture (JSON Lines from --raw) instead of the network.", show_default=False),
+]
+
+StartOption = Annotated[
+    Optional[str],
+    typer.Option("--start", help="Read from this UTC day on (YYYY-MM-DD): a dataset's files of earlier date= partitions are not opened.", show_default=False),
+]
+EndOption = Annotated[
+    Optional[str],
+    typer.Option("--end", help="Read up to and including this UTC day (YYYY-MM-DD): later date= partitions are not opened.", show_default=False),
+]
+InputsArgument = Annotated[
+    Optional[List[str]],
+    typer.Argument(help="Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin (the default when piped).", show_default=False),
 ]

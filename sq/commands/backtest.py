@@ -5,7 +5,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import FormatOption, JsonOption, OutputOption, env_of
+from sq.commands._options import EndOption, FormatOption, JsonOption, OutputOption, StartOption, env_of
 
 HELP = """Backtest a strategy over recorded market data with the engine `sq paper` uses: the same
 strategies, order manager, risk checks, position keeper and simulated fills (order latency,
@@ -60,6 +60,8 @@ EPILOG = """Examples:
 
   sq backtest -s lt nse-ticks/ --adjust corporate-actions.csv --clean
 
+  sq backtest -s mm data --start 2024-06-03 --end 2024-06-03 --json
+
   sq backtest -s mm demo.parquet --sweep clip=1:4:1 --sweep threshold=0.2,0.4,0.8 --report sweep.html
 
   sq backtest -s mm demo.parquet --sweep SIM:DEMO.max_position=5:50:5 --jobs 2 -o grid.parquet
@@ -84,14 +86,18 @@ def backtest(
     report: Annotated[Optional[str], typer.Option("--report", help="Write a self-contained HTML report (charts, metrics, fills; the grid for --sweep) to FILE.html.", show_default=False)] = None,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equities for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
+    start: StartOption = None,
+    end: EndOption = None,
     output: OutputOption = None,
     fmt: FormatOption = "auto",
     json_out: JsonOption = False,
 ) -> None:
     from sq.runs.backtest import run_backtest
+    from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
 
     env = env_of(ctx)
+    window = parse_window(start, end)
     if report:
         from sq.runs.report import check_target
 
@@ -113,7 +119,7 @@ def backtest(
             from sq.core.exits import UsageError
 
             raise UsageError("--journal writes one run's orders and fills; it does not combine with --sweep")
-        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust)
+        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window)
         return
     recorder = None
     if report:
@@ -122,7 +128,7 @@ def backtest(
         recorder = RunRecorder()
     with _Progress(env) as progress:
         summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress,
-                               recorder=recorder, clean=clean, adjust=adjust)
+                               recorder=recorder, clean=clean, adjust=adjust, window=window)
     if report:
         from sq.runs import report as html_report
         meta = _meta(strategy, param or (), summary["inputs"], summary, fill, seed)
@@ -149,12 +155,12 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
                                             f"queue model {fill['queue_model']}, seed {seed}"}
 
 
-def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust) -> None:
+def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window) -> None:
     from sq.runs.sweep import run_sweep
 
     with _Progress(env, "grid points") as progress:
         doc = run_sweep(env, inputs, strategy, params=params, sweeps=sweep, fill=fill, seed=seed, jobs=jobs, report=bool(report),
-                        progress=progress, clean=clean, adjust=adjust)
+                        progress=progress, clean=clean, adjust=adjust, window=window)
     curve = doc.pop("_best_curve", None)
     axes = doc.pop("_axes", None)
     if report:

@@ -1,12 +1,12 @@
 """`sq book`: rebuild L2 books and features from a market stream (ARCHITECTURE §3, §4, §5)."""
 
 
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import FormatOption, OutputOption, env_of
+from sq.commands._options import EndOption, FormatOption, InputsArgument, OutputOption, StartOption, env_of
 
 HELP = """Rebuild per-symbol L2 order books from a market stream and emit the book stream: the top
 --depth levels a side plus mid, spread, microprice, imbalance, last trade price, aggressive-trade
@@ -22,6 +22,8 @@ EPILOG = """Examples:
 
   sq book data/venue=sim --interval 1s --format table
 
+  sq book data --start 2024-06-03 --end 2024-06-04 -o book.parquet
+
   sq book ticks.parquet --every 100 --format jsonl | head
 
   sq book zerodha.parquet --view-depth 5 --stale --stale-max-age 30s -o book.arrow"""
@@ -34,7 +36,7 @@ TABLE_COLUMNS = ["ts", "symbol", "seq", "bid_qty_0", "bid_px_0", "ask_px_0", "as
 
 def book(
     ctx: typer.Context,
-    inputs: Annotated[Optional[List[str]], typer.Argument(help="Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin (the default when piped).", show_default=False)] = None,
+    inputs: InputsArgument = None,
     depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=64, help="Levels a side in each row.")] = 5,
     every: Annotated[Optional[int], typer.Option("--every", min=1, help="One row per symbol every N messages.", show_default=False)] = None,
     interval: Annotated[Optional[str], typer.Option("--interval", help="At most one row per symbol per interval of data time (100ms, 1s).", show_default=False)] = None,
@@ -44,11 +46,14 @@ def book(
     vwap_window: Annotated[str, typer.Option("--vwap-window", help="Rolling VWAP window in data time.")] = "60s",
     vol_halflife: Annotated[float, typer.Option("--vol-halflife", min=0.001, help="Half-life of the EWMA mid-return volatility, in mid changes.")] = 100.0,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip rows with NaN/inf/negative prices or quantities (counted on stderr) instead of failing with exit 65.")] = False,
+    start: StartOption = None,
+    end: EndOption = None,
     output: OutputOption = None,
     fmt: FormatOption = "auto",
 ) -> None:
     from sq.core import book as B
     from sq.core.bookstream import build_book
+    from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
     from sq.core.exits import UsageError
     from sq.core.streams import StreamWriter, open_input
@@ -68,8 +73,9 @@ def book(
         stale_max_age_ns=parse_duration_ns(stale_max_age, option="--stale-max-age"),
         skip_bad=skip_bad,
     )
+    first, last = parse_window(start, end)
     live = env.stdout_isatty and output is None and (fmt or "auto").lower() in ("auto", "table")
-    source = open_input(env, inputs, "market", columns=BOOK_INPUT_COLUMNS)
+    source = open_input(env, inputs, "market", columns=BOOK_INPUT_COLUMNS, start=first, end=last)
     if live:
         build_book(env, source, lambda schema: LadderSink(env, depth), **options)
     else:

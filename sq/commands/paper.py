@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import JsonOption, SeedOption, env_of
+from sq.commands._options import EndOption, JsonOption, SeedOption, StartOption, env_of
 
 HELP = """Paper-trade a strategy (a built-in such as mm or lt, or your own file) with the backtest's engine and
 fill simulation, on a live market (SIM: symbols, or the config's instruments; SIM:DEMO when there
@@ -33,6 +33,8 @@ EPILOG = """Examples:
 
   sq paper --strategy mm --from data/venue=sim --json
 
+  sq paper --strategy mm --from data --start 2024-06-03 --end 2024-06-03 --json
+
   sq paper --strategy mm --from ticks.parquet --realtime --journal runs/replay1
 
   sq paper --strategy lt --from fixtures/sim-demo --clean --json
@@ -52,6 +54,8 @@ def paper(
     realtime: Annotated[bool, typer.Option("--realtime", help="Pace a --from replay by its timestamps instead of as fast as possible.")] = False,
     params: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="Strategy/risk parameter k=v (clip, threshold, max_order_size, max_position, max_loss, …); repeatable.", show_default=False)] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the crashed run whose journal is in DIR (verified first).", show_default=False)] = None,
+    start: StartOption = None,
+    end: EndOption = None,
     seed: SeedOption = 1,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks from a --from replay first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     json_: JsonOption = False,
@@ -70,6 +74,8 @@ def paper(
         seed=seed,
         json=json_,
         clean=clean,
+        start=start,
+        end=end,
     )
     env = env_of(ctx)
     live_view = env.stdout_isatty and not json_

@@ -20,7 +20,7 @@ from numba import njit
 from sq.core import book as B
 from sq.core import schemas as S
 from sq.core.exits import DataError
-from sq.core.streams import SymbolRegistry
+from sq.core.streams import SymbolRegistry, market_arrays
 
 _MAX_TICKS = float(2**53)
 S_LEVEL = S.LEVEL
@@ -185,16 +185,8 @@ class BookStream:
             return None
         row0 = self.rows_in
         self.rows_in += n
-        for name in ("ts", "kind", "side", "seq", "symbol"):
-            if batch.column(name).null_count:
-                raise DataError(f"market column {name!r} has null values (rows {row0}..{row0 + n - 1})")
-        codes = self.registry.codes(batch.column("symbol")).astype(np.int32, copy=False)
-        kind = batch.column("kind").to_numpy(zero_copy_only=False).astype(np.uint8, copy=False)
-        side = batch.column("side").to_numpy(zero_copy_only=False).astype(np.int8, copy=False)
-        price = batch.column("price").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        qty = batch.column("qty").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        seq = batch.column("seq").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        ts = S.int64_view(batch.column("ts"))
+        a = market_arrays(batch, self.registry, row0, ("ts", "kind", "side", "seq", "symbol", "price", "qty"))
+        codes, kind, side, price, qty, seq, ts = (a[k] for k in ("symbol", "kind", "side", "price", "qty", "seq", "ts"))
         rows = np.arange(row0, row0 + n, dtype=np.int64)
         self._learn_symbols(codes, kind, price)
         keep = self._validate(rows, codes, kind, side, price, qty)

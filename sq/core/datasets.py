@@ -87,10 +87,23 @@ def parse_date(text: str, option: str) -> dt.date:
         raise UsageError(f"{option} must be a date YYYY-MM-DD, got {text!r}") from None
 
 
+def check_window(start: dt.date | None, end: dt.date | None) -> None:
+    """A window whose start is after its end is a usage error."""
+    if start is not None and end is not None and start > end:
+        raise UsageError(f"--start {start} is after --end {end}")
+
+
+def parse_window(start: str | None, end: str | None) -> tuple[dt.date | None, dt.date | None]:
+    """`--start/--end` texts → dates (None where not given), checked: bad dates and a start after
+    the end are usage errors."""
+    window = (parse_date(start, "--start") if start else None, parse_date(end, "--end") if end else None)
+    check_window(*window)
+    return window
+
+
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     """Every calendar day from `start` to `end`, both included; start after end is a usage error."""
-    if start > end:
-        raise UsageError(f"--start {start} is after --end {end}")
+    check_window(start, end)
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 

@@ -15,8 +15,10 @@ corrupt stream or text on stdin raise `DataError` (exit 65); a missing file `NoI
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import io
+import itertools
 import json
 import os
 import queue
@@ -32,6 +34,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from sq.core import schemas as S
+from sq.core.datasets import check_window, in_window, window_ns
 from sq.core.schemas import int64_view
 from sq.core.environment import Environment
 from sq.core.exits import DataError, NoInputError, UsageError
@@ -112,6 +115,7 @@ class StreamWriter:
         output: str | None = None,
         fmt: str = "auto",
         table_columns: list[str] | None = None,
+        table_dates: bool = False,
     ):
         self.env = env
         self.schema = schema
@@ -128,6 +132,7 @@ class StreamWriter:
         self._ipc = None
         self._pq = None
         self._table_columns = table_columns
+        self._table_dates = table_dates
         self._header_done = False
         self._open()
 
@@ -234,7 +239,7 @@ class StreamWriter:
 
     def _write_table(self, batch: pa.RecordBatch) -> None:
         cols = self._table_columns or [n for n in batch.schema.names][:12]
-        text = render_text_rows(batch.select(cols), header=not self._header_done)
+        text = render_text_rows(batch.select(cols), header=not self._header_done, dates=self._table_dates)
         self._header_done = True
         out = self._sink
         out.write(text.encode())
@@ -399,14 +404,16 @@ def _json_value(v):
     return v
 
 
-def render_text_rows(batch: pa.RecordBatch, *, header: bool) -> str:
-    """Plain aligned text rows for --format table on pipes and the demo (no ANSI codes)."""
+def render_text_rows(batch: pa.RecordBatch, *, header: bool, dates: bool = False) -> str:
+    """Plain aligned text rows for --format table on pipes and the demo (no ANSI codes).
+    Timestamps show the time of day to the millisecond, or with `dates` the date and the time
+    to the second (bars, which span days)."""
     names = batch.schema.names
     values = []
     for name, col in zip(names, batch.columns):
         t = col.type
         if pa.types.is_timestamp(t):
-            vals = [s[11:23] if s else "" for s in col.cast(pa.string()).to_pylist()]
+            vals = [(s[:19] if dates else s[11:23]) if s else "" for s in col.cast(pa.string()).to_pylist()]
         elif pa.types.is_dictionary(t):
             vals = col.cast(pa.string()).to_pylist()
         elif pa.types.is_floating(t):
@@ -443,13 +450,17 @@ class StreamSource:
 
 
 def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, want: str | tuple[str, ...],
-               columns: tuple[str, ...] | None = None) -> StreamSource:
+               columns: tuple[str, ...] | None = None, *, start: dt.date | None = None, end: dt.date | None = None) -> StreamSource:
     """Open the command's INPUT arguments (or stdin) as one source of stream kind `want`.
 
     `columns`: the consumer reads only these; Parquet files then decode only them, and batches
     (and the source's schema) carry only them. Every file's schema is still checked whole: a
     missing required column, or one of a type that cannot be cast, is the same error as without
     `columns` (only the values of columns not read go unchecked).
+
+    `start`, `end` (`--start/--end`, both days included, UTC): files of a dataset whose `date=`
+    partition lies outside the window are never opened, and rows outside [start 00:00, end+1
+    00:00) are dropped. A window that holds no rows is a DataError ("no market events between …").
     """
     wants = (want,) if isinstance(want, str) else tuple(want)
     inputs = list(inputs or [])
@@ -457,11 +468,18 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
         if env.stdin_isatty:
             raise UsageError("no input: give a file or dataset, or pipe a stream into stdin (e.g. sq subscribe SIM:DEMO | …)")
         inputs = ["-"]
+    check_window(start, end)
     parts: list[_Part] = []
     for item in inputs:
         parts.extend(_expand(env, item))
     if not parts:
         raise NoInputError(f"no Parquet or Arrow files found in {', '.join(inputs)}")
+    windowed = start is not None or end is not None
+    if windowed:
+        kept = set(in_window([p.path for p in parts if p.path is not None], start, end))
+        parts = [p for p in parts if p.path is None or p.path in kept]
+        if not parts:
+            raise DataError(_empty_window(wants, start, end))
     first = parts[0].open(columns)
     kind, from_sq = _check_kind(first.schema, first.name, wants)
     instruments = S.schema_instruments(first.schema)
@@ -491,13 +509,49 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
                     b = b.select(target.names)  # extra columns of inputs read whole (Arrow, stdin)
                 yield b
 
+    lo, hi = window_ns(start, end)
+
+    def read(lane_parts: list[_Part]) -> Iterator[pa.RecordBatch]:
+        """A lane's batches, only the rows inside the window when there is one."""
+        return _rows_in_window(lane(lane_parts), lo, hi) if windowed else lane(lane_parts)
+
     lanes = _lanes(parts)
     if kind == "market" and len(lanes) > 1:
-        batches: Iterator[pa.RecordBatch] = merge_by_time([lane(p) for p in lanes], target)
+        batches: Iterator[pa.RecordBatch] = merge_by_time([read(p) for p in lanes], target)
     else:
-        batches = lane(parts)
+        batches = read(parts)
+    if windowed:
+        batches = _first_rows(batches, _empty_window(wants, start, end))
 
     return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq)
+
+
+def _rows_in_window(batches: Iterator[pa.RecordBatch], lo: int | None, hi: int | None) -> Iterator[pa.RecordBatch]:
+    """The rows of `batches` whose `ts` lies in [lo, hi) (None: unbounded)."""
+    for batch in batches:
+        ts = int64_view(batch.column("ts"))
+        inside = np.ones(len(ts), dtype=np.bool_)
+        if lo is not None:
+            inside &= ts >= lo
+        if hi is not None:
+            inside &= ts < hi
+        if inside.all():
+            yield batch
+        elif inside.any():
+            yield batch.filter(pa.array(inside))
+
+
+def _first_rows(batches: Iterator[pa.RecordBatch], message: str) -> Iterator[pa.RecordBatch]:
+    """Read `batches` up to their first row now, so that a window without rows is a
+    DataError(message) when the input is opened, before a command writes or journals anything."""
+    for batch in batches:
+        if batch.num_rows:
+            return itertools.chain([batch], batches)
+    raise DataError(message)
+
+
+def _empty_window(wants: tuple[str, ...], start: dt.date | None, end: dt.date | None) -> str:
+    return f"no {' or '.join(wants)} events between {start or 'the beginning'} and {end or 'the end'} (--start/--end, UTC days)"
 
 
 def _conform(name: str, batch: pa.RecordBatch, kind: str, target: pa.Schema) -> pa.RecordBatch:
@@ -838,3 +892,26 @@ class SymbolRegistry:
 
     def dictionary(self) -> pa.Array:
         return S.symbol_dictionary(self.symbols)
+
+
+MARKET_DTYPES = {"kind": np.uint8, "side": np.int8, "price": np.float64, "qty": np.float64, "seq": np.int64}
+
+
+def market_arrays(batch: pa.RecordBatch, registry: SymbolRegistry, row0: int, columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The columns a kernel reads from a conformed market batch, as contiguous NumPy arrays of the
+    kernel's types: `ts` as int64 ns, `symbol` as the registry's int32 codes, the rest by
+    MARKET_DTYPES. A null in any of them is a DataError naming the rows (`row0` = the batch's
+    first row in the stream)."""
+    for name in columns:
+        if batch.column(name).null_count:
+            raise DataError(f"market column {name!r} has null values (rows {row0}..{row0 + batch.num_rows - 1})")
+    out = {}
+    for name in columns:
+        if name == "symbol":
+            a = registry.codes(batch.column(name)).astype(np.int32, copy=False)
+        elif name == "ts":
+            a = int64_view(batch.column(name))
+        else:
+            a = batch.column(name).to_numpy(zero_copy_only=False).astype(MARKET_DTYPES[name], copy=False)
+        out[name] = np.ascontiguousarray(a)
+    return out

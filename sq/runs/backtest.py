@@ -90,11 +90,13 @@ def run_backtest(
     recorder=None,
     clean: bool | None = None,
     adjust: str | None = None,
+    window: tuple = (None, None),
 ) -> dict[str, Any]:
     """Run the backtest; returns the summary document (the `--json` output). A `recorder`
     (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`.
     `adjust` (a corporate-actions file) and `clean` (None: the config's `clean.enabled`) prepare
-    the market data first (`sq.runs.marketprep`)."""
+    the market data first (`sq.runs.marketprep`); `window`: (start, end) dates of `--start/--end`
+    (None: unbounded), see `open_input`."""
     from sq.core.config import load_config
 
     from sq.core.strategy import loader
@@ -107,7 +109,7 @@ def run_backtest(
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))
     fill_cfg.validate()
     actions = marketprep.load_adjustments(adjust)
-    source = open_input(env, inputs, "market")
+    source = open_input(env, inputs, "market", start=window[0], end=window[1])
     data = marketprep.prepare(source.instruments, source.batches(), settings=marketprep.clean_settings(config, clean), actions=actions)
     warm_up(config)
     t0 = time.perf_counter()

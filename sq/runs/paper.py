@@ -58,6 +58,8 @@ class PaperOptions:
     seed: int = 1
     json: bool = False
     clean: bool | None = None  # --clean/--no-clean; None: the config's clean.enabled
+    start: str | None = None  # --start/--end of a --from replay: YYYY-MM-DD, UTC days
+    end: str | None = None
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Plan:
     journal_dir: Path
     resume: "J.Loaded | None" = None
     clean: Any = None  # the [clean] settings a replay is cleaned with (CleanConfig), None: not cleaned
+    window: tuple = (None, None)  # (start, end) dates of a replay's --start/--end
 
     @property
     def live(self) -> bool:
@@ -96,6 +99,7 @@ class Plan:
 def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     """Validate the options (and, with --resume, take them from the journal's start record)."""
     from sq.core import paths
+    from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
     from sq.core.strategy import loader
     from sq.runs.marketprep import clean_settings
@@ -111,6 +115,9 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
         raise UsageError("give SYMBOLs to trade live or --from INPUT to replay, not both")
     if opts.realtime and not opts.inputs:
         raise UsageError("--realtime paces a --from replay; a live market is always real time")
+    window = parse_window(opts.start, opts.end)
+    if window != (None, None) and not opts.inputs:
+        raise UsageError("--start/--end select days of a --from replay; a live market has no past to select")
     inputs: list[str] = []
     for item in opts.inputs:
         inputs.append(item if item == "-" or any(c in item for c in "*?[") else str(Path(item).resolve()))
@@ -127,7 +134,7 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
     return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, list(opts.params), opts.seed, journal_dir,
-                clean=clean_settings(config, opts.clean) if opts.inputs else None)
+                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window)
 
 
 def _spec(text: str) -> str:
@@ -137,6 +144,7 @@ def _spec(text: str) -> str:
 
 
 def _resume_plan(opts: PaperOptions) -> Plan:
+    from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
 
     loaded = J.load(opts.resume)
@@ -144,8 +152,9 @@ def _resume_plan(opts: PaperOptions) -> Plan:
     strategy = str(start.get("strategy", ""))
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
-    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None:
-        raise UsageError("--resume takes the symbols, --from, --param, --clean and --journal of the original run; give only --for, --json")
+    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end:
+        raise UsageError("--resume takes the symbols, --from, --start/--end, --param, --clean and --journal of the original run; "
+                         "give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
@@ -161,6 +170,7 @@ def _resume_plan(opts: PaperOptions) -> Plan:
         journal_dir=Path(opts.resume),
         resume=loaded,
         clean=_clean_of(start.get("clean")),
+        window=tuple(parse_window(start.get("start"), start.get("end"))),
     )
 
 
@@ -184,11 +194,12 @@ class ReplaySource:
     CleanConfig) filters bad ticks first — before `skip`, so a resumed run skips the same rows.
     """
 
-    def __init__(self, env: Any, inputs: list[str], *, duration_ns: int | None, realtime: bool, skip: int = 0, clean: Any = None):
+    def __init__(self, env: Any, inputs: list[str], *, duration_ns: int | None, realtime: bool, skip: int = 0, clean: Any = None,
+                 window: tuple = (None, None)):
         from sq.core.streams import open_input
         from sq.runs.marketprep import prepare
 
-        self._src = open_input(env, inputs, "market")
+        self._src = open_input(env, inputs, "market", start=window[0], end=window[1])
         self.data = prepare(self._src.instruments, self._src.batches(), settings=clean)
         self.schema = self._src.schema
         self.instruments = self.data.instruments
@@ -562,7 +573,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         source = open_live_source(env, plan, config)
     else:
         source = ReplaySource(env, plan.inputs, duration_ns=plan.duration_ns, realtime=plan.realtime,
-                              skip=int(checkpoint["rows"]) if checkpoint else 0, clean=plan.clean)
+                              skip=int(checkpoint["rows"]) if checkpoint else 0, clean=plan.clean, window=plan.window)
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
     t0 = time.monotonic()
@@ -656,6 +667,8 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "strategy": plan.strategy,
         "symbols": plan.symbols,
         "inputs": plan.inputs,
+        "start": plan.window[0].isoformat() if plan.window[0] else None,
+        "end": plan.window[1].isoformat() if plan.window[1] else None,
         "realtime": plan.realtime,
         "duration_ns": plan.duration_ns,
         "params": plan.params,

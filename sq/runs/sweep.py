@@ -130,6 +130,7 @@ class Job:
     cwd: str = "."
     report: bool = False
     instruments: dict | None = None  # when the data's own (a spooled stdin) may know fewer
+    window: tuple = (None, None)  # --start/--end dates over the inputs
 
 
 class _Quiet:
@@ -158,10 +159,10 @@ class Loaded:
     names: list[str]
 
     @classmethod
-    def read(cls, env, inputs) -> "Loaded":
+    def read(cls, env, inputs, window: tuple = (None, None)) -> "Loaded":
         from sq.core.streams import open_input
 
-        source = open_input(env, list(inputs), "market")
+        source = open_input(env, list(inputs), "market", start=window[0], end=window[1])
         instruments = dict(source.instruments)  # as a single run sees them when it builds its engine
         return cls(instruments, list(source.batches()), list(source.names))
 
@@ -189,7 +190,7 @@ class Worker:
         self.warm_s = time.perf_counter() - t0
         if self.data is None:
             t0 = time.perf_counter()
-            self.data = Loaded.read(env, self.job.inputs)
+            self.data = Loaded.read(env, self.job.inputs, self.job.window)
             if self.job.instruments is not None:
                 self.data.instruments = dict(self.job.instruments)
             self.load_s = time.perf_counter() - t0
@@ -276,7 +277,8 @@ INTERNAL = ("warnings", "trades_seen", "worker", "curve")
 
 def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[str] = (), sweeps: Iterable[str] = (),
               fill: dict[str, Any] | None = None, seed: int = 0, jobs: int | None = None, report: bool = False,
-              progress: Callable[[int], None] | None = None, clean: bool | None = None, adjust: str | None = None) -> dict[str, Any]:
+              progress: Callable[[int], None] | None = None, clean: bool | None = None, adjust: str | None = None,
+              window: tuple = (None, None)) -> dict[str, Any]:
     """Run the grid; returns the `--json` document (`runs` in grid order) plus, under the key
     `_best_curve`, the best point's curves when `report` is set. Data that `adjust` or `clean`
     changes is prepared here once and handed to the workers like stdin (spooled)."""
@@ -301,7 +303,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
     actions = marketprep.load_adjustments(adjust)
-    source = open_input(env, inputs, "market")
+    source = open_input(env, inputs, "market", start=window[0], end=window[1])
     prepared = marketprep.prepare(source.instruments, source.batches(), settings=marketprep.clean_settings(config, clean), actions=actions)
     instruments = dict(prepared.instruments)
     points = grid(axes)
@@ -313,7 +315,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     jobs = max(1, min(jobs or default_jobs(), len(tasks)))
     spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
     job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
-              dict(os.environ), os.getcwd(), report)
+              dict(os.environ), os.getcwd(), report, window=tuple(window))
     data = None
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sq-sweep-") as tmp:

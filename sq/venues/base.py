@@ -10,6 +10,9 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
     ORDER_RATE: float                    the venue's published order rate, orders per second
     holds_positions(symbol) -> bool      whether the account has a net position in this market
                                          (spot markets hold balances, not positions)
+    trading_session(symbol) -> TradingSession
+                                         the market's regular session (sq.core.sessions), the day
+                                         of a `sq bars session` bar
     secret_files(environ) -> [Path]      the files where sq keeps this venue's credentials
     open_market_source(symbols, options) -> MarketSource
     open_gateway(config, env, **kw) -> OrderGateway

@@ -3,7 +3,7 @@
 This module is the only place that maps a symbol prefix to a venue. Each venue package
 (`sq.venues.sim`, `sq.venues.binance`, `sq.venues.zerodha`) offers the same module-level names
 (listed in `sq.venues.base`): its prefixes, its order rate, whether a
-market holds positions, its secret files, `open_market_source`, `open_gateway`, `open_account`,
+market holds positions, a market's trading session, its secret files, `open_market_source`, `open_gateway`, `open_account`,
 and (real venues) an `auth` module; every venue has a standard-library-only `kill` module.
 Venue packages are imported only when a symbol, a journal or the account needs them.
 """
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sq.core.config import Config
     from sq.core.environment import Environment
     from sq.core.schemas import Instrument
+    from sq.core.sessions import TradingSession
     from sq.venues.base import MarketSource, OrderGateway
 
 VENUES = ("sim", "binance", "zerodha")
@@ -57,8 +58,9 @@ class SourceOptions:
 # symbols → venues (parse_symbol/parse_symbols re-exported: the one import for runs and commands)
 
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
-           "order_rate", "holds_positions", "corporate_action_markets", "secret_files", "require_credentials", "open_market_source",
-           "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions", "VENUES", "ACCOUNT_VENUES"]
+           "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "secret_files", "require_credentials",
+           "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
+           "VENUES", "ACCOUNT_VENUES"]
 
 
 def venue_of(symbol: Symbol | str) -> str:
@@ -128,6 +130,18 @@ def corporate_action_markets(symbols: Iterable[Symbol | str]) -> dict[str, int]:
     for venue in sorted({venue_of(s) for s in symbols}):
         out.update(venue_module(venue).CORPORATE_ACTIONS)
     return out
+
+
+def trading_session(symbol: str) -> "TradingSession":
+    """The regular session of the symbol's market (NSE: 09:15–15:30 IST; around-the-clock markets:
+    the UTC day). A symbol no venue serves (a foreign stream's name) gets the UTC day."""
+    from sq.core.sessions import UTC_DAY
+
+    try:
+        venue = venue_of(symbol)
+    except UsageError:
+        return UTC_DAY
+    return venue_module(venue).trading_session(str(symbol))
 
 
 def secret_files(environ: Any = None) -> list[Path]:

@@ -70,8 +70,8 @@ def test_the_comparison_check_can_fail():
     assert _venue_comparisons(ast.parse(bad), words) == [2, 3]
 
 
-VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "secret_files", "open_market_source", "open_gateway",
-                   "open_account", "instrument_info")
+VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "trading_session", "secret_files",
+                   "open_market_source", "open_gateway", "open_account", "instrument_info")
 
 
 @pytest.mark.parametrize("venue", ["sim", "binance", "zerodha"])
@@ -118,3 +118,18 @@ def test_history_modules_offer_the_fetch_protocol(venue):
     assert set(history.KINDS.values()) <= {"market", "bars"} and history.KINDS
     assert isinstance(history.INTERVALS, tuple)
     assert callable(history.calendar) and callable(history.open_history)
+
+
+def test_trading_sessions_come_from_the_venue_packages():
+    import datetime as dt
+
+    from sq.core.sessions import UTC_DAY
+    from sq.venues import registry
+
+    nse = registry.trading_session("NSE:INFY")
+    assert (nse.open, nse.close, nse.utc_offset) == (dt.time(9, 15), dt.time(15, 30), dt.timedelta(hours=5, minutes=30))
+    assert registry.trading_session("NFO:NIFTY24JANFUT") == registry.trading_session("BSE:INFY") == nse
+    assert registry.trading_session("MCX:CRUDEOIL").close == dt.time(23, 30)
+    assert registry.trading_session("BINANCE:BTCUSDT") == registry.trading_session("SIM:DEMO") == UTC_DAY
+    assert registry.trading_session("FOREIGN") == UTC_DAY  # no venue prefix: the UTC day
+    assert nse.describe() == "09:15–15:30 UTC+05:30 (IST)" and UTC_DAY.describe() == "00:00–24:00 UTC+00:00 (UTC day)"

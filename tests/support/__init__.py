@@ -3,8 +3,12 @@
 * `process` — running sq: `SqRunner` (in process, injected Environment), `SQ_BIN` and
   `subprocess_env` (real `sq` subprocesses), `ipc_bytes` (an Arrow stream as written to a pipe),
   the paths `ROOT` and `VECTORS` (fixtures/vectors).
-* `marketdata` — small hand-made market batches (`market_rows`, `simple_book_batch`) and Arrow →
-  Python rows with integer timestamps (`pylist`, `pydict`).
+* `marketdata` — small hand-made market batches (`market_rows`, `simple_book_batch`), random
+  multi-symbol markets (`random_market`), days of data (`spread_over_days`, `write_daily_dataset`
+  in the sq dataset layout, `write_market_file`) and Arrow → Python rows with integer timestamps
+  (`pylist`, `pydict`).
+* `barsref` — time bars computed independently with polars `group_by_dynamic`
+  (`polars_time_bars`) and the comparison of a bars stream with them (`as_frame`, `assert_same_bars`).
 * `bookstreams` — the book tests' streams: `make_batches`, `run_stream`, `random_stream` and the
   plain-dict reference book's `reference_rows`.
 * `crash` — `kill9_when`: start an `sq` process, SIGKILL it once a condition holds.

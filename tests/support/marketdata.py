@@ -66,3 +66,79 @@ def pylist(t) -> list[dict]:
 
 def pydict(t) -> dict[str, list]:
     return _ints_for_times(t).to_pydict()
+
+
+def random_market(seed: int, n: int, symbols: tuple[str, ...] = ("SIM:A", "SIM:B", "SIM:C"), *, start_ns: int = 1_717_372_800_000_000_000,
+                  mean_gap_ns: int = 200_000_000, level_share: float = 0.3, tick: float = 0.01) -> pa.Table:
+    """`n` market rows in time order: trades (integer quantities) and book levels of several
+    symbols, each on its own random-walk price, with exponential gaps and now and then a pause
+    of minutes to hours (so bars have holes). Deterministic in `seed`."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(mean_gap_ns, n).astype(np.int64)
+    pause = rng.random(n) < 0.01
+    gaps[pause] += rng.integers(60_000_000_000, 4 * 3_600_000_000_000, int(pause.sum()))
+    ts = start_ns + np.cumsum(gaps)
+    sym = rng.integers(0, len(symbols), n).astype(np.int32)
+    walk = np.zeros(n, dtype=np.int64)
+    steps = rng.integers(-2, 3, n)
+    for s in range(len(symbols)):  # one walk per symbol (a loop over symbols, not rows)
+        mine = sym == s
+        walk[mine] = 10_000 + 1_000 * s + np.cumsum(steps[mine])
+    is_level = rng.random(n) < level_share
+    kind = np.where(is_level, S.LEVEL, S.TRADE).astype(np.uint8)
+    side = rng.choice(np.array([1, -1], dtype=np.int8), n)
+    offset = rng.integers(1, 4, n)
+    ticks = np.where(is_level, walk - side * offset, walk)
+    qty = np.where(is_level, rng.integers(0, 50, n), rng.integers(1, 20, n)).astype(np.float64)
+    ins = instruments(*symbols, tick=tick)
+    schema = S.market_schema(ins)
+    batch = S.market_batch(schema, S.symbol_dictionary(list(symbols)), ts, ts + 1_000, sym, kind, side, ticks * tick, qty,
+                           np.arange(1, n + 1, dtype=np.int64))
+    return pa.Table.from_batches([batch])
+
+
+def write_daily_dataset(root, table: pa.Table) -> list:
+    """Write a market table as the sq dataset layout (`sq.core.datasets`): one `day.parquet` per
+    symbol and UTC day, with the stream's metadata. Returns the files written."""
+    import pyarrow.compute as pc
+
+    from sq.core import datasets
+
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    days = ts // datasets.NS_PER_DAY
+    symbols = table.column("symbol").cast(pa.string()).to_numpy(zero_copy_only=False)
+    md = dict(table.schema.metadata or {})
+    md[S.META_END] = b"ok"
+    files = []
+    for sym in sorted(set(symbols)):
+        for day in sorted(set(days[symbols == sym])):
+            part = table.filter(pc.and_(pc.equal(table.column("symbol").cast(pa.string()), sym), pa.array(days == day)))
+            directory = datasets.partition_dir(root, sym.split(":")[0].lower(), sym, int(day) * datasets.NS_PER_DAY)
+            files.append(datasets.write_partition_file(directory, "day.parquet", part.replace_schema_metadata(md)))
+    return files
+
+
+def spread_over_days(table: pa.Table, days: int) -> pa.Table:
+    """The same rows with their venue messages shifted onto `days` successive UTC days (the k-th
+    of `days` equal runs of messages moved k days later): a multi-day market in time order,
+    with every message kept whole."""
+    from sq.core import datasets
+
+    seq = table.column("seq").to_numpy()
+    message = np.concatenate([[0], np.cumsum(seq[1:] != seq[:-1])])
+    shift = (message * days // (message[-1] + 1)).astype(np.int64) * datasets.NS_PER_DAY
+    out = table
+    for name in ("ts", "recv_ts"):
+        moved = pa.array(table.column(name).cast(pa.int64()).to_numpy() + shift).cast(S.TS)
+        out = out.set_column(out.schema.get_field_index(name), table.schema.field(name), moved)
+    return out.replace_schema_metadata(table.schema.metadata)
+
+
+def write_market_file(table: pa.Table, path) -> str:
+    """A market table as one finished Parquet file (`sq.end = ok` in its metadata); its path."""
+    import pyarrow.parquet as pq
+
+    md = dict(table.schema.metadata or {})
+    md[S.META_END] = b"ok"
+    pq.write_table(table.replace_schema_metadata(md), path)
+    return str(path)

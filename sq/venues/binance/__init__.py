@@ -31,6 +31,13 @@ def holds_positions(symbol: str) -> bool:
     return market_of(symbol) == FUTURES
 
 
+def trading_session(symbol: str):
+    """Binance trades around the clock: a session bar is the UTC day."""
+    from sq.core.sessions import UTC_DAY
+
+    return UTC_DAY
+
+
 def secret_files(environ=None) -> list:
     """Where `sq auth binance` keeps the API key and secret (mode 0600)."""
     from sq.venues.binance.credentials import store_path

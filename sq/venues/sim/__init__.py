@@ -10,6 +10,7 @@ A price–time FIFO matching engine per symbol (numba) and a background order-fl
 deterministic from the seed; see `matching`, `flow`, `book`, `source`, `gateway`.
 """
 
+from sq.core.sessions import UTC_DAY
 from sq.venues.sim.entry import instrument_info, instruments_from_config, open_account, open_gateway, open_market_source
 from sq.venues.sim.instruments import sim_instrument, sim_name
 from sq.venues.sim.venue import SimVenue, sim_epoch_ns
@@ -24,13 +25,18 @@ def holds_positions(symbol: str) -> bool:
     return True
 
 
+def trading_session(symbol: str):
+    """The simulated exchange trades around the clock: a session bar is the UTC day."""
+    return UTC_DAY
+
+
 def secret_files(environ=None) -> list:
     """No credentials: nothing to keep secret."""
     return []
 
 
 __all__ = [
-    "PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "secret_files", "open_account",
+    "PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "secret_files", "trading_session", "open_account",
     "SimVenue", "sim_instrument", "sim_name", "sim_epoch_ns",
     "open_market_source", "open_gateway", "instrument_info", "instruments_from_config",
 ]

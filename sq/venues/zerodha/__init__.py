@@ -26,6 +26,17 @@ def holds_positions(symbol: str) -> bool:
     return True
 
 
+def trading_session(symbol: str):
+    """The segment's normal session in IST (`market_rules.SESSIONS`: NSE, BSE, NFO, BFO 09:15–15:30,
+    CDS and BCD 09:00–17:00, MCX 09:00–23:30): the day `sq bars session` makes one bar of."""
+    from sq.core.sessions import TradingSession
+    from sq.venues.zerodha.market_rules import SESSIONS
+    from sq.venues.zerodha.session import IST
+
+    open_, close = SESSIONS[str(symbol).split(":", 1)[0].strip().upper()]
+    return TradingSession(open_, close, IST.utcoffset(None), "IST")
+
+
 def secret_files(environ=None) -> list:
     """The cached Kite session (access token) and a stored credentials file, both 0600."""
     from sq.venues.zerodha.session import session_path

@@ -1,0 +1,68 @@
+"""`sq bars INTERVAL`: OHLCV bars from a market stream or dataset (docs/streams.md "bars")."""
+
+
+from typing import Annotated
+
+import typer
+
+from sq.commands._options import EndOption, FormatOption, InputsArgument, OutputOption, StartOption, env_of
+
+HELP = """Make bars from a market stream or recorded dataset and emit the bars stream: per symbol and
+interval open, high, low, close, volume, trade count and VWAP.
+
+INTERVAL: time bars 1s, 5s, 1m, 5m, 15m, 1h, 4h, 1d … (any N with s, m, h or d; aligned to the
+epoch, UTC, each labelled by its open); session (one bar per day of the symbol's regular trading
+session: NSE, BSE and NFO 09:15–15:30 IST; markets that trade around the clock, the UTC day);
+500t (every N trades); 100v (every N units of volume: a trade that crosses the boundary is split,
+the rest opens the next bar).
+
+Prices come from a symbol's trades; a symbol whose first priced row is a tick (Zerodha) uses its
+tick last prices (volume 0, no trades or VWAP), and one with neither its book's mid price. Bars
+cross batch boundaries; a time bar is written once the stream's clock passes its end, the last
+ones at the end of the input. Other stream kinds than market are exit 65."""
+
+EPILOG = """Examples:
+
+  sq subscribe SIM:DEMO --limit 100000 | sq bars 1m --format table
+
+  sq bars 5m data/venue=sim -o bars-5m.parquet
+
+  sq bars session data/venue=zerodha --start 2024-06-03 --end 2024-06-07 --format jsonl
+
+  sq bars 500t trades.parquet -o ticks.parquet
+
+  sq bars 100v data --start 2024-06-03 -o volume.arrow"""
+
+TABLE_COLUMNS = ["ts", "symbol", "open", "high", "low", "close", "volume", "trades", "vwap"]
+
+
+def bars(
+    ctx: typer.Context,
+    interval: Annotated[str, typer.Argument(help="1s … 1d (N with s, m, h or d), session, 500t (trades) or 100v (volume).", metavar="INTERVAL")],
+    inputs: InputsArgument = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    output: OutputOption = None,
+    fmt: FormatOption = "auto",
+) -> None:
+    from sq.core.bars import BAR_SESSION, parse_interval
+    from sq.core.barstream import BARS_INPUT_COLUMNS, build_bars
+    from sq.core.datasets import parse_window
+    from sq.core.streams import StreamWriter, open_input
+
+    env = env_of(ctx)
+    spec = parse_interval(interval)
+    first, last = parse_window(start, end)
+    session_of = None
+    if spec.mode == BAR_SESSION:
+        from sq.venues.registry import trading_session
+
+        session_of = trading_session
+    source = open_input(env, inputs, "market", columns=BARS_INPUT_COLUMNS, start=first, end=last)
+    build_bars(env, source, lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS,
+                                                         table_dates=True), spec,
+               session_of=session_of)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="bars", help=HELP, epilog=EPILOG)(bars)
