@@ -1,7 +1,7 @@
 """`sq bars INTERVAL`: OHLCV bars from a market stream or dataset (docs/streams.md "bars")."""
 
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -31,7 +31,9 @@ EPILOG = """Examples:
 
   sq bars 500t trades.parquet -o ticks.parquet
 
-  sq bars 100v data --start 2024-06-03 -o volume.arrow"""
+  sq bars 100v data --start 2024-06-03 -o volume.arrow
+
+  sq bars 1d data/venue=zerodha --adjust corporate-actions.csv -o daily-adjusted.parquet"""
 
 TABLE_COLUMNS = ["ts", "symbol", "open", "high", "low", "close", "volume", "trades", "vwap"]
 
@@ -44,9 +46,12 @@ def bars(
     end: EndOption = None,
     output: OutputOption = None,
     fmt: FormatOption = "auto",
+    adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equity bars for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
 ) -> None:
     from sq.core.bars import BAR_SESSION, parse_interval
     from sq.core.barstream import BARS_INPUT_COLUMNS, build_bars
+    from sq.core.corporate import adjust_bars
+    from sq.runs.marketprep import load_adjustments
     from sq.core.datasets import parse_window
     from sq.core.streams import StreamWriter, open_input
 
@@ -58,10 +63,43 @@ def bars(
         from sq.venues.registry import trading_session
 
         session_of = trading_session
+    actions = load_adjustments(adjust)  # a bad file fails before any data is read
     source = open_input(env, inputs, "market", columns=BARS_INPUT_COLUMNS, start=first, end=last)
-    build_bars(env, source, lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS,
-                                                         table_dates=True), spec,
-               session_of=session_of)
+
+    def writer(schema):
+        return StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS, table_dates=True)
+
+    if actions is None:
+        build_bars(env, source, writer, spec, session_of=session_of)
+        return
+    collected = _Collected()  # a dividend's factor needs the close before its ex-date: adjust the whole series
+    build_bars(env, source, collected, spec, session_of=session_of)
+    table = adjust_bars(collected.table(), actions)
+    with writer(table.schema) as out:
+        for batch in table.to_batches():
+            out.write(batch)
+
+
+class _Collected:
+    """A writer that keeps the bars in memory (they are few next to the trades they come from)."""
+
+    def __call__(self, schema):
+        self.schema, self.batches = schema, []
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def write(self, batch) -> None:
+        self.batches.append(batch)
+
+    def table(self):
+        import pyarrow as pa
+
+        return pa.Table.from_batches(self.batches, schema=self.schema).combine_chunks()
 
 
 def register(app: typer.Typer) -> None:

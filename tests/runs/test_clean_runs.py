@@ -229,3 +229,23 @@ def test_bad_corporate_action_files_fail_first(sq, nse_split, tmp_path, text, co
     assert r.exit_code == code and words in r.stderr and str(ca) in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == b""
     assert not jdir.exists()
+
+
+def test_bars_adjust_back_adjusts_daily_bars_of_an_nse_split(sq, nse_split, tmp_path):
+    """`sq bars 1d --adjust`: the bar before the ex-date is divided by the split factor 5 (volume
+    multiplied by it), the bar on and after it is left alone — checked against the raw bars."""
+    import polars as pl
+
+    ca = tmp_path / "ca.csv"
+    ca.write_text("symbol,ex_date,kind,ratio_from,ratio_to,amount\nNSE:ABC,2024-01-09,split,10,2,\n")
+    raw_out, adj_out = tmp_path / "raw.parquet", tmp_path / "adj.parquet"
+    assert sq(["bars", "1d", str(nse_split), "-o", str(raw_out)]).exit_code == 0
+    r = sq(["bars", "1d", str(nse_split), "--adjust", str(ca), "-o", str(adj_out)])
+    assert r.exit_code == 0, r.stderr
+    raw, adj = pl.read_parquet(raw_out).sort("ts"), pl.read_parquet(adj_out).sort("ts")
+    assert raw.height == adj.height == 2
+    for col in ("open", "high", "low", "close"):
+        assert adj[col][0] == pytest.approx(raw[col][0] / 5) and adj[col][1] == pytest.approx(raw[col][1])
+    assert adj["volume"][0] == pytest.approx(raw["volume"][0] * 5) and adj["volume"][1] == pytest.approx(raw["volume"][1])
+    bad = sq(["bars", "1d", str(nse_split), "--adjust", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x.parquet")])
+    assert bad.exit_code == 66 and not (tmp_path / "x.parquet").exists()
