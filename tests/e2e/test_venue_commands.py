@@ -21,19 +21,20 @@ def run(cmd: str, cwd, timeout: float = 180) -> subprocess.CompletedProcess:
 
 def test_binance_subscribe_book_record_and_paper(binance_fake, tmp_path):
     binance_fake()
-    r = run(f"{SQ_BIN} subscribe BINANCE:BTCUSDT --for 3s | {SQ_BIN} book --depth 5 > book.arrow", tmp_path)
+    # counted in events, not seconds: on a busy machine start-up alone can take seconds
+    r = run(f"{SQ_BIN} subscribe BINANCE:BTCUSDT --limit 3000 | {SQ_BIN} book --depth 5 > book.arrow", tmp_path)
     assert r.returncode == 0, r.stderr
     book = ipc.open_stream(pa.OSFile(str(tmp_path / "book.arrow"))).read_all()
     assert book.num_rows > 10
     both = [(a, b) for a, b in zip(book.column("ask_px_0").to_pylist(), book.column("bid_px_0").to_pylist()) if a == a and b == b]
     assert len(both) > 10 and all(a > b for a, b in both)  # rows before the first snapshot have an empty book
 
-    r = run(f"{SQ_BIN} record BINANCE:BTCUSDT BINANCE-FUT:BTCUSDT --out data --for 3s --format none", tmp_path)
+    r = run(f"{SQ_BIN} record BINANCE:BTCUSDT BINANCE-FUT:BTCUSDT --out data --limit 3000 --format none", tmp_path)
     assert r.returncode == 0, r.stderr
     assert list((tmp_path / "data").glob("venue=binance/symbol=*/date=*/*.parquet"))
 
     for strategy, symbol in (("mm", "BINANCE:BTCUSDT"), ("lt", "BINANCE-FUT:BTCUSDT")):
-        r = run(f"{SQ_BIN} paper --strategy {strategy} {symbol} --for 4s --json --param clip=0.01 --param max_position=1 --journal run-{strategy}", tmp_path)
+        r = run(f"{SQ_BIN} paper --strategy {strategy} {symbol} --for 8s --json --param clip=0.01 --param max_position=1 --journal run-{strategy}", tmp_path)
         assert r.returncode == 0, r.stderr
         doc = json.loads(r.stdout)
         assert doc["strategy"] == strategy and doc["symbols"] == [symbol] and doc["events"] > 0
@@ -42,11 +43,11 @@ def test_binance_subscribe_book_record_and_paper(binance_fake, tmp_path):
 
 def test_zerodha_subscribe_book_and_paper(kite_env, tmp_path, monkeypatch):
     monkeypatch.setenv("ZKITE_ACCESS_TOKEN", kite_env.issue_token())
-    r = run(f"{SQ_BIN} subscribe NSE:RELIANCE --mode full --for 3s | {SQ_BIN} book --depth 5 --stale > book.arrow", tmp_path)
+    r = run(f"{SQ_BIN} subscribe NSE:RELIANCE --mode full --limit 1000 | {SQ_BIN} book --depth 5 --stale > book.arrow", tmp_path)
     assert r.returncode == 0, r.stderr
     book = ipc.open_stream(pa.OSFile(str(tmp_path / "book.arrow"))).read_all()
     assert book.num_rows > 3 and "bid_stale_count" in book.schema.names
-    r = run(f"{SQ_BIN} paper --strategy mm NSE:RELIANCE --for 4s --json --journal run", tmp_path)
+    r = run(f"{SQ_BIN} paper --strategy mm NSE:RELIANCE --for 8s --json --journal run", tmp_path)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["symbols"] == ["NSE:RELIANCE"] and doc["events"] > 0

@@ -65,7 +65,11 @@ from sq.core.engine.layout import (
     G_BAD,
     G_HANDLER,
     G_HNOW,
+    G_HMASK,
     G_HSYM,
+    HAS_BOOK,
+    HAS_FILL,
+    HAS_TRADE,
     G_NEXT_TIMER,
     G_TIMER_NS,
     FO_SIDE,
@@ -147,7 +151,7 @@ def _due(g, hq, t_venue, t_local):
 @inline_kernel
 def fill_event(on_fill, ctx, g, fo_i, fo_f, nf0, now):
     """Run the strategy's `on_fill` for the fill row an answer just wrote (when it wrote one)."""
-    if g[G_NF] > nf0 and g[G_HALTED] == HALT_NONE:
+    if g[G_NF] > nf0 and g[G_HALTED] == HALT_NONE and (g[G_HMASK] & HAS_FILL) != 0:
         r = g[G_NF] - 1
         g[G_HANDLER] = HANDLER_FILL
         g[G_HNOW] = now
@@ -229,7 +233,7 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
                 W.pnl_row(po_i, po_f, g, si, sf, s, t)
         else:
             sf[s, SF_MARK] = mid
-    if g[G_HALTED] == HALT_NONE:
+    if g[G_HALTED] == HALT_NONE and (g[G_HMASK] & HAS_BOOK) != 0:
         g[G_HANDLER] = HANDLER_BOOK
         g[G_HNOW] = now
         g[G_HSYM] = s
@@ -307,7 +311,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         elif k == B.TRADE:
             if si[s, SI_NREST] > 0:
                 X.on_trade(oi, of, rest, si, g, hq, hf, s, side[i], tick[i], qty[i], t, sf[s, SF_LOT])
-            if g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0:
+            if g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0 and (g[G_HMASK] & HAS_TRADE) != 0:
                 g[G_HANDLER] = HANDLER_TRADE
                 g[G_HNOW] = lt
                 g[G_HSYM] = s

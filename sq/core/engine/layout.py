@@ -23,6 +23,7 @@ from __future__ import annotations
 # strategy handlers (`G_HANDLER`: which one is running, for error reports)
 HANDLER_NONE, HANDLER_BOOK, HANDLER_TRADE, HANDLER_FILL, HANDLER_TIMER = 0, 1, 2, 3, 4
 HANDLER_NAMES = ("", "on_book", "on_trade", "on_fill", "on_timer")
+HAS_BOOK, HAS_TRADE, HAS_FILL, HAS_TIMER = 1, 2, 4, 8
 # a strategy's bad action (`G_BAD`): the first one stops the run
 BAD_NONE, BAD_QTY, BAD_PRICE, BAD_SIDE, BAD_RAISED = 0, 1, 2, 3, 4
 BAD_NAMES = ("", "a size that is NaN, infinite or negative", "a price that is NaN or not a positive number of ticks",
@@ -144,7 +145,8 @@ G_NEXT_TIMER = 47  # data time the timer fires next (0: not started)
 G_BAD_COUNT = 48  # bad actions rejected
 G_HNOW = 49  # local time of the event the running handler handles (ctx.now())
 G_HSYM = 50  # the symbol the running handler handles (for error reports)
-NG = 51
+G_HMASK = 51  # which handlers the strategy has (HAS_*): the others are not called at all
+NG = 52
 
 # global floats
 GF_PEAK = 0

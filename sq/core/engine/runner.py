@@ -198,6 +198,9 @@ class Engine:
         self.us = np.zeros((0, max(1, self.declaration.state)), np.float64)
         g, gf, f = self.g, self.gf, self.fill
         g[L.G_TIMER_NS] = int(self.declaration.timer_ns)
+        has = self.declaration.handlers
+        g[L.G_HMASK] = ((L.HAS_BOOK if "on_book" in has else 0) | (L.HAS_TRADE if "on_trade" in has else 0)
+                        | (L.HAS_FILL if "on_fill" in has else 0) | (L.HAS_TIMER if "on_timer" in has else 0))
         g[L.G_NEXT_COID] = 1
         g[L.G_NEXT_VOID] = 1
         g[L.G_NEXT_TRADE] = 1

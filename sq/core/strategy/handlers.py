@@ -15,11 +15,13 @@ down to the user's file and line, raised before any market data is read.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 from numba import njit
+from numba.core.errors import NumbaIRAssumptionWarning
 
 from sq.core.engine.callbacks import EVENTS, SIGNATURES
 from sq.core.exits import UsageError
@@ -86,12 +88,14 @@ def compile_one(fn: Callable, event: str, *, where: str = "", cache: bool = True
 
     name = getattr(fn, "__name__", event)
     try:
-        try:
-            return njit(SIGNATURES[event], cache=cache and _cacheable(fn), boundscheck=True)(fn)
-        except RuntimeError as e:  # numba cannot write a cache beside a read-only file
-            if "cannot cache" not in str(e):
-                raise
-            return njit(SIGNATURES[event], boundscheck=True)(fn)
+        with warnings.catch_warnings():  # numba's pedantic notes about inlined methods are not the user's concern
+            warnings.simplefilter("ignore", NumbaIRAssumptionWarning)
+            try:
+                return njit(SIGNATURES[event], cache=cache and _cacheable(fn), boundscheck=True)(fn)
+            except RuntimeError as e:  # numba cannot write a cache beside a read-only file
+                if "cannot cache" not in str(e):
+                    raise
+                return njit(SIGNATURES[event], boundscheck=True)(fn)
     except NumbaError as e:
         raise StrategyCompileError(f"{where or name}: {event} handler {name}({ARGS[event]}) does not compile: "
                                    f"{trim_numba_message(str(e), fn)}") from None
