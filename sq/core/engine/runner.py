@@ -13,6 +13,7 @@ same orders and fills.
 from __future__ import annotations
 
 import math
+import operator
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -33,6 +34,9 @@ from sq.core.exits import DataError, StrategyError, UsageError
 from sq.core.strategy.declaration import Strategy
 from sq.core.streams import SymbolRegistry
 
+# the state arrays the strategy context points into (`make_context` order), fetched in one C call
+_CONTEXT_ARRAYS = operator.attrgetter("book.qbuf", "book.ist", "si", "sf", "oi", "of", "g", "gf", "rej", "ob", "obf", "oo_i", "oo_f",
+                                      "pf", "us")
 INITIAL_ROWS = 4096
 INITIAL_HEAP = 1024
 SMALL = 64  # journal rows built from Python lists below this many (cheaper than vectorised compute)
@@ -173,6 +177,7 @@ class Engine:
 
     # -- state
     def _alloc(self, sim_venue: bool) -> None:
+        self._ctx = None
         risk = self.config.risk
         self.n = 0
         self.oi = np.zeros((0, L.NOI), np.int64)
@@ -275,6 +280,7 @@ class Engine:
         self.book.ensure(n, self.ticks, [0] * n)
         self._inv_ticks = 1.0 / np.asarray(self.ticks, np.float64)
         self.n = n
+        self._invalidate_context()
 
     def set_trading_hours(self, symbol: str, open_ns: int, close_ns: int) -> None:
         """Risk hook a venue fills in: orders only between these times of the UTC day (ns)."""
@@ -399,17 +405,19 @@ class Engine:
         """The strategy context over the current state arrays (rebuilt when one was reallocated)."""
         from sq.core.engine.context import make_context
 
-        arrays = self.context_arrays()
-        kept = self._ctx_arrays
-        if kept is None or any(a is not b for a, b in zip(arrays, kept)):
+        if self._ctx is None:  # invalidated wherever an array is reallocated (`_invalidate_context`)
+            arrays = _CONTEXT_ARRAYS(self)
             self._ctx = make_context(*arrays)
             self._ctx_arrays = arrays  # the context's table points into these: keep them alive with it
         return self._ctx
 
+    def _invalidate_context(self) -> None:
+        """An array the context points into may have been replaced: rebuild it before the next call."""
+        self._ctx = None
+
     def context_arrays(self) -> tuple:
         """The state arrays the strategy context is made of, in `make_context` order."""
-        return (self.book.qbuf, self.book.ist, self.si, self.sf, self.oi, self.of, self.g, self.gf, self.rej, self.ob,
-                self.obf, self.oo_i, self.oo_f, self.pf, self.us)
+        return _CONTEXT_ARRAYS(self)
 
     def _strategy(self) -> tuple:
         """The kernel's strategy arguments: the handlers' addresses and the context's table."""
@@ -449,10 +457,12 @@ class Engine:
             if self.g[L.G_NOB] + self._margin() > len(self.ob):
                 self.ob = np.concatenate([self.ob, np.zeros_like(self.ob)])
                 self.obf = np.concatenate([self.obf, np.zeros_like(self.obf)])
+                self._invalidate_context()
             for name in ("oo_i", "oo_f", "fo_i", "fo_f", "po_i", "po_f"):
                 a = getattr(self, name)
                 if len(a) < 4 * self._margin():
                     setattr(self, name, np.concatenate([a, np.zeros((4 * self._margin(), a.shape[1]), a.dtype)]))
+                    self._invalidate_context()
         elif st == K.ST_GROW_HEAP:
             self.hq = np.concatenate([self.hq, np.zeros_like(self.hq)])
             self.hf = np.concatenate([self.hf, np.zeros_like(self.hf)])
@@ -462,6 +472,7 @@ class Engine:
             s = int(self.book.g[B.G_NEED_SYM])
             try:
                 self.book.grow_window(s, int(self.book.g[B.G_NEED_SPAN]))
+                self._invalidate_context()
             except OverflowError:
                 raise DataError(f"{self.registry.symbols[s]}: live price levels span more than {B.MAX_WINDOW // 2} ticks") from None
 
@@ -762,6 +773,7 @@ class Engine:
         self.trades_seen = int(state["trades_seen"])
         self.elapsed = float(state["elapsed"])
         self._pending = [[], [], []]
+        self._invalidate_context()
         for name in self.registry.symbols:
             self.instruments.setdefault(name, S.Instrument(name, "", self.ticks[self.registry.id(name)]))
 
