@@ -22,7 +22,7 @@ def run(cmd: str, cwd, timeout: float = 180) -> subprocess.CompletedProcess:
 def test_binance_subscribe_book_record_and_paper(binance_fake, tmp_path):
     binance_fake()
     # counted in events, not seconds: on a busy machine start-up alone can take seconds
-    r = run(f"{SQ_BIN} subscribe BINANCE:BTCUSDT --limit 3000 | {SQ_BIN} book --depth 5 > book.arrow", tmp_path)
+    r = run(f"{SQ_BIN} subscribe BINANCE:BTCUSDT --limit 12000 | {SQ_BIN} book --depth 5 > book.arrow", tmp_path)
     assert r.returncode == 0, r.stderr
     book = ipc.open_stream(pa.OSFile(str(tmp_path / "book.arrow"))).read_all()
     assert book.num_rows > 10
