@@ -78,7 +78,7 @@ def _silence_stdout() -> None:
 
 
 class PipeClosed(Exception):
-    """Downstream closed the pipe (`| head`): end quietly with status 0 (ARCHITECTURE §4)."""
+    """Downstream closed the pipe (`| head`): end quietly with status 0 (README: Exit codes)."""
 
 
 class SqGroup(TyperGroup):

@@ -1,4 +1,4 @@
-"""`sq backtest`: run `mm` or `lt` over recorded market data (ARCHITECTURE §4, §5)."""
+"""`sq backtest`: run a strategy over recorded market data (README: CLI reference)."""
 
 
 from typing import Annotated, List, Optional

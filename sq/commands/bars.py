@@ -65,41 +65,9 @@ def bars(
         session_of = trading_session
     actions = load_adjustments(adjust)  # a bad file fails before any data is read
     source = open_input(env, inputs, "market", columns=BARS_INPUT_COLUMNS, start=first, end=last)
-
-    def writer(schema):
-        return StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS, table_dates=True)
-
-    if actions is None:
-        build_bars(env, source, writer, spec, session_of=session_of)
-        return
-    collected = _Collected()  # a dividend's factor needs the close before its ex-date: adjust the whole series
-    build_bars(env, source, collected, spec, session_of=session_of)
-    table = adjust_bars(collected.table(), actions)
-    with writer(table.schema) as out:
-        for batch in table.to_batches():
-            out.write(batch)
-
-
-class _Collected:
-    """A writer that keeps the bars in memory (they are few next to the trades they come from)."""
-
-    def __call__(self, schema):
-        self.schema, self.batches = schema, []
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def write(self, batch) -> None:
-        self.batches.append(batch)
-
-    def table(self):
-        import pyarrow as pa
-
-        return pa.Table.from_batches(self.batches, schema=self.schema).combine_chunks()
+    build_bars(env, source, lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS,
+                                                         table_dates=True), spec,
+               session_of=session_of, adjust=(lambda table: adjust_bars(table, actions)) if actions is not None else None)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""`sq book`: rebuild L2 books and features from a market stream (ARCHITECTURE §3, §4, §5)."""
+"""`sq book`: rebuild L2 books and features from a market stream (docs/streams.md)."""
 
 
 from typing import Annotated, Optional

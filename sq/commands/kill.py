@@ -1,4 +1,4 @@
-"""`sq kill`: halt every registered paper (and later live) process and report it (ARCHITECTURE §4, §8)."""
+"""`sq kill`: halt every registered paper and live process, cancel at the venues, report (README: CLI reference)."""
 
 
 from typing import Annotated, Optional

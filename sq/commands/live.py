@@ -1,4 +1,4 @@
-"""`sq live`: trade real money with the paper engine through a venue gateway (ARCHITECTURE §4, §8)."""
+"""`sq live`: trade real money with the paper engine through a venue gateway (README: CLI reference)."""
 
 
 from typing import Annotated, List, Optional

@@ -1,4 +1,4 @@
-"""`sq paper`: run a strategy on a live or replayed market with simulated fills (ARCHITECTURE §4, §5, §7)."""
+"""`sq paper`: run a strategy on a live or replayed market with simulated fills (README: CLI reference)."""
 
 
 from typing import Annotated, List, Optional

@@ -1,4 +1,4 @@
-"""`sq reconcile`: journal versus venue — orders, fills, positions (ARCHITECTURE §4, §7, §8b)."""
+"""`sq reconcile`: journal versus venue — orders, fills, positions (README: CLI reference)."""
 
 
 from typing import Annotated, Optional

@@ -1,5 +1,5 @@
 """`sq record SYMBOL... --out DIR`: persist market data as a hive-partitioned Parquet dataset and,
-when stdout is a pipe, pass the events through as the market stream (ARCHITECTURE §4, §7, §8a)."""
+when stdout is a pipe, pass the events through as the market stream (README: CLI reference)."""
 
 
 from typing import Annotated, List, Optional

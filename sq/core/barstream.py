@@ -237,16 +237,27 @@ class _MidBars:
         return self.bars
 
 
-def build_bars(env, source, writer_factory, spec: K.BarSpec, *, session_of: Callable[[str], TradingSession] | None = None) -> BarStream:
-    """Run a whole market source through a BarStream into the writer `writer_factory(schema)` makes."""
+def build_bars(env, source, writer_factory, spec: K.BarSpec, *, session_of: Callable[[str], TradingSession] | None = None,
+               adjust: Callable[[pa.Table], pa.Table] | None = None) -> BarStream:
+    """Run a whole market source through a BarStream into the writer `writer_factory(schema)` makes.
+    With `adjust` (corporate actions: a dividend's factor needs the close before its ex-date), the
+    bars are collected — they are few next to the trades they come from — adjusted as one series,
+    then written."""
     bs = BarStream(source.instruments, spec, session_of=session_of, warn=env.warn)
-    with writer_factory(bs.schema) as writer:
-        for batch in source.batches():
-            out = bs.process(batch)
-            if out is not None:
+    if adjust is not None:
+        made = [out for batch in source.batches() if (out := bs.process(batch)) is not None] + list(bs.finish())
+        table = adjust(pa.Table.from_batches(made, schema=bs.schema).combine_chunks())
+        with writer_factory(table.schema) as writer:
+            for out in table.to_batches():
                 writer.write(out)
-        for out in bs.finish():
-            writer.write(out)
+    else:
+        with writer_factory(bs.schema) as writer:
+            for batch in source.batches():
+                out = bs.process(batch)
+                if out is not None:
+                    writer.write(out)
+            for out in bs.finish():
+                writer.write(out)
     for m in bs.warnings():
         env.warn(m)
     return bs

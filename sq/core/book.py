@@ -1,11 +1,11 @@
 """The L2 order book kernel: many symbols, int64 ticks, exact best bid/ask after every event.
 
-Layout (struct of arrays, one row per symbol id `s`; ARCHITECTURE §1, §5):
+Layout (struct of arrays, one row per symbol id `s`; docs/architecture.md):
 
 * `qbuf` float64[...] — one flat buffer; symbol `s` owns a *window* of `W = ist[s, I_W]` ticks
   starting at tick `ist[s, I_BASE]`: bid quantities at `qbuf[off : off+W]`, ask quantities at
   `qbuf[off+W : off+2W]` with `off = ist[s, I_OFF]`. Index = tick − base, so two distinct prices
-  never share a slot (no `price mod 256`, reference §9.3 item 3). Every slot that is not a live
+  never share a slot (no `price mod 256`). Every slot that is not a live
   level holds exactly 0.0.
 * `ist` int64[S, NI] — per-symbol integers: window, best bid/ask ticks (`I_BB`, `I_BA`, valid
   when the level counts `I_NB`/`I_NA` are > 0), the lowest touched bid / highest touched ask

@@ -1,4 +1,4 @@
-"""Market stream → book stream, batch by batch (ARCHITECTURE §3 "book", §5).
+"""Market stream → book stream, batch by batch (docs/streams.md).
 
 `BookStream` owns one `BookState` and turns each conformed market batch into zero or more book
 rows: it maps symbols to global ids, learns tick sizes (instrument metadata, else inferred from

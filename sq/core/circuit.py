@@ -1,4 +1,4 @@
-"""A circuit breaker for venue calls: closed → open → half-open (ARCHITECTURE §8).
+"""A circuit breaker for venue calls: closed → open → half-open (README: Design).
 
 `sq live` asks `allow()` before each new order. `failures` consecutive venue failures (timeouts,
 dropped connections, 429/418, 5xx) open the circuit: no new orders for `cooldown_s`. Then it is

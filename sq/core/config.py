@@ -1,4 +1,4 @@
-"""sq configuration (ARCHITECTURE §7, §8, §8a): one frozen `Config` from file, `.env` and environment.
+"""sq configuration (README: Configuration): one frozen `Config` from file, `.env` and environment.
 
 Where it comes from, first match wins for the file:
   1. `--config FILE` (the CLI stores it in `env.config_path`),
@@ -104,7 +104,7 @@ def _f(default: Any = None, *aliases: str, factory: Any = None, minimum: float |
 
 @dataclass(frozen=True)
 class InstrumentConfig:
-    """One traded instrument and its strategy/risk parameters (reference semantics, ARCHITECTURE §5).
+    """One traded instrument and its strategy/risk parameters (docs/architecture.md).
 
     `symbol` is canonical (`NSE:RELIANCE`); the JSON layout may give `exchange` + `tradingsymbol`
     instead. Unset limits are None (the strategy or risk layer decides its own default). `params`
@@ -128,7 +128,7 @@ class InstrumentConfig:
 
 @dataclass(frozen=True)
 class RiskConfig:
-    """Account-wide pre-trade risk (ARCHITECTURE §5): daily loss, order rate, price band."""
+    """Account-wide pre-trade risk (docs/architecture.md): daily loss, order rate, price band."""
 
     max_daily_loss: float | None = None
     max_order_rate: float | None = _f(None, "max_orders_per_second")  # orders per second
@@ -140,7 +140,7 @@ class RiskConfig:
 
 @dataclass(frozen=True)
 class PaperTradingConfig:
-    """Simulated fills for paper trading and backtests; conservative defaults (ARCHITECTURE §5)."""
+    """Simulated fills for paper trading and backtests; conservative defaults (docs/architecture.md)."""
 
     starting_capital: float = 1_000_000.0
     currency: str = "INR"
@@ -188,7 +188,7 @@ class BinanceConfig:
 
 @dataclass(frozen=True)
 class LiveConfig:
-    """`sq live` safety settings (ARCHITECTURE §8), `[live]` in the config; the command's flags
+    """`sq live` safety settings (README: Design), `[live]` in the config; the command's flags
     override them for one run.
 
     The circuit breaker opens after `breaker_failures` venue failures in a row (no new orders) and

@@ -1,4 +1,4 @@
-"""A tiny `.env` reader (ARCHITECTURE §8a): `KEY=VALUE` lines, read from the working directory
+"""A tiny `.env` reader (README: Design): `KEY=VALUE` lines, read from the working directory
 or an explicit path only — never searched for up the tree, so a stray `.env` elsewhere cannot
 change what a cron job does.
 

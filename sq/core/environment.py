@@ -3,7 +3,7 @@
 Commands never look at `sys.stdout` or `os.isatty` directly; they ask the `Environment`
 they are given, so tests can fake a terminal or a pipe (the httpie pattern). Whether stdout
 is a terminal is decided by `os.isatty` on the real file descriptor — rich's own detection is
-fooled by FORCE_COLOR / TTY_COMPATIBLE (ARCHITECTURE §8a).
+fooled by FORCE_COLOR / TTY_COMPATIBLE (README: Design).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one exit-status enum (sysexits, ARCHITECTURE §4) and the exceptions that carry it.
+"""The one exit-status enum (sysexits, README: Exit codes) and the exceptions that carry it.
 
 Library code raises an `SqError` subclass; `sq.cli.main` is the single place that turns any
 exception into a one-line stderr message and one of these statuses.

@@ -1,7 +1,7 @@
-"""Per-symbol book features (ARCHITECTURE §5; reference study §1), as numba helpers.
+"""Per-symbol book features (docs/architecture.md), as numba helpers.
 
 Every feature lives in per-symbol state (rows of `fst` / `ist` and per-symbol rings), never in a
-scalar shared across symbols (reference §9.3 item 6), and every formula returns NaN when it is
+scalar shared across symbols, and every formula returns NaN when it is
 undefined instead of keeping a stale value. The book kernel (`sq.core.book`) calls these at the
 points the contract fixes: the aggressive-trade ratio on each trade against the book *before*
 the trade, the rolling VWAP on trades, and the quoted features when a row is built. The EWMA

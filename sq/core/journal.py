@@ -1,10 +1,10 @@
-"""The run journal (ARCHITECTURE §7): a write-ahead, hash-chained, append-only log per run.
+"""The run journal (docs/streams.md): a write-ahead, hash-chained, append-only log per run.
 
 A journal is a directory:
 
     DIR/journal.log       JSON Lines, one record a line, appended and fsync'd step by step
     DIR/orders.parquet    ┐ compacted from the log when the run ends (`seal`), in the canonical
-    DIR/fills.parquet     │ orders / fills / pnl schemas of ARCHITECTURE §3; each written under a
+    DIR/fills.parquet     │ orders / fills / pnl schemas of docs/streams.md; each written under a
     DIR/pnl.parquet       ┘ hidden temp name and renamed, so a file under its name is complete
 
 Every record is one canonical JSON object (sorted keys, no spaces) with four keys:

@@ -1,4 +1,4 @@
-"""Where sq keeps its files (ARCHITECTURE §7): config, state, cache and data directories.
+"""Where sq keeps its files (README: Configuration): config, state, cache and data directories.
 
 By default these are the platform's per-user directories (platformdirs: `~/.config/sq`,
 `~/.local/state/sq`, `~/.cache/sq`, `~/.local/share/sq` on Linux). When `SQ_HOME` is set,

@@ -1,4 +1,4 @@
-"""The runtime registry of trading processes and the cron lock (ARCHITECTURE §7, §8a).
+"""The runtime registry of trading processes and the cron lock (docs/streams.md).
 
 Every running `sq paper` (and later `sq live`) writes one small JSON file,
 `state_dir()/procs/<pid>.json`, saying who it is (pid, strategy, venue, symbols, mode, journal

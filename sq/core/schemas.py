@@ -140,7 +140,7 @@ BOOK_STALE = ("bid_stale_count", "bid_stale_qty", "ask_stale_count", "ask_stale_
 
 
 def book_fields(depth: int, *, stale: bool = False) -> list[pa.Field]:
-    """Columns of the book stream for `depth` levels a side (ARCHITECTURE §3)."""
+    """Columns of the book stream for `depth` levels a side (docs/streams.md)."""
     fields = [pa.field("ts", TS), pa.field("symbol", SYMBOL), pa.field("seq", pa.int64())]
     for side in ("bid", "ask"):
         fields += [pa.field(f"{side}_px_{i}", pa.float64()) for i in range(depth)]

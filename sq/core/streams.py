@@ -1,4 +1,4 @@
-"""Reading and writing sq streams: Arrow IPC on pipes, Parquet/Arrow files on disk (ARCHITECTURE §3, §8a).
+"""Reading and writing sq streams: Arrow IPC on pipes, Parquet/Arrow files on disk (docs/streams.md).
 
 Writers
   * Arrow IPC stream to stdout: the schema is flushed at once (a 0-row batch), every batch is

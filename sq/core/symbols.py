@@ -1,4 +1,4 @@
-"""Symbols: `EXCHANGE:NAME` (ARCHITECTURE §2), the grammar of the data contract.
+"""Symbols: `EXCHANGE:NAME` (README: CLI reference), the grammar of the data contract.
 
 Case-insensitive on input, canonical upper-case on output. The prefix names an exchange or
 market segment — Kite's segments (NSE, BSE, NFO, BFO, CDS, BCD, MCX), Binance spot and USD-M

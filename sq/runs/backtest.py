@@ -1,4 +1,4 @@
-"""`sq backtest`: a strategy over recorded market data through the one engine (ARCHITECTURE §4, §5).
+"""`sq backtest`: a strategy over recorded market data through the one engine (README: Exit codes).
 
 A backtest is a pure function of (data, strategy, parameters, fill model, seed) → journal rows
 and a summary, with no hidden global state, so a process pool (or Ray) can run partitions and

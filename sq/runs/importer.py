@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from sq.core import schemas as S
 from sq.core.environment import Environment
@@ -32,7 +31,7 @@ from sq.core.importers import FORMATS, ImportFormat, ParseOptions, detect, store
 from sq.core.importers.files import head_bytes, read_bytes
 from sq.core.importers.grid import first_off_grid, infer_grid
 from sq.core.importers.mapped import infer_interval, parse_mapping
-from sq.core.importers.rows import MARKET_COLUMNS, Parsed
+from sq.core.importers.rows import MARKET_COLUMNS, Parsed, fit_columns
 from sq.core.importers.timestamps import UNITS
 from sq.core.symbols import Symbol
 from sq.venues import registry
@@ -183,11 +182,7 @@ def _parse_archive(path: Path, fmt: str, symbol: Symbol, options: ParseOptions) 
     if kind not in ("market", "bars"):
         raise DataError(f"{path}: the {fmt} reader gave a {kind or 'unknown'} table, not market rows or bars")
     columns = MARKET_COLUMNS if kind == "market" else [f for f in S.BARS_FIELDS if f.name != "symbol"]
-    try:
-        cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in columns]
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise DataError(f"{path}: the {fmt} rows do not fit the {kind} schema: {e}") from None
-    out = pa.Table.from_arrays(cols, schema=pa.schema(columns))
+    out = fit_columns(table, list(columns), f"{path}: the {fmt} rows do not fit the {kind} schema")
     interval = None
     if kind == "bars":
         interval = options.interval or S.bars_interval(table.schema) or infer_interval(S.int64_view(out.column("ts")), str(path))

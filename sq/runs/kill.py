@@ -1,4 +1,4 @@
-"""`sq kill`: halt every registered trading process (ARCHITECTURE §4, §7, §8).
+"""`sq kill`: halt every registered trading process (README: Exit codes).
 
 The halt is a list of steps run in order, each producing rows of one report:
 

@@ -1,4 +1,4 @@
-"""`sq live`: the paper engine trading real money through a venue gateway (ARCHITECTURE §5, §7, §8).
+"""`sq live`: the paper engine trading real money through a venue gateway (docs/architecture.md).
 
 Start-up, in this order, each refusal with its own exit status and nothing sent before all pass:
 

@@ -1,4 +1,4 @@
-"""`sq paper`: the backtest engine driven by a live or replayed market, journaled (ARCHITECTURE §4, §5, §7).
+"""`sq paper`: the backtest engine driven by a live or replayed market, journaled (README: Exit codes).
 
 One run = one market source, one `Engine`, one journal, one registry entry:
 

@@ -1,4 +1,4 @@
-"""`sq reconcile`: does the journal agree with the venue? (ARCHITECTURE §4, §7, §8, §8b)
+"""`sq reconcile`: does the journal agree with the venue? (README: Exit codes)
 
 A journal (one run) is read into a `JournalView`: per client order id the order as the journal
 last saw it (side, price, quantity, status, filled quantity, venue id) and every fill by

@@ -1,6 +1,6 @@
 """`sq record`'s engine: market batches → a hive-partitioned Parquet dataset, plus a pipe pass-through.
 
-Layout (ARCHITECTURE §7): `DIR/venue=<venue>/symbol=<SYMBOL, url-encoded>/date=YYYY-MM-DD/part-<start-ns>-<n>.parquet`,
+Layout (docs/streams.md): `DIR/venue=<venue>/symbol=<SYMBOL, url-encoded>/date=YYYY-MM-DD/part-<start-ns>-<n>.parquet`,
 with the date of the event `ts` in UTC. polars (`pl.read_parquet(DIR)`, `pl.scan_parquet(DIR/**/*.parquet)`),
 pyarrow datasets, DuckDB and Spark read it directly, and so does `sq.core.streams.open_input`.
 
@@ -18,7 +18,7 @@ Files and their life:
     column is stored as plain string (Parquet dictionary-encodes it anyway): the stream's
     dictionary type clashes with the hive `symbol=` partition column in pyarrow datasets.
 
-Pass-through (ARCHITECTURE §8a): when given a sink, every batch is also handed to a writer thread
+Pass-through (README: Design): when given a sink, every batch is also handed to a writer thread
 through a bounded queue and written as the Arrow market stream. When downstream closes the pipe
 or falls so far behind that the queue overflows, the pass-through is closed with a warning
 (without the end-of-stream trailer, so downstream knows it is short) — recording to disk goes on,

@@ -1,4 +1,4 @@
-"""Feature formulas against hand-computed values (reference study §1, §2)."""
+"""Feature formulas against hand-computed values."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def run(e, rows, complete=True):
 
 
 def reference_quotes(bb, ba, fair, threshold):
-    """The reference market maker's quotes (study §2), restated here independently of sq/strategies/mm.py."""
+    """The reference market maker's quotes , restated here independently of sq/strategies/mm.py."""
     return (bb if fair - bb >= threshold else bb - 1), (ba if ba - fair >= threshold else ba + 1)
 
 
@@ -65,7 +65,7 @@ def test_mm_quotes_rounded_to_lot():
 
 
 class RefKeeper:
-    """Independent plain-Python restatement of the reference position keeper (study §6)."""
+    """Independent plain-Python restatement of the reference position keeper ."""
 
     def __init__(self):
         self.pos = 0

@@ -1,5 +1,5 @@
 """Every pre-trade risk check tripped deliberately, the first-failure-wins order, and the halt on
-a loss-limit breach (ARCHITECTURE §5; reference §5 with §9.3 item 5 fixed)."""
+a loss-limit breach (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The exit-status enum and the one exception→status mapping, pinned (ARCHITECTURE §4)."""
+"""The exit-status enum and the one exception→status mapping, pinned (README: Exit codes)."""
 
 from __future__ import annotations
 

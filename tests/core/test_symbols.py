@@ -1,4 +1,4 @@
-"""Symbols (ARCHITECTURE §2) and durations as the CLI reads them."""
+"""Symbols (README: Symbols) and durations as the CLI reads them."""
 
 from __future__ import annotations
 

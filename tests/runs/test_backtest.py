@@ -1,4 +1,4 @@
-"""`sq backtest`: the command contract (ARCHITECTURE §4) on SIM data and hand-made streams."""
+"""`sq backtest`: the command contract (README: Exit codes) on SIM data and hand-made streams."""
 
 from __future__ import annotations
 

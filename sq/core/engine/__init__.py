@@ -1,4 +1,4 @@
-"""The trading engine shared by backtest, paper and live (ARCHITECTURE §5 "One engine").
+"""The trading engine shared by backtest, paper and live (docs/architecture.md).
 
 Numba kernels over struct-of-arrays state: the order manager, pre-trade risk, the position
 keeper, the simulated venue (latency, queue-aware fills) and the event loop, which calls the

@@ -1,5 +1,5 @@
 """The simulated venue of backtest and paper: latency, matching against the visible book,
-queue position of resting orders, partial fills (ARCHITECTURE §5 "Fill simulation").
+queue position of resting orders, partial fills (docs/architecture.md).
 
 * Latency: each order draws one latency (constant, or base + a seeded exponential / uniform
   jitter from a splitmix64 stream kept in the state) used for its request and its answers, so a

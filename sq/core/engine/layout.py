@@ -29,7 +29,7 @@ BAD_NONE, BAD_QTY, BAD_PRICE, BAD_SIDE, BAD_RAISED = 0, 1, 2, 3, 4
 BAD_NAMES = ("", "a size that is NaN, infinite or negative", "a price that is NaN or not a positive number of ticks",
              "a side that is neither +1 (buy) nor -1 (sell)", "an exception raised")
 
-# order-manager states (reference §4) and the venue-side view of an order
+# order-manager states and the venue-side view of an order
 FREE, PENDING_NEW, LIVE, PENDING_CANCEL, DEAD = 0, 1, 2, 3, 4
 STATE_NAMES = {FREE: "free", PENDING_NEW: "pending_new", LIVE: "live", PENDING_CANCEL: "pending_cancel", DEAD: "dead"}
 X_NONE, X_RESTING, X_DONE = 0, 1, 2
@@ -81,7 +81,7 @@ SF_MAXLOSS = 2  # a positive amount: the loss limit is total < -max_loss
 SF_LOT = 3
 SF_TICK = 4
 SF_INV = 5
-# the position keeper (reference §6) plus fees
+# the position keeper plus fees
 SF_POS = 6
 SF_REAL = 7  # realized PnL before fees
 SF_UNREAL = 8

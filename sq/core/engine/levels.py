@@ -3,7 +3,7 @@
 The engine keeps its books in a `BookState` (same `qbuf`/`ist` arrays, same window and
 recentring rules) but applies events itself, between the venue-side and strategy-side steps of
 its own loop, so it needs the single-level primitive on its own: set the total quantity at one
-tick; the best bid/ask stay exact after every update (reference §9.3 item 1 fixed by design).
+tick; the best bid/ask stay exact after every update.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The order manager (reference §4 with §9.3 item 4 fixed by design).
+"""The order manager.
 
 One order slot per side per symbol; states PENDING_NEW → LIVE → PENDING_CANCEL → DEAD. Intents
 (`move_order`) follow the reference: a LIVE order at another price is canceled (its replacement

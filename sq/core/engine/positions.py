@@ -1,4 +1,4 @@
-"""The position keeper (reference study §6), per symbol, plus maker/taker fees.
+"""The position keeper, per symbol, plus maker/taker fees.
 
 Fills are booked at the fill price; an open position is marked to the mid on every book
 message. `open_vwap` of the reference holds the open *notional* of each side; the average

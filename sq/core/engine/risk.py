@@ -1,4 +1,4 @@
-"""Pre-trade risk, identical in backtest, paper and live (ARCHITECTURE §5; reference §5, §9.3-5).
+"""Pre-trade risk, identical in backtest, paper and live (docs/architecture.md).
 
 `check` returns the first failing reason (codes in `layout.REASONS`), in this order: halted,
 unconfigured symbol, qty ≤ 0, order size, position *including* the working order on that side,

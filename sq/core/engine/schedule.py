@@ -3,7 +3,7 @@
 Requests reach the simulated venue `latency` after they leave the engine, and its answers reach
 the engine `latency` later; both are items here. The kernel pops every item due before a market
 event is applied, so the result never depends on where the input was cut into batches. Ties
-keep insertion order (a stable sequence, reference §9.3 item 8).
+keep insertion order (a stable sequence).
 """
 
 from __future__ import annotations

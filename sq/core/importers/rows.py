@@ -41,6 +41,18 @@ class Parsed:
     label: str = ""
 
 
+def fit_columns(table: pa.Table, fields: list[pa.Field], what: str) -> pa.Table:
+    """`table` with exactly `fields`: each column cast to its type, a missing one all null; a
+    column that cannot be cast (pyarrow has no such cast, or a value does not fit) is a data
+    error naming `what` (exit 65)."""
+    try:
+        cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+                for f in fields]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise DataError(f"{what}: {str(e).splitlines()[0][:160]}") from None
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
 def market_table(ts, recv_ts, kind, side, price, qty, seq) -> pa.Table:
     """The market columns (less `symbol`) from NumPy arrays; `orders` is null (vendors omit it)."""
     n = len(ts)

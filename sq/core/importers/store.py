@@ -29,7 +29,7 @@ from numba import njit
 from sq.core import schemas as S
 from sq.core.datasets import NS_PER_DAY, partition_dir, write_partition_file
 from sq.core.exits import DataError
-from sq.core.importers.rows import Parsed
+from sq.core.importers.rows import Parsed, fit_columns
 from sq.core.streams import PARQUET_COMPRESSION, PARQUET_DATA_PAGE_VERSION, PARQUET_DELTA_COLUMNS, PARQUET_WRITE_BATCH
 
 # Parquet settings of imported files, as `sq.core.streams` writes its files: zstd, the one-symbol
@@ -215,8 +215,5 @@ def _existing(path: Path, schema: pa.Schema, columns: list[str] | None = None) -
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{path}: the existing day file is unreadable ({str(e).splitlines()[0][:120]}); "
                         "move it away and import again") from None
-    try:
-        cols = [old.column(f.name).cast(f.type) if f.name in old.column_names else pa.nulls(old.num_rows, f.type) for f in schema]
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise DataError(f"{path}: the existing day file does not fit the {S.stream_kind(schema)} schema: {e}") from None
-    return pa.Table.from_arrays(cols, schema=schema)
+    fitted = fit_columns(old, list(schema), f"{path}: the existing day file does not fit the {S.stream_kind(schema)} schema")
+    return fitted.replace_schema_metadata(schema.metadata)

@@ -1,4 +1,4 @@
-"""Raw captures (ARCHITECTURE §7): every WebSocket frame and REST answer the parser needs, as JSON Lines.
+"""Raw captures (docs/streams.md): every WebSocket frame and REST answer the parser needs, as JSON Lines.
 
 One object per line, in arrival order: `{"t": recv_ns, "src": "ws"|"rest", "venue": "binance",
 "stream": url-or-path, "kind": "text", "data": text, "market": "spot"|"futures"}`. `market` is an

@@ -1,4 +1,4 @@
-"""The built-in simulated exchange (`SIM:` symbols, ARCHITECTURE §6).
+"""The built-in simulated exchange (`SIM:` symbols, README: Design).
 
     venue = SimVenue(["SIM:DEMO", "SIM:FOO"], seed=7, clock="sim")   # or clock="real"
     source = venue.market_source(limit=100_000)       # MarketSource: .schema, .batches(), .close()

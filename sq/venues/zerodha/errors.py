@@ -1,4 +1,4 @@
-"""Kite errors → sq errors with a clear message and exit status (ARCHITECTURE §4).
+"""Kite errors → sq errors with a clear message and exit status (README: Exit codes).
 
 Kite answers `{"status": "error", "error_type": …, "message": …}`; the kiteconnect client raises
 the exception class named by `error_type` (UserException, MarginException and HoldingException

@@ -83,7 +83,7 @@ def parse_csv(text: str) -> dict[str, KiteInstrument]:
 
 
 def subset_csv(text: str, tokens: Iterable[int]) -> str:
-    """Header + the rows of `tokens` only: what a raw capture keeps (ARCHITECTURE §7)."""
+    """Header + the rows of `tokens` only: what a raw capture keeps (docs/streams.md)."""
     want = {str(t) for t in tokens}
     lines = text.splitlines(keepends=True)
     out = [lines[0]] if lines else []

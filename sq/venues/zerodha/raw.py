@@ -1,4 +1,4 @@
-"""Raw capture files (ARCHITECTURE §7): JSON Lines, one record per ticker frame or REST answer.
+"""Raw capture files (docs/streams.md): JSON Lines, one record per ticker frame or REST answer.
 
 `{"t": recv_ns, "src": "ws"|"rest", "venue": "zerodha", "stream": url-or-path, "kind": "text"|"binary",
 "data": text or base64}` in arrival order. A Zerodha capture starts with the `/instruments` CSV

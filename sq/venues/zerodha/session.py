@@ -1,4 +1,4 @@
-"""The cached Kite session: access token + user + expiry in a 0600 file (ARCHITECTURE §7).
+"""The cached Kite session: access token + user + expiry in a 0600 file (docs/streams.md).
 
 Kite access tokens die at about 06:00 IST the next morning; we store that expiry and treat a token
 past it as absent, so every command fails early with exit 77 and "run sq auth zerodha" instead of

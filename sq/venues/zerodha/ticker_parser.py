@@ -3,7 +3,7 @@
 One numba kernel walks any number of frames in one pass (no per-packet Python): every packet
 layout — ltp (8 bytes), index quote (28), index full (32), quote (44), full (184 with five bid and
 five ask depth entries) — with the segment-dependent price divisor (token & 0xFF: CDS 3 → 1e7,
-BCD 6 and NCO 12 → 1e4, else 100). Rows follow ARCHITECTURE §3:
+BCD 6 and NCO 12 → 1e4, else 100). Rows follow docs/streams.md:
 
 * every packet is one venue message with its own `seq` (a local counter, +1 per packet);
 * full packets give `clear`, up to 5 + 5 `level` rows (empty entries skipped), `snapshot_end`,

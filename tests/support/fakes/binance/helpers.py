@@ -1,6 +1,6 @@
 """Helpers for the Binance tests: open a source against the fake, and a plain dict book.
 
-The reference book is independent of the code under test (ARCHITECTURE §9): a dict per symbol
+The reference book is independent of the code under test (docs/architecture.md): a dict per symbol
 of (side, price) → qty that applies market rows message by message.
 """
 
