@@ -12,10 +12,11 @@
 
 Handlers are plain functions that numba compiles (`@njit` rules: numbers, NumPy, `math`; no
 Python objects); `ctx` methods are listed in `sq.core.engine.context`'s docstring and in
-docs/strategies.md. The same file runs in `sq backtest`, `sq paper` and `sq live`.
+docs/strategies.md. A `BarStrategy` instead returns signals from polars functions over bars
+(docs/strategies.md, "Bar strategies"). The same file runs in `sq backtest`, `sq paper` and `sq live`.
 """
 
 from sq.core.engine.context import BUY, GTC, IOC, SELL
-from sq.core.strategy.declaration import Param, Strategy
+from sq.core.strategy.declaration import BarStrategy, Param, Strategy
 
-__all__ = ["Strategy", "Param", "BUY", "SELL", "GTC", "IOC"]
+__all__ = ["Strategy", "BarStrategy", "Param", "BUY", "SELL", "GTC", "IOC"]

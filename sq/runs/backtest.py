@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 from sq.core import schemas as S
 from sq.core.engine import params as strategy_params
 from sq.core.engine.runner import Engine, FillModelConfig, warm_up
-from sq.core.exits import DataError
+from sq.core.exits import DataError, UsageError
 from sq.core.streams import StreamWriter, open_input
 from sq.core.strategy.declaration import Strategy
 
@@ -43,7 +43,13 @@ def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Itera
     """One backtest: a fresh Engine over `batches` with the `--param` strings `params`; returns
     the finished engine (its `summary()`). Shared by a single run and every sweep point, so a
     sweep point and `sq backtest --param k=v` run exactly the same code."""
-    engine = Engine(strategy, instruments, resolve_params(strategy, instruments, config, params), config=config, fill=fill, seed=seed)
+    from sq.core.engine import make_engine
+    from sq.venues.registry import trading_session
+
+    engine = make_engine(strategy, instruments, resolve_params(strategy, instruments, config, params), config=config, fill=fill,
+                         seed=seed, **({"session_of": trading_session} if strategy.kind == "bar" else {}))
+    if strategy.kind == "bar":
+        batches = whole(batches)
     for batch in batches:
         out = engine.process(batch)
         if emit is not None:
@@ -61,11 +67,26 @@ def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Itera
     return engine
 
 
+def whole(batches: Iterable) -> list:
+    """A bar strategy's input as one batch: its signals are computed over every bar at once
+    (one vectorised call per symbol), exactly what a paper run computes bar by bar."""
+    import pyarrow as pa
+
+    batches = [b for b in batches if b.num_rows]
+    if len(batches) <= 1:
+        return batches
+    return pa.Table.from_batches(batches).combine_chunks().to_batches(max_chunksize=None)
+
+
 def check_result(env, engine: Engine) -> None:
     """The run's warnings on stderr; no events at all is a data error."""
     for w in engine.warnings:
         env.warn(w)
     handlers = engine.declaration.handlers
+    if engine.declaration.kind == "bar":
+        if engine.counters()["events"] == 0:
+            raise DataError(f"the input made no {engine.spec.label} bars")
+        return
     if "on_trade" in handlers and "on_book" not in handlers and engine.trades_seen == 0 and engine.counters()["events"] > 0:
         env.warn(no_trades(engine.strategy))
     if engine.counters()["events"] == 0:
@@ -109,8 +130,11 @@ def run_backtest(
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))
     fill_cfg.validate()
     actions = marketprep.load_adjustments(adjust)
-    source = open_input(env, inputs, "market", start=window[0], end=window[1])
-    data = marketprep.prepare(source.instruments, source.batches(), settings=marketprep.clean_settings(config, clean), actions=actions)
+    source = open_input(env, inputs, ("market", "bars") if strategy.kind == "bar" else "market", start=window[0], end=window[1])
+    if source.kind == "bars" and (actions is not None or clean):
+        raise UsageError("--adjust and --clean apply to market events; these are bars (adjust them with sq bars --adjust)")
+    data = marketprep.prepare(source.instruments, source.batches(),
+                              settings=marketprep.clean_settings(config, clean) if source.kind == "market" else None, actions=actions)
     warm_up(config)
     t0 = time.perf_counter()
     with ExitStack() as stack:

@@ -195,12 +195,12 @@ class ReplaySource:
     """
 
     def __init__(self, env: Any, inputs: list[str], *, duration_ns: int | None, realtime: bool, skip: int = 0, clean: Any = None,
-                 window: tuple = (None, None)):
+                 window: tuple = (None, None), kinds: tuple[str, ...] = ("market",)):
         from sq.core.streams import open_input
         from sq.runs.marketprep import prepare
 
-        self._src = open_input(env, inputs, "market", start=window[0], end=window[1])
-        self.data = prepare(self._src.instruments, self._src.batches(), settings=clean)
+        self._src = open_input(env, inputs, kinds, start=window[0], end=window[1])
+        self.data = prepare(self._src.instruments, self._src.batches(), settings=clean if self._src.kind == "market" else None)
         self.schema = self._src.schema
         self.instruments = self.data.instruments
         self.duration_ns = duration_ns
@@ -564,8 +564,8 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
 
     config = load_config(env)
     plan = make_plan(env, opts, config)
+    strategy = loader.load(plan.strategy)
     if plan.live:  # parameters checked before anything is opened (exit 2 / 78)
-        strategy = loader.load(plan.strategy)
         engine_params.resolve(strategy, plan.symbols, config, plan.params)
         loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     checkpoint = plan.resume.last("checkpoint").data if plan.resume is not None else None
@@ -573,7 +573,8 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         source = open_live_source(env, plan, config)
     else:
         source = ReplaySource(env, plan.inputs, duration_ns=plan.duration_ns, realtime=plan.realtime,
-                              skip=int(checkpoint["rows"]) if checkpoint else 0, clean=plan.clean, window=plan.window)
+                              skip=int(checkpoint["rows"]) if checkpoint else 0, clean=plan.clean, window=plan.window,
+                              kinds=("market", "bars") if strategy.kind == "bar" else ("market",))
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
     t0 = time.monotonic()
@@ -635,16 +636,17 @@ def _close_after_error(run: PaperRun, error: Exception) -> bool:
 
 def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     """The engine with the run's parameters (defaults → config instruments → --param)."""
-    from sq.core.engine import Engine
+    from sq.core.engine import make_engine
     from sq.core.engine import params as engine_params
     from sq.core.strategy import loader
+    from sq.venues.registry import trading_session
 
     symbols = sorted(instruments) or plan.symbols
     strategy = loader.load(plan.strategy)
     params = engine_params.resolve(strategy, symbols, config, plan.params) if symbols else {}
     if not symbols:  # a foreign stream without instrument metadata: one parameter set for all
         params = {engine_params.ALL: engine_params.resolve(strategy, [engine_params.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[engine_params.ALL]}
-    return Engine(strategy, dict(instruments), params, config=config, seed=plan.seed)
+    return make_engine(strategy, dict(instruments), params, config=config, seed=plan.seed, session_of=trading_session)
 
 
 def warm_up(config: Any) -> None:

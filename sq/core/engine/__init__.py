@@ -3,9 +3,26 @@
 Numba kernels over struct-of-arrays state: the order manager, pre-trade risk, the position
 keeper, the simulated venue (latency, queue-aware fills) and the event loop, which calls the
 strategy's compiled handlers with the strategy context (`context.py`); `Engine` (runner.py) is
-the Python-facing API.
+the Python-facing API. Bar strategies run in `BarEngine` (barengine.py): the same state, risk
+checks, position keeper and journal rows, with bars and signals in place of events and handlers;
+`make_engine` picks the one a strategy needs.
 """
 
 from sq.core.engine.runner import Engine, EngineOutput, FillModelConfig
 
-__all__ = ["Engine", "EngineOutput", "FillModelConfig"]
+
+def make_engine(strategy, instruments, params, **options) -> Engine:
+    """The engine for `strategy` (a declaration or what `--strategy` takes): `BarEngine` for a
+    bar strategy (which also takes `session_of`), `Engine` otherwise."""
+    from sq.core.strategy import loader
+
+    declaration = loader.load(strategy) if isinstance(strategy, str) else strategy
+    if declaration.kind == "bar":
+        from sq.core.engine.barengine import BarEngine
+
+        return BarEngine(declaration, instruments, params, **options)
+    options.pop("session_of", None)
+    return Engine(declaration, instruments, params, **options)
+
+
+__all__ = ["Engine", "EngineOutput", "FillModelConfig", "make_engine"]

@@ -214,9 +214,11 @@ REASONS = (
     "trading_hours", "circuit_limit", "order_rate", "order_pool_full",
     # venue-side reasons (the simulated venue's answers)
     "venue_unknown_order", "venue_too_many_resting",
+    # why a bar strategy's protective order was sent (the orders journal's `reason`; never a rejection)
+    "stop_loss", "take_profit",
 )
 (R_HALTED, R_UNCONF, R_QTY, R_ORDER_SIZE, R_POSITION, R_LOSS, R_DAILY, R_NOTIONAL, R_OPEN, R_BAND, R_HOURS,
- R_CIRCUIT, R_RATE, R_POOL, R_V_UNKNOWN, R_V_RESTING) = range(1, len(REASONS))
+ R_CIRCUIT, R_RATE, R_POOL, R_V_UNKNOWN, R_V_RESTING, R_STOP_LOSS, R_TAKE_PROFIT) = range(1, len(REASONS))
 NR = len(REASONS)
 HALT_NONE, HALT_MAX_LOSS, HALT_DAILY, HALT_MANUAL = 0, 1, 2, 3
 HALT_NAMES = {HALT_NONE: "", HALT_MAX_LOSS: "max_loss", HALT_DAILY: "daily_loss", HALT_MANUAL: "manual"}

@@ -790,7 +790,7 @@ def warm_up(config) -> None:
                            np.arange(1, 6, dtype=np.int64))
     from sq.core.strategy import loader
 
-    for strategy in loader.BUILTINS:
+    for strategy in loader.EVENT_BUILTINS:
         e = Engine(strategy, inst, {name: {}}, config=config, fill=FillModelConfig(order_latency_ns=0))
         e.process(batch)
         e.process(batch.slice(4), complete=True)

@@ -28,7 +28,7 @@ from sq.core.durations import parse_duration_ns
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 EVENTS = ("on_book", "on_trade", "on_fill", "on_timer")
-KINDS = ("event",)
+KINDS = ("event", "bar")
 
 
 class DeclarationError(ValueError):
@@ -185,3 +185,73 @@ class Strategy:
 
     def __repr__(self) -> str:
         return f"Strategy({self.name!r}, source={self.source!r})"
+
+
+EXECUTIONS = ("next_open", "market", "limit")
+BAR_FUNCTIONS = ("indicators", "signals")
+
+
+class BarStrategy(Strategy):
+    """A bar strategy: polars functions over a symbol's bars return signals (docs/strategies.md).
+
+        strategy = BarStrategy("cross", "Long while the fast SMA is above the slow one.", interval="1m")
+        FAST = strategy.param("fast", 10, min=2, max=500, doc="bars in the fast average")
+
+        @strategy.signals
+        def signals(bars, p):
+            return bars.with_columns(target=...)
+
+    `interval` is the bar the strategy reads (`sq bars` grammar: 1m, 15m, 1h, 1d, session, …): a
+    market stream is turned into such bars as they close; a bars stream must have it.
+    `execution` says how a signal becomes an order at the bar's close: `next_open` (a market
+    order filled at the next bar's open), `market` (a marketable limit `offset` ticks through the
+    close, good for the next bar) or `limit` (a passive limit at the close, re-placed each bar).
+    """
+
+    def __init__(self, name: str, doc: str = "", *, interval: str = "1m", execution: str = "next_open", offset: int = 5):
+        super().__init__(name, doc)
+        from sq.core.bars import parse_interval
+        from sq.core.exits import UsageError
+
+        self.kind = "bar"
+        try:
+            self.interval = parse_interval(str(interval)).label
+        except UsageError as e:
+            raise DeclarationError(f"strategy {name}: interval {interval!r}: {e}") from None
+        if execution not in EXECUTIONS:
+            raise DeclarationError(f"strategy {name}: execution must be one of {', '.join(EXECUTIONS)}; got {execution!r}")
+        if not isinstance(offset, int) or not 0 <= offset <= 10_000:
+            raise DeclarationError(f"strategy {name}: offset must be a whole number of ticks from 0 to 10000, got {offset!r}")
+        self.execution = execution
+        self.offset = offset
+
+    def _event_only(self, event: str):
+        raise DeclarationError(f"strategy {self.name}: a bar strategy has no {event} handler; it declares "
+                               "@strategy.indicators and @strategy.signals (use Strategy for an event strategy)")
+
+    def on_book(self, fn: Callable) -> Callable:
+        self._event_only("on_book")
+
+    def on_trade(self, fn: Callable) -> Callable:
+        self._event_only("on_trade")
+
+    def on_fill(self, fn: Callable) -> Callable:
+        self._event_only("on_fill")
+
+    def on_timer(self, fn: Callable) -> Callable:
+        self._event_only("on_timer")
+
+    def indicators(self, fn: Callable) -> Callable:
+        """`fn(bars, p) -> DataFrame`: add the indicator columns the signals read (optional)."""
+        return self._handler("indicators", fn)
+
+    def signals(self, fn: Callable) -> Callable:
+        """`fn(bars, p) -> DataFrame` with `target`, or `enter_long`/`exit_long`/`enter_short`/
+        `exit_short` (+ optional `size`, `stop_loss`, `take_profit`)."""
+        return self._handler("signals", fn)
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["events"] = [f for f in BAR_FUNCTIONS if f in self.handlers]
+        d.update(interval=self.interval, execution=self.execution, offset=self.offset)
+        return d

@@ -1,6 +1,6 @@
 """Find a strategy by what the user wrote after `--strategy`, and list every strategy sq can find.
 
-    mm, lt, avellaneda              a strategy that ships with sq (`sq/strategies/`)
+    mm, lt, avellaneda, ma_cross, …  a strategy that ships with sq (`sq/strategies/`)
     ./mine.py  or  ./mine.py:NAME   a Python file (NAME: the attribute holding the Strategy; without
                                     it, the file's only Strategy)
     package.module:NAME             an importable object
@@ -25,7 +25,10 @@ from typing import Any
 from sq.core.exits import UsageError
 from sq.core.strategy.declaration import DeclarationError, Strategy
 
-BUILTINS = {"mm": "sq.strategies.mm", "lt": "sq.strategies.lt", "avellaneda": "sq.strategies.avellaneda"}
+EVENT_BUILTINS = {"mm": "sq.strategies.mm", "lt": "sq.strategies.lt", "avellaneda": "sq.strategies.avellaneda"}
+BAR_BUILTINS = {"ma_cross": "sq.strategies.ma_cross", "rsi_macd": "sq.strategies.rsi_macd", "orb": "sq.strategies.orb",
+                "supertrend": "sq.strategies.supertrend", "donchian": "sq.strategies.donchian"}
+BUILTINS = {**EVENT_BUILTINS, **BAR_BUILTINS}
 ENTRY_POINT_GROUP = "sq.strategies"
 _LOADED: dict[str, Strategy] = {}
 _COMPILED: dict[int, Any] = {}
@@ -178,5 +181,16 @@ def compiled(strategy: Strategy) -> Any:
 
     key = id(strategy)
     if key not in _COMPILED:
-        _COMPILED[key] = compile_handlers(strategy.handlers, where=strategy.source or strategy.name)
+        if strategy.kind == "bar":  # bar strategies are polars functions: nothing for numba here
+            check_bar_strategy(strategy)
+            _COMPILED[key] = compile_handlers({}, where=strategy.source or strategy.name)
+        else:
+            _COMPILED[key] = compile_handlers(strategy.handlers, where=strategy.source or strategy.name)
     return _COMPILED[key]
+
+
+def check_bar_strategy(strategy: Strategy) -> None:
+    """A bar strategy must declare `signals` (a usage error, exit 2, before any data is read)."""
+    if "signals" not in strategy.handlers:
+        raise UsageError(f"strategy {strategy.name} ({strategy.source or strategy.spec}): a bar strategy needs "
+                         "@strategy.signals (a function of the bars and the parameters)")

@@ -1,0 +1,215 @@
+"""`BarEngine`: the engine for bar strategies, with the event engine's interface and state.
+
+It is an `Engine` (same symbols, instruments, parameters, risk arrays, position keeper, journal
+rows, summary, snapshot and halt), whose input is bars: a bars stream is used as it is (its
+interval must be the strategy's), a market stream is turned into the strategy's bars as they
+close (`sq.core.barstream`, the code of `sq bars`). For each batch of new bars, every symbol
+that got bars has its signals computed over its whole history so far (one vectorised call of
+the strategy's polars functions; the new rows are kept), then `sq.core.engine.barexec` executes
+them. So a backtest (one batch of every bar) and a paper run (a bar at a time) give the same
+orders and fills, as long as the strategy does not look ahead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from sq.core import schemas as S
+from sq.core.engine import barexec as X
+from sq.core.engine import kernel as K
+from sq.core.engine import layout as L
+from sq.core.engine.runner import Engine, EngineOutput, FillModelConfig
+from sq.core.exits import DataError
+from sq.core.sessions import UTC_DAY, TradingSession
+from sq.core.strategy import barsignals
+from sq.core.strategy.declaration import EXECUTIONS, BarStrategy
+
+HISTORY_COLUMNS = ("ts", "tclose", "open", "high", "low", "close", "volume", "trades", "vwap", "oi")
+
+
+class BarEngine(Engine):
+    """One bar strategy run: `process` bars or market batches, then `finish` (or `cancel_all`)."""
+
+    def __init__(self, strategy: BarStrategy, instruments: Mapping[str, S.Instrument], params: Mapping[str, Mapping[str, float]], *,
+                 config, fill: FillModelConfig | None = None, seed: int = 0, sim_venue: bool = True,
+                 session_of: Callable[[str], TradingSession] | None = None):
+        super().__init__(strategy, instruments, params, config=config, fill=fill, seed=seed, sim_venue=sim_venue)
+        from sq.core.bars import parse_interval
+
+        self.spec = parse_interval(self.declaration.interval)
+        self.style = EXECUTIONS.index(self.declaration.execution)
+        self.offset = int(self.declaration.offset)
+        self.session_of = session_of or (lambda symbol: UTC_DAY)
+        self.bi = np.zeros((0, X.NBI), np.int64)
+        self.bf = np.zeros((0, X.NBF), np.float64)
+        self.history: dict[int, dict[str, np.ndarray]] = {}
+        self.builder = None  # a BarStream, made on the first market batch
+        self.bars_in = 0
+
+    # -- symbols
+    def _ensure_symbols(self, batch, codes, kind, price) -> None:
+        old = self.n
+        super()._ensure_symbols(batch, codes, kind, price)
+        k = self.n - old
+        if k > 0:
+            self.bi = np.concatenate([self.bi, np.zeros((k, X.NBI), np.int64)])
+            bf = np.zeros((k, X.NBF), np.float64)
+            bf[:, X.BF_STOP] = bf[:, X.BF_TAKE] = np.nan
+            self.bf = np.concatenate([self.bf, bf])
+
+    # -- input
+    def process(self, batch: pa.RecordBatch, *, complete: bool = False) -> EngineOutput:
+        """Run a bars batch, or the bars a market batch closes; the journal rows they produced."""
+        t0 = time.perf_counter()
+        if batch.num_rows == 0:
+            return self.take_output(0)
+        if S.stream_kind(batch.schema) == "bars" or "open" in batch.schema.names:
+            self._check_interval(batch.schema)
+            self._run_bars(batch)
+        else:
+            bars = self._builder(batch).process(batch)
+            if bars is not None and bars.num_rows:
+                self._run_bars(bars)
+        self.elapsed += time.perf_counter() - t0
+        return self.take_output(batch.num_rows)
+
+    def _check_interval(self, schema: pa.Schema) -> None:
+        got = S.bars_interval(schema)
+        if got is not None and got != self.spec.label:
+            raise DataError(f"strategy {self.strategy} reads {self.spec.label} bars; the input holds {got} bars "
+                            f"(make {self.spec.label} bars with: sq bars {self.spec.label} DATA)")
+
+    def _builder(self, batch: pa.RecordBatch):
+        if self.builder is None:
+            from sq.core.barstream import BarStream
+
+            meta = S.schema_instruments(batch.schema)
+            self.builder = BarStream({**meta, **self.instruments}, self.spec, session_of=self.session_of, warn=self.warnings.append)
+        return self.builder
+
+    def _run_bars(self, bars: pa.RecordBatch) -> None:
+        n = bars.num_rows
+        cols = {c: bars.column(c) for c in bars.schema.names}
+        for c in ("ts", "symbol", "open", "high", "low", "close"):
+            if c not in cols:
+                raise DataError(f"the bars have no {c!r} column")
+        codes = self.registry.codes(cols["symbol"]).astype(np.int64)
+        ts = np.ascontiguousarray(S.int64_view(cols["ts"]), np.int64)
+        o, h, lo, c = (np.ascontiguousarray(cols[k].to_numpy(zero_copy_only=False), np.float64) for k in ("open", "high", "low", "close"))
+        bad = ~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & (lo <= h) & (lo > 0))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise DataError(f"bar {self.bars_in + j} ({self.registry.symbols[codes[j]]}): open/high/low/close must be "
+                            "positive numbers with low ≤ high")
+        self._ensure_symbols(bars, codes.astype(np.int32), np.full(n, S.TRADE, np.uint8), c)
+        tclose = self._closes(ts)
+
+        def opt(name: str, dtype, fill) -> np.ndarray:
+            if name not in cols:
+                return np.full(n, fill, dtype)
+            a = cols[name]
+            return np.asarray(a.fill_null(fill).to_numpy(zero_copy_only=False), dtype)
+
+        new = {"ts": ts, "tclose": tclose, "open": o, "high": h, "low": lo, "close": c,
+               "volume": opt("volume", np.float64, 0.0), "trades": opt("trades", np.int64, -1),
+               "vwap": opt("vwap", np.float64, np.nan), "oi": opt("oi", np.float64, np.nan)}
+        sig = barsignals.Signals(n)
+        for s in np.unique(codes).tolist():
+            rows = np.flatnonzero(codes == s)
+            hist = self._append(s, {k: v[rows] for k, v in new.items()})
+            got = self._signals(s, hist, len(rows))
+            for attr in barsignals.Signals.__slots__:
+                getattr(sig, attr)[rows] = getattr(got, attr)
+        self.bars_in += n
+        arrays = (codes, ts, tclose, o, h, lo, c, sig.target, sig.flags, sig.size, sig.stop, sig.take)
+        i = 0
+        while True:
+            st, i = X.run(*arrays, i, self.style, self.offset, self.si, self.sf, self.bi, self.bf, self.oi, self.of,
+                          self.g, self.gf, self.rej, self.oo_i, self.oo_f, self.fo_i, self.fo_f, self.po_i, self.po_f,
+                          self.eq, self.n, self._margin())
+            if st == X.ST_OK:
+                return
+            self.make_room(st)
+
+    def _closes(self, ts: np.ndarray) -> np.ndarray:
+        """When each bar closed: its open + the interval for time bars; its open for the rest
+        (a count or session bar's end is not in the stream: its open is the last time known)."""
+        from sq.core.bars import BAR_TIME
+
+        if self.spec.mode == BAR_TIME:
+            return ts + np.int64(self.spec.size)
+        return ts.copy()
+
+    def _append(self, s: int, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        old = self.history.get(s)
+        if old is None:
+            self.history[s] = {k: v.copy() for k, v in rows.items()}
+        else:
+            self.history[s] = {k: np.concatenate([old[k], rows[k]]) for k in HISTORY_COLUMNS}
+        return self.history[s]
+
+    def _signals(self, s: int, hist: dict[str, np.ndarray], last: int) -> barsignals.Signals:
+        name = self.registry.symbols[s]
+        sess = self.session_of(name)
+        df = barsignals.frame(name, hist, sess.offset_ns, sess.open_ns)
+        params = self.params.get(name) or self.params.get("*") or self.declaration.defaults()
+        return barsignals.compute(self.declaration, df, params, last)
+
+    # -- end
+    def finish(self) -> EngineOutput:
+        """End of input: the bars a market input still had open, then a closing pnl row per
+        traded symbol (working orders stay working, as in the event engine)."""
+        t0 = time.perf_counter()
+        if self.builder is not None:
+            for b in self.builder.finish():
+                self._run_bars(b)
+        self.make_room(K.ST_FLUSH)
+        K.final_rows(self.si, self.sf, self.g, self.po_i, self.po_f, self.n, self.now_ns)
+        self.elapsed += time.perf_counter() - t0
+        return self.take_output(0)
+
+    def cancel_all(self, ts_ns: int, reason: str = "manual") -> EngineOutput:
+        """Halt: no new orders; cancel every working order at `ts_ns`."""
+        code = {"max_loss": L.HALT_MAX_LOSS, "daily_loss": L.HALT_DAILY}.get(reason, L.HALT_MANUAL)
+        self._manual_reason = reason
+        self.make_room(K.ST_FLUSH)
+        now = max(int(ts_ns), int(self.g[L.G_LASTLOC]))
+        X.halt_all(self.si, self.sf, self.bi, self.bf, self.g, self.oo_i, self.oo_f, self.n, code, now)
+        self.g[L.G_HALT_REASON] = self.g[L.G_HALTED]
+        return self.take_output(0)
+
+    def summary(self) -> dict[str, Any]:
+        s = super().summary()
+        s["bars"] = s.pop("events")
+        s["events"] = s["bars"]
+        s["interval"] = self.spec.label
+        s["execution"] = self.declaration.execution
+        s.pop("messages", None)
+        return s
+
+    # -- resume
+    _ARRAYS = Engine._ARRAYS + ("bi", "bf")
+
+    def snapshot_state(self) -> dict[str, Any]:
+        state = super().snapshot_state()
+        syms = sorted(self.history)
+        for k in HISTORY_COLUMNS:
+            parts = [self.history[s][k] for s in syms]
+            state[f"bar_{k}"] = np.concatenate(parts) if parts else np.zeros(0, np.int64 if k in ("ts", "tclose", "trades") else np.float64)
+        state["bar_symbols"] = np.concatenate([np.full(len(self.history[s]["ts"]), s, np.int64) for s in syms]) if syms else np.zeros(0, np.int64)
+        state["bars_in"] = self.bars_in
+        return state
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        super().restore_state(state)
+        self.bars_in = int(state.get("bars_in", 0))
+        self.history = {}
+        if "bar_symbols" in state:
+            codes = np.asarray(state["bar_symbols"], np.int64)
+            for s in np.unique(codes).tolist():
+                rows = codes == s
+                self.history[int(s)] = {k: np.asarray(state[f"bar_{k}"])[rows] for k in HISTORY_COLUMNS}
