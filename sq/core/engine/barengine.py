@@ -154,8 +154,7 @@ class BarEngine(Engine):
 
     def _signals(self, s: int, hist: dict[str, np.ndarray], last: int) -> barsignals.Signals:
         name = self.registry.symbols[s]
-        sess = self.session_of(name)
-        df = barsignals.frame(name, hist, sess.offset_ns, sess.open_ns)
+        df = barsignals.frame(name, hist, self.session_of(name))
         params = self.params.get(name) or self.params.get("*") or self.declaration.defaults()
         return barsignals.compute(self.declaration, df, params, last)
 

@@ -3,7 +3,8 @@
 The strategy sees a polars DataFrame of one symbol's bars, oldest first: `ts` (the bar's open,
 Datetime ns UTC), `symbol`, `open`, `high`, `low`, `close`, `volume`, `trades`, `vwap`, `oi`
 (the bars stream's columns), `session` (an Int64 id of the trading session the bar falls in:
-its local date as days since 1970-01-01) and `session_open` (Datetime: when that session opened).
+its local date as days since 1970-01-01), `session_open` and `session_close` (Datetime: when that
+session opens and closes; NSE 09:15–15:30 IST, the UTC day for around-the-clock markets).
 `indicators(bars, p)` (optional) adds columns; `signals(bars, p)` returns the frame with
 
 * `target`: the position wanted after this bar (base quantity, signed; null: no opinion), or
@@ -28,7 +29,8 @@ import numpy as np
 from sq.core.exits import StrategyError
 from sq.core.strategy.declaration import BarStrategy
 
-BAR_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "trades", "vwap", "oi", "session", "session_open")
+BAR_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "trades", "vwap", "oi", "session", "session_open",
+               "session_close")
 FLAG_COLUMNS = ("enter_long", "exit_long", "enter_short", "exit_short")
 FLAG_BITS = (1, 2, 4, 8)  # sq.core.engine.barexec ENTER_LONG, EXIT_LONG, ENTER_SHORT, EXIT_SHORT
 
@@ -72,23 +74,25 @@ class Signals:
         self.take = np.full(n, np.nan)
 
 
-def frame(symbol: str, cols: Mapping[str, np.ndarray], session_offset_ns: int, session_open_ns: int) -> Any:
+def frame(symbol: str, cols: Mapping[str, np.ndarray], session: Any) -> Any:
     """The strategy's view of one symbol's bars (see the module docstring)."""
     import polars as pl
 
     from sq.core.sessions import NS_PER_DAY
 
     ts = cols["ts"]
-    day = (ts + session_offset_ns) // NS_PER_DAY
+    day = (ts + session.offset_ns) // NS_PER_DAY
+    start = day * NS_PER_DAY - session.offset_ns
     return pl.DataFrame({
         "ts": pl.Series("ts", ts, pl.Int64).cast(pl.Datetime("ns", "UTC")),
-        "symbol": pl.Series("symbol", [symbol], pl.String).extend_constant(symbol, len(ts) - 1) if len(ts) else pl.Series("symbol", [], pl.String),
+        "symbol": pl.repeat(symbol, len(ts), eager=True, dtype=pl.String),
         "open": cols["open"], "high": cols["high"], "low": cols["low"], "close": cols["close"], "volume": cols["volume"],
         "trades": pl.Series("trades", cols["trades"], pl.Int64),
         "vwap": pl.Series("vwap", cols["vwap"], pl.Float64).fill_nan(None),
         "oi": pl.Series("oi", cols["oi"], pl.Float64).fill_nan(None),
         "session": pl.Series("session", day, pl.Int64),
-        "session_open": pl.Series("session_open", day * NS_PER_DAY + session_open_ns - session_offset_ns, pl.Int64).cast(pl.Datetime("ns", "UTC")),
+        "session_open": pl.Series("session_open", start + session.open_ns, pl.Int64).cast(pl.Datetime("ns", "UTC")),
+        "session_close": pl.Series("session_close", start + session.close_ns, pl.Int64).cast(pl.Datetime("ns", "UTC")),
     })
 
 
