@@ -14,8 +14,9 @@ docs. A file strategy is listed with `sq strategies ./mine.py`. On a terminal: a
 or with --json: a JSON list of objects with name, kind, source, doc, events and params.
 
 `sq strategies new NAME` writes NAME.py (or -o PATH): an event strategy on the public SDK that
-quotes around the microprice and leans away from its inventory, ready for
-`sq backtest --strategy ./NAME.py DATA`. It never overwrites a file.
+quotes around the microprice and leans away from its inventory; with --kind bar, a bar strategy
+(polars signals over bars) that holds a long position above its moving average. Either is ready
+for `sq backtest --strategy ./NAME.py DATA`. It never overwrites a file.
 
 Any strategy runs with --strategy on backtest, paper and live: a built-in name, a file
 (./mine.py or ./mine.py:NAME), package.module:NAME, or an entry-point name. Its parameters are
@@ -29,14 +30,16 @@ EPILOG = """Examples:
 
   sq strategies ./mine.py
 
-  sq strategies new mine && sq backtest --strategy ./mine.py fixtures/sim-demo"""
+  sq strategies new mine && sq backtest --strategy ./mine.py fixtures/sim-demo
+
+  sq strategies new trend --kind bar"""
 
 
 def strategies(
     ctx: typer.Context,
     what: Annotated[Optional[str], typer.Argument(help="Nothing (list), a strategy to describe (a file, package.module:NAME, a name), or `new`.", metavar="[STRATEGY|new]", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Argument(help="With `new`: the new strategy's name (lower-case letters, digits, _).", metavar="[NAME]", show_default=False)] = None,
-    kind: Annotated[str, typer.Option("--kind", help="With `new`: the kind of strategy file (event: numba handlers on book, trade, fill and timer events).")] = "event",
+    kind: Annotated[str, typer.Option("--kind", help="With `new`: the kind of strategy file: event (numba handlers on book, trade, fill and timer events) or bar (polars signals over bars).")] = "event",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="With `new`: write here instead of ./NAME.py.", show_default=False)] = None,
     json_: JsonOption = False,
 ) -> None:
@@ -72,7 +75,8 @@ def _table(env, docs: list[dict]) -> None:
         t.add_column(col, overflow="fold")
     for d in docs:
         params = "\n".join(f"{p['name']}={p['default']:g} ({p['range']}) {p['doc']}" for p in d["params"])
-        t.add_row(f"{d['name']}\n{d['doc']}", d["kind"], d["source"], params)
+        kind = d["kind"] if d["kind"] != "bar" else f"bar\n{d['interval']}\n{d['execution']}"
+        t.add_row(f"{d['name']}\n{d['doc']}", kind, d["source"], params)
     env.console().print(t)
 
 

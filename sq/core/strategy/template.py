@@ -1,7 +1,9 @@
-"""`sq strategies new NAME`: a starting strategy file that trades out of the box.
+"""`sq strategies new NAME [--kind event|bar]`: a starting strategy file that trades out of the box.
 
-The file is a complete event strategy on the public SDK: it quotes both sides around the
-microprice, leans away from its own inventory, and declares its parameters, so
+`event` (the default) is a complete event strategy on the public SDK: it quotes both sides
+around the microprice and leans away from its own inventory; `bar` is a bar strategy that holds
+a long position while the close is above its moving average, with a stop under each entry. Both
+declare their parameters, so
 `sq backtest --strategy ./NAME.py DATA` trades at once and `--param`/`--sweep` work on it.
 It is written atomically and never over an existing file.
 """
@@ -48,7 +50,41 @@ def on_book(ctx, s):
         ctx.quote(s, BUY, bid, size)
     ctx.quote(s, SELL, ask, size)
 '''
-TEMPLATES = {"event": EVENT}
+BAR = '''"""{name}: long while the close is above its moving average, flat below; a stop under every entry.
+
+Run it:   sq backtest --strategy {file} BARS          (bars of the interval below: sq bars 1m DATA, sq fetch … --kind klines)
+Tune it:  sq backtest --strategy {file} BARS --sweep length=10,20,50
+Paper:    sq paper --strategy {file} SIM:DEMO --for 5m
+Reference (bar frame columns, signal columns, indicators): docs/strategies.md in the sq repository.
+"""
+
+import polars as pl
+
+from sq import indicators as ta
+from sq.strategy import BarStrategy
+
+strategy = BarStrategy("{name}", "Long while the close is above its moving average.", interval="1m", execution="next_open")
+strategy.param("length", 20, min=2, max=5000, doc="bars in the moving average")
+strategy.param("size", 1.0, above=0.0, doc="position size, base quantity")
+strategy.param("stop_pct", 1.0, min=0.0, max=50.0, doc="stop-loss below the entry bar's close, % (0: none)")
+
+
+@strategy.indicators
+def indicators(bars, p):
+    return bars.with_columns(average=ta.sma(pl.col("close"), p.length))
+
+
+@strategy.signals
+def signals(bars, p):
+    above = pl.col("close") > pl.col("average")
+    entry = above & ~above.shift(1, fill_value=False)
+    return bars.with_columns(
+        enter_long=entry,
+        exit_long=pl.col("close") < pl.col("average"),
+        stop_loss=pl.when(entry & (p.stop_pct > 0)).then(pl.col("close") * (1 - p.stop_pct / 100)),
+    )
+'''
+TEMPLATES = {"event": EVENT, "bar": BAR}
 
 
 def new_strategy(name: str, *, kind: str = "event", path: str | None = None) -> Path:
