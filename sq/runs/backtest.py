@@ -67,6 +67,11 @@ def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Itera
     return engine
 
 
+def input_kinds(strategy: Strategy) -> tuple[str, ...]:
+    """The stream kinds a strategy runs on: market events, and bars too for a bar strategy."""
+    return ("market", "bars") if strategy.kind == "bar" else ("market",)
+
+
 def whole(batches: Iterable) -> list:
     """A bar strategy's input as one batch: its signals are computed over every bar at once
     (one vectorised call per symbol), exactly what a paper run computes bar by bar."""
@@ -130,7 +135,7 @@ def run_backtest(
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))
     fill_cfg.validate()
     actions = marketprep.load_adjustments(adjust)
-    source = open_input(env, inputs, ("market", "bars") if strategy.kind == "bar" else "market", start=window[0], end=window[1])
+    source = open_input(env, inputs, input_kinds(strategy), start=window[0], end=window[1])
     if source.kind == "bars" and (actions is not None or clean):
         raise UsageError("--adjust and --clean apply to market events; these are bars (adjust them with sq bars --adjust)")
     data = marketprep.prepare(source.instruments, source.batches(),

@@ -561,6 +561,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
     from sq.core.engine import params as engine_params
     from sq.core.strategy import loader
     from sq.runs import lifecycle
+    from sq.runs.backtest import input_kinds
 
     config = load_config(env)
     plan = make_plan(env, opts, config)
@@ -574,7 +575,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
     else:
         source = ReplaySource(env, plan.inputs, duration_ns=plan.duration_ns, realtime=plan.realtime,
                               skip=int(checkpoint["rows"]) if checkpoint else 0, clean=plan.clean, window=plan.window,
-                              kinds=("market", "bars") if strategy.kind == "bar" else ("market",))
+                              kinds=input_kinds(strategy))
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
     t0 = time.monotonic()

@@ -162,7 +162,7 @@ class Loaded:
     def read(cls, env, inputs, window: tuple = (None, None)) -> "Loaded":
         from sq.core.streams import open_input
 
-        source = open_input(env, list(inputs), "market", start=window[0], end=window[1])
+        source = open_input(env, list(inputs), ("market", "bars"), start=window[0], end=window[1])  # the parent checked the kind
         instruments = dict(source.instruments)  # as a single run sees them when it builds its engine
         return cls(instruments, list(source.batches()), list(source.names))
 
@@ -287,7 +287,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     from sq.runs import marketprep
 
     from sq.core.strategy import loader
-    from sq.runs.backtest import no_trades, resolve_params
+    from sq.runs.backtest import input_kinds, no_trades, resolve_params
     from sq.core.config import load_config
     from sq.core.engine.runner import FillModelConfig
     from sq.core.exits import DataError
@@ -303,8 +303,11 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
     actions = marketprep.load_adjustments(adjust)
-    source = open_input(env, inputs, "market", start=window[0], end=window[1])
-    prepared = marketprep.prepare(source.instruments, source.batches(), settings=marketprep.clean_settings(config, clean), actions=actions)
+    source = open_input(env, inputs, input_kinds(strategy), start=window[0], end=window[1])
+    if source.kind == "bars" and (actions is not None or clean):
+        raise UsageError("--adjust and --clean apply to market events; these are bars (adjust them with sq bars --adjust)")
+    prepared = marketprep.prepare(source.instruments, source.batches(),
+                                  settings=marketprep.clean_settings(config, clean) if source.kind == "market" else None, actions=actions)
     instruments = dict(prepared.instruments)
     points = grid(axes)
     tasks = []

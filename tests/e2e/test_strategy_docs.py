@@ -14,6 +14,7 @@ The convention (anything else in a fence is an error, so nothing is silently ski
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.process import ROOT, subprocess_env
@@ -147,11 +149,38 @@ def doc_blocks() -> list[Block]:
 # ---------------------------------------------------------------------------------------------- tests
 
 
+CANDLE_DAYS = (dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6))
+
+
+def walk_klines(day: dt.date, seed: int) -> str:
+    """A day of Binance spot 1m klines as the archive writes them, on a trending random walk."""
+    rng = np.random.default_rng(seed)
+    t0 = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    drift = np.repeat(rng.normal(0, 0.0005, 24), 60)
+    close = 60_000 * np.exp(np.cumsum(drift + rng.normal(0, 0.0008, 1440)))
+    lines = []
+    for i, c in enumerate(close):
+        o = close[i - 1] if i else c
+        h, lo = max(o, c) * (1 + abs(rng.normal(0, 0.0004))), min(o, c) * (1 - abs(rng.normal(0, 0.0004)))
+        vol = float(rng.integers(1, 100_000)) / 1000
+        lines.append(f"{t0 + i * 60_000},{o:.8f},{h:.8f},{lo:.8f},{c:.8f},{vol:.8f},{t0 + (i + 1) * 60_000 - 1},"
+                     f"{vol * c:.8f},{int(rng.integers(1, 900))},{vol / 2:.8f},{vol * c / 2:.8f},0")
+    return "\n".join(lines) + "\n"
+
+
 @pytest.mark.timeout(3600)
-def test_every_block_of_the_strategy_guide_runs(tmp_path):
-    """The whole page, top to bottom, in one empty directory; the tutorial's backtest trades."""
+def test_every_block_of_the_strategy_guide_runs(tmp_path, binance_archive):
+    """The whole page, top to bottom, in one empty directory (`sq fetch` served by a local copy
+    of Binance's archive); the tutorials' backtests trade."""
+    from tests.support.fakes.binance_archive import day_path
+
+    archive = binance_archive()
+    for k, day in enumerate(CANDLE_DAYS):
+        archive.put_day(day_path("spot", "klines", "BTCUSDT", day, "1m"), walk_klines(day, k))
     blocks = doc_blocks()
-    assert run(blocks, tmp_path, environment()) == len(blocks)
+    env = environment()
+    env["SQ_BINANCE_DATA_URL"] = archive.url
+    assert run(blocks, tmp_path, env) == len(blocks)
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["fills"] > 0, result
     assert result["strategy"] == "lean"

@@ -1,0 +1,124 @@
+"""Bar strategies through the runs: the shipped ones trade on fixture bars; backtest and paper
+agree order for order; sweeps, listings and the starting template work for the kind `bar`."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from sq.core.strategy import loader
+from tests.support.barsdata import session_bars, write_bars
+from tests.support.process import SqRunner
+
+SHIPPED = {"ma_cross": "1m", "rsi_macd": "5m", "orb": "1m", "supertrend": "15m", "donchian": "1h"}
+DAYS = {"1m": 4, "5m": 10, "15m": 20, "1h": 60}
+
+
+@pytest.fixture(scope="module")
+def bars_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bars")
+    return {iv: write_bars(session_bars(days=DAYS[iv], interval=iv), root / f"bars-{iv}.parquet") for iv in set(SHIPPED.values())}
+
+
+def _backtest(runner, strategy, data, *extra, journal=None):
+    args = ["backtest", "--strategy", strategy, data, "--json", *extra]
+    if journal:
+        args += ["--journal", str(journal)]
+    r = runner.invoke(args)
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_bar_strategy_trades_on_fixture_bars(name, bars_files, tmp_path):
+    runner = SqRunner()
+    summary = _backtest(runner, name, bars_files[SHIPPED[name]], journal=tmp_path / "j")
+    assert summary["fills"] >= 4, summary
+    assert summary["interval"] == SHIPPED[name]
+    fills = pl.read_parquet(tmp_path / "j" / "fills.parquet")
+    for sym, pos in summary["position"].items():
+        mine = fills.filter(pl.col("symbol") == sym)
+        assert (mine["side"].cast(pl.Float64) * mine["qty"]).sum() == pytest.approx(pos)
+
+
+def test_orb_trades_once_a_session_and_is_flat_at_the_close(bars_files, tmp_path):
+    runner = SqRunner()
+    _backtest(runner, "orb", bars_files["1m"], journal=tmp_path / "j")
+    orders = pl.read_parquet(tmp_path / "j" / "orders.parquet").filter(pl.col("event") == "new")
+    ist = orders.with_columns(local=pl.col("ts").dt.convert_time_zone("Asia/Kolkata"))
+    entries = ist.filter(pl.col("reason").is_null())
+    # every order is placed inside the NSE session, after the 15-minute opening range
+    assert entries["local"].dt.time().min() >= __import__("datetime").time(9, 30)
+    assert entries["local"].dt.time().max() <= __import__("datetime").time(15, 30)
+    pnl = pl.read_parquet(tmp_path / "j" / "pnl.parquet").with_columns(day=pl.col("ts").dt.convert_time_zone("Asia/Kolkata").dt.date())
+    last = pnl.group_by("symbol", "day").agg(pl.col("position").last())
+    assert (last["position"] == 0).all(), last
+
+
+@pytest.mark.parametrize("name", ["ma_cross", "orb"])
+def test_backtest_and_paper_on_the_same_bars_give_identical_orders_and_fills(name, bars_files, tmp_path):
+    runner = SqRunner()
+    data = bars_files[SHIPPED[name]]
+    _backtest(runner, name, data, journal=tmp_path / "bt")
+    r = runner.invoke(["paper", "--strategy", name, "--from", data, "--journal", str(tmp_path / "paper"), "--json"])
+    assert r.exit_code == 0, r.stderr
+    from sq.core import journal as J
+
+    loaded = J.load(tmp_path / "paper")
+    for kind, file in (("fill", "fills"), ("order", "orders")):
+        bt = pl.read_parquet(tmp_path / "bt" / f"{file}.parquet")
+        paper = [r.data for r in loaded.of(kind)]
+        assert len(paper) == bt.height > 0
+        assert [(d["client_order_id"], d["price"] if d["price"] == d["price"] else None, d["qty"]) for d in paper] == \
+            [(c, p if p == p else None, q) for c, p, q in zip(bt["client_order_id"], bt["price"], bt["qty"])]
+
+
+def test_sweep_runs_a_bar_strategy_grid(bars_files):
+    runner = SqRunner()
+    r = runner.invoke(["backtest", "--strategy", "ma_cross", bars_files["1m"], "--sweep", "fast=5,10", "--sweep", "slow=20,40", "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    points = doc["results"] if isinstance(doc, dict) else doc
+    assert len(points) == 4
+    assert len({json.dumps(p.get("pnl"), sort_keys=True) for p in points}) > 1  # parameters change the result
+
+
+def test_param_out_of_range_is_a_usage_error(bars_files):
+    r = SqRunner().invoke(["backtest", "--strategy", "ma_cross", bars_files["1m"], "--param", "fast=0"])
+    assert r.exit_code == 2 and "fast" in r.stderr
+
+
+def test_wrong_bar_interval_is_a_data_error(bars_files):
+    r = SqRunner().invoke(["backtest", "--strategy", "supertrend", bars_files["1m"]])
+    assert r.exit_code == 65
+    assert "reads 15m bars; the input holds 1m bars" in r.stderr
+
+
+def test_strategies_lists_the_bar_strategies():
+    r = SqRunner().invoke(["strategies", "--json"])
+    assert r.exit_code == 0, r.stderr
+    kinds = {d["name"]: d for d in json.loads(r.stdout)}
+    for name, interval in SHIPPED.items():
+        assert kinds[name]["kind"] == "bar" and kinds[name]["interval"] == interval
+        assert kinds[name]["doc"] and kinds[name]["events"] == ["indicators", "signals"]
+
+
+def test_new_bar_strategy_from_the_template_trades(tmp_path, bars_files, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = SqRunner()
+    r = runner.invoke(["strategies", "new", "trend", "--kind", "bar"])
+    assert r.exit_code == 0, r.stderr
+    assert loader.load("./trend.py").kind == "bar"
+    summary = _backtest(runner, "./trend.py", bars_files["1m"])
+    assert summary["fills"] > 0
+    r = runner.invoke(["strategies", "new", "trend", "--kind", "bar"])
+    assert r.exit_code == 2 and "already exists" in r.stderr
+
+
+def test_bar_strategy_without_signals_is_a_usage_error(tmp_path, bars_files):
+    f = tmp_path / "empty.py"
+    f.write_text("from sq.strategy import BarStrategy\nstrategy = BarStrategy('empty', 'nothing')\n")
+    r = SqRunner().invoke(["backtest", "--strategy", str(f), bars_files["1m"]])
+    assert r.exit_code == 2 and "needs @strategy.signals" in r.stderr
