@@ -140,7 +140,12 @@ def run_backtest(
         raise UsageError("--adjust and --clean apply to market events; these are bars (adjust them with sq bars --adjust)")
     data = marketprep.prepare(source.instruments, source.batches(),
                               settings=marketprep.clean_settings(config, clean) if source.kind == "market" else None, actions=actions)
-    warm_up(config)
+    if strategy.kind == "bar":
+        from sq.core.engine.barengine import warm_up as warm_up_bars
+
+        warm_up_bars(config)
+    else:
+        warm_up(config)
     t0 = time.perf_counter()
     with ExitStack() as stack:
         writers = None

@@ -579,7 +579,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
     t0 = time.monotonic()
-    warm_up(config)
+    warm_up(config, bars=strategy.kind == "bar")
     if time.monotonic() - t0 > 2.0:  # a first run compiles the numba kernels; later runs load them
         env.info(f"engine kernels compiled in {time.monotonic() - t0:.0f}s (cached for later runs)")
 
@@ -650,13 +650,16 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     return make_engine(strategy, dict(instruments), params, config=config, seed=plan.seed, session_of=trading_session)
 
 
-def warm_up(config: Any) -> None:
+def warm_up(config: Any, *, bars: bool = False) -> None:
     """Load (or compile) every engine kernel and the Parquet writer before the run registers
     itself: `sq kill` expects a halt within a second, and a first-time JIT compile of
     `cancel_all`/`finish` or a first import of the journal compaction's writer takes longer."""
     import pyarrow.parquet  # noqa: F401  (the journal compaction's writer)
 
-    from sq.core.engine.runner import warm_up as warm_up_engine
+    if bars:
+        from sq.core.engine.barengine import warm_up as warm_up_engine
+    else:
+        from sq.core.engine.runner import warm_up as warm_up_engine
 
     warm_up_engine(config)
 

@@ -212,3 +212,28 @@ class BarEngine(Engine):
             for s in np.unique(codes).tolist():
                 rows = codes == s
                 self.history[int(s)] = {k: np.asarray(state[f"bar_{k}"])[rows] for k in HISTORY_COLUMNS}
+
+
+def warm_up(config) -> None:
+    """Load (or compile) the bar kernels on three hand-made bars, before a run's clock starts."""
+    import polars as pl
+
+    from sq.core.engine.runner import warm_up as warm_up_events
+
+    warm_up_events(config)
+    name = "SIM:WARMUP"
+    inst = {name: S.Instrument(name, "sim", 1.0)}
+    strategy = BarStrategy("warmup", "", interval="1m")
+    strategy.signals(lambda bars, p: bars.with_columns(target=pl.Series([1.0, -1.0, 0.0])[: bars.height]))
+    ts = np.array([0, 60, 120], np.int64) * 1_000_000_000
+    schema = S.bars_schema(inst, "1m")
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(ts).view(S.TS), S.dict_column(np.zeros(3, np.int32), S.symbol_dictionary([name]))]
+        + [pa.array([100.0, 101.0, 102.0])] * 4 + [pa.array([1.0] * 3), pa.array([1] * 3, pa.int64()), pa.nulls(3, pa.float64()),
+                                                     pa.nulls(3, pa.float64())], schema=schema)
+    for execution in EXECUTIONS:
+        strategy.execution = execution
+        e = BarEngine(strategy, inst, {name: {}}, config=config)
+        e.process(batch)
+        e.finish()
+        e.cancel_all(10, "warmup")
