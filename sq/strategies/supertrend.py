@@ -28,5 +28,5 @@ def indicators(bars, p):
 def signals(bars, p):
     down = -p.size if p.short else 0.0
     d = pl.col("st_direction")
-    return bars.with_columns(target=pl.when(pl.col("st_line").is_nan() | pl.col("st_line").is_null()).then(None)
+    return bars.with_columns(target=pl.when(pl.col("st_line").is_null()).then(None)
                              .when(d > 0).then(p.size).when(d < 0).then(down).otherwise(None))

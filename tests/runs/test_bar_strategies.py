@@ -3,6 +3,7 @@ agree order for order; sweeps, listings and the starting template work for the k
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import polars as pl
@@ -26,7 +27,7 @@ def _backtest(runner, strategy, data, *extra, journal=None):
     args = ["backtest", "--strategy", strategy, data, "--json", *extra]
     if journal:
         args += ["--journal", str(journal)]
-    r = runner.invoke(args)
+    r = runner(args)
     assert r.exit_code == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -47,11 +48,11 @@ def test_orb_trades_once_a_session_and_is_flat_at_the_close(bars_files, tmp_path
     runner = SqRunner()
     _backtest(runner, "orb", bars_files["1m"], journal=tmp_path / "j")
     orders = pl.read_parquet(tmp_path / "j" / "orders.parquet").filter(pl.col("event") == "new")
-    ist = orders.with_columns(local=pl.col("ts").dt.convert_time_zone("Asia/Kolkata"))
-    entries = ist.filter(pl.col("reason").is_null())
-    # every order is placed inside the NSE session, after the 15-minute opening range
-    assert entries["local"].dt.time().min() >= __import__("datetime").time(9, 30)
-    assert entries["local"].dt.time().max() <= __import__("datetime").time(15, 30)
+    local = orders.with_columns(local=pl.col("ts").dt.convert_time_zone("Asia/Kolkata"))["local"]
+    # every order is placed inside the NSE session, after the 15-minute opening range is complete
+    assert local.dt.time().min() > dt.time(9, 30)
+    assert local.dt.time().max() <= dt.time(15, 30)
+    assert local.dt.date().n_unique() == 4
     pnl = pl.read_parquet(tmp_path / "j" / "pnl.parquet").with_columns(day=pl.col("ts").dt.convert_time_zone("Asia/Kolkata").dt.date())
     last = pnl.group_by("symbol", "day").agg(pl.col("position").last())
     assert (last["position"] == 0).all(), last
@@ -62,7 +63,7 @@ def test_backtest_and_paper_on_the_same_bars_give_identical_orders_and_fills(nam
     runner = SqRunner()
     data = bars_files[SHIPPED[name]]
     _backtest(runner, name, data, journal=tmp_path / "bt")
-    r = runner.invoke(["paper", "--strategy", name, "--from", data, "--journal", str(tmp_path / "paper"), "--json"])
+    r = runner(["paper", "--strategy", name, "--from", data, "--journal", str(tmp_path / "paper"), "--json"])
     assert r.exit_code == 0, r.stderr
     from sq.core import journal as J
 
@@ -77,27 +78,27 @@ def test_backtest_and_paper_on_the_same_bars_give_identical_orders_and_fills(nam
 
 def test_sweep_runs_a_bar_strategy_grid(bars_files):
     runner = SqRunner()
-    r = runner.invoke(["backtest", "--strategy", "ma_cross", bars_files["1m"], "--sweep", "fast=5,10", "--sweep", "slow=20,40", "--json"])
+    r = runner(["backtest", "--strategy", "ma_cross", bars_files["1m"], "--sweep", "fast=5,10", "--sweep", "slow=20,40", "--json"])
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    points = doc["results"] if isinstance(doc, dict) else doc
+    points = doc["runs"]
     assert len(points) == 4
     assert len({json.dumps(p.get("pnl"), sort_keys=True) for p in points}) > 1  # parameters change the result
 
 
 def test_param_out_of_range_is_a_usage_error(bars_files):
-    r = SqRunner().invoke(["backtest", "--strategy", "ma_cross", bars_files["1m"], "--param", "fast=0"])
+    r = SqRunner()(["backtest", "--strategy", "ma_cross", bars_files["1m"], "--param", "fast=0"])
     assert r.exit_code == 2 and "fast" in r.stderr
 
 
 def test_wrong_bar_interval_is_a_data_error(bars_files):
-    r = SqRunner().invoke(["backtest", "--strategy", "supertrend", bars_files["1m"]])
+    r = SqRunner()(["backtest", "--strategy", "supertrend", bars_files["1m"]])
     assert r.exit_code == 65
     assert "reads 15m bars; the input holds 1m bars" in r.stderr
 
 
 def test_strategies_lists_the_bar_strategies():
-    r = SqRunner().invoke(["strategies", "--json"])
+    r = SqRunner()(["strategies", "--json"])
     assert r.exit_code == 0, r.stderr
     kinds = {d["name"]: d for d in json.loads(r.stdout)}
     for name, interval in SHIPPED.items():
@@ -108,17 +109,17 @@ def test_strategies_lists_the_bar_strategies():
 def test_new_bar_strategy_from_the_template_trades(tmp_path, bars_files, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = SqRunner()
-    r = runner.invoke(["strategies", "new", "trend", "--kind", "bar"])
+    r = runner(["strategies", "new", "trend", "--kind", "bar"])
     assert r.exit_code == 0, r.stderr
     assert loader.load("./trend.py").kind == "bar"
     summary = _backtest(runner, "./trend.py", bars_files["1m"])
     assert summary["fills"] > 0
-    r = runner.invoke(["strategies", "new", "trend", "--kind", "bar"])
+    r = runner(["strategies", "new", "trend", "--kind", "bar"])
     assert r.exit_code == 2 and "already exists" in r.stderr
 
 
 def test_bar_strategy_without_signals_is_a_usage_error(tmp_path, bars_files):
     f = tmp_path / "empty.py"
     f.write_text("from sq.strategy import BarStrategy\nstrategy = BarStrategy('empty', 'nothing')\n")
-    r = SqRunner().invoke(["backtest", "--strategy", str(f), bars_files["1m"]])
+    r = SqRunner()(["backtest", "--strategy", str(f), bars_files["1m"]])
     assert r.exit_code == 2 and "needs @strategy.signals" in r.stderr
