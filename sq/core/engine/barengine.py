@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from sq.core import schemas as S
 from sq.core.engine import barexec as X
@@ -27,6 +28,31 @@ from sq.core.exits import DataError
 from sq.core.sessions import UTC_DAY, TradingSession
 from sq.core.strategy import barsignals
 from sq.core.strategy.declaration import EXECUTIONS, BarStrategy
+
+@njit(cache=True)
+def _group(codes, nsym, where):
+    """Stable counting sort of bars by symbol: fills `where` (each bar's place), returns the
+    start of each symbol's run (nsym + 1 offsets)."""
+    starts = np.zeros(nsym + 1, np.int64)
+    for i in range(len(codes)):
+        starts[codes[i] + 1] += 1
+    for s in range(nsym):
+        starts[s + 1] += starts[s]
+    fill = starts[:nsym].copy()
+    for i in range(len(codes)):
+        s = codes[i]
+        where[i] = fill[s]
+        fill[s] += 1
+    return starts
+
+
+@njit(cache=True)
+def _scatter(src, where):
+    out = np.empty_like(src)
+    for i in range(len(src)):
+        out[where[i]] = src[i]
+    return out
+
 
 HISTORY_COLUMNS = ("ts", "tclose", "open", "high", "low", "close", "volume", "trades", "vwap", "oi")
 
@@ -117,15 +143,20 @@ class BarEngine(Engine):
         new = {"ts": ts, "tclose": tclose, "open": o, "high": h, "low": lo, "close": c,
                "volume": opt("volume", np.float64, 0.0), "trades": opt("trades", np.int64, -1),
                "vwap": opt("vwap", np.float64, np.nan), "oi": opt("oi", np.float64, np.nan)}
-        sig = barsignals.Signals(n)
-        for s in np.unique(codes).tolist():
-            rows = np.flatnonzero(codes == s)
-            hist = self._append(s, {k: v[rows] for k, v in new.items()})
-            got = self._signals(s, hist, len(rows))
+        # each symbol's bars made contiguous (in time order) by a counting sort: where[i] is bar
+        # i's place; the kernel reads bar i's signal at where[i]
+        where = np.empty(n, np.int64)
+        starts = _group(codes, self.n, where)
+        ordered = {k: _scatter(v, where) for k, v in new.items()}
+        sig = barsignals.Signals.empty(n)  # every row is some symbol's: all written below
+        for s in np.flatnonzero(np.diff(starts)).tolist():
+            a, b = int(starts[s]), int(starts[s + 1])
+            hist = self._append(s, {k: v[a:b] for k, v in ordered.items()})
+            got = self._signals(s, hist, b - a)
             for attr in barsignals.Signals.__slots__:
-                getattr(sig, attr)[rows] = getattr(got, attr)
+                getattr(sig, attr)[a:b] = getattr(got, attr)
         self.bars_in += n
-        arrays = (codes, ts, tclose, o, h, lo, c, sig.target, sig.flags, sig.size, sig.stop, sig.take)
+        arrays = (codes, ts, tclose, o, h, lo, c, where, sig.target, sig.flags, sig.size, sig.stop, sig.take)
         i = 0
         while True:
             st, i = X.run(*arrays, i, self.style, self.offset, self.si, self.sf, self.bi, self.bf, self.oi, self.of,
@@ -147,7 +178,7 @@ class BarEngine(Engine):
     def _append(self, s: int, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         old = self.history.get(s)
         if old is None:
-            self.history[s] = {k: v.copy() for k, v in rows.items()}
+            self.history[s] = dict(rows)
         else:
             self.history[s] = {k: np.concatenate([old[k], rows[k]]) for k in HISTORY_COLUMNS}
         return self.history[s]

@@ -12,8 +12,9 @@ computed at that bar's close: a `target` position (NaN: no opinion), or entry/ex
   2. the position's protective orders: a stop-loss fills when the bar reaches it (at the stop,
      or at the open when the bar opens beyond it), a take-profit likewise as a limit; when one
      bar reaches both, the stop is assumed first (the conservative order);
-  3. the position is marked to the close, the account's equity curve and drawdown updated, and
-     the engine's loss limits checked (`risk.breached`: a breach halts the strategy and cancels
+  3. the position is marked to the close, the account's equity curve and drawdown updated (a
+     pnl row is written for a bar with a fill, marked at its close), and the engine's loss
+     limits checked (`risk.breached`: a breach halts the strategy and cancels
      its orders, as in an event strategy);
   4. the bar's signal is turned into one order toward the wanted position at the bar's close,
      through the engine's pre-trade risk checks (`risk.check`: order size, position, losses,
@@ -336,9 +337,10 @@ def _decide(si, sf, bi, bf, oi, of, g, gf, rej, oo_i, oo_f, s, t, c, target, fla
 
 
 @kernel
-def run(sym, ts, tclose, o, h, l, c, target, flags, size, stop, take, start, style, offset,
+def run(sym, ts, tclose, o, h, l, c, where, target, flags, size, stop, take, start, style, offset,
         si, sf, bi, bf, oi, of, g, gf, rej, oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin):
-    """Bars start..n; returns (status, i): ST_OK with i = n when done, else the room it needs."""
+    """Bars start..n (bar i's signal at `where[i]`); returns (status, i): ST_OK with i = n when
+    done, else the room it needs."""
     n = len(sym)
     for i in range(start, n):
         if g[G_NO] + margin > oo_i.shape[0] or g[G_NF] + margin > fo_i.shape[0] or g[G_NP] + margin > po_i.shape[0]:
@@ -358,8 +360,6 @@ def run(sym, ts, tclose, o, h, l, c, target, flags, size, stop, take, start, sty
         _stops(bf, sf, si, g, gf, oo_i, oo_f, fo_i, fo_f, s, t, o[i], h[i], l[i])
         te = tclose[i]
         positions.mark(sf, s, c[i])
-        if sf[s, SF_POS] != 0.0:
-            si[s, SI_PNL_DIRTY] = 1
         O.track_equity(sf, gf, nsym)
         if g[G_HALTED] == HALT_NONE:
             why = risk.breached(si, sf, g, gf, s, te, nsym)
@@ -375,10 +375,12 @@ def run(sym, ts, tclose, o, h, l, c, target, flags, size, stop, take, start, sty
         if si[s, SI_CONF] == 0:
             continue
         if g[G_HALTED] != HALT_NONE:
-            want = _wanted(sf, s, target[i], flags[i], size[i])
+            k = where[i]
+            want = _wanted(sf, s, target[k], flags[k], size[k])
             if want == want and want != sf[s, SF_POS]:
                 rej[R_HALTED] += 1  # the signal asks for an order a halted strategy may not send
             continue
-        _decide(si, sf, bi, bf, oi, of, g, gf, rej, oo_i, oo_f, s, te, c[i], target[i], flags[i], size[i],
-                stop[i], take[i], style, offset, nsym)
+        k = where[i]
+        _decide(si, sf, bi, bf, oi, of, g, gf, rej, oo_i, oo_f, s, te, c[i], target[k], flags[k], size[k],
+                stop[k], take[k], style, offset, nsym)
     return ST_OK, n

@@ -66,6 +66,13 @@ class Signals:
 
     __slots__ = ("target", "flags", "size", "stop", "take")
 
+    @classmethod
+    def empty(cls, n: int) -> "Signals":
+        """Arrays to be filled whole (every row written later)."""
+        s = cls.__new__(cls)
+        s.target, s.flags, s.size, s.stop, s.take = np.empty(n), np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
+        return s
+
     def __init__(self, n: int):
         self.target = np.full(n, np.nan)
         self.flags = np.zeros(n, np.int64)
