@@ -1,22 +1,26 @@
-"""Technical-indicator kernels over float64 arrays, aligned exactly with TA-Lib / pandas-ta-classic.
+"""Technical-indicator kernels over float64 arrays, aligned with TA-Lib and pandas-ta-classic.
 
-Each indicator is a numba kernel (`*_kernel`, one pass, NumPy arrays in and out, callable from
-other `@njit` code such as a strategy's precompute step) and a thin Python wrapper of the same
-name without the suffix that checks its arguments and calls it. Every output is a float64 array
-of the input's length, NaN on the warm-up rows, and equal (to 1e-9) to its reference from the
-first valid row on, with the NaN rows in the same places (docs/indicators.md lists each one):
+Each indicator is a numba kernel (`<name>_kernel`, one pass, writing into output arrays its
+caller allocates, so other `@njit` code can call it) and a checked Python wrapper `<name>` that
+allocates the outputs and returns them. Every output is a float64 array of the input's length,
+NaN on the warm-up rows, NaN in the same rows as its reference and equal to it within 1e-9
+(relative, or absolute near 0) everywhere else. docs/indicators.md is the reference:
 
-    sma, ema, wma, rsi, macd, atr, bbands   TA-Lib (SMA, EMA, WMA, RSI, MACD, ATR, BBANDS matype 0)
-    supertrend, donchian, vwap              pandas-ta-classic (supertrend, donchian, vwap anchor "D")
-    opening_range                           sq's own definition (a polars group_by in the tests)
+    sma, ema, wma, rsi, macd, atr, bbands   TA-Lib's SMA, EMA, WMA, RSI, MACD, ATR, BBANDS (SMA)
+    supertrend, donchian, vwap              pandas-ta-classic's supertrend, donchian, vwap("D")
+    opening_range                           sq's own definition (tested against a polars group_by)
 
-The kernels repeat their reference's arithmetic in the same order (running sums added then
-trailed, TA-Lib's `TA_IS_ZERO` thresholds), so results agree to rounding, not just in spirit.
+The kernels compute what their reference computes, not always in the same order: a running sum
+moves by (new − old) in one addition, Wilder's average is prev·(n−1)/n + x/n, a fixed multiplier
+replaces a division, and a·b + c may be one fused multiply-add. Each of these changes a result in
+its last bits only; running window sums are rebuilt from the window at fixed intervals so those
+bits never accumulate, and the standard deviation is computed without the cancellation of
+E[x²] − mean² (as TA-Lib ≥ 0.6 does).
 
-Inputs are assumed finite: a NaN or infinity in an input makes every later value of a running
-indicator unspecified (it is not skipped the way TA-Lib skips a leading NaN run). A period below
-1 or arrays of unequal length raise `IndicatorArgumentError`, a `ValueError` that the CLI also
-reports as a one-line usage error.
+Inputs are assumed finite: a NaN or an infinity in an input makes every later value of a running
+indicator unspecified (it is not skipped the way TA-Lib skips a leading run of NaN). A period
+below 1, or arrays of unequal length, raise `IndicatorArgumentError`: a `ValueError` for library
+callers, a one-line usage error (exit 2) when it reaches the CLI.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from sq.core.exits import UsageError
 
 NAN = np.nan
 NS_PER_MINUTE = 60_000_000_000
-# rows between fresh sums of a running window total (see sma_kernel, wma_kernel)
-SMA_REBUILD = 1024
-WMA_REBUILD = 128
+SMA_REBUILD = 1024  # rows between fresh sums of sma's window total
+WMA_REBUILD = 128  # … of wma's two sums (an error in one is folded into the other every row)
+BB_REBUILD = 32  # rows (at least n) between moves of bbands' pivot
+TINY = 5e-324  # the smallest positive double: max(t, TINY) is t for every t > 0
 
 
 class IndicatorArgumentError(UsageError, ValueError):
@@ -41,12 +46,13 @@ class IndicatorArgumentError(UsageError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# kernels: each writes its outputs into arrays the caller allocates (np.empty: numba's own
-# allocator does not ask the kernel for huge pages, and faulting in 80 MB of small pages costs as
-# much as the whole computation). error_model="numpy": a division is IEEE, not a checked call.
+# Kernels. Outputs are allocated by the caller with np.empty: NumPy asks the kernel for huge
+# pages, numba's allocator does not, and faulting in 80 MB of small pages costs as much as the
+# whole computation. error_model="numpy": a division is IEEE, not a checked call. Loops index
+# views from 0 (x[a:b][j], not x[j - n]) so that numba need not guard against negative indices.
 
 _kernel = njit(cache=True, error_model="numpy")
-# a·b + c may become one fused multiply-add (one rounding instead of two; nothing else changes)
+# a·b + c may become one fused multiply-add (one rounding instead of two); nothing else changes
 _fused = njit(cache=True, error_model="numpy", fastmath={"contract"})
 
 
@@ -70,8 +76,8 @@ def _window_sum(x, end, n):
 def sma_kernel(x, n, out):
     """Simple moving average; valid from row n-1.
 
-    The window total moves by (new − old) each row, one addition on the loop's critical path,
-    and is summed afresh every max(n, SMA_REBUILD) rows so its rounding never drifts."""
+    The window total moves by (new − old) a row, one addition on the loop's critical path, and
+    is summed afresh every max(n, SMA_REBUILD) rows."""
     m = x.shape[0]
     _nan_head(out, n - 1)
     inv = 1.0 / n
@@ -81,34 +87,34 @@ def sma_kernel(x, n, out):
         total = _window_sum(x, i, n)
         out[i] = total * inv
         stop = min(i + every, m)
-        for j in range(i + 1, stop):
-            total += x[j] - x[j - n]
-            out[j] = total * inv
+        new, old, o = x[i + 1 : stop], x[i + 1 - n : stop - n], out[i + 1 : stop]
+        for j in range(stop - i - 1):
+            total += new[j] - old[j]
+            o[j] = total * inv
         i = stop
 
 
 @_fused
 def ema_kernel(x, n, out):
-    """Exponential moving average, k = 2/(n+1), seeded at row n-1 by the mean of the first n."""
+    """Exponential moving average, k = 2/(n+1): seeded at row n-1 by the mean of the first n
+    values, then prev·(1−k) + x·k."""
     m = x.shape[0]
     _nan_head(out, n - 1)
     if m < n:
         return
     k = 2.0 / (n + 1)
     a = 1.0 - k
-    total = 0.0
-    for i in range(n):
-        total += x[i]
-    prev = total / n
+    prev = _window_sum(x, n - 1, n) / n
     out[n - 1] = prev
-    for i in range(n, m):
-        prev = prev * a + x[i] * k
-        out[i] = prev
+    new, o = x[n:], out[n:]
+    for j in range(m - n):
+        prev = prev * a + new[j] * k
+        o[j] = prev
 
 
-@_kernel
+@_fused
 def wma_kernel(x, n, out):
-    """Linearly weighted moving average (weights 1..n, newest heaviest); valid from row n-1.
+    """Linearly weighted moving average (weights 1..n, the newest heaviest); valid from row n-1.
 
     O(1) a row: the weighted sum loses the previous window's plain sum and gains n·new. Both
     sums are rebuilt every max(n, WMA_REBUILD) rows: an error in the plain sum is folded into the
@@ -122,58 +128,53 @@ def wma_kernel(x, n, out):
     while i < m:
         plain = 0.0
         weighted = 0.0
+        window = x[i + 1 - n : i + 1]
         for j in range(n):
-            v = x[i - n + 1 + j]
-            plain += v
-            weighted += v * (j + 1)
+            plain += window[j]
+            weighted += window[j] * (j + 1)
         out[i] = weighted * inv
         stop = min(i + every, m)
-        for j in range(i + 1, stop):
-            v = x[j]
+        new, old, o = x[i + 1 : stop], x[i + 1 - n : stop - n], out[i + 1 : stop]
+        for j in range(stop - i - 1):
+            v = new[j]
             weighted += v * nf - plain
-            plain += v - x[j - n]
-            out[j] = weighted * inv
+            plain += v - old[j]
+            o[j] = weighted * inv
         i = stop
-
-
-@_kernel
-def _rsi_value(gain, loss):
-    total = gain + loss
-    return 100.0 * (gain / total) if total > 0.0 else 0.0
 
 
 @_fused
 def rsi_kernel(x, n, out):
-    """Wilder's RSI; valid from row n (the mean gain and loss of the first n changes seed it,
-    then each is (prev·(n-1) + new)/n); 0 when there was neither gain nor loss, as TA-Lib."""
+    """Wilder's RSI; valid from row n. 100·gain/(gain + loss), where gain and loss are the mean
+    rise and fall of the first n changes, then each (prev·(n−1) + new)/n; 0 while there has been
+    neither (TA-Lib's convention).
+
+    The kernel carries n·gain and n·(gain + loss) (the ratio is the same), the second smoothed
+    from |change| directly, so a row costs two fused multiply-adds and a division."""
     m = x.shape[0]
     _nan_head(out, n)
     if m <= n:
         return
     gain = 0.0
-    loss = 0.0
+    move = 0.0
     for i in range(1, n + 1):
         d = x[i] - x[i - 1]
         gain += max(d, 0.0)
-        loss += max(-d, 0.0)
-    gain /= n
-    loss /= n
-    out[n] = _rsi_value(gain, loss)
+        move += abs(d)
+    out[n] = 100.0 * gain / max(move, TINY)  # move = 0 means gain = 0: 0/TINY = 0
     a = (n - 1) / n
-    b = 1.0 / n
-    prev = x[n]
-    for i in range(n + 1, m):
-        v = x[i]
-        d = v - prev
-        prev = v
-        gain = gain * a + max(d, 0.0) * b
-        loss = loss * a + max(-d, 0.0) * b
-        out[i] = _rsi_value(gain, loss)
+    new, old, o = x[n + 1 :], x[n:-1], out[n + 1 :]
+    for j in range(m - n - 1):
+        d = new[j] - old[j]
+        gain = gain * a + max(d, 0.0)
+        move = move * a + abs(d)
+        o[j] = 100.0 * gain / max(move, TINY)
 
 
 @_fused
 def macd_kernel(x, fast, slow, signal, line, sig, hist):
-    """MACD line, signal line and histogram; all three valid from row slow+signal-2.
+    """MACD line (EMA(fast) − EMA(slow)), signal line (EMA(signal) of the MACD line) and
+    histogram (line − signal); all three valid from row slow+signal-2.
 
     As in TA-Lib, both EMAs start at row slow-1: the fast one is seeded there by the mean of the
     `fast` values ending at that row, not at row fast-1. The signal EMA is seeded by the mean of
@@ -188,17 +189,9 @@ def macd_kernel(x, fast, slow, signal, line, sig, hist):
     kf = 2.0 / (fast + 1)
     ks = 2.0 / (slow + 1)
     kg = 2.0 / (signal + 1)
-    af = 1.0 - kf
-    as_ = 1.0 - ks
-    ag = 1.0 - kg
-    fsum = 0.0
-    ssum = 0.0
-    for i in range(slow):
-        ssum += x[i]
-        if i >= slow - fast:
-            fsum += x[i]
-    fe = fsum / fast
-    se = ssum / slow
+    af, as_, ag = 1.0 - kf, 1.0 - ks, 1.0 - kg
+    fe = _window_sum(x, slow - 1, fast) / fast
+    se = _window_sum(x, slow - 1, slow) / slow
     d = fe - se
     gsum = 0.0
     for i in range(slow, start + 1):  # the first signal-1 MACD values, summed for the seed
@@ -210,15 +203,16 @@ def macd_kernel(x, fast, slow, signal, line, sig, hist):
     line[start] = d
     sig[start] = g
     hist[start] = d - g
-    for i in range(start + 1, m):
-        v = x[i]
+    new, ol, os, oh = x[start + 1 :], line[start + 1 :], sig[start + 1 :], hist[start + 1 :]
+    for j in range(m - start - 1):
+        v = new[j]
         fe = fe * af + v * kf
         se = se * as_ + v * ks
         d = fe - se
         g = g * ag + d * kg
-        line[i] = d
-        sig[i] = g
-        hist[i] = d - g
+        ol[j] = d
+        os[j] = g
+        oh[j] = d - g
 
 
 @_kernel
@@ -229,7 +223,7 @@ def _true_range(high, low, prev_close):
 
 @_kernel
 def _atr_seed(high, low, close, n):
-    """The mean true range of rows 1..n (the first ATR, at row n)."""
+    """The mean true range of rows 1..n: the first ATR, at row n."""
     total = 0.0
     for i in range(1, n + 1):
         total += _true_range(high[i], low[i], close[i - 1])
@@ -238,8 +232,8 @@ def _atr_seed(high, low, close, n):
 
 @_fused
 def atr_kernel(high, low, close, n, out):
-    """Wilder's average true range; valid from row n (the mean true range of rows 1..n, then
-    (prev·(n-1) + tr)/n)."""
+    """Wilder's average true range; valid from row n: the mean true range of rows 1..n, then
+    (prev·(n−1) + tr)/n."""
     m = close.shape[0]
     _nan_head(out, n)
     if m <= n:
@@ -248,75 +242,69 @@ def atr_kernel(high, low, close, n, out):
     out[n] = prev
     a = (n - 1) / n
     b = 1.0 / n
-    pc = close[n]
-    for i in range(n + 1, m):
-        prev = prev * a + _true_range(high[i], low[i], pc) * b
-        pc = close[i]
-        out[i] = prev
+    h, lo, pc, o = high[n + 1 :], low[n + 1 :], close[n:-1], out[n + 1 :]
+    for j in range(m - n - 1):
+        prev = prev * a + _true_range(h[j], lo[j], pc[j]) * b
+        o[j] = prev
 
 
-@_kernel
+@_fused
+def _band_row(pivot, s1, s2, inv, k, upper, middle, lower, i):
+    """Row i of the bands from the deviations' sum s1 and sum of squares s2 (inv = 1/n)."""
+    mean = pivot + s1 * inv
+    w = math.sqrt(max((s2 - s1 * s1 * inv) * inv, 0.0)) * k
+    upper[i] = mean + w
+    middle[i] = mean
+    lower[i] = mean - w
+
+
+@_fused
 def bbands_kernel(x, n, k, upper, middle, lower):
-    """Bollinger bands: SMA ± k population standard deviations; valid from row n-1.
+    """Bollinger bands: the n-row mean ± k population standard deviations; valid from row n-1.
 
-    The middle band is `sma_kernel`'s. The variance avoids the cancellation of E[x²] − mean²
-    (which loses every digit when the spread is tiny against the price): the window's
-    deviations from a pivot, a recent value, are summed, and every n rows the pivot moves to the
-    current value and both sums are rebuilt from the window, so rounding never accumulates and
-    a flat window has a deviation of exactly 0."""
+    Both come from the window's deviations from a pivot, a recent value: their sum s1 and sum of
+    squares s2 give mean = pivot + s1/n and variance = (s2 − s1²/n)/n, with no cancellation of
+    E[x²] − mean² (which loses every digit when the spread is tiny against the price). Every
+    max(n, BB_REBUILD) rows the pivot moves to the current value and both sums are rebuilt from
+    the window, so rounding never accumulates."""
     m = x.shape[0]
     _nan_head(upper, n - 1)
     _nan_head(middle, n - 1)
     _nan_head(lower, n - 1)
-    if m < n:
-        return
     inv = 1.0 / n
-    total = 0.0
-    for i in range(n - 1):
-        total += x[i]
-    pivot = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    rebuild_in = 0
-    for i in range(n - 1, m):
-        v = x[i]
-        if i == n - 1:
-            total += v
-        else:
-            total += v - x[i - n]
-        if rebuild_in == 0:
-            pivot = v
-            s1 = 0.0
-            s2 = 0.0
-            for j in range(i - n + 1, i + 1):
-                dj = x[j] - pivot
-                s1 += dj
-                s2 += dj * dj
-            rebuild_in = n
-        else:
-            dn = v - pivot
-            do = x[i - n] - pivot
+    every = max(n, BB_REBUILD)
+    i = n - 1
+    while i < m:
+        pivot = x[i]
+        s1 = 0.0
+        s2 = 0.0
+        window = x[i + 1 - n : i + 1]
+        for j in range(n):
+            d = window[j] - pivot
+            s1 += d
+            s2 += d * d
+        _band_row(pivot, s1, s2, inv, k, upper, middle, lower, i)
+        stop = min(i + every, m)
+        new, old = x[i + 1 : stop], x[i + 1 - n : stop - n]
+        for j in range(stop - i - 1):
+            dn = new[j] - pivot
+            do = old[j] - pivot
             s1 += dn - do
             s2 += dn * dn - do * do
-        rebuild_in -= 1
-        mean = total * inv
-        var = (s2 - s1 * s1 * inv) * inv
-        w = math.sqrt(var) * k if var > 0.0 else 0.0
-        upper[i] = mean + w
-        middle[i] = mean
-        lower[i] = mean - w
+            _band_row(pivot, s1, s2, inv, k, upper, middle, lower, i + 1 + j)
+        i = stop
 
 
 @_fused
 def supertrend_kernel(high, low, close, n, mult, line, direction):
     """Supertrend line and direction (+1 long, −1 short); both valid from row n (the first ATR).
 
-    Bands are hl2 ± mult·ATR (Wilder's ATR, as `atr_kernel`). Direction turns +1 when the close
-    rises above the previous final upper band, −1 when it falls below the previous final lower
-    band; otherwise it holds, and the band on its side may only tighten (the lower band never
-    falls while long, the upper never rises while short). The line is the lower band while long,
-    the upper while short. Row n starts long (+1, line = its lower band), as pandas-ta-classic's
-    does."""
+    Bands are hl2 ± mult·ATR (Wilder's ATR, as `atr_kernel`). The direction turns +1 when the
+    close rises above the previous final upper band, −1 when it falls below the previous final
+    lower band; otherwise it holds, and the band on its side may only tighten (the lower band
+    never falls while long, the upper never rises while short). The line is the lower band while
+    long, the upper while short. Row n starts long (+1, line = its lower band), as
+    pandas-ta-classic's does."""
     m = close.shape[0]
     _nan_head(line, n)
     _nan_head(direction, n)
@@ -352,47 +340,58 @@ def supertrend_kernel(high, low, close, n, mult, line, direction):
 
 
 @_kernel
-def _rolling_max(x, n, sign, out):
-    """out[i] = sign·max(sign·x[i-n+1..i]) from row n-1 (sign −1: the minimum; rows before n-1
-    are left as they are).
+def _rolling_extreme(x, n, sign, out, partner, middle):
+    """out[i] = sign·max(sign·x[i-n+1..i]) from row n-1 (sign −1: the minimum); rows before are
+    left as they are. When `partner` is not empty, also middle[i] = 0.5·(out[i] + partner[i]).
 
-    A monotone queue of (value, row) in a ring: each row is pushed and popped at most once."""
+    van Herk / Gil-Werman: the rows are cut into blocks of n; a window is the suffix of one
+    block and the prefix of the next, whose running maxima cost three comparisons a row, with no
+    branch on the data."""
     m = x.shape[0]
-    cap = 1
-    while cap < n + 1:
-        cap *= 2
-    mask = cap - 1
-    qv = np.empty(cap)
-    qi = np.empty(cap, np.int64)
-    head = 0
-    tail = 0
-    for i in range(m):
+    if m < n:
+        return
+    mid = partner.shape[0] > 0
+    suffix = np.empty(n + 1)
+    suffix[n] = -np.inf
+    p = -np.inf
+    for i in range(n):
         v = sign * x[i]
-        while tail > head and qv[(tail - 1) & mask] <= v:
-            tail -= 1
-        qv[tail & mask] = v
-        qi[tail & mask] = i
-        tail += 1
-        if qi[head & mask] <= i - n:
-            head += 1
-        if i >= n - 1:
-            out[i] = sign * qv[head & mask]
+        p = v if v > p else p
+    out[n - 1] = sign * p
+    if mid:
+        middle[n - 1] = 0.5 * (out[n - 1] + partner[n - 1])
+    s = 0
+    while s + n < m:
+        block = x[s : s + n]
+        q = -np.inf
+        for k in range(n - 1, -1, -1):
+            v = sign * block[k]
+            q = v if v > q else q
+            suffix[k] = q
+        s += n
+        e = min(s + n, m)
+        cur, o = x[s:e], out[s:e]
+        p = -np.inf
+        for k in range(e - s):
+            v = sign * cur[k]
+            p = v if v > p else p
+            r = suffix[k + 1]
+            o[k] = sign * (p if p > r else r)
+        if mid:
+            other, om = partner[s:e], middle[s:e]
+            for k in range(e - s):
+                om[k] = 0.5 * (o[k] + other[k])
 
 
 @_kernel
 def donchian_kernel(high, low, n, upper, middle, lower):
-    """Donchian channel: highest high and lowest low of the last n rows, and their midpoint
-    0.5·(lower + upper); valid from row n-1."""
-    m = high.shape[0]
+    """Donchian channel: the highest high and the lowest low of the last n rows, and their
+    midpoint 0.5·(lower + upper); valid from row n-1."""
     _nan_head(upper, n - 1)
     _nan_head(middle, n - 1)
     _nan_head(lower, n - 1)
-    if m < n:
-        return
-    _rolling_max(high, n, 1.0, upper)
-    _rolling_max(low, n, -1.0, lower)
-    for i in range(n - 1, m):
-        middle[i] = 0.5 * (lower[i] + upper[i])
+    _rolling_extreme(high, n, 1.0, upper, high[:0], middle)
+    _rolling_extreme(low, n, -1.0, lower, upper, middle)
 
 
 @_kernel
@@ -403,14 +402,17 @@ def vwap_kernel(high, low, close, volume, session, out):
     m = close.shape[0]
     pv = 0.0
     vol = 0.0
+    last = session[0] if m else 0
     for i in range(m):
-        if i == 0 or session[i] != session[i - 1]:
+        s = session[i]
+        if s != last:
             pv = 0.0
             vol = 0.0
+            last = s
         v = volume[i]
         pv += (high[i] + low[i] + close[i]) * v
         vol += v
-        out[i] = pv / (3.0 * vol) if vol != 0.0 else NAN
+        out[i] = pv / (3.0 * vol)  # 0/0 → NaN while there is no volume
 
 
 @_kernel
@@ -440,79 +442,80 @@ def opening_range_kernel(high, low, ts_ns, session, span_ns, or_high, or_low):
 
 
 # ---------------------------------------------------------------------------------------------
-# checked wrappers
+# Checked wrappers: arguments in, fresh output arrays out.
 
 
 def _period(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise IndicatorArgumentError(f"{name} must be an integer period, got {value!r}")
+        raise IndicatorArgumentError(f"{name} must be a whole number of rows, got {value!r}")
     if value < 1:
         raise IndicatorArgumentError(f"{name} must be at least 1, got {value}")
     return int(value)
 
 
-def _positive(name: str, value) -> float:
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise IndicatorArgumentError(f"{name} must be a positive number, got {value!r}")
+def _number(name: str, value, *, positive: bool) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise IndicatorArgumentError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        raise IndicatorArgumentError(f"{name} must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
     return v
 
 
-def _floats(*arrays) -> list[np.ndarray]:
-    """Each argument as a contiguous 1-D float64 array, all of one length."""
-    out = [np.ascontiguousarray(a, dtype=np.float64) for a in arrays]
-    return _same_length(out)
-
-
-def _ints(a) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype.kind == "M":
-        a = a.astype("datetime64[ns]").view(np.int64)
-    elif a.dtype.kind not in "iu":
-        raise IndicatorArgumentError(f"expected integer ids or timestamps, got an array of {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.int64)
-
-
-def _same_length(arrays: list[np.ndarray]) -> list[np.ndarray]:
+def _one_length(arrays: list[np.ndarray]) -> list[np.ndarray]:
     for a in arrays:
         if a.ndim != 1:
             raise IndicatorArgumentError(f"indicator inputs must be one-dimensional, got shape {a.shape}")
-    lengths = {a.shape[0] for a in arrays}
-    if len(lengths) > 1:
+    if len({a.shape[0] for a in arrays}) > 1:
         raise IndicatorArgumentError(f"indicator inputs must have the same length, got lengths {[a.shape[0] for a in arrays]}")
     return arrays
 
 
-def _empty(like: np.ndarray, k: int = 1):
-    if k == 1:
-        return np.empty(like.shape[0])
+def _floats(*arrays) -> list[np.ndarray]:
+    """Each argument as a contiguous float64 array (no copy when it already is one), all of one
+    length."""
+    return _one_length([np.ascontiguousarray(a, dtype=np.float64) for a in arrays])
+
+
+def _int64(a, what: str) -> np.ndarray:
+    """Integer ids or timestamps as int64; datetime64 values as nanoseconds since the epoch."""
+    a = np.asarray(a)
+    if a.dtype.kind == "M":
+        a = a.astype("datetime64[ns]").view(np.int64)
+    elif a.dtype.kind not in "iu":
+        raise IndicatorArgumentError(f"{what} must be integers, got an array of {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _outputs(like: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
     return tuple(np.empty(like.shape[0]) for _ in range(k))
 
 
 def sma(x, n: int) -> np.ndarray:
     (x,) = _floats(x)
-    out = _empty(x)
+    (out,) = _outputs(x, 1)
     sma_kernel(x, _period("n", n), out)
     return out
 
 
 def ema(x, n: int) -> np.ndarray:
     (x,) = _floats(x)
-    out = _empty(x)
+    (out,) = _outputs(x, 1)
     ema_kernel(x, _period("n", n), out)
     return out
 
 
 def wma(x, n: int) -> np.ndarray:
     (x,) = _floats(x)
-    out = _empty(x)
+    (out,) = _outputs(x, 1)
     wma_kernel(x, _period("n", n), out)
     return out
 
 
 def rsi(x, n: int = 14) -> np.ndarray:
     (x,) = _floats(x)
-    out = _empty(x)
+    (out,) = _outputs(x, 1)
     rsi_kernel(x, _period("n", n), out)
     return out
 
@@ -521,55 +524,55 @@ def macd(x, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[np.ndarray
     (x,) = _floats(x)
     fast, slow, signal = _period("fast", fast), _period("slow", slow), _period("signal", signal)
     if fast > slow:
-        raise IndicatorArgumentError(f"macd's fast period must not exceed its slow period, got fast={fast} slow={slow}")
-    outs = _empty(x, 3)
+        raise IndicatorArgumentError(f"macd's fast period must not exceed its slow one, got fast={fast} slow={slow}")
+    outs = _outputs(x, 3)
     macd_kernel(x, fast, slow, signal, *outs)
     return outs
 
 
 def atr(high, low, close, n: int = 14) -> np.ndarray:
     high, low, close = _floats(high, low, close)
-    out = _empty(close)
+    (out,) = _outputs(close, 1)
     atr_kernel(high, low, close, _period("n", n), out)
     return out
 
 
 def bbands(x, n: int = 20, k: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     (x,) = _floats(x)
-    k = float(k)
-    if not (math.isfinite(k) and k >= 0):
-        raise IndicatorArgumentError(f"bbands' k must be a number ≥ 0, got {k!r}")
-    outs = _empty(x, 3)
-    bbands_kernel(x, _period("n", n), k, *outs)
+    n, k = _period("n", n), _number("k", k, positive=False)
+    outs = _outputs(x, 3)
+    bbands_kernel(x, n, k, *outs)
     return outs
 
 
 def supertrend(high, low, close, n: int = 10, mult: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     high, low, close = _floats(high, low, close)
-    outs = _empty(close, 2)
-    supertrend_kernel(high, low, close, _period("n", n), _positive("mult", mult), *outs)
+    n, mult = _period("n", n), _number("mult", mult, positive=True)
+    outs = _outputs(close, 2)
+    supertrend_kernel(high, low, close, n, mult, *outs)
     return outs
 
 
 def donchian(high, low, n: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     high, low = _floats(high, low)
-    outs = _empty(high, 3)
-    donchian_kernel(high, low, _period("n", n), *outs)
+    n = _period("n", n)
+    outs = _outputs(high, 3)
+    donchian_kernel(high, low, n, *outs)
     return outs
 
 
 def vwap(high, low, close, volume, session) -> np.ndarray:
     high, low, close, volume = _floats(high, low, close, volume)
-    (session,) = _same_length([high, _ints(session)])[1:]
-    out = _empty(close)
+    (session,) = _one_length([high, _int64(session, "session ids")])[1:]
+    (out,) = _outputs(close, 1)
     vwap_kernel(high, low, close, volume, session, out)
     return out
 
 
 def opening_range(high, low, ts_ns, session, minutes: float) -> tuple[np.ndarray, np.ndarray]:
     high, low = _floats(high, low)
-    ts_ns, session = _same_length([high, _ints(ts_ns), _ints(session)])[1:]
-    span = round(_positive("minutes", minutes) * NS_PER_MINUTE)
-    outs = _empty(high, 2)
+    ts_ns, session = _one_length([high, _int64(ts_ns, "timestamps"), _int64(session, "session ids")])[1:]
+    span = round(_number("minutes", minutes, positive=True) * NS_PER_MINUTE)
+    outs = _outputs(high, 2)
     opening_range_kernel(high, low, ts_ns, session, span, *outs)
     return outs
