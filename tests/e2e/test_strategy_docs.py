@@ -169,11 +169,12 @@ def walk_klines(day: dt.date, seed: int) -> str:
 
 
 @pytest.mark.timeout(3600)
-def test_every_block_of_the_strategy_guide_runs(tmp_path, binance_archive):
-    """The whole page, top to bottom, in one empty directory (`sq fetch` served by a local copy
-    of Binance's archive); the tutorials' backtests trade."""
+def test_every_block_of_the_strategy_guide_runs(tmp_path, binance_fake, binance_archive):
+    """The whole page, top to bottom, in one empty directory (`sq fetch` served by a local
+    Binance and a local copy of its archive); the tutorials' backtests trade."""
     from tests.support.fakes.binance_archive import day_path
 
+    binance_fake(credentials=False)  # exchange info for the instruments; sets its environment
     archive = binance_archive()
     for k, day in enumerate(CANDLE_DAYS):
         archive.put_day(day_path("spot", "klines", "BTCUSDT", day, "1m"), walk_klines(day, k))
