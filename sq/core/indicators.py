@@ -249,10 +249,12 @@ def atr_kernel(high, low, close, n, out):
 
 
 @_fused
-def _band_row(pivot, s1, s2, inv, k, upper, middle, lower, i):
-    """Row i of the bands from the deviations' sum s1 and sum of squares s2 (inv = 1/n)."""
-    mean = pivot + s1 * inv
+def _band_row(pivot, s1, s2, inv, k, flat, value, upper, middle, lower, i):
+    """Row i of the bands from the deviations' sum s1 and sum of squares s2 (inv = 1/n); on
+    `value` itself when the window is flat (its n values equal)."""
     w = math.sqrt(max((s2 - s1 * s1 * inv) * inv, 0.0)) * k
+    mean = value if flat else pivot + s1 * inv
+    w = 0.0 if flat else w
     upper[i] = mean + w
     middle[i] = mean
     lower[i] = mean - w
@@ -266,13 +268,19 @@ def bbands_kernel(x, n, k, upper, middle, lower):
     squares s2 give mean = pivot + s1/n and variance = (s2 − s1²/n)/n, with no cancellation of
     E[x²] − mean² (which loses every digit when the spread is tiny against the price). Every
     max(n, BB_REBUILD) rows the pivot moves to the current value and both sums are rebuilt from
-    the window, so rounding never accumulates."""
+    the window, so rounding never accumulates. A window of n equal values has all three bands on
+    that value exactly (the run of equal values is counted as the rows go by)."""
     m = x.shape[0]
     _nan_head(upper, n - 1)
     _nan_head(middle, n - 1)
     _nan_head(lower, n - 1)
     inv = 1.0 / n
     every = max(n, BB_REBUILD)
+    run = 0  # how many values in a row, up to the last one, are equal to it
+    last = NAN
+    for j in range(min(n - 1, m)):
+        run = run + 1 if x[j] == last else 1
+        last = x[j]
     i = n - 1
     while i < m:
         pivot = x[i]
@@ -283,15 +291,20 @@ def bbands_kernel(x, n, k, upper, middle, lower):
             d = window[j] - pivot
             s1 += d
             s2 += d * d
-        _band_row(pivot, s1, s2, inv, k, upper, middle, lower, i)
+        run = run + 1 if pivot == last else 1
+        last = pivot
+        _band_row(pivot, s1, s2, inv, k, run >= n, pivot, upper, middle, lower, i)
         stop = min(i + every, m)
         new, old = x[i + 1 : stop], x[i + 1 - n : stop - n]
         for j in range(stop - i - 1):
-            dn = new[j] - pivot
+            v = new[j]
+            dn = v - pivot
             do = old[j] - pivot
             s1 += dn - do
             s2 += dn * dn - do * do
-            _band_row(pivot, s1, s2, inv, k, upper, middle, lower, i + 1 + j)
+            run = run + 1 if v == last else 1
+            last = v
+            _band_row(pivot, s1, s2, inv, k, run >= n, v, upper, middle, lower, i + 1 + j)
         i = stop
 
 
