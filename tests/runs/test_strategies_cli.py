@@ -21,15 +21,17 @@ def test_strategies_lists_every_built_in_with_its_parameters(sq):
     assert r.exit_code == 0, r.stderr
     docs = json.loads(r.stdout)
     by_name = {d["name"]: d for d in docs}
-    assert {"mm", "lt", "avellaneda"} <= set(by_name)
+    assert {"mm", "lt", "avellaneda", "ma_cross", "rsi_macd", "orb", "supertrend", "donchian"} <= set(by_name)
     for d in docs:
-        assert {"name", "kind", "source", "params", "doc", "events"} <= set(d) and d["kind"] == "event"
+        assert {"name", "kind", "source", "params", "doc", "events"} <= set(d)
+        assert d["kind"] == ("bar" if d["name"] in ("ma_cross", "rsi_macd", "orb", "supertrend", "donchian") else "event")
         for p in d["params"]:
             assert {"name", "default", "range", "doc"} <= set(p) and p["doc"]
     clip = next(p for p in by_name["mm"]["params"] if p["name"] == "clip")
     assert clip["default"] == 1.0 and clip["range"] == "> 0"
     table = sq(["strategies"], stdout_isatty=True, width=160)
     assert table.exit_code == 0 and b"avellaneda" in table.stdout and b"threshold" in table.stdout
+    assert b"donchian" in table.stdout and b"next_open" in table.stdout
 
 
 def test_new_writes_a_strategy_that_trades_and_never_overwrites(sq, tmp_path, monkeypatch):
