@@ -13,8 +13,11 @@ feed latency, queue position, partial fills, maker/taker fees), so a paper repla
 a backtest of it produce identical orders and fills.
 
 Strategies: the built-ins (mm: market maker, lt: liquidity taker, avellaneda: inventory-skewed
-market maker) or your own file on the strategy SDK (docs/strategies.md; `sq strategies` lists
-them with their parameters). Parameters per symbol are the strategy's declared ones plus the
+market maker; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian) or your own file on
+the strategy SDK (docs/strategies.md; `sq strategies` lists them with their parameters). A bar
+strategy reads bars (sq fetch candles, sq bars output) of its interval, or market events turned
+into its bars as they close; its signals execute at each bar's close (next bar's open,
+marketable or passive limit, stop-loss and take-profit) under the same risk checks and fees. Parameters per symbol are the strategy's declared ones plus the
 risk limits max_order_size, max_position, max_loss — from the config's instruments,
 `--param k=v` (every symbol) or `--param SYMBOL.k=v` (one symbol).
 
@@ -72,7 +75,7 @@ EPILOG = """Examples:
 def backtest(
     ctx: typer.Context,
     inputs: Annotated[Optional[List[str]], typer.Argument(help="Market data: Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin.", show_default=False)] = None,
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies.")] = "mm",
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies.")] = "mm",
     param: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="k=v for every symbol or SYMBOL.k=v for one (clip, threshold, max_order_size, max_position, max_loss, ioc); repeatable.", show_default=False)] = None,
     journal: Annotated[Optional[str], typer.Option("--journal", help="Write orders.parquet, fills.parquet, pnl.parquet into DIR.", show_default=False)] = None,
     latency: Annotated[Optional[str], typer.Option("--latency", help="Order latency each way (e.g. 20ms, 500us); default the config's paper_trading.order_latency_ms (20ms).", show_default=False)] = None,

@@ -46,7 +46,7 @@ EPILOG = """Examples:
 def live(
     ctx: typer.Context,
     symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade (default: the config's instruments).", metavar="[SYMBOL]...", show_default=False)] = None,
-    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.", show_default=False)] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.", show_default=False)] = None,
     config: Annotated[Optional[str], typer.Option("--config", help="Config file with trading_mode = \"live\" (also: sq --config FILE live …, $SQ_CONFIG).", show_default=False)] = None,
     confirm_live: Annotated[bool, typer.Option("--confirm-live", help="Confirm that real orders may be sent (or SQ_CONFIRM_LIVE=1).")] = False,
     journal: Annotated[Optional[str], typer.Option("--journal", help="Journal directory (default: <data dir>/runs/<run id>).", show_default=False)] = None,

@@ -47,7 +47,7 @@ EPILOG = """Examples:
 def paper(
     ctx: typer.Context,
     symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade live, e.g. SIM:DEMO (default: the config's instruments, else SIM:DEMO).", metavar="SYMBOL", show_default=False)] = None,
-    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.", show_default=False)] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.", show_default=False)] = None,
     from_: Annotated[Optional[List[str]], typer.Option("--from", help="Replay a recorded market stream (Parquet file, dataset dir/glob, Arrow, or - for stdin) instead of a live market.", show_default=False)] = None,
     for_: Annotated[Optional[str], typer.Option("--for", help="Stop after this long: wall time live, data time on a replay (20s, 5m, 1h).", show_default=False)] = None,
     journal: Annotated[Optional[str], typer.Option("--journal", help="Journal directory (default: <data dir>/runs/<run id>).", show_default=False)] = None,
