@@ -612,6 +612,9 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         else:
             run.run()
         summary = make_summary(run)
+        if strategy.kind == "bar" and not summary.get("bars"):
+            env.warn(f"no {summary.get('interval')} bar closed during the run: strategy {strategy.name} reads "
+                     f"{summary.get('interval')} bars, so it sent no orders (run longer than one bar)")
         if not plan.live:
             source.data.report(env, summary)
         journal.seal({"ts": time.time_ns(), "reason": run.stop_reason or "end", "summary": summary})

@@ -75,6 +75,7 @@ class BarEngine(Engine):
         self.history: dict[int, dict[str, np.ndarray]] = {}
         self.builder = None  # a BarStream, made on the first market batch
         self.bars_in = 0
+        self.rows_in = 0  # input rows: bars, or the market events bars were made of
 
     # -- symbols
     def _ensure_symbols(self, batch, codes, kind, price) -> None:
@@ -93,6 +94,7 @@ class BarEngine(Engine):
         t0 = time.perf_counter()
         if batch.num_rows == 0:
             return self.take_output(0)
+        self.rows_in += batch.num_rows
         if S.stream_kind(batch.schema) == "bars" or "open" in batch.schema.names:
             self._check_interval(batch.schema)
             self._run_bars(batch)
@@ -214,8 +216,9 @@ class BarEngine(Engine):
 
     def summary(self) -> dict[str, Any]:
         s = super().summary()
-        s["bars"] = s.pop("events")
-        s["events"] = s["bars"]
+        s["bars"] = s["events"]
+        s["events"] = self.rows_in
+        s["events_per_s"] = self.rows_in / self.elapsed if self.elapsed > 0 else 0.0
         s["interval"] = self.spec.label
         s["execution"] = self.declaration.execution
         s.pop("messages", None)
@@ -232,11 +235,13 @@ class BarEngine(Engine):
             state[f"bar_{k}"] = np.concatenate(parts) if parts else np.zeros(0, np.int64 if k in ("ts", "tclose", "trades") else np.float64)
         state["bar_symbols"] = np.concatenate([np.full(len(self.history[s]["ts"]), s, np.int64) for s in syms]) if syms else np.zeros(0, np.int64)
         state["bars_in"] = self.bars_in
+        state["rows_in"] = self.rows_in
         return state
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
         super().restore_state(state)
         self.bars_in = int(state.get("bars_in", 0))
+        self.rows_in = int(state.get("rows_in", 0))
         self.history = {}
         if "bar_symbols" in state:
             codes = np.asarray(state["bar_symbols"], np.int64)
