@@ -123,3 +123,12 @@ def test_bar_strategy_without_signals_is_a_usage_error(tmp_path, bars_files):
     f.write_text("from sq.strategy import BarStrategy\nstrategy = BarStrategy('empty', 'nothing')\n")
     r = SqRunner()(["backtest", "--strategy", str(f), bars_files["1m"]])
     assert r.exit_code == 2 and "needs @strategy.signals" in r.stderr
+
+
+def test_paper_on_a_live_feed_builds_bars_and_warns_when_none_closed(tmp_path):
+    runner = SqRunner()
+    r = runner(["paper", "--strategy", "ma_cross", "SIM:DEMO", "--for", "2s", "--journal", str(tmp_path / "j"), "--json"])
+    assert r.exit_code == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["bars"] == 0 and summary["events"] > 0 and summary["orders"] == 0
+    assert "no 1m bar closed during the run" in r.stderr
