@@ -612,9 +612,10 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         else:
             run.run()
         summary = make_summary(run)
-        if strategy.kind == "bar" and not summary.get("bars"):
-            env.warn(f"no {summary.get('interval')} bar closed during the run: strategy {strategy.name} reads "
-                     f"{summary.get('interval')} bars, so it sent no orders (run longer than one bar)")
+        if strategy.kind == "bar" and summary.get("bars", 0) < 2:
+            # a signal at one bar's close trades in the next bar: fewer than two bars trade nothing
+            env.warn(f"only {summary.get('bars', 0)} {summary.get('interval')} bar(s) in the run (the last one cut short "
+                     f"by its end): strategy {strategy.name} needs a bar's close and the next bar to trade; run longer")
         if not plan.live:
             source.data.report(env, summary)
         journal.seal({"ts": time.time_ns(), "reason": run.stop_reason or "end", "summary": summary})

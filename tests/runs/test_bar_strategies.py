@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -125,10 +127,17 @@ def test_bar_strategy_without_signals_is_a_usage_error(tmp_path, bars_files):
     assert r.exit_code == 2 and "needs @strategy.signals" in r.stderr
 
 
-def test_paper_on_a_live_feed_builds_bars_and_warns_when_none_closed(tmp_path):
-    runner = SqRunner()
-    r = runner(["paper", "--strategy", "ma_cross", "SIM:DEMO", "--for", "2s", "--journal", str(tmp_path / "j"), "--json"])
+def test_paper_on_a_live_feed_shorter_than_a_bar_warns(tmp_path):
+    daily = tmp_path / "daily.py"
+    daily.write_text(Path(ma_cross_source()).read_text().replace('interval="1m"', 'interval="1d"'))
+    r = SqRunner()(["paper", "--strategy", str(daily), "SIM:DEMO", "--for", "2s", "--journal", str(tmp_path / "j"), "--json"])
     assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
-    assert summary["bars"] == 0 and summary["events"] > 0 and summary["orders"] == 0
-    assert "no 1m bar closed during the run" in r.stderr
+    assert summary["bars"] <= 1 and summary["events"] > 0 and summary["orders"] == 0
+    assert "1d bar(s) in the run" in r.stderr and "run longer" in r.stderr
+
+
+def ma_cross_source() -> str:
+    import sq.strategies.ma_cross as m
+
+    return m.__file__
