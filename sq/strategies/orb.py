@@ -24,12 +24,12 @@ strategy.param("short", 1, choices=(0, 1), doc="1: trade downside breaks short a
 @strategy.indicators
 def indicators(bars, p):
     rng = ta.opening_range(pl.col("high"), pl.col("low"), pl.col("ts").dt.epoch("ns"), pl.col("session"), p.minutes)
-    return bars.with_columns(rng=rng).unnest("rng", separator="_")
+    return bars.with_columns(rng=rng).unnest("rng")  # or_high, or_low
 
 
 @strategy.signals
 def signals(bars, p):
-    hi, lo, close = pl.col("rng_high"), pl.col("rng_low"), pl.col("close")
+    hi, lo, close = pl.col("or_high"), pl.col("or_low"), pl.col("close")
     late = pl.col("ts") >= pl.col("session_close") - pl.duration(minutes=p.exit_min + 1)
     up = (close > hi) & ~late
     down = (close < lo) & ~late & pl.lit(bool(p.short))

@@ -9,6 +9,9 @@
   (`pylist`, `pydict`).
 * `barsref` — time bars computed independently with polars `group_by_dynamic`
   (`polars_time_bars`) and the comparison of a bars stream with them (`as_frame`, `assert_same_bars`).
+* `indicatorsref` — what the indicator tests compare with: seeded random-walk OHLCV bars over
+  several sessions (`random_ohlcv`), the opening range by a polars `group_by`
+  (`polars_opening_range`), and `assert_same` (NaN rows equal, the rest within 1e-9).
 * `bookstreams` — the book tests' streams: `make_batches`, `run_stream`, `random_stream` and the
   plain-dict reference book's `reference_rows`.
 * `crash` — `kill9_when`: start an `sq` process, SIGKILL it once a condition holds.
