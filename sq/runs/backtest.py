@@ -73,14 +73,15 @@ def input_kinds(strategy: Strategy) -> tuple[str, ...]:
 
 
 def whole(batches: Iterable) -> list:
-    """A bar strategy's input as one batch: its signals are computed over every bar at once
-    (one vectorised call per symbol), exactly what a paper run computes bar by bar."""
+    """A bar strategy's input as one table (the batches' buffers, not copied): its signals are
+    computed over every bar at once (one vectorised call per symbol), exactly what a paper run
+    computes bar by bar."""
     import pyarrow as pa
 
     batches = [b for b in batches if b.num_rows]
     if len(batches) <= 1:
         return batches
-    return pa.Table.from_batches(batches).combine_chunks().to_batches(max_chunksize=None)
+    return [pa.Table.from_batches(batches)]
 
 
 def check_result(env, engine: Engine) -> None:

@@ -90,7 +90,8 @@ class BarEngine(Engine):
 
     # -- input
     def process(self, batch: pa.RecordBatch, *, complete: bool = False) -> EngineOutput:
-        """Run a bars batch, or the bars a market batch closes; the journal rows they produced."""
+        """Run a bars batch (or table), or the bars a market batch closes; the journal rows they
+        produced."""
         t0 = time.perf_counter()
         if batch.num_rows == 0:
             return self.take_output(0)
@@ -137,10 +138,12 @@ class BarEngine(Engine):
         tclose = self._closes(ts)
 
         def opt(name: str, dtype, fill) -> np.ndarray:
-            if name not in cols:
+            a = cols.get(name)
+            if a is None or a.null_count == len(a):
                 return np.full(n, fill, dtype)
-            a = cols[name]
-            return np.asarray(a.fill_null(fill).to_numpy(zero_copy_only=False), dtype)
+            if a.null_count:
+                a = a.fill_null(fill)
+            return np.asarray(a.to_numpy(zero_copy_only=False), dtype)
 
         new = {"ts": ts, "tclose": tclose, "open": o, "high": h, "low": lo, "close": c,
                "volume": opt("volume", np.float64, 0.0), "trades": opt("trades", np.int64, -1),
