@@ -31,6 +31,11 @@ while the venue's order stream is down, rarely while it is up. When the market-d
 is down past a grace period the run cancels its working orders and sends nothing until it is
 back. Settings: the config's `[live]` table (`LiveConfig`), overridden by flags.
 
+A bar strategy takes the same path: `make_engine(..., sim_venue=False)` gives it a
+`LiveBarEngine`, the event engine running the strategy's executor, which builds bars from the
+market batches, computes the signals as each bar closes and works toward the position they
+want with orders in the same outbox.
+
 SIGINT/SIGTERM/`sq kill`: cancel every order, a last reconcile (its differences adopted with an
 audit record), seal, exit 0. Any other error: cancel every order of the run at the venue, then
 exit non-zero (the journal stays unsealed, so `--resume` continues it).
@@ -842,7 +847,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     from sq.core import runtime
     from sq.core.circuit import CircuitBreaker
     from sq.core.config import load_config
-    from sq.core.engine import Engine
+    from sq.core.engine import make_engine
     from sq.core.engine import params as engine_params
     from sq.core.strategy import loader
     from sq.runs import lifecycle
@@ -857,6 +862,10 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     strategy = loader.load(plan.strategy)
     params = engine_params.resolve(strategy, plan.symbols, config, plan.params)
     loader.compiled(strategy)  # a handler that does not compile: exit 2 before anything is opened
+    if strategy.kind == "bar":  # a bar strategy trades through its executor's handlers: compiled now too
+        from sq.core.strategy.executor import executor
+
+        loader.compiled(executor(strategy))
     with ExitStack() as stack:
         for sym in sorted(plan.symbols):
             stack.enter_context(runtime.try_lock("live-" + sym.replace(":", "_").replace(" ", "_"), what=f"sq live on {sym}"))
@@ -866,7 +875,8 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         stack.callback(source.close)
         gateway = registry.open_account(plan.venue, config, env, symbols=plan.symbols, order_timeout_s=safety.order_timeout_s, push=True)
         stack.callback(gateway.close)
-        engine = Engine(strategy, dict(source.instruments), params, config=config, sim_venue=False)
+        engine = make_engine(strategy, dict(source.instruments), params, config=config, sim_venue=False,
+                             session_of=registry.trading_session)
         if plan.resume is None:
             journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
         else:

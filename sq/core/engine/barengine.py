@@ -5,9 +5,10 @@ rows, summary, snapshot and halt), whose input is bars: a bars stream is used as
 interval must be the strategy's), a market stream is turned into the strategy's bars as they
 close (`sq.core.barstream`, the code of `sq bars`). For each batch of new bars, every symbol
 that got bars has its signals computed over its whole history so far (one vectorised call of
-the strategy's polars functions; the new rows are kept), then `sq.core.engine.barexec` executes
-them. So a backtest (one batch of every bar) and a paper run (a bar at a time) give the same
-orders and fills, as long as the strategy does not look ahead.
+the strategy's polars functions; the new rows are kept — `sq.core.engine.barhistory`, shared
+with the live engine `LiveBarEngine`), then `sq.core.engine.barexec` executes them. So a
+backtest (one batch of every bar) and a paper run (a bar at a time) give the same orders and
+fills, as long as the strategy does not look ahead.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from numba import njit
 
 from sq.core import schemas as S
 from sq.core.engine import barexec as X
+from sq.core.engine import barhistory
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine.runner import Engine, EngineOutput, FillModelConfig
@@ -54,9 +56,6 @@ def _scatter(src, where):
     return out
 
 
-HISTORY_COLUMNS = ("ts", "tclose", "open", "high", "low", "close", "volume", "trades", "vwap", "oi")
-
-
 class BarEngine(Engine):
     """One bar strategy run: `process` bars or market batches, then `finish` (or `cancel_all`)."""
 
@@ -72,7 +71,7 @@ class BarEngine(Engine):
         self.session_of = session_of or (lambda symbol: UTC_DAY)
         self.bi = np.zeros((0, X.NBI), np.int64)
         self.bf = np.zeros((0, X.NBF), np.float64)
-        self.history: dict[int, dict[str, np.ndarray]] = {}
+        self.history = barhistory.BarHistory(self.declaration, self.session_of)
         self.builder = None  # a BarStream, made on the first market batch
         self.bars_in = 0
         self.rows_in = 0  # input rows: bars, or the market events bars were made of
@@ -114,40 +113,14 @@ class BarEngine(Engine):
 
     def _builder(self, batch: pa.RecordBatch):
         if self.builder is None:
-            from sq.core.barstream import BarStream
-
-            meta = S.schema_instruments(batch.schema)
-            self.builder = BarStream({**meta, **self.instruments}, self.spec, session_of=self.session_of, warn=self.warnings.append)
+            self.builder = barhistory.bar_stream(batch, self.instruments, self.spec, self.session_of, self.warnings.append)
         return self.builder
 
     def _run_bars(self, bars: pa.RecordBatch) -> None:
-        n = bars.num_rows
-        cols = {c: bars.column(c) for c in bars.schema.names}
-        for c in ("ts", "symbol", "open", "high", "low", "close"):
-            if c not in cols:
-                raise DataError(f"the bars have no {c!r} column")
-        codes = self.registry.codes(cols["symbol"]).astype(np.int64)
-        ts = np.ascontiguousarray(S.int64_view(cols["ts"]), np.int64)
-        o, h, lo, c = (np.ascontiguousarray(cols[k].to_numpy(zero_copy_only=False), np.float64) for k in ("open", "high", "low", "close"))
-        bad = ~(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & (lo <= h) & (lo > 0))
-        if bad.any():
-            j = int(np.flatnonzero(bad)[0])
-            raise DataError(f"bar {self.bars_in + j} ({self.registry.symbols[codes[j]]}): open/high/low/close must be "
-                            "positive numbers with low ≤ high")
-        self._ensure_symbols(bars, codes.astype(np.int32), np.full(n, S.TRADE, np.uint8), c)
-        tclose = self._closes(ts)
-
-        def opt(name: str, dtype, fill) -> np.ndarray:
-            a = cols.get(name)
-            if a is None or a.null_count == len(a):
-                return np.full(n, fill, dtype)
-            if a.null_count:
-                a = a.fill_null(fill)
-            return np.asarray(a.to_numpy(zero_copy_only=False), dtype)
-
-        new = {"ts": ts, "tclose": tclose, "open": o, "high": h, "low": lo, "close": c,
-               "volume": opt("volume", np.float64, 0.0), "trades": opt("trades", np.int64, -1),
-               "vwap": opt("vwap", np.float64, np.nan), "oi": opt("oi", np.float64, np.nan)}
+        codes, new = barhistory.read_bars(bars, self.registry, self.spec, self.bars_in)
+        n = len(codes)
+        self._ensure_symbols(bars, codes.astype(np.int32), np.full(n, S.TRADE, np.uint8), new["close"])
+        ts, tclose, o, h, lo, c = (new[k] for k in ("ts", "tclose", "open", "high", "low", "close"))
         # each symbol's bars made contiguous (in time order) by a counting sort: where[i] is bar
         # i's place; the kernel reads bar i's signal at where[i]
         where = np.empty(n, np.int64)
@@ -156,8 +129,7 @@ class BarEngine(Engine):
         sig = barsignals.Signals.empty(n)  # every row is some symbol's: all written below
         for s in np.flatnonzero(np.diff(starts)).tolist():
             a, b = int(starts[s]), int(starts[s + 1])
-            hist = self._append(s, {k: v[a:b] for k, v in ordered.items()})
-            got = self._signals(s, hist, b - a)
+            got = self._signals(s, {k: v[a:b] for k, v in ordered.items()})
             for attr in barsignals.Signals.__slots__:
                 getattr(sig, attr)[a:b] = getattr(got, attr)
         self.bars_in += n
@@ -171,28 +143,11 @@ class BarEngine(Engine):
                 return
             self.make_room(st)
 
-    def _closes(self, ts: np.ndarray) -> np.ndarray:
-        """When each bar closed: its open + the interval for time bars; its open for the rest
-        (a count or session bar's end is not in the stream: its open is the last time known)."""
-        from sq.core.bars import BAR_TIME
-
-        if self.spec.mode == BAR_TIME:
-            return ts + np.int64(self.spec.size)
-        return ts.copy()
-
-    def _append(self, s: int, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        old = self.history.get(s)
-        if old is None:
-            self.history[s] = dict(rows)
-        else:
-            self.history[s] = {k: np.concatenate([old[k], rows[k]]) for k in HISTORY_COLUMNS}
-        return self.history[s]
-
-    def _signals(self, s: int, hist: dict[str, np.ndarray], last: int) -> barsignals.Signals:
+    def _signals(self, s: int, rows: dict[str, np.ndarray]) -> barsignals.Signals:
+        """Symbol `s`'s new bars appended to its history; their signals."""
         name = self.registry.symbols[s]
-        df = barsignals.frame(name, hist, self.session_of(name))
         params = self.params.get(name) or self.params.get("*") or self.declaration.defaults()
-        return barsignals.compute(self.declaration, df, params, last)
+        return self.history.add(s, name, rows, params)
 
     # -- end
     def finish(self) -> EngineOutput:
@@ -232,11 +187,7 @@ class BarEngine(Engine):
 
     def snapshot_state(self) -> dict[str, Any]:
         state = super().snapshot_state()
-        syms = sorted(self.history)
-        for k in HISTORY_COLUMNS:
-            parts = [self.history[s][k] for s in syms]
-            state[f"bar_{k}"] = np.concatenate(parts) if parts else np.zeros(0, np.int64 if k in ("ts", "tclose", "trades") else np.float64)
-        state["bar_symbols"] = np.concatenate([np.full(len(self.history[s]["ts"]), s, np.int64) for s in syms]) if syms else np.zeros(0, np.int64)
+        state.update(self.history.snapshot())
         state["bars_in"] = self.bars_in
         state["rows_in"] = self.rows_in
         return state
@@ -245,12 +196,7 @@ class BarEngine(Engine):
         super().restore_state(state)
         self.bars_in = int(state.get("bars_in", 0))
         self.rows_in = int(state.get("rows_in", 0))
-        self.history = {}
-        if "bar_symbols" in state:
-            codes = np.asarray(state["bar_symbols"], np.int64)
-            for s in np.unique(codes).tolist():
-                rows = codes == s
-                self.history[int(s)] = {k: np.asarray(state[f"bar_{k}"])[rows] for k in HISTORY_COLUMNS}
+        self.history.restore(state)
 
 
 def warm_up(config) -> None:
