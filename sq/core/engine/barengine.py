@@ -200,12 +200,10 @@ class BarEngine(Engine):
 
 
 def warm_up(config) -> None:
-    """Load (or compile) the bar kernels on three hand-made bars, before a run's clock starts."""
+    """Load (or compile) the bar kernels on three hand-made bars, before a run's clock starts
+    (the event engine's own kernels are not needed: a bar run never calls them)."""
     import polars as pl
 
-    from sq.core.engine.runner import warm_up as warm_up_events
-
-    warm_up_events(config)
     name = "SIM:WARMUP"
     inst = {name: S.Instrument(name, "sim", 1.0)}
     strategy = BarStrategy("warmup", "", interval="1m")
