@@ -245,3 +245,25 @@ def test_market_events_become_the_strategys_bars():
     assert engine.summary()["bars"] == 10  # 40 trades, 4 a minute
     assert pl.from_arrow(out.fills)["price"].to_list() == [104.0]  # bar 1 opens with trade i = 4 at 100 + 4
     assert math.isclose(engine.summary()["position"][SYM], 1.0)
+
+
+def test_max_drawdown_follows_the_account_bar_by_bar():
+    """Two symbols, one lot each from bar 1's open, no fees: the account after each bar is the sum
+    of both marks; the run's max drawdown is that curve's largest fall from a peak."""
+    closes = {"SIM:X": [100, 100, 104, 101, 99, 103, 98, 100], "SIM:Y": [50, 50, 49, 53, 52, 48, 50, 51]}
+    rows = []
+    for i in range(8):
+        for sym, cs in closes.items():
+            rows.append((T0 + i * NS_PER_MIN, sym, float(cs[i - 1] if i else cs[0]), 200.0, 1.0, float(cs[i])))
+    st = scripted({0: {"target": 1.0}})
+    engine = make_engine(st, {}, {"SIM:X": {}, "SIM:Y": {}}, config=Config(), fill=NO_FEES)
+    engine.process(bars_batch(rows, tick=0.5))
+    entry = {sym: cs[0] for sym, cs in closes.items()}  # bar 1 opens at bar 0's close
+    account, peak, worst = 0.0, 0.0, 0.0
+    for i in range(1, 8):
+        for sym in ("SIM:X", "SIM:Y"):  # each bar marks its own symbol, in input order
+            account = sum(closes[q][i] - entry[q] if (q < sym or q == sym) else closes[q][i - 1] - entry[q] for q in closes)
+            peak = max(peak, account)
+            worst = max(worst, peak - account)
+    assert engine.summary()["max_drawdown"] == pytest.approx(worst)
+    assert worst > 0

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 
-from sq.core.engine import orders as O
 from sq.core.engine import positions
 from sq.core.engine import risk
 from sq.core.engine import rows as W
@@ -64,6 +63,8 @@ from sq.core.engine.layout import (
     G_ORDERS,
     GF_FILLED_QTY,
     GF_MAKER_BPS,
+    GF_MAXDD,
+    GF_PEAK,
     GF_SENT_QTY,
     GF_TAKER_BPS,
     HALT_NONE,
@@ -342,6 +343,7 @@ def run(sym, ts, tclose, o, h, l, c, where, target, flags, size, stop, take, sta
     """Bars start..n (bar i's signal at `where[i]`); returns (status, i): ST_OK with i = n when
     done, else the room it needs."""
     n = len(sym)
+    acct = positions.account_total(sf, nsym)  # the account's net PnL, kept up to date bar by bar
     for i in range(start, n):
         if g[G_NO] + margin > oo_i.shape[0] or g[G_NF] + margin > fo_i.shape[0] or g[G_NP] + margin > po_i.shape[0]:
             return ST_FLUSH, i
@@ -352,15 +354,21 @@ def run(sym, ts, tclose, o, h, l, c, where, target, flags, size, stop, take, sta
         while t >= g[G_NEXT_MIN]:
             if g[G_NEQ] >= eq.shape[0]:
                 return ST_GROW_EQ, i
-            eq[g[G_NEQ]] = positions.account_total(sf, nsym)
+            acct = positions.account_total(sf, nsym)  # (re-summed: no drift from the running updates)
+            eq[g[G_NEQ]] = acct
             g[G_NEQ] += 1
             g[G_NEXT_MIN] += NS_PER_MIN
+        before = positions.total(sf, s)
         if bi[s, BI_WORK] != 0:
             _work(bi, bf, sf, si, g, gf, oo_i, oo_f, fo_i, fo_f, s, t, o[i], h[i], l[i], style)
         _stops(bf, sf, si, g, gf, oo_i, oo_f, fo_i, fo_f, s, t, o[i], h[i], l[i])
         te = tclose[i]
         positions.mark(sf, s, c[i])
-        O.track_equity(sf, gf, nsym)
+        acct += positions.total(sf, s) - before  # only symbol s moved: O(1), not a sum over every symbol
+        if acct > gf[GF_PEAK]:
+            gf[GF_PEAK] = acct
+        elif gf[GF_PEAK] - acct > gf[GF_MAXDD]:
+            gf[GF_MAXDD] = gf[GF_PEAK] - acct
         if g[G_HALTED] == HALT_NONE:
             why = risk.breached(si, sf, g, gf, s, te, nsym)
             if why != HALT_NONE:
