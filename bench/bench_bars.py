@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from bench.synthetic import cache_dir
+from bench.synthetic import best_pair, cache_dir
 
 N_TRADES = 10_000_000
 SYMBOLS = ("SIM:A", "SIM:B", "SIM:C", "SIM:D")
@@ -68,18 +68,6 @@ def _polars_bars(df) -> int:
     ).height
 
 
-def _best_pair(fa, fb, repeat=3):
-    ba = bb = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fa()
-        ba = min(ba, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        fb()
-        bb = min(bb, time.perf_counter() - t0)
-    return ba, bb
-
-
 def _sq(args: list[str]) -> bytes:
     """`sq ARGS` in process; its stdout."""
     from sq.cli import app
@@ -100,7 +88,7 @@ def run(report) -> None:
     batches = table.to_batches(max_chunksize=BATCH)
     df = pl.from_arrow(table.select(["ts", "symbol", "price", "qty"]))
     n_bars = _sq_bars(batches[:2])  # compile / load the kernels
-    t_sq, t_pl = _best_pair(lambda: _sq_bars(batches), lambda: _polars_bars(df))
+    t_sq, t_pl = best_pair(lambda: _sq_bars(batches), lambda: _polars_bars(df))
     n_bars, n_pl = _sq_bars(batches), _polars_bars(df)
     assert n_bars == n_pl, (n_bars, n_pl)
     base = N_TRADES / t_pl / 1e6

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from bench.synthetic import cache_path, synthetic_market
+from bench.synthetic import best_pair, cache_path, synthetic_market
 
 
 @njit(cache=True)
@@ -73,21 +73,6 @@ def _best_of(fn, repeat=5):
     return best, out
 
 
-def _best_pair(fa, fb, repeat=9, clock=time.process_time):
-    """Best times of `fa` and `fb` run alternately `repeat` times each: on a shared machine the
-    load drifts, and alternating exposes both sides to the same drift (a ratio of two
-    best-of-N taken one after the other can swing by ±30% here)."""
-    ba = bb = float("inf")
-    for _ in range(repeat):
-        t0 = clock()
-        fa()
-        ba = min(ba, clock() - t0)
-        t0 = clock()
-        fb()
-        bb = min(bb, clock() - t0)
-    return ba, bb
-
-
 def _kernel_arrays(table):
     from sq.core import schemas as S
 
@@ -128,8 +113,8 @@ def run(report) -> None:
     _baseline_book(a["kind"], a["side"], a["tick"], a["qty"], lo, size)  # compile / load
     _run_kernel(a, B.MODE_NONE, features=False)
     _run_kernel(a, B.MODE_NONE)
-    t_base, t_book = _best_pair(lambda: _baseline_book(a["kind"], a["side"], a["tick"], a["qty"], lo, size),
-                                lambda: _run_kernel(a, B.MODE_NONE, features=False))
+    t_base, t_book = best_pair(lambda: _baseline_book(a["kind"], a["side"], a["tick"], a["qty"], lo, size),
+                                lambda: _run_kernel(a, B.MODE_NONE, features=False), repeat=9, clock=time.process_time)
     t_feat, _ = _best_of(lambda: _run_kernel(a, B.MODE_NONE))
     base_rate = n_levels / t_base / 1e6
     report("baseline: minimal numba array book, level updates/s", base_rate, "M/s")
@@ -170,7 +155,7 @@ def _end_to_end(report, table) -> None:
             return df.height
 
         polars_baseline()
-        t_sq, t_pl = _best_pair(sq_book, polars_baseline, repeat=3, clock=time.perf_counter)
+        t_sq, t_pl = best_pair(sq_book, polars_baseline, repeat=3)
         rows = table.num_rows
         report(f"baseline: polars read {rows:,} + write {n_out:,}x{shape.num_columns}, rows in/s", rows / t_pl / 1e6, "M/s")
         report("sq book parquet -> parquet in process, rows in/s", rows / t_sq / 1e6, "M/s", baseline=rows / t_pl / 1e6, target=0.5)

@@ -18,9 +18,10 @@ arrays every call on both sides. Each line is sq's M rows/s, its ratio to the ba
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
+
+from bench.synthetic import best_pair
 
 N = 10_000_000
 BARS_PER_SESSION = 375
@@ -38,18 +39,6 @@ def _bars(n: int = N, seed: int = 1) -> dict[str, np.ndarray]:
     low = close - rng.exponential(0.02, n)
     volume = rng.integers(1, 1_000, n).astype(np.float64)
     return {"ts": ts.astype(np.int64), "session": ts // DAY, "high": high, "low": low, "close": close, "volume": volume}
-
-
-def _best_pair(fa, fb, repeat: int) -> tuple[float, float]:
-    ba = bb = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fa()
-        ba = min(ba, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        fb()
-        bb = min(bb, time.perf_counter() - t0)
-    return ba, bb
 
 
 def _polars_baselines(b):
@@ -117,5 +106,5 @@ def run(report) -> None:
     ta.opening_range(small["high"], small["low"], small["ts"], small["session"], 30)
     pta.supertrend(frame["high"][:5_000], frame["low"][:5_000], frame["close"][:5_000], 10, 3.0)  # its numba loop
     for name, ours, base, repeat in cases:
-        t_sq, t_base = _best_pair(ours, base, repeat)
+        t_sq, t_base = best_pair(ours, base, repeat)
         report(name, N / t_sq / 1e6, "M rows/s", baseline=N / t_base / 1e6, target=1.0)

@@ -9,6 +9,8 @@ bench/.cache/ (ignored by git), so every run and every benchmark sees the same b
 
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +162,17 @@ def cache_dir() -> Path:
 
 def cache_path(n_levels: int = 2_000_000, n_trades: int = 200_000, seed: int = 1) -> Path:
     return CACHE / f"market_{n_levels}_{n_trades}_{seed}.parquet"
+
+
+def best_pair(fa, fb, repeat: int = 3, clock=time.perf_counter) -> tuple[float, float]:
+    """Best time (wall by default, or `clock`) of each of two functions over `repeat` rounds,
+    run alternately (so a busy moment of the machine hurts both alike)."""
+    ba = bb = float("inf")
+    for _ in range(repeat):
+        t0 = clock()
+        fa()
+        ba = min(ba, clock() - t0)
+        t0 = clock()
+        fb()
+        bb = min(bb, clock() - t0)
+    return ba, bb

@@ -68,13 +68,8 @@ def test_bar_strategy_trades_live_at_each_bar_close(binance_fake, tmp_path):
         registered(p)
         prefix = J.load(journal).start["client_prefix"]
         orders_working(p, lambda: len({o.side for o in _ours(fake, prefix) if o.status == "FILLED"}), 2, timeout=120)
-        p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 0, err
-    summary = json.loads(out)
+        summary = _stop(p, "SIGTERM")
     assert summary["strategy"] == "flipper" and summary["interval"] == "1s" and summary["bars"] >= 2, summary
     ours = sorted(_ours(fake, prefix), key=lambda o: o.order_id)
     assert summary["orders_sent"] == len(ours) and {o.tif for o in ours} == {"IOC"}, (summary, ours)
@@ -95,6 +90,24 @@ def test_bar_strategy_trades_live_at_each_bar_close(binance_fake, tmp_path):
     assert _reconcile(journal)["differences"] == 0
 
 
+def _stop(p, how: str) -> dict:
+    """Stop a live run with `sq kill` or SIGTERM (killed outright if it does not end); it must
+    exit 0 with its summary on stdout."""
+    try:
+        if p.poll() is None and how == "kill":
+            r = sq_kill("--json", "--timeout", "20")
+            doc = json.loads(r.stdout)
+            assert r.returncode == 0 and [x["outcome"] for x in doc["processes"]] == ["halted"], r.stdout + r.stderr
+        elif p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    return json.loads(out)
+
+
 @pytest.mark.parametrize("stop", ["kill", "SIGTERM"])
 def test_kill_or_a_signal_halts_a_bar_strategy_cleanly(binance_fake, tmp_path, stop):
     """`limit` rests a GTC quote at the fake; once one is working, `sq kill` (or SIGTERM) halts the
@@ -107,18 +120,8 @@ def test_kill_or_a_signal_halts_a_bar_strategy_cleanly(binance_fake, tmp_path, s
     try:
         registered(p)
         orders_working(p, lambda: len(open_orders(fake, "spot")), 1, timeout=90)
-        if stop == "kill":
-            r = sq_kill("--json", "--timeout", "20")
-            doc = json.loads(r.stdout)
-            assert r.returncode == 0 and [x["outcome"] for x in doc["processes"]] == ["halted"], r.stdout + r.stderr
-        else:
-            p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 0, err
-    summary = json.loads(out)
+        summary = _stop(p, stop)
     assert summary["strategy"] == "flipper" and summary["stopped_by"] != "for" and summary["orders_sent"] >= 1
     assert open_orders(fake) == []
     loaded = J.load(journal)

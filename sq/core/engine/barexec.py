@@ -35,16 +35,6 @@ from sq.core.engine import risk
 from sq.core.engine import rows as W
 from sq.core.engine.layout import (
     kernel,
-    FO_COID,
-    FO_LIQ,
-    FO_SIDE,
-    FO_SYM,
-    FO_TRADE,
-    FO_TS,
-    FO_VOID,
-    FOF_FEE,
-    FOF_PX,
-    FOF_QTY,
     G_CANCELS,
     G_EVENTS,
     G_FILLS,
@@ -69,23 +59,11 @@ from sq.core.engine.layout import (
     GF_TAKER_BPS,
     HALT_NONE,
     NS_PER_MIN,
-    OO_COID,
-    OO_EVENT,
-    OO_REASON,
-    OO_SIDE,
-    OO_SYM,
-    OO_TS,
-    OO_VOID,
-    OOF_FILLED,
-    OOF_LEAVES,
-    OOF_PX,
-    OOF_QTY,
     R_HALTED,
     R_OK,
     R_STOP_LOSS,
     R_TAKE_PROFIT,
     SF_LOT,
-    SF_MARK,
     SF_POS,
     SF_TICK,
     SI_CONF,
@@ -115,19 +93,7 @@ ROWS_PER_BAR = 12  # the most journal rows one bar can write (before a halt's ca
 
 @kernel
 def _order_row(oo_i, oo_f, g, ts, s, coid, event, side, px, qty, filled, leaves, reason):
-    r = g[G_NO]
-    oo_i[r, OO_TS] = ts
-    oo_i[r, OO_SYM] = s
-    oo_i[r, OO_COID] = coid
-    oo_i[r, OO_VOID] = 0
-    oo_i[r, OO_EVENT] = event
-    oo_i[r, OO_SIDE] = side
-    oo_i[r, OO_REASON] = reason
-    oo_f[r, OOF_PX] = px
-    oo_f[r, OOF_QTY] = qty
-    oo_f[r, OOF_FILLED] = filled
-    oo_f[r, OOF_LEAVES] = leaves
-    g[G_NO] = r + 1
+    W.write_order(oo_i, oo_f, g, ts, s, coid, 0, event, side, reason, px, qty, filled, leaves)
 
 
 @kernel
@@ -136,18 +102,7 @@ def _fill(sf, si, g, gf, fo_i, fo_f, ts, s, coid, side, px, qty, maker):
     fee = px * qty * (gf[GF_MAKER_BPS] if maker else gf[GF_TAKER_BPS]) * 1e-4
     positions.add_fill(sf, s, side, px, qty, fee)
     si[s, SI_PNL_DIRTY] = 1
-    r = g[G_NF]
-    fo_i[r, FO_TS] = ts
-    fo_i[r, FO_SYM] = s
-    fo_i[r, FO_COID] = coid
-    fo_i[r, FO_VOID] = 0
-    fo_i[r, FO_TRADE] = g[G_NEXT_TRADE]
-    fo_i[r, FO_SIDE] = side
-    fo_i[r, FO_LIQ] = 1 if maker else 0
-    fo_f[r, FOF_PX] = px
-    fo_f[r, FOF_QTY] = qty
-    fo_f[r, FOF_FEE] = fee
-    g[G_NF] = r + 1
+    W.write_fill(fo_i, fo_f, g, ts, s, coid, 0, g[G_NEXT_TRADE], side, maker, px, qty, fee)
     g[G_NEXT_TRADE] += 1
     g[G_FILLS] += 1
     gf[GF_FILLED_QTY] += qty

@@ -81,37 +81,49 @@ def order_row(oo_i, oo_f, g, oi, of, o, ts, event, reason, tick, inv):
 
 
 @kernel
-def reject_row(oo_i, oo_f, g, ts, s, coid, side, px, qty, reason, tick, inv):
-    """An orders row for an order the risk layer refused (it never left the engine)."""
+def write_order(oo_i, oo_f, g, ts, s, coid, void, event, side, reason, px, qty, filled, leaves):
+    """Append one orders row (price in quote currency)."""
     r = g[G_NO]
     oo_i[r, OO_TS] = ts
     oo_i[r, OO_SYM] = s
     oo_i[r, OO_COID] = coid
-    oo_i[r, OO_VOID] = 0
-    oo_i[r, OO_EVENT] = 2  # rejected
+    oo_i[r, OO_VOID] = void
+    oo_i[r, OO_EVENT] = event
     oo_i[r, OO_SIDE] = side
     oo_i[r, OO_REASON] = reason
-    oo_f[r, OOF_PX] = F.tick_price(px, tick, inv)
+    oo_f[r, OOF_PX] = px
     oo_f[r, OOF_QTY] = qty
-    oo_f[r, OOF_FILLED] = 0.0
-    oo_f[r, OOF_LEAVES] = 0.0
+    oo_f[r, OOF_FILLED] = filled
+    oo_f[r, OOF_LEAVES] = leaves
     g[G_NO] = r + 1
 
 
 @kernel
-def fill_row(fo_i, fo_f, g, oi, o, ts, trade_id, price, qty, fee, maker):
+def reject_row(oo_i, oo_f, g, ts, s, coid, side, px, qty, reason, tick, inv):
+    """An orders row for an order the risk layer refused (it never left the engine)."""
+    write_order(oo_i, oo_f, g, ts, s, coid, 0, 2, side, reason, F.tick_price(px, tick, inv), qty, 0.0, 0.0)  # 2: rejected
+
+
+@kernel
+def write_fill(fo_i, fo_f, g, ts, s, coid, void, trade_id, side, maker, price, qty, fee):
+    """Append one fills row."""
     r = g[G_NF]
     fo_i[r, FO_TS] = ts
-    fo_i[r, FO_SYM] = oi[o, OI_SYM]
-    fo_i[r, FO_COID] = oi[o, OI_COID]
-    fo_i[r, FO_VOID] = oi[o, OI_VOID]
+    fo_i[r, FO_SYM] = s
+    fo_i[r, FO_COID] = coid
+    fo_i[r, FO_VOID] = void
     fo_i[r, FO_TRADE] = trade_id
-    fo_i[r, FO_SIDE] = oi[o, OI_SIDE]
+    fo_i[r, FO_SIDE] = side
     fo_i[r, FO_LIQ] = 1 if maker else 0
     fo_f[r, FOF_PX] = price
     fo_f[r, FOF_QTY] = qty
     fo_f[r, FOF_FEE] = fee
     g[G_NF] = r + 1
+
+
+@kernel
+def fill_row(fo_i, fo_f, g, oi, o, ts, trade_id, price, qty, fee, maker):
+    write_fill(fo_i, fo_f, g, ts, oi[o, OI_SYM], oi[o, OI_COID], oi[o, OI_VOID], trade_id, oi[o, OI_SIDE], maker, price, qty, fee)
 
 
 @kernel
