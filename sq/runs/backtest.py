@@ -73,14 +73,16 @@ def input_kinds(strategy: Strategy) -> tuple[str, ...]:
 
 
 def whole(batches: Iterable) -> list:
-    """A bar strategy's input as one table (the batches' buffers, not copied): its signals are
+    """A bar strategy's bars as one table (the batches' buffers, not copied): its signals are
     computed over every bar at once (one vectorised call per symbol), exactly what a paper run
     computes bar by bar."""
     import pyarrow as pa
 
+    from sq.core import schemas as S
+
     batches = [b for b in batches if b.num_rows]
-    if len(batches) <= 1:
-        return batches
+    if len(batches) <= 1 or S.stream_kind(batches[0].schema) != "bars":
+        return batches  # market events: turned into bars batch by batch, as they close
     return [pa.Table.from_batches(batches)]
 
 

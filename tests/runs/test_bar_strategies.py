@@ -141,3 +141,37 @@ def ma_cross_source() -> str:
     import sq.strategies.ma_cross as m
 
     return m.__file__
+
+
+CROSS = '''
+import polars as pl
+from sq import indicators as ta
+from sq.strategy import BarStrategy
+
+strategy = BarStrategy("cross", "fast over slow on one-second bars", interval="1s")
+strategy.param("fast", 2, min=1, doc="fast")
+strategy.param("slow", 4, min=2, doc="slow")
+strategy.param("size", 1, above=0, doc="size")
+
+
+@strategy.signals
+def signals(bars, p):
+    f, s = ta.sma(pl.col("close"), p.fast), ta.sma(pl.col("close"), p.slow)
+    return bars.with_columns(target=pl.when(f > s).then(p.size).when(f < s).then(-p.size))
+'''
+
+
+def test_market_events_backtest_and_paper_replay_agree(tmp_path):
+    """Recorded market events become one-second bars in both runs; the orders and fills agree."""
+    from tests.support.process import ROOT
+
+    strategy = tmp_path / "cross.py"
+    strategy.write_text(CROSS)
+    data = str(ROOT / "fixtures" / "sim-demo")
+    runner = SqRunner()
+    bt = _backtest(runner, str(strategy), data, journal=tmp_path / "bt")
+    r = runner(["paper", "--strategy", str(strategy), "--from", data, "--journal", str(tmp_path / "paper"), "--json"])
+    assert r.exit_code == 0, r.stderr
+    paper = json.loads(r.stdout)
+    assert bt["events"] == paper["events"] == 40_000 and bt["bars"] == paper["bars"] > 10
+    assert bt["fills"] > 0 and (bt["fills"], bt["pnl"]) == (paper["fills"], paper["pnl"])

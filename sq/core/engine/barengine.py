@@ -31,6 +31,7 @@ from sq.core.sessions import UTC_DAY, TradingSession
 from sq.core.strategy import barsignals
 from sq.core.strategy.declaration import EXECUTIONS, BarStrategy
 
+
 @njit(cache=True)
 def _group(codes, nsym, where):
     """Stable counting sort of bars by symbol: fills `where` (each bar's place), returns the
