@@ -79,8 +79,8 @@ def backtest(
     param: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="k=v for every symbol or SYMBOL.k=v for one (clip, threshold, max_order_size, max_position, max_loss, ioc); repeatable.", show_default=False)] = None,
     journal: Annotated[Optional[str], typer.Option("--journal", help="Write orders.parquet, fills.parquet, pnl.parquet into DIR.", show_default=False)] = None,
     latency: Annotated[Optional[str], typer.Option("--latency", help="Order latency each way (e.g. 20ms, 500us); default the config's paper_trading.order_latency_ms (20ms).", show_default=False)] = None,
-    latency_dist: Annotated[str, typer.Option("--latency-dist", help="constant, exponential or uniform (adds a seeded jitter of --latency-jitter).")] = "constant",
-    latency_jitter: Annotated[str, typer.Option("--latency-jitter", help="Scale of the latency jitter (e.g. 2ms).")] = "0",
+    latency_dist: Annotated[Optional[str], typer.Option("--latency-dist", help="constant, exponential or uniform (adds a seeded jitter of --latency-jitter); default the config's paper_trading.latency_dist (constant).", show_default=False)] = None,
+    latency_jitter: Annotated[Optional[str], typer.Option("--latency-jitter", help="Scale of the latency jitter (e.g. 2ms); default the config's paper_trading.latency_jitter_ms (0).", show_default=False)] = None,
     feed_latency: Annotated[str, typer.Option("--feed-latency", help="'data' (each event's recv_ts − ts) or a duration.")] = "data",
     queue_model: Annotated[str, typer.Option("--queue-model", help="risk-averse (cancels at our price mostly behind us) or prob (power-probability).")] = "risk-averse",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the latency distribution.")] = 0,
@@ -112,7 +112,7 @@ def backtest(
     fill = {
         "order_latency_ns": parse_duration_ns(latency, option="--latency") if latency else None,
         "latency_dist": latency_dist,
-        "latency_jitter_ns": parse_duration_ns(latency_jitter, option="--latency-jitter"),
+        "latency_jitter_ns": parse_duration_ns(latency_jitter, option="--latency-jitter") if latency_jitter else None,
         "feed_latency_ns": None if feed_latency.strip().lower() == "data" else parse_duration_ns(feed_latency, option="--feed-latency"),
         "queue_model": queue_model,
     }
@@ -154,7 +154,7 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
     lat = "config default" if fill["order_latency_ns"] is None else f"{fill['order_latency_ns'] / 1e6:g} ms"
     feed = "data (recv_ts − ts)" if fill["feed_latency_ns"] is None else f"{fill['feed_latency_ns'] / 1e6:g} ms"
     return {"strategy": strategy, "params": list(params), "inputs": list(inputs), "symbols": doc["symbols"], "events": doc["events"],
-            "version": __version__, "fill": f"order latency {lat} ({fill['latency_dist']}), feed latency {feed}, "
+            "version": __version__, "fill": f"order latency {lat} ({fill['latency_dist'] or 'config default'}), feed latency {feed}, "
                                             f"queue model {fill['queue_model']}, seed {seed}"}
 
 

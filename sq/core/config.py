@@ -6,17 +6,24 @@ Where it comes from, first match wins for the file:
   3. the platform config dir (`sq.paths.config_dir()`): `sq.toml`, else `config.json`.
 No file anywhere means defaults: paper trading, no instruments.
 
-Two layouts are accepted with the same key names: `sq.toml` (TOML) and the original plan's JSON
-(`trading_mode`, `instruments` as a list of objects, `risk`, `paper_trading`); the format is
-chosen by the suffix, else by sniffing a leading `{`. On top of the file, environment variables
-override venue credentials and endpoints (`ZKITE_*`, `BINANCE_API_*`, `SQ_BINANCE_*_URL`,
-`SQ_KITE_*_URL`), and a `.env` file (working directory, or the explicit `$SQ_DOTENV` path) fills in
-variables the real environment does not set.
+Two layouts are read into the one model below: `sq.toml` (TOML) and the original plan's
+`trading.json` (JSON with `//` comments; `"trading_mode": "PAPER"`, a top-level `exchange`,
+`zerodha.api_credentials` / `zerodha.cache` / `zerodha.paper_trading`, instruments as
+`symbol` + `exchange` + `ticker_id`, `risk.max_position_value` and the `enforce_*` switches). The
+format is chosen by the suffix, else by sniffing a leading `{`. The plan's nesting is a spelling,
+not a second model: `zerodha.api_credentials.api_secret` is `zerodha.api_secret`,
+`zerodha.paper_trading` is the top-level `paper_trading` (sq has one simulated fill model), and
+`min_latency_ms`/`max_latency_ms` are a uniform order latency. On top of the file, environment
+variables override venue credentials and endpoints (`ZKITE_*`, `BINANCE_API_*`,
+`SQ_BINANCE_*_URL`, `SQ_KITE_*_URL`), and a `.env` file (working directory, or the explicit
+`$SQ_DOTENV` path) fills in variables the real environment does not set.
 
 Every table is parsed into a frozen dataclass that rejects unknown keys: a typo or a wrong type is
-a `ConfigError` (exit 78) naming the file and the key path, with close matches suggested.
-Secrets (API secrets, passwords, TOTP seeds, access tokens) are wrapped in `Secret`, whose repr
-and str are masked; error messages never quote values.
+a `ConfigError` (exit 78) naming the file and the key path, with close matches suggested; a plan
+key sq cannot honour with the value given (a fill probability below 1) is refused the same way,
+never ignored. Secrets (API secrets, passwords, TOTP seeds, access tokens) are wrapped in
+`Secret`, whose repr and str are masked; error messages never quote values.
+`load_config_with_origins` also says where each value came from (`sq config check`).
 """
 
 from __future__ import annotations
@@ -25,11 +32,12 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from sq.core import paths
 from sq.core.dotenv import merge_environ, read_dotenv
@@ -93,10 +101,13 @@ class Secret:
 # Field metadata: "aliases" are extra accepted key names (e.g. the environment-variable spelling).
 
 
-def _f(default: Any = None, *aliases: str, factory: Any = None, minimum: float | None = None, above: float | None = None) -> Any:
+def _f(default: Any = None, *aliases: str, factory: Any = None, minimum: float | None = None, above: float | None = None,
+       only: tuple | None = None, why: str = "", path: bool = False) -> Any:
     """A config field with its alias names (other spellings, environment variables) and bounds:
-    `minimum` (value ≥ it) or `above` (value > it), checked when the file is read (exit 78)."""
-    md = {"aliases": aliases, "minimum": minimum, "above": above}
+    `minimum` (value ≥ it) or `above` (value > it), or `only` these values (`why` says why sq
+    supports no other), checked when the file is read (exit 78). `path`: a file or directory,
+    `~` expanded and relative to the config file's directory."""
+    md = {"aliases": aliases, "minimum": minimum, "above": above, "only": only, "why": why, "path": path}
     if factory is not None:
         return field(default_factory=factory, metadata=md)
     return field(default=default, metadata=md)
@@ -106,8 +117,12 @@ def _f(default: Any = None, *aliases: str, factory: Any = None, minimum: float |
 class InstrumentConfig:
     """One traded instrument and its strategy/risk parameters (docs/architecture.md).
 
-    `symbol` is canonical (`NSE:RELIANCE`); the JSON layout may give `exchange` + `tradingsymbol`
-    instead. Unset limits are None (the strategy or risk layer decides its own default). `params`
+    `symbol` is canonical (`NSE:RELIANCE`); the plan's JSON layout may give `exchange` + `symbol`
+    (`"NSE"` + `"RELIANCE"`) or `exchange` + `tradingsymbol` instead. `ticker_id` is the venue's
+    numeric instrument id (Kite's `instrument_token`): when given, a Zerodha run checks it against
+    the day's instruments dump and stops (78) on a mismatch, so a stale id cannot silently trade
+    another instrument; other venues have no numeric ids and refuse it. Unset limits are None
+    (the strategy or risk layer decides its own default). `params`
     sets any parameter the strategy declares (`[instruments.params]`, e.g. `spread = 2.5`); the
     named keys are shorthands for the risk limits and the built-in strategies' parameters.
     `tick_size` / `lot_size` give the price and size grids where the venue cannot be asked.
@@ -124,36 +139,76 @@ class InstrumentConfig:
     # the instrument's price and size grids, for when its venue cannot be asked (`sq import` offline)
     tick_size: float | None = _f(None, above=0.0)
     lot_size: float | None = _f(None, above=0.0)
+    ticker_id: int | None = _f(None, minimum=0)  # the venue's numeric id (Kite instrument_token), checked against the venue
 
 
 @dataclass(frozen=True)
 class RiskConfig:
-    """Account-wide pre-trade risk (docs/architecture.md): daily loss, order rate, price band."""
+    """Account-wide pre-trade risk (docs/architecture.md): daily loss, order rate, price band,
+    notional caps, and whether the venue's trading hours and circuit limits are enforced.
+
+    `max_notional` caps one order's value (price × quantity); `max_position_value` caps the value
+    of a symbol's position the order could leave (|position + working orders on that side +
+    the order| × its price), both in the quote currency. `enforce_trading_hours` and
+    `enforce_circuit_limits` (on by default) refuse orders outside the venue's session and limit
+    prices outside the exchange's circuit band; turning one off removes that check, nothing else.
+    """
 
     max_daily_loss: float | None = None
     max_order_rate: float | None = _f(None, "max_orders_per_second")  # orders per second
     price_band_pct: float | None = None  # reject limit prices further than this % from fair price
     max_notional: float | None = None  # per order, in quote currency
+    max_position_value: float | None = _f(None, above=0.0)  # per symbol, position after the order × price, quote currency
     max_open_orders: int | None = None
     halt_on_max_loss: bool = True
+    enforce_trading_hours: bool = True  # refuse orders outside the venue's trading session
+    enforce_circuit_limits: bool = True  # refuse limit prices outside the exchange's circuit limits
+
+
+FILL_PROBABILITY_WHY = ("sq's simulated fills come from the recorded order book and the order's queue position, "
+                        "never from a random draw (remove the key or set 1)")
+SLIPPAGE_MODEL_WHY = ("sq's taker fills slip by walking the visible levels of the recorded book; "
+                      "random slippage models (FIXED, NORMAL, PARETO) are not simulated")
 
 
 @dataclass(frozen=True)
 class PaperTradingConfig:
-    """Simulated fills for paper trading and backtests; conservative defaults (docs/architecture.md)."""
+    """Simulated fills for paper trading and backtests; conservative defaults (docs/architecture.md).
+
+    Each order's latency (each way) is `order_latency_ms`, plus, with `latency_dist` `uniform` or
+    `exponential`, a seeded jitter of scale `latency_jitter_ms`; the plan's `min_latency_ms` /
+    `max_latency_ms` are read as a uniform latency between the two. Fills come from the recorded
+    book and the order's queue position, so the plan's `fill_probability` is accepted only as 1
+    and `slippage_model` only as `book` (taker fills slip by walking the visible levels).
+    """
 
     starting_capital: float = 1_000_000.0
     currency: str = "INR"
     maker_fee_bps: float = 2.0
     taker_fee_bps: float = 5.0
     feed_latency_ms: float = 5.0
-    order_latency_ms: float = 20.0
+    order_latency_ms: float = _f(20.0, minimum=0.0)
+    latency_dist: Literal["constant", "uniform", "exponential"] = "constant"
+    latency_jitter_ms: float = _f(0.0, minimum=0.0)
     queue_cancel_share: float = 0.5  # share of cancels at our price assumed to be ahead of us
+    fill_probability: float = _f(1.0, only=(1.0,), why=FILL_PROBABILITY_WHY)
+    slippage_model: str = _f("book", only=("book",), why=SLIPPAGE_MODEL_WHY)
 
 
 @dataclass(frozen=True)
 class ZerodhaConfig:
-    """Kite Connect credentials and endpoints (`SQ_KITE_*_URL` point at a fake or a proxy)."""
+    """Kite Connect credentials, endpoints (`SQ_KITE_*_URL` point at a fake or a proxy) and files.
+
+    The plan's `api_credentials` and `cache` sub-tables are other spellings of the same keys
+    (`GROUPS`). `access_token_path` is the file holding the Kite session `sq auth zerodha` writes
+    (default `<config dir>/zerodha/session.json`); `instruments_cache_dir` the directory where the
+    day's instruments dump is cached (default `<cache dir>/zerodha`).
+    """
+
+    GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "api_credentials": ("api_key", "api_secret", "user_id", "password", "totp_secret", "access_token"),
+        "cache": ("access_token_path", "instruments_cache_dir"),
+    }
 
     api_key: str | None = _f(None, "ZKITE_API_KEY")
     api_secret: Secret | None = _f(None, "ZKITE_API_SECRET")
@@ -168,12 +223,17 @@ class ZerodhaConfig:
     # F&O freeze quantities by underlying (or tradingsymbol), over sq's built-in table: orders above
     # them are sliced (NSE revises these; keep them current here without waiting for a release)
     freeze_qty: Mapping[str, float] = _f(factory=lambda: types.MappingProxyType({}))
+    access_token_path: str | None = _f(None, path=True)  # the cached Kite session (0600)
+    instruments_cache_dir: str | None = _f(None, path=True)  # the day's instruments dump
 
 
 @dataclass(frozen=True)
 class BinanceConfig:
     """Binance API keys and endpoints (spot, USD-M futures; testnets via the `*_url` keys) and the
-    public data archive `sq fetch` downloads from (`data_url`)."""
+    public data archive `sq fetch` downloads from (`data_url`). `api_credentials` is another
+    spelling of the key, secret and testnet switch (the plan's nesting)."""
+
+    GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {"api_credentials": ("api_key", "api_secret", "testnet")}
 
     api_key: str | None = _f(None, "BINANCE_API_KEY")
     api_secret: Secret | None = _f(None, "BINANCE_API_SECRET")
@@ -249,9 +309,14 @@ class SimSymbolConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Everything sq reads from configuration; `source` is the file it came from (None = defaults)."""
+    """Everything sq reads from configuration; `source` is the file it came from (None = defaults).
+
+    `exchange` (the plan's top-level key) names the venue this config trades: every configured
+    instrument must be on it (checked where runs reach venues, `sq.venues.registry.check_config`).
+    """
 
     trading_mode: Literal["paper", "live"] = "paper"
+    exchange: Literal["zerodha", "binance", "sim"] | None = None
     instruments: tuple[InstrumentConfig, ...] = ()
     risk: RiskConfig = field(default_factory=RiskConfig)
     paper_trading: PaperTradingConfig = field(default_factory=PaperTradingConfig)
@@ -279,6 +344,30 @@ for _section, _cls in (("zerodha", ZerodhaConfig), ("binance", BinanceConfig)):
         for _alias in _fld.metadata.get("aliases", ()):
             if _alias.isupper():
                 ENV_OVERRIDES[_alias] = (_section, _fld.name)
+
+VENUE_SECTIONS = ("zerodha", "binance")  # the sections that may hold the plan's `paper_trading`
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where one resolved value came from: `kind` is `file`, `env`, `.env` or `default`; `path` is
+    the config or .env file, `key` the key path in the config file or the variable's name."""
+
+    kind: Literal["file", "env", ".env", "default"]
+    path: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "file":
+            return f"file {self.path}: {self.key}"
+        if self.kind == ".env":
+            return f".env {self.path}: {self.key}"
+        if self.kind == "env":
+            return f"env {self.key}"
+        return "default"
+
+
+DEFAULT = Origin("default")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,9 +409,25 @@ def load_config(
     defaults to os.environ, `cwd` (for `./.env`) to the working directory. The `.env` file is
     `dotenv_path`, else `$SQ_DOTENV`, else `./.env` when present.
     """
+    return load_config_with_origins(env, environ=environ, cwd=cwd, dotenv_path=dotenv_path)[0]
+
+
+def load_config_with_origins(
+    env: Any = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+    dotenv_path: str | os.PathLike | None = None,
+) -> tuple[Config, dict[str, Origin]]:
+    """`load_config`, plus where each value not left at its default came from, by key path
+    (`zerodha.api_secret`, `instruments[0].clip`): the file and the key it was written as, an
+    environment variable, or the `.env` file (`sq config check`)."""
     real = dict(os.environ if environ is None else environ)
-    dotenv = read_dotenv(dotenv_path or real.get("SQ_DOTENV") or None, cwd=cwd)
+    explicit = dotenv_path or real.get("SQ_DOTENV") or None
+    dotenv = read_dotenv(explicit, cwd=cwd)
+    dotenv_file = str(Path(explicit) if explicit else Path(cwd or os.getcwd()) / ".env")
     merged = merge_environ(dotenv, real)
+    env_origin = {var: Origin("env", None, var) if real.get(var) else Origin(".env", dotenv_file, var) for var in ENV_OVERRIDES if merged.get(var)}
     path = find_config(env, merged)
     raw: dict[str, Any] = {}
     name = "<defaults>"
@@ -330,7 +435,17 @@ def load_config(
         name = str(path)
         raw = read_config_file(path)
         _warn_if_exposed(env, path, raw)
-    return parse_config(raw, name=name, environ=merged, source=None if path is None else str(path))
+    return parse_config_with_origins(raw, name=name, environ=merged, source=None if path is None else str(path), env_origin=env_origin)
+
+
+_JSON_COMMENT = re.compile(r'("(?:\\.|[^"\\])*")|//[^\n]*')
+
+
+def strip_json_comments(text: str) -> str:
+    """`text` without `//` comments, whole-line or trailing (the plan's `trading.json` has them);
+    `//` inside a string is kept, and every line stays where it was, so a JSON error's line and
+    column still point into the file."""
+    return _JSON_COMMENT.sub(lambda m: m.group(1) or "", text)
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -340,14 +455,15 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         data = p.read_bytes()
     except OSError as e:
         raise ConfigError(f"{p}: cannot read config file: {e.strerror}") from None
-    is_json = p.suffix.lower() == ".json" or (p.suffix.lower() != ".toml" and data.lstrip()[:1] == b"{")
+    start = data.lstrip()
+    is_json = p.suffix.lower() == ".json" or (p.suffix.lower() != ".toml" and (start[:1] == b"{" or start[:2] == b"//"))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: config file is not UTF-8 text") from None
     if is_json:
         try:
-            raw = json.loads(text)
+            raw = json.loads(strip_json_comments(text))
         except json.JSONDecodeError as e:  # message has positions only, never content
             raise ConfigError(f"{p}: invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
         if not isinstance(raw, dict):
@@ -369,21 +485,116 @@ def parse_config(
     source: str | None = None,
 ) -> Config:
     """Validate plain data into a frozen Config, then apply environment overrides."""
+    return parse_config_with_origins(raw, name=name, environ=environ, source=source)[0]
+
+
+def parse_config_with_origins(
+    raw: Mapping[str, Any],
+    *,
+    name: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    source: str | None = None,
+    env_origin: Mapping[str, Origin] | None = None,
+) -> tuple[Config, dict[str, Origin]]:
+    """`parse_config`, plus each set value's `Origin` by key path (see `load_config_with_origins`)."""
     data = dict(raw)
-    # environment overrides: credentials and endpoints
+    found: dict[str, str] = {}  # key path in the model → key path in the file
+    # the plan keeps the paper fill model under the venue (`zerodha.paper_trading`); sq has one
+    pieces = []
+    for section in VENUE_SECTIONS:
+        sect = data.get(section)
+        if isinstance(sect, Mapping) and "paper_trading" in sect:
+            data[section] = {k: v for k, v in sect.items() if k != "paper_trading"}
+            piece: dict[str, str] = {}
+            built = _build(PaperTradingConfig, sect["paper_trading"], f"{section}.paper_trading", name, canon="paper_trading", origins=piece)
+            pieces.append((built, piece))
+    cfg = _build(Config, data, "", name, skip=("source",), origins=found)
+    for built, piece in pieces:
+        cfg = dataclasses.replace(cfg, paper_trading=_merge_table(cfg.paper_trading, found, built, piece, "paper_trading", name))
+    origins = {k: Origin("file", source or name, v) for k, v in found.items()}
+    cfg = _apply_environment(cfg, environ or {}, env_origin or {}, origins)
+    cfg = _resolve_paths(cfg, source)
+    return dataclasses.replace(cfg, source=source), origins
+
+
+def _merge_table(top: Any, top_found: dict[str, str], piece: Any, piece_found: dict[str, str], prefix: str, name: str) -> Any:
+    """`top` with the keys `piece` sets (the same table written in a second place); a key set in
+    both places is a ConfigError naming both."""
+    pre = prefix + "."
+    mine = {k[len(pre):] for k in top_found if k.startswith(pre)}
+    theirs = {k[len(pre):] for k in piece_found if k.startswith(pre)}
+    both = sorted(mine & theirs)
+    if both:
+        k = pre + both[0]
+        raise ConfigError(f"{name}: {_label(top_found[k])} and {_label(piece_found[k])} both set '{k}'; keep one")
+    top_found.update(piece_found)
+    return dataclasses.replace(top, **{f: getattr(piece, f) for f in theirs})
+
+
+def _apply_environment(cfg: Config, environ: Mapping[str, str], env_origin: Mapping[str, Origin], origins: dict[str, Origin]) -> Config:
+    """Environment variables (and .env) override venue credentials and endpoints."""
     for var, (section, key) in ENV_OVERRIDES.items():
-        value = (environ or {}).get(var)
-        if value:
-            sect = data.get(section)
-            if sect is None:
-                sect = {}
-            elif not isinstance(sect, Mapping):
-                break  # the type error is reported below with the file's key path
-            sect = {k: v for k, v in sect.items() if _canonical_key(section, k) != key}
-            sect[key] = value
-            data[section] = sect
-    cfg = _build(Config, data, "", name, skip=("source",))
-    return dataclasses.replace(cfg, source=source)
+        value = environ.get(var)
+        if not value:
+            continue
+        sect = getattr(cfg, section)
+        value = _convert(typing.get_type_hints(type(sect))[key], value, var, "the environment")
+        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sect, **{key: value})})
+        origins[f"{section}.{key}"] = env_origin.get(var) or Origin("env", None, var)
+    return cfg
+
+
+def _resolve_paths(cfg: Config, source: str | None) -> Config:
+    """Path-valued keys (`_f(path=True)`): `~` expanded, relative ones taken from the config file's
+    directory (not the working directory, which differs under cron)."""
+    base = Path(source).parent if source else None
+    changes = {}
+    for sf in dataclasses.fields(cfg):
+        sect = getattr(cfg, sf.name)
+        if not dataclasses.is_dataclass(sect):
+            continue
+        fixed = {}
+        for f in dataclasses.fields(sect):
+            value = getattr(sect, f.name)
+            if f.metadata.get("path") and value:
+                p = Path(value).expanduser()
+                fixed[f.name] = str(p if p.is_absolute() or base is None else base / p)
+        if fixed:
+            changes[sf.name] = dataclasses.replace(sect, **fixed)
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def config_values(config: Config, origins: Mapping[str, Origin]) -> list[tuple[str, Any, Origin]]:
+    """Every resolved value as (key path, printable value, origin), in the model's order: secrets
+    masked (`Secret.masked`), tables as dicts, lists as lists, unset values None."""
+    rows: list[tuple[str, Any, Origin]] = []
+
+    def visit(value: Any, key: str) -> None:
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                if f.name != "source":
+                    visit(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            for i, item in enumerate(value):
+                visit(item, f"{key}[{i}]")
+        elif isinstance(value, Mapping) and value:
+            for k, item in value.items():
+                visit(item, f"{key}.{k}")
+        else:
+            rows.append((key, _printable(value), origins.get(key, DEFAULT)))
+
+    visit(config, "")
+    return rows
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return value.masked()
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 def _canonical_key(section: str, key: str) -> str:
@@ -403,9 +614,15 @@ def _warn_if_exposed(env: Any, path: Path, raw: Mapping[str, Any]) -> None:
     if not mode & 0o077 or not hasattr(env, "warn"):
         return
     secret_keys = {f.name for c in (ZerodhaConfig, BinanceConfig) for f in dataclasses.fields(c) if "Secret" in str(f.type)}
-    for section in ("zerodha", "binance"):
+    for section in VENUE_SECTIONS:
         sect = raw.get(section)
-        if isinstance(sect, Mapping) and any(_canonical_key(section, k) in secret_keys for k in sect):
+        if not isinstance(sect, Mapping):
+            continue
+        keys = list(sect)
+        for group in ("api_credentials",):
+            if isinstance(sect.get(group), Mapping):
+                keys += list(sect[group])
+        if any(_canonical_key(section, k) in secret_keys for k in keys):
             env.warn(f"{path} holds secrets but is readable by others; run: chmod 600 {path}")
             return
 
@@ -414,11 +631,18 @@ def _warn_if_exposed(env: Any, path: Path, raw: Mapping[str, Any]) -> None:
 # the strict builder: plain data → frozen dataclasses
 
 
-def _build(cls: type, data: Any, where: str, name: str, skip: tuple[str, ...] = ()) -> Any:
+def _build(cls: type, data: Any, where: str, name: str, skip: tuple[str, ...] = (), canon: str | None = None,
+           origins: dict[str, str] | None = None) -> Any:
+    """`cls` from the table `data` found at key path `where` of file `name`; `canon` is its key
+    path in the model (where the plan's layout put it elsewhere), `origins` collects model key
+    path → file key path for every key given."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{name}: {_label(where) or 'the config'} must be a table/object, got {_tname(data)}")
-    if cls is InstrumentConfig:
-        data = _instrument_symbol(data, where, name)
+    canon = where if canon is None else canon
+    keypath: dict[str, str] = {}  # a data key → its key path in the file, where that is not `where.key`
+    normalise = _NORMALISE.get(cls)
+    if normalise is not None:
+        data, keypath = normalise(data, where, name)
     fields = [f for f in dataclasses.fields(cls) if f.name not in skip]
     hints = typing.get_type_hints(cls)
     lookup: dict[str, dataclasses.Field] = {}
@@ -426,91 +650,184 @@ def _build(cls: type, data: Any, where: str, name: str, skip: tuple[str, ...] = 
         lookup[f.name] = f
         for a in f.metadata.get("aliases", ()):
             lookup[a] = f
+    data = _ungroup(cls, data, where, name, lookup, keypath)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         f = lookup.get(key)
-        path = f"{where}.{key}" if where else str(key)
+        path = keypath.get(key) or (f"{where}.{key}" if where else str(key))
         if f is None:
-            close = difflib.get_close_matches(str(key), [x.name for x in fields], n=3, cutoff=0.6)
+            known = [x.name for x in fields] + list(getattr(cls, "GROUPS", {}))
+            close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.6)
             hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-            known = ", ".join(x.name for x in fields)
-            raise ConfigError(f"{name}: unknown key {_label(path)}{hint}; known keys here: {known}")
+            raise ConfigError(f"{name}: unknown key {_label(path)}{hint}; known keys here: {', '.join(known)}")
         if f.name in kwargs:
             raise ConfigError(f"{name}: {_label(path)} given twice (as {f.name!r} and an alias)")
-        kwargs[f.name] = _convert(hints[f.name], value, f"{where}.{f.name}" if where else f.name, name)
-        _check_bounds(f, kwargs[f.name], path, name)
+        at = f"{canon}.{f.name}" if canon else f.name
+        value = _convert(hints[f.name], value, path, name, at, origins)
+        kwargs[f.name] = _check_bounds(f, value, path, name)
+        if origins is not None:
+            origins[at] = path
     missing = [f.name for f in fields if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"{name}: {_label(where) or 'the config'} lacks required key {missing[0]!r}")
     return cls(**kwargs)
 
 
-def _check_bounds(f: dataclasses.Field, value: Any, path: str, name: str) -> None:
+def _ungroup(cls: type, data: Mapping[str, Any], where: str, name: str, lookup: Mapping[str, dataclasses.Field],
+             keypath: dict[str, str]) -> Mapping[str, Any]:
+    """Lift the keys of `cls.GROUPS` sub-tables (the plan's `zerodha.api_credentials`, `cache`) to
+    the table itself, remembering where each was written."""
+    groups: dict[str, tuple[str, ...]] = getattr(cls, "GROUPS", {})
+    if not any(g in data for g in groups):
+        return data
+    out: dict[str, Any] = {}
+
+    def put(key: str, value: Any, path: str) -> None:
+        if key in out:
+            raise ConfigError(f"{name}: {_label(path)} given twice (also as {_label(keypath.get(key) or f'{where}.{key}')})")
+        out[key] = value
+
+    for key, value in data.items():
+        if key not in groups:
+            put(key, value, f"{where}.{key}")
+            continue
+        gpath = f"{where}.{key}"
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}: {_label(gpath)} must be a table/object, got {_tname(value)}")
+        allowed = groups[key]
+        names = {a for n in allowed for a in (n, *lookup[n].metadata.get("aliases", ()))}
+        for sub, v in value.items():
+            spath = f"{gpath}.{sub}"
+            if sub not in names:
+                close = difflib.get_close_matches(str(sub), list(allowed), n=3, cutoff=0.6)
+                hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+                raise ConfigError(f"{name}: unknown key {_label(spath)}{hint}; known keys here: {', '.join(allowed)}")
+            put(sub, v, spath)
+            keypath[sub] = spath
+    return out
+
+
+def _check_bounds(f: dataclasses.Field, value: Any, path: str, name: str) -> Any:
+    """`value` if it is within the field's bounds (the `only` value's spelling for a choice)."""
+    only = f.metadata.get("only")
+    if only is not None and value is not None:
+        for o in only:
+            if (value.lower() == o.lower()) if isinstance(o, str) and isinstance(value, str) else (value == o and not isinstance(value, str)):
+                return o
+        shown = " or ".join(repr(o) if isinstance(o, str) else f"{o:g}" for o in only)
+        raise ConfigError(f"{name}: {_label(path)} must be {shown}: {f.metadata.get('why')}")
     lo, above = f.metadata.get("minimum"), f.metadata.get("above")
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return
+        return value
     if value != value:
         raise ConfigError(f"{name}: {_label(path)} must be a number, got NaN")
     if lo is not None and value < lo:
         raise ConfigError(f"{name}: {_label(path)} must be ≥ {lo:g}, got {value:g}")
     if above is not None and value <= above:
         raise ConfigError(f"{name}: {_label(path)} must be > {above:g}, got {value:g}")
+    return value
 
 
-def _instrument_symbol(data: Mapping[str, Any], where: str, name: str) -> dict[str, Any]:
-    """Accept `symbol`, or the plan's `exchange` + `tradingsymbol`; canonicalise to `symbol`."""
+def _instrument_symbol(data: Mapping[str, Any], where: str, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Accept `symbol` (`NSE:RELIANCE`), or the plan's `exchange` + `symbol` (`NSE` + `RELIANCE`)
+    or `exchange` + `tradingsymbol`; canonicalise to `symbol`."""
     from sq.core.symbols import parse_symbol
 
     d = dict(data)
     exch, ts = d.pop("exchange", None), d.pop("tradingsymbol", None)
-    if exch is not None or ts is not None:
-        if "symbol" in d:
-            raise ConfigError(f"{name}: {_label(where)} gives both 'symbol' and 'exchange'/'tradingsymbol'; use one")
-        if not isinstance(exch, str) or not isinstance(ts, str):
-            raise ConfigError(f"{name}: {_label(where)} needs both 'exchange' and 'tradingsymbol' as strings")
-        d["symbol"] = f"{exch}:{ts}"
-    if "symbol" not in d:
-        raise ConfigError(f"{name}: {_label(where)} lacks required key 'symbol' (or 'exchange' + 'tradingsymbol')")
-    if not isinstance(d["symbol"], str):
-        raise ConfigError(f"{name}: {_label(where + '.symbol')} must be a string, got {_tname(d['symbol'])}")
+    if ts is not None and "symbol" in d:
+        raise ConfigError(f"{name}: {_label(where)} gives both 'symbol' and 'tradingsymbol'; use one")
+    key = "tradingsymbol" if ts is not None else "symbol"
+    text = ts if ts is not None else d.get("symbol")
+    path = f"{where}.{key}"
+    if text is None:
+        raise ConfigError(f"{name}: {_label(where)} lacks required key 'symbol' (or 'exchange' + 'symbol')")
+    if not isinstance(text, str):
+        raise ConfigError(f"{name}: {_label(path)} must be a string, got {_tname(text)}")
+    if exch is not None:
+        if not isinstance(exch, str):
+            raise ConfigError(f"{name}: {_label(where + '.exchange')} must be a string, got {_tname(exch)}")
+        if ":" in text:
+            if text.split(":", 1)[0].strip().upper() != exch.strip().upper():
+                raise ConfigError(f"{name}: {_label(where)}: 'exchange' {exch!r} and the prefix of {key} {text!r} disagree")
+        else:
+            text = f"{exch}:{text}"
+        path = f"{where}.{{exchange,{key}}}"
+    elif ts is not None:
+        raise ConfigError(f"{name}: {_label(where)} needs 'exchange' with 'tradingsymbol'")
     try:
-        d["symbol"] = parse_symbol(d["symbol"]).canonical
+        d["symbol"] = parse_symbol(text).canonical
     except SqError as e:
-        raise ConfigError(f"{name}: {_label(where + '.symbol')}: {e.message}") from None
-    return d
+        raise ConfigError(f"{name}: {_label(path)}: {e.message}") from None
+    return d, {"symbol": path}
 
 
-def _convert(tp: Any, value: Any, where: str, name: str) -> Any:
+def _plan_latency(data: Mapping[str, Any], where: str, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The plan's `min_latency_ms` / `max_latency_ms`: a uniform order latency between the two
+    (`order_latency_ms` = min, `latency_dist` = uniform, `latency_jitter_ms` = max − min)."""
+    d = dict(data)
+    if "min_latency_ms" not in d and "max_latency_ms" not in d:
+        return d, {}
+    if "min_latency_ms" not in d or "max_latency_ms" not in d:
+        raise ConfigError(f"{name}: {_label(where)} needs both 'min_latency_ms' and 'max_latency_ms' (a uniform order latency between them)")
+    for k in ("order_latency_ms", "latency_dist", "latency_jitter_ms"):
+        if k in d:
+            raise ConfigError(f"{name}: {_label(f'{where}.{k}')} and 'min_latency_ms'/'max_latency_ms' both set the order latency; keep one")
+    lo, hi = d.pop("min_latency_ms"), d.pop("max_latency_ms")
+    for v, k in ((lo, "min_latency_ms"), (hi, "max_latency_ms")):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise ConfigError(f"{name}: {_label(f'{where}.{k}')} must be a number, got {_tname(v)}")
+        if v < 0:
+            raise ConfigError(f"{name}: {_label(f'{where}.{k}')} must be ≥ 0, got {v:g}")
+    if hi < lo:
+        raise ConfigError(f"{name}: {_label(f'{where}.max_latency_ms')} must be ≥ 'min_latency_ms' ({lo:g}), got {hi:g}")
+    d.update(order_latency_ms=float(lo), latency_dist="uniform", latency_jitter_ms=float(hi) - float(lo))
+    both = f"{where}.{{min_latency_ms,max_latency_ms}}"
+    return d, {"order_latency_ms": f"{where}.min_latency_ms", "latency_dist": both, "latency_jitter_ms": both}
+
+
+# tables whose plan spellings are rewritten before they are read
+_NORMALISE = {InstrumentConfig: _instrument_symbol, PaperTradingConfig: _plan_latency}
+
+
+def _convert(tp: Any, value: Any, where: str, name: str, canon: str | None = None, origins: dict[str, str] | None = None) -> Any:
+    canon = where if canon is None else canon
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, where, name)
+        return _convert(inner[0], value, where, name, canon, origins)
     if origin is Literal:
-        if value not in args:
-            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1, cutoff=0.5) if isinstance(value, str) else []
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{name}: {_label(where)} must be one of {', '.join(repr(a) for a in args)}{hint}")
-        return value
+        if value in args:
+            return value
+        if isinstance(value, str):  # `"PAPER"` is `paper`: choices are case-insensitive
+            same = [a for a in args if isinstance(a, str) and a.lower() == value.lower()]
+            if len(same) == 1:
+                return same[0]
+        close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1, cutoff=0.5) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{name}: {_label(where)} must be one of {', '.join(repr(a) for a in args)}{hint}")
     if origin is tuple:  # tuple[X, ...]: a list of tables
         if not isinstance(value, list):
             raise ConfigError(f"{name}: {_label(where)} must be a list, got {_tname(value)}")
-        return tuple(_convert(args[0], v, f"{where}[{i}]", name) for i, v in enumerate(value))
+        return tuple(_convert(args[0], v, f"{where}[{i}]", name, f"{canon}[{i}]", origins) for i, v in enumerate(value))
     if origin in (Mapping, dict) or (origin is not None and origin.__name__ == "Mapping"):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{name}: {_label(where)} must be a table/object, got {_tname(value)}")
         out = {}
-        own_prefix = where.rsplit(".", 1)[-1].upper() + ":"  # `[sim."SIM:DEMO"]` is `[sim.DEMO]`
+        own_prefix = canon.rsplit(".", 1)[-1].upper() + ":"  # `[sim."SIM:DEMO"]` is `[sim.DEMO]`
         for k, v in value.items():
             key = str(k).upper()
             if key.startswith(own_prefix):
                 key = key[len(own_prefix):]
-            out[key] = _convert(args[1], v, f"{where}.{k}", name)
+            out[key] = _convert(args[1], v, f"{where}.{k}", name, f"{canon}.{key}", origins)
+            if origins is not None:
+                origins[f"{canon}.{key}"] = f"{where}.{k}"
         return types.MappingProxyType(out)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, name)
+        return _build(tp, value, where, name, canon=canon, origins=origins)
     if tp is Secret:
         if not isinstance(value, str):
             raise ConfigError(f"{name}: {_label(where)} must be a string, got {_tname(value)}")

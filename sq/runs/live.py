@@ -143,7 +143,7 @@ def secret_files(config: Any, environ: dict | None = None) -> list[Path]:
     dotenv = environ.get("SQ_DOTENV") or ".env"
     if Path(dotenv).is_file():
         out.append(Path(dotenv))
-    out.extend(p for p in registry.secret_files(environ) if p.is_file())
+    out.extend(p for p in registry.secret_files(environ, config) if p.is_file())
     return out
 
 

@@ -13,7 +13,9 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
     trading_session(symbol) -> TradingSession
                                          the market's regular session (sq.core.sessions), the day
                                          of a `sq bars session` bar
-    secret_files(environ) -> [Path]      the files where sq keeps this venue's credentials
+    secret_files(environ[, config]) -> [Path]
+                                         the files where sq keeps this venue's credentials (and,
+                                         given the config, those it moves elsewhere)
     open_market_source(symbols, options) -> MarketSource
     open_gateway(config, env, **kw) -> OrderGateway
     open_account(config, env, *, symbols, order_timeout_s, push) -> OrderGateway

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from sq.core.exits import UsageError
+from sq.core.exits import ConfigError, UsageError
 from sq.core.symbols import EXCHANGES, Symbol, parse_symbol, parse_symbols
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 VENUES = ("sim", "binance", "zerodha")
 ACCOUNT_VENUES = ("zerodha", "binance")  # venues with an account: credentials, `sq auth`, `sq live`, `sq kill`
+TICKER_ID_VENUES = ("zerodha",)  # venues whose instruments have a numeric id (Kite's instrument_token): a config's `ticker_id`
 PREFIX_VENUE: dict[str, str] = {
     **{seg: "zerodha" for seg in ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX")},  # Kite exchange segments
     "BINANCE": "binance",  # spot
@@ -60,7 +62,7 @@ class SourceOptions:
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
            "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "secret_files", "require_credentials",
            "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
-           "VENUES", "ACCOUNT_VENUES"]
+           "VENUES", "ACCOUNT_VENUES", "TICKER_ID_VENUES", "check_config"]
 
 
 def venue_of(symbol: Symbol | str) -> str:
@@ -144,9 +146,31 @@ def trading_session(symbol: str) -> "TradingSession":
     return venue_module(venue).trading_session(str(symbol))
 
 
-def secret_files(environ: Any = None) -> list[Path]:
-    """Every account venue's credential files (existing or not)."""
-    return [Path(p) for v in ACCOUNT_VENUES for p in venue_module(v).secret_files(environ)]
+def secret_files(environ: Any = None, config: "Config | None" = None) -> list[Path]:
+    """Every account venue's credential files (existing or not), including those the config moves
+    (`zerodha.access_token_path`) for a venue whose `secret_files` takes the config."""
+    out = []
+    for v in ACCOUNT_VENUES:
+        files = venue_module(v).secret_files
+        out += files(environ, config=config) if "config" in inspect.signature(files).parameters else files(environ)
+    return [Path(p) for p in out]
+
+
+def check_config(config: "Config") -> None:
+    """The config's venue facts, a ConfigError (78) naming the file and key when wrong: every
+    instrument is on the config's `exchange` (when it names one), and only instruments of a venue
+    with numeric instrument ids carry a `ticker_id`. Checked by `sq config check` and whenever a
+    run opens a market source or an account."""
+    if config is None:
+        return
+    name = config.source or "<config>"
+    for i, inst in enumerate(config.instruments):
+        venue = venue_of(inst.symbol)
+        if config.exchange and venue != config.exchange:
+            raise ConfigError(f"{name}: 'instruments[{i}]' {inst.symbol} is a {venue} symbol but 'exchange' is {config.exchange}")
+        if inst.ticker_id is not None and venue not in TICKER_ID_VENUES:
+            raise ConfigError(f"{name}: 'instruments[{i}].ticker_id': {venue} instruments have no numeric id "
+                              f"(only {', '.join(TICKER_ID_VENUES)}: Kite's instrument_token); remove it")
 
 
 def require_credentials(venue: str, config: "Config") -> None:
@@ -158,6 +182,7 @@ def require_credentials(venue: str, config: "Config") -> None:
 def open_market_source(symbols: list[Symbol], options: SourceOptions) -> "MarketSource":
     """One market source for all `symbols`; they must belong to one venue."""
     venue = one_venue(symbols)
+    check_config(options.config)
     if options.mode not in ("ltp", "quote", "full"):
         raise UsageError(f"--mode must be ltp, quote or full; got {options.mode!r}")
     if not trades_live(venue) and (options.raw_path or options.replay_path):
@@ -171,6 +196,7 @@ def open_account(venue: str, config: "Config", env: "Environment", *, symbols: I
                  order_timeout_s: float | None = None, push: bool = False) -> "OrderGateway":
     """The venue's gateway for a live run (`order_timeout_s`, `push`: its order-update stream)
     or for queries (a reconcile)."""
+    check_config(config)
     return venue_module(venue).open_account(config, env, symbols=tuple(symbols), order_timeout_s=order_timeout_s, push=push)
 
 

@@ -101,6 +101,30 @@ def test_notional():
     assert name(check(e, px=100, qty=10.0)) == "notional_too_large"
 
 
+def test_position_value_counts_the_position_and_working_orders_at_the_order_price():
+    """`risk.max_position_value` (the plan's key): the position the order could leave, priced."""
+    e = engine(risk={"max_position_value": 1500.0})
+    assert check(e, px=100, qty=10.0) == L.R_OK  # 10 × 100 = 1000
+    assert name(check(e, px=100, qty=16.0)) == "position_value_too_large"  # 1600 > 1500 though the order is small enough
+    e.sf[0, L.SF_POS] = 8.0
+    assert name(check(e, px=100, qty=8.0)) == "position_value_too_large"  # 16 after the order
+    assert check(e, side=-1, px=101, qty=8.0) == L.R_OK  # a sell reduces the position
+    o = 0
+    e.oi[o, L.OI_STATE] = L.LIVE
+    e.oi[o, L.OI_SIDE] = 1
+    e.of[o, L.OF_LEAVES] = 6.0
+    e.si[0, L.SI_SLOT] = o
+    assert check(e, px=100, qty=1.0) == L.R_OK  # 8 + 6 working + 1 = 15 × 100: at the cap, not over it
+    assert name(check(e, px=100, qty=2.0)) == "position_value_too_large"  # the working buy counts: 16 × 100
+    assert name(check(e, px=101, qty=1.0)) == "position_value_too_large"  # priced at the order's price: 15 × 101
+
+
+def test_position_value_off_by_default_and_after_notional():
+    assert check(engine(), px=100, qty=90.0) == L.R_OK
+    e = engine(risk={"max_notional": 500.0, "max_position_value": 500.0})
+    assert name(check(e, px=100, qty=10.0)) == "notional_too_large"  # the order's own value is checked first
+
+
 def test_open_orders():
     e = engine(risk={"max_open_orders": 0})
     assert name(check(e)) == "too_many_open_orders"
@@ -179,3 +203,14 @@ def test_cancel_all_closes_everything():
     assert e.counters()["open_orders"] == 0 and e.halted == "sigterm"
     ev = pl.from_arrow(out.orders)["event"].to_list()
     assert ev.count("accepted") == 2 and ev.count("canceled") == 2
+
+
+def test_checkpoint_from_before_the_position_value_limit_resumes_with_the_configs_limit():
+    """A checkpoint written before `GF_POS_VALUE` and its reason existed holds shorter `gf`/`rej`:
+    restoring it takes the new slots from this run's config instead of reading past the array."""
+    state = engine().snapshot_state()
+    state["gf"], state["rej"] = state["gf"][:L.GF_POS_VALUE], state["rej"][:L.R_POS_VALUE]
+    e = engine(risk={"max_position_value": 1500.0})
+    e.restore_state(state)
+    assert e.gf.shape == (L.NGF,) and e.rej.shape == (L.NR,) and e.gf[L.GF_POS_VALUE] == 1500.0
+    assert name(check(e, px=100, qty=16.0)) == "position_value_too_large"

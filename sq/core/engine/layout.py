@@ -164,7 +164,8 @@ GF_MAKER_BPS = 11
 GF_TAKER_BPS = 12
 GF_SENT_QTY = 13
 GF_FILLED_QTY = 14
-NGF = 15
+GF_POS_VALUE = 15  # max value of a symbol's position after an order, quote currency (0: none)
+NGF = 16
 
 # queue models and latency distributions
 Q_RISK_AVERSE, Q_PROB = 0, 1
@@ -216,9 +217,11 @@ REASONS = (
     "venue_unknown_order", "venue_too_many_resting",
     # why a bar strategy's protective order was sent (the orders journal's `reason`; never a rejection)
     "stop_loss", "take_profit",
+    # later risk reasons go last, so earlier codes (in checkpoints) keep their meaning
+    "position_value_too_large",
 )
 (R_HALTED, R_UNCONF, R_QTY, R_ORDER_SIZE, R_POSITION, R_LOSS, R_DAILY, R_NOTIONAL, R_OPEN, R_BAND, R_HOURS,
- R_CIRCUIT, R_RATE, R_POOL, R_V_UNKNOWN, R_V_RESTING, R_STOP_LOSS, R_TAKE_PROFIT) = range(1, len(REASONS))
+ R_CIRCUIT, R_RATE, R_POOL, R_V_UNKNOWN, R_V_RESTING, R_STOP_LOSS, R_TAKE_PROFIT, R_POS_VALUE) = range(1, len(REASONS))
 NR = len(REASONS)
 HALT_NONE, HALT_MAX_LOSS, HALT_DAILY, HALT_MANUAL = 0, 1, 2, 3
 HALT_NAMES = {HALT_NONE: "", HALT_MAX_LOSS: "max_loss", HALT_DAILY: "daily_loss", HALT_MANUAL: "manual"}

@@ -2,9 +2,10 @@
 
 `check` returns the first failing reason (codes in `layout.REASONS`), in this order: halted,
 unconfigured symbol, qty ≤ 0, order size, position *including* the working order on that side,
-max loss (net realized + unrealized), daily loss (account), notional, open-order count, price
-band around the fair price, trading hours and circuit limits (arrays a venue fills in), and last
-the order-rate token bucket (so only orders that would be sent spend a token).
+max loss (net realized + unrealized), daily loss (account), notional of the order, value of the
+position the order could leave (the same position as above, at the order's price), open-order
+count, price band around the fair price, trading hours and circuit limits (arrays a venue fills
+in), and last the order-rate token bucket (so only orders that would be sent spend a token).
 
 `breached` tells the kernel when a loss limit is crossed: the strategy is then halted and its
 orders canceled (`orders.halt`).
@@ -22,6 +23,7 @@ from sq.core.engine.layout import (
     GF_DAILY,
     GF_DAY_START,
     GF_NOTIONAL,
+    GF_POS_VALUE,
     GF_RATE,
     GF_TOKENS,
     G_DAY,
@@ -50,6 +52,7 @@ from sq.core.engine.layout import (
     R_OPEN,
     R_ORDER_SIZE,
     R_POSITION,
+    R_POS_VALUE,
     R_QTY,
     R_RATE,
     R_UNCONF,
@@ -112,7 +115,8 @@ def check(si, sf, oi, of, g, gf, s, side, px, qty, fair_ticks, now, nsym):
         return R_QTY
     if qty > sf[s, SF_MAXORD]:
         return R_ORDER_SIZE
-    if abs(sf[s, SF_POS] + side * (working_qty(si, oi, of, s, side) + qty)) > sf[s, SF_MAXPOS]:
+    after = abs(sf[s, SF_POS] + side * (working_qty(si, oi, of, s, side) + qty))
+    if after > sf[s, SF_MAXPOS]:
         return R_POSITION
     if positions.total(sf, s) < -sf[s, SF_MAXLOSS]:
         return R_LOSS
@@ -123,6 +127,8 @@ def check(si, sf, oi, of, g, gf, s, side, px, qty, fair_ticks, now, nsym):
     tick = sf[s, SF_TICK]
     if gf[GF_NOTIONAL] > 0.0 and px * tick * qty > gf[GF_NOTIONAL]:
         return R_NOTIONAL
+    if gf[GF_POS_VALUE] > 0.0 and after * px * tick > gf[GF_POS_VALUE]:
+        return R_POS_VALUE
     if g[G_MAX_OPEN] >= 0 and g[G_OPEN] >= g[G_MAX_OPEN]:
         return R_OPEN
     if gf[GF_BAND] > 0.0:

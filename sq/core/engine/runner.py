@@ -48,7 +48,8 @@ class FillModelConfig:
 
     * order_latency_ns: 20 ms one way (request → venue, venue → answer), the config's
       `paper_trading.order_latency_ms`; latency_dist `constant`, or `exponential` / `uniform`
-      with `latency_jitter_ns` added (seeded, reproducible);
+      with `latency_jitter_ns` added (seeded, reproducible), the config's `latency_dist` and
+      `latency_jitter_ms` (the plan's `min_latency_ms`/`max_latency_ms`: uniform between them);
     * feed_latency_ns: None = each event's `recv_ts − ts` from the data (never negative), else
       this constant;
     * queue_model `risk-averse`: a level decrease not explained by trades is taken from the front
@@ -72,7 +73,8 @@ class FillModelConfig:
     @classmethod
     def from_config(cls, config, **overrides) -> "FillModelConfig":
         pt = config.paper_trading
-        base = dict(order_latency_ns=int(round(pt.order_latency_ms * 1e6)), queue_cancel_share=float(pt.queue_cancel_share),
+        base = dict(order_latency_ns=int(round(pt.order_latency_ms * 1e6)), latency_dist=pt.latency_dist,
+                    latency_jitter_ns=int(round(pt.latency_jitter_ms * 1e6)), queue_cancel_share=float(pt.queue_cancel_share),
                     maker_fee_bps=float(pt.maker_fee_bps), taker_fee_bps=float(pt.taker_fee_bps), fee_ccy=pt.currency)
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
@@ -227,6 +229,7 @@ class Engine:
         gf[L.GF_DAILY] = abs(float(risk.max_daily_loss or 0.0))
         gf[L.GF_BAND] = float(risk.price_band_pct or 0.0)
         gf[L.GF_NOTIONAL] = float(risk.max_notional or 0.0)
+        gf[L.GF_POS_VALUE] = float(risk.max_position_value or 0.0)
         gf[L.GF_SHARE] = float(f.queue_cancel_share)
         gf[L.GF_POWER] = float(f.prob_power)
         gf[L.GF_MAKER_BPS] = float(f.maker_fee_bps)
@@ -762,7 +765,11 @@ class Engine:
         if missing:
             raise DataError(f"the checkpoint lacks {', '.join(missing)}: it was written by an older sq and cannot be resumed")
         for k in self._ARRAYS:
-            setattr(self, k, np.array(state[k]))
+            v = np.array(state[k])
+            mine = getattr(self, k)
+            if k in ("gf", "rej") and v.shape[0] < mine.shape[0]:  # written before a risk limit or reason was added:
+                v = np.concatenate([v, mine[v.shape[0]:]])  # the new slots as this run's config sets them
+            setattr(self, k, v)
         for k in self._BOOK:
             v = np.array(state[f"book_{k}"])
             if k == "g":

@@ -37,17 +37,20 @@ def trading_session(symbol: str):
     return TradingSession(open_, close, IST.utcoffset(None), "IST")
 
 
-def secret_files(environ=None) -> list:
-    """The cached Kite session (access token) and a stored credentials file, both 0600."""
+def secret_files(environ=None, config=None) -> list:
+    """The cached Kite session (access token) and a stored credentials file, both 0600; with a
+    config, its `zerodha.access_token_path` session file too."""
     from sq.venues.zerodha.session import session_path
 
     session = session_path(environ)
-    return [session, session.parent / "credentials.json"]
+    files = [session, session.parent / "credentials.json"]
+    moved = session_path(environ, config.zerodha) if config is not None else session
+    return files if moved == session else [moved, *files]
 
 
 def open_market_source(symbols, options):
     """A market source for Zerodha `symbols` honouring mode, limit, duration, raw and replay options."""
-    from sq.venues.zerodha.instruments import load_dump, parse_csv, resolve
+    from sq.venues.zerodha.instruments import check_ticker_ids, load_dump, parse_csv, resolve
     from sq.venues.zerodha.source import ZerodhaSource
 
     names = [getattr(s, "canonical", str(s)) for s in symbols]
@@ -68,28 +71,34 @@ def open_market_source(symbols, options):
         table = {}
         for d in dumps:
             table.update(parse_csv(d))
-        return ZerodhaSource(resolve(names, table), options, replay_records=itertools.chain(head, records))
+        resolved = resolve(names, table)
+        check_ticker_ids(resolved, options.config)
+        return ZerodhaSource(resolved, options, replay_records=itertools.chain(head, records))
     from sq.venues.zerodha.endpoints import Endpoints
     from sq.venues.zerodha.session import access_token
 
     z = options.config.zerodha
     api_key, token = access_token(z)
     ep = Endpoints.from_config(z)
-    dump = load_dump(ep, api_key, token)
-    return ZerodhaSource(resolve(names, parse_csv(dump)), options, endpoints=ep, api_key=api_key, access_token=token, dump_csv=dump)
+    dump = load_dump(ep, api_key, token, cache_dir=z.instruments_cache_dir)
+    resolved = resolve(names, parse_csv(dump))
+    check_ticker_ids(resolved, options.config)
+    return ZerodhaSource(resolved, options, endpoints=ep, api_key=api_key, access_token=token, dump_csv=dump)
 
 
 def instrument_info(symbols, config) -> dict:
     """Each symbol's `Instrument` from today's instruments dump (cached, else downloaded with the
     stored session: AuthError (77) without one, VenueUnavailable (69) when Kite cannot be reached)."""
     from sq.venues.zerodha.endpoints import Endpoints
-    from sq.venues.zerodha.instruments import load_dump, parse_csv, resolve
+    from sq.venues.zerodha.instruments import check_ticker_ids, load_dump, parse_csv, resolve
     from sq.venues.zerodha.session import access_token
 
     z = config.zerodha
     api_key, token = access_token(z)
-    table = parse_csv(load_dump(Endpoints.from_config(z), api_key, token))
-    return {ki.symbol: ki.to_instrument() for ki in resolve([getattr(s, "canonical", str(s)) for s in symbols], table)}
+    table = parse_csv(load_dump(Endpoints.from_config(z), api_key, token, cache_dir=z.instruments_cache_dir))
+    resolved = resolve([getattr(s, "canonical", str(s)) for s in symbols], table)
+    check_ticker_ids(resolved, config)
+    return {ki.symbol: ki.to_instrument() for ki in resolved}
 
 
 def open_gateway(config, env, **kw):

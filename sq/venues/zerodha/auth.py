@@ -228,7 +228,7 @@ def login(env, config, options) -> dict[str, Any]:
         missing = [n for n, v in (("ZKITE_USER_ID", z.user_id), ("ZKITE_PWD", z.password), ("ZKITE_TOTP_SECRET", z.totp_secret)) if not v]
         raise ConfigError(f"zerodha: automatic login needs {', '.join(missing)}; set them or use sq auth zerodha --manual")
     s = exchange_token(ep, z.api_key, token, z.api_secret)
-    path = save_session(s, environ)
+    path = save_session(s, environ, z)
     return {"state": "logged in", "method": method, "user": s.user_id, "user_name": s.user_name,
             "expires": s.expires_at, "api_key": Secret(z.api_key).masked(), "token_file": str(path)}
 
@@ -236,12 +236,12 @@ def login(env, config, options) -> dict[str, Any]:
 def status(env, config) -> dict[str, Any]:
     """What is stored: user, expiry, masked key; no network."""
     z = config.zerodha
-    s = read_session(os.environ)
+    s = read_session(os.environ, z)
     if s is None:
         out = {"state": "not logged in" if z.api_key else "not configured"}
     else:
         out = {"state": "expired" if s.expired() else "logged in", "user": s.user_id, "expires": s.expires_at,
-               "token_file": str(session_path(os.environ))}
+               "token_file": str(session_path(os.environ, z))}
         if z.api_key and s.api_key != z.api_key:
             out["state"] = "other api key"
     if z.api_key:

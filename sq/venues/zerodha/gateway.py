@@ -106,7 +106,7 @@ class ZerodhaGateway(GatewayBase):
         self.limits = limits or KiteLimits()
         self.retries_429 = retries_429
         self.backoff_s = backoff_s
-        self.table = parse_csv(load_dump(self.endpoints, self.api_key, token))
+        self.table = parse_csv(load_dump(self.endpoints, self.api_key, token, cache_dir=z.instruments_cache_dir))
         self._lock = threading.RLock()
         self._orders: dict[str, OrderState] = {}  # client order id → state
         self._meta: dict[str, dict] = {}  # client order id → {"order_id", "variety", "modifications"}

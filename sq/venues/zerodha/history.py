@@ -116,7 +116,7 @@ def open_history(config, env, *, symbols: list[str], kind: str, interval: str | 
     z = config.zerodha
     api_key, token = access_token(z)
     endpoints = Endpoints.from_config(z)
-    resolved = resolve(symbols, parse_csv(load_dump(endpoints, api_key, token)))
+    resolved = resolve(symbols, parse_csv(load_dump(endpoints, api_key, token, cache_dir=z.instruments_cache_dir)))
     if continuous:
         for ki in resolved:
             if ki.instrument_type != "FUT":

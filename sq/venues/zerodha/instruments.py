@@ -2,8 +2,10 @@
 
 `NSE:RELIANCE`, `NFO:NIFTY25DECFUT`, `NSE:NIFTY 50` (indices as Kite names them) → instrument
 token, tick size, lot size, expiry, segment. The dump (`GET /instruments`, CSV, every exchange) is
-cached in the cache dir per IST date and per REST root (so a fake server's dump never mixes with the
-real one). An unknown symbol is a usage error naming it with close matches.
+cached in the cache dir (or the config's `zerodha.instruments_cache_dir`) per IST date and per REST
+root (so a fake server's dump never mixes with the real one). An unknown symbol is a usage error
+naming it with close matches; a configured `ticker_id` that is not the symbol's token is a config
+error.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from sq.core import paths
-from sq.core.exits import UsageError, VenueUnavailable
+from sq.core.exits import ConfigError, UsageError, VenueUnavailable
 from sq.core.schemas import Instrument
 from sq.core.symbols import suggest
 from sq.venues.zerodha.endpoints import Endpoints, headers
@@ -91,10 +93,14 @@ def subset_csv(text: str, tokens: Iterable[int]) -> str:
     return "".join(out)
 
 
-def cache_path(endpoints: Endpoints, environ: Mapping[str, str] | None = None, today: dt.date | None = None) -> Path:
+def cache_path(endpoints: Endpoints, environ: Mapping[str, str] | None = None, today: dt.date | None = None,
+               cache_dir: str | None = None) -> Path:
+    """Today's dump for this API root, in `cache_dir` (the config's `zerodha.instruments_cache_dir`)
+    or `<cache dir>/zerodha`."""
     today = today or dt.datetime.now(IST).date()
     tag = hashlib.sha256(endpoints.root.encode()).hexdigest()[:8]
-    return paths.cache_dir(environ) / "zerodha" / f"instruments-{today.isoformat()}-{tag}.csv"
+    d = Path(cache_dir) if cache_dir else paths.cache_dir(environ) / "zerodha"
+    return d / f"instruments-{today.isoformat()}-{tag}.csv"
 
 
 def download(endpoints: Endpoints, api_key: str | None, token: str | None, timeout: float = 30.0) -> str:
@@ -109,9 +115,10 @@ def download(endpoints: Endpoints, api_key: str | None, token: str | None, timeo
         raise VenueUnavailable(f"zerodha: cannot download the instruments dump ({getattr(e, 'reason', e)})") from None
 
 
-def load_dump(endpoints: Endpoints, api_key: str | None, token: str | None, environ: Mapping[str, str] | None = None) -> str:
+def load_dump(endpoints: Endpoints, api_key: str | None, token: str | None, environ: Mapping[str, str] | None = None,
+              cache_dir: str | None = None) -> str:
     """Today's dump from the cache, downloading (and caching) it when missing."""
-    p = cache_path(endpoints, environ)
+    p = cache_path(endpoints, environ, cache_dir=cache_dir)
     if p.is_file():
         return p.read_text()
     text = download(endpoints, api_key, token)
@@ -139,3 +146,15 @@ def resolve(symbols: Iterable[str], table: Mapping[str, KiteInstrument]) -> list
             raise UsageError(f"unknown Zerodha symbol {s!r} (not in today's instruments dump){hint}")
         out.append(ki)
     return out
+
+
+def check_ticker_ids(resolved: Iterable[KiteInstrument], config) -> None:
+    """A configured `ticker_id` (the plan's name for Kite's instrument_token) must be the token the
+    dump gives its symbol: a stale or mistyped id stops the run (78) instead of being ignored."""
+    if config is None:
+        return
+    for ki in resolved:
+        for i, inst in enumerate(config.instruments):
+            if inst.symbol == ki.symbol and inst.ticker_id is not None and inst.ticker_id != ki.token:
+                raise ConfigError(f"{config.source or '<config>'}: 'instruments[{i}].ticker_id' {inst.ticker_id} is not the instrument_token "
+                                  f"of {ki.symbol} in today's instruments dump ({ki.token}); correct or remove it")

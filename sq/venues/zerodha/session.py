@@ -2,7 +2,8 @@
 
 Kite access tokens die at about 06:00 IST the next morning; we store that expiry and treat a token
 past it as absent, so every command fails early with exit 77 and "run sq auth zerodha" instead of
-sending a dead token. `ZKITE_ACCESS_TOKEN` (config `zerodha.access_token`) overrides the file.
+sending a dead token. `ZKITE_ACCESS_TOKEN` (config `zerodha.access_token`) overrides the file,
+and `zerodha.access_token_path` (the plan's `zerodha.cache.access_token_path`) moves it.
 """
 
 from __future__ import annotations
@@ -49,17 +50,20 @@ class Session:
         return json.dumps(d, indent=1)
 
 
-def session_path(environ: Mapping[str, str] | None = None) -> Path:
+def session_path(environ: Mapping[str, str] | None = None, zconf=None) -> Path:
+    """The session file: the config's `zerodha.access_token_path`, else `<config dir>/zerodha/session.json`."""
+    if zconf is not None and getattr(zconf, "access_token_path", None):
+        return Path(zconf.access_token_path)
     return paths.config_dir(environ) / "zerodha" / "session.json"
 
 
-def save_session(s: Session, environ: Mapping[str, str] | None = None) -> Path:
-    return paths.write_secret_file(session_path(environ), s.to_json())
+def save_session(s: Session, environ: Mapping[str, str] | None = None, zconf=None) -> Path:
+    return paths.write_secret_file(session_path(environ, zconf), s.to_json())
 
 
-def read_session(environ: Mapping[str, str] | None = None) -> Session | None:
+def read_session(environ: Mapping[str, str] | None = None, zconf=None) -> Session | None:
     """The stored session, expired or not; None when there is none or it is unreadable."""
-    p = session_path(environ)
+    p = session_path(environ, zconf)
     try:
         d = json.loads(p.read_text())
         d["access_token"] = Secret(d["access_token"])
@@ -76,7 +80,7 @@ def access_token(zconf, environ: Mapping[str, str] | None = None, now: dt.dateti
         raise ConfigError("zerodha: no API key configured; set ZKITE_API_KEY (or zerodha.api_key in sq.toml)")
     if zconf.access_token:
         return zconf.api_key, zconf.access_token.reveal()
-    s = read_session(environ)
+    s = read_session(environ, zconf)
     if s is None:
         raise token_error("not logged in")
     if s.api_key != zconf.api_key:
