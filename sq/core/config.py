@@ -102,12 +102,12 @@ class Secret:
 
 
 def _f(default: Any = None, *aliases: str, factory: Any = None, minimum: float | None = None, above: float | None = None,
-       only: tuple | None = None, why: str = "", path: bool = False) -> Any:
+       only: tuple | None = None, why: str = "", path: bool = False, maximum: float | None = None) -> Any:
     """A config field with its alias names (other spellings, environment variables) and bounds:
-    `minimum` (value ≥ it) or `above` (value > it), or `only` these values (`why` says why sq
+    `minimum` (value ≥ it) or `above` (value > it), `maximum` (value ≤ it), or `only` these values (`why` says why sq
     supports no other), checked when the file is read (exit 78). `path`: a file or directory,
     `~` expanded and relative to the config file's directory."""
-    md = {"aliases": aliases, "minimum": minimum, "above": above, "only": only, "why": why, "path": path}
+    md = {"aliases": aliases, "minimum": minimum, "above": above, "only": only, "why": why, "path": path, "maximum": maximum}
     if factory is not None:
         return field(default_factory=factory, metadata=md)
     return field(default=default, metadata=md)
@@ -165,12 +165,6 @@ class RiskConfig:
     enforce_circuit_limits: bool = True  # refuse limit prices outside the exchange's circuit limits
 
 
-FILL_PROBABILITY_WHY = ("sq's simulated fills come from the recorded order book and the order's queue position, "
-                        "never from a random draw (remove the key or set 1)")
-SLIPPAGE_MODEL_WHY = ("sq's taker fills slip by walking the visible levels of the recorded book; "
-                      "random slippage models (FIXED, NORMAL, PARETO) are not simulated")
-
-
 @dataclass(frozen=True)
 class PaperTradingConfig:
     """Simulated fills for paper trading and backtests; conservative defaults (docs/architecture.md).
@@ -178,8 +172,13 @@ class PaperTradingConfig:
     Each order's latency (each way) is `order_latency_ms`, plus, with `latency_dist` `uniform` or
     `exponential`, a seeded jitter of scale `latency_jitter_ms`; the plan's `min_latency_ms` /
     `max_latency_ms` are read as a uniform latency between the two. Fills come from the recorded
-    book and the order's queue position, so the plan's `fill_probability` is accepted only as 1
-    and `slippage_model` only as `book` (taker fills slip by walking the visible levels).
+    book and the order's queue position; on top of that, `fill_probability` (0 < p ≤ 1) lets
+    each fill the simulated venue would give happen with probability p (a seeded draw: a missed
+    resting fill keeps the order resting, a missed immediate fill leaves the order to rest or, if
+    IOC, expire), and `slippage_model` moves every immediate (taker) fill price against the order
+    by a number of ticks: `book` none beyond walking the visible levels, `fixed` `slippage_ticks`,
+    `normal` |N(0, slippage_ticks)| rounded, `pareto` slippage_ticks·(U^(−1/3) − 1) rounded (a
+    heavy tail: mostly small, sometimes large).
     """
 
     starting_capital: float = 1_000_000.0
@@ -191,8 +190,9 @@ class PaperTradingConfig:
     latency_dist: Literal["constant", "uniform", "exponential"] = "constant"
     latency_jitter_ms: float = _f(0.0, minimum=0.0)
     queue_cancel_share: float = 0.5  # share of cancels at our price assumed to be ahead of us
-    fill_probability: float = _f(1.0, only=(1.0,), why=FILL_PROBABILITY_WHY)
-    slippage_model: str = _f("book", only=("book",), why=SLIPPAGE_MODEL_WHY)
+    fill_probability: float = _f(1.0, above=0.0, maximum=1.0)  # each simulated fill happens with this probability
+    slippage_model: Literal["book", "fixed", "normal", "pareto"] = "book"  # extra ticks against each taker fill
+    slippage_ticks: float = _f(1.0, minimum=0.0)  # the slippage model's scale, ticks
 
 
 @dataclass(frozen=True)
@@ -725,6 +725,9 @@ def _check_bounds(f: dataclasses.Field, value: Any, path: str, name: str) -> Any
         raise ConfigError(f"{name}: {_label(path)} must be ≥ {lo:g}, got {value:g}")
     if above is not None and value <= above:
         raise ConfigError(f"{name}: {_label(path)} must be > {above:g}, got {value:g}")
+    hi = f.metadata.get("maximum")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name}: {_label(path)} must be ≤ {hi:g}, got {value:g}")
     return value
 
 

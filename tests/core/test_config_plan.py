@@ -3,7 +3,8 @@ tests/support/plan_trading.json): `//` comments, capital `PAPER`, the top-level 
 `zerodha.api_credentials` / `cache` / `paper_trading`, instruments as `symbol` + `exchange` +
 `ticker_id`, `risk.max_position_value` and the `enforce_*` switches — each read into the one
 config model with its meaning, unknown keys refused with suggestions (78), values sq cannot honour
-refused (78), never ignored; and where each value came from."""
+refused (78), never ignored; the paper fill model's `fill_probability` and `slippage_model` are
+honoured by the simulated venue; and where each value came from."""
 
 from __future__ import annotations
 
@@ -42,21 +43,14 @@ def load(path: Path, environ=None, cwd=None):
 
 @pytest.fixture
 def honourable(tmp_path) -> Path:
-    """The plan's example with the two fill-model values sq can honour (1 and BOOK)."""
-    return write(tmp_path / "trading.json", plan_text("1", '"BOOK"'))
+    """The plan's example, verbatim."""
+    return write(tmp_path / "trading.json", PLAN.read_text())
 
 
-def test_the_plan_example_verbatim_is_refused_only_for_what_sq_cannot_simulate(tmp_path):
-    p = write(tmp_path / "trading.json", PLAN.read_text())
-    with pytest.raises(ConfigError) as e:
-        load(p)
-    assert e.value.status == 78
-    msg = e.value.message
-    assert "'zerodha.paper_trading.fill_probability' must be 1" in msg and "queue position" in msg and str(p) in msg
-    # with the probability honoured, the slippage model is the next (and last) refusal
-    with pytest.raises(ConfigError) as e:
-        load(write(tmp_path / "t2.json", plan_text("1")))
-    assert "'zerodha.paper_trading.slippage_model' must be 'book'" in e.value.message and "NORMAL" in e.value.message
+def test_the_plan_example_verbatim_sets_the_paper_fill_model(honourable):
+    f = FillModelConfig.from_config(load(honourable))
+    assert (f.fill_probability, f.slippage_model, f.slippage_ticks) == (0.9, "normal", 1.0)
+    f.validate()
 
 
 def test_the_plan_example_loads_with_every_key_meaning_what_it_says(honourable):
@@ -74,7 +68,7 @@ def test_the_plan_example_loads_with_every_key_meaning_what_it_says(honourable):
     assert z.instruments_cache_dir == "/home/praveen/om/siriquantum/ida/.cache/zerodha/tokens"
     pt = cfg.paper_trading
     assert (pt.order_latency_ms, pt.latency_dist, pt.latency_jitter_ms) == (0.5, "uniform", 4.5)
-    assert (pt.fill_probability, pt.slippage_model) == (1.0, "book")
+    assert (pt.fill_probability, pt.slippage_model) == (0.9, "normal")
     r = cfg.risk
     assert (r.max_daily_loss, r.max_position_value, r.enforce_circuit_limits, r.enforce_trading_hours) == (25000, 1_000_000, True, True)
     for secret in PLAN_SECRETS:
@@ -176,8 +170,10 @@ def test_unknown_keys_are_78_with_suggestions(tmp_path, old, new, needle, hint):
         ({"paper_trading": {"min_latency_ms": 5, "max_latency_ms": 1}}, "'paper_trading.max_latency_ms' must be ≥"),
         ({"paper_trading": {"min_latency_ms": 1, "max_latency_ms": 2, "latency_dist": "constant"}}, "both set the order latency"),
         ({"paper_trading": {"latency_dist": "normal"}}, "'paper_trading.latency_dist' must be one of"),
-        ({"paper_trading": {"fill_probability": 0.99}}, "'paper_trading.fill_probability' must be 1"),
-        ({"binance": {"paper_trading": {"slippage_model": "PARETO"}}}, "'binance.paper_trading.slippage_model' must be 'book'"),
+        ({"paper_trading": {"fill_probability": 1.5}}, "'paper_trading.fill_probability' must be ≤ 1"),
+        ({"paper_trading": {"fill_probability": 0}}, "'paper_trading.fill_probability' must be > 0"),
+        ({"binance": {"paper_trading": {"slippage_model": "GAUSSIAN"}}}, "'binance.paper_trading.slippage_model' must be one of"),
+        ({"paper_trading": {"slippage_ticks": -1}}, "'paper_trading.slippage_ticks' must be ≥ 0"),
         ({"risk": {"max_position_value": 0}}, "'risk.max_position_value' must be > 0"),
         ({"exchange": "NSE"}, "'exchange' must be one of"),
     ],

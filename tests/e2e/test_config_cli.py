@@ -88,11 +88,19 @@ def test_without_file_it_resolves_what_sq_would_use(sq, plan, tmp_path, monkeypa
     assert json.loads(sq(["--config", str(other), "config", "check"]).stdout)["file"] == str(other)
 
 
-def test_the_plan_example_verbatim_is_one_line_78(sq, tmp_path):
+def test_the_plan_example_verbatim_checks_clean(sq, tmp_path):
     p = write(tmp_path / "trading.json", PLAN.read_text())
-    r = sq(["config", "check", str(p)])
+    r = sq(["config", "check", str(p), "--json"])
+    assert r.exit_code == 0, r.stderr
+    values = json.loads(r.stdout)["values"]
+    assert values["paper_trading.fill_probability"] | {"path": None} == {"value": 0.9, "source": "file", "path": None,
+                                                                       "key": "zerodha.paper_trading.fill_probability"}
+    assert values["paper_trading.slippage_model"]["value"] == "normal"
+    no_secrets(r)
+    bad = write(tmp_path / "bad.json", PLAN.read_text().replace('"fill_probability": 0.9', '"fill_probability": 1.9'))
+    r = sq(["config", "check", str(bad)])
     assert r.exit_code == 78 and r.stdout == b""
-    assert len(r.stderr_lines) == 1 and "'zerodha.paper_trading.fill_probability' must be 1" in r.stderr
+    assert len(r.stderr_lines) == 1 and "'zerodha.paper_trading.fill_probability' must be ≤ 1" in r.stderr
     no_secrets(r)
 
 

@@ -1,6 +1,6 @@
 """The original plan's example `trading.json` (SiriQuantum development plan §7.2, kept verbatim in
 `plan_trading.json` next to this file) and `plan_text`, the same text with its two paper
-fill-model values replaced by ones sq can honour."""
+fill-model values replaced (verbatim by default)."""
 
 from __future__ import annotations
 

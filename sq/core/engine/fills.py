@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from sq.core import book as B
 from sq.core.engine import levels as LV
 from sq.core.engine import schedule as H
@@ -35,6 +37,12 @@ from sq.core.engine.layout import (
     G_NOB,
     G_QMODEL,
     G_RNG,
+    G_SLIP_MODEL,
+    GF_FILL_PROB,
+    GF_SLIP_TICKS,
+    SLIP_BOOK,
+    SLIP_FIXED,
+    SLIP_NORMAL,
     K_ACK,
     K_CANCEL,
     K_CANCEL_REJ,
@@ -77,14 +85,14 @@ QTY_EPS = 1e-9
 
 @kernel
 def _next_u01(g):
-    """Uniform (0, 1) from the splitmix64 stream in g[G_RNG] (deterministic per seed)."""
-    x = (g[G_RNG] + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    g[G_RNG] = x
-    z = x
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    z = z ^ (z >> 31)
-    return ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0)
+    """Uniform (0, 1) from the splitmix64 stream in g[G_RNG] (deterministic per seed), in
+    wrapping unsigned 64-bit arithmetic (the state is stored as its int64 bit pattern)."""
+    x = np.uint64(g[G_RNG]) + np.uint64(0x9E3779B97F4A7C15)
+    g[G_RNG] = np.int64(x)
+    z = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (float(z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
 @kernel
@@ -97,6 +105,28 @@ def latency(g):
     if d == LAT_UNIFORM:
         return base + int(_next_u01(g) * g[G_LATJIT])
     return base
+
+
+@kernel
+def _happens(g, gf):
+    """Whether a fill the venue would give happens (`fill_probability`; no draw at 1)."""
+    p = gf[GF_FILL_PROB]
+    return p >= 1.0 or _next_u01(g) < p
+
+
+@kernel
+def _slip_ticks(g, gf):
+    """Extra ticks against an immediate fill, by the slippage model (no draw for `book`)."""
+    model = g[G_SLIP_MODEL]
+    if model == SLIP_BOOK:
+        return 0
+    scale = gf[GF_SLIP_TICKS]
+    if model == SLIP_FIXED:
+        return int(round(scale))
+    if model == SLIP_NORMAL:
+        u1, u2 = _next_u01(g), _next_u01(g)
+        return int(round(abs(math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)) * scale))
+    return int(round(scale * (_next_u01(g) ** (-1.0 / 3.0) - 1.0)))  # pareto, tail index 3
 
 
 @kernel
@@ -133,10 +163,10 @@ def _unrest(oi, rest, si, o):
 
 
 @kernel
-def _fill_resting(oi, of, rest, si, g, hq, hf, o, t, q):
+def _fill_resting(oi, of, rest, si, g, gf, hq, hf, o, t, q):
     if q > of[o, OF_XLEAVES]:
         q = of[o, OF_XLEAVES]
-    if q <= QTY_EPS:
+    if q <= QTY_EPS or not _happens(g, gf):
         return
     of[o, OF_XLEAVES] -= q
     _answer(oi, g, hq, hf, o, t, K_FILL_MAKER, oi[o, OI_PX], q)
@@ -146,8 +176,10 @@ def _fill_resting(oi, of, rest, si, g, hq, hf, o, t, q):
 
 
 @kernel
-def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
-    """A new order reaches the venue at time t."""
+def on_new(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t):
+    """A new order reaches the venue at time t. With `fill_probability` < 1 its immediate fill may
+    not happen (it then rests, or expires if IOC); the slippage model moves each immediate fill
+    `slip` ticks against it."""
     oi[o, OI_INFLIGHT] -= 1
     s = oi[o, OI_SYM]
     side = oi[o, OI_SIDE]
@@ -161,9 +193,12 @@ def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
     oi[o, OI_VOID] = void
     _answer(oi, g, hq, hf, o, t, K_ACK, void, 0.0)
     leaves = of[o, OF_QTY]
+    crosses = (side > 0 and ist[s, B.I_NA] > 0 and ist[s, B.I_BA] <= px) or (side < 0 and ist[s, B.I_NB] > 0 and ist[s, B.I_BB] >= px)
+    live = not crosses or _happens(g, gf)
+    slip = _slip_ticks(g, gf) if crosses and live else 0
     # walk the visible opposite side up to the limit price
     if side > 0:
-        na = ist[s, B.I_NA]
+        na = ist[s, B.I_NA] if live else 0
         if na > 0:
             tk = ist[s, B.I_BA]
             seen = 0
@@ -173,10 +208,10 @@ def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
                     seen += 1
                     f = min(leaves, q)
                     leaves -= f
-                    _answer(oi, g, hq, hf, o, t, K_FILL_TAKER, tk, f)
+                    _answer(oi, g, hq, hf, o, t, K_FILL_TAKER, min(tk + slip, px), f)  # never past the limit
                 tk += 1
     else:
-        nb = ist[s, B.I_NB]
+        nb = ist[s, B.I_NB] if live else 0
         if nb > 0:
             tk = ist[s, B.I_BB]
             seen = 0
@@ -186,7 +221,7 @@ def on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t):
                     seen += 1
                     f = min(leaves, q)
                     leaves -= f
-                    _answer(oi, g, hq, hf, o, t, K_FILL_TAKER, tk, f)
+                    _answer(oi, g, hq, hf, o, t, K_FILL_TAKER, max(tk - slip, px), f)
                 tk -= 1
     if leaves <= QTY_EPS:
         oi[o, OI_XSTATE] = X_DONE
@@ -258,12 +293,12 @@ def on_level(oi, of, rest, si, g, gf, hq, hf, s, side, tick, prev, new, insnap, 
             if px == tick and insnap == 0:
                 _queue_depth(of, gf, g, o, prev, new)
         elif new > 0.0 and ((oside > 0 and tick < px) or (oside < 0 and tick > px)):
-            _fill_resting(oi, of, rest, si, g, hq, hf, o, t, of[o, OF_XLEAVES])
+            _fill_resting(oi, of, rest, si, g, gf, hq, hf, o, t, of[o, OF_XLEAVES])
             k -= 1  # the list moved its last entry into slot k-1
 
 
 @kernel
-def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t, lot):
+def on_trade(oi, of, rest, si, g, gf, hq, hf, s, aggr, tick, qty, t, lot):
     """A trade of the recorded stream at venue time t against our resting orders.
 
     A trade at our price fills us with what it leaves after the queue ahead, rounded down to
@@ -278,7 +313,7 @@ def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t, lot):
         px = oi[o, OI_PX]
         before = si[s, SI_NREST]
         if (oside > 0 and tick < px) or (oside < 0 and tick > px):
-            _fill_resting(oi, of, rest, si, g, hq, hf, o, t, of[o, OF_XLEAVES])
+            _fill_resting(oi, of, rest, si, g, gf, hq, hf, o, t, of[o, OF_XLEAVES])
         elif tick == px:
             of[o, OF_CUMTRADE] += qty
             front = of[o, OF_FRONT] - qty
@@ -287,7 +322,7 @@ def on_trade(oi, of, rest, si, g, hq, hf, s, aggr, tick, qty, t, lot):
                 q = -front
                 if lot > 0.0:
                     q = math.floor(q / lot + 1e-9) * lot
-                _fill_resting(oi, of, rest, si, g, hq, hf, o, t, q)
+                _fill_resting(oi, of, rest, si, g, gf, hq, hf, o, t, q)
             else:
                 of[o, OF_FRONT] = front
         if si[s, SI_NREST] < before:

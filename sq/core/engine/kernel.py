@@ -193,7 +193,7 @@ def drain_with(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf,
             return st
         t, kind, o, px, qty = H.pop(hq, hf, g)
         if kind == K_NEW:
-            X.on_new(qbuf, ist, oi, of, rest, si, g, hq, hf, o, t)
+            X.on_new(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t)
         elif kind == K_CANCEL:
             X.on_cancel(oi, of, rest, si, g, hq, hf, o, t)
         else:
@@ -310,7 +310,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
             g[G_PBOOK] = 1
         elif k == B.TRADE:
             if si[s, SI_NREST] > 0:
-                X.on_trade(oi, of, rest, si, g, hq, hf, s, side[i], tick[i], qty[i], t, sf[s, SF_LOT])
+                X.on_trade(oi, of, rest, si, g, gf, hq, hf, s, side[i], tick[i], qty[i], t, sf[s, SF_LOT])
             if g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0 and (g[G_HMASK] & HAS_TRADE) != 0:
                 g[G_HANDLER] = HANDLER_TRADE
                 g[G_HNOW] = lt

@@ -146,7 +146,8 @@ G_BAD_COUNT = 48  # bad actions rejected
 G_HNOW = 49  # local time of the event the running handler handles (ctx.now())
 G_HSYM = 50  # the symbol the running handler handles (for error reports)
 G_HMASK = 51  # which handlers the strategy has (HAS_*): the others are not called at all
-NG = 52
+G_SLIP_MODEL = 52  # SLIP_*: extra ticks against each simulated taker fill
+NG = 53
 
 # global floats
 GF_PEAK = 0
@@ -165,11 +166,15 @@ GF_TAKER_BPS = 12
 GF_SENT_QTY = 13
 GF_FILLED_QTY = 14
 GF_POS_VALUE = 15  # max value of a symbol's position after an order, quote currency (0: none)
-NGF = 16
+GF_FILL_PROB = 16  # probability that a simulated fill happens (1: always)
+GF_SLIP_TICKS = 17  # the slippage model's scale, ticks
+NGF = 18
 
 # queue models and latency distributions
 Q_RISK_AVERSE, Q_PROB = 0, 1
 QUEUE_MODELS = {"risk-averse": Q_RISK_AVERSE, "prob": Q_PROB}
+SLIP_BOOK, SLIP_FIXED, SLIP_NORMAL, SLIP_PARETO = 0, 1, 2, 3
+SLIPPAGE_MODELS = {"book": SLIP_BOOK, "fixed": SLIP_FIXED, "normal": SLIP_NORMAL, "pareto": SLIP_PARETO}
 LAT_CONSTANT, LAT_EXP, LAT_UNIFORM = 0, 1, 2
 LATENCY_DISTS = {"constant": LAT_CONSTANT, "exponential": LAT_EXP, "uniform": LAT_UNIFORM}
 

@@ -55,7 +55,11 @@ class FillModelConfig:
     * queue_model `risk-averse`: a level decrease not explained by trades is taken from the front
       of our queue only for `queue_cancel_share` of it (config `paper_trading.queue_cancel_share`,
       default 0.5); `prob`: hftbacktest-style power-probability split with exponent `prob_power`;
-    * fees in basis points of notional, maker and taker (config `paper_trading`).
+    * fees in basis points of notional, maker and taker (config `paper_trading`);
+    * fill_probability: each fill the simulated venue would give happens with this probability
+      (seeded draws; 1: always), and slippage_model `book` | `fixed` | `normal` | `pareto` moves
+      each immediate (taker) fill price against the order by ticks of scale `slippage_ticks`
+      (config `paper_trading`, where the plan's trading.json sets them).
     """
 
     order_latency_ns: int = 20_000_000
@@ -69,13 +73,18 @@ class FillModelConfig:
     taker_fee_bps: float = 5.0
     fee_ccy: str = "INR"
     pnl_interval_ns: int = 1_000_000_000
+    fill_probability: float = 1.0
+    slippage_model: str = "book"
+    slippage_ticks: float = 1.0
 
     @classmethod
     def from_config(cls, config, **overrides) -> "FillModelConfig":
         pt = config.paper_trading
         base = dict(order_latency_ns=int(round(pt.order_latency_ms * 1e6)), latency_dist=pt.latency_dist,
                     latency_jitter_ns=int(round(pt.latency_jitter_ms * 1e6)), queue_cancel_share=float(pt.queue_cancel_share),
-                    maker_fee_bps=float(pt.maker_fee_bps), taker_fee_bps=float(pt.taker_fee_bps), fee_ccy=pt.currency)
+                    maker_fee_bps=float(pt.maker_fee_bps), taker_fee_bps=float(pt.taker_fee_bps), fee_ccy=pt.currency,
+                    fill_probability=float(pt.fill_probability), slippage_model=str(pt.slippage_model).lower(),
+                    slippage_ticks=float(pt.slippage_ticks))
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
@@ -88,6 +97,12 @@ class FillModelConfig:
             raise UsageError("latencies must not be negative")
         if not 0.0 <= self.queue_cancel_share <= 1.0:
             raise UsageError(f"queue cancel share must be within 0..1, got {self.queue_cancel_share}")
+        if not 0.0 < self.fill_probability <= 1.0:
+            raise UsageError(f"fill probability must be within (0, 1], got {self.fill_probability}")
+        if self.slippage_model not in L.SLIPPAGE_MODELS:
+            raise UsageError(f"unknown slippage model {self.slippage_model!r}; valid: {', '.join(L.SLIPPAGE_MODELS)}")
+        if not self.slippage_ticks >= 0.0:
+            raise UsageError(f"slippage ticks must be ≥ 0, got {self.slippage_ticks}")
 
 
 class EngineOutput:
@@ -230,6 +245,9 @@ class Engine:
         gf[L.GF_BAND] = float(risk.price_band_pct or 0.0)
         gf[L.GF_NOTIONAL] = float(risk.max_notional or 0.0)
         gf[L.GF_POS_VALUE] = float(risk.max_position_value or 0.0)
+        gf[L.GF_FILL_PROB] = float(f.fill_probability)
+        gf[L.GF_SLIP_TICKS] = float(f.slippage_ticks)
+        g[L.G_SLIP_MODEL] = L.SLIPPAGE_MODELS[f.slippage_model]
         gf[L.GF_SHARE] = float(f.queue_cancel_share)
         gf[L.GF_POWER] = float(f.prob_power)
         gf[L.GF_MAKER_BPS] = float(f.maker_fee_bps)
@@ -767,7 +785,7 @@ class Engine:
         for k in self._ARRAYS:
             v = np.array(state[k])
             mine = getattr(self, k)
-            if k in ("gf", "rej") and v.shape[0] < mine.shape[0]:  # written before a risk limit or reason was added:
+            if k in ("g", "gf", "rej") and v.shape[0] < mine.shape[0]:  # written before a slot or reason was added:
                 v = np.concatenate([v, mine[v.shape[0]:]])  # the new slots as this run's config sets them
             setattr(self, k, v)
         for k in self._BOOK:
