@@ -11,7 +11,7 @@ from enum import IntEnum
 
 class ExitStatus(IntEnum):
     OK = 0
-    DIFFERENCES = 1  # reconcile found differences / kill left something open
+    DIFFERENCES = 1  # reconcile found differences / kill left something open or could not check a venue market
     USAGE = 2
     DATA_ERR = 65  # bad input data
     NO_INPUT = 66  # input file missing
