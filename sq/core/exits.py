@@ -19,7 +19,7 @@ class ExitStatus(IntEnum):
     SOFTWARE = 70  # internal error (a bug in sq)
     TEMP_FAIL = 75  # retry later: rate limited, lock held
     NO_PERM = 77  # not authenticated / permission
-    CONFIG = 78  # bad configuration
+    CONFIG = 78  # bad configuration (or a broken install: a package sq needs cannot be imported)
     INTERRUPTED = 130  # Ctrl-C
 
 
