@@ -24,8 +24,20 @@ def _is_click_exception(e: BaseException) -> bool:
     return hasattr(e, "exit_code") and hasattr(e, "format_message") and not isinstance(e, (typer.Exit, SqError))
 
 
+def _installation_error(e: BaseException) -> BaseException:
+    """A package sq needs that failed to import while a command ran (a venue SDK is imported only
+    when used) is a broken install: the configuration error naming the package (exit 78), not an
+    internal error. Anything else is returned as it is."""
+    if isinstance(e, ImportError):
+        from sq.venues.registry import missing_package
+
+        return missing_package(e) or e
+    return e
+
+
 def exit_status_for(e: BaseException) -> ExitStatus | int:
     """The exit status of an exception (pinned by tests/core/test_exits.py)."""
+    e = _installation_error(e)
     if isinstance(e, SqError):
         return e.status
     if isinstance(e, typer.Exit):
@@ -41,6 +53,7 @@ def exit_status_for(e: BaseException) -> ExitStatus | int:
 
 def report_error(e: BaseException, env: Environment | None, stderr: Any) -> int:
     """Print a one-line message for `e` (a traceback too with --debug) and return its exit status."""
+    original, e = e, _installation_error(e)
     status = int(exit_status_for(e))
     debug = bool(env and env.debug) or os.environ.get("SQ_DEBUG") == "1"
     if isinstance(e, typer.Exit):
@@ -52,7 +65,7 @@ def report_error(e: BaseException, env: Environment | None, stderr: Any) -> int:
         print("sq: interrupted", file=stderr, flush=True)
         return status
     if debug:
-        traceback.print_exception(e, file=stderr)
+        traceback.print_exception(original, file=stderr)
     if isinstance(e, SqError):
         msg = e.message
     elif _is_click_exception(e):

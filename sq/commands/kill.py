@@ -18,10 +18,14 @@ At the same time, and independently of those processes (a hung sq live cannot ke
 alive), sq kill goes to each venue whose credentials it finds (Binance keys, a Zerodha session):
 it cancels every open order (Binance: cancel-all per symbol with open orders, spot and USD-M
 futures; Zerodha: each open order), with --flatten also closes positions with marketable orders
-no larger than the configured risk limits, then asks the venue again what is left.
+no larger than the configured risk limits, then asks the venue again what is left. Each venue
+market is cleaned on its own: one that fails (e.g. a Binance futures API that cannot be reached
+from here) is reported with the reason while the others are still cancelled; a Binance key
+without futures permission has no futures orders, so that market is skipped.
 
 Reports a table on a terminal, one JSON document otherwise (or with --json). Never prompts.
-Exit 0 when every process halted cleanly and nothing is left open, 1 when anything remains."""
+Exit 0 when every process halted cleanly and nothing is left open, 1 when anything remains or
+a venue market could not be checked."""
 
 EPILOG = """Examples:
 
@@ -81,7 +85,8 @@ def kill(
         where = f"{v['venue']} {v.get('market', '')}".strip()
         env.info(f"kill: {where}: canceled {v.get('canceled', 0)}" + (f", flattened {len(v.get('flattened') or [])}" if flatten else ""))
         if v.get("error"):
-            env.warn(f"{where}: {v['error']}")
+            error = str(v["error"])
+            env.warn(error if error.startswith(f"{where}:") else f"{where}: {error}")  # rows name their market already
         for o in v.get("remaining_orders") or []:
             env.warn(f"{where}: still open: {o.get('symbol')} {o.get('client_order_id') or o.get('venue_order_id')}")
         for p in v.get("remaining_positions") or []:

@@ -27,7 +27,8 @@ than the [live] table's feed_grace_s (2 s), working orders are cancelled and non
 it is back. Ctrl-C, SIGTERM or sq kill cancel every order, reconcile, seal the
 journal and exit 0; any other error cancels the run's orders at the venue before exiting
 non-zero. A crashed run continues with --resume DIR (replay, reconcile, cancel what the dead
-process left working, continue). On a terminal a live dashboard is shown."""
+process left working, continue). A run reaches only the markets of its symbols: trading
+BINANCE: spot needs no access to Binance's futures API. On a terminal a live dashboard is shown."""
 
 EPILOG = """Examples:
 

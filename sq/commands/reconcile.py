@@ -13,8 +13,9 @@ price and side differences within --tolerance.
 Without --journal every run under <data dir>/runs whose journal changed within --since is
 checked; --journal DIR checks one run (or every run under DIR). Runs on a real venue (binance,
 zerodha) are compared with the venue's open orders, order states (by client order id) and the
-account's trades; paper runs on SIM: are checked against themselves (fills vs orders vs PnL
-marks), since their simulated venue lived and died inside the paper process.
+account's trades, asking only the markets the journal names (a BINANCE: spot run needs no
+access to Binance's futures API); paper runs on SIM: are checked against themselves (fills vs
+orders vs PnL marks), since their simulated venue lived and died inside the paper process.
 
 --fix adopts the venue's truth into the journal (order states, missing fills) and appends an audit
 record naming every change; the journal stays hash-chained. A table on a terminal, one JSON

@@ -11,7 +11,7 @@ from enum import IntEnum
 
 class ExitStatus(IntEnum):
     OK = 0
-    DIFFERENCES = 1  # reconcile found differences / kill left something open
+    DIFFERENCES = 1  # reconcile found differences / kill left something open or could not check a venue market
     USAGE = 2
     DATA_ERR = 65  # bad input data
     NO_INPUT = 66  # input file missing
@@ -19,7 +19,7 @@ class ExitStatus(IntEnum):
     SOFTWARE = 70  # internal error (a bug in sq)
     TEMP_FAIL = 75  # retry later: rate limited, lock held
     NO_PERM = 77  # not authenticated / permission
-    CONFIG = 78  # bad configuration
+    CONFIG = 78  # bad configuration (or a broken install: a package sq needs cannot be imported)
     INTERRUPTED = 130  # Ctrl-C
 
 

@@ -8,8 +8,10 @@ The halt is a list of steps run in order, each producing rows of one report:
   2. `cancel_everywhere` — at the same time, in a thread started first:
      cancel every open order directly at each venue that has credentials (and with `flatten`
      close positions), then list again what is left, so a hung `sq live` cannot keep orders
-     working. One row per venue market in `KillReport.venues`. Paper orders only exist inside
-     their process, so step 1 is all paper trading needs; without credentials step 2 is empty.
+     working. One row per venue market in `KillReport.venues`; a market that fails (unreachable,
+     an error answer) is a row naming the reason, not ok, and never stops the others. Paper
+     orders only exist inside their process, so step 1 is all paper trading needs; without
+     credentials step 2 is empty.
 
 Standard library only (plus the registry and the config): `sq kill` runs from cron and must
 start at once — no numba, polars, pyarrow or venue SDK is imported.

@@ -894,8 +894,11 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         except (SqError, KeyboardInterrupt):
             raise
         except BaseException as e:
-            raise SqError(f"sq live stopped on an unexpected error ({type(e).__name__}); its {run.canceled_on_error} open order(s) "
-                          f"were canceled; continue with sq live --resume {plan.journal_dir}") from e
+            stopped = (f"its {run.canceled_on_error} open order(s) were canceled; continue with sq live --resume {plan.journal_dir}")
+            broken = registry.missing_package(e) if isinstance(e, ImportError) else None  # a broken install (exit 78)
+            if broken is not None:
+                raise type(broken)(f"{broken.message}; sq live stopped: {stopped}") from e
+            raise SqError(f"sq live stopped on an unexpected error ({type(e).__name__}); {stopped}") from e
     import gc
 
     gc.freeze()

@@ -54,7 +54,7 @@ class VenueError(Exception):
     status 0 with code "unreachable" when it could not be reached at all."""
 
     def __init__(self, status: int, code: Any, message: str):
-        super().__init__(f"HTTP {status} {code}: {message}")
+        super().__init__(f"HTTP {status}" + (f" {code}" if code not in ("", None, 0) else "") + f": {message}")
         self.status, self.code, self.message = status, code, message
 
 
@@ -76,7 +76,7 @@ def request(method: str, url: str, headers: dict[str, str], body: bytes | None =
             doc = {}
         code = doc.get("code", doc.get("error_type", "")) if isinstance(doc, dict) else ""
         msg = doc.get("msg", doc.get("message", "")) if isinstance(doc, dict) else ""
-        raise VenueError(e.code, code, str(msg)[:200]) from None
+        raise VenueError(e.code, code, str(msg or e.reason or "")[:200]) from None  # no JSON (a proxy's or CDN's page): its reason
     except (urllib.error.URLError, OSError) as e:
         host = urllib.parse.urlsplit(url).netloc
         raise VenueError(0, "unreachable", f"cannot reach {host}: {getattr(e, 'reason', e)}") from None

@@ -38,7 +38,8 @@ PREFIX_VENUE: dict[str, str] = {
     "BINANCE-FUT": "binance",  # USD-M futures
     "SIM": "sim",  # the built-in simulated exchange
 }
-SDK_EXTRA = {"kiteconnect": "zerodha", "binance": "binance"}  # missing SDK module → the pip extra that brings it
+# a venue SDK's top-level module → the pip package that brings it (all regular dependencies of sq)
+SDK_PACKAGES = {"kiteconnect": "kiteconnect", "binance": "python-binance", "orjson": "orjson", "Crypto": "pycryptodome"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class SourceOptions:
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
            "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "secret_files", "require_credentials",
            "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
-           "VENUES", "ACCOUNT_VENUES", "TICKER_ID_VENUES", "check_config"]
+           "VENUES", "ACCOUNT_VENUES", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package"]
 
 
 def venue_of(symbol: Symbol | str) -> str:
@@ -83,17 +84,33 @@ def one_venue(symbols: Iterable[Symbol | str], advice: str = "run one command pe
 # venue packages and their capabilities
 
 
+def missing_package(error: ImportError) -> ConfigError | None:
+    """A package sq needs that cannot be imported (a broken install: a venue SDK or one of its
+    own dependencies missing) as a one-line configuration error (exit 78) naming the package and
+    how to install it; None when the failing import is one of sq's own modules (a bug in sq)."""
+    name = error.name or ""
+    top = name.split(".")[0]
+    if not top or top == "sq":
+        return None
+    package = SDK_PACKAGES.get(top, top)
+    why = "is not installed" if isinstance(error, ModuleNotFoundError) else "cannot be imported"
+    return ConfigError(f"the Python package {package} (module {top}) {why}; sq's installation is incomplete: "
+                       f"pip install {package} (or reinstall sq)")
+
+
 def venue_module(venue: str, sub: str | None = None) -> Any:
-    """Import `sq.venues.<venue>[.<sub>]`, turning a missing optional SDK into a usage error."""
+    """Import `sq.venues.<venue>[.<sub>]`; a venue SDK that cannot be imported is a
+    configuration error naming the package to install (`missing_package`)."""
     if venue not in VENUES:
         raise UsageError(f"unknown venue {venue!r} (known: {', '.join(VENUES)})")
     name = f"sq.venues.{venue}" + (f".{sub}" if sub else "")
     try:
         return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name and (e.name.startswith("sq.venues") or e.name.split(".")[0] in SDK_EXTRA):
-            raise UsageError(f"the {venue} adapter is not available: install it with pip install 'sq[{venue}]'") from None
-        raise
+    except ImportError as e:
+        error = missing_package(e)
+        if error is None:
+            raise
+        raise error from None
 
 
 def history_module(venue: str) -> Any:

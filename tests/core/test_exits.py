@@ -48,6 +48,26 @@ def test_report_is_one_line_without_traceback():
     assert err.getvalue() == "sq: error: row 7: price is NaN second line\n"
 
 
+@pytest.mark.parametrize("error, package", [
+    (ModuleNotFoundError("No module named 'binance'", name="binance"), "python-binance"),
+    (ModuleNotFoundError("import of binance halted; None in sys.modules", name="binance.client"), "python-binance"),
+    (ImportError("cannot import name 'KiteConnect' from 'kiteconnect'", name="kiteconnect"), "kiteconnect"),
+    (ModuleNotFoundError("No module named 'dateparser'", name="dateparser"), "dateparser"),  # an SDK's own dependency
+])
+def test_a_package_missing_at_run_time_is_a_configuration_error_naming_it(error, package):
+    err = io.StringIO()
+    assert int(exit_status_for(error)) == 78
+    assert report_error(error, None, err) == 78
+    text = err.getvalue()
+    assert text.count("\n") == 1 and f"pip install {package}" in text and "internal error" not in text
+
+
+def test_a_missing_module_of_sq_itself_stays_an_internal_error():
+    err = io.StringIO()
+    assert report_error(ModuleNotFoundError("No module named 'sq.nothing'", name="sq.nothing"), None, err) == 70
+    assert "internal error" in err.getvalue()
+
+
 def test_internal_error_hints_at_debug():
     err = io.StringIO()
     assert report_error(ValueError("oops"), None, err) == 70

@@ -83,6 +83,21 @@ def test_refuses_without_credentials_before_any_connection(sq, tmp_path, monkeyp
         listener.close()
 
 
+def test_a_venue_sdk_missing_at_run_time_is_exit_78_naming_the_package(binance_fake, tmp_path):
+    """A broken install (python-binance gone; it is imported only when the gateway opens): one
+    line naming the package and how to install it, exit 78 — never an internal error."""
+    import sys
+
+    binance_fake()
+    code = "import sys\nsys.modules['binance'] = None  # import binance now fails\nfrom sq.cli import main\nmain(sys.argv[1:])\n"
+    r = subprocess.run([sys.executable, "-c", code, *LIVE, "--config", str(_cfg(tmp_path)), "--confirm-live", "--for", "5s"],
+                       capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("sq: error:")]
+    assert r.returncode == 78, r.stderr
+    assert len(errors) == 1 and "python-binance" in errors[0] and "pip install python-binance" in errors[0], r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
 def test_second_live_process_on_the_same_symbol_exits_75(sq, tmp_path):
     from sq.core import runtime
 

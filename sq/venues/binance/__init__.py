@@ -105,11 +105,15 @@ def open_gateway(config, env, **kw) -> "BinanceGateway":
 
 
 def open_account(config, env, *, symbols=(), order_timeout_s: float | None = None, push: bool = False) -> "BinanceGateway":
-    """The gateway of a live run or a reconcile: both markets' exchangeInfo (a journal may hold
-    either), requests timing out at the run's order timeout (3 retries), and with `push` the
-    execution-report streams of the markets `symbols` trade on (spot when none)."""
+    """The gateway of a live run or a reconcile, requests timing out at the run's order timeout
+    (3 retries). Only the markets `symbols` trade on are reached at open (their exchangeInfo,
+    and with `push` their execution-report streams; spot when no symbol is given); any other
+    market is reached when an order, a journal or the account first needs it. So a futures API
+    that cannot be reached (a geo-restriction, a firewall that lets only the spot hosts through)
+    never stops spot trading or the reconcile of a spot run."""
     kw = {} if order_timeout_s is None else {"timeout": order_timeout_s, "max_retries": 3}
-    gw = open_gateway(config, env, user_stream=False, markets=(SPOT, FUTURES), **kw)
+    markets = tuple(sorted({market_of(s) for s in symbols}))
+    gw = open_gateway(config, env, user_stream=False, markets=markets, **kw)
     if push:
-        gw.start_user_stream(tuple(sorted({market_of(s) for s in symbols})) if symbols else (SPOT,))
+        gw.start_user_stream(markets or (SPOT,))
     return gw

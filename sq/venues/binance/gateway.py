@@ -85,7 +85,9 @@ class BinanceGateway(GatewayBase):
         """Credentials from the config/env or `sq auth binance`, endpoints from the config, streams started.
 
         `markets` (spot, futures) are those of `symbols` when given, else spot; each gets its
-        exchangeInfo and its execution-report stream.
+        exchangeInfo and its execution-report stream. A market not among them is reached only
+        when a symbol of it is first used (`_resolve`), so one market being unreachable never
+        stops work on the other.
         """
         from sq.venues.binance import credentials
         from sq.venues.binance.signing import Signer
@@ -127,6 +129,8 @@ class BinanceGateway(GatewayBase):
     # ------------------------------------------------------------------ helpers
 
     def _resolve(self, symbol: str) -> tuple[str, Rules, str]:
+        """(market, rules, canonical) of a Binance symbol; its market's exchangeInfo is loaded the
+        first time a symbol of that market is used."""
         sym = parse_symbol(symbol)
         if sym.exchange not in PREFIXES:
             raise UsageError(f"{symbol} is not a Binance symbol")
@@ -271,6 +275,7 @@ class BinanceGateway(GatewayBase):
         return self.place(OrderRequest(symbol, old.side, new_qty, price if price is not None else old.price))
 
     def open_orders(self, symbol: str | None = None) -> list[OrderState]:
+        """Open orders of `symbol`, or of every market this gateway has reached (see `open`)."""
         out: list[OrderState] = []
         markets = [self._resolve(symbol)] if symbol else [(m, None, None) for m in self.infos]
         for market, rules, canonical in markets:
@@ -346,6 +351,8 @@ class BinanceGateway(GatewayBase):
                               version=2 if market == FUTURES else None, what="account")
 
     def positions(self) -> list[Position]:
+        """Spot balances and futures positions of the markets this gateway has reached (see `open`):
+        a gateway that only trades spot never asks the futures API."""
         out: list[Position] = []
         if SPOT in self.infos:
             for b in self.account(SPOT).get("balances", []):

@@ -202,7 +202,4 @@ def _open_rest(ep: Endpoints, market: str) -> "RestHistory":
     from sq.venues.binance.rest_history import RestHistory
 
     limits = Limits(weight_1m=2400) if market == FUTURES else Limits()
-    try:
-        return RestHistory(BinanceRest(ep, None, limits=limits), market)
-    except ModuleNotFoundError as e:
-        raise UsageError(f"the REST history needs python-binance ({e.name}): install it with pip install 'sq[binance]'") from None
+    return RestHistory(BinanceRest(ep, None, limits=limits), market)  # python-binance missing: sq's cli names it (exit 78)

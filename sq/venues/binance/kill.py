@@ -9,6 +9,12 @@ A hung `sq live` cannot cancel its own orders, so `sq kill` goes to the venue it
   orders no larger than `max_qty(symbol, price)` each. Spot holds balances, not positions:
   nothing is sold.
 
+Each market is cleaned on its own: one that fails never stops the other. A key without futures
+permission (-2015/-2014) has no futures account to clean, so that market is skipped; a futures
+API that cannot be reached at all (geo-restricted, or a firewall that lets only the spot hosts
+through) is a result row naming the reason — its orders could not be checked, so the kill is not
+clean (exit 1).
+
 Then it asks again and reports what is left. The account is the one every other Binance command
 uses (`credentials.resolve`: the config/environment, else what `sq auth binance` stored —
 an HMAC secret or an Ed25519 key file, on the testnets when stored so), signed by the same
@@ -148,10 +154,18 @@ def kill(acct: Account, *, symbol: str | None, flatten: bool, max_qty: Callable[
         except VenueError as e:
             if market == FUTURES and not want and e.status in (401, 403) and e.code in NO_FUTURES_ACCOUNT:
                 continue  # a spot-only key: no futures account to clean up
-            result.error = f"binance {market}: {e}"
+            result.error = f"binance {market}: {reason(e)}"
         result.seconds = time.perf_counter() - start
         out.append(result)
     return out
+
+
+def reason(e: VenueError) -> str:
+    """Why a market could not be cleaned, for the result row: "unreachable (…)" when no answer
+    came at all, else the HTTP status and the venue's code and message."""
+    if e.status == 0:
+        return f"unreachable ({e.message}); its open orders could not be checked"
+    return str(e)
 
 
 def kill_market(venue: BinanceKill, market: str, want: str | None, flatten: bool, max_qty: Callable[[str, float], float | None],

@@ -27,7 +27,7 @@ class Signer:
                 from Crypto.PublicKey import ECC
                 from Crypto.Signature import eddsa
             except ImportError:  # pragma: no cover - pycryptodome ships with python-binance
-                raise AuthError("Ed25519 signing needs pycryptodome: pip install 'sq[binance]'") from None
+                raise AuthError("Ed25519 signing needs pycryptodome: pip install pycryptodome") from None
             try:
                 self._ed = eddsa.new(ECC.import_key(Path(ed25519_key_file).read_text()), "rfc8032")
             except FileNotFoundError:

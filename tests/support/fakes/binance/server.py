@@ -14,6 +14,12 @@ streams fed by the SIM engine every `interval_ms`; `/ws-api/v3` the spot WebSock
 
 Fault injection on market streams (`Faults`): dropped, duplicated and reordered depth events,
 malformed frames, unknown fields, disconnects and stalls; every injected fault is recorded.
+
+The account's `permissions` are enforced: a key without "FUTURES" gets -2015 (HTTP 401) on every
+signed futures call, as Binance answers a key without futures permission. `futures_blocked`
+(an HTTP status) makes the whole futures API unreachable from here: every `/fapi` request gets
+that status — 451 with Binance's restricted-location answer, anything else an HTML page as a
+proxy or firewall sends — and futures WebSocket connections are closed at once.
 """
 
 from __future__ import annotations
@@ -95,7 +101,7 @@ class FakeBinance:
 
     def __init__(self, spot=(SymbolSpec(),), futures=(SymbolSpec(),), *, seed: int = 7, interval_ms: float = 10.0,
                  faults: Faults | None = None, account: Account | None = None, weight_limit: int = 6000,
-                 orders_10s: int = 100, clock_offset_ms: int = 0):
+                 orders_10s: int = 100, clock_offset_ms: int = 0, futures_blocked: int = 0):
         self.lock = threading.RLock()
         self.interval = interval_ms / 1000.0
         self.faults = faults or Faults()
@@ -103,6 +109,7 @@ class FakeBinance:
         self.weight_limit = weight_limit
         self.orders_10s_limit = orders_10s
         self.clock_offset_ms = clock_offset_ms
+        self.futures_blocked = futures_blocked  # an HTTP status answering every /fapi request (0: open)
         t0 = time.time_ns()
         self.markets: dict[tuple[str, str], FakeMarket] = {}
         for i, s in enumerate(spot):
@@ -296,6 +303,9 @@ class FakeBinance:
     async def _ws_handler(self, ws) -> None:
         parts = urlsplit(ws.request.path)
         path = parts.path
+        if path.startswith("/fut") and self.futures_blocked:
+            await ws.close(1008, "futures blocked")
+            return
         if (path.endswith("/ws-api/v3") or path.startswith("/fut/ws/")) and time.monotonic() < self.user_outage_until:
             await ws.close(1013, "try again later")  # a user-data outage (kick_user_streams)
             return
@@ -643,6 +653,20 @@ class _RestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _send_blocked(self, status: int) -> None:
+        """What a blocked futures API answers: Binance's restricted-location JSON (451), else the
+        HTML page of a proxy or firewall."""
+        if status == 451:
+            self._send(451, {"code": 0, "msg": "Service unavailable from a restricted location according to 'b. Eligibility' in "
+                                               "https://www.binance.com/en/terms."})
+            return
+        body = b"<html><head><title>403 Forbidden</title></head><body>blocked</body></html>"
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _handle(self, method: str) -> None:
         fake = self.server_fake
         parts = urlsplit(self.path)
@@ -652,6 +676,10 @@ class _RestHandler(BaseHTTPRequestHandler):
         market = "futures" if path.startswith("/fapi/") else "spot"
         name = path.rstrip("/").rsplit("/", 1)[-1]
         params = dict(parse_qsl(query)) | dict(parse_qsl(body))
+        if market == "futures" and fake.futures_blocked:
+            fake.requests.append((method, path, fake.futures_blocked))
+            self._send_blocked(fake.futures_blocked)
+            return
         weight = (FUTURES_WEIGHTS if market == "futures" else {}).get(name) or WEIGHTS.get(name, 1)
         if name == "depth":
             lim = int(params.get("limit", 100))
@@ -702,12 +730,14 @@ class _RestHandler(BaseHTTPRequestHandler):
         if name == "klines":
             return fake.history_klines(market, params)
         if name == "listenKey" and market == "futures":
-            if self.headers.get("X-MBX-APIKEY") != fake.account.api_key:
+            if self.headers.get("X-MBX-APIKEY") != fake.account.api_key or "FUTURES" not in fake.account.permissions:
                 raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
             if method == "POST":
                 return {"listenKey": fake.new_listen_key()}
             return {}
         p = fake.check_signed(self.headers, query, body)
+        if market == "futures" and "FUTURES" not in fake.account.permissions:
+            raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
         sym = p.get("symbol")
         with fake.lock:
             if name == "order":
