@@ -33,6 +33,10 @@ def env_of(ctx: typer.Context):
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 ModeOption = Annotated[str, typer.Option("--mode", help="Zerodha ticker mode: ltp, quote or full (5-level depth). Binance and SIM always stream full depth.")]
+ExpiryOption = Annotated[
+    Optional[str],
+    typer.Option("--expiry", help="Which contract a continuous futures name (NFO:NIFTY-FUT) stands for: near (the nearest listed expiry), next or far (config: [zerodha] expiry, default near).", show_default=False),
+]
 ReplayOption = Annotated[
     Optional[str],
     typer.Option("--replay", help="Run the venue parser and book sync over a raw capture (JSON Lines from --raw) instead of the network.", show_default=False),

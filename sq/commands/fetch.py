@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import ExpiryOption, JsonOption, env_of
 
 HELP = """Download history (trades, aggregate trades, top of book, candles) into a Parquet dataset.
 
@@ -27,7 +27,9 @@ Zerodha (NSE:, NFO:, BSE:, MCX: …) kind candles with --interval minute|3minute
 15minute|30minute|60minute|day (or 1m … 1h, 1d), IST trading days, through Kite's historical API
 (a stored `sq auth zerodha` session), split into Kite's per-request ranges at 3 requests a second;
 --oi adds open interest, --continuous stitches NFO/MCX futures day candles across expiries.
-Candles become bars, one file per symbol and day (candles-INTERVAL.parquet).
+Candles become bars, one file per symbol and day (candles-INTERVAL.parquet). A continuous
+futures name (NFO:NIFTY-FUT) fetches the contract it stands for today (--expiry), stored under
+that contract's symbol.
 
 A day that cannot be had — not archived (e.g. before the symbol was listed), a download failing
 its checksum twice, a day not over yet — is listed on stderr and left out. On a terminal a
@@ -52,13 +54,15 @@ EPILOG = """Examples:
 
   sq fetch NFO:NIFTY26JANFUT --kind candles --interval day --oi --start 2025-12-01 --end 2026-01-27 -o data
 
+  sq fetch NFO:NIFTY-FUT --kind candles --interval day --continuous --start 2024-01-01 --end 2025-12-31 -o data
+
   sq book 'data/venue=binance/**/bookTicker.parquet' --depth 1 --format jsonl | head
 """
 
 
 def fetch(
     ctx: typer.Context,
-    symbols: Annotated[List[str], typer.Argument(help="Symbols of one venue, e.g. BINANCE:BTCUSDT or BINANCE-FUT:ETHUSDT.", metavar="SYMBOL", show_default=False)],
+    symbols: Annotated[List[str], typer.Argument(help="Symbols of one venue, e.g. BINANCE:BTCUSDT, BINANCE-FUT:ETHUSDT, NSE:INFY or NFO:NIFTY-FUT (the current month's contract).", metavar="SYMBOL", show_default=False)],
     kind: Annotated[str, typer.Option("--kind", help="What to fetch: the venue's history kind (Binance: trades, aggTrades, bookTicker, klines).", show_default=False)],
     start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD (included).", show_default=False)],
     end: Annotated[str, typer.Option("--end", help="Last day, YYYY-MM-DD (included).", show_default=False)],
@@ -66,6 +70,7 @@ def fetch(
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Dataset directory (default: <data dir>/history).", show_default=False)] = None,
     oi: Annotated[bool, typer.Option("--oi", help="Zerodha candles: add open interest (futures and options).")] = False,
     continuous: Annotated[bool, typer.Option("--continuous", help="Zerodha day candles of NFO/MCX futures, stitched across expiries.")] = False,
+    expiry: ExpiryOption = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.core.datasets import parse_date
@@ -73,7 +78,7 @@ def fetch(
 
     env = env_of(ctx)
     opts = FetchOptions(symbols=list(symbols), kind=kind, start=parse_date(start, "--start"), end=parse_date(end, "--end"),
-                        interval=interval, out=out, oi=oi, continuous=continuous)
+                        interval=interval, out=out, oi=oi, continuous=continuous, expiry=expiry)
     with _Bar(env) as bar:
         report = run_fetch(env, opts, progress=bar)
     for line in report.missing_lines():

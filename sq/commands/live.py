@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import ExpiryOption, JsonOption, env_of
 
 HELP = """Trade a strategy (a built-in such as mm or lt, or your own file) with real orders at a venue
 (BINANCE:, BINANCE-FUT:, Zerodha exchanges), running the same engine kernels as sq paper and
@@ -46,7 +46,7 @@ EPILOG = """Examples:
 
 def live(
     ctx: typer.Context,
-    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade (default: the config's instruments).", metavar="[SYMBOL]...", show_default=False)] = None,
+    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade, e.g. NSE:INFY, NFO:NIFTY-FUT (the current month's contract, fixed for the run; default: the config's instruments).", metavar="[SYMBOL]...", show_default=False)] = None,
     strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.", show_default=False)] = None,
     config: Annotated[Optional[str], typer.Option("--config", help="Config file with trading_mode = \"live\" (also: sq --config FILE live …, $SQ_CONFIG).", show_default=False)] = None,
     confirm_live: Annotated[bool, typer.Option("--confirm-live", help="Confirm that real orders may be sent (or SQ_CONFIRM_LIVE=1).")] = False,
@@ -57,6 +57,7 @@ def live(
     order_timeout: Annotated[Optional[float], typer.Option("--order-timeout", help="Seconds to wait for a venue answer before resolving the order by its client id (config: live.order_timeout_s, default 5).", show_default=False)] = None,
     breaker_failures: Annotated[Optional[int], typer.Option("--breaker-failures", help="Venue failures in a row that open the circuit breaker: no new orders (config: live.breaker_failures, default 5).", show_default=False)] = None,
     breaker_cooldown: Annotated[Optional[float], typer.Option("--breaker-cooldown", help="Seconds the breaker stays open before one trial order (config: live.breaker_cooldown_s, default 10).", show_default=False)] = None,
+    expiry: ExpiryOption = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.runs.live import LiveOptions, run_live
@@ -66,7 +67,7 @@ def live(
         env.config_path = config
     opts = LiveOptions(strategy=strategy, symbols=list(symbols or []), confirm=confirm_live, journal=journal, resume=resume,
                        params=list(params or []), duration=for_, order_timeout_s=order_timeout, breaker_failures=breaker_failures,
-                       breaker_cooldown_s=breaker_cooldown, json=json_)
+                       breaker_cooldown_s=breaker_cooldown, json=json_, expiry=expiry)
     view = env.stdout_isatty and not json_
     summary = run_live(env, opts, view_factory=(lambda plan, source, run: Dashboard(env, plan)) if view else None)
     render_summary(env, summary, json_)

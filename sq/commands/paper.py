@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import EndOption, JsonOption, SeedOption, StartOption, env_of
+from sq.commands._options import EndOption, ExpiryOption, JsonOption, SeedOption, StartOption, env_of
 
 HELP = """Paper-trade a strategy (a built-in such as mm or lt, or your own file) with the backtest's engine and
 fill simulation, on a live market (SIM: symbols, or the config's instruments; SIM:DEMO when there
@@ -46,7 +46,7 @@ EPILOG = """Examples:
 
 def paper(
     ctx: typer.Context,
-    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade live, e.g. SIM:DEMO (default: the config's instruments, else SIM:DEMO).", metavar="SYMBOL", show_default=False)] = None,
+    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade live, e.g. SIM:DEMO, NSE:INFY, NFO:NIFTY-FUT (the current month's contract; default: the config's instruments, else SIM:DEMO).", metavar="SYMBOL", show_default=False)] = None,
     strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.", show_default=False)] = None,
     from_: Annotated[Optional[List[str]], typer.Option("--from", help="Replay a recorded market stream (Parquet file, dataset dir/glob, Arrow, or - for stdin) instead of a live market.", show_default=False)] = None,
     for_: Annotated[Optional[str], typer.Option("--for", help="Stop after this long: wall time live, data time on a replay (20s, 5m, 1h).", show_default=False)] = None,
@@ -58,6 +58,7 @@ def paper(
     end: EndOption = None,
     seed: SeedOption = 1,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks from a --from replay first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
+    expiry: ExpiryOption = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.runs.paper import PaperOptions, run_paper
@@ -76,6 +77,7 @@ def paper(
         clean=clean,
         start=start,
         end=end,
+        expiry=expiry,
     )
     env = env_of(ctx)
     live_view = env.stdout_isatty and not json_

@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import ForOption, LimitOption, ModeOption, ReplayOption, SeedOption, env_of
+from sq.commands._options import ExpiryOption, ForOption, LimitOption, ModeOption, ReplayOption, SeedOption, env_of
 
 HELP = """Record market data to a Parquet dataset; pass it through when stdout is a pipe.
 
@@ -16,6 +16,10 @@ rotation (--rotate, by data time), at the end, on Ctrl-C or SIGTERM, so a file u
 name is always complete. When stdout is a pipe the events also flow on as the Arrow market
 stream; if downstream closes or falls behind, the pass-through stops with a warning and the
 recording to disk goes on. A summary of events, files and bytes goes to stderr.
+
+A continuous futures name (NFO:NIFTY-FUT, MCX:CRUDEOIL-FUT) records the contract it stands for
+today (--expiry), under that contract's symbol; stderr and the files' instrument metadata
+(continuous, expiry) say which one.
 """
 
 EPILOG = """Examples:
@@ -30,6 +34,8 @@ EPILOG = """Examples:
 
   sq record NSE:RELIANCE NSE:INFY --mode full --out data --for 6h15m
 
+  sq record NFO:NIFTY-FUT MCX:CRUDEOIL-FUT --expiry next --out data --for 6h
+
   sq subscribe SIM:DEMO --limit 20000 | sq record - --out data
 
   sq book data/venue=sim --format jsonl | head
@@ -38,7 +44,7 @@ EPILOG = """Examples:
 
 def record(
     ctx: typer.Context,
-    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to record, e.g. SIM:DEMO; - (or none, on a pipe) records the market stream on stdin.", metavar="SYMBOL", show_default=False)] = None,
+    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to record, e.g. SIM:DEMO, NSE:INFY, NFO:NIFTY-FUT (the current month's contract); - (or none, on a pipe) records the market stream on stdin.", metavar="SYMBOL", show_default=False)] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Dataset directory (default: <data dir>/recordings).", show_default=False)] = None,
     rotate: Annotated[str, typer.Option("--rotate", help="Start a new file per symbol every so much data time (10m, 1h).")] = "1h",
     for_: ForOption = None,
@@ -48,6 +54,7 @@ def record(
     mode: ModeOption = "full",
     raw: Annotated[bool, typer.Option("--raw", help="Also keep the venue's raw frames and REST answers as JSON Lines under DIR/raw/ (for sq subscribe --replay).")] = False,
     replay: ReplayOption = None,
+    expiry: ExpiryOption = None,
 ) -> None:
     from sq.runs.record import run_record
 
@@ -55,7 +62,7 @@ def record(
     progress = _progress_line(env) if env.stderr_isatty and not env.quiet else None
     try:
         summary = run_record(env, symbols or [], out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, mode=mode,
-                             raw=raw, replay=replay, progress=progress)
+                             raw=raw, replay=replay, expiry=expiry, progress=progress)
     finally:
         if progress is not None:
             env.stderr.write("\r\x1b[2K")

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import FormatOption, ForOption, LimitOption, ModeOption, OutputOption, ReplayOption, SeedOption, env_of
+from sq.commands._options import ExpiryOption, FormatOption, ForOption, LimitOption, ModeOption, OutputOption, ReplayOption, SeedOption, env_of
 
 HELP = "Stream market events (L2 levels and trades) of one or more symbols."
 EPILOG = (
@@ -18,6 +18,7 @@ EPILOG = (
     "  sq subscribe SIM:DEMO            # live view on a terminal; Ctrl-C to stop\n\n"
     "  sq subscribe BINANCE:BTCUSDT --raw btc.jsonl | sq book\n\n"
     "  sq subscribe NSE:RELIANCE --mode quote --for 5m -o reliance.parquet\n\n"
+    "  sq subscribe NFO:NIFTY-FUT --expiry next | sq book --depth 5\n\n"
     "  sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10\n\n"
     "On a pipe the output is an Arrow IPC market stream that ends with an sq trailer, also\n"
     "when stopped by Ctrl-C or SIGTERM. --limit runs the simulated exchange in simulated time\n"
@@ -27,7 +28,7 @@ EPILOG = (
 
 def subscribe(
     ctx: typer.Context,
-    symbols: Annotated[List[str], typer.Argument(metavar="SYMBOL...", help="Symbols, e.g. SIM:DEMO (any SIM:<NAME> works).", show_default=False)],
+    symbols: Annotated[List[str], typer.Argument(metavar="SYMBOL...", help="Symbols, e.g. SIM:DEMO (any SIM:<NAME> works), BINANCE:BTCUSDT, NSE:INFY, NFO:NIFTY-FUT (the current month's contract).", show_default=False)],
     for_: ForOption = None,
     limit: LimitOption = None,
     seed: SeedOption = 0,
@@ -36,15 +37,16 @@ def subscribe(
     mode: ModeOption = "full",
     raw: Annotated[Optional[str], typer.Option("--raw", help="Also keep the venue's raw frames and REST answers in FILE (JSON Lines) for --replay.", show_default=False)] = None,
     replay: ReplayOption = None,
+    expiry: ExpiryOption = None,
 ) -> None:
     env = env_of(ctx)
     from sq.runs.lifecycle import StopOnSignals
 
     with StopOnSignals() as stopper:
-        _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode, raw, replay)
+        _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode, raw, replay, expiry)
 
 
-def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full", raw=None, replay=None) -> None:
+def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full", raw=None, replay=None, expiry=None) -> None:
     from sq.core.durations import parse_duration_ns
     from sq.core.exits import UsageError
     from sq.core.streams import resolve_format
@@ -57,12 +59,15 @@ def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full
     fmt_resolved = resolve_format(env, fmt, output)
 
     from sq.core.config import load_config
+    from sq.runs import contracts
     from sq.venues.registry import SourceOptions, open_market_source
 
+    config = load_config(env)
+    resolved = contracts.resolve(env, config, parsed, expiry=expiry, replay_path=replay)
     clock = "sim" if (limit is not None and duration_ns is None) else "real"
-    options = SourceOptions(config=load_config(env), env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock,
-                            mode=mode.lower(), raw_path=raw, replay_path=replay)
-    source = open_market_source(parsed, options)
+    options = SourceOptions(config=config, env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock,
+                            mode=mode.lower(), raw_path=raw, replay_path=replay, contracts=resolved.contracts)
+    source = open_market_source(resolved.symbols, options)
     live_view = output is None and env.stdout_isatty and fmt_resolved == "table" and (fmt or "auto").lower() in ("auto", "table")
 
     stopper.attach(lambda _signal: source.close())

@@ -220,6 +220,9 @@ class ZerodhaConfig:
     ws_url: str = _f("wss://ws.kite.trade", "SQ_KITE_WS_URL")
     login_url: str = _f("https://kite.zerodha.com", "SQ_KITE_LOGIN_URL")
     product: Literal["MIS", "NRML", "CNC", "MTF"] = "MIS"  # intraday by default; NRML/CNC to carry positions
+    # which contract a continuous futures name (NFO:NIFTY-FUT) trades: the nearest listed expiry,
+    # the 2nd or the 3rd (`--expiry` overrides it for one run)
+    expiry: Literal["near", "next", "far"] = "near"
     # F&O freeze quantities by underlying (or tradingsymbol), over sq's built-in table: orders above
     # them are sliced (NSE revises these; keep them current here without waiting for a release)
     freeze_qty: Mapping[str, float] = _f(factory=lambda: types.MappingProxyType({}))

@@ -375,9 +375,16 @@ def new_run_id() -> str:
 def config_summary(config: Any) -> dict[str, Any]:
     """What a journal records about the config: mode, instruments, risk, fills — never credentials."""
     import dataclasses
+    from collections.abc import Mapping
 
-    def plain(obj: Any) -> Any:
-        return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    def plain(obj: Any) -> Any:  # dataclasses and read-only mappings (an instrument's `params`) as JSON values
+        if dataclasses.is_dataclass(obj):
+            return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        if isinstance(obj, Mapping):
+            return {str(k): plain(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [plain(v) for v in obj]
+        return obj
 
     if config is None:
         return {}

@@ -39,6 +39,7 @@ class FetchOptions:
     out: str | None = None  # None: <data dir>/history
     oi: bool = False  # Zerodha candles: with open interest (futures and options)
     continuous: bool = False  # Zerodha day candles of NFO/MCX futures stitched across expiries
+    expiry: str | None = None  # which contract a continuous futures name (NFO:NIFTY-FUT) stands for: near, next, far
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SymbolReport:
     """One symbol's days: fetched (with their source), already present, missing (with why)."""
 
     symbol: str
+    continuous: str = ""  # the continuous futures name this contract was fetched for (sq.runs.contracts)
     fetched: dict[str, str] = field(default_factory=dict)  # date → source (archive, rest, …)
     present: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)  # date → reason
@@ -54,8 +56,9 @@ class SymbolReport:
     elapsed_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "fetched": sorted(self.fetched), "sources": self.fetched, "present": self.present,
-                "missing": self.missing, "rows": self.rows, "bytes": self.bytes, "elapsed_s": round(self.elapsed_s, 3)}
+        doc = {"symbol": self.symbol, "fetched": sorted(self.fetched), "sources": self.fetched, "present": self.present,
+               "missing": self.missing, "rows": self.rows, "bytes": self.bytes, "elapsed_s": round(self.elapsed_s, 3)}
+        return {**doc, "continuous": self.continuous} if self.continuous else doc
 
 
 @dataclass
@@ -135,6 +138,7 @@ def run_fetch(env: Any, opts: FetchOptions, progress: Callable[[FetchProgress], 
     before the first day and after every day."""
     from sq.core import paths
     from sq.core.config import load_config
+    from sq.runs import contracts
     from sq.runs.lifecycle import StopOnSignals
     from sq.venues import registry
 
@@ -148,18 +152,20 @@ def run_fetch(env: Any, opts: FetchOptions, progress: Callable[[FetchProgress], 
     date_range(opts.start, opts.end)  # start after end: a usage error, whatever the venue
     history = registry.history_module(venue)
     config = load_config(env)
+    resolved = contracts.resolve(env, config, parsed, expiry=opts.expiry)
+    parsed = resolved.symbols
     stop = _Stop()
     with StopOnSignals(stop):
         flags = {name: True for name in ("oi", "continuous") if getattr(opts, name)}
-        client = history.open_history(config, env, symbols=[s.canonical for s in parsed], kind=opts.kind, interval=opts.interval,
-                                      **flags)
+        client = history.open_history(config, env, symbols=resolved.names, kind=opts.kind, interval=opts.interval, **flags)
         try:
             days = history.calendar(opts.start, opts.end)
             stream_kind = history.KINDS[opts.kind]
             name = file_name(opts.kind, stream_kind, opts.interval)
             out_dir = Path(opts.out) if opts.out else paths.data_dir() / "history"
             report = FetchReport(venue, opts.kind, opts.interval, opts.start.isoformat(), opts.end.isoformat(), str(out_dir))
-            fetcher = _Fetcher(client, report, out_dir, venue, name, stream_kind, opts.interval, len(days) * len(parsed), progress, stop)
+            fetcher = _Fetcher(client, report, out_dir, venue, name, stream_kind, opts.interval, len(days) * len(parsed), progress, stop,
+                               resolved.contracts)
             for s in parsed:
                 fetcher.symbol(s.canonical, days)
                 if stop.by:
@@ -175,8 +181,10 @@ class _Fetcher:
     """Writes one symbol's days after another and keeps the report and the progress current."""
 
     def __init__(self, client: Any, report: FetchReport, out_dir: Path, venue: str, name: str, stream_kind: str,
-                 interval: str | None, total: int, progress: Callable[[FetchProgress], None] | None, stop: _Stop):
+                 interval: str | None, total: int, progress: Callable[[FetchProgress], None] | None, stop: _Stop,
+                 contracts: dict | None = None):
         self.client, self.report, self.out_dir, self.venue, self.name = client, report, out_dir, venue, name
+        self.contracts = contracts or {}  # contract symbol → Contract of the continuous names fetched
         self.stream_kind, self.interval, self.total, self.progress, self.stop = stream_kind, interval, total, progress, stop
         self.done = 0
         self.bytes = 0
@@ -189,7 +197,8 @@ class _Fetcher:
 
     def symbol(self, symbol: str, days: list[dt.date]) -> None:
         t0 = time.monotonic()
-        rep = SymbolReport(symbol)
+        contract = self.contracts.get(symbol)
+        rep = SymbolReport(symbol, continuous=contract.continuous if contract else "")
         self.report.symbols.append(rep)
         todo = []
         for day in days:
@@ -200,7 +209,8 @@ class _Fetcher:
         self._tick(symbol, None, len(rep.present))
         if self.stop.by:  # stopped before this symbol's first day
             return
-        instruments = {symbol: self.client.instruments[symbol]}
+        instrument = self.client.instruments[symbol]
+        instruments = {symbol: contract.annotate(instrument) if contract else instrument}
         results = self.client.fetch(symbol, todo)
         try:
             for result in results:

@@ -78,6 +78,7 @@ class LiveOptions:
     breaker_failures: int | None = None
     breaker_cooldown_s: float | None = None
     json: bool = False
+    expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
 
 
 @dataclass(frozen=True)
@@ -646,12 +647,17 @@ class Plan:
     prefix: str
     duration_ns: int | None
     resume: Any = None  # J.Loaded
+    contracts: dict = field(default_factory=dict)  # contract symbol → Contract: the continuous names traded (sq.runs.contracts)
 
 
-def make_plan(opts: LiveOptions, config: Any) -> Plan:
+def make_plan(opts: LiveOptions, config: Any, env: Any = None) -> Plan:
+    """The run to make: a new one from the options (continuous futures names resolved to their
+    contracts, said on `env`'s stderr), or the crashed run of `--resume` as its journal has it."""
     from sq.core import paths
     from sq.core.durations import parse_duration_ns
+    from sq.core.environment import Environment
     from sq.core.strategy import loader
+    from sq.runs import contracts
     from sq.venues import registry
 
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
@@ -660,10 +666,10 @@ def make_plan(opts: LiveOptions, config: Any) -> Plan:
         s = loaded.start
         if s.get("mode") != "live":
             raise UsageError(f"--resume {opts.resume}: that is a {s.get('mode', 'paper')} run; continue it with sq {s.get('mode', 'paper')} --resume")
-        if opts.symbols or opts.params or opts.journal or (opts.strategy and loader.load(opts.strategy).spec != s.get("strategy")):
-            raise UsageError("--resume takes the strategy, symbols, --param and --journal of the original run; give only --for")
+        if opts.symbols or opts.params or opts.journal or opts.expiry or (opts.strategy and loader.load(opts.strategy).spec != s.get("strategy")):
+            raise UsageError("--resume takes the strategy, symbols, --expiry, --param and --journal of the original run; give only --for")
         return Plan(str(s["run_id"]), str(s["strategy"]), list(s["symbols"]), str(s["venue"]), list(s.get("params", [])),
-                    Path(opts.resume), str(s["client_prefix"]), duration_ns, loaded)
+                    Path(opts.resume), str(s["client_prefix"]), duration_ns, loaded, contracts.from_json(s.get("contracts")))
     if not opts.strategy:
         raise UsageError(f"--strategy is required: one of {', '.join(loader.BUILTINS)}, a file (./mine.py) "
                          "or package.module:NAME (or --resume DIR)")
@@ -675,9 +681,11 @@ def make_plan(opts: LiveOptions, config: Any) -> Plan:
     venue = registry.one_venue(syms, "run one sq live per venue account")
     if not registry.trades_live(venue):
         raise UsageError(f"{syms[0].exchange}: symbols have no real venue; trade them with sq paper")
+    resolved = contracts.resolve(env or Environment(), config, syms, expiry=opts.expiry)
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
-    return Plan(run_id, strategy, [s.canonical for s in syms], venue, list(opts.params), journal_dir, client_prefix(run_id), duration_ns)
+    return Plan(run_id, strategy, resolved.names, venue, contracts.params_for(opts.params, resolved.contracts), journal_dir,
+                client_prefix(run_id), duration_ns, contracts=resolved.contracts)
 
 
 def live_config(config: Any, venue: str, env: Any = None) -> Any:
@@ -850,15 +858,15 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     from sq.core.engine import make_engine
     from sq.core.engine import params as engine_params
     from sq.core.strategy import loader
-    from sq.runs import lifecycle
+    from sq.runs import contracts, lifecycle
     from sq.venues import registry
 
     config = load_config(env)
     require_live(config, opts.confirm)
     check_secret_files(config)
     safety = safety_of(opts, config)
-    plan = make_plan(opts, config)
-    config = live_config(config, plan.venue, env)
+    plan = make_plan(opts, config, env)
+    config = live_config(contracts.config_for(config, plan.contracts), plan.venue, env)
     strategy = loader.load(plan.strategy)
     params = engine_params.resolve(strategy, plan.symbols, config, plan.params)
     loader.compiled(strategy)  # a handler that does not compile: exit 2 before anything is opened
@@ -871,7 +879,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
             stack.enter_context(runtime.try_lock("live-" + sym.replace(":", "_").replace(" ", "_"), what=f"sq live on {sym}"))
         registry.require_credentials(plan.venue, config)
         source = registry.open_market_source(registry.parse_symbols(plan.symbols),
-                                             registry.SourceOptions(config=config, env=env, clock="real"))
+                                             registry.SourceOptions(config=config, env=env, clock="real", contracts=plan.contracts))
         stack.callback(source.close)
         gateway = registry.open_account(plan.venue, config, env, symbols=plan.symbols, order_timeout_s=safety.order_timeout_s, push=True)
         stack.callback(gateway.close)
@@ -970,10 +978,11 @@ def _final_reconcile(run: LiveRun) -> int:
 
 def _start_record(plan: Plan, config: Any) -> dict:
     from sq import __version__
+    from sq.runs import contracts
 
     return {"run_id": plan.run_id, "mode": "live", "venue": plan.venue, "strategy": plan.strategy, "symbols": plan.symbols,
-            "params": plan.params, "client_prefix": plan.prefix, "config": J.config_summary(config), "pid": os.getpid(),
-            "argv": sys.argv[1:], "ts": time.time_ns(), "version": __version__}
+            "contracts": contracts.to_json(plan.contracts), "params": plan.params, "client_prefix": plan.prefix,
+            "config": J.config_summary(config), "pid": os.getpid(), "argv": sys.argv[1:], "ts": time.time_ns(), "version": __version__}
 
 
 def percentile(values: list[int], q: float) -> float | None:

@@ -60,6 +60,7 @@ class PaperOptions:
     clean: bool | None = None  # --clean/--no-clean; None: the config's clean.enabled
     start: str | None = None  # --start/--end of a --from replay: YYYY-MM-DD, UTC days
     end: str | None = None
+    expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Plan:
     resume: "J.Loaded | None" = None
     clean: Any = None  # the [clean] settings a replay is cleaned with (CleanConfig), None: not cleaned
     window: tuple = (None, None)  # (start, end) dates of a replay's --start/--end
+    contracts: dict = field(default_factory=dict)  # contract symbol → Contract: the continuous names traded (sq.runs.contracts)
 
     @property
     def live(self) -> bool:
@@ -102,8 +104,9 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
     from sq.core.strategy import loader
+    from sq.runs import contracts
     from sq.runs.marketprep import clean_settings
-    from sq.venues.registry import parse_symbols
+    from sq.venues.registry import one_venue, parse_symbols
 
     if opts.resume:
         return _resume_plan(opts)
@@ -121,11 +124,19 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     inputs: list[str] = []
     for item in opts.inputs:
         inputs.append(item if item == "-" or any(c in item for c in "*?[") else str(Path(item).resolve()))
+    if opts.inputs and opts.expiry is not None:
+        raise UsageError("--expiry picks the contract of a continuous futures name to trade live; a --from replay trades what was recorded")
+    chosen: dict = {}
+    params = list(opts.params)
     if opts.inputs:
         symbols: list[str] = []
     else:
         texts = opts.symbols or list(config.symbols) or [DEFAULT_SYMBOL]
-        symbols = [s.canonical for s in parse_symbols(texts)]
+        parsed = parse_symbols(texts)
+        one_venue(parsed, "run one sq paper per venue")
+        resolved = contracts.resolve(env, config, parsed, expiry=opts.expiry)
+        symbols, chosen = resolved.names, resolved.contracts
+        params = contracts.params_for(params, chosen)
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
     if duration_ns is not None and duration_ns <= 0:
         raise UsageError("--for must be longer than zero")
@@ -133,8 +144,8 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
         raise UsageError("--clean/--no-clean filter a --from replay; a live market is traded as it comes")
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
-    return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, list(opts.params), opts.seed, journal_dir,
-                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window)
+    return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, params, opts.seed, journal_dir,
+                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen)
 
 
 def _spec(text: str) -> str:
@@ -146,14 +157,15 @@ def _spec(text: str) -> str:
 def _resume_plan(opts: PaperOptions) -> Plan:
     from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
+    from sq.runs import contracts
 
     loaded = J.load(opts.resume)
     start = loaded.start
     strategy = str(start.get("strategy", ""))
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
-    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end:
-        raise UsageError("--resume takes the symbols, --from, --start/--end, --param, --clean and --journal of the original run; "
+    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry:
+        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean and --journal of the original run; "
                          "give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
@@ -171,6 +183,7 @@ def _resume_plan(opts: PaperOptions) -> Plan:
         resume=loaded,
         clean=_clean_of(start.get("clean")),
         window=tuple(parse_window(start.get("start"), start.get("end"))),
+        contracts=contracts.from_json(start.get("contracts")),
     )
 
 
@@ -264,7 +277,8 @@ def open_live_source(env: Any, plan: Plan, config: Any) -> Any:
 
     symbols = registry.parse_symbols(plan.symbols)
     registry.one_venue(symbols, "run one sq paper per venue")
-    options = registry.SourceOptions(config=config, env=env, seed=plan.seed, duration_ns=plan.duration_ns, clock="real")
+    options = registry.SourceOptions(config=config, env=env, seed=plan.seed, duration_ns=plan.duration_ns, clock="real",
+                                     contracts=plan.contracts)
     return registry.open_market_source(symbols, options)
 
 
@@ -560,11 +574,12 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
     from sq.core.config import load_config
     from sq.core.engine import params as engine_params
     from sq.core.strategy import loader
-    from sq.runs import lifecycle
+    from sq.runs import contracts, lifecycle
     from sq.runs.backtest import input_kinds
 
     config = load_config(env)
     plan = make_plan(env, opts, config)
+    config = contracts.config_for(config, plan.contracts)  # [[instruments]] of a continuous name apply to its contract
     strategy = loader.load(plan.strategy)
     if plan.live:  # parameters checked before anything is opened (exit 2 / 78)
         engine_params.resolve(strategy, plan.symbols, config, plan.params)
@@ -670,6 +685,7 @@ def warm_up(config: Any, *, bars: bool = False) -> None:
 
 def _start_record(plan: Plan, config: Any) -> dict:
     from sq import __version__
+    from sq.runs import contracts
 
     return {
         "run_id": plan.run_id,
@@ -684,6 +700,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "params": plan.params,
         "seed": plan.seed,
         "clean": asdict(plan.clean) if plan.clean is not None else None,
+        "contracts": contracts.to_json(plan.contracts),
         "config": J.config_summary(config),
         "pid": os.getpid(),
         "argv": sys.argv[1:],

@@ -72,10 +72,11 @@ class RecordSummary:
     passthrough: str = "off"  # off | ok | closed: <reason>
     stopped_by: str | None = None  # the signal/reason given to stop(), None when the source ended
     out_dir: str = ""  # the dataset directory
+    contracts: dict[str, str] = field(default_factory=dict)  # contract symbol → the continuous name it was recorded for
 
     def line(self, out_dir: str | None = None) -> str:
         out_dir = self.out_dir if out_dir is None else out_dir
-        syms = ", ".join(f"{s} {n}" for s, n in self.per_symbol.items())
+        syms = ", ".join(f"{s}{f' [{self.contracts[s]}]' if s in self.contracts else ''} {n}" for s, n in self.per_symbol.items())
         pt = "" if self.passthrough in ("off", "ok") else f"; pass-through {self.passthrough}"
         return (
             f"recorded {self.events} events ({syms or 'no symbols'}) into {len(self.files)} "
@@ -522,14 +523,18 @@ def run_record(
     mode: str = "full",
     raw: bool = False,
     replay: str | None = None,
+    expiry: str | None = None,
     progress: Callable[[RecordSummary], None] | None = None,
 ) -> RecordSummary:
     """Open the venue's market source and record it until it ends or a signal stops it (cleanly:
-    every file sealed); return the summary. `progress(summary)` is called a few times a second."""
+    every file sealed); return the summary. Continuous futures names (`NFO:NIFTY-FUT`) record the
+    contract they stand for (`expiry`: near, next, far; sq.runs.contracts). `progress(summary)` is
+    called a few times a second."""
     from sq.core import paths
     from sq.core.config import load_config
     from sq.core.durations import parse_duration_ns
     from sq.core.exits import UsageError
+    from sq.runs import contracts
     from sq.venues import registry
 
     from_stdin = list(symbols) == ["-"] or (not symbols and not env.stdin_isatty)
@@ -549,6 +554,9 @@ def run_record(
 
     venue = "stdin" if from_stdin else registry.one_venue(parsed, "run one sq record per venue")
     config = load_config(env)
+    if from_stdin and expiry is not None:
+        raise UsageError("--expiry picks the contract of a continuous futures name; a stream from stdin names its symbols itself")
+    resolved = contracts.resolve(env, config, parsed, expiry=expiry, replay_path=replay)
     out_dir = out or str(paths.data_dir() / "recordings")
     clock = "sim" if (limit and not duration_ns) else "real"
     raw_path = None
@@ -557,8 +565,8 @@ def run_record(
         raw_dir.mkdir(parents=True, exist_ok=True)
         raw_path = str(raw_dir / f"{venue}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.jsonl")
     options = registry.SourceOptions(config=config, env=env, seed=seed, limit=limit, duration_ns=duration_ns, clock=clock,
-                                     mode=mode, raw_path=raw_path, replay_path=replay)
-    source = StdinMarketSource(env) if from_stdin else registry.open_market_source(parsed, options)
+                                     mode=mode, raw_path=raw_path, replay_path=replay, contracts=resolved.contracts)
+    source = StdinMarketSource(env) if from_stdin else registry.open_market_source(resolved.symbols, options)
 
     sink = None
     if pt_format is not None:
@@ -587,6 +595,7 @@ def run_record(
     with StopOnSignals(recorder.stop):
         summary = recorder.run()
     summary.out_dir = out_dir
+    summary.contracts = {s: c.continuous for s, c in resolved.contracts.items()}
     return summary
 
 

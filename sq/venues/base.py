@@ -33,6 +33,11 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
                                          validates kind, interval and symbols for this venue before
                                          any request (UsageError naming the valid choices), then
                                          loads the instruments
+    contracts(symbols, config, *, expiry, replay_path) -> [Contract]   (optional: venues with dated futures)
+                                         the dated contract each continuous futures name among
+                                         `symbols` (`NFO:NIFTY-FUT`) stands for now: `expiry` near
+                                         (default), next or far; a replay's capture says what was
+                                         listed when it was recorded
     A `HistoryClient` (below) has `instruments` (canonical symbol → Instrument), `fetch(symbol,
     days)` yielding one `DayResult` per day, in order (the client batches its requests as the
     venue allows), and `close()`.
@@ -68,6 +73,44 @@ class DayResult:
     source: str
     note: str = ""
     bytes: int = 0
+
+
+EXPIRY_RULES = ("near", "next", "far")  # a continuous futures name's 1st, 2nd or 3rd listed contract
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The dated futures contract a continuous name stood for when a run resolved it.
+
+    `continuous` is the name as given (canonical, `NFO:NIFTY-FUT`), `symbol` the contract
+    (`NFO:NIFTY26DECFUT`), `expiry` its expiry date (YYYY-MM-DD) and `rule` which of the listed
+    contracts it is: near (the nearest not yet expired), next (the 2nd) or far (the 3rd).
+    """
+
+    continuous: str
+    symbol: str
+    expiry: str
+    rule: str = "near"
+
+    def describe(self) -> str:
+        """`NFO:NIFTY-FUT → NFO:NIFTY26DECFUT (expiry 2026-12-29)`: the line a run prints."""
+        rule = "" if self.rule == "near" else f", {self.rule} expiry"
+        return f"{self.continuous} → {self.symbol} (expiry {self.expiry}{rule})"
+
+    def annotate(self, instrument: "Instrument") -> "Instrument":
+        """The contract's instrument with where it came from in its extras (`continuous`,
+        `expiry_rule`, `expiry`): the stream metadata says which contract a recording holds."""
+        from dataclasses import replace
+
+        extra = {**instrument.extra, "continuous": self.continuous, "expiry_rule": self.rule, "expiry": self.expiry}
+        return replace(instrument, extra=extra)
+
+    def to_json(self) -> dict:
+        return {"continuous": self.continuous, "symbol": self.symbol, "expiry": self.expiry, "rule": self.rule}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Contract":
+        return cls(str(d["continuous"]), str(d["symbol"]), str(d.get("expiry", "")), str(d.get("rule", "near")))
 
 
 class HistoryClient(Protocol):

@@ -5,7 +5,9 @@ This module is the only place that maps a symbol prefix to a venue. Each venue p
 (listed in `sq.venues.base`): its prefixes, its order rate, whether a
 market holds positions, a market's trading session, its secret files, `open_market_source`, `open_gateway`, `open_account`,
 and (real venues) an `auth` module; every venue has a standard-library-only `kill` module.
-Venue packages are imported only when a symbol, a journal or the account needs them.
+Venues with dated futures also resolve continuous names (`NFO:NIFTY-FUT`) to contracts
+(`resolve_contracts`). Venue packages are imported only when a symbol, a journal or the account
+needs them.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from sq.core.exits import ConfigError, UsageError
 from sq.core.symbols import EXCHANGES, Symbol, parse_symbol, parse_symbols
+from sq.venues.base import EXPIRY_RULES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -27,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sq.core.environment import Environment
     from sq.core.schemas import Instrument
     from sq.core.sessions import TradingSession
-    from sq.venues.base import MarketSource, OrderGateway
+    from sq.venues.base import Contract, MarketSource, OrderGateway
 
 VENUES = ("sim", "binance", "zerodha")
 ACCOUNT_VENUES = ("zerodha", "binance")  # venues with an account: credentials, `sq auth`, `sq live`, `sq kill`
@@ -55,6 +58,9 @@ class SourceOptions:
     mode: str = "full"  # ltp | quote | full (Zerodha ticker modes; Binance: full = diff depth + trades)
     raw_path: str | None = None  # --raw: also keep raw frames/REST answers as JSON Lines
     replay_path: str | None = None  # --replay: run the parser over a raw capture, no network
+    # contract symbol → the continuous futures name it was resolved from (`resolve_contracts`):
+    # the source's instruments say so in their extras
+    contracts: Mapping[str, "Contract"] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -63,7 +69,8 @@ class SourceOptions:
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
            "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "secret_files", "require_credentials",
            "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
-           "VENUES", "ACCOUNT_VENUES", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package"]
+           "VENUES", "ACCOUNT_VENUES", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package", "EXPIRIES",
+           "resolve_contracts"]
 
 
 def venue_of(symbol: Symbol | str) -> str:
@@ -78,6 +85,32 @@ def one_venue(symbols: Iterable[Symbol | str], advice: str = "run one command pe
     if len(venues) != 1:
         raise UsageError(f"symbols from several venues ({', '.join(venues)}); {advice}")
     return venues[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# continuous futures names → dated contracts
+
+EXPIRIES = EXPIRY_RULES  # which listed contract a continuous futures name stands for: near, next, far
+
+
+def resolve_contracts(symbols: Iterable[Symbol], config: "Config", *, expiry: str | None = None,
+                      replay_path: str | None = None) -> tuple[list[Symbol], dict[str, "Contract"]]:
+    """`symbols` (of one venue) with every continuous futures name (`NFO:NIFTY-FUT`) replaced by
+    the dated contract it stands for now (the venue's `contracts`), duplicates dropped, and
+    contract symbol → `Contract` for those. `expiry` (near, next, far; default: the venue's
+    config) picks among the listed contracts; given for symbols without a continuous name, it is
+    a usage error. A venue without dated futures leaves `symbols` as they are."""
+    symbols = list(symbols)
+    if expiry is not None and expiry not in EXPIRIES:
+        raise UsageError(f"--expiry must be one of {', '.join(EXPIRIES)}; got {expiry!r}")
+    pick = getattr(venue_module(one_venue(symbols)), "contracts", None) if symbols else None
+    chosen = pick(symbols, config, expiry=expiry, replay_path=replay_path) if pick is not None else []
+    if expiry is not None and not chosen:
+        raise UsageError(f"--expiry picks the contract of a continuous futures name such as NFO:NIFTY-FUT; "
+                         f"{', '.join(s.canonical for s in symbols) or 'no symbol'} names none")
+    by_name = {c.continuous: c for c in chosen}
+    out = parse_symbols([by_name[s.canonical].symbol if s.canonical in by_name else s.canonical for s in symbols])
+    return out, {c.symbol: c for c in chosen}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -173,6 +173,17 @@ def test_config_summary_has_no_secrets(monkeypatch):
     assert "supersecret" not in text and "hunter2" not in text and "binance" not in text
 
 
+def test_config_summary_keeps_the_instruments_and_their_params(tmp_path, monkeypatch):
+    """`[[instruments]]` (their `params` tables are read-only mappings) are journaled as plain JSON."""
+    from sq.core.config import load_config
+
+    (tmp_path / "sq.toml").write_text('[[instruments]]\nsymbol = "SIM:DEMO"\nclip = 3\n[instruments.params]\nspread = 2.5\n')
+    monkeypatch.setenv("SQ_CONFIG", str(tmp_path / "sq.toml"))
+    summary = json.loads(json.dumps(J.config_summary(load_config(None))))
+    [inst] = summary["instruments"]
+    assert inst["symbol"] == "SIM:DEMO" and inst["clip"] == 3 and {k.lower(): v for k, v in inst["params"].items()} == {"spread": 2.5}
+
+
 def test_run_id_sortable_and_unique():
     a, b = J.new_run_id(), J.new_run_id()
     assert a != b and len(a) == len("20260125T093000Z-3f9a00") and a[8] == "T"

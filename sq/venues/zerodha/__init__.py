@@ -2,12 +2,14 @@
 
     open_market_source(symbols, options) -> ZerodhaSource   (live ticker, or --replay RAWFILE)
     open_gateway(config, env, **kw) -> ZerodhaGateway
+    contracts(symbols, config, *, expiry, replay_path) -> [Contract]   (`NFO:NIFTY-FUT` → its contract)
 
 Modules: endpoints (URLs), session (cached token), auth (login flows), instruments (dump, symbol
 resolution), ticker_parser (binary frames → Arrow), source (websocket client), raw (capture
 files), market_rules (hours, ticks, lots, circuits, freeze slicing), ratelimit (token buckets),
-errors (Kite → sq errors), gateway (orders over REST), history (historical candles for `sq fetch`)
-and candles (Kite candles → bars tables). kiteconnect is imported only by the gateway.
+errors (Kite → sq errors), gateway (orders over REST), history (historical candles for `sq fetch`),
+candles (Kite candles → bars tables) and continuous (continuous futures names → dated contracts).
+kiteconnect is imported only by the gateway.
 """
 
 from __future__ import annotations
@@ -48,8 +50,62 @@ def secret_files(environ=None, config=None) -> list:
     return files if moved == session else [moved, *files]
 
 
+def _capture_head(path):
+    """A raw capture's records up to its first ticker frame, the rest of them (an iterator), the
+    instruments of its `/instruments` records and when the first of those was received (ns)."""
+    from sq.venues.zerodha.instruments import parse_csv
+    from sq.venues.zerodha.raw import read_raw
+
+    records = read_raw(path)
+    head = []  # everything up to the first ticker frame: the /instruments answer lives there
+    for rec in records:
+        head.append(rec)
+        if rec.src == "ws":
+            break
+    dumps = [r for r in head if r.src == "rest" and "/instruments" in r.stream and isinstance(r.data, str)]
+    if not dumps:
+        raise DataError(f"{path}: the capture has no /instruments record before its first frame; it cannot be replayed")
+    table = {}
+    for d in dumps:
+        table.update(parse_csv(d.data))
+    return head, records, table, dumps[0].t
+
+
+def contracts(symbols, config, *, expiry=None, replay_path=None) -> list:
+    """The dated contract (`sq.venues.base.Contract`) of every continuous futures name among
+    `symbols` (`NFO:NIFTY-FUT`, `MCX:CRUDEOIL-FUT`; continuous.py): the nearest listed one now, or
+    the 2nd/3rd with `expiry` next/far (default: the config's `[zerodha] expiry`). A replay
+    resolves against its capture's instruments as they were when it was recorded. Today's dump is
+    loaded only when a name needs it."""
+    from sq.venues.base import Contract
+    from sq.venues.zerodha import continuous as C
+
+    names = [getattr(s, "canonical", str(s)) for s in symbols]
+    wanted = [n for n in names if C.is_continuous(n)]
+    if not wanted:
+        return []
+    rule = expiry or config.zerodha.expiry
+    if replay_path:
+        import datetime as dt
+
+        _, _, table, t_ns = _capture_head(replay_path)
+        now = dt.datetime.fromtimestamp(t_ns / 1e9, dt.timezone.utc)
+    else:
+        from sq.venues.zerodha.endpoints import Endpoints
+        from sq.venues.zerodha.instruments import load_dump, parse_csv
+        from sq.venues.zerodha.session import access_token
+
+        z = config.zerodha
+        api_key, token = access_token(z)
+        table = parse_csv(load_dump(Endpoints.from_config(z), api_key, token, cache_dir=z.instruments_cache_dir))
+        now = C.now_ist()
+    chosen = C.resolve_continuous(wanted, table, rule, now)
+    return [Contract(name, ki.symbol, ki.expiry, rule) for name, ki in chosen.items()]
+
+
 def open_market_source(symbols, options):
-    """A market source for Zerodha `symbols` honouring mode, limit, duration, raw and replay options."""
+    """A market source for Zerodha `symbols` honouring mode, limit, duration, raw and replay
+    options; the instruments of `options.contracts` say which continuous name they stand for."""
     from sq.venues.zerodha.instruments import check_ticker_ids, load_dump, parse_csv, resolve
     from sq.venues.zerodha.source import ZerodhaSource
 
@@ -57,20 +113,7 @@ def open_market_source(symbols, options):
     if options.replay_path:
         import itertools
 
-        from sq.venues.zerodha.raw import read_raw
-
-        records = read_raw(options.replay_path)
-        head = []  # everything up to the first ticker frame: the /instruments answer lives there
-        for rec in records:
-            head.append(rec)
-            if rec.src == "ws":
-                break
-        dumps = [r.data for r in head if r.src == "rest" and "/instruments" in r.stream and isinstance(r.data, str)]
-        if not dumps:
-            raise DataError(f"{options.replay_path}: the capture has no /instruments record before its first frame; it cannot be replayed")
-        table = {}
-        for d in dumps:
-            table.update(parse_csv(d))
+        head, records, table, _ = _capture_head(options.replay_path)
         resolved = resolve(names, table)
         check_ticker_ids(resolved, options.config)
         return ZerodhaSource(resolved, options, replay_records=itertools.chain(head, records))

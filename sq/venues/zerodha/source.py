@@ -64,7 +64,9 @@ class ZerodhaSource:
         self.options = options
         self.env = options.env
         self.kis = kis
-        self.instruments = {k.symbol: k.to_instrument() for k in kis}
+        contracts = options.contracts  # the continuous names resolved to these contracts
+        self.instruments = {k.symbol: contracts[k.symbol].annotate(k.to_instrument()) if k.symbol in contracts else k.to_instrument()
+                            for k in kis}
         self.parser = TickerParser({k.token: k.symbol for k in kis}, self.instruments)
         self.schema: pa.Schema = self.parser.schema
         self.endpoints = endpoints
