@@ -12,32 +12,17 @@ import pytest
 
 from sq.core.config import Secret
 from sq.venues.binance import credentials
-from tests.support.binancekill import binance_gateway, open_orders, rest_orders, sq_kill
+from tests.support.binancekill import binance_gateway, ed25519_key, open_orders, rest_orders, sq_kill, store_credentials
 from tests.support.fakes.binance import Account
 
 
-def _store(creds: credentials.Credentials) -> None:
-    path = credentials.save(creds)
-    assert os.stat(path).st_mode & 0o777 == 0o600
-
-
-def _ed25519_key(tmp_path):
-    from Crypto.PublicKey import ECC
-
-    key = ECC.generate(curve="ed25519")
-    pem = tmp_path / "ed25519.pem"
-    pem.write_text(key.export_key(format="PEM"))
-    os.chmod(pem, 0o600)
-    return pem, key.public_key().export_key(format="PEM")
-
-
-def test_kill_cancels_with_a_stored_ed25519_key(binance_fake, tmp_path):
+def test_kill_cancels_with_a_storeded25519_key(binance_fake, tmp_path):
     """`sq auth binance --ed25519-key` stored a key file and no secret: `sq kill` signs with it
     (base64 Ed25519, verified by the fake) and cancels everything on spot and futures."""
-    pem, public = _ed25519_key(tmp_path)
+    pem, public = ed25519_key(tmp_path)
     fake = binance_fake(credentials=False, account=Account(ed25519_public_pem=public))
     assert "BINANCE_API_SECRET" not in os.environ
-    _store(credentials.Credentials(fake.account.api_key, None, str(pem), False, "file"))
+    store_credentials(credentials.Credentials(fake.account.api_key, None, str(pem), False, "file"))
     gw = binance_gateway()  # the same stored credentials place the orders
     rest_orders(fake, gw, "BINANCE:BTCUSDT", 3)
     rest_orders(fake, gw, "BINANCE-FUT:BTCUSDT", 2)
@@ -57,7 +42,7 @@ def test_kill_cancels_with_a_stored_ed25519_key(binance_fake, tmp_path):
 def test_kill_with_a_stored_ed25519_key_that_is_gone_fails_loudly(binance_fake, tmp_path, sq):
     """A stored key file that no longer exists is an error row (exit 1), not a silent no-op."""
     fake = binance_fake(credentials=False)
-    _store(credentials.Credentials(fake.account.api_key, None, str(tmp_path / "gone.pem"), False, "file"))
+    store_credentials(credentials.Credentials(fake.account.api_key, None, str(tmp_path / "gone.pem"), False, "file"))
     r = sq(["kill", "--venue", "binance", "--json"])
     assert r.exit_code == 1, r.stderr
     doc = json.loads(r.stdout)
@@ -99,7 +84,7 @@ def test_kill_uses_the_testnet_of_stored_testnet_credentials(testnet_fake, sq):
     """`sq auth binance --testnet` stored the flag with the key: `sq kill` cancels at the testnet
     (here the fake), and not one connection goes to the production URLs."""
     fake, listener = testnet_fake
-    _store(credentials.Credentials(fake.account.api_key, Secret(fake.account.api_secret), None, True, "file"))
+    store_credentials(credentials.Credentials(fake.account.api_key, Secret(fake.account.api_secret), None, True, "file"))
     gw = binance_gateway()  # the same stored credentials place the orders, on the testnet
     assert gw.endpoints.testnet and gw.endpoints.rest("spot") == gw.endpoints.rest("futures") == fake.rest_url
     rest_orders(fake, gw, "BINANCE:BTCUSDT", 2)

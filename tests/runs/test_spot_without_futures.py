@@ -113,3 +113,33 @@ def test_a_key_without_futures_permission_trades_spot_and_kill_skips_futures(bin
     assert doc["ok"] and [v["market"] for v in doc["venues"]] == ["spot"] and doc["venues"][0]["canceled"] == 2
     assert open_orders(fake) == []
     assert ("GET", "/fapi/v1/openOrders", 401) in fake.requests  # asked, and the key has no futures account
+
+
+def test_an_ed25519_account_trades_spot_and_kill_reports_futures_unreachable(binance_fake, tmp_path):
+    """The same with an Ed25519 key stored by `sq auth binance --ed25519-key` (no HMAC secret; the
+    fake verifies every signature): live trades and reconciles spot, kill cancels spot and names
+    the unreachable futures market — HMAC and Ed25519 accounts alike."""
+    import os
+
+    from sq.core.config import load_config
+    from sq.venues import registry
+    from sq.venues.binance import credentials
+    from tests.support.binancekill import ed25519_key, store_credentials
+
+    pem, public = ed25519_key(tmp_path)
+    fake = binance_fake(credentials=False, account=Account(ed25519_public_pem=public), futures_blocked=451)
+    assert "BINANCE_API_SECRET" not in os.environ
+    store_credentials(credentials.Credentials(fake.account.api_key, None, str(pem), False, "file"))
+    _live_then_reconcile(fake, tmp_path)
+    assert _futures_requests(fake) == []
+    gw = registry.open_account("binance", load_config(), None, symbols=["BINANCE:BTCUSDT"])
+    try:
+        rest_orders(fake, gw, "BINANCE:BTCUSDT", 2)
+    finally:
+        gw.close()
+    r = sq_kill("--venue", "binance", "--json")
+    assert r.returncode == 1, r.stderr
+    by_market = {v["market"]: v for v in json.loads(r.stdout)["venues"]}
+    assert by_market["spot"]["ok"] and by_market["spot"]["canceled"] == 2 and open_orders(fake, "spot") == []
+    assert not by_market["futures"]["ok"] and by_market["futures"]["error"].startswith("binance futures: HTTP 451"), by_market
+    assert pem.read_text() not in r.stdout + r.stderr

@@ -40,3 +40,26 @@ def open_orders(fake, market=None):
 
 def sq_kill(*args, env=None, timeout=60) -> subprocess.CompletedProcess:
     return subprocess.run([SQ_BIN, "kill", *args], capture_output=True, text=True, env=env or subprocess_env(), timeout=timeout)
+
+
+def store_credentials(creds) -> None:
+    """Store Binance credentials as `sq auth binance` does (the file must come out 0600)."""
+    import os
+
+    from sq.venues.binance import credentials
+
+    path = credentials.save(creds)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def ed25519_key(tmp_path):
+    """A fresh Ed25519 key: (its private PEM file, 0600; its public key PEM for the fake)."""
+    import os
+
+    from Crypto.PublicKey import ECC
+
+    key = ECC.generate(curve="ed25519")
+    pem = tmp_path / "ed25519.pem"
+    pem.write_text(key.export_key(format="PEM"))
+    os.chmod(pem, 0o600)
+    return pem, key.public_key().export_key(format="PEM")
