@@ -128,7 +128,8 @@ class InstrumentConfig:
 
 @dataclass(frozen=True)
 class RiskConfig:
-    """Account-wide pre-trade risk (docs/architecture.md): daily loss, order rate, price band."""
+    """Account-wide pre-trade risk (docs/architecture.md): daily loss, order rate, price band, and
+    the exchange's rules (docs/market-rules.md): trading hours and holidays, circuit limits."""
 
     max_daily_loss: float | None = None
     max_order_rate: float | None = _f(None, "max_orders_per_second")  # orders per second
@@ -136,6 +137,8 @@ class RiskConfig:
     max_notional: float | None = None  # per order, in quote currency
     max_open_orders: int | None = None
     halt_on_max_loss: bool = True
+    enforce_trading_hours: bool = True  # reject orders outside the market's session, on weekends and holidays
+    enforce_circuit_limits: bool = True  # reject limit prices outside the circuit limits the instruments carry
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,11 @@ class ZerodhaConfig:
     # F&O freeze quantities by underlying (or tradingsymbol), over sq's built-in table: orders above
     # them are sliced (NSE revises these; keep them current here without waiting for a release)
     freeze_qty: Mapping[str, float] = _f(factory=lambda: types.MappingProxyType({}))
+    # the broker's intraday square-off of MIS positions (equity 15:20, F&O 15:25 IST), in backtest,
+    # paper and live (a minute early); NSE/BSE trading holidays from this CSV instead of sq's list
+    # for the years it has (docs/market-rules.md)
+    square_off: bool = True
+    holidays_file: str | None = None
 
 
 @dataclass(frozen=True)
