@@ -17,7 +17,10 @@ market maker; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian) or y
 the strategy SDK (docs/strategies.md; `sq strategies` lists them with their parameters). A bar
 strategy reads bars (sq fetch candles, sq bars output) of its interval, or market events turned
 into its bars as they close; its signals execute at each bar's close (next bar's open,
-marketable or passive limit, stop-loss and take-profit) under the same risk checks and fees. Parameters per symbol are the strategy's declared ones plus the
+marketable or passive limit, stop-loss and take-profit) under the same risk checks and fees.
+The exchange's rules apply as in live (docs/market-rules.md): NSE/BSE/NFO/BFO orders only in the
+session and never on holidays, the MIS square-off at the broker's cut-off (reason square_off),
+circuit limits from the data's metadata. Parameters per symbol are the strategy's declared ones plus the
 risk limits max_order_size, max_position, max_loss — from the config's instruments,
 `--param k=v` (every symbol) or `--param SYMBOL.k=v` (one symbol).
 

@@ -145,13 +145,15 @@ class InstrumentConfig:
 @dataclass(frozen=True)
 class RiskConfig:
     """Account-wide pre-trade risk (docs/architecture.md): daily loss, order rate, price band,
-    notional caps, and whether the venue's trading hours and circuit limits are enforced.
+    notional caps, and the exchange's rules (docs/market-rules.md): trading hours and holidays,
+    circuit limits.
 
     `max_notional` caps one order's value (price × quantity); `max_position_value` caps the value
     of a symbol's position the order could leave (|position + working orders on that side +
     the order| × its price), both in the quote currency. `enforce_trading_hours` and
-    `enforce_circuit_limits` (on by default) refuse orders outside the venue's session and limit
-    prices outside the exchange's circuit band; turning one off removes that check, nothing else.
+    `enforce_circuit_limits` (on by default) refuse orders outside the venue's session (weekends
+    and exchange holidays included) and limit prices outside the exchange's circuit band; turning
+    one off removes that check, nothing else.
     """
 
     max_daily_loss: float | None = None
@@ -161,8 +163,8 @@ class RiskConfig:
     max_position_value: float | None = _f(None, above=0.0)  # per symbol, position after the order × price, quote currency
     max_open_orders: int | None = None
     halt_on_max_loss: bool = True
-    enforce_trading_hours: bool = True  # refuse orders outside the venue's trading session
-    enforce_circuit_limits: bool = True  # refuse limit prices outside the exchange's circuit limits
+    enforce_trading_hours: bool = True  # reject orders outside the market's session, on weekends and holidays
+    enforce_circuit_limits: bool = True  # reject limit prices outside the circuit limits the instruments carry
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,11 @@ class ZerodhaConfig:
     freeze_qty: Mapping[str, float] = _f(factory=lambda: types.MappingProxyType({}))
     access_token_path: str | None = _f(None, path=True)  # the cached Kite session (0600)
     instruments_cache_dir: str | None = _f(None, path=True)  # the day's instruments dump
+    # the broker's intraday square-off of MIS positions (equity 15:20, F&O 15:25 IST), in backtest,
+    # paper and live (a minute early); NSE/BSE trading holidays from this CSV instead of sq's list
+    # for the years it has (docs/market-rules.md)
+    square_off: bool = True
+    holidays_file: str | None = None
 
 
 @dataclass(frozen=True)

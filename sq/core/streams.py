@@ -869,6 +869,10 @@ class SymbolRegistry:
         for s in symbols or []:
             self.id(s)
 
+    def find(self, symbol: str) -> int | None:
+        """The id of a known symbol, None for one never seen (nothing is registered)."""
+        return self._ids.get(symbol)
+
     def id(self, symbol: str) -> int:
         i = self._ids.get(symbol)
         if i is None:

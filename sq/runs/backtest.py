@@ -44,10 +44,12 @@ def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Itera
     the finished engine (its `summary()`). Shared by a single run and every sweep point, so a
     sweep point and `sq backtest --param k=v` run exactly the same code."""
     from sq.core.engine import make_engine
+    from sq.runs import marketrules
     from sq.venues.registry import trading_session
 
     engine = make_engine(strategy, instruments, resolve_params(strategy, instruments, config, params), config=config, fill=fill,
                          seed=seed, **({"session_of": trading_session} if strategy.kind == "bar" else {}))
+    marketrules.apply(engine, instruments, config)
     if strategy.kind == "bar":
         batches = whole(batches)
     for batch in batches:

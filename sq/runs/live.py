@@ -446,6 +446,15 @@ class LiveRun:
                                                    "event": "feed down: working orders canceled, no new orders"})])
         self.execute(intents)
 
+    def advance(self) -> None:
+        """No market data for a while: the engine's market calendars still move with the clock
+        (a square-off cancels on time on a quiet market); what it did is journaled, then sent."""
+        out = self.engine.advance(self.clock())
+        intents = self.bridge.take_outbox()
+        if intents or any(out.rows):
+            self.write(self.rows_of(out))
+            self.execute(intents)
+
     # -- pushed order updates
     def push(self, cid: str, st: Any, fills: list) -> None:
         """Called by the venue's stream thread: hand the update to the loop (never touches the engine)."""
@@ -555,6 +564,7 @@ class LiveRun:
                 try:
                     items = [inbox.get(timeout=wait)]
                 except queue.Empty:
+                    self.advance()
                     continue
                 while len(items) < MAX_DRAIN:  # whatever else is waiting: a backlog is worked off at once
                     try:
@@ -858,7 +868,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     from sq.core.engine import make_engine
     from sq.core.engine import params as engine_params
     from sq.core.strategy import loader
-    from sq.runs import contracts, lifecycle
+    from sq.runs import contracts, lifecycle, marketrules
     from sq.venues import registry
 
     config = load_config(env)
@@ -885,6 +895,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         stack.callback(gateway.close)
         engine = make_engine(strategy, dict(source.instruments), params, config=config, sim_venue=False,
                              session_of=registry.trading_session)
+        marketrules.apply(engine, source.instruments, config, live=True)
         if plan.resume is None:
             journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
         else:

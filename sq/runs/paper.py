@@ -655,10 +655,12 @@ def _close_after_error(run: PaperRun, error: Exception) -> bool:
 
 
 def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
-    """The engine with the run's parameters (defaults → config instruments → --param)."""
+    """The engine with the run's parameters (defaults → config instruments → --param) and the
+    exchange's rules (`marketrules`: trading hours, holidays, square-off, circuit limits)."""
     from sq.core.engine import make_engine
     from sq.core.engine import params as engine_params
     from sq.core.strategy import loader
+    from sq.runs import marketrules
     from sq.venues.registry import trading_session
 
     symbols = sorted(instruments) or plan.symbols
@@ -666,7 +668,9 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     params = engine_params.resolve(strategy, symbols, config, plan.params) if symbols else {}
     if not symbols:  # a foreign stream without instrument metadata: one parameter set for all
         params = {engine_params.ALL: engine_params.resolve(strategy, [engine_params.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[engine_params.ALL]}
-    return make_engine(strategy, dict(instruments), params, config=config, seed=plan.seed, session_of=trading_session)
+    engine = make_engine(strategy, dict(instruments), params, config=config, seed=plan.seed, session_of=trading_session)
+    marketrules.apply(engine, instruments, config)
+    return engine
 
 
 def warm_up(config: Any, *, bars: bool = False) -> None:

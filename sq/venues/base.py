@@ -13,6 +13,10 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
     trading_session(symbol) -> TradingSession
                                          the market's regular session (sq.core.sessions), the day
                                          of a `sq bars session` bar
+    market_calendar(symbol, config) -> MarketCalendar | None
+                                         the session, closed days (weekends, exchange holidays)
+                                         and the broker's square-off (sq.core.sessions) the engine
+                                         enforces; None for markets that trade around the clock
     secret_files(environ[, config]) -> [Path]
                                          the files where sq keeps this venue's credentials (and,
                                          given the config, those it moves elsewhere)

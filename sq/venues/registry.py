@@ -3,7 +3,7 @@
 This module is the only place that maps a symbol prefix to a venue. Each venue package
 (`sq.venues.sim`, `sq.venues.binance`, `sq.venues.zerodha`) offers the same module-level names
 (listed in `sq.venues.base`): its prefixes, its order rate, whether a
-market holds positions, a market's trading session, its secret files, `open_market_source`, `open_gateway`, `open_account`,
+market holds positions, a market's trading session and calendar, its secret files, `open_market_source`, `open_gateway`, `open_account`,
 and (real venues) an `auth` module; every venue has a standard-library-only `kill` module.
 Venues with dated futures also resolve continuous names (`NFO:NIFTY-FUT`) to contracts
 (`resolve_contracts`). Venue packages are imported only when a symbol, a journal or the account
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sq.core.config import Config
     from sq.core.environment import Environment
     from sq.core.schemas import Instrument
-    from sq.core.sessions import TradingSession
+    from sq.core.sessions import MarketCalendar, TradingSession
     from sq.venues.base import Contract, MarketSource, OrderGateway
 
 VENUES = ("sim", "binance", "zerodha")
@@ -67,7 +67,7 @@ class SourceOptions:
 # symbols → venues (parse_symbol/parse_symbols re-exported: the one import for runs and commands)
 
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
-           "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "secret_files", "require_credentials",
+           "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "market_calendar", "secret_files", "require_credentials",
            "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
            "VENUES", "ACCOUNT_VENUES", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package", "EXPIRIES",
            "resolve_contracts"]
@@ -194,6 +194,17 @@ def trading_session(symbol: str) -> "TradingSession":
     except UsageError:
         return UTC_DAY
     return venue_module(venue).trading_session(str(symbol))
+
+
+def market_calendar(symbol: str, config: "Config | None" = None) -> "MarketCalendar | None":
+    """The calendar of the symbol's market (`sq.core.sessions.MarketCalendar`: session, closed
+    days, the broker's square-off under `config`), or None for a market that trades around the
+    clock and for a symbol no venue serves."""
+    try:
+        venue = venue_of(symbol)
+    except UsageError:
+        return None
+    return venue_module(venue).market_calendar(str(symbol), config)
 
 
 def secret_files(environ: Any = None, config: "Config | None" = None) -> list[Path]:

@@ -70,7 +70,7 @@ def test_the_comparison_check_can_fail():
     assert _venue_comparisons(ast.parse(bad), words) == [2, 3]
 
 
-VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "trading_session", "secret_files",
+VENUE_INTERFACE = ("PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "trading_session", "market_calendar", "secret_files",
                    "open_market_source", "open_gateway", "open_account", "instrument_info")
 
 

@@ -344,3 +344,19 @@ def test_parse_config_direct_and_unknown_top_level():
     assert cfg.symbols == ["SIM:X"]
     with pytest.raises(ConfigError, match="inline: unknown key 'paper_tradin'"):
         parse_config({"paper_tradin": {}}, name="inline")
+
+
+def test_market_rule_switches_in_both_layouts(tmp_path):
+    """docs/market-rules.md: the exchange's rules are on by default and each one turns off."""
+    default = parse_config({})
+    assert default.risk.enforce_trading_hours and default.risk.enforce_circuit_limits
+    assert default.zerodha.square_off and default.zerodha.holidays_file is None
+    toml = load_config(env_with(write(tmp_path / "sq.toml", '[risk]\nenforce_trading_hours = false\n'
+                                      '[zerodha]\nsquare_off = false\nholidays_file = "h.csv"\n')), environ={}, cwd=tmp_path)
+    assert not toml.risk.enforce_trading_hours and toml.risk.enforce_circuit_limits
+    assert not toml.zerodha.square_off and toml.zerodha.holidays_file == "h.csv"
+    doc = json.dumps({"risk": {"enforce_trading_hours": True, "enforce_circuit_limits": False}})
+    js = load_config(env_with(write(tmp_path / "config.json", doc)), environ={}, cwd=tmp_path)
+    assert js.risk.enforce_trading_hours and not js.risk.enforce_circuit_limits
+    with pytest.raises(ConfigError, match="risk.enforce_trading_hours"):
+        parse_config({"risk": {"enforce_trading_hours": "sometimes"}})

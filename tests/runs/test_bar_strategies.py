@@ -70,9 +70,9 @@ def test_backtest_and_paper_on_the_same_bars_give_identical_orders_and_fills(nam
     from sq.core import journal as J
 
     loaded = J.load(tmp_path / "paper")
-    for kind, file in (("fill", "fills"), ("order", "orders")):
+    for kinds, file in (({"fill"}, "fills"), ({"order", "reject"}, "orders")):  # rejected rows are `reject` records
         bt = pl.read_parquet(tmp_path / "bt" / f"{file}.parquet")
-        paper = [r.data for r in loaded.of(kind)]
+        paper = [r.data for r in loaded.records if r.kind in kinds]
         assert len(paper) == bt.height > 0
         assert [(d["client_order_id"], d["price"] if d["price"] == d["price"] else None, d["qty"]) for d in paper] == \
             [(c, p if p == p else None, q) for c, p, q in zip(bt["client_order_id"], bt["price"], bt["qty"])]

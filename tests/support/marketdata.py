@@ -142,3 +142,45 @@ def write_market_file(table: pa.Table, path) -> str:
     md[S.META_END] = b"ok"
     pq.write_table(table.replace_schema_metadata(md), path)
     return str(path)
+
+
+IST_OFFSET_NS = 19_800_000_000_000  # UTC+05:30
+
+
+def ist_ns(day: str, clock: str) -> int:
+    """UTC ns of an Indian local time: `ist_ns("2026-01-23", "15:19:30")`."""
+    import datetime as dt
+
+    d = dt.date.fromisoformat(day)
+    t = dt.time.fromisoformat(clock)
+    naive = dt.datetime.combine(d, t).replace(tzinfo=dt.timezone.utc)
+    return int(naive.timestamp()) * 1_000_000_000 + t.microsecond * 1000 - IST_OFFSET_NS
+
+
+def market_table(rows: list[tuple], instruments: dict[str, S.Instrument]) -> pa.Table:
+    """rows: (ts, symbol, kind, side, price, qty, seq) tuples → a market table whose metadata
+    carries `instruments` (venue, tick and lot size, extras such as circuit limits)."""
+    syms = sorted(instruments)
+    idx = {s: i for i, s in enumerate(syms)}
+    ts = np.array([r[0] for r in rows], dtype=np.int64)
+    batch = S.market_batch(S.market_schema(instruments), S.symbol_dictionary(syms), ts, ts + 1000,
+                           np.array([idx[r[1]] for r in rows], dtype=np.int32), np.array([r[2] for r in rows], dtype=np.uint8),
+                           np.array([r[3] for r in rows], dtype=np.int8), np.array([r[4] for r in rows], dtype=np.float64),
+                           np.array([r[5] for r in rows], dtype=np.float64), np.array([r[6] for r in rows], dtype=np.int64))
+    return pa.Table.from_batches([batch])
+
+
+def quoted_minutes(symbol: str, day: str, start: str, minutes: int, *, bid: float, ask: float, qty: float = 100.0,
+                   seq0: int = 1, trades: bool = True) -> list[tuple]:
+    """A two-sided book of `symbol` refreshed every minute from local `start` on `day` (IST),
+    `minutes` updates: one venue message each (both touches, and with `trades` a one-lot buy at
+    the ask, so bars can be made of it), sequence numbers from `seq0`."""
+    t0 = ist_ns(day, start)
+    rows = []
+    for k in range(minutes):
+        t = t0 + k * 60_000_000_000
+        rows.append((t, symbol, S.LEVEL, 1, bid, qty + k, seq0 + k))
+        rows.append((t, symbol, S.LEVEL, -1, ask, qty + k, seq0 + k))
+        if trades:
+            rows.append((t, symbol, S.TRADE, 1, ask, 1.0, seq0 + k))
+    return rows

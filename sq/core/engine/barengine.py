@@ -21,13 +21,14 @@ import pyarrow as pa
 from numba import njit
 
 from sq.core import schemas as S
+from sq.core.bars import BAR_SESSION, BAR_TIME
 from sq.core.engine import barexec as X
 from sq.core.engine import barhistory
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine.runner import Engine, EngineOutput, FillModelConfig
 from sq.core.exits import DataError
-from sq.core.sessions import UTC_DAY, TradingSession
+from sq.core.sessions import NS_PER_DAY, UTC_DAY, MarketCalendar, TradingSession
 from sq.core.strategy import barsignals
 from sq.core.strategy.declaration import EXECUTIONS, BarStrategy
 
@@ -76,6 +77,16 @@ class BarEngine(Engine):
         self.builder = None  # a BarStream, made on the first market batch
         self.bars_in = 0
         self.rows_in = 0  # input rows: bars, or the market events bars were made of
+
+    # -- market rules
+    def set_calendar(self, symbol: str, calendar: MarketCalendar, *, hours: bool = True) -> None:
+        """`Engine.set_calendar` for bars of less than a day: a bar acts at its close, so the risk
+        check sees the bar's close time, and a bar closing at or after the square-off closes the
+        position at its close. A bar of a whole session or more (`session`, `1d`) closes with the
+        market and decides for the next session: no calendar applies to it."""
+        if self.spec.mode == BAR_SESSION or (self.spec.mode == BAR_TIME and self.spec.size >= NS_PER_DAY):
+            return
+        super().set_calendar(symbol, calendar, hours=hours)
 
     # -- symbols
     def _ensure_symbols(self, batch, codes, kind, price) -> None:
@@ -134,7 +145,19 @@ class BarEngine(Engine):
             for attr in barsignals.Signals.__slots__:
                 getattr(sig, attr)[a:b] = getattr(got, attr)
         self.bars_in += n
-        arrays = (codes, ts, tclose, o, h, lo, c, where, sig.target, sig.flags, sig.size, sig.stop, sig.take)
+        bars_ = (codes, ts, tclose, o, h, lo, c, where)  # per bar; the signals are read at where[i]
+        signals = (sig.target, sig.flags, sig.size, sig.stop, sig.take)
+        if not self.calendars.entries:
+            self._execute(bars_ + signals)
+            return
+
+        def run(a: int, b: int, last: bool) -> None:  # a bar acts at its close: calendars split at closes
+            self._execute((bars_ if a == 0 and b == n else tuple(x[a:b] for x in bars_)) + signals)
+
+        self._by_calendar(np.maximum.accumulate(tclose), run)
+
+    def _execute(self, arrays: tuple) -> None:
+        """The bar kernel over `arrays` (bars and their signals)."""
         i = 0
         while True:
             st, i = X.run(*arrays, i, self.style, self.offset, self.si, self.sf, self.bi, self.bf, self.oi, self.of,
@@ -143,6 +166,14 @@ class BarEngine(Engine):
             if st == X.ST_OK:
                 return
             self.make_room(st)
+
+    def _at_boundary(self) -> None:
+        """Bars have no open venue message to complete."""
+
+    def _square_off(self, s: int, now: int) -> None:
+        """The broker's cut-off for symbol `s`: its next bar (the one closing at or after it)
+        cancels its working order and closes its position at that bar's close (`barexec`)."""
+        self.si[s, L.SI_SQ] = 1
 
     def _signals(self, s: int, rows: dict[str, np.ndarray]) -> barsignals.Signals:
         """Symbol `s`'s new bars appended to its history; their signals."""

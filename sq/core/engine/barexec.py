@@ -12,10 +12,12 @@ computed at that bar's close: a `target` position (NaN: no opinion), or entry/ex
   2. the position's protective orders: a stop-loss fills when the bar reaches it (at the stop,
      or at the open when the bar opens beyond it), a take-profit likewise as a limit; when one
      bar reaches both, the stop is assumed first (the conservative order);
-  3. the position is marked to the close, the account's equity curve and drawdown updated (a
-     pnl row is written for a bar with a fill, marked at its close), and the engine's loss
-     limits checked (`risk.breached`: a breach halts the strategy and cancels
-     its orders, as in an event strategy);
+  3. the position is marked to the close — and closed there when the symbol is past its broker's
+     intraday square-off (`SI_SQ`, set by the engine's market calendar: its working order
+     canceled, a taker fill at the close, reason `square_off`) —, the account's equity curve and
+     drawdown updated (a pnl row is written for a bar with a fill, marked at its close), and the
+     engine's loss limits checked (`risk.breached`: a breach halts the strategy and cancels its
+     orders, as in an event strategy);
   4. the bar's signal is turned into one order toward the wanted position at the bar's close,
      through the engine's pre-trade risk checks (`risk.check`: order size, position, losses,
      notional, price band, trading hours, circuit limits, order rate) with the same rejection
@@ -61,6 +63,7 @@ from sq.core.engine.layout import (
     NS_PER_MIN,
     R_HALTED,
     R_OK,
+    R_SQUARE_OFF,
     R_STOP_LOSS,
     R_TAKE_PROFIT,
     SF_LOT,
@@ -68,6 +71,7 @@ from sq.core.engine.layout import (
     SF_TICK,
     SI_CONF,
     SI_PNL_DIRTY,
+    SI_SQ,
     EV_ACCEPTED,
     EV_CANCELED,
     EV_EXPIRED,
@@ -189,6 +193,27 @@ def _stops(bf, sf, si, g, gf, oo_i, oo_f, fo_i, fo_f, s, ts, o, h, l):
     _order_row(oo_i, oo_f, g, ts, s, coid, EV_NEW, side, ref, qty, 0.0, qty, reason)
     _fill(sf, si, g, gf, fo_i, fo_f, ts, s, coid, side, px, qty, maker)
     _order_row(oo_i, oo_f, g, ts, s, coid, EV_FILLED, side, ref, qty, qty, 0.0, reason)
+    bf[s, BF_STOP] = math.nan
+    bf[s, BF_TAKE] = math.nan
+
+
+@kernel
+def _square_off(bi, bf, sf, si, g, gf, oo_i, oo_f, fo_i, fo_f, s, ts, c):
+    """A bar of a symbol past its broker's square-off (`SI_SQ`): its working order is canceled
+    and its position closed at the bar's close (a taker fill), both with reason `square_off`."""
+    cancel_working(bi, bf, g, oo_i, oo_f, s, ts, R_SQUARE_OFF)
+    pos = sf[s, SF_POS]
+    if pos == 0.0:
+        return
+    side = -1 if pos > 0.0 else 1
+    qty = abs(pos)
+    coid = g[G_NEXT_COID]
+    g[G_NEXT_COID] += 1
+    g[G_ORDERS] += 1
+    gf[GF_SENT_QTY] += qty
+    _order_row(oo_i, oo_f, g, ts, s, coid, EV_NEW, side, c, qty, 0.0, qty, R_SQUARE_OFF)
+    _fill(sf, si, g, gf, fo_i, fo_f, ts, s, coid, side, c, qty, False)
+    _order_row(oo_i, oo_f, g, ts, s, coid, EV_FILLED, side, c, qty, qty, 0.0, R_SQUARE_OFF)
     bf[s, BF_STOP] = math.nan
     bf[s, BF_TAKE] = math.nan
 
@@ -319,6 +344,8 @@ def run(sym, ts, tclose, o, h, l, c, where, target, flags, size, stop, take, sta
         _stops(bf, sf, si, g, gf, oo_i, oo_f, fo_i, fo_f, s, t, o[i], h[i], l[i])
         te = tclose[i]
         positions.mark(sf, s, c[i])
+        if si[s, SI_SQ] != 0:
+            _square_off(bi, bf, sf, si, g, gf, oo_i, oo_f, fo_i, fo_f, s, te, c[i])
         acct += positions.total(sf, s) - before  # only symbol s moved: O(1), not a sum over every symbol
         if acct > gf[GF_PEAK]:
             gf[GF_PEAK] = acct

@@ -2,8 +2,9 @@
 
 For every market event, in input order:
   1. if it starts a new venue message, the previous message is complete: mark positions to the
-     mid → (features are read from the exact book) → the strategy's `on_book`; a loss-limit
-     breach halts the strategy and cancels its orders;
+     mid → (features are read from the exact book) → a symbol past its broker's square-off
+     flattens (`square_off_step`) → the strategy's `on_book`; a loss-limit breach halts the
+     strategy and cancels its orders;
   2. every scheduled item that is due runs first, in (time, sequence) order: requests reaching
      the simulated venue at venue time ≤ the event's ts, answers reaching the engine at local
      time ≤ the event's local time (responses before market data);
@@ -98,9 +99,14 @@ from sq.core.engine.layout import (
     SF_POS,
     SF_TICK,
     SF_VOL,
+    SI_CIRC_HI,
+    SI_CIRC_LO,
+    SI_HAS_CIRC,
     SI_HAS_PNL,
     SI_NREST,
     SI_PNL_TS,
+    SI_SQ,
+    SQUARE_OFF_REACH,
 )
 
 ST_OK = 0
@@ -209,6 +215,46 @@ def drain_with(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf,
     return ST_OK
 
 
+@kernel
+def square_off_step(qbuf, ist, si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now):
+    """While symbol `s` squares off: when it holds a position and no order of it works any more
+    (the cut-off's cancels answered, an earlier flattening order done), send an IOC for the whole
+    position, priced `SQUARE_OFF_REACH` through the opposite touch and kept within the circuit
+    limits — marketable, so it takes the visible book; what it leaves is sent again at the next
+    book update. Without an opposite touch it waits for one."""
+    pos = sf[s, SF_POS]
+    if abs(pos) <= 1e-9 or O.working_any(si, oi, s):
+        return
+    if pos > 0.0:
+        if ist[s, B.I_NB] == 0:
+            return
+        bb = ist[s, B.I_BB]
+        px = bb - max(1, np.int64(bb * SQUARE_OFF_REACH))
+        if si[s, SI_HAS_CIRC] != 0 and px < si[s, SI_CIRC_LO]:
+            px = si[s, SI_CIRC_LO]
+        if px < 1:
+            px = 1
+        O.square_off_order(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, -1, px, pos, now)
+    else:
+        if ist[s, B.I_NA] == 0:
+            return
+        ba = ist[s, B.I_BA]
+        px = ba + max(1, np.int64(ba * SQUARE_OFF_REACH))
+        if si[s, SI_HAS_CIRC] != 0 and px > si[s, SI_CIRC_HI]:
+            px = si[s, SI_CIRC_HI]
+        O.square_off_order(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, 1, px, -pos, now)
+
+
+@kernel
+def square_off_begin(qbuf, ist, oi, of, si, sf, g, gf, hq, hf, ob, obf, oo_i, oo_f, s, now):
+    """The broker's cut-off for symbol `s` at local time `now`: cancel its working orders, stop
+    its new orders for the rest of its day, and flatten it (`square_off_step`, at once when
+    nothing of it works, else once the cancels are answered)."""
+    O.square_off_begin(si, sf, oi, of, g, ob, obf, oo_i, oo_f, s, now)
+    square_off_step(qbuf, ist, si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now)
+    _gateway(ob, obf, oi, g, hq, hf)
+
+
 @inline_kernel
 def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx):
     """The open message is complete: mark, check loss limits, run the strategy's `on_book`."""
@@ -233,6 +279,8 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
                 W.pnl_row(po_i, po_f, g, si, sf, s, t)
         else:
             sf[s, SF_MARK] = mid
+    if si[s, SI_SQ] != 0:
+        square_off_step(qbuf, ist, si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now)
     if g[G_HALTED] == HALT_NONE and (g[G_HMASK] & HAS_BOOK) != 0:
         g[G_HANDLER] = HANDLER_BOOK
         g[G_HNOW] = now

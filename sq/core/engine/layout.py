@@ -66,13 +66,16 @@ SI_NREST = 3  # orders resting at the simulated venue
 SI_LASTREJ = 4  # 4 buy, 5 sell: last rejection reason journaled for that side (dedupe)
 SI_PNL_TS = 6  # data time of the last pnl row
 SI_HAS_PNL = 7
-SI_HOURS_OPEN = 8  # trading-hours hook: ns since UTC midnight (-1: no hours)
+SI_HOURS_OPEN = 8  # trading-hours hook: ns since UTC midnight (HOURS_NONE, HOURS_HOLIDAY below)
 SI_HOURS_CLOSE = 9
 SI_CIRC_LO = 10  # circuit-limit hook: lowest / highest allowed price in ticks
 SI_CIRC_HI = 11
 SI_HAS_CIRC = 12
 SI_PNL_DIRTY = 13  # position/PnL changed since the last pnl row
-NSI = 14
+SI_SQ = 14  # 1 from the broker's intraday square-off until the symbol's local day ends (see `runner`'s calendars)
+NSI = 15
+HOURS_NONE = -1  # SI_HOURS_OPEN: no trading-hours window (every time of day is open)
+HOURS_HOLIDAY = -2  # SI_HOURS_OPEN: an exchange holiday (every order is rejected `holiday`)
 
 # per-symbol float columns: risk limits (the strategy's own parameters live in `pf`)
 SF_MAXORD = 0
@@ -224,9 +227,13 @@ REASONS = (
     "stop_loss", "take_profit",
     # later risk reasons go last, so earlier codes (in checkpoints) keep their meaning
     "position_value_too_large",
+    # an exchange holiday (a rejection); the broker's intraday square-off (the reason of its cancels
+    # and of the order that flattens the position; never a rejection). New reasons go at the end.
+    "holiday", "square_off",
 )
 (R_HALTED, R_UNCONF, R_QTY, R_ORDER_SIZE, R_POSITION, R_LOSS, R_DAILY, R_NOTIONAL, R_OPEN, R_BAND, R_HOURS,
- R_CIRCUIT, R_RATE, R_POOL, R_V_UNKNOWN, R_V_RESTING, R_STOP_LOSS, R_TAKE_PROFIT, R_POS_VALUE) = range(1, len(REASONS))
+ R_CIRCUIT, R_RATE, R_POOL, R_V_UNKNOWN, R_V_RESTING, R_STOP_LOSS, R_TAKE_PROFIT, R_POS_VALUE, R_HOLIDAY,
+ R_SQUARE_OFF) = range(1, len(REASONS))
 NR = len(REASONS)
 HALT_NONE, HALT_MAX_LOSS, HALT_DAILY, HALT_MANUAL = 0, 1, 2, 3
 HALT_NAMES = {HALT_NONE: "", HALT_MAX_LOSS: "max_loss", HALT_DAILY: "daily_loss", HALT_MANUAL: "manual"}
@@ -235,6 +242,7 @@ REST_CAP = 32  # orders resting at the simulated venue per symbol
 POOL_PER_SYMBOL = 64
 NS_PER_DAY = 86_400_000_000_000
 NS_PER_MIN = 60_000_000_000
+SQUARE_OFF_REACH = 0.02  # the square-off's marketable limit: this share of the price through the touch
 
 
 def kernel(fn):

@@ -90,10 +90,13 @@ from sq.core.engine.layout import (
     PENDING_NEW,
     R_OK,
     R_POOL,
+    R_SQUARE_OFF,
     SF_INV,
     SF_TICK,
     SI_LASTREJ,
     SI_SLOT,
+    SI_SQ,
+    TIF_IOC,
     X_NONE,
 )
 
@@ -180,19 +183,32 @@ def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty,
 @kernel
 def cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now):
     """Ask the venue to cancel a LIVE (or, when halting, PENDING_NEW) order."""
+    cancel_order_for(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now, 0)
+
+
+@kernel
+def cancel_order_for(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now, reason):
+    """`cancel_order`, its `cancel_sent` row saying why (`reason`, e.g. the square-off)."""
     oi[o, OI_STATE] = PENDING_CANCEL
     oi[o, OI_INFLIGHT] += 1
     g[G_CANCELS] += 1
     s = oi[o, OI_SYM]
-    W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_CANCEL_SENT, 0, sf[s, SF_TICK], sf[s, SF_INV])
+    W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_CANCEL_SENT, reason, sf[s, SF_TICK], sf[s, SF_INV])
     _outbox(ob, obf, g, now, OUT_CANCEL, o, oi, of)
 
 
 @kernel
 def move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, want, qty, tif, fair, now, nsym):
-    """Reference moveOrder: steer the side's slot towards price `px` (`want` False: no order)."""
+    """Reference moveOrder: steer the side's slot towards price `px` (`want` False: no order).
+    After the symbol's square-off (`SI_SQ`) the strategy cancels nothing (its orders were
+    canceled; the slot may hold the order that flattens) and a new order meets the risk check,
+    whose trading hours are over for the day."""
     o = si[s, SI_SLOT + (0 if side > 0 else 1)]
     st = FREE if o < 0 else oi[o, OI_STATE]
+    if si[s, SI_SQ] != 0:
+        if want and (st == FREE or st == DEAD):
+            new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym)
+        return
     if st == LIVE:
         if not want or oi[o, OI_PX] != px:
             cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now)
@@ -211,6 +227,66 @@ def halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, reason, now):
     for o in range(oi.shape[0]):
         if oi[o, OI_STATE] == LIVE:
             cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now)
+
+
+@kernel
+def working_any(si, oi, s):
+    """Whether an order of symbol `s` works on either side (pending new, live, pending cancel)."""
+    for sd in range(2):
+        o = si[s, SI_SLOT + sd]
+        if o >= 0:
+            st = oi[o, OI_STATE]
+            if st == PENDING_NEW or st == LIVE or st == PENDING_CANCEL:
+                return True
+    return False
+
+
+@kernel
+def square_off_begin(si, sf, oi, of, g, ob, obf, oo_i, oo_f, s, now):
+    """The broker's intraday cut-off for symbol `s`: from now until its local day ends the symbol
+    squares off (`SI_SQ`); its LIVE orders are canceled (reason `square_off`; a PENDING_NEW one
+    when its acknowledgement arrives)."""
+    si[s, SI_SQ] = 1
+    for sd in range(2):
+        o = si[s, SI_SLOT + sd]
+        if o >= 0 and oi[o, OI_STATE] == LIVE:
+            cancel_order_for(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now, R_SQUARE_OFF)
+
+
+@kernel
+def square_off_order(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, side, px, qty, now):
+    """Send the IOC order that flattens symbol `s` (px in ticks; no risk check: it only reduces
+    the position, as the broker's own square-off would); its `new` row says `square_off`.
+    Returns its pool row, or -1 when the pool is full (tried again at the next book update)."""
+    o = _alloc(oi, g)
+    if o < 0:
+        g[G_POOLFULL] += 1
+        return -1
+    coid = g[G_NEXT_COID]
+    g[G_NEXT_COID] = coid + 1
+    oi[o, OI_COID] = coid
+    oi[o, OI_SYM] = s
+    oi[o, OI_SIDE] = side
+    oi[o, OI_PX] = px
+    oi[o, OI_STATE] = PENDING_NEW
+    oi[o, OI_XSTATE] = X_NONE
+    oi[o, OI_INFLIGHT] = 1
+    oi[o, OI_TIF] = TIF_IOC
+    oi[o, OI_VOID] = 0
+    oi[o, OI_RIDX] = -1
+    of[o, OF_QTY] = qty
+    of[o, OF_LEAVES] = qty
+    of[o, OF_FILLED] = 0.0
+    of[o, OF_XLEAVES] = 0.0
+    of[o, OF_FRONT] = 0.0
+    of[o, OF_CUMTRADE] = 0.0
+    si[s, SI_SLOT + (0 if side > 0 else 1)] = o
+    g[G_ORDERS] += 1
+    g[G_OPEN] += 1
+    gf[GF_SENT_QTY] += qty
+    W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_NEW, R_SQUARE_OFF, sf[s, SF_TICK], sf[s, SF_INV])
+    _outbox(ob, obf, g, now, OUT_NEW, o, oi, of)
+    return o
 
 
 @kernel
@@ -259,6 +335,8 @@ def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po
             oi[o, OI_STATE] = LIVE
             if g[G_HALTED] != HALT_NONE:
                 cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now)
+            elif si[s, SI_SQ] != 0 and oi[o, OI_TIF] != TIF_IOC:  # sent before the cut-off (an IOC ends by itself)
+                cancel_order_for(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now, R_SQUARE_OFF)
     elif kind == K_FILL_MAKER or kind == K_FILL_TAKER:
         maker = kind == K_FILL_MAKER
         price = px * tick if inv == 0.0 else px / inv

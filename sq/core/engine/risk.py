@@ -4,8 +4,10 @@
 unconfigured symbol, qty ≤ 0, order size, position *including* the working order on that side,
 max loss (net realized + unrealized), daily loss (account), notional of the order, value of the
 position the order could leave (the same position as above, at the order's price), open-order
-count, price band around the fair price, trading hours and circuit limits (arrays a venue fills
-in), and last the order-rate token bucket (so only orders that would be sent spend a token).
+count, price band around the fair price, trading hours (a window of the UTC day; an exchange
+holiday rejects everything) and circuit limits (arrays the run fills in from the venue's market
+calendar and the instruments, see `Engine.set_calendar`), and last the order-rate token bucket
+(so only orders that would be sent spend a token).
 
 `breached` tells the kernel when a loss limit is crossed: the strategy is then halted and its
 orders canceled (`orders.halt`).
@@ -35,6 +37,7 @@ from sq.core.engine.layout import (
     HALT_DAILY,
     HALT_MAX_LOSS,
     HALT_NONE,
+    HOURS_HOLIDAY,
     NS_PER_DAY,
     OF_LEAVES,
     PENDING_CANCEL,
@@ -45,6 +48,7 @@ from sq.core.engine.layout import (
     R_CIRCUIT,
     R_DAILY,
     R_HALTED,
+    R_HOLIDAY,
     R_HOURS,
     R_LOSS,
     R_NOTIONAL,
@@ -134,13 +138,15 @@ def check(si, sf, oi, of, g, gf, s, side, px, qty, fair_ticks, now, nsym):
     if gf[GF_BAND] > 0.0:
         if not math.isfinite(fair_ticks) or abs(px - fair_ticks) > fair_ticks * gf[GF_BAND] * 0.01:
             return R_BAND
-    if si[s, SI_HOURS_OPEN] >= 0:
+    lo = si[s, SI_HOURS_OPEN]
+    if lo >= 0:
         tod = now % NS_PER_DAY
-        lo = si[s, SI_HOURS_OPEN]
         hi = si[s, SI_HOURS_CLOSE]
         inside = (lo <= tod < hi) if lo <= hi else (tod >= lo or tod < hi)
         if not inside:
             return R_HOURS
+    elif lo == HOURS_HOLIDAY:
+        return R_HOLIDAY
     if si[s, SI_HAS_CIRC] != 0 and (px < si[s, SI_CIRC_LO] or px > si[s, SI_CIRC_HI]):
         return R_CIRCUIT
     if gf[GF_RATE] > 0.0:

@@ -26,11 +26,13 @@ from sq.core import book as B
 from sq.core import features as F
 from sq.core import schemas as S
 from sq.core.bookstream import infer_tick_size
+from sq.core.engine import calendars as C
 from sq.core.engine import inputs as IN
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine import params as engine_params
 from sq.core.exits import DataError, StrategyError, UsageError
+from sq.core.sessions import MarketCalendar
 from sq.core.strategy.declaration import Strategy
 from sq.core.streams import SymbolRegistry
 
@@ -191,6 +193,8 @@ class Engine:
         self._empty_raw = None
         self._builders = None
         self._dict = (-1, None)  # (symbols, dictionary): built on first use, even with no symbols yet
+        self.calendars = C.Calendars()  # market calendars by symbol name (`set_calendar`)
+        self._circuits: dict[str, tuple[float, float]] = {}  # circuit limits of symbols without state yet
 
     # -- state
     def _alloc(self, sim_venue: bool) -> None:
@@ -302,6 +306,10 @@ class Engine:
         self._inv_ticks = 1.0 / np.asarray(self.ticks, np.float64)
         self.n = n
         self._invalidate_context()
+        for name in [x for x in self._circuits if self.registry.find(x) is not None and self.registry.find(x) < n]:
+            self.set_circuit_limits(name, *self._circuits.pop(name))
+        if self.calendars.entries:
+            self.calendars.attach(self.registry.find, n)
 
     def set_trading_hours(self, symbol: str, open_ns: int, close_ns: int) -> None:
         """Risk hook a venue fills in: orders only between these times of the UTC day (ns)."""
@@ -311,13 +319,77 @@ class Engine:
         self.si[s, L.SI_HOURS_CLOSE] = int(close_ns)
 
     def set_circuit_limits(self, symbol: str, low: float, high: float) -> None:
-        """Risk hook a venue fills in: limit prices must stay within [low, high]."""
-        s = self.registry.id(symbol.upper())
-        self.require_symbol(s)
+        """Risk hook the run fills in (the instrument's circuit limits): limit prices must stay
+        within [low, high]. A symbol the data has not shown yet gets them when it appears."""
+        name = symbol.upper()
+        s = self.registry.find(name)
+        if s is None or s >= self.n:
+            self._circuits[name] = (float(low), float(high))
+            return
         tick = self.ticks[s]
         self.si[s, L.SI_CIRC_LO] = int(math.ceil(low / tick - 1e-9))
         self.si[s, L.SI_CIRC_HI] = int(math.floor(high / tick + 1e-9))
         self.si[s, L.SI_HAS_CIRC] = 1
+
+    def set_calendar(self, symbol: str, calendar: MarketCalendar, *, hours: bool = True) -> None:
+        """The symbol's market calendar (docs/market-rules.md): on every local day of its market
+        the risk check's trading-hours window is the session (`hours`; none on a weekend, and on
+        an exchange holiday every order is rejected `holiday`), and when the calendar has a
+        square-off, no new order after it that day while the engine cancels the symbol's orders
+        and flattens its position (reason `square_off`). Applied when the engine's clock crosses
+        those boundaries; a symbol the data has not shown yet gets it when it appears."""
+        name = symbol.upper()
+        self.calendars.add(name, calendar, hours)
+        self.calendars.attach(self.registry.find, self.n)
+
+    def _roll_calendars(self, now: int, *, fresh: bool = False) -> None:
+        """Apply the calendars' boundaries up to local time `now` (the input is split there);
+        `fresh`: only open the first day of calendars just attached (no boundary is crossed)."""
+        for s, when in self.calendars.roll(now, self.si, self.warnings.append, fresh=fresh):
+            self._square_off(s, max(int(when), int(self.g[L.G_LASTLOC])))
+
+    def _square_off(self, s: int, now: int) -> None:
+        """The broker's cut-off for symbol `s` at local time `now` (`kernel.square_off_begin`)."""
+        self.make_room(K.ST_FLUSH)
+        while K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()) != K.ST_OK:
+            self.make_room(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
+        K.square_off_begin(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.hq, self.hf,
+                           self.ob, self.obf, self.oo_i, self.oo_f, s, now)
+
+    def _by_calendar(self, clock: np.ndarray, run) -> None:
+        """Run `run(a, b, last)` over the index ranges of `clock` (local times, non-decreasing)
+        between calendar boundaries, applying each boundary at the first time at or after it."""
+        cal = self.calendars
+        n = len(clock)
+        if cal.fresh and n:
+            self._roll_calendars(int(clock[0]), fresh=True)
+        i = 0
+        while i < n:
+            if int(clock[n - 1]) < cal.next_ns:
+                run(i, n, True)
+                return
+            j = max(i, int(np.searchsorted(clock, cal.next_ns, side="left")))
+            if j > i:
+                run(i, j, False)
+            self._at_boundary()
+            self._roll_calendars(int(clock[j]))
+            i = j
+
+    def _at_boundary(self) -> None:
+        """Before a calendar boundary: the open venue message is complete (its `on_book` acts
+        under the hours it arrived in; the next event starts a new message anyway)."""
+        self._close_message()
+
+    def advance(self, now_ns: int) -> EngineOutput:
+        """Apply the market calendars up to local time `now_ns` without market data (a live run
+        between ticks: its square-off cancels on time even when the market is quiet)."""
+        now = max(int(now_ns), int(self.g[L.G_LASTLOC]))
+        if self.calendars.fresh and self.n:
+            self._roll_calendars(now, fresh=True)
+        if self.calendars.entries and self.n and now >= self.calendars.next_ns:
+            self._at_boundary()
+            self._roll_calendars(now)
+        return self.take_output(0)
 
     def require_symbol(self, s: int) -> None:
         """Give symbol id `s` its kernel state (a live venue answer may name a symbol before any data)."""
@@ -506,11 +578,29 @@ class Engine:
         t0 = time.perf_counter()
         if batch.num_rows == 0:
             return self.take_output(0)
-        try:
-            arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
-        except Exception as e:
-            raise self.strategy_failure(e) from None
         n = batch.num_rows
+        if self.calendars.entries:  # split at the calendars' boundaries (local days, square-offs)
+            try:
+                arrays = self._arrays(batch)
+            except Exception as e:
+                raise self.strategy_failure(e) from None
+
+            def run(a: int, b: int, last: bool) -> None:
+                part = arrays if a == 0 and b == n else tuple(x[a:b] for x in arrays)
+                self._run(part, None, 0, complete and last)
+
+            self._by_calendar(arrays[1], run)
+        else:
+            try:
+                arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
+            except Exception as e:
+                raise self.strategy_failure(e) from None
+            self._run(arrays, st, i, complete)
+        self.elapsed += time.perf_counter() - t0
+        return self.take_output(n)
+
+    def _run(self, arrays: tuple, st: int | None, i: int, complete: bool) -> None:
+        """The event kernel over `arrays` from event `i` (`st`: the status of a run already made)."""
         while True:
             if st is None:
                 try:
@@ -518,13 +608,11 @@ class Engine:
                 except Exception as e:
                     raise self.strategy_failure(e) from None
             if st == K.ST_OK:
-                break
+                return
             if st == K.ST_BAD:
                 raise self.failure()
             self.make_room(st)
             st = None
-        self.elapsed += time.perf_counter() - t0
-        return self.take_output(n)
 
     def _drain_all(self) -> None:
         while True:
@@ -768,6 +856,7 @@ class Engine:
         state["last_loc"] = self._last_loc
         state["trades_seen"] = self.trades_seen
         state["elapsed"] = self.elapsed
+        state["calendars"] = self.calendars.snapshot()
         return state
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
@@ -788,6 +877,7 @@ class Engine:
             if k in ("g", "gf", "rej") and v.shape[0] < mine.shape[0]:  # written before a slot or reason was added:
                 v = np.concatenate([v, mine[v.shape[0]:]])  # the new slots as this run's config sets them
             setattr(self, k, v)
+        self._pad_layout()
         for k in self._BOOK:
             v = np.array(state[f"book_{k}"])
             if k == "g":
@@ -801,6 +891,15 @@ class Engine:
         self._invalidate_context()
         for name in self.registry.symbols:
             self.instruments.setdefault(name, S.Instrument(name, "", self.ticks[self.registry.id(name)]))
+        self.calendars.restore(state.get("calendars") or {}, self.registry.find, self.n)
+
+    def _pad_layout(self) -> None:
+        """A checkpoint of an older sq has fewer per-symbol columns or rejection reasons: pad them
+        (with zeros: no square-off in progress, nothing rejected for a new reason)."""
+        if self.si.shape[1] < L.NSI:
+            self.si = np.concatenate([self.si, np.zeros((self.si.shape[0], L.NSI - self.si.shape[1]), np.int64)], axis=1)
+        if len(self.rej) < L.NR:
+            self.rej = np.concatenate([self.rej, np.zeros(L.NR - len(self.rej), np.int64)])
 
 
 def warm_up(config) -> None:
@@ -821,3 +920,12 @@ def warm_up(config) -> None:
         e.process(batch.slice(4), complete=True)
         e.finish()
         e.cancel_all(10, "warmup")
+    # a market calendar whose square-off is due at once: its kernel loaded too (a live run's cut-off)
+    import datetime as dt
+
+    from sq.core.sessions import MarketCalendar, TradingSession
+
+    e = Engine(next(iter(loader.EVENT_BUILTINS)), inst, {name: {}}, config=config, fill=FillModelConfig(order_latency_ns=0))
+    e.set_calendar(name, MarketCalendar(TradingSession(dt.time(0), dt.time(23, 59)), square_off=dt.time(0)))
+    e.process(batch, complete=True)
+    e.finish()

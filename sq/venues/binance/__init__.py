@@ -38,6 +38,11 @@ def trading_session(symbol: str):
     return UTC_DAY
 
 
+def market_calendar(symbol: str, config=None):
+    """None: Binance trades around the clock (no sessions, holidays or square-off)."""
+    return None
+
+
 def secret_files(environ=None) -> list:
     """Where `sq auth binance` keeps the API key and secret (mode 0600)."""
     from sq.venues.binance.credentials import store_path

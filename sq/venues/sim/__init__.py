@@ -30,13 +30,18 @@ def trading_session(symbol: str):
     return UTC_DAY
 
 
+def market_calendar(symbol: str, config=None):
+    """None: the simulated exchange trades around the clock."""
+    return None
+
+
 def secret_files(environ=None) -> list:
     """No credentials: nothing to keep secret."""
     return []
 
 
 __all__ = [
-    "PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "secret_files", "trading_session", "open_account",
+    "PREFIXES", "ORDER_RATE", "CORPORATE_ACTIONS", "holds_positions", "secret_files", "trading_session", "market_calendar", "open_account",
     "SimVenue", "sim_instrument", "sim_name", "sim_epoch_ns",
     "open_market_source", "open_gateway", "instrument_info", "instruments_from_config",
 ]

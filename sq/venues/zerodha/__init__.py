@@ -6,7 +6,8 @@
 
 Modules: endpoints (URLs), session (cached token), auth (login flows), instruments (dump, symbol
 resolution), ticker_parser (binary frames → Arrow), source (websocket client), raw (capture
-files), market_rules (hours, ticks, lots, circuits, freeze slicing), ratelimit (token buckets),
+files), market_rules (hours, ticks, lots, circuits, freeze slicing, square-off times), holidays
+(the exchange holidays list, holidays.csv), quotes (today's circuit limits), ratelimit (token buckets),
 errors (Kite → sq errors), gateway (orders over REST), history (historical candles for `sq fetch`),
 candles (Kite candles → bars tables) and continuous (continuous futures names → dated contracts).
 kiteconnect is imported only by the gateway.
@@ -37,6 +38,26 @@ def trading_session(symbol: str):
 
     open_, close = SESSIONS[str(symbol).split(":", 1)[0].strip().upper()]
     return TradingSession(open_, close, IST.utcoffset(None), "IST")
+
+
+def market_calendar(symbol: str, config=None):
+    """NSE, BSE and their F&O segments (NFO, BFO): the normal session (`trading_session`), closed
+    on weekends and on the exchange's trading holidays (`holidays`: the shipped list, or the
+    years of `[zerodha] holidays_file`), and — for the intraday product (`zerodha.product` MIS,
+    unless `[zerodha] square_off = false`) — the broker's square-off: equity 15:20, F&O 15:25 IST
+    (`market_rules.SQUARE_OFF`). Other segments (currency, commodities): None, not modelled."""
+    from sq.core.config import ZerodhaConfig
+    from sq.core.sessions import MarketCalendar
+    from sq.venues.zerodha import holidays
+    from sq.venues.zerodha.market_rules import CALENDAR_EXCHANGES, SQUARE_OFF
+
+    exchange = str(symbol).split(":", 1)[0].strip().upper()
+    if exchange not in CALENDAR_EXCHANGES:
+        return None
+    z = getattr(config, "zerodha", None) or ZerodhaConfig()
+    table = holidays.load(z.holidays_file)
+    square_off = SQUARE_OFF[exchange] if z.product == "MIS" and z.square_off else None
+    return MarketCalendar(trading_session(symbol), table.of(exchange), table.years, square_off=square_off)
 
 
 def secret_files(environ=None, config=None) -> list:
@@ -106,6 +127,7 @@ def contracts(symbols, config, *, expiry=None, replay_path=None) -> list:
 def open_market_source(symbols, options):
     """A market source for Zerodha `symbols` honouring mode, limit, duration, raw and replay
     options; the instruments of `options.contracts` say which continuous name they stand for."""
+    from sq.venues.zerodha import quotes
     from sq.venues.zerodha.instruments import check_ticker_ids, load_dump, parse_csv, resolve
     from sq.venues.zerodha.source import ZerodhaSource
 
@@ -116,7 +138,9 @@ def open_market_source(symbols, options):
         head, records, table, _ = _capture_head(options.replay_path)
         resolved = resolve(names, table)
         check_ticker_ids(resolved, options.config)
-        return ZerodhaSource(resolved, options, replay_records=itertools.chain(head, records))
+        quote = next((r.data for r in head if r.src == "rest" and r.stream == quotes.PATH and isinstance(r.data, str)), "")
+        return ZerodhaSource(resolved, options, replay_records=itertools.chain(head, records), quote_json=quote)
+    from sq.core.exits import SqError
     from sq.venues.zerodha.endpoints import Endpoints
     from sq.venues.zerodha.session import access_token
 
@@ -126,7 +150,12 @@ def open_market_source(symbols, options):
     dump = load_dump(ep, api_key, token, cache_dir=z.instruments_cache_dir)
     resolved = resolve(names, parse_csv(dump))
     check_ticker_ids(resolved, options.config)
-    return ZerodhaSource(resolved, options, endpoints=ep, api_key=api_key, access_token=token, dump_csv=dump)
+    try:  # today's circuit limits, for the instruments' metadata (a recording carries them)
+        quote = quotes.fetch(ep, api_key, token, [k.symbol for k in resolved])
+    except SqError as e:
+        quote = ""
+        options.env.warn(f"zerodha: no circuit limits for today ({e.message}); the run goes on without them")
+    return ZerodhaSource(resolved, options, endpoints=ep, api_key=api_key, access_token=token, dump_csv=dump, quote_json=quote)
 
 
 def instrument_info(symbols, config) -> dict:

@@ -79,12 +79,13 @@ class ZerodhaGateway(GatewayBase):
 
     product (default the config's `zerodha.product`, MIS), variety (default regular), freeze_qty
     (underlying → freeze quantity, over the config's `zerodha.freeze_qty` and the built-in
-    table), enforce_hours / enforce_circuit (default True), market_protection (MARKET and SL-M
+    table), enforce_hours / enforce_circuit (default: the config's `risk.enforce_trading_hours` and
+    `risk.enforce_circuit_limits`, both true by default), market_protection (MARKET and SL-M
     orders; default -1 = Kite's automatic protection), clock (→ aware datetime), kite (a client).
     """
 
     def __init__(self, config, env, *, product: str | None = None, variety: str = "regular", freeze_qty: dict | None = None,
-                 enforce_hours: bool = True, enforce_circuit: bool = True, market_protection: float = -1,
+                 enforce_hours: bool | None = None, enforce_circuit: bool | None = None, market_protection: float = -1,
                  clock: Callable[[], dt.datetime] | None = None, kite: Any = None, limits: KiteLimits | None = None,
                  timeout: float = 15.0, retries_429: int = 4, backoff_s: float = 0.25):
         z = config.zerodha
@@ -99,8 +100,9 @@ class ZerodhaGateway(GatewayBase):
         self.product = (product or z.product).upper()
         self.variety = variety.lower()
         self.freeze_qty = {**z.freeze_qty, **(freeze_qty or {})}
-        self.enforce_hours = enforce_hours
-        self.enforce_circuit = enforce_circuit
+        risk = getattr(config, "risk", None)
+        self.enforce_hours = getattr(risk, "enforce_trading_hours", True) if enforce_hours is None else enforce_hours
+        self.enforce_circuit = getattr(risk, "enforce_circuit_limits", True) if enforce_circuit is None else enforce_circuit
         self.market_protection = market_protection
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.limits = limits or KiteLimits()

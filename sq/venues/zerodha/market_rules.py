@@ -1,8 +1,10 @@
 """Indian exchange rules sq enforces before an order leaves (zerodha.md, "Market rules").
 
 * Sessions in IST: pre-open order entry 09:00–09:08 (matching until 09:15), normal 09:15–15:30,
-  closed on weekends; currency (CDS/BCD) 09:00–17:00; MCX 09:00–23:30. Exchange holidays are not
-  modelled: Kite rejects those orders itself.
+  closed on weekends; currency (CDS/BCD) 09:00–17:00; MCX 09:00–23:30. The gateway checks the
+  time of day only; exchange holidays (`holidays`) and the broker's MIS square-off (`SQUARE_OFF`)
+  are the engine's market calendar (`sq.venues.zerodha.market_calendar`, docs/market-rules.md),
+  enforced before an order reaches the gateway — in backtest and paper as in live.
 * Prices rounded to the instrument's tick — buys down, sells up, so rounding never makes an
   order more aggressive than asked; quantities rounded down to lot multiples.
 * Circuit limits from a full quote (`lower_circuit_limit` / `upper_circuit_limit`): a limit price
@@ -27,6 +29,11 @@ SESSIONS = {  # exchange → (open, close) of the normal session
     "MCX": (dt.time(9, 0), dt.time(23, 30)),
 }
 PRE_OPEN_EXCHANGES = ("NSE", "BSE", "NFO", "BFO")
+# the segments with a market calendar in the engine (sessions, the holidays list, square-off)
+CALENDAR_EXCHANGES = ("NSE", "BSE", "NFO", "BFO")
+# Zerodha squares off MIS (intraday) positions at these IST times: equity 15:20, F&O 15:25
+# (currency 16:45, commodity 25 minutes before the close: segments without a calendar here)
+SQUARE_OFF = {"NSE": dt.time(15, 20), "BSE": dt.time(15, 20), "NFO": dt.time(15, 25), "BFO": dt.time(15, 25)}
 DEFAULT_FREEZE = {"NIFTY": 1800.0, "BANKNIFTY": 600.0}
 
 

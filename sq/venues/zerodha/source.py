@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 import pyarrow as pa
 
 from sq.core.exits import VenueUnavailable
+from sq.venues.zerodha import quotes
 from sq.venues.zerodha.endpoints import Endpoints
 from sq.venues.zerodha.errors import token_error
 from sq.venues.zerodha.instruments import KiteInstrument, subset_csv
@@ -56,7 +57,7 @@ class ZerodhaSource:
     open_timeout = 10.0
 
     def __init__(self, kis: list[KiteInstrument], options, *, endpoints: Endpoints | None = None, api_key: str = "",
-                 access_token: str = "", dump_csv: str = "", replay_records=None):
+                 access_token: str = "", dump_csv: str = "", replay_records=None, quote_json: str = ""):
         if options.mode not in MODES:
             from sq.core.exits import UsageError
 
@@ -65,8 +66,9 @@ class ZerodhaSource:
         self.env = options.env
         self.kis = kis
         contracts = options.contracts  # the continuous names resolved to these contracts
-        self.instruments = {k.symbol: contracts[k.symbol].annotate(k.to_instrument()) if k.symbol in contracts else k.to_instrument()
-                            for k in kis}
+        plain = {k.symbol: contracts[k.symbol].annotate(k.to_instrument()) if k.symbol in contracts else k.to_instrument() for k in kis}
+        self.instruments = quotes.with_circuits(plain, quotes.circuits(quote_json) if quote_json else {})
+        self._quote_json = quote_json  # today's /quote answer (circuit limits), kept in a --raw capture
         self.parser = TickerParser({k.token: k.symbol for k in kis}, self.instruments)
         self.schema: pa.Schema = self.parser.schema
         self.endpoints = endpoints
@@ -184,6 +186,8 @@ class ZerodhaSource:
     def _live_frames(self, raw: RawWriter | None):
         if raw is not None:
             raw.write(time.time_ns(), "rest", "/instruments", subset_csv(self._dump_csv, [k.token for k in self.kis]))
+            if self._quote_json:
+                raw.write(time.time_ns(), "rest", quotes.PATH, self._quote_json)
             raw.flush()
         self._thread = threading.Thread(target=self._thread_main, name="sq-kite-ticker", daemon=True)
         self._thread.start()

@@ -76,12 +76,24 @@ def test_raw_capture_then_replay_gives_identical_rows(logged_in, tmp_path):
     recs = [json.loads(x) for x in raw.read_text().splitlines()]
     assert recs[0]["src"] == "rest" and recs[0]["stream"] == "/instruments" and recs[0]["kind"] == "text"
     assert recs[0]["data"].startswith("instrument_token,") and len(recs[0]["data"].splitlines()) == 3
-    assert all(r["venue"] == "zerodha" and r["src"] == "ws" for r in recs[1:])
+    assert recs[1]["src"] == "rest" and recs[1]["stream"] == "/quote" and "upper_circuit_limit" in recs[1]["data"]
+    assert all(r["venue"] == "zerodha" and r["src"] == "ws" for r in recs[2:])
     assert any(r["kind"] == "binary" for r in recs[1:])
     assert logged_in.api_key not in raw.read_text()  # the ticker URL is stored without credentials
     replay = table(list(open_market_source(parse_symbols(["NSE:RELIANCE", "NSE:INFY"]), opts(mode="full", replay_path=str(raw), limit=live.num_rows)).batches()))
     assert replay.num_rows == live.num_rows
     assert replay.equals(live)
+
+
+def test_live_source_carries_todays_circuit_limits_in_its_metadata(logged_in):
+    """The source asks /quote once when it opens: its instruments (and so a recording's metadata)
+    carry the day's circuit limits, which backtest and paper enforce (docs/market-rules.md)."""
+    logged_in.circuits["NSE:INFY"] = (1400.0, 1700.0)
+    src = open_market_source(parse_symbols(["NSE:INFY", "NSE:RELIANCE"]), opts(mode="full", limit=10))
+    infy = S.schema_instruments(src.schema)["NSE:INFY"]
+    assert (infy.extra["lower_circuit_limit"], infy.extra["upper_circuit_limit"]) == (1400.0, 1700.0)
+    assert 0 < src.instruments["NSE:RELIANCE"].extra["lower_circuit_limit"] < src.instruments["NSE:RELIANCE"].extra["upper_circuit_limit"]
+    src.close()
 
 
 def test_replay_needs_no_network_and_keeps_heartbeats(tmp_path):
