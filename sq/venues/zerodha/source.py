@@ -64,8 +64,8 @@ class ZerodhaSource:
         self.options = options
         self.env = options.env
         self.kis = kis
-        self.instruments = {k.symbol: k.to_instrument() for k in kis}
-        self.parser = TickerParser({k.token: k.symbol for k in kis}, self.instruments)
+        self.parser = TickerParser({k.token: k.symbol for k in kis}, {k.symbol: k.to_instrument() for k in kis})
+        self.instruments = self.parser.instruments  # marked `trades: "derived"`
         self.schema: pa.Schema = self.parser.schema
         self.endpoints = endpoints
         self._api_key, self._token = api_key, access_token
