@@ -146,3 +146,17 @@ def test_recorded_trades_are_the_volume_increases_of_the_sim_market(kite_env, mo
         assert not trades  # no trade without a volume increase
         assert sum(x["qty"] for x in mine if x["kind"] == S.TRADE) == ticks[-1]["volume"] - ticks[0]["volume"]
     assert checked >= 10
+
+
+def test_bars_of_a_recording_take_the_derived_trades(scripted, tmp_path):
+    """`sq bars` over a recorded Zerodha stream: volume and trade counts from the derived trades,
+    the first trade's price opening its bar (the first packet's tick does not), no warning."""
+    p = start("record", "NSE:INFY", "--out", "data", "--limit", str(TAPE_ROWS), "--for", "60s", "--format", "none", cwd=tmp_path)
+    _, _, err = play_to(scripted, p, TAPE)
+    assert p.returncode == 0, err
+    r = subprocess.run([SQ_BIN, "bars", "1m", "data", "-o", "bars.parquet"], cwd=tmp_path, env=dict(os.environ),
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    bars = [b for b in pylist(pq.read_table(tmp_path / "bars.parquet")) if b["trades"] is not None]
+    assert sum(b["volume"] for b in bars) == 30 + 25 + 4 and sum(b["trades"] for b in bars) == 3
+    assert bars[0]["open"] == pytest.approx(1570.05) and min(b["low"] for b in bars) == pytest.approx(1569.95)
