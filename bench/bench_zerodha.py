@@ -25,11 +25,13 @@ FULL = struct.Struct(">IiIiIIIiiiiIIIII" + "IiHxx" * 10)
 def build_frames(n: int, seed: int = 1) -> list[bytes]:
     rng = random.Random(seed)
     frames = []
+    volume = {tok: rng.randrange(10**6, 10**7) for tok in TOKENS}
     for f in range(n // PER_FRAME):
         pk = []
         for tok in TOKENS:
             mid = 140_000 + rng.randrange(-500, 500)
-            vals = [tok, mid, rng.randrange(1, 500), mid, rng.randrange(10**6, 10**7), 5000, 6000, mid, mid + 300, mid - 300, mid - 50,
+            volume[tok] += rng.randrange(0, 500)  # the day volume grows: most packets carry a trade
+            vals = [tok, mid, rng.randrange(1, 500), mid, volume[tok], 5000, 6000, mid, mid + 300, mid - 300, mid - 50,
                     1_700_000_000 + f, 0, 0, 0, 1_700_000_000 + f]
             for i in range(5):
                 vals += [rng.randrange(1, 2000), mid - 5 * (i + 1), rng.randrange(1, 40)]

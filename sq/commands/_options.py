@@ -32,7 +32,7 @@ def env_of(ctx: typer.Context):
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
-ModeOption = Annotated[str, typer.Option("--mode", help="Zerodha ticker mode: ltp, quote or full (5-level depth). Binance and SIM always stream full depth.")]
+ModeOption = Annotated[str, typer.Option("--mode", help="Zerodha ticker mode: ltp, quote or full (5-level depth); quote and full also give trades derived from the day volume. Binance and SIM always stream full depth.")]
 ExpiryOption = Annotated[
     Optional[str],
     typer.Option("--expiry", help="Which contract a continuous futures name (NFO:NIFTY-FUT) stands for: near (the nearest listed expiry), next or far (config: [zerodha] expiry, default near).", show_default=False),

@@ -16,8 +16,9 @@ session: NSE, BSE and NFO 09:15–15:30 IST; markets that trade around the clock
 500t (every N trades); 100v (every N units of volume: a trade that crosses the boundary is split,
 the rest opens the next bar).
 
-Prices come from a symbol's trades; a symbol whose first priced row is a tick (Zerodha) uses its
-tick last prices (volume 0, no trades or VWAP), and one with neither its book's mid price. Bars
+Prices come from a symbol's trades (Zerodha quote and full streams: trades derived from the day
+volume); until its first trade a symbol uses its tick last prices (volume 0, no trades or VWAP:
+Zerodha ltp streams, indices), and one with neither its book's mid price. Bars
 cross batch boundaries; a time bar is written once the stream's clock passes its end, the last
 ones at the end of the input. Other stream kinds than market are exit 65."""
 

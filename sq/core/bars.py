@@ -13,9 +13,11 @@ Intervals (`parse_interval`):
   `trades`. A remainder within 1e-9·N of zero counts as zero (float rounding).
 
 The kernel (`BarState.run`) walks a batch of events once. Per symbol it holds the open bar
-(open, high, low, close, volume, Σ price·qty, trade count) and the symbol's *source*, fixed by the
-first `trade` or `tick` row it shows: trades (price and qty) or ticks (last price only, no
-volume); rows of the other kind are then ignored and counted. Time and session bars close when
+(open, high, low, close, volume, Σ price·qty, trade count) and the symbol's *source*: trades
+(price and qty) once it has shown a `trade` row, before that ticks (last price only, no volume).
+At a symbol's first trade the bar its ticks opened is dropped (that bar is made from trades; bars
+already written stay), and later ticks are ignored (counted): a venue that sends both, such as a
+Zerodha stream with derived trades, repeats its trades' last price in its ticks. Time and session bars close when
 the stream's clock (the highest `ts` seen on any row, whatever its kind) reaches the bar's end,
 so a quiet symbol's bar is written as soon as the market moves past it; all bars closing at one
 moment are written in (open time, symbol name) order. An event that belongs to a bar before its
@@ -89,7 +91,7 @@ NI = 11
 F_OPEN, F_HIGH, F_LOW, F_CLOSE, F_VOL, F_PQ = range(6)
 NF = 6
 # stream-wide counters (`g`)
-G_WATER, G_NEXT, G_LATE, G_LATE_ROW, G_OTHER, G_OUTSIDE, G_NOVOL, G_ROWS = range(8)
+G_WATER, G_NEXT, G_LATE, G_LATE_ROW, G_TICKS_AFTER, G_OUTSIDE, G_NOVOL, G_ROWS = range(8)
 NG = 8
 _MAX = np.iinfo(np.int64).max
 _MIN = np.iinfo(np.int64).min
@@ -194,11 +196,16 @@ def run_bars(mode, size_i, size_v, ts, sym, kind, price, qty, row0, si, sf, g, s
         else:
             continue
         s = sym[i]
-        if si[s, I_SRC] == SRC_NONE:
-            si[s, I_SRC] = src
-        elif si[s, I_SRC] != src:
-            g[G_OTHER] += 1
-            continue
+        cur = si[s, I_SRC]
+        if cur != src:
+            if cur == SRC_NONE:
+                si[s, I_SRC] = src
+            elif src == SRC_TRADES:  # trades take over from ticks; the bar the ticks opened is dropped
+                si[s, I_SRC] = SRC_TRADES
+                si[s, I_ACTIVE] = 0
+            else:  # a tick of a symbol that has trades repeats their last price
+                g[G_TICKS_AFTER] += 1
+                continue
         px = price[i]
         q = qty[i] if src == SRC_TRADES else 0.0
         if mode == BAR_TICKS:

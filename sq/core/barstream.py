@@ -6,8 +6,9 @@ to the numba kernel in one call; bars still open at the end of a batch carry ove
 so the output does not depend on where the input was cut.
 
 Where prices come from, per symbol: its `trade` rows (price and qty: volume, trade count and
-VWAP), or — for a symbol whose first priced row is a `tick` (a Zerodha ticker stream) — the
-last price of its `tick` rows (volume 0, `trades` and `vwap` null). A symbol with neither (a
+VWAP), or — until its first trade (a Zerodha ticker stream in ltp mode has none; quote and full
+streams carry trades derived from the day volume) — the last price of its `tick` rows (volume 0,
+`trades` and `vwap` null); its first trade drops the bar its ticks opened. A symbol with neither (a
 stream of book levels only) takes its mid price: every change of the mid of its rebuilt book
 (`sq.core.bookstream`, depth 1) is a price, with volume 0, and since only the end of the input
 proves a symbol had no trades or ticks, its bars are written at the end. Volume bars need
@@ -178,14 +179,12 @@ class BarStream:
         """End-of-run findings for stderr: rows left out and why."""
         g = self.state.g
         msgs = []
-        if g[K.G_OTHER]:
-            msgs.append(f"{int(g[K.G_OTHER])} trade/tick row(s) ignored: a symbol's bars come from whichever of trades or ticks it shows first")
         if g[K.G_OUTSIDE]:
             msgs.append(f"{int(g[K.G_OUTSIDE])} trade(s) outside their symbol's trading session left out")
         if g[K.G_LATE]:
             msgs.append(f"{int(g[K.G_LATE])} trade(s) came after their bar had begun or closed (timestamps went backwards; "
                         f"first at row {int(g[K.G_LATE_ROW])}); left out")
-        if g[K.G_NOVOL]:
+        if g[K.G_NOVOL] and (self.state.si[:, K.I_SRC] == K.SRC_TICKS).any():  # a symbol that never traded
             msgs.append(f"{int(g[K.G_NOVOL])} tick row(s) carry no traded volume; volume bars count trades only")
         return msgs
 

@@ -250,13 +250,24 @@ def test_a_symbol_with_only_ticks_takes_their_last_prices_without_volume():
     ]
 
 
-def test_the_first_trade_or_tick_fixes_a_symbols_source():
+def test_trades_take_over_from_ticks():
+    """Ticks until a symbol's first trade (a Zerodha stream's first packet has no derived trade);
+    then trades: the bar the ticks opened is made from trades, bars already written stay tick
+    bars, and later ticks (which repeat the trades' last price) are ignored without a warning."""
     t = market_rows([(1 * SEC, "SIM:A", S.TRADE, 1, 10.0, 2.0, 1), (2 * SEC, "SIM:A", S.TICK, 0, 99.0, 0.0, 2),
-                     (3 * SEC, "SIM:B", S.TICK, 0, 20.0, 0.0, 3), (4 * SEC, "SIM:B", S.TRADE, 1, 99.0, 5.0, 4)])
-    warnings: list[str] = []
-    rows = pylist(run_bars(pa.Table.from_batches([t]), "1m", warnings=warnings))
-    assert [(r["symbol"], r["high"], r["volume"], r["trades"]) for r in rows] == [("SIM:A", 10.0, 2.0, 1), ("SIM:B", 20.0, 0.0, None)]
-    assert warnings == ["2 trade/tick row(s) ignored: a symbol's bars come from whichever of trades or ticks it shows first"]
+                     (3 * SEC, "SIM:B", S.TICK, 0, 20.0, 0.0, 3), (4 * SEC, "SIM:B", S.TRADE, 1, 99.0, 5.0, 4),
+                     (5 * SEC, "SIM:B", S.TICK, 0, 1.0, 5.0, 5),
+                     (6 * SEC, "SIM:C", S.TICK, 0, 30.0, 0.0, 6), (61 * SEC, "SIM:C", S.TRADE, -1, 31.0, 3.0, 7),
+                     (62 * SEC, "SIM:C", S.TICK, 0, 31.0, 3.0, 7)])
+    want = {"1m": [("SIM:A", 0, 10.0, 10.0, 2.0, 1), ("SIM:B", 0, 99.0, 99.0, 5.0, 1),
+                   ("SIM:C", 0, 30.0, 30.0, 0.0, None), ("SIM:C", 60 * SEC, 31.0, 31.0, 3.0, 1)],
+            # tick bars: SIM:C's bar of one tick was still open at its first trade, so it is dropped
+            "2t": [("SIM:A", 1 * SEC, 10.0, 10.0, 2.0, 1), ("SIM:B", 4 * SEC, 99.0, 99.0, 5.0, 1), ("SIM:C", 61 * SEC, 31.0, 31.0, 3.0, 1)]}
+    for interval, bars in want.items():
+        warnings: list[str] = []
+        rows = pylist(run_bars(pa.Table.from_batches([t]), interval, warnings=warnings))
+        assert sorted((r["symbol"], r["ts"], r["open"], r["low"], r["volume"], r["trades"]) for r in rows) == bars, interval
+        assert warnings == []
 
 
 def test_a_symbol_with_book_levels_only_follows_its_mid_and_comes_last():

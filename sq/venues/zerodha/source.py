@@ -67,9 +67,10 @@ class ZerodhaSource:
         self.kis = kis
         contracts = options.contracts  # the continuous names resolved to these contracts
         plain = {k.symbol: contracts[k.symbol].annotate(k.to_instrument()) if k.symbol in contracts else k.to_instrument() for k in kis}
-        self.instruments = quotes.with_circuits(plain, quotes.circuits(quote_json) if quote_json else {})
+        plain = quotes.with_circuits(plain, quotes.circuits(quote_json) if quote_json else {})
         self._quote_json = quote_json  # today's /quote answer (circuit limits), kept in a --raw capture
-        self.parser = TickerParser({k.token: k.symbol for k in kis}, self.instruments)
+        self.parser = TickerParser({k.token: k.symbol for k in kis}, plain)
+        self.instruments = self.parser.instruments  # marked `trades: "derived"`
         self.schema: pa.Schema = self.parser.schema
         self.endpoints = endpoints
         self._api_key, self._token = api_key, access_token

@@ -7,13 +7,25 @@ BCD 6 and NCO 12 → 1e4, else 100). Rows follow docs/streams.md:
 
 * every packet is one venue message with its own `seq` (a local counter, +1 per packet);
 * full packets give `clear`, up to 5 + 5 `level` rows (empty entries skipped), `snapshot_end`,
-  then one `tick` row; all other packets give one `tick` row;
+  then one `tick` row; all other packets give one `tick` row; a quote or full packet may begin
+  with a derived `trade` row (below);
 * `tick` rows carry last price (and last qty where the layout has it, else 0: readers such as
   `sq book` require finite quantities) and the nullable columns of `EXTRA_FIELDS` (volume,
   average price, buy/sell totals, OHLC, OI, last trade time, and `change`: the index packets'
   absolute price change at bytes 24–28, which the official Python client skips in favour of a
   computed percentage); `level`/`clear`/`snapshot_end` rows leave them null;
-* `ts` is the packet's exchange timestamp (full and index-full layouts), else the receive time.
+* `ts` is the packet's exchange timestamp (full and index-full layouts), else the receive time;
+* `trade` rows are derived (the ticker has no trade messages): when a quote or full packet's
+  cumulative day volume exceeds the previous quote/full packet's of the same instrument, the
+  packet's rows begin with one `trade` row (before its `clear`, so a reader applies it to the book
+  as it was before the packet) — qty the volume increase, price the last traded price, side the
+  aggressor (last price ≥ the previous packet's best ask → +1, ≤ its best bid → −1, else the tick
+  test against the previous last price: up +1, down −1, unchanged the last change's direction, 0
+  when none is known), ts the last trade time (full packets) kept within [the previous packet's
+  ts, this packet's ts], else the packet's ts. An instrument's first packet, a volume that goes
+  down and a new IST day (a reset) give no trade. The state is one int64 row of `tstate` per
+  token (prices as the wire's integers: no division on this path), updated in the same pass
+  (docs/streams.md, "Zerodha: derived trades").
 
 Malformed input never raises: a 1-byte frame is a heartbeat; an empty frame, a packet count or
 length that runs past the frame, or an unknown packet length is counted in `ParserStats` and the
@@ -55,6 +67,16 @@ N_EXTRA_F = 12  # float extras, in EXTRA_FIELDS order; then last_trade_time (int
 ST_PACKETS, ST_HEARTBEATS, ST_BAD_FRAMES, ST_BAD_PACKETS, ST_UNKNOWN, ST_SEQ = 0, 1, 2, 3, 4, 5
 
 SEG_CDS, SEG_BCD, SEG_INDICES, SEG_NCO = 3, 6, 9, 12
+
+# per-token derivation state (int64 rows of `tstate`, one per instrument token, in `keys` order): of
+# the token's last quote/full packet, its day volume (-1: none yet), ts, the start of its IST day
+# (ns UTC), last price and best bid and ask as the wire's integers (no touch: NO_BID / NO_ASK, which
+# no price reaches), and the sign of the last price change
+T_VOL, T_TS, T_DAY, T_LAST, T_BID, T_ASK, T_DIR = range(7)
+N_TSTATE = 7
+NO_BID, NO_ASK = -(1 << 62), 1 << 62
+IST_OFFSET_NS = 19_800_000_000_000  # +05:30: a trading day is an IST day
+NS_PER_DAY = 86_400_000_000_000
 
 
 def divisor(token: int) -> float:
@@ -105,11 +127,20 @@ def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym
     return n + 1
 
 
+@njit(cache=True, inline="always")
+def _best(buf, d, none):
+    """The wire price of the depth entry at byte d when it holds quantity, else `none`."""
+    if _u32(buf, d) == 0:
+        return none
+    return _i32(buf, d + 4)
+
+
 @njit(cache=True)
-def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay):
+def parse_frames(buf, fstart, fend, frecv, keys, syms, tstate, stats, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay):
     """Parse frames buf[fstart[i]:fend[i]] received at frecv[i]; return the number of rows written.
 
-    keys: sorted instrument tokens; syms: their symbol codes. xf: (N_EXTRA_F, cap) float extras,
+    keys: sorted instrument tokens; syms: their symbol codes; tstate: the per-token state of the
+    trade derivation (T_* columns), read and updated here. xf: (N_EXTRA_F, cap) float extras,
     x_ltt: last trade time (ns), x_lay: the packet length of tick rows (0 on other rows), which
     says which extras a tick row has.
     stats: int64 counters (see ST_*); stats[ST_SEQ] is the next seq and is advanced.
@@ -163,6 +194,39 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, stats, o_ts, o_recv, o_sy
                 ets = _u32(buf, q + 60)
                 if ets > 0:
                     ts = ets * 1000000000
+            if ln == 44 or ln == 184:  # derived trade: the day volume grew since this token's last quote/full packet
+                vol = _u32(buf, q + 16)
+                raw = _i32(buf, q + 4)
+                pvol = tstate[j, T_VOL]
+                plast = tstate[j, T_LAST]
+                day = tstate[j, T_DAY]
+                newday = ts - day >= NS_PER_DAY or ts < day
+                if newday:
+                    day = (ts + IST_OFFSET_NS) // NS_PER_DAY * NS_PER_DAY - IST_OFFSET_NS
+                reset = pvol < 0 or vol < pvol or newday  # first packet, volume reset, new day
+                # the aggressor: the previous touch, else the tick test (on an unchanged price, the last move's sign)
+                move = np.int64(raw > plast) - np.int64(raw < plast)
+                tick = move if move != 0 else tstate[j, T_DIR]
+                if not reset and vol > pvol:
+                    side = 1 if raw >= tstate[j, T_ASK] else (-1 if raw <= tstate[j, T_BID] else tick)
+                    tts = ts
+                    if ln == 184:
+                        ltt = _u32(buf, q + 44) * 1000000000
+                        if ltt > 0:
+                            tts = min(max(ltt, tstate[j, T_TS]), ts)
+                    n = _row(n, tts, recv, sym, 2, side, last, np.float64(vol - pvol), -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
+                tstate[j, T_DIR] = 0 if reset else tick
+                tstate[j, T_VOL] = vol
+                tstate[j, T_TS] = ts
+                tstate[j, T_DAY] = day
+                tstate[j, T_LAST] = raw
+                if ln == 184:
+                    tstate[j, T_BID] = _best(buf, q + 64, NO_BID)
+                    tstate[j, T_ASK] = _best(buf, q + 124, NO_ASK)
+                else:
+                    tstate[j, T_BID] = NO_BID
+                    tstate[j, T_ASK] = NO_ASK
+            if ln == 184:
                 n = _row(n, ts, recv, sym, 3, 0, 0.0, 0.0, -1, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
                 for lv in range(10):
                     d = q + 64 + 12 * lv
@@ -245,10 +309,23 @@ def parse_text(text: str | bytes) -> TextMessage | None:
     return TextMessage(str(obj.get("type", "")), obj.get("data"), obj)
 
 
-class TickerParser:
-    """Stateful parser for one stream: token → symbol map, the schema, the seq counter, stats.
+TRADES_EXTRA = "trades"  # instrument extra: where a stream's `trade` rows come from
+TRADES_DERIVED = "derived"  # … derived from the day volume of consecutive packets, not venue trade messages
 
-    `tokens` maps instrument token → canonical symbol; `instruments` is the schema metadata.
+
+def marked_derived(inst: S.Instrument) -> S.Instrument:
+    """`inst` with the extra `trades: "derived"`: its `trade` rows in a ticker stream are derived
+    (the market schema has no per-row flag; every trade row of a Kite ticker stream is derived)."""
+    return S.Instrument(inst.symbol, inst.venue, inst.tick_size, inst.lot_size, {**inst.extra, TRADES_EXTRA: TRADES_DERIVED})
+
+
+class TickerParser:
+    """Stateful parser for one stream: token → symbol map, the schema, the seq counter, stats and
+    the per-token state of the trade derivation (the previous quote/full packet's volume, last
+    price and touch).
+
+    `tokens` maps instrument token → canonical symbol; `instruments` is the schema metadata (each
+    marked with `trades: "derived"`).
     """
 
     def __init__(self, tokens: Mapping[int, str], instruments: Mapping[str, S.Instrument], seq0: int = 1):
@@ -256,9 +333,12 @@ class TickerParser:
         order = sorted(tokens)
         self.keys = np.array(order, dtype=np.int64)
         self.syms = np.array([symbols.index(tokens[t]) for t in order], dtype=np.int32)
-        self.schema = S.market_schema(instruments, EXTRA_FIELDS)
+        self.instruments = {s: marked_derived(i) for s, i in instruments.items()}
+        self.schema = S.market_schema(self.instruments, EXTRA_FIELDS)
         self.dictionary = S.symbol_dictionary(symbols)
-        self.instruments = dict(instruments)
+        self._tstate = np.zeros((len(order), N_TSTATE), dtype=np.int64)
+        self._tstate[:, T_VOL] = -1  # no packet yet
+        self._tstate[:, T_DAY] = NO_ASK  # no day yet: the first packet starts one
         self._stats = np.zeros(6, dtype=np.int64)
         self._stats[ST_SEQ] = seq0
         self.text = ParserStats()
@@ -292,7 +372,7 @@ class TickerParser:
 
         Moderate batches keep the working set in cache and let the allocator reuse memory, which
         is several times faster than one huge batch. A full packet (186 bytes with its length)
-        gives 13 rows, so ~14 bytes of frames make one row.
+        gives 13 rows (14 with a derived trade), so ~14 bytes of frames make one row.
         """
         nf = len(fstart)
         start = 0
@@ -323,7 +403,7 @@ class TickerParser:
         xf = np.empty((N_EXTRA_F, cap), np.float64)  # every used row is written by the kernel
         x_ltt = np.empty(cap, np.int64)
         x_lay = np.empty(cap, np.int16)
-        n = parse_frames(buf, fstart, fend, recv, self.keys, self.syms, self._stats,
+        n = parse_frames(buf, fstart, fend, recv, self.keys, self.syms, self._tstate, self._stats,
                          o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay)
         if n == 0:
             return None

@@ -61,13 +61,21 @@ def test_full_mode_gives_snapshots_and_ticks(logged_in):
     assert seqs == sorted(seqs)
 
 
-@pytest.mark.parametrize("mode,n", [("ltp", 1), ("quote", 1)])
-def test_ltp_and_quote_modes_send_mode_messages(logged_in, mode, n):
-    src = open_market_source(parse_symbols(["NSE:INFY"]), opts(mode=mode, limit=5))
-    t = table(list(src.batches()))
-    assert set(t.column("kind").to_pylist()) == {S.TICK}
+@pytest.mark.parametrize("mode,kinds", [("ltp", {S.TICK}), ("quote", {S.TICK, S.TRADE})])
+def test_ltp_and_quote_modes_send_mode_messages(logged_in, mode, kinds):
+    """Ltp packets carry no volume: ticks only. Quote packets: ticks, and a derived trade before
+    the tick of every packet whose day volume grew (by that much, at the packet's last price)."""
+    src = open_market_source(parse_symbols(["NSE:INFY"]), opts(mode=mode, limit=100))
+    rows = table(list(src.batches())).to_pylist()
+    assert {r["kind"] for r in rows} == kinds
     assert {"a": "mode", "v": [mode, [408065]]} in logged_in.ticker.log
     assert {"a": "subscribe", "v": [408065]} in logged_in.ticker.log
+    ticks = [r for r in rows if r["kind"] == S.TICK]
+    for i, r in enumerate(rows):
+        if r["kind"] == S.TRADE:
+            tick, before = rows[i + 1], [t for t in ticks if t["seq"] < r["seq"]][-1]
+            assert tick["kind"] == S.TICK and tick["seq"] == r["seq"]
+            assert (r["qty"], r["price"], r["ts"]) == (tick["volume"] - before["volume"], tick["price"], tick["ts"])
 
 
 def test_raw_capture_then_replay_gives_identical_rows(logged_in, tmp_path):

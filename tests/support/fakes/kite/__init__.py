@@ -1,6 +1,6 @@
 """A local Kite Connect server for tests: REST (official mocks), historical candles derived from the
 official mocks (history.py), web login with TOTP, and a binary ticker driven by the SIM matching
-engine — all on 127.0.0.1.
+engine, or by a script of exact packets (script.py, `TickerServer.play`) — all on 127.0.0.1.
 
 `kite_fake` is a running `KiteFake`; `kite_env` also points sq at it (SQ_KITE_*_URL, ZKITE_*
 credentials, an isolated SQ_HOME and working directory) and returns the fake; `kite_open_hours`

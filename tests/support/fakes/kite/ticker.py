@@ -4,8 +4,9 @@ Checks `api_key` and `access_token` in the URL (HTTP 403 otherwise, like Kite), 
 unsubscribe / mode messages (subscribing defaults to quote mode), and every `interval` advances the
 SIM market to the wall clock and sends each connection one frame with a packet per subscribed
 token in its mode; a 1-byte heartbeat every second. Order postbacks go out as text frames. Tests
-can inject raw frames (fuzzing), drop every connection (reconnect) and make an outage: for a
-while each new connection is accepted and closed at once, before any frame.
+can inject raw frames (fuzzing), play a script of packets to a subscribed client (`play`), drop
+every connection (reconnect) and make an outage: for a while each new connection is accepted and
+closed at once, before any frame.
 """
 
 from __future__ import annotations
@@ -158,6 +159,18 @@ class TickerServer:
         """Send a raw binary or text frame to every connected client."""
         if self.loop is not None:
             asyncio.run_coroutine_threadsafe(self._broadcast(data), self.loop).result(5)
+
+    def play(self, frames: list[bytes], token: int, mode: str = "full", timeout: float = 120.0) -> None:
+        """Once a client has subscribed `token` in `mode`, send it `frames` in order, one WebSocket
+        frame each (scripted packets: pause the SIM market first, `fake.paused = True`, or its
+        packets interleave). Fails when no client subscribes within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not any(c.modes.get(token) == mode for c in list(self.conns)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no ticker client subscribed {token} in {mode} mode within {timeout:.0f} s")
+            time.sleep(0.05)
+        for fr in frames:
+            self.broadcast(fr)
 
     def drop_all(self, outage_s: float = 0.0) -> None:
         """Close every client connection (the client should reconnect and re-subscribe);
