@@ -15,7 +15,7 @@ from sq.core.engine import calendars as C
 from sq.core.engine import layout as L
 from sq.core.journal import rows_from_batch
 from sq.core.sessions import MarketCalendar, TradingSession
-from tests.support.marketdata import ist_ns, market_table, quoted_minutes
+from tests.support.marketdata import BUYER_STRATEGY, ist_ns, market_table, quoted_minutes
 
 IST = dt.timedelta(hours=5, minutes=30)
 NSE = MarketCalendar(TradingSession(dt.time(9, 15), dt.time(15, 30), IST, "IST"), frozenset({dt.date(2026, 1, 26)}),
@@ -71,17 +71,7 @@ def test_a_holidays_file_replaces_only_its_years(tmp_path):
 
 SYM, LATER = "NSE:ABC", "NSE:XYZ"  # LATER first appears on the Tuesday, in the middle of the input
 INST = {SYM: S.Instrument(SYM, "zerodha", 0.05, 1.0), LATER: S.Instrument(LATER, "zerodha", 0.05, 1.0)}
-BUYER = '''
-from sq.strategy import BUY, Strategy
-
-strategy = Strategy("buyer", "Buys one lot at the ask on every book update while under its position limit.")
-
-
-@strategy.on_book
-def on_book(ctx, s):
-    if ctx.has_ask(s) and ctx.position(s) + ctx.lot_size(s) <= ctx.max_position(s):
-        ctx.take(s, BUY, ctx.ask(s), ctx.lot_size(s))
-'''
+BUYER = BUYER_STRATEGY
 
 
 @pytest.fixture(scope="module")

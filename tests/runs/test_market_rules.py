@@ -19,22 +19,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from sq.core import schemas as S
-from tests.support.marketdata import ist_ns, market_table, pylist, quoted_minutes, write_market_file
+from tests.support.marketdata import BUYER_STRATEGY, ist_ns, market_table, pylist, quoted_minutes, write_market_file
 
 SYM = "NSE:ABC"
 FRIDAY, HOLIDAY, TUESDAY = "2026-01-23", "2026-01-26", "2026-01-27"
 CUT = ist_ns(FRIDAY, "15:20")
-BUYER = '''
-from sq.strategy import BUY, Strategy
-
-strategy = Strategy("buyer", "Buys one lot at the ask on every book update while under its position limit.")
-
-
-@strategy.on_book
-def on_book(ctx, s):
-    if ctx.has_ask(s) and ctx.position(s) + ctx.lot_size(s) <= ctx.max_position(s):
-        ctx.take(s, BUY, ctx.ask(s), ctx.lot_size(s))
-'''
+BUYER = BUYER_STRATEGY
 HOLDER = '''
 import polars as pl
 

@@ -184,3 +184,17 @@ def quoted_minutes(symbol: str, day: str, start: str, minutes: int, *, bid: floa
         if trades:
             rows.append((t, symbol, S.TRADE, 1, ask, 1.0, seq0 + k))
     return rows
+
+
+# a strategy file for market-rule tests: buys one lot at the ask on every book update while under its limit
+BUYER_STRATEGY = '''
+from sq.strategy import BUY, Strategy
+
+strategy = Strategy("buyer", "Buys one lot at the ask on every book update while under its position limit.")
+
+
+@strategy.on_book
+def on_book(ctx, s):
+    if ctx.has_ask(s) and ctx.position(s) + ctx.lot_size(s) <= ctx.max_position(s):
+        ctx.take(s, BUY, ctx.ask(s), ctx.lot_size(s))
+'''

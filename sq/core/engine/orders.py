@@ -134,6 +134,36 @@ def _outbox(ob, obf, g, now, kind, o, oi, of):
 
 
 @kernel
+def _send(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, now, reason):
+    """Fill pool row `o` as a new order (a fresh client id, PENDING_NEW), journal its `new` row
+    (with `reason`, 0 for none) and put it in the outbox."""
+    coid = g[G_NEXT_COID]
+    g[G_NEXT_COID] = coid + 1
+    oi[o, OI_COID] = coid
+    oi[o, OI_SYM] = s
+    oi[o, OI_SIDE] = side
+    oi[o, OI_PX] = px
+    oi[o, OI_STATE] = PENDING_NEW
+    oi[o, OI_XSTATE] = X_NONE
+    oi[o, OI_INFLIGHT] = 1
+    oi[o, OI_TIF] = tif
+    oi[o, OI_VOID] = 0
+    oi[o, OI_RIDX] = -1
+    of[o, OF_QTY] = qty
+    of[o, OF_LEAVES] = qty
+    of[o, OF_FILLED] = 0.0
+    of[o, OF_XLEAVES] = 0.0
+    of[o, OF_FRONT] = 0.0
+    of[o, OF_CUMTRADE] = 0.0
+    si[s, SI_SLOT + (0 if side > 0 else 1)] = o
+    g[G_ORDERS] += 1
+    g[G_OPEN] += 1
+    gf[GF_SENT_QTY] += qty
+    W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_NEW, reason, sf[s, SF_TICK], sf[s, SF_INV])
+    _outbox(ob, obf, g, now, OUT_NEW, o, oi, of)
+
+
+@kernel
 def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym):
     """Risk-check and send a new order on `side` of `s` (px in ticks); returns its pool row or -1."""
     sd = 0 if side > 0 else 1
@@ -153,30 +183,7 @@ def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty,
             W.reject_row(oo_i, oo_f, g, now, s, coid, side, px, qty, reason, sf[s, SF_TICK], sf[s, SF_INV])
         return -1
     si[s, SI_LASTREJ + sd] = R_OK
-    coid = g[G_NEXT_COID]
-    g[G_NEXT_COID] = coid + 1
-    oi[o, OI_COID] = coid
-    oi[o, OI_SYM] = s
-    oi[o, OI_SIDE] = side
-    oi[o, OI_PX] = px
-    oi[o, OI_STATE] = PENDING_NEW
-    oi[o, OI_XSTATE] = X_NONE
-    oi[o, OI_INFLIGHT] = 1
-    oi[o, OI_TIF] = tif
-    oi[o, OI_VOID] = 0
-    oi[o, OI_RIDX] = -1
-    of[o, OF_QTY] = qty
-    of[o, OF_LEAVES] = qty
-    of[o, OF_FILLED] = 0.0
-    of[o, OF_XLEAVES] = 0.0
-    of[o, OF_FRONT] = 0.0
-    of[o, OF_CUMTRADE] = 0.0
-    si[s, SI_SLOT + sd] = o
-    g[G_ORDERS] += 1
-    g[G_OPEN] += 1
-    gf[GF_SENT_QTY] += qty
-    W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_NEW, 0, sf[s, SF_TICK], sf[s, SF_INV])
-    _outbox(ob, obf, g, now, OUT_NEW, o, oi, of)
+    _send(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, now, 0)
     return o
 
 
@@ -262,30 +269,7 @@ def square_off_order(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, side, px, qt
     if o < 0:
         g[G_POOLFULL] += 1
         return -1
-    coid = g[G_NEXT_COID]
-    g[G_NEXT_COID] = coid + 1
-    oi[o, OI_COID] = coid
-    oi[o, OI_SYM] = s
-    oi[o, OI_SIDE] = side
-    oi[o, OI_PX] = px
-    oi[o, OI_STATE] = PENDING_NEW
-    oi[o, OI_XSTATE] = X_NONE
-    oi[o, OI_INFLIGHT] = 1
-    oi[o, OI_TIF] = TIF_IOC
-    oi[o, OI_VOID] = 0
-    oi[o, OI_RIDX] = -1
-    of[o, OF_QTY] = qty
-    of[o, OF_LEAVES] = qty
-    of[o, OF_FILLED] = 0.0
-    of[o, OF_XLEAVES] = 0.0
-    of[o, OF_FRONT] = 0.0
-    of[o, OF_CUMTRADE] = 0.0
-    si[s, SI_SLOT + (0 if side > 0 else 1)] = o
-    g[G_ORDERS] += 1
-    g[G_OPEN] += 1
-    gf[GF_SENT_QTY] += qty
-    W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_NEW, R_SQUARE_OFF, sf[s, SF_TICK], sf[s, SF_INV])
-    _outbox(ob, obf, g, now, OUT_NEW, o, oi, of)
+    _send(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, TIF_IOC, now, R_SQUARE_OFF)
     return o
 
 

@@ -47,3 +47,22 @@ def headers(api_key: str | None = None, access_token: str | None = None) -> dict
     if api_key and access_token:
         h["Authorization"] = f"token {api_key}:{access_token}"
     return h
+
+
+def get_text(endpoints: "Endpoints", path: str, api_key: str | None, token: str | None, *, what: str, timeout: float = 30.0) -> str:
+    """GET a Kite REST path (with its query) as text; Kite errors mapped to sq errors, a network
+    failure to VenueUnavailable saying `cannot <what>`."""
+    import urllib.error
+    import urllib.request
+
+    from sq.core.exits import VenueUnavailable
+    from sq.venues.zerodha.errors import from_http_error
+
+    req = urllib.request.Request(endpoints.rest(path), headers=headers(api_key, token))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        raise from_http_error(e.code, e.read()) from None
+    except (urllib.error.URLError, OSError) as e:
+        raise VenueUnavailable(f"zerodha: cannot {what} ({getattr(e, 'reason', e)})") from None

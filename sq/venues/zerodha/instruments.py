@@ -14,18 +14,15 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from sq.core import paths
-from sq.core.exits import ConfigError, UsageError, VenueUnavailable
+from sq.core.exits import ConfigError, UsageError
 from sq.core.schemas import Instrument
 from sq.core.symbols import suggest
-from sq.venues.zerodha.endpoints import Endpoints, headers
-from sq.venues.zerodha.errors import from_http_error
+from sq.venues.zerodha.endpoints import Endpoints, get_text
 from sq.venues.zerodha.session import IST
 
 COLUMNS = ("instrument_token", "exchange_token", "tradingsymbol", "name", "last_price", "expiry", "strike",
@@ -105,14 +102,7 @@ def cache_path(endpoints: Endpoints, environ: Mapping[str, str] | None = None, t
 
 def download(endpoints: Endpoints, api_key: str | None, token: str | None, timeout: float = 30.0) -> str:
     """GET /instruments as CSV text; Kite errors mapped to sq errors."""
-    req = urllib.request.Request(endpoints.rest("/instruments"), headers=headers(api_key, token))
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.read().decode("utf-8")
-    except urllib.error.HTTPError as e:
-        raise from_http_error(e.code, e.read()) from None
-    except (urllib.error.URLError, OSError) as e:
-        raise VenueUnavailable(f"zerodha: cannot download the instruments dump ({getattr(e, 'reason', e)})") from None
+    return get_text(endpoints, "/instruments", api_key, token, what="download the instruments dump", timeout=timeout)
 
 
 def load_dump(endpoints: Endpoints, api_key: str | None, token: str | None, environ: Mapping[str, str] | None = None,

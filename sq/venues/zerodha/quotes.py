@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Iterable, Mapping
 
-from sq.core.exits import VenueUnavailable
 from sq.core.schemas import Instrument
-from sq.venues.zerodha.endpoints import Endpoints, headers
-from sq.venues.zerodha.errors import from_http_error
+from sq.venues.zerodha.endpoints import Endpoints, get_text
 
 PATH = "/quote"
 KEYS = ("lower_circuit_limit", "upper_circuit_limit")
@@ -27,14 +23,7 @@ KEYS = ("lower_circuit_limit", "upper_circuit_limit")
 def fetch(endpoints: Endpoints, api_key: str | None, token: str | None, symbols: Iterable[str], timeout: float = 10.0) -> str:
     """GET /quote for `symbols` (canonical `NSE:INFY`): the answer's JSON text."""
     query = urllib.parse.urlencode([("i", s) for s in symbols])
-    req = urllib.request.Request(endpoints.rest(f"{PATH}?{query}"), headers=headers(api_key, token))
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.read().decode("utf-8")
-    except urllib.error.HTTPError as e:
-        raise from_http_error(e.code, e.read()) from None
-    except (urllib.error.URLError, OSError) as e:
-        raise VenueUnavailable(f"zerodha: cannot get quotes ({getattr(e, 'reason', e)})") from None
+    return get_text(endpoints, f"{PATH}?{query}", api_key, token, what="get quotes", timeout=timeout)
 
 
 def circuits(answer: str | Mapping[str, Any]) -> dict[str, tuple[float, float]]:
