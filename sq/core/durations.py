@@ -1,4 +1,5 @@
-"""Durations on the command line: `30s`, `100ms`, `1h30m`, `2d`, `500us`; a bare number is seconds."""
+"""Durations on the command line: `30s`, `100ms`, `1h30m`, `2d`, `500us`. A number needs its unit
+(`--latency 20` could mean 20 ms or 20 s: it is a usage error naming both); only `0` stands alone."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def parse_duration_ns(text: str, *, option: str = "duration") -> int:
     else:
         if value < 0 or value != value:
             raise UsageError(f"{option}: duration must be positive, got {text!r}")
-        return int(round(value * 1e9))
+        if value == 0:
+            return 0
+        raise UsageError(f"{option}: {text!r} needs a unit — e.g. {raw}ms or {raw}s (units: ns, us, ms, s, m, h, d)")
     pos = 0
     total = 0.0
     for m in _PART.finditer(raw):

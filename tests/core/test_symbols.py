@@ -45,14 +45,20 @@ def test_duplicates_dropped_in_order():
 
 @pytest.mark.parametrize(
     "text, ns",
-    [("30s", 30_000_000_000), ("100ms", 100_000_000), ("1h30m", 5_400_000_000_000), ("2", 2_000_000_000),
+    [("30s", 30_000_000_000), ("100ms", 100_000_000), ("1h30m", 5_400_000_000_000), ("0", 0),
      ("1.5s", 1_500_000_000), ("500us", 500_000), ("1d", 86_400_000_000_000)],
 )
 def test_durations(text, ns):
     assert parse_duration_ns(text) == ns
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "10x", "-5", "5s3"])
+@pytest.mark.parametrize("bad", ["", "abc", "10x", "-5", "5s3", "20", "2.5"])
 def test_bad_durations_name_the_option(bad):
     with pytest.raises(UsageError, match="--for"):
         parse_duration_ns(bad, option="--for")
+
+
+def test_a_number_without_a_unit_says_which_units_it_could_mean():
+    """`--latency 20` used to be 20 seconds; it is ambiguous, so it is refused naming both readings."""
+    with pytest.raises(UsageError, match=r"--latency: '20' needs a unit — e\.g\. 20ms or 20s"):
+        parse_duration_ns("20", option="--latency")
