@@ -55,10 +55,11 @@ def kill(
     from sq.runs.kill import run_kill
 
     env = env_of(ctx)
-    if symbol:  # a typo must not silently cancel nothing: exit 2 naming the prefix
-        from sq.venues.registry import parse_symbol
+    if symbol or venue:  # a typo must not silently cancel nothing: exit 2 naming what sq knows
+        from sq.venues.registry import check_venue, parse_symbol
 
-        symbol = parse_symbol(symbol).canonical
+        venue = check_venue(venue)
+        symbol = parse_symbol(symbol).canonical if symbol else None
     config, config_error = None, ""
     try:
         from sq.core.config import load_config

@@ -47,8 +47,10 @@ def reconcile(
     from sq.core.durations import parse_duration_ns
     from sq.runs.reconcile import ReconcileOptions, run_reconcile
 
+    from sq.venues.registry import check_venue
+
     env = env_of(ctx)
-    opts = ReconcileOptions(venue=venue, journal=journal, fix=fix, tolerance=tolerance,
+    opts = ReconcileOptions(venue=check_venue(venue), journal=journal, fix=fix, tolerance=tolerance,
                             since_s=parse_duration_ns(since, option="--since") / 1e9)
     report = run_reconcile(env, opts)
     if json_ or not env.stdout_isatty:

@@ -69,8 +69,23 @@ class SourceOptions:
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
            "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "market_calendar", "secret_files", "require_credentials",
            "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
-           "VENUES", "ACCOUNT_VENUES", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package", "EXPIRIES",
+           "VENUES", "ACCOUNT_VENUES", "check_venue", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package", "EXPIRIES",
            "resolve_contracts"]
+
+
+def check_venue(name: str | None) -> str | None:
+    """`--venue NAME` as sq knows it (lower case), None for none; a usage error (exit 2) listing
+    the venues otherwise — a typo must not make `sq kill` or `sq reconcile` quietly do nothing."""
+    if name is None:
+        return None
+    v = name.strip().lower()
+    if v not in VENUES:
+        import difflib
+
+        close = difflib.get_close_matches(v, VENUES, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(f"unknown venue {name!r}{hint}; venues: {', '.join(VENUES)}")
+    return v
 
 
 def venue_of(symbol: Symbol | str) -> str:

@@ -157,3 +157,14 @@ def test_kill_imports_no_heavy_module():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), timeout=30)
     assert "HEAVY []" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["kill", "reconcile"])
+def test_an_unknown_venue_is_a_usage_error_not_a_quiet_success(sq, command):
+    """`sq kill --venue foo` used to report 'no running processes' and exit 0 (a typo in a cron
+    line would never cancel anything): exit 2 naming the venues, with a suggestion."""
+    r = sq([command, "--venue", "binanse"])
+    assert r.exit_code == 2
+    assert "unknown venue 'binanse' (did you mean binance?); venues: sim, binance, zerodha" in r.stderr
+    ok = sq([command, "--venue", "SIM", "--json"])
+    assert ok.exit_code == 0, ok.stderr  # names are case-insensitive
