@@ -97,15 +97,39 @@ def check_result(env, engine: Engine) -> None:
         if engine.counters()["events"] == 0:
             raise DataError(f"the input made no {engine.spec.label} bars")
         return
-    if "on_trade" in handlers and "on_book" not in handlers and engine.trades_seen == 0 and engine.counters()["events"] > 0:
+    counts = engine.counters()
+    if "on_trade" in handlers and "on_book" not in handlers and engine.trades_seen == 0 and counts["events"] > 0:
         env.warn(no_trades(engine.strategy))
-    if engine.counters()["events"] == 0:
+    if "on_book" in handlers and not ({"on_trade", "on_timer"} & set(handlers)) and counts["messages"] == 0 and counts["events"] > 0:
+        env.warn(no_book(engine.strategy))
+    if counts["events"] == 0:
         raise DataError("the input holds no market events")
 
 
 def no_trades(name: str) -> str:
     """The warning for a strategy that acts only on trades, run over data without any."""
     return f"the input has no trades: strategy {name} acts only on trades (on_trade), so it sent no orders"
+
+
+def no_book(name: str) -> str:
+    """The warning for a strategy that acts only on book updates, run over data without a book."""
+    return f"the input has no order book (trades or ticks only): strategy {name} acts only on book updates (on_book), so it sent no orders"
+
+
+def check_param_symbols(params: Iterable[str], strategy: Strategy, instruments) -> None:
+    """`--param SYMBOL.k=v` for a symbol the input does not hold would change nothing: exit 2."""
+    known = set(instruments)
+    if not known:
+        return  # a foreign stream without instrument metadata: its symbols show only as it is read
+    for sym, name, _ in strategy_params.parse_overrides(params, strategy):
+        if sym and sym not in known:
+            raise UsageError(f"--param {sym}.{name}: {sym} is not in the input (its symbols: {', '.join(sorted(known))})")
+
+
+def config_symbols_missing(config, instruments) -> list[str]:
+    """The config's instruments that the input does not hold (their settings do nothing in this run)."""
+    known = set(instruments)
+    return [s for s in config.symbols if known and s not in known]
 
 
 def run_backtest(
@@ -141,6 +165,10 @@ def run_backtest(
     fill_cfg.validate()
     actions = marketprep.load_adjustments(adjust)
     source = open_input(env, inputs, input_kinds(strategy), start=window[0], end=window[1])
+    check_param_symbols(params, strategy, source.instruments)
+    missing = config_symbols_missing(config, source.instruments)
+    if missing:
+        env.warn(f"config instruments not in the input (their settings do nothing in this run): {', '.join(missing)}")
     if source.kind == "bars" and (actions is not None or clean):
         raise UsageError("--adjust and --clean apply to market events; these are bars (adjust them with sq bars --adjust)")
     data = marketprep.prepare(source.instruments, source.batches(),

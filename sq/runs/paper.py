@@ -627,6 +627,8 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         else:
             run.run()
         summary = make_summary(run)
+        for w in dict.fromkeys(engine.warnings):  # the engine's own (tick size inferred, a size below the lot, …)
+            env.warn(w)
         if strategy.kind == "bar" and summary.get("bars", 0) < 2:
             # a signal at one bar's close trades in the next bar: fewer than two bars trade nothing
             env.warn(f"only {summary.get('bars', 0)} {summary.get('interval')} bar(s) in the run (the last one cut short "

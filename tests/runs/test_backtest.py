@@ -172,3 +172,26 @@ def test_fills_are_whole_lots_under_fractional_queue_estimates(sq, sim_file, tmp
     fills = pl.read_parquet(journal / "fills.parquet")
     assert fills.height > 0
     assert ((fills["qty"] - fills["qty"].round(0)).abs() < 1e-9).all(), fills["qty"].to_list()
+
+
+def test_inputs_that_would_do_nothing_say_so(sq, sim_file, tmp_path):
+    """#14: a --param for a symbol the input lacks is exit 2; a clip below the lot, an order-book
+    strategy over trades only, and config instruments the input lacks are warnings."""
+    r = sq(["backtest", "-s", "mm", sim_file, "--param", "SIM:NOPE.clip=2"])
+    assert r.exit_code == 2 and "--param SIM:NOPE.clip: SIM:NOPE is not in the input" in r.stderr
+    r = sq(["backtest", "-s", "mm", sim_file, "--param", "clip=0.4", "--json"])
+    assert r.exit_code == 0 and "clip 0.4 is below the lot size 1; its orders round down to nothing" in r.stderr
+    assert json.loads(r.stdout)["orders"] == 0
+    import polars as pl
+
+    trades = tmp_path / "trades.parquet"
+    pl.read_parquet(sim_file).filter(pl.col("kind") == 2).write_parquet(trades)
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(trades).replace_schema_metadata(pq.read_schema(sim_file).metadata), trades)
+    r = sq(["backtest", "-s", "mm", str(trades), "--json"])
+    assert r.exit_code == 0 and "the input has no order book (trades or ticks only): strategy mm acts only on book updates" in r.stderr
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text('[[instruments]]\nsymbol = "SIM:ELSEWHERE"\nclip = 1\n')
+    r = sq(["--config", str(cfg), "backtest", "-s", "mm", sim_file, "--json"])
+    assert r.exit_code == 0 and "config instruments not in the input (their settings do nothing in this run): SIM:ELSEWHERE" in r.stderr

@@ -297,6 +297,11 @@ class Engine:
                 si[s, L.SI_CONF] = 1
                 for k_, param in enumerate(self.declaration.params):
                     self.pf[s, k_] = p[param.name]
+                for size_name in ("clip", "size"):  # an order size below the lot rounds down to nothing
+                    v = p.get(size_name)
+                    if v is not None and 0.0 < v < inst.lot_size:
+                        self.warnings.append(f"{name}: {size_name} {v:g} is below the lot size {inst.lot_size:g}; "
+                                             "its orders round down to nothing")
                 sf[s, L.SF_MAXORD] = p["max_order_size"]
                 sf[s, L.SF_MAXPOS] = p["max_position"]
                 sf[s, L.SF_MAXLOSS] = p["max_loss"]
