@@ -101,6 +101,13 @@ class SqGroup(TyperGroup):
     what users see.
     """
 
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        """A bare `sq` prints the full help on stdout and exits 0 (as `sq --help` does)."""
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -167,7 +174,7 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     config: Annotated[Optional[str], typer.Option("--config", help="Config file (sq.toml or JSON); default $SQ_CONFIG, then the platform config dir.", show_default=False)] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Global options apply to every command and go before it: sq --debug book …"""
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
