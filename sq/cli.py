@@ -8,7 +8,9 @@ numba, polars, pyarrow and venue SDKs load inside the command that needs them.
 
 import errno
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Annotated, Any, Optional
 
@@ -17,7 +19,7 @@ from typer.core import TyperGroup
 
 from sq import __version__
 from sq.core.environment import Environment
-from sq.core.exits import ExitStatus, SqError
+from sq.core.exits import ExitStatus, SqError, Terminated, status_after_stop, take_stopped_by
 
 
 def _is_click_exception(e: BaseException) -> bool:
@@ -44,6 +46,8 @@ def exit_status_for(e: BaseException) -> ExitStatus | int:
         return e.exit_code
     if isinstance(e, (KeyboardInterrupt, typer.Abort)):
         return ExitStatus.INTERRUPTED
+    if isinstance(e, Terminated):
+        return ExitStatus.TERMINATED
     if isinstance(e, (PipeClosed, BrokenPipeError)) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
         return ExitStatus.OK
     if _is_click_exception(e):
@@ -63,6 +67,9 @@ def report_error(e: BaseException, env: Environment | None, stderr: Any) -> int:
         return status
     if isinstance(e, (KeyboardInterrupt, typer.Abort)):
         print("sq: interrupted", file=stderr, flush=True)
+        return status
+    if isinstance(e, Terminated):
+        print("sq: terminated", file=stderr, flush=True)
         return status
     if debug:
         traceback.print_exception(original, file=stderr)
@@ -101,6 +108,13 @@ class SqGroup(TyperGroup):
     what users see.
     """
 
+    def parse_args(self, ctx, args):  # type: ignore[override]
+        """A bare `sq` prints the full help on stdout and exits 0 (as `sq --help` does)."""
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -116,17 +130,41 @@ class SqGroup(TyperGroup):
 
             completion_init()
         stderr = sys.stderr
+        take_stopped_by()  # a run stopped earlier in this process (tests) says nothing about this one
         try:
-            rv = super().main(args=args, prog_name=prog_name or "sq", complete_var=complete_var, standalone_mode=False, **extra)
+            with _TerminateUnwinds():
+                rv = super().main(args=args, prog_name=prog_name or "sq", complete_var=complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
         except SystemExit as e:  # raised by --help/--version paths and shell completion
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException as e:  # the one place exceptions become exit codes
             env = _current_env(e)
             code = report_error(e, env, env.stderr if env else stderr)
+        stopped_by = take_stopped_by()
+        if code == 0:  # a run that ended cleanly because a signal stopped it: that signal's status
+            code = int(status_after_stop(stopped_by))
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+class _TerminateUnwinds:
+    """While a command runs, SIGTERM raises `Terminated` (exit 143) where Python would die on the
+    spot: a command with no run to stop (book, bars reading a pipe) unwinds as on Ctrl-C, its
+    temporary files removed. Long runs install their own handlers (sq.runs.lifecycle)."""
+
+    def __enter__(self) -> None:
+        self._saved = None
+        if threading.current_thread() is threading.main_thread():
+            self._saved = signal.signal(signal.SIGTERM, _raise_terminated)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._saved is not None:
+            signal.signal(signal.SIGTERM, self._saved)
+
+
+def _raise_terminated(_signum: int, _frame: Any) -> None:
+    raise Terminated()
 
 
 def _current_env(e: BaseException) -> Environment | None:
@@ -167,7 +205,7 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     config: Annotated[Optional[str], typer.Option("--config", help="Config file (sq.toml or JSON); default $SQ_CONFIG, then the platform config dir.", show_default=False)] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """Global options apply to every command and go before it: sq --debug book …"""
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()

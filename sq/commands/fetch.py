@@ -37,7 +37,7 @@ progress bar shows days, bytes and the time left; the summary goes to stderr, an
 report to stdout with --json or when stdout is not a terminal.
 
 Exit status: 0 every day fetched or already present; 1 some days missing (listed); 2 bad usage
-(unknown kind or interval for the venue, --start after --end); 69 venue unreachable; 130 Ctrl-C.
+(unknown kind or interval for the venue, --start after --end); 69 venue unreachable; 130 Ctrl-C; 143 SIGTERM.
 """
 
 EPILOG = """Examples:
@@ -86,8 +86,8 @@ def fetch(
     env.info(report.line())
     if json_ or not env.stdout_isatty:
         env.write_json(report.to_json())
-    if report.stopped_by == "SIGINT":
-        raise typer.Exit(130)
+    if report.stopped_by is not None:
+        return  # stopped by a signal: sq.cli exits with its status (130 Ctrl-C, 143 SIGTERM)
     if not report.complete:
         raise typer.Exit(1)
 

@@ -11,7 +11,8 @@ HELP = """Halt every running sq paper and live process and cancel every open ord
 venue with stored credentials (optionally only one venue's or one symbol's).
 
 Each process found in the runtime registry gets SIGTERM: it cancels all its orders, seals its
-journal (orders/fills/pnl Parquet) and exits 0. Anything still running after --timeout gets
+journal (orders/fills/pnl Parquet) and exits 0 (sq kill marks it in the registry first: any
+other SIGTERM is exit 143). Anything still running after --timeout gets
 SIGKILL and is reported as not halted (its journal can be continued with --resume DIR).
 
 At the same time, and independently of those processes (a hung sq live cannot keep orders

@@ -24,8 +24,8 @@ failures in a row and tries again after --breaker-cooldown seconds (both also in
 [live] table). Before the first order, the journals of earlier live runs on the same symbols are
 reconciled and the orders they left open are cancelled. When market data is lost for longer
 than the [live] table's feed_grace_s (2 s), working orders are cancelled and none are sent until
-it is back. Ctrl-C, SIGTERM or sq kill cancel every order, reconcile, seal the
-journal and exit 0; any other error cancels the run's orders at the venue before exiting
+it is back. Ctrl-C, SIGTERM or sq kill cancel every order, reconcile and seal the
+journal, print the summary and exit 130 (Ctrl-C), 143 (SIGTERM) or 0 (sq kill, the end); any other error cancels the run's orders at the venue before exiting
 non-zero. A crashed run continues with --resume DIR (replay, reconcile, cancel what the dead
 process left working, continue). A run reaches only the markets of its symbols: trading
 BINANCE: spot needs no access to Binance's futures API. On a terminal a live dashboard is shown."""

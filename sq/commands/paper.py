@@ -16,7 +16,8 @@ fast as possible; a replay and `sq backtest` of the same file give identical ord
 Every engine step's orders, fills, PnL marks and risk rejections are written to a hash-chained
 journal and fsync'd before the run goes on; at the end it is compacted to orders.parquet,
 fills.parquet and pnl.parquet in the journal directory. Ctrl-C, SIGTERM or `sq kill` cancel every
-order, seal the journal and exit 0. A run that crashed continues with --resume DIR.
+order and seal the journal; the summary is printed, then the exit status is 130 after Ctrl-C,
+143 after SIGTERM, 0 after `sq kill` or the end of the run. A run that crashed continues with --resume DIR.
 
 On a terminal a live dashboard (book top, our working orders, position, PnL, rejections) is
 shown; with --json one summary document (the keys of `sq backtest --json`); otherwise a summary

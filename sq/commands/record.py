@@ -13,7 +13,7 @@ HELP = """Record market data to a Parquet dataset; pass it through when stdout i
 Files land in DIR/venue=…/symbol=…/date=YYYY-MM-DD/part-….parquet (readable by polars, DuckDB,
 Spark and every sq command). Each file is written under a hidden temp name and sealed on
 rotation (--rotate, by data time), at the end, on Ctrl-C or SIGTERM, so a file under its final
-name is always complete. When stdout is a pipe the events also flow on as the Arrow market
+name is always complete (then exit 130 after Ctrl-C, 143 after SIGTERM). When stdout is a pipe the events also flow on as the Arrow market
 stream; if downstream closes or falls behind, the pass-through stops with a warning and the
 recording to disk goes on. A summary of events, files and bytes goes to stderr.
 
@@ -67,9 +67,7 @@ def record(
         if progress is not None:
             env.stderr.write("\r\x1b[2K")
             env.stderr.flush()
-    env.info(summary.line())
-    if summary.stopped_by == "SIGINT":  # SIGTERM is how services stop a recorder (0); Ctrl-C is the shell's 130
-        raise typer.Exit(130)
+    env.info(summary.line())  # the exit status of a stop by signal: sq.cli (README: Exit codes)
 
 
 def _progress_line(env):

@@ -21,7 +21,7 @@ EPILOG = (
     "  sq subscribe NFO:NIFTY-FUT --expiry next | sq book --depth 5\n\n"
     "  sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10\n\n"
     "On a pipe the output is an Arrow IPC market stream that ends with an sq trailer, also\n"
-    "when stopped by Ctrl-C or SIGTERM. --limit runs the simulated exchange in simulated time\n"
+    "when stopped by Ctrl-C (exit 130) or SIGTERM (exit 143). --limit runs the simulated exchange in simulated time\n"
     "(as fast as possible); --for, or neither option, in real time."
 )
 

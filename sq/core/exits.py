@@ -20,7 +20,37 @@ class ExitStatus(IntEnum):
     TEMP_FAIL = 75  # retry later: rate limited, lock held
     NO_PERM = 77  # not authenticated / permission
     CONFIG = 78  # bad configuration (or a broken install: a package sq needs cannot be imported)
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2
+    TERMINATED = 143  # SIGTERM: 128 + 15 (but a halt by `sq kill` is 0)
+
+
+SIGNAL_STATUS = {"SIGINT": ExitStatus.INTERRUPTED, "SIGTERM": ExitStatus.TERMINATED}
+HALTED_BY_KILL = "kill"  # the stop reason of a SIGTERM that `sq kill` sent (exit 0)
+
+_stopped_by: list[str] = []  # the signal that stopped this process's run, noted by the run's lifecycle
+
+
+def note_stopped_by(reason: str | None) -> None:
+    """Record what stopped the run (a signal name, or HALTED_BY_KILL); the first one counts.
+    `sq.cli` turns it into the exit status once the command has printed its summary."""
+    if reason and not _stopped_by:
+        _stopped_by.append(reason)
+
+
+def take_stopped_by() -> str | None:
+    """What stopped the run (None: it was not stopped by a signal), forgetting it."""
+    return _stopped_by.pop() if _stopped_by else None
+
+
+def status_after_stop(reason: str | None) -> ExitStatus:
+    """The exit status of a run that ended cleanly after `reason` stopped it: SIGINT 130,
+    SIGTERM 143, a halt by `sq kill` (or no signal) 0 (README: Exit codes)."""
+    return SIGNAL_STATUS.get(reason or "", ExitStatus.OK)
+
+
+class Terminated(BaseException):
+    """SIGTERM reached a command that has no run to stop cleanly (book, bars…): unwind like
+    Ctrl-C does (temporary files removed) and exit 143."""
 
 
 class SqError(Exception):

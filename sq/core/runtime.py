@@ -136,10 +136,32 @@ class Registration:
         self.remove()
 
     def remove(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        _unlink(self.path)
+        _unlink(halt_path(self.entry.pid))
+
+
+def halt_path(pid: int) -> Path:
+    """`procs/<pid>.halt`: written by `sq kill` just before its SIGTERM, so the process can tell a
+    halt by `sq kill` (exit 0) from any other SIGTERM (exit 143; README: Exit codes)."""
+    return procs_dir() / f"{pid}.halt"
+
+
+def request_halt(entry: ProcEntry) -> None:
+    """Mark `entry` as halted by `sq kill` (the marker names the process's start time, so a
+    recycled pid never inherits it)."""
+    try:
+        halt_path(entry.pid).write_text(str(entry.start_ticks), encoding="utf-8")
+    except OSError:
+        pass  # then the process reports an ordinary SIGTERM
+
+
+def halt_requested(pid: int | None = None) -> bool:
+    """Whether `sq kill` asked process `pid` (default: this one) to halt."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        return halt_path(pid).read_text(encoding="utf-8") == str(proc_start_ticks(pid))
+    except OSError:
+        return False
 
 
 def register(strategy: str, venue: str, symbols: list[str], *, mode: str, journal: str, argv: list[str] | None = None) -> Registration:
@@ -190,6 +212,7 @@ def list_procs(*, clean: bool = True) -> list[ProcEntry]:
             out.append(entry)
         elif clean:
             _unlink(p)
+            _unlink(halt_path(entry.pid))
     out.sort(key=lambda e: (e.started_ns, e.pid))
     return out
 

@@ -105,6 +105,7 @@ def halt_processes(entries: list[runtime.ProcEntry], *, timeout: float = 1.0, ki
 
     for e in entries:
         try:
+            runtime.request_halt(e)  # so its SIGTERM reads as a halt by sq kill (exit 0), not 143
             os.kill(e.pid, signal.SIGTERM)
             pending[e.pid] = e
         except ProcessLookupError:

@@ -5,7 +5,10 @@
 * `StopOnSignals(stop)` — while active, SIGINT and SIGTERM call `stop(signal name)` (the run
   then ends cleanly after its current step). Installed before the work it stops exists, a
   signal during start-up is remembered and delivered by `attach`. Only the main thread can
-  install handlers; elsewhere (tests running a command in a thread) it does nothing.
+  install handlers; elsewhere (tests running a command in a thread) it does nothing. On leaving,
+  it notes what stopped the run (`sq.core.exits.note_stopped_by`): once the command has printed
+  its summary, `sq.cli` exits with that signal's status — SIGINT 130, SIGTERM 143, but 0 for
+  the SIGTERM of `sq kill` (it marks the process in the runtime registry first).
 * `registered(...)` — the process is in the runtime registry (so `sq kill` finds it) exactly
   while the block runs. Enter it after `StopOnSignals`: a registered process is killable.
 * `resumable_on_error(journal, cleanup)` — the block seals the journal when it succeeds; on an
@@ -29,10 +32,15 @@ class StopOnSignals:
     def __init__(self, stop: Callable[[str], None] | None = None):
         self.stop = stop
         self.requested: str | None = None  # the first signal's name
+        self.reason: str | None = None  # what stopped the run: the signal's name, or "kill" (sq kill's SIGTERM)
         self._saved: dict = {}
 
     def _handle(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
+        if self.reason is None:
+            from sq.core import exits, runtime
+
+            self.reason = exits.HALTED_BY_KILL if name == "SIGTERM" and runtime.halt_requested() else name
         self.requested = self.requested or name
         if self.stop is not None:
             self.stop(name)
@@ -50,6 +58,9 @@ class StopOnSignals:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        from sq.core.exits import note_stopped_by
+
+        note_stopped_by(self.reason)
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
         self._saved.clear()

@@ -15,7 +15,7 @@ from sq.core import exits as X
 def test_enum_values_are_the_documented_sysexits():
     assert {s.name: int(s) for s in X.ExitStatus} == {
         "OK": 0, "DIFFERENCES": 1, "USAGE": 2, "DATA_ERR": 65, "NO_INPUT": 66, "UNAVAILABLE": 69,
-        "SOFTWARE": 70, "TEMP_FAIL": 75, "NO_PERM": 77, "CONFIG": 78, "INTERRUPTED": 130,
+        "SOFTWARE": 70, "TEMP_FAIL": 75, "NO_PERM": 77, "CONFIG": 78, "INTERRUPTED": 130, "TERMINATED": 143,
     }
 
 
@@ -30,6 +30,7 @@ def test_enum_values_are_the_documented_sysexits():
         (X.AuthError("a"), 77),
         (X.ConfigError("c"), 78),
         (KeyboardInterrupt(), 130),
+        (X.Terminated(), 143),
         (BrokenPipeError(), 0),
         (OSError(errno.EPIPE, "pipe"), 0),
         (PipeClosed(), 0),
@@ -87,3 +88,10 @@ def test_json_documents_have_no_nan_and_plain_numbers():
     env.write_json({"sharpe": float("nan"), "n": np.int64(3), "x": [np.float64(1.5), float("inf")]})
     doc = json.loads(out.getvalue())
     assert doc == {"sharpe": None, "n": 3, "x": [1.5, None]}
+
+
+@pytest.mark.parametrize("reason, status", [("SIGINT", 130), ("SIGTERM", 143), ("kill", 0), (None, 0)])
+def test_a_run_stopped_by_a_signal_exits_with_its_status(reason, status):
+    """One rule for every long-running command (README: Exit codes): 128 + the signal's number;
+    the SIGTERM of `sq kill` is a requested halt (0)."""
+    assert int(X.status_after_stop(reason)) == status

@@ -164,3 +164,30 @@ def test_pipeline_from_sq_subscribe_when_available(tmp_path):
     lines = p.stdout.decode().splitlines()
     assert len(lines) == 20 and all('"symbol":"SIM:DEMO"' in line for line in lines)
     assert p.returncode == 0, p.stderr
+
+
+def test_sigterm_while_reading_a_pipe_is_exit_143(tmp_path):
+    """sq book waiting on an open pipe ends like every long-running command on SIGTERM: one
+    line on stderr and 143 (README: Exit codes), not a death by signal."""
+    import os
+    import signal
+    import threading
+
+    schema, batches = make_batches(GOOD, ["SIM:A"], [0.01])
+    head = ipc_bytes(batches, schema, trailer=False)
+    p = subprocess.Popen([SQ_BIN, "book", "--every", "1", "--format", "arrow"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+    timer = threading.Timer(120, p.kill)  # never hang the suite
+    timer.start()
+    try:
+        p.stdin.write(head)
+        p.stdin.flush()
+        assert os.read(p.stdout.fileno(), 1)  # it is running and has written its first output
+        p.send_signal(signal.SIGTERM)  # the pipe stays open: book is waiting for more
+        _, err = p.communicate(timeout=60)
+    finally:
+        timer.cancel()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 143, err
+    assert err.decode().strip().splitlines()[-1] == "sq: terminated"

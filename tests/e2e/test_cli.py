@@ -19,6 +19,42 @@ def test_version(sq):
     assert r.exit_code == 0 and r.stdout.decode().startswith("sq ")
 
 
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_flags_print_sq_and_the_version(sq, flag):
+    from sq import __version__
+
+    r = sq([flag])
+    assert r.exit_code == 0 and r.stdout.decode() == f"sq {__version__}\n"
+
+
+def test_bare_sq_prints_the_full_help_and_exits_0():
+    bare = subprocess.run([SQ_BIN], capture_output=True, text=True, timeout=60)
+    helped = subprocess.run([SQ_BIN, "--help"], capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout == helped.stdout and bare.stderr == ""
+    assert "Commands:" in bare.stdout and len(bare.stdout.splitlines()) > 10  # formatted, not one line
+
+
+def test_help_alone_is_the_top_level_help(sq):
+    assert sq(["help"]).stdout == sq(["--help"]).stdout
+    assert sq(["help"]).exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["record", "book", "kill"])
+def test_help_command_prints_that_commands_help(sq, name):
+    r = sq(["help", name])
+    assert r.exit_code == 0
+    assert r.stdout == sq([name, "--help"]).stdout
+    assert r.stdout.decode().startswith(f"Usage: sq {name} ")
+
+
+def test_help_for_an_unknown_command_is_usage_error_listing_commands(sq):
+    r = sq(["help", "nosuch"])
+    assert r.exit_code == 2 and r.stdout == b""
+    assert len(r.stderr_lines) == 1 and "nosuch" in r.stderr
+    assert all(name in r.stderr for name in COMMANDS)
+
+
 def test_unknown_option_is_usage_error_on_one_line(sq):
     r = sq(["--bogus"])
     assert r.exit_code == 2

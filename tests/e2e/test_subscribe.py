@@ -119,8 +119,9 @@ def test_head_closes_pipe_quietly():
     assert p.stderr == ""
 
 
-def test_sigterm_and_ctrl_c_end_with_trailer_and_status_0(tmp_path):
-    for sig in (signal.SIGTERM, signal.SIGINT):
+def test_sigterm_and_ctrl_c_end_with_trailer_and_the_signals_status(tmp_path):
+    """The stream is finished (trailer) either way; the status says which signal stopped it."""
+    for sig, status in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         out = tmp_path / f"s{int(sig)}.arrow"
         with open(out, "wb") as f:
             proc = subprocess.Popen([SQ_BIN, "subscribe", "SIM:DEMO"], stdout=f, stderr=subprocess.PIPE, env=subprocess_env())
@@ -130,7 +131,7 @@ def test_sigterm_and_ctrl_c_end_with_trailer_and_status_0(tmp_path):
             time.sleep(1.0)
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err
+        assert proc.returncode == status, err
         table, trailer = read_stream(out.read_bytes())
         assert trailer is not None and trailer[b"sq.end"] == b"ok"
         assert table.num_rows > 100

@@ -276,6 +276,22 @@ def test_sq_kill_halts_a_live_paper_run(tmp_path):
     assert k2.returncode == 0 and json.loads(k2.stdout)["processes"] == []
 
 
+def test_ctrl_c_stops_a_paper_run_cleanly_with_status_130(tmp_path):
+    jdir = tmp_path / "live"
+    p = start_paper(["--strategy", "mm", "SIM:DEMO", "--journal", str(jdir), "--json"], subprocess_env())
+    try:
+        wait_for(lambda: registered(p), 90, "sq paper to register")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert json.loads(out)["stopped_by"] == "SIGINT"  # the summary is still printed
+    assert J.load(jdir).sealed
+
+
 def test_crash_then_resume_live_keeps_positions(tmp_path):
     from sq.runs import paper
     from sq.core.engine.layout import SF_POS

@@ -358,7 +358,7 @@ def test_sigterm_seals_every_file(tmp_path, real_sim):
         if p.poll() is None:
             p.kill()
     err = err.decode()
-    assert p.returncode == 0, err
+    assert p.returncode == 143, err  # SIGTERM's status, after every file was sealed
     files = parts(out)
     assert files and not [f for f in files if f.name.startswith(".")], "temp files left behind"
     for f in files:
