@@ -13,8 +13,9 @@ HELP = """Record market data to a Parquet dataset; pass it through when stdout i
 Files land in DIR/venue=…/symbol=…/date=YYYY-MM-DD/part-….parquet (readable by polars, DuckDB,
 Spark and every sq command). Each file is written under a hidden temp name and sealed on
 rotation (--rotate, by data time), at the end, on Ctrl-C or SIGTERM, so a file under its final
-name is always complete (then exit 130 after Ctrl-C, 143 after SIGTERM). When stdout is a pipe the events also flow on as the Arrow market
-stream; if downstream closes or falls behind, the pass-through stops with a warning and the
+name is always complete (then exit 130 after Ctrl-C, 143 after SIGTERM). When stdout is a pipe
+(not a terminal, not a regular file: `> log` from cron gets no binary data; --pass-through /
+--no-pass-through decide otherwise) the events also flow on as the Arrow market stream; if downstream closes or falls behind, the pass-through stops with a warning and the
 recording to disk goes on. A summary of events, files and bytes goes to stderr.
 
 A continuous futures name (NFO:NIFTY-FUT, MCX:CRUDEOIL-FUT) records the contract it stands for
@@ -50,7 +51,8 @@ def record(
     for_: ForOption = None,
     limit: LimitOption = None,
     seed: SeedOption = 1,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Pass-through on stdout: auto (Arrow on a pipe, none on a terminal), arrow, jsonl, table or none.")] = "auto",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Pass-through format on stdout: auto (Arrow), arrow, jsonl, table or none.")] = "auto",
+    pass_through: Annotated[Optional[bool], typer.Option("--pass-through/--no-pass-through", help="Pass the events on through stdout (default: only when stdout is a pipe — never into a regular file such as a cron log).", show_default=False)] = None,
     mode: ModeOption = "full",
     raw: Annotated[bool, typer.Option("--raw", help="Also keep the venue's raw frames and REST answers as JSON Lines under DIR/raw/ (for sq subscribe --replay).")] = False,
     replay: ReplayOption = None,
@@ -61,7 +63,7 @@ def record(
     env = env_of(ctx)
     progress = _progress_line(env) if env.stderr_isatty and not env.quiet else None
     try:
-        summary = run_record(env, symbols or [], out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, mode=mode,
+        summary = run_record(env, symbols or [], out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, pass_through=pass_through, mode=mode,
                              raw=raw, replay=replay, expiry=expiry, progress=progress)
     finally:
         if progress is not None:

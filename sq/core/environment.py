@@ -22,6 +22,18 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def _ispipe(stream: Any) -> bool:
+    """Whether `stream` is a pipe or socket (a reader downstream), not a terminal, a regular file
+    or a device such as /dev/null."""
+    import stat
+
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def _binary(stream: Any) -> IO[bytes]:
     return getattr(stream, "buffer", stream)
 
@@ -36,6 +48,7 @@ class Environment:
     stdin_isatty: bool = field(default_factory=lambda: _isatty(sys.stdin))
     stdout_isatty: bool = field(default_factory=lambda: _isatty(sys.stdout))
     stderr_isatty: bool = field(default_factory=lambda: _isatty(sys.stderr))
+    stdout_ispipe: bool = field(default_factory=lambda: _ispipe(sys.stdout))  # a reader downstream (not a file)
     debug: bool = False
     quiet: bool = False
     config_path: str | None = None

@@ -519,6 +519,7 @@ def run_record(
     limit: int | None = None,
     seed: int = 1,
     fmt: str = "auto",
+    pass_through: bool | None = None,
     queue_size: int = 4096,
     mode: str = "full",
     raw: bool = False,
@@ -550,7 +551,11 @@ def run_record(
         raise UsageError(f"--format must be auto, arrow, jsonl, table or none for sq record (it always writes Parquet to --out); got {fmt!r}")
     if fmt == "arrow" and env.stdout_isatty:
         raise UsageError("refusing to write binary arrow data to a terminal; pipe it, or drop --format")
-    pt_format = None if fmt == "none" or (fmt == "auto" and env.stdout_isatty) else ("arrow" if fmt == "auto" else fmt)
+    if pass_through is None:  # default: an explicit --format, or a reader downstream — never a cron log
+        pass_through = fmt != "auto" or (env.stdout_ispipe and not env.stdout_isatty)
+    if pass_through and env.stdout_isatty and fmt in ("auto", "arrow"):
+        raise UsageError("refusing to write binary arrow data to a terminal; pipe it, or use --format jsonl|table")
+    pt_format = None if fmt == "none" or not pass_through else ("arrow" if fmt == "auto" else fmt)
 
     venue = "stdin" if from_stdin else registry.one_venue(parsed, "run one sq record per venue")
     config = load_config(env)

@@ -402,3 +402,26 @@ def test_pipe_into_reader_gets_complete_stream(tmp_path):
                        text=True, env=subprocess_env(READER=reader), cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(rows_of(out)), "True"]
+
+
+def test_pass_through_goes_to_a_pipe_not_to_a_file(tmp_path):
+    """`sq record … > log` from cron used to fill the log with the Arrow stream; now only a pipe
+    (a reader downstream) gets it by default; --pass-through and an explicit --format ask for it."""
+    import subprocess
+
+    from tests.support.process import SQ_BIN, subprocess_env
+
+    def run(redirect: str, *extra: str) -> bytes:
+        out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}"
+        cmd = f"{SQ_BIN} record SIM:DEMO --out {tmp_path / 'data'} --limit 2000 {' '.join(extra)} {redirect.format(out=out)}"
+        r = subprocess.run(["bash", "-c", cmd], env=subprocess_env(), capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert b"events" in r.stderr  # the summary line still goes to stderr
+        return out.read_bytes()
+
+    assert run("> {out}") == b""  # a regular file: nothing
+    piped = run("| cat > {out}")  # a pipe: the Arrow stream (IPC messages start with 0xFFFFFFFF)
+    assert len(piped) > 10_000 and piped[:4] == b"\xff\xff\xff\xff"
+    assert len(run("> {out}", "--pass-through")) > 10_000
+    assert run("> {out}", "--format", "jsonl").startswith(b"{")
+    assert run("| cat > {out}", "--no-pass-through") == b""

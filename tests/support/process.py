@@ -44,6 +44,7 @@ class SqRunner:
         stdin_isatty: bool = False,
         stdout_isatty: bool = False,
         stderr_isatty: bool = False,
+        stdout_ispipe: bool | None = None,
         width: int = 100,
     ) -> Result:
         from typer.testing import CliRunner
@@ -60,6 +61,7 @@ class SqRunner:
             stdin_isatty=stdin_isatty,
             stdout_isatty=stdout_isatty,
             stderr_isatty=stderr_isatty,
+            stdout_ispipe=(not stdout_isatty) if stdout_ispipe is None else stdout_ispipe,  # a fake stdout is a pipe unless said
             console_width=width,
         )
         runner = CliRunner()
