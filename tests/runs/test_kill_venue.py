@@ -104,6 +104,23 @@ def test_kill_during_a_burst_of_orders_halts_live_and_leaves_nothing_open(binanc
     assert r.returncode == 0, r.stdout
 
 
+def _settled_open_orders(fake, timeout: float = 10.0):
+    """The spot orders open once the fake has handled every request the stopped process had
+    already sent (a requote's cancel can still be on the wire when SIGSTOP lands): the same
+    set on two reads 0.3 s apart."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    seen = open_orders(fake, "spot")
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = open_orders(fake, "spot")
+        if {o.client_id for o in now} == {o.client_id for o in seen}:
+            return now
+        seen = now
+    return seen
+
+
 def test_kill_cancels_at_the_venue_while_live_is_hung(binance_fake, tmp_path):
     fake = binance_fake()
     proc = _start_live(tmp_path, tmp_path / "run", "--for", "60s")
@@ -111,7 +128,7 @@ def test_kill_cancels_at_the_venue_while_live_is_hung(binance_fake, tmp_path):
         _wait_orders(fake, proc, 2)  # both quotes working
         fake.paused = True  # no market flow from here on: nothing but sq kill can end them
         os.kill(proc.pid, signal.SIGSTOP)  # hung: it cannot cancel anything itself
-        left = open_orders(fake, "spot")
+        left = _settled_open_orders(fake)
         assert left
         r = sq_kill("--json", "--timeout", "0.5")
         doc = json.loads(r.stdout)
