@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SQ     := $(VENV)/bin/sq
 STAMP  := $(VENV)/.sq-installed
 
-.PHONY: demo test test-slow bench completions readme clean env
+.PHONY: demo test test-slow bench completions readme docs clean env
 
 env: $(STAMP)
 
@@ -37,6 +37,10 @@ completions: $(STAMP)
 ## readme: regenerate the CLI reference section of README.md from --help
 readme: $(STAMP)
 	$(PY) -m sq.devtools readme README.md
+
+## docs: regenerate the generated parts of docs/ (config reference, exit codes) from the code
+docs: $(STAMP)
+	$(PY) -m sq.devtools docs .
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache

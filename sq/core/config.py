@@ -6,9 +6,9 @@ Where it comes from, first match wins for the file:
   3. the platform config dir (`sq.paths.config_dir()`): `sq.toml`, else `config.json`.
 No file anywhere means defaults: paper trading, no instruments.
 
-Two layouts are read into the one model below: `sq.toml` (TOML) and the original plan's
-`trading.json` (JSON with `//` comments; `"trading_mode": "PAPER"`, a top-level `exchange`,
-`zerodha.api_credentials` / `zerodha.cache` / `zerodha.paper_trading`, instruments as
+Two layouts are read into the one model below: `sq.toml` (TOML) and the `trading.json` layout
+(docs/config.md#the-tradingjson-layout: JSON with `//` comments; `"trading_mode": "PAPER"`, a
+top-level `exchange`, `zerodha.api_credentials` / `zerodha.cache` / `zerodha.paper_trading`, instruments as
 `symbol` + `exchange` + `ticker_id`, `risk.max_position_value` and the `enforce_*` switches). The
 format is chosen by the suffix, else by sniffing a leading `{`. The plan's nesting is a spelling,
 not a second model: `zerodha.api_credentials.api_secret` is `zerodha.api_secret`,
@@ -98,16 +98,21 @@ class Secret:
 # ----------------------------------------------------------------------------------------------
 # the frozen config objects
 #
-# Field metadata: "aliases" are extra accepted key names (e.g. the environment-variable spelling).
+# Field metadata: "aliases" are extra accepted key names (e.g. the environment-variable spelling);
+# "doc" (one line) and "unit" are what docs/config.md says of the key (`make docs` generates it from
+# these classes; a test fails when a key has no "doc").
 
 
-def _f(default: Any = None, *aliases: str, factory: Any = None, minimum: float | None = None, above: float | None = None,
-       only: tuple | None = None, why: str = "", path: bool = False, maximum: float | None = None) -> Any:
-    """A config field with its alias names (other spellings, environment variables) and bounds:
-    `minimum` (value ≥ it) or `above` (value > it), `maximum` (value ≤ it), or `only` these values (`why` says why sq
-    supports no other), checked when the file is read (exit 78). `path`: a file or directory,
-    `~` expanded and relative to the config file's directory."""
-    md = {"aliases": aliases, "minimum": minimum, "above": above, "only": only, "why": why, "path": path, "maximum": maximum}
+def _f(default: Any = None, *aliases: str, doc: str = "", unit: str = "", factory: Any = None, minimum: float | None = None,
+       above: float | None = None, only: tuple | None = None, why: str = "", path: bool = False,
+       maximum: float | None = None) -> Any:
+    """A config field with its one-line meaning (`doc`) and `unit`, its alias names (other
+    spellings, environment variables) and bounds: `minimum` (value ≥ it) or `above` (value > it),
+    `maximum` (value ≤ it), or `only` these values (`why` says why sq supports no other), checked
+    when the file is read (exit 78). `path`: a file or directory, `~` expanded and relative to the
+    config file's directory. A field without a default (`default=dataclasses.MISSING`) is required."""
+    md = {"aliases": aliases, "minimum": minimum, "above": above, "only": only, "why": why, "path": path, "maximum": maximum,
+          "doc": doc, "unit": unit}
     if factory is not None:
         return field(default_factory=factory, metadata=md)
     return field(default=default, metadata=md)
@@ -115,7 +120,7 @@ def _f(default: Any = None, *aliases: str, factory: Any = None, minimum: float |
 
 @dataclass(frozen=True)
 class InstrumentConfig:
-    """One traded instrument and its strategy/risk parameters (docs/architecture.md).
+    """One traded instrument and its strategy and risk parameters (docs/strategies.md).
 
     `symbol` is canonical (`NSE:RELIANCE`); the plan's JSON layout may give `exchange` + `symbol`
     (`"NSE"` + `"RELIANCE"`) or `exchange` + `tradingsymbol` instead. `ticker_id` is the venue's
@@ -128,18 +133,18 @@ class InstrumentConfig:
     `tick_size` / `lot_size` give the price and size grids where the venue cannot be asked.
     """
 
-    symbol: str
-    clip: float | None = None
-    threshold: float | None = None
-    max_order_size: float | None = None
-    max_position: float | None = None
-    max_loss: float | None = None
-    strategy: str | None = None
-    params: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType({}))  # any declared parameter
+    symbol: str = _f(dataclasses.MISSING, doc="the instrument, `EXCHANGE:NAME` (`NSE:RELIANCE`); required")
+    clip: float | None = _f(None, doc="order size of the built-in strategies (`mm`, `lt`), rounded down to the lot; unset: the strategy's default", unit="base quantity")
+    threshold: float | None = _f(None, doc="the built-in strategies' trigger: `mm` ticks the microprice must clear from the touch, `lt` trade qty ÷ opposite touch qty; unset: the strategy's default")
+    max_order_size: float | None = _f(None, doc="largest order; a larger one is rejected; unset: the strategy's default (10)", unit="base quantity")
+    max_position: float | None = _f(None, doc="largest absolute position, working orders on that side included; unset: the strategy's default (10)", unit="base quantity")
+    max_loss: float | None = _f(None, doc="the symbol's PnL below −|max_loss| halts the strategy (`[risk] halt_on_max_loss`); unset: the strategy's default (1000)", unit="quote currency")
+    strategy: str | None = _f(None, doc="the strategy this instrument is traded with when the command names none")
+    params: Mapping[str, float] = _f(factory=lambda: types.MappingProxyType({}), doc="any parameter the strategy declares, `[instruments.params]` (`spread = 2.5`)")
     # the instrument's price and size grids, for when its venue cannot be asked (`sq import` offline)
-    tick_size: float | None = _f(None, above=0.0)
-    lot_size: float | None = _f(None, above=0.0)
-    ticker_id: int | None = _f(None, minimum=0)  # the venue's numeric id (Kite instrument_token), checked against the venue
+    tick_size: float | None = _f(None, above=0.0, doc="the price grid, where the venue cannot be asked (`sq import` offline)", unit="quote currency")
+    lot_size: float | None = _f(None, above=0.0, doc="the size grid, where the venue cannot be asked", unit="base quantity")
+    ticker_id: int | None = _f(None, minimum=0, doc="the venue's numeric id (Kite `instrument_token`): a Zerodha run stops (78) when the day's dump disagrees; other venues refuse it")
 
 
 @dataclass(frozen=True)
@@ -156,15 +161,15 @@ class RiskConfig:
     one off removes that check, nothing else.
     """
 
-    max_daily_loss: float | None = None
-    max_order_rate: float | None = _f(None, "max_orders_per_second")  # orders per second
-    price_band_pct: float | None = None  # reject limit prices further than this % from fair price
-    max_notional: float | None = None  # per order, in quote currency
-    max_position_value: float | None = _f(None, above=0.0)  # per symbol, position after the order × price, quote currency
-    max_open_orders: int | None = None
-    halt_on_max_loss: bool = True
-    enforce_trading_hours: bool = True  # reject orders outside the market's session, on weekends and holidays
-    enforce_circuit_limits: bool = True  # reject limit prices outside the circuit limits the instruments carry
+    max_daily_loss: float | None = _f(None, doc="halt when the UTC day's PnL on the venue (earlier live runs' included) falls below −|max_daily_loss|; unset: no limit", unit="quote currency")
+    max_order_rate: float | None = _f(None, "max_orders_per_second", doc="token-bucket order rate; unset: half the venue's published limit", unit="orders/s")
+    price_band_pct: float | None = _f(None, doc="reject limit prices further than this from the fair price; unset: no band", unit="%")
+    max_notional: float | None = _f(None, doc="largest order value, price × quantity; unset: no cap", unit="quote currency")
+    max_position_value: float | None = _f(None, above=0.0, doc="largest |position + working orders on that side + the order| × price per symbol; unset: no cap", unit="quote currency")
+    max_open_orders: int | None = _f(None, doc="most working orders at once; unset: no cap", unit="orders")
+    halt_on_max_loss: bool = _f(True, doc="a symbol's `max_loss` breach halts the whole strategy (false: only that symbol's new orders are rejected)")
+    enforce_trading_hours: bool = _f(True, doc="reject orders outside the market's session, on weekends and exchange holidays (docs/market-rules.md)")
+    enforce_circuit_limits: bool = _f(True, doc="reject limit prices outside the circuit limits the instruments carry (docs/market-rules.md)")
 
 
 @dataclass(frozen=True)
@@ -183,18 +188,18 @@ class PaperTradingConfig:
     heavy tail: mostly small, sometimes large).
     """
 
-    starting_capital: float = 1_000_000.0
-    currency: str = "INR"
-    maker_fee_bps: float = 2.0
-    taker_fee_bps: float = 5.0
-    feed_latency_ms: float = 5.0
-    order_latency_ms: float = _f(20.0, minimum=0.0)
-    latency_dist: Literal["constant", "uniform", "exponential"] = "constant"
-    latency_jitter_ms: float = _f(0.0, minimum=0.0)
-    queue_cancel_share: float = 0.5  # share of cancels at our price assumed to be ahead of us
-    fill_probability: float = _f(1.0, above=0.0, maximum=1.0)  # each simulated fill happens with this probability
-    slippage_model: Literal["book", "fixed", "normal", "pareto"] = "book"  # extra ticks against each taker fill
-    slippage_ticks: float = _f(1.0, minimum=0.0)  # the slippage model's scale, ticks
+    starting_capital: float = _f(1_000_000.0, doc="the simulated account's capital (accepted; no check uses it yet)", unit="quote currency")
+    currency: str = _f("INR", doc="the currency simulated fees are charged in (`fee_ccy` of the fills stream)")
+    maker_fee_bps: float = _f(2.0, doc="fee on a fill of a resting (maker) order, of its value; negative: a rebate", unit="bps")
+    taker_fee_bps: float = _f(5.0, doc="fee on an immediate (taker) fill, of its value", unit="bps")
+    feed_latency_ms: float = _f(5.0, doc="accepted, not used: the market-data delay is each event's `recv_ts − ts` (or `sq backtest --feed-latency`)", unit="ms")
+    order_latency_ms: float = _f(20.0, minimum=0.0, doc="each way between the strategy and the simulated venue (order out, its answer back)", unit="ms")
+    latency_dist: Literal["constant", "uniform", "exponential"] = _f("constant", doc="order latency's seeded jitter on top of `order_latency_ms`: none, uniform in [0, jitter) or exponential of mean jitter")
+    latency_jitter_ms: float = _f(0.0, minimum=0.0, doc="scale of the order latency's jitter (`latency_dist`)", unit="ms")
+    queue_cancel_share: float = _f(0.5, doc="share of the cancels at our price assumed to be ahead of our order in the queue (0…1)")
+    fill_probability: float = _f(1.0, above=0.0, maximum=1.0, doc="each fill the simulated venue would give happens with this probability (seeded draws, `--seed`)")
+    slippage_model: Literal["book", "fixed", "normal", "pareto"] = _f("book", doc="extra ticks against each taker fill: `book` none, `fixed` slippage_ticks, `normal` |N(0, s)|, `pareto` s·(U^(−1/3) − 1)")
+    slippage_ticks: float = _f(1.0, minimum=0.0, doc="the slippage model's scale", unit="ticks")
 
 
 @dataclass(frozen=True)
@@ -212,54 +217,55 @@ class ZerodhaConfig:
         "cache": ("access_token_path", "instruments_cache_dir"),
     }
 
-    api_key: str | None = _f(None, "ZKITE_API_KEY")
-    api_secret: Secret | None = _f(None, "ZKITE_API_SECRET")
-    user_id: str | None = _f(None, "ZKITE_USER_ID")
-    password: Secret | None = _f(None, "ZKITE_PWD", "pwd")
-    totp_secret: Secret | None = _f(None, "ZKITE_TOTP_SECRET")
-    access_token: Secret | None = _f(None, "ZKITE_ACCESS_TOKEN")
-    root_url: str = _f("https://api.kite.trade", "SQ_KITE_ROOT_URL")
-    ws_url: str = _f("wss://ws.kite.trade", "SQ_KITE_WS_URL")
-    login_url: str = _f("https://kite.zerodha.com", "SQ_KITE_LOGIN_URL")
-    product: Literal["MIS", "NRML", "CNC", "MTF"] = "MIS"  # intraday by default; NRML/CNC to carry positions
+    api_key: str | None = _f(None, "ZKITE_API_KEY", doc="Kite Connect app's API key")
+    api_secret: Secret | None = _f(None, "ZKITE_API_SECRET", doc="Kite Connect app's API secret (masked everywhere)")
+    user_id: str | None = _f(None, "ZKITE_USER_ID", doc="Zerodha client id, for the unattended login of `sq auth zerodha`")
+    password: Secret | None = _f(None, "ZKITE_PWD", "pwd", doc="Zerodha password, for the unattended login")
+    totp_secret: Secret | None = _f(None, "ZKITE_TOTP_SECRET", doc="base32 TOTP seed of the account's 2FA, for the unattended login")
+    access_token: Secret | None = _f(None, "ZKITE_ACCESS_TOKEN", doc="a Kite session token to use instead of the stored session")
+    root_url: str = _f("https://api.kite.trade", "SQ_KITE_ROOT_URL", doc="Kite REST API (point at a fake or a proxy)")
+    ws_url: str = _f("wss://ws.kite.trade", "SQ_KITE_WS_URL", doc="Kite ticker websocket")
+    login_url: str = _f("https://kite.zerodha.com", "SQ_KITE_LOGIN_URL", doc="Kite login pages (`sq auth zerodha`)")
+    product: Literal["MIS", "NRML", "CNC", "MTF"] = _f("MIS", doc="order product: MIS intraday (squared off by the broker), NRML/CNC/MTF to carry positions")
     # which contract a continuous futures name (NFO:NIFTY-FUT) trades: the nearest listed expiry,
     # the 2nd or the 3rd (`--expiry` overrides it for one run)
-    expiry: Literal["near", "next", "far"] = "near"
+    expiry: Literal["near", "next", "far"] = _f("near", doc="the contract a continuous futures name (`NFO:NIFTY-FUT`) trades: nearest, 2nd or 3rd expiry (`--expiry`)")
     # F&O freeze quantities by underlying (or tradingsymbol), over sq's built-in table: orders above
     # them are sliced (NSE revises these; keep them current here without waiting for a release)
-    freeze_qty: Mapping[str, float] = _f(factory=lambda: types.MappingProxyType({}))
-    access_token_path: str | None = _f(None, path=True)  # the cached Kite session (0600)
-    instruments_cache_dir: str | None = _f(None, path=True)  # the day's instruments dump
+    freeze_qty: Mapping[str, float] = _f(factory=lambda: types.MappingProxyType({}), doc="F&O freeze quantities by underlying or tradingsymbol (`[zerodha.freeze_qty] NIFTY = 1800`), over the built-in table; larger orders are sliced", unit="base quantity")
+    access_token_path: str | None = _f(None, path=True, doc="the Kite session file `sq auth zerodha` writes (0600); unset: `<config dir>/zerodha/session.json`")
+    instruments_cache_dir: str | None = _f(None, path=True, doc="where the day's instruments dump is cached; unset: `<cache dir>/zerodha`")
     # the broker's intraday square-off of MIS positions (equity 15:20, F&O 15:25 IST), in backtest,
     # paper and live (a minute early); NSE/BSE trading holidays from this CSV instead of sq's list
     # for the years it has (docs/market-rules.md)
-    square_off: bool = True
-    holidays_file: str | None = None
+    square_off: bool = _f(True, doc="the broker's MIS square-off (equity 15:20, F&O 15:25 IST; live a minute early) in backtest, paper and live")
+    holidays_file: str | None = _f(None, doc="CSV `date,exchanges,description` of trading holidays, replacing sq's list for the years it has (docs/market-rules.md)")
 
 
 @dataclass(frozen=True)
 class BinanceConfig:
     """Binance API keys and endpoints (spot, USD-M futures; testnets via the `*_url` keys) and the
-    public data archive `sq fetch` downloads from (`data_url`). `api_credentials` is another
-    spelling of the key, secret and testnet switch (the plan's nesting)."""
+    public data archive `sq fetch` downloads from (`data_url`).
+
+    `api_credentials` is another spelling of the key, secret and testnet switch (the
+    `trading.json` layout's nesting)."""
 
     GROUPS: ClassVar[dict[str, tuple[str, ...]]] = {"api_credentials": ("api_key", "api_secret", "testnet")}
 
-    api_key: str | None = _f(None, "BINANCE_API_KEY")
-    api_secret: Secret | None = _f(None, "BINANCE_API_SECRET")
-    testnet: bool = False
-    rest_url: str = _f("https://api.binance.com", "SQ_BINANCE_REST_URL")
-    ws_url: str = _f("wss://stream.binance.com:9443", "SQ_BINANCE_WS_URL")
-    ws_api_url: str = _f("wss://ws-api.binance.com:443/ws-api/v3", "SQ_BINANCE_WS_API_URL")
-    futures_rest_url: str = _f("https://fapi.binance.com", "SQ_BINANCE_FUTURES_REST_URL")
-    futures_ws_url: str = _f("wss://fstream.binance.com", "SQ_BINANCE_FUTURES_WS_URL")
-    data_url: str = _f("https://data.binance.vision", "SQ_BINANCE_DATA_URL")  # the public data archive (`sq fetch`)
+    api_key: str | None = _f(None, "BINANCE_API_KEY", doc="Binance API key")
+    api_secret: Secret | None = _f(None, "BINANCE_API_SECRET", doc="Binance API secret (HMAC; masked everywhere)")
+    testnet: bool = _f(False, doc="trade on Binance's testnet (with the testnet's `*_url` values)")
+    rest_url: str = _f("https://api.binance.com", "SQ_BINANCE_REST_URL", doc="spot REST API")
+    ws_url: str = _f("wss://stream.binance.com:9443", "SQ_BINANCE_WS_URL", doc="spot market-data websocket")
+    ws_api_url: str = _f("wss://ws-api.binance.com:443/ws-api/v3", "SQ_BINANCE_WS_API_URL", doc="spot websocket API (orders, user data)")
+    futures_rest_url: str = _f("https://fapi.binance.com", "SQ_BINANCE_FUTURES_REST_URL", doc="USD-M futures REST API")
+    futures_ws_url: str = _f("wss://fstream.binance.com", "SQ_BINANCE_FUTURES_WS_URL", doc="USD-M futures market-data websocket")
+    data_url: str = _f("https://data.binance.vision", "SQ_BINANCE_DATA_URL", doc="the public data archive `sq fetch` downloads from")
 
 
 @dataclass(frozen=True)
 class LiveConfig:
-    """`sq live` safety settings (README: Design), `[live]` in the config; the command's flags
-    override them for one run.
+    """`sq live` safety settings; the command's flags override them for one run.
 
     The circuit breaker opens after `breaker_failures` venue failures in a row (no new orders) and
     lets one trial order through after `breaker_cooldown_s`. A send with no answer within
@@ -272,20 +278,20 @@ class LiveConfig:
     (they would rest on a book it can no longer see) and sends nothing until the feed is back.
     """
 
-    breaker_failures: int = _f(5, minimum=1)
-    breaker_cooldown_s: float = _f(10.0, "breaker_cooldown", minimum=0.0)
-    order_timeout_s: float = _f(5.0, "order_timeout", above=0.0)
-    sweep_interval_s: float = _f(5.0, "sweep_interval", above=0.0)
-    sweep_fallback_s: float = _f(0.5, "sweep_fallback", above=0.0)
-    previous_runs_hours: float = _f(72.0, minimum=0.0)
-    cancel_previous_orders: bool = True
-    feed_grace_s: float = _f(2.0, minimum=0.0)
+    breaker_failures: int = _f(5, minimum=1, doc="venue failures in a row that open the circuit breaker (no new orders)", unit="failures")
+    breaker_cooldown_s: float = _f(10.0, "breaker_cooldown", minimum=0.0, doc="then one trial order; success closes the breaker, failure re-opens it", unit="s")
+    order_timeout_s: float = _f(5.0, "order_timeout", above=0.0, doc="an unanswered send is resolved by asking the venue for its client id", unit="s")
+    sweep_interval_s: float = _f(5.0, "sweep_interval", above=0.0, doc="check working orders at the venue this often while its order stream is up", unit="s")
+    sweep_fallback_s: float = _f(0.5, "sweep_fallback", above=0.0, doc="… and this often while it is down", unit="s")
+    previous_runs_hours: float = _f(72.0, minimum=0.0, doc="before the first order, reconcile earlier live runs on the same venue and symbols changed this recently (0: never)", unit="h")
+    cancel_previous_orders: bool = _f(True, doc="and cancel the orders they left open")
+    feed_grace_s: float = _f(2.0, minimum=0.0, doc="market data down this long: cancel working orders and send none until it is back", unit="s")
 
 
 @dataclass(frozen=True)
 class CleanConfig:
-    """The bad-tick filter of replays (`[clean]`; `sq backtest` and `sq paper --from`, see
-    `sq.core.clean`). Off unless `enabled` or `--clean`, so a run's results never change silently.
+    """The bad-tick filter of replays (`sq backtest`, `sq paper --from`). Off
+    unless `enabled` or `--clean`, so a run's results never change silently.
 
     A trade is dropped when its price is not positive, or moves more than `max_jump_pct` % or
     more than `sigma_k` × σ from the symbol's last accepted trade, σ being the EWMA (half-life
@@ -298,23 +304,24 @@ class CleanConfig:
     jump or σ rule off.
     """
 
-    enabled: bool = False
-    max_jump_pct: float = _f(10.0, minimum=0.0)
-    sigma_k: float = _f(20.0, minimum=0.0)
-    sigma_halflife: float = _f(100.0, above=0.0)
-    warmup: int = _f(50, minimum=1)
-    confirm_trades: int = _f(3, minimum=2)
-    max_backward_ns: int = _f(0, minimum=0)
-    drop_crossed: bool = False
+    enabled: bool = _f(False, doc="clean replays by default (`--clean` / `--no-clean` for one run)")
+    max_jump_pct: float = _f(10.0, minimum=0.0, doc="drop a trade this far from the symbol's last accepted trade (0: off)", unit="%")
+    sigma_k: float = _f(20.0, minimum=0.0, doc="… or more than this many σ of its trade-to-trade log returns (0: off)", unit="σ")
+    sigma_halflife: float = _f(100.0, above=0.0, doc="half-life of the EWMA σ, never below one tick", unit="trades")
+    warmup: int = _f(50, minimum=1, doc="returns needed before the σ rule applies", unit="returns")
+    confirm_trades: int = _f(3, minimum=2, doc="this many dropped trades in a row that agree are a real move: the last is accepted", unit="trades")
+    max_backward_ns: int = _f(0, minimum=0, doc="drop a row whose `ts` is more than this before its symbol's latest", unit="ns")
+    drop_crossed: bool = _f(False, doc="a message leaving the book locked or crossed: counted and kept (false) or dropped, the book restored")
 
 
 @dataclass(frozen=True)
 class SimSymbolConfig:
-    """Per-symbol grid and starting price of the simulated exchange (`[sim.DEMO]`); None = SIM default."""
+    """Per-symbol grid and starting price of the simulated exchange (`[sim.DEMO]` for `SIM:DEMO`);
+    an unset key keeps the simulator's default."""
 
-    tick_size: float | None = None
-    price: float | None = None
-    lot_size: float | None = None
+    tick_size: float | None = _f(None, doc="the symbol's price grid; unset: the simulator's default", unit="quote currency")
+    price: float | None = _f(None, doc="the simulated market's starting price; unset: the simulator's default", unit="quote currency")
+    lot_size: float | None = _f(None, doc="the symbol's size grid; unset: the simulator's default", unit="base quantity")
 
 
 @dataclass(frozen=True)
@@ -325,17 +332,17 @@ class Config:
     instrument must be on it (checked where runs reach venues, `sq.venues.registry.check_config`).
     """
 
-    trading_mode: Literal["paper", "live"] = "paper"
-    exchange: Literal["zerodha", "binance", "sim"] | None = None
-    instruments: tuple[InstrumentConfig, ...] = ()
-    risk: RiskConfig = field(default_factory=RiskConfig)
-    paper_trading: PaperTradingConfig = field(default_factory=PaperTradingConfig)
-    zerodha: ZerodhaConfig = field(default_factory=ZerodhaConfig)
-    binance: BinanceConfig = field(default_factory=BinanceConfig)
-    live: LiveConfig = field(default_factory=LiveConfig)
-    clean: CleanConfig = field(default_factory=CleanConfig)
-    sim: Mapping[str, SimSymbolConfig] = field(default_factory=lambda: types.MappingProxyType({}))
-    source: str | None = None
+    trading_mode: Literal["paper", "live"] = _f("paper", doc="`live` lets `sq live` send real orders (with `--confirm-live`); case-insensitive (`PAPER`)")
+    exchange: Literal["zerodha", "binance", "sim"] | None = _f(None, doc="the venue this config trades: every instrument must be on it (exit 78 otherwise)")
+    instruments: tuple[InstrumentConfig, ...] = _f((), doc="the traded instruments, `[[instruments]]`")
+    risk: RiskConfig = _f(factory=RiskConfig, doc="account-wide pre-trade risk")
+    paper_trading: PaperTradingConfig = _f(factory=PaperTradingConfig, doc="the simulated fill model")
+    zerodha: ZerodhaConfig = _f(factory=ZerodhaConfig, doc="Zerodha (Kite Connect)")
+    binance: BinanceConfig = _f(factory=BinanceConfig, doc="Binance")
+    live: LiveConfig = _f(factory=LiveConfig, doc="`sq live` safety settings")
+    clean: CleanConfig = _f(factory=CleanConfig, doc="the bad-tick filter of replays")
+    sim: Mapping[str, SimSymbolConfig] = _f(factory=lambda: types.MappingProxyType({}), doc="the simulated exchange's symbols, `[sim.DEMO]`")
+    source: str | None = _f(None, doc="the file the config came from (set by sq, not a key)")
 
     def instrument(self, symbol: str) -> InstrumentConfig | None:
         """The configured instrument for a canonical symbol, if any."""
@@ -801,6 +808,18 @@ def _plan_latency(data: Mapping[str, Any], where: str, name: str) -> tuple[dict[
 
 # tables whose plan spellings are rewritten before they are read
 _NORMALISE = {InstrumentConfig: _instrument_symbol, PaperTradingConfig: _plan_latency}
+
+# The `trading.json` spellings read by code rather than by field metadata (the normalisers above,
+# the venue's `paper_trading`, case-insensitive choices), for docs/config.md: key as written → the
+# model's key and what it means. Aliases and `GROUPS` sub-tables are documented from the classes.
+PLAN_SPELLINGS: tuple[tuple[str, str], ...] = (
+    ('"trading_mode": "PAPER"', '`trading_mode = "paper"` (every choice is case-insensitive: `"LIVE"`, `"ZERODHA"`, `"NORMAL"`)'),
+    ("instruments[].exchange + symbol", '`symbol = "EXCHANGE:SYMBOL"` (`"NSE"` + `"RELIANCE"` is `NSE:RELIANCE`; a prefixed `symbol` must agree with `exchange`)'),
+    ("instruments[].exchange + tradingsymbol", "the same, with Kite's `tradingsymbol` spelling"),
+    ("zerodha.paper_trading, binance.paper_trading", "the top-level `[paper_trading]` table (sq has one simulated fill model; a key set in both places is exit 78)"),
+    ("paper_trading.min_latency_ms + max_latency_ms", "a uniform order latency between the two: `order_latency_ms` = min, `latency_dist` = `uniform`, `latency_jitter_ms` = max − min (not with those keys)"),
+    ("// comments", "whole-line or trailing `//` comments are allowed in any JSON config"),
+)
 
 
 def _convert(tp: Any, value: Any, where: str, name: str, canon: str | None = None, origins: dict[str, str] | None = None) -> Any:

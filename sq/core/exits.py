@@ -24,6 +24,23 @@ class ExitStatus(IntEnum):
     TERMINATED = 143  # SIGTERM: 128 + 15 (but a halt by `sq kill` is 0)
 
 
+# What each status means to a user (docs/exit-codes.md and README: Exit codes are generated from
+# and checked against this table).
+MEANINGS: dict[ExitStatus, str] = {
+    ExitStatus.OK: "ok (also: downstream closed the pipe, e.g. `| head`; a run halted by `sq kill`)",
+    ExitStatus.DIFFERENCES: "`reconcile` found differences / `kill` left something open or could not check a venue market",
+    ExitStatus.USAGE: "usage error (unknown option, symbol, strategy, …)",
+    ExitStatus.DATA_ERR: "bad input data (corrupt, truncated or wrong-kind stream, NaN prices, a damaged journal, …)",
+    ExitStatus.NO_INPUT: "input file missing",
+    ExitStatus.UNAVAILABLE: "venue unavailable (network, maintenance, a market it cannot reach)",
+    ExitStatus.SOFTWARE: "internal error (a bug in sq; run with `--debug`), or the strategy raised",
+    ExitStatus.TEMP_FAIL: "temporary failure: rate limited, lock held (another run on the symbol) — retry later",
+    ExitStatus.NO_PERM: "not authenticated / permission denied (no or expired session, secrets file not 0600)",
+    ExitStatus.CONFIG: "bad configuration (also a broken install: a package sq needs cannot be imported)",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C, SIGINT: 128 + 2), after a clean shutdown",
+    ExitStatus.TERMINATED: "terminated (SIGTERM: 128 + 15), after a clean shutdown",
+}
+
 SIGNAL_STATUS = {"SIGINT": ExitStatus.INTERRUPTED, "SIGTERM": ExitStatus.TERMINATED}
 HALTED_BY_KILL = "kill"  # the stop reason of a SIGTERM that `sq kill` sent (exit 0)
 

@@ -22,6 +22,9 @@ STREAM_KINDS = ("market", "book", "bars", "orders", "fills", "pnl")
 # market `kind` codes
 LEVEL, TRADE, CLEAR, SNAPSHOT_END, TICK = 1, 2, 3, 4, 5
 KIND_NAMES = {LEVEL: "level", TRADE: "trade", CLEAR: "clear", SNAPSHOT_END: "snapshot_end", TICK: "tick"}
+# `side` codes of every stream (market: bid/ask or the aggressor; orders, fills: our side)
+BUY, SELL, NO_SIDE = 1, -1, 0
+SIDE_NAMES = {BUY: "buy", SELL: "sell", NO_SIDE: "none"}
 
 TS = pa.timestamp("ns", tz="UTC")
 SYMBOL = pa.dictionary(pa.int32(), pa.string())
