@@ -9,7 +9,7 @@ from sq.commands._options import JsonOption, env_of
 
 HELP = """Show the configuration sq resolves, each value with where it came from.
 
-check reads FILE (sq.toml, or the original plan's trading.json layout), or without FILE the
+check reads FILE (sq.toml, or a trading.json: docs/config.md), or without FILE the
 config sq would use (--config, $SQ_CONFIG, then the platform config dir), applies the
 environment variables and .env on top, checks it, and prints every key with its value and its
 source: the file and the key it was written as, an environment variable, the .env file, or the

@@ -2,7 +2,7 @@
 
 A backtest is a pure function of (data, strategy, parameters, fill model, seed) → journal rows
 and a summary, with no hidden global state, so a process pool (or Ray) can run partitions and
-parameter sets side by side (§8c). The same `Engine` drives `sq paper`, so a paper replay of a
+parameter sets side by side. The same `Engine` drives `sq paper`, so a paper replay of a
 file and a backtest of it produce identical orders and fills.
 
 Parameters are checked before any data is read (unknown name → exit 2, out of range → 78); an

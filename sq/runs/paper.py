@@ -726,7 +726,7 @@ def check_positions(engine: Any, loaded: "J.Loaded") -> None:
 
 
 def make_summary(run: PaperRun) -> dict:
-    """The §4 summary document (the keys of `sq backtest --json`) plus the run's own facts.
+    """The summary document (the keys of `sq backtest --json`) plus the run's own facts.
 
     `elapsed_s` is the wall time of this process's run; `events_per_s` the engine's throughput
     (events per second of engine work, source waiting excluded), as in a backtest.

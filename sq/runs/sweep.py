@@ -1,4 +1,4 @@
-"""`sq backtest --sweep`: one backtest per point of a parameter grid, on a local process pool (§8c).
+"""`sq backtest --sweep`: one backtest per point of a parameter grid, on a local process pool.
 
 A grid point is a list of `--param` strings (the run's own `--param`s, then `k=v` for every
 swept key), so a point runs exactly the code path of `sq backtest --param k=v` and gives the

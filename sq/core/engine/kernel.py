@@ -1,4 +1,4 @@
-"""The engine's event loop: one numba call per market batch, in the reference order (§10).
+"""The engine's event loop: one numba call per market batch, in the reference order below.
 
 For every market event, in input order:
   1. if it starts a new venue message, the previous message is complete: mark positions to the

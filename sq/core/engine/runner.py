@@ -809,7 +809,7 @@ class Engine:
         return out
 
     def summary(self) -> dict[str, Any]:
-        """The §4 `--json` document fields of the run so far."""
+        """The `--json` summary document fields of the run so far."""
         pos = self.positions()
         realized = sum(p["realized"] for p in pos.values())
         unreal = sum(p["unrealized"] for p in pos.values())
