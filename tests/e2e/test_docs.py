@@ -272,3 +272,15 @@ def test_no_help_cites_what_users_do_not_have(name):
 
     text = help_text([name] if name else [])
     assert not CITATIONS.search(text), text
+
+
+@pytest.mark.parametrize("lang", ["toml", "jsonc"])
+def test_the_config_pages_examples_load(lang, tmp_path):
+    """The examples of docs/config.md are valid configs (unknown keys would be exit 78)."""
+    from sq.core.config import parse_config, read_config_file
+
+    block = read(docgen.CONFIG_DOC).split(f"```{lang}\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / ("sq.toml" if lang == "toml" else "trading.json")
+    path.write_text(block)
+    cfg = parse_config(read_config_file(path), name=str(path))
+    assert cfg.instruments
