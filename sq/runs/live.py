@@ -207,6 +207,9 @@ class LiveRun:
         self.feed_pauses = 0
         self.feed_seen = False
         self.canceled_on_error = 0  # orders canceled at the venue when an error ended the run
+        from sq.runs.heartbeat import Heartbeat
+
+        self.heartbeat = Heartbeat("live")
 
     # -- ids
     def cid(self, coid: int) -> str:
@@ -267,6 +270,7 @@ class LiveRun:
             self.recv_ns = 0
         out = self.engine.process(batch, complete=True)  # venue sources never split a message
         self.rows += batch.num_rows
+        self.heartbeat.market(self.engine.now_ns)
         intents = self.bridge.take_outbox()
         recs = self.rows_of(out)
         if self.engine.halted and not self.halted_reason and not self.feed_paused:
@@ -446,6 +450,16 @@ class LiveRun:
                                                    "event": "feed down: working orders canceled, no new orders"})])
         self.execute(intents)
 
+    def beat_state(self) -> dict:
+        """The heartbeat of a live run: the engine's state, the breaker and the feed."""
+        from sq.runs.heartbeat import engine_state
+
+        doc = engine_state(self.engine)
+        doc["halted"] = self.halted_reason or doc["halted"]
+        doc["breaker"] = {"state": self.breaker.state, "trips": self.breaker.trips}
+        doc["feed"] = "paused" if self.feed_paused else "down" if self.feed_down_since is not None else "up" if self.feed_seen else "connecting"
+        return doc
+
     def advance(self) -> None:
         """No market data for a while: the engine's market calendars still move with the clock
         (a square-off cancels on time on a quiet market); what it did is journaled, then sent."""
@@ -547,6 +561,7 @@ class LiveRun:
         try:
             while self.stop_reason is None:
                 now = time.monotonic()
+                self.heartbeat.beat(self.beat_state)  # about once a second, between batches
                 pushing = self.followed and self.gateway.pushing()
                 if pushing and not self.was_pushing:
                     self.last_sweep = 0.0  # the stream (re)connected: updates may have been missed

@@ -475,6 +475,9 @@ class PaperRun:
         self.checkpoint_s = 0.0
         self.checkpointer = Checkpointer()
         self.inputs_replayed = not plan.live
+        from sq.runs.heartbeat import Heartbeat
+
+        self.heartbeat = Heartbeat("paper")
 
     def stop(self, reason: str) -> None:
         """Ask the run to end (safe from a signal handler or another thread)."""
@@ -527,6 +530,8 @@ class PaperRun:
                 continue
             out = self.step(batch)
             self.last_ts = int(int64_view(batch.column("ts"))[-1])
+            self.heartbeat.market(self.last_ts)
+            self.heartbeat.beat(self.beat_state)  # about once a second (a due check otherwise)
             if self.view is not None:
                 self.view.update(batch, out, self)
             if deadline is not None and time.monotonic() > deadline:
@@ -534,6 +539,16 @@ class PaperRun:
                 break
         self.run_elapsed = time.perf_counter() - t0
         self.close_out()
+
+    def beat_state(self) -> dict:
+        """The heartbeat of a paper run: the engine's state and how far through its input it is."""
+        from sq.runs.heartbeat import engine_state
+
+        doc = engine_state(self.engine)
+        doc["halted"] = self.halted_reason or doc["halted"]
+        doc["rows"] = self.rows
+        doc["feed"] = "live" if self.plan.live else "replay"
+        return doc
 
     def close_out(self) -> None:
         """Close every working order, journaled with a `halt` record.

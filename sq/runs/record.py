@@ -584,6 +584,20 @@ def run_record(
         if fd is not None and _is_pipe(fd):
             sink = PipeSink(fd, on_close=lambda: _point_at_devnull(fd))
 
+    from sq.runs.heartbeat import Heartbeat
+
+    beat = Heartbeat("record")
+    seen = [0]
+
+    def report(s: RecordSummary) -> None:
+        """The view's progress and the heartbeat `sq status` reads (a few times a second)."""
+        if s.events != seen[0]:
+            seen[0] = s.events
+            beat.market(0)
+        beat.beat(lambda: {"events": s.events, "per_symbol": dict(s.per_symbol), "files": len(s.files), "bytes": s.bytes})
+        if progress is not None:
+            progress(s)
+
     recorder = Recorder(
         source,
         out_dir,
@@ -592,12 +606,13 @@ def run_record(
         passthrough_format=pt_format or "arrow",
         queue_size=queue_size,
         warn=env.warn,
-        progress=progress,
+        progress=report,
     )
 
-    from sq.runs.lifecycle import StopOnSignals
+    from sq.runs.lifecycle import StopOnSignals, registered
 
-    with StopOnSignals(recorder.stop):
+    symbols_recorded = [str(s) for s in resolved.symbols] if not from_stdin else ["-"]
+    with StopOnSignals(recorder.stop), registered("", venue, symbols_recorded, mode="record", journal=str(out_dir)):
         summary = recorder.run()
     summary.out_dir = out_dir
     summary.contracts = {s: c.continuous for s, c in resolved.contracts.items()}
