@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sq.core import journal as J
-from sq.core.exits import AuthError, ConfigError, SqError, UsageError
+from sq.core.exits import AuthError, ConfigError, IOFailure, SqError, UsageError
 
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
 MAX_DRAIN = 4096  # queue items handled per loop turn at most
@@ -925,6 +925,8 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         try:
             with lifecycle.resumable_on_error(journal, lambda error: _halt_on_error(run, error)):
                 summary = _trade(run, config, safety, source, view_factory)
+        except IOFailure as e:  # a full disk: the orders were canceled at the venue before the exit (74)
+            raise IOFailure(f"{e.message}; its {run.canceled_on_error} open order(s) were canceled at the venue") from e
         except (SqError, KeyboardInterrupt):
             raise
         except BaseException as e:

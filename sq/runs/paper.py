@@ -660,7 +660,12 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
 def _close_after_error(run: PaperRun, error: Exception) -> bool:
     """On an error mid-run, still cancel every working order and seal the journal when the
     engine allows it (bad input data, a venue gone); if even that fails, leave the journal as it
-    is — verified and resumable. Returns whether it was sealed."""
+    is — verified and resumable. Returns whether it was sealed. A full disk (`IOFailure`) leaves
+    it unsealed, as the failed write cut it back: `--resume` continues it once there is room."""
+    from sq.core.exits import IOFailure
+
+    if isinstance(error, IOFailure):
+        return False
     try:
         if run.stop_reason is None:
             run.stop_reason = "error"
