@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from sq import __version__
 from sq.core.environment import Environment
-from sq.core.exits import ExitStatus, SqError, Terminated, status_after_stop, take_stopped_by
+from sq.core.exits import ExitStatus, SqError, Terminated, status_after_stop, take_stopped_by, write_failure
 
 
 def _is_click_exception(e: BaseException) -> bool:
@@ -50,6 +50,8 @@ def exit_status_for(e: BaseException) -> ExitStatus | int:
         return ExitStatus.TERMINATED
     if isinstance(e, (PipeClosed, BrokenPipeError)) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
         return ExitStatus.OK
+    if write_failure(e):  # a full disk is an operational event, not a bug in sq
+        return ExitStatus.IO_ERR
     if _is_click_exception(e):
         return ExitStatus.USAGE if e.exit_code == 2 else e.exit_code  # type: ignore[attr-defined]
     return ExitStatus.SOFTWARE
@@ -80,6 +82,9 @@ def report_error(e: BaseException, env: Environment | None, stderr: Any) -> int:
         ctx = getattr(e, "ctx", None)
         if ctx is not None and status == ExitStatus.USAGE:
             msg += f" (see '{ctx.command_path} --help')"
+    elif write_failure(e):
+        where = getattr(e, "filename", None)
+        msg = f"{write_failure(e)}" + (f" writing {where}" if where else "") + ": stopped"
     else:
         msg = f"internal error: {type(e).__name__}: {e}" + ("" if debug else " (run with --debug for a traceback)")
     msg = " ".join(str(msg).split())  # one line, always

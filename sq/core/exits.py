@@ -17,6 +17,7 @@ class ExitStatus(IntEnum):
     NO_INPUT = 66  # input file missing
     UNAVAILABLE = 69  # venue unavailable
     SOFTWARE = 70  # internal error (a bug in sq)
+    IO_ERR = 74  # a write failed: the disk is full (or the file system failed); the run stopped cleanly
     TEMP_FAIL = 75  # retry later: rate limited, lock held
     NO_PERM = 77  # not authenticated / permission
     CONFIG = 78  # bad configuration (or a broken install: a package sq needs cannot be imported)
@@ -96,6 +97,28 @@ class NoInputError(SqError):
 
 class VenueUnavailable(SqError):
     status = ExitStatus.UNAVAILABLE
+
+
+class IOFailure(SqError):
+    """A write failed for a reason outside sq — a full disk, a quota, a read-only or failing file
+    system (exit 74): the run stopped cleanly and the message says what was kept."""
+
+    status = ExitStatus.IO_ERR
+
+
+WRITE_FAILURES = {28: "no space left on device", 122: "disk quota exceeded", 30: "read-only file system", 5: "I/O error"}
+
+
+def write_failure(e: BaseException) -> str | None:
+    """What an OSError from a write means for the user ("no space left on device"), or None when
+    it is not an operational write failure (a missing directory, a permission: sq's or the user's
+    own error). pyarrow's errors carry the text without an errno."""
+    if not isinstance(e, OSError):
+        return None
+    if e.errno in WRITE_FAILURES:
+        return WRITE_FAILURES[e.errno]
+    text = str(e)
+    return next((what for what in WRITE_FAILURES.values() if what.lower() in text.lower()), None)
 
 
 class TempFailure(SqError):

@@ -262,13 +262,34 @@ class Journal:
             return 0
         buf = "".join(parts).encode("utf-8")
         view = memoryview(buf)
-        while view:
-            view = view[os.write(self._fd, view):]
-        os.fsync(self._fd)
+        size = os.fstat(self._fd).st_size
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError as e:
+            self._cut_back(size, e)
+            raise
         self.fsyncs += 1
         self.bytes_written += len(buf)
         self.n, self.last_hash = n, h
         return len(parts)
+
+    def _cut_back(self, size: int, error: OSError) -> None:
+        """A step's write failed (a full disk): truncate the log back to its last whole step, so
+        the journal stays verified and resumable, and raise `IOFailure` saying what it keeps (an
+        error that is not a write failure is left to the caller, after the same cut)."""
+        from sq.core.exits import IOFailure, write_failure
+
+        try:
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError:
+            pass  # the torn tail stays; loading the journal reports it
+        what = write_failure(error)
+        if what:
+            raise IOFailure(f"{what} writing the journal {log_path(self.dir)}: the run stopped; the journal is whole through "
+                            f"record {self.n} — continue it with --resume {self.dir} once there is room") from error
 
     def seal(self, end: Mapping[str, Any], *, compact_to_parquet: bool = True) -> Loaded:
         """Write the `end` record, compact the log to Parquet, close; return the verified journal."""

@@ -1,9 +1,10 @@
 """The runtime registry of trading processes and the cron lock (docs/streams.md).
 
-Every running `sq paper` (and later `sq live`) writes one small JSON file,
+Every running `sq paper`, `sq live` and `sq record` writes one small JSON file,
 `state_dir()/procs/<pid>.json`, saying who it is (pid, strategy, venue, symbols, mode, journal
-directory, start time) and removes it when it exits. `sq kill` reads this directory to find what
-to halt. Entries whose process is gone (a crash, `kill -9`) are ignored and deleted on sight; an
+directory, start time) and removes it when it exits; beside it, `<pid>.beat`, a heartbeat it
+rewrites about once a second (events, position, PnL, working orders, breaker, feed). `sq kill`
+reads this directory to find what to halt (paper and live); `sq status` to show every run. Entries whose process is gone (a crash, `kill -9`) are ignored and deleted on sight; an
 entry also records the kernel's start time of its pid, so a recycled pid is not mistaken for it.
 
 `try_lock(name)` is the non-blocking `flock` that keeps overlapping cron runs apart: when another
@@ -24,6 +25,9 @@ from typing import Iterator
 
 from sq.core import paths
 from sq.core.exits import TempFailure
+
+
+TRADING_MODES = ("paper", "live")  # what `sq kill` halts; `record` entries are only shown by `sq status`
 
 
 def procs_dir() -> Path:
@@ -91,7 +95,7 @@ class ProcEntry:
     strategy: str
     venue: str
     symbols: list[str]
-    mode: str  # paper | live
+    mode: str  # paper | live | record
     journal: str
     started_ns: int = field(default_factory=time.time_ns)
     start_ticks: int | None = None
@@ -138,12 +142,43 @@ class Registration:
     def remove(self) -> None:
         _unlink(self.path)
         _unlink(halt_path(self.entry.pid))
+        _unlink(beat_path(self.entry.pid))
 
 
 def halt_path(pid: int) -> Path:
     """`procs/<pid>.halt`: written by `sq kill` just before its SIGTERM, so the process can tell a
     halt by `sq kill` (exit 0) from any other SIGTERM (exit 143; README: Exit codes)."""
     return procs_dir() / f"{pid}.halt"
+
+
+def beat_path(pid: int) -> Path:
+    """`procs/<pid>.beat`: the run's heartbeat, a small JSON document it rewrites (atomically)
+    about once a second — what `sq status` shows without ever talking to the process."""
+    return procs_dir() / f"{pid}.beat"
+
+
+def write_beat(doc: dict, pid: int | None = None) -> None:
+    """Replace this process's heartbeat with `doc` (write a temporary file, then rename: a reader
+    sees the old document or the new one, never half of one). A failing write (a full disk) is
+    ignored: the heartbeat's age then tells `sq status` the run is not reporting."""
+    pid = os.getpid() if pid is None else pid
+    path = beat_path(pid)
+    tmp = path.with_name(f".{pid}.beat.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError:
+        _unlink(tmp)
+
+
+def read_beat(pid: int) -> dict | None:
+    """The last heartbeat of process `pid`, or None (none written yet, or unreadable)."""
+    try:
+        doc = json.loads(beat_path(pid).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def request_halt(entry: ProcEntry) -> None:
@@ -213,8 +248,14 @@ def list_procs(*, clean: bool = True) -> list[ProcEntry]:
         elif clean:
             _unlink(p)
             _unlink(halt_path(entry.pid))
+            _unlink(beat_path(entry.pid))
     out.sort(key=lambda e: (e.started_ns, e.pid))
     return out
+
+
+def is_registered_pid(pid: int | None = None) -> bool:
+    """Whether process `pid` (default: this one) has a registry entry."""
+    return (procs_dir() / f"{os.getpid() if pid is None else pid}.json").exists()
 
 
 def is_registered(entry: ProcEntry) -> bool:

@@ -25,13 +25,22 @@ def run_auth(env: Environment, target: str, *, manual: bool, testnet: bool, ed25
     target = target.strip().lower()
     config = load_config(env)
     if target == "status":
-        summary = {v: _status(env, config, v) for v in ACCOUNT_VENUES}
+        summary = credential_status(env, config)
     elif target in ACCOUNT_VENUES:
         module = venue_module(target, "auth")
         summary = {target: module.login(env, config, AuthOptions(manual, testnet, ed25519_key))}
     else:
         raise UsageError(f"sq auth takes {', '.join(ACCOUNT_VENUES)} or status; got {target!r}")
     _render(env, summary, json_out)
+
+
+def credential_status(env: Environment, config=None) -> dict[str, dict]:
+    """Every account venue's stored credentials (state, expiry), masked; no network."""
+    from sq.core.config import load_config
+    from sq.venues.registry import ACCOUNT_VENUES
+
+    config = load_config(env) if config is None else config
+    return {v: _status(env, config, v) for v in ACCOUNT_VENUES}
 
 
 def _status(env: Environment, config, venue: str) -> dict:

@@ -81,10 +81,11 @@ class KillReport:
 
 
 def select(entries: list[runtime.ProcEntry], *, venue: str | None = None, symbol: str | None = None) -> list[runtime.ProcEntry]:
-    """Entries trading on `venue` (sim, binance, zerodha) and/or `symbol` (canonical, any case)."""
+    """Trading entries (paper, live — a recorder trades nothing and keeps recording) on `venue`
+    (sim, binance, zerodha) and/or `symbol` (canonical, any case)."""
     out = []
     for e in entries:
-        if e.pid == os.getpid():
+        if e.pid == os.getpid() or e.mode not in runtime.TRADING_MODES:
             continue
         if venue and e.venue.lower() != venue.strip().lower():
             continue

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sq.core import journal as J
-from sq.core.exits import AuthError, ConfigError, SqError, UsageError
+from sq.core.exits import AuthError, ConfigError, IOFailure, SqError, UsageError
 
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
 MAX_DRAIN = 4096  # queue items handled per loop turn at most
@@ -207,6 +207,9 @@ class LiveRun:
         self.feed_pauses = 0
         self.feed_seen = False
         self.canceled_on_error = 0  # orders canceled at the venue when an error ended the run
+        from sq.runs.heartbeat import Heartbeat
+
+        self.heartbeat = Heartbeat("live")
 
     # -- ids
     def cid(self, coid: int) -> str:
@@ -267,6 +270,7 @@ class LiveRun:
             self.recv_ns = 0
         out = self.engine.process(batch, complete=True)  # venue sources never split a message
         self.rows += batch.num_rows
+        self.heartbeat.market(self.engine.now_ns)
         intents = self.bridge.take_outbox()
         recs = self.rows_of(out)
         if self.engine.halted and not self.halted_reason and not self.feed_paused:
@@ -446,6 +450,16 @@ class LiveRun:
                                                    "event": "feed down: working orders canceled, no new orders"})])
         self.execute(intents)
 
+    def beat_state(self) -> dict:
+        """The heartbeat of a live run: the engine's state, the breaker and the feed."""
+        from sq.runs.heartbeat import engine_state
+
+        doc = engine_state(self.engine)
+        doc["halted"] = self.halted_reason or doc["halted"]
+        doc["breaker"] = {"state": self.breaker.state, "trips": self.breaker.trips}
+        doc["feed"] = "paused" if self.feed_paused else "down" if self.feed_down_since is not None else "up" if self.feed_seen else "connecting"
+        return doc
+
     def advance(self) -> None:
         """No market data for a while: the engine's market calendars still move with the clock
         (a square-off cancels on time on a quiet market); what it did is journaled, then sent."""
@@ -547,6 +561,7 @@ class LiveRun:
         try:
             while self.stop_reason is None:
                 now = time.monotonic()
+                self.heartbeat.beat(self.beat_state)  # about once a second, between batches
                 pushing = self.followed and self.gateway.pushing()
                 if pushing and not self.was_pushing:
                     self.last_sweep = 0.0  # the stream (re)connected: updates may have been missed
@@ -910,6 +925,8 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         try:
             with lifecycle.resumable_on_error(journal, lambda error: _halt_on_error(run, error)):
                 summary = _trade(run, config, safety, source, view_factory)
+        except IOFailure as e:  # a full disk: the orders were canceled at the venue before the exit (74)
+            raise IOFailure(f"{e.message}; its {run.canceled_on_error} open order(s) were canceled at the venue") from e
         except (SqError, KeyboardInterrupt):
             raise
         except BaseException as e:

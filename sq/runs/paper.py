@@ -475,6 +475,9 @@ class PaperRun:
         self.checkpoint_s = 0.0
         self.checkpointer = Checkpointer()
         self.inputs_replayed = not plan.live
+        from sq.runs.heartbeat import Heartbeat
+
+        self.heartbeat = Heartbeat("paper")
 
     def stop(self, reason: str) -> None:
         """Ask the run to end (safe from a signal handler or another thread)."""
@@ -527,6 +530,8 @@ class PaperRun:
                 continue
             out = self.step(batch)
             self.last_ts = int(int64_view(batch.column("ts"))[-1])
+            self.heartbeat.market(self.last_ts)
+            self.heartbeat.beat(self.beat_state)  # about once a second (a due check otherwise)
             if self.view is not None:
                 self.view.update(batch, out, self)
             if deadline is not None and time.monotonic() > deadline:
@@ -534,6 +539,16 @@ class PaperRun:
                 break
         self.run_elapsed = time.perf_counter() - t0
         self.close_out()
+
+    def beat_state(self) -> dict:
+        """The heartbeat of a paper run: the engine's state and how far through its input it is."""
+        from sq.runs.heartbeat import engine_state
+
+        doc = engine_state(self.engine)
+        doc["halted"] = self.halted_reason or doc["halted"]
+        doc["rows"] = self.rows
+        doc["feed"] = "live" if self.plan.live else "replay"
+        return doc
 
     def close_out(self) -> None:
         """Close every working order, journaled with a `halt` record.
@@ -645,7 +660,12 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
 def _close_after_error(run: PaperRun, error: Exception) -> bool:
     """On an error mid-run, still cancel every working order and seal the journal when the
     engine allows it (bad input data, a venue gone); if even that fails, leave the journal as it
-    is — verified and resumable. Returns whether it was sealed."""
+    is — verified and resumable. Returns whether it was sealed. A full disk (`IOFailure`) leaves
+    it unsealed, as the failed write cut it back: `--resume` continues it once there is room."""
+    from sq.core.exits import IOFailure
+
+    if isinstance(error, IOFailure):
+        return False
     try:
         if run.stop_reason is None:
             run.stop_reason = "error"

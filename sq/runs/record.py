@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sq.core import schemas as S
+from sq.core.exits import IOFailure, write_failure
 from sq.core.datasets import partition_dir
 from sq.core.paths import fsync_dir
 
@@ -194,22 +195,34 @@ class Recorder:
         if self._pt is not None:
             self._pt.start()
         ok = False
+        full: OSError | None = None  # the disk filled up (sq.core.exits.write_failure)
         try:
-            for batch in self.source.batches():
-                if batch.num_rows:
-                    if self._pt is not None:
-                        self._pt.put(batch)
-                    self._record(batch)
-                if self.progress is not None and time.monotonic() - last_progress >= 0.25:
-                    last_progress = time.monotonic()
-                    self.summary.elapsed_s = last_progress - t0
-                    self.progress(self.summary)
-                if self._stop_reason is not None:
-                    break
-            ok = True
+            try:
+                for batch in self.source.batches():
+                    if batch.num_rows:
+                        if self._pt is not None:
+                            self._pt.put(batch)
+                        self._record(batch)
+                    if self.progress is not None and time.monotonic() - last_progress >= 0.25:
+                        last_progress = time.monotonic()
+                        self.summary.elapsed_s = last_progress - t0
+                        self.progress(self.summary)
+                    if self._stop_reason is not None:
+                        break
+                ok = True
+            except OSError as e:
+                if not write_failure(e):
+                    raise
+                full = e
+                self._stop_reason = self._stop_reason or "disk full"
         finally:
             try:
-                self._seal_all()
+                try:
+                    self._seal_all()  # a file that cannot be sealed is discarded (its temp file removed)
+                except OSError as e:
+                    if not write_failure(e):
+                        raise
+                    full = full or e
             finally:
                 if self._pt is not None:
                     self.summary.passthrough = self._pt.finish(ok)
@@ -219,6 +232,11 @@ class Recorder:
                     pass
         self.summary.stopped_by = self._stop_reason
         self.summary.elapsed_s = time.monotonic() - t0
+        if full is not None:
+            s = self.summary
+            raise IOFailure(f"{write_failure(full)} under {self.out_dir}: recording stopped; kept {len(s.files)} sealed "
+                            f"file{'s' if len(s.files) != 1 else ''} ({human_bytes(s.bytes)}); the data of files still open "
+                            "when the disk filled was discarded") from full
         return self.summary
 
     # -- disk
@@ -584,6 +602,20 @@ def run_record(
         if fd is not None and _is_pipe(fd):
             sink = PipeSink(fd, on_close=lambda: _point_at_devnull(fd))
 
+    from sq.runs.heartbeat import Heartbeat
+
+    beat = Heartbeat("record")
+    seen = [0]
+
+    def report(s: RecordSummary) -> None:
+        """The view's progress and the heartbeat `sq status` reads (a few times a second)."""
+        if s.events != seen[0]:
+            seen[0] = s.events
+            beat.market(0)
+        beat.beat(lambda: {"events": s.events, "per_symbol": dict(s.per_symbol), "files": len(s.files), "bytes": s.bytes})
+        if progress is not None:
+            progress(s)
+
     recorder = Recorder(
         source,
         out_dir,
@@ -592,12 +624,13 @@ def run_record(
         passthrough_format=pt_format or "arrow",
         queue_size=queue_size,
         warn=env.warn,
-        progress=progress,
+        progress=report,
     )
 
-    from sq.runs.lifecycle import StopOnSignals
+    from sq.runs.lifecycle import StopOnSignals, registered
 
-    with StopOnSignals(recorder.stop):
+    symbols_recorded = [str(s) for s in resolved.symbols] if not from_stdin else ["-"]
+    with StopOnSignals(recorder.stop), registered("", venue, symbols_recorded, mode="record", journal=str(out_dir)):
         summary = recorder.run()
     summary.out_dir = out_dir
     summary.contracts = {s: c.continuous for s, c in resolved.contracts.items()}

@@ -28,6 +28,10 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
                                          tick and lot size as the venue publishes them
                                          (VenueUnavailable/AuthError when it cannot be asked)
     auth   (module, real venues)         login / status / require_credentials
+    doctor (module, account venues, standard library only) checks(config, env) -> [Check]
+                                         what `sq doctor` asks a venue before the open: endpoints
+                                         reachable, clock offset against the venue's, credentials
+                                         accepted, token expiry
     kill   (module, standard library only) account(config) and kill(account, ...) for `sq kill`
     history (module, venues with downloadable history) what `sq fetch` asks for:
         KINDS: dict[str, str]            fetch kind → the stream kind it produces ("market" | "bars")
@@ -64,6 +68,19 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from sq.core.schemas import Instrument
+
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One `sq doctor` finding: what was checked, ok/warn/fail, what was seen, and the fix in one line."""
+
+    check: str
+    status: str
+    detail: str
+    fix: str = ""
 
 
 @dataclass(frozen=True)

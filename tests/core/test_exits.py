@@ -15,7 +15,7 @@ from sq.core import exits as X
 def test_enum_values_are_the_documented_sysexits():
     assert {s.name: int(s) for s in X.ExitStatus} == {
         "OK": 0, "DIFFERENCES": 1, "USAGE": 2, "DATA_ERR": 65, "NO_INPUT": 66, "UNAVAILABLE": 69,
-        "SOFTWARE": 70, "TEMP_FAIL": 75, "NO_PERM": 77, "CONFIG": 78, "INTERRUPTED": 130, "TERMINATED": 143,
+        "SOFTWARE": 70, "IO_ERR": 74, "TEMP_FAIL": 75, "NO_PERM": 77, "CONFIG": 78, "INTERRUPTED": 130, "TERMINATED": 143,
     }
 
 
@@ -36,6 +36,10 @@ def test_enum_values_are_the_documented_sysexits():
         (PipeClosed(), 0),
         (typer.Exit(3), 3),
         (RuntimeError("bug"), 70),
+        (X.IOFailure("full"), 74),
+        (OSError(errno.ENOSPC, "No space left on device", "/data/x.parquet"), 74),
+        (OSError("[Errno 28] Error writing bytes to file. Detail: No space left on device"), 74),  # pyarrow's, no errno
+        (OSError(errno.EACCES, "Permission denied"), 70),
     ],
 )
 def test_exception_to_status(exc, status):
@@ -47,6 +51,12 @@ def test_report_is_one_line_without_traceback():
     code = report_error(X.DataError("row 7: price is NaN\nsecond line"), None, err)
     assert code == 65
     assert err.getvalue() == "sq: error: row 7: price is NaN second line\n"
+
+
+def test_a_full_disk_outside_any_run_is_one_line_naming_the_file():
+    err = io.StringIO()
+    assert report_error(OSError(errno.ENOSPC, "No space left on device", "/data/out.parquet"), None, err) == 74
+    assert err.getvalue() == "sq: error: no space left on device writing /data/out.parquet: stopped\n"
 
 
 @pytest.mark.parametrize("error, package", [

@@ -428,8 +428,22 @@ def test_user_stream_outage_falls_back_to_checking_the_venue(binance_fake, tmp_p
     assert venue and venue <= before, sorted(venue - before)
 
 
+def _status_of(pid: int, *, until, timeout: float):
+    """This run as `sq status` sees it, polled until `until(run)` (the last one seen otherwise)."""
+    from sq.core.environment import Environment
+    from sq.runs.status import collect
+
+    end, run = time.monotonic() + timeout, None
+    while True:
+        run = next((r for r in collect(Environment())["runs"] if r.pid == pid), run)
+        if (run is not None and until(run)) or time.monotonic() > end:
+            assert run is not None, "the run is not in sq status"
+            return run
+        time.sleep(0.05)
+
+
 def test_market_data_outage_cancels_the_quotes_until_the_feed_is_back(binance_fake, tmp_path):
-    """The market-data connection drops and stays down for 3 s: after the grace period the run
+    """The market-data connection drops and stays down for 5 s: after the grace period the run
     cancels its working orders at the venue (they would rest on a book it cannot see) and sends
     nothing new; when the feed is back it quotes again. Both moments are journaled."""
     fake = binance_fake()
@@ -441,8 +455,11 @@ def test_market_data_outage_cancels_the_quotes_until_the_feed_is_back(binance_fa
     deadline = time.time() + 30
     while time.time() < deadline and not [o for o in fake.exchange.orders.values() if o.status == "NEW"]:
         time.sleep(0.05)
-    fake.kick(outage_s=3.0)
-    time.sleep(2.0)  # grace (0.5 s) and the cancels are well over; the outage lasts another second
+    _status_of(p.pid, until=lambda r: True, timeout=0)  # (its imports done before the clock below starts)
+    fake.kick(outage_s=5.0)
+    time.sleep(1.6)  # grace (0.5 s) and the cancels are well over; the outage lasts over 3 s more
+    # `sq status` (reading the run's heartbeat, rewritten about once a second) calls it unhealthy
+    assert _status_of(p.pid, until=lambda r: r.health == "market data down", timeout=0.9).feed == "paused"
     during = [o.client_id for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
     placed_during = len(fake.exchange.orders)
     time.sleep(0.8)
@@ -450,10 +467,12 @@ def test_market_data_outage_cancels_the_quotes_until_the_feed_is_back(binance_fa
     deadline = time.time() + 60  # the source reconnects with backoff after the outage, then the book resyncs
     while time.time() < deadline and len(fake.exchange.orders) == placed_during and p.poll() is None:
         time.sleep(0.05)
+    back = _status_of(p.pid, until=lambda r: r.healthy, timeout=30)
     p.send_signal(signal.SIGTERM)  # a clean halt once it quotes again (or the wait ran out)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 143, err  # SIGTERM's status, after the clean halt
     assert during == [], during
+    assert back.health == "ok" and back.feed == "up" and back.breaker == "closed", back
     summary = json.loads(out)
     assert summary["feed_pauses"] == 1 and "market data down" in err
     events = [r.data.get("event") for r in _records(journal) if r.kind == "audit" and r.data.get("by") == "sq live (market data)"]

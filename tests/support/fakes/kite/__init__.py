@@ -56,6 +56,7 @@ class KiteFake:
     password = "fake-password-9"
     totp_secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
     redirect_url = "http://127.0.0.1:9/callback"
+    clock_offset_s = 0.0  # the fake's clock against this machine's (its answers' Date header)
 
     def __init__(self, *, seed: int = 7, interval: float = 0.05):
         from tests.support.fakes.kite.market import SimMarket

@@ -42,6 +42,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def date_time_string(self, timestamp=None):  # the Date header, on the fake's (skewable) clock
+        import time as _time
+
+        return super().date_time_string(_time.time() + self.fake.clock_offset_s if timestamp is None else timestamp)
+
     # ---------------------------------------------------------------- io
 
     def _send(self, code: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
