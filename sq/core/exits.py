@@ -35,6 +35,7 @@ MEANINGS: dict[ExitStatus, str] = {
     ExitStatus.NO_INPUT: "input file missing",
     ExitStatus.UNAVAILABLE: "venue unavailable (network, maintenance, a market it cannot reach)",
     ExitStatus.SOFTWARE: "internal error (a bug in sq; run with `--debug`), or the strategy raised",
+    ExitStatus.IO_ERR: "a write failed: the disk is full (or a quota, a read-only or failing file system); the run stopped cleanly, said what it kept, and a journal continues with `--resume`",
     ExitStatus.TEMP_FAIL: "temporary failure: rate limited, lock held (another run on the symbol) — retry later",
     ExitStatus.NO_PERM: "not authenticated / permission denied (no or expired session, secrets file not 0600)",
     ExitStatus.CONFIG: "bad configuration (also a broken install: a package sq needs cannot be imported)",
