@@ -36,6 +36,8 @@ EPILOG = """Examples:
 
   sq live --strategy lt NSE:INFY --config live.toml --confirm-live --for 6h --json
 
+  sq live --strategy mm BINANCE:BTCUSDT --config live.toml --confirm-live --shadow mm:clip=0.002
+
   sq live --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00 --config live.toml --confirm-live
 
   # cron (weekdays 09:15 IST), one instance at a time:
@@ -58,6 +60,7 @@ def live(
     breaker_failures: Annotated[Optional[int], typer.Option("--breaker-failures", help="Venue failures in a row that open the circuit breaker: no new orders (config: live.breaker_failures, default 5).", show_default=False)] = None,
     breaker_cooldown: Annotated[Optional[float], typer.Option("--breaker-cooldown", help="Seconds the breaker stays open before one trial order (config: live.breaker_cooldown_s, default 10).", show_default=False)] = None,
     expiry: ExpiryOption = None,
+    shadow: Annotated[Optional[str], typer.Option("--shadow", metavar="STRATEGY[:K=V,…]", help="Also run a paper twin on the same feed in this process (its own journal in <journal>/shadow, no orders sent): the same strategy with other parameters (mm:clip=2) or another one; compare them with sq report.", show_default=False)] = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.runs.live import LiveOptions, run_live
@@ -67,7 +70,7 @@ def live(
         env.config_path = config
     opts = LiveOptions(strategy=strategy, symbols=list(symbols or []), confirm=confirm_live, journal=journal, resume=resume,
                        params=list(params or []), duration=for_, order_timeout_s=order_timeout, breaker_failures=breaker_failures,
-                       breaker_cooldown_s=breaker_cooldown, json=json_, expiry=expiry)
+                       breaker_cooldown_s=breaker_cooldown, json=json_, expiry=expiry, shadow=shadow)
     view = env.stdout_isatty and not json_
     summary = run_live(env, opts, view_factory=(lambda plan, source, run: Dashboard(env, plan)) if view else None)
     render_summary(env, summary, json_)

@@ -79,6 +79,7 @@ class LiveOptions:
     breaker_cooldown_s: float | None = None
     json: bool = False
     expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
+    shadow: str | None = None  # --shadow STRATEGY[:k=v,…]: a paper twin on the same feed (sq.runs.shadow)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ class LiveRun:
         from sq.runs.heartbeat import Heartbeat
 
         self.heartbeat = Heartbeat("live")
+        self.shadow: Any = None  # the paper twin (`--shadow`, sq.runs.shadow), fed after each step's orders are out
 
     # -- ids
     def cid(self, coid: int) -> str:
@@ -278,6 +280,8 @@ class LiveRun:
             recs.append(("halt", {"ts": self.clock(), "reason": self.halted_reason, "by": "risk"}))
         self.write(recs)  # write-ahead: the intents' `new`/`cancel_sent` rows are on disk first
         self.execute(intents, t0)
+        if self.shadow is not None:  # the twin sees the batch once the live orders are out
+            self.shadow.step(batch)
         return out
 
     def execute(self, intents: list, t0: int | None = None) -> None:
@@ -691,8 +695,8 @@ def make_plan(opts: LiveOptions, config: Any, env: Any = None) -> Plan:
         s = loaded.start
         if s.get("mode") != "live":
             raise UsageError(f"--resume {opts.resume}: that is a {s.get('mode', 'paper')} run; continue it with sq {s.get('mode', 'paper')} --resume")
-        if opts.symbols or opts.params or opts.journal or opts.expiry or (opts.strategy and loader.load(opts.strategy).spec != s.get("strategy")):
-            raise UsageError("--resume takes the strategy, symbols, --expiry, --param and --journal of the original run; give only --for")
+        if opts.symbols or opts.params or opts.journal or opts.expiry or opts.shadow or (opts.strategy and loader.load(opts.strategy).spec != s.get("strategy")):
+            raise UsageError("--resume takes the strategy, symbols, --expiry, --param and --journal of the original run; give only --for (a shadow is not continued: its journal ends with the run it shadowed)")
         return Plan(str(s["run_id"]), str(s["strategy"]), list(s["symbols"]), str(s["venue"]), list(s.get("params", [])),
                     Path(opts.resume), str(s["client_prefix"]), duration_ns, loaded, contracts.from_json(s.get("contracts")))
     if not opts.strategy:
@@ -918,6 +922,10 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         breaker = CircuitBreaker(failures=safety.breaker_failures, cooldown_s=safety.breaker_cooldown_s)
         run = LiveRun(env, plan, engine, gateway, journal, breaker, sweep_interval_s=safety.sweep_interval_s,
                       sweep_fallback_s=safety.sweep_fallback_s, feed_grace_s=safety.feed_grace_s)
+        if opts.shadow:
+            from sq.runs.shadow import ShadowRun
+
+            run.shadow = ShadowRun(env, opts.shadow, plan, dict(source.instruments), config)
         for sym in plan.symbols:
             run.bridge.ensure_symbol(sym)
         stack.enter_context(lifecycle.StopOnSignals(run.stop))
@@ -971,6 +979,11 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
     run.close_out(reason)
     final = _final_reconcile(run)
     summary = make_summary(run, final)
+    if run.shadow is not None:
+        twin = run.shadow.close(reason)
+        summary["shadow"] = None if twin is None else {
+            "strategy": twin["strategy"], "journal": str(run.shadow.journal_dir), "orders": twin["orders"], "fills": twin["fills"],
+            "position": twin["position"], "pnl": twin["pnl"], "rejections": twin["rejections"]}
     run.journal.seal({"ts": time.time_ns(), "reason": reason, "summary": summary})
     return summary
 
@@ -987,6 +1000,11 @@ def _halt_on_error(run: LiveRun, error: BaseException) -> bool:
         run.journal.seal({"ts": time.time_ns(), "reason": "strategy_error", "error": error.message})
         return True
     run.canceled_on_error = cancel_run_orders(run.gateway, run.plan.symbols, run.plan.prefix, run.env)
+    if run.shadow is not None:
+        try:
+            run.shadow.close("error")
+        except Exception:  # noqa: BLE001 - the twin's journal stays as it is (unsealed)
+            pass
     try:
         run.write([("halt", {"ts": time.time_ns(), "reason": f"error: {type(error).__name__}", "by": "error",
                              "canceled_at_venue": run.canceled_on_error})])
