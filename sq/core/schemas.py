@@ -22,6 +22,9 @@ STREAM_KINDS = ("market", "book", "bars", "orders", "fills", "pnl")
 # market `kind` codes
 LEVEL, TRADE, CLEAR, SNAPSHOT_END, TICK = 1, 2, 3, 4, 5
 KIND_NAMES = {LEVEL: "level", TRADE: "trade", CLEAR: "clear", SNAPSHOT_END: "snapshot_end", TICK: "tick"}
+# `side` codes by name: a book level's side, and a trade's aggressor / an order's or fill's side
+LEVEL_SIDE_NAMES = {1: "bid", -1: "ask", 0: ""}
+SIDE_NAMES = {1: "buy", -1: "sell", 0: ""}
 
 TS = pa.timestamp("ns", tz="UTC")
 SYMBOL = pa.dictionary(pa.int32(), pa.string())
