@@ -132,7 +132,9 @@ def backtest(
         from sq.runs.report import RunRecorder
 
         recorder = RunRecorder()
-    with _Progress(env) as progress:
+    from sq.commands._progress import RowProgress
+
+    with RowProgress(env, "backtest", unit="events") as progress:  # the bar's total: the input's rows (run_backtest)
         summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress,
                                recorder=recorder, clean=clean, adjust=adjust, window=window)
     if report:
@@ -164,7 +166,9 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
 def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window) -> None:
     from sq.runs.sweep import run_sweep
 
-    with _Progress(env, "grid points") as progress:
+    from sq.commands._progress import RowProgress
+
+    with RowProgress(env, "sweep", unit="points") as progress:  # the bar's total: the grid's points (run_sweep)
         doc = run_sweep(env, inputs, strategy, params=params, sweeps=sweep, fill=fill, seed=seed, jobs=jobs, report=bool(report),
                         progress=progress, clean=clean, adjust=adjust, window=window)
     curve = doc.pop("_best_curve", None)
@@ -198,51 +202,30 @@ GRID_SHOWN = 40
 
 
 def _grid_table(env, doc: dict, keys: list) -> None:
+    """The grid sorted by the objective (total PnL); on a narrow terminal the other metrics give
+    way, never the swept values or the objective."""
     from rich import box
-    from rich.table import Table
+
+    from sq.commands._tables import Col, fitted_table
+    from sq.core import formatting as F
 
     runs = sorted(doc["runs"], key=lambda r: -r["pnl"]["total"])
-    t = Table(title=f"sq backtest sweep — {doc['strategy']} on {', '.join(doc['symbols'])}: {doc['points']:,} points, "
-                    f"{doc['jobs']} jobs, {doc['wall_s']:.1f}s, {doc['events_per_s']:,.0f} events/s", box=box.SIMPLE_HEAD, pad_edge=False)
-    for c in keys + ["PnL total", "fees", "max DD", "Sharpe", "orders", "fills", "fill ratio", "position"]:
-        t.add_column(c, justify="right", no_wrap=c != "position", min_width=len(c) if c in keys else None)
+    columns = [Col(k) for k in keys] + [Col("PnL total"), Col("Sharpe", 60), Col("max DD", 55), Col("fees", 50), Col("fills", 40),
+                                        Col("orders", 35), Col("fill ratio", 30), Col("position", 10)]
+    rows = []
     for r in runs[:GRID_SHOWN]:
         pnl = r["pnl"]
         color = "green" if pnl["total"] > 0 else "red" if pnl["total"] < 0 else "default"
-        t.add_row(*[f"{r['params'][k]:g}" for k in keys], f"[{color}]{pnl['total']:,.4f}[/]", f"{pnl['fees']:,.4f}",
-                  f"{r['max_drawdown']:,.4f}", "—" if r["sharpe"] is None else f"{r['sharpe']:.3f}", f"{r['orders']:,}",
-                  f"{r['fills']:,}", f"{r['fill_ratio']:.2f}", " ".join(f"{v:g}" for v in r["position"].values()))
+        rows.append([*[f"{r['params'][k]:g}" for k in keys], f"[{color}]{F.format_pnl(pnl['total'])}[/]",
+                     F.UNKNOWN if r["sharpe"] is None else f"{r['sharpe']:.3f}", F.format_pnl(r["max_drawdown"]), F.format_pnl(pnl["fees"]),
+                     F.format_count(r["fills"]), F.format_count(r["orders"]), f"{r['fill_ratio']:.2f}",
+                     " ".join(f"{v:g}" for v in r["position"].values())])
     console = env.console()
-    console.print(t)
+    title = (f"sq backtest sweep — {doc['strategy']} on {', '.join(doc['symbols'])}: {F.format_count(doc['points'])} points, "
+             f"{doc['jobs']} jobs, {doc['wall_s']:.1f}s, {F.format_count(float(doc['events_per_s']))} events/s")
+    console.print(fitted_table(console, columns, rows, title=title, box=box.SIMPLE_HEAD, pad_edge=False))
     if len(runs) > GRID_SHOWN:
         console.print(f"the best {GRID_SHOWN} of {len(runs):,} points; every point with --json or -o FILE")
-
-
-class _Progress:
-    """Events processed, on stderr, only when stderr is a terminal (rich, redirect_stdout=False)."""
-
-    def __init__(self, env, unit: str = "events"):
-        self.env = env
-        self.unit = unit
-        self.bar = None
-
-    def __enter__(self):
-        if self.env.stderr_isatty and not self.env.quiet:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(SpinnerColumn(), TextColumn("backtest {task.completed:,.0f} " + self.unit), TimeElapsedColumn(),
-                                console=self.env.console(stderr=True), redirect_stdout=False, redirect_stderr=False, transient=True)
-            self.bar.__enter__()
-            self.task = self.bar.add_task("backtest", total=None)
-        return self
-
-    def __call__(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
 
 
 def _table(env, s: dict) -> None:

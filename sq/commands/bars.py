@@ -49,6 +49,7 @@ def bars(
     fmt: FormatOption = "auto",
     adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equity bars for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
 ) -> None:
+    from sq.commands._progress import RowProgress
     from sq.core.bars import BAR_SESSION, parse_interval
     from sq.core.barstream import BARS_INPUT_COLUMNS, build_bars
     from sq.core.corporate import adjust_bars
@@ -66,9 +67,11 @@ def bars(
         session_of = trading_session
     actions = load_adjustments(adjust)  # a bad file fails before any data is read
     source = open_input(env, inputs, "market", columns=BARS_INPUT_COLUMNS, start=first, end=last)
-    build_bars(env, source, lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS,
-                                                         table_dates=True), spec,
-               session_of=session_of, adjust=(lambda table: adjust_bars(table, actions)) if actions is not None else None)
+    # a bar on a terminal stderr while the bars go to a file or a pipe (not over a terminal table)
+    with RowProgress(env, "bars", source.total_rows, unit="events", enabled=not env.stdout_isatty) as progress:
+        build_bars(env, source.counted(progress), lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS,
+                                                                              table_dates=True), spec,
+                   session_of=session_of, adjust=(lambda table: adjust_bars(table, actions)) if actions is not None else None)
 
 
 def register(app: typer.Typer) -> None:

@@ -52,6 +52,7 @@ def book(
     fmt: FormatOption = "auto",
 ) -> None:
     from sq.core import book as B
+    from sq.core import schemas as S
     from sq.core.bookstream import build_book
     from sq.core.datasets import parse_window
     from sq.core.durations import parse_duration_ns
@@ -77,9 +78,14 @@ def book(
     live = env.stdout_isatty and output is None and (fmt or "auto").lower() in ("auto", "table")
     source = open_input(env, inputs, "market", columns=BOOK_INPUT_COLUMNS, start=first, end=last)
     if live:
-        build_book(env, source, lambda schema: LadderSink(env, depth), **options)
+        build_book(env, source, lambda schema: LadderSink(env, depth, S.schema_instruments(schema)), **options)
     else:
-        build_book(env, source, lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS), **options)
+        from sq.commands._progress import RowProgress
+
+        # a bar on a terminal stderr while the rows go to a file or a pipe (not over a terminal table)
+        with RowProgress(env, "book", source.total_rows, enabled=not env.stdout_isatty) as progress:
+            build_book(env, source.counted(progress), lambda schema: StreamWriter(env, schema, output=output, fmt=fmt, table_columns=TABLE_COLUMNS),
+                       **options)
 
 
 class LadderSink(LiveView):
@@ -87,10 +93,13 @@ class LadderSink(LiveView):
     imbalance, update rate), refreshed from the latest row of each symbol. Same interface as
     StreamWriter (context manager + write) so the core loop does not care where rows go."""
 
-    def __init__(self, env, depth: int, max_symbols: int = 6):
+    def __init__(self, env, depth: int, instruments=None, max_symbols: int = 6):
         import time
 
+        from sq.core.formatting import PriceFormats
+
         super().__init__(env)
+        self.prices = PriceFormats(instruments)
         self.depth = depth
         self.max_symbols = max_symbols
         self.latest: dict[str, dict] = {}
@@ -124,27 +133,29 @@ class LadderSink(LiveView):
         from rich.columns import Columns
         from rich.table import Table
 
+        from sq.core import formatting as F
+
         elapsed = max(time.monotonic() - self.started, 1e-9)
         tables = []
         for sym in list(self.latest)[: self.max_symbols]:
             row = self.latest[sym]
+            px = lambda v, extra=0: self.prices.price(sym, v, extra)
             qtys = [row.get(f"{s}_qty_{i}") for s in ("bid", "ask") for i in range(self.depth)]
             top = max([q for q in qtys if q is not None and q == q] or [1.0])
-            t = Table(title=f"{sym}  {self.counts[sym] / elapsed:,.0f} rows/s", show_edge=False)
+            t = Table(title=f"{sym}  {F.format_count(self.counts[sym] / elapsed)} rows/s", show_edge=False)
             t.add_column("bid qty", justify="right")
             t.add_column("price", justify="right")
             t.add_column("ask qty", justify="left")
             for i in range(self.depth - 1, -1, -1):
-                px, q = row.get(f"ask_px_{i}"), row.get(f"ask_qty_{i}")
-                if px is not None and px == px:
-                    t.add_row("", f"[red]{px:.8g}[/]", f"[red]{'█' * max(1, int(12 * q / top))}[/] {q:g}")
+                p, q = row.get(f"ask_px_{i}"), row.get(f"ask_qty_{i}")
+                if p is not None and p == p:
+                    t.add_row("", f"[red]{px(p)}[/]", f"[red]{'█' * max(1, int(12 * q / top))}[/] {F.format_qty(q)}")
             for i in range(self.depth):
-                px, q = row.get(f"bid_px_{i}"), row.get(f"bid_qty_{i}")
-                if px is not None and px == px:
-                    t.add_row(f"{q:g} [green]{'█' * max(1, int(12 * q / top))}[/]", f"[green]{px:.8g}[/]", "")
-            fmt = lambda v: "—" if v is None or v != v else f"{v:.8g}"
-            t.caption = (f"spread {fmt(row.get('spread'))}  micro {fmt(row.get('microprice'))}  "
-                         f"imb {fmt(row.get('imbalance'))}  last {fmt(row.get('last_trade_px'))}")
+                p, q = row.get(f"bid_px_{i}"), row.get(f"bid_qty_{i}")
+                if p is not None and p == p:
+                    t.add_row(f"{F.format_qty(q)} [green]{'█' * max(1, int(12 * q / top))}[/]", f"[green]{px(p)}[/]", "")
+            t.caption = (f"spread {px(row.get('spread'))}  micro {px(row.get('microprice'), F.AVERAGE_EXTRA)}  "
+                         f"imb {F.format_imbalance(row.get('imbalance'))}  last {px(row.get('last_trade_px'))}")
             tables.append(t)
         return Columns(tables) if tables else "waiting for data…"
 

@@ -72,7 +72,7 @@ def live(
                        params=list(params or []), duration=for_, order_timeout_s=order_timeout, breaker_failures=breaker_failures,
                        breaker_cooldown_s=breaker_cooldown, json=json_, expiry=expiry, shadow=shadow)
     view = env.stdout_isatty and not json_
-    summary = run_live(env, opts, view_factory=(lambda plan, source, run: Dashboard(env, plan)) if view else None)
+    summary = run_live(env, opts, view_factory=(lambda plan, source, run: Dashboard(env, plan, getattr(source, "instruments", None))) if view else None)
     render_summary(env, summary, json_)
 
 
@@ -95,11 +95,14 @@ class Dashboard(LiveView):
     venue failures, the circuit breaker and tick-to-order latency; redrawn at most 5 times a
     second (rich Live on stdout, redirect_stdout=False)."""
 
-    def __init__(self, env, plan, refresh_s: float = 0.2):
+    def __init__(self, env, plan, instruments=None, refresh_s: float = 0.2):
         import time
+
+        from sq.core.formatting import PriceFormats
 
         super().__init__(env)
         self.plan, self.refresh_s = plan, refresh_s
+        self.prices = PriceFormats(instruments)
         self.started = time.monotonic()
         self._last = 0.0
         self.run = None
@@ -125,22 +128,24 @@ class Dashboard(LiveView):
 
         from sq.runs.live import percentile
 
+        from sq.commands._tables import Col, fitted_table
+        from sq.core import formatting as F
+
         run = self.run
         pos = run.engine.positions()
-        t = Table(title=f"sq live {self.plan.strategy} on {self.plan.venue}  {time.monotonic() - self.started:,.0f}s  "
-                        f"{run.sent} sent  {run.fills} fills  breaker {run.breaker.state}", show_edge=False)
-        for col in ("symbol", "position", "avg", "realized", "unrealized", "total"):
-            t.add_column(col, justify="left" if col == "symbol" else "right")
-        f = lambda v, spec=".6g": "—" if v is None or v != v else format(v, spec)
-        for sym in self.plan.symbols:
-            p = pos.get(sym, {})
-            t.add_row(sym, f(p.get("position")), f(p.get("avg_price")), f(p.get("realized"), ".4f"), f(p.get("unrealized"), ".4f"),
-                      f(p.get("total"), ".4f"))
+        title = (f"sq live {self.plan.strategy} on {self.plan.venue}  {time.monotonic() - self.started:,.0f}s  "
+                 f"{F.format_count(run.sent)} sent  {F.format_count(run.fills)} fills  breaker {run.breaker.state}")
+        # on a narrow terminal the PnL parts give way, never the total
+        columns = [Col("symbol", justify="left"), Col("position", 70), Col("avg", 30), Col("realized", 50), Col("unrealized", 40), Col("total")]
+        rows = [[sym, F.format_qty(p.get("position")), self.prices.price(sym, p.get("avg_price"), F.AVERAGE_EXTRA),
+                 F.format_pnl(p.get("realized")), F.format_pnl(p.get("unrealized")), F.format_pnl(p.get("total"))]
+                for sym in self.plan.symbols for p in [pos.get(sym, {})]]
+        t = fitted_table(self.console, columns, rows, title=title, show_edge=False)
         w = Table(title="working orders", show_edge=False)
         for col in ("client id", "symbol", "leaves", "filled"):
             w.add_column(col)
         for coid, (sym, _state, leaves, filled) in list(run.bridge.working().items())[-8:]:
-            w.add_row(run.cid(coid), sym, f(leaves), f(filled))
+            w.add_row(run.cid(coid), sym, F.format_qty(leaves), F.format_qty(filled))
         p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
         lat = "—" if p50 is None else f"{p50 / 1e3:.0f} µs p50, {p99 / 1e3:.0f} µs p99"
         halted = f"   [red]HALTED: {run.halted_reason}[/]" if run.halted_reason else ""

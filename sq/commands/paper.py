@@ -82,7 +82,15 @@ def paper(
     )
     env = env_of(ctx)
     live_view = env.stdout_isatty and not json_
-    summary = run_paper(env, opts, view_factory=(lambda plan, source: Dashboard(env, plan, source)) if live_view else None)
+
+    def view_factory(plan, source):
+        if live_view:
+            return Dashboard(env, plan, source)
+        if opts.inputs and env.stderr_isatty and not env.quiet:  # a replay: its data time and % on stderr
+            return ReplayProgress(env, source)
+        return None
+
+    summary = run_paper(env, opts, view_factory=view_factory)
     render_summary(env, summary, json_)
 
 
@@ -117,8 +125,12 @@ class Dashboard(LiveView):
         from sq.core.bookstream import BookStream
 
         super().__init__(env)
+        from sq.core.formatting import PriceFormats
+
         self.plan = plan
         self.refresh_s = refresh_s
+        self.prices = PriceFormats(source.instruments)
+        self.total_rows = getattr(source, "total_rows", None)  # a replay's input rows (its %)
         self.book = BookStream(source.instruments, depth=1, mode=B.MODE_INTERVAL, interval_ns=100_000_000)
         self.top: dict[str, tuple] = {}
         self.working: dict[str, dict] = {}
@@ -165,31 +177,75 @@ class Dashboard(LiveView):
         import time
 
         from rich.console import Group
-        from rich.table import Table
 
-        f = lambda v, spec=".8g": "—" if v is None or v != v else format(v, spec)
+        from sq.commands._tables import Col, fitted_table
+        from sq.core import formatting as F
+
+        c = F.format_count
         elapsed = time.monotonic() - self.started
         events = self.run.rows if self.run is not None else 0
-        head = Table(title=f"sq paper {self.plan.strategy}  {elapsed:,.0f}s  {events:,} events  "
-                           f"{self.n_orders} orders  {self.n_fills} fills", show_edge=False)
-        for col in ("symbol", "bid qty", "bid", "ask", "ask qty", "position", "avg", "realized", "unrealized", "total"):
-            head.add_column(col, justify="left" if col == "symbol" else "right")
+        title = (f"sq paper {self.plan.strategy}  {elapsed:,.0f}s  {c(events)} events  {c(self.n_orders)} orders  {c(self.n_fills)} fills"
+                 + replay_position(self.run, self.total_rows))
+        # on a narrow terminal the book sizes and the PnL parts give way, never the total
+        columns = [Col("symbol", justify="left"), Col("bid qty", 20), Col("bid", 60), Col("ask", 60), Col("ask qty", 20),
+                   Col("position", 70), Col("avg", 30), Col("realized", 45), Col("unrealized", 40), Col("total")]
+        rows = []
         for sym in sorted(set(self.top) | set(self.pnl) | set(self.plan.symbols)):
             bq, bp, ap, aq = self.top.get(sym, (None,) * 4)
             p = self.pnl.get(sym, {})
             total = p.get("total")
             colour = "green" if (total or 0) >= 0 else "red"
-            head.add_row(sym, f(bq, "g"), f"[green]{f(bp)}[/]", f"[red]{f(ap)}[/]", f(aq, "g"), f(p.get("position"), "g"),
-                         f(p.get("avg_price")), f(p.get("realized"), ".4f"), f(p.get("unrealized"), ".4f"), f"[{colour}]{f(total, '.4f')}[/]")
-        orders = Table(title="working orders", show_edge=False)
-        for col in ("client id", "symbol", "side", "price", "qty", "filled", "state"):
-            orders.add_column(col, justify="right" if col in ("price", "qty", "filled") else "left")
-        for r in list(self.working.values())[-8:]:
-            orders.add_row(str(r["client_order_id"]), r["symbol"], "buy" if r["side"] > 0 else "sell", f(r["price"]), f(r["qty"], "g"),
-                           f(r["filled_qty"], "g"), r["event"])
-        rej = "  ".join(f"{k} {v}" for k, v in sorted(self.rejections.items())) or "none"
+            px = lambda v, extra=0: self.prices.price(sym, v, extra)
+            rows.append([sym, F.format_qty(bq), f"[green]{px(bp)}[/]", f"[red]{px(ap)}[/]", F.format_qty(aq), F.format_qty(p.get("position")),
+                         px(p.get("avg_price"), F.AVERAGE_EXTRA), F.format_pnl(p.get("realized")), F.format_pnl(p.get("unrealized")),
+                         f"[{colour}]{F.format_pnl(total)}[/]"])
+        head = fitted_table(self.console, columns, rows, title=title, show_edge=False)
+        order_columns = [Col("client id", 20, justify="left"), Col("symbol", justify="left"), Col("side", justify="left"), Col("price"),
+                         Col("qty"), Col("filled", 40), Col("state", 50, justify="left")]
+        order_rows = [[str(r["client_order_id"]), r["symbol"], F.side_name(r["side"]), self.prices.price(r["symbol"], r["price"]),
+                       F.format_qty(r["qty"]), F.format_qty(r["filled_qty"]), r["event"]] for r in list(self.working.values())[-8:]]
+        orders = fitted_table(self.console, order_columns, order_rows, title="working orders", show_edge=False)
+        rej = "  ".join(f"{k} {c(v)}" for k, v in sorted(self.rejections.items())) or "none"
         halted = f"   [red]HALTED: {self.run.halted_reason}[/]" if self.run is not None and self.run.halted_reason else ""
         return Group(head, orders, f"risk rejections: {rej}{halted}")
+
+
+def replay_position(run, total_rows) -> str:
+    """`  data 2024-06-03 09:15:02 UTC  42%` of a replay: the data time reached and how far
+    through the input it is (rows read of the files' rows); empty for a live market."""
+    if run is None or not getattr(run, "inputs_replayed", False) or not run.last_ts:
+        return ""
+    import datetime as dt
+
+    when = dt.datetime.fromtimestamp(run.last_ts / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    share = f"  {min(100.0, 100.0 * run.rows / total_rows):.0f}%" if total_rows else ""
+    return f"  data {when} UTC{share}"
+
+
+class ReplayProgress:
+    """A replay's progress on a terminal stderr when stdout is not the dashboard: a bar through
+    the input's rows with the data time reached (`sq paper --from … --realtime > log`)."""
+
+    def __init__(self, env, source):
+        from sq.commands._progress import RowProgress
+
+        self.total = getattr(source, "total_rows", None)
+        self.progress = RowProgress(env, "replay", self.total, unit="events", full_at_end=False)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def update(self, batch, out, run) -> None:
+        if batch is None:
+            return
+        if self.progress.bar is None:
+            self.progress(0)  # an input of unknown size (stdin): a count and the data time, no bar
+        if self.progress.bar is not None:
+            self.progress.bar.update(self.progress.task, completed=run.rows, description=f"replay{replay_position(run, None)}")
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
 
 
 def register(app: typer.Typer) -> None:

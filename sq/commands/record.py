@@ -73,12 +73,16 @@ def record(
 
 
 def _progress_line(env):
-    """One self-overwriting status line on a terminal stderr (never stdout)."""
+    """One self-overwriting status line on a terminal stderr (never stdout), redrawn by the
+    recorder at most 4 times a second: events and their rate, files sealed, bytes written."""
+    from sq.core.formatting import format_count
     from sq.runs.record import human_bytes
 
     def show(s) -> None:
         rate = s.events / s.elapsed_s if s.elapsed_s > 0 else 0.0
-        env.stderr.write(f"\r\x1b[2Ksq record: {s.events} events ({rate:,.0f}/s), {len(s.files)} files sealed, {human_bytes(s.bytes)}")
+        sealed = len(s.files)
+        env.stderr.write(f"\r\x1b[2Ksq record: {format_count(s.events)} events ({format_count(rate)}/s), "
+                         f"{format_count(sealed)} file{'' if sealed == 1 else 's'} sealed, {human_bytes(max(s.bytes_written, s.bytes))} written")
         env.stderr.flush()
 
     return show

@@ -82,13 +82,13 @@ def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full
 
 
 def _live_view(env, source) -> None:
-    """A rich Live view on stdout: per symbol best bid/ask, spread, last trades, event rate."""
+    """A rich Live view on stdout: per symbol best bid/ask, spread, sizes, event rate, last trades."""
     import time
 
     from rich.live import Live
 
-    view = _BookView(list(source.instruments), source.instruments)
     console = env.console()
+    view = _BookView(list(source.instruments), source.instruments, console)
     with Live(view.render(), console=console, redirect_stdout=False, redirect_stderr=False, refresh_per_second=4, transient=False) as live:
         last = 0.0
         for batch in source.batches():
@@ -100,17 +100,30 @@ def _live_view(env, source) -> None:
         live.update(view.render())
 
 
+# the view's columns, most important first in place and in what stays on a narrow terminal:
+# best bid/ask and spread always; sizes, counts, the rate and the trade tape give way in turn
+def _columns():
+    from sq.commands._tables import Col
+
+    return [Col("symbol", justify="left"), Col("bid"), Col("ask"), Col("spread"), Col("bid qty", 60), Col("ask qty", 60),
+            Col("events/s", 30), Col("events", 40), Col("last trades", 10, justify="left")]
+
+
 class _BookView:
     """Plain-Python per-symbol book and trade tape fed from market batches (display only)."""
 
-    def __init__(self, symbols, instruments):
+    def __init__(self, symbols, instruments, console=None):
         import collections
+
+        from sq.core.formatting import PriceFormats
 
         self.symbols = list(symbols)
         self.instruments = instruments
+        self.console = console
+        self.prices = PriceFormats(instruments)
         self.bids = {s: {} for s in symbols}
         self.asks = {s: {} for s in symbols}
-        self.trades = {s: collections.deque(maxlen=4) for s in symbols}
+        self.trades = {s: collections.deque(maxlen=3) for s in symbols}
         self.counts = {s: collections.deque() for s in symbols}  # (monotonic time, rows)
         self.total = {s: 0 for s in symbols}
 
@@ -161,29 +174,22 @@ class _BookView:
         return sum(n for _, n in dq) / span
 
     def render(self):
-        from rich.table import Table
+        from rich.console import Console
 
-        t = Table(title="sq subscribe — Ctrl-C to stop", expand=False)
-        for col in ("symbol", "bid qty", "bid", "ask", "ask qty", "spread", "last trades", "events/s", "events"):
-            t.add_column(col, justify="left" if col in ("symbol", "last trades") else "right", no_wrap=True, overflow="ellipsis")
+        from sq.commands._tables import fitted_table
+        from sq.core import formatting as F
+
+        rows = []
         for s in self.symbols:
             bids, asks = self.bids[s], self.asks[s]
             bb = max(bids) if bids else None
             ba = min(asks) if asks else None
-            spread = f"{ba - bb:.6g}" if bb is not None and ba is not None else "-"
-            tape = " ".join(f"{'+' if sd > 0 else '-'}{q:g}@{p:g}" for sd, p, q in reversed(self.trades[s])) or "-"
-            t.add_row(
-                s,
-                f"{bids[bb]:g}" if bb is not None else "-",
-                f"{bb:g}" if bb is not None else "-",
-                f"{ba:g}" if ba is not None else "-",
-                f"{asks[ba]:g}" if ba is not None else "-",
-                spread,
-                tape,
-                f"{self.rate(s):,.0f}",
-                f"{self.total[s]:,}",
-            )
-        return t
+            px = lambda v: self.prices.price(s, v, missing="-")
+            spread = px(ba - bb) if bb is not None and ba is not None else "-"
+            tape = " ".join(f"{'+' if sd > 0 else '-'}{F.format_qty(q)}@{px(p)}" for sd, p, q in reversed(self.trades[s])) or "-"
+            rows.append([s, px(bb), px(ba), spread, F.format_qty(bids[bb]) if bb is not None else "-",
+                         F.format_qty(asks[ba]) if ba is not None else "-", F.format_count(self.rate(s)), F.format_count(self.total[s]), tape])
+        return fitted_table(self.console or Console(), _columns(), rows, title="sq subscribe — Ctrl-C to stop", expand=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -134,6 +134,7 @@ class StreamWriter:
         self._table_columns = table_columns
         self._table_dates = table_dates
         self._header_done = False
+        self._instruments: dict[str, S.Instrument] | None = None  # for --format table's price decimals
         self._open()
 
     # -- setup
@@ -239,7 +240,9 @@ class StreamWriter:
 
     def _write_table(self, batch: pa.RecordBatch) -> None:
         cols = self._table_columns or [n for n in batch.schema.names][:12]
-        text = render_text_rows(batch.select(cols), header=not self._header_done, dates=self._table_dates)
+        if self._instruments is None:
+            self._instruments = S.schema_instruments(self.schema)
+        text = render_text_rows(batch.select(cols), header=not self._header_done, dates=self._table_dates, instruments=self._instruments)
         self._header_done = True
         out = self._sink
         out.write(text.encode())
@@ -404,18 +407,36 @@ def _json_value(v):
     return v
 
 
-def render_text_rows(batch: pa.RecordBatch, *, header: bool, dates: bool = False) -> str:
+def render_text_rows(batch: pa.RecordBatch, *, header: bool, dates: bool = False,
+                     instruments: Mapping[str, S.Instrument] | None = None) -> str:
     """Plain aligned text rows for --format table on pipes and the demo (no ANSI codes).
     Timestamps show the time of day to the millisecond, or with `dates` the date and the time
-    to the second (bars, which span days)."""
+    to the second (bars, which span days). Prices carry their instrument's tick decimals, `kind`
+    and `side` show as names, counts with separators (sq.core.formatting)."""
+    from sq.core import formatting as F
+
     names = batch.schema.names
+    symbols = batch.column("symbol").cast(pa.string()).to_pylist() if "symbol" in names else [None] * batch.num_rows
+    kinds = batch.column("kind").to_pylist() if "kind" in names else None
+    prices = F.PriceFormats(instruments if instruments is not None else S.schema_instruments(batch.schema))
     values = []
     for name, col in zip(names, batch.columns):
         t = col.type
+        extra = _price_extra(name)
         if pa.types.is_timestamp(t):
             vals = [(s[:19] if dates else s[11:23]) if s else "" for s in col.cast(pa.string()).to_pylist()]
         elif pa.types.is_dictionary(t):
             vals = col.cast(pa.string()).to_pylist()
+        elif name == "kind" and pa.types.is_integer(t):
+            vals = [F.kind_name(v) for v in col.to_pylist()]
+        elif name == "side" and pa.types.is_integer(t):
+            vals = [F.side_name(v, kinds[i] if kinds is not None else None) for i, v in enumerate(col.to_pylist())]
+        elif extra is not None and pa.types.is_floating(t):
+            vals = [F.format_price(v, prices.of(s), extra, missing="") for s, v in zip(symbols, col.to_pylist())]
+        elif name == "imbalance" and pa.types.is_floating(t):
+            vals = [F.format_imbalance(v, missing="") for v in col.to_pylist()]
+        elif name in COUNT_COLUMNS and pa.types.is_integer(t):
+            vals = [F.format_count(v, missing="") for v in col.to_pylist()]
         elif pa.types.is_floating(t):
             vals = ["" if v is None or v != v else f"{v:.6g}" for v in col.to_pylist()]
         else:
@@ -428,6 +449,26 @@ def render_text_rows(batch: pa.RecordBatch, *, header: bool, dates: bool = False
     for i in range(batch.num_rows):
         lines.append("  ".join(vals[i].rjust(w) for vals, w in zip(values, widths)))
     return "\n".join(lines) + "\n"
+
+
+# price columns of the stream kinds: on the tick grid (0 extra decimals), a mid (half a tick: 1),
+# or an average (2); see sq.core.formatting
+_GRID_PRICES = frozenset({"price", "open", "high", "low", "close", "last_trade_px", "spread"})
+_AVERAGE_PRICES = frozenset({"microprice", "vwap", "avg_price"})
+COUNT_COLUMNS = frozenset({"trades", "orders"})
+
+
+def _price_extra(name: str) -> int | None:
+    """The extra decimals (beyond the tick's) of a price column; None for a column that is not a price."""
+    from sq.core import formatting as F
+
+    if name in _GRID_PRICES or re.fullmatch(r"(bid|ask)_px_\d+", name):
+        return 0
+    if name == "mid":
+        return F.MID_EXTRA
+    if name in _AVERAGE_PRICES:
+        return F.AVERAGE_EXTRA
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -444,9 +485,19 @@ class StreamSource:
     _iter: Iterator[pa.RecordBatch]
     names: list[str] = field(default_factory=list)
     from_sq: bool = True
+    total_rows: int | None = None  # rows in the input files (from their footers); None when unknown (stdin)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         return self._iter
+
+    def counted(self, advance) -> "StreamSource":
+        """The same source calling `advance(rows)` after each batch is consumed (a progress bar)."""
+        def gen() -> Iterator[pa.RecordBatch]:
+            for batch in self._iter:
+                yield batch
+                advance(batch.num_rows)
+
+        return StreamSource(self.kind, self.schema, self.instruments, gen(), self.names, self.from_sq, self.total_rows)
 
 
 def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, want: str | tuple[str, ...],
@@ -483,8 +534,11 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
     first = parts[0].open(columns)
     kind, from_sq = _check_kind(first.schema, first.name, wants)
     instruments = S.schema_instruments(first.schema)
+    total_rows: int | None = _file_rows(parts[0].path)
     for part in parts[1:]:  # a dataset's files may each know other symbols: learn them all up front
-        instruments.update(_file_instruments(part.path))
+        footer_instruments, rows = _file_footer(part.path)
+        instruments.update(footer_instruments)
+        total_rows = None if total_rows is None or rows is None else total_rows + rows
     full_target = _target_schema(kind, first.schema)
     target = full_target
     if columns is not None:
@@ -523,7 +577,7 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
     if windowed:
         batches = _first_rows(batches, _empty_window(wants, start, end))
 
-    return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq)
+    return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq, total_rows)
 
 
 def _rows_in_window(batches: Iterator[pa.RecordBatch], lo: int | None, hi: int | None) -> Iterator[pa.RecordBatch]:
@@ -733,14 +787,35 @@ def _expand(env: Environment, item: str) -> list[_Part]:
     return [_Part(item, item, env)]
 
 
-def _file_instruments(path: str | None) -> dict[str, S.Instrument]:
-    """The `sq.instruments` of a Parquet file's footer (cheap: no data is read); {} otherwise."""
+def _file_footer(path: str | None) -> tuple[dict[str, S.Instrument], int | None]:
+    """The `sq.instruments` and the row count of a file from its footer (cheap: no data is read);
+    ({}, None) when there is none (stdin, a stream file) or it cannot be read yet."""
     if path is None or not path.endswith(".parquet"):
-        return {}
+        return {}, _file_rows(path)
     try:
-        return S.schema_instruments(pq.read_schema(path))
+        md = pq.read_metadata(path)
+        return S.schema_instruments(md.schema.to_arrow_schema()), md.num_rows
     except (pa.ArrowInvalid, OSError, ValueError, KeyError):
-        return {}  # a bad file is reported when its turn to be read comes
+        return {}, None  # a bad file is reported when its turn to be read comes
+
+
+def _file_rows(path: str | None) -> int | None:
+    """The rows of a Parquet or Arrow file from its metadata (no data decoded); None for stdin,
+    an Arrow stream or an unreadable file (the progress of such an input has no total)."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head[:4] == PARQUET_MAGIC:
+            return pq.read_metadata(path).num_rows
+        if head[:6] == ARROW_FILE_MAGIC:
+            with pa.memory_map(path) as m:
+                reader = ipc.open_file(m)
+                return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    except (pa.ArrowInvalid, OSError, ValueError):
+        return None
+    return None
 
 
 def _stdin_reader(env: Environment) -> IO[bytes]:

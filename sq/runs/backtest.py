@@ -165,6 +165,8 @@ def run_backtest(
     fill_cfg.validate()
     actions = marketprep.load_adjustments(adjust)
     source = open_input(env, inputs, input_kinds(strategy), start=window[0], end=window[1])
+    if progress is not None and hasattr(progress, "set_total"):  # a progress bar's 100%: the input's rows
+        progress.set_total(source.total_rows)
     check_param_symbols(params, strategy, source.instruments)
     missing = config_symbols_missing(config, source.instruments)
     if missing:

@@ -216,6 +216,7 @@ class ReplaySource:
         self.data = prepare(self._src.instruments, self._src.batches(), settings=clean if self._src.kind == "market" else None)
         self.schema = self._src.schema
         self.instruments = self.data.instruments
+        self.total_rows = self._src.total_rows  # the input files' rows (a view's % through the replay); None for stdin
         self.duration_ns = duration_ns
         self.realtime = realtime
         self.skip = int(skip)

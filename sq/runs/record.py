@@ -69,6 +69,7 @@ class RecordSummary:
     per_symbol: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     bytes: int = 0
+    bytes_written: int = 0  # for progress: sealed files plus what the open ones hold so far
     elapsed_s: float = 0.0
     passthrough: str = "off"  # off | ok | closed: <reason>
     stopped_by: str | None = None  # the signal/reason given to stop(), None when the source ended
@@ -118,6 +119,10 @@ class _PartFile:
             self._writer.write_table(pa.Table.from_batches(self._pending, schema=self.schema), row_group_size=ROW_GROUP_ROWS)
             self._pending = []
             self._pending_rows = 0
+
+    def written(self) -> int:
+        """Bytes written to the temp file so far (row groups flushed; the footer comes at seal)."""
+        return self._sink.tell()
 
     def seal(self) -> int:
         """Write the footer, fsync, rename to the final name; return the file size."""
@@ -206,6 +211,7 @@ class Recorder:
                     if self.progress is not None and time.monotonic() - last_progress >= 0.25:
                         last_progress = time.monotonic()
                         self.summary.elapsed_s = last_progress - t0
+                        self.summary.bytes_written = self.summary.bytes + sum(f.written() for f in self._files.values())
                         self.progress(self.summary)
                     if self._stop_reason is not None:
                         break

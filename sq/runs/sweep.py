@@ -316,6 +316,8 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
         resolve_params(strategy, instruments, config, p)
         tasks.append((i, p))
     jobs = max(1, min(jobs or default_jobs(), len(tasks)))
+    if progress is not None and hasattr(progress, "set_total"):  # a progress bar's 100%: every grid point
+        progress.set_total(len(tasks))
     spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
     job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
               dict(os.environ), os.getcwd(), report, window=tuple(window))

@@ -425,3 +425,27 @@ def test_pass_through_goes_to_a_pipe_not_to_a_file(tmp_path):
     assert len(run("> {out}", "--pass-through")) > 10_000
     assert run("> {out}", "--format", "jsonl").startswith(b"{")
     assert run("| cat > {out}", "--no-pass-through") == b""
+
+
+def test_progress_counts_bytes_of_open_files_and_files_sealed(tmp_path, monkeypatch):
+    """The progress a terminal shows grows with the data: bytes written to the files still open
+    (row groups flushed) before any is sealed, then the sealed files as rotation seals them."""
+    import sq.runs.record as R
+
+    ticks = iter(range(1, 1_000_000))
+    monkeypatch.setattr(R.time, "monotonic", lambda: float(next(ticks)))  # every batch is a progress tick
+    seen = []
+    src = SyntheticSource(symbols=("SIM:DEMO",), n=6 * R.ROW_GROUP_ROWS, step_ns=1_000_000, per_batch=R.ROW_GROUP_ROWS // 2)
+    summary = Recorder(src, tmp_path / "d", rotate_ns=10 * MINUTE, progress=lambda s: seen.append((s.bytes_written, len(s.files)))).run()
+    written = [b for b, _ in seen]
+    assert written == sorted(written) and written[-1] > 0
+    assert any(b > 0 and n == 0 for b, n in seen)  # an open file's bytes count before it is sealed
+    assert [n for _, n in seen] == sorted(n for _, n in seen) and seen[-1][1] >= 1 and len(summary.files) > seen[-1][1]
+
+
+def test_cli_record_progress_line_on_a_terminal_stderr_only(tmp_path, sq, fake_sim):
+    r = sq(["record", "SIM:DEMO", "--out", str(tmp_path / "a"), "--limit", "4000"], stderr_isatty=True)
+    assert r.exit_code == 0, r.stderr
+    assert re.search(r"sq record: [\d,]+ events \([\d,]+/s\), \d+ files? sealed, [\d.]+ [KM]?B written", r.stderr)
+    r = sq(["record", "SIM:DEMO", "--out", str(tmp_path / "b"), "--limit", "4000"])
+    assert r.exit_code == 0 and "sealed," not in r.stderr and "\x1b" not in r.stderr
