@@ -80,8 +80,8 @@ def kind_name(code: Any) -> str:
 
 
 def side_name(side: Any, kind: Any = None) -> str:
-    """A `side` code's name: `bid`/`ask` for a book level, else `buy`/`sell`; empty for 0."""
-    if side is None:
+    """A `side` code's name: `bid`/`ask` for a book level, else `buy`/`sell`; empty for 0 (no side)."""
+    if side is None or int(side) == S.NO_SIDE:
         return ""
     names = S.LEVEL_SIDE_NAMES if kind is not None and int(kind) == S.LEVEL else S.SIDE_NAMES
     return names.get(int(side), str(side))

@@ -22,15 +22,10 @@ STREAM_KINDS = ("market", "book", "bars", "orders", "fills", "pnl")
 # market `kind` codes
 LEVEL, TRADE, CLEAR, SNAPSHOT_END, TICK = 1, 2, 3, 4, 5
 KIND_NAMES = {LEVEL: "level", TRADE: "trade", CLEAR: "clear", SNAPSHOT_END: "snapshot_end", TICK: "tick"}
-<<<<<<< HEAD
 # `side` codes of every stream (market: bid/ask or the aggressor; orders, fills: our side)
 BUY, SELL, NO_SIDE = 1, -1, 0
 SIDE_NAMES = {BUY: "buy", SELL: "sell", NO_SIDE: "none"}
-=======
-# `side` codes by name: a book level's side, and a trade's aggressor / an order's or fill's side
-LEVEL_SIDE_NAMES = {1: "bid", -1: "ask", 0: ""}
-SIDE_NAMES = {1: "buy", -1: "sell", 0: ""}
->>>>>>> views14
+LEVEL_SIDE_NAMES = {BUY: "bid", SELL: "ask", NO_SIDE: "none"}  # a book level's side
 
 TS = pa.timestamp("ns", tz="UTC")
 SYMBOL = pa.dictionary(pa.int32(), pa.string())
