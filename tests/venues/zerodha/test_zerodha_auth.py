@@ -215,3 +215,8 @@ def test_manual_times_out_with_the_wait_it_announced(sq, kite_env, monkeypatch):
     _manual_env(monkeypatch, timeout="0.3")
     r = sq(["auth", "zerodha", "--manual"], stdin=b"")  # stdin at EOF: only the redirect could come
     assert r.exit_code == 77 and "0.3 s" in r.stderr and "--request-token" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_request_token_is_refused_for_binance(sq):
+    r = sq(["auth", "binance", "--request-token", "abc123"])
+    assert r.exit_code == 2 and "Zerodha" in r.stderr and "Traceback" not in r.stderr
