@@ -10,7 +10,11 @@ from sq.commands._options import JsonOption, env_of
 HELP = """Log in to a venue and store its credentials (files 0600), or show what is stored.
 
 Zerodha logs in with user id + password + TOTP when they are configured (ZKITE_* variables,
-.env or the config), or through the official redirect flow with --manual. Binance stores and
+.env or the config), or through the official redirect flow with --manual: it prints the login URL,
+then on a terminal asks for the redirect URL; otherwise it says how long it waits
+(SQ_KITE_REDIRECT_TIMEOUT, 300 s) for the browser's redirect to 127.0.0.1:SQ_KITE_REDIRECT_PORT
+(5000) or a line on stdin holding the request token or redirect URL. --request-token TOKEN
+exchanges a token you already have. A token Kite refuses exits 77 with one line. Binance stores and
 verifies an API key and secret (BINANCE_API_KEY / BINANCE_API_SECRET or a prompt on a terminal).
 Secrets are never printed: `status` shows masked keys.
 
@@ -19,6 +23,10 @@ Examples:
   sq auth zerodha
 
   sq auth zerodha --manual
+
+  sq auth zerodha --request-token 9wRrJYXvZ1pT   # the token from the redirect URL
+
+  echo "$REDIRECT_URL" | sq auth zerodha --manual
 
   sq auth binance --testnet
 
@@ -32,11 +40,12 @@ def auth(
     manual: Annotated[bool, typer.Option("--manual", help="Zerodha: the browser redirect flow instead of TOTP auto-login.")] = False,
     testnet: Annotated[bool, typer.Option("--testnet", help="Binance: use the spot/futures testnets.")] = False,
     ed25519_key: Annotated[Optional[str], typer.Option("--ed25519-key", help="Binance: sign with this Ed25519 private key file.", show_default=False)] = None,
+    request_token: Annotated[Optional[str], typer.Option("--request-token", help="Zerodha: the request_token from the login redirect (or the whole redirect URL); exchanged at once, no waiting.", show_default=False)] = None,
     json_out: JsonOption = False,
 ) -> None:
     from sq.runs.auth import run_auth
 
-    run_auth(env_of(ctx), target, manual=manual, testnet=testnet, ed25519_key=ed25519_key, json_out=json_out)
+    run_auth(env_of(ctx), target, manual=manual, testnet=testnet, ed25519_key=ed25519_key, json_out=json_out, request_token=request_token)
 
 
 def register(app: typer.Typer) -> None:

@@ -78,12 +78,15 @@ def live(
 
 def render_summary(env, summary: dict, json_out: bool) -> None:
     """The run's summary: one JSON document, or a line on stderr (and the PnL line on a pipe)."""
+    from sq.core.summary import rejection_note
+
     if json_out:
         env.write_json(summary)
         return
+    why = rejection_note(summary, fills_key="venue_fills", orders_key="orders_sent")  # a run that traded little says why
     env.info(f"live {summary.get('strategy')} {' '.join(summary.get('symbols') or [])}: {summary.get('orders_sent', 0)} orders sent, "
-             f"{summary.get('venue_fills', 0)} fills, position {summary.get('position')}, stopped by {summary.get('stopped_by')}; "
-             f"journal {summary.get('journal')}")
+             f"{summary.get('venue_fills', 0)} fills, position {summary.get('position')}, {why + ', ' if why else ''}"
+             f"stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}")
     if not env.stdout_isatty:
         pnl = summary.get("pnl") or {}
         env.stdout.write(f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f}\n".encode())

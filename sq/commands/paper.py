@@ -97,15 +97,18 @@ def paper(
 def render_summary(env, summary: dict, json_out: bool) -> None:
     """The run's summary: one JSON document, or a line on stderr and the PnL line on stdout
     (after the dashboard's last frame on a terminal; the result line on a pipe)."""
+    from sq.core.summary import rejection_note
+
     if json_out:
         env.write_json(summary)
         return
     pnl = summary.get("pnl") or {}
     position = ", ".join(f"{s} {q:g}" for s, q in (summary.get("position") or {}).items()) or "flat"
+    why = rejection_note(summary)  # a run that traded little says why
     env.info(
         f"paper {summary.get('strategy')} {' '.join(summary.get('symbols') or [])}: {summary.get('events', 0):,} events, "
         f"{summary.get('orders', 0)} orders, {summary.get('fills', 0)} fills, position {position}, "
-        f"stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}"
+        f"{why + ', ' if why else ''}stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}"
     )
     line = (f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} "
             f"unrealized {pnl.get('unrealized', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f}\n")

@@ -16,9 +16,11 @@ class AuthOptions:
     manual: bool = False
     testnet: bool = False
     ed25519_key: str | None = None
+    request_token: str | None = None  # Zerodha: the redirect's request_token (or its URL), given by --request-token
 
 
-def run_auth(env: Environment, target: str, *, manual: bool, testnet: bool, ed25519_key: str | None, json_out: bool) -> None:
+def run_auth(env: Environment, target: str, *, manual: bool, testnet: bool, ed25519_key: str | None, json_out: bool,
+             request_token: str | None = None) -> None:
     from sq.core.config import load_config
     from sq.venues.registry import ACCOUNT_VENUES, venue_module
 
@@ -28,7 +30,7 @@ def run_auth(env: Environment, target: str, *, manual: bool, testnet: bool, ed25
         summary = credential_status(env, config)
     elif target in ACCOUNT_VENUES:
         module = venue_module(target, "auth")
-        summary = {target: module.login(env, config, AuthOptions(manual, testnet, ed25519_key))}
+        summary = {target: module.login(env, config, AuthOptions(manual, testnet, ed25519_key, request_token))}
     else:
         raise UsageError(f"sq auth takes {', '.join(ACCOUNT_VENUES)} or status; got {target!r}")
     _render(env, summary, json_out)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sq.core import schemas as S
+from sq.core import summary as RS
 from sq.core.engine import params as strategy_params
 from sq.core.engine.runner import Engine, FillModelConfig, warm_up
 from sq.core.exits import DataError, UsageError
@@ -147,7 +148,9 @@ def run_backtest(
     adjust: str | None = None,
     window: tuple = (None, None),
 ) -> dict[str, Any]:
-    """Run the backtest; returns the summary document (the `--json` output). A `recorder`
+    """Run the backtest; returns the summary document (the `--json` output: with `params`, each
+    symbol's parameters as run, `started`/`ended` ISO-8601 UTC, numbers at the instruments'
+    precision by `sq.core.summary.present`). A `recorder`
     (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`.
     `adjust` (a corporate-actions file) and `clean` (None: the config's `clean.enabled`) prepare
     the market data first (`sq.runs.marketprep`); `window`: (start, end) dates of `--start/--end`
@@ -182,6 +185,7 @@ def run_backtest(
     else:
         warm_up(config)
     t0 = time.perf_counter()
+    started_ns = time.time_ns()
     with ExitStack() as stack:
         writers = None
         if journal:
@@ -205,4 +209,6 @@ def run_backtest(
     summary["inputs"] = source.names
     if journal:
         summary["journal"] = str(Path(journal))
-    return summary
+    summary["params"] = RS.params_used(engine.params, summary["symbols"])
+    summary["started"], summary["ended"] = RS.now_iso(started_ns), RS.now_iso(time.time_ns())
+    return RS.present(summary, engine.instruments)

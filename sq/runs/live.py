@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sq.core import journal as J
+from sq.core import summary as RS
 from sq.core.exits import AuthError, ConfigError, IOFailure, SqError, UsageError
 
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
@@ -199,6 +200,7 @@ class LiveRun:
         self.halted_reason = ""
         self.sweep_interval_s, self.sweep_fallback_s = sweep_interval_s, sweep_fallback_s
         self.inbox: Any = None  # queue of market batches and pushed order updates (set by `run`)
+        self.started_ns = time.time_ns()  # wall clock, for the summary's `started`
         self.followed = False  # the venue pushes order updates
         self.was_pushing = False
         self.updates = self.sweeps = 0
@@ -1043,12 +1045,22 @@ def _us(ns: float | None) -> float | None:
 
 
 def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
+    """The `--json` document: the engine's summary plus the venue's side. `rejections` counts the
+    risk layer's reasons and, under `venue`, orders the venue refused or that could not be sent;
+    `params` each symbol's parameters as run; `started`/`ended` ISO-8601 UTC; numbers at the
+    instruments' precision (`sq.core.summary.present`)."""
     s = dict(run.engine.summary())
+    rejections = dict(s.get("rejections") or {})
+    if run.reasons:
+        rejections["venue"] = rejections.get("venue", 0) + len(run.reasons)
+    s["rejections"] = rejections
     p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
     s.update(mode="live", venue=run.plan.venue, run_id=run.plan.run_id, journal=str(run.plan.journal_dir),
              symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,
              venue_fills=run.fills, order_updates_pushed=run.updates, sweeps=run.sweeps, feed_pauses=run.feed_pauses,
              breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
              tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)},
-             receipt_to_order_us={"p50": _us(percentile(run.wire_ns, 0.5)), "p99": _us(percentile(run.wire_ns, 0.99)), "n": len(run.wire_ns)})
-    return s
+             receipt_to_order_us={"p50": _us(percentile(run.wire_ns, 0.5)), "p99": _us(percentile(run.wire_ns, 0.99)), "n": len(run.wire_ns)},
+             params=RS.params_used(run.engine.params, list(run.plan.symbols)),
+             started=RS.now_iso(run.started_ns), ended=RS.now_iso(time.time_ns()))
+    return RS.present(s, run.engine.instruments)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sq.core import journal as J
+from sq.core import summary as RS
 from sq.core.exits import DataError, UsageError
 
 DEFAULT_SYMBOL = "SIM:DEMO"
@@ -479,6 +480,7 @@ class PaperRun:
         from sq.runs.heartbeat import Heartbeat
 
         self.heartbeat = Heartbeat("paper")
+        self.started_ns = time.time_ns()  # wall clock, for the summary's `started`
 
     def stop(self, reason: str) -> None:
         """Ask the run to end (safe from a signal handler or another thread)."""
@@ -750,7 +752,9 @@ def make_summary(run: PaperRun) -> dict:
     """The summary document (the keys of `sq backtest --json`) plus the run's own facts.
 
     `elapsed_s` is the wall time of this process's run; `events_per_s` the engine's throughput
-    (events per second of engine work, source waiting excluded), as in a backtest.
+    (events per second of engine work, source waiting excluded), as in a backtest. `params` are
+    the parameters each symbol ran with; `started`/`ended` ISO-8601 UTC wall times; numbers at
+    the instruments' precision (`sq.core.summary.present`).
     """
     s = dict(run.engine.summary())
     s["strategy"] = run.engine.strategy
@@ -764,4 +768,6 @@ def make_summary(run: PaperRun) -> dict:
     s["halted"] = run.halted_reason or None
     s["journal_fsyncs"] = run.journal.fsyncs
     s["checkpoint_s"] = round(run.checkpoint_s, 6)
-    return s
+    s["params"] = RS.params_used(run.engine.params, s["symbols"])
+    s["started"], s["ended"] = RS.now_iso(run.started_ns), RS.now_iso(time.time_ns())
+    return RS.present(s, run.engine.instruments)

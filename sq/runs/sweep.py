@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Iterator
 
+from sq.core import summary as RS
 from sq.core.engine import params as engine_params
 from sq.core.exits import UsageError
 from sq.core.strategy.declaration import Strategy
@@ -209,7 +210,7 @@ class Worker:
             rec = RunRecorder(max_fills=0)
         engine = run_engine(loader.load(self.job.strategy), self.data.instruments, self.data.batches, params, config=self.config,
                             fill=self.fill, seed=self.job.seed, recorder=rec)
-        summary = engine.summary()
+        summary = RS.present(engine.summary(), engine.instruments)  # rounded as `sq backtest` rounds it
         summary["warnings"] = list(engine.warnings)
         summary["trades_seen"] = engine.trades_seen
         summary["worker"] = {"pid": os.getpid(), "load_s": self.load_s, "warm_s": self.warm_s}
@@ -323,6 +324,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
               dict(os.environ), os.getcwd(), report, window=tuple(window))
     data = None
     t0 = time.perf_counter()
+    started_ns = time.time_ns()
     with tempfile.TemporaryDirectory(prefix="sq-sweep-") as tmp:
         if jobs == 1:
             data = Loaded(instruments, list(prepared.batches), list(source.names))
@@ -370,8 +372,10 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
         "workers": sorted(workers.values(), key=lambda w: w["pid"]),
         "best": {"index": best, "params": runs[best]["params"], "pnl_total": runs[best]["pnl"]["total"]},
         "runs": runs,
+        "started": RS.now_iso(started_ns), "ended": RS.now_iso(time.time_ns()),
         **prepared_doc,
     }
+    doc = RS.present(doc, instruments)
     if report:
         doc["_best_curve"] = results[best].get("curve")
         doc["_axes"] = axes

@@ -49,10 +49,35 @@ def test_json_document(sq, sim_file, strategy):
     assert KEYS <= set(d)
     assert d["strategy"] == strategy and d["symbols"] == ["SIM:DEMO"] and d["events"] == 30_000
     assert set(d["pnl"]) >= {"realized", "unrealized", "total", "fees"}
-    assert d["pnl"]["total"] == pytest.approx(d["pnl"]["realized"] + d["pnl"]["unrealized"])
+    # each amount is rounded on its own to the money grid (SIM:DEMO: cents), so the sum may be a cent off
+    assert d["pnl"]["total"] == pytest.approx(d["pnl"]["realized"] + d["pnl"]["unrealized"], abs=0.0101)
     assert d["orders"] > 0 and d["fills"] > 0 and 0 < d["fill_ratio"] <= 1
     assert d["events_per_s"] > 0 and d["elapsed_s"] > 0
     assert all(isinstance(v, int) for v in d["rejections"].values())
+
+
+def test_json_has_the_parameters_used_iso_times_and_rounded_money(sq, sim_file, tmp_path):
+    import re
+
+    from sq.core.streams import open_input
+    from sq.core.environment import Environment
+    from sq.core.summary import decimals
+
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text('[[instruments]]\nsymbol = "SIM:DEMO"\nthreshold = 0.4\n')
+    d = doc(sq(["--config", str(cfg), "backtest", "-s", "lt", sim_file, "--param", "clip=2", "--json"]))
+    used = d["params"]["SIM:DEMO"]
+    assert used["clip"] == 2 and used["threshold"] == 0.4 and used["max_position"] > 0  # --param, config, default
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+    assert iso.match(d["started"]) and iso.match(d["ended"])
+    inst = open_input(Environment(), [sim_file], "market").instruments["SIM:DEMO"]
+    money = max(2, min(8, decimals(inst.tick_size * inst.lot_size)))
+    amounts = list(d["pnl"].values()) + [d["max_drawdown"], d["turnover"]] + list(d["per_symbol"]["SIM:DEMO"].values())
+    assert any(v != int(v) for v in amounts)  # not all whole numbers: the check below means something
+    for v in amounts:
+        assert v is None or round(v, money + 2) == v, v  # avg_price keeps two more decimals than the tick
+    for k in ("realized", "unrealized", "total", "fees", "turnover"):
+        assert round(d["per_symbol"]["SIM:DEMO"][k], money) == d["per_symbol"]["SIM:DEMO"][k]
 
 
 def test_journal_files_in_canonical_schemas(sq, sim_file, tmp_path):

@@ -98,7 +98,9 @@ def test_points_equal_single_runs_in_process(sq, sim_file):
     for r in (d["runs"][0], d["runs"][3]):
         one = single(sq, sim_file, "max_position=6", f"clip={r['params']['clip']}", f"threshold={r['params']['threshold']}")
         assert r["orders"] > 0
-        assert {k: r[k] for k in SAME} == {k: one[k] for k in SAME}
+        assert {k: r[k] for k in SAME} == {k: one[k] for k in SAME}  # rounded alike: the same numbers
+        assert {k: one["params"]["SIM:DEMO"][k] for k in ("clip", "threshold", "max_position")} == dict(r["params"], max_position=6)
+    assert d["started"].endswith("Z") and d["started"] <= d["ended"]
     best = max(d["runs"], key=lambda r: r["pnl"]["total"])
     assert d["best"]["params"] == best["params"] and d["best"]["pnl_total"] == best["pnl"]["total"]
 

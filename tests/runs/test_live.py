@@ -519,6 +519,18 @@ def test_an_unexpected_error_cancels_the_runs_orders_before_exiting(binance_fake
     assert r.returncode == 0 and json.loads(r.stdout)["differences"] == 0, r.stdout
 
 
+def _text_summary(summary: dict) -> str:
+    """The line `sq live` prints on stderr for this summary (without --json)."""
+    import io
+
+    from sq.commands.live import render_summary
+    from sq.core.environment import Environment
+
+    err = io.StringIO()
+    render_summary(Environment(stdin=io.BytesIO(), stdout=io.BytesIO(), stderr=err, stdout_isatty=True), summary, False)
+    return err.getvalue()
+
+
 def test_todays_losses_of_earlier_runs_count_against_the_daily_limit(binance_fake, tmp_path, isolated_home):
     """`risk.max_daily_loss` is per day, not per process: after an earlier live run on the venue
     lost more than the limit today, a new run sends no order at all (and says why in its start
@@ -547,6 +559,11 @@ def test_todays_losses_of_earlier_runs_count_against_the_daily_limit(binance_fak
     summary, carried = run("after-loss")
     assert carried["pnl_today_of_other_runs"] == -1500.0 and carried["runs"] == [{"run_id": "earlier-run", "pnl": -1500.0}]
     assert summary["orders_sent"] == 0 and not [o for o in fake.exchange.orders.values() if o.client_id.startswith("sq")]
+    # the run that traded nothing says why: its one-line summary names the refusals with their counts
+    assert summary["rejections"] and summary["params"]["BINANCE:BTCUSDT"]["clip"] > 0 and summary["started"].endswith("Z")
+    line = _text_summary(summary)
+    top, n = max(summary["rejections"].items(), key=lambda kv: kv[1])
+    assert f"rejected: {n:,} {top}" in line and "stopped by" in line
     cfg.write_text('trading_mode = "live"\n[risk]\nmax_daily_loss = 2000\n')
     summary, carried = run("under-limit")
     assert summary["orders_sent"] > 0

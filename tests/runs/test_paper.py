@@ -152,6 +152,33 @@ def test_replay_for_is_data_time_and_text_summary(sq, recording, tmp_path):
     assert ts and max(ts) - min(ts) < 2_500_000_000
 
 
+def test_a_run_that_traded_little_says_why(sq, recording, tmp_path):
+    """The text summary names the top rejection reasons with their counts; the --json document
+    has the same counts, the parameters each symbol ran with (defaults → --param), ISO-8601
+    times and money at the instrument's grid."""
+    import re
+
+    from sq.core.environment import Environment
+    from sq.core.streams import open_input
+    from sq.core.summary import decimals
+
+    args = ["paper", "--strategy", "mm", "--from", str(recording), "--param", "max_position=1", "--seed", "1"]
+    r = sq(args + ["--journal", str(tmp_path / "text")])
+    assert r.exit_code == 0, r.stderr
+    doc = paper_replay(sq, recording, tmp_path / "json", "mm-risk")
+    n = doc["rejections"]["position_too_large"]
+    assert n > 0 and f"rejected: {n:,} position_too_large" in r.stderr
+    assert doc["params"]["SIM:DEMO"]["max_position"] == 1 and doc["params"]["SIM:DEMO"]["clip"] == 1  # --param, then the default
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+    assert iso.match(doc["started"]) and iso.match(doc["ended"]) and doc["started"] <= doc["ended"]
+    tick = open_input(Environment(), [str(recording)], "market").instruments["SIM:DEMO"].tick_size
+    money = max(2, decimals(tick))  # one tick on a lot of 1
+    for v in list(doc["pnl"].values()) + [doc["max_drawdown"], doc["turnover"]]:
+        assert round(v, money) == v, (v, money)
+    clean = paper_replay(sq, recording, tmp_path / "plain", "mm")
+    assert clean["rejections"] == {} and "rejected:" not in sq(args[:-4] + ["--journal", str(tmp_path / "t2")]).stderr
+
+
 def test_dashboard_on_a_terminal(sq, recording, tmp_path):
     r = sq(["paper", "--strategy", "mm", "--from", str(recording), "--journal", str(tmp_path / "j")], stdout_isatty=True, width=140)
     assert r.exit_code == 0, r.stderr

@@ -10,7 +10,7 @@ ever contains the secret; the key is shown masked.
 from __future__ import annotations
 
 from sq.core.config import Secret
-from sq.core.exits import AuthError, SqError
+from sq.core.exits import AuthError, SqError, UsageError
 from sq.venues.binance import credentials
 from sq.venues.binance.credentials import Credentials, mask
 from sq.venues.binance.endpoints import FUTURES, SPOT, endpoints
@@ -41,6 +41,8 @@ def login(env, config, options) -> dict:
 
     testnet = bool(getattr(options, "testnet", False))
     ed_key = getattr(options, "ed25519_key", None)
+    if getattr(options, "request_token", None):
+        raise UsageError("--request-token is Zerodha's login (sq auth zerodha --request-token TOKEN); Binance uses an API key")
     try:
         creds = credentials.resolve(config, ed_key)
     except AuthError:

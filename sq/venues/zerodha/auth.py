@@ -8,8 +8,11 @@ checksum = sha256(api_key + request_token + api_secret)):
   TOTP; GET the connect login URL in the same cookie session and read `request_token` from the
   redirect. Opt-in; it breaks when Kite changes its web login (then use --manual).
 * `--manual` (recommended by Zerodha): print the login URL; on a terminal read the redirect URL or
-  request token pasted by the user, otherwise catch the browser's redirect once on
-  http://127.0.0.1:$SQ_KITE_REDIRECT_PORT/ (default 5000; register it as the app's redirect URL).
+  request token pasted by the user, otherwise wait up to $SQ_KITE_REDIRECT_TIMEOUT seconds (300;
+  said on stderr) for whichever comes first: the browser's redirect, caught once on
+  http://127.0.0.1:$SQ_KITE_REDIRECT_PORT/ (default 5000; register it as the app's redirect URL),
+  or a line on stdin holding the request token or the redirect URL.
+* `--request-token TOKEN` (or the redirect URL): exchange that token at once, no waiting.
 
 Nothing prompts when stdin is not a terminal. Secrets (password, TOTP seed, API secret, tokens) never
 reach output, logs or exception messages; summaries show masked values.
@@ -26,7 +29,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qs, urljoin, urlparse
 
 from sq.core.config import Secret
-from sq.core.exits import AuthError, ConfigError, VenueUnavailable
+from sq.core.exits import AuthError, ConfigError, UsageError, VenueUnavailable
 from sq.venues.zerodha.endpoints import Endpoints, headers
 from sq.venues.zerodha.errors import from_kite_error
 from sq.venues.zerodha.session import IST, Session, access_token, next_expiry, read_session, save_session, session_path
@@ -143,25 +146,53 @@ class _Catcher(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def catch_redirect(port: int, timeout: float) -> str:
-    """Serve one redirect on 127.0.0.1:port and return its request token (AuthError on timeout)."""
+def catch_redirect(port: int, timeout: float, stdin: Any = None) -> str:
+    """Serve one redirect on 127.0.0.1:port and return its request token; with `stdin` (not a
+    terminal), a line read from it (the token or the redirect URL) is taken too, whichever comes
+    first. AuthError on timeout, or when stdin's line holds no token; an empty stdin (EOF) leaves
+    the redirect to wait for."""
     handler = type("Catcher", (_Catcher,), {"token": None, "got": threading.Event()})
+    got: dict[str, Any] = {}
     try:
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as e:
-        raise AuthError(f"zerodha: cannot listen on 127.0.0.1:{port} for the login redirect ({e.strerror}); set {REDIRECT_PORT_ENV}") from None
-    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    th.start()
+        if stdin is None:
+            raise AuthError(f"zerodha: cannot listen on 127.0.0.1:{port} for the login redirect ({e.strerror}); set {REDIRECT_PORT_ENV}") from None
+        srv = None  # stdin may still bring the token
+
+    def read_stdin() -> None:
+        try:
+            line = stdin.readline()
+        except (OSError, ValueError):
+            return
+        text = line.decode(errors="replace") if isinstance(line, bytes) else str(line or "")
+        if text.strip():
+            got["stdin"] = _token_from(text)
+            handler.got.set()
+
+    if srv is not None:
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    if stdin is not None:
+        threading.Thread(target=read_stdin, daemon=True).start()  # a blocked read dies with the process
     try:
         if not handler.got.wait(timeout):
-            raise AuthError(f"zerodha: no login redirect reached 127.0.0.1:{port} within {timeout:g} s")
-        return handler.token  # type: ignore[return-value]
+            where = f"no login redirect reached 127.0.0.1:{port}" if srv is not None else f"127.0.0.1:{port} was not free"
+            raise AuthError(f"zerodha: no request token within {timeout:g} s ({where}{', nothing on stdin' if stdin is not None else ''}); "
+                            f"run sq auth zerodha --manual again, or pass --request-token")
+        if handler.token:
+            return handler.token
+        if not got.get("stdin"):
+            raise AuthError("zerodha: no request_token in the line read from stdin (give the token or the redirect URL with request_token=…)")
+        return got["stdin"]
     finally:
-        srv.shutdown()
-        srv.server_close()
+        if srv is not None:
+            srv.shutdown()
+            srv.server_close()
 
 
 def manual_request_token(env, ep: Endpoints, api_key: str, environ: Mapping[str, str]) -> str:
+    """The request token of the official redirect flow: pasted on a terminal; otherwise the
+    browser's redirect to 127.0.0.1 or a line on stdin, for at most $SQ_KITE_REDIRECT_TIMEOUT s."""
     port = int(environ.get(REDIRECT_PORT_ENV) or 5000)
     timeout = float(environ.get(REDIRECT_TIMEOUT_ENV) or 300)
     print(f"sq: open this URL and log in:\n  {ep.connect_login_url(api_key)}", file=env.stderr, flush=True)
@@ -172,8 +203,18 @@ def manual_request_token(env, ep: Endpoints, api_key: str, environ: Mapping[str,
         if not tok:
             raise AuthError("zerodha: no request_token in what was pasted")
         return tok
-    print(f"sq: waiting for the redirect on http://127.0.0.1:{port}/ (the app's redirect URL)", file=env.stderr, flush=True)
-    return catch_redirect(port, timeout)
+    print(f"sq: waiting up to {timeout:g} s ({REDIRECT_TIMEOUT_ENV}) for the redirect on http://127.0.0.1:{port}/ (the app's "
+          f"redirect URL), or the request_token or redirect URL as a line on stdin (or pass --request-token TOKEN)",
+          file=env.stderr, flush=True)
+    return catch_redirect(port, timeout, env.stdin)
+
+
+def given_request_token(text: str) -> str:
+    """`--request-token`: the token itself or the redirect URL holding it; a usage error otherwise."""
+    tok = _token_from(text or "")
+    if not tok:
+        raise UsageError("--request-token: expected the request_token (letters and digits) or the redirect URL with request_token=…")
+    return tok
 
 
 def exchange_token(ep: Endpoints, api_key: str, request_token: str, api_secret: Secret, now: dt.datetime | None = None) -> Session:
@@ -220,7 +261,9 @@ def login(env, config, options) -> dict[str, Any]:
     ep = Endpoints.from_config(z)
     _require(z, "api_key", "api_secret")
     auto_ready = bool(z.user_id and z.password and z.totp_secret)
-    if options.manual:
+    if getattr(options, "request_token", None):
+        token, method = given_request_token(options.request_token), "manual"
+    elif options.manual:
         token, method = manual_request_token(env, ep, z.api_key, environ), "manual"
     elif auto_ready:
         token, method = automatic_request_token(ep, z.api_key, z.user_id, z.password, z.totp_secret), "totp"

@@ -143,3 +143,80 @@ def test_manual_flow_paste_on_a_terminal(kite_env):
     info = auth.login(env, load_config(), AuthOptions(manual=True))
     assert info["state"] == "logged in" and read_session().access_token.reveal() in fake.valid_tokens
     assert "paste" in err.getvalue()
+
+
+def _manual_env(monkeypatch, timeout: str = "20") -> int:
+    port = _free_port()
+    monkeypatch.setenv("SQ_KITE_REDIRECT_PORT", str(port))
+    monkeypatch.setenv("SQ_KITE_REDIRECT_TIMEOUT", timeout)
+    return port
+
+
+def test_request_token_option_logs_in_without_waiting(sq, kite_env, monkeypatch):
+    fake = kite_env
+    _manual_env(monkeypatch, timeout="600")
+    fake.request_tokens.add("givenrt789")
+    r = sq(["auth", "zerodha", "--request-token", "givenrt789", "--json"])
+    assert r.exit_code == 0, r.stderr
+    info = json.loads(r.stdout)["zerodha"]
+    assert info["state"] == "logged in" and info["method"] == "manual"
+    assert read_session().access_token.reveal() in fake.valid_tokens and "givenrt789" not in fake.request_tokens  # exchanged
+    assert "waiting" not in r.stderr  # nothing to wait for
+    for secret in secrets_of(fake) + ["givenrt789"]:
+        assert secret not in r.stdout.decode() and secret not in r.stderr
+
+
+def test_request_token_option_takes_the_redirect_url(sq, kite_env):
+    kite_env.request_tokens.add("urlrt42")
+    r = sq(["auth", "zerodha", "--request-token", "http://127.0.0.1:5000/?action=login&status=success&request_token=urlrt42", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["zerodha"]["state"] == "logged in"
+
+
+def test_manual_without_a_terminal_says_how_long_and_reads_stdin(sq, kite_env, monkeypatch):
+    fake = kite_env
+    port = _manual_env(monkeypatch, timeout="45")
+    fake.request_tokens.add("stdinrt321")
+    line = f"http://127.0.0.1:{port}/?action=login&type=login&status=success&request_token=stdinrt321\n".encode()
+    r = sq(["auth", "zerodha", "--manual", "--json"], stdin=line)
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["zerodha"]["method"] == "manual"
+    waiting = [ln for ln in r.stderr.splitlines() if "waiting" in ln]
+    assert len(waiting) == 1 and "45 s" in waiting[0] and "stdin" in waiting[0] and "--request-token" in waiting[0]
+    assert "stdinrt321" not in r.stderr
+    assert read_session().access_token.reveal() in fake.valid_tokens
+
+
+def test_manual_reads_a_bare_token_on_stdin(sq, kite_env, monkeypatch):
+    _manual_env(monkeypatch)
+    kite_env.request_tokens.add("barert555")
+    r = sq(["auth", "zerodha", "--manual"], stdin=b"barert555\n")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_a_refused_request_token_is_one_line_77(sq, kite_env, monkeypatch):
+    _manual_env(monkeypatch)
+    for args, stdin in ((["--request-token", "notissued000"], b""), (["--manual"], b"notissued111\n")):
+        r = sq(["auth", "zerodha", *args], stdin=stdin)
+        errors = [ln for ln in r.stderr.splitlines() if "refused" in ln]
+        assert r.exit_code == 77 and len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "notissued" not in r.stderr and read_session() is None
+
+
+def test_stdin_without_a_token_and_a_bad_option_value(sq, kite_env, monkeypatch):
+    _manual_env(monkeypatch)
+    r = sq(["auth", "zerodha", "--manual"], stdin=b"http://127.0.0.1:5000/?status=cancelled\n")
+    assert r.exit_code == 77 and "no request_token" in r.stderr and "Traceback" not in r.stderr
+    r = sq(["auth", "zerodha", "--request-token", "not a token!"])
+    assert r.exit_code == 2 and "--request-token" in r.stderr and "not a token" not in r.stderr
+
+
+def test_manual_times_out_with_the_wait_it_announced(sq, kite_env, monkeypatch):
+    _manual_env(monkeypatch, timeout="0.3")
+    r = sq(["auth", "zerodha", "--manual"], stdin=b"")  # stdin at EOF: only the redirect could come
+    assert r.exit_code == 77 and "0.3 s" in r.stderr and "--request-token" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_request_token_is_refused_for_binance(sq):
+    r = sq(["auth", "binance", "--request-token", "abc123"])
+    assert r.exit_code == 2 and "Zerodha" in r.stderr and "Traceback" not in r.stderr
