@@ -67,7 +67,7 @@ def test_live_with_a_shadow_and_the_report_comparing_them(binance_fake, tmp_path
     live, paper = doc["runs"]
     assert (live["mode"], paper["mode"]) == ("live", "shadow")
     assert live["orders"] == summary["orders_sent"] and paper["orders"] == twin["orders"]
-    assert paper["pnl"]["net"] == pytest.approx(twin["pnl"]["total"], abs=1e-9)
+    assert paper["pnl"]["net"] == pytest.approx(twin["pnl"]["total"], abs=1e-4)  # the summary rounds money to the tick × lot
     assert doc["difference"]["orders"] == paper["orders"] - live["orders"]
     for run in (live, paper):
         if run["fills"]:  # a fill's markout is measured when the shadow saw a mid 1 s after it
