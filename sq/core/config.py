@@ -318,6 +318,28 @@ class SimSymbolConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """Prometheus metrics and alerts of `sq record`, `sq paper` and `sq live` (`[monitoring]`;
+    docs/monitoring.md). The commands' `--metrics`, `--metrics-file` and `--alert` flags override
+    `metrics` and `metrics_file` and add to `alerts` for one run.
+
+    `metrics` (`HOST:PORT`) serves the run's metrics over HTTP for Prometheus to scrape;
+    `metrics_file` rewrites them, every few seconds and at the end, into a file for
+    node_exporter's textfile collector (a cron job's run). `alerts` are apprise URLs (Telegram,
+    Slack, Discord, e-mail, a JSON webhook …) told about risk halts, loss limits, the circuit
+    breaker, the feed, `sq kill`, an unexpected exit, reconcile differences, credentials about to
+    expire and, at the end, the run's summary; the same alert is sent at most once per
+    `alert_min_interval_s`. The URLs carry tokens: they are shown masked everywhere.
+    """
+
+    metrics: str | None = None  # HOST:PORT to serve Prometheus metrics on, e.g. 127.0.0.1:9108
+    metrics_file: str | None = _f(None, path=True)  # a .prom file for node_exporter's textfile collector
+    alerts: tuple[str, ...] = ()  # apprise URLs, e.g. tgram://BOTTOKEN/CHATID (masked wherever shown)
+    alert_min_interval_s: float = _f(300.0, minimum=0.0)  # the same alert (kind and subject) at most this often
+    token_expiry_warn_hours: float = _f(12.0, minimum=0.0)  # alert when a venue session expires within this many hours (0: never)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything sq reads from configuration; `source` is the file it came from (None = defaults).
 
@@ -334,6 +356,7 @@ class Config:
     binance: BinanceConfig = field(default_factory=BinanceConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     sim: Mapping[str, SimSymbolConfig] = field(default_factory=lambda: types.MappingProxyType({}))
     source: str | None = None
 
@@ -346,6 +369,9 @@ class Config:
     def symbols(self) -> list[str]:
         return [i.symbol for i in self.instruments]
 
+
+# fields holding URLs with credentials in them (apprise alert URLs): shown through `sq.core.redact.mask_url`
+URL_SECRETS: dict[type, tuple[str, ...]] = {MonitoringConfig: ("alerts",)}
 
 # environment variable → (section, field): real env and .env override the file
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {}
@@ -582,7 +608,11 @@ def config_values(config: Config, origins: Mapping[str, Origin]) -> list[tuple[s
     def visit(value: Any, key: str) -> None:
         if dataclasses.is_dataclass(value):
             for f in dataclasses.fields(value):
-                if f.name != "source":
+                if f.name in URL_SECRETS.get(type(value), ()):  # apprise URLs carry tokens
+                    from sq.core.redact import mask_url
+
+                    rows.append((f"{key}.{f.name}", [mask_url(u) for u in getattr(value, f.name)], origins.get(f"{key}.{f.name}", DEFAULT)))
+                elif f.name != "source":
                     visit(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
         elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
             for i, item in enumerate(value):

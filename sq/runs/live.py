@@ -57,6 +57,7 @@ from typing import Any, Callable
 
 from sq.core import journal as J
 from sq.core.exits import AuthError, ConfigError, SqError, UsageError
+from sq.core.redact import mask_argv
 
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
 MAX_DRAIN = 4096  # queue items handled per loop turn at most
@@ -914,7 +915,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         if plan.resume is None:
             journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
         else:
-            journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]})
+            journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": mask_argv(sys.argv[1:])})
         breaker = CircuitBreaker(failures=safety.breaker_failures, cooldown_s=safety.breaker_cooldown_s)
         run = LiveRun(env, plan, engine, gateway, journal, breaker, sweep_interval_s=safety.sweep_interval_s,
                       sweep_fallback_s=safety.sweep_fallback_s, feed_grace_s=safety.feed_grace_s)
@@ -1008,7 +1009,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
 
     return {"run_id": plan.run_id, "mode": "live", "venue": plan.venue, "strategy": plan.strategy, "symbols": plan.symbols,
             "contracts": contracts.to_json(plan.contracts), "params": plan.params, "client_prefix": plan.prefix,
-            "config": J.config_summary(config), "pid": os.getpid(), "argv": sys.argv[1:], "ts": time.time_ns(), "version": __version__}
+            "config": J.config_summary(config), "pid": os.getpid(), "argv": mask_argv(sys.argv[1:]), "ts": time.time_ns(), "version": __version__}
 
 
 def percentile(values: list[int], q: float) -> float | None:
