@@ -80,6 +80,7 @@ class LiveOptions:
     breaker_cooldown_s: float | None = None
     json: bool = False
     expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
+    monitor: Any = None  # --metrics, --metrics-file, --alert (sq.runs.monitor.MonitorOptions); None: the config's
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,9 @@ class LiveRun:
         self.feed_seen = False
         self.canceled_on_error = 0  # orders canceled at the venue when an error ended the run
         from sq.runs.heartbeat import Heartbeat
+        from sq.runs.monitor import OFF
+
+        self.monitor: Any = OFF  # metrics and alerts (sq.runs.monitor), set by run_live
 
         self.heartbeat = Heartbeat("live")
 
@@ -563,6 +567,7 @@ class LiveRun:
             while self.stop_reason is None:
                 now = time.monotonic()
                 self.heartbeat.beat(self.beat_state)  # about once a second, between batches
+                self.monitor.step(self)  # alerts on transitions (halt, breaker, feed); a metrics snapshot when due
                 pushing = self.followed and self.gateway.pushing()
                 if pushing and not self.was_pushing:
                     self.last_sweep = 0.0  # the stream (re)connected: updates may have been missed
@@ -921,11 +926,21 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
                       sweep_fallback_s=safety.sweep_fallback_s, feed_grace_s=safety.feed_grace_s)
         for sym in plan.symbols:
             run.bridge.ensure_symbol(sym)
+        from sq.runs.monitor import open_monitor
+
+        run.monitor = monitor = open_monitor(env, config, opts.monitor, mode="live", run=plan.run_id, strategy=strategy.name, venue=plan.venue)
+        monitor.attach(run)
+        monitor.check_credentials(env, config, plan.venue)
         stack.enter_context(lifecycle.StopOnSignals(run.stop))
         stack.enter_context(lifecycle.registered(strategy.name, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir)))
         try:
-            with lifecycle.resumable_on_error(journal, lambda error: _halt_on_error(run, error)):
-                summary = _trade(run, config, safety, source, view_factory)
+            try:
+                with lifecycle.resumable_on_error(journal, lambda error: _halt_on_error(run, error)):
+                    summary = _trade(run, config, safety, source, view_factory)
+            except BaseException as e:
+                monitor.close(error=None if isinstance(e, (KeyboardInterrupt, SystemExit)) else e, run=run)
+                raise
+            monitor.close(summary, run=run)
         except (SqError, KeyboardInterrupt):
             raise
         except BaseException as e:
@@ -959,6 +974,8 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
             if e["differences"] or e["canceled"]:
                 env.info(f"live: earlier run {e['run_id']}: {e['differences']} difference(s) adopted into its journal, "
                          f"{e['canceled']} order(s) it left open canceled")
+                run.monitor.alert("reconcile", f"sq live: earlier run {e['run_id']}: {e['differences']} difference(s) with the venue "
+                                  f"adopted into its journal, {e['canceled']} order(s) it left open canceled", subject=str(e["run_id"]))
         run.write([("audit", {"ts": time.time_ns(), "by": "sq live (start)", "venue_before_first_order": info})])
     run.view = view_factory(plan, source, run) if view_factory is not None else None
     if run.view is not None:
@@ -969,6 +986,9 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
     reason = run.stop_reason or "end"
     run.close_out(reason)
     final = _final_reconcile(run)
+    if final:
+        run.monitor.alert("reconcile", f"sq live {plan.strategy}: the final reconcile found {final} difference(s) between the journal "
+                          "and the venue (adopted into the journal)", subject=plan.run_id)
     summary = make_summary(run, final)
     run.journal.seal({"ts": time.time_ns(), "reason": reason, "summary": summary})
     return summary

@@ -38,7 +38,7 @@ class _Off:
     def step(self, run: Any) -> None:
         pass
 
-    def record_progress(self, summary: Any) -> None:
+    def record_progress(self, summary: Any, *, final: bool = False) -> None:
         pass
 
     def alert(self, kind: str, text: str, *, subject: str = "", level: str = "warning") -> None:
@@ -47,7 +47,7 @@ class _Off:
     def check_credentials(self, env: Any, config: Any, venue: str) -> None:
         pass
 
-    def close(self, summary: dict | None = None, *, error: BaseException | None = None, timeout: float = 10.0) -> None:
+    def close(self, summary: dict | None = None, *, error: BaseException | None = None, timeout: float = 10.0, run: Any = None) -> None:
         pass
 
 
@@ -138,20 +138,21 @@ class Monitor:
         if m.due(now):
             m.update(self.snapshot(run), now)
 
-    def record_progress(self, summary: Any) -> None:
-        """`sq record`'s progress (a few times a second): events by symbol, files, bytes."""
+    def record_progress(self, summary: Any, *, final: bool = False) -> None:
+        """`sq record`'s progress (a few times a second; `final` at the end): events by symbol,
+        files sealed, bytes."""
         m = self.metrics
         if m is None:
             return
         now = time.monotonic()
-        if m.due(now):
-            m.update(self._record_snapshot(summary), now)
+        if final or m.due(now):
+            m.update(self._record_snapshot(summary), now, final=final)
 
     def snapshot(self, run: Any) -> dict:
         """What the metrics show of a paper or live run, from counters it already keeps."""
         e = run.engine
         snap: dict[str, Any] = {"counters": e.counters(), "rejections": e.rejections(), "positions": e.positions(),
-                                "halted": 1 if (getattr(run, "halted_reason", "") or e.halted) else 0}
+                                "halted": 1 if getattr(run, "halted_reason", "") else 0}  # a risk halt (not the end's close-out)
         breaker = getattr(run, "breaker", None)
         if breaker is not None:
             snap["breaker"] = {"state": breaker.state, "trips": breaker.trips}
@@ -218,8 +219,6 @@ class Monitor:
                 self.step(run)  # a halt at the very end still alerts, before the summary
                 if self.metrics is not None:
                     self.metrics.update(self.snapshot(run), time.monotonic(), final=True)
-            elif self.metrics is not None and self.metrics.textfile:
-                self.metrics.update(dict(self.metrics.snap), time.monotonic(), final=True)
         except Exception as e:  # noqa: BLE001 - the run's own outcome matters more than its last snapshot
             self.env.warn(f"metrics: the last update failed ({type(e).__name__})")
         finally:
@@ -252,13 +251,13 @@ def summary_text(name: str, s: dict) -> str:
     pnl = s.get("pnl") or {}
     position = ", ".join(f"{k} {v:g}" for k, v in (s.get("position") or {}).items()) or "flat"
     lines = [f"{name}: run {s.get('run_id', '')} ended ({s.get('stopped_by') or 'end'})"]
-    if "events" in s:
+    if "orders" in s:
         lines.append(f"{s.get('events', 0):,} events, {s.get('orders', 0)} orders, {s.get('fills', 0)} fills, position {position}")
+    elif "events" in s:
+        lines.append(f"{s['events']:,} events recorded, {len(s.get('files') or [])} files sealed, {s.get('bytes', 0):,} bytes")
     if pnl:
         lines.append(f"PnL total {pnl.get('total', 0.0):.4f} (realized {pnl.get('realized', 0.0):.4f}, "
                      f"unrealized {pnl.get('unrealized', 0.0):.4f}, fees {pnl.get('fees', 0.0):.4f})")
     if s.get("halted"):
         lines.append(f"halted: {s['halted']}")
-    if s.get("files") is not None and "events" in s and not pnl:
-        lines.append(f"{len(s['files']) if isinstance(s['files'], list) else s['files']} files sealed")
     return "\n".join(lines)
