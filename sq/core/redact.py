@@ -28,8 +28,8 @@ def mask_url(url: str) -> str:
     if "://" not in text:
         return MASK
     scheme, rest = text.split("://", 1)
+    rest, hash_, fragment = rest.partition("#")  # slack://…/#channel: apprise reads it as a fragment
     rest, _, query = rest.partition("?")
-    rest = rest.split("#", 1)[0]
     authority, slash, path = rest.partition("/")
     userinfo, at, host = authority.rpartition("@")
     out = f"{scheme}://"
@@ -40,6 +40,8 @@ def mask_url(url: str) -> str:
         out += "/" + "/".join(MASK if seg else "" for seg in path.split("/"))
     if query:
         out += "?" + "&".join(f"{kv.split('=', 1)[0]}={MASK}" if "=" in kv else MASK for kv in query.split("&"))
+    if hash_:
+        out += f"#{MASK}"
     return out
 
 
@@ -61,6 +63,7 @@ def secret_parts(url: str) -> list[str]:
     if "://" not in text:
         return [text] if text else []
     _, rest = text.split("://", 1)
+    rest, _, fragment = rest.partition("#")
     rest, _, query = rest.partition("?")
     authority, _, path = rest.partition("/")
     userinfo, at, host = authority.rpartition("@")
@@ -69,6 +72,7 @@ def secret_parts(url: str) -> list[str]:
         parts.append(host)
     parts += [seg for seg in path.split("/") if seg]
     parts += [kv.split("=", 1)[1] for kv in query.split("&") if "=" in kv and kv.split("=", 1)[1]]
+    parts += [fragment] if fragment else []
     return sorted({p for p in parts if len(p) >= 3}, key=len, reverse=True)
 
 

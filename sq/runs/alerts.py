@@ -60,15 +60,19 @@ def _quiet_apprise() -> None:
 
 def open_channels(urls: list[str]) -> list[Any]:
     """One `apprise.Apprise` per URL; a URL apprise cannot read is a usage error (masked)."""
-    import apprise
+    import warnings
 
-    _quiet_apprise()
-    channels = []
-    for url in urls:
-        a = apprise.Apprise()
-        if not a.add(url):
-            raise UsageError(f"--alert {mask_url(url)}: not an alert URL apprise knows (see https://github.com/caronc/apprise/wiki)")
-        channels.append(a)
+    with warnings.catch_warnings():  # apprise's plugins import the deprecated `imghdr` on Python 3.11/3.12
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
+
+        _quiet_apprise()
+        channels = []
+        for url in urls:
+            a = apprise.Apprise()
+            if not a.add(url):
+                raise UsageError(f"--alert {mask_url(url)}: not an alert URL apprise knows (see https://github.com/caronc/apprise/wiki)")
+            channels.append(a)
     return channels
 
 
