@@ -172,3 +172,51 @@ def test_config_check_masks_alert_urls(sq, tmp_path, monkeypatch):
     bad.write_text('[monitoring]\nalert = ["x://y"]\n')
     r = sq(["--config", str(bad), "config", "check"])
     assert r.exit_code == 78 and "alerts" in r.stderr
+
+
+class Recording:
+    def __init__(self):
+        self.got: list[tuple[str, str]] = []
+
+    def notify(self, title, body, notify_type=None):
+        self.got.append((title, body))
+        return True
+
+
+def test_live_transitions_alert_once_each_in_order():
+    """The monitor's view of a live run: breaker open → closed, feed down → back, a loss halt —
+    each transition one alert, in the order they happened; nothing while nothing changes."""
+    import io
+
+    from sq.core.circuit import CircuitBreaker
+    from sq.core.environment import Environment
+    from sq.runs.monitor import Monitor
+
+    now = [0.0]
+    env = Environment(stdout=io.BytesIO(), stderr=io.StringIO())
+    mon = Monitor(env, mode="live", run="r1", strategy="mm", venue="binance", listen=None, textfile=None, urls=[], min_interval_s=0.0)
+    ch = Recording()
+    mon.alerts = Alerts(["json://example.com/x"], warn=env.warn, title=mon.name, min_interval_s=0.0, channels=[ch])
+
+    class Run:
+        halted_reason = ""
+        feed_paused = False
+        feed_down_since = None
+        breaker = CircuitBreaker(failures=2, cooldown_s=1.0, clock=lambda: now[0])
+
+    run = Run()
+    mon.step(run)
+    run.breaker.failure(); mon.step(run)
+    run.breaker.failure(); mon.step(run); mon.step(run)
+    now[0] = 2.0
+    assert run.breaker.allow()  # half-open: a trial order
+    run.breaker.success(); mon.step(run)
+    run.feed_down_since = 1.0; mon.step(run)  # down within its grace: nothing yet
+    run.feed_paused = True; mon.step(run)
+    run.feed_paused, run.feed_down_since = False, None; mon.step(run)
+    run.halted_reason = "daily_loss"; mon.step(run); mon.step(run)
+    mon.close({"run_id": "r1", "stopped_by": "kill", "events": 10, "orders": 2, "fills": 1, "pnl": {"total": -1.0}})
+    titles = [t for t, _ in ch.got]
+    assert titles == [f"sq live mm binance: {k}" + (" (daily_loss)" if k == "loss limit" else "")
+                      for k in ("breaker open", "breaker closed", "feed down", "feed back", "loss limit", "kill", "summary")]
+    assert "halted by sq kill" in ch.got[5][1] and "r1" in ch.got[6][1]
