@@ -163,12 +163,13 @@ class Monitor:
             data_ts = getattr(beat, "data_ts", 0) or 0
             snap["feed"] = {"up": 1 if feed in (None, "up") else 0, "lag_s": time.time() - data_ts / 1e9 if data_ts else None,
                             "pauses": getattr(run, "feed_pauses", 0)}
-        counters = getattr(getattr(run, "source", None), "counters", None)
-        if callable(counters):
-            try:
-                snap["source"] = {k: v for k, v in counters().items() if isinstance(v, (int, float))}
-            except Exception:  # noqa: BLE001 - a source's statistics never end a run
-                pass
+        try:  # the market source's own counters (a property or a method; Binance: gaps, resyncs, reconnects)
+            counters = getattr(getattr(run, "source", None), "counters", None)
+            counters = counters() if callable(counters) else counters
+            if isinstance(counters, dict):
+                snap["source"] = {k: v for k, v in counters.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        except Exception:  # noqa: BLE001 - a source's statistics never end a run
+            pass
         gateway = getattr(run, "gateway", None)
         if gateway is not None:
             usage = getattr(gateway, "rate_usage", None)

@@ -135,3 +135,49 @@ def test_without_the_flags_prometheus_and_apprise_are_not_imported(tmp_path):
                        capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_live_run_metrics_and_alerts_through_a_feed_outage(binance_fake, tmp_path):
+    """`sq live` on the local Binance fake with a metrics file and an alert sink: the feed drops
+    past its grace and comes back (two alerts, in order, then the summary at the end); the
+    metrics carry the tick→order histogram, the breaker, the feed and the venue's weight use."""
+    import os
+    import signal
+
+    from tests.support.alertsink import AlertSink
+    from tests.support.livetools import registered
+
+    fake = binance_fake()
+    cfg = tmp_path / "live.toml"
+    cfg.write_text('trading_mode = "live"\n[risk]\nmax_order_rate = 20\n[live]\nfeed_grace_s = 0.5\n')
+    os.chmod(cfg, 0o600)
+    prom = tmp_path / "live.prom"
+    with AlertSink() as sink:
+        p = subprocess.Popen([SQ_BIN, "live", "--strategy", "mm", "BINANCE:BTCUSDT", "--param", "clip=0.01", "--param", "threshold=0.1",
+                              "--journal", str(tmp_path / "j"), "--config", str(cfg), "--confirm-live", "--json", "--for", "120s",
+                              "--metrics-file", str(prom), "--alert", sink.url("live/SECRETPATH")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+        try:
+            registered(p)
+            end = time.monotonic() + 60
+            while time.monotonic() < end and not [o for o in fake.exchange.orders.values() if o.status == "NEW"]:
+                time.sleep(0.05)
+            fake.kick(outage_s=3.0)
+            assert sink.wait_for(lambda a: any("feed back" in x["title"] for x in a), 90), (sink.alerts, p.poll())
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=120)
+        assert sink.wait_for(lambda a: any("summary" in x["title"] for x in a), 30)
+    assert p.returncode == 143, err
+    titles = [a["title"] for a in sink.alerts]
+    assert [t.split(": ", 1)[1] for t in titles] == ["feed down", "feed back", "summary"], titles
+    assert all("SECRETPATH" not in t for t in [out, err] + [b.decode() for b in sink.bodies])
+    fams = families(prom.read_text())
+    assert value(fams, "sq_tick_to_order_seconds", "sq_tick_to_order_seconds_count") == json.loads(out)["tick_to_order_us"]["n"] > 0
+    assert value(fams, "sq_breaker_state", state="closed") == 1 and value(fams, "sq_breaker_state", state="open") == 0
+    assert value(fams, "sq_feed_pauses", "sq_feed_pauses_total") == 1
+    assert 0 < value(fams, "sq_venue_rate_limit_used", limit="weight_1m") < 1
+    assert value(fams, "sq_venue_orders_sent", "sq_venue_orders_sent_total") > 0
+    assert value(fams, "sq_feed_events", "sq_feed_events_total", kind="reconnects") >= 1  # the outage's reconnect
+    assert value(fams, "sq_book_resyncs", "sq_book_resyncs_total") >= 0 and value(fams, "sq_book_gaps", "sq_book_gaps_total") >= 0
+    assert [s.labels["mode"] for s in fams["sq_market_events"]] == ["live"]
