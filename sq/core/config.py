@@ -653,6 +653,10 @@ def _warn_if_exposed(env: Any, path: Path, raw: Mapping[str, Any]) -> None:
         return
     if not mode & 0o077 or not hasattr(env, "warn"):
         return
+    mon = raw.get("monitoring")
+    if isinstance(mon, Mapping) and mon.get("alerts"):  # alert URLs carry tokens and passwords
+        env.warn(f"{path} holds alert URLs (tokens) but is readable by others; run: chmod 600 {path}")
+        return
     secret_keys = {f.name for c in (ZerodhaConfig, BinanceConfig) for f in dataclasses.fields(c) if "Secret" in str(f.type)}
     for section in VENUE_SECTIONS:
         sect = raw.get(section)

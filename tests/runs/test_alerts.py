@@ -7,6 +7,7 @@ limit and a full queue never block the sender; URL masking."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -220,3 +221,15 @@ def test_live_transitions_alert_once_each_in_order():
     assert titles == [f"sq live mm binance: {k}" + (" (daily_loss)" if k == "loss limit" else "")
                       for k in ("breaker open", "breaker closed", "feed down", "feed back", "loss limit", "kill", "summary")]
     assert "halted by sq kill" in ch.got[5][1] and "r1" in ch.got[6][1]
+
+
+def test_sq_kill_alerts_the_configs_urls(tmp_path):
+    with AlertSink() as sink:
+        cfg = tmp_path / "sq.toml"
+        cfg.write_text(f'[monitoring]\nalerts = ["{sink.url("kill/PATHSECRET")}"]\n')
+        os.chmod(cfg, 0o600)
+        r = subprocess.run([SQ_BIN, "--config", str(cfg), "kill", "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+        assert sink.wait_for(lambda a: a, 10)
+    assert r.returncode == 0, r.stderr
+    assert [a["title"] for a in sink.alerts] == ["sq kill: kill"] and "run(s) halted" in sink.alerts[0]["message"]
+    assert "PATHSECRET" not in r.stdout + r.stderr
