@@ -233,3 +233,47 @@ def test_sq_kill_alerts_the_configs_urls(tmp_path):
     assert r.returncode == 0, r.stderr
     assert [a["title"] for a in sink.alerts] == ["sq kill: kill"] and "run(s) halted" in sink.alerts[0]["message"]
     assert "PATHSECRET" not in r.stdout + r.stderr
+
+
+def test_an_unexpected_exit_alerts_before_the_error_leaves(tmp_path, monkeypatch):
+    import io
+
+    from sq.core.environment import Environment
+    from sq.runs import paper
+    from sq.runs.monitor import MonitorOptions
+
+    def broken(self, batch):
+        raise RuntimeError("disk on fire at http://u:PWSECRET@example.com/x")
+
+    monkeypatch.setattr(paper.PaperRun, "step", broken)
+    err = io.StringIO()
+    with AlertSink() as sink:
+        opts = paper.PaperOptions(strategy="mm", inputs=[DEMO], journal=str(tmp_path / "j"), monitor=MonitorOptions(alerts=[sink.url("x")]))
+        with pytest.raises(RuntimeError):
+            paper.run_paper(Environment(stdout=io.BytesIO(), stderr=err), opts)
+        assert sink.wait_for(lambda a: a, 10)
+    assert [a["title"].split(": ", 1)[1] for a in sink.alerts] == ["exit"]
+    assert "disk on fire" in sink.alerts[0]["message"] and "PWSECRET" not in sink.alerts[0]["message"]
+
+
+def test_a_session_about_to_expire_alerts(monkeypatch):
+    import datetime as dt
+    import io
+
+    from sq.core.environment import Environment
+    from sq.runs import auth
+    from sq.runs.monitor import Monitor
+
+    soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)).isoformat(timespec="seconds")
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=30)).isoformat(timespec="seconds")
+    env = Environment(stdout=io.BytesIO(), stderr=io.StringIO())
+    for expires, want in ((soon, 1), (later, 0)):
+        monkeypatch.setattr(auth, "credential_status", lambda env, config=None, e=expires: {"zerodha": {"state": "logged in", "expires": e}})
+        mon = Monitor(env, mode="live", run="r", strategy="mm", venue="zerodha", listen=None, textfile=None, urls=[], token_warn_hours=12)
+        ch = Recording()
+        mon.alerts = Alerts(["json://example.com/x"], warn=env.warn, title=mon.name, channels=[ch])
+        mon.check_credentials(env, None, "zerodha")
+        mon.alerts.close(10)
+        assert len(ch.got) == want
+        if want:
+            assert "token expiry (zerodha)" in ch.got[0][0] and "sq auth zerodha" in ch.got[0][1]
