@@ -71,7 +71,7 @@ fake.stop()
 """
 
 
-def _tick_to_order_apart(home: str, seconds: float = 12.0) -> dict:
+def _tick_to_order_apart(home: str, seconds: float = 12.0, monitor=None) -> dict:
     """The latency run with the fake in a process of its own, so the venue's Python threads do not
     compete with sq's loop for one interpreter lock (as a real venue would not)."""
     proc = subprocess.Popen([sys.executable, "-c", FAKE_PROCESS, str(ROOT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -79,7 +79,7 @@ def _tick_to_order_apart(home: str, seconds: float = 12.0) -> dict:
     try:
         os.environ.update(json.loads(proc.stdout.readline()))
         os.environ["SQ_HOME"] = home
-        return _tick_to_order(None, home, seconds)
+        return _tick_to_order(None, home, seconds, monitor)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -87,7 +87,7 @@ def _tick_to_order_apart(home: str, seconds: float = 12.0) -> dict:
         proc.wait(10)
 
 
-def _tick_to_order(fake, home: str, seconds: float = 6.0) -> dict:
+def _tick_to_order(fake, home: str, seconds: float = 6.0, monitor=None) -> dict:
     from sq.core.environment import Environment
     from sq.runs.live import LiveOptions, run_live
 
@@ -95,8 +95,11 @@ def _tick_to_order(fake, home: str, seconds: float = 6.0) -> dict:
     cfg.write_text('trading_mode = "live"\n')  # the default order rate: half the venue's published one
     os.chmod(cfg, 0o600)
     env = Environment(stdout=io.BytesIO(), stderr=io.StringIO(), stdout_isatty=False, stderr_isatty=False, config_path=str(cfg))
+    import shutil
+
+    shutil.rmtree(Path(home) / "bench-run", ignore_errors=True)  # each run a journal of its own
     opts = LiveOptions(strategy="mm", symbols=["BINANCE:BTCUSDT"], confirm=True, journal=str(Path(home) / "bench-run"),
-                       params=["clip=0.01", "threshold=0.1"], duration=f"{seconds}s", json=True)
+                       params=["clip=0.01", "threshold=0.1"], duration=f"{seconds}s", json=True, monitor=monitor)
     return run_live(env, opts)  # the run's summary (the command renders it)
 
 
@@ -132,12 +135,43 @@ def run(report) -> None:
                     report("live frame received→order p99", wire["p99"], "µs")
                 print(f"   order updates pushed by the user stream: {summary.get('order_updates_pushed')}, "
                       f"periodic venue checks: {summary.get('sweeps')}")
+                _monitoring_ratio(report, home, lat)
             else:
                 print("   live: no order was sent during the run (market too quiet)")
     finally:
         os.environ.clear()
         os.environ.update(saved)
         fake.stop()
+
+
+def _monitoring_ratio(report, home: str, off: dict) -> None:
+    """The same live run with metrics served over HTTP, a metrics textfile and an alert channel
+    (a local JSON webhook) on: its tick→order p50 over the plain run's (target ≤ 1.1×)."""
+    import socket
+
+    from sq.runs.monitor import MonitorOptions
+    from tests.support.alertsink import AlertSink
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    offs, ons = [off], []
+    with AlertSink() as sink:
+        for _ in range(2):  # on, off, on: one 12 s run each is noisy on a small machine; medians of the runs
+            ons.append(_tick_to_order_apart(home, monitor=MonitorOptions(metrics=f"127.0.0.1:{port}", metrics_file=str(Path(home) / "sq.prom"),
+                                                                         alerts=[sink.url("bench")]))["tick_to_order_us"])
+            if len(offs) < 2:
+                offs.append(_tick_to_order_apart(home)["tick_to_order_us"])
+    ons, offs = [x for x in ons if x["n"]], [x for x in offs if x["n"]]
+    if not ons or not offs:
+        print("   live with metrics and alerts: no order was sent during a run")
+        return
+    on_p50, off_p50 = statistics.median(x["p50"] for x in ons), statistics.median(x["p50"] for x in offs)
+    report(f"live tick→order p50, metrics+alerts on ({sum(x['n'] for x in ons)} orders, {len(ons)} runs)", on_p50, "µs")
+    report(f"live tick→order p50, metrics+alerts off ({len(offs)} runs)", off_p50, "µs")
+    report("live tick→order p50: metrics+alerts on / off (≤ 1.1×)", on_p50 / off_p50, "×", target=1.1, lower_is_better=True)
+    on_p99, off_p99 = statistics.median(x["p99"] for x in ons), statistics.median(x["p99"] for x in offs)
+    print(f"   p99 on/off: {on_p99 / off_p99:.2f}×; alerts received by the sink: {len(sink.alerts)}")
 
 
 def _spawn(cmd: list[str], env: dict) -> float:

@@ -54,3 +54,23 @@ InputsArgument = Annotated[
     Optional[List[str]],
     typer.Argument(help="Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin (the default when piped).", show_default=False),
 ]
+
+MetricsOption = Annotated[
+    Optional[str],
+    typer.Option("--metrics", help="Serve Prometheus metrics on HOST:PORT (127.0.0.1:9108): events, orders, fills and rejections, position, PnL, tick→order and journal latency, breaker, feed (config: [monitoring] metrics).", show_default=False),
+]
+MetricsFileOption = Annotated[
+    Optional[str],
+    typer.Option("--metrics-file", help="Also write the metrics to PATH (a .prom file for node_exporter's textfile collector; rewritten every few seconds and at the end).", show_default=False),
+]
+AlertOption = Annotated[
+    Optional[List[str]],
+    typer.Option("--alert", help="Send alerts (halts, loss limits, breaker, feed, kill, errors, the end-of-run summary) to this apprise URL (tgram://, slack://, discord://, mailto://, json://…); repeatable, added to [monitoring] alerts; shown masked.", show_default=False),
+]
+
+
+def monitor_options(metrics, metrics_file, alerts):
+    """The flags as `sq.runs.monitor.MonitorOptions`."""
+    from sq.runs.monitor import MonitorOptions
+
+    return MonitorOptions(metrics=metrics, metrics_file=metrics_file, alerts=list(alerts or []))

@@ -93,6 +93,10 @@ def kill(
             env.warn(f"{where}: still open: {o.get('symbol')} {o.get('client_order_id') or o.get('venue_order_id')}")
         for p in v.get("remaining_positions") or []:
             env.warn(f"{where}: position left: {p.get('symbol')} {p.get('qty')}")
+    if config is not None:
+        from sq.runs.kill import notify_kill
+
+        notify_kill(env, config, report)  # the config's alert URLs, after the work is done
     if not report.ok:
         raise typer.Exit(1)
 

@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import ExpiryOption, JsonOption, env_of
+from sq.commands._options import AlertOption, ExpiryOption, JsonOption, MetricsFileOption, MetricsOption, env_of, monitor_options
 
 HELP = """Trade a strategy (a built-in such as mm or lt, or your own file) with real orders at a venue
 (BINANCE:, BINANCE-FUT:, Zerodha exchanges), running the same engine kernels as sq paper and
@@ -61,6 +61,9 @@ def live(
     breaker_cooldown: Annotated[Optional[float], typer.Option("--breaker-cooldown", help="Seconds the breaker stays open before one trial order (config: live.breaker_cooldown_s, default 10).", show_default=False)] = None,
     expiry: ExpiryOption = None,
     shadow: Annotated[Optional[str], typer.Option("--shadow", metavar="STRATEGY[:K=V,…]", help="Also run a paper twin on the same feed in this process (its own journal in <journal>/shadow, no orders sent): the same strategy with other parameters (mm:clip=2) or another one; compare them with sq report.", show_default=False)] = None,
+    metrics: MetricsOption = None,
+    metrics_file: MetricsFileOption = None,
+    alert: AlertOption = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.runs.live import LiveOptions, run_live
@@ -70,7 +73,8 @@ def live(
         env.config_path = config
     opts = LiveOptions(strategy=strategy, symbols=list(symbols or []), confirm=confirm_live, journal=journal, resume=resume,
                        params=list(params or []), duration=for_, order_timeout_s=order_timeout, breaker_failures=breaker_failures,
-                       breaker_cooldown_s=breaker_cooldown, json=json_, expiry=expiry, shadow=shadow)
+                       breaker_cooldown_s=breaker_cooldown, json=json_, expiry=expiry, shadow=shadow,
+                       monitor=monitor_options(metrics, metrics_file, alert))
     view = env.stdout_isatty and not json_
     summary = run_live(env, opts, view_factory=(lambda plan, source, run: Dashboard(env, plan, getattr(source, "instruments", None))) if view else None)
     render_summary(env, summary, json_)

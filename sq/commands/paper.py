@@ -6,7 +6,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import EndOption, ExpiryOption, JsonOption, SeedOption, StartOption, env_of
+from sq.commands._options import (AlertOption, EndOption, ExpiryOption, JsonOption, MetricsFileOption, MetricsOption, SeedOption,
+                                  StartOption, env_of, monitor_options)
 
 HELP = """Paper-trade a strategy (a built-in such as mm or lt, or your own file) with the backtest's engine and
 fill simulation, on a live market (SIM: symbols, or the config's instruments; SIM:DEMO when there
@@ -60,6 +61,9 @@ def paper(
     seed: SeedOption = 1,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks from a --from replay first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     expiry: ExpiryOption = None,
+    metrics: MetricsOption = None,
+    metrics_file: MetricsFileOption = None,
+    alert: AlertOption = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.runs.paper import PaperOptions, run_paper
@@ -79,6 +83,7 @@ def paper(
         start=start,
         end=end,
         expiry=expiry,
+        monitor=monitor_options(metrics, metrics_file, alert),
     )
     env = env_of(ctx)
     live_view = env.stdout_isatty and not json_

@@ -6,7 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import ExpiryOption, ForOption, LimitOption, ModeOption, ReplayOption, SeedOption, env_of
+from sq.commands._options import (AlertOption, ExpiryOption, ForOption, LimitOption, MetricsFileOption, MetricsOption, ModeOption, ReplayOption,
+                                  SeedOption, env_of, monitor_options)
 
 HELP = """Record market data to a Parquet dataset; pass it through when stdout is a pipe.
 
@@ -57,6 +58,9 @@ def record(
     raw: Annotated[bool, typer.Option("--raw", help="Also keep the venue's raw frames and REST answers as JSON Lines under DIR/raw/ (for sq subscribe --replay).")] = False,
     replay: ReplayOption = None,
     expiry: ExpiryOption = None,
+    metrics: MetricsOption = None,
+    metrics_file: MetricsFileOption = None,
+    alert: AlertOption = None,
 ) -> None:
     from sq.runs.record import run_record
 
@@ -64,7 +68,8 @@ def record(
     progress = _progress_line(env) if env.stderr_isatty and not env.quiet else None
     try:
         summary = run_record(env, symbols or [], out=out, rotate=rotate, for_=for_, limit=limit, seed=seed, fmt=fmt, pass_through=pass_through, mode=mode,
-                             raw=raw, replay=replay, expiry=expiry, progress=progress)
+                             raw=raw, replay=replay, expiry=expiry, progress=progress,
+                             monitor=monitor_options(metrics, metrics_file, alert))
     finally:
         if progress is not None:
             env.stderr.write("\r\x1b[2K")

@@ -325,6 +325,28 @@ class SimSymbolConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """Prometheus metrics and alerts of `sq record`, `sq paper` and `sq live` (`[monitoring]`;
+    docs/monitoring.md). The commands' `--metrics`, `--metrics-file` and `--alert` flags override
+    `metrics` and `metrics_file` and add to `alerts` for one run.
+
+    `metrics` (`HOST:PORT`) serves the run's metrics over HTTP for Prometheus to scrape;
+    `metrics_file` rewrites them, every few seconds and at the end, into a file for
+    node_exporter's textfile collector (a cron job's run). `alerts` are apprise URLs (Telegram,
+    Slack, Discord, e-mail, a JSON webhook …) told about risk halts, loss limits, the circuit
+    breaker, the feed, `sq kill`, an unexpected exit, reconcile differences, credentials about to
+    expire and, at the end, the run's summary; the same alert is sent at most once per
+    `alert_min_interval_s`. The URLs carry tokens: they are shown masked everywhere.
+    """
+
+    metrics: str | None = _f(None, doc="serve the run's Prometheus metrics on this address (`--metrics`), e.g. `127.0.0.1:9108`", unit="HOST:PORT")
+    metrics_file: str | None = _f(None, path=True, doc="rewrite the metrics into this `.prom` file for node_exporter's textfile collector (`--metrics-file`)")
+    alerts: tuple[str, ...] = _f((), doc="apprise URLs told about halts, loss limits, the breaker, the feed, kill, errors, reconcile differences, expiring sessions and the summary (`--alert` adds); shown masked")
+    alert_min_interval_s: float = _f(300.0, minimum=0.0, doc="the same alert (kind and subject) is sent at most this often", unit="s")
+    token_expiry_warn_hours: float = _f(12.0, minimum=0.0, doc="alert when a venue session expires within this many hours (0: never)", unit="h")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything sq reads from configuration; `source` is the file it came from (None = defaults).
 
@@ -341,6 +363,7 @@ class Config:
     binance: BinanceConfig = _f(factory=BinanceConfig, doc="Binance")
     live: LiveConfig = _f(factory=LiveConfig, doc="`sq live` safety settings")
     clean: CleanConfig = _f(factory=CleanConfig, doc="the bad-tick filter of replays")
+    monitoring: MonitoringConfig = _f(factory=MonitoringConfig, doc="Prometheus metrics and alerts of record, paper and live runs")
     sim: Mapping[str, SimSymbolConfig] = _f(factory=lambda: types.MappingProxyType({}), doc="the simulated exchange's symbols, `[sim.DEMO]`")
     source: str | None = _f(None, doc="the file the config came from (set by sq, not a key)")
 
@@ -353,6 +376,9 @@ class Config:
     def symbols(self) -> list[str]:
         return [i.symbol for i in self.instruments]
 
+
+# fields holding URLs with credentials in them (apprise alert URLs): shown through `sq.core.redact.mask_url`
+URL_SECRETS: dict[type, tuple[str, ...]] = {MonitoringConfig: ("alerts",)}
 
 # environment variable → (section, field): real env and .env override the file
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {}
@@ -589,7 +615,11 @@ def config_values(config: Config, origins: Mapping[str, Origin]) -> list[tuple[s
     def visit(value: Any, key: str) -> None:
         if dataclasses.is_dataclass(value):
             for f in dataclasses.fields(value):
-                if f.name != "source":
+                if f.name in URL_SECRETS.get(type(value), ()):  # apprise URLs carry tokens
+                    from sq.core.redact import mask_url
+
+                    rows.append((f"{key}.{f.name}", [mask_url(u) for u in getattr(value, f.name)], origins.get(f"{key}.{f.name}", DEFAULT)))
+                elif f.name != "source":
                     visit(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
         elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
             for i, item in enumerate(value):
@@ -629,6 +659,10 @@ def _warn_if_exposed(env: Any, path: Path, raw: Mapping[str, Any]) -> None:
     except OSError:
         return
     if not mode & 0o077 or not hasattr(env, "warn"):
+        return
+    mon = raw.get("monitoring")
+    if isinstance(mon, Mapping) and mon.get("alerts"):  # alert URLs carry tokens and passwords
+        env.warn(f"{path} holds alert URLs (tokens) but is readable by others; run: chmod 600 {path}")
         return
     secret_keys = {f.name for c in (ZerodhaConfig, BinanceConfig) for f in dataclasses.fields(c) if "Secret" in str(f.type)}
     for section in VENUE_SECTIONS:

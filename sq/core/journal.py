@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -191,6 +192,7 @@ class Journal:
         self.last_hash = last_hash
         self.bytes_written = 0
         self.fsyncs = 0
+        self.on_write: Any = None  # called with each write + fsync's seconds (a run's metrics), None: not timed
         self.sealed = False
 
     # -- opening
@@ -263,6 +265,7 @@ class Journal:
         buf = "".join(parts).encode("utf-8")
         view = memoryview(buf)
         size = os.fstat(self._fd).st_size
+        t0 = time.perf_counter() if self.on_write is not None else 0.0
         try:
             while view:
                 view = view[os.write(self._fd, view):]
@@ -270,6 +273,8 @@ class Journal:
         except OSError as e:
             self._cut_back(size, e)
             raise
+        if self.on_write is not None:  # the run's metrics: write + fsync seconds
+            self.on_write(time.perf_counter() - t0)
         self.fsyncs += 1
         self.bytes_written += len(buf)
         self.n, self.last_hash = n, h

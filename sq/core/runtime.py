@@ -203,6 +203,8 @@ def register(strategy: str, venue: str, symbols: list[str], *, mode: str, journa
     """Register the current process (atomic write of `procs/<pid>.json`); remove it with the result."""
     import sys
 
+    from sq.core.redact import mask_argv
+
     pid = os.getpid()
     entry = ProcEntry(
         pid=pid,
@@ -212,7 +214,7 @@ def register(strategy: str, venue: str, symbols: list[str], *, mode: str, journa
         mode=mode,
         journal=str(journal),
         start_ticks=proc_start_ticks(pid),
-        argv=list(sys.argv if argv is None else argv),
+        argv=mask_argv(sys.argv if argv is None else argv),  # an --alert URL's token never lands in the registry
     )
     d = paths.ensure_dir(procs_dir())
     tmp = d / f".{pid}.json.tmp"

@@ -240,3 +240,26 @@ def cancel_everywhere(config: Any, *, venue: str | None = None, symbol: str | No
     for thread in threads:
         thread.join(ANSWER_WITHIN_S)
     return [r for name in modules for r in results.get(name, [VenueResult(name, "", error=f"{name}: no answer within {ANSWER_WITHIN_S}s")])]
+
+
+def notify_kill(env: Any, config: Any, report: KillReport, *, timeout: float = 5.0) -> None:
+    """Tell the config's alert URLs (`[monitoring] alerts`) what `sq kill` did, after it is
+    done (the cancels are never delayed by it); at most `timeout` seconds for the sending.
+    apprise is imported only when alerts are configured."""
+    urls = list(getattr(getattr(config, "monitoring", None), "alerts", ()) or ())
+    if not urls:
+        return
+    from sq.core.exits import SqError
+    from sq.runs.alerts import Alerts
+
+    try:
+        alerts = Alerts(urls, warn=env.warn, title="sq kill", min_interval_s=0.0)
+    except SqError as e:
+        env.warn(e.message)
+        return
+    halted = [p for p in report.processes if p.outcome == HALTED]
+    canceled = sum(int(v.get("canceled") or 0) for v in report.venues)
+    alerts.send("kill", f"sq kill: {len(halted)} of {len(report.processes)} run(s) halted, {canceled} order(s) canceled at the venues "
+                f"in {report.elapsed_s:.2f}s", level="failure")
+    alerts.close(timeout)
+

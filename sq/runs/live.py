@@ -58,6 +58,7 @@ from typing import Any, Callable
 from sq.core import journal as J
 from sq.core import summary as RS
 from sq.core.exits import AuthError, ConfigError, IOFailure, SqError, UsageError
+from sq.core.redact import mask_argv
 
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
 MAX_DRAIN = 4096  # queue items handled per loop turn at most
@@ -81,6 +82,7 @@ class LiveOptions:
     json: bool = False
     expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
     shadow: str | None = None  # --shadow STRATEGY[:k=v,…]: a paper twin on the same feed (sq.runs.shadow)
+    monitor: Any = None  # --metrics, --metrics-file, --alert (sq.runs.monitor.MonitorOptions); None: the config's
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,9 @@ class LiveRun:
         self.feed_seen = False
         self.canceled_on_error = 0  # orders canceled at the venue when an error ended the run
         from sq.runs.heartbeat import Heartbeat
+        from sq.runs.monitor import OFF
+
+        self.monitor: Any = OFF  # metrics and alerts (sq.runs.monitor), set by run_live
 
         self.heartbeat = Heartbeat("live")
         self.shadow: Any = None  # the paper twin (`--shadow`, sq.runs.shadow), fed after each step's orders are out
@@ -568,6 +573,7 @@ class LiveRun:
             while self.stop_reason is None:
                 now = time.monotonic()
                 self.heartbeat.beat(self.beat_state)  # about once a second, between batches
+                self.monitor.step(self)  # alerts on transitions (halt, breaker, feed); a metrics snapshot when due
                 pushing = self.followed and self.gateway.pushing()
                 if pushing and not self.was_pushing:
                     self.last_sweep = 0.0  # the stream (re)connected: updates may have been missed
@@ -920,7 +926,7 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         if plan.resume is None:
             journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
         else:
-            journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]})
+            journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": mask_argv(sys.argv[1:])})
         breaker = CircuitBreaker(failures=safety.breaker_failures, cooldown_s=safety.breaker_cooldown_s)
         run = LiveRun(env, plan, engine, gateway, journal, breaker, sweep_interval_s=safety.sweep_interval_s,
                       sweep_fallback_s=safety.sweep_fallback_s, feed_grace_s=safety.feed_grace_s)
@@ -930,11 +936,21 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
             run.shadow = ShadowRun(env, opts.shadow, plan, dict(source.instruments), config)
         for sym in plan.symbols:
             run.bridge.ensure_symbol(sym)
+        from sq.runs.monitor import open_monitor
+
+        run.monitor = monitor = open_monitor(env, config, opts.monitor, mode="live", run=plan.run_id, strategy=strategy.name, venue=plan.venue)
+        monitor.attach(run)
+        monitor.check_credentials(env, config, plan.venue)
         stack.enter_context(lifecycle.StopOnSignals(run.stop))
         stack.enter_context(lifecycle.registered(strategy.name, plan.venue, plan.symbols, mode="live", journal=str(plan.journal_dir)))
         try:
-            with lifecycle.resumable_on_error(journal, lambda error: _halt_on_error(run, error)):
-                summary = _trade(run, config, safety, source, view_factory)
+            try:
+                with lifecycle.resumable_on_error(journal, lambda error: _halt_on_error(run, error)):
+                    summary = _trade(run, config, safety, source, view_factory)
+            except BaseException as e:
+                monitor.close(error=None if isinstance(e, (KeyboardInterrupt, SystemExit)) else e, run=run)
+                raise
+            monitor.close(summary, run=run)
         except IOFailure as e:  # a full disk: the orders were canceled at the venue before the exit (74)
             raise IOFailure(f"{e.message}; its {run.canceled_on_error} open order(s) were canceled at the venue") from e
         except (SqError, KeyboardInterrupt):
@@ -970,6 +986,8 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
             if e["differences"] or e["canceled"]:
                 env.info(f"live: earlier run {e['run_id']}: {e['differences']} difference(s) adopted into its journal, "
                          f"{e['canceled']} order(s) it left open canceled")
+                run.monitor.alert("reconcile", f"sq live: earlier run {e['run_id']}: {e['differences']} difference(s) with the venue "
+                                  f"adopted into its journal, {e['canceled']} order(s) it left open canceled", subject=str(e["run_id"]))
         run.write([("audit", {"ts": time.time_ns(), "by": "sq live (start)", "venue_before_first_order": info})])
     run.view = view_factory(plan, source, run) if view_factory is not None else None
     if run.view is not None:
@@ -980,6 +998,9 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
     reason = run.stop_reason or "end"
     run.close_out(reason)
     final = _final_reconcile(run)
+    if final:
+        run.monitor.alert("reconcile", f"sq live {plan.strategy}: the final reconcile found {final} difference(s) between the journal "
+                          "and the venue (adopted into the journal)", subject=plan.run_id)
     summary = make_summary(run, final)
     if run.shadow is not None:
         twin = run.shadow.close(reason)
@@ -1030,7 +1051,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
 
     return {"run_id": plan.run_id, "mode": "live", "venue": plan.venue, "strategy": plan.strategy, "symbols": plan.symbols,
             "contracts": contracts.to_json(plan.contracts), "params": plan.params, "client_prefix": plan.prefix,
-            "config": J.config_summary(config), "pid": os.getpid(), "argv": sys.argv[1:], "ts": time.time_ns(), "version": __version__}
+            "config": J.config_summary(config), "pid": os.getpid(), "argv": mask_argv(sys.argv[1:]), "ts": time.time_ns(), "version": __version__}
 
 
 def percentile(values: list[int], q: float) -> float | None:

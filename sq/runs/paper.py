@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterator
 from sq.core import journal as J
 from sq.core import summary as RS
 from sq.core.exits import DataError, UsageError
+from sq.core.redact import mask_argv
 
 DEFAULT_SYMBOL = "SIM:DEMO"
 REALTIME_SLICE_NS = 10_000_000  # a paced replay hands the engine at most 10 ms of data at a time
@@ -62,6 +63,7 @@ class PaperOptions:
     start: str | None = None  # --start/--end of a --from replay: YYYY-MM-DD, UTC days
     end: str | None = None
     expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
+    monitor: Any = None  # --metrics, --metrics-file, --alert (sq.runs.monitor.MonitorOptions); None: the config's
 
 
 @dataclass
@@ -477,7 +479,10 @@ class PaperRun:
         self.checkpoint_s = 0.0
         self.checkpointer = Checkpointer()
         self.inputs_replayed = not plan.live
+        from sq.runs.monitor import OFF
         from sq.runs.heartbeat import Heartbeat
+
+        self.monitor: Any = OFF  # metrics and alerts (sq.runs.monitor), set by run_paper
 
         self.heartbeat = Heartbeat("paper")
         self.started_ns = time.time_ns()  # wall clock, for the summary's `started`
@@ -535,6 +540,7 @@ class PaperRun:
             self.last_ts = int(int64_view(batch.column("ts"))[-1])
             self.heartbeat.market(self.last_ts)
             self.heartbeat.beat(self.beat_state)  # about once a second (a due check otherwise)
+            self.monitor.step(self)  # alerts on transitions; a metrics snapshot when due
             if self.view is not None:
                 self.view.update(batch, out, self)
             if deadline is not None and time.monotonic() > deadline:
@@ -623,10 +629,34 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
             engine.restore_state(checkpoint_state(loaded, loaded.last("checkpoint")))
             check_positions(engine, loaded)
 
-        journal, loaded = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": sys.argv[1:]}, restore)
+        journal, loaded = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": mask_argv(sys.argv[1:])}, restore)
         checkpoint = loaded.last("checkpoint").data
 
     run = PaperRun(env, plan, source, engine, journal, rows0=int(checkpoint["rows"]) if checkpoint else 0)
+    venues = sorted({(i.venue or "").lower() for i in source.instruments.values()} - {""})
+    from sq.runs.monitor import open_monitor
+
+    run.monitor = monitor = open_monitor(env, config, opts.monitor, mode="paper", run=plan.run_id, strategy=engine.strategy,
+                                         venue=plan.venue if plan.live else ",".join(venues) or "replay")
+    monitor.attach(run)
+    try:
+        summary = _run_registered(env, plan, run, engine, journal, strategy, view_factory)
+    except BaseException as e:
+        monitor.close(error=None if isinstance(e, (KeyboardInterrupt, SystemExit)) else e, run=run)
+        raise
+    monitor.close(summary, run=run)
+    import gc
+
+    gc.freeze()  # the interpreter's final collection over numba's object graph takes ~1-2 s; skip it
+    return summary
+
+
+def _run_registered(env: Any, plan: Plan, run: PaperRun, engine: Any, journal: "J.Journal", strategy: Any,
+                    view_factory: Callable[..., Any] | None) -> dict:
+    """Register the run, trade until the source ends or a stop, seal the journal; the summary."""
+    from sq.runs import lifecycle
+
+    source = run.source
     venues = sorted({(i.venue or "").lower() for i in source.instruments.values()} - {""})
     with lifecycle.StopOnSignals(run.stop), \
             lifecycle.registered(engine.strategy, plan.venue if plan.live else ",".join(venues) or "replay", plan.symbols,
@@ -654,9 +684,6 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         if not plan.live:
             source.data.report(env, summary)
         journal.seal({"ts": time.time_ns(), "reason": run.stop_reason or "end", "summary": summary})
-    import gc
-
-    gc.freeze()  # the interpreter's final collection over numba's object graph takes ~1-2 s; skip it
     return summary
 
 
@@ -732,7 +759,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "contracts": contracts.to_json(plan.contracts),
         "config": J.config_summary(config),
         "pid": os.getpid(),
-        "argv": sys.argv[1:],
+        "argv": mask_argv(sys.argv[1:]),
         "ts": time.time_ns(),
         "version": __version__,
     }

@@ -631,4 +631,34 @@ def run_reconcile(env: Any, opts: ReconcileOptions, *, gateway_factory: Any = No
             for gw in gateways.values():
                 gw.close()
     report.elapsed_s = time.perf_counter() - t0
+    notify_differences(env, config, report)
     return report
+
+
+def notify_differences(env: Any, config: Any, report: "Report", *, timeout: float = 5.0) -> None:
+    """Tell the config's alert URLs (`[monitoring] alerts`) about runs whose journal and venue
+    differ (a cron `sq reconcile`); nothing when all agree or no alerts are configured."""
+    bad = [r for r in report.runs if r.differences or r.error]
+    if not bad:
+        return
+    if config is None:
+        from sq.core.config import load_config
+
+        try:
+            config = load_config(env)
+        except SqError:
+            return
+    urls = list(getattr(getattr(config, "monitoring", None), "alerts", ()) or ())
+    if not urls:
+        return
+    from sq.runs.alerts import Alerts
+
+    try:
+        alerts = Alerts(urls, warn=env.warn, title="sq reconcile", min_interval_s=0.0)
+    except SqError as e:
+        env.warn(e.message)
+        return
+    lines = [f"run {r.run_id} ({r.venue}, {r.mode}): " + (f"error: {r.error}" if r.error else f"{len(r.differences)} difference(s)")
+             + (f", {r.fixed} adopted" if r.fixed else "") for r in bad]
+    alerts.send("reconcile", "\n".join(lines[:20]) + (f"\n… and {len(lines) - 20} more" if len(lines) > 20 else ""))
+    alerts.close(timeout)

@@ -550,11 +550,14 @@ def run_record(
     replay: str | None = None,
     expiry: str | None = None,
     progress: Callable[[RecordSummary], None] | None = None,
+    monitor: Any = None,
 ) -> RecordSummary:
     """Open the venue's market source and record it until it ends or a signal stops it (cleanly:
     every file sealed); return the summary. Continuous futures names (`NFO:NIFTY-FUT`) record the
     contract they stand for (`expiry`: near, next, far; sq.runs.contracts). `progress(summary)` is
-    called a few times a second."""
+    called a few times a second. `monitor` (sq.runs.monitor.MonitorOptions, None: the config's)
+    asks for metrics (events by symbol, files sealed, bytes) and alerts (an unexpected exit, the
+    end-of-run summary)."""
     from sq.core import paths
     from sq.core.config import load_config
     from sq.core.durations import parse_duration_ns
@@ -609,7 +612,9 @@ def run_record(
             sink = PipeSink(fd, on_close=lambda: _point_at_devnull(fd))
 
     from sq.runs.heartbeat import Heartbeat
+    from sq.runs.monitor import open_monitor
 
+    mon = open_monitor(env, config, monitor, mode="record", run=f"record-{os.getpid()}", venue=venue)
     beat = Heartbeat("record")
     seen = [0]
 
@@ -619,6 +624,7 @@ def run_record(
             seen[0] = s.events
             beat.market(0)
         beat.beat(lambda: {"events": s.events, "per_symbol": dict(s.per_symbol), "files": len(s.files), "bytes": s.bytes})
+        mon.record_progress(s)
         if progress is not None:
             progress(s)
 
@@ -636,8 +642,15 @@ def run_record(
     from sq.runs.lifecycle import StopOnSignals, registered
 
     symbols_recorded = [str(s) for s in resolved.symbols] if not from_stdin else ["-"]
-    with StopOnSignals(recorder.stop), registered("", venue, symbols_recorded, mode="record", journal=str(out_dir)):
-        summary = recorder.run()
+    try:
+        with StopOnSignals(recorder.stop), registered("", venue, symbols_recorded, mode="record", journal=str(out_dir)):
+            summary = recorder.run()
+    except BaseException as e:
+        mon.close(error=None if isinstance(e, (KeyboardInterrupt, SystemExit)) else e)
+        raise
+    mon.record_progress(summary, final=True)
+    mon.close({"run_id": f"record {venue}", "stopped_by": summary.stopped_by or "end",
+               "events": summary.events, "files": summary.files, "bytes": summary.bytes})
     summary.out_dir = out_dir
     summary.contracts = {s: c.continuous for s, c in resolved.contracts.items()}
     return summary

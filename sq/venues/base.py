@@ -316,5 +316,10 @@ class GatewayBase:
         """Is the order-update stream up right now?"""
         return False
 
+    def rate_usage(self) -> dict[str, float]:
+        """Share (0–1) of each venue rate limit the last answers said is used (`sq_venue_rate_limit_used`);
+        empty when the venue does not say."""
+        return {}
+
     def close(self) -> None:
         """Release connections and threads (nothing to release here)."""

@@ -22,6 +22,8 @@
   `sq_kill`.
 * `kitelive` — `sq live` / `reconcile` / `kill` at the Kite fake: `start_live`, `store_session`,
   `wait_open`, `run_reconcile`, `run_kill`, `venue_agrees`, `kite_gateway`, `price_below`.
+* `alertsink` — `AlertSink`: a local HTTP server taking apprise's JSON-webhook alerts
+  (`json://127.0.0.1:PORT/...`), slow (`delay_s`) or failing (`status`) on demand.
 * `fakes.binance`, `fakes.kite` — local servers speaking each venue's wire protocol, driven by
   the SIM matching engine, and their fixtures (`binance_fake`; `kite_fake`, `kite_env`,
   `kite_open_hours`), registered for every test by tests/conftest.py.

@@ -77,6 +77,16 @@ class BinanceGateway(GatewayBase):
         self._listeners: list = []
         self._stream_auth: tuple = (None, None)
 
+    def rate_usage(self) -> dict[str, float]:
+        """The request weight (per minute) and order counts (per 10 s, per day) the last answers reported,
+        as shares of Binance's limits (for the run's metrics)."""
+        lim = getattr(self.rest, "limits", None)
+        if lim is None:
+            return {}
+        return {"weight_1m": lim.used_weight / lim.weight_1m if lim.weight_1m else 0.0,
+                "orders_10s": lim.orders_in_10s / lim.orders_10s if lim.orders_10s else 0.0,
+                "orders_1d": lim.orders_today / lim.orders_1d if lim.orders_1d else 0.0}
+
     # ------------------------------------------------------------------ construction
 
     @classmethod
