@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 
+from sq.core.engine import costs
 from sq.core.engine import positions
 from sq.core.engine import risk
 from sq.core.engine import rows as W
@@ -54,11 +55,9 @@ from sq.core.engine.layout import (
     G_OPEN,
     G_ORDERS,
     GF_FILLED_QTY,
-    GF_MAKER_BPS,
     GF_MAXDD,
     GF_PEAK,
     GF_SENT_QTY,
-    GF_TAKER_BPS,
     HALT_NONE,
     NS_PER_MIN,
     R_HALTED,
@@ -103,7 +102,7 @@ def _order_row(oo_i, oo_f, g, ts, s, coid, event, side, px, qty, filled, leaves,
 @kernel
 def _fill(sf, si, g, gf, fo_i, fo_f, ts, s, coid, side, px, qty, maker):
     """Book a fill and write its row."""
-    fee = px * qty * (gf[GF_MAKER_BPS] if maker else gf[GF_TAKER_BPS]) * 1e-4
+    fee, _ = costs.fill_cost(sf, gf, s, side, px, qty, maker, 0.0)  # a bar order fills at once: its own brokerage
     positions.add_fill(sf, s, side, px, qty, fee)
     si[s, SI_PNL_DIRTY] = 1
     W.write_fill(fo_i, fo_f, g, ts, s, coid, 0, g[G_NEXT_TRADE], side, maker, px, qty, fee)

@@ -9,15 +9,22 @@ exchange holiday — and reports the square-off when the clock reaches it. The e
 `roll` at those boundaries only (`next_ns`), splitting its input there, so the kernels stay
 calendar-free and a batch boundary still changes nothing (a calendar attached when its symbol
 first appears opens its first day at once: `fresh`).
+
+A symbol's cost model (`sq.core.costs.CostSchedule`, docs/costs.md) rides on the same days: on
+each local day the rates in force that date are written to its `SF_C_*` columns, so a rate that
+changes on a date applies to trades from that date on. A symbol with rates but no calendar gets
+one that enforces nothing (no hours, no square-off), only to know its days.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from sq.core.costs import CostSchedule
 from sq.core.engine import layout as L
-from sq.core.sessions import NS_PER_DAY, MarketCalendar
+from sq.core.sessions import NS_PER_DAY, MarketCalendar, TradingSession
 
 NEVER = 2**63 - 1  # a boundary that never comes
 AT_ONCE = -(2**63)  # a boundary already due (a calendar not yet applied)
@@ -33,6 +40,8 @@ class _Entry:
     day: int = AT_ONCE  # the local day whose window is set
     cut_ns: int = NEVER  # today's square-off (UTC ns), until it is done
     next_day_ns: int = AT_ONCE  # the next local midnight (UTC ns)
+    costs: CostSchedule | None = None  # the symbol's cost rates by trade date
+    only_costs: bool = False  # the calendar is a stand-in that only tells the days of the costs
 
 
 def window(calendar: MarketCalendar, hours: bool, day: int) -> tuple[int, int]:
@@ -71,7 +80,19 @@ class Calendars:
         self._warned: set[int] = set()
 
     def add(self, name: str, calendar: MarketCalendar, hours: bool) -> None:
-        self.entries[name] = _Entry(calendar, bool(hours))
+        old = self.entries.get(name)
+        self.entries[name] = _Entry(calendar, bool(hours), costs=old.costs if old else None)
+
+    def add_costs(self, name: str, schedule: CostSchedule) -> None:
+        """The symbol's cost rates by trade date (its calendar, or a stand-in that enforces nothing)."""
+        e = self.entries.get(name)
+        if e is None:
+            session = TradingSession(dt.time(0), dt.time(0), schedule.utc_offset)
+            e = self.entries[name] = _Entry(MarketCalendar(session, weekend=frozenset()), False, only_costs=True)
+        e.costs = schedule
+        if e.s >= 0:  # already open: reopen today under the rates
+            e.day, e.next_day_ns, e.cut_ns = AT_ONCE, AT_ONCE, NEVER
+            self.fresh = True
 
     def attach(self, ids: Callable[[str], int | None], known: int) -> None:
         """Give each calendar whose symbol now has state (id below `known`) its symbol id; it is
@@ -84,7 +105,7 @@ class Calendars:
                     e.day, e.next_day_ns, e.cut_ns = AT_ONCE, AT_ONCE, NEVER
                     self.fresh = True
 
-    def roll(self, now: int, si: Any, warn: Callable[[str], None], *, fresh: bool = False) -> list[tuple[int, int]]:
+    def roll(self, now: int, si: Any, warn: Callable[[str], None], *, fresh: bool = False, sf: Any = None) -> list[tuple[int, int]]:
         """Apply every boundary up to UTC instant `now` (with `fresh`: only open the first day of
         the calendars just attached): each symbol's window for the local day of `now`; returns
         the square-offs now due as (symbol id, when)."""
@@ -96,7 +117,7 @@ class Calendars:
             if now >= e.next_day_ns:
                 day = cal.local_day(now)
                 if day != e.day:
-                    self._open_day(name, e, day, si, warn)
+                    self._open_day(name, e, day, si, warn, sf)
             if now >= e.cut_ns:
                 due.append((e.s, e.cut_ns))
                 e.cut_ns = NEVER
@@ -108,10 +129,15 @@ class Calendars:
     def _next(self) -> None:
         self.next_ns = min([min(e.next_day_ns, e.cut_ns) for e in self.entries.values() if e.s >= 0 and e.day != AT_ONCE] + [NEVER])
 
-    def _open_day(self, name: str, e: _Entry, day: int, si: Any, warn: Callable[[str], None]) -> None:
+    def _open_day(self, name: str, e: _Entry, day: int, si: Any, warn: Callable[[str], None], sf: Any = None) -> None:
         cal = e.calendar
         e.day = day
         e.next_day_ns = cal.day_start_ns(day + 1)
+        if e.costs is not None and sf is not None:
+            sf[e.s, L.SF_C_ON] = 1.0
+            sf[e.s, L.SF_C_ON + 1:L.SF_C_GST + 1] = e.costs.on(cal.date_of(day)).row()
+        if e.only_costs:
+            return
         lo, hi = window(cal, e.hours, day)
         si[e.s, L.SI_HOURS_OPEN] = lo
         si[e.s, L.SI_HOURS_CLOSE] = hi

@@ -57,7 +57,8 @@ OF_FILLED = 2
 OF_XLEAVES = 3  # what is still working at the venue
 OF_FRONT = 4  # estimated quantity ahead of us in the queue at our price
 OF_CUMTRADE = 5  # traded at our price since the last level update there (not a cancel)
-NOF = 6
+OF_BROK = 6  # brokerage this order has paid (a per-order cap or flat fee is paid once; sq.core.engine.costs)
+NOF = 7
 
 # per-symbol int columns
 SI_SLOT = 0  # 0 buy slot, 1 sell slot: pool row of the side's order, -1 none
@@ -94,7 +95,13 @@ SF_OV_SELL = 11  # open notional of a short position
 SF_FEES = 12
 SF_TURNOVER = 13
 SF_MARK = 14  # last mark price (mid), NaN before the first
-NSF = 15
+# the symbol's cost model (sq.core.costs.CostRates, in field order after the on-flag; written by the
+# engine's calendars on each trade date) and what each cost component has cost so far (sq.core.engine.costs)
+SF_C_ON = 15  # 1: the symbol's own cost model; 0: the fill model's maker/taker bps
+SF_C_MAKER_BPS, SF_C_TAKER_BPS, SF_C_BROK_PCT, SF_C_BROK_CAP, SF_C_BROK_FLAT = 16, 17, 18, 19, 20
+SF_C_TAX_BUY, SF_C_TAX_SELL, SF_C_TXN, SF_C_REG, SF_C_STAMP_BUY, SF_C_GST = 21, 22, 23, 24, 25, 26
+SF_K_BROK, SF_K_TAX, SF_K_TXN, SF_K_REG, SF_K_STAMP, SF_K_GST = 27, 28, 29, 30, 31, 32  # sq.core.costs.COMPONENTS order
+NSF = 33
 
 # global ints
 G_HANDLER = 0  # the strategy handler running (HANDLER_*), for error reports

@@ -17,6 +17,7 @@ update).
 from __future__ import annotations
 
 
+from sq.core.engine import costs
 from sq.core.engine import positions
 from sq.core.engine import risk
 from sq.core.engine import rows as W
@@ -34,12 +35,10 @@ from sq.core.engine.layout import (
     EV_PARTIAL,
     EV_REJECTED,
     FREE,
-    GF_MAKER_BPS,
     GF_SENT_QTY,
     GF_FILLED_QTY,
     GF_MAXDD,
     GF_PEAK,
-    GF_TAKER_BPS,
     G_CANCELS,
     G_FILLS,
     G_HALT_REASON,
@@ -68,6 +67,7 @@ from sq.core.engine.layout import (
     OB_SYM,
     OB_TIF,
     OB_TS,
+    OF_BROK,
     OF_CUMTRADE,
     OF_FILLED,
     OF_FRONT,
@@ -155,6 +155,7 @@ def _send(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, 
     of[o, OF_XLEAVES] = 0.0
     of[o, OF_FRONT] = 0.0
     of[o, OF_CUMTRADE] = 0.0
+    of[o, OF_BROK] = 0.0
     si[s, SI_SLOT + (0 if side > 0 else 1)] = o
     g[G_ORDERS] += 1
     g[G_OPEN] += 1
@@ -324,7 +325,8 @@ def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po
     elif kind == K_FILL_MAKER or kind == K_FILL_TAKER:
         maker = kind == K_FILL_MAKER
         price = px * tick if inv == 0.0 else px / inv
-        fee = price * qty * (gf[GF_MAKER_BPS] if maker else gf[GF_TAKER_BPS]) * 1e-4
+        fee, brok = costs.fill_cost(sf, gf, s, oi[o, OI_SIDE], price, qty, maker, of[o, OF_BROK])
+        of[o, OF_BROK] += brok
         positions.add_fill(sf, s, oi[o, OI_SIDE], price, qty, fee)
         of[o, OF_LEAVES] -= qty
         of[o, OF_FILLED] += qty

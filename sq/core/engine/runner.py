@@ -26,6 +26,7 @@ from sq.core import book as B
 from sq.core import features as F
 from sq.core import schemas as S
 from sq.core.bookstream import infer_tick_size
+from sq.core.costs import COMPONENTS, CostSchedule
 from sq.core.engine import calendars as C
 from sq.core.engine import inputs as IN
 from sq.core.engine import kernel as K
@@ -347,10 +348,19 @@ class Engine:
         self.calendars.add(name, calendar, hours)
         self.calendars.attach(self.registry.find, self.n)
 
+    def set_costs(self, symbol: str, schedule: CostSchedule) -> None:
+        """The symbol's cost model by trade date (`sq.core.costs`, docs/costs.md): each fill pays
+        its charges under the rates in force on its local date instead of the fill model's
+        maker/taker bps. Applied with the market calendars (a symbol the data has not shown yet
+        gets it when it appears)."""
+        name = symbol.upper()
+        self.calendars.add_costs(name, schedule)
+        self.calendars.attach(self.registry.find, self.n)
+
     def _roll_calendars(self, now: int, *, fresh: bool = False) -> None:
         """Apply the calendars' boundaries up to local time `now` (the input is split there);
         `fresh`: only open the first day of calendars just attached (no boundary is crossed)."""
-        for s, when in self.calendars.roll(now, self.si, self.warnings.append, fresh=fresh):
+        for s, when in self.calendars.roll(now, self.si, self.warnings.append, fresh=fresh, sf=self.sf):
             self._square_off(s, max(int(when), int(self.g[L.G_LASTLOC])))
 
     def _square_off(self, s: int, now: int) -> None:
@@ -805,7 +815,16 @@ class Engine:
             out[self.registry.symbols[s]] = {
                 "position": pos, "avg_price": avg, "realized": float(sf[L.SF_REAL] - sf[L.SF_FEES]),
                 "unrealized": float(sf[L.SF_UNREAL]), "total": float(sf[L.SF_REAL] + sf[L.SF_UNREAL] - sf[L.SF_FEES]),
-                "fees": float(sf[L.SF_FEES]), "volume": float(sf[L.SF_VOL]), "turnover": float(sf[L.SF_TURNOVER])}
+                "fees": float(sf[L.SF_FEES]), "volume": float(sf[L.SF_VOL]), "turnover": float(sf[L.SF_TURNOVER]),
+                "costs": {k: float(sf[L.SF_K_BROK + i]) for i, k in enumerate(COMPONENTS)}}
+        return out
+
+    def costs(self) -> dict[str, float]:
+        """What the run's fills have cost, by component (`sq.core.costs.COMPONENTS`: brokerage,
+        transaction tax, exchange charges, regulatory fees, stamp duty, GST) and in total (the fees)."""
+        k = self.sf[:self.n, L.SF_K_BROK:L.SF_K_GST + 1].sum(axis=0) if self.n else np.zeros(len(COMPONENTS))
+        out = {name: float(k[i]) for i, name in enumerate(COMPONENTS)}
+        out["total"] = float(self.sf[:self.n, L.SF_FEES].sum()) if self.n else 0.0
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -832,7 +851,8 @@ class Engine:
             "cancels": int(self.g[L.G_CANCELS]),
             "fills": int(self.g[L.G_FILLS]),
             "position": {s: p["position"] for s, p in pos.items()},
-            "pnl": {"realized": realized, "unrealized": unreal, "total": total, "fees": fees},
+            "pnl": {"realized": realized, "unrealized": unreal, "total": total, "fees": fees,
+                    "gross": total + fees, "net": total, "costs": self.costs()},
             "per_symbol": pos,
             "max_drawdown": float(self.gf[L.GF_MAXDD]),
             "sharpe": sharpe,
@@ -901,6 +921,10 @@ class Engine:
     def _pad_layout(self) -> None:
         """A checkpoint of an older sq has fewer per-symbol columns or rejection reasons: pad them
         (with zeros: no square-off in progress, nothing rejected for a new reason)."""
+        if self.sf.shape[1] < L.NSF:  # no cost model, nothing booked by component
+            self.sf = np.concatenate([self.sf, np.zeros((self.sf.shape[0], L.NSF - self.sf.shape[1]), np.float64)], axis=1)
+        if self.of.shape[1] < L.NOF:
+            self.of = np.concatenate([self.of, np.zeros((self.of.shape[0], L.NOF - self.of.shape[1]), np.float64)], axis=1)
         if self.si.shape[1] < L.NSI:
             self.si = np.concatenate([self.si, np.zeros((self.si.shape[0], L.NSI - self.si.shape[1]), np.int64)], axis=1)
         if len(self.rej) < L.NR:
