@@ -240,6 +240,9 @@ class ZerodhaConfig:
     # for the years it has (docs/market-rules.md)
     square_off: bool = _f(True, doc="the broker's MIS square-off (equity 15:20, F&O 15:25 IST; live a minute early) in backtest, paper and live")
     holidays_file: str | None = _f(None, doc="CSV `date,exchanges,description` of trading holidays, replacing sq's list for the years it has (docs/market-rules.md)")
+    # Zerodha's charges (brokerage, STT, exchange, SEBI, stamp duty, GST) by segment and effective
+    # date, charged on every fill in backtest, paper and live (docs/costs.md)
+    charges_file: str | None = _f(None, path=True, doc="CSV of Zerodha's charges by segment and effective date, replacing sq's table (docs/costs.md)")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The exchange's rules in the engine a run drives (docs/market-rules.md), the same in backtest,
 paper and live: each symbol's market calendar from its venue (trading hours, exchange holidays,
-the broker's intraday square-off) and the circuit limits its instrument carries.
+the broker's intraday square-off), the venue's charges by trade date (docs/costs.md: a venue
+without a table keeps the fill model's maker/taker fees) and the circuit limits its instrument carries.
 
 `risk.enforce_trading_hours = false` drops the hours and holidays (a square-off still stops new
 orders after it), `risk.enforce_circuit_limits = false` the circuit limits; whether a venue
@@ -31,8 +32,8 @@ def circuit_limits(instrument: Any) -> tuple[float, float] | None:
 
 
 def apply(engine: Any, instruments: Mapping[str, Any], config: Any, *, live: bool = False) -> None:
-    """Give `engine` the calendar and the circuit limits of every symbol in `instruments`."""
-    from sq.venues.registry import market_calendar
+    """Give `engine` the calendar, the charges and the circuit limits of every symbol in `instruments`."""
+    from sq.venues.registry import charges, market_calendar
 
     risk = config.risk
     for name in sorted(instruments):
@@ -42,6 +43,9 @@ def apply(engine: Any, instruments: Mapping[str, Any], config: Any, *, live: boo
                 calendar = calendar.square_off_earlier(LIVE_LEAD_MIN)
             if risk.enforce_trading_hours or calendar.square_off is not None:
                 engine.set_calendar(name, calendar, hours=risk.enforce_trading_hours)
+        schedule = charges(name, instruments[name], config)
+        if schedule is not None:
+            engine.set_costs(name, schedule)
         if risk.enforce_circuit_limits:
             limits = circuit_limits(instruments[name])
             if limits is not None:

@@ -17,6 +17,11 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
                                          the session, closed days (weekends, exchange holidays)
                                          and the broker's square-off (sq.core.sessions) the engine
                                          enforces; None for markets that trade around the clock
+    charges(symbol, instrument, config) -> CostSchedule | None   (optional)
+                                         the broker's and the state's charges on the symbol's fills
+                                         by trade date (sq.core.costs, docs/costs.md: brokerage, STT,
+                                         exchange, regulatory, stamp, GST); None or absent: the
+                                         fill model's maker/taker fees
     secret_files(environ[, config]) -> [Path]
                                          the files where sq keeps this venue's credentials (and,
                                          given the config, those it moves elsewhere)

@@ -3,7 +3,7 @@
 This module is the only place that maps a symbol prefix to a venue. Each venue package
 (`sq.venues.sim`, `sq.venues.binance`, `sq.venues.zerodha`) offers the same module-level names
 (listed in `sq.venues.base`): its prefixes, its order rate, whether a
-market holds positions, a market's trading session and calendar, its secret files, `open_market_source`, `open_gateway`, `open_account`,
+market holds positions, a market's trading session and calendar, its charges (optional), its secret files, `open_market_source`, `open_gateway`, `open_account`,
 and (real venues) an `auth` module; every venue has a standard-library-only `kill` module.
 Venues with dated futures also resolve continuous names (`NFO:NIFTY-FUT`) to contracts
 (`resolve_contracts`). Venue packages are imported only when a symbol, a journal or the account
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from sq.core.config import Config
+    from sq.core.costs import CostSchedule
     from sq.core.environment import Environment
     from sq.core.schemas import Instrument
     from sq.core.sessions import MarketCalendar, TradingSession
@@ -67,7 +68,7 @@ class SourceOptions:
 # symbols → venues (parse_symbol/parse_symbols re-exported: the one import for runs and commands)
 
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
-           "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "market_calendar", "secret_files", "require_credentials",
+           "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "market_calendar", "charges", "secret_files", "require_credentials",
            "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
            "VENUES", "ACCOUNT_VENUES", "check_venue", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package", "EXPIRIES",
            "resolve_contracts"]
@@ -220,6 +221,18 @@ def market_calendar(symbol: str, config: "Config | None" = None) -> "MarketCalen
     except UsageError:
         return None
     return venue_module(venue).market_calendar(str(symbol), config)
+
+
+def charges(symbol: str, instrument: Any = None, config: "Config | None" = None) -> "CostSchedule | None":
+    """The symbol's charges by trade date (`sq.core.costs.CostSchedule`, docs/costs.md) from its
+    venue's `charges`, or None (a venue without one, a market it does not table, a symbol no venue
+    serves): the fill model's maker/taker fees then apply."""
+    try:
+        venue = venue_of(symbol)
+    except UsageError:
+        return None
+    fn = getattr(venue_module(venue), "charges", None)
+    return None if fn is None else fn(str(symbol), instrument, config)
 
 
 def secret_files(environ: Any = None, config: "Config | None" = None) -> list[Path]:

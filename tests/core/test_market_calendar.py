@@ -159,7 +159,10 @@ def test_live_squares_off_a_minute_before_the_broker():
 
     class Recorder:
         def __init__(self):
-            self.calendars, self.circuits = {}, {}
+            self.calendars, self.circuits, self.costs = {}, {}, {}
+
+        def set_costs(self, name, schedule):
+            self.costs[name] = schedule.label
 
         def set_calendar(self, name, calendar, *, hours):
             self.calendars[name] = (calendar.square_off, hours)
@@ -175,3 +178,4 @@ def test_live_squares_off_a_minute_before_the_broker():
     assert live.calendars == {"NSE:ABC": (dt.time(15, 19), True), "NFO:XYZ": (dt.time(15, 24), True)}
     assert paper.calendars == {"NSE:ABC": (dt.time(15, 20), True), "NFO:XYZ": (dt.time(15, 25), True)}
     assert live.circuits == paper.circuits == {"NSE:ABC": (90.0, 110.0)}
+    assert live.costs == paper.costs == {"NSE:ABC": "Zerodha NSE equity intraday", "NFO:XYZ": "Zerodha NSE futures"}

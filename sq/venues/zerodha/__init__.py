@@ -7,7 +7,7 @@
 Modules: endpoints (URLs), session (cached token), auth (login flows), instruments (dump, symbol
 resolution), ticker_parser (binary frames → Arrow), source (websocket client), raw (capture
 files), market_rules (hours, ticks, lots, circuits, freeze slicing, square-off times), holidays
-(the exchange holidays list, holidays.csv), quotes (today's circuit limits), ratelimit (token buckets),
+(the exchange holidays list, holidays.csv), charge_table (the dated charges table, charges.csv), quotes (today's circuit limits), ratelimit (token buckets),
 errors (Kite → sq errors), gateway (orders over REST), history (historical candles for `sq fetch`),
 candles (Kite candles → bars tables) and continuous (continuous futures names → dated contracts).
 kiteconnect is imported only by the gateway.
@@ -58,6 +58,15 @@ def market_calendar(symbol: str, config=None):
     table = holidays.load(z.holidays_file)
     square_off = SQUARE_OFF[exchange] if z.product == "MIS" and z.square_off else None
     return MarketCalendar(trading_session(symbol), table.of(exchange), table.years, square_off=square_off)
+
+
+def charges(symbol: str, instrument=None, config=None):
+    """Zerodha's charges on the symbol's fills by trade date (`charge_table`, docs/costs.md): the
+    segment (equity intraday under MIS, else delivery; futures; options; currency) at NSE's or BSE's
+    rates from the dated table (`charges.csv`, or `[zerodha] charges_file`); None for commodities."""
+    from sq.venues.zerodha.charge_table import schedule
+
+    return schedule(symbol, instrument, config)
 
 
 def secret_files(environ=None, config=None) -> list:
