@@ -212,6 +212,12 @@ class LiveRun:
         self.feed_pauses = 0
         self.feed_seen = False
         self.canceled_on_error = 0  # orders canceled at the venue when an error ended the run
+        # the venue's charges of finished orders against the cost model (sq.runs.chargeaudit)
+        self.order_fills: dict[int, Any] = {}  # coid → OrderFills, until audited
+        self.charges_audited = self.charges_flagged = 0
+        self.charges_every_s = sweep_interval_s
+        self.last_charges = time.monotonic()
+        self.charges_reported = True  # False once the venue says it keeps no contract notes
         from sq.runs.heartbeat import Heartbeat
         from sq.runs.monitor import OFF
 
@@ -392,12 +398,58 @@ class LiveRun:
             self.trades.add(key)
             f = f if f.client_order_id else _replace(f, client_order_id=self.cid(coid))
             recs.append(("fill", fill_row(f)))
+            self._note_fill(coid, f)
             self.fills += 1
             kind = LB.FILL_MAKER if f.liquidity == "maker" else LB.FILL_TAKER
             if not self.bridge.answer(coid, kind, px=self.bridge.ticks_of(f.symbol, f.price), qty=float(f.qty), now=self.clock()):
                 self.bridge.seed_fill(f.symbol, f.side, f.price, f.qty, f.liquidity == "maker")
         if recs:
             self.write(recs + self.rows_of(self.bridge.output()))
+
+    def _note_fill(self, coid: int, f: Any) -> None:
+        """Keep the order's fills for the charges audit (venues that report charges only)."""
+        if not self.charges_reported:
+            return
+        from sq.runs.chargeaudit import OrderFills
+
+        of = self.order_fills.setdefault(coid, OrderFills(f.symbol, int(f.side)))
+        of.fills.append((int(f.ts or self.clock()), float(f.price), float(f.qty)))
+
+    def audit_charges(self, *, force: bool = False) -> None:
+        """Every finished order's charges as the venue reports them, against the cost model:
+        `audit` records, a warning for each difference (sq.runs.chargeaudit). At the sweep pace
+        (or `force`), one request for every order finished since the last look."""
+        from sq.runs import chargeaudit
+
+        now = time.monotonic()
+        if not self.order_fills or not (force or now - self.last_charges >= self.charges_every_s):
+            return
+        self.last_charges = now
+        working = self.bridge.working()
+        done = {coid: o for coid, o in self.order_fills.items() if coid not in working}
+        if not done:
+            return
+        orders = {self.cid(c): o for c, o in done.items()}
+        ids = {self.cid(c): self.voids[c] for c in done if c in self.voids}
+        schedules = {o.symbol: self.engine.cost_schedule(o.symbol) for o in done.values()}
+        try:
+            got = chargeaudit.audit_orders(self.gateway, orders, schedules, ids, self.clock())
+        except SqError as e:
+            self.env.warn(f"live: asking the venue for its charges: {e.message} (asked again later)")
+            return
+        for c in done:
+            self.order_fills.pop(c, None)
+        if got is None:
+            self.charges_reported = False
+            self.order_fills.clear()
+            return
+        recs, warnings = got
+        self.charges_audited += len(recs)
+        self.charges_flagged += len(warnings)
+        for w in warnings:
+            self.env.warn(w)
+        if recs:
+            self.write(recs)
 
     def _catch_up_fills(self, coid: int, symbol: str, st: Any) -> None:
         want = float(st.filled_qty or 0)
@@ -582,6 +634,7 @@ class LiveRun:
                 every = self.sweep_interval_s if pushing else self.sweep_fallback_s
                 if now - self.last_sweep >= every:
                     self.sweeps += self.sweep()  # periodic checks that asked (cancel and close-out ask on their own)
+                self.audit_charges()
                 if deadline is not None and now >= deadline:
                     self.stop("for")
                     break
@@ -998,6 +1051,7 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
     reason = run.stop_reason or "end"
     run.close_out(reason)
     final = _final_reconcile(run)
+    run.audit_charges(force=True)
     if final:
         run.monitor.alert("reconcile", f"sq live {plan.strategy}: the final reconcile found {final} difference(s) between the journal "
                           "and the venue (adopted into the journal)", subject=plan.run_id)
@@ -1080,6 +1134,7 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
              symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,
              venue_fills=run.fills, order_updates_pushed=run.updates, sweeps=run.sweeps, feed_pauses=run.feed_pauses,
              breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
+             charges_checked=run.charges_audited, charges_differing=run.charges_flagged,
              tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)},
              receipt_to_order_us={"p50": _us(percentile(run.wire_ns, 0.5)), "p99": _us(percentile(run.wire_ns, 0.99)), "n": len(run.wire_ns)},
              params=RS.params_used(run.engine.params, list(run.plan.symbols)),

@@ -266,8 +266,15 @@ class GatewayBase:
 
     Subclasses implement the basic requests (`place`, `cancel`, `open_orders`, ...) and may
     override `find_order` (one query for an order by client id), `place_idempotent`,
-    `is_unknown_order`, `follow` and `pushing`.
+    `is_unknown_order`, `follow`, `pushing` and `contract_notes`.
     """
+
+    def contract_notes(self, orders: list[dict]) -> list[dict | None] | None:
+        """What the venue charged each filled order (`orders`: [{client_order_id, venue_order_id,
+        symbol, side, qty, avg_price}]) as {brokerage, tax, txn, regulatory, stamp, gst, total}
+        (`sq.core.costs`), per order (None where it did not say); None: the venue has no such
+        report (here), so a live run has nothing to compare its cost model with."""
+        return None
 
     def find_order(self, symbol: str, client_order_id: str) -> OrderState | None:
         """One question to the venue: the order with this client id, or None (here: among the

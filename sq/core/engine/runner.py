@@ -357,6 +357,11 @@ class Engine:
         self.calendars.add_costs(name, schedule)
         self.calendars.attach(self.registry.find, self.n)
 
+    def cost_schedule(self, symbol: str) -> CostSchedule | None:
+        """The symbol's cost model by trade date (`set_costs`), or None (the fill model's fees)."""
+        e = self.calendars.entries.get(symbol.upper())
+        return None if e is None else e.costs
+
     def _roll_calendars(self, now: int, *, fresh: bool = False) -> None:
         """Apply the calendars' boundaries up to local time `now` (the input is split there);
         `fresh`: only open the first day of calendars just attached (no boundary is crossed)."""

@@ -10,6 +10,7 @@ rounded down to lot multiples (less than one lot is a rejection); limit/trigger 
 to the tick (buys down, sells up); market hours (IST) and circuit limits (from a quote, cached for
 the day) are checked; orders above the F&O freeze quantity are sliced (client ids `cid`, `cid-2`,
 …). Token buckets keep requests under 10/s, quotes under 1/s and orders under 10/s and 400/min.
+`contract_notes` asks Kite what filled orders were charged (the virtual contract note).
 Kite order refusals come back as `rejected` order states with Kite's reason; token, permission,
 rate-limit and availability errors raise the mapped SqError (errors.py). Ticker order postbacks
 update the same order states (`attach(source)`).
@@ -72,6 +73,16 @@ def kite_ts(value: Any) -> int:
             value = value.replace(tzinfo=IST)
         return int(value.timestamp() * 1e9)
     return 0
+
+
+def contract_note_charges(c: dict) -> dict[str, float]:
+    """Kite's `charges` object (virtual contract note) as sq's cost components (`sq.core.costs`)."""
+    gst = c.get("gst")
+    out = {"brokerage": float(c.get("brokerage") or 0), "tax": float(c.get("transaction_tax") or 0),
+           "txn": float(c.get("exchange_turnover_charge") or 0), "regulatory": float(c.get("sebi_turnover_charge") or 0),
+           "stamp": float(c.get("stamp_duty") or 0), "gst": float((gst.get("total") if isinstance(gst, dict) else gst) or 0)}
+    out["total"] = float(c["total"]) if c.get("total") is not None else sum(out.values())
+    return out
 
 
 class ZerodhaGateway(GatewayBase):
@@ -254,7 +265,7 @@ class ZerodhaGateway(GatewayBase):
             st = OrderState(scid, oid, sym, side, px, q, status="accepted", ts=time.time_ns())
             with self._lock:
                 self._orders[scid] = st
-                self._meta[scid] = {"order_id": oid, "variety": variety, "modifications": 0, "order_type": order_type}
+                self._meta[scid] = {"order_id": oid, "variety": variety, "modifications": 0, "order_type": order_type, "product": product}
                 self._by_oid[oid] = scid
             out.append(st)
         return out
@@ -291,7 +302,7 @@ class ZerodhaGateway(GatewayBase):
             self._orders[cid] = st
             self._by_oid[oid] = cid
             self._meta.setdefault(cid, {"order_id": oid, "variety": o.get("variety") or "regular", "modifications": 0,
-                                        "order_type": o.get("order_type") or "LIMIT"})
+                                        "order_type": o.get("order_type") or "LIMIT", "product": o.get("product") or self.product})
         return st
 
     def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None) -> OrderState:
@@ -437,6 +448,31 @@ class ZerodhaGateway(GatewayBase):
             out.append(Fill(kite_ts(t.get("fill_timestamp") or t.get("exchange_timestamp")), sym, cid, oid, str(t.get("trade_id")),
                             1 if str(t.get("transaction_type")).upper() == "BUY" else -1, float(t.get("average_price") or 0),
                             float(t.get("quantity") or t.get("filled") or 0), 0.0, "INR", "taker"))
+        return out
+
+    def contract_notes(self, orders: list[dict]) -> list[dict | None]:
+        """Kite's charges of filled orders (the virtual contract note, `POST /charges/orders`, one
+        request for the lot): `orders` [{client_order_id, venue_order_id, symbol, side, qty,
+        avg_price}] → per order {brokerage, tax, txn, regulatory, stamp, gst, total} (the
+        components of `sq.core.costs`), or None where Kite's answer lacks that order."""
+        if not orders:
+            return []
+        params = []
+        for o in orders:
+            with self._lock:
+                meta = dict(self._meta.get(o["client_order_id"]) or {})
+            exchange, _, name = str(o["symbol"]).partition(":")
+            params.append({"order_id": meta.get("order_id") or o.get("venue_order_id"), "exchange": exchange, "tradingsymbol": name,
+                           "transaction_type": "BUY" if o["side"] > 0 else "SELL", "variety": meta.get("variety") or self.variety,
+                           "product": meta.get("product") or self.product, "order_type": meta.get("order_type") or "LIMIT",
+                           "quantity": int(round(float(o["qty"]))), "average_price": float(o["avg_price"])})
+        answer = self._call(self.kite.get_virtual_contract_note, params) or []
+        out: list[dict | None] = []
+        for i, p in enumerate(params):  # Kite answers in the order asked; an order id, when echoed, must agree
+            a = answer[i] if i < len(answer) and isinstance(answer[i], dict) else None
+            if a is not None and a.get("order_id") not in (None, p["order_id"]):
+                a = next((x for x in answer if isinstance(x, dict) and x.get("order_id") == p["order_id"]), None)
+            out.append(None if a is None or not isinstance(a.get("charges"), dict) else contract_note_charges(a["charges"]))
         return out
 
     def orders(self) -> list[dict]:

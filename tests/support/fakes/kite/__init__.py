@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fakes.kite import charges as fake_charges
 from tests.support.process import VECTORS
 
 KITE_VECTORS = VECTORS / "kite"  # the official Kite Connect mocks (fixtures/vectors/README.md)
@@ -107,6 +108,10 @@ class KiteFake:
         # /portfolio/positions: the official mock's rows (an account with history elsewhere) when True,
         # always followed by the net positions of the trades made at this fake
         self.mock_positions = True
+        # POST /charges/orders (charges.py): the fake's own rate table (a test skews one) and the
+        # orders it was asked about
+        self.charge_rates = fake_charges.default_rates()
+        self.charge_requests: list[dict] = []
         self.paused = False
         self._ids = itertools.count(250101000000001)
         self._window: list[float] = []

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 
+from tests.support.fakes.kite import charges as fake_charges
 from tests.support.fakes.kite import history
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,6 +165,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._json(200, body)
         if method == "GET" and path == "/quote":
             return self._quote()
+        if method == "POST" and path == "/charges/orders":
+            orders = json.loads(self._body or "[]")
+            if not isinstance(orders, list):
+                return self._json(400, _err("InputException", "Invalid JSON: a list of orders expected."))
+            with f.lock:
+                f.charge_requests.extend(copy.deepcopy(orders))
+                body = fake_charges.answer(orders, f.charge_rates, time.time() + f.clock_offset_s)
+            return self._json(200, body)
         m = re.fullmatch(r"/orders/(\d+)/trades", path)
         if method == "GET" and m:
             return self._json(200, f.mock("order_trades"))
