@@ -115,7 +115,7 @@ def _walk(doc: Any, grid: _Grid, of, key: str = "") -> Any:
         for k, v in doc.items():
             if k in SKIP:
                 out[k] = v
-            elif k == "per_symbol" and isinstance(v, dict):
+            elif k in ("per_symbol", "by_symbol") and isinstance(v, dict):
                 out[k] = {s: _walk(row, of(s), of, k) for s, row in v.items()}
             elif k == "position" and isinstance(v, dict):
                 out[k] = {s: _round(q, of(s).qty) for s, q in v.items()}

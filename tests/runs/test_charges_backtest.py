@@ -58,13 +58,13 @@ def test_a_backtest_pays_zerodhas_charges_by_trade_date(sq, files, tmp_path):
     assert [(f["price"], f["qty"]) for f in sells] == [(24000.0, 150.0)] * 2
     assert [f["fee"] for f in buys] == pytest.approx([BUY_FEE] * 4, abs=1e-6)
     assert [f["fee"] for f in sells] == pytest.approx([SELL_FEE[MON], SELL_FEE[WED]], abs=1e-6)
-    pnl = doc["pnl"]
-    costs = pnl["costs"]
+    pnl, costs = doc["pnl"], doc["costs"]
     assert costs["total"] == pytest.approx(TOTAL, abs=0.01) and pnl["fees"] == pytest.approx(TOTAL, abs=0.01)
     assert costs["tax"] == pytest.approx(720.0 + 1800.0, abs=0.01)
     assert costs["brokerage"] == pytest.approx(6 * 20.0, abs=0.01)
     assert costs["stamp"] == pytest.approx(4 * 36.00075, abs=0.01)
     assert sum(costs[k] for k in ("brokerage", "tax", "txn", "regulatory", "stamp", "gst")) == pytest.approx(TOTAL, abs=0.02)
+    assert costs["by_symbol"][SYM]["total"] == pytest.approx(TOTAL, abs=0.01)
     # gross: 2 days × 150 bought at 24,000.50 and sold at 24,000 = −150; net = gross − costs
     assert pnl["gross"] == pytest.approx(-150.0, abs=0.01)
     assert pnl["net"] == pytest.approx(-150.0 - TOTAL, abs=0.01) == pnl["total"]
@@ -78,5 +78,5 @@ def test_carried_futures_pay_buy_side_charges_only(sq, files, tmp_path):
     r = sq(["--config", str(cfg), "backtest", "-s", files["buyer"], files["data"], "--param", "max_position=150", "--param", "max_order_size=150", "--param", "max_loss=1000000", "--json"])
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["fills"] == 2 and doc["pnl"]["costs"]["tax"] == 0.0
-    assert doc["pnl"]["costs"]["total"] == pytest.approx(2 * BUY_FEE, abs=0.01)
+    assert doc["fills"] == 2 and doc["costs"]["tax"] == 0.0
+    assert doc["costs"]["total"] == pytest.approx(2 * BUY_FEE, abs=0.01)

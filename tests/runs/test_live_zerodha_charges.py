@@ -59,10 +59,11 @@ def test_live_journals_kites_charges_of_each_filled_order(kite_env, tmp_path):
         assert (a["model"]["tax"] > 0) == (a["side"] < 0) and (a["model"]["stamp"] > 0) == (a["side"] > 0)
     assert summary["charges_checked"] == len(audits) and summary["charges_differing"] == 0
     # the journal's seal carries the summary's costs: gross, each component, net
-    seal = J.load(journal).last("end").data["summary"]["pnl"]
-    assert set(seal["costs"]) == {"brokerage", "tax", "txn", "regulatory", "stamp", "gst", "total"}
-    assert seal["costs"]["total"] == pytest.approx(seal["fees"], abs=0.01)
-    assert seal["net"] == pytest.approx(seal["gross"] - seal["fees"], abs=0.02)
+    seal = J.load(journal).last("end").data["summary"]
+    pnl, costs = seal["pnl"], seal["costs"]
+    assert set(costs) == {"brokerage", "tax", "txn", "regulatory", "stamp", "gst", "total", "by_symbol"}
+    assert costs["total"] == pytest.approx(pnl["fees"], abs=0.01) and costs["tax"] > 0 and costs["brokerage"] > 0
+    assert pnl["net"] == pytest.approx(pnl["gross"] - pnl["fees"], abs=0.02)
 
 
 def test_a_charge_that_differs_from_the_model_is_flagged(kite_env, tmp_path):

@@ -820,16 +820,19 @@ class Engine:
             out[self.registry.symbols[s]] = {
                 "position": pos, "avg_price": avg, "realized": float(sf[L.SF_REAL] - sf[L.SF_FEES]),
                 "unrealized": float(sf[L.SF_UNREAL]), "total": float(sf[L.SF_REAL] + sf[L.SF_UNREAL] - sf[L.SF_FEES]),
-                "fees": float(sf[L.SF_FEES]), "volume": float(sf[L.SF_VOL]), "turnover": float(sf[L.SF_TURNOVER]),
-                "costs": {k: float(sf[L.SF_K_BROK + i]) for i, k in enumerate(COMPONENTS)}}
+                "fees": float(sf[L.SF_FEES]), "volume": float(sf[L.SF_VOL]), "turnover": float(sf[L.SF_TURNOVER])}
         return out
 
-    def costs(self) -> dict[str, float]:
+    def costs(self) -> dict[str, Any]:
         """What the run's fills have cost, by component (`sq.core.costs.COMPONENTS`: brokerage,
-        transaction tax, exchange charges, regulatory fees, stamp duty, GST) and in total (the fees)."""
-        k = self.sf[:self.n, L.SF_K_BROK:L.SF_K_GST + 1].sum(axis=0) if self.n else np.zeros(len(COMPONENTS))
-        out = {name: float(k[i]) for i, name in enumerate(COMPONENTS)}
-        out["total"] = float(self.sf[:self.n, L.SF_FEES].sum()) if self.n else 0.0
+        transaction tax, exchange charges, regulatory fees, stamp duty, GST), in total (the fees)
+        and the same per symbol (`by_symbol`)."""
+        sf = self.sf[:self.n]
+        k = sf[:, L.SF_K_BROK:L.SF_K_GST + 1]
+        out: dict[str, Any] = {name: float(k[:, i].sum()) for i, name in enumerate(COMPONENTS)}
+        out["total"] = float(sf[:, L.SF_FEES].sum())
+        out["by_symbol"] = {self.registry.symbols[s]: {**{name: float(k[s, i]) for i, name in enumerate(COMPONENTS)},
+                                                       "total": float(sf[s, L.SF_FEES])} for s in range(self.n)}
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -856,8 +859,8 @@ class Engine:
             "cancels": int(self.g[L.G_CANCELS]),
             "fills": int(self.g[L.G_FILLS]),
             "position": {s: p["position"] for s, p in pos.items()},
-            "pnl": {"realized": realized, "unrealized": unreal, "total": total, "fees": fees,
-                    "gross": total + fees, "net": total, "costs": self.costs()},
+            "pnl": {"realized": realized, "unrealized": unreal, "total": total, "fees": fees, "gross": total + fees, "net": total},
+            "costs": self.costs(),
             "per_symbol": pos,
             "max_drawdown": float(self.gf[L.GF_MAXDD]),
             "sharpe": sharpe,
