@@ -188,3 +188,91 @@ def test_the_shipped_table_has_every_segment_on_both_dates():
     sched = registry.charges("NFO:NIFTY26APRFUT")
     assert sched.utc_offset == dt.timedelta(hours=5, minutes=30)
     assert sched.on(D_MAR31).tax_sell == pytest.approx(0.0002) and sched.on(D_APR1).tax_sell == pytest.approx(0.0005)
+
+
+# ---------------------------------------------------------------------------------------------- in the engine
+
+SYM = "NSE:ABC"
+A = costs.CostRates(tax_buy=0.001, brokerage_pct=0.0003, brokerage_cap=20.0, gst=0.18)
+B = costs.CostRates(tax_buy=0.002, brokerage_pct=0.0003, brokerage_cap=20.0, gst=0.18)
+SCHEDULE = costs.CostSchedule(((dt.date(2026, 1, 1), A), (dt.date(2026, 1, 27), B)), dt.timedelta(hours=5, minutes=30))
+
+
+@pytest.fixture(scope="module")
+def buyer(tmp_path_factory):
+    from tests.support.marketdata import BUYER_STRATEGY
+
+    p = tmp_path_factory.mktemp("costs") / "buyer.py"
+    p.write_text(BUYER_STRATEGY)
+    return str(p)
+
+
+@pytest.fixture(scope="module")
+def market():
+    from sq.core import schemas as S
+    from tests.support.marketdata import market_table, quoted_minutes
+
+    inst = {SYM: S.Instrument(SYM, "zerodha", 0.05, 1.0)}
+    rows = (quoted_minutes(SYM, "2026-01-23", "10:00", 4, bid=100.0, ask=100.1, seq0=1)
+            + quoted_minutes(SYM, "2026-01-27", "10:00", 4, bid=100.0, ask=100.1, seq0=100))
+    return market_table(rows, inst)
+
+
+def _engine(buyer, limit=6.0):
+    from sq.core import schemas as S
+    from sq.core.config import Config
+    from sq.core.engine import Engine, FillModelConfig
+
+    e = Engine(buyer, {SYM: S.Instrument(SYM, "zerodha", 0.05, 1.0)}, {SYM: {"max_position": limit, "max_loss": 1e9}}, config=Config(),
+               fill=FillModelConfig(order_latency_ns=5_000_000, maker_fee_bps=7.0, taker_fee_bps=7.0))
+    e.set_costs(SYM, SCHEDULE)
+    return e
+
+
+def _fills(outs):
+    from sq.core.journal import rows_from_batch
+
+    return [(f["ts"], f["price"], f["qty"], f["fee"]) for out in outs for f in rows_from_batch(out.fills)]
+
+
+def test_the_engine_charges_each_fill_by_its_local_date(buyer, market):
+    """Buys of 1 @ 100.1 (notional 100.1): brokerage 0.03% = 0.03003, GST 18% of it = 0.0054054;
+    tax 0.1% = 0.1001 on 23 Jan (rates A), 0.2% = 0.2002 from 27 Jan (rates B) — not the fill
+    model's 7 bps (0.07007)."""
+    e = _engine(buyer)
+    fills = _fills([e.process(b) for b in market.to_batches()] + [e.finish()])
+    before = [f for f in fills if f[0] < ist("2026-01-27")]
+    after = [f for f in fills if f[0] >= ist("2026-01-27")]
+    assert before and after, fills
+    assert all(f[3] == pytest.approx(0.03003 + 0.0054054 + 0.1001) for f in before), fills
+    assert all(f[3] == pytest.approx(0.03003 + 0.0054054 + 0.2002) for f in after)
+    c = e.summary()["costs"]
+    assert c["tax"] == pytest.approx(0.1001 * len(before) + 0.2002 * len(after))
+    assert c["total"] == pytest.approx(sum(f[3] for f in fills)) == pytest.approx(e.summary()["pnl"]["fees"])
+    assert c["by_symbol"][SYM]["total"] == pytest.approx(c["total"])
+
+
+def ist(day: str) -> int:
+    from tests.support.marketdata import ist_ns
+
+    return ist_ns(day, "00:00")
+
+
+def test_a_restored_engine_keeps_charging_the_same(buyer, market):
+    """However the run is cut and resumed — from its own checkpoint, or from one written before
+    the cost columns existed (trimmed here) — the fills and their fees are the uninterrupted run's."""
+    from sq.core.engine import layout as L
+
+    batches = market.to_batches(max_chunksize=5)
+    whole = _engine(buyer)
+    ref = _fills([whole.process(b) for b in batches] + [whole.finish()])
+    for k in range(1, len(batches)):
+        for old in (False, True):
+            first = _engine(buyer)
+            head = [first.process(b) for b in batches[:k]]
+            state = first.snapshot_state()
+            if old:
+                state["sf"], state["of"] = state["sf"][:, :L.SF_C_ON], state["of"][:, :L.OF_BROK]
+            second = _engine(buyer)
+            second.restore_state(state)
+            assert _fills(head + [second.process(b) for b in batches[k:]] + [second.finish()]) == ref, (k, old)

@@ -167,7 +167,7 @@ class BarEngine(Engine):
                 return
             self.make_room(st)
 
-    def _at_boundary(self) -> None:
+    def _at_boundary(self, boundary: int | None = None) -> None:
         """Bars have no open venue message to complete."""
 
     def _square_off(self, s: int, now: int) -> None:

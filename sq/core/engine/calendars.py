@@ -149,6 +149,14 @@ class Calendars:
             self._warned.add(year)
             warn(f"{name}: no exchange holidays known for {year}; only weekends are closed (docs/market-rules.md)")
 
+    def write_costs(self, sf: Any) -> None:
+        """Write each symbol's rates of the day it stands in (a checkpoint of an sq without cost
+        columns resumes with its rates at once, not at the next local day)."""
+        for e in self.entries.values():
+            if e.costs is not None and e.s >= 0 and e.day != AT_ONCE:
+                sf[e.s, L.SF_C_ON] = 1.0
+                sf[e.s, L.SF_C_ON + 1:L.SF_C_GST + 1] = e.costs.on(e.calendar.date_of(e.day)).row()
+
     # -- resume
     def snapshot(self) -> dict[str, list[int]]:
         """Where each symbol stands (plain ints, by name)."""

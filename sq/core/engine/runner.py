@@ -391,14 +391,17 @@ class Engine:
             j = max(i, int(np.searchsorted(clock, cal.next_ns, side="left")))
             if j > i:
                 run(i, j, False)
-            self._at_boundary()
+            self._at_boundary(int(cal.next_ns))
             self._roll_calendars(int(clock[j]))
             i = j
 
-    def _at_boundary(self) -> None:
+    def _at_boundary(self, boundary: int | None = None) -> None:
         """Before a calendar boundary: the open venue message is complete (its `on_book` acts
-        under the hours it arrived in; the next event starts a new message anyway)."""
+        under the hours it arrived in; the next event starts a new message anyway), and what was
+        scheduled before the boundary happens before it (a fill of the day pays that day's rates)."""
         self._close_message()
+        if boundary is not None and self.g[L.G_HN] > 0:
+            self._drain_all(boundary - 1)
 
     def advance(self, now_ns: int) -> EngineOutput:
         """Apply the market calendars up to local time `now_ns` without market data (a live run
@@ -634,10 +637,12 @@ class Engine:
             self.make_room(st)
             st = None
 
-    def _drain_all(self) -> None:
+    def _drain_all(self, until: int | None = None) -> None:
+        """Run every scheduled item (or those due before local/venue time `until`)."""
+        t = K.T_END if until is None else until
         while True:
             try:
-                st = K.drain(K.T_END, K.T_END, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
+                st = K.drain(t, t, self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest,
                              self.g, self.gf, self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.fo_i, self.fo_f,
                              self.po_i, self.po_f, self.n, self._margin(), *self._strategy())
             except Exception as e:
@@ -925,6 +930,7 @@ class Engine:
         for name in self.registry.symbols:
             self.instruments.setdefault(name, S.Instrument(name, "", self.ticks[self.registry.id(name)]))
         self.calendars.restore(state.get("calendars") or {}, self.registry.find, self.n)
+        self.calendars.write_costs(self.sf)
 
     def _pad_layout(self) -> None:
         """A checkpoint of an older sq has fewer per-symbol columns or rejection reasons: pad them
