@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sq.core.engine import costs
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine import orders as O
@@ -118,10 +119,11 @@ class LiveBridge:
         return s
 
     def seed_fill(self, symbol: str, side: int, price: float, qty: float, maker: bool = True) -> None:
-        """Book a fill into the position keeper (fees by the engine's own schedule)."""
+        """Book a fill into the position keeper (charged as a fill of an order of its own, under
+        the symbol's cost model or the fill model's fees: `sq.core.engine.costs`)."""
         e = self.e
         s = self.ensure_symbol(symbol)
-        fee = price * qty * (e.gf[L.GF_MAKER_BPS] if maker else e.gf[L.GF_TAKER_BPS]) * 1e-4
+        fee, _ = costs.fill_cost(e.sf, e.gf, s, int(side), float(price), float(qty), bool(maker), 0.0)
         positions.add_fill(e.sf, s, int(side), float(price), float(qty), float(fee))
         e.g[L.G_FILLS] += 1
 
