@@ -310,6 +310,19 @@ def _cards(s: dict[str, Any]) -> str:
         f'<div class="card"><span>{_e(k)}</span><b{_sign(c)}>{_e(v)}</b></div>' for k, v, c in cards) + "</div>"
 
 
+COST_NAMES = (("brokerage", "brokerage"), ("tax", "STT / CTT"), ("txn", "exchange charges"), ("regulatory", "SEBI fee"),
+              ("stamp", "stamp duty"), ("gst", "GST"), ("total", "total"))
+
+
+def _costs_section(costs: dict[str, Any] | None) -> list[str]:
+    """The costs by component, per symbol (docs/costs.md); nothing when the summary has none."""
+    if not costs or not costs.get("by_symbol"):
+        return []
+    head = ["symbol", *(label for _, label in COST_NAMES)]
+    rows = [[sym, *(money(c.get(k)) for k, _ in COST_NAMES)] for sym, c in costs["by_symbol"].items()]
+    return ["<h2>Costs</h2>", _table(head, rows)]
+
+
 def _curve_sections(curve: dict[str, Any], title_suffix: str = "") -> list[str]:
     ts = curve.get("ts") or []
     out = [f"<h2>Equity curve{_e(title_suffix)}</h2>",
@@ -334,6 +347,7 @@ def render_run(meta: dict[str, Any], s: dict[str, Any], rec: RunRecorder) -> str
     rows = [[sym, f"{p['position']:g}", money(p["avg_price"]), money(p["realized"]), money(p["unrealized"]), money(p["total"]),
              money(p["fees"]), f"{p['volume']:g}", money(p["turnover"])] for sym, p in s["per_symbol"].items()]
     sections.append(_table(head, rows))
+    sections += _costs_section(s.get("costs"))
     sections.append("<h2>Risk rejections</h2>")
     rej = s.get("rejections") or {}
     sections.append(_table(["reason", "orders rejected"], [[k, count(v)] for k, v in sorted(rej.items(), key=lambda kv: -kv[1])])

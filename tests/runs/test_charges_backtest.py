@@ -48,7 +48,8 @@ def files(tmp_path_factory):
 
 def test_a_backtest_pays_zerodhas_charges_by_trade_date(sq, files, tmp_path):
     jdir = tmp_path / "bt"
-    r = sq(["backtest", "-s", files["buyer"], files["data"], "--param", "max_position=150", "--param", "max_order_size=150", "--param", "max_loss=1000000", "--journal", str(jdir), "--json"])
+    r = sq(["backtest", "-s", files["buyer"], files["data"], "--param", "max_position=150", "--param", "max_order_size=150", "--param",
+            "max_loss=1000000", "--journal", str(jdir), "--report", str(tmp_path / "r.html"), "--json"])
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     fills = pylist(pq.read_table(jdir / "fills.parquet"))
@@ -68,6 +69,8 @@ def test_a_backtest_pays_zerodhas_charges_by_trade_date(sq, files, tmp_path):
     # gross: 2 days × 150 bought at 24,000.50 and sold at 24,000 = −150; net = gross − costs
     assert pnl["gross"] == pytest.approx(-150.0, abs=0.01)
     assert pnl["net"] == pytest.approx(-150.0 - TOTAL, abs=0.01) == pnl["total"]
+    html = (tmp_path / "r.html").read_text()
+    assert "<h2>Costs</h2>" in html and "STT / CTT" in html and "2,520.00" in html
 
 
 def test_carried_futures_pay_buy_side_charges_only(sq, files, tmp_path):
