@@ -15,7 +15,7 @@ import traceback
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from sq import __version__
 from sq.core.environment import Environment
@@ -109,11 +109,18 @@ class SqGroup(TyperGroup):
     """
 
     def parse_args(self, ctx, args):  # type: ignore[override]
-        """A bare `sq` prints the full help on stdout and exits 0 (as `sq --help` does)."""
+        """A bare `sq` prints the full help on stdout and exits 0 (as `sq --help` does); global
+        options given after the command (`sq kill -q`) count as if given before it."""
         if not args and self.no_args_is_help and not ctx.resilient_parsing:
             typer.echo(ctx.get_help(), color=ctx.color)
             ctx.exit(0)
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
+
+    def format_help_text(self, ctx, formatter):  # type: ignore[override]
+        format_help_text(self, formatter)
+
+    def format_epilog(self, ctx, formatter):  # type: ignore[override]
+        format_epilog(self, formatter)
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
@@ -146,6 +153,163 @@ class SqGroup(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+GLOBAL_VALUE_OPTIONS = ("--config",)
+
+
+def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
+    """`args` with the global options that follow the command moved before it, so that
+    `sq paper … --debug`, `sq kill -q` and `sq backtest --config F …` mean what they mean before
+    the command. A word that is the value of one of the command's own options (`--param -q`),
+    and everything after `--`, stays where it is; a command's own option of the same name (sq live
+    --config) is left to the command."""
+    i = 0
+    while i < len(args):  # the global options before the command, then the command's name
+        a = args[i]
+        if a == "--":
+            return args
+        if a in GLOBAL_VALUE_OPTIONS:
+            i += 2
+            continue
+        if a.startswith("-"):
+            i += 1
+            continue
+        break
+    if i >= len(args):
+        return args
+    cmd = group.get_command(ctx, args[i])
+    if cmd is None:
+        return args
+    own = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    takes_value = {o for p in cmd.params if getattr(p, "param_type_name", "") == "option" and not p.is_flag and not p.count for o in p.opts}
+    head, rest, moved = args[: i + 1], args[i + 1:], []
+    kept: list[str] = []
+    j = 0
+    while j < len(rest):
+        a = rest[j]
+        if a == "--":
+            kept += rest[j:]
+            break
+        name = a.split("=", 1)[0]
+        if name in own:
+            kept.append(a)
+            if a in takes_value and j + 1 < len(rest):  # its value, whatever it looks like
+                kept.append(rest[j + 1])
+                j += 1
+        elif a in GLOBAL_FLAGS:
+            moved.append(a)
+        elif name in GLOBAL_VALUE_OPTIONS:
+            if "=" in a:
+                moved.append(a)
+            elif j + 1 < len(rest):
+                moved += [a, rest[j + 1]]
+                j += 1
+            else:
+                kept.append(a)  # no value: let the parser say so
+        else:
+            kept.append(a)
+        j += 1
+    return moved + head + kept if moved else args
+
+
+def format_help_text(command: Any, formatter: Any) -> None:
+    """The help text as paragraphs wrapped to the terminal, except lines indented under a line
+    (examples, lists) which keep their line breaks."""
+    import inspect
+
+    text = inspect.cleandoc(command.help or "")
+    if not text:
+        return
+    formatter.write_paragraph()
+    with formatter.indentation():
+        _write_blocks(formatter, text)
+
+
+def format_epilog(command: Any, formatter: Any) -> None:
+    """The epilog (Examples:) as written: every line keeps its line break, so a command can be
+    copied from it."""
+    import textwrap
+
+    if not command.epilog:
+        return
+    formatter.write_paragraph()
+    with formatter.indentation():
+        for line in textwrap.dedent(command.epilog).strip("\n").splitlines():
+            formatter.write(f"{'':>{formatter.current_indent}}{line}\n" if line.strip() else "\n")
+
+
+def _write_blocks(formatter: Any, text: str) -> None:
+    """Paragraphs (blocks of unindented lines) are rewrapped; indented lines are written as
+    they are."""
+    blocks = text.split("\n\n")
+    for n, block in enumerate(blocks):
+        if n:
+            formatter.write("\n")
+        lines = block.splitlines()
+        if lines and all(ln.startswith("  ") for ln in lines):
+            for ln in lines:
+                formatter.write(f"{'':>{formatter.current_indent}}{ln}\n")
+        else:
+            formatter.write_text(block)
+
+
+class SqCommand(TyperCommand):
+    """Every sq command: readable metavars (sq.commands._options.METAVARS), a usage line without
+    typer's braces, examples that keep their line breaks, and -o/--output shown without its
+    hidden --out alias."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from sq.commands._options import OUT_ALIAS, metavar_of
+
+        for p in self.params:
+            if p.metavar is None:
+                p.metavar = metavar_of(p)
+            if OUT_ALIAS in p.opts and "--output" in p.opts:
+                p.__class__ = _with_hidden_alias(type(p))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # type: ignore[override]
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if getattr(p, "param_type_name", "") != "argument":
+                continue
+            var = p.metavar or (p.name or "").upper()
+            if var.startswith("["):
+                pieces.append(var)
+            elif p.required:
+                pieces.append(var)
+            else:
+                pieces.append(f"[{var[:-3]}]..." if var.endswith("...") else f"[{var}]")
+        return pieces
+
+    def format_help_text(self, ctx: Any, formatter: Any) -> None:  # type: ignore[override]
+        format_help_text(self, formatter)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:  # type: ignore[override]
+        format_epilog(self, formatter)
+
+
+_ALIASED: dict[type, type] = {}
+
+
+def _with_hidden_alias(base: type) -> type:
+    """`base` (an option class) whose help leaves out the alias --out."""
+    if base not in _ALIASED:
+        from sq.commands._options import OUT_ALIAS
+
+        class Aliased(base):  # type: ignore[misc, valid-type]
+            def get_help_record(self, ctx: Any) -> Any:
+                opts = self.opts
+                self.opts = [o for o in opts if o != OUT_ALIAS]
+                try:
+                    return super().get_help_record(ctx)
+                finally:
+                    self.opts = opts
+
+        _ALIASED[base] = Aliased
+    return _ALIASED[base]
 
 
 class _TerminateUnwinds:
@@ -181,10 +345,12 @@ app = typer.Typer(
     cls=SqGroup,
     name="sq",
     help="sq — record markets, rebuild order books, paper/live trade and backtest from the terminal.\n\n"
-    "Examples:\n\n"
+    "Global options go before or after the command (sq --debug book …, sq book … --debug).",
+    epilog="Examples:\n\n"
     "  sq subscribe SIM:DEMO --limit 10000 | sq book --depth 5 -o book.parquet\n\n"
-    "  sq record SIM:DEMO --out data --for 1m | sq book\n\n"
-    "  sq book data/venue=sim --format jsonl | head",
+    "  sq record SIM:DEMO -o data --for 1m | sq book\n\n"
+    "  sq book data/venue=sim --format jsonl | head\n\n"
+    "Shell completion: see the README (bash, zsh, fish).",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -204,10 +370,10 @@ def main_options(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    config: Annotated[Optional[str], typer.Option("--config", help="Config file (sq.toml or JSON); default $SQ_CONFIG, then the platform config dir.", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", metavar="FILE", help="Config file (sq.toml or JSON); default $SQ_CONFIG, then the platform config dir.", show_default=False)] = None,
     version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
-    """Global options apply to every command and go before it: sq --debug book …"""
+    """Global options apply to every command, before or after it: sq --debug book …, sq kill -q."""
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     env.debug = env.debug or debug
     env.quiet = env.quiet or quiet
@@ -227,6 +393,8 @@ def _register() -> None:
         module_name = f"{name}_" if keyword.iskeyword(name) else name
         module = __import__(f"sq.commands.{module_name}", fromlist=["register"])
         module.register(app)
+    for info in app.registered_commands:  # one command class: metavars, usage, examples (SqCommand)
+        info.cls = SqCommand if info.cls in (None, TyperCommand) else info.cls
 
 
 _register()

@@ -8,6 +8,8 @@ import typer
 from sq.commands._live import LiveView
 from sq.commands._options import EndOption, FormatOption, InputsArgument, OutputOption, StartOption, env_of
 
+SUMMARY = "Rebuild L2 order books and features from a market stream."
+
 HELP = """Rebuild per-symbol L2 order books from a market stream and emit the book stream: the top
 --depth levels a side plus mid, spread, microprice, imbalance, last trade price, aggressive-trade
 ratio, rolling VWAP and mid-return volatility.
@@ -150,4 +152,4 @@ class LadderSink(LiveView):
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="book", help=HELP, epilog=EPILOG)(book)
+    app.command(name="book", help=HELP, epilog=EPILOG, short_help=SUMMARY)(book)
