@@ -1,0 +1,142 @@
+"""Every example in every command's --help runs (issue #14): each `sq …` line of the Examples
+section (and each cron line's command) is run by bash, offline, in a scratch directory holding
+the files the examples name (a SIM dataset `data`, `demo.parquet`, the repository's fixtures).
+An example that cannot run offline is in ALLOWED with the reason, which the test prints; an
+entry that no longer matches an example fails, so the list cannot go stale."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sq.commands import COMMANDS
+from sq.devtools import help_text
+from tests.support.process import ROOT
+
+VENUE = "needs a real venue (network and credentials)"
+LONG = "runs in real time for minutes or hours"
+ALLOWED = {
+    "sq record SIM:DEMO -o data --for 1h | sq book --depth 5": LONG,
+    "sq record SIM:DEMO -o data --for 1m": LONG,
+    "sq record SIM:DEMO -o data --for 1m | sq book": LONG,
+    "sq subscribe SIM:DEMO            # live view on a terminal; Ctrl-C to stop": "a live view until Ctrl-C",
+    "sq subscribe SIM:DEMO SIM:FOO --for 30s -o demo.parquet": "runs 30 s in real time",
+    "sq subscribe BINANCE:BTCUSDT --raw btc.jsonl | sq book": VENUE,
+    "sq subscribe NSE:RELIANCE --mode quote --for 5m -o reliance.parquet": VENUE,
+    "sq subscribe NFO:NIFTY-FUT --expiry next | sq book --depth 5": VENUE,
+    "sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10": "replays the capture of the --raw example above",
+    "sq record BINANCE:BTCUSDT -o data --raw btc-raw.jsonl --rotate 1h": VENUE,
+    "sq record NSE:RELIANCE NSE:INFY --mode full -o data --for 6h15m": VENUE,
+    "sq record NFO:NIFTY-FUT MCX:CRUDEOIL-FUT --expiry next -o data --for 6h": VENUE,
+    "sq auth zerodha": VENUE, "sq auth zerodha --manual": VENUE + "; a browser", "sq auth binance --testnet": VENUE,
+    "sq config check trading.json --json": "reads the user's own trading.json",
+    "sq --config live.toml config check": "reads the user's own live.toml",
+    "sq paper --strategy mm SIM:DEMO --for 20s": "runs 20 s in real time",
+    "sq paper --strategy lt SIM:DEMO --param threshold=0.6 --param clip=2 --json": "trades a live SIM market until Ctrl-C",
+    "sq paper --strategy mm --from ticks.parquet --realtime --journal runs/replay1": "replays at the data's pace",
+    "sq paper --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00": "continues a crashed run the user has",
+    "sq backtest -s lt nse-ticks/ --adjust corporate-actions.csv --clean": "needs the user's NSE ticks and corporate actions",
+    "sq strategies ./mine.py": "describes the file `sq strategies new mine` writes (run below)",
+    "sq bars session data/venue=zerodha --start 2024-06-03 --end 2024-06-07 --format jsonl": "needs a recorded Zerodha dataset",
+    "sq bars 1d data/venue=zerodha --adjust corporate-actions.csv -o daily-adjusted.parquet": "needs a recorded Zerodha dataset",
+    "sq reconcile --journal ~/.local/share/sq/runs/20260125T093000Z-3f9a00 --json": "checks a run the user has",
+    "sq reconcile --venue binance --tolerance 1e-8": VENUE,
+    "sq reconcile --journal runs/crashed --fix": "fixes a crashed run the user has",
+    "sq kill --venue zerodha --flatten --json": VENUE,
+    "55 15 * * 1-5  sq kill --venue zerodha --flatten --json >> ~/sq-kill.log   # cron: square off before the close": VENUE,
+    "sq live --strategy mm BINANCE:BTCUSDT --config live.toml --confirm-live --param clip=0.001": VENUE,
+    "sq live --strategy lt NSE:INFY --config live.toml --confirm-live --for 6h --json": VENUE,
+    "sq live --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00 --config live.toml --confirm-live": VENUE,
+    "15 9 * * 1-5  SQ_CONFIRM_LIVE=1 flock -n /tmp/sq-live.lock sq live --strategy mm NSE:INFY --config ~/live.toml --for 6h --json >> ~/sq-live.log": VENUE,
+    "sq import binance_incremental_book_L2_2024-01-01_BTCUSDT.csv.gz --symbol BINANCE:BTCUSDT -o data": "imports the user's Tardis file",
+    "sq import binance_trades_2024-01-0*.csv.gz --symbol BINANCE:BTCUSDT -o data --json": "imports the user's Tardis files",
+    "sq import BTCUSDT-aggTrades-2024-01-01.zip --format binance-aggtrades --symbol BINANCE:BTCUSDT -o data": "imports the user's Binance archive",
+    "sq import ticks.csv --symbol SIM:DEMO --map ts=time,price=px,qty=size,side=aggressor --ts-unit ms -o data": "imports the user's CSV",
+    "sq import candles.parquet --symbol NSE:INFY --map ts=date --interval 1d --tick-size 0.05 -o data": "imports the user's candles",
+    "sq book 'data/venue=binance/**/bookTicker.parquet' --depth 1 --format jsonl | head": "reads what the fetch examples download",
+    **{line: "selects days of the user's own dataset (the scratch one holds other days)" for line in (
+        "sq book data --start 2024-06-03 --end 2024-06-04 -o book.parquet",
+        "sq bars 100v data --start 2024-06-03 -o volume.arrow",
+        "sq paper --strategy mm --from data --start 2024-06-03 --end 2024-06-03 --json",
+        "sq backtest -s mm data --start 2024-06-03 --end 2024-06-03 --json",
+    )},
+    **{line: VENUE for line in (
+        "sq fetch BINANCE:BTCUSDT --kind aggTrades --start 2024-01-01 --end 2024-01-31 -o data",
+        "sq fetch BINANCE:BTCUSDT BINANCE:ETHUSDT --kind klines --interval 1m --start 2024-01-01 --end 2024-12-31 -o data",
+        "sq fetch BINANCE-FUT:BTCUSDT --kind bookTicker --start 2024-03-01 --end 2024-03-01 -o data",
+        "sq fetch BINANCE:BTCUSDT --kind trades --start 2025-01-01 --end 2025-01-07 --json | jq .days",
+        "sq fetch NSE:RELIANCE NSE:INFY --kind candles --interval 5minute --start 2026-01-01 --end 2026-03-31 -o data",
+        "sq fetch NFO:NIFTY26JANFUT --kind candles --interval day --oi --start 2025-12-01 --end 2026-01-27 -o data",
+        "sq fetch NFO:NIFTY-FUT --kind candles --interval day --continuous --start 2024-01-01 --end 2025-12-31 -o data",
+    )},
+}
+CRON = re.compile(r"^([0-9*/,-]+\s+){5}")
+
+
+def examples(args: list[str]) -> list[str]:
+    """The example lines of `sq ARGS --help`: commands, cron lines and comments (not prose)."""
+    text = help_text(args)
+    if "Examples:" not in text:
+        return []
+    out = []
+    for line in text.split("Examples:", 1)[1].splitlines():
+        line = line.strip()
+        if line.startswith("sq ") or (CRON.match(line) and " sq " in line):
+            out.append(line)
+    return out
+
+
+def _command(line: str) -> str:
+    """What bash runs for an example: a cron line without its five time fields."""
+    if not line.startswith("sq "):
+        line = CRON.sub("", line, count=1)
+    return line
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """A SIM:DEMO market stream file the examples name (demo.parquet, ticks.parquet, …)."""
+    d = tmp_path_factory.mktemp("demo")
+    r = subprocess.run([sys.executable, "-m", "sq", "subscribe", "SIM:DEMO", "--limit", "20000", "-o", str(d / "demo.parquet")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return d / "demo.parquet"
+
+
+def _scratch(tmp_path: Path, demo: Path) -> dict:
+    (tmp_path / "home").mkdir()
+    shutil.copytree(ROOT / "fixtures" / "sim-demo", tmp_path / "data")
+    os.symlink(ROOT / "fixtures", tmp_path / "fixtures")
+    for name in ("demo.parquet", "ticks.parquet", "trades.parquet", "zerodha.parquet"):
+        shutil.copy(demo, tmp_path / name)
+    bindir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZKITE_", "BINANCE_", "SQ_BINANCE", "SQ_KITE")) and k not in ("SQ_CONFIG", "SQ_CONFIRM_LIVE")}
+    env.update(HOME=str(tmp_path / "home"), PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", PAGER="cat", COLUMNS="100",
+               PYTHONPATH=str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""))
+    return env
+
+
+@pytest.mark.parametrize("name", ["", *COMMANDS])
+def test_every_example_runs(name, tmp_path, demo, capsys):
+    lines = examples([name] if name else [])
+    env = _scratch(tmp_path, demo)
+    for line in lines:
+        if line in ALLOWED:
+            with capsys.disabled():
+                print(f"\n  not run: sq {name} example {line!r}: {ALLOWED[line]}")
+            continue
+        r = subprocess.run(["bash", "-o", "pipefail", "-c", _command(line)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, timeout=600, stdin=subprocess.DEVNULL)
+        stderr = r.stderr.decode(errors="replace")
+        assert r.returncode == 0, f"sq {name} --help example failed (exit {r.returncode}): {line}\n{stderr[-2000:]}"
+
+
+def test_the_allow_list_names_only_examples_there_are():
+    every = {line for name in ["", *COMMANDS] for line in examples([name] if name else [])}
+    assert set(ALLOWED) <= every, set(ALLOWED) - every
