@@ -348,7 +348,7 @@ app = typer.Typer(
     "Global options go before or after the command (sq --debug book …, sq book … --debug).",
     epilog="Examples:\n\n"
     "  sq subscribe SIM:DEMO --limit 10000 | sq book --depth 5 -o book.parquet\n\n"
-    "  sq record SIM:DEMO -o data --for 1m | sq book\n\n"
+    "  sq record SIM:DEMO -o data --for 10s | sq book\n\n"
     "  sq book data/venue=sim --format jsonl | head\n\n"
     "Shell completion: see the README (bash, zsh, fish).",
     add_completion=False,

@@ -70,7 +70,7 @@ EPILOG = """Examples:
 
   sq backtest -s lt nse-ticks/ --adjust corporate-actions.csv --clean
 
-  sq backtest -s mm data --start 2024-06-03 --end 2024-06-03 --json
+  sq backtest -s mm data --start 2024-01-08 --end 2024-01-08 --json
 
   sq backtest -s mm demo.parquet --sweep clip=1:4:1 --sweep threshold=0.2,0.4,0.8 --report sweep.html
 

@@ -35,7 +35,7 @@ EPILOG = """Examples:
 
   sq bars 500t trades.parquet -o ticks.parquet
 
-  sq bars 100v data --start 2024-06-03 -o volume.arrow
+  sq bars 100v data --start 2024-01-08 -o volume.arrow
 
   sq bars 1d data/venue=zerodha --adjust corporate-actions.csv -o daily-adjusted.parquet"""
 

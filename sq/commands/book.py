@@ -24,7 +24,7 @@ EPILOG = """Examples:
 
   sq book data/venue=sim --interval 1s --format table
 
-  sq book data --start 2024-06-03 --end 2024-06-04 -o book.parquet
+  sq book data --start 2024-01-08 --end 2024-01-09 -o book.parquet
 
   sq book ticks.parquet --every 100 --format jsonl | head
 

@@ -35,7 +35,7 @@ EPILOG = """Examples:
 
   sq import ticks.csv --symbol SIM:DEMO --map ts=time,price=px,qty=size,side=aggressor --ts-unit ms -o data
 
-  sq import candles.parquet --symbol NSE:INFY --map ts=date --interval 1d --tick-size 0.05 -o data
+  sq import candles.parquet --symbol NSE:INFY --map ts=date --interval 1d --tick-size 0.05 -o daily
 
   sq backtest --strategy mm data
 """

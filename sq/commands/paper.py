@@ -37,13 +37,13 @@ EPILOG = """Examples:
 
   sq paper --strategy mm SIM:DEMO --for 20s
 
-  sq paper --strategy lt SIM:DEMO --param threshold=0.6 --param clip=2 --json
+  sq paper --strategy lt SIM:DEMO --param threshold=0.6 --param clip=2 --for 10s --json
 
   sq paper --strategy mm --from data/venue=sim --json
 
-  sq paper --strategy mm --from data --start 2024-06-03 --end 2024-06-03 --json
+  sq paper --strategy mm --from data --start 2024-01-08 --end 2024-01-08 --json
 
-  sq paper --strategy mm --from ticks.parquet --realtime --journal runs/replay1
+  sq paper --strategy mm --from ticks.parquet --realtime --for 5s --journal runs/replay1
 
   sq paper -s mm --from fixtures/sim-demo --latency 5ms --queue-model prob --json
 

@@ -29,11 +29,11 @@ today (--expiry), under that contract's symbol; stderr and the files' instrument
 
 EPILOG = """Examples:
 
-  sq record SIM:DEMO -o data --for 1m
+  sq record SIM:DEMO -o data --for 10s
 
   sq record SIM:DEMO SIM:ALT -o data --limit 100000 --rotate 10m
 
-  sq record SIM:DEMO -o data --for 1h | sq book --depth 5
+  sq record SIM:DEMO -o data --limit 50000 | sq book --depth 5
 
   sq record BINANCE:BTCUSDT -o data --raw btc-raw.jsonl --rotate 1h
 

@@ -35,9 +35,9 @@ EPILOG = """Examples:
 
   sq strategies --json | jq '.[].name'
 
-  sq strategies ./mine.py
-
   sq strategies new mine && sq backtest --strategy ./mine.py fixtures/sim-demo
+
+  sq strategies ./mine.py
 
   sq strategies new trend --kind bar"""
 

@@ -16,7 +16,7 @@ HELP = "Stream market events (L2 levels and trades) of one or more symbols."
 EPILOG = (
     "Examples:\n\n"
     "  sq subscribe SIM:DEMO --limit 20000 | sq book --depth 5\n\n"
-    "  sq subscribe SIM:DEMO SIM:FOO --for 30s -o demo.parquet\n\n"
+    "  sq subscribe SIM:DEMO SIM:FOO --for 5s -o demo.parquet\n\n"
     "  sq subscribe SIM:DEMO --seed 7 --limit 1000 --format jsonl | head\n\n"
     "  sq subscribe SIM:DEMO --limit 5000 -o demo.parquet --json\n\n"
     "  sq subscribe SIM:DEMO            # live view on a terminal; Ctrl-C to stop\n\n"

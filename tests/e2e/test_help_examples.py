@@ -20,13 +20,8 @@ from sq.devtools import help_text
 from tests.support.process import ROOT
 
 VENUE = "needs a real venue (network and credentials)"
-LONG = "runs in real time for minutes or hours"
 ALLOWED = {
-    "sq record SIM:DEMO -o data --for 1h | sq book --depth 5": LONG,
-    "sq record SIM:DEMO -o data --for 1m": LONG,
-    "sq record SIM:DEMO -o data --for 1m | sq book": LONG,
     "sq subscribe SIM:DEMO            # live view on a terminal; Ctrl-C to stop": "a live view until Ctrl-C",
-    "sq subscribe SIM:DEMO SIM:FOO --for 30s -o demo.parquet": "runs 30 s in real time",
     "sq subscribe BINANCE:BTCUSDT --raw btc.jsonl | sq book": VENUE,
     "sq subscribe NSE:RELIANCE --mode quote --for 5m -o reliance.parquet": VENUE,
     "sq subscribe NFO:NIFTY-FUT --expiry next | sq book --depth 5": VENUE,
@@ -35,14 +30,8 @@ ALLOWED = {
     "sq record NSE:RELIANCE NSE:INFY --mode full -o data --for 6h15m": VENUE,
     "sq record NFO:NIFTY-FUT MCX:CRUDEOIL-FUT --expiry next -o data --for 6h": VENUE,
     "sq auth zerodha": VENUE, "sq auth zerodha --manual": VENUE + "; a browser", "sq auth binance --testnet": VENUE,
-    "sq config check trading.json --json": "reads the user's own trading.json",
-    "sq --config live.toml config check": "reads the user's own live.toml",
-    "sq paper --strategy mm SIM:DEMO --for 20s": "runs 20 s in real time",
-    "sq paper --strategy lt SIM:DEMO --param threshold=0.6 --param clip=2 --json": "trades a live SIM market until Ctrl-C",
-    "sq paper --strategy mm --from ticks.parquet --realtime --journal runs/replay1": "replays at the data's pace",
     "sq paper --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00": "continues a crashed run the user has",
     "sq backtest -s lt nse-ticks/ --adjust corporate-actions.csv --clean": "needs the user's NSE ticks and corporate actions",
-    "sq strategies ./mine.py": "describes the file `sq strategies new mine` writes (run below)",
     "sq bars session data/venue=zerodha --start 2024-06-03 --end 2024-06-07 --format jsonl": "needs a recorded Zerodha dataset",
     "sq bars 1d data/venue=zerodha --adjust corporate-actions.csv -o daily-adjusted.parquet": "needs a recorded Zerodha dataset",
     "sq reconcile --journal ~/.local/share/sq/runs/20260125T093000Z-3f9a00 --json": "checks a run the user has",
@@ -56,16 +45,7 @@ ALLOWED = {
     "15 9 * * 1-5  SQ_CONFIRM_LIVE=1 flock -n /tmp/sq-live.lock sq live --strategy mm NSE:INFY --config ~/live.toml --for 6h --json >> ~/sq-live.log": VENUE,
     "sq import binance_incremental_book_L2_2024-01-01_BTCUSDT.csv.gz --symbol BINANCE:BTCUSDT -o data": "imports the user's Tardis file",
     "sq import binance_trades_2024-01-0*.csv.gz --symbol BINANCE:BTCUSDT -o data --json": "imports the user's Tardis files",
-    "sq import BTCUSDT-aggTrades-2024-01-01.zip --format binance-aggtrades --symbol BINANCE:BTCUSDT -o data": "imports the user's Binance archive",
-    "sq import ticks.csv --symbol SIM:DEMO --map ts=time,price=px,qty=size,side=aggressor --ts-unit ms -o data": "imports the user's CSV",
-    "sq import candles.parquet --symbol NSE:INFY --map ts=date --interval 1d --tick-size 0.05 -o data": "imports the user's candles",
     "sq book 'data/venue=binance/**/bookTicker.parquet' --depth 1 --format jsonl | head": "reads what the fetch examples download",
-    **{line: "selects days of the user's own dataset (the scratch one holds other days)" for line in (
-        "sq book data --start 2024-06-03 --end 2024-06-04 -o book.parquet",
-        "sq bars 100v data --start 2024-06-03 -o volume.arrow",
-        "sq paper --strategy mm --from data --start 2024-06-03 --end 2024-06-03 --json",
-        "sq backtest -s mm data --start 2024-06-03 --end 2024-06-03 --json",
-    )},
     **{line: VENUE for line in (
         "sq fetch BINANCE:BTCUSDT --kind aggTrades --start 2024-01-01 --end 2024-01-31 -o data",
         "sq fetch BINANCE:BTCUSDT BINANCE:ETHUSDT --kind klines --interval 1m --start 2024-01-01 --end 2024-12-31 -o data",
@@ -115,11 +95,34 @@ def _scratch(tmp_path: Path, demo: Path) -> dict:
     os.symlink(ROOT / "fixtures", tmp_path / "fixtures")
     for name in ("demo.parquet", "ticks.parquet", "trades.parquet", "zerodha.parquet"):
         shutil.copy(demo, tmp_path / name)
+    shutil.copy(ROOT / "tests" / "support" / "plan_trading.json", tmp_path / "trading.json")  # the original plan's layout
+    (tmp_path / "live.toml").write_text('trading_mode = "live"\n')
+    _user_files(tmp_path)
     bindir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZKITE_", "BINANCE_", "SQ_BINANCE", "SQ_KITE")) and k not in ("SQ_CONFIG", "SQ_CONFIRM_LIVE")}
     env.update(HOME=str(tmp_path / "home"), PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", PAGER="cat", COLUMNS="100",
+               SQ_BINANCE_REST_URL="http://127.0.0.1:9", SQ_BINANCE_WS_URL="ws://127.0.0.1:9", SQ_BINANCE_DATA_URL="http://127.0.0.1:9",
                PYTHONPATH=str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""))
     return env
+
+
+def _user_files(d: Path) -> None:
+    """Files the import examples name, as a user would have them: a Binance archive day, a CSV
+    of ticks and daily candles."""
+    import datetime as dt
+    import zipfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.support.fakes.binance_archive import make_csv
+
+    with zipfile.ZipFile(d / "BTCUSDT-aggTrades-2024-01-01.zip", "w") as z:
+        z.writestr("BTCUSDT-aggTrades-2024-01-01.csv", make_csv("aggTrades", "spot", dt.date(2024, 1, 1)))
+    (d / "ticks.csv").write_text("time,px,size,aggressor\n1704700800000,100.0,1,buy\n1704700801000,100.5,2,sell\n1704700802000,100.25,1,buy\n")
+    days = [dt.datetime(2024, 1, 8), dt.datetime(2024, 1, 9)]
+    pq.write_table(pa.table({"date": days, "open": [1.0, 2.0], "high": [2.0, 3.0], "low": [0.5, 1.5], "close": [1.5, 2.5], "volume": [10.0, 20.0]}),
+                   d / "candles.parquet")
 
 
 @pytest.mark.parametrize("name", ["", *COMMANDS])

@@ -164,7 +164,7 @@ def _complete(words: str, env: dict | None = None) -> list[str]:
     e.update(env or {})
     r = subprocess.run([sys.executable, "-m", "sq"], env=e, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    return r.stdout.splitlines()
+    return [w for w in r.stdout.splitlines() if w]
 
 
 def test_completes_auth_targets_strategies_formats_and_venues():
