@@ -237,7 +237,52 @@ def format_epilog(command: Any, formatter: Any) -> None:
     formatter.write_paragraph()
     with formatter.indentation():
         for line in textwrap.dedent(command.epilog).strip("\n").splitlines():
-            formatter.write(f"{'':>{formatter.current_indent}}{line}\n" if line.strip() else "\n")
+            if not line.strip():
+                formatter.write("\n")
+                continue
+            for piece in continued(line, formatter.width - formatter.current_indent):
+                formatter.write(f"{'':>{formatter.current_indent}}{piece}\n")
+
+
+def continued(line: str, width: int) -> list[str]:
+    """An example command longer than `width` as shell lines joined by `\\`, broken between
+    words (never inside quotes), so it can still be copied and pasted; other lines (cron
+    entries, which must stay one line; prose) as they are."""
+    import shlex
+
+    body = line.lstrip()
+    if len(line) <= width or not body.startswith("sq ") or "#" in body:
+        return [line]
+    indent = line[: len(line) - len(body)]
+    try:
+        shlex.split(body)
+    except ValueError:
+        return [line]
+    words, quoted, current = [], "", ""
+    for ch in body:  # split on spaces outside quotes
+        if ch in "'\"" and (not quoted or quoted == ch):
+            quoted = "" if quoted else ch
+        if ch == " " and not quoted:
+            words.append(current)
+            current = ""
+        else:
+            current += ch
+    words.append(current)
+    units = [words[0]]  # an option with its values, or a pipe and the command after it, stay together
+    for w in words[1:]:
+        if w.startswith("-") or w in ("|", "||", "&&") or units[-1].endswith(";"):
+            units.append(w)
+        else:
+            units[-1] += " " + w
+    out, cur = [], indent + units[0]
+    for u in units[1:]:
+        if len(cur) + 1 + len(u) + 2 > width:
+            out.append(cur + " \\")
+            cur = indent + "    " + u
+        else:
+            cur += " " + u
+    out.append(cur)
+    return out
 
 
 def _write_blocks(formatter: Any, text: str) -> None:

@@ -12,7 +12,12 @@ from sq.commands._options import (SEED_DEFAULT, ExpiryOption, FormatOption, ForO
 
 SUMMARY = "Stream market events of symbols from any venue."
 
-HELP = "Stream market events (L2 levels and trades) of one or more symbols."
+HELP = """Stream market events (L2 levels and trades) of one or more symbols.
+
+On a pipe the output is an Arrow IPC market stream that ends with an sq trailer, also when
+stopped by Ctrl-C (exit 130) or SIGTERM (exit 143). --limit runs the simulated exchange in
+simulated time (as fast as possible); --for, or neither option, in real time. With -o FILE,
+--json prints one summary document (events per symbol, file, bytes) on stdout."""
 EPILOG = (
     "Examples:\n\n"
     "  sq subscribe SIM:DEMO --limit 20000 | sq book --depth 5\n\n"
@@ -23,11 +28,7 @@ EPILOG = (
     "  sq subscribe BINANCE:BTCUSDT --raw btc.jsonl | sq book\n\n"
     "  sq subscribe NSE:RELIANCE --mode quote --for 5m -o reliance.parquet\n\n"
     "  sq subscribe NFO:NIFTY-FUT --expiry next | sq book --depth 5\n\n"
-    "  sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10\n\n"
-    "On a pipe the output is an Arrow IPC market stream that ends with an sq trailer, also\n"
-    "when stopped by Ctrl-C (exit 130) or SIGTERM (exit 143). --limit runs the simulated exchange in simulated time\n"
-    "(as fast as possible); --for, or neither option, in real time. With -o FILE, --json prints\n"
-    "one summary document (events per symbol, file, bytes) on stdout."
+    "  sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10"
 )
 
 

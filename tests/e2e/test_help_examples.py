@@ -64,9 +64,13 @@ def examples(args: list[str]) -> list[str]:
     text = help_text(args)
     if "Examples:" not in text:
         return []
-    out = []
+    out, pending = [], ""
     for line in text.split("Examples:", 1)[1].splitlines():
-        line = line.strip()
+        line = pending + line.strip()
+        pending = ""
+        if line.endswith("\\"):  # a long example goes on on the next line
+            pending = line[:-1]
+            continue
         if line.startswith("sq ") or (CRON.match(line) and " sq " in line):
             out.append(line)
     return out

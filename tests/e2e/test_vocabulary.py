@@ -207,3 +207,49 @@ def test_readme_tells_how_to_install_completions():
     text = (ROOT / "README.md").read_text()
     for shell, line in (("bash", "completions/sq.bash"), ("zsh", "completions/_sq"), ("fish", "completions/sq.fish")):
         assert line in text, shell
+
+
+# ---------------------------------------------------------------------------------------------- --json summaries
+
+
+def test_subscribe_json_summarises_what_the_file_received(sq, tmp_path):
+    out = tmp_path / "demo.parquet"
+    r = sq(["subscribe", "SIM:DEMO", "--limit", "500", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["events"] == 500 and doc["per_symbol"] == {"SIM:DEMO": 500} and doc["output"] == str(out)
+    assert doc["bytes"] == out.stat().st_size > 0
+    r = sq(["subscribe", "SIM:DEMO", "--limit", "5", "--json"])
+    assert r.exit_code == 2 and "-o" in r.stderr and r.stdout == b""
+
+
+def test_record_json_prints_the_summary_instead_of_the_stream(sq, tmp_path):
+    r = sq(["record", "SIM:DEMO", "-o", str(tmp_path / "d"), "--limit", "300", "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["events"] == 300 and doc["files"] and doc["out_dir"] == str(tmp_path / "d")
+    r = sq(["record", "SIM:DEMO", "-o", str(tmp_path / "e"), "--limit", "3", "--json", "--pass-through"])
+    assert r.exit_code == 2 and "--json" in r.stderr
+
+
+def test_record_raw_file_keeps_the_capture_where_asked(sq, tmp_path):
+    """--raw FILE (as in subscribe); SIM has no raw frames, so it says so (exit 2) as before."""
+    r = sq(["record", "SIM:DEMO", "-o", str(tmp_path / "d"), "--raw", str(tmp_path / "cap.jsonl"), "--limit", "3"])
+    assert r.exit_code == 2 and "raw" in r.stderr
+
+
+def test_out_alias_still_works(sq, tmp_path):
+    r = sq(["record", "SIM:DEMO", "--out", str(tmp_path / "d"), "--limit", "50"])
+    assert r.exit_code == 0, r.stderr
+    assert list((tmp_path / "d").rglob("*.parquet"))
+
+
+def test_record_raw_file_against_the_local_binance(binance_fake, sq, tmp_path):
+    """record --raw FILE writes the venue's raw frames to FILE, which subscribe --replay reads."""
+    binance_fake()
+    cap = tmp_path / "caps" / "btc.jsonl"
+    r = sq(["record", "BINANCE:BTCUSDT", "-o", str(tmp_path / "d"), "--raw", str(cap), "--for", "1s"])
+    assert r.exit_code == 0, r.stderr
+    recs = [json.loads(line) for line in cap.read_text().splitlines()]
+    assert recs and {rec["src"] for rec in recs} == {"ws", "rest"}
+    assert not (tmp_path / "d" / "raw").exists()  # where it was asked, not under the dataset
