@@ -169,9 +169,10 @@ def _resume_plan(opts: PaperOptions) -> Plan:
     strategy = str(start.get("strategy", ""))
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
-    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry:
-        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean and --journal of the original run; "
-                         "give only --for, --json")
+    fill_given = any(v is not None for k, v in opts.fill.items() if k != "queue_model") or opts.fill.get("queue_model", "risk-averse") != "risk-averse"
+    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry or fill_given:
+        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean, the fill flags (--latency, --queue-model, …) "
+                         "and --journal of the original run; give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None

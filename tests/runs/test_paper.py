@@ -160,6 +160,16 @@ def test_replay_with_fill_flags_matches_sq_backtest_with_the_same_flags(sq, reco
     assert read(tmp_path / "default", "fills") != fills  # the flags changed the fills: they were not ignored
 
 
+def test_the_journal_keeps_the_fill_flags_and_resume_takes_them_from_it(sq, recording, tmp_path):
+    jdir = tmp_path / "j"
+    r = sq(["paper", "--strategy", "mm", "--from", str(recording), "--journal", str(jdir), "--json", "--latency", "7ms", "--queue-model", "prob"])
+    assert r.exit_code == 0, r.stderr
+    start = J.load(str(jdir)).start
+    assert start["fill"]["order_latency_ns"] == 7_000_000 and start["fill"]["queue_model"] == "prob"
+    r = sq(["paper", "--resume", str(jdir), "--latency", "5ms"])
+    assert r.exit_code == 2 and "fill flags" in r.stderr
+
+
 def test_bad_fill_flag_is_a_usage_error_before_the_run(sq, recording, tmp_path):
     r = sq(["paper", "--strategy", "mm", "--from", str(recording), "--journal", str(tmp_path / "j"), "--queue-model", "fifo"])
     assert r.exit_code == 2 and "queue model" in r.stderr and not (tmp_path / "j").exists()
