@@ -6,6 +6,7 @@ import what they read only when the shell asks.
 """
 
 
+import os
 from typing import Annotated, List, Optional
 
 import typer
@@ -86,12 +87,35 @@ def complete_strategies(incomplete: str) -> list[str]:
 
 def complete_symbols(incomplete: str) -> list[str]:
     """SIM:DEMO, the symbol prefixes, and the symbols in the instrument lists venues cached
-    (`sq.venues.registry.cached_symbols`: read from the cache dir, never downloaded)."""
+    (`sq.venues.registry.cached_symbols`: read from the cache dir, never downloaded).
+
+    bash splits a word at ':' (COMP_WORDBREAKS): `NSE:RE` arrives as `NSE`, `:`, `RE`, and only
+    the last piece is replaced, so the part after the prefix is what is offered then."""
     from sq.venues.registry import cached_symbols
 
     if incomplete.startswith("-"):
         return []
+    prefix = _bash_prefix(incomplete)
+    if prefix is not None:
+        word = f"{prefix}:{incomplete.lstrip(':')}"
+        tails = [s[len(prefix) + 1:] for s in _matching(cached_symbols(word), word)]
+        return [":" + t for t in tails] if incomplete == ":" else tails
     return _matching(cached_symbols(incomplete), incomplete)
+
+
+def _bash_prefix(incomplete: str) -> Optional[str]:
+    """The symbol prefix bash split off before the word being completed (None: not bash, or no
+    split)."""
+    words, cword = os.environ.get("COMP_WORDS"), os.environ.get("COMP_CWORD")
+    if words is None or cword is None or not cword.isdigit():
+        return None
+    parts = words.split()
+    i = int(cword)
+    if incomplete == ":" and 1 <= i - 1 < len(parts):
+        return parts[i - 1]
+    if 2 <= i and i - 1 < len(parts) and parts[i - 1] == ":":
+        return parts[i - 2]
+    return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -191,6 +191,9 @@ def test_completes_symbols_from_the_cached_instrument_lists(tmp_path):
     assert _complete("sq record NSE:R", env) == ["NSE:RELIANCE"]
     assert _complete("sq kill --symbol BINANCE:B", env) == ["BINANCE:BTCUSDT"]
     assert "SIM:DEMO" in _complete("sq subscribe ", env) and "NFO:" in _complete("sq subscribe ", env)
+    # bash splits `NSE:R` at the colon and replaces only the last piece
+    assert _complete("sq subscribe NSE : R", env) == ["RELIANCE"]
+    assert _complete("sq subscribe NSE :", env) == [":INFY", ":RELIANCE"]
 
 
 def test_completion_lists_agree_with_what_the_commands_accept():
