@@ -155,7 +155,7 @@ SymbolsArgument = Annotated[
 ]
 StrategyOption = Annotated[
     Optional[str],
-    typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.",
+    typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies. Required (paper and live: unless --resume).",
                  show_default=False, autocompletion=complete_strategies),
 ]
 VenueOption = Annotated[Optional[str], typer.Option("--venue", help="Only this venue (sim, binance, zerodha).", show_default=False, autocompletion=complete_venues)]

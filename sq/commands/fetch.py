@@ -46,7 +46,7 @@ EPILOG = """Examples:
 
   sq fetch BINANCE:BTCUSDT --kind aggTrades --start 2024-01-01 --end 2024-01-31 -o data
 
-  sq fetch BINANCE:BTCUSDT BINANCE:ETHUSDT --kind klines --interval 1m --start 2024-01-01 --end 2024-12-31 -o data
+  sq fetch BINANCE:BTCUSDT BINANCE:ETHUSDT --kind klines --interval 1m --start 2024-01-01 --end 2024-01-07 -o data
 
   sq fetch BINANCE-FUT:BTCUSDT --kind bookTicker --start 2024-03-01 --end 2024-03-01 -o data
 

@@ -45,12 +45,7 @@ ALLOWED = {
     "15 9 * * 1-5  SQ_CONFIRM_LIVE=1 flock -n /tmp/sq-live.lock sq live --strategy mm NSE:INFY --config ~/live.toml --for 6h --json >> ~/sq-live.log": VENUE,
     "sq import binance_incremental_book_L2_2024-01-01_BTCUSDT.csv.gz --symbol BINANCE:BTCUSDT -o data": "imports the user's Tardis file",
     "sq import binance_trades_2024-01-0*.csv.gz --symbol BINANCE:BTCUSDT -o data --json": "imports the user's Tardis files",
-    "sq book 'data/venue=binance/**/bookTicker.parquet' --depth 1 --format jsonl | head": "reads what the fetch examples download",
     **{line: VENUE for line in (
-        "sq fetch BINANCE:BTCUSDT --kind aggTrades --start 2024-01-01 --end 2024-01-31 -o data",
-        "sq fetch BINANCE:BTCUSDT BINANCE:ETHUSDT --kind klines --interval 1m --start 2024-01-01 --end 2024-12-31 -o data",
-        "sq fetch BINANCE-FUT:BTCUSDT --kind bookTicker --start 2024-03-01 --end 2024-03-01 -o data",
-        "sq fetch BINANCE:BTCUSDT --kind trades --start 2025-01-01 --end 2025-01-07 --json | jq .days",
         "sq fetch NSE:RELIANCE NSE:INFY --kind candles --interval 5minute --start 2026-01-01 --end 2026-03-31 -o data",
         "sq fetch NFO:NIFTY26JANFUT --kind candles --interval day --oi --start 2025-12-01 --end 2026-01-27 -o data",
         "sq fetch NFO:NIFTY-FUT --kind candles --interval day --continuous --start 2024-01-01 --end 2025-12-31 -o data",
@@ -93,6 +88,28 @@ def demo(tmp_path_factory) -> Path:
     return d / "demo.parquet"
 
 
+def _binance_history(request) -> dict:
+    """The local Binance (exchangeInfo) and its public data archive holding the days the
+    Binance fetch examples ask for; the variables that point sq at them."""
+    import datetime as dt
+
+    from tests.support.fakes.binance import SymbolSpec
+    from tests.support.fakes.binance_archive import day_path, make_csv
+
+    fake = request.getfixturevalue("binance_fake")(credentials=False, spot=(SymbolSpec(), SymbolSpec(symbol="ETHUSDT", base="ETH")))
+    archive = request.getfixturevalue("binance_archive")()
+    days = lambda first, n: [first + dt.timedelta(days=i) for i in range(n)]  # noqa: E731
+    for day in days(dt.date(2024, 1, 1), 31):
+        archive.put_day(day_path("spot", "aggTrades", "BTCUSDT", day), make_csv("aggTrades", "spot", day))
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        for day in days(dt.date(2024, 1, 1), 7):
+            archive.put_day(day_path("spot", "klines", symbol, day, "1m"), make_csv("klines", "spot", day, interval="1m"))
+    archive.put_day(day_path("futures", "bookTicker", "BTCUSDT", dt.date(2024, 3, 1)), make_csv("bookTicker", "futures", dt.date(2024, 3, 1)))
+    for day in days(dt.date(2025, 1, 1), 7):
+        archive.put_day(day_path("spot", "trades", "BTCUSDT", day), make_csv("trades", "spot", day))
+    return {**fake.env(), "SQ_BINANCE_DATA_URL": archive.url}
+
+
 def _scratch(tmp_path: Path, demo: Path) -> dict:
     (tmp_path / "home").mkdir()
     shutil.copytree(ROOT / "fixtures" / "sim-demo", tmp_path / "data")
@@ -130,9 +147,11 @@ def _user_files(d: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["", *COMMANDS])
-def test_every_example_runs(name, tmp_path, demo, capsys):
+def test_every_example_runs(name, tmp_path, demo, capsys, request):
     lines = examples([name] if name else [])
     env = _scratch(tmp_path, demo)
+    if name == "fetch":
+        env.update(_binance_history(request))
     for line in lines:
         if line in ALLOWED:
             with capsys.disabled():
@@ -142,6 +161,8 @@ def test_every_example_runs(name, tmp_path, demo, capsys):
                            stderr=subprocess.PIPE, timeout=600, stdin=subprocess.DEVNULL)
         stderr = r.stderr.decode(errors="replace")
         assert r.returncode == 0, f"sq {name} --help example failed (exit {r.returncode}): {line}\n{stderr[-2000:]}"
+    if name == "fetch":  # the downloads landed where the examples read them back
+        assert len(list((tmp_path / "data" / "venue=binance").rglob("*.parquet"))) == 31 + 2 * 7 + 1  # (the trades example: the default dir)
 
 
 def test_the_allow_list_names_only_examples_there_are():
