@@ -130,7 +130,7 @@ OutputOption = Annotated[
 OUT_ALIAS = "--out"
 
 
-def dataset_output(help: str, required: bool = False):
+def dataset_output(help: str):
     """-o/--output DIR of a command that writes a dataset directory (record, fetch, import)."""
     return typer.Option("--output", "-o", OUT_ALIAS, metavar="DIR", help=help, show_default=False, autocompletion=complete_files)
 

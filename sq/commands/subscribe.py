@@ -3,8 +3,6 @@ view on a terminal, or a file with -o, from any venue (SIM, Binance, Zerodha).
 """
 
 
-from typing import Annotated, List, Optional
-
 import typer
 
 from sq.commands._options import (SEED_DEFAULT, ExpiryOption, FormatOption, ForOption, JsonOption, LimitOption, ModeOption, OutputOption, RawOption,
