@@ -31,11 +31,6 @@ ALLOWED = {
     "sq record NFO:NIFTY-FUT MCX:CRUDEOIL-FUT --expiry next -o data --for 6h": VENUE,
     "sq auth zerodha": VENUE, "sq auth zerodha --manual": VENUE + "; a browser", "sq auth binance --testnet": VENUE,
     "sq paper --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00": "continues a crashed run the user has",
-    "sq reconcile --journal ~/.local/share/sq/runs/20260125T093000Z-3f9a00 --json": "checks a run the user has",
-    "sq reconcile --venue binance --tolerance 1e-8": VENUE,
-    "sq reconcile --journal runs/crashed --fix": "fixes a crashed run the user has",
-    "sq kill --venue zerodha --flatten --json": VENUE,
-    "55 15 * * 1-5  sq kill --venue zerodha --flatten --json >> ~/sq-kill.log   # cron: square off before the close": VENUE,
     "sq live --strategy mm BINANCE:BTCUSDT --config live.toml --confirm-live --param clip=0.001": VENUE,
     "sq live --strategy lt NSE:INFY --config live.toml --confirm-live --for 6h --json": VENUE,
     "sq live --resume ~/.local/share/sq/runs/20260125T093000Z-3f9a00 --config live.toml --confirm-live": VENUE,
@@ -152,6 +147,17 @@ def test_every_example_runs(name, tmp_path, demo, capsys, request):
         r = subprocess.run([sys.executable, "-m", "sq", "import", "nse.csv", "--symbol", "NSE:INFY", "--map", "ts=time,price=px,qty=size,side=aggressor",
                             "--ts-unit", "ms", "--tick-size", "0.05", "--lot-size", "1", "-o", target], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
+    if name == "reconcile":  # paper runs' journals where the examples look for them
+        for journal in ("runs/crashed", "home/.local/share/sq/runs/20260125T093000Z-3f9a00"):
+            r = subprocess.run([sys.executable, "-m", "sq", "paper", "-s", "mm", "--from", "demo.parquet", "--for", "2s", "--journal", journal, "--json"],
+                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, r.stderr
+    if name in ("reconcile", "kill"):  # the local Binance and Kite, with an account on each
+        env.update(request.getfixturevalue("binance_fake")().env())
+        kite = request.getfixturevalue("kite_env")
+        kite.mock_positions = False  # an account with no positions elsewhere: flatten has nothing it cannot close
+        env.update(kite.environ(), ZKITE_ACCESS_TOKEN=kite.issue_token())
+        env.update({k: os.environ[k] for k in ("BINANCE_API_KEY", "BINANCE_API_SECRET") if k in os.environ})
     if name == "fetch":
         env.update(_binance_history(request))
         kite = request.getfixturevalue("kite_env")  # the local Kite: instruments dump and historical candles
