@@ -35,7 +35,7 @@ EPILOG = """Examples:
 
   sq record SIM:DEMO -o data --limit 50000 | sq book --depth 5
 
-  sq record BINANCE:BTCUSDT -o data --raw btc-raw.jsonl --rotate 1h
+  sq record BINANCE:BTCUSDT -o data --for 10s --raw btc-raw.jsonl
 
   sq record NSE:RELIANCE NSE:INFY --mode full -o data --for 6h15m
 

@@ -23,7 +23,7 @@ EPILOG = (
     "  sq subscribe SIM:DEMO --seed 7 --limit 1000 --format jsonl | head\n\n"
     "  sq subscribe SIM:DEMO --limit 5000 -o demo.parquet --json\n\n"
     "  sq subscribe SIM:DEMO            # live view on a terminal; Ctrl-C to stop\n\n"
-    "  sq subscribe BINANCE:BTCUSDT --raw btc.jsonl | sq book\n\n"
+    "  sq subscribe BINANCE:BTCUSDT --for 10s --raw btc.jsonl | sq book\n\n"
     "  sq subscribe NSE:RELIANCE --mode quote --for 5m -o reliance.parquet\n\n"
     "  sq subscribe NFO:NIFTY-FUT --expiry next | sq book --depth 5\n\n"
     "  sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10"

@@ -22,11 +22,8 @@ from tests.support.process import ROOT
 VENUE = "needs a real venue (network and credentials)"
 ALLOWED = {
     "sq subscribe SIM:DEMO            # live view on a terminal; Ctrl-C to stop": "a live view until Ctrl-C",
-    "sq subscribe BINANCE:BTCUSDT --raw btc.jsonl | sq book": VENUE,
     "sq subscribe NSE:RELIANCE --mode quote --for 5m -o reliance.parquet": VENUE,
     "sq subscribe NFO:NIFTY-FUT --expiry next | sq book --depth 5": VENUE,
-    "sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10": "replays the capture of the --raw example above",
-    "sq record BINANCE:BTCUSDT -o data --raw btc-raw.jsonl --rotate 1h": VENUE,
     "sq record NSE:RELIANCE NSE:INFY --mode full -o data --for 6h15m": VENUE,
     "sq record NFO:NIFTY-FUT MCX:CRUDEOIL-FUT --expiry next -o data --for 6h": VENUE,
     "sq auth zerodha": VENUE, "sq auth zerodha --manual": VENUE + "; a browser", "sq auth binance --testnet": VENUE,
@@ -152,6 +149,8 @@ def test_every_example_runs(name, tmp_path, demo, capsys, request):
             r = subprocess.run([sys.executable, "-m", "sq", "paper", "-s", "mm", "--from", "demo.parquet", "--for", "2s", "--journal", journal, "--json"],
                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
             assert r.returncode == 0, r.stderr
+    if name in ("subscribe", "record"):  # the local Binance's market
+        env.update(request.getfixturevalue("binance_fake")(credentials=False).env())
     if name in ("reconcile", "kill"):  # the local Binance and Kite, with an account on each
         env.update(request.getfixturevalue("binance_fake")().env())
         kite = request.getfixturevalue("kite_env")
