@@ -64,6 +64,7 @@ class PaperOptions:
     end: str | None = None
     expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
     monitor: Any = None  # --metrics, --metrics-file, --alert (sq.runs.monitor.MonitorOptions); None: the config's
+    fill: dict = field(default_factory=dict)  # the fill-model flags backtest takes too: FillModelConfig overrides (None: the config's)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Plan:
     clean: Any = None  # the [clean] settings a replay is cleaned with (CleanConfig), None: not cleaned
     window: tuple = (None, None)  # (start, end) dates of a replay's --start/--end
     contracts: dict = field(default_factory=dict)  # contract symbol → Contract: the continuous names traded (sq.runs.contracts)
+    fill: dict = field(default_factory=dict)  # FillModelConfig overrides (--latency, --queue-model, …), kept by --resume
 
     @property
     def live(self) -> bool:
@@ -145,10 +147,13 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
         raise UsageError("--for must be longer than zero")
     if opts.clean is not None and not opts.inputs:
         raise UsageError("--clean/--no-clean filter a --from replay; a live market is traded as it comes")
+    from sq.core.engine.runner import FillModelConfig
+
+    FillModelConfig.from_config(config, **opts.fill).validate()  # a bad --latency-dist or --queue-model: exit 2 before anything opens
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
     return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, params, opts.seed, journal_dir,
-                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen)
+                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen, fill=dict(opts.fill))
 
 
 def _spec(text: str) -> str:
@@ -167,9 +172,10 @@ def _resume_plan(opts: PaperOptions) -> Plan:
     strategy = str(start.get("strategy", ""))
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
-    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry:
-        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean and --journal of the original run; "
-                         "give only --for, --json")
+    fill_given = any(v is not None for k, v in opts.fill.items() if k != "queue_model") or opts.fill.get("queue_model", "risk-averse") != "risk-averse"
+    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry or fill_given:
+        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean, the fill flags (--latency, --queue-model, …) "
+                         "and --journal of the original run; give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
@@ -187,6 +193,7 @@ def _resume_plan(opts: PaperOptions) -> Plan:
         clean=_clean_of(start.get("clean")),
         window=tuple(parse_window(start.get("start"), start.get("end"))),
         contracts=contracts.from_json(start.get("contracts")),
+        fill=dict(start.get("fill") or {}),
     )
 
 
@@ -720,7 +727,11 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     params = engine_params.resolve(strategy, symbols, config, plan.params) if symbols else {}
     if not symbols:  # a foreign stream without instrument metadata: one parameter set for all
         params = {engine_params.ALL: engine_params.resolve(strategy, [engine_params.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[engine_params.ALL]}
-    engine = make_engine(strategy, dict(instruments), params, config=config, seed=plan.seed, session_of=trading_session)
+    from sq.core.engine.runner import FillModelConfig
+
+    fill = FillModelConfig.from_config(config, **plan.fill)
+    fill.validate()
+    engine = make_engine(strategy, dict(instruments), params, config=config, fill=fill, seed=plan.seed, session_of=trading_session)
     marketrules.apply(engine, instruments, config)
     return engine
 
@@ -755,6 +766,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "duration_ns": plan.duration_ns,
         "params": plan.params,
         "seed": plan.seed,
+        "fill": plan.fill,
         "clean": asdict(plan.clean) if plan.clean is not None else None,
         "contracts": contracts.to_json(plan.contracts),
         "config": J.config_summary(config),
