@@ -22,7 +22,7 @@ EPILOG = """Examples:
 
   sq doctor
 
-  sq doctor --json | jq '.checks[] | select(.status != "ok")'
+  sq doctor --json > doctor.json
 
   45 8 * * 1-5  sq doctor --json > ~/sq-doctor.json || mail -s 'sq doctor failed' me < ~/sq-doctor.json   # cron, 08:45"""
 
