@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-ESTIMATE_S = {"event": 20, "bar": 15}  # a cold compile on a quiet 2-core machine, rounded up
+ESTIMATE_S = {"event": 30, "bar": 20}  # a cold compile on a quiet 2-core machine, rounded up
 LATE_S = 1.5  # a warm-up taking longer than this is compiling: say so
 SLOW_S = 2.0  # a warm-up taking longer than this compiled: say how long it took
 
