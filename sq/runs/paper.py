@@ -616,6 +616,9 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         engine_params.resolve(strategy, plan.symbols, config, plan.params)
         loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     checkpoint = plan.resume.last("checkpoint").data if plan.resume is not None else None
+    # compile (or load) the kernels before any market data or clock starts: a live source's
+    # clock runs from when it opens, and a first-time compile takes tens of seconds
+    warm_up(env, config, strategy, calendar=needs_calendar(plan, config), venues=live_venues(plan))
     if plan.live:
         source = open_live_source(env, plan, config)
     else:
@@ -624,10 +627,8 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
                               kinds=input_kinds(strategy))
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
-    t0 = time.monotonic()
-    warm_up(config, bars=strategy.kind == "bar")
-    if time.monotonic() - t0 > 2.0:  # a first run compiles the numba kernels; later runs load them
-        env.info(f"engine kernels compiled in {time.monotonic() - t0:.0f}s (cached for later runs)")
+    if getattr(engine, "calendars", None) is not None and engine.calendars.entries and not needs_calendar(plan, config):
+        warm_up(env, config, strategy, calendar=True)  # calendars from a replay's instruments: their path too
 
     if plan.resume is None:
         journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
@@ -736,18 +737,31 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     return engine
 
 
-def warm_up(config: Any, *, bars: bool = False) -> None:
-    """Load (or compile) every engine kernel and the Parquet writer before the run registers
-    itself: `sq kill` expects a halt within a second, and a first-time JIT compile of
-    `cancel_all`/`finish` or a first import of the journal compaction's writer takes longer."""
-    import pyarrow.parquet  # noqa: F401  (the journal compaction's writer)
+def warm_up(env: Any, config: Any, strategy: Any, *, calendar: bool = False, venues: tuple[str, ...] = ()) -> dict:
+    """Load (or compile) every kernel the run uses and the Parquet writer before the source opens
+    and the run registers itself (`sq.runs.warmup`: announced on stderr when it compiles)."""
+    from sq.runs import warmup
 
-    if bars:
-        from sq.core.engine.barengine import warm_up as warm_up_engine
-    else:
-        from sq.core.engine.runner import warm_up as warm_up_engine
+    return warmup.warm_up(env, config, strategy, calendar=calendar, venues=venues, engine_warm_up=_ENGINE_WARM_UP)
 
-    warm_up_engine(config)
+
+_ENGINE_WARM_UP = None  # tests inject a slow engine warm-up here (None: the engine's own)
+
+
+def live_venues(plan: Plan) -> tuple[str, ...]:
+    """The venues a live run's source comes from (their own compiled code is warmed too)."""
+    if not plan.live:
+        return ()
+    from sq.venues import registry
+
+    return tuple(sorted({registry.venue_of(s) for s in plan.symbols}))
+
+
+def needs_calendar(plan: Plan, config: Any) -> bool:
+    """Whether a live run's engine gets a market calendar (a broker square-off path to warm up)."""
+    from sq.runs.warmup import calendars_needed
+
+    return plan.live and calendars_needed(plan.symbols, config)
 
 
 def _start_record(plan: Plan, config: Any) -> dict:

@@ -274,6 +274,14 @@ def require_credentials(venue: str, config: "Config") -> None:
         venue_module(venue, "auth").require_credentials(config)
 
 
+def warm_up(venue: str) -> None:
+    """Load (or compile) the venue's own compiled code, if it has any (the simulated exchange's
+    order flow), so a run can do it before its clock starts."""
+    hook = getattr(venue_module(venue), "warm_up", None)
+    if hook is not None:
+        hook()
+
+
 def open_market_source(symbols: list[Symbol], options: SourceOptions) -> "MarketSource":
     """One market source for all `symbols`; they must belong to one venue."""
     venue = one_venue(symbols)
