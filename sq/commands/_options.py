@@ -239,21 +239,22 @@ LatencyOption = Annotated[Optional[str], typer.Option("--latency", help="Order l
 LatencyDistOption = Annotated[Optional[str], typer.Option("--latency-dist", help="constant, exponential or uniform (adds a seeded jitter of --latency-jitter); default the config's paper_trading.latency_dist (constant).",
                                                           show_default=False, autocompletion=complete_latency_dists)]
 LatencyJitterOption = Annotated[Optional[str], typer.Option("--latency-jitter", help="Scale of the latency jitter (e.g. 2ms); default the config's paper_trading.latency_jitter_ms (0).", show_default=False)]
-FeedLatencyOption = Annotated[str, typer.Option("--feed-latency", metavar="data|DURATION", help="'data' (each event's recv_ts − ts) or a duration.")]
+FeedLatencyOption = Annotated[Optional[str], typer.Option("--feed-latency", metavar="data|DURATION", help="Market data delay: 'data' (each event's recv_ts − ts) or a duration; default the config's paper_trading.feed_latency_ms, unset: data.", show_default=False)]
 QueueModelOption = Annotated[str, typer.Option("--queue-model", help="risk-averse (cancels at our price mostly behind us) or prob (power-probability).", autocompletion=complete_queue_models)]
-FEED_LATENCY_DEFAULT = "data"
+FEED_LATENCY_DEFAULT = None  # not given: the config's feed_latency_ms, else the data's recv_ts − ts
 QUEUE_MODEL_DEFAULT = "risk-averse"
 
 
-def fill_overrides(latency: Optional[str], latency_dist: Optional[str], latency_jitter: Optional[str], feed_latency: str, queue_model: str) -> dict:
-    """The fill flags as `FillModelConfig` overrides (None: the config's value)."""
+def fill_overrides(latency: Optional[str], latency_dist: Optional[str], latency_jitter: Optional[str], feed_latency: Optional[str], queue_model: str) -> dict:
+    """The fill flags as `FillModelConfig` overrides (None: the config's value; `feed_latency_ns`
+    "data": each event's recv_ts − ts, whatever the config says)."""
     from sq.core.durations import parse_duration_ns
 
     return {
         "order_latency_ns": parse_duration_ns(latency, option="--latency") if latency else None,
         "latency_dist": latency_dist,
         "latency_jitter_ns": parse_duration_ns(latency_jitter, option="--latency-jitter") if latency_jitter else None,
-        "feed_latency_ns": None if feed_latency.strip().lower() == "data" else parse_duration_ns(feed_latency, option="--feed-latency"),
+        "feed_latency_ns": None if feed_latency is None else "data" if feed_latency.strip().lower() == "data" else parse_duration_ns(feed_latency, option="--feed-latency"),
         "queue_model": queue_model,
     }
 

@@ -155,7 +155,8 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
     from sq import __version__
 
     lat = "config default" if fill["order_latency_ns"] is None else f"{fill['order_latency_ns'] / 1e6:g} ms"
-    feed = "data (recv_ts − ts)" if fill["feed_latency_ns"] is None else f"{fill['feed_latency_ns'] / 1e6:g} ms"
+    feed = ("config default" if fill["feed_latency_ns"] is None else "data (recv_ts − ts)" if fill["feed_latency_ns"] == "data"
+            else f"{fill['feed_latency_ns'] / 1e6:g} ms")
     return {"strategy": strategy, "params": list(params), "inputs": list(inputs), "symbols": doc["symbols"], "events": doc["events"],
             "version": __version__, "fill": f"order latency {lat} ({fill['latency_dist'] or 'config default'}), feed latency {feed}, "
                                             f"queue model {fill['queue_model']}, seed {seed}"}

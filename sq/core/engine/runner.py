@@ -86,8 +86,11 @@ class FillModelConfig:
                     latency_jitter_ns=int(round(pt.latency_jitter_ms * 1e6)), queue_cancel_share=float(pt.queue_cancel_share),
                     maker_fee_bps=float(pt.maker_fee_bps), taker_fee_bps=float(pt.taker_fee_bps), fee_ccy=pt.currency,
                     fill_probability=float(pt.fill_probability), slippage_model=str(pt.slippage_model).lower(),
-                    slippage_ticks=float(pt.slippage_ticks))
+                    slippage_ticks=float(pt.slippage_ticks),
+                    feed_latency_ns=None if pt.feed_latency_ms is None else int(round(pt.feed_latency_ms * 1e6)))
         base.update({k: v for k, v in overrides.items() if v is not None})
+        if base.get("feed_latency_ns") == "data":  # `--feed-latency data`: the data's own delays, whatever the config says
+            base["feed_latency_ns"] = None
         return cls(**base)
 
     def validate(self) -> None:
