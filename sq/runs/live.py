@@ -287,6 +287,7 @@ class LiveRun:
             recs.append(("halt", {"ts": self.clock(), "reason": self.halted_reason, "by": "risk"}))
         self.write(recs)  # write-ahead: the intents' `new`/`cancel_sent` rows are on disk first
         self.execute(intents, t0)
+        self.monitor.market(batch)  # counted once the orders are out
         if self.shadow is not None:  # the twin sees the batch once the live orders are out
             self.shadow.step(batch)
         return out

@@ -547,6 +547,7 @@ class PaperRun:
             self.last_ts = int(int64_view(batch.column("ts"))[-1])
             self.heartbeat.market(self.last_ts)
             self.heartbeat.beat(self.beat_state)  # about once a second (a due check otherwise)
+            self.monitor.market(batch)
             self.monitor.step(self)  # alerts on transitions; a metrics snapshot when due
             if self.view is not None:
                 self.view.update(batch, out, self)

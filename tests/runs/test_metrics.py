@@ -92,6 +92,8 @@ def test_metrics_file_of_a_replay_matches_its_summary(tmp_path):
     summary = json.loads(r.stdout)
     fams = families(prom.read_text())
     assert value(fams, "sq_market_events", "sq_market_events_total") == summary["events"] > 0
+    by_kind = {s.labels["kind"]: s.value for s in fams["sq_market_events_by_kind"] if s.name.endswith("_total")}
+    assert sum(by_kind.values()) == summary["events"] and by_kind["level"] > 0 and by_kind["trade"] > 0
     assert value(fams, "sq_orders", "sq_orders_total") == summary["orders"] > 0
     assert value(fams, "sq_fills", "sq_fills_total") == summary["fills"]
     for sym, qty in summary["position"].items():
