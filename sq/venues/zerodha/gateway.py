@@ -74,6 +74,10 @@ def kite_ts(value: Any) -> int:
     return 0
 
 
+KITE_ORDER_TYPES = {"limit": "LIMIT", "market": "MARKET", "stop-limit": "SL", "stop-market": "SL-M"}  # sq's order type → Kite's
+SQ_ORDER_TYPES = {v: k for k, v in KITE_ORDER_TYPES.items()}
+
+
 class ZerodhaGateway(GatewayBase):
     """The OrderGateway of one Kite account (see module doc). `kw`:
 
@@ -176,14 +180,23 @@ class ZerodhaGateway(GatewayBase):
         return self.place_sliced(request)[0]
 
     def place_sliced(self, request: OrderRequest) -> list[OrderState]:
-        otype = {"limit": "LIMIT", "market": "MARKET"}.get(request.order_type.lower())
+        otype = KITE_ORDER_TYPES.get(request.order_type.lower())
         tif = request.time_in_force.lower()
         cid = request.client_order_id or self._new_cid()
+        why = ""
         if otype is None:
-            return [self._rejected(cid, request.symbol, request.side, request.price, request.qty, f"order type {request.order_type!r} not supported by Kite via sq")]
-        if tif in ("fok", "post_only"):
-            return [self._rejected(cid, request.symbol, request.side, request.price, request.qty, f"time in force {tif} is not offered by Kite")]
-        return self.place_kite(request.symbol, request.side, request.qty, order_type=otype, price=request.price,
+            why = (f"order type {request.order_type!r} is not offered by Kite (a take-profit is a GTT: sq order gtt, docs/orders.md)"
+                   if request.order_type.lower().startswith("take-profit") else f"order type {request.order_type!r} is not offered by Kite")
+        elif tif in ("fok", "post_only"):
+            why = f"time in force {tif} is not offered by Kite"
+        elif request.reduce_only:
+            why = "Kite has no reduce-only orders"
+        elif request.working_price != "contract":
+            why = "Kite triggers on the last traded price only (no mark-price trigger)"
+        if why:
+            return [self._rejected(cid, request.symbol, request.side, request.price, request.qty, why)]
+        trigger = request.trigger_price if request.trigger_price == request.trigger_price else None
+        return self.place_kite(request.symbol, request.side, request.qty, order_type=otype, price=request.price, trigger_price=trigger,
                                validity="IOC" if tif == "ioc" else "DAY", client_order_id=cid)
 
     def place_kite(self, symbol: str, side: int, qty: float, *, order_type: str = "LIMIT", price: float = float("nan"),
@@ -251,7 +264,8 @@ class ZerodhaGateway(GatewayBase):
             except UsageError as e:  # InputException: Kite refused the parameters
                 out.append(self._rejected(scid, sym, side, px, q, e.message))
                 continue
-            st = OrderState(scid, oid, sym, side, px, q, status="accepted", ts=time.time_ns())
+            st = OrderState(scid, oid, sym, side, px, q, status="accepted", ts=time.time_ns(), order_type=SQ_ORDER_TYPES.get(order_type, ""),
+                            trigger_price=float(trig) if trig is not None else float("nan"))
             with self._lock:
                 self._orders[scid] = st
                 self._meta[scid] = {"order_id": oid, "variety": variety, "modifications": 0, "order_type": order_type}
@@ -285,6 +299,9 @@ class ZerodhaGateway(GatewayBase):
             st.price = float(o.get("price") or st.price)
             st.qty = float(o.get("quantity") or st.qty)
             st.filled_qty = float(o.get("filled_quantity") or 0)
+            st.order_type = SQ_ORDER_TYPES.get(str(o.get("order_type") or ""), st.order_type)
+            if float(o.get("trigger_price") or 0) > 0:
+                st.trigger_price = float(o["trigger_price"])
             st.status = kite_status(o)
             st.reason = str(o.get("status_message") or "") if st.status == "rejected" else st.reason
             st.ts = kite_ts(o.get("exchange_update_timestamp") or o.get("order_timestamp")) or st.ts

@@ -1,0 +1,182 @@
+"""`sq order`, `sq orders`, `sq positions` against the local Binance and Kite fakes (real sockets on
+127.0.0.1): place / modify / cancel / list at both venues, journaled in a hash-chained manual
+journal; a risk-rejected order never reaches the venue; `sq kill` cancels a manual order left
+open; the venue views as JSON, Arrow and an 80-column table."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+
+from sq.core import journal as J
+from tests.support.binancekill import open_orders, sq_kill
+from tests.support.kitelive import SYMBOL as KITE_SYMBOL
+from tests.support.kitelive import price_below, store_session
+
+
+def _cfg(tmp_path, body: str = "", mode: str = "live"):
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(f'trading_mode = "{mode}"\n' + body)
+    os.chmod(cfg, 0o600)
+    return str(cfg)
+
+
+BINANCE_CFG = '[[instruments]]\nsymbol = "BINANCE:BTCUSDT"\nmax_order_size = 0.05\nmax_position = 5\n'
+KITE_CFG = ('[risk]\nenforce_trading_hours = false\n[[instruments]]\nsymbol = "NSE:RELIANCE"\nmax_order_size = 20\nmax_position = 50\n')
+
+
+def _plain(r) -> list[str]:
+    """The lines of a terminal table without its colour codes."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", r.stdout.decode()).splitlines()
+
+
+def _doc(r):
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _place(sq, cfg, *args):
+    return sq(["order", "place", *args, "--config", cfg, "--confirm-live", "--json"])
+
+
+# ---------------------------------------------------------------------------------------------- Binance
+
+
+def test_place_modify_cancel_list_at_binance(sq, binance_fake, tmp_path):
+    fake = binance_fake()
+    cfg = _cfg(tmp_path, BINANCE_CFG)
+    bid, _ = fake.market("BTCUSDT", "spot").best()
+    placed = _doc(_place(sq, cfg, "BINANCE:BTCUSDT", "buy", "0.01", "--price", str(round(bid - 50, 2))))
+    cid = placed["client_order_id"]
+    assert placed["status"] == "accepted" and cid.startswith("sq") and cid.endswith("-1")
+    at_venue = open_orders(fake, "spot")
+    assert [o.client_id for o in at_venue] == [cid] and at_venue[0].type == "LIMIT"
+    loaded = J.load(placed["journal"])  # hash-chained, sealed, write-ahead: "new" before the venue's answer
+    assert loaded.start["mode"] == "manual" and loaded.last("end") is not None
+    assert [r.data["event"] for r in loaded.of("order")] == ["new", "accepted"]
+
+    mod = _doc(sq(["order", "modify", cid, "--price", str(round(bid - 60, 2)), "--config", cfg, "--confirm-live", "--json"]))
+    assert mod["status"] == "accepted" and abs(mod["price"] - round(bid - 60, 2)) < 1e-9
+    [now] = open_orders(fake, "spot")
+    assert abs(now.price - round(bid - 60, 2)) < 1e-9
+
+    listed = _doc(sq(["order", "list", "--json"]))
+    assert {r["client_order_id"] for r in listed} == {cid, mod["client_order_id"]}
+
+    done = _doc(sq(["order", "cancel", "--all", "--config", cfg, "--confirm-live", "--json"]))
+    assert done["canceled"] == 1 and open_orders(fake, "spot") == []
+    listed = {r["client_order_id"]: r for r in _doc(sq(["order", "list", "--json"]))}
+    assert listed[mod["client_order_id"]]["event"] == "canceled"
+
+
+def test_a_risk_rejected_order_never_reaches_the_venue(sq, binance_fake, tmp_path):
+    fake = binance_fake()
+    cfg = _cfg(tmp_path, BINANCE_CFG + "[risk]\nmax_notional = 100000\n")
+    bid, _ = fake.market("BTCUSDT", "spot").best()
+    sent_before = [r for r in fake.requests if r[0] == "POST" and r[1] == "/api/v3/order"]
+    r = _place(sq, cfg, "BINANCE:BTCUSDT", "buy", "0.06", "--price", str(round(bid - 50, 2)))  # above max_order_size 0.05
+    assert r.exit_code == 1
+    assert r.stderr.strip().splitlines()[-1] == ("sq: error: order rejected by sq's risk check: order_too_large "
+                                                  "(max_order_size 0.05); nothing was sent")
+    r = _place(sq, cfg, "BINANCE:BTCUSDT", "buy", "0.05", "--type", "market", "--price", "3000000")  # notional 150000
+    assert r.exit_code == 1 and "notional_too_large" in r.stderr
+    assert [r for r in fake.requests if r[0] == "POST" and r[1] == "/api/v3/order"] == sent_before
+    assert open_orders(fake) == []
+    rejects = [row for row, start in __import__("sq.runs.order", fromlist=["x"]).manual_rows() if row["event"] == "rejected"]
+    assert sorted(r["reason"] for r in rejects) == ["notional_too_large", "order_too_large"]
+
+
+def test_order_needs_live_mode_and_confirmation(sq, binance_fake, tmp_path):
+    fake = binance_fake()
+    args = ["order", "place", "BINANCE:BTCUSDT", "buy", "0.01", "--price", "100"]
+    assert sq(args + ["--config", _cfg(tmp_path, mode="paper"), "--confirm-live"]).exit_code == 78
+    r = sq(args + ["--config", _cfg(tmp_path)])
+    assert r.exit_code == 2 and "--confirm-live" in r.stderr
+    assert not [x for x in fake.requests if x[0] == "POST"]
+
+
+def test_sq_kill_cancels_a_manual_order_left_open(sq, binance_fake, tmp_path):
+    fake = binance_fake()
+    cfg = _cfg(tmp_path, BINANCE_CFG)
+    bid, _ = fake.market("BTCUSDT", "spot").best()
+    placed = _doc(_place(sq, cfg, "BINANCE:BTCUSDT", "buy", "0.01", "--price", str(round(bid - 50, 2))))
+    assert [o.client_id for o in open_orders(fake)] == [placed["client_order_id"]]
+    r = sq_kill("--venue", "binance", "--json")
+    assert r.returncode == 0, r.stderr
+    assert open_orders(fake) == []
+
+
+def test_orders_and_positions_views(sq, binance_fake, tmp_path):
+    import pyarrow.ipc as ipc
+
+    from sq.core import schemas as S
+
+    fake = binance_fake()
+    cfg = _cfg(tmp_path, BINANCE_CFG)
+    bid, _ = fake.market("BTCUSDT", "spot").best()
+    placed = _doc(_place(sq, cfg, "BINANCE:BTCUSDT", "buy", "0.01", "--price", str(round(bid - 50, 2))))
+    doc = _doc(sq(["orders", "BINANCE:BTCUSDT", "--config", cfg]))
+    assert [o["client_order_id"] for o in doc["orders"]] == [placed["client_order_id"]] and doc["errors"] == {}
+    r = sq(["orders", "--venue", "binance", "--config", cfg, "-f", "arrow"])
+    table = ipc.open_stream(io.BytesIO(r.stdout)).read_all()
+    assert table.schema.equals(S.orders_schema()) and table.column("client_order_id").to_pylist() == [placed["client_order_id"]]
+    r = sq(["orders", "BINANCE:BTCUSDT", "--config", cfg], stdout_isatty=True, width=80)
+    lines = _plain(r)
+    assert r.exit_code == 0 and placed["client_order_id"] in r.stdout.decode() and max(len(x) for x in lines) <= 80
+    pos = _doc(sq(["positions", "--venue", "binance", "--config", cfg]))
+    assert {p["symbol"]: p["qty"] for p in pos["positions"]}["BINANCE:USDT"] > 0
+    r = sq(["positions", "--venue", "binance", "--config", cfg], stdout_isatty=True, width=80)
+    assert r.exit_code == 0 and "BINANCE:USDT" in r.stdout.decode()
+    assert max(len(x) for x in _plain(r)) <= 80
+
+
+# ---------------------------------------------------------------------------------------------- Kite
+
+
+def test_place_modify_cancel_at_kite_and_stop_orders_carry_market_protection(sq, kite_env, kite_open_hours, tmp_path):
+    fake = kite_env
+    store_session(fake)
+    cfg = _cfg(tmp_path, KITE_CFG)
+    px = price_below(fake)
+    placed = _doc(_place(sq, cfg, KITE_SYMBOL, "buy", "1", "--price", str(px)))
+    cid = placed["client_order_id"]
+    assert [o["tag"] for o in fake.open_orders()] == [cid]
+    mod = _doc(sq(["order", "modify", cid, "--price", str(round(px - 1, 2)), "--config", cfg, "--confirm-live", "--json"]))
+    assert mod["status"] == "accepted", mod
+    assert [o["price"] for o in fake.open_orders()] == [round(px - 1, 2)], fake.placed()
+    # a stop-loss market order for the same symbol: SL-M with a trigger, and Kite's market protection
+    stop = _doc(_place(sq, cfg, KITE_SYMBOL, "sell", "1", "--type", "stop-market", "--trigger", str(px), "--price", str(px)))
+    sent = [o for o in fake.placed() if o["tag"] == stop["client_order_id"]][0]
+    assert sent["order_type"] == "SL-M" and sent["trigger_price"] == px and stop["type"] == "stop-market"
+    done = _doc(sq(["order", "cancel", "--all", "--config", cfg, "--confirm-live", "--json"]))
+    assert done["canceled"] == 2 and fake.open_orders() == []
+    r = _place(sq, cfg, KITE_SYMBOL, "buy", "21", "--price", str(px))  # above max_order_size 20
+    assert r.exit_code == 1 and "order_too_large" in r.stderr
+    assert len(fake.placed()) == 2
+
+
+def test_kite_refuses_what_it_does_not_offer(sq, kite_env, kite_open_hours, tmp_path):
+    fake = kite_env
+    store_session(fake)
+    cfg = _cfg(tmp_path, KITE_CFG)
+    px = price_below(fake)
+    r = _place(sq, cfg, KITE_SYMBOL, "sell", "1", "--type", "take-profit-limit", "--trigger", str(px), "--price", str(px))
+    assert r.exit_code == 1 and "GTT" in r.stderr
+    r = _place(sq, cfg, KITE_SYMBOL, "sell", "1", "--price", str(px), "--reduce-only")
+    assert r.exit_code == 1 and "reduce-only" in r.stderr
+    assert fake.placed() == []
+
+
+def test_positions_at_kite_json(sq, kite_env, kite_open_hours, tmp_path):
+    fake = kite_env
+    store_session(fake)
+    cfg = _cfg(tmp_path, KITE_CFG)
+    doc = _doc(sq(["positions", KITE_SYMBOL, "--config", cfg]))
+    assert doc["errors"] == {} and isinstance(doc["positions"], list)
+    doc = _doc(sq(["orders", KITE_SYMBOL, "--config", cfg]))
+    assert doc["orders"] == []
