@@ -180,3 +180,32 @@ def test_positions_at_kite_json(sq, kite_env, kite_open_hours, tmp_path):
     assert doc["errors"] == {} and isinstance(doc["positions"], list)
     doc = _doc(sq(["orders", KITE_SYMBOL, "--config", cfg]))
     assert doc["orders"] == []
+
+
+def test_kite_sl_and_sl_m_rest_until_the_market_crosses_their_trigger(kite_env, kite_open_hours):
+    """SL-M and SL orders wait at the fake as TRIGGER PENDING, enter the book when the last price
+    crosses the trigger, and fill as a market (SL-M, with market protection) or a limit (SL)."""
+    import time
+
+    from sq.venues.base import OrderRequest
+    from tests.support.kitelive import kite_gateway
+
+    fake = kite_env
+    store_session(fake)
+    gw = kite_gateway()
+    with fake.lock:
+        last = float(fake.market_quote(fake.token_of(KITE_SYMBOL))["last_price"])
+    far = gw.place(OrderRequest(KITE_SYMBOL, -1, 1, order_type="stop-market", trigger_price=round(last * 0.8, 1)))
+    slm = gw.place(OrderRequest(KITE_SYMBOL, -1, 1, order_type="stop-market", trigger_price=round(last * 1.05, 1)))  # crossed at once
+    sl = gw.place(OrderRequest(KITE_SYMBOL, 1, 1, round(last * 1.02, 1), "stop-limit", trigger_price=round(last * 0.95, 1)))
+    sent = {o["tag"]: o for o in fake.placed()}
+    assert sent[slm.client_order_id]["order_type"] == "SL-M" and sent[sl.client_order_id]["order_type"] == "SL"
+    assert sent[sl.client_order_id]["price"] == round(last * 1.02, 1)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and {o["tag"]: o for o in fake.placed()}[sl.client_order_id]["status"] != "COMPLETE":
+        time.sleep(0.05)
+    now = {o["tag"]: o for o in fake.placed()}
+    assert now[slm.client_order_id]["status"] == now[sl.client_order_id]["status"] == "COMPLETE"
+    assert now[far.client_order_id]["status"] == "TRIGGER PENDING"
+    assert {oid for oid, _ in fake.matching.triggered} == {slm.venue_order_id, sl.venue_order_id}
+    assert gw.cancel(KITE_SYMBOL, far.client_order_id).status == "canceled"

@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from sq.core.exits import SqError, UsageError, VenueUnavailable
 from sq.core.symbols import parse_symbol
-from sq.venues.base import Fill, GatewayBase, OrderRequest, OrderState, Position, PushCallback
+from sq.venues.base import PROTECTIVE_TYPES, Fill, GatewayBase, OrderRequest, OrderState, Position, PushCallback
 from sq.venues.binance.endpoints import FUTURES, PREFIXES, SPOT, Endpoints, endpoints, market_of
 from sq.venues.binance.instruments import ExchangeInfo, Rules
 from sq.venues.binance.rest import BinanceRest, is_error
@@ -36,6 +36,62 @@ CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 STATUS = {"NEW": "accepted", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled", "CANCELED": "canceled",
           "PENDING_CANCEL": "accepted", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
 TIF = {"gtc": "GTC", "ioc": "IOC", "fok": "FOK"}
+# sq's protective order types → Binance's: spot on /api/v3/order, USD-M futures as conditional
+# orders of the Algo Service (POST /fapi/v1/algoOrder, algoType CONDITIONAL; since 2025-12-09
+# /fapi/v1/order answers -4120 for these types)
+SPOT_TYPES = {"stop-limit": "STOP_LOSS_LIMIT", "take-profit-limit": "TAKE_PROFIT_LIMIT", "stop-market": "STOP_LOSS",
+              "take-profit-market": "TAKE_PROFIT"}
+FUTURES_TYPES = {"stop-limit": "STOP", "take-profit-limit": "TAKE_PROFIT", "stop-market": "STOP_MARKET",
+                 "take-profit-market": "TAKE_PROFIT_MARKET", "trailing-stop": "TRAILING_STOP_MARKET"}
+SQ_TYPES = {"LIMIT": "limit", "LIMIT_MAKER": "limit", "MARKET": "market", **{v: k for k, v in SPOT_TYPES.items()},
+            **{v: k for k, v in FUTURES_TYPES.items()}}
+CALLBACK_RATE = (0.1, 10.0)  # TRAILING_STOP_MARKET callbackRate, %
+
+
+def _path(p: dict) -> str:
+    """The REST path of an order's parameters: conditional futures orders go to the Algo Service."""
+    return "algoOrder" if "algoType" in p else "order"
+
+
+def _protective(market: str, rules, request: OrderRequest, side: int, p: dict) -> dict:
+    """The REST parameters of a stop / take-profit / trailing stop (`p`: the common ones).
+    What Binance would refuse is refused here (UsageError), naming why."""
+    kind = request.order_type
+    limit = kind.endswith("-limit")
+    trig = request.trigger_price
+    if kind != "trailing-stop" and not (trig == trig and trig > 0):
+        raise UsageError(f"a {kind} order needs a trigger price")
+    tif = request.time_in_force
+    if limit and tif not in TIF:
+        raise UsageError(f"time in force {tif!r}: a {kind} order takes gtc, ioc or fok")
+    if market == SPOT:
+        if kind not in SPOT_TYPES:
+            raise UsageError(f"{kind} is not offered on Binance spot (futures only)")
+        if request.reduce_only:
+            raise UsageError("reduce-only applies to futures (BINANCE-FUT:) only; spot has no reduceOnly")
+        if request.working_price != "contract":
+            raise UsageError("spot stops trigger on the last trade price only (no mark-price trigger)")
+        p.update(type=SPOT_TYPES[kind], stopPrice=_fmt(rules.round_price(trig, -side)))
+        if limit:
+            p.update(price=_fmt(rules.round_price(request.price, side)), timeInForce=TIF[tif])
+        return p
+    q = {"algoType": "CONDITIONAL", "symbol": p["symbol"], "side": p["side"], "quantity": p["quantity"], "type": FUTURES_TYPES[kind],
+         "clientAlgoId": p["newClientOrderId"], "workingType": "MARK_PRICE" if request.working_price == "mark" else "CONTRACT_PRICE"}
+    if request.reduce_only:
+        q["reduceOnly"] = "true"
+    if kind == "trailing-stop":
+        rate = request.trailing_pct
+        if not (rate == rate and CALLBACK_RATE[0] <= rate <= CALLBACK_RATE[1]):
+            raise UsageError(f"a trailing stop's callback rate must be {CALLBACK_RATE[0]:g}–{CALLBACK_RATE[1]:g} %; got {rate}")
+        q["callbackRate"] = f"{rate:g}"
+        act = request.activation_price
+        if act == act and act > 0:
+            q["activatePrice"] = _fmt(rules.round_price(act, -side))
+        return q
+    q["triggerPrice"] = _fmt(rules.round_price(trig, -side))
+    if limit:
+        q.update(price=_fmt(rules.round_price(request.price, side)), timeInForce=TIF[tif])
+    return q
 
 
 def run_id() -> str:
@@ -70,6 +126,7 @@ class BinanceGateway(GatewayBase):
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self.orders: dict[str, OrderState] = {}
+        self._algo: set[str] = set()  # client ids of futures conditional (algo) orders
         self._fills: list[Fill] = []
         self._new: list[Fill] = []
         self._seen_trades: set[tuple[str, int]] = set()
@@ -154,6 +211,8 @@ class BinanceGateway(GatewayBase):
         return f"sq-{self.run}-{next(self._ids)}"
 
     def _state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
+        if "algoId" in doc:
+            return self._algo_state(doc, canonical, side)
         cid = doc.get("clientOrderId") or doc.get("origClientOrderId") or ""
         st = OrderState(
             cid, str(doc.get("orderId", "")), canonical,
@@ -162,8 +221,29 @@ class BinanceGateway(GatewayBase):
             float(doc.get("executedQty") or 0), STATUS.get(doc.get("status", ""), "accepted"), "",
             int(doc.get("updateTime") or doc.get("transactTime") or doc.get("time") or 0) * MS,
         )
+        st.order_type = SQ_TYPES.get(str(doc.get("type") or ""), "")
+        if float(doc.get("stopPrice") or 0) > 0:
+            st.trigger_price = float(doc["stopPrice"])
         with self._lock:
             self.orders[cid] = st
+        return st
+
+    def _algo_state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
+        """A futures conditional (algo) order's state: its client algo id, `algo:<algoId>` as the
+        venue id; NEW/TRIGGERING/TRIGGERED are working, FINISHED is filled (the triggered order's
+        own fills arrive as usual), CANCELED/EXPIRED/REJECTED end it."""
+        cid = doc.get("clientAlgoId") or ""
+        status = {"NEW": "accepted", "TRIGGERING": "accepted", "TRIGGERED": "accepted", "FINISHED": "filled", "CANCELED": "canceled",
+                  "EXPIRED": "expired", "REJECTED": "rejected"}.get(str(doc.get("algoStatus") or "NEW"), "accepted")
+        st = OrderState(cid, f"algo:{doc.get('algoId', '')}", canonical,
+                        side if side is not None else (1 if doc.get("side") == "BUY" else -1),
+                        float(doc.get("price") or 0) or float("nan"), float(doc.get("quantity") or 0),
+                        float(doc.get("executedQty") or 0), status, "", int(doc.get("updateTime") or doc.get("createTime") or 0) * MS,
+                        order_type=SQ_TYPES.get(str(doc.get("orderType") or ""), ""),
+                        trigger_price=float(doc.get("triggerPrice") or 0) or float("nan"))
+        with self._lock:
+            self.orders[cid] = st
+            self._algo.add(cid)
         return st
 
     # ------------------------------------------------------------------ orders
@@ -173,14 +253,23 @@ class BinanceGateway(GatewayBase):
         market, rules, canonical = self._resolve(request.symbol)
         side = 1 if request.side > 0 else -1
         is_market = request.order_type == "market"
-        qty = rules.round_qty(request.qty, market_order=is_market)
-        price = None if is_market else rules.round_price(request.price, side)
+        priced = request.order_type in ("limit", "stop-limit", "take-profit-limit")
+        qty = rules.round_qty(request.qty, market_order=not priced)
+        price = rules.round_price(request.price, side) if priced else None
         rules.check(side, qty, price, open_orders=open_orders)
         cid = request.client_order_id or self.next_client_id()
         if not CLIENT_ID_RE.match(cid):
             raise UsageError(f"client order id {cid!r}: 1-36 characters of A-Z a-z 0-9 . : / _ -")
         p = {"symbol": rules.symbol, "side": "BUY" if side > 0 else "SELL", "quantity": _fmt(qty), "newClientOrderId": cid}
         tif = request.time_in_force
+        if request.order_type in PROTECTIVE_TYPES:
+            return market, rules, canonical, _protective(market, rules, request, side, p)
+        if request.reduce_only:
+            if market != FUTURES:
+                raise UsageError("reduce-only applies to futures (BINANCE-FUT:) only; spot has no reduceOnly")
+            p["reduceOnly"] = "true"
+        if request.order_type not in ("limit", "market"):
+            raise UsageError(f"order type {request.order_type!r} is not offered here")
         if is_market:
             p["type"] = "MARKET"
         elif tif == "post_only":
@@ -208,7 +297,7 @@ class BinanceGateway(GatewayBase):
             doc = self._send_order(market, p)
         except SqError as e:
             if is_error(e, -2010, -2021, -2022, -4164, -1013) or e.status == 2:
-                st = OrderState(p["newClientOrderId"], "", canonical, side, request.price, request.qty, status="rejected", reason=e.message)
+                st = OrderState(p.get("newClientOrderId") or p.get("clientAlgoId", ""), "", canonical, side, request.price, request.qty, status="rejected", reason=e.message)
                 with self._lock:
                     self.orders[st.client_order_id] = st
                 return st
@@ -224,11 +313,11 @@ class BinanceGateway(GatewayBase):
         (the first send did arrive, or the id is already working) is answered by that order."""
         for attempt in (1, 2):
             try:
-                return self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+                return self.rest.call(market, "post", _path(p), signed=True, weight=1, is_order=True, what="new order", **p)
             except VenueUnavailable:
                 if attempt == 2:
                     raise
-                log.warning("binance: new order %s: no answer; re-sending with the same client order id", p["newClientOrderId"])
+                log.warning("binance: new order %s: no answer; re-sending with the same client order id", p.get("newClientOrderId") or p.get("clientAlgoId"))
             except SqError as e:
                 if is_error(e, -2010) and "uplicate" in e.message:
                     return self.rest.call(market, "get", "order", signed=True, weight=4, what="query order",
@@ -238,6 +327,17 @@ class BinanceGateway(GatewayBase):
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderState:
         market, rules, canonical = self._resolve(symbol)
+        if market == FUTURES and self._is_algo(symbol, client_order_id):
+            try:
+                self.rest.call(market, "delete", "algoOrder", signed=True, weight=1, what="cancel conditional order",
+                               clientAlgoId=client_order_id)
+            except SqError as e:
+                with self._lock:
+                    st = self.orders.get(client_order_id) or OrderState(client_order_id, "", canonical, 0, float("nan"), 0.0, status="rejected")
+                st.reason = f"cancel rejected: {e.message}"
+                return st
+            st = self.order(symbol, client_order_id)
+            return st
         try:
             doc = self.rest.call(market, "delete", "order", signed=True, weight=1, what="cancel order",
                                  symbol=rules.symbol, origClientOrderId=client_order_id)
@@ -294,12 +394,34 @@ class BinanceGateway(GatewayBase):
             docs = self.rest.call(market, "get", path, signed=True, weight=6 if rules else 80, what="open orders", **params)
             prefix = "BINANCE-FUT:" if market == FUTURES else "BINANCE:"
             out += [self._state(d, canonical or prefix + d["symbol"]) for d in docs]
+            if market == FUTURES:  # conditional orders live in the Algo Service, listed apart
+                algos = self.rest.call(market, "get", "openAlgoOrders", signed=True, weight=1 if rules else 40, what="open conditional orders", **params)
+                out += [self._state(d, canonical or prefix + d["symbol"]) for d in (algos.get("orders", algos) if isinstance(algos, dict) else algos)]
         return out
+
+    def _is_algo(self, symbol: str, client_order_id: str) -> bool:
+        """Is this a futures conditional order (known here, or found among the open ones)?"""
+        with self._lock:
+            if client_order_id in self._algo:
+                return True
+            if client_order_id in self.orders:
+                return False
+        self.open_orders(symbol)  # lists the conditional orders too, remembering their ids
+        with self._lock:
+            return client_order_id in self._algo
 
     def order(self, symbol: str, client_order_id: str) -> OrderState:
         market, rules, canonical = self._resolve(symbol)
-        doc = self.rest.call(market, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
-                             origClientOrderId=client_order_id)
+        if market == FUTURES and client_order_id in self._algo:
+            doc = self.rest.call(market, "get", "algoOrder", signed=True, weight=1, what="query conditional order", clientAlgoId=client_order_id)
+            return self._state(doc, canonical)
+        try:
+            doc = self.rest.call(market, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
+                                 origClientOrderId=client_order_id)
+        except SqError as e:
+            if market != FUTURES or not is_error(e, -2013):
+                raise
+            doc = self.rest.call(market, "get", "algoOrder", signed=True, weight=1, what="query conditional order", clientAlgoId=client_order_id)
         return self._state(doc, canonical)
 
     # ------------------------------------------------------------------ the live-run protocol
@@ -324,7 +446,7 @@ class BinanceGateway(GatewayBase):
         doc = None
         for attempt in range(2):
             try:
-                doc = self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+                doc = self.rest.call(market, "post", _path(p), signed=True, weight=1, is_order=True, what="new order", **p)
                 break
             except VenueUnavailable:
                 st = self.lookup(canonical, request.client_order_id)

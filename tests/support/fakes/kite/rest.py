@@ -274,6 +274,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._json(400, _err("InputException", "Quantity should be a multiple of lot size."))
         if form["order_type"] in ("MARKET", "SL-M") and float(form.get("market_protection") or 0) == 0:
             return self._json(400, _err("InputException", "Market orders need market protection."))
+        if form["order_type"] in ("SL", "SL-M") and float(form.get("trigger_price") or 0) <= 0:
+            return self._json(400, _err("InputException", "Trigger price is required for SL and SL-M orders."))
+        if form["order_type"] == "SL" and float(form.get("price") or 0) <= 0:
+            return self._json(400, _err("InputException", "Price is required for SL orders."))
         if f.reject_orders:
             etype, msg = f.reject_orders
             return self._json(400, _err(etype, msg))
@@ -318,7 +322,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         f, form = self.fake, self._form()
         with f.lock:
             o = f.orders.get(oid)
-            if o is None or o["status"] != "OPEN":
+            if o is None or o["status"] not in ("OPEN", "TRIGGER PENDING"):
                 return self._json(400, _err("OrderException", "Order cannot be modified as it is not open."))
             if "price" in form:
                 o["price"] = float(form["price"])
@@ -339,7 +343,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._json(code, _err(etype, msg))
         with f.lock:
             o = f.orders.get(oid)
-            if o is None or o["status"] != "OPEN" or not f.matching.cancel(oid):
+            if o is None or o["status"] not in ("OPEN", "TRIGGER PENDING") or not f.matching.cancel(oid):
                 return self._json(400, _err("OrderException", "Order cannot be cancelled as it is not open."))
             o.update({"status": "CANCELLED", "cancelled_quantity": o["pending_quantity"], "pending_quantity": 0})
             snap = copy.deepcopy(o)
