@@ -234,17 +234,18 @@ def place(env: Any, config: Any, spec: OrderSpec, *, confirm: bool, clock: Calla
         raise UsageError(f"--type must be one of {', '.join(ORDER_TYPES)}; got {spec.order_type!r}")
     if not spec.qty > 0:
         raise UsageError(f"quantity must be > 0; got {spec.qty:g}")
-    if spec.order_type.endswith("limit") and not (spec.price == spec.price and spec.price > 0):
-        raise UsageError(f"a {spec.order_type} order needs --price P")
-    if spec.order_type.startswith(("stop", "take-profit")) and not (spec.trigger_price == spec.trigger_price and spec.trigger_price > 0):
-        raise UsageError(f"a {spec.order_type} order needs --trigger P")
+    priced = spec.order_type.endswith("limit") or spec.order_type == "oco"
+    if priced and not (spec.price == spec.price and spec.price > 0):
+        raise UsageError(f"a {spec.order_type} order needs --price P" + (" (its take-profit)" if spec.order_type == "oco" else ""))
+    if spec.order_type.startswith(("stop", "take-profit", "oco")) and not (spec.trigger_price == spec.trigger_price and spec.trigger_price > 0):
+        raise UsageError(f"a {spec.order_type} order needs --trigger P" + (" (its stop)" if spec.order_type == "oco" else ""))
     if spec.order_type == "trailing-stop" and not (spec.trailing_pct == spec.trailing_pct and spec.trailing_pct > 0):
         raise UsageError("a trailing-stop order needs --trail PCT")
     ref = reference_price(spec)
     session = open_session(env, config, symbol, "place", clock=clock, journal_dir=journal_dir)
     try:
         cid = session.next_cid()
-        price = spec.price if spec.order_type.endswith("limit") else math.nan
+        price = spec.price if priced else math.nan
         reason = risk_reason(session, symbol, spec.side, spec.qty, ref)
         if reason != "ok":
             session.write("reject", _row(session, "rejected", symbol=symbol, cid=cid, void=None, side=spec.side, price=ref,
@@ -307,28 +308,41 @@ def manual_rows() -> list[tuple[dict, dict]]:
     root = paths.data_dir() / "runs"
     if not root.is_dir():
         return []
-    out = []
-    for d in sorted(root.glob(MANUAL_PREFIX + "*"), key=lambda p: p.stat().st_mtime_ns):
+    journals = []
+    for d in root.glob(MANUAL_PREFIX + "*"):
         try:
-            loaded = J.load(d)
+            journals.append(J.load(d))
         except SqError:
             continue
+    out = []
+    for loaded in sorted(journals, key=lambda j: (int(j.start.get("ts") or 0), str(j.start.get("run_id")))):
         for r in loaded.records:
             if r.kind in ("order", "reject"):
                 out.append((r.data, loaded.start))
     return out
 
 
-def _target(order_id: str, symbol: str | None) -> tuple[str, str]:
-    """(symbol, client order id) of an order named on the command line."""
+def _target(order_id: str, symbol: str | None) -> tuple[str, str, str]:
+    """(symbol, client order id, venue order id or "") of an order named on the command line."""
     from sq.core.symbols import parse_symbol
 
     row = find_manual(order_id)
     if row is not None:
-        return str(row["symbol"]), str(row["client_order_id"])
+        return str(row["symbol"]), str(row["client_order_id"]), str(row.get("venue_order_id") or "")
     if not symbol:
         raise UsageError(f"order {order_id!r} is not in any sq order journal; give --symbol to reach it at its venue")
-    return parse_symbol(symbol).canonical, order_id
+    return parse_symbol(symbol).canonical, order_id, ""
+
+
+def _find(gateway: Any, symbol: str, cid: str, void: str) -> tuple[Any, str]:
+    """The venue's state of an order and the id the venue knows it by: the client id, else (an
+    order the venue keeps without it, e.g. a Kite GTT) the venue id."""
+    st = gateway.lookup(symbol, cid)
+    if st is None and void:
+        st = gateway.lookup(symbol, void)
+        if st is not None:
+            return st, void
+    return st, cid
 
 
 def modify(env: Any, config: Any, order_id: str, *, price: float | None, qty: float | None, symbol: str | None = None,
@@ -337,10 +351,10 @@ def modify(env: Any, config: Any, order_id: str, *, price: float | None, qty: fl
     if price is None and qty is None:
         raise UsageError("sq order modify needs --price and/or --qty")
     _guard(config, confirm)
-    sym, cid = _target(order_id, symbol)
+    sym, cid, void = _target(order_id, symbol)
     session = open_session(env, config, sym, "modify", clock=clock)
     try:
-        st = session.gateway.lookup(sym, cid)
+        st, key = _find(session.gateway, sym, cid, void)
         if st is None or st.status not in ("accepted", "partially_filled"):
             session.close("not open")
             raise UsageError(f"order {cid} is not open at the venue ({st.status if st else 'unknown there'})")
@@ -356,7 +370,7 @@ def modify(env: Any, config: Any, order_id: str, *, price: float | None, qty: fl
         session.write("order", _row(session, "modified", symbol=sym, cid=cid, void=st.venue_order_id, side=st.side, price=new_px,
                                     qty=new_qty, filled=st.filled_qty, reason="manual modify"))
         session.sent += 1
-        new = session.gateway.modify(sym, cid, price=price, qty=qty)
+        new = session.gateway.modify(sym, key, price=price, qty=qty)
         session.write("order", _state_row(session, new))
         doc = {"action": "modify", "replaced": cid, **state_json(new), "journal": str(session.journal.dir)}
         session.close()
@@ -383,26 +397,28 @@ def cancel(env: Any, config: Any, order_id: str | None, *, all_: bool = False, s
         last: dict[str, dict] = {}
         for row, _ in manual_rows():
             last[str(row["client_order_id"])] = row
-        targets = [(str(r["symbol"]), c) for c, r in last.items()
+        targets = [(str(r["symbol"]), c, str(r.get("venue_order_id") or "")) for c, r in last.items()
                    if r.get("event") in ("new", "accepted", "partially_filled", "modified") and (want is None or r["symbol"] == want)]
     results = []
-    by_symbol: dict[str, list[str]] = {}
-    for sym, cid in targets:
-        by_symbol.setdefault(sym, []).append(cid)
+    by_symbol: dict[str, list[tuple[str, str]]] = {}
+    for sym, cid, void in targets:
+        by_symbol.setdefault(sym, []).append((cid, void))
     for sym, cids in sorted(by_symbol.items()):
         session = open_session(env, config, sym, "cancel", clock=clock)
         try:
-            for cid in cids:
-                st = session.gateway.lookup(sym, cid)
+            for cid, void in cids:
+                st, key = _find(session.gateway, sym, cid, void)
                 if st is None or st.status not in ("accepted", "partially_filled"):
                     results.append({"client_order_id": cid, "symbol": sym, "status": st.status if st else "unknown", "canceled": False})
                     if st is not None:
+                        st.client_order_id = cid
                         session.write("order", _state_row(session, st))
                     continue
                 session.write("order", _row(session, "cancel_sent", symbol=sym, cid=cid, void=st.venue_order_id, side=st.side,
                                             price=st.price, qty=st.qty, filled=st.filled_qty, reason="manual cancel"))
                 session.sent += 1
-                done = session.gateway.cancel(sym, cid)
+                done = session.gateway.cancel(sym, key)
+                done.client_order_id = cid
                 session.write("order", _state_row(session, done))
                 results.append({**state_json(done), "canceled": done.status == "canceled"})
             session.close()
@@ -465,6 +481,9 @@ def view(env: Any, config: Any, what: str, *, symbols: list[str] = (), venue: st
             try:
                 if what == "orders":
                     states = gw.open_orders(None) if not syms else [o for s in syms for o in gw.open_orders(s)]
+                    standing = getattr(gw, "standing_orders", None)  # Kite GTTs: orders once triggered
+                    if standing is not None:
+                        states += standing(None) if not syms else [o for s in syms for o in standing(s)]
                     out.rows += [{"venue": v, **state_json(o)} for o in states]
                 else:
                     for p in gw.positions():

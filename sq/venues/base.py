@@ -160,7 +160,7 @@ class MarketSource(Protocol):
     def close(self) -> None: ...
 
 
-ORDER_TYPES = ("limit", "market", "stop-limit", "stop-market", "take-profit-limit", "take-profit-market", "trailing-stop")
+ORDER_TYPES = ("limit", "market", "stop-limit", "stop-market", "take-profit-limit", "take-profit-market", "trailing-stop", "oco")
 PROTECTIVE_TYPES = ORDER_TYPES[2:]  # resting until a trigger price is crossed (docs/orders.md)
 
 
@@ -170,6 +170,8 @@ class OrderRequest:
     market crosses `trigger_price` (a stop: against the position; a take-profit: in its favour),
     then act as a limit at `price` (…-limit) or a market order (…-market). `trailing-stop` (Binance
     futures) trails the best price by `trailing_pct` % from `activation_price` (NaN: at once).
+    `oco` is a protective pair, one cancelling the other: a take-profit limit at `price` and a
+    stop at `trigger_price` (Binance spot order list, Kite two-leg GTT).
     `reduce_only` may only shrink a position (futures); `working_price` says which price triggers:
     "contract" (the last trade) or "mark". Each venue maps what it offers and rejects the rest
     (docs/orders.md has the table)."""
@@ -334,6 +336,11 @@ class GatewayBase:
     def pushing(self) -> bool:
         """Is the order-update stream up right now?"""
         return False
+
+    def standing_orders(self, symbol: str | None = None) -> list[OrderState]:
+        """Instructions the venue keeps outside its order book that place an order when triggered
+        (Kite GTTs), as order states; none here."""
+        return []
 
     def rate_usage(self) -> dict[str, float]:
         """Share (0–1) of each venue rate limit the last answers said is used (`sq_venue_rate_limit_used`);

@@ -154,7 +154,7 @@ def test_place_modify_cancel_at_kite_and_stop_orders_carry_market_protection(sq,
     sent = [o for o in fake.placed() if o["tag"] == stop["client_order_id"]][0]
     assert sent["order_type"] == "SL-M" and sent["trigger_price"] == px and stop["type"] == "stop-market"
     done = _doc(sq(["order", "cancel", "--all", "--config", cfg, "--confirm-live", "--json"]))
-    assert done["canceled"] == 2 and fake.open_orders() == []
+    assert done["canceled"] == 2 and fake.open_orders() == [], (done, fake.placed())
     r = _place(sq, cfg, KITE_SYMBOL, "buy", "21", "--price", str(px))  # above max_order_size 20
     assert r.exit_code == 1 and "order_too_large" in r.stderr
     assert len(fake.placed()) == 2
@@ -165,8 +165,10 @@ def test_kite_refuses_what_it_does_not_offer(sq, kite_env, kite_open_hours, tmp_
     store_session(fake)
     cfg = _cfg(tmp_path, KITE_CFG)
     px = price_below(fake)
-    r = _place(sq, cfg, KITE_SYMBOL, "sell", "1", "--type", "take-profit-limit", "--trigger", str(px), "--price", str(px))
+    r = _place(sq, cfg, KITE_SYMBOL, "sell", "1", "--type", "take-profit-market", "--trigger", str(px), "--price", str(px))
     assert r.exit_code == 1 and "GTT" in r.stderr
+    r = _place(sq, cfg, KITE_SYMBOL, "sell", "1", "--type", "trailing-stop", "--trail", "1", "--price", str(px))
+    assert r.exit_code == 1 and "not offered by Kite" in r.stderr
     r = _place(sq, cfg, KITE_SYMBOL, "sell", "1", "--price", str(px), "--reduce-only")
     assert r.exit_code == 1 and "reduce-only" in r.stderr
     assert fake.placed() == []
@@ -209,3 +211,54 @@ def test_kite_sl_and_sl_m_rest_until_the_market_crosses_their_trigger(kite_env, 
     assert now[far.client_order_id]["status"] == "TRIGGER PENDING"
     assert {oid for oid, _ in fake.matching.triggered} == {slm.venue_order_id, sl.venue_order_id}
     assert gw.cancel(KITE_SYMBOL, far.client_order_id).status == "canceled"
+
+
+def test_kite_gtt_single_and_two_leg_placed_triggered_and_canceled(sq, kite_env, kite_open_hours, tmp_path):
+    """A take-profit at Kite is a GTT: single-leg for take-profit-limit, two-leg for an oco (the
+    stop below, the take-profit above); `sq orders` lists the active ones, the fake fires one the
+    market crosses (placing its LIMIT order), and `sq order cancel` deletes one by its id."""
+    import time
+
+    fake = kite_env
+    store_session(fake)
+    cfg = _cfg(tmp_path, KITE_CFG)
+    with fake.lock:
+        last = float(fake.market_quote(fake.token_of(KITE_SYMBOL))["last_price"])
+    oco = _doc(_place(sq, cfg, KITE_SYMBOL, "sell", "1", "--type", "oco", "--price", str(round(last * 1.1, 1)),
+                      "--trigger", str(round(last * 0.9, 1))))
+    assert oco["venue_order_id"].startswith("gtt:") and oco["type"] == "oco"
+    with fake.lock:
+        g = fake.gtts[int(oco["venue_order_id"][4:])]
+    assert g["type"] == "two-leg" and g["condition"]["trigger_values"] == [round(last * 0.9, 1), round(last * 1.1, 1)]
+    assert [o["price"] for o in g["orders"]] == [round(last * 0.9, 1), round(last * 1.1, 1)]
+    assert {o["transaction_type"] for o in g["orders"]} == {"SELL"} and {o["order_type"] for o in g["orders"]} == {"LIMIT"}
+    # a single-leg take-profit at the last price: it fires when the price next crosses it
+    with fake.lock:
+        now = round(float(fake.market_quote(fake.token_of(KITE_SYMBOL))["last_price"]), 1)
+    tp = _doc(_place(sq, cfg, KITE_SYMBOL, "buy", "1", "--type", "take-profit-limit", "--trigger", str(now), "--price", str(now)))
+    listed = _doc(sq(["orders", KITE_SYMBOL, "--config", cfg]))["orders"]
+    assert oco["venue_order_id"] in {o["venue_order_id"] for o in listed}
+    tid = int(tp["venue_order_id"][4:])
+    end = time.monotonic() + 30
+    while time.monotonic() < end and fake.gtts[tid]["status"] == "active":
+        time.sleep(0.05)
+    assert fake.gtts[tid]["status"] == "triggered" and fake.gtts[tid]["orders"][0]["result"]["order_result"]["order_id"]
+    done = _doc(sq(["order", "cancel", oco["client_order_id"], "--config", cfg, "--confirm-live", "--json"]))
+    assert done["canceled"] == 1 and fake.gtts[int(oco["venue_order_id"][4:])]["status"] == "deleted"
+
+
+def test_sq_kill_cancels_kite_stops_and_deletes_gtts(sq, kite_env, kite_open_hours, tmp_path):
+    from tests.support.kitelive import run_kill
+
+    fake = kite_env
+    store_session(fake)
+    cfg = _cfg(tmp_path, KITE_CFG)
+    px = price_below(fake)
+    stop = _doc(_place(sq, cfg, KITE_SYMBOL, "sell", "1", "--type", "stop-market", "--trigger", str(px), "--price", str(px)))
+    gtt = _doc(_place(sq, cfg, KITE_SYMBOL, "sell", "1", "--type", "oco", "--price", str(round(px * 1.2, 1)), "--trigger", str(px)))
+    assert [o["tag"] for o in fake.open_orders()] == [stop["client_order_id"]]
+    r = run_kill("--venue", "zerodha", "--json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert doc["venues"][0]["canceled"] == 2 and fake.open_orders() == [], (doc, fake.gtts)
+    assert fake.gtts[int(gtt["venue_order_id"][4:])]["status"] == "deleted"
