@@ -19,7 +19,9 @@ the venue. Every request is journaled first (hash-chained, <data dir>/runs/manua
 order ids are sq's own (sq<8 hex>-<n>), and `sq kill` cancels a manual order left open.
 
 Order types (--type): limit, market, stop-limit, stop-market, take-profit-limit,
-take-profit-market, trailing-stop (docs/orders.md says which venue offers which). A market
+take-profit-market, trailing-stop, oco (a take-profit at --price and a stop at --trigger, one
+cancelling the other: a Binance spot order list, a Kite two-leg GTT); docs/orders.md says which
+venue offers which. A market
 order needs --price as the reference price the risk check values it at.
 
 Exit: 0 sent (or listed), 1 rejected (by the risk check or the venue), 2 bad usage, 69 venue
@@ -32,6 +34,8 @@ EPILOG = """Examples:
   sq order place BINANCE-FUT:BTCUSDT sell 0.01 --type stop-market --trigger 60000 --price 60000 --reduce-only --config live.toml --confirm-live
 
   sq order place NSE:INFY sell 10 --type stop-market --trigger 1450 --price 1450 --config live.toml --confirm-live
+
+  sq order place BINANCE:BTCUSDT sell 0.01 --type oco --price 70000 --trigger 60000 --config live.toml --confirm-live
 
   sq order modify sq1a2b3c4d-1 --price 65100 --config live.toml --confirm-live
 
@@ -90,7 +94,7 @@ def place(
     qty: Annotated[float, typer.Argument(help="Quantity (base units, shares).", show_default=False)],
     price: Annotated[Optional[float], typer.Option("--price", help="Limit price (for market orders: the reference price of the risk check).", show_default=False)] = None,
     market: Annotated[bool, typer.Option("--market", help="A market order (same as --type market).")] = False,
-    order_type: Annotated[Optional[str], typer.Option("--type", help="limit, market, stop-limit, stop-market, take-profit-limit, take-profit-market, trailing-stop.", show_default=False)] = None,
+    order_type: Annotated[Optional[str], typer.Option("--type", help="limit, market, stop-limit, stop-market, take-profit-limit, take-profit-market, trailing-stop, oco.", show_default=False)] = None,
     trigger: Annotated[Optional[float], typer.Option("--trigger", help="Trigger price of a stop or take-profit.", show_default=False)] = None,
     reduce_only: Annotated[bool, typer.Option("--reduce-only", help="Only reduce a position (futures).")] = False,
     tif: Annotated[str, typer.Option("--tif", help="Time in force: gtc or ioc.")] = "gtc",

@@ -49,8 +49,9 @@ CALLBACK_RATE = (0.1, 10.0)  # TRAILING_STOP_MARKET callbackRate, %
 
 
 def _path(p: dict) -> str:
-    """The REST path of an order's parameters: conditional futures orders go to the Algo Service."""
-    return "algoOrder" if "algoType" in p else "order"
+    """The REST path of an order's parameters: conditional futures orders go to the Algo Service,
+    a spot OCO to the order-list endpoint."""
+    return "algoOrder" if "algoType" in p else "orderList/oco" if "listClientOrderId" in p else "order"
 
 
 def _protective(market: str, rules, request: OrderRequest, side: int, p: dict) -> dict:
@@ -64,6 +65,21 @@ def _protective(market: str, rules, request: OrderRequest, side: int, p: dict) -
     tif = request.time_in_force
     if limit and tif not in TIF:
         raise UsageError(f"time in force {tif!r}: a {kind} order takes gtc, ioc or fok")
+    if kind == "oco":
+        if market != SPOT:
+            raise UsageError("an oco is a Binance spot order list; on futures place a stop and a take-profit (reduce-only)")
+        if request.reduce_only or request.working_price != "contract":
+            raise UsageError("spot has no reduceOnly and triggers on the last trade only")
+        if not (request.price == request.price and request.price > 0):
+            raise UsageError("an oco needs a take-profit price")
+        cid = p["newClientOrderId"]
+        tp = {"Type": "LIMIT_MAKER", "Price": _fmt(rules.round_price(request.price, side)), "ClientOrderId": f"{cid}-tp"}
+        sl = {"Type": "STOP_LOSS", "StopPrice": _fmt(rules.round_price(trig, -side)), "ClientOrderId": f"{cid}-sl"}
+        above, below = (tp, sl) if side < 0 else (sl, tp)  # a sell takes profit above, a buy below
+        q = {"symbol": p["symbol"], "side": p["side"], "quantity": p["quantity"], "listClientOrderId": cid, "newOrderRespType": "FULL"}
+        q.update({f"above{k}": v for k, v in above.items()})
+        q.update({f"below{k}": v for k, v in below.items()})
+        return q
     if market == SPOT:
         if kind not in SPOT_TYPES:
             raise UsageError(f"{kind} is not offered on Binance spot (futures only)")
@@ -127,6 +143,7 @@ class BinanceGateway(GatewayBase):
         self._lock = threading.RLock()
         self.orders: dict[str, OrderState] = {}
         self._algo: set[str] = set()  # client ids of futures conditional (algo) orders
+        self._lists: set[str] = set()  # list client ids of spot OCO order lists
         self._fills: list[Fill] = []
         self._new: list[Fill] = []
         self._seen_trades: set[tuple[str, int]] = set()
@@ -213,6 +230,8 @@ class BinanceGateway(GatewayBase):
     def _state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
         if "algoId" in doc:
             return self._algo_state(doc, canonical, side)
+        if "listClientOrderId" in doc:
+            return self._list_state(doc, canonical, side)
         cid = doc.get("clientOrderId") or doc.get("origClientOrderId") or ""
         st = OrderState(
             cid, str(doc.get("orderId", "")), canonical,
@@ -226,6 +245,26 @@ class BinanceGateway(GatewayBase):
             st.trigger_price = float(doc["stopPrice"])
         with self._lock:
             self.orders[cid] = st
+        return st
+
+    def _list_state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
+        """A spot OCO order list's state: its list client id, `list:<orderListId>` as the venue id;
+        working while the list executes, done (filled, or canceled) once ALL_DONE."""
+        cid = doc.get("listClientOrderId") or ""
+        reports = doc.get("orderReports") or []
+        filled = sum(float(r.get("executedQty") or 0) for r in reports)
+        qty = max([float(r.get("origQty") or 0) for r in reports] or [0.0])
+        done = doc.get("listOrderStatus") == "ALL_DONE"
+        status = "accepted" if not done else ("filled" if filled > 0 else "canceled")
+        s = side if side is not None else (1 if (reports[0].get("side") if reports else "") == "BUY" else -1)
+        tp = next((r for r in reports if r.get("type") == "LIMIT_MAKER"), {})
+        sl = next((r for r in reports if r.get("type", "").startswith("STOP")), {})
+        st = OrderState(cid, f"list:{doc.get('orderListId', '')}", canonical, s, float(tp.get("price") or 0) or float("nan"), qty, filled,
+                        status, "", int(doc.get("transactionTime") or 0) * MS, order_type="oco",
+                        trigger_price=float(sl.get("stopPrice") or 0) or float("nan"))
+        with self._lock:
+            self.orders[cid] = st
+            self._lists.add(cid)
         return st
 
     def _algo_state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
@@ -297,7 +336,7 @@ class BinanceGateway(GatewayBase):
             doc = self._send_order(market, p)
         except SqError as e:
             if is_error(e, -2010, -2021, -2022, -4164, -1013) or e.status == 2:
-                st = OrderState(p.get("newClientOrderId") or p.get("clientAlgoId", ""), "", canonical, side, request.price, request.qty, status="rejected", reason=e.message)
+                st = OrderState(p.get("newClientOrderId") or p.get("clientAlgoId") or p.get("listClientOrderId", ""), "", canonical, side, request.price, request.qty, status="rejected", reason=e.message)
                 with self._lock:
                     self.orders[st.client_order_id] = st
                 return st
@@ -317,7 +356,7 @@ class BinanceGateway(GatewayBase):
             except VenueUnavailable:
                 if attempt == 2:
                     raise
-                log.warning("binance: new order %s: no answer; re-sending with the same client order id", p.get("newClientOrderId") or p.get("clientAlgoId"))
+                log.warning("binance: new order %s: no answer; re-sending with the same client order id", p.get("newClientOrderId") or p.get("clientAlgoId") or p.get("listClientOrderId"))
             except SqError as e:
                 if is_error(e, -2010) and "uplicate" in e.message:
                     return self.rest.call(market, "get", "order", signed=True, weight=4, what="query order",
@@ -327,6 +366,8 @@ class BinanceGateway(GatewayBase):
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderState:
         market, rules, canonical = self._resolve(symbol)
+        if market == SPOT and client_order_id in self._lists:
+            return self._cancel_list(rules, canonical, client_order_id)
         if market == FUTURES and self._is_algo(symbol, client_order_id):
             try:
                 self.rest.call(market, "delete", "algoOrder", signed=True, weight=1, what="cancel conditional order",
@@ -342,6 +383,8 @@ class BinanceGateway(GatewayBase):
             doc = self.rest.call(market, "delete", "order", signed=True, weight=1, what="cancel order",
                                  symbol=rules.symbol, origClientOrderId=client_order_id)
         except SqError as e:
+            if market == SPOT and is_error(e, -2011, -2013) and self._find_list(rules, canonical, client_order_id) is not None:
+                return self._cancel_list(rules, canonical, client_order_id)
             if is_error(e, -2011, -2013):
                 with self._lock:
                     st = self.orders.get(client_order_id) or OrderState(client_order_id, "", canonical, 0, float("nan"), 0.0, status="rejected")
@@ -349,6 +392,29 @@ class BinanceGateway(GatewayBase):
                 return st
             raise
         doc = dict(doc, clientOrderId=client_order_id)
+        return self._state(doc, canonical)
+
+    def _find_list(self, rules, canonical: str, list_client_id: str) -> OrderState | None:
+        """A spot OCO order list by its list client id (GET /api/v3/orderList), or None."""
+        try:
+            doc = self.rest.call(SPOT, "get", "orderList", signed=True, weight=4, what="query order list", origClientOrderId=list_client_id)
+        except SqError as e:
+            if is_error(e, -2011, -2013):
+                return None
+            raise
+        reports = [self.rest.call(SPOT, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
+                                  orderId=o["orderId"]) for o in doc.get("orders") or []]
+        return self._state(dict(doc, orderReports=reports), canonical)
+
+    def _cancel_list(self, rules, canonical: str, list_client_id: str) -> OrderState:
+        try:
+            doc = self.rest.call(SPOT, "delete", "orderList", signed=True, weight=1, what="cancel order list", symbol=rules.symbol,
+                                 listClientOrderId=list_client_id)
+        except SqError as e:
+            with self._lock:
+                st = self.orders.get(list_client_id) or OrderState(list_client_id, "", canonical, 0, float("nan"), 0.0, status="rejected")
+            st.reason = f"cancel rejected: {e.message}"
+            return st
         return self._state(doc, canonical)
 
     def cancel_all(self, symbol: str | None = None) -> list[OrderState]:
@@ -419,8 +485,13 @@ class BinanceGateway(GatewayBase):
             doc = self.rest.call(market, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
                                  origClientOrderId=client_order_id)
         except SqError as e:
-            if market != FUTURES or not is_error(e, -2013):
+            if not is_error(e, -2013):
                 raise
+            if market == SPOT:
+                st = self._find_list(rules, canonical, client_order_id)
+                if st is None:
+                    raise
+                return st
             doc = self.rest.call(market, "get", "algoOrder", signed=True, weight=1, what="query conditional order", clientAlgoId=client_order_id)
         return self._state(doc, canonical)
 

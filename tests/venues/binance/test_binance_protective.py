@@ -127,3 +127,31 @@ def test_sq_kill_cancels_conditional_futures_orders(binance_fake):
     assert r.returncode == 0, r.stdout + r.stderr
     with fake.lock:
         assert [a.status for a in fake.exchange.algos.values()] == ["CANCELED"]
+
+
+def test_spot_oco_is_an_order_list_one_leg_cancels_the_other(binance_fake):
+    fake = binance_fake()
+    gw = binance_gateway()
+    bid, ask = fake.market("BTCUSDT", "spot").best()
+    st = gw.place(OrderRequest(SPOT, -1, 0.01, round(ask + 40, 2), "oco", trigger_price=round(bid - 40, 2), client_order_id="sqoco-1"))
+    assert st.status == "accepted" and st.venue_order_id.startswith("list:") and st.order_type == "oco"
+    assert ("POST", "/api/v3/orderList/oco", 200) in fake.requests
+    with fake.lock:
+        legs = {o.client_id: o for o in fake.exchange.orders.values()}
+    assert (legs["sqoco-1-tp"].type, legs["sqoco-1-tp"].price) == ("LIMIT_MAKER", round(ask + 40, 2))
+    assert (legs["sqoco-1-sl"].type, legs["sqoco-1-sl"].stop_price) == ("STOP_LOSS", round(bid - 40, 2))
+    fresh = binance_gateway()  # another process finds it by its list client id, and cancels both legs
+    assert fresh.lookup(SPOT, "sqoco-1").status == "accepted"
+    assert fresh.cancel(SPOT, "sqoco-1").status == "canceled"
+    assert {o.status for o in legs.values()} == {"CANCELED"}
+    # a buy OCO with its stop a tick above the ask; a buy sweeping the ask side prints above it:
+    # the stop triggers and the take-profit leg is canceled
+    bid, ask = fake.market("BTCUSDT", "spot").best()
+    st = gw.place(OrderRequest(SPOT, 1, 0.01, round(bid - 40, 2), "oco", trigger_price=round(ask + 0.01, 2), client_order_id="sqoco-2"))
+    assert st.status == "accepted"
+    gw.place(OrderRequest(SPOT, 1, 1.0, round(ask + 5, 2), time_in_force="ioc"))
+    _until(lambda: [o for o in fake.exchange.orders.values() if o.client_id == "sqoco-2-sl"][0].triggered)
+    _until(lambda: [o for o in fake.exchange.orders.values() if o.client_id == "sqoco-2-tp"][0].status == "CANCELED")
+    bad, _ = gw.place_idempotent(OrderRequest(SPOT, -1, 0.01, round(bid - 10, 2), "oco", trigger_price=round(bid - 40, 2),
+                                              client_order_id="sqoco-3"))  # take-profit below the market: Binance refuses
+    assert bad.status == "rejected" and "relationship" in bad.reason

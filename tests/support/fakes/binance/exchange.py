@@ -47,10 +47,11 @@ class Order:
     stop_price: float = 0.0  # spot STOP_LOSS / TAKE_PROFIT (…_LIMIT): resting off the book until triggered
     triggered: bool = False
     reduce_only: bool = False
+    list_id: int = -1  # the OCO order list it is a leg of
 
     def doc(self) -> dict:
         d = {
-            "symbol": self.symbol, "orderId": self.order_id, "orderListId": -1, "clientOrderId": self.client_id,
+            "symbol": self.symbol, "orderId": self.order_id, "orderListId": self.list_id, "clientOrderId": self.client_id,
             "price": fmt(self.price if self.type != "MARKET" else 0.0), "origQty": fmt(self.qty), "executedQty": fmt(self.executed),
             "cummulativeQuoteQty": fmt(self.quote), "status": self.status, "timeInForce": self.tif, "type": self.type,
             "side": self.side, "time": self.time, "updateTime": self.update, "isWorking": not self.stop_price or self.triggered,
@@ -130,6 +131,8 @@ class Exchange:
         self.dual_side = False
         self.balances = {"USDT": 100_000.0, "BTC": 2.0}
         self.algos: dict[int, AlgoOrder] = {}
+        self.lists: dict[int, dict] = {}  # OCO order lists: {"cid", "symbol", "legs": [Order, Order], "status"}
+        self._list_ids = itertools.count(7_000)
         self._algo_ids = itertools.count(3_000_000)
         self.triggered: list[tuple[str, str, float]] = []  # (client id, price kind, price) of each trigger
 
@@ -224,6 +227,8 @@ class Exchange:
             lvl, code = ((LADDER_WIDTH - 1) if si == 0 else 0), M.TIF_IOC
         else:
             lvl = sim.to_level(price)
+            if lvl is None:  # beyond the SIM ladder: the fake's stand-in for Binance's PERCENT_PRICE filter
+                raise ApiError(400, -1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
             code = {"GTC": M.TIF_GTC, "IOC": M.TIF_IOC, "FOK": M.TIF_FOK}.get(tif, M.TIF_GTC)
             if typ == "LIMIT_MAKER":
                 code = M.TIF_POST_ONLY
@@ -292,6 +297,77 @@ class Exchange:
             self.market(market, symbol)
         return [o.doc() for o in self.orders.values()
                 if o.market == market and (not symbol or o.symbol == symbol) and o.status in ("NEW", "PARTIALLY_FILLED")]
+
+    # ------------------------------------------------------------------ spot OCO order lists
+
+    def place_oco(self, p: dict) -> dict:
+        """POST /api/v3/orderList/oco: an above and a below leg, one LIMIT_MAKER and one STOP_LOSS
+        (…_LIMIT), the prices around the last trade as Binance requires; when one leg fills or
+        triggers the other is canceled."""
+        symbol, side = p.get("symbol", ""), p.get("side", "")
+        m = self.market("spot", symbol)
+        legs = {}
+        for where in ("above", "below"):
+            typ = p.get(f"{where}Type", "")
+            if typ not in ("LIMIT_MAKER", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"):
+                raise ApiError(400, -1102, f"Mandatory parameter '{where}Type' was not sent, was empty/null, or malformed.")
+            legs[where] = typ
+        stops = [w for w, t in legs.items() if t.startswith("STOP")]
+        if len(stops) != 1:
+            raise ApiError(400, -1106, "Parameter 'belowType' sent when not required." if not stops else "OCO needs one stop leg.")
+        bid, ask = m.best()
+        last = m.trades[-1][2] if m.trades else (bid + ask) / 2
+        px = {w: float(p.get(f"{w}StopPrice") or p.get(f"{w}Price") or 0) for w in legs}
+        if not px["above"] > last > px["below"]:
+            raise ApiError(400, -2010, "The relationship of the prices for the orders is not correct.")
+        lid = next(self._list_ids)
+        cid = p.get("listClientOrderId") or f"list-{lid}"
+        orders = []
+        for where, typ in legs.items():
+            q = {"symbol": symbol, "side": side, "quantity": p.get("quantity"), "type": typ,
+                 "newClientOrderId": p.get(f"{where}ClientOrderId") or f"{cid}-{where}"}
+            if typ.startswith("STOP") or typ.startswith("TAKE_PROFIT"):
+                q["stopPrice"] = p.get(f"{where}StopPrice")
+            if typ in ("LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"):
+                q["price"] = p.get(f"{where}Price")
+            if typ.endswith("_LIMIT"):
+                q["timeInForce"] = p.get(f"{where}TimeInForce", "GTC")
+            self.place("spot", q)
+            orders.append(self.find("spot", symbol, client_id=q["newClientOrderId"]))
+        for o in orders:
+            o.list_id = lid
+        self.lists[lid] = {"cid": cid, "symbol": symbol, "legs": orders, "status": "EXEC_STARTED"}
+        return self.list_doc(lid)
+
+    def list_doc(self, lid: int) -> dict:
+        lst = self.lists[lid]
+        done = all(o.status not in ("NEW", "PARTIALLY_FILLED") for o in lst["legs"])
+        return {"orderListId": lid, "contingencyType": "OCO", "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+                "listOrderStatus": "ALL_DONE" if done else "EXECUTING", "listClientOrderId": lst["cid"],
+                "transactionTime": int(time.time() * 1000), "symbol": lst["symbol"],
+                "orders": [{"symbol": o.symbol, "orderId": o.order_id, "clientOrderId": o.client_id} for o in lst["legs"]],
+                "orderReports": [o.doc() for o in lst["legs"]]}
+
+    def find_list(self, p: dict) -> int:
+        for lid, lst in self.lists.items():
+            if str(lid) == str(p.get("orderListId")) or lst["cid"] in (p.get("listClientOrderId"), p.get("origClientOrderId")):
+                return lid
+        raise ApiError(400, -2011, "Order list does not exist.")
+
+    def cancel_list(self, p: dict) -> dict:
+        lid = self.find_list(p)
+        for o in self.lists[lid]["legs"]:
+            if o.status in ("NEW", "PARTIALLY_FILLED"):
+                self.cancel("spot", {"symbol": o.symbol, "orderId": o.order_id})
+        return self.list_doc(lid)
+
+    def _one_cancels_the_other(self, o: Order) -> None:
+        """A leg of an OCO filled or triggered: cancel its sibling."""
+        if o.list_id < 0 or o.list_id not in self.lists:
+            return
+        for other in self.lists[o.list_id]["legs"]:
+            if other is not o and other.status in ("NEW", "PARTIALLY_FILLED"):
+                self.cancel("spot", {"symbol": other.symbol, "orderId": other.order_id})
 
     # ------------------------------------------------------------------ conditional orders and triggers
 
@@ -374,6 +450,7 @@ class Exchange:
                     and last is not None and crossed(o.type, o.side, last, o.stop_price)):
                 o.triggered = True
                 self.triggered.append((o.client_id, "CONTRACT_PRICE", last))
+                self._one_cancels_the_other(o)
                 try:
                     self._submit(m, o, now)
                 except ApiError:
@@ -429,6 +506,8 @@ class Exchange:
             o.status = "FILLED" if o.executed >= o.qty - 1e-12 else "PARTIALLY_FILLED"
             if o.status == "FILLED":
                 o.slot = -1
+            if not o.stop_price:
+                self._one_cancels_the_other(o)
             maker = int(f.liquidity[i]) == M.LIQ_MAKER
             tid = next(self._trade_ids)
             fee = px * q * (0.001 if not maker else 0.0)

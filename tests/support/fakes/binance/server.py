@@ -687,7 +687,7 @@ class _RestHandler(BaseHTTPRequestHandler):
         if name == "depth":
             lim = int(params.get("limit", 100))
             weight = (5 if lim <= 100 else 25 if lim <= 500 else 50 if lim <= 1000 else 250) if market == "spot" else 20
-        is_order = name in ("order", "algoOrder") and method == "POST"
+        is_order = name in ("order", "algoOrder", "oco") and method == "POST"
         status, headers = fake.charge(weight, is_order)
         if status:
             code = -1003
@@ -760,6 +760,12 @@ class _RestHandler(BaseHTTPRequestHandler):
             if name == "allOpenOrders" and method == "DELETE":
                 ex.cancel_all(market, sym or "")
                 return {"code": 200, "msg": "The operation of cancel all open order is done."}
+            if path.endswith("/orderList/oco") and market == "spot" and method == "POST":
+                return ex.place_oco(p)
+            if name == "orderList" and market == "spot":
+                if method == "DELETE":
+                    return ex.cancel_list(p)
+                return ex.list_doc(ex.find_list(p))
             if name == "algoOrder" and market == "futures":
                 if method == "POST":
                     return ex.place_algo(p)
