@@ -13,8 +13,8 @@ A manual order goes through everything an engine order goes through: the config 
 trading_mode = "live" (else exit 78) and you confirm with --confirm-live or SQ_CONFIRM_LIVE=1
 (else exit 2); secret files must be 0600 (77). Then sq's own pre-trade risk check runs — the
 engine's kernel, with the account's position and working orders: order size, position, max loss,
-daily loss, notional, position value, open orders, price band, trading hours, holidays, circuit
-limits, order rate. A rejected order exits 1 with one line naming the reason and NEVER reaches
+daily loss, notional, position value, open orders, trading hours, holidays, circuit limits, order
+rate (not the price band: a one-off order reads no fair price). A rejected order exits 1 with one line naming the reason and NEVER reaches
 the venue. Every request is journaled first (hash-chained, <data dir>/runs/manual-<id>), client
 order ids are sq's own (sq<8 hex>-<n>), and `sq kill` cancels a manual order left open.
 

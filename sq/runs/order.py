@@ -5,7 +5,8 @@ the same way as an engine order:
 
 * live mode and an explicit confirmation (`sq live`'s `require_live`), secret files 0600;
 * sq's pre-trade risk check — the engine's own kernel (`sq.core.engine.pretrade`), fed with the
-  account's position and working orders and the market's calendar and circuit limits; a rejected
+  account's position and working orders and the market's calendar and circuit limits (the price
+  band is measured against the order's own price: no fair price is read); a rejected
   order (`OrderRejected`, exit 1) is journaled and never reaches the venue;
 * a hash-chained journal per manual session under `<data dir>/runs/manual-<id>` (`sq.core.journal`),
   written ahead of every request and sealed at the end;
