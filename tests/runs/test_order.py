@@ -67,6 +67,8 @@ def test_place_modify_cancel_list_at_binance(sq, binance_fake, tmp_path):
 
     listed = _doc(sq(["order", "list", "--json"]))
     assert {r["client_order_id"] for r in listed} == {cid, mod["client_order_id"]}
+    r = sq(["order", "list"], stdout_isatty=True, width=80)
+    assert r.exit_code == 0 and cid in r.stdout.decode() and max(len(x) for x in _plain(r)) <= 80
 
     done = _doc(sq(["order", "cancel", "--all", "--config", cfg, "--confirm-live", "--json"]))
     assert done["canceled"] == 1 and open_orders(fake, "spot") == []
