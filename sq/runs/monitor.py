@@ -224,7 +224,14 @@ class Monitor:
             self.env.warn(f"metrics: the last update failed ({type(e).__name__})")
         finally:
             if self.alerts is not None:
-                if error is not None:
+                from sq.core.exits import IOFailure
+
+                if isinstance(error, IOFailure):  # a full disk: an operational event, said as such
+                    from sq.core.redact import scrub
+
+                    self.alert("disk", f"{self.name}: stopped, the disk is full: {scrub(error.message, self.alerts.urls)[:400]}",
+                               level="failure")
+                elif error is not None:
                     from sq.core.redact import scrub
 
                     self.alert("exit", f"{self.name}: stopped on an unexpected error: "
