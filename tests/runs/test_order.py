@@ -14,7 +14,7 @@ import pytest
 from sq.core import journal as J
 from tests.support.binancekill import open_orders, sq_kill
 from tests.support.kitelive import SYMBOL as KITE_SYMBOL
-from tests.support.kitelive import price_below, store_session
+from tests.support.kitelive import store_session
 
 
 def _cfg(tmp_path, body: str = "", mode: str = "live"):
@@ -26,6 +26,14 @@ def _cfg(tmp_path, body: str = "", mode: str = "live"):
 
 BINANCE_CFG = '[[instruments]]\nsymbol = "BINANCE:BTCUSDT"\nmax_order_size = 0.05\nmax_position = 5\n'
 KITE_CFG = ('[risk]\nenforce_trading_hours = false\n[[instruments]]\nsymbol = "NSE:RELIANCE"\nmax_order_size = 20\nmax_position = 50\n')
+
+
+def price_below(fake, share=0.99):
+    """A buy price 1% below Kite's last price: on the fake's SIM ladder (5% can fall off it, and
+    the fake then rejects the order after accepting it), and out of the flow's reach in a test."""
+    with fake.lock:
+        last = float(fake.market_quote(fake.token_of(KITE_SYMBOL))["last_price"])
+    return round(round(last * share / 0.05) * 0.05, 2)
 
 
 def _plain(r) -> list[str]:
