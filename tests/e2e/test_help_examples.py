@@ -40,6 +40,16 @@ ALLOWED = {
     "sq import binance_trades_2024-01-0*.csv.gz --symbol BINANCE:BTCUSDT -o data --json": "imports the user's Tardis files",
     "sq fetch NFO:NIFTY26JANFUT --kind candles --interval day --oi --start 2025-12-01 --end 2026-01-27 -o data":
         "a dated contract: the local Kite lists only contracts near today",
+    "sq order place BINANCE-FUT:BTCUSDT sell 0.01 --price 65000 --config live.toml --confirm-live": VENUE,
+    "sq order place BINANCE-FUT:BTCUSDT sell 0.01 --type stop-market --trigger 60000 --price 60000 --reduce-only --config live.toml --confirm-live": VENUE,
+    "sq order place BINANCE:BTCUSDT sell 0.01 --type oco --price 70000 --trigger 60000 --config live.toml --confirm-live": VENUE,
+    "sq order place NSE:INFY sell 10 --type stop-market --trigger 1450 --price 1450 --config live.toml --confirm-live": VENUE,
+    "sq order modify sq1a2b3c4d-1 --price 65100 --config live.toml --confirm-live": VENUE + "; an order the user placed",
+    "sq order cancel --all --symbol BINANCE:BTCUSDT --config live.toml --confirm-live": VENUE,
+    "sq orders --venue binance --config live.toml": VENUE,
+    "sq orders NSE:INFY --json": VENUE,
+    "sq positions --venue binance --config live.toml": VENUE,
+    "sq positions NSE:INFY --json": VENUE,
 }
 CRON = re.compile(r"^([0-9*/,-]+\s+){5}")
 
