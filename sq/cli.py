@@ -15,10 +15,11 @@ import traceback
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from sq import __version__
 from sq.core.environment import Environment
+from sq.commands._help import SqCommand, format_epilog, format_help_text
 from sq.core.exits import ExitStatus, SqError, Terminated, status_after_stop, take_stopped_by, write_failure
 
 
@@ -114,11 +115,18 @@ class SqGroup(TyperGroup):
     """
 
     def parse_args(self, ctx, args):  # type: ignore[override]
-        """A bare `sq` prints the full help on stdout and exits 0 (as `sq --help` does)."""
+        """A bare `sq` prints the full help on stdout and exits 0 (as `sq --help` does); global
+        options given after the command (`sq kill -q`) count as if given before it."""
         if not args and self.no_args_is_help and not ctx.resilient_parsing:
             typer.echo(ctx.get_help(), color=ctx.color)
             ctx.exit(0)
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, hoist_global_options(self, ctx, list(args)))
+
+    def format_help_text(self, ctx, formatter):  # type: ignore[override]
+        format_help_text(self, formatter)
+
+    def format_epilog(self, ctx, formatter):  # type: ignore[override]
+        format_epilog(self, formatter)
 
     def invoke(self, ctx):  # type: ignore[override]
         try:
@@ -151,6 +159,65 @@ class SqGroup(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+GLOBAL_VALUE_OPTIONS = ("--config",)
+
+
+def hoist_global_options(group: Any, ctx: Any, args: list[str]) -> list[str]:
+    """`args` with the global options that follow the command moved before it, so that
+    `sq paper … --debug`, `sq kill -q` and `sq backtest --config F …` mean what they mean before
+    the command. A word that is the value of one of the command's own options (`--param -q`),
+    and everything after `--`, stays where it is; a command's own option of the same name (sq live
+    --config) is left to the command."""
+    i = 0
+    while i < len(args):  # the global options before the command, then the command's name
+        a = args[i]
+        if a == "--":
+            return args
+        if a in GLOBAL_VALUE_OPTIONS:
+            i += 2
+            continue
+        if a.startswith("-"):
+            i += 1
+            continue
+        break
+    if i >= len(args):
+        return args
+    cmd = group.get_command(ctx, args[i])
+    if cmd is None:
+        return args
+    own = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    takes_value = {o for p in cmd.params if getattr(p, "param_type_name", "") == "option" and not p.is_flag and not p.count for o in p.opts}
+    head, rest, moved = args[: i + 1], args[i + 1:], []
+    kept: list[str] = []
+    j = 0
+    while j < len(rest):
+        a = rest[j]
+        if a == "--":
+            kept += rest[j:]
+            break
+        name = a.split("=", 1)[0]
+        if name in own:
+            kept.append(a)
+            if a in takes_value and j + 1 < len(rest):  # its value, whatever it looks like
+                kept.append(rest[j + 1])
+                j += 1
+        elif a in GLOBAL_FLAGS:
+            moved.append(a)
+        elif name in GLOBAL_VALUE_OPTIONS:
+            if "=" in a:
+                moved.append(a)
+            elif j + 1 < len(rest):
+                moved += [a, rest[j + 1]]
+                j += 1
+            else:
+                kept.append(a)  # no value: let the parser say so
+        else:
+            kept.append(a)
+        j += 1
+    return moved + head + kept if moved else args
 
 
 class _TerminateUnwinds:
@@ -186,10 +253,12 @@ app = typer.Typer(
     cls=SqGroup,
     name="sq",
     help="sq — record markets, rebuild order books, paper/live trade and backtest from the terminal.\n\n"
-    "Examples:\n\n"
+    "Global options go before or after the command (sq --debug book …, sq book … --debug).",
+    epilog="Examples:\n\n"
     "  sq subscribe SIM:DEMO --limit 10000 | sq book --depth 5 -o book.parquet\n\n"
-    "  sq record SIM:DEMO --out data --for 1m | sq book\n\n"
-    "  sq book data/venue=sim --format jsonl | head",
+    "  sq record SIM:DEMO -o data --for 10s | sq book\n\n"
+    "  sq book data/venue=sim --format jsonl | head\n\n"
+    "Shell completion: see the README (bash, zsh, fish).",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -209,10 +278,10 @@ def main_options(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    config: Annotated[Optional[str], typer.Option("--config", help="Config file (sq.toml or JSON); default $SQ_CONFIG, then the platform config dir.", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", metavar="FILE", help="Config file (sq.toml or JSON); default $SQ_CONFIG, then the platform config dir.", show_default=False)] = None,
     version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
-    """Global options apply to every command and go before it: sq --debug book …"""
+    """Global options apply to every command, before or after it: sq --debug book …, sq kill -q."""
     env = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     env.debug = env.debug or debug
     env.quiet = env.quiet or quiet
@@ -232,6 +301,8 @@ def _register() -> None:
         module_name = f"{name}_" if keyword.iskeyword(name) else name
         module = __import__(f"sq.commands.{module_name}", fromlist=["register"])
         module.register(app)
+    for info in app.registered_commands:  # one command class: metavars, usage, examples (SqCommand)
+        info.cls = SqCommand if info.cls in (None, TyperCommand) else info.cls
 
 
 _register()

@@ -80,6 +80,19 @@ def update_readme(path: str | Path) -> bool:
     return False
 
 
+def warm() -> None:
+    """Compile (or load) the engine kernels of `sq paper --strategy mm SIM:...` and the simulated
+    exchange's, announced on stderr when the cache is cold (`sq.runs.warmup`)."""
+    from sq.core.config import Config
+    from sq.core.environment import Environment
+    from sq.core.strategy import loader
+    from sq.runs import warmup
+
+    state = warmup.warm_up(Environment(), Config(), loader.load("mm"), venues=("sim",))
+    if not state["announced"]:
+        print("sq: engine kernels already compiled (cached)", file=sys.stderr)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "completions":
         for path in write_completions(argv[1]):
@@ -96,7 +109,10 @@ def main(argv: list[str]) -> int:
         for doc in GENERATED:
             print(f"{doc}: {'updated' if doc in changed else 'already current'}")
         return 0
-    print("usage: python -m sq.devtools completions DIR | readme README.md | docs [ROOT]", file=sys.stderr)
+    if argv == ["warm"]:
+        warm()
+        return 0
+    print("usage: python -m sq.devtools completions DIR | readme README.md | docs [ROOT] | warm", file=sys.stderr)
     return 2
 
 

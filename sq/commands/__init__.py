@@ -4,4 +4,4 @@ is imported inside the command function so `sq --help` stays fast.
 """
 
 # registration order = order in `sq --help`
-COMMANDS: list[str] = ["config", "auth", "subscribe", "record", "fetch", "import", "book", "bars", "paper", "backtest", "strategies", "live", "reconcile", "kill", "status", "doctor", "report", "help"]
+COMMANDS: list[str] = ["config", "auth", "subscribe", "record", "fetch", "import", "book", "bars", "paper", "backtest", "strategies", "live", "reconcile", "order", "orders", "positions", "kill", "status", "doctor", "report", "help"]

@@ -5,7 +5,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import JsonOption, complete_files, env_of
+
+SUMMARY = "Log in to a venue, or show the stored credentials."
+TARGETS = ("zerodha", "binance", "status")
+
+
+def complete_targets(incomplete: str) -> list[str]:
+    return [t for t in TARGETS if t.startswith(incomplete)]
+
 
 HELP = """Log in to a venue and store its credentials (files 0600), or show what is stored.
 
@@ -16,9 +24,9 @@ then on a terminal asks for the redirect URL; otherwise it says how long it wait
 (5000) or a line on stdin holding the request token or redirect URL. --request-token TOKEN
 exchanges a token you already have. A token Kite refuses exits 77 with one line. Binance stores and
 verifies an API key and secret (BINANCE_API_KEY / BINANCE_API_SECRET or a prompt on a terminal).
-Secrets are never printed: `status` shows masked keys.
+Secrets are never printed: `status` shows masked keys."""
 
-Examples:
+EPILOG = """Examples:
 
   sq auth zerodha
 
@@ -36,10 +44,10 @@ Examples:
 
 def auth(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="zerodha, binance, or status.", metavar="zerodha|binance|status")],
+    target: Annotated[str, typer.Argument(help="zerodha, binance, or status.", metavar="zerodha|binance|status", autocompletion=complete_targets)],
     manual: Annotated[bool, typer.Option("--manual", help="Zerodha: the browser redirect flow instead of TOTP auto-login.")] = False,
     testnet: Annotated[bool, typer.Option("--testnet", help="Binance: use the spot/futures testnets.")] = False,
-    ed25519_key: Annotated[Optional[str], typer.Option("--ed25519-key", help="Binance: sign with this Ed25519 private key file.", show_default=False)] = None,
+    ed25519_key: Annotated[Optional[str], typer.Option("--ed25519-key", help="Binance: sign with this Ed25519 private key file.", show_default=False, autocompletion=complete_files)] = None,
     request_token: Annotated[Optional[str], typer.Option("--request-token", help="Zerodha: the request_token from the login redirect (or the whole redirect URL); exchanged at once, no waiting.", show_default=False)] = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -49,4 +57,4 @@ def auth(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="auth", help=HELP)(auth)
+    app.command(name="auth", help=HELP, epilog=EPILOG, short_help=SUMMARY)(auth)

@@ -5,7 +5,11 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import EndOption, FormatOption, JsonOption, OutputOption, StartOption, env_of
+from sq.commands._options import (FEED_LATENCY_DEFAULT, QUEUE_MODEL_DEFAULT, SEED_DEFAULT, EndOption, FeedLatencyOption, FormatOption, JsonOption,
+                                  LatencyDistOption, LatencyJitterOption, LatencyOption, OutputOption, QueueModelOption, SeedOption, StartOption,
+                                  StrategyOption, complete_files, env_of, fill_overrides, require_strategy)
+
+SUMMARY = "Backtest a strategy over recorded market data."
 
 HELP = """Backtest a strategy over recorded market data with the engine `sq paper` uses: the same
 strategies, order manager, risk checks, position keeper and simulated fills (order latency,
@@ -52,7 +56,7 @@ parameters, and the best point's curves."""
 
 EPILOG = """Examples:
 
-  sq record SIM:DEMO --out data --for 1m; sq backtest --strategy mm data --param clip=2
+  sq record SIM:DEMO -o data --limit 20000; sq backtest --strategy mm data --param clip=2
 
   sq subscribe SIM:DEMO --limit 200000 -o demo.parquet
   sq backtest --strategy lt demo.parquet --param threshold=0.5 --param ioc=0 --json
@@ -66,7 +70,7 @@ EPILOG = """Examples:
 
   sq backtest -s lt nse-ticks/ --adjust corporate-actions.csv --clean
 
-  sq backtest -s mm data --start 2024-06-03 --end 2024-06-03 --json
+  sq backtest -s mm data --start 2024-01-08 --end 2024-01-08 --json
 
   sq backtest -s mm demo.parquet --sweep clip=1:4:1 --sweep threshold=0.2,0.4,0.8 --report sweep.html
 
@@ -77,16 +81,16 @@ EPILOG = """Examples:
 
 def backtest(
     ctx: typer.Context,
-    inputs: Annotated[Optional[List[str]], typer.Argument(help="Market data: Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin.", show_default=False)] = None,
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies.")] = "mm",
+    inputs: Annotated[Optional[List[str]], typer.Argument(help="Market data: Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin.", show_default=False, autocompletion=complete_files)] = None,
+    strategy: StrategyOption = None,
     param: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="k=v for every symbol or SYMBOL.k=v for one (clip, threshold, max_order_size, max_position, max_loss, ioc); repeatable.", show_default=False)] = None,
     journal: Annotated[Optional[str], typer.Option("--journal", help="Write orders.parquet, fills.parquet, pnl.parquet into DIR.", show_default=False)] = None,
-    latency: Annotated[Optional[str], typer.Option("--latency", help="Order latency each way (e.g. 20ms, 500us); default the config's paper_trading.order_latency_ms (20ms).", show_default=False)] = None,
-    latency_dist: Annotated[Optional[str], typer.Option("--latency-dist", help="constant, exponential or uniform (adds a seeded jitter of --latency-jitter); default the config's paper_trading.latency_dist (constant).", show_default=False)] = None,
-    latency_jitter: Annotated[Optional[str], typer.Option("--latency-jitter", help="Scale of the latency jitter (e.g. 2ms); default the config's paper_trading.latency_jitter_ms (0).", show_default=False)] = None,
-    feed_latency: Annotated[str, typer.Option("--feed-latency", help="'data' (each event's recv_ts − ts) or a duration.")] = "data",
-    queue_model: Annotated[str, typer.Option("--queue-model", help="risk-averse (cancels at our price mostly behind us) or prob (power-probability).")] = "risk-averse",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the latency distribution.")] = 0,
+    latency: LatencyOption = None,
+    latency_dist: LatencyDistOption = None,
+    latency_jitter: LatencyJitterOption = None,
+    feed_latency: FeedLatencyOption = FEED_LATENCY_DEFAULT,
+    queue_model: QueueModelOption = QUEUE_MODEL_DEFAULT,
+    seed: SeedOption = SEED_DEFAULT,
     sweep: Annotated[Optional[List[str]], typer.Option("--sweep", help="k=a:b:step (b included), k=v1,v2,… or SYMBOL.k=…: one backtest per value; repeatable (the cartesian grid, ≤ 10,000 points).", show_default=False)] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes of a --sweep (default: every CPU; 1 runs in this process).", show_default=False)] = None,
     report: Annotated[Optional[str], typer.Option("--report", help="Write a self-contained HTML report (charts, metrics, fills; the grid for --sweep) to FILE.html.", show_default=False)] = None,
@@ -100,9 +104,9 @@ def backtest(
 ) -> None:
     from sq.runs.backtest import run_backtest
     from sq.core.datasets import parse_window
-    from sq.core.durations import parse_duration_ns
 
     env = env_of(ctx)
+    strategy = require_strategy(strategy)
     window = parse_window(start, end)
     if report:
         from sq.runs.report import check_target
@@ -112,13 +116,7 @@ def backtest(
         from sq.core.exits import UsageError
 
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
-    fill = {
-        "order_latency_ns": parse_duration_ns(latency, option="--latency") if latency else None,
-        "latency_dist": latency_dist,
-        "latency_jitter_ns": parse_duration_ns(latency_jitter, option="--latency-jitter") if latency_jitter else None,
-        "feed_latency_ns": None if feed_latency.strip().lower() == "data" else parse_duration_ns(feed_latency, option="--feed-latency"),
-        "queue_model": queue_model,
-    }
+    fill = fill_overrides(latency, latency_dist, latency_jitter, feed_latency, queue_model)
     rows_out = output is not None or fmt.lower() != "auto"
     if sweep:
         if journal:
@@ -157,7 +155,8 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
     from sq import __version__
 
     lat = "config default" if fill["order_latency_ns"] is None else f"{fill['order_latency_ns'] / 1e6:g} ms"
-    feed = "data (recv_ts − ts)" if fill["feed_latency_ns"] is None else f"{fill['feed_latency_ns'] / 1e6:g} ms"
+    feed = ("config default" if fill["feed_latency_ns"] is None else "data (recv_ts − ts)" if fill["feed_latency_ns"] == "data"
+            else f"{fill['feed_latency_ns'] / 1e6:g} ms")
     return {"strategy": strategy, "params": list(params), "inputs": list(inputs), "symbols": doc["symbols"], "events": doc["events"],
             "version": __version__, "fill": f"order latency {lat} ({fill['latency_dist'] or 'config default'}), feed latency {feed}, "
                                             f"queue model {fill['queue_model']}, seed {seed}"}
@@ -253,4 +252,4 @@ def _table(env, s: dict) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="backtest", help=HELP, epilog=EPILOG)(backtest)
+    app.command(name="backtest", help=HELP, epilog=EPILOG, short_help=SUMMARY)(backtest)

@@ -5,7 +5,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from sq.commands._options import EndOption, FormatOption, InputsArgument, OutputOption, StartOption, env_of
+from sq.commands._options import EndOption, FormatOption, InputsArgument, OutputOption, StartOption, complete_files, env_of
+
+SUMMARY = "Make OHLCV bars from a market stream or dataset."
+INTERVALS = ("1s", "5s", "1m", "5m", "15m", "1h", "4h", "1d", "session", "500t", "100v")
 
 HELP = """Make bars from a market stream or recorded dataset and emit the bars stream: per symbol and
 interval open, high, low, close, volume, trade count and VWAP.
@@ -32,7 +35,7 @@ EPILOG = """Examples:
 
   sq bars 500t trades.parquet -o ticks.parquet
 
-  sq bars 100v data --start 2024-06-03 -o volume.arrow
+  sq bars 100v data --start 2024-01-08 -o volume.arrow
 
   sq bars 1d data/venue=zerodha --adjust corporate-actions.csv -o daily-adjusted.parquet"""
 
@@ -41,13 +44,13 @@ TABLE_COLUMNS = ["ts", "symbol", "open", "high", "low", "close", "volume", "trad
 
 def bars(
     ctx: typer.Context,
-    interval: Annotated[str, typer.Argument(help="1s … 1d (N with s, m, h or d), session, 500t (trades) or 100v (volume).", metavar="INTERVAL")],
+    interval: Annotated[str, typer.Argument(help="1s … 1d (N with s, m, h or d), session, 500t (trades) or 100v (volume).", metavar="INTERVAL", autocompletion=lambda incomplete: [i for i in INTERVALS if i.startswith(incomplete)])],
     inputs: InputsArgument = None,
     start: StartOption = None,
     end: EndOption = None,
     output: OutputOption = None,
     fmt: FormatOption = "auto",
-    adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equity bars for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
+    adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equity bars for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False, autocompletion=complete_files)] = None,
 ) -> None:
     from sq.commands._progress import RowProgress
     from sq.core.bars import BAR_SESSION, parse_interval
@@ -75,4 +78,4 @@ def bars(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="bars", help=HELP, epilog=EPILOG)(bars)
+    app.command(name="bars", help=HELP, epilog=EPILOG, short_help=SUMMARY)(bars)

@@ -8,6 +8,8 @@ import typer
 from sq.commands._live import LiveView
 from sq.commands._options import EndOption, FormatOption, InputsArgument, OutputOption, StartOption, env_of
 
+SUMMARY = "Rebuild L2 order books and features from a market stream."
+
 HELP = """Rebuild per-symbol L2 order books from a market stream and emit the book stream: the top
 --depth levels a side plus mid, spread, microprice, imbalance, last trade price, aggressive-trade
 ratio, rolling VWAP and mid-return volatility.
@@ -22,7 +24,7 @@ EPILOG = """Examples:
 
   sq book data/venue=sim --interval 1s --format table
 
-  sq book data --start 2024-06-03 --end 2024-06-04 -o book.parquet
+  sq book data --start 2024-01-08 --end 2024-01-09 -o book.parquet
 
   sq book ticks.parquet --every 100 --format jsonl | head
 
@@ -161,4 +163,4 @@ class LadderSink(LiveView):
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="book", help=HELP, epilog=EPILOG)(book)
+    app.command(name="book", help=HELP, epilog=EPILOG, short_help=SUMMARY)(book)

@@ -5,7 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import JsonOption, complete_files, env_of
+
+SUMMARY = "Show the resolved config and where each value comes from."
 
 HELP = """Show the configuration sq resolves, each value with where it came from.
 
@@ -15,9 +17,9 @@ environment variables and .env on top, checks it, and prints every key with its 
 source: the file and the key it was written as, an environment variable, the .env file, or the
 default. Secrets (API secrets, passwords, TOTP seeds, access tokens) are masked. A bad config
 exits 78 with a one-line error naming the file and the key. A table on a terminal, JSON
-otherwise.
+otherwise."""
 
-Examples:
+EPILOG = """Examples:
 
   sq config check
 
@@ -29,8 +31,8 @@ Examples:
 
 def config(
     ctx: typer.Context,
-    action: Annotated[str, typer.Argument(help="check: resolve, validate and show the config.", metavar="check")],
-    file: Annotated[Optional[str], typer.Argument(help="The config file to check; default the one sq would use.", metavar="[FILE]", show_default=False)] = None,
+    action: Annotated[str, typer.Argument(help="check: resolve, validate and show the config.", metavar="check", autocompletion=lambda incomplete: [w for w in ("check",) if w.startswith(incomplete)])],
+    file: Annotated[Optional[str], typer.Argument(help="The config file to check; default the one sq would use.", metavar="[FILE]", show_default=False, autocompletion=complete_files)] = None,
     json_out: JsonOption = False,
 ) -> None:
     from sq.runs.configcheck import run_config_check
@@ -39,4 +41,4 @@ def config(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="config", help=HELP)(config)
+    app.command(name="config", help=HELP, epilog=EPILOG, short_help=SUMMARY)(config)

@@ -5,6 +5,8 @@ import typer
 
 from sq.commands._options import JsonOption, env_of
 
+SUMMARY = "Check clocks, tokens, disk and venues before the open."
+
 HELP = """Check what a trading day needs, before the open: the config, credential file modes
 (0600), free disk space for data and journals against the recent write rate, registry entries
 of crashed runs, the numba cache of the engine kernels, whether each configured market trades
@@ -20,7 +22,7 @@ EPILOG = """Examples:
 
   sq doctor
 
-  sq doctor --json | jq '.checks[] | select(.status != "ok")'
+  sq doctor --json > doctor.json
 
   45 8 * * 1-5  sq doctor --json > ~/sq-doctor.json || mail -s 'sq doctor failed' me < ~/sq-doctor.json   # cron, 08:45"""
 
@@ -58,4 +60,4 @@ def _table(env, found) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="doctor", help=HELP, epilog=EPILOG)(doctor)
+    app.command(name="doctor", help=HELP, epilog=EPILOG, short_help=SUMMARY)(doctor)

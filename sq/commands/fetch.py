@@ -6,7 +6,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import ExpiryOption, JsonOption, env_of
+from sq.commands._options import ExpiryOption, JsonOption, complete_symbols, dataset_output, env_of
+
+SUMMARY = "Download a venue's history into a Parquet dataset."
 
 HELP = """Download history (trades, aggregate trades, top of book, candles) into a Parquet dataset.
 
@@ -44,7 +46,7 @@ EPILOG = """Examples:
 
   sq fetch BINANCE:BTCUSDT --kind aggTrades --start 2024-01-01 --end 2024-01-31 -o data
 
-  sq fetch BINANCE:BTCUSDT BINANCE:ETHUSDT --kind klines --interval 1m --start 2024-01-01 --end 2024-12-31 -o data
+  sq fetch BINANCE:BTCUSDT BINANCE:ETHUSDT --kind klines --interval 1m --start 2024-01-01 --end 2024-01-07 -o data
 
   sq fetch BINANCE-FUT:BTCUSDT --kind bookTicker --start 2024-03-01 --end 2024-03-01 -o data
 
@@ -62,12 +64,12 @@ EPILOG = """Examples:
 
 def fetch(
     ctx: typer.Context,
-    symbols: Annotated[List[str], typer.Argument(help="Symbols of one venue, e.g. BINANCE:BTCUSDT, BINANCE-FUT:ETHUSDT, NSE:INFY or NFO:NIFTY-FUT (the current month's contract).", metavar="SYMBOL", show_default=False)],
+    symbols: Annotated[List[str], typer.Argument(help="Symbols of one venue, e.g. BINANCE:BTCUSDT, BINANCE-FUT:ETHUSDT, NSE:INFY or NFO:NIFTY-FUT (the current month's contract).", metavar="SYMBOL...", show_default=False, autocompletion=complete_symbols)],
     kind: Annotated[str, typer.Option("--kind", help="What to fetch: the venue's history kind (Binance: trades, aggTrades, bookTicker, klines).", show_default=False)],
     start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD (included).", show_default=False)],
     end: Annotated[str, typer.Option("--end", help="Last day, YYYY-MM-DD (included).", show_default=False)],
     interval: Annotated[Optional[str], typer.Option("--interval", help="Bar interval of a bar kind (Binance klines: 1m … 1d).", show_default=False)] = None,
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Dataset directory (default: <data dir>/history).", show_default=False)] = None,
+    out: Annotated[Optional[str], dataset_output("Dataset directory (default: <data dir>/history).")] = None,
     oi: Annotated[bool, typer.Option("--oi", help="Zerodha candles: add open interest (futures and options).")] = False,
     continuous: Annotated[bool, typer.Option("--continuous", help="Zerodha day candles of NFO/MCX futures, stitched across expiries.")] = False,
     expiry: ExpiryOption = None,
@@ -125,4 +127,4 @@ class _Bar:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="fetch", help=HELP, epilog=EPILOG)(fetch)
+    app.command(name="fetch", help=HELP, epilog=EPILOG, short_help=SUMMARY)(fetch)

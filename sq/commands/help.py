@@ -10,6 +10,15 @@ HELP = """Show the help of COMMAND, exactly as `sq COMMAND --help` prints it; wi
 the help of sq itself (as `sq --help` or a bare `sq`). An unknown COMMAND is a usage error
 (exit 2) naming the commands there are."""
 
+SUMMARY = "Show a command's help (as sq COMMAND --help)."
+
+
+def complete_commands(incomplete: str) -> list[str]:
+    from sq.commands import COMMANDS
+
+    return [c for c in COMMANDS if c.startswith(incomplete)]
+
+
 EPILOG = """Examples:
 
   sq help
@@ -21,7 +30,7 @@ EPILOG = """Examples:
 
 def help_(
     ctx: typer.Context,
-    command: Annotated[Optional[str], typer.Argument(help="The command to explain (e.g. record, book).", show_default=False)] = None,
+    command: Annotated[Optional[str], typer.Argument(help="The command to explain (e.g. record, book).", show_default=False, autocompletion=complete_commands)] = None,
 ) -> None:
     from sq.commands._options import env_of
     from sq.core.exits import UsageError
@@ -43,4 +52,4 @@ def help_(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="help", help=HELP, epilog=EPILOG)(help_)
+    app.command(name="help", help=HELP, epilog=EPILOG, short_help=SUMMARY)(help_)

@@ -5,7 +5,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import JsonOption, complete_files, complete_import_formats, complete_symbols, dataset_output, env_of
+
+SUMMARY = "Import market data files you have into a dataset."
 
 HELP = """Import market data files you already have into a dataset every sq command reads.
 
@@ -33,7 +35,7 @@ EPILOG = """Examples:
 
   sq import ticks.csv --symbol SIM:DEMO --map ts=time,price=px,qty=size,side=aggressor --ts-unit ms -o data
 
-  sq import candles.parquet --symbol NSE:INFY --map ts=date --interval 1d --tick-size 0.05 -o data
+  sq import candles.parquet --symbol NSE:INFY --map ts=date --interval 1d --tick-size 0.05 -o daily
 
   sq backtest --strategy mm data
 """
@@ -41,10 +43,10 @@ EPILOG = """Examples:
 
 def import_(
     ctx: typer.Context,
-    files: Annotated[List[str], typer.Argument(help="Files to import (CSV: plain, .gz, .zst, .bz2 or a one-file .zip; Parquet).", metavar="FILE", show_default=False)],
-    symbol: Annotated[str, typer.Option("--symbol", "-s", help="The sq symbol the rows belong to, e.g. BINANCE:BTCUSDT.", show_default=False)],
-    out: Annotated[str, typer.Option("--output", "-o", help="Dataset directory (created when missing).", show_default=False)],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="auto (told from the file), tardis-incremental_book_L2, tardis-trades, tardis-quotes, tardis-book_snapshot_25, tardis-book_snapshot_5, csv, parquet, binance-trades, binance-aggtrades, binance-bookticker or binance-klines.")] = "auto",
+    files: Annotated[List[str], typer.Argument(help="Files to import (CSV: plain, .gz, .zst, .bz2 or a one-file .zip; Parquet).", metavar="FILE...", show_default=False, autocompletion=complete_files)],
+    symbol: Annotated[str, typer.Option("--symbol", "-s", help="The sq symbol the rows belong to, e.g. BINANCE:BTCUSDT.", show_default=False, autocompletion=complete_symbols)],
+    out: Annotated[str, dataset_output("Dataset directory (created when missing).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="auto (told from the file), tardis-incremental_book_L2, tardis-trades, tardis-quotes, tardis-book_snapshot_25, tardis-book_snapshot_5, csv, parquet, binance-trades, binance-aggtrades, binance-bookticker or binance-klines.", autocompletion=complete_import_formats)] = "auto",
     mapping: Annotated[Optional[List[str]], typer.Option("--map", help="FIELD=COLUMN[,…]: the column holding each field of a csv/parquet file (ts, recv_ts, price, qty, side, buyer_maker; bid_price, bid_qty, ask_price, ask_qty; open, high, low, close, volume, trades, vwap, oi). Unnamed fields are looked for under their own name.", show_default=False)] = None,
     ts_unit: Annotated[str, typer.Option("--ts-unit", help="Unit of numeric times: s, ms, us, ns, or auto (the one unit that makes every time fall in 1980–2100).")] = "auto",
     interval: Annotated[Optional[str], typer.Option("--interval", help="Bar interval of a bars file (1m, 1h, 1d); default: the commonest step between bars.", show_default=False)] = None,
@@ -64,4 +66,4 @@ def import_(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="import", help=HELP, epilog=EPILOG)(import_)
+    app.command(name="import", help=HELP, epilog=EPILOG, short_help=SUMMARY)(import_)

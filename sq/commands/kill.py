@@ -5,7 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import JsonOption, complete_symbols, complete_venues, env_of
+
+SUMMARY = "Halt every paper and live run; cancel at the venues."
 
 HELP = """Halt every running sq paper and live process and cancel every open order at every
 venue with stored credentials (optionally only one venue's or one symbol's).
@@ -43,8 +45,8 @@ EPILOG = """Examples:
 
 def kill(
     ctx: typer.Context,
-    venue: Annotated[Optional[str], typer.Option("--venue", help="Only processes trading on this venue (sim, binance, zerodha).", show_default=False)] = None,
-    symbol: Annotated[Optional[str], typer.Option("--symbol", help="Only processes trading this symbol (e.g. SIM:DEMO).", show_default=False)] = None,
+    venue: Annotated[Optional[str], typer.Option("--venue", help="Only processes trading on this venue (sim, binance, zerodha).", show_default=False, autocompletion=complete_venues)] = None,
+    symbol: Annotated[Optional[str], typer.Option("--symbol", help="Only processes trading this symbol (e.g. SIM:DEMO).", show_default=False, autocompletion=complete_symbols)] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.05, max=60.0, help="Seconds to wait for a clean halt before SIGKILL.")] = 1.0,
     flatten: Annotated[bool, typer.Option("--flatten", help="Also close open positions at the venues (marketable orders within the risk limits).")] = False,
     json_: JsonOption = False,
@@ -131,4 +133,4 @@ def _table(env, report) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="kill", help=HELP, epilog=EPILOG)(kill)
+    app.command(name="kill", help=HELP, epilog=EPILOG, short_help=SUMMARY)(kill)

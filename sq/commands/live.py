@@ -6,7 +6,9 @@ from typing import Annotated, List, Optional
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import AlertOption, ExpiryOption, JsonOption, MetricsFileOption, MetricsOption, env_of, monitor_options
+from sq.commands._options import AlertOption, ExpiryOption, JsonOption, MetricsFileOption, MetricsOption, StrategyOption, complete_symbols, env_of, monitor_options
+
+SUMMARY = "Trade a strategy with real orders at a venue."
 
 HELP = """Trade a strategy (a built-in such as mm or lt, or your own file) with real orders at a venue
 (BINANCE:, BINANCE-FUT:, Zerodha exchanges), running the same engine kernels as sq paper and
@@ -48,9 +50,9 @@ EPILOG = """Examples:
 
 def live(
     ctx: typer.Context,
-    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade, e.g. NSE:INFY, NFO:NIFTY-FUT (the current month's contract, fixed for the run; default: the config's instruments).", metavar="[SYMBOL]...", show_default=False)] = None,
-    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.", show_default=False)] = None,
-    config: Annotated[Optional[str], typer.Option("--config", help="Config file with trading_mode = \"live\" (also: sq --config FILE live …, $SQ_CONFIG).", show_default=False)] = None,
+    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade, e.g. NSE:INFY, NFO:NIFTY-FUT (the current month's contract, fixed for the run; default: the config's instruments).", metavar="SYMBOL...", show_default=False, autocompletion=complete_symbols)] = None,
+    strategy: StrategyOption = None,
+    config: Annotated[Optional[str], typer.Option("--config", metavar="FILE", help="Config file with trading_mode = \"live\" (also: sq --config FILE live …, $SQ_CONFIG).", show_default=False)] = None,
     confirm_live: Annotated[bool, typer.Option("--confirm-live", help="Confirm that real orders may be sent (or SQ_CONFIRM_LIVE=1).")] = False,
     journal: Annotated[Optional[str], typer.Option("--journal", help="Journal directory (default: <data dir>/runs/<run id>).", show_default=False)] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the crashed live run whose journal is in DIR.", show_default=False)] = None,
@@ -162,4 +164,4 @@ class Dashboard(LiveView):
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="live", help=HELP, epilog=EPILOG)(live)
+    app.command(name="live", help=HELP, epilog=EPILOG, short_help=SUMMARY)(live)

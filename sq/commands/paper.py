@@ -6,8 +6,12 @@ from typing import Annotated, List, Optional
 import typer
 
 from sq.commands._live import LiveView
-from sq.commands._options import (AlertOption, EndOption, ExpiryOption, JsonOption, MetricsFileOption, MetricsOption, SeedOption,
-                                  StartOption, env_of, monitor_options)
+from sq.commands._options import (FEED_LATENCY_DEFAULT, QUEUE_MODEL_DEFAULT, SEED_DEFAULT, AlertOption, EndOption, ExpiryOption, FeedLatencyOption,
+                                  JsonOption, LatencyDistOption, LatencyJitterOption, LatencyOption, MetricsFileOption, MetricsOption,
+                                  QueueModelOption, SeedOption, StartOption, StrategyOption, complete_files, complete_symbols, env_of,
+                                  fill_overrides, monitor_options)
+
+SUMMARY = "Paper-trade a strategy on a live or replayed market."
 
 HELP = """Paper-trade a strategy (a built-in such as mm or lt, or your own file) with the backtest's engine and
 fill simulation, on a live market (SIM: symbols, or the config's instruments; SIM:DEMO when there
@@ -24,6 +28,9 @@ On a terminal a live dashboard (book top, our working orders, position, PnL, rej
 shown; with --json one summary document (the keys of `sq backtest --json`); otherwise a summary
 on stderr and the final PnL on stdout.
 
+The simulated fills take backtest's flags (--latency, --latency-dist, --latency-jitter,
+--feed-latency, --queue-model, --seed), so a replay matches a backtest with the same flags.
+
 --clean filters a replay's bad ticks as `sq backtest --clean` does (the config's [clean] table);
 the summary's `cleaned` counts every dropped row by reason, and a resumed run cleans as it began."""
 
@@ -31,13 +38,15 @@ EPILOG = """Examples:
 
   sq paper --strategy mm SIM:DEMO --for 20s
 
-  sq paper --strategy lt SIM:DEMO --param threshold=0.6 --param clip=2 --json
+  sq paper --strategy lt SIM:DEMO --param threshold=0.6 --param clip=2 --for 10s --json
 
   sq paper --strategy mm --from data/venue=sim --json
 
-  sq paper --strategy mm --from data --start 2024-06-03 --end 2024-06-03 --json
+  sq paper --strategy mm --from data --start 2024-01-08 --end 2024-01-08 --json
 
-  sq paper --strategy mm --from ticks.parquet --realtime --journal runs/replay1
+  sq paper --strategy mm --from ticks.parquet --realtime --for 5s --journal runs/replay1
+
+  sq paper -s mm --from fixtures/sim-demo --latency 5ms --queue-model prob --json
 
   sq paper --strategy lt --from fixtures/sim-demo --clean --json
 
@@ -48,9 +57,9 @@ EPILOG = """Examples:
 
 def paper(
     ctx: typer.Context,
-    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade live, e.g. SIM:DEMO, NSE:INFY, NFO:NIFTY-FUT (the current month's contract; default: the config's instruments, else SIM:DEMO).", metavar="SYMBOL", show_default=False)] = None,
-    strategy: Annotated[Optional[str], typer.Option("--strategy", "-s", help="A built-in (mm, lt, avellaneda; bar strategies ma_cross, rsi_macd, orb, supertrend, donchian), a file (./mine.py or ./mine.py:NAME), package.module:NAME or an installed strategy's name; see sq strategies; required unless --resume.", show_default=False)] = None,
-    from_: Annotated[Optional[List[str]], typer.Option("--from", help="Replay a recorded market stream (Parquet file, dataset dir/glob, Arrow, or - for stdin) instead of a live market.", show_default=False)] = None,
+    symbols: Annotated[Optional[List[str]], typer.Argument(help="Symbols to trade live, e.g. SIM:DEMO, NSE:INFY, NFO:NIFTY-FUT (the current month's contract; default: the config's instruments, else SIM:DEMO).", metavar="SYMBOL...", show_default=False, autocompletion=complete_symbols)] = None,
+    strategy: StrategyOption = None,
+    from_: Annotated[Optional[List[str]], typer.Option("--from", help="Replay a recorded market stream (Parquet file, dataset dir/glob, Arrow, or - for stdin) instead of a live market.", show_default=False, autocompletion=complete_files)] = None,
     for_: Annotated[Optional[str], typer.Option("--for", help="Stop after this long: wall time live, data time on a replay (20s, 5m, 1h).", show_default=False)] = None,
     journal: Annotated[Optional[str], typer.Option("--journal", help="Journal directory (default: <data dir>/runs/<run id>).", show_default=False)] = None,
     realtime: Annotated[bool, typer.Option("--realtime", help="Pace a --from replay by its timestamps instead of as fast as possible.")] = False,
@@ -58,7 +67,12 @@ def paper(
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the crashed run whose journal is in DIR (verified first).", show_default=False)] = None,
     start: StartOption = None,
     end: EndOption = None,
-    seed: SeedOption = 1,
+    seed: SeedOption = SEED_DEFAULT,
+    latency: LatencyOption = None,
+    latency_dist: LatencyDistOption = None,
+    latency_jitter: LatencyJitterOption = None,
+    feed_latency: FeedLatencyOption = FEED_LATENCY_DEFAULT,
+    queue_model: QueueModelOption = QUEUE_MODEL_DEFAULT,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks from a --from replay first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     expiry: ExpiryOption = None,
     metrics: MetricsOption = None,
@@ -84,6 +98,7 @@ def paper(
         end=end,
         expiry=expiry,
         monitor=monitor_options(metrics, metrics_file, alert),
+        fill=fill_overrides(latency, latency_dist, latency_jitter, feed_latency, queue_model),
     )
     env = env_of(ctx)
     live_view = env.stdout_isatty and not json_
@@ -257,4 +272,4 @@ class ReplayProgress:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="paper", help=HELP, epilog=EPILOG)(paper)
+    app.command(name="paper", help=HELP, epilog=EPILOG, short_help=SUMMARY)(paper)

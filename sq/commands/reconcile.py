@@ -5,7 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import JsonOption, complete_files, complete_venues, env_of
+
+SUMMARY = "Check a run's journal against the venue."
 
 HELP = """Check that a run's journal agrees with the venue: missing orders and fills, and quantity,
 price and side differences within --tolerance.
@@ -37,8 +39,8 @@ EPILOG = """Examples:
 
 def reconcile(
     ctx: typer.Context,
-    venue: Annotated[Optional[str], typer.Option("--venue", help="Only runs on this venue (sim, binance, zerodha).", show_default=False)] = None,
-    journal: Annotated[Optional[str], typer.Option("--journal", help="A run's journal directory, or a directory of runs (default: recent runs in <data dir>/runs).", show_default=False)] = None,
+    venue: Annotated[Optional[str], typer.Option("--venue", help="Only runs on this venue (sim, binance, zerodha).", show_default=False, autocompletion=complete_venues)] = None,
+    journal: Annotated[Optional[str], typer.Option("--journal", help="A run's journal directory, or a directory of runs (default: recent runs in <data dir>/runs).", show_default=False, autocompletion=complete_files)] = None,
     fix: Annotated[bool, typer.Option("--fix", help="Adopt the venue's truth into the journal, with an audit record.")] = False,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest absolute quantity/price difference that still agrees.")] = 1e-9,
     since: Annotated[str, typer.Option("--since", help="Without --journal: runs whose journal changed within this long (24h, 7d).")] = "24h",
@@ -90,4 +92,4 @@ def _table(env, report) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="reconcile", help=HELP, epilog=EPILOG)(reconcile)
+    app.command(name="reconcile", help=HELP, epilog=EPILOG, short_help=SUMMARY)(reconcile)

@@ -7,6 +7,8 @@ import typer
 
 from sq.commands._options import JsonOption, env_of
 
+SUMMARY = "Show what a run did, or compare two (live vs its shadow)."
+
 HELP = """Show what a paper, live or shadow run did, from its journal directory — orders, fills,
 volume, rejections, fill ratio, PnL gross / costs / net, and markouts (how far the mid moved for
 or against each fill 1 s, 10 s and 60 s later, in basis points) — or compare two runs side by
@@ -87,4 +89,4 @@ def _table(env, doc) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="report", help=HELP, epilog=EPILOG)(report)
+    app.command(name="report", help=HELP, epilog=EPILOG, short_help=SUMMARY)(report)

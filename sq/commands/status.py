@@ -7,6 +7,8 @@ import typer
 
 from sq.commands._options import JsonOption, env_of
 
+SUMMARY = "Show every running record, paper and live run and its health."
+
 HELP = """Show every running sq record, paper and live process: strategy, symbols, uptime, age
 of the last market event, position, PnL (gross, costs, net), working orders, circuit breaker,
 and each venue's stored credentials with their expiry.
@@ -91,4 +93,4 @@ def _table(env, doc) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="status", help=HELP, epilog=EPILOG)(status)
+    app.command(name="status", help=HELP, epilog=EPILOG, short_help=SUMMARY)(status)

@@ -4,7 +4,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from sq.commands._options import JsonOption, env_of
+from sq.commands._options import JsonOption, complete_files, complete_strategies, env_of
+
+SUMMARY = "List the strategies, or start a new one from a template."
+
+
+def complete_what(incomplete: str) -> list[str]:
+    return ([] if incomplete.startswith((".", "/")) else [w for w in ("new",) if w.startswith(incomplete)]) + complete_strategies(incomplete)
+
 
 HELP = """List the strategies sq can run, or write a new strategy file that trades out of the box.
 
@@ -28,19 +35,19 @@ EPILOG = """Examples:
 
   sq strategies --json | jq '.[].name'
 
-  sq strategies ./mine.py
-
   sq strategies new mine && sq backtest --strategy ./mine.py fixtures/sim-demo
+
+  sq strategies ./mine.py
 
   sq strategies new trend --kind bar"""
 
 
 def strategies(
     ctx: typer.Context,
-    what: Annotated[Optional[str], typer.Argument(help="Nothing (list), a strategy to describe (a file, package.module:NAME, a name), or `new`.", metavar="[STRATEGY|new]", show_default=False)] = None,
+    what: Annotated[Optional[str], typer.Argument(help="Nothing (list), a strategy to describe (a file, package.module:NAME, a name), or `new`.", metavar="[STRATEGY|new]", show_default=False, autocompletion=complete_what)] = None,
     name: Annotated[Optional[str], typer.Argument(help="With `new`: the new strategy's name (lower-case letters, digits, _).", metavar="[NAME]", show_default=False)] = None,
-    kind: Annotated[str, typer.Option("--kind", help="With `new`: the kind of strategy file: event (numba handlers on book, trade, fill and timer events) or bar (polars signals over bars).")] = "event",
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="With `new`: write here instead of ./NAME.py.", show_default=False)] = None,
+    kind: Annotated[str, typer.Option("--kind", help="With `new`: the kind of strategy file: event (numba handlers on book, trade, fill and timer events) or bar (polars signals over bars).", autocompletion=lambda incomplete: [k for k in ("event", "bar") if k.startswith(incomplete)])] = "event",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="With `new`: write here instead of ./NAME.py.", show_default=False, metavar="FILE", autocompletion=complete_files)] = None,
     json_: JsonOption = False,
 ) -> None:
     from sq.core.exits import UsageError
@@ -81,4 +88,4 @@ def _table(env, docs: list[dict]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="strategies", help=HELP, epilog=EPILOG)(strategies)
+    app.command(name="strategies", help=HELP, epilog=EPILOG, short_help=SUMMARY)(strategies)

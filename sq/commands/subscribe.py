@@ -3,50 +3,65 @@ view on a terminal, or a file with -o, from any venue (SIM, Binance, Zerodha).
 """
 
 
-from typing import Annotated, List, Optional
-
 import typer
 
-from sq.commands._options import ExpiryOption, FormatOption, ForOption, LimitOption, ModeOption, OutputOption, ReplayOption, SeedOption, env_of
+from sq.commands._options import (SEED_DEFAULT, ExpiryOption, FormatOption, ForOption, JsonOption, LimitOption, ModeOption, OutputOption, RawOption,
+                                  ReplayOption, SeedOption, SymbolsArgument, env_of)
 
-HELP = "Stream market events (L2 levels and trades) of one or more symbols."
+SUMMARY = "Stream market events of symbols from any venue."
+
+HELP = """Stream market events (L2 levels and trades) of one or more symbols.
+
+On a pipe the output is an Arrow IPC market stream that ends with an sq trailer, also when
+stopped by Ctrl-C (exit 130) or SIGTERM (exit 143). --limit runs the simulated exchange in
+simulated time (as fast as possible); --for, or neither option, in real time. With -o FILE,
+--json prints one summary document (events per symbol, file, bytes) on stdout."""
 EPILOG = (
     "Examples:\n\n"
     "  sq subscribe SIM:DEMO --limit 20000 | sq book --depth 5\n\n"
-    "  sq subscribe SIM:DEMO SIM:FOO --for 30s -o demo.parquet\n\n"
+    "  sq subscribe SIM:DEMO SIM:FOO --for 5s -o demo.parquet\n\n"
     "  sq subscribe SIM:DEMO --seed 7 --limit 1000 --format jsonl | head\n\n"
+    "  sq subscribe SIM:DEMO --limit 5000 -o demo.parquet --json\n\n"
     "  sq subscribe SIM:DEMO            # live view on a terminal; Ctrl-C to stop\n\n"
-    "  sq subscribe BINANCE:BTCUSDT --raw btc.jsonl | sq book\n\n"
+    "  sq subscribe BINANCE:BTCUSDT --for 10s --raw btc.jsonl | sq book\n\n"
     "  sq subscribe NSE:RELIANCE --mode quote --for 5m -o reliance.parquet\n\n"
     "  sq subscribe NFO:NIFTY-FUT --expiry next | sq book --depth 5\n\n"
-    "  sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10\n\n"
-    "On a pipe the output is an Arrow IPC market stream that ends with an sq trailer, also\n"
-    "when stopped by Ctrl-C (exit 130) or SIGTERM (exit 143). --limit runs the simulated exchange in simulated time\n"
-    "(as fast as possible); --for, or neither option, in real time."
+    "  sq subscribe BINANCE:BTCUSDT --replay btc.jsonl | sq book --depth 10"
 )
 
 
 def subscribe(
     ctx: typer.Context,
-    symbols: Annotated[List[str], typer.Argument(metavar="SYMBOL...", help="Symbols, e.g. SIM:DEMO (any SIM:<NAME> works), BINANCE:BTCUSDT, NSE:INFY, NFO:NIFTY-FUT (the current month's contract).", show_default=False)],
+    symbols: SymbolsArgument,
     for_: ForOption = None,
     limit: LimitOption = None,
-    seed: SeedOption = 0,
+    seed: SeedOption = SEED_DEFAULT,
     output: OutputOption = None,
     fmt: FormatOption = "auto",
     mode: ModeOption = "full",
-    raw: Annotated[Optional[str], typer.Option("--raw", help="Also keep the venue's raw frames and REST answers in FILE (JSON Lines) for --replay.", show_default=False)] = None,
+    raw: RawOption = None,
     replay: ReplayOption = None,
     expiry: ExpiryOption = None,
+    json_: JsonOption = False,
 ) -> None:
     env = env_of(ctx)
     from sq.runs.lifecycle import StopOnSignals
 
+    if json_ and output is None:
+        from sq.core.exits import UsageError
+
+        raise UsageError("--json prints a summary of what -o FILE received; without -o the events themselves go to stdout")
+    counts: dict = {}
     with StopOnSignals() as stopper:
-        _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode, raw, replay, expiry)
+        _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode, raw, replay, expiry, counts=counts if json_ else None)
+    if json_:
+        import os
+
+        env.write_json({"symbols": sorted(counts), "events": sum(counts.values()), "per_symbol": counts, "output": output,
+                        "bytes": os.path.getsize(output) if os.path.exists(output) else 0})
 
 
-def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full", raw=None, replay=None, expiry=None) -> None:
+def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full", raw=None, replay=None, expiry=None, counts=None) -> None:
     from sq.core.durations import parse_duration_ns
     from sq.core.exits import UsageError
     from sq.core.streams import resolve_format
@@ -79,6 +94,19 @@ def _subscribe(env, stopper, symbols, for_, limit, seed, output, fmt, mode="full
         with StreamWriter(env, source.schema, output=output, fmt=fmt) as writer:
             for batch in source.batches():
                 writer.write(batch)
+                if counts is not None:
+                    _count(counts, batch)
+
+
+def _count(counts: dict, batch) -> None:
+    """Events per symbol of one market batch (--json)."""
+    import numpy as np
+
+    col = batch.column("symbol")
+    names = col.dictionary.to_pylist()
+    codes, n = np.unique(col.indices.to_numpy(zero_copy_only=False), return_counts=True)
+    for c, k in zip(codes.tolist(), n.tolist()):
+        counts[names[c]] = counts.get(names[c], 0) + int(k)
 
 
 def _live_view(env, source) -> None:
@@ -193,4 +221,4 @@ class _BookView:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="subscribe", help=HELP, epilog=EPILOG)(subscribe)
+    app.command(name="subscribe", help=HELP, epilog=EPILOG, short_help=SUMMARY)(subscribe)

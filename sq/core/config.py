@@ -192,7 +192,7 @@ class PaperTradingConfig:
     currency: str = _f("INR", doc="the currency simulated fees are charged in (`fee_ccy` of the fills stream)")
     maker_fee_bps: float = _f(2.0, doc="fee on a fill of a resting (maker) order, of its value; negative: a rebate", unit="bps")
     taker_fee_bps: float = _f(5.0, doc="fee on an immediate (taker) fill, of its value", unit="bps")
-    feed_latency_ms: float = _f(5.0, doc="accepted, not used: the market-data delay is each event's `recv_ts − ts` (or `sq backtest --feed-latency`)", unit="ms")
+    feed_latency_ms: float | None = _f(None, minimum=0.0, doc="a fixed market-data delay for the simulated fills instead of each event's `recv_ts − ts` (unset: the data's own; `--feed-latency` overrides)", unit="ms")
     order_latency_ms: float = _f(20.0, minimum=0.0, doc="each way between the strategy and the simulated venue (order out, its answer back)", unit="ms")
     latency_dist: Literal["constant", "uniform", "exponential"] = _f("constant", doc="order latency's seeded jitter on top of `order_latency_ms`: none, uniform in [0, jitter) or exponential of mean jitter")
     latency_jitter_ms: float = _f(0.0, minimum=0.0, doc="scale of the order latency's jitter (`latency_dist`)", unit="ms")

@@ -159,3 +159,19 @@ class Alerts:
             self._failed_once.add(i)
             self.warn(f"alert channel {self.masked[i]}: not delivered ({why}); the run goes on, later failures of this channel are not reported")
         return ok
+
+
+def config_alerts(env: Any, config: Any, title: str) -> "Alerts | None":
+    """The config's alert URLs (`[monitoring] alerts`) as one-shot `Alerts` for a command that is
+    not a run (`sq kill`, `sq reconcile`): None when none are configured or they cannot be used
+    (said once as a warning). apprise is imported only when there are URLs."""
+    from sq.core.exits import SqError
+
+    urls = list(getattr(getattr(config, "monitoring", None), "alerts", ()) or ())
+    if not urls:
+        return None
+    try:
+        return Alerts(urls, warn=env.warn, title=title, min_interval_s=0.0)
+    except SqError as e:
+        env.warn(e.message)
+        return None

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 from sq.core import schemas as S
 from sq.core import summary as RS
 from sq.core.engine import params as strategy_params
-from sq.core.engine.runner import Engine, FillModelConfig, warm_up
+from sq.core.engine.runner import Engine, FillModelConfig
 from sq.core.exits import DataError, UsageError
 from sq.core.streams import StreamWriter, open_input
 from sq.core.strategy.declaration import Strategy
@@ -178,12 +178,9 @@ def run_backtest(
         raise UsageError("--adjust and --clean apply to market events; these are bars (adjust them with sq bars --adjust)")
     data = marketprep.prepare(source.instruments, source.batches(),
                               settings=marketprep.clean_settings(config, clean) if source.kind == "market" else None, actions=actions)
-    if strategy.kind == "bar":
-        from sq.core.engine.barengine import warm_up as warm_up_bars
+    from sq.runs import warmup
 
-        warm_up_bars(config)
-    else:
-        warm_up(config)
+    warmup.warm_up(env, config, strategy, calendar=warmup.calendars_needed(data.instruments, config))
     t0 = time.perf_counter()
     started_ns = time.time_ns()
     with ExitStack() as stack:

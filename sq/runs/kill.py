@@ -246,16 +246,12 @@ def notify_kill(env: Any, config: Any, report: KillReport, *, timeout: float = 5
     """Tell the config's alert URLs (`[monitoring] alerts`) what `sq kill` did, after it is
     done (the cancels are never delayed by it); at most `timeout` seconds for the sending.
     apprise is imported only when alerts are configured."""
-    urls = list(getattr(getattr(config, "monitoring", None), "alerts", ()) or ())
-    if not urls:
-        return
-    from sq.core.exits import SqError
-    from sq.runs.alerts import Alerts
+    if not getattr(getattr(config, "monitoring", None), "alerts", ()):
+        return  # (sq kill stays light: nothing of the alerts imported without URLs)
+    from sq.runs.alerts import config_alerts
 
-    try:
-        alerts = Alerts(urls, warn=env.warn, title="sq kill", min_interval_s=0.0)
-    except SqError as e:
-        env.warn(e.message)
+    alerts = config_alerts(env, config, "sq kill")
+    if alerts is None:
         return
     halted = [p for p in report.processes if p.outcome == HALTED]
     canceled = sum(int(v.get("canceled") or 0) for v in report.venues)

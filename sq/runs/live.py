@@ -293,6 +293,7 @@ class LiveRun:
             recs.append(("halt", {"ts": self.clock(), "reason": self.halted_reason, "by": "risk"}))
         self.write(recs)  # write-ahead: the intents' `new`/`cancel_sent` rows are on disk first
         self.execute(intents, t0)
+        self.monitor.market(batch)  # counted once the orders are out
         if self.shadow is not None:  # the twin sees the batch once the live orders are out
             self.shadow.step(batch)
         return out
@@ -960,14 +961,20 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
     strategy = loader.load(plan.strategy)
     params = engine_params.resolve(strategy, plan.symbols, config, plan.params)
     loader.compiled(strategy)  # a handler that does not compile: exit 2 before anything is opened
+    engine_strategy = strategy
     if strategy.kind == "bar":  # a bar strategy trades through its executor's handlers: compiled now too
         from sq.core.strategy.executor import executor
 
-        loader.compiled(executor(strategy))
+        engine_strategy = executor(strategy)
+        loader.compiled(engine_strategy)
     with ExitStack() as stack:
         for sym in sorted(plan.symbols):
             stack.enter_context(runtime.try_lock("live-" + sym.replace(":", "_").replace(" ", "_"), what=f"sq live on {sym}"))
         registry.require_credentials(plan.venue, config)
+        from sq.runs import warmup
+
+        # the event engine's kernels compiled (or loaded) before the market source opens: announced
+        warmup.warm_up(env, config, engine_strategy, calendar=warmup.calendars_needed(plan.symbols, config), venues=(plan.venue,))
         source = registry.open_market_source(registry.parse_symbols(plan.symbols),
                                              registry.SourceOptions(config=config, env=env, clock="real", contracts=plan.contracts))
         stack.callback(source.close)

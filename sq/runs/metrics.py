@@ -75,6 +75,14 @@ class _Snapshot:
         if c is not None:
             yield counter("sq_market_events_total", "Market events (book levels, trades, ticks) the engine processed.", c["events"])
             yield counter("sq_market_messages_total", "Market messages (venue updates) the engine processed.", c["messages"])
+        kinds = snap.get("kinds")
+        if kinds is not None:
+            fam = CounterMetricFamily("sq_market_events_by_kind_total", "Market events by kind (level, trade, clear, snapshot_end, tick).",
+                                      labels=names + ["kind"])
+            for kind, n in kinds.items():
+                fam.add_metric(base + [kind], n)
+            yield fam
+        if c is not None:
             yield counter("sq_orders_total", "Orders the strategy placed.", c["orders"])
             yield counter("sq_order_cancels_total", "Cancels the strategy requested.", c["cancels"])
             yield counter("sq_fills_total", "Fills.", c["fills"])

@@ -38,6 +38,9 @@ class _Off:
     def step(self, run: Any) -> None:
         pass
 
+    def market(self, batch: Any) -> None:
+        pass
+
     def record_progress(self, summary: Any, *, final: bool = False) -> None:
         pass
 
@@ -90,12 +93,26 @@ class Monitor:
             from sq.runs.metrics import RunMetrics
 
             self.metrics = RunMetrics({"mode": mode, "run": run, "strategy": strategy, "venue": venue}, listen=listen, textfile=textfile)
+        self.kinds = None  # market events by `kind` code (np.bincount per batch), for the metrics
         self._halted = ""
         self._breaker = "closed"
         self._feed = "up"
         self._latencies = 0
 
     # -- the loop's side
+    def market(self, batch: Any) -> None:
+        """Count a market batch's events by kind (one bincount per batch, after the batch's
+        orders are out); nothing without metrics."""
+        if self.metrics is None:
+            return
+        import numpy as np
+
+        try:
+            counts = np.bincount(batch.column("kind").to_numpy(zero_copy_only=False), minlength=8)
+        except Exception:  # noqa: BLE001 - a batch without kinds (bars) is counted by the engine only
+            return
+        self.kinds = counts[:8] if self.kinds is None else self.kinds + counts[:8]
+
     def attach(self, run: Any) -> None:
         """Time the run's journal writes (one observation per write + fsync)."""
         journal = getattr(run, "journal", None)
@@ -153,6 +170,10 @@ class Monitor:
         e = run.engine
         snap: dict[str, Any] = {"counters": e.counters(), "rejections": e.rejections(), "positions": e.positions(),
                                 "halted": 1 if getattr(run, "halted_reason", "") else 0}  # a risk halt (not the end's close-out)
+        if self.kinds is not None:
+            from sq.core.schemas import KIND_NAMES
+
+            snap["kinds"] = {name: int(self.kinds[code]) for code, name in KIND_NAMES.items() if code < len(self.kinds)}
         breaker = getattr(run, "breaker", None)
         if breaker is not None:
             snap["breaker"] = {"state": breaker.state, "trips": breaker.trips}
@@ -224,7 +245,14 @@ class Monitor:
             self.env.warn(f"metrics: the last update failed ({type(e).__name__})")
         finally:
             if self.alerts is not None:
-                if error is not None:
+                from sq.core.exits import IOFailure
+
+                if isinstance(error, IOFailure):  # a full disk: an operational event, said as such
+                    from sq.core.redact import scrub
+
+                    self.alert("disk", f"{self.name}: stopped, the disk is full: {scrub(error.message, self.alerts.urls)[:400]}",
+                               level="failure")
+                elif error is not None:
                     from sq.core.redact import scrub
 
                     self.alert("exit", f"{self.name}: stopped on an unexpected error: "

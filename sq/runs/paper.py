@@ -64,6 +64,7 @@ class PaperOptions:
     end: str | None = None
     expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
     monitor: Any = None  # --metrics, --metrics-file, --alert (sq.runs.monitor.MonitorOptions); None: the config's
+    fill: dict = field(default_factory=dict)  # the fill-model flags backtest takes too: FillModelConfig overrides (None: the config's)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Plan:
     clean: Any = None  # the [clean] settings a replay is cleaned with (CleanConfig), None: not cleaned
     window: tuple = (None, None)  # (start, end) dates of a replay's --start/--end
     contracts: dict = field(default_factory=dict)  # contract symbol → Contract: the continuous names traded (sq.runs.contracts)
+    fill: dict = field(default_factory=dict)  # FillModelConfig overrides (--latency, --queue-model, …), kept by --resume
 
     @property
     def live(self) -> bool:
@@ -145,10 +147,13 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
         raise UsageError("--for must be longer than zero")
     if opts.clean is not None and not opts.inputs:
         raise UsageError("--clean/--no-clean filter a --from replay; a live market is traded as it comes")
+    from sq.core.engine.runner import FillModelConfig
+
+    FillModelConfig.from_config(config, **opts.fill).validate()  # a bad --latency-dist or --queue-model: exit 2 before anything opens
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
     return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, params, opts.seed, journal_dir,
-                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen)
+                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen, fill=dict(opts.fill))
 
 
 def _spec(text: str) -> str:
@@ -167,9 +172,10 @@ def _resume_plan(opts: PaperOptions) -> Plan:
     strategy = str(start.get("strategy", ""))
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
-    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry:
-        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean and --journal of the original run; "
-                         "give only --for, --json")
+    fill_given = any(v is not None for k, v in opts.fill.items() if k != "queue_model") or opts.fill.get("queue_model", "risk-averse") != "risk-averse"
+    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry or fill_given:
+        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean, the fill flags (--latency, --queue-model, …) "
+                         "and --journal of the original run; give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
@@ -187,6 +193,7 @@ def _resume_plan(opts: PaperOptions) -> Plan:
         clean=_clean_of(start.get("clean")),
         window=tuple(parse_window(start.get("start"), start.get("end"))),
         contracts=contracts.from_json(start.get("contracts")),
+        fill=dict(start.get("fill") or {}),
     )
 
 
@@ -540,6 +547,7 @@ class PaperRun:
             self.last_ts = int(int64_view(batch.column("ts"))[-1])
             self.heartbeat.market(self.last_ts)
             self.heartbeat.beat(self.beat_state)  # about once a second (a due check otherwise)
+            self.monitor.market(batch)
             self.monitor.step(self)  # alerts on transitions; a metrics snapshot when due
             if self.view is not None:
                 self.view.update(batch, out, self)
@@ -609,6 +617,9 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         engine_params.resolve(strategy, plan.symbols, config, plan.params)
         loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     checkpoint = plan.resume.last("checkpoint").data if plan.resume is not None else None
+    # compile (or load) the kernels before any market data or clock starts: a live source's
+    # clock runs from when it opens, and a first-time compile takes tens of seconds
+    warm_up(env, config, strategy, calendar=needs_calendar(plan, config), venues=live_venues(plan))
     if plan.live:
         source = open_live_source(env, plan, config)
     else:
@@ -617,10 +628,8 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
                               kinds=input_kinds(strategy))
         plan.symbols = sorted(source.instruments)
     engine = make_engine(plan, source.instruments, config)
-    t0 = time.monotonic()
-    warm_up(config, bars=strategy.kind == "bar")
-    if time.monotonic() - t0 > 2.0:  # a first run compiles the numba kernels; later runs load them
-        env.info(f"engine kernels compiled in {time.monotonic() - t0:.0f}s (cached for later runs)")
+    if getattr(engine, "calendars", None) is not None and engine.calendars.entries and not needs_calendar(plan, config):
+        warm_up(env, config, strategy, calendar=True)  # calendars from a replay's instruments: their path too
 
     if plan.resume is None:
         journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
@@ -720,23 +729,40 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     params = engine_params.resolve(strategy, symbols, config, plan.params) if symbols else {}
     if not symbols:  # a foreign stream without instrument metadata: one parameter set for all
         params = {engine_params.ALL: engine_params.resolve(strategy, [engine_params.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[engine_params.ALL]}
-    engine = make_engine(strategy, dict(instruments), params, config=config, seed=plan.seed, session_of=trading_session)
+    from sq.core.engine.runner import FillModelConfig
+
+    fill = FillModelConfig.from_config(config, **plan.fill)
+    fill.validate()
+    engine = make_engine(strategy, dict(instruments), params, config=config, fill=fill, seed=plan.seed, session_of=trading_session)
     marketrules.apply(engine, instruments, config)
     return engine
 
 
-def warm_up(config: Any, *, bars: bool = False) -> None:
-    """Load (or compile) every engine kernel and the Parquet writer before the run registers
-    itself: `sq kill` expects a halt within a second, and a first-time JIT compile of
-    `cancel_all`/`finish` or a first import of the journal compaction's writer takes longer."""
-    import pyarrow.parquet  # noqa: F401  (the journal compaction's writer)
+def warm_up(env: Any, config: Any, strategy: Any, *, calendar: bool = False, venues: tuple[str, ...] = ()) -> dict:
+    """Load (or compile) every kernel the run uses and the Parquet writer before the source opens
+    and the run registers itself (`sq.runs.warmup`: announced on stderr when it compiles)."""
+    from sq.runs import warmup
 
-    if bars:
-        from sq.core.engine.barengine import warm_up as warm_up_engine
-    else:
-        from sq.core.engine.runner import warm_up as warm_up_engine
+    return warmup.warm_up(env, config, strategy, calendar=calendar, venues=venues, engine_warm_up=_ENGINE_WARM_UP)
 
-    warm_up_engine(config)
+
+_ENGINE_WARM_UP = None  # tests inject a slow engine warm-up here (None: the engine's own)
+
+
+def live_venues(plan: Plan) -> tuple[str, ...]:
+    """The venues a live run's source comes from (their own compiled code is warmed too)."""
+    if not plan.live:
+        return ()
+    from sq.venues import registry
+
+    return tuple(sorted({registry.venue_of(s) for s in plan.symbols}))
+
+
+def needs_calendar(plan: Plan, config: Any) -> bool:
+    """Whether a live run's engine gets a market calendar (a broker square-off path to warm up)."""
+    from sq.runs.warmup import calendars_needed
+
+    return plan.live and calendars_needed(plan.symbols, config)
 
 
 def _start_record(plan: Plan, config: Any) -> dict:
@@ -755,6 +781,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "duration_ns": plan.duration_ns,
         "params": plan.params,
         "seed": plan.seed,
+        "fill": plan.fill,
         "clean": asdict(plan.clean) if plan.clean is not None else None,
         "contracts": contracts.to_json(plan.contracts),
         "config": J.config_summary(config),

@@ -648,15 +648,10 @@ def notify_differences(env: Any, config: Any, report: "Report", *, timeout: floa
             config = load_config(env)
         except SqError:
             return
-    urls = list(getattr(getattr(config, "monitoring", None), "alerts", ()) or ())
-    if not urls:
-        return
-    from sq.runs.alerts import Alerts
+    from sq.runs.alerts import config_alerts
 
-    try:
-        alerts = Alerts(urls, warn=env.warn, title="sq reconcile", min_interval_s=0.0)
-    except SqError as e:
-        env.warn(e.message)
+    alerts = config_alerts(env, config, "sq reconcile")
+    if alerts is None:
         return
     lines = [f"run {r.run_id} ({r.venue}, {r.mode}): " + (f"error: {r.error}" if r.error else f"{len(r.differences)} difference(s)")
              + (f", {r.fixed} adopted" if r.fixed else "") for r in bad]

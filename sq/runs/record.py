@@ -546,7 +546,7 @@ def run_record(
     pass_through: bool | None = None,
     queue_size: int = 4096,
     mode: str = "full",
-    raw: bool = False,
+    raw: str | bool | None = None,
     replay: str | None = None,
     expiry: str | None = None,
     progress: Callable[[RecordSummary], None] | None = None,
@@ -592,7 +592,10 @@ def run_record(
     out_dir = out or str(paths.data_dir() / "recordings")
     clock = "sim" if (limit and not duration_ns) else "real"
     raw_path = None
-    if raw:
+    if isinstance(raw, str) and raw:  # --raw FILE
+        Path(raw).parent.mkdir(parents=True, exist_ok=True)
+        raw_path = raw
+    elif raw:  # a capture of its own under the dataset's raw/
         raw_dir = Path(out_dir) / "raw"
         raw_dir.mkdir(parents=True, exist_ok=True)
         raw_path = str(raw_dir / f"{venue}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.jsonl")

@@ -61,7 +61,7 @@ class ShadowRun:
         self.plan = paper.Plan(f"{live_plan.run_id}-shadow", strategy.spec, list(live_plan.symbols), [], None, False, params,
                                1, self.journal_dir)
         engine = paper.make_engine(self.plan, instruments, config)
-        paper.warm_up(config, bars=strategy.kind == "bar")  # compiled now, not on the first tick
+        paper.warm_up(env, config, strategy)  # the paper engine's kernels compiled now, not on the first tick
         # `inputs` is empty, so the paper plan is "live": each batch closes its venue message at once
         journal = J.Journal.create(self.journal_dir, {
             "run_id": self.plan.run_id, "mode": "shadow", "shadow_of": live_plan.run_id, "strategy": strategy.spec,

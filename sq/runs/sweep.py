@@ -132,6 +132,7 @@ class Job:
     report: bool = False
     instruments: dict | None = None  # when the data's own (a spooled stdin) may know fewer
     window: tuple = (None, None)  # --start/--end dates over the inputs
+    calendar: bool = True  # the data's markets have calendars (the square-off path is warmed up)
 
 
 class _Quiet:
@@ -181,13 +182,22 @@ class Worker:
 
     def _prepare(self) -> None:
         from sq.core.config import load_config
-        from sq.core.engine.runner import FillModelConfig, warm_up
+        from sq.core.engine.runner import FillModelConfig
+        from sq.core.strategy import loader
 
         env = _Quiet(self.job.config_path)
         self.config = load_config(env, environ=self.job.environ or None, cwd=self.job.cwd)
         self.fill = FillModelConfig.from_config(self.config, **self.job.fill)
         t0 = time.perf_counter()
-        warm_up(self.config)
+        strategy = loader.load(self.job.strategy)
+        if strategy.kind == "bar":
+            from sq.core.engine.barengine import warm_up as warm_up_bars
+
+            warm_up_bars(self.config)
+        else:
+            from sq.core.engine.runner import warm_up
+
+            warm_up(self.config, strategy, calendar=self.job.calendar)
         self.warm_s = time.perf_counter() - t0
         if self.data is None:
             t0 = time.perf_counter()
@@ -294,6 +304,8 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     from sq.core.exits import DataError
     from sq.core.streams import open_input
 
+    from sq.runs import warmup
+
     strategy = loader.load(strategy)
     params = list(params or ())
     config = load_config(env)
@@ -320,8 +332,10 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     if progress is not None and hasattr(progress, "set_total"):  # a progress bar's 100%: every grid point
         progress.set_total(len(tasks))
     spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
+    calendar = warmup.calendars_needed(instruments, config)
+    warmup.warm_up(env, config, strategy, calendar=calendar)  # compiled here once (announced), loaded by each worker
     job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
-              dict(os.environ), os.getcwd(), report, window=tuple(window))
+              dict(os.environ), os.getcwd(), report, window=tuple(window), calendar=calendar)
     data = None
     t0 = time.perf_counter()
     started_ns = time.time_ns()
@@ -335,7 +349,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
             with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, source.schema) as w:
                 for b in prepared.batches:
                     w.write_batch(b.replace_schema_metadata(source.schema.metadata))
-            job = Job((path,), job.strategy, job.fill, job.seed, job.config_path, job.environ, job.cwd, report, instruments)
+            job = Job((path,), job.strategy, job.fill, job.seed, job.config_path, job.environ, job.cwd, report, instruments, calendar=job.calendar)
         results: list[dict[str, Any] | None] = [None] * len(tasks)
         for r in run_points(job, tasks, jobs, data=data, progress=progress):
             results[r["index"]] = r["summary"]

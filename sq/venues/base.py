@@ -165,15 +165,34 @@ class MarketSource(Protocol):
     def close(self) -> None: ...
 
 
+ORDER_TYPES = ("limit", "market", "stop-limit", "stop-market", "take-profit-limit", "take-profit-market", "trailing-stop", "oco")
+PROTECTIVE_TYPES = ORDER_TYPES[2:]  # resting until a trigger price is crossed (docs/orders.md)
+
+
 @dataclass(frozen=True)
 class OrderRequest:
+    """One order to send. Protective types (`PROTECTIVE_TYPES`) rest at the venue until the
+    market crosses `trigger_price` (a stop: against the position; a take-profit: in its favour),
+    then act as a limit at `price` (…-limit) or a market order (…-market). `trailing-stop` (Binance
+    futures) trails the best price by `trailing_pct` % from `activation_price` (NaN: at once).
+    `oco` is a protective pair, one cancelling the other: a take-profit limit at `price` and a
+    stop at `trigger_price` (Binance spot order list, Kite two-leg GTT).
+    `reduce_only` may only shrink a position (futures); `working_price` says which price triggers:
+    "contract" (the last trade) or "mark". Each venue maps what it offers and rejects the rest
+    (docs/orders.md has the table)."""
+
     symbol: str
     side: int  # +1 buy, -1 sell
     qty: float
     price: float = float("nan")  # NaN for market orders
-    order_type: str = "limit"  # limit | market
+    order_type: str = "limit"  # one of ORDER_TYPES
     time_in_force: str = "gtc"  # gtc | ioc | fok | post_only
     client_order_id: str = ""
+    trigger_price: float = float("nan")  # stop / take-profit trigger
+    reduce_only: bool = False
+    trailing_pct: float = float("nan")  # trailing-stop callback rate, % (Binance: 0.1–10)
+    activation_price: float = float("nan")  # trailing-stop activation price (NaN: at once)
+    working_price: str = "contract"  # contract (last trade) | mark: the price a trigger watches
 
 
 @dataclass
@@ -188,6 +207,8 @@ class OrderState:
     status: str = "accepted"  # accepted | partially_filled | filled | canceled | rejected | expired
     reason: str = ""
     ts: int = 0
+    order_type: str = ""  # one of ORDER_TYPES when the venue says ("" : not known)
+    trigger_price: float = float("nan")
 
     @property
     def leaves_qty(self) -> float:
@@ -327,6 +348,11 @@ class GatewayBase:
     def pushing(self) -> bool:
         """Is the order-update stream up right now?"""
         return False
+
+    def standing_orders(self, symbol: str | None = None) -> list[OrderState]:
+        """Instructions the venue keeps outside its order book that place an order when triggered
+        (Kite GTTs), as order states; none here."""
+        return []
 
     def rate_usage(self) -> dict[str, float]:
         """Share (0–1) of each venue rate limit the last answers said is used (`sq_venue_rate_limit_used`);

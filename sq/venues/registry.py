@@ -71,7 +71,26 @@ __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_
            "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "market_calendar", "charges", "secret_files", "require_credentials",
            "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
            "VENUES", "ACCOUNT_VENUES", "check_venue", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package", "EXPIRIES",
-           "resolve_contracts"]
+           "resolve_contracts", "cached_symbols"]
+
+
+def cached_symbols(incomplete: str = "", environ: Mapping[str, str] | None = None) -> list[str]:
+    """Symbols for shell completion: the prefixes (`NSE:` …) and SIM:DEMO while no prefix is typed,
+    then the symbols of that prefix in the instrument lists a venue cached (its
+    `cached_symbols(prefix, environ)`); nothing is downloaded, a venue without a cache adds none."""
+    head, colon, _ = incomplete.upper().partition(":")
+    if not colon:
+        return ["SIM:DEMO", *(f"{p}:" for p in PREFIX_VENUE if p != "SIM")]
+    venue = PREFIX_VENUE.get(head)
+    if venue is None:
+        return []
+    if venue == "sim":
+        return ["SIM:DEMO", "SIM:FOO"]
+    try:
+        module = importlib.import_module(f"sq.venues.{venue}.instruments")
+        return list(module.cached_symbols(head, environ))
+    except Exception:  # completion never fails the shell
+        return []
 
 
 def check_venue(name: str | None) -> str | None:
@@ -266,6 +285,14 @@ def require_credentials(venue: str, config: "Config") -> None:
     """The venue's trading credentials exist (77 naming how to provide them), checked without network."""
     if trades_live(venue):
         venue_module(venue, "auth").require_credentials(config)
+
+
+def warm_up(venue: str) -> None:
+    """Load (or compile) the venue's own compiled code, if it has any (the simulated exchange's
+    order flow), so a run can do it before its clock starts."""
+    hook = getattr(venue_module(venue), "warm_up", None)
+    if hook is not None:
+        hook()
 
 
 def open_market_source(symbols: list[Symbol], options: SourceOptions) -> "MarketSource":

@@ -92,3 +92,21 @@ def test_the_simulated_venues_random_stream_is_uniform():
     counts = np.histogram(u, 10, (0.0, 1.0))[0]
     assert counts.min() > 4_500 and counts.max() < 5_500
     assert abs(u.mean() - 0.5) < 0.01
+
+
+def test_feed_latency_comes_from_the_config_and_the_flag_overrides_it(tmp_path):
+    """`[paper_trading] feed_latency_ms` sets a fixed market-data delay (unset: each event's own
+    recv_ts − ts); `--feed-latency` (an override) wins, and its `data` means the data's delays."""
+    from sq.core.config import load_config
+    from sq.core.environment import Environment
+
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text("[paper_trading]\nfeed_latency_ms = 50\n")
+    with_key = load_config(Environment(), environ={"SQ_CONFIG": str(cfg)})
+    assert FillModelConfig.from_config(with_key).feed_latency_ns == 50_000_000
+    assert FillModelConfig.from_config(with_key, feed_latency_ns="data").feed_latency_ns is None
+    assert FillModelConfig.from_config(with_key, feed_latency_ns=1_000_000).feed_latency_ns == 1_000_000
+    assert FillModelConfig.from_config(Config()).feed_latency_ns is None
+    # and it changes what the engine does: the taker's fills arrive later against a moving book
+    late = fills(feed_latency_ns=FillModelConfig.from_config(with_key).feed_latency_ns)
+    assert late["ts"].to_list() != fills()["ts"].to_list()

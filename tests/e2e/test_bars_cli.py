@@ -44,15 +44,16 @@ def clean_error(r, code: int, *needles: str) -> None:
 
 
 def test_subscribe_piped_into_bars_1m_equals_polars(tmp_path):
+    """(seed 0: a market whose 150,000 events span more than two minutes)"""
     n = 150_000
-    pipe = subprocess.run(["bash", "-o", "pipefail", "-c", f"{SQ_BIN} subscribe SIM:DEMO --limit {n} | {SQ_BIN} bars 1m"],
+    pipe = subprocess.run(["bash", "-o", "pipefail", "-c", f"{SQ_BIN} subscribe SIM:DEMO --seed 0 --limit {n} | {SQ_BIN} bars 1m"],
                           cwd=tmp_path, env=subprocess_env(), capture_output=True, timeout=600)
     assert pipe.returncode == 0, pipe.stderr
     bars, trailer = read_stream(pipe.stdout)
     assert S.stream_kind(bars.schema) == "bars" and S.bars_interval(bars.schema) == "1m"
     assert S.schema_instruments(bars.schema)["SIM:DEMO"].tick_size == 0.01
     assert trailer[S.META_END] == b"ok" and int(trailer[S.META_ROWS]) == bars.num_rows >= 2
-    saved = subprocess.run([SQ_BIN, "subscribe", "SIM:DEMO", "--limit", str(n), "-o", "m.parquet"], cwd=tmp_path,
+    saved = subprocess.run([SQ_BIN, "subscribe", "SIM:DEMO", "--seed", "0", "--limit", str(n), "-o", "m.parquet"], cwd=tmp_path,
                            env=subprocess_env(), capture_output=True, timeout=600)
     assert saved.returncode == 0, saved.stderr
     assert_same_bars(as_frame(bars), polars_time_bars(pq.read_table(tmp_path / "m.parquet"), "1m"))

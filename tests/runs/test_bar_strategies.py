@@ -175,3 +175,44 @@ def test_market_events_backtest_and_paper_replay_agree(tmp_path):
     paper = json.loads(r.stdout)
     assert bt["events"] == paper["events"] == 40_000 and bt["bars"] == paper["bars"] > 10
     assert bt["fills"] > 0 and (bt["fills"], bt["pnl"]) == (paper["fills"], paper["pnl"])
+
+
+PROTECTED = '''
+import polars as pl
+
+from sq.strategy import BarStrategy
+
+strategy = BarStrategy("protected", "enter long on a rising close, with a stop-loss and a take-profit", interval="1m")
+
+
+@strategy.signals
+def signals(bars, p):
+    up = pl.col("close") > pl.col("close").shift(1)
+    return bars.with_columns(enter_long=up, size=pl.lit(1.0), stop_loss=pl.col("close") * 0.999,
+                             take_profit=pl.col("close") * 1.001)
+'''
+
+
+def test_stop_loss_and_take_profit_trigger_identically_in_backtest_and_paper(bars_files, tmp_path):
+    """The SDK's protective prices become resting stop and take-profit orders of the simulated
+    venue; on the same bars backtest and paper trigger the same ones at the same prices."""
+    f = tmp_path / "protected.py"
+    f.write_text(PROTECTED)
+    runner = SqRunner()
+    data = bars_files["1m"]
+    _backtest(runner, str(f), data, journal=tmp_path / "bt")
+    r = runner(["paper", "--strategy", str(f), "--from", data, "--journal", str(tmp_path / "paper"), "--json"])
+    assert r.exit_code == 0, r.stderr
+    from sq.core import journal as J
+
+    bt = pl.read_parquet(tmp_path / "bt" / "orders.parquet")
+    reasons = set(bt["reason"].drop_nulls().to_list())
+    assert {"stop_loss", "take_profit"} <= reasons, reasons
+    paper = [r.data for r in J.load(tmp_path / "paper").records if r.kind in ("order", "reject")]
+    key = lambda c, e, p, q, why: (c, e, p if p == p else None, q, why)  # noqa: E731
+    assert [key(d["client_order_id"], d["event"], d["price"], d["qty"], d.get("reason")) for d in paper] == \
+        [key(*t) for t in zip(bt["client_order_id"], bt["event"], bt["price"], bt["qty"], bt["reason"])]
+    fills_bt = pl.read_parquet(tmp_path / "bt" / "fills.parquet")
+    fills_paper = [r.data for r in J.load(tmp_path / "paper").records if r.kind == "fill"]
+    assert [(d["client_order_id"], d["price"], d["qty"]) for d in fills_paper] == \
+        list(zip(fills_bt["client_order_id"], fills_bt["price"], fills_bt["qty"]))

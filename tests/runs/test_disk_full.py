@@ -53,10 +53,14 @@ def one_line_error(stderr: str) -> str:
 
 
 def test_record_stops_with_74_keeping_every_sealed_file(small_fs):
+    from tests.support.alertsink import AlertSink
+
     fs = small_fs(768)
     out = fs.path / "rec"
-    r = subprocess.run([SQ_BIN, "record", "SIM:DEMO", "--out", str(out), "--rotate", "2s", "--limit", "50000000"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=subprocess_env(), timeout=600)
+    with AlertSink() as sink:
+        r = subprocess.run([SQ_BIN, "record", "SIM:DEMO", "-o", str(out), "--rotate", "2s", "--limit", "50000000", "--alert", sink.url()],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=subprocess_env(), timeout=600)
+        assert sink.wait_for(lambda a: any("disk is full" in x.get("message", "") for x in a), 30), sink.alerts  # an alert fired
     assert r.returncode == 74, r.stderr
     line = one_line_error(r.stderr)
     assert "no space left on device" in line and str(out) in line and "sealed file" in line

@@ -142,6 +142,39 @@ def test_replay_matches_sq_backtest(sq, recording, tmp_path, case):
     assert json.loads(b.stdout)["fills"] == doc["fills"]
 
 
+FILL_FLAGS = ["--latency", "7ms", "--latency-dist", "exponential", "--latency-jitter", "3ms", "--feed-latency", "2ms",
+              "--queue-model", "prob", "--seed", "5"]
+
+
+def test_replay_with_fill_flags_matches_sq_backtest_with_the_same_flags(sq, recording, tmp_path):
+    """paper takes every fill-model flag backtest has and gives it to the same fill model: the
+    same flags on the same file give identical fills — and different ones than the defaults."""
+    p = sq(["paper", "--strategy", "mm", "--from", str(recording), "--journal", str(tmp_path / "paper"), "--json", *FILL_FLAGS])
+    assert p.exit_code == 0, p.stderr
+    b = sq(["backtest", "--strategy", "mm", str(recording), "--journal", str(tmp_path / "bt"), "--json", *FILL_FLAGS])
+    assert b.exit_code == 0, b.stderr
+    fills = read(tmp_path / "paper", "fills")
+    assert fills and fills == read(tmp_path / "bt", "fills")
+    d = sq(["backtest", "--strategy", "mm", str(recording), "--journal", str(tmp_path / "default"), "--json"])
+    assert d.exit_code == 0, d.stderr
+    assert read(tmp_path / "default", "fills") != fills  # the flags changed the fills: they were not ignored
+
+
+def test_the_journal_keeps_the_fill_flags_and_resume_takes_them_from_it(sq, recording, tmp_path):
+    jdir = tmp_path / "j"
+    r = sq(["paper", "--strategy", "mm", "--from", str(recording), "--journal", str(jdir), "--json", "--latency", "7ms", "--queue-model", "prob"])
+    assert r.exit_code == 0, r.stderr
+    start = J.load(str(jdir)).start
+    assert start["fill"]["order_latency_ns"] == 7_000_000 and start["fill"]["queue_model"] == "prob"
+    r = sq(["paper", "--resume", str(jdir), "--latency", "5ms"])
+    assert r.exit_code == 2 and "fill flags" in r.stderr
+
+
+def test_bad_fill_flag_is_a_usage_error_before_the_run(sq, recording, tmp_path):
+    r = sq(["paper", "--strategy", "mm", "--from", str(recording), "--journal", str(tmp_path / "j"), "--queue-model", "fifo"])
+    assert r.exit_code == 2 and "queue model" in r.stderr and not (tmp_path / "j").exists()
+
+
 def test_replay_for_is_data_time_and_text_summary(sq, recording, tmp_path):
     r = sq(["paper", "--strategy", "mm", "--from", str(recording), "--for", "2s", "--journal", str(tmp_path / "j")])
     assert r.exit_code == 0, r.stderr

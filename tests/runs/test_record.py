@@ -301,7 +301,7 @@ def test_cli_record_usage_errors(tmp_path, sq, fake_sim, args, needle):
 def test_cli_record_venue_errors(tmp_path, sq, monkeypatch):
     r = sq(["record", "SIM:DEMO", "NSE:RELIANCE", "--out", str(tmp_path / "d"), "--limit", "10"])
     assert r.exit_code == 2 and "several venues" in r.stderr
-    r = sq(["record", "SIM:DEMO", "--raw", "--out", str(tmp_path / "d"), "--limit", "10"])
+    r = sq(["record", "SIM:DEMO", "--raw", str(tmp_path / "raw.jsonl"), "-o", str(tmp_path / "d"), "--limit", "10"])
     assert r.exit_code == 2 and "raw" in r.stderr
     # a venue that cannot be reached (nothing listens on this local port) is exit 69, one line
     monkeypatch.setenv("SQ_BINANCE_REST_URL", "http://127.0.0.1:9")
@@ -313,7 +313,7 @@ def test_cli_record_venue_errors(tmp_path, sq, monkeypatch):
 def test_cli_record_help_has_examples(sq):
     r = sq(["record", "--help"])
     text = r.stdout.decode()
-    assert r.exit_code == 0 and "Examples:" in text and "sq record SIM:DEMO --out data" in text
+    assert r.exit_code == 0 and "Examples:" in text and "sq record SIM:DEMO -o data" in text
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ import math
 
 import numpy as np
 import pyarrow as pa
+from numba import types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
 
 from sq.core.engine import kernel as _K
 from sq.core.engine.layout import kernel
@@ -198,6 +201,30 @@ def _child(top, c, length):
     return a[_A_OFF], bufs[1], ch[c]
 
 
+@intrinsic
+def _ro(typingctx, arr):
+    """The array typed read-only (the same value): the event kernel's market inputs are always
+    typed read-only, so `run` compiles once whether they come from Arrow or from scratch arrays."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+    return arr.copy(readonly=True)(arr), codegen
+
+
+def readonly_all(arrays: tuple) -> tuple:
+    """`arrays` as read-only views (the event kernel's input types; see `_ro`)."""
+    out = []
+    for a in arrays:
+        if a.flags.writeable:
+            a = a.view()
+            a.flags.writeable = False
+        out.append(a)
+    return tuple(out)
+
+
 @kernel
 def read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
                ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res):
@@ -221,7 +248,7 @@ def read_run(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
                ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res)
     if res[0] != 0 or res[1] >= 0:
         return -1, 0
-    return _K.run(ts, out_loc, codes, kind, side, out_tick, qty, seq, 0, complete, qbuf, ist, bg, pv_tick, pv_qty,
+    return _K.run(_ro(ts), _ro(out_loc), _ro(codes), _ro(kind), _ro(side), _ro(out_tick), _ro(qty), _ro(seq), np.int64(0), complete, qbuf, ist, bg, pv_tick, pv_qty,
                   oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po_f, eq, nsym, margin,
                   hx, table)
 

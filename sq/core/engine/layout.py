@@ -262,7 +262,24 @@ def kernel(fn):
     """
     from numba import njit
 
-    return njit(cache=True, _nrt=False)(fn)
+    return _unliteral_calls(njit(cache=True, _nrt=False)(fn))
+
+
+def _unliteral_calls(dispatcher):
+    """Type a call from another kernel by its arguments' plain types: numba otherwise compiles
+    one specialisation per combination of constant arguments at the call sites (`order_row(...,
+    EV_ACCEPTED, 0, ...)` and `order_row(..., EV_FILLED, 0, ...)` each compile the whole function
+    again), which multiplied the engine's cold compile time. LLVM still sees the constants once
+    the callee is inlined, so the hot path loses nothing."""
+    from numba.core import types
+
+    resolve = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return resolve(tuple(types.unliteral(a) for a in args), {k: types.unliteral(v) for k, v in kws.items()})
+
+    dispatcher.get_call_template = get_call_template
+    return dispatcher
 
 
 def inline_kernel(fn):

@@ -87,8 +87,11 @@ class FillModelConfig:
                     latency_jitter_ns=int(round(pt.latency_jitter_ms * 1e6)), queue_cancel_share=float(pt.queue_cancel_share),
                     maker_fee_bps=float(pt.maker_fee_bps), taker_fee_bps=float(pt.taker_fee_bps), fee_ccy=pt.currency,
                     fill_probability=float(pt.fill_probability), slippage_model=str(pt.slippage_model).lower(),
-                    slippage_ticks=float(pt.slippage_ticks))
+                    slippage_ticks=float(pt.slippage_ticks),
+                    feed_latency_ns=None if pt.feed_latency_ms is None else int(round(pt.feed_latency_ms * 1e6)))
         base.update({k: v for k, v in overrides.items() if v is not None})
+        if base.get("feed_latency_ns") == "data":  # `--feed-latency data`: the data's own delays, whatever the config says
+            base["feed_latency_ns"] = None
         return cls(**base)
 
     def validate(self) -> None:
@@ -624,10 +627,13 @@ class Engine:
 
     def _run(self, arrays: tuple, st: int | None, i: int, complete: bool) -> None:
         """The event kernel over `arrays` from event `i` (`st`: the status of a run already made)."""
+        ro = None
         while True:
             if st is None:
+                if ro is None:
+                    ro = IN.readonly_all(arrays)
                 try:
-                    st, i = K.run(*arrays, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
+                    st, i = K.run(*ro, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
                 except Exception as e:
                     raise self.strategy_failure(e) from None
             if st == K.ST_OK:
@@ -945,9 +951,14 @@ class Engine:
             self.rej = np.concatenate([self.rej, np.zeros(L.NR - len(self.rej), np.int64)])
 
 
-def warm_up(config) -> None:
-    """Load (or compile) every kernel once on a tiny hand-made market, so a run's own timing
-    (`elapsed_s`, `events_per_s`) and its first event's latency exclude numba's start-up."""
+def warm_up(config, strategy: "str | Strategy | None" = None, *, calendar: bool = True) -> None:
+    """Load (or compile) the kernels a run uses once, on a tiny hand-made market, so a run's own
+    timing (`elapsed_s`, `events_per_s`) and its first event's latency exclude numba's start-up,
+    and `cancel_all`/`finish` (what `sq kill` needs) are loaded before the run registers.
+
+    `strategy`: the run's own (its handlers compile here); None warms every built-in event
+    strategy. `calendar`: also the broker square-off path, which only a run whose engine has
+    market calendars takes (a cold compile costs seconds, so a run without them skips it)."""
     name = "SIM:WARMUP"
     inst = {name: S.Instrument(name, "sim", 1.0)}
     ts = np.array([1, 1, 2, 3, 4], np.int64)
@@ -957,18 +968,28 @@ def warm_up(config) -> None:
                            np.arange(1, 6, dtype=np.int64))
     from sq.core.strategy import loader
 
-    for strategy in loader.EVENT_BUILTINS:
-        e = Engine(strategy, inst, {name: {}}, config=config, fill=FillModelConfig(order_latency_ns=0))
-        e.process(batch)
-        e.process(batch.slice(4), complete=True)
-        e.finish()
-        e.cancel_all(10, "warmup")
+    strategies = list(loader.EVENT_BUILTINS) if strategy is None else [strategy]
+    for one in strategies:
+        try:
+            _warm_run(one, inst, name, batch, config)
+        except StrategyError:  # a strategy that fails on this made-up market: the kernels with a built-in's handlers
+            _warm_run("mm", inst, name, batch, config)
+    if not calendar:
+        return
     # a market calendar whose square-off is due at once: its kernel loaded too (a live run's cut-off)
     import datetime as dt
 
     from sq.core.sessions import MarketCalendar, TradingSession
 
-    e = Engine(next(iter(loader.EVENT_BUILTINS)), inst, {name: {}}, config=config, fill=FillModelConfig(order_latency_ns=0))
+    e = Engine(strategies[0], inst, {name: {}}, config=config, fill=FillModelConfig(order_latency_ns=0))
     e.set_calendar(name, MarketCalendar(TradingSession(dt.time(0), dt.time(23, 59)), square_off=dt.time(0)))
     e.process(batch, complete=True)
     e.finish()
+
+
+def _warm_run(strategy, inst, name, batch, config) -> None:
+    e = Engine(strategy, inst, {name: {}}, config=config, fill=FillModelConfig(order_latency_ns=0))
+    e.process(batch)
+    e.process(batch.slice(4), complete=True)
+    e.finish()
+    e.cancel_all(10, "warmup")

@@ -38,6 +38,7 @@ PATHS = {
     FUTURES: {
         "depth": "/fapi/v1/depth", "exchange_info": "/fapi/v1/exchangeInfo", "time": "/fapi/v1/time",
         "order": "/fapi/v1/order", "open_orders": "/fapi/v1/openOrders", "all_open_orders": "/fapi/v1/allOpenOrders",
+        "algo_order": "/fapi/v1/algoOrder", "open_algo_orders": "/fapi/v1/openAlgoOrders", "algo_open_orders": "/fapi/v1/algoOpenOrders",
         "account": "/fapi/v2/account", "position_risk": "/fapi/v2/positionRisk", "leverage": "/fapi/v1/leverage",
         "margin_type": "/fapi/v1/marginType", "position_side": "/fapi/v1/positionSide/dual", "my_trades": "/fapi/v1/userTrades",
         "listen_key": "/fapi/v1/listenKey", "ping": "/fapi/v1/ping",

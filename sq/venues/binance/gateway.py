@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from sq.core.exits import SqError, UsageError, VenueUnavailable
 from sq.core.symbols import parse_symbol
-from sq.venues.base import Fill, GatewayBase, OrderRequest, OrderState, Position, PushCallback
+from sq.venues.base import PROTECTIVE_TYPES, Fill, GatewayBase, OrderRequest, OrderState, Position, PushCallback
 from sq.venues.binance.endpoints import FUTURES, PREFIXES, SPOT, Endpoints, endpoints, market_of
 from sq.venues.binance.instruments import ExchangeInfo, Rules
 from sq.venues.binance.rest import BinanceRest, is_error
@@ -36,6 +36,78 @@ CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 STATUS = {"NEW": "accepted", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled", "CANCELED": "canceled",
           "PENDING_CANCEL": "accepted", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
 TIF = {"gtc": "GTC", "ioc": "IOC", "fok": "FOK"}
+# sq's protective order types → Binance's: spot on /api/v3/order, USD-M futures as conditional
+# orders of the Algo Service (POST /fapi/v1/algoOrder, algoType CONDITIONAL; since 2025-12-09
+# /fapi/v1/order answers -4120 for these types)
+SPOT_TYPES = {"stop-limit": "STOP_LOSS_LIMIT", "take-profit-limit": "TAKE_PROFIT_LIMIT", "stop-market": "STOP_LOSS",
+              "take-profit-market": "TAKE_PROFIT"}
+FUTURES_TYPES = {"stop-limit": "STOP", "take-profit-limit": "TAKE_PROFIT", "stop-market": "STOP_MARKET",
+                 "take-profit-market": "TAKE_PROFIT_MARKET", "trailing-stop": "TRAILING_STOP_MARKET"}
+SQ_TYPES = {"LIMIT": "limit", "LIMIT_MAKER": "limit", "MARKET": "market", **{v: k for k, v in SPOT_TYPES.items()},
+            **{v: k for k, v in FUTURES_TYPES.items()}}
+CALLBACK_RATE = (0.1, 10.0)  # TRAILING_STOP_MARKET callbackRate, %
+
+
+def _path(p: dict) -> str:
+    """The REST path of an order's parameters: conditional futures orders go to the Algo Service,
+    a spot OCO to the order-list endpoint."""
+    return "algoOrder" if "algoType" in p else "orderList/oco" if "listClientOrderId" in p else "order"
+
+
+def _protective(market: str, rules, request: OrderRequest, side: int, p: dict) -> dict:
+    """The REST parameters of a stop / take-profit / trailing stop (`p`: the common ones).
+    What Binance would refuse is refused here (UsageError), naming why."""
+    kind = request.order_type
+    limit = kind.endswith("-limit")
+    trig = request.trigger_price
+    if kind != "trailing-stop" and not (trig == trig and trig > 0):
+        raise UsageError(f"a {kind} order needs a trigger price")
+    tif = request.time_in_force
+    if limit and tif not in TIF:
+        raise UsageError(f"time in force {tif!r}: a {kind} order takes gtc, ioc or fok")
+    if kind == "oco":
+        if market != SPOT:
+            raise UsageError("an oco is a Binance spot order list; on futures place a stop and a take-profit (reduce-only)")
+        if request.reduce_only or request.working_price != "contract":
+            raise UsageError("spot has no reduceOnly and triggers on the last trade only")
+        if not (request.price == request.price and request.price > 0):
+            raise UsageError("an oco needs a take-profit price")
+        cid = p["newClientOrderId"]
+        tp = {"Type": "LIMIT_MAKER", "Price": _fmt(rules.round_price(request.price, side)), "ClientOrderId": f"{cid}-tp"}
+        sl = {"Type": "STOP_LOSS", "StopPrice": _fmt(rules.round_price(trig, -side)), "ClientOrderId": f"{cid}-sl"}
+        above, below = (tp, sl) if side < 0 else (sl, tp)  # a sell takes profit above, a buy below
+        q = {"symbol": p["symbol"], "side": p["side"], "quantity": p["quantity"], "listClientOrderId": cid, "newOrderRespType": "FULL"}
+        q.update({f"above{k}": v for k, v in above.items()})
+        q.update({f"below{k}": v for k, v in below.items()})
+        return q
+    if market == SPOT:
+        if kind not in SPOT_TYPES:
+            raise UsageError(f"{kind} is not offered on Binance spot (futures only)")
+        if request.reduce_only:
+            raise UsageError("reduce-only applies to futures (BINANCE-FUT:) only; spot has no reduceOnly")
+        if request.working_price != "contract":
+            raise UsageError("spot stops trigger on the last trade price only (no mark-price trigger)")
+        p.update(type=SPOT_TYPES[kind], stopPrice=_fmt(rules.round_price(trig, -side)))
+        if limit:
+            p.update(price=_fmt(rules.round_price(request.price, side)), timeInForce=TIF[tif])
+        return p
+    q = {"algoType": "CONDITIONAL", "symbol": p["symbol"], "side": p["side"], "quantity": p["quantity"], "type": FUTURES_TYPES[kind],
+         "clientAlgoId": p["newClientOrderId"], "workingType": "MARK_PRICE" if request.working_price == "mark" else "CONTRACT_PRICE"}
+    if request.reduce_only:
+        q["reduceOnly"] = "true"
+    if kind == "trailing-stop":
+        rate = request.trailing_pct
+        if not (rate == rate and CALLBACK_RATE[0] <= rate <= CALLBACK_RATE[1]):
+            raise UsageError(f"a trailing stop's callback rate must be {CALLBACK_RATE[0]:g}–{CALLBACK_RATE[1]:g} %; got {rate}")
+        q["callbackRate"] = f"{rate:g}"
+        act = request.activation_price
+        if act == act and act > 0:
+            q["activatePrice"] = _fmt(rules.round_price(act, -side))
+        return q
+    q["triggerPrice"] = _fmt(rules.round_price(trig, -side))
+    if limit:
+        q.update(price=_fmt(rules.round_price(request.price, side)), timeInForce=TIF[tif])
+    return q
 
 
 def run_id() -> str:
@@ -70,6 +142,8 @@ class BinanceGateway(GatewayBase):
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self.orders: dict[str, OrderState] = {}
+        self._algo: set[str] = set()  # client ids of futures conditional (algo) orders
+        self._lists: set[str] = set()  # list client ids of spot OCO order lists
         self._fills: list[Fill] = []
         self._new: list[Fill] = []
         self._seen_trades: set[tuple[str, int]] = set()
@@ -154,6 +228,10 @@ class BinanceGateway(GatewayBase):
         return f"sq-{self.run}-{next(self._ids)}"
 
     def _state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
+        if "algoId" in doc:
+            return self._algo_state(doc, canonical, side)
+        if "listClientOrderId" in doc:
+            return self._list_state(doc, canonical, side)
         cid = doc.get("clientOrderId") or doc.get("origClientOrderId") or ""
         st = OrderState(
             cid, str(doc.get("orderId", "")), canonical,
@@ -162,8 +240,49 @@ class BinanceGateway(GatewayBase):
             float(doc.get("executedQty") or 0), STATUS.get(doc.get("status", ""), "accepted"), "",
             int(doc.get("updateTime") or doc.get("transactTime") or doc.get("time") or 0) * MS,
         )
+        st.order_type = SQ_TYPES.get(str(doc.get("type") or ""), "")
+        if float(doc.get("stopPrice") or 0) > 0:
+            st.trigger_price = float(doc["stopPrice"])
         with self._lock:
             self.orders[cid] = st
+        return st
+
+    def _list_state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
+        """A spot OCO order list's state: its list client id, `list:<orderListId>` as the venue id;
+        working while the list executes, done (filled, or canceled) once ALL_DONE."""
+        cid = doc.get("listClientOrderId") or ""
+        reports = doc.get("orderReports") or []
+        filled = sum(float(r.get("executedQty") or 0) for r in reports)
+        qty = max([float(r.get("origQty") or 0) for r in reports] or [0.0])
+        done = doc.get("listOrderStatus") == "ALL_DONE"
+        status = "accepted" if not done else ("filled" if filled > 0 else "canceled")
+        s = side if side is not None else (1 if (reports[0].get("side") if reports else "") == "BUY" else -1)
+        tp = next((r for r in reports if r.get("type") == "LIMIT_MAKER"), {})
+        sl = next((r for r in reports if r.get("type", "").startswith("STOP")), {})
+        st = OrderState(cid, f"list:{doc.get('orderListId', '')}", canonical, s, float(tp.get("price") or 0) or float("nan"), qty, filled,
+                        status, "", int(doc.get("transactionTime") or 0) * MS, order_type="oco",
+                        trigger_price=float(sl.get("stopPrice") or 0) or float("nan"))
+        with self._lock:
+            self.orders[cid] = st
+            self._lists.add(cid)
+        return st
+
+    def _algo_state(self, doc: dict, canonical: str, side: int | None = None) -> OrderState:
+        """A futures conditional (algo) order's state: its client algo id, `algo:<algoId>` as the
+        venue id; NEW/TRIGGERING/TRIGGERED are working, FINISHED is filled (the triggered order's
+        own fills arrive as usual), CANCELED/EXPIRED/REJECTED end it."""
+        cid = doc.get("clientAlgoId") or ""
+        status = {"NEW": "accepted", "TRIGGERING": "accepted", "TRIGGERED": "accepted", "FINISHED": "filled", "CANCELED": "canceled",
+                  "EXPIRED": "expired", "REJECTED": "rejected"}.get(str(doc.get("algoStatus") or "NEW"), "accepted")
+        st = OrderState(cid, f"algo:{doc.get('algoId', '')}", canonical,
+                        side if side is not None else (1 if doc.get("side") == "BUY" else -1),
+                        float(doc.get("price") or 0) or float("nan"), float(doc.get("quantity") or 0),
+                        float(doc.get("executedQty") or 0), status, "", int(doc.get("updateTime") or doc.get("createTime") or 0) * MS,
+                        order_type=SQ_TYPES.get(str(doc.get("orderType") or ""), ""),
+                        trigger_price=float(doc.get("triggerPrice") or 0) or float("nan"))
+        with self._lock:
+            self.orders[cid] = st
+            self._algo.add(cid)
         return st
 
     # ------------------------------------------------------------------ orders
@@ -173,14 +292,23 @@ class BinanceGateway(GatewayBase):
         market, rules, canonical = self._resolve(request.symbol)
         side = 1 if request.side > 0 else -1
         is_market = request.order_type == "market"
-        qty = rules.round_qty(request.qty, market_order=is_market)
-        price = None if is_market else rules.round_price(request.price, side)
+        priced = request.order_type in ("limit", "stop-limit", "take-profit-limit")
+        qty = rules.round_qty(request.qty, market_order=not priced)
+        price = rules.round_price(request.price, side) if priced else None
         rules.check(side, qty, price, open_orders=open_orders)
         cid = request.client_order_id or self.next_client_id()
         if not CLIENT_ID_RE.match(cid):
             raise UsageError(f"client order id {cid!r}: 1-36 characters of A-Z a-z 0-9 . : / _ -")
         p = {"symbol": rules.symbol, "side": "BUY" if side > 0 else "SELL", "quantity": _fmt(qty), "newClientOrderId": cid}
         tif = request.time_in_force
+        if request.order_type in PROTECTIVE_TYPES:
+            return market, rules, canonical, _protective(market, rules, request, side, p)
+        if request.reduce_only:
+            if market != FUTURES:
+                raise UsageError("reduce-only applies to futures (BINANCE-FUT:) only; spot has no reduceOnly")
+            p["reduceOnly"] = "true"
+        if request.order_type not in ("limit", "market"):
+            raise UsageError(f"order type {request.order_type!r} is not offered here")
         if is_market:
             p["type"] = "MARKET"
         elif tif == "post_only":
@@ -208,7 +336,7 @@ class BinanceGateway(GatewayBase):
             doc = self._send_order(market, p)
         except SqError as e:
             if is_error(e, -2010, -2021, -2022, -4164, -1013) or e.status == 2:
-                st = OrderState(p["newClientOrderId"], "", canonical, side, request.price, request.qty, status="rejected", reason=e.message)
+                st = OrderState(p.get("newClientOrderId") or p.get("clientAlgoId") or p.get("listClientOrderId", ""), "", canonical, side, request.price, request.qty, status="rejected", reason=e.message)
                 with self._lock:
                     self.orders[st.client_order_id] = st
                 return st
@@ -224,11 +352,11 @@ class BinanceGateway(GatewayBase):
         (the first send did arrive, or the id is already working) is answered by that order."""
         for attempt in (1, 2):
             try:
-                return self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+                return self.rest.call(market, "post", _path(p), signed=True, weight=1, is_order=True, what="new order", **p)
             except VenueUnavailable:
                 if attempt == 2:
                     raise
-                log.warning("binance: new order %s: no answer; re-sending with the same client order id", p["newClientOrderId"])
+                log.warning("binance: new order %s: no answer; re-sending with the same client order id", p.get("newClientOrderId") or p.get("clientAlgoId") or p.get("listClientOrderId"))
             except SqError as e:
                 if is_error(e, -2010) and "uplicate" in e.message:
                     return self.rest.call(market, "get", "order", signed=True, weight=4, what="query order",
@@ -238,10 +366,25 @@ class BinanceGateway(GatewayBase):
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderState:
         market, rules, canonical = self._resolve(symbol)
+        if market == SPOT and client_order_id in self._lists:
+            return self._cancel_list(rules, canonical, client_order_id)
+        if market == FUTURES and self._is_algo(symbol, client_order_id):
+            try:
+                self.rest.call(market, "delete", "algoOrder", signed=True, weight=1, what="cancel conditional order",
+                               clientAlgoId=client_order_id)
+            except SqError as e:
+                with self._lock:
+                    st = self.orders.get(client_order_id) or OrderState(client_order_id, "", canonical, 0, float("nan"), 0.0, status="rejected")
+                st.reason = f"cancel rejected: {e.message}"
+                return st
+            st = self.order(symbol, client_order_id)
+            return st
         try:
             doc = self.rest.call(market, "delete", "order", signed=True, weight=1, what="cancel order",
                                  symbol=rules.symbol, origClientOrderId=client_order_id)
         except SqError as e:
+            if market == SPOT and is_error(e, -2011, -2013) and self._find_list(rules, canonical, client_order_id) is not None:
+                return self._cancel_list(rules, canonical, client_order_id)
             if is_error(e, -2011, -2013):
                 with self._lock:
                     st = self.orders.get(client_order_id) or OrderState(client_order_id, "", canonical, 0, float("nan"), 0.0, status="rejected")
@@ -249,6 +392,29 @@ class BinanceGateway(GatewayBase):
                 return st
             raise
         doc = dict(doc, clientOrderId=client_order_id)
+        return self._state(doc, canonical)
+
+    def _find_list(self, rules, canonical: str, list_client_id: str) -> OrderState | None:
+        """A spot OCO order list by its list client id (GET /api/v3/orderList), or None."""
+        try:
+            doc = self.rest.call(SPOT, "get", "orderList", signed=True, weight=4, what="query order list", origClientOrderId=list_client_id)
+        except SqError as e:
+            if is_error(e, -2011, -2013):
+                return None
+            raise
+        reports = [self.rest.call(SPOT, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
+                                  orderId=o["orderId"]) for o in doc.get("orders") or []]
+        return self._state(dict(doc, orderReports=reports), canonical)
+
+    def _cancel_list(self, rules, canonical: str, list_client_id: str) -> OrderState:
+        try:
+            doc = self.rest.call(SPOT, "delete", "orderList", signed=True, weight=1, what="cancel order list", symbol=rules.symbol,
+                                 listClientOrderId=list_client_id)
+        except SqError as e:
+            with self._lock:
+                st = self.orders.get(list_client_id) or OrderState(list_client_id, "", canonical, 0, float("nan"), 0.0, status="rejected")
+            st.reason = f"cancel rejected: {e.message}"
+            return st
         return self._state(doc, canonical)
 
     def cancel_all(self, symbol: str | None = None) -> list[OrderState]:
@@ -294,12 +460,39 @@ class BinanceGateway(GatewayBase):
             docs = self.rest.call(market, "get", path, signed=True, weight=6 if rules else 80, what="open orders", **params)
             prefix = "BINANCE-FUT:" if market == FUTURES else "BINANCE:"
             out += [self._state(d, canonical or prefix + d["symbol"]) for d in docs]
+            if market == FUTURES:  # conditional orders live in the Algo Service, listed apart
+                algos = self.rest.call(market, "get", "openAlgoOrders", signed=True, weight=1 if rules else 40, what="open conditional orders", **params)
+                out += [self._state(d, canonical or prefix + d["symbol"]) for d in (algos.get("orders", algos) if isinstance(algos, dict) else algos)]
         return out
+
+    def _is_algo(self, symbol: str, client_order_id: str) -> bool:
+        """Is this a futures conditional order (known here, or found among the open ones)?"""
+        with self._lock:
+            if client_order_id in self._algo:
+                return True
+            if client_order_id in self.orders:
+                return False
+        self.open_orders(symbol)  # lists the conditional orders too, remembering their ids
+        with self._lock:
+            return client_order_id in self._algo
 
     def order(self, symbol: str, client_order_id: str) -> OrderState:
         market, rules, canonical = self._resolve(symbol)
-        doc = self.rest.call(market, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
-                             origClientOrderId=client_order_id)
+        if market == FUTURES and client_order_id in self._algo:
+            doc = self.rest.call(market, "get", "algoOrder", signed=True, weight=1, what="query conditional order", clientAlgoId=client_order_id)
+            return self._state(doc, canonical)
+        try:
+            doc = self.rest.call(market, "get", "order", signed=True, weight=4, what="query order", symbol=rules.symbol,
+                                 origClientOrderId=client_order_id)
+        except SqError as e:
+            if not is_error(e, -2013):
+                raise
+            if market == SPOT:
+                st = self._find_list(rules, canonical, client_order_id)
+                if st is None:
+                    raise
+                return st
+            doc = self.rest.call(market, "get", "algoOrder", signed=True, weight=1, what="query conditional order", clientAlgoId=client_order_id)
         return self._state(doc, canonical)
 
     # ------------------------------------------------------------------ the live-run protocol
@@ -324,7 +517,7 @@ class BinanceGateway(GatewayBase):
         doc = None
         for attempt in range(2):
             try:
-                doc = self.rest.call(market, "post", "order", signed=True, weight=1, is_order=True, what="new order", **p)
+                doc = self.rest.call(market, "post", _path(p), signed=True, weight=1, is_order=True, what="new order", **p)
                 break
             except VenueUnavailable:
                 st = self.lookup(canonical, request.client_order_id)

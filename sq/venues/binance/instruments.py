@@ -186,6 +186,20 @@ def cache_path(endpoints: Endpoints, market: str, environ=None, day: dt.date | N
     return paths.cache_dir(environ) / "binance" / f"exchangeInfo-{market}-{host}-{day.isoformat()}.json"
 
 
+def cached_symbols(prefix: str, environ=None) -> list[str]:
+    """The symbols of the newest cached exchangeInfo of the market `prefix` names (BINANCE: spot,
+    BINANCE-FUT: futures), for shell completion; nothing is downloaded."""
+    market = FUTURES if prefix.upper() == "BINANCE-FUT" else "spot"
+    files = sorted((paths.cache_dir(environ) / "binance").glob(f"exchangeInfo-{market}-*.json"), key=lambda p: p.name[-15:])
+    if not files:
+        return []
+    try:
+        doc = json.loads(files[-1].read_bytes())
+    except (OSError, ValueError):
+        return []
+    return sorted(f"{prefix.upper()}:{s['symbol']}" for s in doc.get("symbols", []) if isinstance(s, dict) and s.get("symbol"))
+
+
 class ExchangeInfo:
     """The rules of every symbol of one market, loaded from the daily cache or the venue."""
 

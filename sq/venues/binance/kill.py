@@ -3,7 +3,9 @@
 A hung `sq live` cannot cancel its own orders, so `sq kill` goes to the venue itself:
 
 * spot: `GET /api/v3/openOrders` → `DELETE /api/v3/openOrders?symbol=S` per symbol;
-* USD-M futures: `GET /fapi/v1/openOrders` → `DELETE /fapi/v1/allOpenOrders?symbol=S`;
+* USD-M futures: `GET /fapi/v1/openOrders` and `/fapi/v1/openAlgoOrders` (conditional orders:
+  stops, take-profits, trailing stops) → `DELETE /fapi/v1/allOpenOrders?symbol=S` and
+  `/fapi/v1/algoOpenOrders?symbol=S`;
   with `--symbol` the cancel-all is sent at once, without the listing first;
 * `--flatten`: futures positions from `/fapi/v2/positionRisk`, closed with reduce-only MARKET
   orders no larger than `max_qty(symbol, price)` each. Spot holds balances, not positions:
@@ -93,7 +95,14 @@ class BinanceKill:
             raise
 
     def open_orders(self, market: str, symbol: str | None = None) -> list[dict]:
-        return list(self._call(market, "GET", "open_orders", {"symbol": symbol} if symbol else None))
+        """Open orders; on futures also the conditional (stop, take-profit, trailing) orders of the
+        Algo Service, which /fapi/v1/openOrders does not list."""
+        params = {"symbol": symbol} if symbol else None
+        out = list(self._call(market, "GET", "open_orders", params))
+        if market == FUTURES:
+            algos = self._call(market, "GET", "open_algo_orders", params)
+            out += list(algos.get("orders", []) if isinstance(algos, dict) else algos)
+        return out
 
     def cancel_symbol(self, market: str, symbol: str) -> int:
         """Cancel every open order on one symbol; how many the venue said it canceled (-1: futures
@@ -102,6 +111,7 @@ class BinanceKill:
             if market == SPOT:
                 return len(self._call(market, "DELETE", "open_orders", {"symbol": symbol}))
             self._call(market, "DELETE", "all_open_orders", {"symbol": symbol})
+            self._call(market, "DELETE", "algo_open_orders", {"symbol": symbol})  # the conditional orders too
             return -1
         except VenueError as e:
             if e.code == NOTHING_OPEN:
@@ -187,8 +197,8 @@ def kill_market(venue: BinanceKill, market: str, want: str | None, flatten: bool
                 continue
             cap = max_qty(PREFIX[FUTURES] + p["symbol"], float(p.get("markPrice") or 0))
             result.flattened += venue.close_position(p["symbol"], float(p["positionAmt"]), cap)
-    result.remaining_orders = [{"symbol": PREFIX[market] + o["symbol"], "client_order_id": o.get("clientOrderId", ""),
-                                "venue_order_id": str(o.get("orderId", "")), "status": o.get("status", "")}
+    result.remaining_orders = [{"symbol": PREFIX[market] + o["symbol"], "client_order_id": o.get("clientOrderId") or o.get("clientAlgoId", ""),
+                                "venue_order_id": str(o.get("orderId") or o.get("algoId", "")), "status": o.get("status") or o.get("algoStatus", "")}
                                for o in venue.open_orders(market, want)]
     if flatten and market == FUTURES:
         result.remaining_positions = [{"symbol": PREFIX[FUTURES] + p["symbol"], "qty": float(p["positionAmt"])}

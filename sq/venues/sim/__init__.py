@@ -20,6 +20,17 @@ ORDER_RATE = float("inf")  # the simulated exchange takes orders as fast as they
 CORPORATE_ACTIONS: dict[str, int] = {}  # no splits or dividends in the simulated exchange
 
 
+def warm_up() -> None:
+    """Load (or compile) the order-flow and matching kernels: one book built and run briefly."""
+    from sq.venues.sim.book import SimBook
+
+    book = SimBook(sim_instrument("SIM:WARMUP"), 0, 10**18, None)
+    book.run(10**18 + 10**9, 64)
+    book.snapshot(book.now)
+    book.take()
+    book.take_fills()
+
+
 def holds_positions(symbol: str) -> bool:
     """The simulated exchange keeps a net position per symbol."""
     return True

@@ -217,7 +217,7 @@ def available(st, si, lvl):
     return total
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, _nrt=False)  # called, not inlined: its callers compile it once between them
 def match(st, si, limit_lvl, qty, taker_oid, taker_owned):
     """Match an incoming order against the opposite side in price–time order; return the rest.
 

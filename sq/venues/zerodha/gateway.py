@@ -75,6 +75,10 @@ def kite_ts(value: Any) -> int:
     return 0
 
 
+KITE_ORDER_TYPES = {"limit": "LIMIT", "market": "MARKET", "stop-limit": "SL", "stop-market": "SL-M"}  # sq's order type → Kite's
+SQ_ORDER_TYPES = {v: k for k, v in KITE_ORDER_TYPES.items()}
+
+
 def contract_note_charges(c: dict) -> dict[str, float]:
     """Kite's `charges` object (virtual contract note) as sq's cost components (`sq.core.costs`)."""
     gst = c.get("gst")
@@ -123,6 +127,7 @@ class ZerodhaGateway(GatewayBase):
         self._lock = threading.RLock()
         self._orders: dict[str, OrderState] = {}  # client order id → state
         self._meta: dict[str, dict] = {}  # client order id → {"order_id", "variety", "modifications"}
+        self._gtt: dict[str, str] = {}  # client order id → GTT trigger id (GTTs carry no tag)
         self._by_oid: dict[str, str] = {}  # venue order id → client order id
         self._circuits: dict[str, tuple[dt.date, market_rules.Circuit | None]] = {}
         self._ids = itertools.count(1)
@@ -187,14 +192,25 @@ class ZerodhaGateway(GatewayBase):
         return self.place_sliced(request)[0]
 
     def place_sliced(self, request: OrderRequest) -> list[OrderState]:
-        otype = {"limit": "LIMIT", "market": "MARKET"}.get(request.order_type.lower())
+        otype = KITE_ORDER_TYPES.get(request.order_type.lower())
         tif = request.time_in_force.lower()
         cid = request.client_order_id or self._new_cid()
+        why = ""
+        if request.order_type.lower() in ("take-profit-limit", "oco") and not request.reduce_only and tif == "gtc":
+            return [self.place_gtt(request, cid)]
         if otype is None:
-            return [self._rejected(cid, request.symbol, request.side, request.price, request.qty, f"order type {request.order_type!r} not supported by Kite via sq")]
-        if tif in ("fok", "post_only"):
-            return [self._rejected(cid, request.symbol, request.side, request.price, request.qty, f"time in force {tif} is not offered by Kite")]
-        return self.place_kite(request.symbol, request.side, request.qty, order_type=otype, price=request.price,
+            why = (f"order type {request.order_type!r} is not offered by Kite (a take-profit at Kite is a GTT: --type take-profit-limit or oco, docs/orders.md)"
+                   if request.order_type.lower().startswith("take-profit") else f"order type {request.order_type!r} is not offered by Kite")
+        elif tif in ("fok", "post_only"):
+            why = f"time in force {tif} is not offered by Kite"
+        elif request.reduce_only:
+            why = "Kite has no reduce-only orders"
+        elif request.working_price != "contract":
+            why = "Kite triggers on the last traded price only (no mark-price trigger)"
+        if why:
+            return [self._rejected(cid, request.symbol, request.side, request.price, request.qty, why)]
+        trigger = request.trigger_price if request.trigger_price == request.trigger_price else None
+        return self.place_kite(request.symbol, request.side, request.qty, order_type=otype, price=request.price, trigger_price=trigger,
                                validity="IOC" if tif == "ioc" else "DAY", client_order_id=cid)
 
     def place_kite(self, symbol: str, side: int, qty: float, *, order_type: str = "LIMIT", price: float = float("nan"),
@@ -262,13 +278,78 @@ class ZerodhaGateway(GatewayBase):
             except UsageError as e:  # InputException: Kite refused the parameters
                 out.append(self._rejected(scid, sym, side, px, q, e.message))
                 continue
-            st = OrderState(scid, oid, sym, side, px, q, status="accepted", ts=time.time_ns())
+            st = OrderState(scid, oid, sym, side, px, q, status="accepted", ts=time.time_ns(), order_type=SQ_ORDER_TYPES.get(order_type, ""),
+                            trigger_price=float(trig) if trig is not None else float("nan"))
             with self._lock:
                 self._orders[scid] = st
                 self._meta[scid] = {"order_id": oid, "variety": variety, "modifications": 0, "order_type": order_type, "product": product}
                 self._by_oid[oid] = scid
             out.append(st)
         return out
+
+    # ------------------------------------------------------------------ GTT (good till triggered)
+
+    def place_gtt(self, request: OrderRequest, cid: str) -> OrderState:
+        """A Kite GTT (POST /gtt/triggers) for a take-profit-limit (single: one trigger, a LIMIT at
+        `price`) or an oco (two-leg: the stop at `trigger_price` and the take-profit at `price`, each
+        a LIMIT at its trigger). Kite keeps no tag on a GTT: its state's venue id is `gtt:<id>`,
+        which `cancel`/`lookup` take in place of the client id."""
+        side = 1 if request.side > 0 else -1
+        ki = self.instrument(request.symbol)
+        sym = ki.symbol
+        lots = market_rules.round_lots(request.qty, ki.lot_size)
+        trig = request.trigger_price
+        price = market_rules.round_price(request.price, ki.tick_size, side) if request.price == request.price else float("nan")
+        if lots <= 0 or not (trig == trig and trig > 0) or not (price == price and price > 0):
+            return self._rejected(cid, sym, side, request.price, request.qty, "a GTT needs a quantity of at least one lot, a trigger and a price")
+        trig = market_rules.round_price(trig, ki.tick_size, -side)
+        key = f"{ki.exchange}:{ki.tradingsymbol}"
+        leg = lambda px: {"transaction_type": "BUY" if side > 0 else "SELL", "quantity": int(lots), "order_type": "LIMIT",  # noqa: E731
+                          "product": self.product, "price": px}
+        if request.order_type == "oco":
+            if trig == price:
+                return self._rejected(cid, sym, side, price, lots, "an oco's stop trigger and take-profit price must differ")
+            legs = sorted([(trig, leg(trig)), (price, leg(price))], key=lambda t: t[0])
+            kind, values, orders = "two-leg", [v for v, _ in legs], [o for _, o in legs]
+        else:
+            kind, values, orders = "single", [trig], [leg(price)]
+        try:
+            last = float(self._call(self.kite.quote, [key], kind="quote")[key]["last_price"])
+            doc = self._call(self.kite.place_gtt, kind, ki.tradingsymbol, ki.exchange, values, last, orders, kind="order")
+        except (OrderRejected, UsageError) as e:
+            return self._rejected(cid, sym, side, price, lots, e.message)
+        tid = str(doc.get("trigger_id") if isinstance(doc, dict) else doc)
+        st = OrderState(cid, f"gtt:{tid}", sym, side, price, lots, status="accepted", ts=time.time_ns(),
+                        order_type=request.order_type, trigger_price=trig)
+        with self._lock:
+            self._orders[cid] = st
+            self._gtt[cid] = tid
+        return st
+
+    def _gtt_state(self, g: dict) -> OrderState:
+        cond, orders = g.get("condition") or {}, g.get("orders") or [{}]
+        status = {"active": "accepted", "triggered": "filled", "disabled": "canceled", "expired": "expired", "cancelled": "canceled",
+                  "deleted": "canceled", "rejected": "rejected"}.get(str(g.get("status")), "accepted")
+        vid = f"gtt:{g.get('id')}"
+        with self._lock:
+            cid = next((c for c, t in self._gtt.items() if f"gtt:{t}" == vid), vid)
+        trig = [float(v) for v in cond.get("trigger_values") or []]
+        return OrderState(cid, vid, f"{cond.get('exchange')}:{cond.get('tradingsymbol')}".upper(),
+                          1 if str(orders[0].get("transaction_type")).upper() == "BUY" else -1, float(orders[-1].get("price") or 0),
+                          float(orders[0].get("quantity") or 0), status=status, order_type="oco" if g.get("type") == "two-leg" else "take-profit-limit",
+                          trigger_price=trig[0] if trig else float("nan"))
+
+    def standing_orders(self, symbol: str | None = None) -> list[OrderState]:
+        """The active GTTs (GET /gtt/triggers) as order states (venue id `gtt:<id>`)."""
+        want = symbol.upper() if symbol else None
+        out = [self._gtt_state(g) for g in self._call(self.kite.get_gtts) if g.get("status") == "active"]
+        return [st for st in out if want is None or st.symbol == want]
+
+    def _gtt_id(self, client_order_id: str) -> str | None:
+        if client_order_id.startswith("gtt:"):
+            return client_order_id[4:]
+        with self._lock:
+            return self._gtt.get(client_order_id)
 
     def _known(self, client_order_id: str) -> tuple[OrderState, dict]:
         with self._lock:
@@ -296,6 +377,9 @@ class ZerodhaGateway(GatewayBase):
             st.price = float(o.get("price") or st.price)
             st.qty = float(o.get("quantity") or st.qty)
             st.filled_qty = float(o.get("filled_quantity") or 0)
+            st.order_type = SQ_ORDER_TYPES.get(str(o.get("order_type") or ""), st.order_type)
+            if float(o.get("trigger_price") or 0) > 0:
+                st.trigger_price = float(o["trigger_price"])
             st.status = kite_status(o)
             st.reason = str(o.get("status_message") or "") if st.status == "rejected" else st.reason
             st.ts = kite_ts(o.get("exchange_update_timestamp") or o.get("order_timestamp")) or st.ts
@@ -337,6 +421,18 @@ class ZerodhaGateway(GatewayBase):
         return st
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderState:
+        tid = self._gtt_id(client_order_id)
+        if tid is not None:  # a GTT: delete the trigger
+            try:
+                self._call(self.kite.delete_gtt, tid, kind="order")
+            except (OrderRejected, UsageError) as e:
+                st = self._gtt_state(self._call(self.kite.get_gtt, tid))
+                st.reason = e.message
+                return st
+            st = self._gtt_state(self._call(self.kite.get_gtt, tid))
+            if st.status == "accepted":
+                st.status = "canceled"
+            return st
         st, meta = self._known(client_order_id)
         try:
             self._call(self.kite.cancel_order, meta["variety"], meta["order_id"], kind="order")
@@ -400,7 +496,11 @@ class ZerodhaGateway(GatewayBase):
     # ------------------------------------------------------------------ the live-run protocol
 
     def find_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """The order tagged with this client id, open or closed (None: Kite never saw it)."""
+        """The order tagged with this client id, open or closed (None: Kite never saw it); a GTT
+        by its `gtt:<id>` (or the client id it was placed with here)."""
+        tid = self._gtt_id(client_order_id)
+        if tid is not None:
+            return self._gtt_state(self._call(self.kite.get_gtt, tid))
         return self.order(symbol, client_order_id)
 
     def follow(self, source: object, push: PushCallback) -> bool:

@@ -100,6 +100,20 @@ def cache_path(endpoints: Endpoints, environ: Mapping[str, str] | None = None, t
     return d / f"instruments-{today.isoformat()}-{tag}.csv"
 
 
+def cached_symbols(prefix: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The symbols of exchange `prefix` (NSE, NFO, …) in the newest cached instruments dump, for
+    shell completion; nothing is downloaded."""
+    files = sorted((paths.cache_dir(environ) / "zerodha").glob("instruments-*.csv"))
+    if not files:
+        return []
+    want = prefix.upper()
+    try:
+        with files[-1].open(newline="") as f:
+            return sorted({f"{want}:{row['tradingsymbol']}" for row in csv.DictReader(f) if row.get("exchange", "").upper() == want})
+    except (OSError, KeyError, csv.Error):
+        return []
+
+
 def download(endpoints: Endpoints, api_key: str | None, token: str | None, timeout: float = 30.0) -> str:
     """GET /instruments as CSV text; Kite errors mapped to sq errors."""
     return get_text(endpoints, "/instruments", api_key, token, what="download the instruments dump", timeout=timeout)

@@ -2,7 +2,9 @@
 
 A hung `sq live` cannot cancel its own orders, so `sq kill` goes to Kite itself:
 
-* `GET /orders` → `DELETE /orders/{variety}/{order_id}` for each open one;
+* `GET /orders` → `DELETE /orders/{variety}/{order_id}` for each open one (SL / SL-M orders
+  waiting for their trigger included), then `GET /gtt/triggers` → `DELETE /gtt/triggers/{id}` for
+  each active GTT (a standing trigger would place an order after the kill);
 * `--flatten`: net positions from `/portfolio/positions`, closed with MARKET orders of the same
   product (with Kite's automatic `market_protection`, which Kite requires since April 2026), no
   larger than `max_qty(symbol, price)` each; then it waits up to FLATTEN_WAIT_S for Kite to
@@ -85,6 +87,20 @@ class KiteKill:
                 raise
             return False
 
+    def active_gtts(self) -> list[dict]:
+        """The active GTTs (standing triggers that would place orders later)."""
+        docs = self.call("GET", "/gtt/triggers").get("data") or []
+        return [g for g in docs if g.get("status") == "active" and (self.want is None or symbol_of(g.get("condition") or {}) == self.want)]
+
+    def delete_gtt(self, gtt: dict) -> bool:
+        try:
+            self.call("DELETE", f"/gtt/triggers/{gtt['id']}")
+            return True
+        except VenueError as e:
+            if e.status not in (400, 404):
+                raise
+            return False
+
     def net_positions(self) -> list[tuple[str, float, dict]]:
         """(symbol, signed quantity, Kite's row) of every non-zero net position."""
         out = []
@@ -129,11 +145,15 @@ def kill(acct: Account, *, symbol: str | None, flatten: bool, max_qty: Callable[
             if result.first_request_s is None:
                 result.first_request_s = time.perf_counter() - t0
             result.canceled += kite.cancel(order)
+        for gtt in kite.active_gtts():  # a GTT left standing would place an order after the kill
+            result.canceled += kite.delete_gtt(gtt)
         if flatten:
             for name, qty, position in kite.net_positions():
                 result.flattened += kite.close(name, qty, position, max_qty(name, float(position.get("last_price") or 0)))
         result.remaining_orders = [{"symbol": symbol_of(o), "venue_order_id": str(o.get("order_id")),
                                     "client_order_id": str(o.get("tag") or ""), "status": o.get("status")} for o in kite.open_orders()]
+        result.remaining_orders += [{"symbol": symbol_of(g.get("condition") or {}), "venue_order_id": f"gtt:{g.get('id')}",
+                                     "client_order_id": "", "status": "active"} for g in kite.active_gtts()]
         if flatten:  # MARKET orders reach the exchange in a moment: look again for up to FLATTEN_WAIT_S
             deadline = time.monotonic() + FLATTEN_WAIT_S
             left = kite.net_positions()

@@ -421,6 +421,9 @@ class FakeBinance:
                 for (market, sym), m in self.markets.items():
                     m.advance(now)
                     self.exchange.collect_fills(market, sym)
+                    b, a = m.best()
+                    self.exchange.check_triggers(market, sym, m.trades[-1][2] if m.trades else None, (b + a) / 2)
+                    self.exchange.collect_fills(market, sym)
                     depth, trades = m.publish(now // 1_000_000)
                     s = sym.lower()
                     if depth is not None:
@@ -684,7 +687,7 @@ class _RestHandler(BaseHTTPRequestHandler):
         if name == "depth":
             lim = int(params.get("limit", 100))
             weight = (5 if lim <= 100 else 25 if lim <= 500 else 50 if lim <= 1000 else 250) if market == "spot" else 20
-        is_order = name == "order" and method == "POST"
+        is_order = name in ("order", "algoOrder", "oco") and method == "POST"
         status, headers = fake.charge(weight, is_order)
         if status:
             code = -1003
@@ -756,6 +759,23 @@ class _RestHandler(BaseHTTPRequestHandler):
                 return ex.open_orders(market, sym)
             if name == "allOpenOrders" and method == "DELETE":
                 ex.cancel_all(market, sym or "")
+                return {"code": 200, "msg": "The operation of cancel all open order is done."}
+            if path.endswith("/orderList/oco") and market == "spot" and method == "POST":
+                return ex.place_oco(p)
+            if name == "orderList" and market == "spot":
+                if method == "DELETE":
+                    return ex.cancel_list(p)
+                return ex.list_doc(ex.find_list(p))
+            if name == "algoOrder" and market == "futures":
+                if method == "POST":
+                    return ex.place_algo(p)
+                if method == "DELETE":
+                    return ex.cancel_algo(p)
+                return ex.find_algo(p).doc()
+            if name == "openAlgoOrders" and market == "futures":
+                return ex.open_algos(sym)
+            if name == "algoOpenOrders" and market == "futures" and method == "DELETE":
+                ex.cancel_all_algos(sym or "")
                 return {"code": 200, "msg": "The operation of cancel all open order is done."}
             if name == "account":
                 return ex.account(market)

@@ -10,6 +10,7 @@ every test.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import threading
@@ -84,6 +85,8 @@ class KiteFake:
         self.enctokens: set[str] = set()
         self.login_requests: dict[str, str] = {}
         self.orders: dict[str, dict] = {}
+        self.gtts: dict[int, dict] = {}  # GTT triggers by id (POST /gtt/triggers)
+        self._gtt_ids = 100_000
         self.requests: list[tuple[str, str]] = []
         self.circuits: dict[str, tuple[float, float]] = {}
         self.forced_error: tuple[int, str, str] | None = None  # next API call answers this error
@@ -165,6 +168,45 @@ class KiteFake:
 
     def expire_tokens(self) -> None:
         self.valid_tokens.clear()
+
+    def next_gtt_id(self) -> int:
+        self._gtt_ids += 1
+        return self._gtt_ids
+
+    def check_gtts(self) -> list[dict]:
+        """Fire the active GTTs whose instrument's last price crossed a trigger (single: the trigger,
+        from either side of the price it was placed at; two-leg: at or below the lower → its first
+        order, at or above the upper → its second); each places its LIMIT order. Caller holds the lock."""
+        changed = []
+        for g in self.gtts.values():
+            if g["status"] != "active":
+                continue
+            cond = g["condition"]
+            token = cond["instrument_token"]
+            if token not in self.market.books:
+                continue
+            last = float(self.market.quote_entry(token)["last_price"])
+            trig = cond["trigger_values"]
+            if g["type"] == "single":
+                leg = 0 if (last >= trig[0] if cond["last_price"] < trig[0] else last <= trig[0]) else None
+            else:
+                leg = 0 if last <= trig[0] else 1 if last >= trig[1] else None
+            if leg is None:
+                continue
+            o = g["orders"][leg]
+            oid = self.next_order_id()
+            tmpl = copy.deepcopy(self.mock("orders")["data"][0])
+            tmpl.update({"order_id": oid, "exchange_order_id": None, "status": "OPEN", "variety": "regular", "exchange": o["exchange"],
+                         "tradingsymbol": o["tradingsymbol"], "instrument_token": token, "order_type": "LIMIT",
+                         "transaction_type": o["transaction_type"], "validity": "DAY", "product": o["product"],
+                         "quantity": int(o["quantity"]), "price": float(o["price"]), "trigger_price": 0.0, "filled_quantity": 0,
+                         "pending_quantity": int(o["quantity"]), "cancelled_quantity": 0, "tag": None,
+                         "order_timestamp": time.strftime("%Y-%m-%d %H:%M:%S"), "placed_by": self.user_id})
+            self.orders[oid] = tmpl
+            o["result"] = {"order_result": {"order_id": oid, "status": "success"}, "triggered_at": last}
+            g["status"] = "triggered"
+            changed += self.matching.submit(tmpl) or [tmpl]
+        return changed
 
     def next_order_id(self) -> str:
         return str(next(self._ids))

@@ -26,6 +26,8 @@ class FakeMatching:
         self.by_sim: dict[tuple[int, int], str] = {}  # (token, sim oid) → order id
         self._next = 1
         self.trades: list[dict] = []
+        self.stops: dict[str, dict] = {}  # SL / SL-M orders waiting for their trigger
+        self.triggered: list[tuple[str, float]] = []  # (order id, last price) of each trigger
 
     def _now(self, token: int) -> int:
         book = self.fake.market.books[token]
@@ -35,11 +37,15 @@ class FakeMatching:
         """Put a new Kite order dict into its SIM book; return order dicts to post back. Caller holds fake.lock."""
         token = order["instrument_token"]
         book = self.fake.market.books.get(token)
-        if book is None or order["variety"] != "regular" or order["order_type"] not in ("LIMIT", "MARKET"):
+        if book is not None and order["variety"] == "regular" and order["order_type"] in ("SL", "SL-M") and not order.get("triggered"):
+            order["status"] = "TRIGGER PENDING"  # waits off the book until the last price crosses its trigger
+            self.stops[order["order_id"]] = order
+            return []
+        if book is None or order["variety"] != "regular" or order["order_type"] not in ("LIMIT", "MARKET", "SL", "SL-M"):
             return []
         lots = book.to_lots(float(order["quantity"]))
         si = 0 if order["transaction_type"] == "BUY" else 1
-        if order["order_type"] == "MARKET":
+        if order["order_type"] in ("MARKET", "SL-M"):
             lvl, tif = ((LADDER_WIDTH - 1) if si == 0 else 0), M.TIF_IOC
         else:
             lvl, tif = book.to_level(float(order["price"])), (M.TIF_IOC if order["validity"] == "IOC" else M.TIF_GTC)
@@ -57,6 +63,24 @@ class FakeMatching:
         if slot < 0 and order["status"] == "OPEN":  # IOC / market remainder
             order.update(status="CANCELLED", cancelled_quantity=order["pending_quantity"], pending_quantity=0)
         return changed if order in changed else changed + [order]
+
+    def check_triggers(self) -> list[dict]:
+        """Trigger the SL / SL-M orders whose last price crossed the trigger (a sell at or below
+        it, a buy at or above): each enters its book as a LIMIT at its price (SL) or a MARKET
+        (SL-M). Returns the orders that changed. Caller holds fake.lock."""
+        changed = []
+        for oid, o in list(self.stops.items()):
+            if o["status"] != "TRIGGER PENDING":
+                self.stops.pop(oid, None)
+                continue
+            last = float(self.fake.market.quote_entry(o["instrument_token"])["last_price"])
+            sell = o["transaction_type"] == "SELL"
+            if (last <= o["trigger_price"]) if sell else (last >= o["trigger_price"]):
+                self.stops.pop(oid)
+                self.triggered.append((oid, last))
+                o.update(status="OPEN", triggered=True)
+                changed += self.submit(o)
+        return changed
 
     def cancel(self, order_id: str) -> bool:
         hit = self.slots.pop(order_id, None)

@@ -173,6 +173,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 f.charge_requests.extend(copy.deepcopy(orders))
                 body = fake_charges.answer(orders, f.charge_rates, time.time() + f.clock_offset_s)
             return self._json(200, body)
+        if path == "/gtt/triggers" and method == "POST":
+            return self._gtt_place()
+        if path == "/gtt/triggers" and method == "GET":
+            with f.lock:
+                return self._json(200, {"status": "success", "data": [copy.deepcopy(g) for g in f.gtts.values()]})
+        m = re.fullmatch(r"/gtt/triggers/(\d+)", path)
+        if m and method in ("GET", "DELETE"):
+            with f.lock:
+                g = f.gtts.get(int(m.group(1)))
+                if g is None:
+                    return self._json(404, _err("TriggerException", "Trigger not found."))
+                if method == "GET":
+                    return self._json(200, {"status": "success", "data": copy.deepcopy(g)})
+                if g["status"] != "active":
+                    return self._json(400, _err("TriggerException", "Trigger is not active."))
+                g["status"] = "deleted"
+            return self._json(200, {"status": "success", "data": {"trigger_id": g["id"]}})
         m = re.fullmatch(r"/orders/(\d+)/trades", path)
         if method == "GET" and m:
             return self._json(200, f.mock("order_trades"))
@@ -283,6 +300,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._json(400, _err("InputException", "Quantity should be a multiple of lot size."))
         if form["order_type"] in ("MARKET", "SL-M") and float(form.get("market_protection") or 0) == 0:
             return self._json(400, _err("InputException", "Market orders need market protection."))
+        if form["order_type"] in ("SL", "SL-M") and float(form.get("trigger_price") or 0) <= 0:
+            return self._json(400, _err("InputException", "Trigger price is required for SL and SL-M orders."))
+        if form["order_type"] == "SL" and float(form.get("price") or 0) <= 0:
+            return self._json(400, _err("InputException", "Price is required for SL orders."))
         if f.reject_orders:
             etype, msg = f.reject_orders
             return self._json(400, _err(etype, msg))
@@ -323,11 +344,47 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self._json(200, body)
 
+    def _gtt_place(self) -> None:
+        """POST /gtt/triggers: a single (one trigger, one order) or two-leg (lower, upper trigger;
+        one order each) GTT of LIMIT orders, checked as Kite checks it."""
+        f, form = self.fake, self._form()
+        try:
+            kind = form["type"]
+            cond, orders = json.loads(form["condition"]), json.loads(form["orders"])
+        except (KeyError, ValueError):
+            return self._json(400, _err("InputException", "Invalid `condition` or `orders`."))
+        key = f"{cond.get('exchange')}:{cond.get('tradingsymbol')}".upper()
+        row = f.rows.get(key)
+        if row is None:
+            return self._json(400, _err("InputException", "Invalid `tradingsymbol`."))
+        triggers = [float(v) for v in cond.get("trigger_values") or []]
+        want = {"single": 1, "two-leg": 2}.get(kind)
+        if want is None or len(triggers) != want or len(orders) != want:
+            return self._json(400, _err("InputException", "Invalid trigger type or trigger values."))
+        if kind == "two-leg" and not triggers[0] < triggers[1]:
+            return self._json(400, _err("InputException", "Lower trigger value must be less than the upper one."))
+        for o in orders:
+            if o.get("order_type") != "LIMIT" or float(o.get("price") or 0) <= 0 or int(o.get("quantity") or 0) <= 0:
+                return self._json(400, _err("InputException", "GTT orders must be LIMIT orders with a price and quantity."))
+        with f.lock:
+            last = float(f.market_quote(int(row["instrument_token"])).get("last_price") or cond.get("last_price") or 0)
+            tid = f.next_gtt_id()
+            now = time.strftime("%Y-%m-%d %H:%M:%S")
+            f.gtts[tid] = {"id": tid, "user_id": f.user_id, "parent_trigger": None, "type": kind, "created_at": now, "updated_at": now,
+                           "expires_at": now, "status": "active",
+                           "condition": {"exchange": cond["exchange"], "tradingsymbol": cond["tradingsymbol"], "last_price": last,
+                                         "trigger_values": triggers, "instrument_token": int(row["instrument_token"])},
+                           "orders": [dict(o, exchange=cond["exchange"], tradingsymbol=cond["tradingsymbol"], result=None) for o in orders],
+                           "meta": {}}
+        body = f.mock("gtt_place_order")
+        body["data"]["trigger_id"] = tid
+        self._json(200, body)
+
     def _modify(self, oid: str) -> None:
         f, form = self.fake, self._form()
         with f.lock:
             o = f.orders.get(oid)
-            if o is None or o["status"] != "OPEN":
+            if o is None or o["status"] not in ("OPEN", "TRIGGER PENDING"):
                 return self._json(400, _err("OrderException", "Order cannot be modified as it is not open."))
             if "price" in form:
                 o["price"] = float(form["price"])
@@ -348,7 +405,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._json(code, _err(etype, msg))
         with f.lock:
             o = f.orders.get(oid)
-            if o is None or o["status"] != "OPEN" or not f.matching.cancel(oid):
+            if o is None or o["status"] not in ("OPEN", "TRIGGER PENDING") or not f.matching.cancel(oid):
                 return self._json(400, _err("OrderException", "Order cannot be cancelled as it is not open."))
             o.update({"status": "CANCELLED", "cancelled_quantity": o["pending_quantity"], "pending_quantity": 0})
             snap = copy.deepcopy(o)

@@ -124,7 +124,8 @@ class TickerServer:
                 continue
             with self.fake.lock:
                 self.fake.market.advance(time.time_ns())
-                filled = [json.dumps({"type": "order", "data": o}) for o in self.fake.matching.collect()]
+                changed = self.fake.matching.check_triggers() + self.fake.check_gtts()
+                filled = [json.dumps({"type": "order", "data": o}) for o in changed + [c for c in self.fake.matching.collect() if c not in changed]]
                 frames = {}
                 for c in list(self.conns):
                     pk = [self.fake.market.packet(t, m) for t, m in c.modes.items() if t in self.fake.market.books]
