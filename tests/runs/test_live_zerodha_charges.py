@@ -20,7 +20,7 @@ def _charges_audits(journal) -> list[dict]:
     return [r.data for r in J.load(journal).of("audit") if r.data.get("event") == "charges"]
 
 
-def _run(fake, tmp_path, seconds="5s"):
+def _run(fake, tmp_path, seconds="8s"):
     store_session(fake)
     journal = tmp_path / "run"
     p = start_live(tmp_path, journal, "--for", seconds)
