@@ -92,6 +92,7 @@ def backtest(
     report: Annotated[Optional[str], typer.Option("--report", help="Write a self-contained HTML report (charts, metrics, fills; the grid for --sweep) to FILE.html.", show_default=False)] = None,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equities for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
+    funding: Annotated[Optional[str], typer.Option("--funding", help="Perpetuals' funding rates (a funding.parquet, or a directory of them; default: those in or beside the inputs; docs/funding.md).", metavar="FILE|DIR", show_default=False)] = None,
     start: StartOption = None,
     end: EndOption = None,
     output: OutputOption = None,
@@ -136,7 +137,7 @@ def backtest(
 
     with RowProgress(env, "backtest", unit="events") as progress:  # the bar's total: the input's rows (run_backtest)
         summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress,
-                               recorder=recorder, clean=clean, adjust=adjust, window=window)
+                               recorder=recorder, clean=clean, adjust=adjust, window=window, funding=funding)
     if report:
         from sq.runs import report as html_report
         meta = _meta(strategy, param or (), summary["inputs"], summary, fill, seed)

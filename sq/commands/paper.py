@@ -61,6 +61,7 @@ def paper(
     seed: SeedOption = 1,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks from a --from replay first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     expiry: ExpiryOption = None,
+    funding: Annotated[Optional[str], typer.Option("--funding", help="A --from replay's perpetual funding rates (a funding.parquet or a directory of them; default: those in or beside the inputs; docs/funding.md).", metavar="FILE|DIR", show_default=False)] = None,
     metrics: MetricsOption = None,
     metrics_file: MetricsFileOption = None,
     alert: AlertOption = None,
@@ -83,6 +84,7 @@ def paper(
         start=start,
         end=end,
         expiry=expiry,
+        funding=funding,
         monitor=monitor_options(metrics, metrics_file, alert),
     )
     env = env_of(ctx)

@@ -64,6 +64,7 @@ class PaperOptions:
     end: str | None = None
     expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
     monitor: Any = None  # --metrics, --metrics-file, --alert (sq.runs.monitor.MonitorOptions); None: the config's
+    funding: str | None = None  # --funding FILE|DIR of a replay (else the funding files in or beside its inputs)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Plan:
     clean: Any = None  # the [clean] settings a replay is cleaned with (CleanConfig), None: not cleaned
     window: tuple = (None, None)  # (start, end) dates of a replay's --start/--end
     contracts: dict = field(default_factory=dict)  # contract symbol → Contract: the continuous names traded (sq.runs.contracts)
+    funding: list = field(default_factory=list)  # a replay's funding files (sq.runs.funding)
 
     @property
     def live(self) -> bool:
@@ -145,10 +147,15 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
         raise UsageError("--for must be longer than zero")
     if opts.clean is not None and not opts.inputs:
         raise UsageError("--clean/--no-clean filter a --from replay; a live market is traded as it comes")
+    if opts.funding and not opts.inputs:
+        raise UsageError("--funding gives a --from replay its funding rates; a live market's come from the venue")
+    from sq.runs import funding as FU
+
+    funding = [str(p.resolve()) for p in FU.funding_files(opts.funding, [i for i in inputs if i != "-"])] if opts.inputs else []
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
     return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, params, opts.seed, journal_dir,
-                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen)
+                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen, funding=funding)
 
 
 def _spec(text: str) -> str:
@@ -187,6 +194,7 @@ def _resume_plan(opts: PaperOptions) -> Plan:
         clean=_clean_of(start.get("clean")),
         window=tuple(parse_window(start.get("start"), start.get("end"))),
         contracts=contracts.from_json(start.get("contracts")),
+        funding=list(start.get("funding") or []),
     )
 
 
@@ -453,11 +461,12 @@ def engine_records(out: Any) -> list[tuple[str, dict]]:
     fills, pnl marks, in the engine's order."""
     recs: list[tuple[str, dict]] = []
     if not any(out.rows):  # nothing happened: no Arrow work
-        return recs
+        return [("funding", r) for r in getattr(out, "funding", ())]
     for row in J.rows_from_batch(out.orders):
         recs.append(("reject" if row.get("event") == "rejected" else "order", row))
     recs.extend(("fill", row) for row in J.rows_from_batch(out.fills))
     recs.extend(("pnl", row) for row in J.rows_from_batch(out.pnl))
+    recs.extend(("funding", r) for r in getattr(out, "funding", ()))
     return recs
 
 
@@ -722,6 +731,9 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
         params = {engine_params.ALL: engine_params.resolve(strategy, [engine_params.ALL], config, [p for p in plan.params if "." not in p.split("=")[0]])[engine_params.ALL]}
     engine = make_engine(strategy, dict(instruments), params, config=config, seed=plan.seed, session_of=trading_session)
     marketrules.apply(engine, instruments, config)
+    from sq.runs import funding as FU
+
+    FU.apply(engine, instruments, config, FU.read([Path(p) for p in plan.funding]))
     return engine
 
 
@@ -757,6 +769,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "seed": plan.seed,
         "clean": asdict(plan.clean) if plan.clean is not None else None,
         "contracts": contracts.to_json(plan.contracts),
+        "funding": list(plan.funding),
         "config": J.config_summary(config),
         "pid": os.getpid(),
         "argv": mask_argv(sys.argv[1:]),
