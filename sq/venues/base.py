@@ -316,6 +316,19 @@ class GatewayBase:
         """Is the order-update stream up right now?"""
         return False
 
+    def commission_bps(self, symbol: str) -> tuple[float, float, dict] | None:
+        """(maker, taker) bps the account pays on `symbol` and what the venue said; None: the
+        venue does not say (the run's configured fees apply)."""
+        return None
+
+    def funding_state(self, symbol: str) -> tuple[int, float, float] | None:
+        """(next funding time ns, rate, mark price) of a perpetual; None: never funded."""
+        return None
+
+    def funding_income(self, symbol: str, start_ns: int, end_ns: int) -> list[dict]:
+        """Funding the account paid between two times: {ts, paid (> 0 paid), asset, tran_id} rows."""
+        return []
+
     def rate_usage(self) -> dict[str, float]:
         """Share (0–1) of each venue rate limit the last answers said is used (`sq_venue_rate_limit_used`);
         empty when the venue does not say."""

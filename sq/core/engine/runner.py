@@ -377,6 +377,12 @@ class Engine:
         self._funding_rows.append(rec)
         return rec
 
+    def adjust_funding(self, symbol: str, delta: float) -> None:
+        """Correct the symbol's funding paid by `delta` (a live venue booked other than modelled)."""
+        s = self.registry.find(symbol.upper())
+        if s is not None and s < self.n:
+            self.sf[s, L.SF_FUNDING] += float(delta)
+
     def _fund_due(self, now: int) -> None:
         for ts, sym, rate, mark in self.funding.due(now):
             self.apply_funding(ts, sym, rate, mark)
@@ -476,6 +482,8 @@ class Engine:
         if self.calendars.entries and self.n and now >= self.calendars.next_ns:
             self._at_boundary()
             self._roll_calendars(now)
+        if now >= self.funding.next_ns:  # a quiet market still pays its funding on time
+            self._fund_due(now)
         return self.take_output(0)
 
     def require_symbol(self, s: int) -> None:
