@@ -180,3 +180,32 @@ def test_live_books_funding_as_the_venue_does_and_uses_the_account_fees(binance_
         assert m["position"] == pytest.approx(0.01) and v["model"] == m["amount"]
         assert m["amount"] == pytest.approx(v["amount"], rel=0.01)
     assert doc["venue_funding"] == pytest.approx(sum(v["amount"] for v in venue), abs=1e-9)
+
+
+def test_fetch_funding_writes_a_funding_file_a_day(sq, binance_fake, binance_archive, tmp_path):
+    """`sq fetch BINANCE-FUT:… --kind funding`: the settled rates of each day from the REST API,
+    one funding.parquet a day that `--funding DIR` (or an input directory holding it) reads."""
+    import datetime as dt
+
+    from sq.core.datasets import partition_dir
+
+    fake = binance_fake(credentials=False)
+    binance_archive()
+    today = dt.datetime.now(dt.timezone.utc).date()
+    days = [today - dt.timedelta(days=2), today - dt.timedelta(days=1)]
+    want = []
+    for day in days:
+        midnight = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp() * 1000)
+        for k, rate in enumerate((0.0001, -0.00005, 0.0002)):
+            t = midnight + k * 8 * 3_600_000
+            fake.exchange.funding_history.append({"symbol": "BTCUSDT", "fundingTime": t, "fundingRate": f"{rate:.8f}", "markPrice": "60000.5"})
+            want.append((SYM, t * 1_000_000, rate, 60000.5))
+    out = tmp_path / "data"
+    r = sq(["fetch", SYM, "--kind", "funding", "--start", days[0].isoformat(), "--end", days[1].isoformat(), "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+    files = [partition_dir(out, "binance", SYM, d) / FU.FILE_NAME for d in days]
+    assert all(f.exists() for f in files)
+    assert FU.read(files) == want
+    assert FU.funding_files(None, [str(out)]) == sorted(files)
+    bad = sq(["fetch", "BINANCE:BTCUSDT", "--kind", "funding", "--start", days[0].isoformat(), "--end", days[0].isoformat(), "-o", str(out)])
+    assert bad.exit_code == 2 and "BINANCE-FUT:BTCUSDT" in bad.stderr
