@@ -124,3 +124,65 @@ def records_table(records: list[dict]) -> pa.Table:
     cols = ("ts", "symbol", "position", "mark", "rate", "amount", "ccy")
     t = pa.table({c: [r.get(c) for r in records] for c in cols})
     return t.set_column(0, "ts", t.column("ts").cast(pa.int64()).cast(pa.timestamp("ns", tz="UTC")))
+
+
+class FundingPoller:
+    """A paper run on a live feed: each perpetual's next funding time and rate from the venue's
+    public data, asked every `every_s` by a thread of its own (off the tick path); the run hands
+    what arrived to its engine between batches (`drain`)."""
+
+    def __init__(self, symbols: Iterable[str], config: Any, every_s: float, warn: Any) -> None:
+        import queue
+        import threading
+
+        from sq.venues.registry import funding_interval_h
+
+        self.symbols = [s for s in symbols if funding_interval_h(s) > 0]
+        self.config, self.every_s, self.warn = config, float(every_s), warn
+        self.q: Any = queue.SimpleQueue()
+        self.seen: set[tuple[str, int]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sq-funding", daemon=True) if self.symbols else None
+        self.failed = False
+
+    def start(self) -> "FundingPoller":
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from sq.core.exits import SqError
+        from sq.venues.registry import funding_state
+
+        while not self._stop.is_set():
+            for sym in self.symbols:
+                try:
+                    st = funding_state(sym, self.config)
+                except (SqError, OSError, KeyError, ValueError) as e:
+                    if not self.failed:
+                        self.failed = True
+                        self.q.put(("warn", f"paper: {sym}: the funding rate is unavailable ({e}); retrying"))
+                    continue
+                if st is not None:
+                    self.q.put((sym, st))
+            self._stop.wait(self.every_s)
+
+    def drain(self, engine: Any) -> None:
+        """Give the engine the funding times that arrived (each once, none already passed)."""
+        while True:
+            try:
+                item = self.q.get_nowait()
+            except Exception:
+                return
+            if item[0] == "warn":
+                self.warn(item[1])
+                continue
+            sym, (when, rate, mark) = item
+            if (sym, when) not in self.seen and when > engine.now_ns:
+                self.seen.add((sym, when))
+                engine.set_funding(sym, when, rate, mark)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(5)

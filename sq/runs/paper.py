@@ -494,6 +494,7 @@ class PaperRun:
         self.monitor: Any = OFF  # metrics and alerts (sq.runs.monitor), set by run_paper
 
         self.heartbeat = Heartbeat("paper")
+        self.funding: Any = None  # on a live feed: the perpetuals' funding times (sq.runs.funding.FundingPoller)
         self.started_ns = time.time_ns()  # wall clock, for the summary's `started`
 
     def stop(self, reason: str) -> None:
@@ -545,6 +546,8 @@ class PaperRun:
                 break
             if batch.num_rows == 0:
                 continue
+            if self.funding is not None:
+                self.funding.drain(self.engine)
             out = self.step(batch)
             self.last_ts = int(int64_view(batch.column("ts"))[-1])
             self.heartbeat.market(self.last_ts)
@@ -642,17 +645,29 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         checkpoint = loaded.last("checkpoint").data
 
     run = PaperRun(env, plan, source, engine, journal, rows0=int(checkpoint["rows"]) if checkpoint else 0)
+    if plan.live:
+        from sq.runs.funding import FundingPoller
+
+        run.funding = FundingPoller(plan.symbols, config, config.live.sweep_interval_s, env.warn)
+        if not run.funding.symbols:
+            run.funding = None
     venues = sorted({(i.venue or "").lower() for i in source.instruments.values()} - {""})
     from sq.runs.monitor import open_monitor
 
     run.monitor = monitor = open_monitor(env, config, opts.monitor, mode="paper", run=plan.run_id, strategy=engine.strategy,
                                          venue=plan.venue if plan.live else ",".join(venues) or "replay")
     monitor.attach(run)
+    if run.funding is not None:
+        run.funding.start()
     try:
         summary = _run_registered(env, plan, run, engine, journal, strategy, view_factory)
     except BaseException as e:
+        if run.funding is not None:
+            run.funding.stop()
         monitor.close(error=None if isinstance(e, (KeyboardInterrupt, SystemExit)) else e, run=run)
         raise
+    if run.funding is not None:
+        run.funding.stop()
     monitor.close(summary, run=run)
     import gc
 

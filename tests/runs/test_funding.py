@@ -209,3 +209,28 @@ def test_fetch_funding_writes_a_funding_file_a_day(sq, binance_fake, binance_arc
     assert FU.funding_files(None, [str(out)]) == sorted(files)
     bad = sq(["fetch", "BINANCE:BTCUSDT", "--kind", "funding", "--start", days[0].isoformat(), "--end", days[0].isoformat(), "-o", str(out)])
     assert bad.exit_code == 2 and "BINANCE-FUT:BTCUSDT" in bad.stderr
+
+
+def test_paper_on_the_live_feed_books_the_venues_announced_funding(binance_fake, tmp_path):
+    """`sq paper BINANCE-FUT:…` on the fake's live feed: the funding times and rates the venue
+    announces (premiumIndex, polled off the tick path) are booked on the simulated position."""
+    import subprocess
+
+    from tests.support.process import SQ_BIN, subprocess_env
+
+    fake = binance_fake(credentials=False, funding_every_s=1.5, funding_rates=(0.0001, -0.0002, 0.0003))
+    strat = tmp_path / "holder.py"
+    strat.write_text(HOLD_SMALL)
+    cfg = tmp_path / "sq.toml"
+    cfg.write_text("[live]\nsweep_interval = 0.2\n")
+    journal = tmp_path / "paper"
+    r = subprocess.run([SQ_BIN, "--config", str(cfg), "paper", "--strategy", str(strat), SYM, "--journal", str(journal), "--json",
+                        "--for", "8s"], capture_output=True, text=True, env=subprocess_env(), timeout=180)
+    assert r.returncode == 0, r.stderr
+    recs = [rec.data for rec in J.load(journal).records if rec.kind == "funding"]
+    assert len(recs) >= 3, (recs, r.stderr)
+    settled = {x["fundingTime"] * 1_000_000: float(x["fundingRate"]) for x in fake.exchange.funding_history}
+    for rec in recs:  # at the venue's own funding times, at the rate it announced for each
+        assert rec["ts"] in settled and rec["rate"] == pytest.approx(settled[rec["ts"]])
+        assert rec["position"] == pytest.approx(0.01) and rec["amount"] == pytest.approx(0.01 * rec["mark"] * rec["rate"])
+    assert json.loads(r.stdout)["pnl"]["funding"] == pytest.approx(sum(x["amount"] for x in recs), abs=0.01)

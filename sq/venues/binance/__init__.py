@@ -66,6 +66,24 @@ def fee_rates_bps(symbol: str, config) -> tuple[float, float] | None:
     return (float(pt.maker_fee_bps if maker is None else maker) * k, float(pt.taker_fee_bps if taker is None else taker) * k)
 
 
+def funding_state(symbol: str, config) -> tuple[int, float, float] | None:
+    """(next funding time ns, rate, mark) of a USD-M perpetual from the public premiumIndex (no
+    keys needed: a paper run on the live feed asks it); None for spot."""
+    if market_of(symbol) != FUTURES:
+        return None
+    from sq.core.symbols import parse_symbol
+    from sq.venues.binance.costs import funding_state as state
+    from sq.venues.binance.rest import BinanceRest
+
+    rest = BinanceRest(endpoints(config.binance), None)
+    try:
+        return state(rest, parse_symbol(symbol).name)
+    finally:
+        session = getattr(getattr(rest, "client", None), "session", None)
+        if session is not None:
+            session.close()
+
+
 def secret_files(environ=None) -> list:
     """Where `sq auth binance` keeps the API key and secret (mode 0600)."""
     from sq.venues.binance.credentials import store_path
