@@ -30,10 +30,23 @@ HOLD = (
     "        ctx.take(s, BUY, ctx.ask(s), 2.0)\n"
     "        ctx.state(s)[0] = 1.0\n"
 )
+STEPPER = HOLD.replace("from sq.strategy import BUY, Strategy", "from sq.strategy import BUY, SELL, Strategy").replace(
+    "'holder', 'buys 2 once and holds'", "'stepper', 'buys 2, sells 1 at noon'") + (
+    "    elif ctx.state(s)[0] == 1.0 and ctx.now() >= %d and ctx.has_bid(s):\n"
+    "        ctx.take(s, SELL, ctx.bid(s), 1.0)\n"
+    "        ctx.state(s)[0] = 2.0\n" % (T0 + 12 * H))
 FUNDING = [(T0 + 8 * H, 0.0001, 101.0), (T0 + 16 * H, -0.0002, 102.0), (T0 + 24 * H, 0.0003, 99.5)]
 
 
 def _market(path: Path) -> None:
+    """`_batch()` as the dataset file `path/market.parquet`."""
+    batch = _batch()
+    path.mkdir(parents=True, exist_ok=True)
+    with StreamWriter(Environment(), batch.schema, output=str(path / "market.parquet")) as w:
+        w.write(batch)
+
+
+def _batch():
     """A BTCUSDT perpetual book quoted every 30 minutes for 26 hours around 100."""
     inst = {SYM: S.Instrument(SYM, "binance", 0.1, 0.001)}
     rows = []
@@ -49,9 +62,7 @@ def _market(path: Path) -> None:
     batch = S.market_batch(S.market_schema(inst), S.symbol_dictionary([SYM]), ts, ts + 1_000_000, np.zeros(n, np.int32),
                            np.array([r[1] for r in rows], np.uint8), np.array([r[2] for r in rows], np.int8),
                            np.array([r[3] for r in rows]), np.array([r[4] for r in rows]), np.array([r[5] for r in rows], np.int64))
-    path.mkdir(parents=True, exist_ok=True)
-    with StreamWriter(Environment(), batch.schema, output=str(path / "market.parquet")) as w:
-        w.write(batch)
+    return batch
 
 
 @pytest.fixture
@@ -83,6 +94,35 @@ def test_backtest_books_funding_at_three_funding_times(sq, dataset, tmp_path):
     rows = pq.read_table(tmp_path / "bt" / "funding.parquet").to_pylist()
     assert [(r["rate"], r["mark"], r["position"]) for r in rows] == [(r_, m, 2.0) for _, r_, m in FUNDING]
     assert math.isclose(sum(r["amount"] for r in rows), want, abs_tol=1e-12)
+
+
+def test_funding_does_not_depend_on_how_the_input_is_cut(tmp_path):
+    """One batch, or one row at a time: the same fills, the same funding records, the same net."""
+    from sq.core.config import Config
+    from sq.core.engine import Engine
+
+    strat = tmp_path / "stepper.py"
+    strat.write_text(STEPPER)
+    batch = _batch()
+    results = []
+    for step in (batch.num_rows, 1, 7):
+        e = Engine(str(strat), {}, {"*": {}}, config=Config())
+        for t, r, m in FUNDING:
+            e.set_funding(SYM, t, r, m)
+        funding, fills = [], []
+        for i in range(0, batch.num_rows, step):
+            out = e.process(batch.slice(i, step))
+            funding += out.funding
+            fills += out.fills.to_pylist()
+        out = e.finish()
+        funding += out.funding
+        fills += out.fills.to_pylist()
+        results.append((funding, fills, e.summary()["pnl"]["net"]))
+    assert len(results[0][0]) == 3 and len(results[0][1]) == 2
+    assert results[1] == results[0] and results[2] == results[0]
+    assert [r["position"] for r in results[0][0]] == [2.0, 1.0, 1.0]  # sold 1 between the first two funding times
+    want = 2 * 101.0 * 0.0001 + 1 * 102.0 * -0.0002 + 1 * 99.5 * 0.0003
+    assert math.isclose(sum(r["amount"] for r in results[0][0]), want, abs_tol=1e-12)
 
 
 def test_without_funding_data_a_perpetual_warns_once(sq, dataset, tmp_path):

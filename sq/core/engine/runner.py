@@ -151,11 +151,6 @@ class EngineOutput:
         """Row counts (orders, fills, pnl) without building the batches."""
         return tuple(r.num_rows if isinstance(r, pa.RecordBatch) else len(r[0]) for r in self._raw)
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to journal: no orders, fills, pnl or funding rows."""
-        return not self.funding and not any(self.rows)
-
     def __iter__(self):
         return iter((self.orders, self.fills, self.pnl))
 
@@ -347,10 +342,6 @@ class Engine:
         s = self.registry.find(name)
         if s is not None and s < self.n:
             self.sf[s, L.SF_MAKER_BPS], self.sf[s, L.SF_TAKER_BPS] = self._fees[name]
-
-    def fees_bps(self, symbol: str) -> tuple[float, float]:
-        """(maker, taker) bps the engine charges on `symbol`'s fills."""
-        return self._fees.get(symbol.upper(), (float(self.gf[L.GF_MAKER_BPS]), float(self.gf[L.GF_TAKER_BPS])))
 
     def set_funding(self, symbol: str, ts_ns: int, rate: float, mark: float = math.nan) -> None:
         """A perpetual's funding event: at local time `ts_ns` the position pays position × mark ×
