@@ -239,7 +239,8 @@ def _table(env, s: dict) -> None:
     sharpe = "—" if s["sharpe"] is None else f"{s['sharpe']:.3f}"
     rows = [
         ("PnL total", f"{pnl['total']:,.4f}"), ("  realized (net of fees)", f"{pnl['realized']:,.4f}"),
-        ("  unrealized", f"{pnl['unrealized']:,.4f}"), ("  fees", f"{pnl['fees']:,.4f}"),
+        ("  unrealized", f"{pnl['unrealized']:,.4f}"), ("  gross (before costs)", f"{pnl.get('gross', 0.0):,.4f}"),
+        ("  fees", f"{pnl['fees']:,.4f}"), ("  funding", f"{pnl.get('funding', 0.0):,.4f}"),
         ("position", ", ".join(f"{k} {v:g}" for k, v in s["position"].items())),
         ("orders", f"{s['orders']:,}"), ("cancels", f"{s['cancels']:,}"), ("fills", f"{s['fills']:,}"),
         ("fill ratio (qty)", f"{s['fill_ratio']:.3f}"), ("max drawdown", f"{s['max_drawdown']:,.4f}"),

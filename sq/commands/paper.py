@@ -118,7 +118,8 @@ def render_summary(env, summary: dict, json_out: bool) -> None:
         f"{why + ', ' if why else ''}stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}"
     )
     line = (f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} "
-            f"unrealized {pnl.get('unrealized', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f}\n")
+            f"unrealized {pnl.get('unrealized', 0.0):.4f} gross {pnl.get('gross', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f} "
+            f"funding {pnl.get('funding', 0.0):.4f}\n")
     env.stdout.write(line.encode())
     env.stdout.flush()
 

@@ -174,8 +174,9 @@ def _resume_plan(opts: PaperOptions) -> Plan:
     strategy = str(start.get("strategy", ""))
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
-    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry:
-        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean and --journal of the original run; "
+    if (opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry
+            or opts.funding):
+        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean, --funding and --journal of the original run; "
                          "give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
