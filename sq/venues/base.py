@@ -34,7 +34,7 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
                                          accepted, token expiry
     kill   (module, standard library only) account(config) and kill(account, ...) for `sq kill`
     history (module, venues with downloadable history) what `sq fetch` asks for:
-        KINDS: dict[str, str]            fetch kind → the stream kind it produces ("market" | "bars")
+        KINDS: dict[str, str]            fetch kind → the stream kind it produces ("market" | "bars" | "funding")
         INTERVALS: tuple[str, ...]       the --interval values the bar kinds accept
         calendar(start, end) -> [date]   the days in [start, end] that can have data (trading days)
         open_history(config, env, *, symbols, kind, interval) -> HistoryClient
