@@ -274,3 +274,11 @@ def test_paper_on_the_live_feed_books_the_venues_announced_funding(binance_fake,
         assert rec["ts"] in settled and rec["rate"] == pytest.approx(settled[rec["ts"]])
         assert rec["position"] == pytest.approx(0.01) and rec["amount"] == pytest.approx(0.01 * rec["mark"] * rec["rate"])
     assert json.loads(r.stdout)["pnl"]["funding"] == pytest.approx(sum(x["amount"] for x in recs), abs=0.01)
+
+
+def test_a_sweep_books_the_funding_beside_its_inputs(sq, dataset):
+    data, strat = dataset
+    r = sq(["backtest", "-s", str(strat), str(data), "--sweep", "max_position=5,10", "-j", "1", "--json"])
+    assert r.exit_code == 0, r.stderr
+    runs = json.loads(r.stdout)["runs"]
+    assert len(runs) == 2 and all(math.isclose(x["pnl"]["funding"], _expected(), abs_tol=0.005) for x in runs)
