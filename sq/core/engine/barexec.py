@@ -54,11 +54,9 @@ from sq.core.engine.layout import (
     G_OPEN,
     G_ORDERS,
     GF_FILLED_QTY,
-    GF_MAKER_BPS,
     GF_MAXDD,
     GF_PEAK,
     GF_SENT_QTY,
-    GF_TAKER_BPS,
     HALT_NONE,
     NS_PER_MIN,
     R_HALTED,
@@ -67,7 +65,9 @@ from sq.core.engine.layout import (
     R_STOP_LOSS,
     R_TAKE_PROFIT,
     SF_LOT,
+    SF_MAKER_BPS,
     SF_POS,
+    SF_TAKER_BPS,
     SF_TICK,
     SI_CONF,
     SI_PNL_DIRTY,
@@ -103,7 +103,7 @@ def _order_row(oo_i, oo_f, g, ts, s, coid, event, side, px, qty, filled, leaves,
 @kernel
 def _fill(sf, si, g, gf, fo_i, fo_f, ts, s, coid, side, px, qty, maker):
     """Book a fill and write its row."""
-    fee = px * qty * (gf[GF_MAKER_BPS] if maker else gf[GF_TAKER_BPS]) * 1e-4
+    fee = px * qty * (sf[s, SF_MAKER_BPS] if maker else sf[s, SF_TAKER_BPS]) * 1e-4
     positions.add_fill(sf, s, side, px, qty, fee)
     si[s, SI_PNL_DIRTY] = 1
     W.write_fill(fo_i, fo_f, g, ts, s, coid, 0, g[G_NEXT_TRADE], side, maker, px, qty, fee)

@@ -94,7 +94,10 @@ SF_OV_SELL = 11  # open notional of a short position
 SF_FEES = 12
 SF_TURNOVER = 13
 SF_MARK = 14  # last mark price (mid), NaN before the first
-NSF = 15
+SF_MAKER_BPS = 15  # the symbol's maker fee (bps of notional): the global rate unless the venue's account says otherwise
+SF_TAKER_BPS = 16
+SF_FUNDING = 17  # funding paid on a perpetual's position (negative: received); net PnL subtracts it
+NSF = 18
 
 # global ints
 G_HANDLER = 0  # the strategy handler running (HANDLER_*), for error reports

@@ -34,12 +34,10 @@ from sq.core.engine.layout import (
     EV_PARTIAL,
     EV_REJECTED,
     FREE,
-    GF_MAKER_BPS,
     GF_SENT_QTY,
     GF_FILLED_QTY,
     GF_MAXDD,
     GF_PEAK,
-    GF_TAKER_BPS,
     G_CANCELS,
     G_FILLS,
     G_HALT_REASON,
@@ -92,6 +90,8 @@ from sq.core.engine.layout import (
     R_POOL,
     R_SQUARE_OFF,
     SF_INV,
+    SF_MAKER_BPS,
+    SF_TAKER_BPS,
     SF_TICK,
     SI_LASTREJ,
     SI_SLOT,
@@ -324,7 +324,7 @@ def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po
     elif kind == K_FILL_MAKER or kind == K_FILL_TAKER:
         maker = kind == K_FILL_MAKER
         price = px * tick if inv == 0.0 else px / inv
-        fee = price * qty * (gf[GF_MAKER_BPS] if maker else gf[GF_TAKER_BPS]) * 1e-4
+        fee = price * qty * (sf[s, SF_MAKER_BPS] if maker else sf[s, SF_TAKER_BPS]) * 1e-4
         positions.add_fill(sf, s, oi[o, OI_SIDE], price, qty, fee)
         of[o, OF_LEAVES] -= qty
         of[o, OF_FILLED] += qty

@@ -121,7 +121,7 @@ class LiveBridge:
         """Book a fill into the position keeper (fees by the engine's own schedule)."""
         e = self.e
         s = self.ensure_symbol(symbol)
-        fee = price * qty * (e.gf[L.GF_MAKER_BPS] if maker else e.gf[L.GF_TAKER_BPS]) * 1e-4
+        fee = price * qty * (e.sf[s, L.SF_MAKER_BPS] if maker else e.sf[s, L.SF_TAKER_BPS]) * 1e-4
         positions.add_fill(e.sf, s, int(side), float(price), float(qty), float(fee))
         e.g[L.G_FILLS] += 1
 
