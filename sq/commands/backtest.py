@@ -96,6 +96,7 @@ def backtest(
     report: Annotated[Optional[str], typer.Option("--report", help="Write a self-contained HTML report (charts, metrics, fills; the grid for --sweep) to FILE.html.", show_default=False)] = None,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equities for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
+    funding: Annotated[Optional[str], typer.Option("--funding", help="Perpetuals' funding rates (a funding.parquet, or a directory of them; default: those in or beside the inputs; docs/funding.md).", metavar="FILE|DIR", show_default=False)] = None,
     start: StartOption = None,
     end: EndOption = None,
     output: OutputOption = None,
@@ -134,7 +135,7 @@ def backtest(
 
     with RowProgress(env, "backtest", unit="events") as progress:  # the bar's total: the input's rows (run_backtest)
         summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress,
-                               recorder=recorder, clean=clean, adjust=adjust, window=window)
+                               recorder=recorder, clean=clean, adjust=adjust, window=window, funding=funding)
     if report:
         from sq.runs import report as html_report
         meta = _meta(strategy, param or (), summary["inputs"], summary, fill, seed)
@@ -237,7 +238,8 @@ def _table(env, s: dict) -> None:
     sharpe = "—" if s["sharpe"] is None else f"{s['sharpe']:.3f}"
     rows = [
         ("PnL total", f"{pnl['total']:,.4f}"), ("  realized (net of fees)", f"{pnl['realized']:,.4f}"),
-        ("  unrealized", f"{pnl['unrealized']:,.4f}"), ("  fees", f"{pnl['fees']:,.4f}"),
+        ("  unrealized", f"{pnl['unrealized']:,.4f}"), ("  gross (before costs)", f"{pnl.get('gross', 0.0):,.4f}"),
+        ("  fees", f"{pnl['fees']:,.4f}"), ("  funding", f"{pnl.get('funding', 0.0):,.4f}"),
         ("position", ", ".join(f"{k} {v:g}" for k, v in s["position"].items())),
         ("orders", f"{s['orders']:,}"), ("cancels", f"{s['cancels']:,}"), ("fills", f"{s['fills']:,}"),
         ("fill ratio (qty)", f"{s['fill_ratio']:.3f}"), ("max drawdown", f"{s['max_drawdown']:,.4f}"),

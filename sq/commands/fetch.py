@@ -23,7 +23,9 @@ with --interval 1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d, from Binance's public da
 last days, not yet archived, come from the REST API for aggTrades and klines. trades and
 aggTrades become market-stream trade rows, bookTicker top-of-book snapshots (sq book rebuilds
 them), klines bars. Each kind has its own file per day: read one kind back with a glob, e.g.
-sq book 'DIR/**/bookTicker.parquet'.
+sq book 'DIR/**/bookTicker.parquet'. --kind funding (USD-M perpetuals) writes the day's settled
+funding rates from the REST API as funding.parquet, which backtest and paper replay book on
+the positions held (docs/funding.md).
 
 Zerodha (NSE:, NFO:, BSE:, MCX: …) kind candles with --interval minute|3minute|5minute|10minute|
 15minute|30minute|60minute|day (or 1m … 1h, 1d), IST trading days, through Kite's historical API
@@ -65,7 +67,7 @@ EPILOG = """Examples:
 def fetch(
     ctx: typer.Context,
     symbols: Annotated[List[str], typer.Argument(help="Symbols of one venue, e.g. BINANCE:BTCUSDT, BINANCE-FUT:ETHUSDT, NSE:INFY or NFO:NIFTY-FUT (the current month's contract).", metavar="SYMBOL...", show_default=False, autocompletion=complete_symbols)],
-    kind: Annotated[str, typer.Option("--kind", help="What to fetch: the venue's history kind (Binance: trades, aggTrades, bookTicker, klines).", show_default=False)],
+    kind: Annotated[str, typer.Option("--kind", help="What to fetch: the venue's history kind (Binance: trades, aggTrades, bookTicker, klines, funding).", show_default=False)],
     start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD (included).", show_default=False)],
     end: Annotated[str, typer.Option("--end", help="Last day, YYYY-MM-DD (included).", show_default=False)],
     interval: Annotated[Optional[str], typer.Option("--interval", help="Bar interval of a bar kind (Binance klines: 1m … 1d).", show_default=False)] = None,

@@ -95,7 +95,8 @@ def render_summary(env, summary: dict, json_out: bool) -> None:
              f"stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}")
     if not env.stdout_isatty:
         pnl = summary.get("pnl") or {}
-        env.stdout.write(f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f}\n".encode())
+        env.stdout.write(f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} gross {pnl.get('gross', 0.0):.4f} "
+                         f"fees {pnl.get('fees', 0.0):.4f} funding {pnl.get('funding', 0.0):.4f}\n".encode())
         env.stdout.flush()
 
 

@@ -75,6 +75,7 @@ def paper(
     queue_model: QueueModelOption = QUEUE_MODEL_DEFAULT,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks from a --from replay first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     expiry: ExpiryOption = None,
+    funding: Annotated[Optional[str], typer.Option("--funding", help="A --from replay's perpetual funding rates (a funding.parquet or a directory of them; default: those in or beside the inputs; docs/funding.md).", metavar="FILE|DIR", show_default=False)] = None,
     metrics: MetricsOption = None,
     metrics_file: MetricsFileOption = None,
     alert: AlertOption = None,
@@ -97,6 +98,7 @@ def paper(
         start=start,
         end=end,
         expiry=expiry,
+        funding=funding,
         monitor=monitor_options(metrics, metrics_file, alert),
         fill=fill_overrides(latency, latency_dist, latency_jitter, feed_latency, queue_model),
     )
@@ -131,7 +133,8 @@ def render_summary(env, summary: dict, json_out: bool) -> None:
         f"{why + ', ' if why else ''}stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}"
     )
     line = (f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} "
-            f"unrealized {pnl.get('unrealized', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f}\n")
+            f"unrealized {pnl.get('unrealized', 0.0):.4f} gross {pnl.get('gross', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f} "
+            f"funding {pnl.get('funding', 0.0):.4f}\n")
     env.stdout.write(line.encode())
     env.stdout.flush()
 

@@ -264,6 +264,11 @@ class BinanceConfig:
     futures_rest_url: str = _f("https://fapi.binance.com", "SQ_BINANCE_FUTURES_REST_URL", doc="USD-M futures REST API")
     futures_ws_url: str = _f("wss://fstream.binance.com", "SQ_BINANCE_FUTURES_WS_URL", doc="USD-M futures market-data websocket")
     data_url: str = _f("https://data.binance.vision", "SQ_BINANCE_DATA_URL", doc="the public data archive `sq fetch` downloads from")
+    maker_fee_bps: float | None = _f(None, doc="spot maker fee of simulated runs (backtest, paper) on Binance symbols; unset: `[paper_trading] maker_fee_bps` (live reads the account's own rates)", unit="bps")
+    taker_fee_bps: float | None = _f(None, doc="spot taker fee of simulated runs on Binance symbols; unset: `[paper_trading] taker_fee_bps`", unit="bps")
+    futures_maker_fee_bps: float | None = _f(None, doc="USD-M futures maker fee of simulated runs; unset: `[paper_trading] maker_fee_bps`", unit="bps")
+    futures_taker_fee_bps: float | None = _f(None, doc="USD-M futures taker fee of simulated runs; unset: `[paper_trading] taker_fee_bps`", unit="bps")
+    bnb_fee_discount: bool = _f(False, doc="simulated runs pay fees in BNB: spot fees ×0.75, futures ×0.9 (live follows the account's own setting)")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ the orders stream), `fill`, `pnl` (a mark), `reject` (an orders row with event `
 or venue rejection and its reason), `halt`
 (the strategy stopped: loss limit, signal, kill), `checkpoint` (engine counters and state needed
 to resume), `resume` (a later process took the run over), `end` (the run was sealed), `audit`
-(`sq reconcile --fix` or a resumed live run adopted the venue's truth: what changed and why).
+(`sq reconcile --fix` or a resumed live run adopted the venue's truth: what changed and why),
+`funding` (a perpetual's funding payment: ts, symbol, position, mark, rate, amount paid — negative
+when received — and, in a live run, the venue's own figure; docs/funding.md).
 
 Write-ahead and cheap: the records an engine step produced are written with one `os.write` and
 one `fsync` (`write_step`) before the process acts on them (shows them, reports them, takes the
@@ -46,7 +48,7 @@ from sq.core.paths import fsync_dir
 
 LOG_NAME = "journal.log"
 GENESIS = "0" * 64
-KINDS = ("start", "order", "fill", "pnl", "reject", "halt", "checkpoint", "resume", "end", "audit")
+KINDS = ("start", "order", "fill", "pnl", "reject", "halt", "checkpoint", "resume", "end", "audit", "funding")
 COMPACTED = ("orders", "fills", "pnl")  # parquet files written by `compact`
 _KINDS_OF_TABLE = {"orders": ("order", "reject"), "fills": ("fill",), "pnl": ("pnl",)}  # a reject is an orders row
 

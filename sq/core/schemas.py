@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 SCHEMA_VERSION = "1"
-STREAM_KINDS = ("market", "book", "bars", "orders", "fills", "pnl")
+STREAM_KINDS = ("market", "book", "bars", "orders", "fills", "pnl", "funding")
 
 # market `kind` codes
 LEVEL, TRADE, CLEAR, SNAPSHOT_END, TICK = 1, 2, 3, 4, 5
@@ -137,6 +137,13 @@ PNL_FIELDS = [
     pa.field("unrealized", pa.float64()),
     pa.field("total", pa.float64()),
     pa.field("volume", pa.float64()),
+]
+
+FUNDING_FIELDS = [  # a perpetual's funding times (docs/funding.md)
+    pa.field("ts", TS),
+    pa.field("symbol", SYMBOL),
+    pa.field("rate", pa.float64()),
+    pa.field("mark", pa.float64()),
 ]
 
 BOOK_FEATURES = ("mid", "spread", "microprice", "imbalance", "last_trade_px", "agg_trade_ratio", "vwap", "volatility")
@@ -272,6 +279,7 @@ _CANONICAL = {
     "orders": ORDERS_FIELDS,
     "fills": FILLS_FIELDS,
     "pnl": PNL_FIELDS,
+    "funding": FUNDING_FIELDS,
 }
 
 

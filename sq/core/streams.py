@@ -69,6 +69,8 @@ PARQUET_WRITE_BATCH = 65_536
 # the bytes to compress (ts 18%, seq 78% smaller on book streams) and ~9% less writer CPU.
 PARQUET_DELTA_COLUMNS = ("ts", "recv_ts", "seq")
 
+FUNDING_FILE = "funding.parquet"  # a perpetual's funding events beside its market data (docs/funding.md): not a market input
+
 
 # ----------------------------------------------------------------------------------------------
 # output format resolution
@@ -775,7 +777,8 @@ def _expand(env: Environment, item: str) -> list[_Part]:
         return [_Part("stdin", None, env)]
     p = Path(item)
     if p.is_dir():
-        files = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix in (".parquet", ".arrow", ".ipc") and not f.name.startswith("."))
+        files = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix in (".parquet", ".arrow", ".ipc") and not f.name.startswith(".")
+                       and f.name != FUNDING_FILE)
         return [_Part(f, f, env) for f in files]
     if any(ch in item for ch in "*?["):
         files = sorted(f for f in glob.glob(item, recursive=True) if os.path.isfile(f))

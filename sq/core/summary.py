@@ -22,7 +22,7 @@ import math
 from typing import Any, Mapping
 
 MONEY_DECIMALS = (2, 8)  # the fewest and the most decimals a money amount is shown with
-MONEY_KEYS = frozenset({"realized", "unrealized", "total", "fees", "turnover", "max_drawdown", "pnl_total", "gross", "net",
+MONEY_KEYS = frozenset({"realized", "unrealized", "total", "fees", "turnover", "max_drawdown", "pnl_total", "gross", "funding", "costs", "net",
                         "brokerage", "tax", "txn", "regulatory", "stamp", "gst"})  # the last six: sq.core.costs.COMPONENTS
 QTY_KEYS = frozenset({"position", "volume"})
 PRICE_KEYS = frozenset({"avg_price"})

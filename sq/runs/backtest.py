@@ -40,7 +40,8 @@ def resolve_params(strategy: Strategy, symbols: Iterable[str], config, overrides
 
 
 def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Iterable[str], *, config, fill, seed: int = 0,
-               emit: Callable | None = None, progress: Callable[[int], None] | None = None, recorder=None) -> Engine:
+               emit: Callable | None = None, progress: Callable[[int], None] | None = None, recorder=None,
+               funding: Iterable = ()) -> Engine:
     """One backtest: a fresh Engine over `batches` with the `--param` strings `params`; returns
     the finished engine (its `summary()`). Shared by a single run and every sweep point, so a
     sweep point and `sq backtest --param k=v` run exactly the same code."""
@@ -51,6 +52,9 @@ def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Itera
     engine = make_engine(strategy, instruments, resolve_params(strategy, instruments, config, params), config=config, fill=fill,
                          seed=seed, **({"session_of": trading_session} if strategy.kind == "bar" else {}))
     marketrules.apply(engine, instruments, config)
+    from sq.runs import funding as FU
+
+    FU.apply(engine, instruments, config, funding)
     if strategy.kind == "bar":
         batches = whole(batches)
     for batch in batches:
@@ -147,6 +151,7 @@ def run_backtest(
     clean: bool | None = None,
     adjust: str | None = None,
     window: tuple = (None, None),
+    funding: str | None = None,
 ) -> dict[str, Any]:
     """Run the backtest; returns the summary document (the `--json` output: with `params`, each
     symbol's parameters as run, `started`/`ended` ISO-8601 UTC, numbers at the instruments'
@@ -154,7 +159,8 @@ def run_backtest(
     (`sq.runs.report.RunRecorder`) sees every market batch and every output, for `--report`.
     `adjust` (a corporate-actions file) and `clean` (None: the config's `clean.enabled`) prepare
     the market data first (`sq.runs.marketprep`); `window`: (start, end) dates of `--start/--end`
-    (None: unbounded), see `open_input`."""
+    (None: unbounded), see `open_input`. `funding`: `--funding FILE|DIR` (else a `funding.parquet`
+    in or beside the inputs: `sq.runs.funding`)."""
     from sq.core.config import load_config
 
     from sq.core.strategy import loader
@@ -167,6 +173,9 @@ def run_backtest(
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))
     fill_cfg.validate()
     actions = marketprep.load_adjustments(adjust)
+    from sq.runs import funding as FU
+
+    funding_events = FU.read(FU.funding_files(funding, inputs))
     source = open_input(env, inputs, input_kinds(strategy), start=window[0], end=window[1])
     if progress is not None and hasattr(progress, "set_total"):  # a progress bar's 100%: the input's rows
         progress.set_total(source.total_rows)
@@ -192,13 +201,22 @@ def run_backtest(
             writers = [stack.enter_context(StreamWriter(env, sch, output=str(d / name), fmt="parquet"))
                        for sch, name in zip(schemas, JOURNAL_FILES)]
 
+        funding_rows: list[dict] = []
+
         def emit(out) -> None:
             for w, b in zip(writers, out):
                 if b.num_rows:
                     w.write(b)
+            funding_rows.extend(out.funding)
 
         engine = run_engine(strategy, data.instruments, data.batches, params, config=config, fill=fill_cfg, seed=seed,
-                            emit=emit if writers is not None else None, progress=progress, recorder=recorder)
+                            emit=emit if writers is not None else None, progress=progress, recorder=recorder,
+                            funding=funding_events)
+        if writers is not None:
+            if funding_rows:
+                import pyarrow.parquet as pq
+
+                pq.write_table(FU.records_table(funding_rows), Path(journal) / "funding.parquet")
     check_result(env, engine)
     summary = engine.summary()
     data.report(env, summary)

@@ -225,6 +225,7 @@ class LiveRun:
 
         self.heartbeat = Heartbeat("live")
         self.shadow: Any = None  # the paper twin (`--shadow`, sq.runs.shadow), fed after each step's orders are out
+        self.costs: Any = None  # commission rates and perpetuals' funding from the venue (sq.runs.livecosts), set by run_live
 
     # -- ids
     def cid(self, coid: int) -> str:
@@ -259,6 +260,11 @@ class LiveRun:
                 row["reason"] = self.reasons[coid]
             recs.append(("reject" if row.get("event") == "rejected" and coid not in self.reasons and coid not in self.voids else "order", row))
         recs.extend(("pnl", row) for row in J.rows_from_batch(getattr(out, "pnl", None)))
+        funding = getattr(out, "funding", None)
+        if funding:
+            recs.extend(("funding", r) for r in funding)
+            if self.costs is not None:
+                self.costs.note(funding)
         return recs
 
     def write(self, recs: list[tuple[str, dict]]) -> None:
@@ -529,7 +535,7 @@ class LiveRun:
         (a square-off cancels on time on a quiet market); what it did is journaled, then sent."""
         out = self.engine.advance(self.clock())
         intents = self.bridge.take_outbox()
-        if intents or any(out.rows):
+        if intents or any(out.rows) or out.funding:
             self.write(self.rows_of(out))
             self.execute(intents)
 
@@ -636,6 +642,8 @@ class LiveRun:
                 if now - self.last_sweep >= every:
                     self.sweeps += self.sweep()  # periodic checks that asked (cancel and close-out ask on their own)
                 self.audit_charges()
+                if self.costs is not None:
+                    self.costs.poll(now)  # perpetuals: the next funding time and rate, the venue's bookings
                 if deadline is not None and now >= deadline:
                     self.stop("for")
                     break
@@ -996,6 +1004,9 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
             run.shadow = ShadowRun(env, opts.shadow, plan, dict(source.instruments), config)
         for sym in plan.symbols:
             run.bridge.ensure_symbol(sym)
+        from sq.runs.livecosts import LiveCosts
+
+        run.costs = LiveCosts(run, safety.sweep_interval_s)
         from sq.runs.monitor import open_monitor
 
         run.monitor = monitor = open_monitor(env, config, opts.monitor, mode="live", run=plan.run_id, strategy=strategy.name, venue=plan.venue)
@@ -1049,6 +1060,8 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
                 run.monitor.alert("reconcile", f"sq live: earlier run {e['run_id']}: {e['differences']} difference(s) with the venue "
                                   f"adopted into its journal, {e['canceled']} order(s) it left open canceled", subject=str(e["run_id"]))
         run.write([("audit", {"ts": time.time_ns(), "by": "sq live (start)", "venue_before_first_order": info})])
+    if run.costs is not None:
+        run.costs.start()  # the account's commission rates; the perpetuals' next funding
     run.view = view_factory(plan, source, run) if view_factory is not None else None
     if run.view is not None:
         with run.view:
@@ -1057,6 +1070,8 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
         run.run(source)
     reason = run.stop_reason or "end"
     run.close_out(reason)
+    if run.costs is not None:
+        run.costs.confirm()  # the venue's bookings of the last funding times
     final = _final_reconcile(run)
     run.audit_charges(force=True)
     if final:
@@ -1136,6 +1151,8 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
     if run.reasons:
         rejections["venue"] = rejections.get("venue", 0) + len(run.reasons)
     s["rejections"] = rejections
+    if run.costs is not None and run.costs.perpetuals:
+        s["venue_funding"] = run.costs.venue_paid  # funding as the venue booked it (the engine's `pnl.funding` follows it)
     p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
     s.update(mode="live", venue=run.plan.venue, run_id=run.plan.run_id, journal=str(run.plan.journal_dir),
              symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,

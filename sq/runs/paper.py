@@ -65,6 +65,7 @@ class PaperOptions:
     expiry: str | None = None  # --expiry: which contract a continuous futures name stands for (near, next, far)
     monitor: Any = None  # --metrics, --metrics-file, --alert (sq.runs.monitor.MonitorOptions); None: the config's
     fill: dict = field(default_factory=dict)  # the fill-model flags backtest takes too: FillModelConfig overrides (None: the config's)
+    funding: str | None = None  # --funding FILE|DIR of a replay (else the funding files in or beside its inputs)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Plan:
     window: tuple = (None, None)  # (start, end) dates of a replay's --start/--end
     contracts: dict = field(default_factory=dict)  # contract symbol → Contract: the continuous names traded (sq.runs.contracts)
     fill: dict = field(default_factory=dict)  # FillModelConfig overrides (--latency, --queue-model, …), kept by --resume
+    funding: list = field(default_factory=list)  # a replay's funding files (sq.runs.funding)
 
     @property
     def live(self) -> bool:
@@ -150,10 +152,16 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
     from sq.core.engine.runner import FillModelConfig
 
     FillModelConfig.from_config(config, **opts.fill).validate()  # a bad --latency-dist or --queue-model: exit 2 before anything opens
+    if opts.funding and not opts.inputs:
+        raise UsageError("--funding gives a --from replay its funding rates; a live market's come from the venue")
+    from sq.runs import funding as FU
+
+    funding = [str(p.resolve()) for p in FU.funding_files(opts.funding, [i for i in inputs if i != "-"])] if opts.inputs else []
     run_id = J.new_run_id()
     journal_dir = Path(opts.journal) if opts.journal else paths.data_dir() / "runs" / run_id
     return Plan(run_id, strategy, symbols, inputs, duration_ns, opts.realtime, params, opts.seed, journal_dir,
-                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen, fill=dict(opts.fill))
+                clean=clean_settings(config, opts.clean) if opts.inputs else None, window=window, contracts=chosen, fill=dict(opts.fill),
+                funding=funding)
 
 
 def _spec(text: str) -> str:
@@ -173,9 +181,10 @@ def _resume_plan(opts: PaperOptions) -> Plan:
     if opts.strategy and _spec(opts.strategy) != strategy:
         raise UsageError(f"--resume {opts.resume}: that run trades {strategy!r}, not {opts.strategy!r}; drop --strategy")
     fill_given = any(v is not None for k, v in opts.fill.items() if k != "queue_model") or opts.fill.get("queue_model", "risk-averse") != "risk-averse"
-    if opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry or fill_given:
-        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean, the fill flags (--latency, --queue-model, …) "
-                         "and --journal of the original run; give only --for, --json")
+    if (opts.symbols or opts.inputs or opts.params or opts.journal or opts.clean is not None or opts.start or opts.end or opts.expiry
+            or opts.funding or fill_given):
+        raise UsageError("--resume takes the symbols, --expiry, --from, --start/--end, --param, --clean, --funding, the fill flags "
+                         "(--latency, --queue-model, …) and --journal of the original run; give only --for, --json")
     if loaded.last("checkpoint") is None:
         raise DataError(f"--resume {opts.resume}: the journal has no engine checkpoint yet (the run ended before its first step); start a new run")
     duration_ns = parse_duration_ns(opts.duration, option="--for") if opts.duration else None
@@ -194,6 +203,7 @@ def _resume_plan(opts: PaperOptions) -> Plan:
         window=tuple(parse_window(start.get("start"), start.get("end"))),
         contracts=contracts.from_json(start.get("contracts")),
         fill=dict(start.get("fill") or {}),
+        funding=list(start.get("funding") or []),
     )
 
 
@@ -460,11 +470,12 @@ def engine_records(out: Any) -> list[tuple[str, dict]]:
     fills, pnl marks, in the engine's order."""
     recs: list[tuple[str, dict]] = []
     if not any(out.rows):  # nothing happened: no Arrow work
-        return recs
+        return [("funding", r) for r in getattr(out, "funding", ())]
     for row in J.rows_from_batch(out.orders):
         recs.append(("reject" if row.get("event") == "rejected" else "order", row))
     recs.extend(("fill", row) for row in J.rows_from_batch(out.fills))
     recs.extend(("pnl", row) for row in J.rows_from_batch(out.pnl))
+    recs.extend(("funding", r) for r in getattr(out, "funding", ()))
     return recs
 
 
@@ -492,6 +503,7 @@ class PaperRun:
         self.monitor: Any = OFF  # metrics and alerts (sq.runs.monitor), set by run_paper
 
         self.heartbeat = Heartbeat("paper")
+        self.funding: Any = None  # on a live feed: the perpetuals' funding times (sq.runs.funding.FundingPoller)
         self.started_ns = time.time_ns()  # wall clock, for the summary's `started`
 
     def stop(self, reason: str) -> None:
@@ -543,6 +555,8 @@ class PaperRun:
                 break
             if batch.num_rows == 0:
                 continue
+            if self.funding is not None:
+                self.funding.drain(self.engine)
             out = self.step(batch)
             self.last_ts = int(int64_view(batch.column("ts"))[-1])
             self.heartbeat.market(self.last_ts)
@@ -642,17 +656,29 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         checkpoint = loaded.last("checkpoint").data
 
     run = PaperRun(env, plan, source, engine, journal, rows0=int(checkpoint["rows"]) if checkpoint else 0)
+    if plan.live:
+        from sq.runs.funding import FundingPoller
+
+        run.funding = FundingPoller(plan.symbols, config, config.live.sweep_interval_s, env.warn)
+        if not run.funding.symbols:
+            run.funding = None
     venues = sorted({(i.venue or "").lower() for i in source.instruments.values()} - {""})
     from sq.runs.monitor import open_monitor
 
     run.monitor = monitor = open_monitor(env, config, opts.monitor, mode="paper", run=plan.run_id, strategy=engine.strategy,
                                          venue=plan.venue if plan.live else ",".join(venues) or "replay")
     monitor.attach(run)
+    if run.funding is not None:
+        run.funding.start()
     try:
         summary = _run_registered(env, plan, run, engine, journal, strategy, view_factory)
     except BaseException as e:
+        if run.funding is not None:
+            run.funding.stop()
         monitor.close(error=None if isinstance(e, (KeyboardInterrupt, SystemExit)) else e, run=run)
         raise
+    if run.funding is not None:
+        run.funding.stop()
     monitor.close(summary, run=run)
     import gc
 
@@ -735,6 +761,9 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     fill.validate()
     engine = make_engine(strategy, dict(instruments), params, config=config, fill=fill, seed=plan.seed, session_of=trading_session)
     marketrules.apply(engine, instruments, config)
+    from sq.runs import funding as FU
+
+    FU.apply(engine, instruments, config, FU.read([Path(p) for p in plan.funding]))
     return engine
 
 
@@ -784,6 +813,7 @@ def _start_record(plan: Plan, config: Any) -> dict:
         "fill": plan.fill,
         "clean": asdict(plan.clean) if plan.clean is not None else None,
         "contracts": contracts.to_json(plan.contracts),
+        "funding": list(plan.funding),
         "config": J.config_summary(config),
         "pid": os.getpid(),
         "argv": mask_argv(sys.argv[1:]),

@@ -347,7 +347,7 @@ def render_run(meta: dict[str, Any], s: dict[str, Any], rec: RunRecorder) -> str
     rows = [[sym, f"{p['position']:g}", money(p["avg_price"]), money(p["realized"]), money(p["unrealized"]), money(p["total"]),
              money(p["fees"]), f"{p['volume']:g}", money(p["turnover"])] for sym, p in s["per_symbol"].items()]
     sections.append(_table(head, rows))
-    sections += _costs_section(s.get("costs"))
+    sections += _costs_section(s.get("charges"))
     sections.append("<h2>Risk rejections</h2>")
     rej = s.get("rejections") or {}
     sections.append(_table(["reason", "orders rejected"], [[k, count(v)] for k, v in sorted(rej.items(), key=lambda kv: -kv[1])])

@@ -218,8 +218,12 @@ class Worker:
             from sq.runs.report import RunRecorder
 
             rec = RunRecorder(max_fills=0)
+        if getattr(self, "funding", None) is None:  # a perpetual's funding files in or beside the inputs (sq.runs.funding)
+            from sq.runs import funding as FU
+
+            self.funding = FU.read(FU.funding_files(None, [i for i in self.job.inputs if i != "-"]))
         engine = run_engine(loader.load(self.job.strategy), self.data.instruments, self.data.batches, params, config=self.config,
-                            fill=self.fill, seed=self.job.seed, recorder=rec)
+                            fill=self.fill, seed=self.job.seed, recorder=rec, funding=self.funding)
         summary = RS.present(engine.summary(), engine.instruments)  # rounded as `sq backtest` rounds it
         summary["warnings"] = list(engine.warnings)
         summary["trades_seen"] = engine.trades_seen

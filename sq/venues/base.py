@@ -39,7 +39,7 @@ A venue package (`sq.venues.<name>`) offers, at module level (see `sq.venues.reg
                                          accepted, token expiry
     kill   (module, standard library only) account(config) and kill(account, ...) for `sq kill`
     history (module, venues with downloadable history) what `sq fetch` asks for:
-        KINDS: dict[str, str]            fetch kind → the stream kind it produces ("market" | "bars")
+        KINDS: dict[str, str]            fetch kind → the stream kind it produces ("market" | "bars" | "funding")
         INTERVALS: tuple[str, ...]       the --interval values the bar kinds accept
         calendar(start, end) -> [date]   the days in [start, end] that can have data (trading days)
         open_history(config, env, *, symbols, kind, interval) -> HistoryClient
@@ -352,6 +352,19 @@ class GatewayBase:
     def standing_orders(self, symbol: str | None = None) -> list[OrderState]:
         """Instructions the venue keeps outside its order book that place an order when triggered
         (Kite GTTs), as order states; none here."""
+        return []
+
+    def commission_bps(self, symbol: str) -> tuple[float, float, dict] | None:
+        """(maker, taker) bps the account pays on `symbol` and what the venue said; None: the
+        venue does not say (the run's configured fees apply)."""
+        return None
+
+    def funding_state(self, symbol: str) -> tuple[int, float, float] | None:
+        """(next funding time ns, rate, mark price) of a perpetual; None: never funded."""
+        return None
+
+    def funding_income(self, symbol: str, start_ns: int, end_ns: int) -> list[dict]:
+        """Funding the account paid between two times: {ts, paid (> 0 paid), asset, tran_id} rows."""
         return []
 
     def rate_usage(self) -> dict[str, float]:

@@ -68,7 +68,8 @@ class SourceOptions:
 # symbols → venues (parse_symbol/parse_symbols re-exported: the one import for runs and commands)
 
 __all__ = ["EXCHANGES", "PREFIX_VENUE", "parse_symbol", "parse_symbols", "venue_of", "one_venue", "venue_module", "history_module", "trades_live",
-           "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "market_calendar", "charges", "secret_files", "require_credentials",
+           "order_rate", "holds_positions", "corporate_action_markets", "trading_session", "market_calendar", "charges", "funding_interval_h",
+           "funding_state", "fee_rates_bps", "secret_files", "require_credentials",
            "open_market_source", "open_account", "kill_module", "instrument_info", "ARCHIVE_FORMATS", "read_archive", "SourceOptions",
            "VENUES", "ACCOUNT_VENUES", "check_venue", "TICKER_ID_VENUES", "check_config", "SDK_PACKAGES", "missing_package", "EXPIRIES",
            "resolve_contracts", "cached_symbols"]
@@ -252,6 +253,35 @@ def charges(symbol: str, instrument: Any = None, config: "Config | None" = None)
         return None
     fn = getattr(venue_module(venue), "charges", None)
     return None if fn is None else fn(str(symbol), instrument, config)
+
+
+def funding_interval_h(symbol: str) -> float:
+    """Hours between the funding times of a perpetual future (docs/funding.md); 0 for anything
+    that is never funded (and for a symbol no venue serves)."""
+    try:
+        venue = venue_of(symbol)
+    except UsageError:
+        return 0.0
+    f = getattr(venue_module(venue), "funding_interval_h", None)
+    return float(f(str(symbol))) if f is not None else 0.0
+
+
+def funding_state(symbol: str, config: "Config") -> tuple[int, float, float] | None:
+    """(next funding time ns, rate, mark price) of a perpetual from its venue's public data;
+    None for anything never funded."""
+    f = getattr(venue_module(venue_of(symbol)), "funding_state", None)
+    return f(str(symbol), config) if f is not None else None
+
+
+def fee_rates_bps(symbol: str, config: "Config") -> tuple[float, float] | None:
+    """(maker, taker) bps of a simulated run on `symbol` from its venue's config section, or
+    None: the flat `[paper_trading]` fees."""
+    try:
+        venue = venue_of(symbol)
+    except UsageError:
+        return None
+    f = getattr(venue_module(venue), "fee_rates_bps", None)
+    return f(str(symbol), config) if f is not None else None
 
 
 def secret_files(environ: Any = None, config: "Config | None" = None) -> list[Path]:

@@ -115,7 +115,7 @@ def test_history_modules_offer_the_fetch_protocol(venue):
             registry.history_module(venue)
         return
     history = registry.history_module(venue)
-    assert set(history.KINDS.values()) <= {"market", "bars"} and history.KINDS
+    assert set(history.KINDS.values()) <= {"market", "bars", "funding"} and history.KINDS
     assert isinstance(history.INTERVALS, tuple)
     assert callable(history.calendar) and callable(history.open_history)
 

@@ -163,7 +163,7 @@ def test_without_a_cost_model_the_kernel_keeps_the_maker_taker_bps():
     from sq.core.engine import layout as L
 
     sf, gf = np.zeros((1, L.NSF)), np.zeros(L.NGF)
-    gf[L.GF_MAKER_BPS], gf[L.GF_TAKER_BPS] = 1.0, 5.0
+    sf[0, L.SF_MAKER_BPS], sf[0, L.SF_TAKER_BPS] = 1.0, 5.0  # the symbol's (the fill model's or the account's)
     assert KC.fill_cost(sf, gf, 0, BUY, 100.0, 2.0, True, 0.0)[0] == pytest.approx(0.02)
     assert KC.fill_cost(sf, gf, 0, SELL, 100.0, 2.0, False, 0.0)[0] == pytest.approx(0.1)
     assert sf[0, L.SF_K_BROK] == pytest.approx(0.12) and sf[0, L.SF_K_TAX] == 0.0
@@ -246,7 +246,7 @@ def test_the_engine_charges_each_fill_by_its_local_date(buyer, market):
     assert before and after, fills
     assert all(f[3] == pytest.approx(0.03003 + 0.0054054 + 0.1001) for f in before), fills
     assert all(f[3] == pytest.approx(0.03003 + 0.0054054 + 0.2002) for f in after)
-    c = e.summary()["costs"]
+    c = e.summary()["charges"]
     assert c["tax"] == pytest.approx(0.1001 * len(before) + 0.2002 * len(after))
     assert c["total"] == pytest.approx(sum(f[3] for f in fills)) == pytest.approx(e.summary()["pnl"]["fees"])
     assert c["by_symbol"][SYM]["total"] == pytest.approx(c["total"])

@@ -59,7 +59,7 @@ def test_a_backtest_pays_zerodhas_charges_by_trade_date(sq, files, tmp_path):
     assert [(f["price"], f["qty"]) for f in sells] == [(24000.0, 150.0)] * 2
     assert [f["fee"] for f in buys] == pytest.approx([BUY_FEE] * 4, abs=1e-6)
     assert [f["fee"] for f in sells] == pytest.approx([SELL_FEE[MON], SELL_FEE[WED]], abs=1e-6)
-    pnl, costs = doc["pnl"], doc["costs"]
+    pnl, costs = doc["pnl"], doc["charges"]
     assert costs["total"] == pytest.approx(TOTAL, abs=0.01) and pnl["fees"] == pytest.approx(TOTAL, abs=0.01)
     assert costs["tax"] == pytest.approx(720.0 + 1800.0, abs=0.01)
     assert costs["brokerage"] == pytest.approx(6 * 20.0, abs=0.01)
@@ -81,5 +81,5 @@ def test_carried_futures_pay_buy_side_charges_only(sq, files, tmp_path):
     r = sq(["--config", str(cfg), "backtest", "-s", files["buyer"], files["data"], "--param", "max_position=150", "--param", "max_order_size=150", "--param", "max_loss=1000000", "--json"])
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["fills"] == 2 and doc["costs"]["tax"] == 0.0
-    assert doc["costs"]["total"] == pytest.approx(2 * BUY_FEE, abs=0.01)
+    assert doc["fills"] == 2 and doc["charges"]["tax"] == 0.0
+    assert doc["charges"]["total"] == pytest.approx(2 * BUY_FEE, abs=0.01)

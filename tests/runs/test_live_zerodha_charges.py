@@ -60,7 +60,7 @@ def test_live_journals_kites_charges_of_each_filled_order(kite_env, tmp_path):
     assert summary["charges_checked"] == len(audits) and summary["charges_differing"] == 0
     # the journal's seal carries the summary's costs: gross, each component, net
     seal = J.load(journal).last("end").data["summary"]
-    pnl, costs = seal["pnl"], seal["costs"]
+    pnl, costs = seal["pnl"], seal["charges"]
     assert set(costs) == {"brokerage", "tax", "txn", "regulatory", "stamp", "gst", "total", "by_symbol"}
     assert costs["total"] == pytest.approx(pnl["fees"], abs=0.01) and costs["tax"] > 0 and costs["brokerage"] > 0
     assert pnl["net"] == pytest.approx(pnl["gross"] - pnl["fees"], abs=0.02)

@@ -5,14 +5,13 @@ The arithmetic is `sq.core.costs.fill_charges`'s (the reference, compared in tes
 (bps by liquidity, plus a percentage capped per order or a flat fee per order, less what the
 order has paid so far), transaction tax by side, exchange and regulatory charges, stamp duty on
 buys, GST over brokerage + exchange + regulatory charges. Without a cost model the fee is the
-fill model's maker/taker bps, booked as brokerage (a SIM or crypto run's fees are unchanged).
+symbol's maker/taker bps (`SF_MAKER_BPS`/`SF_TAKER_BPS`: the fill model's, or the account's
+commission), booked as brokerage (a SIM or crypto run's fees are unchanged).
 """
 
 from __future__ import annotations
 
 from sq.core.engine.layout import (
-    GF_MAKER_BPS,
-    GF_TAKER_BPS,
     SF_C_BROK_CAP,
     SF_C_BROK_FLAT,
     SF_C_BROK_PCT,
@@ -31,6 +30,8 @@ from sq.core.engine.layout import (
     SF_K_STAMP,
     SF_K_TAX,
     SF_K_TXN,
+    SF_MAKER_BPS,
+    SF_TAKER_BPS,
     inline_kernel,
 )
 
@@ -41,7 +42,7 @@ def fill_cost(sf, gf, s, side, price, qty, maker, paid):
     returns (total charges, this fill's brokerage) and adds each component to `SF_K_*`."""
     notional = price * qty
     if sf[s, SF_C_ON] == 0.0:
-        fee = notional * (gf[GF_MAKER_BPS] if maker else gf[GF_TAKER_BPS]) * 1e-4
+        fee = notional * (sf[s, SF_MAKER_BPS] if maker else sf[s, SF_TAKER_BPS]) * 1e-4
         sf[s, SF_K_BROK] += fee
         return fee, fee
     brok = notional * (sf[s, SF_C_MAKER_BPS] if maker else sf[s, SF_C_TAKER_BPS]) * 1e-4

@@ -95,13 +95,16 @@ SF_OV_SELL = 11  # open notional of a short position
 SF_FEES = 12
 SF_TURNOVER = 13
 SF_MARK = 14  # last mark price (mid), NaN before the first
+SF_MAKER_BPS = 15  # the symbol's maker fee (bps of notional): the global rate unless the venue's account says otherwise
+SF_TAKER_BPS = 16
+SF_FUNDING = 17  # funding paid on a perpetual's position (negative: received); net PnL subtracts it
 # the symbol's cost model (sq.core.costs.CostRates, in field order after the on-flag; written by the
 # engine's calendars on each trade date) and what each cost component has cost so far (sq.core.engine.costs)
-SF_C_ON = 15  # 1: the symbol's own cost model; 0: the fill model's maker/taker bps
-SF_C_MAKER_BPS, SF_C_TAKER_BPS, SF_C_BROK_PCT, SF_C_BROK_CAP, SF_C_BROK_FLAT = 16, 17, 18, 19, 20
-SF_C_TAX_BUY, SF_C_TAX_SELL, SF_C_TXN, SF_C_REG, SF_C_STAMP_BUY, SF_C_GST = 21, 22, 23, 24, 25, 26
-SF_K_BROK, SF_K_TAX, SF_K_TXN, SF_K_REG, SF_K_STAMP, SF_K_GST = 27, 28, 29, 30, 31, 32  # sq.core.costs.COMPONENTS order
-NSF = 33
+SF_C_ON = 18  # 1: the symbol's own cost model; 0: its maker/taker bps above
+SF_C_MAKER_BPS, SF_C_TAKER_BPS, SF_C_BROK_PCT, SF_C_BROK_CAP, SF_C_BROK_FLAT = 19, 20, 21, 22, 23
+SF_C_TAX_BUY, SF_C_TAX_SELL, SF_C_TXN, SF_C_REG, SF_C_STAMP_BUY, SF_C_GST = 24, 25, 26, 27, 28, 29
+SF_K_BROK, SF_K_TAX, SF_K_TXN, SF_K_REG, SF_K_STAMP, SF_K_GST = 30, 31, 32, 33, 34, 35  # sq.core.costs.COMPONENTS order
+NSF = 36
 
 # global ints
 G_HANDLER = 0  # the strategy handler running (HANDLER_*), for error reports

@@ -15,6 +15,7 @@ from sq.core.engine.layout import (
     inline_kernel,
     kernel,
     SF_FEES,
+    SF_FUNDING,
     SF_MARK,
     SF_OV_BUY,
     SF_OV_SELL,
@@ -72,8 +73,8 @@ def mark(sf, s, mid):
 
 @inline_kernel
 def total(sf, s):
-    """Net PnL of symbol `s`: realized + unrealized − fees."""
-    return sf[s, SF_REAL] + sf[s, SF_UNREAL] - sf[s, SF_FEES]
+    """Net PnL of symbol `s`: realized + unrealized − fees − funding paid."""
+    return sf[s, SF_REAL] + sf[s, SF_UNREAL] - sf[s, SF_FEES] - sf[s, SF_FUNDING]
 
 
 @inline_kernel
@@ -81,7 +82,7 @@ def account_total(sf, n):
     """Net PnL over the first `n` symbols."""
     t = 0.0
     for s in range(n):
-        t += sf[s, SF_REAL] + sf[s, SF_UNREAL] - sf[s, SF_FEES]
+        t += sf[s, SF_REAL] + sf[s, SF_UNREAL] - sf[s, SF_FEES] - sf[s, SF_FUNDING]
     return t
 
 

@@ -52,6 +52,7 @@ from sq.core.engine.layout import (
     POF_UNREAL,
     POF_VOL,
     SF_FEES,
+    SF_FUNDING,
     SF_POS,
     SF_REAL,
     SF_UNREAL,
@@ -134,7 +135,7 @@ def pnl_row(po_i, po_f, g, si, sf, s, ts):
     po_i[r, PO_SYM] = s
     po_f[r, POF_POS] = sf[s, SF_POS]
     po_f[r, POF_AVG] = positions.avg_price(sf, s)
-    po_f[r, POF_REAL] = sf[s, SF_REAL] - sf[s, SF_FEES]
+    po_f[r, POF_REAL] = sf[s, SF_REAL] - sf[s, SF_FEES] - sf[s, SF_FUNDING]
     po_f[r, POF_UNREAL] = sf[s, SF_UNREAL]
     po_f[r, POF_TOTAL] = positions.total(sf, s)
     po_f[r, POF_VOL] = sf[s, SF_VOL]

@@ -28,6 +28,7 @@ from sq.core import schemas as S
 from sq.core.bookstream import infer_tick_size
 from sq.core.costs import COMPONENTS, CostSchedule
 from sq.core.engine import calendars as C
+from sq.core.engine import funding as FU
 from sq.core.engine import inputs as IN
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
@@ -118,15 +119,16 @@ class EngineOutput:
     hands control back (the orders have already left through the outbox) before any Arrow work.
     """
 
-    __slots__ = ("events", "counters", "_raw", "_build", "_dict", "_done")
+    __slots__ = ("events", "counters", "funding", "_raw", "_build", "_dict", "_done")
 
-    def __init__(self, raw, build, events: int, counters: dict[str, int], dictionary=None):
+    def __init__(self, raw, build, events: int, counters: dict[str, int], dictionary=None, funding=None):
         self._raw = raw  # per stream: (int rows, float rows) or a ready batch
         self._build = build  # per stream: f(int rows, float rows, symbol dictionary) -> batch
         self._dict = dictionary  # the symbol dictionary when the rows were taken
         self._done: list[pa.RecordBatch | None] = [None, None, None]
         self.events = events
         self.counters = counters
+        self.funding: list[dict] = funding or []  # `funding` journal records (perpetuals' funding payments)
 
     def _get(self, k: int) -> pa.RecordBatch:
         b = self._done[k]
@@ -199,6 +201,10 @@ class Engine:
         self._dict = (-1, None)  # (symbols, dictionary): built on first use, even with no symbols yet
         self.calendars = C.Calendars()  # market calendars by symbol name (`set_calendar`)
         self._circuits: dict[str, tuple[float, float]] = {}  # circuit limits of symbols without state yet
+        self._fees: dict[str, tuple[float, float]] = {}  # per-symbol (maker, taker) bps: the venue account's rates
+        self.funding = FU.FundingSchedule()  # perpetuals' funding events to come (`set_funding`)
+        self._funding_rows: list[dict] = []
+        self._t0: int | None = None  # local time of the first batch (funding-data warnings)
 
     # -- state
     def _alloc(self, sim_venue: bool) -> None:
@@ -297,6 +303,10 @@ class Engine:
             sf[s, L.SF_INV] = F.tick_inverse(inst.tick_size)
             sf[s, L.SF_LOT] = inst.lot_size
             sf[s, L.SF_MARK] = math.nan
+            sf[s, L.SF_MAKER_BPS], sf[s, L.SF_TAKER_BPS] = self._fees.get(name, (self.gf[L.GF_MAKER_BPS], self.gf[L.GF_TAKER_BPS]))
+            every = float(inst.extra.get("funding_interval_h") or 0.0)
+            if every > 0:
+                self.funding.expect(name, int(every * FU.NS_PER_HOUR))
             if p is not None:
                 si[s, L.SI_CONF] = 1
                 for k_, param in enumerate(self.declaration.params):
@@ -326,6 +336,75 @@ class Engine:
         self.require_symbol(s)
         self.si[s, L.SI_HOURS_OPEN] = int(open_ns)
         self.si[s, L.SI_HOURS_CLOSE] = int(close_ns)
+
+    def set_fees(self, symbol: str, maker_bps: float, taker_bps: float) -> None:
+        """The symbol's own maker/taker fees in bps of notional (a venue account's commission
+        rates), instead of the fill model's global ones; a symbol not seen yet gets them when it
+        appears."""
+        name = symbol.upper()
+        self._fees[name] = (float(maker_bps), float(taker_bps))
+        s = self.registry.find(name)
+        if s is not None and s < self.n:
+            self.sf[s, L.SF_MAKER_BPS], self.sf[s, L.SF_TAKER_BPS] = self._fees[name]
+
+    def set_funding(self, symbol: str, ts_ns: int, rate: float, mark: float = math.nan) -> None:
+        """A perpetual's funding event: at local time `ts_ns` the position pays position × mark ×
+        `rate` (a NaN mark: the engine's last mid). Applied when the engine's clock reaches it."""
+        self.funding.add(symbol, ts_ns, rate, mark)
+
+    def apply_funding(self, ts_ns: int, symbol: str, rate: float, mark: float = math.nan) -> dict | None:
+        """Book one funding payment on the symbol's current position now; its `funding` journal
+        record, or None when nothing is held (nothing paid)."""
+        s = self.registry.find(symbol.upper())
+        if s is None or s >= self.n:
+            return None
+        sf = self.sf[s]
+        pos = float(sf[L.SF_POS])
+        if pos == 0.0:
+            return None
+        m = float(mark) if math.isfinite(mark) and mark > 0 else float(sf[L.SF_MARK])
+        if not math.isfinite(m):
+            m = float(sf[L.SF_OV_BUY] / pos) if pos > 0 else float(sf[L.SF_OV_SELL] / -pos)
+        amount = FU.payment(pos, m, float(rate))
+        sf[L.SF_FUNDING] += amount
+        rec = {"ts": int(ts_ns), "symbol": self.registry.symbols[s], "position": pos, "mark": m, "rate": float(rate),
+               "amount": amount, "ccy": self._ccy[s]}
+        self._funding_rows.append(rec)
+        return rec
+
+    def adjust_funding(self, symbol: str, delta: float) -> None:
+        """Correct the symbol's funding paid by `delta` (a live venue booked other than modelled)."""
+        s = self.registry.find(symbol.upper())
+        if s is not None and s < self.n:
+            self.sf[s, L.SF_FUNDING] += float(delta)
+
+    def _fund_due(self, now: int) -> None:
+        for ts, sym, rate, mark in self.funding.due(now):
+            self.apply_funding(ts, sym, rate, mark)
+
+    def _by_funding(self, clock: np.ndarray, run) -> None:
+        """Run `run(a, b, last)` over the index ranges of `clock` (local times) between funding
+        times, booking each funding event before the first event at or after it."""
+        n = len(clock)
+        i = 0
+        while i < n:
+            nxt = self.funding.next_ns
+            if int(clock[n - 1]) < nxt:
+                run(i, n, True)
+                return
+            j = max(i, int(np.searchsorted(clock, nxt, side="left")))
+            if j > i:
+                run(i, j, False)
+            self._fund_due(nxt)
+            i = j
+
+    def _check_funding_data(self) -> None:
+        if self._t0 is None:
+            self._t0 = self.now_ns
+        if self.funding.expected:
+            for name in self.funding.missing(self._t0, self.now_ns):
+                self.warnings.append(f"{name}: a perpetual held across funding times without funding data; "
+                                     "no funding is booked (give --funding FILE, see docs/funding.md)")
 
     def set_circuit_limits(self, symbol: str, low: float, high: float) -> None:
         """Risk hook the run fills in (the instrument's circuit limits): limit prices must stay
@@ -415,6 +494,8 @@ class Engine:
         if self.calendars.entries and self.n and now >= self.calendars.next_ns:
             self._at_boundary()
             self._roll_calendars(now)
+        if now >= self.funding.next_ns:  # a quiet market still pays its funding on time
+            self._fund_due(now)
         return self.take_output(0)
 
     def require_symbol(self, s: int) -> None:
@@ -605,7 +686,12 @@ class Engine:
         if batch.num_rows == 0:
             return self.take_output(0)
         n = batch.num_rows
-        if self.calendars.entries:  # split at the calendars' boundaries (local days, square-offs)
+        if self._t0 is None:  # where the run's clock starts (funding times crossed without funding data)
+            try:
+                self._t0 = int(S.int64_view(batch.column("ts"))[0])
+            except (KeyError, TypeError, ValueError, IndexError):
+                pass
+        if self.calendars.entries or self.funding.next_ns != FU.NEVER:  # split at calendar boundaries, funding times
             try:
                 arrays = self._arrays(batch)
             except Exception as e:
@@ -615,13 +701,21 @@ class Engine:
                 part = arrays if a == 0 and b == n else tuple(x[a:b] for x in arrays)
                 self._run(part, None, 0, complete and last)
 
-            self._by_calendar(arrays[1], run)
+            def by_calendar(a: int, b: int, last: bool) -> None:
+                if not self.calendars.entries:
+                    run(a, b, last)
+                    return
+                self._by_calendar(arrays[1][a:b], lambda x, y, end: run(a + x, a + y, last and end))
+
+            self._by_funding(arrays[1], by_calendar)
         else:
             try:
                 arrays, st, i = self._arrays(batch, bool(complete))  # small batches run the kernel here too
             except Exception as e:
                 raise self.strategy_failure(e) from None
             self._run(arrays, st, i, complete)
+        if self._t0 is None or self.funding.expected:
+            self._check_funding_data()
         self.elapsed += time.perf_counter() - t0
         return self.take_output(n)
 
@@ -752,14 +846,17 @@ class Engine:
             self._empty_raw = e[:3]
         self._take_rows()
         pend = self._pending
+        funding = None
+        if self._funding_rows:
+            funding, self._funding_rows = self._funding_rows, []
         if not (pend[0] or pend[1] or pend[2]):  # nothing produced (most paper events): no Arrow work
-            return EngineOutput(self._empty_raw, None, events, self.counters())
+            return EngineOutput(self._empty_raw, None, events, self.counters(), funding=funding)
         self._pending = [[], [], []]
         raw = [e[k] if not c else c[0] if len(c) == 1 else (np.concatenate([x[0] for x in c]), np.concatenate([x[1] for x in c]))
                for k, c in enumerate(pend)]
         if self._builders is None:
             self._builders = (self._orders_batch, self._fills_batch, self._pnl_batch)
-        return EngineOutput(raw, self._builders, events, self.counters(), self._symdict())
+        return EngineOutput(raw, self._builders, events, self.counters(), self._symdict(), funding)
 
     def _symdict(self) -> pa.Array:
         if self._dict[0] != len(self.registry.symbols):
@@ -822,16 +919,19 @@ class Engine:
         return {L.REASONS[k]: int(v) for k, v in enumerate(self.rej) if k and v}
 
     def positions(self) -> dict[str, dict[str, float]]:
-        """Per symbol: position, average price, realized (net of fees), unrealized, total, fees, volume."""
+        """Per symbol: position, average price, realized (net of fees and funding), unrealized,
+        total (net), gross (before costs), fees, funding paid, volume."""
         out = {}
         for s in range(self.n):
             sf = self.sf[s]
             pos = float(sf[L.SF_POS])
             avg = float(sf[L.SF_OV_BUY] / pos) if pos > 0 else float(sf[L.SF_OV_SELL] / -pos) if pos < 0 else None
             out[self.registry.symbols[s]] = {
-                "position": pos, "avg_price": avg, "realized": float(sf[L.SF_REAL] - sf[L.SF_FEES]),
-                "unrealized": float(sf[L.SF_UNREAL]), "total": float(sf[L.SF_REAL] + sf[L.SF_UNREAL] - sf[L.SF_FEES]),
-                "fees": float(sf[L.SF_FEES]), "volume": float(sf[L.SF_VOL]), "turnover": float(sf[L.SF_TURNOVER])}
+                "position": pos, "avg_price": avg, "realized": float(sf[L.SF_REAL] - sf[L.SF_FEES] - sf[L.SF_FUNDING]),
+                "unrealized": float(sf[L.SF_UNREAL]),
+                "total": float(sf[L.SF_REAL] + sf[L.SF_UNREAL] - sf[L.SF_FEES] - sf[L.SF_FUNDING]),
+                "gross": float(sf[L.SF_REAL] + sf[L.SF_UNREAL]), "fees": float(sf[L.SF_FEES]), "funding": float(sf[L.SF_FUNDING]),
+                "volume": float(sf[L.SF_VOL]), "turnover": float(sf[L.SF_TURNOVER])}
         return out
 
     def costs(self) -> dict[str, Any]:
@@ -852,6 +952,8 @@ class Engine:
         realized = sum(p["realized"] for p in pos.values())
         unreal = sum(p["unrealized"] for p in pos.values())
         fees = sum(p["fees"] for p in pos.values())
+        funding = sum(p["funding"] for p in pos.values())
+        gross = sum(p["gross"] for p in pos.values())
         total = realized + unreal
         neq = int(self.g[L.G_NEQ])
         curve = np.concatenate([[0.0], self.eq[:neq], [total]])
@@ -870,8 +972,9 @@ class Engine:
             "cancels": int(self.g[L.G_CANCELS]),
             "fills": int(self.g[L.G_FILLS]),
             "position": {s: p["position"] for s, p in pos.items()},
-            "pnl": {"realized": realized, "unrealized": unreal, "total": total, "fees": fees, "gross": total + fees, "net": total},
-            "costs": self.costs(),
+            "pnl": {"realized": realized, "unrealized": unreal, "total": total, "fees": fees,
+                    "gross": gross, "funding": funding, "costs": fees + funding, "net": total},
+            "charges": self.costs(),
             "per_symbol": pos,
             "max_drawdown": float(self.gf[L.GF_MAXDD]),
             "sharpe": sharpe,
@@ -901,6 +1004,8 @@ class Engine:
         state["trades_seen"] = self.trades_seen
         state["elapsed"] = self.elapsed
         state["calendars"] = self.calendars.snapshot()
+        state["funding"] = self.funding.snapshot()
+        state["fees"] = {k: list(v) for k, v in self._fees.items()}
         return state
 
     def restore_state(self, state: Mapping[str, Any]) -> None:
@@ -937,13 +1042,19 @@ class Engine:
             self.instruments.setdefault(name, S.Instrument(name, "", self.ticks[self.registry.id(name)]))
         self.calendars.restore(state.get("calendars") or {}, self.registry.find, self.n)
         self.calendars.write_costs(self.sf)
+        self.funding.restore(state.get("funding") or {})
+        self._fees.update({k: (float(v[0]), float(v[1])) for k, v in (state.get("fees") or {}).items()})
 
     def _pad_layout(self) -> None:
         """A checkpoint of an older sq has fewer per-symbol columns or rejection reasons: pad them
         (with zeros: no square-off in progress, nothing rejected for a new reason)."""
-        if self.sf.shape[1] < L.NSF:  # no cost model, nothing booked by component
-            self.sf = np.concatenate([self.sf, np.zeros((self.sf.shape[0], L.NSF - self.sf.shape[1]), np.float64)], axis=1)
-        if self.of.shape[1] < L.NOF:
+        if self.sf.shape[1] < L.NSF:  # before per-symbol fees and funding: the global fees, nothing paid
+            old = self.sf.shape[1]
+            self.sf = np.concatenate([self.sf, np.zeros((self.sf.shape[0], L.NSF - old), np.float64)], axis=1)
+            if old <= L.SF_MAKER_BPS:
+                self.sf[:, L.SF_MAKER_BPS] = self.gf[L.GF_MAKER_BPS]
+                self.sf[:, L.SF_TAKER_BPS] = self.gf[L.GF_TAKER_BPS]
+        if self.of.shape[1] < L.NOF:  # before per-order brokerage: none paid
             self.of = np.concatenate([self.of, np.zeros((self.of.shape[0], L.NOF - self.of.shape[1]), np.float64)], axis=1)
         if self.si.shape[1] < L.NSI:
             self.si = np.concatenate([self.si, np.zeros((self.si.shape[0], L.NSI - self.si.shape[1]), np.int64)], axis=1)

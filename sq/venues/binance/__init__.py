@@ -43,6 +43,47 @@ def market_calendar(symbol: str, config=None):
     return None
 
 
+FUNDING_INTERVAL_H = 8.0  # USD-M perpetuals fund every 8 hours unless /fapi/v1/fundingInfo says otherwise
+BNB_DISCOUNT = {SPOT: 0.75, FUTURES: 0.9}  # the fee multiplier when fees are paid in BNB
+
+
+def funding_interval_h(symbol: str) -> float:
+    """Hours between funding times of a USD-M perpetual (0: spot, never funded)."""
+    return FUNDING_INTERVAL_H if market_of(symbol) == FUTURES else 0.0
+
+
+def fee_rates_bps(symbol: str, config) -> tuple[float, float] | None:
+    """(maker, taker) bps a simulated run charges on `symbol`: the `[binance]` overrides for its
+    market, with the BNB discount when `bnb_fee_discount`; None: the flat `[paper_trading]` fees."""
+    b = config.binance
+    fut = market_of(symbol) == FUTURES
+    maker = b.futures_maker_fee_bps if fut else b.maker_fee_bps
+    taker = b.futures_taker_fee_bps if fut else b.taker_fee_bps
+    if maker is None and taker is None and not b.bnb_fee_discount:
+        return None
+    pt = config.paper_trading
+    k = BNB_DISCOUNT[FUTURES if fut else SPOT] if b.bnb_fee_discount else 1.0
+    return (float(pt.maker_fee_bps if maker is None else maker) * k, float(pt.taker_fee_bps if taker is None else taker) * k)
+
+
+def funding_state(symbol: str, config) -> tuple[int, float, float] | None:
+    """(next funding time ns, rate, mark) of a USD-M perpetual from the public premiumIndex (no
+    keys needed: a paper run on the live feed asks it); None for spot."""
+    if market_of(symbol) != FUTURES:
+        return None
+    from sq.core.symbols import parse_symbol
+    from sq.venues.binance.costs import funding_state as state
+    from sq.venues.binance.rest import BinanceRest
+
+    rest = BinanceRest(endpoints(config.binance), None)
+    try:
+        return state(rest, parse_symbol(symbol).name)
+    finally:
+        session = getattr(getattr(rest, "client", None), "session", None)
+        if session is not None:
+            session.close()
+
+
 def secret_files(environ=None) -> list:
     """Where `sq auth binance` keeps the API key and secret (mode 0600)."""
     from sq.venues.binance.credentials import store_path

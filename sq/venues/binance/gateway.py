@@ -571,6 +571,28 @@ class BinanceGateway(GatewayBase):
                     "unrealized": float(p.get("unRealizedProfit", 0)), "position_side": p.get("positionSide", "BOTH")}))
         return out
 
+    def commission_bps(self, symbol: str) -> tuple[float, float, dict]:
+        """(maker, taker) bps the account pays on `symbol` (its commission endpoint, BNB discount
+        applied when on) and what the venue said (`sq.venues.binance.costs`)."""
+        from sq.venues.binance import costs
+
+        market, rules, _ = self._resolve(symbol)
+        return costs.commission_bps(self.rest, market, rules.symbol)
+
+    def funding_state(self, symbol: str) -> tuple[int, float, float] | None:
+        """(next funding time ns, rate, mark) of a USD-M perpetual; None for spot."""
+        from sq.venues.binance import costs
+
+        market, rules, _ = self._resolve(symbol)
+        return costs.funding_state(self.rest, rules.symbol) if market == FUTURES else None
+
+    def funding_income(self, symbol: str, start_ns: int, end_ns: int) -> list[dict]:
+        """The funding the account paid on `symbol` between two times, as the venue booked it."""
+        from sq.venues.binance import costs
+
+        market, rules, _ = self._resolve(symbol)
+        return costs.funding_income(self.rest, rules.symbol, start_ns, end_ns) if market == FUTURES else []
+
     def set_leverage(self, symbol: str, leverage: int) -> dict:
         market, rules, _ = self._resolve(symbol)
         if market != FUTURES:

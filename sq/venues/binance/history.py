@@ -39,9 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from sq.venues.binance.rest_history import RestHistory
 
-KINDS: dict[str, str] = {"trades": "market", "aggTrades": "market", "bookTicker": "market", "klines": "bars"}
+KINDS: dict[str, str] = {"trades": "market", "aggTrades": "market", "bookTicker": "market", "klines": "bars", "funding": "funding"}
 INTERVALS: tuple[str, ...] = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
-FUTURES_ONLY = ("bookTicker",)  # the spot archive has no bookTicker
+FUTURES_ONLY = ("bookTicker", "funding")  # the spot archive has no bookTicker; spot is never funded
 REST_KINDS = ("aggTrades", "klines")  # kinds whose recent days the REST API can give
 REST_DAYS = 7  # a day the archive lacks is asked of REST when it ended at most this many days ago
 ATTEMPTS = 2  # a broken download is tried once more
@@ -140,6 +140,9 @@ class BinanceHistory:
         if day >= self.today:
             return DayResult(day, None, "none", "the day is not over yet (UTC)")
         market = market_of(s)
+        if self.kind == "funding":  # the REST API keeps every settled funding rate: one request a day
+            table = self._funding_day(s, day)
+            return DayResult(day, table, "rest") if table.num_rows else DayResult(day, None, "rest", "no funding time that day")
         path = archive_path(market, self.kind, s.name, day, self.interval)
         found = self._archive(s, market, path, day)
         if found is not None:
@@ -186,6 +189,23 @@ class BinanceHistory:
         published, actual = m.group(1).decode().lower(), hashlib.sha256(body).hexdigest()
         if actual != published:
             raise DataError(f"{name}: checksum mismatch: SHA-256 {actual[:16]}… where {name}.CHECKSUM says {published[:16]}…")
+
+    def _funding_day(self, s: Symbol, day: dt.date) -> "pa.Table":
+        """The day's settled funding of a USD-M perpetual (`GET /fapi/v1/fundingRate`): ts, symbol,
+        rate, mark — the funding file of docs/funding.md."""
+        import pyarrow as pa
+
+        rest = self._rest.get(FUTURES)
+        if rest is None:
+            rest = self._rest[FUTURES] = _open_rest(self.endpoints, FUTURES)
+        start = int(dt.datetime.combine(day, dt.time(), dt.timezone.utc).timestamp() * 1000)
+        rows = rest.rest.call(FUTURES, "get", "fundingRate", signed=False, weight=1, what="funding rate history", symbol=s.name,
+                              startTime=start, endTime=start + 86_400_000 - 1, limit=1000)
+        rows = sorted(rows or [], key=lambda r: int(r["fundingTime"]))
+        ts = pa.array([int(r["fundingTime"]) * 1_000_000 for r in rows], pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
+        mark = [float(r["markPrice"]) if r.get("markPrice") not in (None, "") else float("nan") for r in rows]
+        return pa.table({"ts": ts, "symbol": pa.array([s.canonical] * len(rows), pa.string()),
+                         "rate": pa.array([float(r["fundingRate"]) for r in rows], pa.float64()), "mark": pa.array(mark, pa.float64())})
 
     def _rest_day(self, s: Symbol, market: str, day: dt.date) -> "pa.Table":
         rest = self._rest.get(market)

@@ -135,6 +135,15 @@ class Exchange:
         self._list_ids = itertools.count(7_000)
         self._algo_ids = itertools.count(3_000_000)
         self.triggered: list[tuple[str, str, float]] = []  # (client id, price kind, price) of each trigger
+        # commission: (market, symbol) → (maker, taker) fractions of notional (default maker 0, taker
+        # 0.1 %); with `bnb[market]` the account pays in BNB: spot × the `discount` its commission
+        # endpoint reports, futures × 0.9 (the fee is still reported in USDT here)
+        self.commission: dict[tuple[str, str], tuple[float, float]] = {}
+        self.bnb = {"spot": False, "futures": False}
+        self.bnb_discount = {"spot": 0.75, "futures": 0.9}
+        self.income: list[dict] = []  # futures income history (FUNDING_FEE rows), oldest first
+        self.funding_history: list[dict] = []  # settled funding rates: {symbol, fundingTime, fundingRate, markPrice}
+        self._tran_ids = itertools.count(9_000_000)
 
     # ------------------------------------------------------------------ helpers
 
@@ -510,7 +519,7 @@ class Exchange:
                 self._one_cancels_the_other(o)
             maker = int(f.liquidity[i]) == M.LIQ_MAKER
             tid = next(self._trade_ids)
-            fee = px * q * (0.001 if not maker else 0.0)
+            fee = px * q * self.fee_rate(market, symbol, maker)
             o.fills.append({"price": fmt(px), "qty": fmt(q), "commission": fmt(fee), "commissionAsset": "USDT", "tradeId": tid})
             self.trades.append({"market": market, "symbol": symbol, "id": tid, "orderId": o.order_id, "price": fmt(px), "qty": fmt(q),
                                 "quoteQty": fmt(px * q), "commission": fmt(fee), "commissionAsset": "USDT", "time": o.update,
@@ -539,6 +548,42 @@ class Exchange:
                 "l": fmt(last_qty), "z": fmt(o.executed), "L": fmt(last_px), "N": "USDT", "n": fmt(fee), "T": o.update,
                 "t": max(trade_id, 0), "b": "0", "a": "0", "m": maker, "R": False, "ps": "BOTH", "rp": "0"}}
         self.emit(o.market, ev)
+
+    # ------------------------------------------------------------------ commission and funding
+
+    def fee_rate(self, market: str, symbol: str, maker: bool) -> float:
+        """The fraction of notional this account pays on a fill (BNB discount included)."""
+        mk, tk = self.commission.get((market, symbol), (0.0, 0.001))
+        return (mk if maker else tk) * (self.bnb_discount[market] if self.bnb[market] else 1.0)
+
+    def spot_commission(self, symbol: str) -> dict:
+        self.market("spot", symbol)
+        mk, tk = self.commission.get(("spot", symbol), (0.0, 0.001))
+        return {"symbol": symbol, "standardCommission": {"maker": fmt(mk), "taker": fmt(tk), "buyer": "0", "seller": "0"},
+                "taxCommission": {"maker": "0", "taker": "0", "buyer": "0", "seller": "0"},
+                "discount": {"enabledForAccount": self.bnb["spot"], "enabledForSymbol": True, "discountAsset": "BNB",
+                             "discount": fmt(self.bnb_discount["spot"])}}
+
+    def futures_commission(self, symbol: str) -> dict:
+        self.market("futures", symbol)
+        mk, tk = self.commission.get(("futures", symbol), (0.0, 0.001))
+        return {"symbol": symbol, "makerCommissionRate": fmt(mk), "takerCommissionRate": fmt(tk)}
+
+    def settle_funding(self, symbol: str, rate: float, mark: float, t_ms: int) -> None:
+        """A funding time: the position pays position × mark × rate (an income of the negative)."""
+        self.funding_history.append({"symbol": symbol, "fundingTime": t_ms, "fundingRate": fmt(rate), "markPrice": fmt(mark)})
+        amt = self.positions.get(symbol, {"amt": 0.0})["amt"]
+        if amt:
+            income = -amt * mark * rate
+            self.balances["USDT"] += income
+            self.income.append({"symbol": symbol, "incomeType": "FUNDING_FEE", "income": fmt(income), "asset": "USDT",
+                                "info": "FUNDING_FEE", "time": t_ms, "tranId": next(self._tran_ids), "tradeId": ""})
+
+    def income_history(self, p: dict) -> list[dict]:
+        lo, hi = int(p.get("startTime", 0)), int(p.get("endTime", 2**62))
+        kind, sym = p.get("incomeType"), p.get("symbol")
+        out = [r for r in self.income if lo <= r["time"] <= hi and (not kind or r["incomeType"] == kind) and (not sym or r["symbol"] == sym)]
+        return out[: int(p.get("limit", 100))]
 
     # ------------------------------------------------------------------ accounts
 

@@ -36,11 +36,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.support.fakes.binance.exchange import ApiError, Exchange
-from tests.support.fakes.binance.market import FakeMarket, SymbolSpec
+from tests.support.fakes.binance.market import FakeMarket, SymbolSpec, fmt
 
 WEIGHTS = {"depth": None, "exchangeInfo": 20, "time": 1, "ping": 1, "order": 1, "openOrders": 6, "allOpenOrders": 1,
            "account": 20, "myTrades": 20, "userTrades": 5, "positionRisk": 5, "leverage": 1, "marginType": 1, "dual": 30,
-           "listenKey": 1, "aggTrades": 4, "klines": 2}
+           "listenKey": 1, "aggTrades": 4, "klines": 2, "commission": 20, "commissionRate": 20, "income": 30, "premiumIndex": 1,
+           "fundingRate": 1, "fundingInfo": 1, "feeBurn": 30}
 FUTURES_WEIGHTS = {"aggTrades": 20, "klines": 5}
 
 
@@ -101,7 +102,8 @@ class FakeBinance:
 
     def __init__(self, spot=(SymbolSpec(),), futures=(SymbolSpec(),), *, seed: int = 7, interval_ms: float = 10.0,
                  faults: Faults | None = None, account: Account | None = None, weight_limit: int = 6000,
-                 orders_10s: int = 100, clock_offset_ms: int = 0, futures_blocked: int = 0):
+                 orders_10s: int = 100, clock_offset_ms: int = 0, futures_blocked: int = 0, funding_every_s: float = 0.0,
+                 funding_rates: tuple[float, ...] = (0.0001,)):
         self.lock = threading.RLock()
         self.interval = interval_ms / 1000.0
         self.faults = faults or Faults()
@@ -117,6 +119,13 @@ class FakeBinance:
         for i, s in enumerate(futures):
             self.markets[("futures", s.symbol)] = FakeMarket(s, True, seed + 100 + i, t0)
         self.exchange = Exchange(self.markets, self._user_event)
+        # funding of the futures symbols: every `funding_every_s` (0: Binance's 8-hourly times, which
+        # a test never reaches), at the `funding_rates` in turn
+        self.funding_every_ms = int(funding_every_s * 1000) if funding_every_s > 0 else 8 * 3_600_000
+        self.funding_rates = tuple(funding_rates)
+        self.funding_count = 0
+        now_ms = t0 // 1_000_000
+        self.next_funding_ms = (now_ms // self.funding_every_ms + 1) * self.funding_every_ms
         self.used_weight = 0
         self.weight_window = int(time.time() // 60)
         self.order_count_10s: list[float] = []
@@ -424,6 +433,9 @@ class FakeBinance:
                     b, a = m.best()
                     self.exchange.check_triggers(market, sym, m.trades[-1][2] if m.trades else None, (b + a) / 2)
                     self.exchange.collect_fills(market, sym)
+                if now // 1_000_000 >= self.next_funding_ms:
+                    self._settle_funding()
+                for (market, sym), m in self.markets.items():
                     depth, trades = m.publish(now // 1_000_000)
                     s = sym.lower()
                     if depth is not None:
@@ -434,6 +446,27 @@ class FakeBinance:
                 for market, name, data, is_depth in out:
                     if c.market == market and name in c.streams:
                         c.q.put_nowait((name, data, is_depth))
+
+    def funding_rate(self) -> float:
+        """The rate of the next funding time."""
+        return self.funding_rates[self.funding_count % len(self.funding_rates)]
+
+    def _settle_funding(self) -> None:
+        rate = self.funding_rate()
+        for (market, sym), m in self.markets.items():
+            if market == "futures":
+                b, a = m.best()
+                self.exchange.settle_funding(sym, rate, round((b + a) / 2, 8), self.next_funding_ms)
+        self.funding_count += 1
+        self.next_funding_ms += self.funding_every_ms
+
+    def premium_index(self, sym: str) -> dict:
+        m = self.markets.get(("futures", sym))
+        if m is None:
+            raise ApiError(400, -1121, "Invalid symbol.")
+        b, a = m.best()
+        return {"symbol": sym, "markPrice": fmt((b + a) / 2), "indexPrice": fmt((b + a) / 2), "lastFundingRate": fmt(self.funding_rate()),
+                "interestRate": "0.00010000", "nextFundingTime": self.next_funding_ms, "time": self.server_ms()}
 
     # ------------------------------------------------------------------ user data
 
@@ -732,6 +765,19 @@ class _RestHandler(BaseHTTPRequestHandler):
             return fake.history_agg_trades(market, params)
         if name == "klines":
             return fake.history_klines(market, params)
+        if name == "premiumIndex" and market == "futures":
+            with fake.lock:
+                return fake.premium_index(params.get("symbol", ""))
+        if name == "fundingRate" and market == "futures":
+            with fake.lock:
+                lo, hi = int(params.get("startTime", 0)), int(params.get("endTime", 2**62))
+                return [r for r in fake.exchange.funding_history if r["symbol"] == params.get("symbol", r["symbol"])
+                        and lo <= r["fundingTime"] <= hi][: int(params.get("limit", 100))]
+        if name == "fundingInfo" and market == "futures":
+            hours = fake.funding_every_ms / 3_600_000
+            return [{"symbol": s, "adjustedFundingRateCap": "0.03", "adjustedFundingRateFloor": "-0.03",
+                     "fundingIntervalHours": hours, "disclaimer": False} for (mk, s) in fake.markets if mk == "futures"] \
+                if hours != 8 else []
         if name == "listenKey" and market == "futures":
             if self.headers.get("X-MBX-APIKEY") != fake.account.api_key or "FUTURES" not in fake.account.permissions:
                 raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
@@ -794,4 +840,12 @@ class _RestHandler(BaseHTTPRequestHandler):
                 return {"code": 200, "msg": "success"}
             if name == "dual":
                 return {"dualSidePosition": ex.dual_side}
+            if name == "commission" and market == "spot":
+                return ex.spot_commission(sym or "")
+            if name == "commissionRate" and market == "futures":
+                return ex.futures_commission(sym or "")
+            if name == "feeBurn" and market == "futures":
+                return {"feeBurn": ex.bnb["futures"]}
+            if name == "income" and market == "futures":
+                return ex.income_history(p)
         raise ApiError(404, -1100, f"unknown endpoint {method} {path}")
