@@ -982,7 +982,8 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         from sq.runs import warmup
 
         # the event engine's kernels compiled (or loaded) before the market source opens: announced
-        warmup.warm_up(env, config, engine_strategy, calendar=warmup.calendars_needed(plan.symbols, config), venues=(plan.venue,))
+        warmup.warm_up(env, config, engine_strategy, calendar=warmup.calendars_needed(plan.symbols, config), venues=(plan.venue,),
+                       live=True)
         source = registry.open_market_source(registry.parse_symbols(plan.symbols),
                                              registry.SourceOptions(config=config, env=env, clock="real", contracts=plan.contracts))
         stack.callback(source.close)

@@ -99,10 +99,11 @@ def calendars_needed(symbols, config: Any) -> bool:
 
 
 def warm_up(env: Any, config: Any, strategy: Any, *, calendar: bool = False, venues: tuple[str, ...] = (),
-            engine_warm_up: Callable[..., None] | None = None) -> dict:
+            engine_warm_up: Callable[..., None] | None = None, live: bool = False) -> dict:
     """Load (or compile) what a run of `strategy` (a `Strategy` declaration) needs before its clock
     starts: the engine's kernels for that strategy (`calendar`: also the square-off path), each of
-    `venues`' own compiled code (the simulated exchange's order flow), and the journal's Parquet
+    `venues`' own compiled code (the simulated exchange's order flow), with `live` the bridge to a
+    real venue (its answers' kernels), and the journal's Parquet
     writer — `sq kill` expects a halt within a second, and a first-time compile of
     `cancel_all`/`finish` or a first import of the writer takes longer. Announced (`announced`).
     `engine_warm_up` replaces the engine's (tests inject a slow one). Returns `announced`'s state."""
@@ -120,6 +121,10 @@ def warm_up(env: Any, config: Any, strategy: Any, *, calendar: bool = False, ven
             from sq.core.engine.runner import warm_up as warm_up_events
 
             warm_up_events(config, strategy, calendar=calendar)
+        if live:  # a real venue's answers (ack, fill, cancel) go through the bridge's own kernels
+            from sq.core.engine.venue_bridge import warm_up as warm_up_bridge
+
+            warm_up_bridge(config, strategy)
         if venues:
             from sq.venues import registry
 

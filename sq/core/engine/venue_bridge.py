@@ -133,3 +133,39 @@ class LiveBridge:
 
     def output(self) -> Any:
         return self.e.take_output(0)
+
+
+def warm_up(config: Any, strategy: Any) -> None:
+    """Load (or compile) what a live run adds to the engine's kernels — the outbox, the order
+    manager's `on_response` for a venue's ack, fill and cancel, a seeded fill — on a tiny made-up
+    market, before the run's clock starts (else the first real order answer compiles them, in
+    the middle of trading)."""
+    import numpy as np
+
+    from sq.core import schemas as S
+    from sq.core.engine.runner import Engine
+
+    name = "SIM:WARMUP"
+    inst = {name: S.Instrument(name, "sim", 1.0)}
+    ts = np.array([1, 1, 2, 3], np.int64)
+    batch = S.market_batch(S.market_schema(inst), S.symbol_dictionary([name]), ts, ts, np.zeros(4, np.int32),
+                           np.array([S.LEVEL, S.LEVEL, S.TRADE, S.LEVEL], np.uint8), np.array([1, -1, 1, 1], np.int8),
+                           np.array([99.0, 101.0, 101.0, 100.0]), np.array([5.0, 5.0, 5.0, 3.0]), np.arange(1, 5, dtype=np.int64))
+    e = Engine(strategy, inst, {name: {}}, config=config, sim_venue=False)
+    bridge = LiveBridge(e)
+    bridge.ensure_symbol(name)
+    e.process(batch, complete=True)
+    news = [it for it in bridge.take_outbox() if it.kind == NEW]
+    for i, it in enumerate(news):
+        bridge.answer(it.coid, ACK, px=it.ticks, now=5, first=True)
+        if i == 0:
+            bridge.answer(it.coid, FILL_TAKER, px=it.ticks, qty=it.qty, now=6)
+    bridge.output()
+    bridge.seed_fill(name, 1, 100.0, 1.0)
+    bridge.working()
+    e.cancel_all(10, "warmup")
+    for it in bridge.take_outbox():
+        if it.kind == CANCEL:
+            bridge.answer(it.coid, CANCELED, now=11, first=True)
+    bridge.output()
+    e.finish()

@@ -464,9 +464,11 @@ class FakeBinance:
         m = self.markets.get(("futures", sym))
         if m is None:
             raise ApiError(400, -1121, "Invalid symbol.")
-        b, a = m.best()
-        return {"symbol": sym, "markPrice": fmt((b + a) / 2), "indexPrice": fmt((b + a) / 2), "lastFundingRate": fmt(self.funding_rate()),
-                "interestRate": "0.00010000", "nextFundingTime": self.next_funding_ms, "time": self.server_ms()}
+        with self.lock:  # the next funding time and its rate as one pair (a settlement moves both)
+            b, a = m.best()
+            rate, when = self.funding_rate(), self.next_funding_ms
+        return {"symbol": sym, "markPrice": fmt((b + a) / 2), "indexPrice": fmt((b + a) / 2), "lastFundingRate": fmt(rate),
+                "interestRate": "0.00010000", "nextFundingTime": when, "time": self.server_ms()}
 
     # ------------------------------------------------------------------ user data
 
