@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-ESTIMATE_S = {"event": 30, "bar": 20}  # a cold compile on a quiet 2-core machine, rounded up
+ESTIMATE_S = {"event": 20, "bar": 20}  # a cold compile on a quiet 2-core machine (two processes), rounded up
 LATE_S = 1.5  # a warm-up taking longer than this is compiling: say so
 SLOW_S = 2.0  # a warm-up taking longer than this compiled: say how long it took
 
@@ -108,9 +108,16 @@ def warm_up(env: Any, config: Any, strategy: Any, *, calendar: bool = False, ven
     `cancel_all`/`finish` or a first import of the writer takes longer. Announced (`announced`).
     `engine_warm_up` replaces the engine's (tests inject a slow one). Returns `announced`'s state."""
     kind = "bar" if getattr(strategy, "kind", "event") == "bar" else "event"
-    with announced(env, kind) as state:
+    cold = cache_is_cold(kind)
+    with announced(env, kind, cold=cold) as state:
         import pyarrow.parquet  # noqa: F401  (the journal compaction's writer)
 
+        if cold and kind == "event" and engine_warm_up is None:
+            # a first run: the engine's kernels here, the strategy's handlers and the venues' code
+            # in a second process at the same time (sq.runs.warmpart); the warm-up below then loads
+            from sq.runs.warmpart import parallel_cold_compile
+
+            parallel_cold_compile(config, strategy, tuple(venues))
         if engine_warm_up is not None:
             engine_warm_up(config, strategy)
         elif kind == "bar":

@@ -108,3 +108,32 @@ def test_the_cold_cache_check_never_compiles(kind):
     before = len(dispatcher.overloads)
     assert warmup.cache_is_cold(kind) in (True, False)
     assert len(dispatcher.overloads) == before
+
+
+def test_a_cold_cache_compiles_the_engine_here_and_the_rest_in_a_second_process(monkeypatch):
+    """On a cold cache the event warm-up splits the compile in two (sq.runs.warmpart): the engine's
+    kernels in this process, the strategy's handlers and the venues' code in another; the
+    ordinary warm-up then only loads. A warm cache starts no second process."""
+    from sq.core.config import Config
+    from sq.core.environment import Environment
+    from sq.core.strategy import loader
+    from sq.runs import warmpart, warmup
+
+    calls = []
+    monkeypatch.setattr(warmpart, "parallel_cold_compile", lambda config, strategy, venues: calls.append((strategy.spec, venues)))
+    for cold in (True, False):
+        monkeypatch.setattr(warmup, "cache_is_cold", lambda kind="event", cold=cold: cold)
+        warmup.warm_up(Environment(), Config(), loader.load("mm"), venues=("sim",))
+    assert calls == [("mm", ("sim",))]
+
+
+def test_the_second_process_compiles_by_spec_and_venue():
+    """`python -m sq.runs.warmpart SPEC VENUE…` loads the strategy by its spec and warms the venue
+    (here from the cache the suite has filled: it must simply succeed)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "sq.runs.warmpart", "mm", "sim"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "sq.runs.warmpart", "./no_such_strategy.py"], capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0  # a spec that does not load fails the helper (the run's own warm-up then reports it)
