@@ -629,7 +629,10 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
     strategy = loader.load(plan.strategy)
     if plan.live:  # parameters checked before anything is opened (exit 2 / 78)
         engine_params.resolve(strategy, plan.symbols, config, plan.params)
-        loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
+        from sq.runs.warmup import cache_is_cold
+
+        if not cache_is_cold("bar" if strategy.kind == "bar" else "event"):  # (a cold warm-up compiles it, in parallel)
+            loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     checkpoint = plan.resume.last("checkpoint").data if plan.resume is not None else None
     # compile (or load) the kernels before any market data or clock starts: a live source's
     # clock runs from when it opens, and a first-time compile takes tens of seconds
