@@ -29,8 +29,9 @@ risk limits max_order_size, max_position, max_loss — from the config's instrum
 `--param k=v` (every symbol) or `--param SYMBOL.k=v` (one symbol).
 
 On a terminal: a summary table. Otherwise, or with --json: one JSON document (strategy, symbols,
-events, orders, fills, position, pnl, max_drawdown, sharpe, fill_ratio, rejections, elapsed_s,
-events_per_s, …). --journal DIR writes orders.parquet, fills.parquet and pnl.parquet.
+events, orders, fills, position, pnl, max_drawdown, sharpe (annualised), fill_ratio, rejections,
+metrics — returns on capital, Sortino, Calmar, VaR, round trips, markouts, docs/metrics.md —,
+elapsed_s, events_per_s, …). --journal DIR writes orders.parquet, fills.parquet and pnl.parquet.
 
 --sweep k=a:b:step (b included; or k=v1,v2,…; SYMBOL.k=… for one symbol; repeatable: the
 cartesian grid, at most 10,000 points) runs one backtest per grid point over the same input,
@@ -97,6 +98,7 @@ def backtest(
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equities for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
     funding: Annotated[Optional[str], typer.Option("--funding", help="Perpetuals' funding rates (a funding.parquet, or a directory of them; default: those in or beside the inputs; docs/funding.md).", metavar="FILE|DIR", show_default=False)] = None,
+    returns_basis: Annotated[Optional[str], typer.Option("--returns-basis", help="The period of the returns Sharpe, Sortino, Calmar and VaR are computed on (1d, 1h, 1m, 1s; default: the config's [research] returns_basis, 1d; docs/metrics.md).", metavar="DURATION", show_default=False)] = None,
     start: StartOption = None,
     end: EndOption = None,
     output: OutputOption = None,
@@ -135,7 +137,7 @@ def backtest(
 
     with RowProgress(env, "backtest", unit="events") as progress:  # the bar's total: the input's rows (run_backtest)
         summary = run_backtest(env, inputs, strategy, params=param or (), journal=journal, fill=fill, seed=seed, progress=progress,
-                               recorder=recorder, clean=clean, adjust=adjust, window=window, funding=funding)
+                               recorder=recorder, clean=clean, adjust=adjust, window=window, funding=funding, returns_basis=returns_basis)
     if report:
         from sq.runs import report as html_report
         meta = _meta(strategy, param or (), summary["inputs"], summary, fill, seed)
@@ -234,8 +236,9 @@ def _table(env, s: dict) -> None:
     t = Table(title=f"sq backtest — {s['strategy']} on {', '.join(s['symbols'])}", show_header=False)
     t.add_column("metric")
     t.add_column("value", justify="right")
+    from sq.core.summary import metrics_rows
+
     pnl = s["pnl"]
-    sharpe = "—" if s["sharpe"] is None else f"{s['sharpe']:.3f}"
     rows = [
         ("PnL total", f"{pnl['total']:,.4f}"), ("  realized (net of fees)", f"{pnl['realized']:,.4f}"),
         ("  unrealized", f"{pnl['unrealized']:,.4f}"), ("  gross (before costs)", f"{pnl.get('gross', 0.0):,.4f}"),
@@ -243,7 +246,7 @@ def _table(env, s: dict) -> None:
         ("position", ", ".join(f"{k} {v:g}" for k, v in s["position"].items())),
         ("orders", f"{s['orders']:,}"), ("cancels", f"{s['cancels']:,}"), ("fills", f"{s['fills']:,}"),
         ("fill ratio (qty)", f"{s['fill_ratio']:.3f}"), ("max drawdown", f"{s['max_drawdown']:,.4f}"),
-        ("Sharpe (per-minute PnL)", sharpe), ("turnover", f"{s['turnover']:,.2f}"),
+        *metrics_rows(s.get("metrics")), ("turnover", f"{s['turnover']:,.2f}"),
         ("risk rejections", ", ".join(f"{k} {v:,}" for k, v in s["rejections"].items()) or "none"),
         ("halted", s["halted"] or "no"),
         ("events", f"{s['events']:,}"), ("events/s", f"{s['events_per_s']:,.0f}"),

@@ -84,7 +84,7 @@ def live(
 
 def render_summary(env, summary: dict, json_out: bool) -> None:
     """The run's summary: one JSON document, or a line on stderr (and the PnL line on a pipe)."""
-    from sq.core.summary import rejection_note
+    from sq.core.summary import metrics_rows, rejection_note
 
     if json_out:
         env.write_json(summary)
@@ -93,6 +93,8 @@ def render_summary(env, summary: dict, json_out: bool) -> None:
     env.info(f"live {summary.get('strategy')} {' '.join(summary.get('symbols') or [])}: {summary.get('orders_sent', 0)} orders sent, "
              f"{summary.get('venue_fills', 0)} fills, position {summary.get('position')}, {why + ', ' if why else ''}"
              f"stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}")
+    for label, value in metrics_rows(summary.get("metrics")):  # the trader metrics, docs/metrics.md
+        env.info(f"  {label}: {value}")
     if not env.stdout_isatty:
         pnl = summary.get("pnl") or {}
         env.stdout.write(f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} gross {pnl.get('gross', 0.0):.4f} "

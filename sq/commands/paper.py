@@ -119,7 +119,7 @@ def paper(
 def render_summary(env, summary: dict, json_out: bool) -> None:
     """The run's summary: one JSON document, or a line on stderr and the PnL line on stdout
     (after the dashboard's last frame on a terminal; the result line on a pipe)."""
-    from sq.core.summary import rejection_note
+    from sq.core.summary import metrics_rows, rejection_note
 
     if json_out:
         env.write_json(summary)
@@ -132,6 +132,8 @@ def render_summary(env, summary: dict, json_out: bool) -> None:
         f"{summary.get('orders', 0)} orders, {summary.get('fills', 0)} fills, position {position}, "
         f"{why + ', ' if why else ''}stopped by {summary.get('stopped_by')}; journal {summary.get('journal')}"
     )
+    for label, value in metrics_rows(summary.get("metrics")):  # the trader metrics, docs/metrics.md
+        env.info(f"  {label}: {value}")
     line = (f"PnL total {pnl.get('total', 0.0):.4f} realized {pnl.get('realized', 0.0):.4f} "
             f"unrealized {pnl.get('unrealized', 0.0):.4f} gross {pnl.get('gross', 0.0):.4f} fees {pnl.get('fees', 0.0):.4f} "
             f"funding {pnl.get('funding', 0.0):.4f}\n")

@@ -118,6 +118,10 @@ def _f(default: Any = None, *aliases: str, doc: str = "", unit: str = "", factor
     return field(default=default, metadata=md)
 
 
+RETURNS_BASES = ("1d", "12h", "8h", "6h", "4h", "3h", "2h", "1h", "30m", "20m", "15m", "10m", "5m", "2m", "1m", "30s", "20s",
+                 "15s", "10s", "5s", "2s", "1s")  # `[research] returns_basis`: periods that divide a day evenly
+
+
 @dataclass(frozen=True)
 class InstrumentConfig:
     """One traded instrument and its strategy and risk parameters (docs/strategies.md).
@@ -188,7 +192,7 @@ class PaperTradingConfig:
     heavy tail: mostly small, sometimes large).
     """
 
-    starting_capital: float = _f(1_000_000.0, doc="the simulated account's capital (accepted; no check uses it yet)", unit="quote currency")
+    starting_capital: float = _f(1_000_000.0, doc="the capital the run summaries' returns are on (return on capital, Sharpe, VaR; docs/metrics.md)", unit="quote currency")
     currency: str = _f("INR", doc="the currency simulated fees are charged in (`fee_ccy` of the fills stream)")
     maker_fee_bps: float = _f(2.0, doc="fee on a fill of a resting (maker) order, of its value; negative: a rebate", unit="bps")
     taker_fee_bps: float = _f(5.0, doc="fee on an immediate (taker) fill, of its value", unit="bps")
@@ -323,6 +327,19 @@ class CleanConfig:
 
 
 @dataclass(frozen=True)
+class ResearchConfig:
+    """How run summaries measure performance (`[research]`; docs/metrics.md). Sharpe, Sortino, Calmar
+    and VaR are computed on returns on `[paper_trading] starting_capital` over periods of
+    `returns_basis` and annualised: 252 trading days a year for a market with a calendar (NSE, BSE;
+    weekend periods skipped), 365 for one trading around the clock (Binance, SIM). A run shorter
+    than two periods has no Sharpe. `sq backtest --returns-basis` overrides it for one run.
+    """
+
+    returns_basis: str = _f("1d", doc="the period of the returns the risk-adjusted metrics are computed on (a duration: 1d, 1h, 1m, 1s)",
+                            only=RETURNS_BASES, why="a basis divides the day evenly, from 1s to 1d")
+
+
+@dataclass(frozen=True)
 class SimSymbolConfig:
     """Per-symbol grid and starting price of the simulated exchange (`[sim.DEMO]` for `SIM:DEMO`);
     an unset key keeps the simulator's default."""
@@ -372,6 +389,7 @@ class Config:
     live: LiveConfig = _f(factory=LiveConfig, doc="`sq live` safety settings")
     clean: CleanConfig = _f(factory=CleanConfig, doc="the bad-tick filter of replays")
     monitoring: MonitoringConfig = _f(factory=MonitoringConfig, doc="Prometheus metrics and alerts of record, paper and live runs")
+    research: ResearchConfig = _f(factory=ResearchConfig, doc="how run summaries measure performance (docs/metrics.md)")
     sim: Mapping[str, SimSymbolConfig] = _f(factory=lambda: types.MappingProxyType({}), doc="the simulated exchange's symbols, `[sim.DEMO]`")
     source: str | None = _f(None, doc="the file the config came from (set by sq, not a key)")
 

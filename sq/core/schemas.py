@@ -137,6 +137,7 @@ PNL_FIELDS = [
     pa.field("unrealized", pa.float64()),
     pa.field("total", pa.float64()),
     pa.field("volume", pa.float64()),
+    pa.field("mark", pa.float64()),  # the mid the row was marked at (NaN before the symbol's first two-sided book)
 ]
 
 FUNDING_FIELDS = [  # a perpetual's funding times (docs/funding.md)

@@ -10,7 +10,10 @@ run prints the same numbers everywhere (`--json`, the journal's seal, a sweep ro
 - quantities (`position`, `volume`) to the lot's decimals;
 - money (PnL, fees, turnover, drawdown) to the decimals of one tick on one lot, kept within
   2..8 (INR and USD cents; a BTC lot of 0.00001 at a 0.01 tick: 7 decimals);
-- ratios to 6 decimals, rates (per second) to 1, latencies in µs to 1, durations in s to 6.
+- ratios to 6 decimals (Sharpe, Sortino, Calmar, returns on capital, VaR, win rate, exposure),
+  basis points to 3 (spread capture, markouts), rates (per second) to 1, latencies in µs to 1,
+  durations in s to 6 (drawdown duration, holding time); inventory as quantities, average
+  win / loss, expectancy and gross notional as money (`metrics`, docs/metrics.md).
 
 The engine's own `summary()` keeps full precision (its tests and the report's curves use it).
 """
@@ -23,12 +26,15 @@ from typing import Any, Mapping
 
 MONEY_DECIMALS = (2, 8)  # the fewest and the most decimals a money amount is shown with
 MONEY_KEYS = frozenset({"realized", "unrealized", "total", "fees", "turnover", "max_drawdown", "pnl_total", "gross", "funding", "costs", "net",
-                        "brokerage", "tax", "txn", "regulatory", "stamp", "gst"})  # the last six: sq.core.costs.COMPONENTS
-QTY_KEYS = frozenset({"position", "volume"})
+                        "brokerage", "tax", "txn", "regulatory", "stamp", "gst",  # these six: sq.core.costs.COMPONENTS
+                        "capital", "avg_win", "avg_loss", "expectancy", "avg_gross_notional"})  # the last five: `metrics` (docs/metrics.md)
+QTY_KEYS = frozenset({"position", "volume", "inventory_mean_abs", "inventory_max_abs"})
 PRICE_KEYS = frozenset({"avg_price"})
-RATIO_KEYS = frozenset({"sharpe", "fill_ratio"})
+RATIO_KEYS = frozenset({"sharpe", "fill_ratio", "sortino", "calmar", "return_on_capital", "var_95", "cvar_95", "var_cf_95", "cvar_cf_95",
+                        "win_rate", "profit_factor", "exposure", "periods_per_year"})
+BPS_KEYS = frozenset({"spread_capture_bps", "markout_1s_bps", "markout_10s_bps", "markout_60s_bps"})  # basis points to 3 decimals
 RATE_KEYS = frozenset({"events_per_s", "points_per_s"})
-SECONDS_KEYS = frozenset({"elapsed_s", "wall_s", "checkpoint_s", "load_s", "warm_s"})
+SECONDS_KEYS = frozenset({"elapsed_s", "wall_s", "checkpoint_s", "load_s", "warm_s", "max_drawdown_duration_s", "avg_holding_s"})
 LATENCY_KEYS = frozenset({"p50", "p99"})
 TOP_REJECTIONS = 3  # reasons named in a run's one-line summary
 
@@ -139,6 +145,8 @@ def _decimals_for(key: str, grid: _Grid) -> int | None:
         return grid.price
     if key in RATIO_KEYS:
         return 6
+    if key in BPS_KEYS:
+        return 3
     if key in RATE_KEYS or key in LATENCY_KEYS:
         return 1
     if key in SECONDS_KEYS:
@@ -171,3 +179,43 @@ def rejection_note(summary: Mapping[str, Any], *, fills_key: str = "fills", orde
     if not summary.get(fills_key):
         return "no fills, none rejected" if summary.get(orders_key) else "no orders sent"
     return ""
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.2f}%"
+
+
+def _num(x: float | None, fmt: str = ",.3f") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def metrics_rows(m: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The important trader metrics (a summary's `metrics`, docs/metrics.md) as (label, value)
+    rows for the human summaries of `sq backtest`, `sq paper` and `sq live`."""
+    if not m:
+        return []
+    if m.get("sharpe") is not None:
+        sharpe = f"{m['sharpe']:.2f} ({m['basis']})"
+    elif m.get("capital") is None:
+        sharpe = "— (no [paper_trading] starting_capital)"
+    elif m.get("var_95") is None:
+        sharpe = f"— (the run is shorter than two basis periods; {m['basis']})"
+    else:
+        sharpe = f"— (returns without variation; {m['basis']})"
+    rows = [
+        ("return on capital", f"{_pct(m.get('return_on_capital'))} of {_num(m.get('capital'), ',.0f')}"),
+        ("Sharpe", sharpe),
+        ("Sortino / Calmar", f"{_num(m.get('sortino'), '.2f')} / {_num(m.get('calmar'), '.2f')}"),
+        ("max drawdown", f"{_num(m.get('max_drawdown'), ',.4f')} over {_num(m.get('max_drawdown_duration_s'), ',.0f')} s"),
+        ("VaR / CVaR 95% (Cornish-Fisher)", f"{_pct(m.get('var_95'))} / {_pct(m.get('cvar_95'))} "
+                                            f"({_pct(m.get('var_cf_95'))} / {_pct(m.get('cvar_cf_95'))})"),
+        ("round trips", f"{m.get('round_trips') or 0:,}, win rate {_pct(m.get('win_rate'))}, avg win {_num(m.get('avg_win'), ',.4f')} "
+                        f"/ loss {_num(m.get('avg_loss'), ',.4f')}"),
+        ("profit factor / expectancy", f"{_num(m.get('profit_factor'), '.2f')} / {_num(m.get('expectancy'), ',.4f')}"),
+        ("avg holding", f"{_num(m.get('avg_holding_s'), ',.1f')} s"),
+        ("spread capture", f"{_num(m.get('spread_capture_bps'), '.2f')} bps"),
+        ("markouts 1s / 10s / 60s", " / ".join(_num(m.get(f"markout_{h}_bps"), ".2f") for h in ("1s", "10s", "60s")) + " bps"),
+        ("inventory |mean| / |max|", f"{_num(m.get('inventory_mean_abs'), ',.4g')} / {_num(m.get('inventory_max_abs'), ',.4g')}"),
+        ("exposure", f"{_pct(m.get('exposure'))} of the time, avg gross notional {_num(m.get('avg_gross_notional'), ',.2f')}"),
+    ]
+    return rows

@@ -152,6 +152,7 @@ def run_backtest(
     adjust: str | None = None,
     window: tuple = (None, None),
     funding: str | None = None,
+    returns_basis: str | None = None,
 ) -> dict[str, Any]:
     """Run the backtest; returns the summary document (the `--json` output: with `params`, each
     symbol's parameters as run, `started`/`ended` ISO-8601 UTC, numbers at the instruments'
@@ -168,6 +169,13 @@ def run_backtest(
 
     strategy = loader.load(strategy)
     config = load_config(env)
+    if returns_basis is not None:
+        import dataclasses
+
+        from sq.core.analytics import parse_basis
+
+        parse_basis(returns_basis, calendar=False, option="--returns-basis")  # exit 2 when unreadable
+        config = dataclasses.replace(config, research=dataclasses.replace(config.research, returns_basis=returns_basis))
     strategy_params.parse_overrides(params, strategy)
     loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
     fill_cfg = FillModelConfig.from_config(config, **(fill or {}))

@@ -23,8 +23,7 @@ import numpy as np
 from sq.core import journal as J
 from sq.core.exits import NoInputError, UsageError
 
-HORIZONS_S = (1, 10, 60)
-NS = 1_000_000_000
+from sq.core.analytics import HORIZONS_S  # 1 s, 10 s, 60 s
 
 
 @dataclass
@@ -65,42 +64,22 @@ def marks_of(*dirs: Path) -> Any:
 
 def markouts(fills: Any, marks: Any) -> dict[str, dict[str, float | None]]:
     """Average markout per horizon over all fills: `per_unit` (price units, quantity-weighted) and
-    `bps` (of the fill price, quantity-weighted); None where no mid exists that late."""
-    out: dict[str, dict[str, float | None]] = {}
+    `bps` (of the fill price, quantity-weighted); None where no mid exists that late. The
+    computation is the run summaries' own (`sq.core.analytics.markouts`, docs/metrics.md)."""
+    from sq.core.analytics import markouts as compute
+
     if marks is None or fills.num_rows == 0:
         return {f"{h}s": {"per_unit": None, "bps": None, "fills": 0} for h in HORIZONS_S}
-    msym = np.asarray(marks.column("symbol").to_pylist(), dtype=object)
-    mts = marks.column("ts").cast("int64").to_numpy() if marks.column("ts").type != "int64" else marks.column("ts").to_numpy()
-    mid = marks.column("mid").to_numpy(zero_copy_only=False)
-    fsym = np.asarray(fills.column("symbol").cast("string").to_pylist(), dtype=object)
-    fts = fills.column("ts").cast("int64").to_numpy()
-    side = fills.column("side").to_numpy(zero_copy_only=False).astype(np.float64)
-    px = fills.column("price").to_numpy(zero_copy_only=False)
-    qty = fills.column("qty").to_numpy(zero_copy_only=False)
-    for h in HORIZONS_S:
-        num = num_bps = den = 0.0
-        n = 0
-        for s in set(fsym.tolist()):
-            m = msym == s
-            if not m.any():
-                continue
-            order = np.argsort(mts[m], kind="stable")
-            t_s, mid_s = mts[m][order], mid[m][order]
-            f = fsym == s
-            at = np.searchsorted(t_s, fts[f] + h * NS, side="left")
-            ok = at < len(t_s)
-            if not ok.any():
-                continue
-            later = mid_s[at[ok]]
-            good = np.isfinite(later)
-            move = side[f][ok][good] * (later[good] - px[f][ok][good])
-            w = qty[f][ok][good]
-            num += float(np.sum(move * w))
-            num_bps += float(np.sum(move / px[f][ok][good] * 1e4 * w))
-            den += float(np.sum(w))
-            n += int(good.sum())
-        out[f"{h}s"] = {"per_unit": num / den if den else None, "bps": num_bps / den if den else None, "fills": n}
-    return out
+    fsym = fills.column("symbol").cast("string").to_pylist()
+    msym = marks.column("symbol").cast("string").to_pylist()
+    codes: dict[str, int] = {}
+    fcode = np.array([codes.setdefault(x, len(codes)) for x in fsym], np.int64)
+    mcode = np.array([codes.setdefault(x, len(codes)) for x in msym], np.int64)
+    return compute(fills.column("ts").cast("int64").to_numpy(), fcode,
+                   fills.column("side").to_numpy(zero_copy_only=False).astype(np.float64),
+                   fills.column("price").to_numpy(zero_copy_only=False), fills.column("qty").to_numpy(zero_copy_only=False),
+                   marks.column("ts").cast("int64").to_numpy(), mcode, marks.column("mid").to_numpy(zero_copy_only=False),
+                   HORIZONS_S)
 
 
 def facts(directory: str | Path, marks: Any = None) -> RunFacts:

@@ -411,6 +411,8 @@ def results_table(runs: list[dict[str, Any]], keys: list[str]):
     cols += [("pnl_total", f64, lambda r: r["pnl"]["total"]), ("pnl_realized", f64, lambda r: r["pnl"]["realized"]),
              ("pnl_unrealized", f64, lambda r: r["pnl"]["unrealized"]), ("fees", f64, lambda r: r["pnl"]["fees"]),
              ("max_drawdown", f64, lambda r: r["max_drawdown"]), ("sharpe", f64, lambda r: r["sharpe"]),
+             *[(k, i64 if k == "round_trips" else f64, (lambda r, k=k: (r.get("metrics") or {}).get(k)))
+               for k in ("sortino", "calmar", "round_trips", "win_rate", "profit_factor", "markout_1s_bps")],  # docs/metrics.md
              ("orders", i64, lambda r: r["orders"]), ("cancels", i64, lambda r: r["cancels"]), ("fills", i64, lambda r: r["fills"]),
              ("fill_ratio", f64, lambda r: r["fill_ratio"]), ("turnover", f64, lambda r: r["turnover"]),
              ("rejections", i64, lambda r: sum(r["rejections"].values())), ("halted", pa.string(), lambda r: r["halted"]),

@@ -62,6 +62,7 @@ from sq.core.engine.layout import (
     G_PSYM,
     G_PTS,
     G_PNL_INT,
+    MARKOUT_WINDOW_NS,
     G_SIMVENUE,
     G_BAD,
     G_HANDLER,
@@ -102,6 +103,7 @@ from sq.core.engine.layout import (
     SI_CIRC_HI,
     SI_CIRC_LO,
     SI_HAS_CIRC,
+    SI_FILL_TS,
     SI_HAS_PNL,
     SI_NREST,
     SI_PNL_TS,
@@ -279,6 +281,8 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
                 W.pnl_row(po_i, po_f, g, si, sf, s, t)
         else:
             sf[s, SF_MARK] = mid
+            if si[s, SI_HAS_PNL] != 0 and t - si[s, SI_PNL_TS] >= g[G_PNL_INT] and now - si[s, SI_FILL_TS] <= MARKOUT_WINDOW_NS:
+                W.pnl_row(po_i, po_f, g, si, sf, s, t)  # flat, but the mids after a fill are its markouts
     if si[s, SI_SQ] != 0:
         square_off_step(qbuf, ist, si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now)
     if g[G_HALTED] == HALT_NONE and (g[G_HMASK] & HAS_BOOK) != 0:

@@ -74,7 +74,8 @@ SI_CIRC_HI = 11
 SI_HAS_CIRC = 12
 SI_PNL_DIRTY = 13  # position/PnL changed since the last pnl row
 SI_SQ = 14  # 1 from the broker's intraday square-off until the symbol's local day ends (see `runner`'s calendars)
-NSI = 15
+SI_FILL_TS = 15  # local time of the symbol's last fill (pnl rows keep marking it for MARKOUT_WINDOW_NS after)
+NSI = 16
 HOURS_NONE = -1  # SI_HOURS_OPEN: no trading-hours window (every time of day is open)
 HOURS_HOLIDAY = -2  # SI_HOURS_OPEN: an exchange holiday (every order is rejected `holiday`)
 
@@ -222,8 +223,9 @@ FOF_PX, FOF_QTY, FOF_FEE = 0, 1, 2
 NFO_F = 3
 PO_TS, PO_SYM = 0, 1
 NPO_I = 2
-POF_POS, POF_AVG, POF_REAL, POF_UNREAL, POF_TOTAL, POF_VOL = 0, 1, 2, 3, 4, 5
-NPO_F = 6
+POF_POS, POF_AVG, POF_REAL, POF_UNREAL, POF_TOTAL, POF_VOL, POF_MARK = 0, 1, 2, 3, 4, 5, 6
+NPO_F = 7
+MARKOUT_WINDOW_NS = 62_000_000_000  # a flat symbol's pnl rows go on this long after a fill: mids for 60 s markouts
 
 # risk rejection reasons (index into `rej`; 0 = allowed)
 R_OK = 0

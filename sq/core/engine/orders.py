@@ -93,6 +93,7 @@ from sq.core.engine.layout import (
     R_SQUARE_OFF,
     SF_INV,
     SF_TICK,
+    SI_FILL_TS,
     SI_LASTREJ,
     SI_SLOT,
     SI_SQ,
@@ -338,6 +339,7 @@ def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po
         trade = g[G_NEXT_TRADE]
         g[G_NEXT_TRADE] = trade + 1
         W.fill_row(fo_i, fo_f, g, oi, o, now, trade, price, qty, fee, maker)
+        si[s, SI_FILL_TS] = now
         W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_FILLED if done else EV_PARTIAL, 0, tick, inv)
         if done:
             _dead(si, oi, g, o)

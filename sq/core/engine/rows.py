@@ -50,9 +50,11 @@ from sq.core.engine.layout import (
     POF_REAL,
     POF_TOTAL,
     POF_UNREAL,
+    POF_MARK,
     POF_VOL,
     SF_FEES,
     SF_FUNDING,
+    SF_MARK,
     SF_POS,
     SF_REAL,
     SF_UNREAL,
@@ -139,6 +141,7 @@ def pnl_row(po_i, po_f, g, si, sf, s, ts):
     po_f[r, POF_UNREAL] = sf[s, SF_UNREAL]
     po_f[r, POF_TOTAL] = positions.total(sf, s)
     po_f[r, POF_VOL] = sf[s, SF_VOL]
+    po_f[r, POF_MARK] = sf[s, SF_MARK]
     g[G_NP] = r + 1
     si[s, SI_PNL_TS] = ts
     si[s, SI_HAS_PNL] = 1

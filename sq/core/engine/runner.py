@@ -16,7 +16,7 @@ import math
 import operator
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +36,9 @@ from sq.core.engine import params as engine_params
 from sq.core.exits import DataError, StrategyError, UsageError
 from sq.core.sessions import MarketCalendar
 from sq.core.strategy.declaration import Strategy
+
+if TYPE_CHECKING:
+    from sq.core.analytics import Basis
 from sq.core.streams import SymbolRegistry
 
 # the state arrays the strategy context points into (`make_context` order), fetched in one C call
@@ -205,6 +208,8 @@ class Engine:
         self.funding = FU.FundingSchedule()  # perpetuals' funding events to come (`set_funding`)
         self._funding_rows: list[dict] = []
         self._t0: int | None = None  # local time of the first batch (funding-data warnings)
+        self._record: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]  # fills and pnl rows taken so far (metrics)
+        self.returns_basis: str | None = None  # the metrics' returns basis (`--returns-basis`); None: the config's
 
     # -- state
     def _alloc(self, sim_venue: bool) -> None:
@@ -829,10 +834,14 @@ class Engine:
             self._pending[0].append((self.oo_i[:ro].copy(), self.oo_f[:ro].copy()))
             g[L.G_NO] = 0
         if rf:
-            self._pending[1].append((self.fo_i[:rf].copy(), self.fo_f[:rf].copy()))
+            rows = (self.fo_i[:rf].copy(), self.fo_f[:rf].copy())
+            self._pending[1].append(rows)
+            self._record[0].append(rows)  # the same copies, kept for the run's metrics (`trader_metrics`)
             g[L.G_NF] = 0
         if rp:
-            self._pending[2].append((self.po_i[:rp].copy(), self.po_f[:rp].copy()))
+            rows = (self.po_i[:rp].copy(), self.po_f[:rp].copy())
+            self._pending[2].append(rows)
+            self._record[1].append(rows)
             g[L.G_NP] = 0
 
     def take_output(self, events: int) -> EngineOutput:
@@ -955,14 +964,11 @@ class Engine:
         funding = sum(p["funding"] for p in pos.values())
         gross = sum(p["gross"] for p in pos.values())
         total = realized + unreal
-        neq = int(self.g[L.G_NEQ])
-        curve = np.concatenate([[0.0], self.eq[:neq], [total]])
-        rets = np.diff(curve)
-        sharpe = None
-        if len(rets) >= 2 and float(np.std(rets)) > 0:
-            sharpe = float(np.mean(rets) / np.std(rets))
         sent = float(self.gf[L.GF_SENT_QTY])
         events = int(self.g[L.G_EVENTS])
+        fill_ratio = float(self.gf[L.GF_FILLED_QTY] / sent) if sent > 0 else 0.0
+        turnover = sum(p["turnover"] for p in pos.values())
+        metrics = self.metrics(total, fill_ratio, turnover)
         return {
             "strategy": self.strategy,
             "symbols": list(self.registry.symbols),
@@ -977,14 +983,40 @@ class Engine:
             "charges": self.costs(),
             "per_symbol": pos,
             "max_drawdown": float(self.gf[L.GF_MAXDD]),
-            "sharpe": sharpe,
-            "fill_ratio": float(self.gf[L.GF_FILLED_QTY] / sent) if sent > 0 else 0.0,
-            "turnover": sum(p["turnover"] for p in pos.values()),
+            "sharpe": metrics["sharpe"],
+            "fill_ratio": fill_ratio,
+            "turnover": turnover,
+            "metrics": metrics,
             "rejections": self.rejections(),
             "halted": self.halted,
             "elapsed_s": self.elapsed,
             "events_per_s": events / self.elapsed if self.elapsed > 0 else 0.0,
         }
+
+    def basis(self) -> "Basis":
+        """The metrics' returns basis: `returns_basis` or the config's `[research] returns_basis`;
+        a year of 252 trading days when the engine has market calendars (NSE, BSE), else 365."""
+        from sq.core.analytics import parse_basis
+
+        research = getattr(self.config, "research", None)
+        text = self.returns_basis or getattr(research, "returns_basis", None) or "1d"
+        return parse_basis(text, calendar=bool(self.calendars.entries), option="--returns-basis" if self.returns_basis else "research.returns_basis")
+
+    def metrics(self, net: float, fill_ratio: float, turnover: float) -> dict[str, Any]:
+        """The run's trader metrics (docs/metrics.md) from the fills and pnl rows taken so far."""
+        from sq.core.analytics import trader_metrics
+
+        fi, ff = _stack(self._record[0], L.NFO_I, L.NFO_F)
+        pi, pf = _stack(self._record[1], L.NPO_I, L.NPO_F)
+        self._record = [[(fi, ff)] if len(fi) else [], [(pi, pf)] if len(pi) else []]  # concatenated once
+        starts = [t for t in (self._t0, int(pi[0, L.PO_TS]) if len(pi) else None, int(fi[0, L.FO_TS]) if len(fi) else None) if t is not None]
+        start = min(starts) if starts else self.now_ns
+        return trader_metrics(
+            start_ns=start, end_ns=self.now_ns, nsym=self.n,
+            pnl_ts=pi[:, L.PO_TS], pnl_sym=pi[:, L.PO_SYM], pnl_pos=pf[:, L.POF_POS], pnl_mark=pf[:, L.POF_MARK], pnl_total=pf[:, L.POF_TOTAL],
+            fill_ts=fi[:, L.FO_TS], fill_sym=fi[:, L.FO_SYM], fill_side=fi[:, L.FO_SIDE], fill_px=ff[:, L.FOF_PX], fill_qty=ff[:, L.FOF_QTY],
+            fill_fee=ff[:, L.FOF_FEE], capital=float(self.config.paper_trading.starting_capital), basis=self.basis(), net=net,
+            fill_ratio=fill_ratio, turnover=turnover, max_drawdown=float(self.gf[L.GF_MAXDD]))
 
     # -- resume
     _ARRAYS = ("oi", "of", "si", "sf", "rest", "g", "gf", "rej", "hq", "hf", "ob", "obf", "eq", "pf", "us")
@@ -1044,6 +1076,7 @@ class Engine:
         self.calendars.write_costs(self.sf)
         self.funding.restore(state.get("funding") or {})
         self._fees.update({k: (float(v[0]), float(v[1])) for k, v in (state.get("fees") or {}).items()})
+        self._record = [[], []]  # a resumed run's metrics cover what it does from here (the checkpoint keeps no rows)
 
     def _pad_layout(self) -> None:
         """A checkpoint of an older sq has fewer per-symbol columns or rejection reasons: pad them
@@ -1060,6 +1093,15 @@ class Engine:
             self.si = np.concatenate([self.si, np.zeros((self.si.shape[0], L.NSI - self.si.shape[1]), np.int64)], axis=1)
         if len(self.rej) < L.NR:
             self.rej = np.concatenate([self.rej, np.zeros(L.NR - len(self.rej), np.int64)])
+
+
+def _stack(parts: list[tuple[np.ndarray, np.ndarray]], ni: int, nf: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row blocks (int rows, float rows) as one pair of arrays."""
+    if not parts:
+        return np.zeros((0, ni), np.int64), np.zeros((0, nf), np.float64)
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def warm_up(config, strategy: "str | Strategy | None" = None, *, calendar: bool = True) -> None:
