@@ -302,7 +302,7 @@ def _cards(s: dict[str, Any]) -> str:
     pnl = s["pnl"]
     cards = [("PnL total", money(pnl["total"]), pnl["total"]), ("realized (net of fees)", money(pnl["realized"]), pnl["realized"]),
              ("unrealized", money(pnl["unrealized"]), pnl["unrealized"]), ("fees", money(pnl["fees"]), None),
-             ("max drawdown", money(s["max_drawdown"]), None), ("Sharpe (per interval)", money(s["sharpe"]), None),
+             ("max drawdown", money(s["max_drawdown"]), None), ("Sharpe (annualised)", money(s["sharpe"]), None),
              ("orders", count(s["orders"]), None), ("fills", count(s["fills"]), None), ("cancels", count(s.get("cancels")), None),
              ("fill ratio (qty)", money(s["fill_ratio"]), None), ("turnover", money(s.get("turnover")), None),
              ("events/s", count(s["events_per_s"]), None)]
@@ -341,6 +341,10 @@ def render_run(meta: dict[str, Any], s: dict[str, Any], rec: RunRecorder) -> str
     sections = [f"<h1>{_e(title)}</h1>", _kv(_meta_rows(meta)), "<h2>Summary</h2>", _cards(s)]
     if s.get("halted"):
         sections.append(f'<p class="neg">The strategy was halted: {_e(s["halted"])}.</p>')
+    if s.get("metrics"):
+        from sq.core.summary import metrics_rows
+
+        sections += ["<h2>Metrics</h2>", _kv(metrics_rows(s["metrics"])), '<p class="note">Definitions: docs/metrics.md.</p>']
     sections += _curve_sections(rec.curves())
     sections.append("<h2>Per symbol</h2>")
     head = ["symbol", "position", "avg price", "realized", "unrealized", "total", "fees", "volume", "turnover"]

@@ -360,3 +360,13 @@ def test_market_rule_switches_in_both_layouts(tmp_path):
     assert js.risk.enforce_trading_hours and not js.risk.enforce_circuit_limits
     with pytest.raises(ConfigError, match="risk.enforce_trading_hours"):
         parse_config({"risk": {"enforce_trading_hours": "sometimes"}})
+
+
+def test_research_returns_basis(tmp_path):
+    """`[research] returns_basis` (docs/metrics.md): daily by default, a period dividing the day,
+    anything else exit 78 naming the key."""
+    assert load_config(env_with(), environ={"SQ_HOME": str(tmp_path)}, cwd=tmp_path).research.returns_basis == "1d"
+    cfg = load_config(env_with(write(tmp_path / "r.toml", '[research]\nreturns_basis = "1h"\n')), environ={}, cwd=tmp_path)
+    assert cfg.research.returns_basis == "1h"
+    with pytest.raises(ConfigError, match="returns_basis"):
+        load_config(env_with(write(tmp_path / "bad.toml", '[research]\nreturns_basis = "7m"\n')), environ={}, cwd=tmp_path)

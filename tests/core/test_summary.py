@@ -70,3 +70,28 @@ def test_rejection_note_names_the_top_three():
     assert RS.rejection_note({"orders": 9, "fills": 4, "rejections": {}}) == ""
     assert RS.rejection_note({"orders_sent": 3, "venue_fills": 0, "fills": 3}, fills_key="venue_fills", orders_key="orders_sent") == \
         "no fills, none rejected"
+
+
+def test_every_metric_has_its_rounding():
+    """docs/metrics.md: money at the money grid, quantities at the lot's, ratios to 6, bps to 3,
+    seconds to 6; the text and the counts untouched."""
+    from sq.core.analytics import KEYS
+
+    numeric = set(KEYS) - {"basis", "round_trips"}
+    known = RS.MONEY_KEYS | RS.QTY_KEYS | RS.RATIO_KEYS | RS.BPS_KEYS | RS.SECONDS_KEYS
+    assert numeric <= known, numeric - known
+    m = {"basis": "annualised from daily returns, 252/yr", "round_trips": 3, "sharpe": 1.23456789, "avg_win": 1.234567,
+         "markout_1s_bps": 0.123456, "inventory_mean_abs": 2.00000001, "max_drawdown_duration_s": 1.23456789, "calmar": None}
+    out = RS.present({"metrics": m}, {"NSE:INFY": INR})["metrics"]
+    assert out == {"basis": m["basis"], "round_trips": 3, "sharpe": 1.234568, "avg_win": 1.23, "markout_1s_bps": 0.123,
+                   "inventory_mean_abs": 2.0, "max_drawdown_duration_s": 1.234568, "calmar": None}
+
+
+def test_metrics_rows_state_the_basis_or_why_there_is_no_sharpe():
+    base = {"basis": "annualised from daily returns, 252/yr", "capital": 1e6, "sharpe": None, "var_95": None}
+    rows = dict(RS.metrics_rows(base))
+    assert rows["Sharpe"] == "— (the run is shorter than two basis periods; annualised from daily returns, 252/yr)"
+    assert dict(RS.metrics_rows({**base, "sharpe": 1.234, "var_95": 0.01}))["Sharpe"] == "1.23 (annualised from daily returns, 252/yr)"
+    assert dict(RS.metrics_rows({**base, "var_95": 0.01}))["Sharpe"].startswith("— (returns without variation")
+    assert dict(RS.metrics_rows({**base, "capital": None}))["Sharpe"] == "— (no [paper_trading] starting_capital)"
+    assert RS.metrics_rows(None) == []

@@ -220,3 +220,33 @@ def test_inputs_that_would_do_nothing_say_so(sq, sim_file, tmp_path):
     cfg.write_text('[[instruments]]\nsymbol = "SIM:ELSEWHERE"\nclip = 1\n')
     r = sq(["--config", str(cfg), "backtest", "-s", "mm", sim_file, "--json"])
     assert r.exit_code == 0 and "config instruments not in the input (their settings do nothing in this run): SIM:ELSEWHERE" in r.stderr
+
+
+def test_json_carries_the_trader_metrics(sq, sim_file):
+    """docs/metrics.md: every key, `sharpe` the annualised one, the basis stated; a SIM run (24/7)
+    annualises over 365 days, and `--returns-basis` picks the period."""
+    from sq.core.analytics import KEYS as METRICS
+
+    d = doc(sq(["backtest", "--strategy", "mm", sim_file, "--json"]))
+    m = d["metrics"]
+    assert tuple(m) == METRICS
+    assert m["basis"] == "annualised from daily returns, 365/yr" and m["periods_per_year"] == 365
+    assert m["sharpe"] is None and d["sharpe"] is None  # 30,000 SIM events span far less than two days
+    assert m["capital"] == 1_000_000 and m["return_on_capital"] == pytest.approx(d["pnl"]["net"] / 1e6, abs=1e-6)
+    assert m["round_trips"] > 0 and 0 <= m["win_rate"] <= 1 and m["fill_ratio"] == d["fill_ratio"]
+    assert m["markout_1s_bps"] is not None and m["spread_capture_bps"] is not None and 0 < m["exposure"] <= 1
+    d = doc(sq(["backtest", "--strategy", "mm", sim_file, "--json", "--returns-basis", "1s"]))
+    assert d["metrics"]["periods_per_year"] == 365 * 86400 and d["sharpe"] == d["metrics"]["sharpe"] is not None
+
+
+def test_a_bad_returns_basis_is_a_usage_error(sq, sim_file):
+    r = sq(["backtest", "--strategy", "mm", sim_file, "--returns-basis", "2d"])
+    assert r.exit_code == 2 and "--returns-basis" in r.stderr
+
+
+def test_the_table_prints_the_metrics_with_their_basis(sq, sim_file):
+    r = sq(["backtest", "--strategy", "mm", sim_file], stdout_isatty=True, width=200)
+    assert r.exit_code == 0, r.stderr
+    text = r.stdout.decode()
+    assert "Sharpe" in text and "shorter than two basis periods" in text and "365/yr" in text
+    assert "round trips" in text and "markouts 1s / 10s / 60s" in text

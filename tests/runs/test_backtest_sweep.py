@@ -137,6 +137,9 @@ def test_rows_on_a_pipe_and_to_files(sq, sim_file, tmp_path):
     assert t.column("pnl_total").to_pylist() == [x["pnl"]["total"] for x in d["runs"]]
     assert t.column("fills").to_pylist() == [x["fills"] for x in d["runs"]]
     assert t.column("position.SIM:DEMO").to_pylist() == [x["position"]["SIM:DEMO"] for x in d["runs"]]
+    for k in ("sortino", "calmar", "round_trips", "win_rate", "profit_factor", "markout_1s_bps"):  # docs/metrics.md
+        assert t.column(k).to_pylist() == [x["metrics"][k] for x in d["runs"]], k
+    assert t.schema.field("round_trips").type == pa.int64() and all(x["metrics"]["round_trips"] > 0 for x in d["runs"])
     out = tmp_path / "grid.parquet"
     assert sq(args + ["-o", str(out)]).exit_code == 0
     assert pq.read_table(out).column("orders").to_pylist() == [x["orders"] for x in d["runs"]]

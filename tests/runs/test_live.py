@@ -254,7 +254,12 @@ def test_fills_arrive_over_the_user_stream_not_by_polling(binance_fake, tmp_path
                         "--json", "--for", "6s"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
+    from sq.core.analytics import KEYS as METRICS  # the live engine's summary is the engine's: docs/metrics.md
+
+    assert tuple(summary["metrics"]) == METRICS and summary["sharpe"] == summary["metrics"]["sharpe"]
+    assert summary["metrics"]["fill_ratio"] == summary["fill_ratio"] and summary["metrics"]["periods_per_year"] == 365
     recs = _records(journal)
+    assert recs[-1].kind == "end" and recs[-1].data["summary"]["metrics"] == summary["metrics"]
     halt = next(i for i, rec in enumerate(recs) if rec.kind == "halt")
     pushed_fills = [rec for rec in recs[:halt] if rec.kind == "fill"]
     assert summary["order_updates_pushed"] > 0 and summary["sweeps"] == 0

@@ -395,3 +395,36 @@ def test_crash_then_resume_replay_continues_exactly(recording, tmp_path):
     assert r2.returncode == 0, r2.stderr
     assert read(jdir, "fills") == read(whole, "fills")
     assert read(jdir, "orders") == read(whole, "orders")
+
+
+def test_the_summary_and_the_seal_carry_the_trader_metrics(sq, recording, tmp_path):
+    """docs/metrics.md: `metrics` in the --json document and the journal's seal, the same numbers;
+    a replay of seconds has no daily Sharpe and the text summary says why."""
+    from sq.core.analytics import KEYS as METRICS
+
+    jdir = tmp_path / "j"
+    r = sq(["paper", "--strategy", "mm", "--from", str(recording), "--for", "2s", "--journal", str(jdir), "--json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert tuple(d["metrics"]) == METRICS and d["sharpe"] is None and d["metrics"]["sharpe"] is None
+    assert d["metrics"]["basis"] == "annualised from daily returns, 365/yr" and d["metrics"]["capital"] == 1_000_000
+    seal = J.load(jdir).last("end").data["summary"]
+    assert seal["metrics"] == d["metrics"]
+    r = sq(["paper", "--strategy", "mm", "--from", str(recording), "--for", "2s", "--journal", str(tmp_path / "k")])
+    assert r.exit_code == 0, r.stderr
+    assert "Sharpe: — (the run is shorter than two basis periods" in r.stderr and "markouts 1s / 10s / 60s" in r.stderr
+
+
+def test_a_live_sim_paper_run_carries_the_trader_metrics(tmp_path):
+    from sq.core.analytics import KEYS as METRICS
+
+    jdir = tmp_path / "live"
+    r = subprocess.run([SQ_BIN, "paper", "--strategy", "mm", "SIM:DEMO", "--for", "5s", "--journal", str(jdir), "--json"],
+                       capture_output=True, text=True, env=subprocess_env(), timeout=240)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    m = d["metrics"]
+    assert tuple(m) == METRICS and m["sharpe"] is None and m["periods_per_year"] == 365
+    assert m["return_on_capital"] == pytest.approx(d["pnl"]["net"] / 1e6, abs=1e-6)
+    assert 0 <= m["exposure"] <= 1 and m["round_trips"] >= 0
+    assert J.load(jdir).last("end").data["summary"]["metrics"] == m
