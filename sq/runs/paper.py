@@ -654,6 +654,7 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
         def restore(loaded: "J.Loaded") -> None:
             engine.restore_state(checkpoint_state(loaded, loaded.last("checkpoint")))
             check_positions(engine, loaded)
+            engine.seed_metrics(J.table_of(loaded, "fills"), J.table_of(loaded, "pnl"))  # the whole run's metrics
 
         journal, loaded = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": mask_argv(sys.argv[1:])}, restore)
         checkpoint = loaded.last("checkpoint").data

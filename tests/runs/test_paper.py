@@ -395,6 +395,10 @@ def test_crash_then_resume_replay_continues_exactly(recording, tmp_path):
     assert r2.returncode == 0, r2.stderr
     assert read(jdir, "fills") == read(whole, "fills")
     assert read(jdir, "orders") == read(whole, "orders")
+    # the resumed run's metrics count the crashed process's fills too (docs/metrics.md)
+    m_whole, m_cut = json.loads(r.stdout)["metrics"], json.loads(r2.stdout)["metrics"]
+    keys = ("round_trips", "win_rate", "expectancy", "avg_holding_s", "spread_capture_bps", "markout_1s_bps", "markout_10s_bps")
+    assert m_whole["round_trips"] > 0 and {k: m_cut[k] for k in keys} == {k: m_whole[k] for k in keys}
 
 
 def test_the_summary_and_the_seal_carry_the_trader_metrics(sq, recording, tmp_path):

@@ -1018,6 +1018,37 @@ class Engine:
             fill_fee=ff[:, L.FOF_FEE], capital=float(self.config.paper_trading.starting_capital), basis=self.basis(), net=net,
             fill_ratio=fill_ratio, turnover=turnover, max_drawdown=float(self.gf[L.GF_MAXDD]))
 
+    def seed_metrics(self, fills: pa.Table, pnl: pa.Table) -> None:
+        """Count a resumed run's earlier fills and pnl rows (its journal's, canonical schemas) in
+        its metrics, as if this engine had produced them (a pnl row without a mark: NaN)."""
+        def codes(t: pa.Table) -> np.ndarray:
+            return np.array([self.registry.id(str(x)) for x in t.column("symbol").cast(pa.string()).to_pylist()], np.int64)
+
+        def col(t: pa.Table, name: str) -> np.ndarray:
+            if name not in t.column_names:
+                return np.full(t.num_rows, math.nan)
+            return t.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+
+        fi = np.zeros((fills.num_rows, L.NFO_I), np.int64)
+        ff = np.zeros((fills.num_rows, L.NFO_F), np.float64)
+        if fills.num_rows:
+            fi[:, L.FO_TS] = fills.column("ts").cast(pa.int64()).to_numpy()
+            fi[:, L.FO_SYM] = codes(fills)
+            fi[:, L.FO_SIDE] = col(fills, "side")
+            ff[:, L.FOF_PX], ff[:, L.FOF_QTY], ff[:, L.FOF_FEE] = col(fills, "price"), col(fills, "qty"), np.nan_to_num(col(fills, "fee"))
+        pi = np.zeros((pnl.num_rows, L.NPO_I), np.int64)
+        pf = np.zeros((pnl.num_rows, L.NPO_F), np.float64)
+        if pnl.num_rows:
+            pi[:, L.PO_TS] = pnl.column("ts").cast(pa.int64()).to_numpy()
+            pi[:, L.PO_SYM] = codes(pnl)
+            for c, name in ((L.POF_POS, "position"), (L.POF_AVG, "avg_price"), (L.POF_REAL, "realized"), (L.POF_UNREAL, "unrealized"),
+                            (L.POF_TOTAL, "total"), (L.POF_VOL, "volume"), (L.POF_MARK, "mark")):
+                pf[:, c] = col(pnl, name)
+        self._record = [[(fi, ff), *self._record[0]], [(pi, pf), *self._record[1]]]
+        firsts = [int(a[:, 0].min()) for a in (fi, pi) if len(a)]
+        if firsts:
+            self._t0 = min(firsts + ([self._t0] if self._t0 is not None else []))
+
     # -- resume
     _ARRAYS = ("oi", "of", "si", "sf", "rest", "g", "gf", "rej", "hq", "hf", "ob", "obf", "eq", "pf", "us")
     _BOOK = ("qbuf", "ist", "fst", "g", "pv_tick", "pv_qty")
@@ -1076,7 +1107,7 @@ class Engine:
         self.calendars.write_costs(self.sf)
         self.funding.restore(state.get("funding") or {})
         self._fees.update({k: (float(v[0]), float(v[1])) for k, v in (state.get("fees") or {}).items()})
-        self._record = [[], []]  # a resumed run's metrics cover what it does from here (the checkpoint keeps no rows)
+        self._record = [[], []]  # the rows before the checkpoint: `seed_metrics` from the journal
 
     def _pad_layout(self) -> None:
         """A checkpoint of an older sq has fewer per-symbol columns or rejection reasons: pad them
