@@ -843,6 +843,8 @@ def resume_journal(run: LiveRun, loaded: Any) -> dict:
     for f in sorted(view.fills.values(), key=lambda d: int(d.get("ts") or 0)):
         run.bridge.seed_fill(f["symbol"], int(f["side"]), float(f["price"]), float(f["qty"]), f.get("liquidity") == "maker")
         run.trades.add((str(f["symbol"]), str(f["trade_id"])))
+    done = J.load(plan.journal_dir)
+    run.engine.seed_metrics(J.table_of(done, "fills"), J.table_of(done, "pnl"))  # the whole run's metrics (docs/metrics.md)
     top = max([run.coid_of(c) or 0 for c in view.orders] + [0])
     run.bridge.set_next_coid(top + 1)
     for cid, o in view.orders.items():

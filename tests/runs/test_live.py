@@ -225,6 +225,15 @@ def test_kill9_at_random_moments_then_resume_reconciles_clean(binance_fake, tmp_
     _no_secrets(fake, [journal, isolated_home, Path(os.environ["SQ_HOME"])], outputs)
     audits = [r for r in __import__("sq.core.journal", fromlist=["load"]).load(journal).records if r.kind == "audit"]
     assert audits  # every resume left an audit record of what it adopted
+    from sq.core import analytics as A
+    from sq.core import journal as J
+
+    fills = J.table_of(J.load(journal), "fills")  # the resumed run's metrics count every process's fills
+    col = {k: fills.column(k).to_numpy(zero_copy_only=False) for k in ("side", "price", "qty", "fee")}
+    codes = {s: i for i, s in enumerate(sorted(set(fills.column("symbol").cast("string").to_pylist())))}
+    want = A._trades(fills.column("ts").cast("int64").to_numpy(), [codes[s] for s in fills.column("symbol").cast("string").to_pylist()],
+                     col["side"], col["price"], col["qty"], col["fee"])["round_trips"]
+    assert summary["metrics"]["round_trips"] == want
     assert all(oct(p.stat().st_mode)[-3:] == "600" for p in [journal / "journal.log"])
 
 

@@ -1020,9 +1020,17 @@ class Engine:
 
     def seed_metrics(self, fills: pa.Table, pnl: pa.Table) -> None:
         """Count a resumed run's earlier fills and pnl rows (its journal's, canonical schemas) in
-        its metrics, as if this engine had produced them (a pnl row without a mark: NaN)."""
+        its metrics, as if this engine had produced them (a pnl row without a mark: NaN; rows of
+        symbols the engine does not hold are left out)."""
+        def known(t: pa.Table) -> pa.Table:
+            ids = [None if x is None else self.registry.find(str(x)) for x in t.column("symbol").cast(pa.string()).to_pylist()]
+            keep = [i is not None and i < self.n for i in ids]
+            return t if all(keep) else t.filter(pa.array(keep, pa.bool_()))
+
         def codes(t: pa.Table) -> np.ndarray:
-            return np.array([self.registry.id(str(x)) for x in t.column("symbol").cast(pa.string()).to_pylist()], np.int64)
+            return np.array([self.registry.find(str(x)) for x in t.column("symbol").cast(pa.string()).to_pylist()], np.int64)
+
+        fills, pnl = known(fills), known(pnl)
 
         def col(t: pa.Table, name: str) -> np.ndarray:
             if name not in t.column_names:
