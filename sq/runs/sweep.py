@@ -217,7 +217,7 @@ class Worker:
         if self.job.report:
             from sq.runs.report import RunRecorder
 
-            rec = RunRecorder(max_fills=0)
+            rec = RunRecorder(max_fills=0, trades=False)
         if getattr(self, "funding", None) is None:  # a perpetual's funding files in or beside the inputs (sq.runs.funding)
             from sq.runs import funding as FU
 
