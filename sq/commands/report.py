@@ -7,7 +7,7 @@ import typer
 
 from sq.commands._options import JsonOption, env_of
 
-SUMMARY = "Report a run, two runs side by side, a sweep or a walk-forward (HTML with -o)."
+SUMMARY = "Report a run, compare two, or a sweep or walk-forward."
 
 HELP = """Report what a run did: a paper, live or shadow run's journal directory, or a backtest's
 --journal DIR — orders, fills, volume, rejections, fill ratio, PnL gross / costs / net, the run
