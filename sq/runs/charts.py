@@ -26,8 +26,8 @@ HEIGHT = 340
 
 
 def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, **extra: Any) -> dict[str, Any]:
-    base = {"hovermode": "x unified", "legend": {"orientation": "h", "y": -0.18}}
-    fig.update_layout(title={"text": title, "x": 0.01, "font": {"size": 15}}, height=height, margin={"l": 64, "r": 20, "t": 44, "b": 40},
+    base = {"hovermode": "x unified", "legend": {"orientation": "h", "y": -0.18}, "margin": {"l": 64, "r": 20, "t": 44, "b": 40}}
+    fig.update_layout(title={"text": title, "x": 0.01, "font": {"size": 15}}, height=height,
                       paper_bgcolor="white", plot_bgcolor="#fbfcfe", **{**base, **extra})
     d = fig.to_plotly_json()
     d["layout"].pop("template", None)  # plotly.js's own defaults: the template would add ~10 KB per chart
@@ -142,14 +142,15 @@ def sweep(params: dict[str, np.ndarray], objective: np.ndarray, objective_name: 
                                 colorbar={"title": {"text": objective_name}},
                                 text=[[("" if not math.isfinite(v) else f"{v:,.4g}") for v in r] for r in z], texttemplate="%{text}" if z.size <= 150 else None,
                                 hovertemplate=f"{pair[0]}=%{{x}} {pair[1]}=%{{y}}: %{{z}}<extra></extra>"))
-    more = "" if len(keys) == 2 else f" (mean over the other {len(keys) - 2} parameters)"
+    more = "" if len(keys) == 2 else " (mean over the other parameter)" if len(keys) == 3 else f" (mean over the other {len(keys) - 2} parameters)"
     out = [_layout(heat, f"{objective_name} over {pair[0]} × {pair[1]}{more}", height=max(300, min(700, 60 + 28 * len(ys))),
                    hovermode="closest", xaxis={"title": pair[0], "type": "category"}, yaxis={"title": pair[1], "type": "category"})]
     if len(keys) > 2:
         fin = np.where(np.isfinite(objective), objective, np.nan)
         dims = [{"label": k, "values": params[k]} for k in keys] + [{"label": objective_name, "values": _clean(fin)}]
         par = go.Figure(go.Parcoords(dimensions=dims, line={"color": _clean(fin), "colorscale": "RdYlGn", "showscale": True}))
-        out.append(_layout(par, f"Every grid point: parameters and {objective_name}", height=420, hovermode="closest"))
+        out.append(_layout(par, f"Every grid point: parameters and {objective_name}", height=440, hovermode="closest",
+                           margin={"l": 64, "r": 40, "t": 96, "b": 30}))
     return out
 
 

@@ -407,6 +407,7 @@ def run_chart_sections(charts: Charts, runs: list, names: list[str], curves: lis
     of two overlaid (a comparison)."""
     from sq.runs import charts as C
     from sq.runs.compare import markouts
+    from sq.runs.reportinputs import MARKS_FROM_PNL
 
     out: list[str] = ["<h2>Equity curve and drawdown</h2>",
                       '<p class="note">Total PnL net of costs, all symbols, marked to mid at the pnl interval (UTC times); '
@@ -433,6 +434,7 @@ def run_chart_sections(charts: Charts, runs: list, names: list[str], curves: lis
             shown += 1
     sources = sorted({r.marks_from for r in runs if r.marks_from})
     out.append('<p class="note">Mid: ' + (_e("; ".join(sources)) if sources else "none in this run") +
+               (" (where the position is not flat: the mid the engine marked it at)" if MARKS_FROM_PNL in sources else "") +
                ". Quotes: the prices of the run's new and modified orders" +
                ("" if all(r.orders is not None and r.orders.num_rows for r in runs) else " (where the journal has orders)") + ".</p>")
     if left:

@@ -28,9 +28,9 @@ from sq.core.exits import DataError, NoInputError, UsageError
 
 BACKTEST_FILES = ("orders.parquet", "fills.parquet", "pnl.parquet")
 RESULTS_KINDS = ("backtest", "wfo", "cv")
-MARKS_FROM_FILE = "marks.parquet (the shadow run's mid once a second)"
+MARKS_FROM_FILE = "marks.parquet (the shadow's mid each second)"
 MARKS_FROM_COLUMN = "the pnl rows' mark"
-MARKS_FROM_PNL = "derived from the pnl rows (avg price + unrealized / position, where the position is not flat)"
+MARKS_FROM_PNL = "pnl rows: avg price + unrealized / position"
 
 
 @dataclass

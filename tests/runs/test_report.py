@@ -50,7 +50,7 @@ def test_a_backtest_journal_reports_what_the_backtest_did(sq, inputs, tmp_path):
     assert r["markouts"]["1s"]["bps"] is not None  # mids derived from the pnl rows
     assert_self_contained(out)
     _, text = parse(out)
-    assert "derived from the pnl rows" in text and "SIM:DEMO" in text
+    assert "pnl rows: avg price + unrealized / position" in text and "SIM:DEMO" in text
     figs = by_title(out)
     price = {t["name"]: t for t in figs["SIM:DEMO: price, fills and quotes"]["data"]}
     fills = pq.read_table(inputs["bt"] / "fills.parquet")
