@@ -113,6 +113,9 @@ def _table(env, doc) -> None:
         add(f"PnL {k}", [r.pnl[k] for r in runs], diff and diff["pnl"][k], 4)
     for h in runs[0].markouts:
         add(f"markout {h} (bps)", [r.markouts[h]["bps"] for r in runs], diff and diff["markouts"][h]["bps"])
+    keys = [k for r in runs for k, v in r.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for k in dict.fromkeys(keys):  # the summary's metrics, when the runs have them
+        add(k.replace("_", " "), [r.metrics.get(k) for r in runs], diff and (diff.get("metrics") or {}).get(k), 4)
     for r in runs:
         if r.rejections:
             t.caption = (t.caption + "; " if t.caption else "") + f"{r.mode} rejections: " + ", ".join(f"{k} {v}" for k, v in r.rejections.items())

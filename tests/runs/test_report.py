@@ -266,3 +266,17 @@ def test_an_existing_target_is_replaced_whole_or_kept(sq, inputs, tmp_path, monk
     monkeypatch.undo()
     assert sq(["report", str(inputs["bt"]), "-o", str(target)]).exit_code == 0
     assert target.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_on_a_terminal_a_table(sq, inputs, tmp_path):
+    import shutil
+
+    a = tmp_path / "a"
+    shutil.copytree(inputs["bt"], a)
+    (a / "summary.json").write_text(json.dumps({"metrics": {"sortino": 1.25}}))
+    r = sq(["report", str(a), str(inputs["bt2"])], stdout_isatty=True, width=140)
+    assert r.exit_code == 0, r.stderr
+    text = r.stdout.decode()
+    assert "B − A" in text and "PnL net" in text and "sortino" in text and "1.2500" in text
+    r = sq(["report", str(inputs["wfo"])], stdout_isatty=True, width=140)
+    assert r.exit_code == 0 and "folds" in r.stdout.decode() and "sharpe" in r.stdout.decode(), r.stderr
