@@ -32,8 +32,11 @@ demo: $(RUNTIME)
 	@echo "Next: put sq on your PATH with  source $(VENV)/bin/activate  then try  sq --help"
 	@echo "      (or run it by its full path: $(SQ) --help); README.md has a five-minute tour."
 
-## test: the whole suite (slow fault-injection runs excluded; see test-slow)
+## test: the whole suite (slow fault-injection runs excluded; see test-slow); installs Chromium for the
+## browser test of the HTML reports when it is missing (tests/e2e/test_report_browser.py)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test: $(DEV)
+	command -v chromium >/dev/null || ($(SUDO) apt-get install -y chromium || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium))
 	$(PY) -m pytest -q
 
 test-slow: $(DEV)

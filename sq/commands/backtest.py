@@ -50,10 +50,11 @@ splits, bonuses and dividends listed in a CSV (symbol,ex_date,kind,ratio_from,ra
 [,prev_close]; docs/corporate-actions.md): earlier prices × the factor, volumes ÷ it. A bad
 file is exit 65 (66 when it does not exist), before any data is read.
 
---report FILE.html writes one self-contained HTML file (inline CSS and SVG, nothing fetched):
-run metadata, metrics, equity, drawdown and position charts, per-symbol table, the first fills
-and rejections by reason; for a sweep the grid results, a heatmap of total PnL for two swept
-parameters, and the best point's curves."""
+--report FILE.html writes one self-contained HTML file (plotly.js embedded, nothing fetched;
+the renderer of sq report, docs/reports.md): run metadata, metrics, interactive equity,
+drawdown, position, price-with-fills and markout charts, per-symbol table, the first fills and
+rejections by reason; for a sweep the grid results, total PnL over the grid (a heatmap for two
+swept parameters), and the best point's curves."""
 
 EPILOG = """Examples:
 

@@ -28,6 +28,7 @@ from sq.core.exits import ConfigError, UsageError
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
 HORIZONS_S = (1, 10, 60)
+LATE_S = 2.0  # a mid this much later than fill time + h (or h, when longer) still marks the fill
 VAR_LEVEL = 0.95
 Z_05 = -1.6448536269514722  # the standard normal's 5 % quantile
 PHI_Z_05 = 0.10313564037537128  # its density there
@@ -234,26 +235,21 @@ def round_trips(ts, side, px, qty, fee, start, stop):
 
 
 @njit(cache=True)
-def _markouts(fts, fsym, side, px, qty, mts, msym, mid, horizons_ns, nsym):
+def _markouts(fts, fsym, side, px, qty, mts, msym, mid, horizons_ns, late_ns, nsym):
     """Per horizon: Σ qty·side·(mid later − price), Σ qty·that/price·1e4, Σ qty and the fills
-    counted, the mid being the first finite mark of the fill's symbol at or after ts + h.
-    Marks sorted by (symbol, ts); `starts` found here."""
+    counted, the mid being the first finite mark of the fill's symbol at or after ts + h and no
+    later than ts + h + late. Marks sorted by (symbol, ts)."""
     nh = len(horizons_ns)
     num = np.zeros(nh)
     num_bps = np.zeros(nh)
     den = np.zeros(nh)
     cnt = np.zeros(nh, np.int64)
-    first = np.full(nsym + 1, len(mts), np.int64)
+    first = np.full(nsym, len(mts), np.int64)
+    stop = np.zeros(nsym, np.int64)
     for j in range(len(mts) - 1, -1, -1):
         first[msym[j]] = j
-    stop = np.full(nsym, len(mts), np.int64)
-    for s in range(nsym):
-        e = len(mts)
-        for j in range(first[s], len(mts)):
-            if msym[j] != s:
-                e = j
-                break
-        stop[s] = e
+    for j in range(len(mts)):
+        stop[msym[j]] = j + 1
     for i in range(len(fts)):
         s = fsym[i]
         if s < 0 or s >= nsym or first[s] >= stop[s]:
@@ -270,7 +266,7 @@ def _markouts(fts, fsym, side, px, qty, mts, msym, mid, horizons_ns, nsym):
                     hi = md
             while lo < stop[s] and not math.isfinite(mid[lo]):
                 lo += 1
-            if lo >= stop[s]:
+            if lo >= stop[s] or mts[lo] > want + late_ns[h]:
                 continue
             move = side[i] * (mid[lo] - px[i])
             num[h] += move * qty[i]
@@ -282,18 +278,22 @@ def _markouts(fts, fsym, side, px, qty, mts, msym, mid, horizons_ns, nsym):
 
 def markouts(fill_ts, fill_sym, fill_side, fill_px, fill_qty, mark_ts, mark_sym, mark_mid,
              horizons_s=HORIZONS_S) -> dict[str, dict[str, float | None]]:
-    """Average markout per horizon over the fills: how far the mid moved in the fill's favour h
-    seconds later (side × (mid(t + h) − price), the first mid at or after t + h),
-    quantity-weighted, `per_unit` (price units) and `bps` (of the fill price); None where no mid
-    exists that late (the run ended first). Symbols are integer codes shared by fills and marks."""
+    """Average markout per horizon (seconds; keys like "1s", "0.5s") over the fills: how far the
+    mid moved in the fill's favour h seconds later (side × (mid(t + h) − price)), the mid being the
+    first at or after t + h and no later than `LATE_S` (or h, when longer) past it — a fill whose
+    next mid is staler has no markout at h; quantity-weighted, `per_unit` (price units) and `bps`
+    (of the fill price); None where no fill has one (the run ended first). Symbols are integer
+    codes shared by fills and marks. `sq report` (sq.runs.compare) and the run summaries use it."""
     fill_sym = np.asarray(fill_sym, np.int64)
     mark_sym = np.asarray(mark_sym, np.int64)
     nsym = int(max(fill_sym.max(initial=-1), mark_sym.max(initial=-1))) + 1
-    order = np.lexsort((np.asarray(mark_ts, np.int64), mark_sym))
+    mark_ts = np.asarray(mark_ts, np.int64)
+    order = np.lexsort((mark_ts, mark_sym))
     num, num_bps, den, cnt = _markouts(np.asarray(fill_ts, np.int64), fill_sym, np.asarray(fill_side, np.float64),
                                        np.asarray(fill_px, np.float64), np.asarray(fill_qty, np.float64),
-                                       np.asarray(mark_ts, np.int64)[order], mark_sym[order], np.asarray(mark_mid, np.float64)[order],
-                                       np.array([int(h * NS) for h in horizons_s], np.int64), max(nsym, 1))
+                                       mark_ts[order], mark_sym[order], np.asarray(mark_mid, np.float64)[order],
+                                       np.array([int(round(h * NS)) for h in horizons_s], np.int64),
+                                       np.array([int(max(LATE_S, h) * NS) for h in horizons_s], np.int64), max(nsym, 1))
     return {f"{h:g}s": {"per_unit": float(num[k] / den[k]) if den[k] > 0 else None,
                         "bps": float(num_bps[k] / den[k]) if den[k] > 0 else None, "fills": int(cnt[k])}
             for k, h in enumerate(horizons_s)}

@@ -39,6 +39,7 @@ def apply(engine: Any, instruments: Mapping[str, Any], config: Any, *, live: boo
     for name in sorted(instruments):
         calendar = market_calendar(name, config)
         if calendar is not None:
+            engine.calendar_market = True  # its metrics annualise over trading days (docs/metrics.md)
             if live:
                 calendar = calendar.square_off_earlier(LIVE_LEAD_MIN)
             if risk.enforce_trading_hours or calendar.square_off is not None:

@@ -217,7 +217,7 @@ class Worker:
         if self.job.report:
             from sq.runs.report import RunRecorder
 
-            rec = RunRecorder(max_fills=0)
+            rec = RunRecorder(max_fills=0, trades=False)
         if getattr(self, "funding", None) is None:  # a perpetual's funding files in or beside the inputs (sq.runs.funding)
             from sq.runs import funding as FU
 
@@ -233,54 +233,21 @@ class Worker:
         return {"index": index, "summary": summary}
 
 
-_WORKER: Worker | None = None
-
-
-def _init(job: Job) -> None:
-    import signal
-
-    global _WORKER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent ends the pool
-    _WORKER = Worker(job)
-
-
-def _run(task: tuple[int, list[str]]) -> dict[str, Any]:
-    assert _WORKER is not None
-    return _WORKER.run(*task)
-
-
 def run_points(job: Job, tasks: list[tuple[int, list[str]]], jobs: int, *, data: Loaded | None = None,
-               progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
-    """Run every (index, params) task; yields results as they finish (any order). `jobs == 1`
-    runs in this process (on `data` when given); else a spawn-started process pool."""
-    if jobs <= 1:
-        w = Worker(job, data)
-        for t in tasks:
-            r = w.run(*t)
-            if progress is not None:
-                progress(1)
-            yield r
-        return
-    import multiprocessing as mp
+               progress: Callable[[int], None] | None = None, executor=None) -> Iterator[dict[str, Any]]:
+    """Run every (index, params) task of one job on `executor` (sq.runs.executors; local by
+    default); yields results as they finish (any order). `jobs == 1` runs in this process (on
+    `data` when given); else a spawn-started process pool."""
+    from sq.runs.executors import Task, run_tasks
 
-    # spawn, not fork: the parent holds Arrow/numba threads, which fork does not carry safely
-    pool = mp.get_context("spawn").Pool(processes=jobs, initializer=_init, initargs=(job,))
-    try:
-        for r in pool.imap_unordered(_run, tasks, chunksize=1):
-            if progress is not None:
-                progress(1)
-            yield r
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    yield from run_tasks([job], [Task(0, i, tuple(p)) for i, p in tasks], executor=executor, workers=jobs,
+                         data=None if data is None else {0: data}, progress=progress)
 
 
 def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    from sq.runs.executors import default_workers
+
+    return default_workers()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from html.parser import HTMLParser
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -16,6 +15,7 @@ from sq.core import schemas as S
 from sq.runs.report import count, money
 from sq.core.strategy.loader import load
 from sq.runs.sweep import MAX_POINTS, parse_axis
+from tests.support.htmlreport import assert_self_contained, figures, parse, values
 from tests.support.process import ROOT, ipc_bytes
 
 SAME = ("events", "orders", "cancels", "fills", "position", "pnl", "per_symbol", "max_drawdown", "sharpe", "fill_ratio",
@@ -160,49 +160,24 @@ def test_terminal_table_sorted_by_pnl(sq, sim_file):
 # -- reports
 
 
-class _Html(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.tags: list[str] = []
-        self.links: list[str] = []
-        self.paths = 0
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.paths += tag == "path" and any(k == "d" and v for k, v in attrs)
-        self.links += [v for k, v in attrs if k in ("src", "href") and v]
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def parse(path) -> tuple[_Html, str]:
-    text = path.read_text()
-    p = _Html()
-    p.feed(text)
-    p.close()
-    return p, "".join(p.text)
-
-
-def assert_self_contained(p: _Html, raw: str) -> None:
-    assert "svg" in p.tags and p.paths > 0
-    assert not p.links and "http://" not in raw and "https://" not in raw and "<script" not in raw
-
-
 def test_report_of_one_run(sq, sim_file, tmp_path):
     out = tmp_path / "run.html"
     r = sq(["backtest", "-s", "mm", sim_file, "--param", "clip=2", "--report", str(out), "--json", "--journal", str(tmp_path / "j")])
     d = doc(r)
     assert "report written" in r.stderr
-    p, text = parse(out)
-    assert_self_contained(p, out.read_text())
+    _, text = parse(out)
+    assert_self_contained(out)
     for number in (money(d["pnl"]["total"]), money(d["pnl"]["realized"]), money(d["pnl"]["fees"]), money(d["max_drawdown"]),
                    count(d["orders"]), count(d["fills"]), count(d["events"]), money(d["fill_ratio"])):
         assert number in text, number
     for reason, n in d["rejections"].items():
         assert reason in text and count(n) in text
-    assert "SIM:DEMO" in text and "Equity curve" in text and "Drawdown" in text and "Position" in text
+    assert "SIM:DEMO" in text and "Equity curve" in text and "drawdown" in text and "Position" in text
+    figs = figures(out)
+    assert [f["layout"]["title"]["text"] for f in figs] == ["Equity and drawdown", "Position per symbol", "SIM:DEMO: price, fills and quotes",
+                                                          "Markouts: mean move of the mid in the fill's favour"]
+    price = {t["name"]: t for t in figs[2]["data"]}
+    assert len(values(price["buy fills"]["x"])) + len(values(price["sell fills"]["x"])) == d["fills"]  # every fill drawn (few enough: no thinning)
     fills = pq.read_table(tmp_path / "j" / "fills.parquet").drop_columns(["ts"]).to_pylist()
     assert fills and len(fills) == d["fills"]
     for f in fills[:3]:
@@ -214,11 +189,14 @@ def test_report_of_a_two_parameter_sweep(sq, sim_file, tmp_path):
     out = tmp_path / "sweep.html"
     d = doc(sq(["backtest", "-s", "mm", sim_file, "--sweep", "clip=1,2", "--sweep", "threshold=0.2,0.6,1",
                 "-j", "1", "--report", str(out), "--json"]))
-    p, text = parse(out)
-    raw = out.read_text()
-    assert_self_contained(p, raw)
+    _, text = parse(out)
+    assert_self_contained(out)
     assert "Total PnL over the grid" in text and "best point" in text
-    assert raw.count("<rect") >= 6  # one heatmap cell per point
+    heat = [t for f in figures(out) for t in f["data"] if t["type"] == "heatmap"]
+    assert len(heat) == 1 and len(heat[0]["z"]) == 3 and all(len(r) == 2 for r in heat[0]["z"])  # threshold rows × clip columns
+    z = {(x, y): heat[0]["z"][j][i] for j, y in enumerate(heat[0]["y"]) for i, x in enumerate(heat[0]["x"])}
+    for run in d["runs"]:
+        assert z[(f"{run['params']['clip']:g}", f"{run['params']['threshold']:g}")] == pytest.approx(run["pnl"]["total"])
     for run in d["runs"]:
         assert money(run["pnl"]["total"]) in text
     best = d["best"]["params"]

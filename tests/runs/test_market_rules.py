@@ -108,6 +108,8 @@ def test_backtest_rejects_after_the_cut_off_and_on_the_holiday_and_squares_off(s
     assert doc["rejections"] == {"trading_hours": 4, "holiday": 3}  # no circuit limits in this recording: none enforced
     # the next trading day trades again
     assert len([o for o in news if day_of(o) == TUESDAY]) == 3 and doc["position"] == {SYM: 3.0}
+    # a market with a calendar: its metrics annualise over 252 trading days (docs/metrics.md)
+    assert doc["metrics"]["basis"] == "annualised from daily returns, 252/yr" and doc["metrics"]["periods_per_year"] == 252
 
 
 def test_paper_replay_writes_the_backtests_orders_and_fills(sq, files, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from sq.core import journal as J
 from sq.runs.shadow import SHADOW_DIR, parse_spec
+from tests.support.htmlreport import assert_self_contained, figures, parse
 from tests.support.process import SQ_BIN, subprocess_env
 
 LIVE = ["live", "--strategy", "mm", "BINANCE:BTCUSDT", "--param", "clip=0.01", "--param", "threshold=0.1"]
@@ -72,8 +73,13 @@ def test_live_with_a_shadow_and_the_report_comparing_them(binance_fake, tmp_path
     for run in (live, paper):
         if run["fills"]:  # a fill's markout is measured when the shadow saw a mid 1 s after it
             assert run["markouts"]["1s"]["fills"] >= 1 and run["markouts"]["1s"]["bps"] is not None
-    html = (tmp_path / "cmp.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and "B − A" in html and "markout 1s (bps)" in html and "<script" not in html
+    _, text = parse(tmp_path / "cmp.html")
+    assert "B − A" in text and "markout 1s (bps)" in text
+    assert_self_contained(tmp_path / "cmp.html")
+    figs = {f["layout"]["title"]["text"]: f for f in figures(tmp_path / "cmp.html")}
+    assert len(figs["Equity and drawdown"]["data"]) == 4  # equity and drawdown of each run, overlaid
+    if live["fills"] or paper["fills"]:
+        assert {t["name"] for t in figs["Markouts: mean move of the mid in the fill's favour"]["data"]} <= {"live mm (live)", "shadow mm (shadow)"}
 
 
 def test_report_bad_input(sq, tmp_path):

@@ -210,6 +210,7 @@ class Engine:
         self._t0: int | None = None  # local time of the first batch (funding-data warnings)
         self._record: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]  # fills and pnl rows taken so far (metrics)
         self.returns_basis: str | None = None  # the metrics' returns basis (`--returns-basis`); None: the config's
+        self.calendar_market = False  # a market with a calendar (252 trading days a year in the metrics): set by the run
 
     # -- state
     def _alloc(self, sim_venue: bool) -> None:
@@ -995,12 +996,14 @@ class Engine:
 
     def basis(self) -> "Basis":
         """The metrics' returns basis: `returns_basis` or the config's `[research] returns_basis`;
-        a year of 252 trading days when the engine has market calendars (NSE, BSE), else 365."""
+        a year of 252 trading days when the symbols' market keeps a calendar (`calendar_market`, or
+        a market calendar given: NSE, BSE), else 365 (around the clock: Binance, SIM)."""
         from sq.core.analytics import parse_basis
 
         research = getattr(self.config, "research", None)
         text = self.returns_basis or getattr(research, "returns_basis", None) or "1d"
-        return parse_basis(text, calendar=bool(self.calendars.entries), option="--returns-basis" if self.returns_basis else "research.returns_basis")
+        calendar = self.calendar_market or any(not e.only_costs for e in self.calendars.entries.values())
+        return parse_basis(text, calendar=calendar, option="--returns-basis" if self.returns_basis else "research.returns_basis")
 
     def metrics(self, net: float, fill_ratio: float, turnover: float) -> dict[str, Any]:
         """The run's trader metrics (docs/metrics.md) from the fills and pnl rows taken so far."""

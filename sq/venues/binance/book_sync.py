@@ -41,7 +41,7 @@ N_STATE = 6
 MAX_BUFFER = 20_000  # events buffered while waiting for a snapshot (the oldest go first)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def diff_verdict(st, i, U, u, pu):
     """The documented rule for one diff event of symbol row i (updates the row)."""
     if st[i, S_SYNCED] == 0:
@@ -77,7 +77,7 @@ def diff_verdict(st, i, U, u, pu):
     return APPLY
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def batch_verdicts(st, code, ok, U, u, pu, out, seq_at):
     """Verdicts for a burst of frames in order; frames with ok[f] == 0 or code < 0 get NO_VERDICT.
 

@@ -39,7 +39,7 @@ _POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
 K_OTHER, K_e, K_E, K_T, K_s, K_U, K_u, K_pu, K_b, K_a, K_stream, K_data = range(12)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ws(buf, p, n):
     while p < n:
         c = buf[p]
@@ -49,7 +49,7 @@ def _ws(buf, p, n):
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _skip_string(buf, p, n):
     """p at the opening quote; index after the closing quote, or -1."""
     p += 1
@@ -64,7 +64,7 @@ def _skip_string(buf, p, n):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _skip_value(buf, p, n):
     """Skip any JSON value starting at p; index after it, or -1 when malformed."""
     if p >= n:
@@ -98,7 +98,7 @@ def _skip_value(buf, p, n):
     return p if p > start else -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _key(buf, p, n):
     """p at a key's opening quote → (key code, index after the closing quote) or (-1, -1)."""
     q = p + 1
@@ -138,7 +138,7 @@ def _key(buf, p, n):
     return code, e + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _int(buf, p, n):
     """A non-negative JSON integer at p → (value, index after) or (-1, -1)."""
     v = 0
@@ -151,7 +151,7 @@ def _int(buf, p, n):
     return v, p
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _dec(buf, p, n, pow10):
     """A quoted decimal string at p ("123.45") → (value, index after, ok)."""
     if p >= n or buf[p] != 34:
@@ -187,7 +187,7 @@ def _dec(buf, p, n, pow10):
     return (-v if neg else v), p + 1, True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _levels(buf, p, n, sgn, px, qty, side, lframe, fi, nl, pow10):
     """Parse `[["p","q"],…]` at p into the level arrays from index nl → (index after, new nl)."""
     if buf[p] != 91:
@@ -227,7 +227,7 @@ def _levels(buf, p, n, sgn, px, qty, side, lframe, fi, nl, pow10):
     return -1, nl
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _event(buf, p, n, fi, ints, px, qty, side, lframe, nl, pow10):
     """Scan one event object at p. ints[fi] row: status, E, T, U, u, pu, s0, s1, unknown.
 
@@ -301,7 +301,7 @@ _WRAP = np.frombuffer(b'{"stream":"', dtype=np.uint8)
 _DATA = np.frombuffer(b',"data":', dtype=np.uint8)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _match(buf, p, n, pat):
     if p + len(pat) > n:
         return False
@@ -311,7 +311,7 @@ def _match(buf, p, n, pat):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fnv(buf, s, e):
     h = np.int64(-3750763034362895579)  # FNV-1a offset basis as int64 (wrapping arithmetic)
     for p in range(s, e):
@@ -319,7 +319,7 @@ def _fnv(buf, s, e):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _lookup(buf, s0, s1, hashes, order, sym_buf, sym_off):
     """Index of the symbol bytes buf[s0:s1] in the table, or -1."""
     if s0 < 0 or s1 < s0:
@@ -341,7 +341,7 @@ def _lookup(buf, s0, s1, hashes, order, sym_buf, sym_off):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def scan_frames(buf, starts, ends, ints, px, qty, side, lframe, pow10, wrap, data, hashes, order, sym_buf, sym_off):
     """Scan every frame [starts[i], ends[i]) of buf; fill ints rows and the level arrays.
 

@@ -89,12 +89,12 @@ def divisor(token: int) -> float:
     return 100.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _u32(b, i):
     return (np.int64(b[i]) << 24) | (np.int64(b[i + 1]) << 16) | (np.int64(b[i + 2]) << 8) | np.int64(b[i + 3])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _i32(b, i):
     v = _u32(b, i)
     if v >= 2147483648:
@@ -102,12 +102,12 @@ def _i32(b, i):
     return v
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _u16(b, i):
     return (np.int64(b[i]) << 8) | np.int64(b[i + 1])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay):
     """Write one row: base columns, and zeros for the extras (null outside tick rows, but never
     stale memory: output arrays are allocated uninitialised and every used row is written here)."""
@@ -127,7 +127,7 @@ def _row(n, ts, recv, sym, kind, side, px, qty, orders, seq, o_ts, o_recv, o_sym
     return n + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _best(buf, d, none):
     """The wire price of the depth entry at byte d when it holds quantity, else `none`."""
     if _u32(buf, d) == 0:
@@ -135,7 +135,7 @@ def _best(buf, d, none):
     return _i32(buf, d + 4)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def parse_frames(buf, fstart, fend, frecv, keys, syms, tstate, stats, o_ts, o_recv, o_sym, o_kind, o_side, o_px, o_qty, o_ord, o_seq, xf, x_ltt, x_lay):
     """Parse frames buf[fstart[i]:fend[i]] received at frecv[i]; return the number of rows written.
 

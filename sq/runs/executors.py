@@ -1,0 +1,125 @@
+"""Where research tasks run: the executors behind `--jobs` / `--executor`.
+
+A research run (a sweep, a random or Optuna search, the folds of a walk-forward, the groups of
+a purged cross-validation) is a list of `Task`s. Each task names one `Job` (a data partition
+— input paths plus a time window — and how to run a point on it) by its number in the run's
+job list, and one point's `--param` strings. A task is a pure function of (job, params) →
+summary, so it gives the same answer wherever it runs; the result comes back as
+`{"job": j, "index": i, "summary": {...}}`.
+
+`run_tasks` is the one entry point. The local executor runs in this process (`workers == 1`,
+optionally on data already in memory) or on a spawn-started process pool; a worker keeps one
+`sweep.Worker` per job it has seen, so each job's data is loaded once per worker process and
+the numba kernels are loaded from the on-disk cache once per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+from sq.core.exits import UsageError
+
+
+@dataclass(frozen=True)
+class Task:
+    """One point of one job: `job` indexes the run's job list; `index` is the caller's own key."""
+
+    job: int
+    index: int
+    params: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A parsed `--executor`: `local`, or `ray` with an optional cluster address."""
+
+    kind: str
+    address: str | None = None
+
+
+def parse_executor(text: str | None) -> ExecutorSpec:
+    """`local` (the default) → ExecutorSpec('local')."""
+    t = (text or "local").strip()
+    kind, _, address = t.partition(":")
+    kind = kind.lower()
+    if kind == "local" and not address:
+        return ExecutorSpec("local")
+    raise UsageError(f"--executor {t!r}: expected local")
+
+
+def default_workers() -> int:
+    """Every CPU this process may run on."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# the local process pool's worker side
+
+_JOBS: Sequence[Any] = ()
+_WORKERS: dict[int, Any] = {}
+
+
+def _init(jobs: Sequence[Any]) -> None:
+    import signal
+
+    global _JOBS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent ends the pool
+    _JOBS = tuple(jobs)
+    _WORKERS.clear()
+
+
+def _worker(job_no: int, jobs: Sequence[Any], data: dict[int, Any] | None = None):
+    from sq.runs.sweep import Worker
+
+    w = _WORKERS.get(job_no)
+    if w is None:
+        w = _WORKERS[job_no] = Worker(jobs[job_no], (data or {}).get(job_no))
+    return w
+
+
+def run_one(task: Task) -> dict[str, Any]:
+    """Run one task in a pool worker (its jobs came with the pool's initializer)."""
+    r = _worker(task.job, _JOBS).run(task.index, list(task.params))
+    r["job"] = task.job
+    return r
+
+
+def run_tasks(jobs: Sequence[Any], tasks: Sequence[Task], *, executor: ExecutorSpec | None = None, workers: int | None = None,
+              data: dict[int, Any] | None = None, progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Run every task; yields results as they finish (in any order). `workers == 1` runs here,
+    on `data[job]` (a `sweep.Loaded`) when given; more runs a spawn-started process pool."""
+    spec = executor or ExecutorSpec("local")
+    if spec.kind != "local":  # pragma: no cover - parse_executor admits only what is implemented
+        raise UsageError(f"--executor {spec.kind}: not available")
+    n = max(1, min(workers or default_workers(), len(tasks) or 1))
+    if n == 1:
+        _WORKERS.clear()
+        try:
+            for t in tasks:
+                r = _worker(t.job, jobs, data).run(t.index, list(t.params))
+                r["job"] = t.job
+                if progress is not None:
+                    progress(1)
+                yield r
+        finally:
+            _WORKERS.clear()
+        return
+    import multiprocessing as mp
+
+    # spawn, not fork: the parent holds Arrow/numba threads, which fork does not carry safely
+    pool = mp.get_context("spawn").Pool(processes=n, initializer=_init, initargs=(tuple(jobs),))
+    try:
+        for r in pool.imap_unordered(run_one, list(tasks), chunksize=1):
+            if progress is not None:
+                progress(1)
+            yield r
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()

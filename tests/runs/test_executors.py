@@ -1,0 +1,48 @@
+"""sq.runs.executors: one task model (job number, index, params) for every research executor."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sq.core import schemas as S
+from sq.core.exits import UsageError
+from sq.runs import sweep
+from sq.runs.executors import Task, parse_executor, run_tasks
+
+
+@pytest.fixture(scope="module")
+def sim_file(tmp_path_factory):
+    from sq.venues.sim.venue import SimVenue
+
+    table = pa.Table.from_batches(list(SimVenue(["SIM:DEMO"], seed=3).market_source(limit=12_000).batches()))
+    md = dict(table.schema.metadata or {})
+    md[S.META_END] = b"ok"
+    path = tmp_path_factory.mktemp("exec") / "demo.parquet"
+    pq.write_table(table.replace_schema_metadata(md), path)
+    return str(path), table.column("ts")
+
+
+def test_parse_executor():
+    assert parse_executor(None).kind == "local"
+    assert parse_executor("LOCAL").kind == "local"
+    for bad in ("", "threads", "local:4"):
+        if bad:
+            with pytest.raises(UsageError, match="--executor"):
+                parse_executor(bad)
+
+
+def test_tasks_of_two_jobs_give_the_same_summaries_in_process_and_on_a_pool(sim_file):
+    path, _ = sim_file
+    fast = sweep.Job((path,), "mm", {}, 1, None, {}, ".")
+    slow = sweep.Job((path,), "mm", {"order_latency_ns": 50_000_000}, 1, None, {}, ".")  # another job: slower orders
+    tasks = [Task(j, i, ("max_loss=1e12", f"clip={c}")) for j in (0, 1) for i, c in enumerate((1.0, 2.0))]
+    here = {(r["job"], r["index"]): r["summary"] for r in run_tasks([fast, slow], tasks, workers=1)}
+    pooled = {(r["job"], r["index"]): r["summary"] for r in run_tasks([fast, slow], tasks, workers=2)}
+    assert here.keys() == pooled.keys() == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    for k in here:
+        for field in ("events", "orders", "fills", "pnl", "position"):
+            assert here[k][field] == pooled[k][field], (k, field)
+    assert here[(1, 0)]["fills"] != here[(0, 0)]["fills"] or here[(1, 0)]["pnl"] != here[(0, 0)]["pnl"]  # each job ran its own fill model
+    assert {r["worker"]["pid"] for r in pooled.values()} != {r["worker"]["pid"] for r in here.values()}
