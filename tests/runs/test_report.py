@@ -50,7 +50,7 @@ def test_a_backtest_journal_reports_what_the_backtest_did(sq, inputs, tmp_path):
     assert r["markouts"]["1s"]["bps"] is not None  # mids derived from the pnl rows
     assert_self_contained(out)
     _, text = parse(out)
-    assert "pnl rows: avg price + unrealized / position" in text and "SIM:DEMO" in text
+    assert MARKS_FROM_COLUMN in text and "SIM:DEMO" in text  # the pnl rows' own mark column (docs/metrics.md)
     figs = by_title(out)
     price = {t["name"]: t for t in figs["SIM:DEMO: price, fills and quotes"]["data"]}
     fills = pq.read_table(inputs["bt"] / "fills.parquet")
@@ -199,7 +199,8 @@ def test_a_long_run_is_thinned(tmp_path, sq):
     unreal = rng.normal(0, 1, n)
     pnl = pa.table({"ts": pa.array(ts).cast(S.TS), "symbol": pa.array(["SIM:DEMO"] * n).dictionary_encode().cast(S.SYMBOL),
                     "position": pos, "avg_price": price, "realized": np.cumsum(rng.normal(0, 0.01, n)), "unrealized": unreal,
-                    "total": np.cumsum(rng.normal(0, 0.1, n)), "volume": np.arange(n, dtype=np.float64)}, schema=S.pnl_schema())
+                    "total": np.cumsum(rng.normal(0, 0.1, n)), "volume": np.arange(n, dtype=np.float64), "mark": price + unreal / pos},
+                   schema=S.pnl_schema())
     pq.write_table(pnl, d / "pnl.parquet")
     k = 50_000
     fills = pa.table({"ts": pa.array(ts[::4][:k]).cast(S.TS), "symbol": pa.array(["SIM:DEMO"] * k).dictionary_encode().cast(S.SYMBOL),

@@ -47,6 +47,7 @@ _CONTEXT_ARRAYS = operator.attrgetter("book.qbuf", "book.ist", "si", "sf", "oi",
 INITIAL_ROWS = 4096
 INITIAL_HEAP = 1024
 SMALL = 64  # journal rows built from Python lists below this many (cheaper than vectorised compute)
+_REC_PNL = np.array([L.POF_POS, L.POF_MARK, L.POF_TOTAL], np.intp)  # the pnl row columns the run's metrics keep
 
 
 @dataclass(frozen=True)
@@ -842,7 +843,7 @@ class Engine:
         if rp:
             rows = (self.po_i[:rp].copy(), self.po_f[:rp].copy())
             self._pending[2].append(rows)
-            self._record[1].append(rows)
+            self._record[1].append((rows[0], rows[1][:, _REC_PNL]))  # ts, symbol; position, mark, total
             g[L.G_NP] = 0
 
     def take_output(self, events: int) -> EngineOutput:
@@ -1010,13 +1011,13 @@ class Engine:
         from sq.core.analytics import trader_metrics
 
         fi, ff = _stack(self._record[0], L.NFO_I, L.NFO_F)
-        pi, pf = _stack(self._record[1], L.NPO_I, L.NPO_F)
+        pi, pf = _stack(self._record[1], L.NPO_I, len(_REC_PNL))
         self._record = [[(fi, ff)] if len(fi) else [], [(pi, pf)] if len(pi) else []]  # concatenated once
         starts = [t for t in (self._t0, int(pi[0, L.PO_TS]) if len(pi) else None, int(fi[0, L.FO_TS]) if len(fi) else None) if t is not None]
         start = min(starts) if starts else self.now_ns
         return trader_metrics(
             start_ns=start, end_ns=self.now_ns, nsym=self.n,
-            pnl_ts=pi[:, L.PO_TS], pnl_sym=pi[:, L.PO_SYM], pnl_pos=pf[:, L.POF_POS], pnl_mark=pf[:, L.POF_MARK], pnl_total=pf[:, L.POF_TOTAL],
+            pnl_ts=pi[:, L.PO_TS], pnl_sym=pi[:, L.PO_SYM], pnl_pos=pf[:, 0], pnl_mark=pf[:, 1], pnl_total=pf[:, 2],
             fill_ts=fi[:, L.FO_TS], fill_sym=fi[:, L.FO_SYM], fill_side=fi[:, L.FO_SIDE], fill_px=ff[:, L.FOF_PX], fill_qty=ff[:, L.FOF_QTY],
             fill_fee=ff[:, L.FOF_FEE], capital=float(self.config.paper_trading.starting_capital), basis=self.basis(), net=net,
             fill_ratio=fill_ratio, turnover=turnover, max_drawdown=float(self.gf[L.GF_MAXDD]))
@@ -1048,12 +1049,11 @@ class Engine:
             fi[:, L.FO_SIDE] = col(fills, "side")
             ff[:, L.FOF_PX], ff[:, L.FOF_QTY], ff[:, L.FOF_FEE] = col(fills, "price"), col(fills, "qty"), np.nan_to_num(col(fills, "fee"))
         pi = np.zeros((pnl.num_rows, L.NPO_I), np.int64)
-        pf = np.zeros((pnl.num_rows, L.NPO_F), np.float64)
+        pf = np.zeros((pnl.num_rows, len(_REC_PNL)), np.float64)
         if pnl.num_rows:
             pi[:, L.PO_TS] = pnl.column("ts").cast(pa.int64()).to_numpy()
             pi[:, L.PO_SYM] = codes(pnl)
-            for c, name in ((L.POF_POS, "position"), (L.POF_AVG, "avg_price"), (L.POF_REAL, "realized"), (L.POF_UNREAL, "unrealized"),
-                            (L.POF_TOTAL, "total"), (L.POF_VOL, "volume"), (L.POF_MARK, "mark")):
+            for c, name in enumerate(("position", "mark", "total")):  # `_REC_PNL`'s columns
                 pf[:, c] = col(pnl, name)
         self._record = [[(fi, ff), *self._record[0]], [(pi, pf), *self._record[1]]]
         firsts = [int(a[:, 0].min()) for a in (fi, pi) if len(a)]
