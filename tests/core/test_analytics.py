@@ -239,3 +239,9 @@ def test_an_empty_run():
                          fill_sym=[], fill_side=[], fill_px=[], fill_qty=[], fill_fee=[], capital=1e6,
                          basis=A.parse_basis("1d", calendar=False), net=0.0, fill_ratio=0.0, turnover=0.0)
     assert tuple(m) == A.KEYS and m["round_trips"] == 0 and m["sharpe"] is None and m["markout_1s_bps"] is None
+
+
+def test_warm_up_runs_every_kernel():
+    A.warm_up()
+    for kernel in (A.account_series, A.sample_at, A.drawdown, A.round_trips, A._markouts):
+        assert kernel.signatures, kernel  # compiled (or loaded) for the types a run passes

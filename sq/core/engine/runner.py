@@ -1188,3 +1188,6 @@ def _warm_run(strategy, inst, name, batch, config) -> None:
     e.process(batch.slice(4), complete=True)
     e.finish()
     e.cancel_all(10, "warmup")
+    from sq.core.analytics import warm_up as warm_metrics
+
+    warm_metrics()  # the metrics' kernels too: a run's summary never compiles
