@@ -127,6 +127,10 @@ def backtest(
             from sq.core.exits import UsageError
 
             raise UsageError("--journal writes one run's orders and fills; it does not combine with --sweep")
+        if returns_basis is not None:
+            from sq.core.exits import UsageError
+
+            raise UsageError("--returns-basis is for one run; for a --sweep set [research] returns_basis in the config (docs/metrics.md)")
         _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window)
         return
     recorder = None

@@ -242,6 +242,8 @@ def test_json_carries_the_trader_metrics(sq, sim_file):
 def test_a_bad_returns_basis_is_a_usage_error(sq, sim_file):
     r = sq(["backtest", "--strategy", "mm", sim_file, "--returns-basis", "2d"])
     assert r.exit_code == 2 and "--returns-basis" in r.stderr
+    r = sq(["backtest", "--strategy", "mm", sim_file, "--returns-basis", "1h", "--sweep", "clip=1,2"])
+    assert r.exit_code == 2 and "[research] returns_basis" in r.stderr
 
 
 def test_the_table_prints_the_metrics_with_their_basis(sq, sim_file):
