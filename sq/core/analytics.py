@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from sq.core.durations import parse_duration_ns
-from sq.core.exits import ConfigError, UsageError
+from sq.core.exits import UsageError
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
@@ -51,8 +51,10 @@ class Basis:
     trading_days: int  # 252 (weekdays only) or 365
 
     def describe(self) -> str:
-        unit = {"1d": "daily", "1h": "hourly", "1m": "1-minute", "1s": "1-second"}.get(self.label, f"{self.label}")
-        return f"annualised from {unit} returns, {self.periods_per_year:g}/yr"
+        """`annualised from daily returns, 252/yr`: what the summaries print beside a Sharpe."""
+        unit = {"1d": "daily", "1h": "hourly", "1m": "1-minute", "1s": "1-second"}.get(self.label, self.label)
+        ppy = self.periods_per_year
+        return f"annualised from {unit} returns, {ppy:,.0f}/yr" if float(ppy).is_integer() else f"annualised from {unit} returns, {ppy:,.2f}/yr"
 
 
 def parse_basis(text: str, *, calendar: bool, option: str = "returns basis") -> Basis:
@@ -63,15 +65,6 @@ def parse_basis(text: str, *, calendar: bool, option: str = "returns basis") -> 
         raise UsageError(f"{option}: {text!r} must be between 1s and 1d")
     days = TRADING_DAYS if calendar else CALENDAR_DAYS
     return Basis(int(ns), str(text).strip().lower(), days * DAY_NS / ns, days)
-
-
-def check_basis(text: str) -> str:
-    """The config's `[research] returns_basis`, validated (exit 78 when unreadable)."""
-    try:
-        parse_basis(text, calendar=False)
-    except UsageError as e:
-        raise ConfigError(f"research.returns_basis: {e}") from None
-    return text
 
 
 # ------------------------------------------------------------------------------------------------
@@ -90,7 +83,6 @@ def account_series(ts, sym, pos, mark, total, nsym, start, end):
     cur_mark = np.zeros(nsym)
     eq_ts = np.empty(n + 2, np.int64)
     eq = np.empty(n + 2)
-    k = 0
     eq_ts[0] = start
     eq[0] = 0.0
     k = 1

@@ -177,6 +177,8 @@ def test_basis_parsing_and_annualisation():
     b = A.parse_basis("1d", calendar=True)
     assert b.periods_per_year == 252 and b.describe() == "annualised from daily returns, 252/yr"
     assert A.parse_basis("1h", calendar=False).periods_per_year == 365 * 24
+    assert A.parse_basis("1s", calendar=False).describe() == "annualised from 1-second returns, 31,536,000/yr"
+    assert A.parse_basis("15m", calendar=True).describe() == "annualised from 15m returns, 24,192/yr"
     with pytest.raises(UsageError):
         A.parse_basis("2d", calendar=False)
     with pytest.raises(UsageError):

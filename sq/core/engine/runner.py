@@ -1013,7 +1013,8 @@ class Engine:
         fi, ff = _stack(self._record[0], L.NFO_I, L.NFO_F)
         pi, pf = _stack(self._record[1], L.NPO_I, len(_REC_PNL))
         self._record = [[(fi, ff)] if len(fi) else [], [(pi, pf)] if len(pi) else []]  # concatenated once
-        starts = [t for t in (self._t0, int(pi[0, L.PO_TS]) if len(pi) else None, int(fi[0, L.FO_TS]) if len(fi) else None) if t is not None]
+        starts = [t for t in (self._t0, int(pi[:, L.PO_TS].min()) if len(pi) else None, int(fi[:, L.FO_TS].min()) if len(fi) else None)
+                  if t is not None]
         start = min(starts) if starts else self.now_ns
         return trader_metrics(
             start_ns=start, end_ns=self.now_ns, nsym=self.n,
