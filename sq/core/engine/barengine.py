@@ -107,6 +107,11 @@ class BarEngine(Engine):
         if batch.num_rows == 0:
             return self.take_output(0)
         self.rows_in += batch.num_rows
+        if self._t0 is None:  # where the run's clock starts (its metrics' time span)
+            try:
+                self._t0 = int(S.int64_view(batch.column("ts"))[0])
+            except (KeyError, TypeError, ValueError, IndexError):
+                pass
         if S.stream_kind(batch.schema) == "bars" or "open" in batch.schema.names:
             self._check_interval(batch.schema)
             self._run_bars(batch)
