@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from sq.core import journal as J
+from sq.core.analytics import HORIZONS_S  # 1 s, 10 s, 60 s
 from sq.core.exits import UsageError
 from sq.runs.reportinputs import RunData
-
-from sq.core.analytics import HORIZONS_S  # 1 s, 10 s, 60 s
 
 
 @dataclass
