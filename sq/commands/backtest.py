@@ -30,7 +30,7 @@ risk limits max_order_size, max_position, max_loss — from the config's instrum
 
 On a terminal: a summary table. Otherwise, or with --json: one JSON document (strategy, symbols,
 events, orders, fills, position, pnl, max_drawdown, sharpe, fill_ratio, rejections, elapsed_s,
-events_per_s, …). --journal DIR writes orders.parquet, fills.parquet and pnl.parquet.
+events_per_s, …). --journal DIR writes orders.parquet, fills.parquet, pnl.parquet and summary.json (for sq report).
 
 --sweep k=a:b:step (b included; or k=v1,v2,…; SYMBOL.k=… for one symbol; repeatable: the
 cartesian grid, at most 10,000 points) runs one backtest per grid point over the same input,
@@ -85,7 +85,7 @@ def backtest(
     inputs: Annotated[Optional[List[str]], typer.Argument(help="Market data: Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin.", show_default=False, autocompletion=complete_files)] = None,
     strategy: StrategyOption = None,
     param: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="k=v for every symbol or SYMBOL.k=v for one (clip, threshold, max_order_size, max_position, max_loss, ioc); repeatable.", show_default=False)] = None,
-    journal: Annotated[Optional[str], typer.Option("--journal", help="Write orders.parquet, fills.parquet, pnl.parquet into DIR.", show_default=False)] = None,
+    journal: Annotated[Optional[str], typer.Option("--journal", help="Write orders.parquet, fills.parquet, pnl.parquet and summary.json into DIR.", show_default=False)] = None,
     latency: LatencyOption = None,
     latency_dist: LatencyDistOption = None,
     latency_jitter: LatencyJitterOption = None,

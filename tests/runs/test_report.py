@@ -46,6 +46,7 @@ def test_a_backtest_journal_reports_what_the_backtest_did(sq, inputs, tmp_path):
     (r,) = doc["runs"]
     s = inputs["bt_summary"]
     assert r["mode"] == "backtest" and r["fills"] == s["fills"] and r["orders"] == s["orders"]
+    assert r["strategy"] == s["strategy"] == "mm"  # from the summary.json `sq backtest --journal` writes beside its files
     assert r["pnl"]["net"] == pytest.approx(s["pnl"]["total"], abs=1e-3)
     assert r["markouts"]["1s"]["bps"] is not None  # mids derived from the pnl rows
     assert_self_contained(out)
