@@ -596,7 +596,8 @@ def render_sweep(meta: dict[str, Any], axes: list, runs: list[dict[str, Any]], b
 
     keys = [a.key for a in axes]
     title = f"sq backtest sweep — {meta['strategy']} over {' × '.join(keys)} ({len(runs):,} points)"
-    best = max(runs, key=lambda r: r["pnl"]["total"])
+    feasible = [r for r in runs if r.get("feasible", True) and r.get("objective", 0.0) is not None] or runs
+    best = max(feasible, key=lambda r: r["objective"] if r.get("objective") is not None else r["pnl"]["total"])  # the search's objective
     charts = Charts()
     sections = [f"<h1>{_e(title)}</h1>", _kv(_meta_rows(meta) + [("swept", "; ".join(f"{a.key} = {', '.join(_num(v) for v in a.values)}" for a in axes)),
                                                               ("jobs", str(meta.get("jobs", ""))), ("wall time", f"{meta.get('wall_s', 0):.2f} s")])]
