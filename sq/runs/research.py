@@ -10,9 +10,13 @@ Every train search of every fold goes through one `executors.run_tasks` call (on
 Optuna), and every test run through one more: the folds share one pool, whose workers keep one
 data partition per job (a job is the input restricted to one fold's window, `Job.spans`).
 
-A training union of several windows (CV) is read as one stream with gaps: rows outside every
-window are dropped and the engine runs straight through — positions, orders and strategy state
-are not reset at a gap (a purge/embargo keeps the gap's neighbourhood out of training).
+A training union of several windows (CV) is read as one stream with gaps (`Job.spans`): rows
+outside every window are dropped and the engine runs straight through — positions, resting
+orders and strategy state are NOT reset at a gap, so an order resting when one window ends
+meets the first prices after the gap. Test groups are therefore never run as a union: each
+contiguous block of test groups runs on its own (from flat), and a split's OOS objective
+combines the blocks (`combine`: the sum for an objective that grows with time, else the mean
+weighted by block length; OOS PnL and fills are sums).
 
 Definitions (docs/research.md):
 - IS objective of a fold: the winner's objective on its train window; OOS: on its test window.
@@ -160,28 +164,32 @@ def run_research(env, inputs: list[str] | None, strategy: str, *, mode: str, spe
                 for b in batches:
                     w.write_batch(b.replace_schema_metadata(source.schema.metadata))
             base = dataclasses.replace(base, inputs=(path,), instruments=instruments, window=(None, None))
-        jobs_list = []
-        for sp in kept:
+        jobs_list, train_job, test_jobs = [], [], []
+        for sp in kept:  # a job per train window (a union for CV) and one per contiguous test block
+            train_job.append(len(jobs_list))
             jobs_list.append(dataclasses.replace(base, spans=sp.train))
-            jobs_list.append(dataclasses.replace(base, spans=sp.test, report=stitched))
+            blocks = [b for b in sp.test if _rows_between(ts, (b,))]
+            test_jobs.append(list(range(len(jobs_list), len(jobs_list) + len(blocks))))
+            jobs_list += [dataclasses.replace(base, spans=(b,), report=stitched) for b in blocks]
         data = None
         if workers == 1:
             data = {j: Loaded(instruments, list(rows_in_spans(iter(batches), job.spans)), list(source.names)) for j, job in enumerate(jobs_list)}
         batches = None  # the workers read their own windows
-        found = SE.search_jobs(jobs_list, [2 * i for i in range(len(kept))], how, axes, params, goal, seed=int(seed), workers=workers,
+        found = SE.search_jobs(jobs_list, train_job, how, axes, params, goal, seed=int(seed), workers=workers,
                                executor=executor, data=data, progress=progress, study_path=study,
                                study_names=[f"{mode}-{sp.train[0][0]}-{sp.train[-1][1]}-{i}" for i, sp in enumerate(kept)])
         from sq.runs.executors import Task, run_tasks
 
-        tasks = []
+        tasks, keys = [], []
         candidates = SE.candidates(how, axes, int(seed)) if every_candidate else []
         for i, fs in enumerate(found):
-            if every_candidate:
-                tasks += [Task(2 * i + 1, i * len(candidates) + c, tuple(point_params(params, p))) for c, p in enumerate(candidates)]
-            elif fs.best_point is not None:
-                tasks.append(Task(2 * i + 1, i, tuple(point_params(params, fs.best_point))))
-        oos: dict[int, dict] = {r["index"]: r["summary"] for r in run_tasks(jobs_list, tasks, executor=executor, workers=workers, data=data,
-                                                                            progress=progress)}
+            chosen = list(enumerate(candidates)) if every_candidate else ([(0, fs.best_point)] if fs.best_point is not None else [])
+            for c, p in chosen:
+                for b, j in enumerate(test_jobs[i]):
+                    tasks.append(Task(j, len(keys), tuple(point_params(params, p))))
+                    keys.append((i, c, b))
+        got = {keys[r["index"]]: r["summary"] for r in run_tasks(jobs_list, tasks, executor=executor, workers=workers, data=data,
+                                                                 progress=progress)}
     wall = time.perf_counter() - t_start
 
     rows, curves, pbo_ranks, warned = [], [], [], set()
@@ -190,36 +198,40 @@ def run_research(env, inputs: list[str] | None, strategy: str, *, mode: str, spe
         is_v = None
         if point is not None:
             is_v = fs.study["best_objective"] if fs.study is not None else fs.tried[fs.best].objective
+        lengths = [jobs_list[j].spans[0][1] - jobs_list[j].spans[0][0] for j in test_jobs[i]]
+
+        def oos_of(c: int) -> tuple[float | None, list[dict]]:
+            runs = [got[(i, c, b)] for b in range(len(test_jobs[i]))]
+            return combine([goal.score(r)[0] for r in runs], lengths, goal.additive), runs
+
+        test_runs: list[dict] = []
+        oos_v = None
         if every_candidate:
-            outs = [oos[i * len(candidates) + c] for c in range(len(candidates))]
-            test_s = outs[fs.best] if fs.best is not None else None
             if fs.best is not None:
-                vals = [goal.score(s)[0] for s in outs]
+                vals = [oos_of(c)[0] for c in range(len(candidates))]
+                oos_v, test_runs = oos_of(fs.best)
                 mine = vals[fs.best]
-                if mine is None:
-                    rank = 0
-                else:
-                    rank = 1 + sum(1 for v in vals if v is not None and v < mine) + 0.5 * (sum(1 for v in vals if v == mine) - 1)
+                rank = 0.0 if mine is None else 1 + sum(1 for v in vals if v is not None and v < mine) + 0.5 * (sum(1 for v in vals if v == mine) - 1)
                 pbo_ranks.append(rank / (len(candidates) + 1))
-        else:
-            test_s = oos.get(i) if point is not None else None
+        elif point is not None:
+            oos_v, test_runs = oos_of(0)
         if point is None:
             env.warn(f"{'fold' if mode == 'wfo' else 'split'} {sp.number}: no feasible point on its train window; not tested")
-        oos_v = goal.score(test_s)[0] if test_s is not None else None
-        for s in (test_s,) if test_s is not None else ():
+        for s in test_runs:
             for w in s.get("warnings", ()):
                 if w not in warned:
                     warned.add(w)
                     env.warn(w)
         row = {"fold": sp.number, "train_start": sp.train[0][0], "train_end": sp.train[-1][1], "test_start": sp.test[0][0],
                "test_end": sp.test[-1][1], "params": point, "is_objective": is_v, "oos_objective": oos_v,
-               "oos_pnl_total": None if test_s is None else test_s["pnl"]["total"], "oos_fills": None if test_s is None else test_s["fills"],
-               "train_ns": sp.train_ns, "test_ns": sp.test_ns, "train_windows": len(sp.train)}
+               "oos_pnl_total": round(sum(r["pnl"]["total"] for r in test_runs), 9) if test_runs else None,
+               "oos_fills": sum(r["fills"] for r in test_runs) if test_runs else None,
+               "train_ns": sp.train_ns, "test_ns": sum(lengths), "train_windows": len(sp.train), "test_windows": len(test_runs)}
         if mode == "cv":
             row["test_groups"] = ",".join(str(g) for g in sp.test_groups)
         rows.append(row)
-        if test_s is not None and stitched:
-            curves.append(test_s.get("curve") or {"ts": [], "equity": []})
+        if stitched:
+            curves += [r.get("curve") or {"ts": [], "equity": []} for r in test_runs]
     winners = [r for r in rows if r["params"] is not None]
     if not winners:
         raise_later = no_feasible(goal.objective.text, [c.text for c in goal.constraints], len(checks) if how.kind != "optuna" else how.n or 0)
@@ -245,6 +257,16 @@ def run_research(env, inputs: list[str] | None, strategy: str, *, mode: str, spe
                         "trials": sum(f.study["trials"] for f in found)}
     doc["_error"] = raise_later
     return doc
+
+
+def combine(values: list[float | None], lengths: list[int], additive: bool) -> float | None:
+    """The objective over several test blocks, each run on its own: the sum for an objective that
+    grows with time, else the mean weighted by each block's length (None if a block has none)."""
+    if not values or any(v is None for v in values):
+        return None
+    if additive:
+        return sum(values)
+    return sum(v * n for v, n in zip(values, lengths)) / sum(lengths)
 
 
 def efficiency(rows: list[dict], additive: bool) -> float | None:
@@ -283,7 +305,7 @@ def stitch(curves: list[dict]) -> dict[str, list]:
     offset = 0.0
     for c in curves:
         ts.extend(int(t) for t in c["ts"])
-        eq.extend(float(e) + offset for e in c["equity"])
+        eq.extend(round(float(e) + offset, 9) for e in c["equity"])
         if eq:
             offset = eq[-1]
     return {"ts": ts, "equity": eq}
@@ -314,7 +336,7 @@ def results_table(doc: dict[str, Any]):
     cols += [(f"param.{k}", f64, (lambda r, k=k: None if r["params"] is None else r["params"][k])) for k in keys]
     cols += [("is_objective", f64, lambda r: r["is_objective"]), ("oos_objective", f64, lambda r: r["oos_objective"]),
              ("oos_pnl_total", f64, lambda r: r["oos_pnl_total"]), ("oos_fills", i64, lambda r: r["oos_fills"]),
-             ("train_windows", i64, lambda r: r["train_windows"])]
+             ("train_windows", i64, lambda r: r["train_windows"]), ("test_windows", i64, lambda r: r["test_windows"])]
     if doc["mode"] == "cv":
         cols.append(("test_groups", pa.string(), lambda r: r["test_groups"]))
     meta = {"objective": doc["objective"], "spec": doc["spec"], "efficiency": doc["efficiency"], "stability": doc["stability"],
