@@ -43,7 +43,8 @@ def research(env, inputs, strategy, params, sweep, fill, seed, jobs, output, fmt
 def _ts(ns: int) -> str:
     import numpy as np
 
-    return str(np.datetime64(int(ns), "s")).replace("T", " ")
+    text = str(np.datetime64(int(ns), "ns").astype("datetime64[ms]")).replace("T", " ")
+    return text[:-4] if text.endswith(".000") else text
 
 
 def _table(env, doc: dict) -> None:
