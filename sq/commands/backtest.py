@@ -41,6 +41,25 @@ one row per point (swept values, pnl_total, pnl_realized, fees, max_drawdown, sh
 fills, fill_ratio, …, position.SYMBOL) as Arrow on a pipe, or -o FILE.parquet|.arrow|.jsonl,
 --format jsonl|table.
 
+--search grid (default) | random:N | optuna:N chooses the points of the --sweep space: k=a:b:step
+is discrete, k=v1,v2 categorical, k=a:b continuous (random and optuna only). random:N draws
+N points seeded by --seed; optuna:N runs Optuna's TPE sampler (seeded) in batches of --jobs
+trials, and --study FILE (an Optuna journal file) keeps the study so a second run continues it.
+--objective names what "best" maximises: a metric (pnl, sharpe, sortino, calmar, pnl_per_trade,
+fills, max_drawdown, …) or an expression over them ("pnl_total / max(1, max_drawdown)";
+arithmetic, comparisons, and/or/not, abs min max log sqrt); --require EXPR (repeatable, e.g.
+fills>=50) keeps a point that fails it from being best (column `feasible`); when no point is
+feasible the results are still written and the exit status is 1. docs/research.md.
+
+--wfo train=30d,test=7d[,step=7d][,anchored] walks forward over the input's time range: each
+fold searches the space on its train window and runs the winner on the test window after it.
+--cv cpcv:groups=6,test=2[,embargo=1h][,purge=DUR] (combinatorial purged cross-validation) or
+kfold:k=5[,embargo=1h] searches on each split's training groups and tests on the rest. Output:
+one row per fold/split (windows, chosen param.KEY values, is_objective, oos_objective,
+oos_pnl_total, oos_fills), the stitched out-of-sample equity, walk-forward efficiency and
+parameter stability (and for --cv the OOS distribution and the probability of backtest
+overfitting) — a table on a terminal, --json, or -o FILE.parquet for `sq report`.
+
 --clean drops bad ticks before the engine sees them (non-positive prices, negative quantities,
 timestamps going backwards, trades jumping more than [clean] max_jump_pct % or sigma_k σ from
 the last good one; locked/crossed books are counted, and dropped with drop_crossed); the summary's
@@ -77,7 +96,15 @@ EPILOG = """Examples:
 
   sq backtest -s mm demo.parquet --sweep SIM:DEMO.max_position=5:50:5 --jobs 2 -o grid.parquet
 
-  sq backtest -s lt demo.parquet --sweep threshold=0.3:1.5:0.1 --json | jq '.runs[] | [.params.threshold, .pnl.total]'"""
+  sq backtest -s lt demo.parquet --sweep threshold=0.3:1.5:0.1 --json | jq '.runs[] | [.params.threshold, .pnl.total]'
+
+  sq backtest -s mm demo.parquet --sweep clip=1:3 --sweep threshold=0.2,0.4,0.8 --search random:12 --seed 7 --require "fills>=5"
+
+  sq backtest -s mm demo.parquet --sweep clip=1:4:1 --sweep threshold=0.2:1.0 --search optuna:6 --study mm-study.jsonl -j 1 --objective "pnl_total / max(1, max_drawdown)"
+
+  sq backtest -s mm data --sweep clip=1:3:1 --sweep threshold=0.3,0.6 --wfo train=4s,test=2s -o wfo.parquet   # train=30d,test=7d on a month
+
+  sq backtest -s mm data --sweep clip=1,2 --cv cpcv:groups=5,test=2,embargo=200ms --json | jq '{pbo, oos_distribution}'"""
 
 
 def backtest(
