@@ -119,8 +119,15 @@ def run_research(env, inputs: list[str] | None, strategy: str, *, mode: str, spe
         {a.key: (a.low if a.continuous else a.values[0]) for a in axes}, {a.key: (a.high if a.continuous else a.values[-1]) for a in axes}]
     for pt in checks:
         resolve_params(strategy, instruments, config, point_params(params, pt))
-    batches = list(prepared.batches)  # the span, the windows' row counts, and the data of an in-process or spooled run
-    ts = _ts_of(batches)
+    n_tasks = len(checks) if how.kind != "optuna" else (how.n or 0)
+    workers = max(1, min(jobs or default_jobs(), max(n_tasks, 2)))
+    spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
+    if spool or workers == 1:  # the data of an in-process or spooled run, held here
+        batches = list(prepared.batches)
+        ts = _ts_of(batches)
+    else:  # the workers read their own windows: only the timestamps here (the span, each window's rows)
+        batches = None
+        ts = _ts_of(open_input(env, inputs, input_kinds(strategy), ("ts", "seq", "symbol"), start=window[0], end=window[1]).batches())
     if not len(ts):
         raise DataError("the input holds no market events")
     t0, t1 = int(ts[0]), int(ts[-1]) + 1
@@ -144,15 +151,11 @@ def run_research(env, inputs: list[str] | None, strategy: str, *, mode: str, spe
     warmup.warm_up(env, config, strategy, calendar=calendar)
     base = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
                dict(os.environ), os.getcwd(), False, window=tuple(window), calendar=calendar)
-    n_tasks = (how.n if how.kind != "optuna" else how.n) or 0
-    n_tasks = len(checks) if how.kind != "optuna" else n_tasks
     stitched = mode == "wfo" or parsed.kind == "kfold"  # test windows that tile time: their equity curves stitch
     every_candidate = mode == "cv" and how.kind != "optuna"  # for PBO: every candidate runs out of sample too
     total = len(kept) * n_tasks + len(kept) * (n_tasks if every_candidate else 1)
-    workers = max(1, min(jobs or default_jobs(), max(n_tasks, len(kept))))
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(total)
-    spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
     t_start = time.perf_counter()
     started_ns = time.time_ns()
     with tempfile.TemporaryDirectory(prefix="sq-research-") as tmp:
