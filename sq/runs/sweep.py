@@ -433,9 +433,10 @@ def results_table(runs: list[dict[str, Any]], keys: list[str]):
     symbols = sorted({s for r in runs for s in r["position"]})
     f64, i64 = pa.float64(), pa.int64()
     cols: list[tuple[str, pa.DataType, Callable[[dict], Any]]] = [(k, f64, (lambda r, k=k: r["params"][k])) for k in keys]
+    cols += [("pnl_total", f64, lambda r: r["pnl"]["total"])]  # the first column after the swept values (report.swept_columns)
     if keys:  # a search's rows: the objective each point scored and whether it met every --require
         cols += [("objective", f64, lambda r: r.get("objective")), ("feasible", pa.bool_(), lambda r: r.get("feasible", True))]
-    cols += [("pnl_total", f64, lambda r: r["pnl"]["total"]), ("pnl_realized", f64, lambda r: r["pnl"]["realized"]),
+    cols += [("pnl_realized", f64, lambda r: r["pnl"]["realized"]),
              ("pnl_unrealized", f64, lambda r: r["pnl"]["unrealized"]), ("fees", f64, lambda r: r["pnl"]["fees"]),
              ("max_drawdown", f64, lambda r: r["max_drawdown"]), ("sharpe", f64, lambda r: r["sharpe"]),
              ("orders", i64, lambda r: r["orders"]), ("cancels", i64, lambda r: r["cancels"]), ("fills", i64, lambda r: r["fills"]),
