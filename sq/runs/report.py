@@ -632,6 +632,10 @@ def results_doc(res) -> dict[str, Any]:
         doc: dict[str, Any] = {"kind": "sweep", "file": res.path, "points": t.num_rows, "swept": keys}
         if t.num_rows and "pnl_total" in t.column_names:
             pnl = _f64(t, "pnl_total")
+            if "objective" in t.column_names:  # a search's table: the best is the feasible point of the highest objective
+                pnl = _f64(t, "objective")
+                if "feasible" in t.column_names:
+                    pnl = np.where(np.asarray(t.column("feasible").fill_null(False).to_pylist(), dtype=bool), pnl, np.nan)
             i = int(np.nanargmax(pnl)) if np.isfinite(pnl).any() else 0
             row = t.slice(i, 1).to_pylist()[0]
             doc["best"] = {"params": {k: row[k] for k in keys}, "pnl_total": row["pnl_total"]}
