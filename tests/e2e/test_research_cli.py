@@ -229,3 +229,23 @@ def test_wfo_needs_a_sweep_and_search_options_need_one_too(sq):
     assert r.exit_code == 2 and "--sweep" in r.stderr and len(r.stderr_lines) == 1
     r = sq(["backtest", "-s", "mm", DATA, "--objective", "sharpe"])
     assert r.exit_code == 2 and "--sweep" in r.stderr and len(r.stderr_lines) == 1
+
+
+def test_stdin_walk_forward_on_the_pool_equals_files_in_process(sq, tmp_path):
+    """A pipe is spooled once for the pool; each fold's workers read their window of the spool."""
+    from tests.support.process import ipc_bytes
+
+    src = next((ROOT / "fixtures" / "sim-demo").rglob("*DEMO*/**/*.parquet"))
+    t = pq.read_table(src)
+    md = dict(t.schema.metadata or {})
+    md[S.META_END] = b"ok"
+    t = t.replace_schema_metadata(md)
+    path = tmp_path / "demo.parquet"
+    pq.write_table(t, path)
+    args = ["backtest", "-s", "mm", "--sweep", "clip=1,2", "--sweep", "threshold=0.3,0.6", "--wfo", "train=4s,test=3s,step=2s", "--json"]
+    pool = doc(sq(args + ["-j", "2"], stdin=ipc_bytes(t.to_batches(max_chunksize=4096), t.schema)))
+    local = doc(sq(args + [str(path), "-j", "1"]))
+    assert pool["jobs"] == 2 and local["jobs"] == 1 and len(pool["folds"]) == 4
+    keep = ("fold", "train_start", "train_end", "test_start", "test_end", "params", "is_objective", "oos_objective", "oos_pnl_total", "oos_fills")
+    assert [{k: f[k] for k in keep} for f in pool["folds"]] == [{k: f[k] for k in keep} for f in local["folds"]]
+    assert pool["oos_equity"] == local["oos_equity"] and any(f["oos_fills"] for f in pool["folds"])
