@@ -31,7 +31,8 @@ risk limits max_order_size, max_position, max_loss — from the config's instrum
 On a terminal: a summary table. Otherwise, or with --json: one JSON document (strategy, symbols,
 events, orders, fills, position, pnl, max_drawdown, sharpe (annualised), fill_ratio, rejections,
 metrics — returns on capital, Sortino, Calmar, VaR, round trips, markouts, docs/metrics.md —,
-elapsed_s, events_per_s, …). --journal DIR writes orders.parquet, fills.parquet and pnl.parquet.
+elapsed_s, events_per_s, …). --journal DIR writes orders.parquet, fills.parquet, pnl.parquet and
+summary.json (for sq report).
 
 --sweep k=a:b:step (b included; or k=v1,v2,…; SYMBOL.k=… for one symbol; repeatable: the
 cartesian grid, at most 10,000 points) runs one backtest per grid point over the same input,
@@ -41,6 +42,25 @@ total PnL; --json: one document with a `runs` list (grid order) and the best poi
 one row per point (swept values, pnl_total, pnl_realized, fees, max_drawdown, sharpe, orders,
 fills, fill_ratio, …, position.SYMBOL) as Arrow on a pipe, or -o FILE.parquet|.arrow|.jsonl,
 --format jsonl|table.
+
+--search grid (default) | random:N | optuna:N chooses the points of the --sweep space: k=a:b:step
+is discrete, k=v1,v2 categorical, k=a:b continuous (random and optuna only). random:N draws
+N points seeded by --seed; optuna:N runs Optuna's TPE sampler (seeded) in batches of --jobs
+trials, and --study FILE (an Optuna journal file) keeps the study so a second run continues it.
+--objective names what "best" maximises: a metric (pnl, sharpe, sortino, calmar, pnl_per_trade,
+fills, max_drawdown, …) or an expression over them ("pnl_total / max(1, max_drawdown)";
+arithmetic, comparisons, and/or/not, abs min max log sqrt); --require EXPR (repeatable, e.g.
+fills>=50) keeps a point that fails it from being best (column `feasible`); when no point is
+feasible the results are still written and the exit status is 1. docs/research.md.
+
+--wfo train=30d,test=7d[,step=7d][,anchored] walks forward over the input's time range: each
+fold searches the space on its train window and runs the winner on the test window after it.
+--cv cpcv:groups=6,test=2[,embargo=1h][,purge=DUR] (combinatorial purged cross-validation) or
+kfold:k=5[,embargo=1h] searches on each split's training groups and tests on the rest. Output:
+one row per fold/split (windows, chosen param.KEY values, is_objective, oos_objective,
+oos_pnl_total, oos_fills), the stitched out-of-sample equity, walk-forward efficiency and
+parameter stability (and for --cv the OOS distribution and the probability of backtest
+overfitting) — a table on a terminal, --json, or -o FILE.parquet for `sq report`.
 
 --clean drops bad ticks before the engine sees them (non-positive prices, negative quantities,
 timestamps going backwards, trades jumping more than [clean] max_jump_pct % or sigma_k σ from
@@ -78,7 +98,15 @@ EPILOG = """Examples:
 
   sq backtest -s mm demo.parquet --sweep SIM:DEMO.max_position=5:50:5 --jobs 2 -o grid.parquet
 
-  sq backtest -s lt demo.parquet --sweep threshold=0.3:1.5:0.1 --json | jq '.runs[] | [.params.threshold, .pnl.total]'"""
+  sq backtest -s lt demo.parquet --sweep threshold=0.3:1.5:0.1 --json | jq '.runs[] | [.params.threshold, .pnl.total]'
+
+  sq backtest -s mm demo.parquet --sweep clip=1:3 --sweep threshold=0.2,0.4,0.8 --search random:12 --seed 7 --require "fills>=5"
+
+  sq backtest -s mm demo.parquet --sweep clip=1:4:1 --sweep threshold=0.2:1.0 --search optuna:6 --study mm-study.jsonl -j 1 --objective "pnl_total / max(1, max_drawdown)"
+
+  sq backtest -s mm data --sweep clip=1:3:1 --sweep threshold=0.3,0.6 --wfo train=4s,test=2s -o wfo.parquet   # train=30d,test=7d on a month
+
+  sq backtest -s mm data --sweep clip=1,2 --cv cpcv:groups=5,test=2,embargo=200ms --json | jq '{pbo, oos_distribution}'"""
 
 
 def backtest(
@@ -86,7 +114,7 @@ def backtest(
     inputs: Annotated[Optional[List[str]], typer.Argument(help="Market data: Parquet files, recorded dataset dirs/globs, Arrow files, or - for stdin.", show_default=False, autocompletion=complete_files)] = None,
     strategy: StrategyOption = None,
     param: Annotated[Optional[List[str]], typer.Option("--param", "-p", help="k=v for every symbol or SYMBOL.k=v for one (clip, threshold, max_order_size, max_position, max_loss, ioc); repeatable.", show_default=False)] = None,
-    journal: Annotated[Optional[str], typer.Option("--journal", help="Write orders.parquet, fills.parquet, pnl.parquet into DIR.", show_default=False)] = None,
+    journal: Annotated[Optional[str], typer.Option("--journal", help="Write orders.parquet, fills.parquet, pnl.parquet and summary.json into DIR.", show_default=False)] = None,
     latency: LatencyOption = None,
     latency_dist: LatencyDistOption = None,
     latency_jitter: LatencyJitterOption = None,
@@ -99,6 +127,12 @@ def backtest(
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equities for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
     funding: Annotated[Optional[str], typer.Option("--funding", help="Perpetuals' funding rates (a funding.parquet, or a directory of them; default: those in or beside the inputs; docs/funding.md).", metavar="FILE|DIR", show_default=False)] = None,
+    search: Annotated[Optional[str], typer.Option("--search", help="How a --sweep's space is searched: grid (default), random:N (seeded by --seed) or optuna:N (TPE, seeded).", show_default=False)] = None,
+    objective: Annotated[Optional[str], typer.Option("--objective", help="What the best point maximises: a metric (pnl, sharpe, sortino, calmar, pnl_per_trade, …) or an expression over them (docs/research.md); default pnl.", show_default=False)] = None,
+    require: Annotated[Optional[List[str]], typer.Option("--require", help="A constraint every candidate must meet, e.g. fills>=50; repeatable.", show_default=False)] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="Keep the optuna:N study in this journal FILE; a second run continues it.", metavar="FILE", show_default=False)] = None,
+    wfo: Annotated[Optional[str], typer.Option("--wfo", help="Walk-forward: train=30d,test=7d[,step=7d][,anchored] — search each fold's train window, run the winner on its test window.", show_default=False)] = None,
+    cv: Annotated[Optional[str], typer.Option("--cv", help="Purged cross-validation: cpcv:groups=6,test=2[,embargo=1h][,purge=DUR] or kfold:k=5[,embargo=1h].", show_default=False)] = None,
     returns_basis: Annotated[Optional[str], typer.Option("--returns-basis", help="The period of the returns Sharpe, Sortino, Calmar and VaR are computed on (1d, 1h, 1m, 1s; default: the config's [research] returns_basis, 1d; docs/metrics.md).", metavar="DURATION", show_default=False)] = None,
     start: StartOption = None,
     end: EndOption = None,
@@ -122,17 +156,29 @@ def backtest(
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
     fill = fill_overrides(latency, latency_dist, latency_jitter, feed_latency, queue_model)
     rows_out = output is not None or fmt.lower() != "auto"
+    if returns_basis is not None and (sweep or wfo or cv):
+        from sq.core.exits import UsageError
+
+        raise UsageError("--returns-basis is for one run; for a --sweep, --wfo or --cv set [research] returns_basis in the config "
+                         "(docs/metrics.md)")
+    if wfo or cv:
+        from sq.commands._research import research
+
+        research(env, inputs, strategy, param or (), sweep or (), fill, seed, jobs, output, fmt, json_out, rows_out, clean, adjust, window,
+                 search=search, objective=objective, requires=require or (), study=study, wfo=wfo, cv=cv, journal=journal, report=report)
+        return
     if sweep:
         if journal:
             from sq.core.exits import UsageError
 
             raise UsageError("--journal writes one run's orders and fills; it does not combine with --sweep")
-        if returns_basis is not None:
-            from sq.core.exits import UsageError
-
-            raise UsageError("--returns-basis is for one run; for a --sweep set [research] returns_basis in the config (docs/metrics.md)")
-        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window)
+        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window,
+               dict(search=search, objective=objective, requires=require or (), study=study))
         return
+    if search or objective or require or study:
+        from sq.core.exits import UsageError
+
+        raise UsageError("--search, --objective, --require and --study choose among the points of a --sweep; give one (e.g. --sweep clip=1:5:1)")
     recorder = None
     if report:
         from sq.runs.report import RunRecorder
@@ -170,14 +216,14 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
                                             f"queue model {fill['queue_model']}, seed {seed}"}
 
 
-def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window) -> None:
+def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window, how) -> None:
     from sq.runs.sweep import run_sweep
 
     from sq.commands._progress import RowProgress
 
-    with RowProgress(env, "sweep", unit="points") as progress:  # the bar's total: the grid's points (run_sweep)
+    with RowProgress(env, "sweep", unit="points") as progress:  # the bar's total: the search's points (run_sweep)
         doc = run_sweep(env, inputs, strategy, params=params, sweeps=sweep, fill=fill, seed=seed, jobs=jobs, report=bool(report),
-                        progress=progress, clean=clean, adjust=adjust, window=window)
+                        progress=progress, clean=clean, adjust=adjust, window=window, **how)
     curve = doc.pop("_best_curve", None)
     axes = doc.pop("_axes", None)
     if report:
@@ -193,6 +239,13 @@ def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, outpu
         _rows(env, doc["runs"], keys, output, fmt)
     else:
         _grid_table(env, doc, keys)
+    if "study" in doc:
+        st = doc["study"]
+        env.info(f"study {st['file']}: {st['trials_before']:,} earlier trials found, {st['trials']:,} now")
+    if doc["best"] is None:
+        from sq.runs.research import no_feasible
+
+        raise no_feasible(doc["objective"], doc["require"], doc["points"])
 
 
 def _rows(env, runs, keys, output, fmt) -> None:
@@ -209,21 +262,24 @@ GRID_SHOWN = 40
 
 
 def _grid_table(env, doc: dict, keys: list) -> None:
-    """The grid sorted by the objective (total PnL); on a narrow terminal the other metrics give
-    way, never the swept values or the objective."""
+    """The points sorted by the objective (default total PnL; infeasible points, marked ✗, last);
+    on a narrow terminal the other metrics give way, never the swept values or the objective."""
     from rich import box
 
     from sq.commands._tables import Col, fitted_table
     from sq.core import formatting as F
 
-    runs = sorted(doc["runs"], key=lambda r: -r["pnl"]["total"])
-    columns = [Col(k) for k in keys] + [Col("PnL total"), Col("Sharpe", 60), Col("max DD", 55), Col("fees", 50), Col("fills", 40),
+    runs = sorted(doc["runs"], key=lambda r: (not (r["feasible"] and r["objective"] is not None), -(r["objective"] or 0.0)))
+    objective = [] if doc["objective"] == "pnl" else [Col(doc["objective"][:24])]
+    columns = [Col(k) for k in keys] + objective + [Col("PnL total"), Col("Sharpe", 60), Col("max DD", 55), Col("fees", 50), Col("fills", 40),
                                         Col("orders", 35), Col("fill ratio", 30), Col("position", 10)]
     rows = []
     for r in runs[:GRID_SHOWN]:
         pnl = r["pnl"]
         color = "green" if pnl["total"] > 0 else "red" if pnl["total"] < 0 else "default"
-        rows.append([*[f"{r['params'][k]:g}" for k in keys], f"[{color}]{F.format_pnl(pnl['total'])}[/]",
+        mark = "" if r["feasible"] else " ✗"
+        obj = [] if not objective else [("—" if r["objective"] is None else f"{r['objective']:.6g}") + mark]
+        rows.append([*[f"{r['params'][k]:g}" for k in keys], *obj, f"[{color}]{F.format_pnl(pnl['total'])}[/]" + ("" if objective else mark),
                      F.UNKNOWN if r["sharpe"] is None else f"{r['sharpe']:.3f}", F.format_pnl(r["max_drawdown"]), F.format_pnl(pnl["fees"]),
                      F.format_count(r["fills"]), F.format_count(r["orders"]), f"{r['fill_ratio']:.2f}",
                      " ".join(f"{v:g}" for v in r["position"].values())])
@@ -233,6 +289,8 @@ def _grid_table(env, doc: dict, keys: list) -> None:
     console.print(fitted_table(console, columns, rows, title=title, box=box.SIMPLE_HEAD, pad_edge=False))
     if len(runs) > GRID_SHOWN:
         console.print(f"the best {GRID_SHOWN} of {len(runs):,} points; every point with --json or -o FILE")
+    if doc["require"]:
+        console.print(f"{doc['feasible_points']:,} of {len(runs):,} points meet {' and '.join(doc['require'])} (✗: does not)")
 
 
 def _table(env, s: dict) -> None:

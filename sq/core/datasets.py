@@ -129,3 +129,44 @@ def window_ns(start: dt.date | None, end: dt.date | None) -> tuple[int | None, i
     lo = None if start is None else int(np.datetime64(start.isoformat(), "D").astype("datetime64[ns]").astype(np.int64))
     hi = None if end is None else int(np.datetime64(end.isoformat(), "D").astype("datetime64[ns]").astype(np.int64)) + NS_PER_DAY
     return lo, hi
+
+
+Spans = tuple  # ((lo_ns, hi_ns), …): half-open [lo, hi) ranges in ns since the epoch, in time order
+
+
+def check_spans(spans) -> tuple[tuple[int, int], ...]:
+    """Exact research windows (a walk-forward's train or test window, a purged CV's training
+    union) as sorted, non-overlapping [lo, hi) ns ranges; an empty or reversed range is an error."""
+    out = sorted((int(lo), int(hi)) for lo, hi in spans)
+    for (lo, hi), nxt in zip(out, out[1:] + [None]):
+        if hi <= lo:
+            raise ValueError(f"window [{lo}, {hi}) is empty")
+        if nxt is not None and nxt[0] < hi:
+            raise ValueError("windows overlap")
+    if not out:
+        raise ValueError("no window")
+    return tuple(out)
+
+
+def spans_dates(spans) -> tuple[dt.date, dt.date]:
+    """The UTC days the spans touch, first and last (for pruning a dataset's `date=` files)."""
+    lo = min(s[0] for s in spans)
+    hi = max(s[1] for s in spans) - 1
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=lo // NS_PER_DAY), dt.date(1970, 1, 1) + dt.timedelta(days=hi // NS_PER_DAY))
+
+
+def in_spans(ts: np.ndarray, spans) -> np.ndarray:
+    """A mask of the timestamps lying in any of the spans."""
+    inside = np.zeros(len(ts), dtype=np.bool_)
+    for lo, hi in spans:
+        inside |= (ts >= lo) & (ts < hi)
+    return inside
+
+
+def spans_text(spans) -> str:
+    """`2024-01-08T08:00:00.000000000Z … 2024-01-08T08:00:04.000000000Z` (+ more ranges)."""
+    def iso(ns: int) -> str:
+        return str(np.datetime64(int(ns), "ns")) + "Z"
+
+    return ", ".join(f"[{iso(lo)}, {iso(hi)})" for lo, hi in spans)
+

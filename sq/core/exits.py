@@ -11,7 +11,7 @@ from enum import IntEnum
 
 class ExitStatus(IntEnum):
     OK = 0
-    DIFFERENCES = 1  # reconcile found differences / kill left something open or could not check a venue market
+    DIFFERENCES = 1  # reconcile found differences / kill left something open or could not check a venue market / no feasible search point
     USAGE = 2
     DATA_ERR = 65  # bad input data
     NO_INPUT = 66  # input file missing
@@ -29,7 +29,7 @@ class ExitStatus(IntEnum):
 # and checked against this table).
 MEANINGS: dict[ExitStatus, str] = {
     ExitStatus.OK: "ok (also: downstream closed the pipe, e.g. `| head`; a run halted by `sq kill`)",
-    ExitStatus.DIFFERENCES: "`reconcile` found differences / `kill` left something open or could not check a venue market",
+    ExitStatus.DIFFERENCES: "`reconcile` found differences / `kill` left something open or could not check a venue market / a `backtest` search found no feasible point",
     ExitStatus.USAGE: "usage error (unknown option, symbol, strategy, …)",
     ExitStatus.DATA_ERR: "bad input data (corrupt, truncated or wrong-kind stream, NaN prices, a damaged journal, …)",
     ExitStatus.NO_INPUT: "input file missing",

@@ -34,7 +34,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from sq.core import schemas as S
-from sq.core.datasets import check_window, in_window, window_ns
+from sq.core.datasets import check_spans, check_window, in_spans, in_window, spans_dates, spans_text, window_ns
 from sq.core.schemas import int64_view
 from sq.core.environment import Environment
 from sq.core.exits import DataError, NoInputError, UsageError
@@ -503,7 +503,8 @@ class StreamSource:
 
 
 def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, want: str | tuple[str, ...],
-               columns: tuple[str, ...] | None = None, *, start: dt.date | None = None, end: dt.date | None = None) -> StreamSource:
+               columns: tuple[str, ...] | None = None, *, start: dt.date | None = None, end: dt.date | None = None,
+               spans: tuple[tuple[int, int], ...] | None = None) -> StreamSource:
     """Open the command's INPUT arguments (or stdin) as one source of stream kind `want`.
 
     `columns`: the consumer reads only these; Parquet files then decode only them, and batches
@@ -514,6 +515,10 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
     `start`, `end` (`--start/--end`, both days included, UTC): files of a dataset whose `date=`
     partition lies outside the window are never opened, and rows outside [start 00:00, end+1
     00:00) are dropped. A window that holds no rows is a DataError ("no market events between …").
+
+    `spans` (research windows, sq.runs.research): exact [lo, hi) ns ranges; only rows inside one
+    of them are kept (a union of several ranges reads as one stream with gaps), and files of
+    days no span touches are never opened. Applies on top of `start`/`end`.
     """
     wants = (want,) if isinstance(want, str) else tuple(want)
     inputs = list(inputs or [])
@@ -528,6 +533,13 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
     if not parts:
         raise NoInputError(f"no Parquet or Arrow files found in {', '.join(inputs)}")
     windowed = start is not None or end is not None
+    if spans is not None:
+        spans = check_spans(spans)
+        days = spans_dates(spans)
+        kept = set(in_window([p.path for p in parts if p.path is not None], *days))
+        parts = [p for p in parts if p.path is None or p.path in kept]
+        if not parts:
+            raise DataError(_empty_spans(wants, spans))
     if windowed:
         kept = set(in_window([p.path for p in parts if p.path is not None], start, end))
         parts = [p for p in parts if p.path is None or p.path in kept]
@@ -578,6 +590,8 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
         batches = read(parts)
     if windowed:
         batches = _first_rows(batches, _empty_window(wants, start, end))
+    if spans is not None:
+        batches = _first_rows(rows_in_spans(batches, spans), _empty_spans(wants, spans))
 
     return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq, total_rows)
 
@@ -595,6 +609,20 @@ def _rows_in_window(batches: Iterator[pa.RecordBatch], lo: int | None, hi: int |
             yield batch
         elif inside.any():
             yield batch.filter(pa.array(inside))
+
+
+def rows_in_spans(batches: Iterator[pa.RecordBatch], spans) -> Iterator[pa.RecordBatch]:
+    """The rows of `batches` whose `ts` lies in one of the [lo, hi) ns spans."""
+    for batch in batches:
+        inside = in_spans(int64_view(batch.column("ts")), spans)
+        if inside.all():
+            yield batch
+        elif inside.any():
+            yield batch.filter(pa.array(inside))
+
+
+def _empty_spans(wants: tuple[str, ...], spans) -> str:
+    return f"no {' or '.join(wants)} events in {spans_text(spans)}"
 
 
 def _first_rows(batches: Iterator[pa.RecordBatch], message: str) -> Iterator[pa.RecordBatch]:

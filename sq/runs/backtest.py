@@ -234,4 +234,17 @@ def run_backtest(
         summary["journal"] = str(Path(journal))
     summary["params"] = RS.params_used(engine.params, summary["symbols"])
     summary["started"], summary["ended"] = RS.now_iso(started_ns), RS.now_iso(time.time_ns())
-    return RS.present(summary, engine.instruments)
+    summary = RS.present(summary, engine.instruments)
+    if journal:  # the run's own summary beside its orders and fills, so `sq report DIR` shows its metrics
+        _write_summary(Path(journal) / "summary.json", summary)
+    return summary
+
+
+def _write_summary(path: Path, summary: dict) -> None:
+    """`summary.json` written to a temporary name and renamed: a reader never sees half of it."""
+    import json
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    os.replace(tmp, path)

@@ -596,7 +596,8 @@ def render_sweep(meta: dict[str, Any], axes: list, runs: list[dict[str, Any]], b
 
     keys = [a.key for a in axes]
     title = f"sq backtest sweep — {meta['strategy']} over {' × '.join(keys)} ({len(runs):,} points)"
-    best = max(runs, key=lambda r: r["pnl"]["total"])
+    feasible = [r for r in runs if r.get("feasible", True) and r.get("objective", 0.0) is not None] or runs
+    best = max(feasible, key=lambda r: r["objective"] if r.get("objective") is not None else r["pnl"]["total"])  # the search's objective
     charts = Charts()
     sections = [f"<h1>{_e(title)}</h1>", _kv(_meta_rows(meta) + [("swept", "; ".join(f"{a.key} = {', '.join(_num(v) for v in a.values)}" for a in axes)),
                                                               ("jobs", str(meta.get("jobs", ""))), ("wall time", f"{meta.get('wall_s', 0):.2f} s")])]
@@ -631,6 +632,10 @@ def results_doc(res) -> dict[str, Any]:
         doc: dict[str, Any] = {"kind": "sweep", "file": res.path, "points": t.num_rows, "swept": keys}
         if t.num_rows and "pnl_total" in t.column_names:
             pnl = _f64(t, "pnl_total")
+            if "objective" in t.column_names:  # a search's table: the best is the feasible point of the highest objective
+                pnl = _f64(t, "objective")
+                if "feasible" in t.column_names:
+                    pnl = np.where(np.asarray(t.column("feasible").fill_null(False).to_pylist(), dtype=bool), pnl, np.nan)
             i = int(np.nanargmax(pnl)) if np.isfinite(pnl).any() else 0
             row = t.slice(i, 1).to_pylist()[0]
             doc["best"] = {"params": {k: row[k] for k in keys}, "pnl_total": row["pnl_total"]}

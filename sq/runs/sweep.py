@@ -10,9 +10,11 @@ Each worker loads the input once, in the pool initializer's first task, and keep
 batches for every point it runs; the numba kernels are loaded from numba's on-disk cache
 (`cache=True`), so a worker pays the import and cache load once, never a compile per point.
 
-Sweep syntax: `k=a:b:step` (a < b, step > 0, b included when the steps land on it; values are
-computed in decimal so `0.1:0.3:0.1` gives 0.1, 0.2, 0.3 exactly as typed), `k=v1,v2,v3`, and
-`SYMBOL.k=…` for one symbol. Several `--sweep`s span the cartesian grid, capped at MAX_POINTS.
+Sweep syntax: `k=a:b:step` (discrete: a < b, step > 0, b included when the steps land on it;
+values are computed in decimal so `0.1:0.3:0.1` gives 0.1, 0.2, 0.3 exactly as typed),
+`k=v1,v2,v3` (categorical), `k=a:b` (continuous: every real in [a, b]; only a random or Optuna
+search samples it, sq.runs.search), and `SYMBOL.k=…` for one symbol. Several `--sweep`s span the
+cartesian grid, capped at MAX_POINTS.
 """
 
 from __future__ import annotations
@@ -35,10 +37,20 @@ CURVE_POINTS = 400  # points of the equity curve a worker returns for the report
 
 @dataclass(frozen=True)
 class Axis:
-    """One swept parameter: its `--param` key (`clip` or `SIM:DEMO.clip`) and its values."""
+    """One swept parameter: its `--param` key (`clip` or `SIM:DEMO.clip`), its kind and values.
+
+    kind: `discrete` (a:b:step; `values` every step), `categorical` (v1,v2,…; `values` as listed)
+    or `continuous` (a:b; no `values`, the bounds in `low`/`high`)."""
 
     key: str
     values: tuple[float, ...]
+    kind: str = "discrete"
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def continuous(self) -> bool:
+        return self.kind == "continuous"
 
 
 def _number(text: str, item: str) -> Decimal:
@@ -61,8 +73,16 @@ def parse_axis(item: str, strategy: Strategy) -> Axis:
     key = f"{sym.strip().upper()}.{name}" if dot else name
     if ":" in spec:
         parts = spec.split(":")
-        if len(parts) != 3:
-            raise UsageError(f"--sweep {item!r}: a range is a:b:step (three numbers), e.g. {name}=1:5:1")
+        if len(parts) not in (2, 3):
+            raise UsageError(f"--sweep {item!r}: a range is a:b:step (discrete) or a:b (continuous), e.g. {name}=1:5:1")
+        if len(parts) == 2:
+            a, b = (_number(p, item) for p in parts)
+            if b <= a:
+                raise UsageError(f"--sweep {item!r}: the range end must be above its start ({'a single value is k=v' if a == b else 'a < b'})")
+            prefix = f"{sym.strip().upper()}." if dot else ""
+            engine_params.validate(strategy, name, float(a), prefix)
+            engine_params.validate(strategy, name, float(b), prefix)
+            return Axis(key, (), "continuous", float(a), float(b))
         a, b, step = (_number(p, item) for p in parts)
         if step <= 0:
             raise UsageError(f"--sweep {item!r}: the step must be > 0")
@@ -72,7 +92,9 @@ def parse_axis(item: str, strategy: Strategy) -> Axis:
         if count > MAX_POINTS:
             raise UsageError(f"--sweep {item!r}: {count:,} values; at most {MAX_POINTS:,} grid points per sweep")
         values = [a + step * i for i in range(count)]
+        kind = "discrete"
     else:
+        kind = "categorical"
         values = [_number(p, item) for p in spec.split(",") if p.strip()]
         if len(values) != len(spec.split(",")):
             raise UsageError(f"--sweep {item!r}: an empty value in the list")
@@ -81,11 +103,12 @@ def parse_axis(item: str, strategy: Strategy) -> Axis:
     floats = tuple(float(v) for v in values)
     for v in floats:
         engine_params.validate(strategy, name, v, f"{sym.strip().upper()}." if dot else "")
-    return Axis(key, floats)
+    return Axis(key, floats, kind, min(floats), max(floats))
 
 
-def parse_sweeps(items: Iterable[str], strategy: Strategy, fixed: Iterable[str] = ()) -> list[Axis]:
-    """Every `--sweep` as an Axis; a key swept twice or also fixed by `--param` is a usage error."""
+def parse_sweeps(items: Iterable[str], strategy: Strategy, fixed: Iterable[str] = (), *, grid: bool = True) -> list[Axis]:
+    """Every `--sweep` as an Axis; a key swept twice or also fixed by `--param` is a usage error,
+    and so is a continuous range when `grid` (a grid needs a step)."""
     axes = [parse_axis(i, strategy) for i in items]
     keys = [a.key for a in axes]
     for k in keys:
@@ -95,6 +118,12 @@ def parse_sweeps(items: Iterable[str], strategy: Strategy, fixed: Iterable[str] 
     for k in keys:
         if k in fixed_keys:
             raise UsageError(f"{k} is both swept (--sweep) and fixed (--param); drop one")
+    if not grid:
+        return axes
+    for a in axes:
+        if a.continuous:
+            raise UsageError(f"--sweep {a.key}={a.low:g}:{a.high:g} is a continuous range: a grid search needs a step "
+                             f"(k=a:b:step), or search it with --search random:N or optuna:N")
     points = 1
     for a in axes:
         points *= len(a.values)
@@ -132,6 +161,7 @@ class Job:
     report: bool = False
     instruments: dict | None = None  # when the data's own (a spooled stdin) may know fewer
     window: tuple = (None, None)  # --start/--end dates over the inputs
+    spans: tuple | None = None  # exact [lo, hi) ns research windows (a walk-forward fold, a CV training union), or None
     calendar: bool = True  # the data's markets have calendars (the square-off path is warmed up)
 
 
@@ -161,10 +191,10 @@ class Loaded:
     names: list[str]
 
     @classmethod
-    def read(cls, env, inputs, window: tuple = (None, None)) -> "Loaded":
+    def read(cls, env, inputs, window: tuple = (None, None), spans: tuple | None = None) -> "Loaded":
         from sq.core.streams import open_input
 
-        source = open_input(env, list(inputs), ("market", "bars"), start=window[0], end=window[1])  # the parent checked the kind
+        source = open_input(env, list(inputs), ("market", "bars"), start=window[0], end=window[1], spans=spans)  # the parent checked the kind
         instruments = dict(source.instruments)  # as a single run sees them when it builds its engine
         return cls(instruments, list(source.batches()), list(source.names))
 
@@ -201,7 +231,7 @@ class Worker:
         self.warm_s = time.perf_counter() - t0
         if self.data is None:
             t0 = time.perf_counter()
-            self.data = Loaded.read(env, self.job.inputs, self.job.window)
+            self.data = Loaded.read(env, self.job.inputs, self.job.window, self.job.spans)
             if self.job.instruments is not None:
                 self.data.instruments = dict(self.job.instruments)
             self.load_s = time.perf_counter() - t0
@@ -260,9 +290,12 @@ INTERNAL = ("warnings", "trades_seen", "worker", "curve")
 def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[str] = (), sweeps: Iterable[str] = (),
               fill: dict[str, Any] | None = None, seed: int = 0, jobs: int | None = None, report: bool = False,
               progress: Callable[[int], None] | None = None, clean: bool | None = None, adjust: str | None = None,
-              window: tuple = (None, None)) -> dict[str, Any]:
-    """Run the grid; returns the `--json` document (`runs` in grid order) plus, under the key
-    `_best_curve`, the best point's curves when `report` is set. Data that `adjust` or `clean`
+              window: tuple = (None, None), search: str | None = None, objective: str | None = None,
+              requires: Iterable[str] = (), study: str | None = None, executor=None) -> dict[str, Any]:
+    """Run the search (the grid by default; sq.runs.search); returns the `--json` document
+    (`runs` in the order tried: grid order for a grid) plus, under the key `_best_curve`, the best
+    point's curves when `report` is set. "Best" is the feasible point of the highest objective
+    (sq.runs.objectives; `best` is None when no point is feasible). Data that `adjust` or `clean`
     changes is prepared here once and handed to the workers like stdin (spooled)."""
     import tempfile
 
@@ -282,7 +315,15 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     config = load_config(env)
     engine_params.parse_overrides(params, strategy)
     loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
-    axes = parse_sweeps(sweeps, strategy, params)
+    from sq.runs import objectives as OB
+    from sq.runs import search as SE
+
+    spec = search if isinstance(search, SE.SearchSpec) else SE.parse_search(search)
+    goal = objective if isinstance(objective, OB.Goal) else OB.parse_goal(objective, list(requires or ()))
+    if study is not None and spec.kind != "optuna":
+        raise UsageError("--study keeps an Optuna study: it needs --search optuna:N")
+    SE.check_study(study)
+    axes = parse_sweeps(sweeps, strategy, params, grid=spec.kind == "grid")
     FillModelConfig.from_config(config, **(fill or {})).validate()
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
@@ -293,15 +334,17 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     prepared = marketprep.prepare(source.instruments, source.batches(),
                                   settings=marketprep.clean_settings(config, clean) if source.kind == "market" else None, actions=actions)
     instruments = dict(prepared.instruments)
-    points = grid(axes)
-    tasks = []
-    for i, pt in enumerate(points):  # every point's parameters checked before any run
-        p = point_params(params, pt)
-        resolve_params(strategy, instruments, config, p)
-        tasks.append((i, p))
-    jobs = max(1, min(jobs or default_jobs(), len(tasks)))
-    if progress is not None and hasattr(progress, "set_total"):  # a progress bar's 100%: every grid point
-        progress.set_total(len(tasks))
+    if spec.kind == "optuna":  # every point lies in the space: the bounds and values stand for them
+        checks = [{a.key: (a.low if a.continuous else a.values[0]) for a in axes}, {a.key: (a.high if a.continuous else a.values[-1]) for a in axes}]
+        n_points = spec.n or 0
+    else:
+        checks = SE.candidates(spec, axes, int(seed))
+        n_points = len(checks)
+    for pt in checks:  # every point's parameters checked before any run
+        resolve_params(strategy, instruments, config, point_params(params, pt))
+    jobs = max(1, min(jobs or default_jobs(), n_points))
+    if progress is not None and hasattr(progress, "set_total"):  # a progress bar's 100%: every point
+        progress.set_total(n_points)
     spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
     calendar = warmup.calendars_needed(instruments, config)
     warmup.warm_up(env, config, strategy, calendar=calendar)  # compiled here once (announced), loaded by each worker
@@ -321,9 +364,10 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
                 for b in prepared.batches:
                     w.write_batch(b.replace_schema_metadata(source.schema.metadata))
             job = Job((path,), job.strategy, job.fill, job.seed, job.config_path, job.environ, job.cwd, report, instruments, calendar=job.calendar)
-        results: list[dict[str, Any] | None] = [None] * len(tasks)
-        for r in run_points(job, tasks, jobs, data=data, progress=progress):
-            results[r["index"]] = r["summary"]
+        found = SE.search_jobs([job], [0], spec, axes, params, goal, seed=int(seed), workers=jobs, executor=executor,
+                               data=None if data is None else {0: data}, progress=progress, study_path=study, study_names=["sq"])[0]
+    results = [e.summary for e in found.tried]
+    points = [e.point for e in found.tried]
     wall = time.perf_counter() - t0
     prepared_doc: dict[str, Any] = {}
     prepared.report(env, prepared_doc)
@@ -344,26 +388,40 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
         w = s["worker"]
         workers.setdefault(w["pid"], dict(w, points=0))["points"] += 1
     runs = []
-    for pt, s in zip(points, results):
-        runs.append({"params": pt, **{k: v for k, v in s.items() if k not in INTERNAL}})
-    best = max(range(len(runs)), key=lambda i: runs[i]["pnl"]["total"])
+    for e in found.tried:
+        runs.append({"params": e.point, "objective": e.objective, "feasible": e.feasible,
+                     **{k: v for k, v in e.summary.items() if k not in INTERNAL}})
+    best = found.best
+    best_doc = None
+    if best is not None:
+        best_doc = {"index": best, "params": runs[best]["params"], "objective": runs[best]["objective"], "pnl_total": runs[best]["pnl"]["total"]}
+    if found.study is not None:
+        st = found.study
+        if st["best_point"] is not None and (best is None or st["best_objective"] > runs[best]["objective"]):
+            best, best_doc = None, {"index": None, "params": st["best_point"], "objective": st["best_objective"], "pnl_total": None,
+                                    "earlier_trial": True}
     events = first["events"]
     doc = {
         "strategy": strategy.name, "symbols": first["symbols"], "events": events,
         "inputs": list(source.names), "params": params,
-        "sweep": {a.key: list(a.values) for a in axes}, "points": len(runs), "jobs": jobs,
+        "sweep": {a.key: ([a.low, a.high] if a.continuous else list(a.values)) for a in axes}, "points": len(runs), "jobs": jobs,
+        "search": spec.text, "seed": int(seed), "objective": goal.objective.text, "require": [c.text for c in goal.constraints],
+        "feasible_points": sum(1 for r in runs if r["feasible"] and r["objective"] is not None),
         "wall_s": wall, "points_per_s": len(runs) / wall if wall > 0 else 0.0,
         "events_per_s": events * len(runs) / wall if wall > 0 else 0.0,
         "workers": sorted(workers.values(), key=lambda w: w["pid"]),
-        "best": {"index": best, "params": runs[best]["params"], "pnl_total": runs[best]["pnl"]["total"]},
+        "best": best_doc,
         "runs": runs,
         "started": RS.now_iso(started_ns), "ended": RS.now_iso(time.time_ns()),
         **prepared_doc,
     }
+    if found.study is not None:
+        doc["study"] = {"file": study, "name": found.study["name"], "trials_before": found.study["trials_before"],
+                        "trials": found.study["trials"]}
     doc = RS.present(doc, instruments)
     if report:
-        doc["_best_curve"] = results[best].get("curve")
-        doc["_axes"] = axes
+        doc["_best_curve"] = None if best is None else results[best].get("curve")
+        doc["_axes"] = axes if spec.kind == "grid" else [Axis(a.key, tuple(sorted({p[a.key] for p in points})), a.kind) for a in axes]
     return doc
 
 
@@ -375,7 +433,10 @@ def results_table(runs: list[dict[str, Any]], keys: list[str]):
     symbols = sorted({s for r in runs for s in r["position"]})
     f64, i64 = pa.float64(), pa.int64()
     cols: list[tuple[str, pa.DataType, Callable[[dict], Any]]] = [(k, f64, (lambda r, k=k: r["params"][k])) for k in keys]
-    cols += [("pnl_total", f64, lambda r: r["pnl"]["total"]), ("pnl_realized", f64, lambda r: r["pnl"]["realized"]),
+    cols += [("pnl_total", f64, lambda r: r["pnl"]["total"])]  # the first column after the swept values (report.swept_columns)
+    if keys:  # a search's rows: the objective each point scored and whether it met every --require
+        cols += [("objective", f64, lambda r: r.get("objective")), ("feasible", pa.bool_(), lambda r: r.get("feasible", True))]
+    cols += [("pnl_realized", f64, lambda r: r["pnl"]["realized"]),
              ("pnl_unrealized", f64, lambda r: r["pnl"]["unrealized"]), ("fees", f64, lambda r: r["pnl"]["fees"]),
              ("max_drawdown", f64, lambda r: r["max_drawdown"]), ("sharpe", f64, lambda r: r["sharpe"]),
              *[(k, i64 if k == "round_trips" else f64, (lambda r, k=k: (r.get("metrics") or {}).get(k)))

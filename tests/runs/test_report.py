@@ -46,6 +46,7 @@ def test_a_backtest_journal_reports_what_the_backtest_did(sq, inputs, tmp_path):
     (r,) = doc["runs"]
     s = inputs["bt_summary"]
     assert r["mode"] == "backtest" and r["fills"] == s["fills"] and r["orders"] == s["orders"]
+    assert r["strategy"] == s["strategy"] == "mm"  # from the summary.json `sq backtest --journal` writes beside its files
     assert r["pnl"]["net"] == pytest.approx(s["pnl"]["total"], abs=1e-3)
     assert r["markouts"]["1s"]["bps"] is not None  # mids derived from the pnl rows
     assert_self_contained(out)
@@ -81,8 +82,7 @@ def test_two_runs_side_by_side(sq, inputs, tmp_path):
     assert "B − A" in text and "Side by side" in text
     assert f"{b['pnl']['net'] - a['pnl']['net']:,.4f}" in text
     eq = by_title(out)["Equity and drawdown"]["data"]
-    assert [t["name"] for t in eq] == ["A: backtest (bt) equity", "A: backtest (bt) drawdown", "B: backtest (bt2) equity", "B: backtest (bt2) drawdown"] \
-        or [t["name"] for t in eq] == ["backtest (bt) equity", "backtest (bt) drawdown", "backtest (bt2) equity", "backtest (bt2) drawdown"]
+    assert [t["name"] for t in eq] == ["backtest mm (bt) equity", "backtest mm (bt) drawdown", "backtest mm (bt2) equity", "backtest mm (bt2) drawdown"]
 
 
 def test_the_summary_metrics_are_shown_key_by_key(sq, inputs, tmp_path):
