@@ -100,7 +100,10 @@ def test_the_summary_metrics_are_shown_key_by_key(sq, inputs, tmp_path):
     _, text = parse(out)
     for label in ("Sharpe ratio", "max drawdown duration (s)", "markout 1s (bps)", "round trips", "new thing", "0.5000", "-2.0000"):
         assert label in text, label
-    _, plain = parse(_write(sq, inputs["bt"], tmp_path / "plain.html"))
+    bare = tmp_path / "bare"  # a journal without a summary (every backtest summary has metrics: docs/metrics.md)
+    shutil.copytree(inputs["bt"], bare)
+    (bare / "summary.json").unlink(missing_ok=True)
+    _, plain = parse(_write(sq, bare, tmp_path / "plain.html"))
     assert "Metrics" not in plain  # no metrics: no table
 
 
