@@ -329,7 +329,9 @@ class LiveRun:
             self.reasons[it.coid] = f"circuit breaker open after {self.breaker.consecutive} venue failures"
             self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
             return
-        req = OrderRequest(it.symbol, it.side, it.qty, it.price, "limit", "ioc" if it.ioc else "gtc", cid)
+        req = OrderRequest(it.symbol, it.side, it.qty, it.price, it.order_type, "ioc" if it.ioc else "gtc", cid,
+                           trigger_price=it.trigger_price, reduce_only=it.reduce_only,
+                           working_price="mark" if it.mark else "contract")
         if t0 is not None:
             self.latencies_ns.append(time.perf_counter_ns() - t0)
             if self.recv_ns:
