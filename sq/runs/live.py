@@ -329,9 +329,11 @@ class LiveRun:
             self.reasons[it.coid] = f"circuit breaker open after {self.breaker.consecutive} venue failures"
             self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
             return
-        req = OrderRequest(it.symbol, it.side, it.qty, it.price, it.order_type, "ioc" if it.ioc else "gtc", cid,
-                           trigger_price=it.trigger_price, reduce_only=it.reduce_only,
-                           working_price="mark" if it.mark else "contract")
+        if it.order_type != "limit":  # a triggered venue order fills under an id of its own: not routed back yet
+            self.reasons[it.coid] = f"a strategy's {it.order_type} order is simulated in backtest and paper only; not sent live"
+            self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
+            return
+        req = OrderRequest(it.symbol, it.side, it.qty, it.price, "limit", "ioc" if it.ioc else "gtc", cid)
         if t0 is not None:
             self.latencies_ns.append(time.perf_counter_ns() - t0)
             if self.recv_ns:
