@@ -216,7 +216,7 @@ def on_new(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t):
     _execute(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t, oi[o, OI_PX], oi[o, OI_TIF] == TIF_IOC, of[o, OF_QTY])
 
 
-@inline_kernel
+@kernel
 def _execute(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t, px, ioc, leaves):
     """Order `o` (limit `px` in ticks, `leaves` to fill) takes the visible opposite levels up to
     its limit; an IOC remainder expires, a GTC one rests with the queue ahead of it."""
