@@ -14,6 +14,13 @@ queue position of resting orders, partial fills (docs/architecture.md).
   share of it from the front (0 = hftbacktest's risk-averse model), the probabilistic model
   splits it by hftbacktest's power-probability function f(x) = x**n. The front never exceeds
   the level's visible quantity.
+* Stops and take-profits (`OI_OTYPE` other than limit) are acknowledged and held untriggered
+  ("armed": at the end of their symbol's `rest` row, not in the book, no queue position). A
+  trade crossing a last-price trigger, or the mid at the end of a venue message crossing a mark
+  trigger, schedules a `K_TRIGGER` (a trade's 1 ns later, so the order meets the book the trade's
+  message leaves); the order is then cut to the position if reduce-only (or expires when there is
+  none) and executes as an IOC without limit (market) or as a limit order (resting with the
+  queue ahead of it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The order manager.
 
-One order slot per side per symbol; states PENDING_NEW → LIVE → PENDING_CANCEL → DEAD. Intents
+One order slot per side per symbol, plus a stop slot and a take-profit slot (`SI_PSLOT`, steered
+by `move_protective` like the sides by `move_order`; a reduce-only one is cancelled when a fill
+leaves the position flat); states PENDING_NEW → LIVE → PENDING_CANCEL → DEAD. Intents
 (`move_order`) follow the reference: a LIVE order at another price is canceled (its replacement
 goes out on a later update, once the cancel made it DEAD); a free/DEAD slot gets a new order if
 risk allows; PENDING_* slots are left alone. Responses are routed by client order id (the pool
