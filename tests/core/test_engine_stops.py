@@ -14,7 +14,7 @@ from sq.core.engine import Engine, FillModelConfig
 from sq.core.engine import layout as L
 from sq.core.exits import SqError
 from tests.support.marketdata import market_rows
-from tests.support.protector import strategy as protector
+from tests.support.protector import STOP, strategy as protector
 
 SYM = "SIM:T"
 INST = {SYM: S.Instrument(SYM, "sim", 1.0, 1.0)}
@@ -149,3 +149,23 @@ def test_working_stops_count_as_open_orders_and_a_plain_stop_in_the_position_lim
 def test_a_bad_trigger_source_stops_the_run():
     with pytest.raises(SqError, match="trigger source"):
         run(start(), stop=95, stop_src=2)
+
+
+def test_a_checkpoint_of_an_older_sq_resumes_without_protective_orders():
+    """A checkpoint written before stops existed (fewer per-symbol, order and outbox columns)
+    resumes with empty stop slots, and the strategy can place them afterwards."""
+    e, _, _ = run(start())  # an entry, no stop
+    assert e.summary()["position"][SYM] == 1.0
+    state = e.snapshot_state()
+    old = dict(state, si=state["si"][:, :L.SI_PSLOT].copy(), oi=state["oi"][:, :L.OI_OTYPE].copy(),
+               ob=state["ob"][:, :L.OB_OTYPE].copy(), pf=state["pf"].copy())
+    old["pf"][:, STOP] = 95.0  # the resumed run places a stop
+    other = Engine(protector, INST, {SYM: LIMITS}, config=Config(),
+                   fill=FillModelConfig(order_latency_ns=10, feed_latency_ns=0, maker_fee_bps=0.0, taker_fee_bps=0.0))
+    other.restore_state(old)
+    assert other.si.shape[1] == L.NSI and other.oi.shape[1] == L.NOI and other.ob.shape[1] == L.NOB
+    assert (other.si[:, L.SI_PSLOT:L.SI_PSLOT + 2] == -1).all()
+    rows = book(99, 100, 3500, 4) + book(99, 100, 3600, 5) + trade(94, 4000, 6) + book(93, 94, 4000, 6) + book(93, 94, 5000, 7)
+    out = other.process(market_rows(rows, [SYM], tick=1.0), complete=True)
+    orders = pl.from_arrow(out.orders)
+    assert orders.filter(pl.col("event") == "triggered")["reason"].to_list() == ["stop-market"]

@@ -1065,6 +1065,8 @@ class Engine:
                 self.si[:, L.SI_PSLOT:L.SI_PSLOT + 2] = -1
         if self.oi.shape[1] < L.NOI:  # before order types: every order a limit order
             self.oi = np.concatenate([self.oi, np.zeros((self.oi.shape[0], L.NOI - self.oi.shape[1]), np.int64)], axis=1)
+        if self.ob.shape[1] < L.NOB:  # the outbox's order-type columns
+            self.ob = np.concatenate([self.ob, np.zeros((self.ob.shape[0], L.NOB - self.ob.shape[1]), np.int64)], axis=1)
         if len(self.rej) < L.NR:
             self.rej = np.concatenate([self.rej, np.zeros(L.NR - len(self.rej), np.int64)])
 
