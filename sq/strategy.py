@@ -16,7 +16,7 @@ docs/strategies.md. A `BarStrategy` instead returns signals from polars function
 (docs/strategies.md, "Bar strategies"). The same file runs in `sq backtest`, `sq paper` and `sq live`.
 """
 
-from sq.core.engine.context import BUY, GTC, IOC, SELL
+from sq.core.engine.context import BUY, GTC, IOC, SELL, TRIGGER_LAST, TRIGGER_MARK
 from sq.core.strategy.declaration import BarStrategy, Param, Strategy
 
-__all__ = ["Strategy", "BarStrategy", "Param", "BUY", "SELL", "GTC", "IOC"]
+__all__ = ["Strategy", "BarStrategy", "Param", "BUY", "SELL", "GTC", "IOC", "TRIGGER_LAST", "TRIGGER_MARK"]

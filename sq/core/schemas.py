@@ -111,7 +111,7 @@ ORDERS_FIELDS = [
 ]
 ORDER_EVENTS = (
     "new", "accepted", "rejected", "modified", "cancel_sent", "canceled",
-    "cancel_rejected", "filled", "partially_filled", "expired",
+    "cancel_rejected", "filled", "partially_filled", "expired", "triggered",
 )
 
 FILLS_FIELDS = [

@@ -329,6 +329,10 @@ class LiveRun:
             self.reasons[it.coid] = f"circuit breaker open after {self.breaker.consecutive} venue failures"
             self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
             return
+        if it.order_type != "limit":  # a triggered venue order fills under an id of its own: not routed back yet
+            self.reasons[it.coid] = f"a strategy's {it.order_type} order is simulated in backtest and paper only; not sent live"
+            self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
+            return
         req = OrderRequest(it.symbol, it.side, it.qty, it.price, "limit", "ioc" if it.ioc else "gtc", cid)
         if t0 is not None:
             self.latencies_ns.append(time.perf_counter_ns() - t0)

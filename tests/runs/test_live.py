@@ -617,3 +617,25 @@ def test_a_user_strategy_file_trades_live_and_hears_its_fills(binance_fake, tmp_
     reconciled = subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json"], capture_output=True, text=True,
                                      env=subprocess_env(), timeout=60)
     assert json.loads(reconciled.stdout)["differences"] == 0
+
+
+def test_a_strategys_stop_orders_are_refused_live_not_sent_as_limits(binance_fake, tmp_path, isolated_home):
+    """An event strategy's stop and take-profit (here `lt`'s) are simulated in backtest and
+    paper only: live journals them `rejected`, naming why, and never sends them — neither as a
+    conditional order nor as a plain limit at the trigger price."""
+    fake = binance_fake()
+    args = ["live", "--strategy", "lt", "BINANCE-FUT:BTCUSDT", "--param", "clip=0.01", "--param", "threshold=0.05",
+            "--param", "stop=50", "--param", "take=50", "--config", str(_cfg(tmp_path)), "--confirm-live", "--json",
+            "--for", "4s", "--journal", str(tmp_path / "j")]
+    r = subprocess.run([SQ_BIN, *args], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    recs = _records(tmp_path / "j")
+    new = [x.data for x in recs if x.kind == "order" and x.data.get("event") == "new"]
+    protective = [d for d in new if d.get("reason") in ("stop-market", "take-profit-market")]
+    assert protective, "lt never held a position: nothing to protect"
+    refused = {x.data["client_order_id"]: x.data for x in recs if x.kind == "order" and x.data.get("event") == "rejected"}
+    for d in protective:
+        assert "not sent live" in str(refused[d["client_order_id"]].get("reason")), refused
+    assert not fake.exchange.algos
+    sent = {o.client_id for o in fake.exchange.orders.values()}
+    assert not sent & {d["client_order_id"] for d in protective}

@@ -84,7 +84,8 @@ def engine_reference(path: Path, strategy: str, params=()):
 # replay: parity, journal, --json
 
 
-CASES = {"mm": ("mm", []), "lt": ("lt", ["threshold=0.3"]), "mm-risk": ("mm", ["max_position=1"])}  # the last trips risk
+CASES = {"mm": ("mm", []), "lt": ("lt", ["threshold=0.3"]), "mm-risk": ("mm", ["max_position=1"]),  # trips risk
+         "lt-stops": ("lt", ["threshold=0.3", "stop=3", "take=3"])}  # resting stops and take-profits
 
 
 def paper_replay(sq, recording, jdir, case) -> dict:
@@ -140,6 +141,23 @@ def test_replay_matches_sq_backtest(sq, recording, tmp_path, case):
     assert orders[: len(bt_orders)] == bt_orders
     assert {o["event"] for o in orders[len(bt_orders):]} <= {"cancel_sent", "canceled"}
     assert json.loads(b.stdout)["fills"] == doc["fills"]
+
+
+def test_event_strategy_stop_and_take_profit_trigger_identically_in_backtest_and_paper(sq, recording, tmp_path):
+    """An event strategy's resting stop and take-profit (the liquidity taker's `stop`/`take`) are
+    held and triggered by the simulated venue; a backtest and a paper replay of the same data
+    trigger the same ones at the same moments and fill them at the same prices."""
+    paper_replay(sq, recording, tmp_path / "paper", "lt-stops")
+    b = sq(["backtest", "--strategy", "lt", str(recording), "--journal", str(tmp_path / "bt"), "--json",
+            "--param", "threshold=0.3", "--param", "stop=3", "--param", "take=3"])
+    assert b.exit_code == 0, b.stderr
+    bt, paper = read(tmp_path / "bt", "orders"), read(tmp_path / "paper", "orders")
+    triggered = {(o["client_order_id"], o["reason"]) for o in bt if o["event"] == "triggered"}
+    assert {why for _, why in triggered} == {"stop-market", "take-profit-market"}, triggered
+    assert paper[: len(bt)] == bt
+    assert read(tmp_path / "paper", "fills") == read(tmp_path / "bt", "fills")
+    filled = {o["client_order_id"] for o in bt if o["event"] == "filled"}
+    assert {cid for cid, _ in triggered} <= filled
 
 
 FILL_FLAGS = ["--latency", "7ms", "--latency-dist", "exponential", "--latency-jitter", "3ms", "--feed-latency", "2ms",

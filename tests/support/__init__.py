@@ -14,6 +14,8 @@
   (`polars_opening_range`), and `assert_same` (NaN rows equal, the rest within 1e-9).
 * `bookstreams` — the book tests' streams: `make_batches`, `run_stream`, `random_stream` and the
   plain-dict reference book's `reference_rows`.
+* `protector` — a strategy for the protective-order tests: one entry, then a stop and a
+  take-profit steered by its parameters (`ctx.stop`, `ctx.take_profit`, `ctx.cancel_stop`).
 * `crash` — `kill9_when`: start an `sq` process, SIGKILL it once a condition holds.
 * `sourcetools` — a venue market source's `connected` flag sampled through an outage.
 * `livetools` — `sq live` crash tests for any venue: `registered`, `orders_working`,

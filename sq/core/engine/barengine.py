@@ -24,6 +24,7 @@ from sq.core import schemas as S
 from sq.core.bars import BAR_SESSION, BAR_TIME
 from sq.core.engine import barexec as X
 from sq.core.engine import barhistory
+from sq.core.engine import funding as FU
 from sq.core.engine import kernel as K
 from sq.core.engine import layout as L
 from sq.core.engine.runner import Engine, EngineOutput, FillModelConfig
@@ -150,16 +151,28 @@ class BarEngine(Engine):
             for attr in barsignals.Signals.__slots__:
                 getattr(sig, attr)[a:b] = getattr(got, attr)
         self.bars_in += n
+        if self._t0 is None and n:  # where the run's clock starts (funding times crossed without funding data)
+            self._t0 = int(ts[0])
         bars_ = (codes, ts, tclose, o, h, lo, c, where)  # per bar; the signals are read at where[i]
         signals = (sig.target, sig.flags, sig.size, sig.stop, sig.take)
-        if not self.calendars.entries:
+        if not self.calendars.entries and self.funding.next_ns == FU.NEVER:
             self._execute(bars_ + signals)
-            return
+        else:
+            def run(a: int, b: int) -> None:
+                self._execute((bars_ if a == 0 and b == n else tuple(x[a:b] for x in bars_)) + signals)
 
-        def run(a: int, b: int, last: bool) -> None:  # a bar acts at its close: calendars split at closes
-            self._execute((bars_ if a == 0 and b == n else tuple(x[a:b] for x in bars_)) + signals)
+            def by_calendar(a: int, b: int, last: bool) -> None:  # a bar acts at its close: calendars split at closes
+                if not self.calendars.entries:
+                    run(a, b)
+                    return
+                self._by_calendar(np.maximum.accumulate(tclose[a:b]), lambda x, y, end: run(a + x, a + y))
 
-        self._by_calendar(np.maximum.accumulate(tclose), run)
+            # a perpetual's funding at time F is paid on the position held when the first bar
+            # opening at or after F starts: the fills of earlier bars are in it, that bar's open
+            # fill (an order of the bar closing at F) is not
+            self._by_funding(np.maximum.accumulate(ts), by_calendar)
+        if self._t0 is not None and self.funding.expected:
+            self._check_funding_data()
 
     def _execute(self, arrays: tuple) -> None:
         """The bar kernel over `arrays` (bars and their signals)."""

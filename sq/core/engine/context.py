@@ -29,6 +29,14 @@ Actions (one order per side, the reference order manager: a new price cancels an
     ctx.take(s, side, ticks, qty)       an IOC limit order (marketable when it crosses the touch)
     ctx.order(s, side, ticks, qty, tif) either, with tif GTC or IOC
     ctx.cancel(s, side)                 cancel this side's working order
+Protective orders (one stop and one take-profit per symbol, held untriggered by the venue):
+    ctx.stop(s, side, ticks, qty, limit=NaN, reduce_only=True, trigger=TRIGGER_LAST)
+                                        a stop triggered at `ticks` (buy: price ≥ it; sell: ≤), then a
+                                        market order (limit NaN) or a limit order at `limit`
+    ctx.take_profit(s, side, ticks, qty, limit=NaN, reduce_only=True, trigger=TRIGGER_LAST)
+                                        the same, triggered the other way (buy: price ≤ it; sell: ≥)
+    ctx.cancel_stop(s), ctx.cancel_take_profit(s)
+    ctx.working_stop(s), ctx.working_take_profit(s)   (trigger ticks, leaves); leaves 0.0: none
 Every order passes sq's risk checks (size, position, loss, notional, rate, price band, hours,
 circuit limits) exactly as in backtest, paper and live.
 
@@ -61,7 +69,20 @@ from sq.core.engine.layout import (
     BAD_PRICE,
     BAD_QTY,
     BAD_SIDE,
+    BAD_TRIGGER,
     DEAD,
+    OI_OTYPE,
+    OI_SIDE,
+    OI_TRIG,
+    OT_STOP_LIMIT,
+    OT_STOP_MARKET,
+    OT_TP_LIMIT,
+    OT_TP_MARKET,
+    P_STOP,
+    P_TAKE_PROFIT,
+    SI_PSLOT,
+    TRIGGER_LAST,
+    TRIGGER_MARK,
     FREE,
     G_BAD,
     G_BAD_COUNT,
@@ -154,10 +175,10 @@ def _method(name):
     a strategy's first compile several times slower, with no measurable speed gain."""
     def register(typer):
         @functools.wraps(typer)  # numba reads the method's signature through __wrapped__
-        def checked(ctx, *args):
+        def checked(ctx, *args, **kwargs):
             if getattr(ctx, "instance_class", None) is not Context:
                 return None
-            return typer(ctx, *args)
+            return typer(ctx, *args, **kwargs)
 
         return overload_method(types.BaseNamedTuple, name, jit_options={"cache": True})(checked)
 
@@ -434,3 +455,103 @@ def _cancel(ctx, s, side):
     def impl(ctx, s, side):
         cancel_side(ctx.table, s, side)
     return impl
+
+
+# ---------------------------------------------------------------------------------------------- protective orders
+
+
+@njit(inline="always", cache=True)
+def protect(t, s, slot, side, ticks, qty, limit, reduce_only, trigger):
+    """Steer `s`'s stop (`slot` P_STOP) or take-profit (P_TAKE_PROFIT) to a trigger at `ticks`,
+    a market order when `limit` is NaN, else a limit at `limit` (checked, then risk-checked)."""
+    g = vec_i(t, G)
+    si = mat_i(t, SI)
+    oi = mat_i(t, OI)
+    if side != 1 and side != -1:
+        _bad(g, s, BAD_SIDE)
+        return
+    if not (qty >= 0.0) or qty == math.inf:
+        _bad(g, s, BAD_QTY)
+        return
+    if not (ticks >= 1.0) or ticks == math.inf or not (math.isnan(limit) or (limit >= 1.0 and limit != math.inf)):
+        _bad(g, s, BAD_PRICE)
+        return
+    if trigger != TRIGGER_LAST and trigger != TRIGGER_MARK:
+        _bad(g, s, BAD_TRIGGER)
+        return
+    trig = np.int64(math.floor(ticks + 0.5))
+    market = math.isnan(limit)
+    px = trig if market else np.int64(math.floor(limit + 0.5))
+    if slot == P_STOP:
+        ot = OT_STOP_MARKET if market else OT_STOP_LIMIT
+    else:
+        ot = OT_TP_MARKET if market else OT_TP_LIMIT
+    o = si[s, SI_PSLOT + slot]
+    if o >= 0:
+        st = oi[o, OI_STATE]
+        if st != DEAD and st != FREE and not (st == LIVE and (oi[o, OI_TRIG] != trig or oi[o, OI_PX] != px
+                                                             or oi[o, OI_SIDE] != side or oi[o, OI_OTYPE] != ot)):
+            return  # already there, or in flight
+    orders.move_protective(si, mat_f(t, SF), oi, mat_f(t, OF), g, vec_f(t, GF), vec_i(t, REJ), mat_i(t, OB), vec_f(t, OBF),
+                           mat_i(t, OO_I), mat_f(t, OO_F), s, slot, side, ot, trig, px, True, qty, reduce_only, trigger,
+                           fair_ticks(vec_f(t, QBUF), mat_i(t, IST), s), g[G_HNOW], si.shape[0])
+
+
+@njit(inline="always", cache=True)
+def unprotect(t, s, slot):
+    """Cancel `s`'s stop or take-profit (nothing when none works)."""
+    g = vec_i(t, G)
+    si = mat_i(t, SI)
+    orders.move_protective(si, mat_f(t, SF), mat_i(t, OI), mat_f(t, OF), g, vec_f(t, GF), vec_i(t, REJ), mat_i(t, OB), vec_f(t, OBF),
+                           mat_i(t, OO_I), mat_f(t, OO_F), s, slot, 1, 0, 0, 0, False, 0.0, False, 0, math.nan,
+                           g[G_HNOW], si.shape[0])
+
+
+@njit(inline="always", cache=True, _nrt=False)
+def working_protective(si, oi, of, s, slot):
+    """(trigger ticks, leaves) of `s`'s stop or take-profit; leaves 0.0 when none works."""
+    o = si[s, SI_PSLOT + slot]
+    if o < 0:
+        return 0, 0.0
+    st = oi[o, OI_STATE]
+    if st == FREE or st == DEAD:
+        return 0, 0.0
+    return oi[o, OI_TRIG], of[o, OF_LEAVES]
+
+
+@_method("stop")
+def _stop(ctx, s, side, ticks, qty, limit=math.nan, reduce_only=True, trigger=TRIGGER_LAST):
+    def impl(ctx, s, side, ticks, qty, limit=math.nan, reduce_only=True, trigger=TRIGGER_LAST):
+        protect(ctx.table, s, P_STOP, side, float(ticks), float(qty), float(limit), bool(reduce_only), np.int64(trigger))
+    return impl
+
+
+@_method("take_profit")
+def _take_profit(ctx, s, side, ticks, qty, limit=math.nan, reduce_only=True, trigger=TRIGGER_LAST):
+    def impl(ctx, s, side, ticks, qty, limit=math.nan, reduce_only=True, trigger=TRIGGER_LAST):
+        protect(ctx.table, s, P_TAKE_PROFIT, side, float(ticks), float(qty), float(limit), bool(reduce_only), np.int64(trigger))
+    return impl
+
+
+@_method("cancel_stop")
+def _cancel_stop(ctx, s):
+    def impl(ctx, s):
+        unprotect(ctx.table, s, P_STOP)
+    return impl
+
+
+@_method("cancel_take_profit")
+def _cancel_take_profit(ctx, s):
+    def impl(ctx, s):
+        unprotect(ctx.table, s, P_TAKE_PROFIT)
+    return impl
+
+
+@_method("working_stop")
+def _working_stop(ctx, s):
+    return lambda ctx, s: working_protective(mat_i(ctx.table, SI), mat_i(ctx.table, OI), mat_f(ctx.table, OF), s, P_STOP)
+
+
+@_method("working_take_profit")
+def _working_take_profit(ctx, s):
+    return lambda ctx, s: working_protective(mat_i(ctx.table, SI), mat_i(ctx.table, OI), mat_f(ctx.table, OF), s, P_TAKE_PROFIT)

@@ -14,6 +14,13 @@ queue position of resting orders, partial fills (docs/architecture.md).
   share of it from the front (0 = hftbacktest's risk-averse model), the probabilistic model
   splits it by hftbacktest's power-probability function f(x) = x**n. The front never exceeds
   the level's visible quantity.
+* Stops and take-profits (`OI_OTYPE` other than limit) are acknowledged and held untriggered
+  ("armed": at the end of their symbol's `rest` row, not in the book, no queue position). A
+  trade crossing a last-price trigger, or the mid at the end of a venue message crossing a mark
+  trigger, schedules a `K_TRIGGER` (a trade's 1 ns later, so the order meets the book the trade's
+  message leaves); the order is then cut to the position if reduce-only (or expires when there is
+  none) and executes as an IOC without limit (market) or as a limit order (resting with the
+  queue ahead of it).
 """
 
 from __future__ import annotations
@@ -76,9 +83,28 @@ from sq.core.engine.layout import (
     R_V_UNKNOWN,
     SI_NREST,
     TIF_IOC,
+    X_ARMED,
     X_DONE,
     X_RESTING,
+    X_TRIGGERED,
+    K_TRIGGER,
+    K_TRIGGERED,
+    OI_OTYPE,
+    OI_RO,
+    OI_TRIG,
+    OI_TSRC,
+    OT_LIMIT,
+    OT_STOP_LIMIT,
+    OT_TP_MARKET,
+    OT_TP_LIMIT,
+    R_REDUCE_ONLY,
+    SF_POS,
+    SI_NARMED,
+    TRIGGER_LAST,
+    TRIGGER_MARK,
 )
+
+MARKET_BUY_LIMIT = 1 << 62  # the walk limit of a triggered market buy (ticks): no limit
 
 QTY_EPS = 1e-9
 
@@ -179,12 +205,11 @@ def _fill_resting(oi, of, rest, si, g, gf, hq, hf, o, t, q):
 def on_new(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t):
     """A new order reaches the venue at time t. With `fill_probability` < 1 its immediate fill may
     not happen (it then rests, or expires if IOC); the slippage model moves each immediate fill
-    `slip` ticks against it."""
+    `slip` ticks against it. A stop or take-profit is acknowledged and held untriggered (armed:
+    not in the book, no queue position) until its trigger is crossed."""
     oi[o, OI_INFLIGHT] -= 1
     s = oi[o, OI_SYM]
-    side = oi[o, OI_SIDE]
-    px = oi[o, OI_PX]
-    if si[s, SI_NREST] >= rest.shape[1]:
+    if si[s, SI_NREST] + si[s, SI_NARMED] >= rest.shape[1]:
         oi[o, OI_XSTATE] = X_DONE
         _answer(oi, g, hq, hf, o, t, K_VENUE_REJ, R_V_RESTING, 0.0)
         return
@@ -192,7 +217,18 @@ def on_new(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t):
     g[G_NEXT_VOID] = void + 1
     oi[o, OI_VOID] = void
     _answer(oi, g, hq, hf, o, t, K_ACK, void, 0.0)
-    leaves = of[o, OF_QTY]
+    if oi[o, OI_OTYPE] != OT_LIMIT:
+        _arm(oi, of, rest, si, o)
+        return
+    _execute(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t, oi[o, OI_PX], oi[o, OI_TIF] == TIF_IOC, of[o, OF_QTY])
+
+
+@kernel
+def _execute(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t, px, ioc, leaves):
+    """Order `o` (limit `px` in ticks, `leaves` to fill) takes the visible opposite levels up to
+    its limit; an IOC remainder expires, a GTC one rests with the queue ahead of it."""
+    s = oi[o, OI_SYM]
+    side = oi[o, OI_SIDE]
     crosses = (side > 0 and ist[s, B.I_NA] > 0 and ist[s, B.I_BA] <= px) or (side < 0 and ist[s, B.I_NB] > 0 and ist[s, B.I_BB] >= px)
     live = not crosses or _happens(g, gf)
     slip = _slip_ticks(g, gf) if crosses and live else 0
@@ -227,10 +263,10 @@ def on_new(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t):
         oi[o, OI_XSTATE] = X_DONE
         of[o, OF_XLEAVES] = 0.0
         return
-    if oi[o, OI_TIF] == TIF_IOC:
+    if ioc:
         oi[o, OI_XSTATE] = X_DONE
         of[o, OF_XLEAVES] = 0.0
-        _answer(oi, g, hq, hf, o, t, K_EXPIRED, px, leaves)
+        _answer(oi, g, hq, hf, o, t, K_EXPIRED, 0, leaves)
         return
     of[o, OF_XLEAVES] = leaves
     of[o, OF_FRONT] = LV.qty_at(qbuf, ist, s, side, px)
@@ -243,13 +279,126 @@ def on_new(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t):
 
 
 @kernel
+def _arm(oi, of, rest, si, o):
+    """Hold protective order `o` untriggered: its symbol's armed orders fill `rest` from the end."""
+    s = oi[o, OI_SYM]
+    n = si[s, SI_NARMED]
+    rest[s, rest.shape[1] - 1 - n] = o
+    oi[o, OI_RIDX] = n
+    si[s, SI_NARMED] = n + 1
+    of[o, OF_XLEAVES] = of[o, OF_QTY]
+    oi[o, OI_XSTATE] = X_ARMED
+
+
+@kernel
+def _disarm(oi, rest, si, o):
+    s = oi[o, OI_SYM]
+    j = oi[o, OI_RIDX]
+    n = si[s, SI_NARMED] - 1
+    cap = rest.shape[1] - 1
+    last = rest[s, cap - n]
+    rest[s, cap - j] = last
+    oi[last, OI_RIDX] = j
+    si[s, SI_NARMED] = n
+    oi[o, OI_RIDX] = -1
+
+
+@kernel
+def _crossed(oi, o, price2):
+    """Whether a price (`price2`: twice the price in ticks, so a mid is exact) crosses armed order
+    `o`'s trigger: a stop buy at or above it, a stop sell at or below; a take-profit the other way."""
+    trig2 = 2 * oi[o, OI_TRIG]
+    up = oi[o, OI_SIDE] > 0
+    if oi[o, OI_OTYPE] >= OT_TP_MARKET:
+        up = not up
+    return price2 >= trig2 if up else price2 <= trig2
+
+
+@kernel
+def _triggers(oi, rest, si, g, hq, hf, s, src, price2, t):
+    """Trigger every armed order of `s` watching `src` that `price2` crosses: each leaves the armed
+    list and is executed by a `K_TRIGGER` item at venue time t (`on_trigger`)."""
+    cap = rest.shape[1] - 1
+    k = 0
+    while k < si[s, SI_NARMED]:
+        o = rest[s, cap - k]
+        k += 1
+        if oi[o, OI_TSRC] == src and _crossed(oi, o, price2):
+            _disarm(oi, rest, si, o)
+            oi[o, OI_XSTATE] = X_TRIGGERED
+            oi[o, OI_INFLIGHT] += 1
+            H.push(hq, hf, g, t, K_TRIGGER, o, 0, 0.0)
+            k -= 1  # the list moved its last entry into slot k-1
+
+
+@kernel
+def trade_triggers(oi, rest, si, g, hq, hf, s, tick, t):
+    """A trade of `s` at `tick` (venue time t) against the armed orders that watch the last price.
+    What it triggers executes 1 ns later: against the book as the venue message that printed the
+    trade leaves it (a recorded trade comes before the level updates it caused)."""
+    _triggers(oi, rest, si, g, hq, hf, s, TRIGGER_LAST, 2 * tick, t + 1)
+
+
+@kernel
+def mark_triggers(ist, oi, rest, si, g, hq, hf, s, t):
+    """The end of a venue message of `s` (venue time t): the armed orders that watch the mark
+    price, against the book's mid (the simulated venue's mark) when both sides have a level."""
+    if ist[s, B.I_NB] > 0 and ist[s, B.I_NA] > 0:
+        _triggers(oi, rest, si, g, hq, hf, s, TRIGGER_MARK, ist[s, B.I_BB] + ist[s, B.I_BA], t)
+
+
+@kernel
+def on_trigger(qbuf, ist, oi, of, rest, si, sf, g, gf, hq, hf, o, t):
+    """A triggered order executes at venue time t: a reduce-only one is cut to the position (and
+    expires, reason `reduce_only`, when there is none to reduce); the engine is told
+    (`triggered`), then a market order takes the book as an IOC without limit and a limit order
+    takes what crosses and rests with the queue ahead of it."""
+    oi[o, OI_INFLIGHT] -= 1
+    if oi[o, OI_XSTATE] != X_TRIGGERED:  # canceled meanwhile
+        return
+    s = oi[o, OI_SYM]
+    side = oi[o, OI_SIDE]
+    leaves = of[o, OF_XLEAVES]
+    if oi[o, OI_RO] != 0:
+        pos = sf[s, SF_POS]
+        room = pos if side < 0 else -pos
+        if room <= QTY_EPS:
+            oi[o, OI_XSTATE] = X_DONE
+            of[o, OF_XLEAVES] = 0.0
+            _answer(oi, g, hq, hf, o, t, K_EXPIRED, R_REDUCE_ONLY, leaves)
+            return
+        if leaves > room:
+            leaves = room
+    ot = oi[o, OI_OTYPE]
+    limit = ot == OT_STOP_LIMIT or ot == OT_TP_LIMIT
+    if limit and si[s, SI_NREST] + si[s, SI_NARMED] >= rest.shape[1]:  # no room left to rest it
+        oi[o, OI_XSTATE] = X_DONE
+        of[o, OF_XLEAVES] = 0.0
+        _answer(oi, g, hq, hf, o, t, K_EXPIRED, R_V_RESTING, leaves)
+        return
+    _answer(oi, g, hq, hf, o, t, K_TRIGGERED, 0, leaves)
+    if limit:
+        _execute(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t, oi[o, OI_PX], False, leaves)
+    else:
+        _execute(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t, MARKET_BUY_LIMIT if side > 0 else 1, True, leaves)
+
+
+@kernel
 def on_cancel(oi, of, rest, si, g, hq, hf, o, t):
     """A cancel reaches the venue: cancel what rests, else reject (already done or not arrived)."""
     oi[o, OI_INFLIGHT] -= 1
-    if oi[o, OI_XSTATE] == X_RESTING:
+    xs = oi[o, OI_XSTATE]
+    if xs == X_RESTING:
         q = of[o, OF_XLEAVES]
         of[o, OF_XLEAVES] = 0.0
         _unrest(oi, rest, si, o)
+        _answer(oi, g, hq, hf, o, t, K_CANCELED, oi[o, OI_PX], q)
+    elif xs == X_ARMED or xs == X_TRIGGERED:
+        q = of[o, OF_XLEAVES]
+        of[o, OF_XLEAVES] = 0.0
+        if xs == X_ARMED:
+            _disarm(oi, rest, si, o)
+        oi[o, OI_XSTATE] = X_DONE
         _answer(oi, g, hq, hf, o, t, K_CANCELED, oi[o, OI_PX], q)
     else:
         _answer(oi, g, hq, hf, o, t, K_CANCEL_REJ, R_V_UNKNOWN, 0.0)

@@ -88,7 +88,9 @@ from sq.core.engine.layout import (
     HALT_NONE,
     K_CANCEL,
     K_CANCEL_REJ,
+    K_EXPIRED,
     K_NEW,
+    K_TRIGGER,
     K_VENUE_REJ,
     LOCAL_KINDS_FROM,
     NS_PER_MIN,
@@ -105,6 +107,7 @@ from sq.core.engine.layout import (
     SI_HAS_CIRC,
     SI_FILL_TS,
     SI_HAS_PNL,
+    SI_NARMED,
     SI_NREST,
     SI_PNL_TS,
     SI_SQ,
@@ -204,8 +207,10 @@ def drain_with(t_venue, t_local, qbuf, ist, oi, of, si, sf, rest, g, gf, hq, hf,
             X.on_new(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t)
         elif kind == K_CANCEL:
             X.on_cancel(oi, of, rest, si, g, hq, hf, o, t)
+        elif kind == K_TRIGGER:
+            X.on_trigger(qbuf, ist, oi, of, rest, si, sf, g, gf, hq, hf, o, t)
         else:
-            reason = px if (kind == K_CANCEL_REJ or kind == K_VENUE_REJ) else 0
+            reason = px if (kind == K_CANCEL_REJ or kind == K_VENUE_REJ or kind == K_EXPIRED) else 0
             nf0 = g[G_NF]
             if O.on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po_f,
                              kind, o, px, qty, reason, t, nsym):
@@ -258,7 +263,7 @@ def square_off_begin(qbuf, ist, oi, of, si, sf, g, gf, hq, hf, ob, obf, oo_i, oo
 
 
 @inline_kernel
-def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx):
+def end_message(qbuf, ist, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx):
     """The open message is complete: mark, check loss limits, run the strategy's `on_book`."""
     g[G_PEND] = 0
     if g[G_PBOOK] == 0:
@@ -283,6 +288,8 @@ def end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo
             sf[s, SF_MARK] = mid
             if si[s, SI_HAS_PNL] != 0 and t - si[s, SI_PNL_TS] >= g[G_PNL_INT] and now - si[s, SI_FILL_TS] <= MARKOUT_WINDOW_NS:
                 W.pnl_row(po_i, po_f, g, si, sf, s, t)  # flat, but the mids after a fill are its markouts
+    if si[s, SI_NARMED] > 0:  # the venue's stops and take-profits that watch the mark (mid)
+        X.mark_triggers(ist, oi, rest, si, g, hq, hf, s, t)
     if si[s, SI_SQ] != 0:
         square_off_step(qbuf, ist, si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, s, now)
     if g[G_HALTED] == HALT_NONE and (g[G_HMASK] & HAS_BOOK) != 0:
@@ -311,7 +318,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         t = ts[i]
         lt = loc[i]
         if g[G_PEND] != 0 and (g[G_PSYM] != s or g[G_PSEQ] != seq[i]):
-            end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
+            end_message(qbuf, ist, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
             if g[G_BAD] != 0:
                 return ST_BAD, i
         if _due(g, hq, t, lt):
@@ -363,6 +370,8 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         elif k == B.TRADE:
             if si[s, SI_NREST] > 0:
                 X.on_trade(oi, of, rest, si, g, gf, hq, hf, s, side[i], tick[i], qty[i], t, sf[s, SF_LOT])
+            if si[s, SI_NARMED] > 0:  # the venue's stops and take-profits that watch the last trade
+                X.trade_triggers(oi, rest, si, g, hq, hf, s, tick[i], t)
             if g[G_HALTED] == HALT_NONE and ist[s, B.I_INSNAP] == 0 and (g[G_HMASK] & HAS_TRADE) != 0:
                 g[G_HANDLER] = HANDLER_TRADE
                 g[G_HNOW] = lt
@@ -392,18 +401,18 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         st = _room(g, oo_i, fo_i, po_i, hq, ob, margin)
         if st != ST_OK:
             return st, n
-        end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
+        end_message(qbuf, ist, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
         if g[G_BAD] != 0:
             return ST_BAD, n
     return ST_OK, n
 
 
 @kernel
-def close_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, hx, table):
+def close_message(qbuf, ist, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, hx, table):
     """Complete the open message (end of input, or before a halt)."""
     on_book, on_trade, on_fill, on_timer, ctx = handler_functions(hx, table)
     if g[G_PEND] != 0:
-        end_message(qbuf, ist, oi, of, si, sf, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
+        end_message(qbuf, ist, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo_i, oo_f, po_i, po_f, nsym, on_book, ctx)
 
 
 @kernel

@@ -25,16 +25,26 @@ HANDLER_NONE, HANDLER_BOOK, HANDLER_TRADE, HANDLER_FILL, HANDLER_TIMER = 0, 1, 2
 HANDLER_NAMES = ("", "on_book", "on_trade", "on_fill", "on_timer")
 HAS_BOOK, HAS_TRADE, HAS_FILL, HAS_TIMER = 1, 2, 4, 8
 # a strategy's bad action (`G_BAD`): the first one stops the run
-BAD_NONE, BAD_QTY, BAD_PRICE, BAD_SIDE, BAD_RAISED = 0, 1, 2, 3, 4
+BAD_NONE, BAD_QTY, BAD_PRICE, BAD_SIDE, BAD_RAISED, BAD_TRIGGER = 0, 1, 2, 3, 4, 5
 BAD_NAMES = ("", "a size that is NaN, infinite or negative", "a price that is NaN or not a positive number of ticks",
-             "a side that is neither +1 (buy) nor -1 (sell)", "an exception raised")
+             "a side that is neither +1 (buy) nor -1 (sell)", "an exception raised",
+             "a trigger source other than TRIGGER_LAST (0) or TRIGGER_MARK (1)")
 
 # order-manager states and the venue-side view of an order
 FREE, PENDING_NEW, LIVE, PENDING_CANCEL, DEAD = 0, 1, 2, 3, 4
 STATE_NAMES = {FREE: "free", PENDING_NEW: "pending_new", LIVE: "live", PENDING_CANCEL: "pending_cancel", DEAD: "dead"}
 X_NONE, X_RESTING, X_DONE = 0, 1, 2
+X_ARMED, X_TRIGGERED = 3, 4  # a stop / take-profit held untriggered at the venue; triggered, not yet executed
 
 TIF_GTC, TIF_IOC = 0, 1
+
+# order types (`OI_OTYPE`): a plain limit order, or a protective order held untriggered at the venue
+# until its trigger price is crossed, then a market (IOC through the book) or a limit order
+OT_LIMIT, OT_STOP_MARKET, OT_STOP_LIMIT, OT_TP_MARKET, OT_TP_LIMIT = 0, 1, 2, 3, 4
+# what a protective order's trigger watches (`OI_TSRC`): the last trade price, or the mark price
+# (in the simulated venue: the mid of the book at the end of each venue message)
+TRIGGER_LAST, TRIGGER_MARK = 0, 1
+P_STOP, P_TAKE_PROFIT = 0, 1  # a symbol's protective slots (`SI_PSLOT + P_*`)
 
 # order pool int columns
 OI_COID = 0  # client order id (run-wide counter from 1)
@@ -47,8 +57,12 @@ OI_INFLIGHT = 6  # requests/responses about this order still scheduled
 OI_TIF = 7
 OI_VOID = 8  # venue order id (0 until accepted)
 OI_LAT = 9  # latency of this order's request and responses (ns)
-OI_RIDX = 10  # index in its symbol's resting list (-1 when not resting)
-NOI = 11
+OI_RIDX = 10  # index in its symbol's resting list (-1 when not resting; armed: its index from the list's end)
+OI_OTYPE = 11  # OT_*: limit, or a stop / take-profit (market or limit once triggered)
+OI_TRIG = 12  # a protective order's trigger price in ticks (OI_PX: its limit, or the trigger for a market one)
+OI_TSRC = 13  # TRIGGER_LAST | TRIGGER_MARK
+OI_RO = 14  # 1: reduce-only (cut to the position when triggered; cancelled when the position is flat)
+NOI = 15
 
 # order pool float columns
 OF_QTY = 0
@@ -74,8 +88,10 @@ SI_CIRC_HI = 11
 SI_HAS_CIRC = 12
 SI_PNL_DIRTY = 13  # position/PnL changed since the last pnl row
 SI_SQ = 14  # 1 from the broker's intraday square-off until the symbol's local day ends (see `runner`'s calendars)
-SI_FILL_TS = 15  # local time of the symbol's last fill (pnl rows keep marking it for MARKOUT_WINDOW_NS after)
-NSI = 16
+SI_PSLOT = 15  # 15 stop slot, 16 take-profit slot: pool row of the symbol's protective order, -1 none
+SI_NARMED = 17  # protective orders held untriggered at the simulated venue (kept at the end of `rest`)
+SI_FILL_TS = 18  # local time of the symbol's last fill (pnl rows keep marking it for MARKOUT_WINDOW_NS after)
+NSI = 19
 HOURS_NONE = -1  # SI_HOURS_OPEN: no trading-hours window (every time of day is open)
 HOURS_HOLIDAY = -2  # SI_HOURS_OPEN: an exchange holiday (every order is rejected `holiday`)
 
@@ -197,6 +213,7 @@ H_T, H_SEQ, H_KIND, H_ORD, H_PX = 0, 1, 2, 3, 4
 NH = 5
 K_NEW = 1  # a new order reaches the venue
 K_CANCEL = 2  # a cancel reaches the venue
+K_TRIGGER = 3  # a protective order's trigger was crossed: the venue executes it
 K_ACK = 10
 K_FILL_MAKER = 11
 K_FILL_TAKER = 12
@@ -204,15 +221,18 @@ K_CANCELED = 13
 K_CANCEL_REJ = 14
 K_EXPIRED = 15
 K_VENUE_REJ = 16
+K_TRIGGERED = 17
 LOCAL_KINDS_FROM = 10  # kinds ≥ this happen at the engine (local time), below at the venue
 
 # outbox columns (a live gateway consumes the same rows)
 OB_TS, OB_KIND, OB_ORD, OB_COID, OB_SYM, OB_SIDE, OB_PX, OB_TIF = 0, 1, 2, 3, 4, 5, 6, 7
-NOB = 8
+OB_OTYPE, OB_TRIG, OB_TSRC, OB_RO = 8, 9, 10, 11
+NOB = 12
 OUT_NEW, OUT_CANCEL = 1, 2
 
 # orders journal events (schemas.ORDER_EVENTS order) and columns
-EV_NEW, EV_ACCEPTED, EV_REJECTED, EV_MODIFIED, EV_CANCEL_SENT, EV_CANCELED, EV_CANCEL_REJECTED, EV_FILLED, EV_PARTIAL, EV_EXPIRED = range(10)
+(EV_NEW, EV_ACCEPTED, EV_REJECTED, EV_MODIFIED, EV_CANCEL_SENT, EV_CANCELED, EV_CANCEL_REJECTED, EV_FILLED, EV_PARTIAL, EV_EXPIRED,
+ EV_TRIGGERED) = range(11)
 OO_TS, OO_SYM, OO_COID, OO_VOID, OO_EVENT, OO_SIDE, OO_REASON = 0, 1, 2, 3, 4, 5, 6
 NOO_I = 7
 OOF_PX, OOF_QTY, OOF_FILLED, OOF_LEAVES = 0, 1, 2, 3
@@ -242,10 +262,14 @@ REASONS = (
     # an exchange holiday (a rejection); the broker's intraday square-off (the reason of its cancels
     # and of the order that flattens the position; never a rejection). New reasons go at the end.
     "holiday", "square_off",
+    # a protective order's type (the reason of its `new` and `triggered` rows; never a rejection), and
+    # why a reduce-only one ended (the position it protected is flat)
+    "stop-market", "stop-limit", "take-profit-market", "take-profit-limit", "reduce_only",
 )
 (R_HALTED, R_UNCONF, R_QTY, R_ORDER_SIZE, R_POSITION, R_LOSS, R_DAILY, R_NOTIONAL, R_OPEN, R_BAND, R_HOURS,
  R_CIRCUIT, R_RATE, R_POOL, R_V_UNKNOWN, R_V_RESTING, R_STOP_LOSS, R_TAKE_PROFIT, R_POS_VALUE, R_HOLIDAY,
- R_SQUARE_OFF) = range(1, len(REASONS))
+ R_SQUARE_OFF, R_STOP_MARKET, R_STOP_LIMIT, R_TP_MARKET, R_TP_LIMIT, R_REDUCE_ONLY) = range(1, len(REASONS))
+R_TYPE0 = R_STOP_MARKET - 1  # the reason naming protective order type `ot` is R_TYPE0 + ot
 NR = len(REASONS)
 HALT_NONE, HALT_MAX_LOSS, HALT_DAILY, HALT_MANUAL = 0, 1, 2, 3
 HALT_NAMES = {HALT_NONE: "", HALT_MAX_LOSS: "max_loss", HALT_DAILY: "daily_loss", HALT_MANUAL: "manual"}

@@ -1,6 +1,8 @@
 """The order manager.
 
-One order slot per side per symbol; states PENDING_NEW → LIVE → PENDING_CANCEL → DEAD. Intents
+One order slot per side per symbol, plus a stop slot and a take-profit slot (`SI_PSLOT`, steered
+by `move_protective` like the sides by `move_order`; a reduce-only one is cancelled when a fill
+leaves the position flat); states PENDING_NEW → LIVE → PENDING_CANCEL → DEAD. Intents
 (`move_order`) follow the reference: a LIVE order at another price is canceled (its replacement
 goes out on a later update, once the cancel made it DEAD); a free/DEAD slot gets a new order if
 risk allows; PENDING_* slots are left alone. Responses are routed by client order id (the pool
@@ -84,6 +86,22 @@ from sq.core.engine.layout import (
     OI_TIF,
     OI_VOID,
     OI_XSTATE,
+    OI_OTYPE,
+    OI_TRIG,
+    OI_TSRC,
+    OI_RO,
+    OB_OTYPE,
+    OB_TRIG,
+    OB_TSRC,
+    OB_RO,
+    OT_LIMIT,
+    OT_TP_MARKET,
+    EV_TRIGGERED,
+    K_TRIGGERED,
+    R_REDUCE_ONLY,
+    R_TYPE0,
+    SF_POS,
+    SI_PSLOT,
     OUT_CANCEL,
     OUT_NEW,
     PENDING_CANCEL,
@@ -130,14 +148,38 @@ def _outbox(ob, obf, g, now, kind, o, oi, of):
     ob[k, OB_SIDE] = oi[o, OI_SIDE]
     ob[k, OB_PX] = oi[o, OI_PX]
     ob[k, OB_TIF] = oi[o, OI_TIF]
+    ob[k, OB_OTYPE] = oi[o, OI_OTYPE]
+    ob[k, OB_TRIG] = oi[o, OI_TRIG]
+    ob[k, OB_TSRC] = oi[o, OI_TSRC]
+    ob[k, OB_RO] = oi[o, OI_RO]
     obf[k] = of[o, OF_QTY]
     g[G_NOB] = k + 1
 
 
 @kernel
+def _slot(oi, o):
+    """The `si` column of the slot order `o` sits in: its side's, or its symbol's stop or take-profit."""
+    ot = oi[o, OI_OTYPE]
+    if ot == OT_LIMIT:
+        return SI_SLOT + (0 if oi[o, OI_SIDE] > 0 else 1)
+    return SI_PSLOT + (0 if ot < OT_TP_MARKET else 1)
+
+
+@kernel
 def _send(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, now, reason):
-    """Fill pool row `o` as a new order (a fresh client id, PENDING_NEW), journal its `new` row
-    (with `reason`, 0 for none) and put it in the outbox."""
+    """Fill pool row `o` as a new limit order (a fresh client id, PENDING_NEW), journal its `new`
+    row (with `reason`, 0 for none) and put it in the outbox."""
+    oi[o, OI_OTYPE] = OT_LIMIT
+    oi[o, OI_TRIG] = 0
+    oi[o, OI_TSRC] = 0
+    oi[o, OI_RO] = 0
+    _emit(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, now, reason)
+
+
+@kernel
+def _emit(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, now, reason):
+    """`_send` once the order's type columns are set: a fresh client id, PENDING_NEW, its slot,
+    its `new` row and the outbox."""
     coid = g[G_NEXT_COID]
     g[G_NEXT_COID] = coid + 1
     oi[o, OI_COID] = coid
@@ -157,7 +199,7 @@ def _send(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, 
     of[o, OF_FRONT] = 0.0
     of[o, OF_CUMTRADE] = 0.0
     of[o, OF_BROK] = 0.0
-    si[s, SI_SLOT + (0 if side > 0 else 1)] = o
+    si[s, _slot(oi, o)] = o
     g[G_ORDERS] += 1
     g[G_OPEN] += 1
     gf[GF_SENT_QTY] += qty
@@ -227,6 +269,65 @@ def move_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, wan
 
 
 @kernel
+def new_protective(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, slot, side, ot, trig, px, qty, ro, tsrc, fair, now, nsym):
+    """Risk-check and send a stop (`slot` P_STOP) or take-profit (P_TAKE_PROFIT) of `s`: order
+    type `ot`, trigger `trig` and limit `px` in ticks (a market one: `px` = `trig`, the price
+    its risk check and journal rows use). Returns its pool row or -1."""
+    sd = 0 if side > 0 else 1
+    reason = risk.check(si, sf, oi, of, g, gf, s, side, px, qty, fair, now, nsym)
+    o = -1
+    if reason == R_OK:
+        o = _alloc(oi, g)
+        if o < 0:
+            reason = R_POOL
+            g[G_POOLFULL] += 1
+    if reason != R_OK:
+        rej[reason] += 1
+        if si[s, SI_LASTREJ + sd] != reason:
+            si[s, SI_LASTREJ + sd] = reason
+            coid = g[G_NEXT_COID]
+            g[G_NEXT_COID] = coid + 1
+            W.reject_row(oo_i, oo_f, g, now, s, coid, side, px, qty, reason, sf[s, SF_TICK], sf[s, SF_INV])
+        return -1
+    si[s, SI_LASTREJ + sd] = R_OK
+    oi[o, OI_OTYPE] = ot
+    oi[o, OI_TRIG] = trig
+    oi[o, OI_TSRC] = tsrc
+    oi[o, OI_RO] = 1 if ro else 0
+    _emit(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, 0, now, R_TYPE0 + ot)
+    return o
+
+
+@kernel
+def move_protective(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, slot, side, ot, trig, px, want, qty, ro, tsrc, fair, now, nsym):
+    """`move_order` for the symbol's stop or take-profit slot: a LIVE order of another side, type,
+    trigger or limit is canceled (its replacement goes out on a later call, once the cancel made
+    it DEAD); a free slot gets a new one if risk allows; PENDING_* is left alone."""
+    o = si[s, SI_PSLOT + slot]
+    st = FREE if o < 0 else oi[o, OI_STATE]
+    if si[s, SI_SQ] != 0:
+        if want and (st == FREE or st == DEAD):
+            new_protective(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, slot, side, ot, trig, px, qty, ro, tsrc, fair, now, nsym)
+        return
+    if st == LIVE:
+        if not want or oi[o, OI_TRIG] != trig or oi[o, OI_PX] != px or oi[o, OI_SIDE] != side or oi[o, OI_OTYPE] != ot:
+            cancel_order(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now)
+    elif st == FREE or st == DEAD:
+        if want:
+            new_protective(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, slot, side, ot, trig, px, qty, ro, tsrc, fair, now, nsym)
+
+
+@kernel
+def _flat(si, sf, oi, of, g, ob, obf, oo_i, oo_f, s, now):
+    """Symbol `s`'s position is flat: cancel its LIVE reduce-only stop and take-profit (reason
+    `reduce_only`), as a venue does once the position they protect is closed."""
+    for c in (SI_PSLOT, SI_PSLOT + 1):
+        o = si[s, c]
+        if o >= 0 and oi[o, OI_STATE] == LIVE and oi[o, OI_RO] != 0:
+            cancel_order_for(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now, R_REDUCE_ONLY)
+
+
+@kernel
 def halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, reason, now):
     """Stop the strategy: no new orders from now on; cancel every LIVE order (PENDING_NEW ones
     are canceled when their acknowledgement arrives)."""
@@ -240,9 +341,10 @@ def halt(si, sf, oi, of, g, ob, obf, oo_i, oo_f, reason, now):
 
 @kernel
 def working_any(si, oi, s):
-    """Whether an order of symbol `s` works on either side (pending new, live, pending cancel)."""
-    for sd in range(2):
-        o = si[s, SI_SLOT + sd]
+    """Whether an order of symbol `s` works on either side, or a stop or take-profit of it
+    (pending new, live, pending cancel)."""
+    for c in (SI_SLOT, SI_SLOT + 1, SI_PSLOT, SI_PSLOT + 1):
+        o = si[s, c]
         if o >= 0:
             st = oi[o, OI_STATE]
             if st == PENDING_NEW or st == LIVE or st == PENDING_CANCEL:
@@ -256,8 +358,8 @@ def square_off_begin(si, sf, oi, of, g, ob, obf, oo_i, oo_f, s, now):
     squares off (`SI_SQ`); its LIVE orders are canceled (reason `square_off`; a PENDING_NEW one
     when its acknowledgement arrives)."""
     si[s, SI_SQ] = 1
-    for sd in range(2):
-        o = si[s, SI_SLOT + sd]
+    for c in (SI_SLOT, SI_SLOT + 1, SI_PSLOT, SI_PSLOT + 1):
+        o = si[s, c]
         if o >= 0 and oi[o, OI_STATE] == LIVE:
             cancel_order_for(sf, oi, of, g, ob, obf, oo_i, oo_f, o, now, R_SQUARE_OFF)
 
@@ -288,9 +390,9 @@ def _release(si, oi, o):
     """Recycle a pool row once the order is dead and nothing about it is in flight."""
     if oi[o, OI_STATE] == DEAD and oi[o, OI_INFLIGHT] == 0:
         s = oi[o, OI_SYM]
-        sd = 0 if oi[o, OI_SIDE] > 0 else 1
-        if si[s, SI_SLOT + sd] == o:
-            si[s, SI_SLOT + sd] = -1
+        c = _slot(oi, o)
+        if si[s, c] == o:
+            si[s, c] = -1
         oi[o, OI_STATE] = FREE
 
 
@@ -346,6 +448,8 @@ def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po
         W.pnl_row(po_i, po_f, g, si, sf, s, now)
         track_equity(sf, gf, nsym)
         filled = True
+        if abs(sf[s, SF_POS]) <= QTY_EPS and (si[s, SI_PSLOT] >= 0 or si[s, SI_PSLOT + 1] >= 0):
+            _flat(si, sf, oi, of, g, ob, obf, oo_i, oo_f, s, now)
     elif kind == K_CANCELED:
         of[o, OF_LEAVES] = 0.0
         W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_CANCELED, 0, tick, inv)
@@ -359,8 +463,12 @@ def on_response(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, fo_i, fo_f, po_i, po
                 _dead(si, oi, g, o)
     elif kind == K_EXPIRED:
         of[o, OF_LEAVES] = 0.0
-        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_EXPIRED, 0, tick, inv)
+        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_EXPIRED, reason, tick, inv)
         _dead(si, oi, g, o)
+    elif kind == K_TRIGGERED:
+        if qty < of[o, OF_LEAVES]:  # a reduce-only order cut to the position
+            of[o, OF_LEAVES] = qty
+        W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_TRIGGERED, R_TYPE0 + oi[o, OI_OTYPE], tick, inv)
     elif kind == K_VENUE_REJ:
         of[o, OF_LEAVES] = 0.0
         W.order_row(oo_i, oo_f, g, oi, of, o, now, EV_REJECTED, reason, tick, inv)

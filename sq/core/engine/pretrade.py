@@ -72,6 +72,8 @@ def check_order(config: Any, symbol: str, side: int, qty: float, price: float, m
     si[0, L.SI_CONF] = 1
     si[0, L.SI_SLOT] = -1
     si[0, L.SI_SLOT + 1] = -1
+    si[0, L.SI_PSLOT] = -1
+    si[0, L.SI_PSLOT + 1] = -1
     for row, (slot, leaves) in enumerate(((0, market.working_buy), (1, market.working_sell))):
         if leaves > 0:  # the working orders on each side count toward the position limit, as in the engine
             si[0, L.SI_SLOT + slot] = row

@@ -72,19 +72,29 @@ from sq.core.engine.layout import (
     SI_HOURS_CLOSE,
     SI_HOURS_OPEN,
     SI_SLOT,
+    SI_PSLOT,
+    OI_RO,
+    OI_SIDE,
 )
 
 
 @kernel
 def working_qty(si, oi, of, s, side):
-    """Leaves of the order working on `side` of symbol `s` (0 when none)."""
+    """Leaves of the order working on `side` of symbol `s` (0 when none), plus those of its stop
+    and take-profit on that side unless they are reduce-only (which can only shrink the position)."""
+    q = 0.0
     o = si[s, SI_SLOT + (0 if side > 0 else 1)]
-    if o < 0:
-        return 0.0
-    st = oi[o, OI_STATE]
-    if st == PENDING_NEW or st == LIVE or st == PENDING_CANCEL:
-        return of[o, OF_LEAVES]
-    return 0.0
+    if o >= 0:
+        st = oi[o, OI_STATE]
+        if st == PENDING_NEW or st == LIVE or st == PENDING_CANCEL:
+            q = of[o, OF_LEAVES]
+    for c in (SI_PSLOT, SI_PSLOT + 1):
+        o = si[s, c]
+        if o >= 0 and oi[o, OI_SIDE] == side and oi[o, OI_RO] == 0:
+            st = oi[o, OI_STATE]
+            if st == PENDING_NEW or st == LIVE or st == PENDING_CANCEL:
+                q += of[o, OF_LEAVES]
+    return q
 
 
 @kernel

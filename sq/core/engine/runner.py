@@ -304,6 +304,8 @@ class Engine:
             si, sf = self.si, self.sf
             si[s, L.SI_SLOT] = -1
             si[s, L.SI_SLOT + 1] = -1
+            si[s, L.SI_PSLOT] = -1
+            si[s, L.SI_PSLOT + 1] = -1
             si[s, L.SI_HOURS_OPEN] = -1
             si[s, L.SI_HOURS_CLOSE] = -1
             sf[s, L.SF_TICK] = inst.tick_size
@@ -764,7 +766,7 @@ class Engine:
         while K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()) != K.ST_OK:
             self.make_room(K._room(self.g, self.oo_i, self.fo_i, self.po_i, self.hq, self.ob, self._margin()))
         try:
-            K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.g, self.gf, self.rej,
+            K.close_message(self.book.qbuf, self.book.ist, self.oi, self.of, self.si, self.sf, self.rest, self.g, self.gf, self.rej,
                             self.hq, self.hf, self.ob, self.obf, self.oo_i, self.oo_f, self.po_i, self.po_f, self.n,
                             *self._strategy())
         except Exception as e:
@@ -1133,7 +1135,14 @@ class Engine:
         if self.of.shape[1] < L.NOF:  # before per-order brokerage: none paid
             self.of = np.concatenate([self.of, np.zeros((self.of.shape[0], L.NOF - self.of.shape[1]), np.float64)], axis=1)
         if self.si.shape[1] < L.NSI:
-            self.si = np.concatenate([self.si, np.zeros((self.si.shape[0], L.NSI - self.si.shape[1]), np.int64)], axis=1)
+            old = self.si.shape[1]
+            self.si = np.concatenate([self.si, np.zeros((self.si.shape[0], L.NSI - old), np.int64)], axis=1)
+            if old <= L.SI_PSLOT:  # before stops and take-profits: none
+                self.si[:, L.SI_PSLOT:L.SI_PSLOT + 2] = -1
+        if self.oi.shape[1] < L.NOI:  # before order types: every order a limit order
+            self.oi = np.concatenate([self.oi, np.zeros((self.oi.shape[0], L.NOI - self.oi.shape[1]), np.int64)], axis=1)
+        if self.ob.shape[1] < L.NOB:  # the outbox's order-type columns
+            self.ob = np.concatenate([self.ob, np.zeros((self.ob.shape[0], L.NOB - self.ob.shape[1]), np.int64)], axis=1)
         if len(self.rej) < L.NR:
             self.rej = np.concatenate([self.rej, np.zeros(L.NR - len(self.rej), np.int64)])
 

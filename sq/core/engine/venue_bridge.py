@@ -33,9 +33,15 @@ ACK, FILL_MAKER, FILL_TAKER, CANCELED, CANCEL_REJ, EXPIRED, REJECTED = (
     L.K_ACK, L.K_FILL_MAKER, L.K_FILL_TAKER, L.K_CANCELED, L.K_CANCEL_REJ, L.K_EXPIRED, L.K_VENUE_REJ)
 
 
+ORDER_TYPES = {L.OT_LIMIT: "limit", L.OT_STOP_MARKET: "stop-market", L.OT_STOP_LIMIT: "stop-limit",
+               L.OT_TP_MARKET: "take-profit-market", L.OT_TP_LIMIT: "take-profit-limit"}  # sq.venues.base.ORDER_TYPES names
+
+
 @dataclass(frozen=True)
 class Intent:
-    """One request the engine wants sent: a new order or a cancel."""
+    """One request the engine wants sent: a new order or a cancel. A stop or take-profit
+    (`order_type` other than "limit") carries its trigger; its `price` is the limit (a market one:
+    NaN)."""
 
     kind: int  # NEW | CANCEL
     coid: int
@@ -46,6 +52,10 @@ class Intent:
     qty: float
     ioc: bool
     ts: int
+    order_type: str = "limit"
+    trigger_price: float = float("nan")
+    reduce_only: bool = False
+    mark: bool = False  # the trigger watches the mark price (else the last trade)
 
 
 class LiveBridge:
@@ -63,9 +73,17 @@ class LiveBridge:
         for r, q in zip(rows, qty):
             s = int(r[L.OB_SYM])
             tick = e.ticks[s]
+            price = round(int(r[L.OB_PX]) * tick, 12)
+            ot = int(r[L.OB_OTYPE])
+            if ot == L.OT_LIMIT:
+                out.append(Intent(int(r[L.OB_KIND]), int(r[L.OB_COID]), e.registry.symbols[s], int(r[L.OB_SIDE]),
+                                  price, int(r[L.OB_PX]), float(q), int(r[L.OB_TIF]) == L.TIF_IOC, int(r[L.OB_TS])))
+                continue
+            market = ot in (L.OT_STOP_MARKET, L.OT_TP_MARKET)
             out.append(Intent(int(r[L.OB_KIND]), int(r[L.OB_COID]), e.registry.symbols[s], int(r[L.OB_SIDE]),
-                              round(int(r[L.OB_PX]) * tick, 12), int(r[L.OB_PX]), float(q), int(r[L.OB_TIF]) == L.TIF_IOC,
-                              int(r[L.OB_TS])))
+                              float("nan") if market else price, int(r[L.OB_PX]), float(q), False, int(r[L.OB_TS]),
+                              ORDER_TYPES[ot], round(int(r[L.OB_TRIG]) * tick, 12), bool(r[L.OB_RO]),
+                              int(r[L.OB_TSRC]) == L.TRIGGER_MARK))
         return out
 
     def ticks_of(self, symbol: str, price: float) -> int:
