@@ -213,6 +213,9 @@ class OrderState:
     # a modify by cancel-and-replace whose replacement the venue refused: the original placed
     # again (a new client id), or None when that failed too (nothing of the order is working)
     restored: "OrderState | None" = None
+    # the venue order ids a triggered instruction placed (a Kite GTT's LIMIT order, a Binance
+    # algo order's actual order): their fills are this order's
+    triggered_ids: tuple = ()
 
     @property
     def leaves_qty(self) -> float:

@@ -106,20 +106,35 @@ class LiveBarEngine(Engine):
         self._ensure_symbols(batch, codes, kind, price)
 
     def _want(self, s: int, target: float, flags: int, size: float, stop: float, take: float) -> None:
-        """One bar's signal → symbol `s`'s wanted position (and its entry's stop and take-profit)."""
+        """One bar's signal → symbol `s`'s wanted position (and its entry's stop and take-profit).
+        While the venue holds the position's protective orders (`W_VENUE`), a later bar that keeps
+        the position and gives a stop or take-profit moves it (the run then modifies the venue's
+        order; backtest and paper keep the entry's prices)."""
         want = float(X._wanted(self.sf, s, target, flags, size))
+        st = self.us[s]
+        pos = float(self.sf[s, L.SF_POS])
         if want != want:
+            self._move_protection(st, pos, stop, take)
             return  # no opinion: the wanted position stays
         lot = float(self.sf[s, L.SF_LOT])
         want = math.copysign(round_lots(abs(want), lot), want) if lot > 0.0 else want
-        st = self.us[s]
-        pos = float(self.sf[s, L.SF_POS])
         if want != pos:
             entry = abs(want) > abs(pos) or want * pos < 0.0
             st[E.W_WSTOP] = stop if entry else st[E.W_STOP]
             st[E.W_WTAKE] = take if entry else st[E.W_TAKE]
+        else:
+            self._move_protection(st, pos, stop, take)
         st[E.W_WANT] = want
         st[E.W_EXIT] = 0.0
+
+    @staticmethod
+    def _move_protection(st, pos: float, stop: float, take: float) -> None:
+        if st[E.W_VENUE] == 0.0 or pos == 0.0:
+            return
+        if stop == stop:
+            st[E.W_STOP] = st[E.W_WSTOP] = stop
+        if take == take:
+            st[E.W_TAKE] = st[E.W_WTAKE] = take
 
     # -- reporting
     def wanted(self) -> dict[str, float | None]:

@@ -286,7 +286,8 @@ class BinanceGateway(GatewayBase):
                         float(doc.get("price") or 0) or float("nan"), float(doc.get("quantity") or 0),
                         float(doc.get("executedQty") or 0), status, "", int(doc.get("updateTime") or doc.get("createTime") or 0) * MS,
                         order_type=SQ_TYPES.get(str(doc.get("orderType") or ""), ""),
-                        trigger_price=float(doc.get("triggerPrice") or 0) or float("nan"))
+                        trigger_price=float(doc.get("triggerPrice") or 0) or float("nan"),
+                        triggered_ids=(str(doc["actualOrderId"]),) if doc.get("actualOrderId") else ())
         with self._lock:
             self.orders[cid] = st
             self._algo.add(cid)
@@ -476,8 +477,11 @@ class BinanceGateway(GatewayBase):
         if canceled.status != "canceled":
             return canceled
         left = (qty if qty is not None else old.qty) - canceled.filled_qty
+        slp = req0.stop_limit_price
+        if trigger is not None and slp == slp and req0.trigger_price == req0.trigger_price:
+            slp = slp + (trigger - req0.trigger_price)  # an oco's stop leg keeps its limit's distance from the trigger
         new = dataclasses.replace(req0, qty=left, price=req0.price if price is None else price,
-                                  trigger_price=req0.trigger_price if trigger is None else trigger,
+                                  trigger_price=req0.trigger_price if trigger is None else trigger, stop_limit_price=slp,
                                   client_order_id=new_client_order_id or self.next_client_id())
         st = self.place(new)
         if st.status != "rejected" or req0.order_type not in PROTECTIVE_TYPES:

@@ -399,10 +399,11 @@ class ZerodhaGateway(GatewayBase):
         with self._lock:
             cid = next((c for c, t in self._gtt.items() if f"gtt:{t}" == vid), vid)
         trig = [float(v) for v in cond.get("trigger_values") or []]
+        placed = tuple(str(((o.get("result") or {}).get("order_result") or {}).get("order_id") or "") for o in orders)
         return OrderState(cid, vid, f"{cond.get('exchange')}:{cond.get('tradingsymbol')}".upper(),
                           1 if str(orders[0].get("transaction_type")).upper() == "BUY" else -1, float(orders[-1].get("price") or 0),
                           float(orders[0].get("quantity") or 0), status=status, order_type="oco" if g.get("type") == "two-leg" else "take-profit-limit",
-                          trigger_price=trig[0] if trig else float("nan"))
+                          trigger_price=trig[0] if trig else float("nan"), triggered_ids=tuple(p for p in placed if p))
 
     def protective_orders(self, symbol: str, side: int, qty: float, stop: float, take: float, *, slippage_pct: float,
                           working_price: str) -> list[OrderRequest] | None:

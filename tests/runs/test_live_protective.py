@@ -1,0 +1,164 @@
+"""`sq live` bar strategies' stop-loss and take-profit as protective orders at the venue fakes:
+Binance spot an OCO (LIMIT_MAKER take-profit + STOP_LOSS_LIMIT stop priced a slippage band beyond
+its trigger), moved by cancel-and-replace when a later bar moves the stop, canceled when the run
+ends; Binance USD-M a reduce-only STOP_MARKET algo order (workingType from the config) whose fill
+at the venue closes the position — the engine books it from the user stream and does not trade
+it back; Zerodha MIS an SL-M (market protection) plus a LIMIT target, the target canceled by sq
+when the stop fills."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+from tests.support.livetools import live_config, orders_working, registered
+from tests.support.process import SQ_BIN, subprocess_env
+
+GUARDED = '''
+import polars as pl
+from sq.strategy import BarStrategy
+
+strategy = BarStrategy("guarded", "long once, protected at the venue", interval="1s", execution="market", offset=5)
+SIZE = strategy.param("size", 0.002, above=0, doc="the long position")
+STOP = strategy.param("stop_pct", 1.0, doc="stop-loss this % below the first close (negative: above it)")
+TAKE = strategy.param("take_pct", 1.0, doc="take-profit this % above the first close (0: none)")
+TRAIL = strategy.param("trail", 0.0, doc="1: every later bar moves the stop (by a step each bar)")
+
+
+@strategy.signals
+def signals(bars, p):
+    i = pl.int_range(pl.len())
+    first = i == 0
+    base = pl.col("close").first()
+    stop = base * (1 - p.stop_pct / 100) + (i % 2) * base * 0.0001  # a trailed stop alternates: a new price every bar
+    moves = first if p.trail <= 0 else pl.lit(True)
+    take = pl.when(first).then(base * (1 + p.take_pct / 100)) if p.take_pct > 0 else pl.lit(None, pl.Float64)
+    return bars.with_columns(target=pl.when(first).then(p.size), stop_loss=pl.when(moves).then(stop), take_profit=take)
+'''
+
+
+def _strategy(tmp_path) -> str:
+    path = tmp_path / "guarded.py"
+    path.write_text(GUARDED)
+    return str(path)
+
+
+def _live(tmp_path, journal, symbol: str, *params: str, extra: str = "", duration: str = "300s") -> subprocess.Popen:
+    args = [SQ_BIN, "live", "--strategy", _strategy(tmp_path), symbol, "--config", str(live_config(tmp_path, extra=extra)),
+            "--confirm-live", "--journal", str(journal), "--json", "--for", duration]
+    for p in params:
+        args += ["--param", p]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+
+
+def _stop(p) -> dict:
+    try:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode in (0, 143), err
+    return json.loads(out)
+
+
+def _prefix(journal) -> str:
+    from sq.core import journal as J
+
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            return J.load(journal).start["client_prefix"]
+        except Exception:  # noqa: BLE001 - not written yet
+            time.sleep(0.1)
+    raise AssertionError("no journal")
+
+
+def _reconcile(journal) -> dict:
+    r = subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json"], capture_output=True, text=True,
+                       env=subprocess_env(), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def _rows(journal, cid_prefix: str, kind: str = "order") -> list[dict]:
+    from sq.core import journal as J
+
+    return [r.data for r in J.load(journal).records if r.kind == kind and str(r.data.get("client_order_id") or "").startswith(cid_prefix)]
+
+
+def test_binance_spot_oco_placed_moved_and_canceled(binance_fake, tmp_path):
+    fake = binance_fake()
+    journal = tmp_path / "spot"
+    p = _live(tmp_path, journal, "BINANCE:BTCUSDT", "trail=1", "stop_pct=0.2", "take_pct=0.2")  # inside the fake's price ladder
+    try:
+        registered(p)
+        mine = _prefix(journal) + "p"
+
+        def lists():
+            with fake.lock:
+                return [lst for lst in fake.exchange.lists.values() if lst["cid"].startswith(mine)]
+
+        orders_working(p, lambda: len(lists()), 3, timeout=150)  # placed, then replaced as the stop moved
+        with fake.lock:
+            first = lists()[0]
+            legs = {o.type: o for o in first["legs"]}
+            entry = [o for o in fake.exchange.orders.values() if o.client_id.startswith(mine[:-1]) and not o.client_id.startswith(mine)]
+        assert set(legs) == {"LIMIT_MAKER", "STOP_LOSS_LIMIT"} and {o.side for o in legs.values()} == {"SELL"}
+        stop = legs["STOP_LOSS_LIMIT"].stop_price
+        # [live] protective_slippage_pct = 0.5: the stop leg's limit 0.5 % below its trigger (on the 0.01 tick)
+        assert abs(legs["STOP_LOSS_LIMIT"].price - stop * 0.995) <= 0.011 and legs["STOP_LOSS_LIMIT"].price < stop
+        assert legs["LIMIT_MAKER"].price > stop and abs(legs["STOP_LOSS_LIMIT"].qty - 0.002) < 1e-12
+        assert [o.side for o in entry][:1] == ["BUY"]
+    finally:
+        summary = _stop(p)
+    with fake.lock:
+        working = [o for lst in fake.exchange.lists.values() for o in lst["legs"] if o.status in ("NEW", "PARTIALLY_FILLED")]
+        stops = [o.stop_price for lst in lists() for o in lst["legs"] if o.type == "STOP_LOSS_LIMIT"]
+    assert working == []  # the run's end canceled its protection
+    assert len(set(stops)) >= 2  # the later bars moved the stop
+    prot = summary["protective_orders"]
+    assert prot["placed"] >= 1 and prot["modified"] >= 2 and prot["filled"] == 0 and prot["working"] == [], prot
+    rows = _rows(journal, mine)
+    assert rows[0]["event"] == "new" and "oco" in rows[0]["reason"]
+    last = {}
+    for r in rows:
+        last[r["client_order_id"]] = r["event"]
+    assert set(last.values()) == {"canceled"}, last
+    assert summary["orders_sent"] == 1  # the engine's one entry: no exit of its own
+    assert _reconcile(journal)["differences"] == 0
+
+
+def test_binance_futures_stop_fill_at_the_venue_closes_the_position(binance_fake, tmp_path):
+    fake = binance_fake()
+    journal = tmp_path / "fut"
+    # a stop above the market for a long: the venue triggers it at once and the reduce-only market sell closes the position
+    p = _live(tmp_path, journal, "BINANCE-FUT:BTCUSDT", "stop_pct=-0.2", "take_pct=0",
+              extra='[live]\nprotective_trigger = "contract"\n')
+    try:
+        registered(p)
+        mine = _prefix(journal) + "p"
+
+        def finished():
+            with fake.lock:
+                return sum(1 for a in fake.exchange.algos.values() if a.client_id.startswith(mine) and a.status == "FINISHED")
+
+        orders_working(p, finished, 1, timeout=150)
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not any(r["event"] == "filled" for r in _rows(journal, mine)):
+            time.sleep(0.1)
+    finally:
+        summary = _stop(p)
+    with fake.lock:
+        [algo] = [a for a in fake.exchange.algos.values() if a.client_id.startswith(mine)]
+        pos = fake.exchange.positions["BTCUSDT"]["amt"]
+    assert (algo.type, algo.side, algo.reduce_only, algo.working_type) == ("STOP_MARKET", "SELL", True, "CONTRACT_PRICE")
+    assert abs(pos) < 1e-12
+    fills = _rows(journal, mine, "fill")
+    assert fills and abs(sum(f["qty"] for f in fills) - 0.002) < 1e-12 and {f["side"] for f in fills} == {-1}
+    assert summary["protective_orders"]["filled"] == 1 and summary["orders_sent"] == 1, summary  # never traded back
+    assert abs(summary["position"]["BINANCE-FUT:BTCUSDT"]) < 1e-12  # the engine booked the venue's fill
+    assert _reconcile(journal)["differences"] == 0
