@@ -162,3 +162,41 @@ def test_binance_futures_stop_fill_at_the_venue_closes_the_position(binance_fake
     assert summary["protective_orders"]["filled"] == 1 and summary["orders_sent"] == 1, summary  # never traded back
     assert abs(summary["position"]["BINANCE-FUT:BTCUSDT"]) < 1e-12  # the engine booked the venue's fill
     assert _reconcile(journal)["differences"] == 0
+
+
+def test_kite_mis_stop_fill_cancels_the_target(kite_env, kite_open_hours, tmp_path):
+    from tests.support.kitelive import SYMBOL, live_env, store_session
+
+    fake = kite_env
+    store_session(fake)
+    journal = tmp_path / "kite"
+    # MIS (the default product): an SL-M stop above the market for a long — Kite triggers it at once — and a LIMIT target above
+    args = [SQ_BIN, "live", "--strategy", _strategy(tmp_path), SYMBOL, "--config", str(live_config(tmp_path)), "--confirm-live",
+            "--journal", str(journal), "--json", "--for", "300s", "--param", "size=1", "--param", "stop_pct=-1", "--param", "take_pct=1"]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env())
+    try:
+        registered(p)
+        mine = _prefix(journal) + "p"
+
+        def ours():
+            return [o for o in fake.placed() if (o.get("tag") or "").startswith(mine)]
+
+        def done():
+            with fake.lock:
+                now = {o["tag"]: fake.orders[o["order_id"]]["status"] for o in ours()}
+            return int(sorted(now.values()) == ["CANCELLED", "COMPLETE"])
+
+        orders_working(p, done, 1, timeout=150)
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not any(r["event"] == "filled" for r in _rows(journal, mine)):
+            time.sleep(0.1)
+    finally:
+        summary = _stop(p)
+    sent = {o["order_type"]: o for o in ours()}
+    assert set(sent) == {"SL-M", "LIMIT"} and {o["transaction_type"] for o in sent.values()} == {"SELL"}
+    assert "market_protection" in sent["SL-M"] and sent["SL-M"]["product"] == "MIS" and sent["LIMIT"]["price"] > sent["SL-M"]["trigger_price"] * 0.99
+    with fake.lock:
+        status = {o["order_type"]: fake.orders[o["order_id"]]["status"] for o in ours()}
+    assert status == {"SL-M": "COMPLETE", "LIMIT": "CANCELLED"}  # the stop filled; sq canceled the target
+    assert summary["protective_orders"]["filled"] == 1 and summary["orders_sent"] == 1, summary
+    assert abs(summary["position"][SYMBOL]) < 1e-12

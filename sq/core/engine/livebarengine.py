@@ -76,7 +76,8 @@ class LiveBarEngine(Engine):
         the batch through the event engine (whose executor trades toward it)."""
         if batch.num_rows:
             t0 = time.perf_counter()
-            if S.stream_kind(batch.schema) == "bars" or "open" in batch.schema.names:
+            names = batch.schema.names  # a market stream may carry the day's OHLC as extras (Kite ticks); a bars stream has no `kind`
+            if S.stream_kind(batch.schema) == "bars" or ("open" in names and "kind" not in names):
                 raise DataError(f"strategy {self.strategy} trades live from market data; the input is a bars stream")
             if self.builder is None:
                 self.builder = barhistory.bar_stream(batch, self.instruments, self.spec, self.session_of, self.warnings.append)
