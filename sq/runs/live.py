@@ -1187,6 +1187,7 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
     s["rejections"] = rejections
     if run.costs is not None and run.costs.perpetuals:
         s["venue_funding"] = run.costs.venue_paid
+        s["funding_schedule"] = run.costs.schedule()  # each perpetual's interval, next funding time and expected payment
     if run.protection is not None:
         s["protective_orders"] = run.protection.summary()  # funding as the venue booked it (the engine's `pnl.funding` follows it)
     p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
