@@ -13,6 +13,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from tests.support.livetools import live_config, orders_working, registered
 from tests.support.process import SQ_BIN, subprocess_env
 
@@ -53,9 +55,15 @@ def _live(tmp_path, journal, symbol: str, *params: str, extra: str = "", duratio
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
 
 
-def _stop(p) -> dict:
+def _stop(p, how: str = "SIGTERM") -> dict:
+    """Stop a live run with SIGTERM or `sq kill` (which finds it in the registry and halts it)."""
+    from tests.support.binancekill import sq_kill
+
     try:
-        if p.poll() is None:
+        if p.poll() is None and how == "kill":
+            r = sq_kill("--json", "--timeout", "30")
+            assert r.returncode == 0 and [x["outcome"] for x in json.loads(r.stdout)["processes"]] == ["halted"], r.stdout + r.stderr
+        elif p.poll() is None:
             p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=90)
     finally:
@@ -90,7 +98,8 @@ def _rows(journal, cid_prefix: str, kind: str = "order") -> list[dict]:
     return [r.data for r in J.load(journal).records if r.kind == kind and str(r.data.get("client_order_id") or "").startswith(cid_prefix)]
 
 
-def test_binance_spot_oco_placed_moved_and_canceled(binance_fake, tmp_path):
+@pytest.mark.parametrize("how", ["SIGTERM", "kill"])
+def test_binance_spot_oco_placed_moved_and_canceled(binance_fake, tmp_path, how):
     fake = binance_fake()
     journal = tmp_path / "spot"
     p = _live(tmp_path, journal, "BINANCE:BTCUSDT", "trail=1", "stop_pct=0.2", "take_pct=0.2")  # inside the fake's price ladder
@@ -114,7 +123,7 @@ def test_binance_spot_oco_placed_moved_and_canceled(binance_fake, tmp_path):
         assert legs["LIMIT_MAKER"].price > stop and abs(legs["STOP_LOSS_LIMIT"].qty - 0.002) < 1e-12
         assert [o.side for o in entry][:1] == ["BUY"]
     finally:
-        summary = _stop(p)
+        summary = _stop(p, how)
     with fake.lock:
         working = [o for lst in fake.exchange.lists.values() for o in lst["legs"] if o.status in ("NEW", "PARTIALLY_FILLED")]
         stops = [o.stop_price for lst in lists() for o in lst["legs"] if o.type == "STOP_LOSS_LIMIT"]
