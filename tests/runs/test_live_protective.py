@@ -209,3 +209,63 @@ def test_kite_mis_stop_fill_cancels_the_target(kite_env, kite_open_hours, tmp_pa
     assert status == {"SL-M": "COMPLETE", "LIMIT": "CANCELLED"}  # the stop filled; sq canceled the target
     assert summary["protective_orders"]["filled"] == 1 and summary["orders_sent"] == 1, summary
     assert abs(summary["position"][SYMBOL]) < 1e-12
+
+
+def _kite_live(tmp_path, journal, extra: str, *params: str):
+    from tests.support.kitelive import SYMBOL, live_env
+
+    args = [SQ_BIN, "live", "--strategy", _strategy(tmp_path), SYMBOL, "--config", str(live_config(tmp_path, extra=extra)),
+            "--confirm-live", "--journal", str(journal), "--json", "--for", "300s"]
+    for p in params:
+        args += ["--param", p]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env())
+
+
+NRML = '[zerodha]\nproduct = "NRML"\n[live]\nsweep_interval = 0.5\nprotective_slippage_pct = 2\n'
+
+
+def test_kite_nrml_gtt_placed_then_modified_in_place_and_deleted_at_the_end(kite_env, kite_open_hours, tmp_path):
+    from tests.support.kitelive import store_session
+
+    fake = kite_env
+    store_session(fake)
+    journal = tmp_path / "gtt"
+    p = _kite_live(tmp_path, journal, NRML, "size=1", "stop_pct=1", "take_pct=1", "trail=1")
+    try:
+        registered(p)
+        orders_working(p, lambda: len(fake.gtt_modifies), 2, timeout=150)  # the trailed stop moved the GTT twice
+    finally:
+        summary = _stop(p)
+    with fake.lock:
+        gtts = list(fake.gtts.values())
+    assert len(gtts) == 1 and gtts[0]["type"] == "two-leg" and gtts[0]["status"] == "deleted"  # one GTT, modified in place
+    assert set(fake.gtt_modifies) == {gtts[0]["id"]} and {o["product"] for o in gtts[0]["orders"]} == {"NRML"}
+    assert summary["protective_orders"]["modified"] >= 2 and summary["protective_orders"]["placed"] == 1, summary
+    rows = _rows(journal, _prefix(journal) + "p")
+    assert {r["venue_order_id"] for r in rows if r["venue_order_id"]} == {f"gtt:{gtts[0]['id']}"} and rows[-1]["event"] == "canceled"
+
+
+def test_kite_nrml_gtt_triggered_order_found_and_booked(kite_env, kite_open_hours, tmp_path):
+    """A GTT's triggered LIMIT order carries no tag (no postback names it): the run's check of its
+    protective orders finds the GTT triggered, books the triggered order's fills and goes flat."""
+    from tests.support.kitelive import SYMBOL, store_session
+
+    fake = kite_env
+    store_session(fake)
+    journal = tmp_path / "gtt-fill"
+    # the stop just above the market (the GTT's lower trigger): it fires at once; its LIMIT 2 % below crosses the bid
+    p = _kite_live(tmp_path, journal, NRML, "size=1", "stop_pct=-0.5", "take_pct=1")
+    try:
+        registered(p)
+        mine = _prefix(journal) + "p"
+        orders_working(p, lambda: int(any(r["event"] == "filled" for r in _rows(journal, mine))), 1, timeout=150)
+    finally:
+        summary = _stop(p)
+    with fake.lock:
+        [g] = list(fake.gtts.values())
+        oid = g["orders"][0]["result"]["order_result"]["order_id"]
+        placed = fake.orders[oid]
+    assert g["status"] == "triggered" and placed["status"] == "COMPLETE" and placed["tag"] is None
+    fills = _rows(journal, mine, "fill")
+    assert fills and {f["venue_order_id"] for f in fills} == {oid} and abs(sum(f["qty"] for f in fills) - 1) < 1e-9
+    assert summary["protective_orders"]["filled"] == 1 and summary["orders_sent"] == 1 and abs(summary["position"][SYMBOL]) < 1e-9
