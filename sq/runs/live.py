@@ -851,7 +851,14 @@ def resume_journal(run: LiveRun, loaded: Any) -> dict:
             run.gateway.cancel(o.symbol, cid)
             canceled += 1
         except SqError as e:
-            run.env.warn(f"live --resume: cancel {cid}: {e.message}")
+            if not (o.venue_order_id and o.venue_order_id != cid):
+                run.env.warn(f"live --resume: cancel {cid}: {e.message}")
+                continue
+            try:  # an order the venue keeps without sq's id (a Kite GTT): by its venue id
+                run.gateway.cancel(o.symbol, o.venue_order_id)
+                canceled += 1
+            except SqError as e2:
+                run.env.warn(f"live --resume: cancel {cid} ({o.venue_order_id}): {e2.message}")
     cancel_run_orders(run.gateway, plan.symbols, plan.prefix, run.env)
     view = reconcile.view_of(J.load(plan.journal_dir))
     diffs = reconcile.compare(view, reconcile.venue_truth(run.gateway, view), 1e-9)

@@ -269,3 +269,28 @@ def test_kite_nrml_gtt_triggered_order_found_and_booked(kite_env, kite_open_hour
     fills = _rows(journal, mine, "fill")
     assert fills and {f["venue_order_id"] for f in fills} == {oid} and abs(sum(f["qty"] for f in fills) - 1) < 1e-9
     assert summary["protective_orders"]["filled"] == 1 and summary["orders_sent"] == 1 and abs(summary["position"][SYMBOL]) < 1e-9
+
+
+def test_a_resumed_run_deletes_the_gtt_its_dead_process_left(kite_env, kite_open_hours, tmp_path):
+    """SIGKILL leaves the GTT standing at Kite (no tag, so no listing of open orders finds it);
+    `sq live --resume` cancels it by its journaled venue id `gtt:<id>`."""
+    from tests.support.kitelive import live_env, store_session
+
+    fake = kite_env
+    store_session(fake)
+    journal = tmp_path / "gtt-resume"
+    p = _kite_live(tmp_path, journal, NRML, "size=1", "stop_pct=1", "take_pct=1")
+    try:
+        registered(p)
+        mine = _prefix(journal) + "p"
+        # killed once the journal holds the GTT's id (before that, only the venue knows it: a gap sq reconcile reports)
+        orders_working(p, lambda: sum(1 for r in _rows(journal, mine) if r["event"] == "accepted"), 1, timeout=150)
+    finally:
+        p.kill()
+        p.communicate(timeout=60)
+    [g] = list(fake.gtts.values())
+    assert g["status"] == "active"
+    r = subprocess.run([SQ_BIN, "live", "--resume", str(journal), "--config", str(live_config(tmp_path, extra=NRML)), "--confirm-live",
+                        "--json", "--for", "2s"], capture_output=True, text=True, env=live_env(), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert fake.gtts[g["id"]]["status"] == "deleted"
