@@ -27,6 +27,7 @@ SIZE = strategy.param("size", 0.002, above=0, doc="the long position")
 STOP = strategy.param("stop_pct", 1.0, doc="stop-loss this % below the first close (negative: above it)")
 TAKE = strategy.param("take_pct", 1.0, doc="take-profit this % above the first close (0: none)")
 TRAIL = strategy.param("trail", 0.0, doc="1: every later bar moves the stop (by a step each bar)")
+HOLD = strategy.param("hold", 0.0, doc="bars to hold before going flat (0: hold)")
 
 
 @strategy.signals
@@ -37,7 +38,10 @@ def signals(bars, p):
     stop = base * (1 - p.stop_pct / 100) + (i % 2) * base * 0.0001  # a trailed stop alternates: a new price every bar
     moves = first if p.trail <= 0 else pl.lit(True)
     take = pl.when(first).then(base * (1 + p.take_pct / 100)) if p.take_pct > 0 else pl.lit(None, pl.Float64)
-    return bars.with_columns(target=pl.when(first).then(p.size), stop_loss=pl.when(moves).then(stop), take_profit=take)
+    target = pl.when(first).then(p.size)
+    if p.hold > 0:
+        target = target.when(i == int(p.hold)).then(0.0)
+    return bars.with_columns(target=target, stop_loss=pl.when(moves).then(stop), take_profit=take)
 '''
 
 
@@ -294,3 +298,37 @@ def test_a_resumed_run_deletes_the_gtt_its_dead_process_left(kite_env, kite_open
                         "--json", "--for", "2s"], capture_output=True, text=True, env=live_env(), timeout=300)
     assert r.returncode == 0, r.stderr
     assert fake.gtts[g["id"]]["status"] == "deleted"
+
+
+def test_binance_spot_exit_cancels_the_oco_before_the_exit_goes_out(binance_fake, tmp_path):
+    """The strategy goes flat at its third bar: the OCO is canceled at the venue before the exit
+    is sent (a spot OCO locks the balance the exit sells), then the exit IOC sells the position;
+    nothing is left working."""
+    from sq.core import journal as J
+
+    fake = binance_fake()
+    journal = tmp_path / "exit"
+    p = _live(tmp_path, journal, "BINANCE:BTCUSDT", "stop_pct=0.2", "take_pct=0.2", "hold=3")
+    try:
+        registered(p)
+        prefix = _prefix(journal)
+
+        def sold():
+            with fake.lock:
+                return sum(1 for o in fake.exchange.orders.values() if o.client_id.startswith(prefix) and o.side == "SELL"
+                           and o.type == "LIMIT" and o.status == "FILLED")
+
+        orders_working(p, sold, 1, timeout=150)
+    finally:
+        summary = _stop(p)
+    records = [r for r in J.load(journal).records if r.kind == "order"]
+    mine = prefix + "p"
+    assert any(r.data["client_order_id"].startswith(mine) and r.data["event"] == "cancel_sent" and "exits" in r.data["reason"]
+               for r in records)
+    with fake.lock:
+        sent = [(m, path) for m, path, _ in fake.requests if (m, path) in (("DELETE", "/api/v3/orderList"), ("POST", "/api/v3/order"))]
+    assert sent == [("POST", "/api/v3/order"), ("DELETE", "/api/v3/orderList"), ("POST", "/api/v3/order")], sent  # entry, cancel, exit
+    with fake.lock:
+        working = [o for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
+    assert working == [] and abs(summary["position"]["BINANCE:BTCUSDT"]) < 1e-12 and summary["orders_sent"] == 2
+    assert summary["protective_orders"]["canceled"] >= 1 and summary["protective_orders"]["filled"] == 0
