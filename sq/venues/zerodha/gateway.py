@@ -293,7 +293,7 @@ class ZerodhaGateway(GatewayBase):
     def place_gtt(self, request: OrderRequest, cid: str) -> OrderState:
         """A Kite GTT (POST /gtt/triggers) for a take-profit-limit (single: one trigger, a LIMIT at
         `price`) or an oco (two-leg: the stop at `trigger_price` and the take-profit at `price`, each
-        a LIMIT at its trigger). Kite keeps no tag on a GTT: its state's venue id is `gtt:<id>`,
+        a LIMIT at its trigger — the stop's at `stop_limit_price` when given). Kite keeps no tag on a GTT: its state's venue id is `gtt:<id>`,
         which `cancel`/`lookup` take in place of the client id."""
         side = 1 if request.side > 0 else -1
         ki = self.instrument(request.symbol)
@@ -305,8 +305,6 @@ class ZerodhaGateway(GatewayBase):
             return self._rejected(cid, sym, side, request.price, request.qty, "a GTT needs a quantity of at least one lot, a trigger and a price")
         trig = market_rules.round_price(trig, ki.tick_size, -side)
         key = f"{ki.exchange}:{ki.tradingsymbol}"
-        leg = lambda px: {"transaction_type": "BUY" if side > 0 else "SELL", "quantity": int(lots), "order_type": "LIMIT",  # noqa: E731
-                          "product": self.product, "price": px}
         kind, values, orders = self._gtt_legs(request, ki, side, lots, trig, price)
         if kind is None:
             return self._rejected(cid, sym, side, price, lots, "an oco's stop trigger and take-profit price must differ")
