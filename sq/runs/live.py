@@ -919,6 +919,14 @@ def reconcile_previous(run: LiveRun, hours: float, cancel: bool) -> list[dict]:
                         if st.client_order_id.startswith(view.prefix):
                             run.gateway.cancel(sym, st.client_order_id)
                             entry["canceled"] += 1
+                listed = {st.client_order_id for sym in shared for st in open_now[sym]}
+                for cid, o in view.orders.items():  # kept at the venue without sq's id (a Kite GTT): by its venue id
+                    if o.is_open and o.symbol in shared and cid not in listed and o.venue_order_id and o.venue_order_id != cid \
+                            and not o.venue_order_id.isdigit():
+                        st = run.gateway.lookup(o.symbol, o.venue_order_id, tries=1)
+                        if st is not None and st.status in ("accepted", "partially_filled"):
+                            run.gateway.cancel(o.symbol, o.venue_order_id)
+                            entry["canceled"] += 1
             diffs = reconcile.compare(view, reconcile.venue_truth(run.gateway, view), 1e-9, positions=False)  # this run owns the position now
             entry["differences"] = len(diffs)
             reconcile.append_fix(path, reconcile.fix_records(diffs, f"sq live (start of run {run.plan.run_id})"))

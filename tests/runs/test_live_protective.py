@@ -332,3 +332,31 @@ def test_binance_spot_exit_cancels_the_oco_before_the_exit_goes_out(binance_fake
         working = [o for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
     assert working == [] and abs(summary["position"]["BINANCE:BTCUSDT"]) < 1e-12 and summary["orders_sent"] == 2
     assert summary["protective_orders"]["canceled"] >= 1 and summary["protective_orders"]["filled"] == 0
+
+
+def test_a_new_run_deletes_the_gtt_a_crashed_run_left(kite_env, kite_open_hours, tmp_path):
+    """Before its first order a new run cancels what earlier runs on its symbols left open: a GTT,
+    which no listing of open orders shows, by the venue id the earlier journal holds."""
+    from tests.support.kitelive import store_session
+
+    from sq.core import paths
+
+    fake = kite_env
+    store_session(fake)
+    journal = paths.data_dir() / "runs" / "crashed"  # where a new run looks for earlier ones
+    p = _kite_live(tmp_path, journal, NRML, "size=1", "stop_pct=1", "take_pct=1")
+    try:
+        registered(p)
+        mine = _prefix(journal) + "p"
+        orders_working(p, lambda: sum(1 for r in _rows(journal, mine) if r["event"] == "accepted"), 1, timeout=150)
+    finally:
+        p.kill()
+        p.communicate(timeout=60)
+    [g] = list(fake.gtts.values())
+    assert g["status"] == "active"
+    q = _kite_live(tmp_path, tmp_path / "next", NRML, "size=1", "stop_pct=1", "take_pct=1")
+    try:
+        registered(q)
+        orders_working(q, lambda: int(fake.gtts[g["id"]]["status"] == "deleted"), 1, timeout=120)
+    finally:
+        _stop(q)
