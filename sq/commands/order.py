@@ -11,7 +11,7 @@ HELP = """Place, modify, cancel and list an order by hand — for the trader who
 position while the engines run.
 
   sq order place SYMBOL buy|sell QTY [--price P | --market] [--type TYPE] [--trigger P] ...
-  sq order modify ID [--price P] [--qty Q]
+  sq order modify ID [--price P] [--qty Q] [--trigger P]
   sq order cancel ID | --all [--symbol SYMBOL]
   sq order list
 
@@ -66,7 +66,7 @@ def order(
     price: Annotated[Optional[float], typer.Option("--price", metavar="P", help="Limit price (a take-profit's for oco; a market order's reference price for the risk check).", show_default=False)] = None,
     market: Annotated[bool, typer.Option("--market", help="A market order (same as --type market).")] = False,
     order_type: Annotated[Optional[str], typer.Option("--type", metavar="TYPE", help="limit, market, stop-limit, stop-market, take-profit-limit, take-profit-market, trailing-stop, oco.", show_default=False)] = None,
-    trigger: Annotated[Optional[float], typer.Option("--trigger", metavar="P", help="Trigger price of a stop or take-profit (an oco's stop).", show_default=False)] = None,
+    trigger: Annotated[Optional[float], typer.Option("--trigger", metavar="P", help="Trigger price of a stop or take-profit (an oco's stop); modify: the new trigger.", show_default=False)] = None,
     reduce_only: Annotated[bool, typer.Option("--reduce-only", help="Only reduce a position (Binance futures).")] = False,
     tif: Annotated[str, typer.Option("--tif", metavar="gtc|ioc", help="Time in force.")] = "gtc",
     trail: Annotated[Optional[float], typer.Option("--trail", metavar="PCT", help="trailing-stop callback rate, % (Binance futures: 0.1–10).", show_default=False)] = None,
@@ -111,7 +111,7 @@ def order(
     if action == "modify":
         if len(words) != 1:
             raise UsageError("sq order modify takes one order id (what sq order place printed)")
-        return _report(env, R.modify(env, config, words[0], price=price, qty=qty, symbol=symbol, confirm=confirm_live), json_)
+        return _report(env, R.modify(env, config, words[0], price=price, qty=qty, trigger=trigger, symbol=symbol, confirm=confirm_live), json_)
     if len(words) > 1:
         raise UsageError("sq order cancel takes one order id, or --all")
     doc = R.cancel(env, config, words[0] if words else None, all_=all_, symbol=symbol, confirm=confirm_live)

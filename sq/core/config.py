@@ -298,6 +298,9 @@ class LiveConfig:
     previous_runs_hours: float = _f(72.0, minimum=0.0, doc="before the first order, reconcile earlier live runs on the same venue and symbols changed this recently (0: never)", unit="h")
     cancel_previous_orders: bool = _f(True, doc="and cancel the orders they left open")
     feed_grace_s: float = _f(2.0, minimum=0.0, doc="market data down this long: cancel working orders and send none until it is back", unit="s")
+    protective_orders: bool = _f(True, doc="a bar strategy's stop-loss and take-profit rest at the venue as protective orders (false: the run watches the price and exits with IOC orders; docs/orders.md)")
+    protective_slippage_pct: float = _f(0.5, minimum=0.0, maximum=50.0, doc="a protective limit order (Binance spot stop and OCO stop leg, Kite GTT stop leg) is priced this far beyond its trigger", unit="%")
+    protective_trigger: Literal["mark", "contract"] = _f("mark", doc="the price that triggers protective orders where the venue offers a choice (Binance USD-M: MARK_PRICE or CONTRACT_PRICE)")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 rates and, for perpetual futures, the funding events of a funding file.
 
 A funding file is Parquet with one row per funding time: `ts` (timestamp, UTC), `symbol`
-(canonical, `BINANCE-FUT:BTCUSDT`), `rate` (the funding rate, 0.0001 = 0.01 %) and `mark` (the
-mark price at that time; NaN: the engine's last mid). `sq fetch BINANCE-FUT:BTCUSDT --kind
+(canonical, `BINANCE-FUT:BTCUSDT`), `rate` (the funding rate, 0.0001 = 0.01 %), `mark` (the
+mark price at that time; NaN: the engine's last mid) and, optionally, `interval_h` (the symbol's
+hours between funding times, as the venue said when it was fetched). `sq fetch BINANCE-FUT:BTCUSDT --kind
 funding` writes one per day as `funding.parquet` beside the day's market data. Where the funding
 comes from (`funding_files`):
 
@@ -31,7 +32,8 @@ STREAM = "funding"
 def schema() -> pa.Schema:
     """The funding file's schema (stream kind `funding`)."""
     return pa.schema([pa.field("ts", pa.timestamp("ns", tz="UTC")), pa.field("symbol", pa.string()),
-                      pa.field("rate", pa.float64()), pa.field("mark", pa.float64())], metadata={b"sq.stream": STREAM.encode()})
+                      pa.field("rate", pa.float64()), pa.field("mark", pa.float64()), pa.field("interval_h", pa.float64())],
+                     metadata={b"sq.stream": STREAM.encode()})
 
 
 def funding_files(option: str | None, inputs: Iterable[str] | None) -> list[Path]:
@@ -78,14 +80,31 @@ def read(files: Iterable[Path]) -> list[tuple[str, int, float, float]]:
     return out
 
 
-def write(path: str | Path, rows: Iterable[tuple[str, int, float, float]]) -> Path:
-    """A funding file of (symbol, ts ns, rate, mark) rows."""
+def intervals(files: Iterable[Path]) -> dict[str, float]:
+    """Each symbol's hours between funding times as its funding files recorded them (`interval_h`)."""
+    import pyarrow.parquet as pq
+
+    out: dict[str, float] = {}
+    for f in files:
+        try:
+            t = pq.read_table(f, columns=["symbol", "interval_h"])
+        except (pa.ArrowInvalid, OSError, KeyError):
+            continue  # an older file without the column
+        for sym, h in zip(t.column("symbol").to_pylist(), t.column("interval_h").to_pylist()):
+            if sym is not None and h is not None and h > 0:
+                out[str(sym).upper()] = float(h)
+    return out
+
+
+def write(path: str | Path, rows: Iterable[tuple], interval_h: float = math.nan) -> Path:
+    """A funding file of (symbol, ts ns, rate, mark) rows (and the symbols' funding interval)."""
     import pyarrow.parquet as pq
 
     rows = list(rows)
     t = pa.table({"ts": pa.array([r[1] for r in rows], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
                   "symbol": pa.array([r[0] for r in rows], pa.string()), "rate": pa.array([r[2] for r in rows], pa.float64()),
-                  "mark": pa.array([r[3] for r in rows], pa.float64())}, schema=schema())
+                  "mark": pa.array([r[3] for r in rows], pa.float64()),
+                  "interval_h": pa.array([float(r[4]) if len(r) > 4 else interval_h for r in rows], pa.float64())}, schema=schema())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(t, path)
@@ -93,11 +112,13 @@ def write(path: str | Path, rows: Iterable[tuple[str, int, float, float]]) -> Pa
 
 
 def apply(engine: Any, instruments: Mapping[str, Any], config: Any, events: Iterable[tuple[str, int, float, float]] = (), *,
-          fees: bool = True) -> int:
+          fees: bool = True, hours: Mapping[str, float] | None = None) -> int:
     """Give a simulated run's engine the venue's fee rates per symbol (`fees`: the venue's config
     section, e.g. `[binance] maker_fee_bps`), the funding `events` of its symbols, and the
-    perpetuals without any to warn about. Returns the number of funding events taken."""
-    from sq.venues.registry import fee_rates_bps, funding_interval_h
+    perpetuals without any to warn about — on the symbol's own schedule: `hours` (its funding
+    files' `interval_h`), else its instrument's `funding_interval_h` (the venue's fundingInfo, kept
+    in the market data's metadata), else the venue's default. Returns the number of events taken."""
+    from sq.venues.registry import fee_rates_bps
 
     names = {n.upper() for n in instruments}
     n = 0
@@ -113,10 +134,25 @@ def apply(engine: Any, instruments: Mapping[str, Any], config: Any, events: Iter
             rates = fee_rates_bps(name, config)
             if rates is not None:
                 engine.set_fees(name, *rates)
-        hours = funding_interval_h(name)
-        if hours > 0 and name not in have:
-            engine.funding.expect(name, int(hours * 3_600_000_000_000))
+        every = interval_h(name, instruments, hours)
+        if every > 0 and name not in have:
+            engine.funding.expect(name, int(every * 3_600_000_000_000))
     return n
+
+
+def interval_h(name: str, instruments: Mapping[str, Any], hours: Mapping[str, float] | None = None) -> float:
+    """A perpetual's hours between funding times (0: never funded): its funding files' record,
+    its instrument's `funding_interval_h`, else the venue's default (Binance 8 h)."""
+    from sq.venues.registry import funding_interval_h
+
+    default = funding_interval_h(name)
+    if default <= 0:
+        return 0.0
+    if hours and hours.get(name.upper()):
+        return float(hours[name.upper()])
+    inst = instruments.get(name) or next((v for k, v in instruments.items() if k.upper() == name.upper()), None)
+    got = float((getattr(inst, "extra", None) or {}).get("funding_interval_h") or 0.0)
+    return got if got > 0 else default
 
 
 def records_table(records: list[dict]) -> pa.Table:

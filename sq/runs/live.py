@@ -226,6 +226,7 @@ class LiveRun:
         self.heartbeat = Heartbeat("live")
         self.shadow: Any = None  # the paper twin (`--shadow`, sq.runs.shadow), fed after each step's orders are out
         self.costs: Any = None  # commission rates and perpetuals' funding from the venue (sq.runs.livecosts), set by run_live
+        self.protection: Any = None  # a bar strategy's stop-loss/take-profit as orders at the venue (sq.runs.liveprotect), set by run_live
 
     # -- ids
     def cid(self, coid: int) -> str:
@@ -309,16 +310,23 @@ class LiveRun:
         intents (an ack that arrives after a halt turns into a cancel)."""
         from sq.core.engine import venue_bridge as LB
 
+        protection = self.protection
+        moved = protection.before_send(intents) if protection is not None and intents else set()
         while intents:
             self.flush()  # write-ahead: the intents' rows are on disk before the first send
             for it in intents:
-                if it.kind == LB.NEW:
+                if it.kind == LB.NEW and it.symbol in moved:  # a protective order filled first: the position is not what it was
+                    self.reasons[it.coid] = "not sent: a protective order at the venue filled first"
+                    self.bridge.answer(it.coid, LB.REJECTED, now=self.clock(), first=True)
+                elif it.kind == LB.NEW:
                     self._new(it, t0)
                 else:
                     self._cancel(it)
             intents = self.bridge.take_outbox()
             self.write(self.rows_of(self.bridge.output()))
             t0 = None
+        if protection is not None:
+            protection.after_send()  # the position's protective orders follow what the answers did
 
     def _new(self, it: Any, t0: int | None) -> None:
         from sq.core.engine import venue_bridge as LB
@@ -472,6 +480,9 @@ class LiveRun:
         """Ask the venue about every working order: fills and cancels that happened there (the
         safety net under the pushed updates, and the only source when the venue pushes none)."""
         self.last_sweep = time.monotonic()
+        if self.protection is not None and self.protection.covers:
+            self.protection.sweep()
+            self.execute(self.bridge.take_outbox())  # a protective fill: the covers follow
         working = self.bridge.working()
         if not working:
             return False
@@ -547,7 +558,7 @@ class LiveRun:
     def push(self, cid: str, st: Any, fills: list) -> None:
         """Called by the venue's stream thread: hand the update to the loop (never touches the engine)."""
         inbox = self.inbox
-        if inbox is not None and self.coid_of(cid) is not None:
+        if inbox is not None and (self.coid_of(cid) is not None or (self.protection is not None and self.protection.owns(cid))):
             inbox.put((UPDATE, cid, st, fills))
 
     def on_update(self, cid: str, st: Any, fills: list) -> None:
@@ -556,6 +567,16 @@ class LiveRun:
         strategy wants next."""
         coid = self.coid_of(cid)
         if coid is None:
+            if self.protection is not None and self.protection.owns(cid):
+                self.updates += 1
+                try:
+                    self.protection.on_update(cid, st, fills)
+                    self.breaker.success()
+                except SqError as e:
+                    self.breaker.failure()
+                    self.env.warn(f"live: order update {cid}: {e.message}")
+                self.write(self.rows_of(self.bridge.output()))
+                self.execute(self.bridge.take_outbox())
             return
         self.updates += 1
         if st.venue_order_id:
@@ -685,6 +706,8 @@ class LiveRun:
         """Halt: cancel every working order through the engine, then sweep the venue for
         anything of this run still open (cancel it directly), journaled with a `halt` record."""
         now = self.clock()
+        if self.protection is not None:
+            self.protection.close(f"protect: the run ends ({reason})")
         out = self.engine.cancel_all(now, reason)
         intents = self.bridge.take_outbox()
         self.write(self.rows_of(out) + [("halt", {"ts": now, "reason": reason, "by": "signal" if reason.startswith("SIG") else "run"})])
@@ -832,7 +855,14 @@ def resume_journal(run: LiveRun, loaded: Any) -> dict:
             run.gateway.cancel(o.symbol, cid)
             canceled += 1
         except SqError as e:
-            run.env.warn(f"live --resume: cancel {cid}: {e.message}")
+            if not (o.venue_order_id and o.venue_order_id != cid):
+                run.env.warn(f"live --resume: cancel {cid}: {e.message}")
+                continue
+            try:  # an order the venue keeps without sq's id (a Kite GTT): by its venue id
+                run.gateway.cancel(o.symbol, o.venue_order_id)
+                canceled += 1
+            except SqError as e2:
+                run.env.warn(f"live --resume: cancel {cid} ({o.venue_order_id}): {e2.message}")
     cancel_run_orders(run.gateway, plan.symbols, plan.prefix, run.env)
     view = reconcile.view_of(J.load(plan.journal_dir))
     diffs = reconcile.compare(view, reconcile.venue_truth(run.gateway, view), 1e-9)
@@ -894,6 +924,14 @@ def reconcile_previous(run: LiveRun, hours: float, cancel: bool) -> list[dict]:
                     for st in open_now[sym]:
                         if st.client_order_id.startswith(view.prefix):
                             run.gateway.cancel(sym, st.client_order_id)
+                            entry["canceled"] += 1
+                listed = {st.client_order_id for sym in shared for st in open_now[sym]}
+                for cid, o in view.orders.items():  # kept at the venue without sq's id (a Kite GTT): by its venue id
+                    if o.is_open and o.symbol in shared and cid not in listed and o.venue_order_id and o.venue_order_id != cid \
+                            and not o.venue_order_id.isdigit():
+                        st = run.gateway.lookup(o.symbol, o.venue_order_id, tries=1)
+                        if st is not None and st.status in ("accepted", "partially_filled"):
+                            run.gateway.cancel(o.symbol, o.venue_order_id)
                             entry["canceled"] += 1
             diffs = reconcile.compare(view, reconcile.venue_truth(run.gateway, view), 1e-9, positions=False)  # this run owns the position now
             entry["differences"] = len(diffs)
@@ -1014,6 +1052,11 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
         from sq.runs.livecosts import LiveCosts
 
         run.costs = LiveCosts(run, safety.sweep_interval_s)
+        from sq.runs.liveprotect import Protection
+
+        run.protection = Protection.attach(run, config)
+        if run.protection is not None and plan.resume is not None:
+            run.protection.continue_ids(r.data.get("client_order_id") for r in plan.resume.records if r.kind == "order")
         from sq.runs.monitor import open_monitor
 
         run.monitor = monitor = open_monitor(env, config, opts.monitor, mode="live", run=plan.run_id, strategy=strategy.name, venue=plan.venue)
@@ -1105,6 +1148,11 @@ def _halt_on_error(run: LiveRun, error: BaseException) -> bool:
         run.close_out("strategy_error")
         run.journal.seal({"ts": time.time_ns(), "reason": "strategy_error", "error": error.message})
         return True
+    if run.protection is not None:
+        try:
+            run.protection.close("protect: the run stops on an error")
+        except Exception:  # noqa: BLE001 - cancel_run_orders below still cancels what it finds open
+            pass
     run.canceled_on_error = cancel_run_orders(run.gateway, run.plan.symbols, run.plan.prefix, run.env)
     if run.shadow is not None:
         try:
@@ -1159,7 +1207,10 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
         rejections["venue"] = rejections.get("venue", 0) + len(run.reasons)
     s["rejections"] = rejections
     if run.costs is not None and run.costs.perpetuals:
-        s["venue_funding"] = run.costs.venue_paid  # funding as the venue booked it (the engine's `pnl.funding` follows it)
+        s["venue_funding"] = run.costs.venue_paid
+        s["funding_schedule"] = run.costs.schedule()  # each perpetual's interval, next funding time and expected payment
+    if run.protection is not None:
+        s["protective_orders"] = run.protection.summary()  # funding as the venue booked it (the engine's `pnl.funding` follows it)
     p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
     s.update(mode="live", venue=run.plan.venue, run_id=run.plan.run_id, journal=str(run.plan.journal_dir),
              symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,

@@ -8,6 +8,13 @@ which books the modelled payment when its clock passes that time (a `funding` re
 each funding time the venue's own booking (`funding_income`) is read and journaled as a
 `funding` record with `"source": "venue"` (one the model did not expect too); the engine's funding is corrected to the venue's
 figure, and a difference from the model beyond `TOLERANCE` is warned about.
+
+Each perpetual funds on its own schedule: every `funding_interval_h` hours (Binance's
+fundingInfo, in the instrument's metadata; 8 h unless the venue adjusted it), journaled at the
+start (`audit` record `by: "sq live (funding)"`) and in the summary's `funding` (interval, next
+funding time, its rate and the payment expected on the position then). When the venue cannot be
+asked as a funding time passes, the next one is scheduled from the interval with the last known
+rate (the venue's own booking corrects it afterwards).
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ class LiveCosts:
         self.asked: dict[tuple[str, int], int] = {}  # how often the venue was asked about a funding time
         self.venue_paid = 0.0
         self.warned: set[str] = set()
+        from sq.runs.funding import interval_h
+
+        self.intervals = {s: interval_h(s, run.engine.instruments) for s in self.perpetuals}
+        self.last_state: dict[str, tuple[int, float, float]] = {}  # the venue's last answer: (next time ns, rate, mark)
 
     def _warn(self, key: str, text: str) -> None:
         if key not in self.warned:
@@ -64,6 +75,8 @@ class LiveCosts:
             fees[sym] = {"maker_bps": maker, "taker_bps": taker, **{k: v for k, v in said.items() if v is not None}}
         if fees:
             run.write([("audit", {"ts": time.time_ns(), "by": "sq live (fees)", "fees": fees})])
+        if self.intervals:
+            run.write([("audit", {"ts": time.time_ns(), "by": "sq live (funding)", "funding_interval_h": dict(self.intervals)})])
         self.poll(force=True)
         return fees
 
@@ -81,14 +94,46 @@ class LiveCosts:
                 st = run.gateway.funding_state(sym)
             except SqError as e:
                 self._warn("funding-state", f"live: {sym}: the funding rate is unavailable ({e.message}); retrying")
-                continue
+                st = self._extrapolate(sym)
             if st is None:
                 continue
+            self.last_state[sym] = st
             when, rate, mark = st
             if when not in self.scheduled[sym] and when > run.engine.now_ns:
                 self.scheduled[sym].add(when)
                 run.engine.set_funding(sym, when, rate, mark)
         self.confirm()
+
+    def _extrapolate(self, sym: str) -> tuple[int, float, float] | None:
+        """The venue cannot be asked and its last announced funding time has passed: the next one
+        on the symbol's schedule (last + interval), at the last known rate and mark."""
+        last = self.last_state.get(sym)
+        every = int(self.intervals.get(sym, 0.0) * 3_600_000_000_000)
+        if last is None or every <= 0 or last[0] > self.run.engine.now_ns:
+            return None
+        return last[0] + every, last[1], last[2]
+
+    def schedule(self) -> dict:
+        """Each perpetual's funding schedule for the summary: its interval (hours), the next funding
+        time (ns), its rate and the payment expected then on the engine's position (> 0: paid)."""
+        from sq.core.engine.funding import payment
+
+        out = {}
+        for sym in self.perpetuals:
+            doc: dict = {"interval_h": self.intervals.get(sym)}
+            st = self.last_state.get(sym)
+            if st is not None:
+                pos = self._position(sym)
+                doc.update(next_funding_ns=st[0], rate=st[1], expected_payment=payment(pos, st[2], st[1]))
+            out[sym] = doc
+        return out
+
+    def _position(self, sym: str) -> float:
+        from sq.core.engine import layout as L
+
+        e = self.run.engine
+        s = e.registry.find(sym)
+        return float(e.sf[s, L.SF_POS]) if s is not None and s < e.n else 0.0
 
     def note(self, records: list[dict]) -> None:
         """The engine booked these modelled payments: the venue's own bookings are matched to them."""

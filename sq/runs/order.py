@@ -346,11 +346,15 @@ def _find(gateway: Any, symbol: str, cid: str, void: str) -> tuple[Any, str]:
     return st, cid
 
 
-def modify(env: Any, config: Any, order_id: str, *, price: float | None, qty: float | None, symbol: str | None = None,
-           confirm: bool, clock: Callable[[], int] = time.time_ns) -> dict:
-    """Change an open order's price and/or quantity, through the same risk check as a new order."""
-    if price is None and qty is None:
-        raise UsageError("sq order modify needs --price and/or --qty")
+def modify(env: Any, config: Any, order_id: str, *, price: float | None, qty: float | None, trigger: float | None = None,
+           symbol: str | None = None, confirm: bool, clock: Callable[[], int] = time.time_ns) -> dict:
+    """Change an open order's price, quantity and/or trigger, through the same risk check as a new
+    order. A venue that modifies in place (Kite orders and GTTs) keeps the id; a cancel-and-replace
+    (Binance, an OCO as a whole list) journals the cancel and the replacement (a new client id).
+    When the replacement is refused, the gateway has placed the original again (journaled too) —
+    or could not: the error says which, and what is working at the venue."""
+    if price is None and qty is None and trigger is None:
+        raise UsageError("sq order modify needs --price, --qty and/or --trigger")
     _guard(config, confirm)
     sym, cid, void = _target(order_id, symbol)
     session = open_session(env, config, sym, "modify", clock=clock)
@@ -369,17 +373,34 @@ def modify(env: Any, config: Any, order_id: str, *, price: float | None, qty: fl
             session.close("rejected")
             raise OrderRejected(f"modify rejected by sq's risk check: {reason} ({_explain(reason, config, sym)}); nothing was sent")
         session.write("order", _row(session, "modified", symbol=sym, cid=cid, void=st.venue_order_id, side=st.side, price=new_px,
-                                    qty=new_qty, filled=st.filled_qty, reason="manual modify"))
+                                    qty=new_qty, filled=st.filled_qty, reason="manual modify"
+                                    + (f" (trigger {trigger:g})" if trigger is not None else "")))
         session.sent += 1
-        new = session.gateway.modify(sym, key, price=price, qty=qty)
+        replacement = session.next_cid()
+        new = session.gateway.modify(sym, key, price=price, qty=qty, trigger=trigger, new_client_order_id=replacement)
+        replaced = new.client_order_id not in (cid, key)
+        if replaced:  # cancel-and-replace: the original's end, then the replacement
+            old = session.gateway.lookup(sym, key) or st
+            old.client_order_id = cid
+            session.write("order", _state_row(session, old, "manual modify: canceled, replaced by " + new.client_order_id))
         session.write("order", _state_row(session, new))
+        restored = getattr(new, "restored", None)
+        if restored is not None:
+            session.write("order", _state_row(session, restored, f"manual modify refused: the original placed again ({cid})"))
         doc = {"action": "modify", "replaced": cid, **state_json(new), "journal": str(session.journal.dir)}
         session.close()
     except BaseException:
         session.close("error")
         raise
-    if new.status == "rejected":
-        raise OrderRejected(f"modify rejected by the venue: {new.reason or 'no reason given'}")
+    if new.status == "rejected" or (not replaced and new.reason):
+        why = new.reason or "no reason given"
+        if not replaced:
+            raise OrderRejected(f"modify rejected by the venue: {why}; {cid} is unchanged at the venue")
+        if restored is not None:
+            raise OrderRejected(f"modify rejected by the venue: {why}; {cid} was canceled and placed again unchanged as "
+                                f"{restored.client_order_id} ({restored.venue_order_id}), which is working at the venue")
+        raise OrderRejected(f"modify rejected by the venue: {why}; {cid} was canceled and placing it again failed too: "
+                            "nothing of this order is working at the venue")
     return doc
 
 

@@ -767,7 +767,8 @@ def make_engine(plan: Plan, instruments: dict, config: Any) -> Any:
     marketrules.apply(engine, instruments, config)
     from sq.runs import funding as FU
 
-    FU.apply(engine, instruments, config, FU.read([Path(p) for p in plan.funding]))
+    files = [Path(p) for p in plan.funding]
+    FU.apply(engine, instruments, config, FU.read(files), hours=FU.intervals(files))
     return engine
 
 

@@ -387,6 +387,8 @@ def venue_truth(gateway: Any, v: JournalView) -> VenueTruth:
         if o.status in CLOSED and not _fills_disagree(v, o):
             continue  # closed and consistent: the trades below still catch a fill the journal lacks
         st = gateway.lookup(o.symbol, cid, tries=1)
+        if st is None and o.venue_order_id and o.venue_order_id != cid:  # kept without sq's id (a Kite GTT): by the venue's
+            st = gateway.lookup(o.symbol, o.venue_order_id, tries=1)
         if st is None:  # the venue never saw this client id
             t.unknown.add(cid)
         else:

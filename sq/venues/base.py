@@ -193,6 +193,7 @@ class OrderRequest:
     trailing_pct: float = float("nan")  # trailing-stop callback rate, % (Binance: 0.1–10)
     activation_price: float = float("nan")  # trailing-stop activation price (NaN: at once)
     working_price: str = "contract"  # contract (last trade) | mark: the price a trigger watches
+    stop_limit_price: float = float("nan")  # an oco's stop leg as a limit at this price (NaN: Binance a STOP_LOSS market leg, Kite a LIMIT at the trigger)
 
 
 @dataclass
@@ -209,6 +210,12 @@ class OrderState:
     ts: int = 0
     order_type: str = ""  # one of ORDER_TYPES when the venue says ("" : not known)
     trigger_price: float = float("nan")
+    # a modify by cancel-and-replace whose replacement the venue refused: the original placed
+    # again (a new client id), or None when that failed too (nothing of the order is working)
+    restored: "OrderState | None" = None
+    # the venue order ids a triggered instruction placed (a Kite GTT's LIMIT order, a Binance
+    # algo order's actual order): their fills are this order's
+    triggered_ids: tuple = ()
 
     @property
     def leaves_qty(self) -> float:
@@ -258,7 +265,8 @@ class OrderGateway(Protocol):
 
     def cancel_all(self, symbol: str | None = None) -> list[OrderState]: ...
 
-    def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None) -> OrderState: ...
+    def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None,
+               trigger: float | None = None, new_client_order_id: str = "") -> OrderState: ...
 
     def open_orders(self, symbol: str | None = None) -> list[OrderState]: ...
 
@@ -348,6 +356,17 @@ class GatewayBase:
     def pushing(self) -> bool:
         """Is the order-update stream up right now?"""
         return False
+
+    def protective_orders(self, symbol: str, side: int, qty: float, stop: float, take: float, *, slippage_pct: float,
+                          working_price: str) -> list[OrderRequest] | None:
+        """The orders that protect a position at the venue (a live bar strategy's stop-loss and
+        take-profit, docs/orders.md): `side` closes the position (−1 a long), `stop`/`take` its
+        prices (NaN: none), `slippage_pct` how far beyond its trigger a protective limit order is
+        priced, `working_price` which price triggers ("mark" or "contract", where the venue
+        offers both). One request whose legs cancel each other at the venue (an `oco`), or one
+        per price (sq cancels the other when one fills); client ids left blank. None here: the
+        venue offers none, and the run watches the price itself."""
+        return None
 
     def standing_orders(self, symbol: str | None = None) -> list[OrderState]:
         """Instructions the venue keeps outside its order book that place an order when triggered

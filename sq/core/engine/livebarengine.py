@@ -76,7 +76,8 @@ class LiveBarEngine(Engine):
         the batch through the event engine (whose executor trades toward it)."""
         if batch.num_rows:
             t0 = time.perf_counter()
-            if S.stream_kind(batch.schema) == "bars" or "open" in batch.schema.names:
+            names = batch.schema.names  # a market stream may carry the day's OHLC as extras (Kite ticks); a bars stream has no `kind`
+            if S.stream_kind(batch.schema) == "bars" or ("open" in names and "kind" not in names):
                 raise DataError(f"strategy {self.strategy} trades live from market data; the input is a bars stream")
             if self.builder is None:
                 self.builder = barhistory.bar_stream(batch, self.instruments, self.spec, self.session_of, self.warnings.append)
@@ -106,20 +107,35 @@ class LiveBarEngine(Engine):
         self._ensure_symbols(batch, codes, kind, price)
 
     def _want(self, s: int, target: float, flags: int, size: float, stop: float, take: float) -> None:
-        """One bar's signal → symbol `s`'s wanted position (and its entry's stop and take-profit)."""
+        """One bar's signal → symbol `s`'s wanted position (and its entry's stop and take-profit).
+        While the venue holds the position's protective orders (`W_VENUE`), a later bar that keeps
+        the position and gives a stop or take-profit moves it (the run then modifies the venue's
+        order; backtest and paper keep the entry's prices)."""
         want = float(X._wanted(self.sf, s, target, flags, size))
+        st = self.us[s]
+        pos = float(self.sf[s, L.SF_POS])
         if want != want:
+            self._move_protection(st, pos, stop, take)
             return  # no opinion: the wanted position stays
         lot = float(self.sf[s, L.SF_LOT])
         want = math.copysign(round_lots(abs(want), lot), want) if lot > 0.0 else want
-        st = self.us[s]
-        pos = float(self.sf[s, L.SF_POS])
         if want != pos:
             entry = abs(want) > abs(pos) or want * pos < 0.0
             st[E.W_WSTOP] = stop if entry else st[E.W_STOP]
             st[E.W_WTAKE] = take if entry else st[E.W_TAKE]
+        else:
+            self._move_protection(st, pos, stop, take)
         st[E.W_WANT] = want
         st[E.W_EXIT] = 0.0
+
+    @staticmethod
+    def _move_protection(st, pos: float, stop: float, take: float) -> None:
+        if st[E.W_VENUE] == 0.0 or pos == 0.0:
+            return
+        if stop == stop:
+            st[E.W_STOP] = st[E.W_WSTOP] = stop
+        if take == take:
+            st[E.W_TAKE] = st[E.W_WTAKE] = take
 
     # -- reporting
     def wanted(self) -> dict[str, float | None]:

@@ -22,6 +22,9 @@ work toward it on every book update:
 * `W_WSTOP`, `W_WTAKE` — the prices of the entry being worked; they become the position's
   `W_STOP`/`W_TAKE` when a fill opens, grows or flips the position (`on_fill`), and the
   position's prices clear when it is flat — as the bar executor (`sq.core.engine.barexec`) does.
+* `W_VENUE` — non-zero while the venue holds the position's stop-loss and take-profit as
+  protective orders (`sq live` places them, `sq.runs.liveprotect`): the handlers then leave the
+  prices to the venue and never watch them (0: they watch, as above).
 
 A signal that has no opinion (null target, no flags) leaves the wanted position as it was.
 """
@@ -38,8 +41,8 @@ BUY, SELL = 1, -1  # sq.core.engine.context BUY, SELL
 EX_NEXT_OPEN, EX_MARKET, EX_LIMIT = (EXECUTIONS.index(e) for e in ("next_open", "market", "limit"))
 
 # the state slots of each symbol
-W_WANT, W_STYLE, W_OFFSET, W_STOP, W_TAKE, W_WSTOP, W_WTAKE, W_EXIT = range(8)
-NSLOTS = 8
+W_WANT, W_STYLE, W_OFFSET, W_STOP, W_TAKE, W_WSTOP, W_WTAKE, W_EXIT, W_VENUE = range(9)
+NSLOTS = 9
 
 _MADE: dict[int, tuple[BarStrategy, Strategy]] = {}
 
@@ -64,6 +67,7 @@ def initial_state(style: str, offset: int) -> list[float]:
     row[W_STYLE] = float(EXECUTIONS.index(style))
     row[W_OFFSET] = float(offset)
     row[W_EXIT] = 0.0
+    row[W_VENUE] = 0.0
     return row
 
 
@@ -117,8 +121,10 @@ def work(ctx, s):
 def protect(ctx, s, long_px, short_px):
     """Close the position when its stop-loss or take-profit is reached: `long_px` is the price a
     long position is judged by (a trade, the bid), `short_px` a short one's (a trade, the ask).
-    True when the exit began."""
+    True when the exit began. Never while the venue holds them (`W_VENUE`)."""
     st = ctx.state(s)
+    if st[W_VENUE] != 0.0:
+        return False
     pos = ctx.position(s)
     stop = st[W_STOP]
     take = st[W_TAKE]

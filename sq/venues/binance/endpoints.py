@@ -41,7 +41,7 @@ PATHS = {
         "algo_order": "/fapi/v1/algoOrder", "open_algo_orders": "/fapi/v1/openAlgoOrders", "algo_open_orders": "/fapi/v1/algoOpenOrders",
         "account": "/fapi/v2/account", "position_risk": "/fapi/v2/positionRisk", "leverage": "/fapi/v1/leverage",
         "margin_type": "/fapi/v1/marginType", "position_side": "/fapi/v1/positionSide/dual", "my_trades": "/fapi/v1/userTrades",
-        "listen_key": "/fapi/v1/listenKey", "ping": "/fapi/v1/ping",
+        "listen_key": "/fapi/v1/listenKey", "ping": "/fapi/v1/ping", "funding_info": "/fapi/v1/fundingInfo",
     },
 }
 

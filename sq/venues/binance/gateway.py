@@ -75,6 +75,9 @@ def _protective(market: str, rules, request: OrderRequest, side: int, p: dict) -
         cid = p["newClientOrderId"]
         tp = {"Type": "LIMIT_MAKER", "Price": _fmt(rules.round_price(request.price, side)), "ClientOrderId": f"{cid}-tp"}
         sl = {"Type": "STOP_LOSS", "StopPrice": _fmt(rules.round_price(trig, -side)), "ClientOrderId": f"{cid}-sl"}
+        slp = request.stop_limit_price
+        if slp == slp and slp > 0:  # the stop leg as a limit beyond its trigger (a live strategy's slippage band)
+            sl.update(Type="STOP_LOSS_LIMIT", Price=_fmt(rules.round_price(slp, side)), TimeInForce="GTC")
         above, below = (tp, sl) if side < 0 else (sl, tp)  # a sell takes profit above, a buy below
         q = {"symbol": p["symbol"], "side": p["side"], "quantity": p["quantity"], "listClientOrderId": cid, "newOrderRespType": "FULL"}
         q.update({f"above{k}": v for k, v in above.items()})
@@ -144,6 +147,7 @@ class BinanceGateway(GatewayBase):
         self.orders: dict[str, OrderState] = {}
         self._algo: set[str] = set()  # client ids of futures conditional (algo) orders
         self._lists: set[str] = set()  # list client ids of spot OCO order lists
+        self._requests: dict[str, OrderRequest] = {}  # client id → the request placed (a cancel-replace repeats it)
         self._fills: list[Fill] = []
         self._new: list[Fill] = []
         self._seen_trades: set[tuple[str, int]] = set()
@@ -259,6 +263,9 @@ class BinanceGateway(GatewayBase):
         s = side if side is not None else (1 if (reports[0].get("side") if reports else "") == "BUY" else -1)
         tp = next((r for r in reports if r.get("type") == "LIMIT_MAKER"), {})
         sl = next((r for r in reports if r.get("type", "").startswith("STOP")), {})
+        if float(sl.get("price") or 0) > 0 and cid not in self._requests:  # a list placed elsewhere: what a cancel-replace repeats
+            self._requests[cid] = OrderRequest(canonical, s, qty, float(tp.get("price") or 0), "oco", "gtc", cid, float(sl.get("stopPrice") or 0),
+                                               stop_limit_price=float(sl["price"]))
         st = OrderState(cid, f"list:{doc.get('orderListId', '')}", canonical, s, float(tp.get("price") or 0) or float("nan"), qty, filled,
                         status, "", int(doc.get("transactionTime") or 0) * MS, order_type="oco",
                         trigger_price=float(sl.get("stopPrice") or 0) or float("nan"))
@@ -279,10 +286,15 @@ class BinanceGateway(GatewayBase):
                         float(doc.get("price") or 0) or float("nan"), float(doc.get("quantity") or 0),
                         float(doc.get("executedQty") or 0), status, "", int(doc.get("updateTime") or doc.get("createTime") or 0) * MS,
                         order_type=SQ_TYPES.get(str(doc.get("orderType") or ""), ""),
-                        trigger_price=float(doc.get("triggerPrice") or 0) or float("nan"))
+                        trigger_price=float(doc.get("triggerPrice") or 0) or float("nan"),
+                        triggered_ids=(str(doc["actualOrderId"]),) if doc.get("actualOrderId") else ())
         with self._lock:
             self.orders[cid] = st
             self._algo.add(cid)
+            if cid not in self._requests and st.order_type:  # placed elsewhere: what a cancel-replace repeats
+                self._requests[cid] = OrderRequest(canonical, st.side, st.qty, st.price, st.order_type, "gtc", cid, st.trigger_price,
+                                                   str(doc.get("reduceOnly")).lower() == "true",
+                                                   working_price="mark" if doc.get("workingType") == "MARK_PRICE" else "contract")
         return st
 
     # ------------------------------------------------------------------ orders
@@ -299,6 +311,8 @@ class BinanceGateway(GatewayBase):
         cid = request.client_order_id or self.next_client_id()
         if not CLIENT_ID_RE.match(cid):
             raise UsageError(f"client order id {cid!r}: 1-36 characters of A-Z a-z 0-9 . : / _ -")
+        with self._lock:
+            self._requests[cid] = dataclasses.replace(request, client_order_id=cid)
         p = {"symbol": rules.symbol, "side": "BUY" if side > 0 else "SELL", "quantity": _fmt(qty), "newClientOrderId": cid}
         tif = request.time_in_force
         if request.order_type in PROTECTIVE_TYPES:
@@ -438,17 +452,44 @@ class BinanceGateway(GatewayBase):
             out += [self._state(d, canonical) for d in docs if "orderId" in d]
         return out
 
-    def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None) -> OrderState:
-        """Cancel and replace (not atomic: the new order loses the old one's queue position)."""
+    def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None,
+               trigger: float | None = None, new_client_order_id: str = "") -> OrderState:
+        """Cancel and replace (not atomic: the new order loses the old one's queue position; Binance
+        has no modify). The replacement repeats the original request — its type, trigger, legs,
+        reduce-only and trigger price — with the new price (an oco's take-profit), trigger (its
+        stop) and quantity, under `new_client_order_id` (else a new id). A spot OCO is canceled as
+        a list and placed again as a new list. When the venue refuses the replacement of a
+        protective order, the original is placed again (a new id) so a position is not left
+        unprotected by a half-done modify: the refused state's `restored` is that order, or None
+        when it could not be placed either."""
         with self._lock:
             old = self.orders.get(client_order_id)
         if old is None:
+            old = self.lookup(symbol, client_order_id)
+        if old is None:
             raise UsageError(f"unknown order {client_order_id!r}")
+        with self._lock:
+            req0 = self._requests.get(client_order_id)
+        if req0 is None:
+            kind = old.order_type or "limit"
+            req0 = OrderRequest(old.symbol, old.side, old.qty, old.price, kind, "gtc", client_order_id, old.trigger_price)
         canceled = self.cancel(symbol, client_order_id)
         if canceled.status != "canceled":
             return canceled
-        new_qty = (qty if qty is not None else old.qty) - canceled.filled_qty
-        return self.place(OrderRequest(symbol, old.side, new_qty, price if price is not None else old.price))
+        left = (qty if qty is not None else old.qty) - canceled.filled_qty
+        slp = req0.stop_limit_price
+        if trigger is not None and slp == slp and req0.trigger_price == req0.trigger_price:
+            slp = slp + (trigger - req0.trigger_price)  # an oco's stop leg keeps its limit's distance from the trigger
+        new = dataclasses.replace(req0, qty=left, price=req0.price if price is None else price,
+                                  trigger_price=req0.trigger_price if trigger is None else trigger, stop_limit_price=slp,
+                                  client_order_id=new_client_order_id or self.next_client_id())
+        st = self.place(new)
+        if st.status != "rejected" or req0.order_type not in PROTECTIVE_TYPES:
+            return st
+        again_id = f"{new_client_order_id}r" if new_client_order_id else self.next_client_id()
+        again = self.place(dataclasses.replace(req0, qty=old.qty - canceled.filled_qty, client_order_id=again_id))
+        st.restored = again if again.status != "rejected" else None
+        return st
 
     def open_orders(self, symbol: str | None = None) -> list[OrderState]:
         """Open orders of `symbol`, or of every market this gateway has reached (see `open`)."""
@@ -570,6 +611,35 @@ class BinanceGateway(GatewayBase):
                     "position_mode": "hedge" if dual else "one-way", "mark_price": float(p.get("markPrice", 0)),
                     "unrealized": float(p.get("unRealizedProfit", 0)), "position_side": p.get("positionSide", "BOTH")}))
         return out
+
+    def protective_orders(self, symbol: str, side: int, qty: float, stop: float, take: float, *, slippage_pct: float,
+                          working_price: str) -> list[OrderRequest] | None:
+        """Spot: an OCO (a LIMIT_MAKER take-profit and a STOP_LOSS_LIMIT stop whose limit is
+        `slippage_pct` beyond its trigger) for both prices, a STOP_LOSS_LIMIT or a
+        TAKE_PROFIT_LIMIT (limit `slippage_pct` beyond the trigger) for one; spot triggers on the
+        last trade only. USD-M: a STOP_MARKET and a TAKE_PROFIT_MARKET algo order, reduce-only,
+        triggered by `working_price` (mark or contract)."""
+        market, _rules, canonical = self._resolve(symbol)
+        side = 1 if side > 0 else -1
+        has_stop, has_take = stop == stop and stop > 0, take == take and take > 0
+        if market == FUTURES:
+            out = []
+            if has_stop:
+                out.append(OrderRequest(canonical, side, qty, order_type="stop-market", trigger_price=stop, reduce_only=True,
+                                        working_price=working_price))
+            if has_take:
+                out.append(OrderRequest(canonical, side, qty, order_type="take-profit-market", trigger_price=take, reduce_only=True,
+                                        working_price=working_price))
+            return out or None
+        band = slippage_pct / 100.0
+        worse = (lambda px: px * (1.0 - band)) if side < 0 else (lambda px: px * (1.0 + band))  # noqa: E731 - a sell takes less, a buy pays more
+        if has_stop and has_take:
+            return [OrderRequest(canonical, side, qty, take, "oco", "gtc", "", stop, stop_limit_price=worse(stop))]
+        if has_stop:
+            return [OrderRequest(canonical, side, qty, worse(stop), "stop-limit", "gtc", "", stop)]
+        if has_take:
+            return [OrderRequest(canonical, side, qty, worse(take), "take-profit-limit", "gtc", "", take)]
+        return None
 
     def commission_bps(self, symbol: str) -> tuple[float, float, dict]:
         """(maker, taker) bps the account pays on `symbol` (its commission endpoint, BNB discount

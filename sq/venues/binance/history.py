@@ -192,7 +192,8 @@ class BinanceHistory:
 
     def _funding_day(self, s: Symbol, day: dt.date) -> "pa.Table":
         """The day's settled funding of a USD-M perpetual (`GET /fapi/v1/fundingRate`): ts, symbol,
-        rate, mark — the funding file of docs/funding.md."""
+        rate, mark and the symbol's funding interval (`interval_h`, from fundingInfo) — the funding
+        file of docs/funding.md."""
         import pyarrow as pa
 
         rest = self._rest.get(FUTURES)
@@ -204,8 +205,10 @@ class BinanceHistory:
         rows = sorted(rows or [], key=lambda r: int(r["fundingTime"]))
         ts = pa.array([int(r["fundingTime"]) * 1_000_000 for r in rows], pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
         mark = [float(r["markPrice"]) if r.get("markPrice") not in (None, "") else float("nan") for r in rows]
+        hours = float(self.instruments[s.canonical].extra.get("funding_interval_h") or 8.0)  # fundingInfo's, else 8 h
         return pa.table({"ts": ts, "symbol": pa.array([s.canonical] * len(rows), pa.string()),
-                         "rate": pa.array([float(r["fundingRate"]) for r in rows], pa.float64()), "mark": pa.array(mark, pa.float64())})
+                         "rate": pa.array([float(r["fundingRate"]) for r in rows], pa.float64()), "mark": pa.array(mark, pa.float64()),
+                         "interval_h": pa.array([hours] * len(rows), pa.float64())})
 
     def _rest_day(self, s: Symbol, market: str, day: dt.date) -> "pa.Table":
         rest = self._rest.get(market)

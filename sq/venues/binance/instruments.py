@@ -1,7 +1,8 @@
 """Binance symbols and their trading rules from exchangeInfo: resolution, metadata, rounding, checks.
 
 exchangeInfo is cached once a day per endpoint host and market in the cache dir
-(`binance/exchangeInfo-<market>-<host>-<YYYY-MM-DD>.json`). Its filters become `Rules`
+(`binance/exchangeInfo-<market>-<host>-<YYYY-MM-DD>.json`), and for USD-M futures the public
+fundingInfo beside it (each perpetual's funding interval: 8 h unless listed). Its filters become `Rules`
 (Decimal, so rounding is exact): PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL/MIN_NOTIONAL,
 PERCENT_PRICE(_BY_SIDE), MAX_NUM_ORDERS, ICEBERG_PARTS. Prices round to the tick (buys down,
 sells up, so rounding never makes an order more aggressive), quantities down to the step; an
@@ -11,6 +12,7 @@ An unknown symbol is a usage error (exit 2) with close matches.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from sq.core import paths
-from sq.core.exits import DataError, UsageError
+from sq.core.exits import DataError, SqError, UsageError
 from sq.core.schemas import Instrument
 from sq.core.symbols import suggest
 from sq.venues.binance.endpoints import FUTURES, Endpoints
@@ -72,6 +74,7 @@ class Rules:
     iceberg_parts: int = 0
     order_types: tuple[str, ...] = ()
     raw_filters: tuple[str, ...] = field(default=())
+    funding_interval_h: float = 0.0  # USD-M perpetuals: hours between funding times (fundingInfo; 8 unless adjusted)
 
     # ---------------------------------------------------------------- rounding
 
@@ -138,6 +141,8 @@ class Rules:
             "min_qty": float(self.min_qty), "max_qty": float(self.max_qty),
             "min_notional": float(self.min_notional), "max_num_orders": self.max_num_orders,
         }
+        if self.funding_interval_h > 0:
+            extra["funding_interval_h"] = self.funding_interval_h
         return Instrument(canonical, "binance", float(self.tick_size), float(self.step_size), extra)
 
 
@@ -200,6 +205,41 @@ def cached_symbols(prefix: str, environ=None) -> list[str]:
     return sorted(f"{prefix.upper()}:{s['symbol']}" for s in doc.get("symbols", []) if isinstance(s, dict) and s.get("symbol"))
 
 
+FUNDING_INTERVAL_H = 8.0  # a USD-M perpetual fundingInfo does not list funds every 8 hours
+
+
+def parse_funding_info(body: bytes | str) -> dict[str, float]:
+    """`GET /fapi/v1/fundingInfo` → {venue symbol: fundingIntervalHours}: only the symbols whose
+    funding interval (or rate cap) was adjusted are listed; every other one funds every 8 hours."""
+    try:
+        rows = json.loads(body)
+        return {str(r["symbol"]).upper(): float(r["fundingIntervalHours"]) for r in rows if float(r.get("fundingIntervalHours") or 0) > 0}
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"binance fundingInfo is not what sq expects: {type(e).__name__}: {e}") from None
+
+
+def funding_intervals(endpoints: Endpoints, environ=None, fetch: Callable[[str], "object"] | None = None) -> dict[str, float]:
+    """The adjusted funding intervals of USD-M perpetuals (public `GET /fapi/v1/fundingInfo`),
+    cached for the day beside exchangeInfo. Unreachable: {} (every symbol 8-hourly), not cached."""
+    from sq.venues.binance import http
+
+    path = cache_path(endpoints, FUTURES, environ).with_name(cache_path(endpoints, FUTURES, environ).name.replace("exchangeInfo", "fundingInfo"))
+    if path.exists():
+        return parse_funding_info(path.read_bytes())
+    try:
+        reply = (fetch or http.get)(endpoints.url(FUTURES, "funding_info"))
+    except SqError:
+        return {}
+    if not reply.ok:
+        return {}
+    out = parse_funding_info(reply.body)
+    paths.ensure_dir(path.parent)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(reply.body)
+    tmp.replace(path)
+    return out
+
+
 class ExchangeInfo:
     """The rules of every symbol of one market, loaded from the daily cache or the venue."""
 
@@ -239,7 +279,16 @@ class ExchangeInfo:
             tmp.replace(path)
         if on_body is not None:
             on_body(endpoints.path(market, "exchange_info"), body)
-        return cls.from_body(market, body)
+        info = cls.from_body(market, body)
+        if market == FUTURES:
+            info.set_funding_intervals(funding_intervals(endpoints, environ, fetch))
+        return info
+
+    def set_funding_intervals(self, hours: dict[str, float]) -> None:
+        """Each perpetual's hours between funding times: `hours` (fundingInfo's adjusted ones),
+        `FUNDING_INTERVAL_H` for the rest."""
+        for sym, r in self.rules.items():
+            self.rules[sym] = dataclasses.replace(r, funding_interval_h=float(hours.get(sym) or FUNDING_INTERVAL_H))
 
     def get(self, venue_symbol: str, canonical: str | None = None) -> Rules:
         """Rules of a symbol; unknown → UsageError (exit 2) naming it with close matches."""

@@ -128,6 +128,7 @@ class ZerodhaGateway(GatewayBase):
         self._orders: dict[str, OrderState] = {}  # client order id → state
         self._meta: dict[str, dict] = {}  # client order id → {"order_id", "variety", "modifications"}
         self._gtt: dict[str, str] = {}  # client order id → GTT trigger id (GTTs carry no tag)
+        self._gtt_requests: dict[str, OrderRequest] = {}  # client order id → the GTT's request
         self._by_oid: dict[str, str] = {}  # venue order id → client order id
         self._circuits: dict[str, tuple[dt.date, market_rules.Circuit | None]] = {}
         self._ids = itertools.count(1)
@@ -292,7 +293,7 @@ class ZerodhaGateway(GatewayBase):
     def place_gtt(self, request: OrderRequest, cid: str) -> OrderState:
         """A Kite GTT (POST /gtt/triggers) for a take-profit-limit (single: one trigger, a LIMIT at
         `price`) or an oco (two-leg: the stop at `trigger_price` and the take-profit at `price`, each
-        a LIMIT at its trigger). Kite keeps no tag on a GTT: its state's venue id is `gtt:<id>`,
+        a LIMIT at its trigger — the stop's at `stop_limit_price` when given). Kite keeps no tag on a GTT: its state's venue id is `gtt:<id>`,
         which `cancel`/`lookup` take in place of the client id."""
         side = 1 if request.side > 0 else -1
         ki = self.instrument(request.symbol)
@@ -304,15 +305,9 @@ class ZerodhaGateway(GatewayBase):
             return self._rejected(cid, sym, side, request.price, request.qty, "a GTT needs a quantity of at least one lot, a trigger and a price")
         trig = market_rules.round_price(trig, ki.tick_size, -side)
         key = f"{ki.exchange}:{ki.tradingsymbol}"
-        leg = lambda px: {"transaction_type": "BUY" if side > 0 else "SELL", "quantity": int(lots), "order_type": "LIMIT",  # noqa: E731
-                          "product": self.product, "price": px}
-        if request.order_type == "oco":
-            if trig == price:
-                return self._rejected(cid, sym, side, price, lots, "an oco's stop trigger and take-profit price must differ")
-            legs = sorted([(trig, leg(trig)), (price, leg(price))], key=lambda t: t[0])
-            kind, values, orders = "two-leg", [v for v, _ in legs], [o for _, o in legs]
-        else:
-            kind, values, orders = "single", [trig], [leg(price)]
+        kind, values, orders = self._gtt_legs(request, ki, side, lots, trig, price)
+        if kind is None:
+            return self._rejected(cid, sym, side, price, lots, "an oco's stop trigger and take-profit price must differ")
         try:
             last = float(self._call(self.kite.quote, [key], kind="quote")[key]["last_price"])
             doc = self._call(self.kite.place_gtt, kind, ki.tradingsymbol, ki.exchange, values, last, orders, kind="order")
@@ -324,7 +319,75 @@ class ZerodhaGateway(GatewayBase):
         with self._lock:
             self._orders[cid] = st
             self._gtt[cid] = tid
+            self._gtt_requests[cid] = request
         return st
+
+    def _gtt_legs(self, request: OrderRequest, ki: KiteInstrument, side: int, lots: float, trig: float, price: float):
+        """(type, trigger values, orders) of a GTT: single — one trigger, a LIMIT at `price`; two-leg
+        (an oco) — the stop at `trig` (a LIMIT at `stop_limit_price` when given, else at the
+        trigger) and the take-profit at `price`, sorted by trigger as Kite wants. (None, …) when
+        an oco's two prices are the same."""
+        leg = lambda px: {"transaction_type": "BUY" if side > 0 else "SELL", "quantity": int(lots), "order_type": "LIMIT",  # noqa: E731
+                          "product": self.product, "price": px}
+        if request.order_type != "oco":
+            return "single", [trig], [leg(price)]
+        if trig == price:
+            return None, [], []
+        slp = request.stop_limit_price
+        stop_px = market_rules.round_price(slp, ki.tick_size, side) if slp == slp and slp > 0 else trig
+        legs = sorted([(trig, leg(stop_px)), (price, leg(price))], key=lambda t: t[0])
+        return "two-leg", [v for v, _ in legs], [o for _, o in legs]
+
+    def modify_gtt(self, client_order_id: str, *, price: float | None, qty: float | None, trigger: float | None) -> OrderState:
+        """Modify a GTT in place (PUT /gtt/triggers/{id}: its type, condition and orders sent
+        again with the new values); Kite keeps the trigger id. A single GTT's `trigger` is its
+        trigger and `price` its LIMIT price; an oco's `trigger` its stop and `price` its take-profit."""
+        tid = self._gtt_id(client_order_id)
+        g = self._call(self.kite.get_gtt, tid)
+        st = self._gtt_state(g)
+        if st.status != "accepted":
+            st.reason = f"the GTT is {g.get('status')}, not active: it cannot be modified"
+            return st
+        cond, legs = g.get("condition") or {}, g.get("orders") or [{}]
+        side = st.side
+        with self._lock:
+            req = self._gtt_requests.get(st.client_order_id)
+        values = [float(v) for v in cond.get("trigger_values") or []]
+        if g.get("type") == "two-leg":
+            stop_i = 0 if side < 0 else 1  # a sell stops below the market, a buy above
+            take_i = 1 - stop_i
+            stop0, take0 = values[stop_i], values[take_i]
+            stop_limit0 = float(legs[stop_i].get("price") or stop0)
+            band = stop_limit0 - stop0  # the stop leg's limit keeps its distance from the trigger
+            new_stop = stop0 if trigger is None else float(trigger)
+            slp = stop_limit0 if trigger is None else new_stop + band
+            req = OrderRequest(st.symbol, side, st.qty, take0 if price is None else float(price), "oco", "gtc", st.client_order_id,
+                               new_stop, stop_limit_price=slp)
+        else:
+            req = OrderRequest(st.symbol, side, st.qty, float(legs[0].get("price") or 0) if price is None else float(price),
+                               "take-profit-limit", "gtc", st.client_order_id, values[0] if trigger is None else float(trigger))
+        ki = self.instrument(st.symbol)
+        lots = market_rules.round_lots(st.qty if qty is None else float(qty), ki.lot_size)
+        if lots <= 0:
+            st.reason = f"quantity {qty:g} is less than one lot ({ki.lot_size:g})"
+            return st
+        px = market_rules.round_price(req.price, ki.tick_size, side)
+        trig = market_rules.round_price(req.trigger_price, ki.tick_size, -side)
+        kind, values, orders = self._gtt_legs(req, ki, side, lots, trig, px)
+        if kind is None:
+            st.reason = "an oco's stop trigger and take-profit price must differ"
+            return st
+        key = f"{ki.exchange}:{ki.tradingsymbol}"
+        try:
+            last = float(self._call(self.kite.quote, [key], kind="quote")[key]["last_price"])
+            self._call(self.kite.modify_gtt, int(tid), kind, ki.tradingsymbol, ki.exchange, values, last, orders, kind="order")
+        except (OrderRejected, UsageError) as e:
+            st.reason = e.message
+            return st
+        new = self._gtt_state(self._call(self.kite.get_gtt, tid))
+        with self._lock:
+            self._gtt_requests[new.client_order_id] = req
+        return new
 
     def _gtt_state(self, g: dict) -> OrderState:
         cond, orders = g.get("condition") or {}, g.get("orders") or [{}]
@@ -334,10 +397,34 @@ class ZerodhaGateway(GatewayBase):
         with self._lock:
             cid = next((c for c, t in self._gtt.items() if f"gtt:{t}" == vid), vid)
         trig = [float(v) for v in cond.get("trigger_values") or []]
+        placed = tuple(str(((o.get("result") or {}).get("order_result") or {}).get("order_id") or "") for o in orders)
         return OrderState(cid, vid, f"{cond.get('exchange')}:{cond.get('tradingsymbol')}".upper(),
                           1 if str(orders[0].get("transaction_type")).upper() == "BUY" else -1, float(orders[-1].get("price") or 0),
                           float(orders[0].get("quantity") or 0), status=status, order_type="oco" if g.get("type") == "two-leg" else "take-profit-limit",
-                          trigger_price=trig[0] if trig else float("nan"))
+                          trigger_price=trig[0] if trig else float("nan"), triggered_ids=tuple(p for p in placed if p))
+
+    def protective_orders(self, symbol: str, side: int, qty: float, stop: float, take: float, *, slippage_pct: float,
+                          working_price: str) -> list[OrderRequest] | None:
+        """Kite has no take-profit order type and no reduce-only, and GTTs are for CNC and NRML
+        only: the stop is an SL-M (with `market_protection`); with a take-profit too, a MIS
+        (intraday) position gets an SL-M plus a LIMIT at the take-profit (DAY orders; sq cancels
+        the other when one fills), a CNC/NRML position one two-leg GTT (an oco: the stop leg a
+        LIMIT `slippage_pct` beyond its trigger, the target a LIMIT at its price). A take-profit
+        alone: a LIMIT (MIS) or a single GTT (CNC/NRML). Kite triggers on the last price only."""
+        side = 1 if side > 0 else -1
+        sym = self.instrument(symbol).symbol
+        has_stop, has_take = stop == stop and stop > 0, take == take and take > 0
+        band = slippage_pct / 100.0
+        intraday = self.product == "MIS"
+        stop_req = OrderRequest(sym, side, qty, order_type="stop-market", trigger_price=stop) if has_stop else None
+        if has_stop and has_take and not intraday:
+            limit = stop * (1.0 - band) if side < 0 else stop * (1.0 + band)
+            return [OrderRequest(sym, side, qty, take, "oco", "gtc", "", stop, stop_limit_price=limit)]
+        out = [stop_req] if stop_req is not None else []
+        if has_take:
+            out.append(OrderRequest(sym, side, qty, take, "limit", "gtc") if intraday else
+                       OrderRequest(sym, side, qty, take, "take-profit-limit", "gtc", "", take))
+        return out or None
 
     def standing_orders(self, symbol: str | None = None) -> list[OrderState]:
         """The active GTTs (GET /gtt/triggers) as order states (venue id `gtt:<id>`)."""
@@ -389,7 +476,12 @@ class ZerodhaGateway(GatewayBase):
                                         "order_type": o.get("order_type") or "LIMIT", "product": o.get("product") or self.product})
         return st
 
-    def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None) -> OrderState:
+    def modify(self, symbol: str, client_order_id: str, *, price: float | None = None, qty: float | None = None,
+               trigger: float | None = None, new_client_order_id: str = "") -> OrderState:
+        """Kite modifies in place (PUT /orders/{variety}/{id}: price, quantity, trigger_price; a GTT
+        by PUT /gtt/triggers/{id}); the client id stays (`new_client_order_id` is not used)."""
+        if self._gtt_id(client_order_id) is not None:
+            return self.modify_gtt(client_order_id, price=price, qty=qty, trigger=trigger)
         st, meta = self._known(client_order_id)
         if meta["modifications"] >= MAX_MODIFICATIONS:
             st.reason = f"Kite allows {MAX_MODIFICATIONS} modifications per order; cancel and re-place"
@@ -408,6 +500,8 @@ class ZerodhaGateway(GatewayBase):
                 st.reason = f"quantity {qty:g} is less than one lot ({ki.lot_size:g})"
                 return st
             params["quantity"] = int(q)
+        if trigger is not None:
+            params["trigger_price"] = market_rules.round_price(trigger, ki.tick_size, -st.side)
         try:
             self._call(self.kite.modify_order, meta["variety"], meta["order_id"], kind="order", **params)
         except (OrderRejected, UsageError) as e:
@@ -417,6 +511,7 @@ class ZerodhaGateway(GatewayBase):
             meta["modifications"] += 1
             st.price = params.get("price", st.price)
             st.qty = float(params.get("quantity", st.qty))
+            st.trigger_price = float(params.get("trigger_price", st.trigger_price))
             st.reason = ""
         return st
 

@@ -103,8 +103,11 @@ class FakeBinance:
     def __init__(self, spot=(SymbolSpec(),), futures=(SymbolSpec(),), *, seed: int = 7, interval_ms: float = 10.0,
                  faults: Faults | None = None, account: Account | None = None, weight_limit: int = 6000,
                  orders_10s: int = 100, clock_offset_ms: int = 0, futures_blocked: int = 0, funding_every_s: float = 0.0,
-                 funding_rates: tuple[float, ...] = (0.0001,)):
+                 funding_rates: tuple[float, ...] = (0.0001,), funding_hours: dict[str, float] | None = None):
         self.lock = threading.RLock()
+        # a futures symbol's own funding interval (hours; fundingInfo lists those not 8-hourly): its
+        # premiumIndex says the next time on that grid (with `funding_every_s` 0)
+        self.funding_hours = dict(funding_hours or {})
         self.interval = interval_ms / 1000.0
         self.faults = faults or Faults()
         self.account = account or Account()
@@ -447,6 +450,12 @@ class FakeBinance:
                     if c.market == market and name in c.streams:
                         c.q.put_nowait((name, data, is_depth))
 
+    def funding_interval_h(self, sym: str) -> float:
+        """A futures symbol's hours between funding times (fundingInfo's `fundingIntervalHours`)."""
+        if self.funding_every_ms != 8 * 3_600_000:
+            return self.funding_every_ms / 3_600_000
+        return float(self.funding_hours.get(sym, 8.0))
+
     def funding_rate(self) -> float:
         """The rate of the next funding time."""
         return self.funding_rates[self.funding_count % len(self.funding_rates)]
@@ -467,6 +476,9 @@ class FakeBinance:
         with self.lock:  # the next funding time and its rate as one pair (a settlement moves both)
             b, a = m.best()
             rate, when = self.funding_rate(), self.next_funding_ms
+            if sym in self.funding_hours and self.funding_every_ms == 8 * 3_600_000:  # its own schedule
+                every = int(self.funding_hours[sym] * 3_600_000)
+                when = (self.server_ms() // every + 1) * every
         return {"symbol": sym, "markPrice": fmt((b + a) / 2), "indexPrice": fmt((b + a) / 2), "lastFundingRate": fmt(rate),
                 "interestRate": "0.00010000", "nextFundingTime": when, "time": self.server_ms()}
 
@@ -776,10 +788,9 @@ class _RestHandler(BaseHTTPRequestHandler):
                 return [r for r in fake.exchange.funding_history if r["symbol"] == params.get("symbol", r["symbol"])
                         and lo <= r["fundingTime"] <= hi][: int(params.get("limit", 100))]
         if name == "fundingInfo" and market == "futures":
-            hours = fake.funding_every_ms / 3_600_000
             return [{"symbol": s, "adjustedFundingRateCap": "0.03", "adjustedFundingRateFloor": "-0.03",
-                     "fundingIntervalHours": hours, "disclaimer": False} for (mk, s) in fake.markets if mk == "futures"] \
-                if hours != 8 else []
+                     "fundingIntervalHours": fake.funding_interval_h(s), "disclaimer": False}
+                    for (mk, s) in fake.markets if mk == "futures" and fake.funding_interval_h(s) != 8]
         if name == "listenKey" and market == "futures":
             if self.headers.get("X-MBX-APIKEY") != fake.account.api_key or "FUTURES" not in fake.account.permissions:
                 raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")

@@ -87,6 +87,7 @@ class KiteFake:
         self.orders: dict[str, dict] = {}
         self.gtts: dict[int, dict] = {}  # GTT triggers by id (POST /gtt/triggers)
         self._gtt_ids = 100_000
+        self.gtt_modifies: list[int] = []  # ids of the GTTs modified (PUT /gtt/triggers/{id}), in order
         self.requests: list[tuple[str, str]] = []
         self.circuits: dict[str, tuple[float, float]] = {}
         self.forced_error: tuple[int, str, str] | None = None  # next API call answers this error

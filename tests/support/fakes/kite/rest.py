@@ -179,6 +179,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with f.lock:
                 return self._json(200, {"status": "success", "data": [copy.deepcopy(g) for g in f.gtts.values()]})
         m = re.fullmatch(r"/gtt/triggers/(\d+)", path)
+        if m and method == "PUT":
+            return self._gtt_place(int(m.group(1)))
         if m and method in ("GET", "DELETE"):
             with f.lock:
                 g = f.gtts.get(int(m.group(1)))
@@ -344,10 +346,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self._json(200, body)
 
-    def _gtt_place(self) -> None:
+    def _gtt_place(self, modify: int | None = None) -> None:
         """POST /gtt/triggers: a single (one trigger, one order) or two-leg (lower, upper trigger;
-        one order each) GTT of LIMIT orders, checked as Kite checks it."""
+        one order each) GTT of LIMIT orders, checked as Kite checks it. PUT /gtt/triggers/{id}
+        (`modify`): the same parameters replace an active GTT's condition and orders, same id."""
         f, form = self.fake, self._form()
+        if modify is not None:
+            with f.lock:
+                g = f.gtts.get(modify)
+                if g is None:
+                    return self._json(404, _err("TriggerException", "Trigger not found."))
+                if g["status"] != "active":
+                    return self._json(400, _err("TriggerException", "Trigger is not active."))
         try:
             kind = form["type"]
             cond, orders = json.loads(form["condition"]), json.loads(form["orders"])
@@ -368,6 +378,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self._json(400, _err("InputException", "GTT orders must be LIMIT orders with a price and quantity."))
         with f.lock:
             last = float(f.market_quote(int(row["instrument_token"])).get("last_price") or cond.get("last_price") or 0)
+            if modify is not None:
+                g = f.gtts[modify]
+                if g["status"] != "active":
+                    return self._json(400, _err("TriggerException", "Trigger is not active."))
+                g.update(type=kind, updated_at=time.strftime("%Y-%m-%d %H:%M:%S"),
+                         condition={"exchange": cond["exchange"], "tradingsymbol": cond["tradingsymbol"], "last_price": last,
+                                    "trigger_values": triggers, "instrument_token": int(row["instrument_token"])},
+                         orders=[dict(o, exchange=cond["exchange"], tradingsymbol=cond["tradingsymbol"], result=None) for o in orders])
+                f.gtt_modifies.append(modify)
+                return self._json(200, {"status": "success", "data": {"trigger_id": modify}})
             tid = f.next_gtt_id()
             now = time.strftime("%Y-%m-%d %H:%M:%S")
             f.gtts[tid] = {"id": tid, "user_id": f.user_id, "parent_trigger": None, "type": kind, "created_at": now, "updated_at": now,
@@ -390,6 +410,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 o["price"] = float(form["price"])
             if "quantity" in form:
                 o["quantity"] = o["pending_quantity"] = int(form["quantity"])
+            if "trigger_price" in form:
+                if o["status"] != "TRIGGER PENDING":
+                    return self._json(400, _err("InputException", "Trigger price can be modified only for SL and SL-M orders."))
+                o["trigger_price"] = float(form["trigger_price"])
             o["modified"] = True
             f.matching.modify(o)
             snap = copy.deepcopy(o)
