@@ -100,6 +100,22 @@ def test_stop_loss_fills_at_the_stop_or_the_gap_open():
     assert engine.summary()["position"][SYM] == 0.0
 
 
+def test_a_later_signal_moves_the_positions_stop_and_take_profit():
+    """A bar that keeps the position and gives new protective prices moves them (as a live run
+    modifies the venue's orders); a bar that gives none keeps them."""
+    # enter at bar 1's open (100); bar 2 raises the stop to 99.5; bar 4 dips to 99 → stopped at 99.5
+    ohlc = [(100, 100.5, 99.5, 100), (100, 101, 99.5, 100.5), (100.5, 101, 100, 100.5), (100.5, 101, 100, 100.5), (100.5, 101, 99, 100)]
+    plan = {0: {"enter_long": True, "stop_loss": 95.0}, 2: {"stop_loss": 99.5}}
+    engine, orders, fills = run(plan, ohlc)
+    assert fills["price"].to_list() == [100.0, 99.5]
+    assert orders.filter(pl.col("reason") == "stop_loss").height > 0
+    # the same with bar 2 giving no price: the entry's stop (95) is never reached
+    assert run({0: {"enter_long": True, "stop_loss": 95.0}}, ohlc)[2]["price"].to_list() == [100.0]
+    # a later take-profit: lowered to 100.5, reached by bar 3's high
+    moved = run({0: {"target": 1.0, "take_profit": 110.0}, 1: {"target": 1.0, "take_profit": 100.5}}, ohlc)[2]
+    assert moved["price"].to_list() == [100.0, 100.5]
+
+
 def test_take_profit_and_stop_in_one_bar_takes_the_stop():
     ohlc = [(100, 100, 100, 100), (100, 100.5, 99.5, 100), (100, 106, 97, 101)]
     fills = run({0: {"enter_long": True, "stop_loss": 98.0, "take_profit": 105.0}}, ohlc)[2]

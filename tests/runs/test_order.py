@@ -150,6 +150,7 @@ def test_orders_and_positions_views(sq, binance_fake, tmp_path):
 
 def test_place_modify_cancel_at_kite_and_stop_orders_carry_market_protection(sq, kite_env, kite_open_hours, tmp_path):
     fake = kite_env
+    fake.paused = True  # the SIM market holds still: on a busy machine its flow could reach the resting buy
     store_session(fake)
     cfg = _cfg(tmp_path, KITE_CFG)
     px = price_below(fake)

@@ -21,7 +21,9 @@ computed at that bar's close: a `target` position (NaN: no opinion), or entry/ex
   4. the bar's signal is turned into one order toward the wanted position at the bar's close,
      through the engine's pre-trade risk checks (`risk.check`: order size, position, losses,
      notional, price band, trading hours, circuit limits, order rate) with the same rejection
-     reasons; a working order aiming elsewhere is canceled first.
+     reasons; a working order aiming elsewhere is canceled first. A signal that keeps the
+     position (no opinion, or the position it already has) and gives a `stop` or `take` moves
+     the position's protective prices to them, as a live run modifies the venue's orders.
 
 Fees are the fill model's maker (passive limits, take-profits) and taker (the rest) basis points;
 positions and PnL are booked by the engine's position keeper (`positions.add_fill`), journal rows
@@ -122,6 +124,20 @@ def _protect(sf, bf, s, was):
     elif abs(pos) > abs(was) or pos * was < 0.0:
         bf[s, BF_STOP] = bf[s, BF_WSTOP]
         bf[s, BF_TAKE] = bf[s, BF_WTAKE]
+
+
+@kernel
+def _move_protection(sf, bf, s, stop, take):
+    """A bar that keeps the position and gives a stop-loss or take-profit moves the position's
+    (as a live run modifies the venue's protective order): each given price replaces the old."""
+    if sf[s, SF_POS] == 0.0:
+        return
+    if stop == stop:
+        bf[s, BF_STOP] = stop
+        bf[s, BF_WSTOP] = stop
+    if take == take:
+        bf[s, BF_TAKE] = take
+        bf[s, BF_WTAKE] = take
 
 
 @kernel
@@ -265,6 +281,7 @@ def _decide(si, sf, bi, bf, oi, of, g, gf, rej, oo_i, oo_f, s, t, c, target, fla
     """Step 4: one order toward the position the bar's signal wants, placed at the close `t`."""
     want = _wanted(sf, s, target, flags, size)
     if not want == want:
+        _move_protection(sf, bf, s, stop, take)
         return
     lot = sf[s, SF_LOT]
     tick = sf[s, SF_TICK]
@@ -276,6 +293,7 @@ def _decide(si, sf, bi, bf, oi, of, g, gf, rej, oo_i, oo_f, s, t, c, target, fla
             return  # already on its way
         cancel_working(bi, bf, g, oo_i, oo_f, s, t, 0)
     if want == pos:
+        _move_protection(sf, bf, s, stop, take)
         return
     side = 1 if want > pos else -1
     qty = abs(want - pos)

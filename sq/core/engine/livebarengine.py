@@ -110,7 +110,7 @@ class LiveBarEngine(Engine):
         """One bar's signal → symbol `s`'s wanted position (and its entry's stop and take-profit).
         While the venue holds the position's protective orders (`W_VENUE`), a later bar that keeps
         the position and gives a stop or take-profit moves it (the run then modifies the venue's
-        order; backtest and paper keep the entry's prices)."""
+        order; backtest and paper move theirs alike: `barexec._move_protection`)."""
         want = float(X._wanted(self.sf, s, target, flags, size))
         st = self.us[s]
         pos = float(self.sf[s, L.SF_POS])

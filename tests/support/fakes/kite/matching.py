@@ -54,7 +54,8 @@ class FakeMatching:
             return [order]
         oid = self._next
         self._next += 1
-        self.fake.market.advance(time.time_ns())
+        if not self.fake.paused:  # a paused market (a test's scripted moment) stays where it is
+            self.fake.market.advance(time.time_ns())
         res, rem, slot = book.submit(si, lvl, lots, tif, oid, self._now(token))
         self.by_sim[(token, oid)] = order["order_id"]
         if slot >= 0:
