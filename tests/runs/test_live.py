@@ -473,7 +473,8 @@ def test_market_data_outage_cancels_the_quotes_until_the_feed_is_back(binance_fa
     fake.kick(outage_s=5.0)
     time.sleep(1.6)  # grace (0.5 s) and the cancels are well over; the outage lasts over 3 s more
     # `sq status` (reading the run's heartbeat, rewritten about once a second) calls it unhealthy
-    assert _status_of(p.pid, until=lambda r: r.health == "market data down", timeout=0.9).feed == "paused"
+    # (a heartbeat written inside the grace says "down"; the next, once the quotes are canceled, "paused")
+    assert _status_of(p.pid, until=lambda r: r.health == "market data down" and r.feed == "paused", timeout=2.4).feed == "paused"
     during = [o.client_id for o in fake.exchange.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")]
     placed_during = len(fake.exchange.orders)
     time.sleep(0.8)

@@ -208,8 +208,9 @@ def _emit(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, 
 
 
 @kernel
-def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym):
-    """Risk-check and send a new order on `side` of `s` (px in ticks); returns its pool row or -1."""
+def _admit(si, sf, oi, of, g, gf, rej, oo_i, oo_f, s, side, px, qty, fair, now, nsym):
+    """The pre-trade risk check and a pool row for a new order of `s` (px in ticks): the row, or
+    -1 after counting the rejection (journaled once per reason and side in a row)."""
     sd = 0 if side > 0 else 1
     reason = risk.check(si, sf, oi, of, g, gf, s, side, px, qty, fair, now, nsym)
     o = -1
@@ -227,6 +228,15 @@ def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty,
             W.reject_row(oo_i, oo_f, g, now, s, coid, side, px, qty, reason, sf[s, SF_TICK], sf[s, SF_INV])
         return -1
     si[s, SI_LASTREJ + sd] = R_OK
+    return o
+
+
+@kernel
+def new_order(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, side, px, qty, tif, fair, now, nsym):
+    """Risk-check and send a new order on `side` of `s` (px in ticks); returns its pool row or -1."""
+    o = _admit(si, sf, oi, of, g, gf, rej, oo_i, oo_f, s, side, px, qty, fair, now, nsym)
+    if o < 0:
+        return -1
     _send(si, sf, oi, of, g, gf, ob, obf, oo_i, oo_f, o, s, side, px, qty, tif, now, 0)
     return o
 
@@ -273,23 +283,9 @@ def new_protective(si, sf, oi, of, g, gf, rej, ob, obf, oo_i, oo_f, s, slot, sid
     """Risk-check and send a stop (`slot` P_STOP) or take-profit (P_TAKE_PROFIT) of `s`: order
     type `ot`, trigger `trig` and limit `px` in ticks (a market one: `px` = `trig`, the price
     its risk check and journal rows use). Returns its pool row or -1."""
-    sd = 0 if side > 0 else 1
-    reason = risk.check(si, sf, oi, of, g, gf, s, side, px, qty, fair, now, nsym)
-    o = -1
-    if reason == R_OK:
-        o = _alloc(oi, g)
-        if o < 0:
-            reason = R_POOL
-            g[G_POOLFULL] += 1
-    if reason != R_OK:
-        rej[reason] += 1
-        if si[s, SI_LASTREJ + sd] != reason:
-            si[s, SI_LASTREJ + sd] = reason
-            coid = g[G_NEXT_COID]
-            g[G_NEXT_COID] = coid + 1
-            W.reject_row(oo_i, oo_f, g, now, s, coid, side, px, qty, reason, sf[s, SF_TICK], sf[s, SF_INV])
+    o = _admit(si, sf, oi, of, g, gf, rej, oo_i, oo_f, s, side, px, qty, fair, now, nsym)
+    if o < 0:
         return -1
-    si[s, SI_LASTREJ + sd] = R_OK
     oi[o, OI_OTYPE] = ot
     oi[o, OI_TRIG] = trig
     oi[o, OI_TSRC] = tsrc
