@@ -138,16 +138,17 @@ def _paper_latency(table, n_events=60_000):
     return lat / 1e3, sent
 
 
-def _sweep(jobs: int) -> tuple[float, int]:
+def _sweep(jobs: int, executor: str = "local") -> tuple[float, int]:
     from bench.synthetic import cache_path
     from sq.runs import sweep
+    from sq.runs.executors import parse_executor
     from sq.core.strategy import loader
 
     axes = sweep.parse_sweeps(["clip=1,2", "max_position=5,10,20,40", "threshold=0.4,0.8"], loader.load("mm"))
     tasks = [(i, sweep.point_params(["max_loss=1e12"], pt)) for i, pt in enumerate(sweep.grid(axes))]
     job = sweep.Job((str(cache_path()),), "mm", {"order_latency_ns": 1_000_000, "queue_model": "prob"}, 0, None, {}, ".")
     t0 = time.perf_counter()
-    events = sum(r["summary"]["events"] for r in sweep.run_points(job, tasks, jobs))
+    events = sum(r["summary"]["events"] for r in sweep.run_points(job, tasks, jobs, executor=parse_executor(executor)))
     return time.perf_counter() - t0, events
 
 

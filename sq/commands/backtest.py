@@ -93,6 +93,7 @@ def backtest(
     seed: SeedOption = SEED_DEFAULT,
     sweep: Annotated[Optional[List[str]], typer.Option("--sweep", help="k=a:b:step (b included), k=v1,v2,… or SYMBOL.k=…: one backtest per value; repeatable (the cartesian grid, ≤ 10,000 points).", show_default=False)] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes of a --sweep (default: every CPU; 1 runs in this process).", show_default=False)] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where --sweep points run: local (a process pool of --jobs), ray (a local Ray runtime) or ray:HOST:PORT (a running Ray cluster; exit 69 when it does not answer).", metavar="local|ray[:ADDRESS]", show_default=False)] = None,
     report: Annotated[Optional[str], typer.Option("--report", help="Write a self-contained HTML report (charts, metrics, fills; the grid for --sweep) to FILE.html.", show_default=False)] = None,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equities for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
@@ -117,6 +118,9 @@ def backtest(
         from sq.core.exits import UsageError
 
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
+    from sq.runs.executors import parse_executor
+
+    spec = parse_executor(executor)
     fill = fill_overrides(latency, latency_dist, latency_jitter, feed_latency, queue_model)
     rows_out = output is not None or fmt.lower() != "auto"
     if sweep:
@@ -124,7 +128,7 @@ def backtest(
             from sq.core.exits import UsageError
 
             raise UsageError("--journal writes one run's orders and fills; it does not combine with --sweep")
-        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window)
+        _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window, spec)
         return
     recorder = None
     if report:
@@ -163,14 +167,14 @@ def _meta(strategy, params, inputs, doc, fill, seed) -> dict:
                                             f"queue model {fill['queue_model']}, seed {seed}"}
 
 
-def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window) -> None:
+def _sweep(env, inputs, strategy, params, sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window, executor=None) -> None:
     from sq.runs.sweep import run_sweep
 
     from sq.commands._progress import RowProgress
 
     with RowProgress(env, "sweep", unit="points") as progress:  # the bar's total: the grid's points (run_sweep)
         doc = run_sweep(env, inputs, strategy, params=params, sweeps=sweep, fill=fill, seed=seed, jobs=jobs, report=bool(report),
-                        progress=progress, clean=clean, adjust=adjust, window=window)
+                        progress=progress, clean=clean, adjust=adjust, window=window, executor=executor)
     curve = doc.pop("_best_curve", None)
     axes = doc.pop("_axes", None)
     if report:

@@ -260,9 +260,9 @@ INTERNAL = ("warnings", "trades_seen", "worker", "curve")
 def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[str] = (), sweeps: Iterable[str] = (),
               fill: dict[str, Any] | None = None, seed: int = 0, jobs: int | None = None, report: bool = False,
               progress: Callable[[int], None] | None = None, clean: bool | None = None, adjust: str | None = None,
-              window: tuple = (None, None)) -> dict[str, Any]:
-    """Run the grid; returns the `--json` document (`runs` in grid order) plus, under the key
-    `_best_curve`, the best point's curves when `report` is set. Data that `adjust` or `clean`
+              window: tuple = (None, None), executor=None) -> dict[str, Any]:
+    """Run the grid on `executor` (sq.runs.executors.ExecutorSpec; local by default); returns the
+    `--json` document (`runs` in grid order) plus, under the key `_best_curve`, the best point's curves when `report` is set. Data that `adjust` or `clean`
     changes is prepared here once and handed to the workers like stdin (spooled)."""
     import tempfile
 
@@ -311,18 +311,18 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     t0 = time.perf_counter()
     started_ns = time.time_ns()
     with tempfile.TemporaryDirectory(prefix="sq-sweep-") as tmp:
-        if jobs == 1:
+        if jobs == 1 or spool or getattr(executor, "kind", "local") == "local":  # in memory: this process, forked workers, Ray's object store
             data = Loaded(instruments, list(prepared.batches), list(source.names))
-        elif spool:  # workers cannot re-read stdin (nor redo the cleaning): spool it to an Arrow file they each map
+        if spool and jobs > 1:  # workers cannot re-read stdin (nor redo the cleaning): spool it to an Arrow file they each map
             import pyarrow as pa
 
             path = os.path.join(tmp, "input.arrow")
             with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, source.schema) as w:
-                for b in prepared.batches:
+                for b in data.batches:
                     w.write_batch(b.replace_schema_metadata(source.schema.metadata))
             job = Job((path,), job.strategy, job.fill, job.seed, job.config_path, job.environ, job.cwd, report, instruments, calendar=job.calendar)
         results: list[dict[str, Any] | None] = [None] * len(tasks)
-        for r in run_points(job, tasks, jobs, data=data, progress=progress):
+        for r in run_points(job, tasks, jobs, data=data, progress=progress, executor=executor):
             results[r["index"]] = r["summary"]
     wall = time.perf_counter() - t0
     prepared_doc: dict[str, Any] = {}
