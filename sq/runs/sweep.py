@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Iterator
 
+from sq.core import objstore
 from sq.core import summary as RS
 from sq.core.engine import params as engine_params
 from sq.core.exits import UsageError
@@ -305,7 +306,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
     calendar = warmup.calendars_needed(instruments, config)
     warmup.warm_up(env, config, strategy, calendar=calendar)  # compiled here once (announced), loaded by each worker
-    job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
+    job = Job(tuple(i if objstore.is_uri(i) else os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
               dict(os.environ), os.getcwd(), report, window=tuple(window), calendar=calendar)
     data = None
     t0 = time.perf_counter()
