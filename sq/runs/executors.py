@@ -112,13 +112,10 @@ def pool_context():
     alone capped a 16-point sweep at ~1.2× one process. Fork is safe here: the only threads
     the parent holds are Arrow's pools (Arrow re-creates them in a forked child, and its
     allocator registers fork handlers) and a progress bar's refresh (the children never write
-    to the terminal); numba runs no threads of its own (no `parallel=True` kernels).
-    `SQ_POOL_START=spawn` forces spawn (a platform where fork misbehaves)."""
+    to the terminal); numba runs no threads of its own (no `parallel=True` kernels)."""
     import multiprocessing as mp
-    import os
 
-    method = os.environ.get("SQ_POOL_START") or ("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    return mp.get_context(method)
+    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
 
 
 def _run_here(jobs, tasks, data, progress) -> Iterator[dict[str, Any]]:
