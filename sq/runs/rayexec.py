@@ -1,9 +1,9 @@
 """`--executor ray[:ADDRESS]`: research tasks on a Ray cluster (sq.runs.executors' Ray side).
 
-One Ray actor per worker, each keeping one `sweep.Worker` per job (so a job's data is read once
-per actor, from its input paths or object-store URIs, and the numba kernels are loaded from the
-on-disk cache once per actor process); tasks reach the actors through an `ActorPool` and their
-results stream back as they finish. A task is the same pure function of (job, params) as on the
+Points run as Ray tasks, at most `--jobs` at a time, on the runtime's pooled worker processes:
+each imports sq and loads the numba kernels from the on-disk cache as it starts, and keeps one
+`sweep.Worker` per job of the run, so a job's data is read once per worker process (from its
+input paths or object-store URIs); results stream back as they finish. A task is the same pure function of (job, params) as on the
 local pool, so the results are identical whatever the executor.
 
 `ray` alone starts a local Ray runtime with `num_cpus = workers` and shuts it down afterwards;
@@ -35,10 +35,9 @@ def check_address(address: str) -> tuple[str, int] | None:
 def _import_ray():
     try:
         import ray
-        from ray.util import ActorPool
     except ImportError:
         raise ConfigError("--executor ray needs Ray, an optional extra: pip install 'sq[ray]'") from None
-    return ray, ActorPool
+    return ray, None
 
 
 def _reachable(address: str) -> None:
@@ -55,29 +54,63 @@ def _reachable(address: str) -> None:
         raise VenueUnavailable(f"--executor ray:{address}: no Ray cluster answers at {hp[0]}:{hp[1]} ({e.strerror or e})") from None
 
 
-class RayWorker:
-    """The actor: the run's jobs, the data the caller already had (object refs), and one
-    `sweep.Worker` per job seen."""
+_CACHE: dict[str, Any] = {"run": None, "workers": {}}  # in a Ray worker process: the current run's Worker per job
 
-    def __init__(self, jobs: Sequence[Any], data: dict[int, Any]):
-        self.jobs = tuple(jobs)
-        self.data = dict(data)
-        self.workers: dict[int, Any] = {}
 
-    def run(self, job: int, index: int, params: tuple[str, ...]) -> dict[str, Any]:
-        from sq.runs.sweep import Worker
+def run_task(run: str, jobs: Sequence[Any], data: list, job: int, index: int, params: tuple[str, ...]) -> dict[str, Any]:
+    """One task in a Ray worker process. The process keeps one `sweep.Worker` per job of the
+    current run (`run`: a new run forgets the last one's), so a job's data is read once per
+    worker process however many of its points the process runs."""
+    from sq.runs.sweep import Worker
 
-        w = self.workers.get(job)
-        if w is None:
-            loaded = self.data.get(job)
-            if loaded is not None:
-                import ray
+    if _CACHE["run"] != run:
+        _CACHE["run"], _CACHE["workers"] = run, {}
+    workers = _CACHE["workers"]
+    w = workers.get(job)
+    if w is None:
+        loaded = data[0] if data else None
+        if loaded is not None:
+            import ray
 
-                loaded = ray.get(loaded)
-            w = self.workers[job] = Worker(self.jobs[job], loaded)
-        r = w.run(index, list(params))
-        r["job"] = job
-        return r
+            loaded = ray.get(loaded)
+        w = workers[job] = Worker(jobs[job], loaded)
+    r = w.run(index, list(params))
+    r["job"] = job
+    return r
+
+
+def prepare_worker_process() -> None:
+    """Ray's `worker_process_setup_hook`: a Ray worker process imports sq and loads the engine's
+    kernels (numba's on-disk cache) as it starts — while the driver still prepares the run, or
+    when the runtime starts — rather than when an actor's first task arrives."""
+    from sq.core.config import Config
+    from sq.core.engine.runner import warm_up
+
+    import sq.runs.sweep  # noqa: F401
+
+    try:
+        warm_up(Config())
+    except Exception:  # noqa: BLE001 - only a head start: the actor warms up (and reports) on its own
+        pass
+
+
+def start(address: str | None = None, workers: int | None = None) -> bool:
+    """Connect to the Ray cluster at `address` (None: start a local runtime of `workers` CPUs);
+    True when this call did it (and the caller shuts it down), False when Ray was already up."""
+    ray, _ = _import_ray()
+    started = _start(ray, address, workers)
+    n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    ray.get([ray.remote(num_cpus=1)(_prepare_and_hold).remote() for _ in range(n)])
+    return started
+
+
+def _prepare_and_hold() -> int:
+    import os
+    import time
+
+    prepare_worker_process()
+    time.sleep(0.5)  # held a moment, so that each of the n tasks lands in a process of its own
+    return os.getpid()
 
 
 def _start(ray, address: str | None, workers: int | None) -> bool:
@@ -102,29 +135,52 @@ def _start(ray, address: str | None, workers: int | None) -> bool:
 
 def run_ray(jobs: Sequence[Any], tasks: Sequence[Any], address: str | None, workers: int | None,
             data: dict[int, Any] | None, progress: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
-    """Run every task on Ray actors; yields results as they finish. `workers` actors (default:
-    every CPU of the cluster), never more than there are tasks."""
+    """Run every task as a Ray task, at most `workers` at a time (default: every CPU of the
+    cluster); yields results as they finish.
+
+    Ray tasks rather than one actor per worker: Ray gives every actor a fresh process, which pays
+    the imports, the kernels' cache load and the data read before its first point, while tasks
+    run on the runtime's pooled worker processes — started with the runtime, sq imported and its
+    kernels loaded as they start (`prepare_worker_process`) — and a process keeps each job's data
+    between tasks (`run_task`), which is all an actor would have kept."""
+    import uuid
+
     if address:
         check_address(address)
-    ray, ActorPool = _import_ray()
+    ray, _ = _import_ray()
     started = _start(ray, address, workers)
-    actors: list = []
+    pending: dict = {}
     try:
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         n = max(1, min(n, len(tasks) or 1))
-        refs = {j: ray.put(d) for j, d in (data or {}).items()}  # a spooled input travels through the object store
-        Actor = ray.remote(num_cpus=1)(RayWorker)
-        actors = [Actor.remote(tuple(jobs), refs) for _ in range(n)]
-        pool = ActorPool(actors)
-        for r in pool.map_unordered(lambda a, t: a.run.remote(t.job, t.index, tuple(t.params)), list(tasks)):
-            if progress is not None:
-                progress(1)
-            yield r
+        run = uuid.uuid4().hex
+        job_refs = ray.put(tuple(jobs))
+        data_refs = {j: ray.put(d) for j, d in (data or {}).items()}  # a spooled input travels through the object store
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
+        queue = list(tasks)[::-1]
+
+        def submit() -> None:
+            t = queue.pop()
+            ref = remote.remote(run, job_refs, [data_refs[t.job]] if t.job in data_refs else [], t.job, t.index, tuple(t.params))
+            pending[ref] = t
+
+        while queue and len(pending) < n:
+            submit()
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                pending.pop(ref)
+                r = ray.get(ref)
+                if queue:
+                    submit()
+                if progress is not None:
+                    progress(1)
+                yield r
     finally:
-        for a in actors:
+        for ref in pending:
             try:
-                ray.kill(a)
-            except Exception:  # noqa: BLE001 - an actor already gone
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - a task already finished
                 pass
         if started:
             ray.shutdown()
