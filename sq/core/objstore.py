@@ -81,7 +81,7 @@ def filesystem(uri: str):
     scheme, path, _ = _split(uri)
     if scheme not in SCHEMES:
         raise UsageError(f"{display(uri)}: unknown URI scheme {scheme}:// (sq reads and writes local paths, s3:// and gs://)")
-    if not path.strip("/"):
+    if not path.split("/", 1)[0]:
         raise UsageError(f"{display(uri)}: no bucket in the URI (s3://BUCKET/prefix)")
     try:
         fs, inner = pafs.FileSystem.from_uri(uri)
