@@ -106,7 +106,7 @@ _AUTH = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNo
          "UNRECOGNIZED_CLIENT", "ExpiredToken", "InvalidToken", "Unauthorized", "401")
 _MISSING = ("NoSuchBucket", "bucket does not exist", "NO_SUCH_BUCKET", "Bucket '", "NoSuchKey", "not found", "does not exist", "404")
 _NETWORK = ("NETWORK_CONNECTION", "curlCode", "Couldn't connect", "Could not resolve", "Connection refused", "timed out", "Timeout",
-            "Failed to connect", "UNKNOWN (", "Couldn't resolve")
+            "Failed to connect", "Couldn't resolve")
 
 
 def fail(e: BaseException, uri: str, *, writing: bool = False) -> Exception:

@@ -177,3 +177,32 @@ def test_a_glob_over_keys_selects_files(sq, recorded, s3):
     a = ok_json(sq(["backtest", "-s", "mm", f"{local}/*/*/date={day}/*.parquet", "--json"]))
     b = ok_json(sq(["backtest", "-s", "mm", f"{remote}/*/*/date={day}/*.parquet", "--json"]))
     assert a["events"] == b["events"] > 0 and a["pnl"] == b["pnl"]
+
+
+def test_refused_credentials_are_exit_77(sq, monkeypatch, tmp_path):
+    """A store that checks signatures (moto with authentication on, in a process of its own)."""
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    env = dict(__import__("os").environ, INITIAL_NO_AUTH_ACTION_COUNT="0")
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto did not start"
+                time.sleep(0.2)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        r = sq(["book", "s3://bkt/data", "--format", "jsonl"])
+        assert r.exit_code == 77 and len(r.stderr_lines) == 1 and "credentials" in r.stderr, r.stderr
+        assert SECRET not in r.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
