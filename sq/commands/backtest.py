@@ -35,7 +35,8 @@ events_per_s, …). --journal DIR writes orders.parquet, fills.parquet and pnl.p
 --sweep k=a:b:step (b included; or k=v1,v2,…; SYMBOL.k=… for one symbol; repeatable: the
 cartesian grid, at most 10,000 points) runs one backtest per grid point over the same input,
 on a process pool of --jobs workers (default: every CPU; 1 runs in this process), each loading
-the input once. A point gives exactly what `--param k=v` gives. On a terminal: a table sorted by
+the input once, or with --executor ray[:HOST:PORT] on a Ray cluster (README: Research on a
+cluster; the same results). Inputs may be s3:// or gs:// URIs. A point gives exactly what `--param k=v` gives. On a terminal: a table sorted by
 total PnL; --json: one document with a `runs` list (grid order) and the best point; otherwise
 one row per point (swept values, pnl_total, pnl_realized, fees, max_drawdown, sharpe, orders,
 fills, fill_ratio, …, position.SYMBOL) as Arrow on a pipe, or -o FILE.parquet|.arrow|.jsonl,
