@@ -151,7 +151,10 @@ def _sweep(jobs: int, executor: str = "local") -> tuple[float, int]:
     tasks = [(i, sweep.point_params(["max_loss=1e12"], pt)) for i, pt in enumerate(sweep.grid(axes))]
     job = sweep.Job((str(cache_path()),), "mm", {"order_latency_ns": 1_000_000, "queue_model": "prob"}, 0, None, {}, ".")
     t0 = time.perf_counter()
-    events = sum(r["summary"]["events"] for r in sweep.run_points(job, tasks, jobs, executor=parse_executor(executor)))
+    # as `sq backtest --sweep` does: on the local executor this process reads the file once, and runs
+    # on it (one process) or hands it to the forked workers; Ray's workers each read it themselves
+    data = sweep.Loaded.read(sweep._Quiet(None), job.inputs) if executor == "local" else None
+    events = sum(r["summary"]["events"] for r in sweep.run_points(job, tasks, jobs, data=data, executor=parse_executor(executor)))
     return time.perf_counter() - t0, events
 
 

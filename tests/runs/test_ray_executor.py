@@ -1,4 +1,4 @@
-"""`--executor ray[:ADDRESS]`: the same sweep on Ray actors gives the same result table as the
+"""`--executor ray[:ADDRESS]`: the same sweep on Ray gives the same result table as the
 local executor (in process and on the pool); bad specs and unreachable clusters are one-line errors."""
 
 from __future__ import annotations
