@@ -151,9 +151,9 @@ def _sweep(jobs: int, executor: str = "local") -> tuple[float, int]:
     tasks = [(i, sweep.point_params(["max_loss=1e12"], pt)) for i, pt in enumerate(sweep.grid(axes))]
     job = sweep.Job((str(cache_path()),), "mm", {"order_latency_ns": 1_000_000, "queue_model": "prob"}, 0, None, {}, ".")
     t0 = time.perf_counter()
-    # as `sq backtest --sweep` does: on the local executor this process reads the file once, and runs
-    # on it (one process) or hands it to the forked workers; Ray's workers each read it themselves
-    data = sweep.Loaded.read(sweep._Quiet(None), job.inputs) if executor == "local" else None
+    # as `sq backtest --sweep` does: this process reads the file once and runs on it (one process),
+    # or hands it to forked workers (local pool) or to a local Ray runtime's object store
+    data = sweep.Loaded.read(sweep._Quiet(None), job.inputs)
     events = sum(r["summary"]["events"] for r in sweep.run_points(job, tasks, jobs, data=data, executor=parse_executor(executor)))
     return time.perf_counter() - t0, events
 
@@ -208,14 +208,15 @@ def run(report) -> None:
     if tr is None:
         print("   ray not installed (pip install -e '.[ray]'): the Ray executor's figure skipped", flush=True)
     else:
-        report(f"sweep 16 points, ray executor, {jobs} workers (runtime up and warm; data load + points), points/s", 16 / tr, "/s",
+        report(f"sweep 16 points, ray executor, {jobs} workers (runtime up and warm; load, object store, points), points/s", 16 / tr, "/s",
                baseline=16 / tn, target=0.8)
 
 
 def _ray_sweep(jobs: int) -> float | None:
     """The same sweep on `--executor ray`: a local Ray runtime of `jobs` CPUs whose worker
     processes have loaded sq's kernels, started before the clock (as this process warmed up
-    before its own baseline), then the points as Ray tasks; None when Ray is not installed."""
+    before its own baseline), then the data through its object store and the points as Ray
+    tasks; None when Ray is not installed."""
     try:
         import ray
     except ImportError:

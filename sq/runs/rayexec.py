@@ -155,7 +155,7 @@ def run_ray(jobs: Sequence[Any], tasks: Sequence[Any], address: str | None, work
         n = max(1, min(n, len(tasks) or 1))
         run = uuid.uuid4().hex
         job_refs = ray.put(tuple(jobs))
-        data_refs = {j: ray.put(d) for j, d in (data or {}).items()}  # a spooled input travels through the object store
+        data_refs = {j: ray.put(d) for j, d in (data or {}).items()}  # the driver's data (a local runtime, a spooled input): zero-copy reads
         remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
         queue = list(tasks)[::-1]
 

@@ -312,7 +312,7 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     t0 = time.perf_counter()
     started_ns = time.time_ns()
     with tempfile.TemporaryDirectory(prefix="sq-sweep-") as tmp:
-        if jobs == 1 or spool or getattr(executor, "kind", "local") == "local":  # in memory: this process, forked workers, Ray's object store
+        if jobs == 1 or spool or getattr(executor, "address", None) is None:  # in memory: here, forked workers, a local Ray's object store
             data = Loaded(instruments, list(prepared.batches), list(source.names))
         if spool and jobs > 1:  # workers cannot re-read stdin (nor redo the cleaning): spool it to an Arrow file they each map
             import pyarrow as pa

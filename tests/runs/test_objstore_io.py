@@ -206,3 +206,19 @@ def test_refused_credentials_are_exit_77(sq, monkeypatch, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_ray_workers_read_the_bucket_themselves(recorded):
+    """On a cluster (no driver data), each Ray worker process opens the s3:// input itself."""
+    pytest.importorskip("ray")
+    from sq.runs import sweep
+    from sq.runs.executors import ExecutorSpec, Task, run_tasks
+
+    local, remote = recorded
+    tasks = [Task(0, i, ("max_loss=1e12", f"clip={c}")) for i, c in enumerate((1.0, 3.0))]
+    here = {r["index"]: r["summary"] for r in run_tasks([sweep.Job((local,), "mm", {}, 0, None, {}, ".")], tasks, workers=1)}
+    ray_job = sweep.Job((remote,), "mm", {}, 0, None, {}, ".")
+    on_ray = {r["index"]: r["summary"] for r in run_tasks([ray_job], tasks, executor=ExecutorSpec("ray"), workers=2)}
+    for i in here:
+        assert on_ray[i]["pnl"] == here[i]["pnl"] and on_ray[i]["fills"] == here[i]["fills"]
+    assert all(s["worker"]["load_s"] > 0 for s in on_ray.values())  # read there, not handed over
