@@ -135,8 +135,9 @@ def _start(ray, address: str | None, workers: int | None) -> bool:
 
 def run_ray(jobs: Sequence[Any], tasks: Sequence[Any], address: str | None, workers: int | None,
             data: dict[int, Any] | None, progress: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
-    """Run every task as a Ray task, at most `workers` at a time (default: every CPU of the
-    cluster); yields results as they finish.
+    """Run every task as a Ray task on `workers` CPUs (default: every CPU of the cluster; each
+    task asks for one, and at most two per worker are submitted at a time); yields results as
+    they finish.
 
     Ray tasks rather than one actor per worker: Ray gives every actor a fresh process, which pays
     the imports, the kernels' cache load and the data read before its first point, while tasks
@@ -164,7 +165,7 @@ def run_ray(jobs: Sequence[Any], tasks: Sequence[Any], address: str | None, work
             ref = remote.remote(run, job_refs, [data_refs[t.job]] if t.job in data_refs else [], t.job, t.index, tuple(t.params))
             pending[ref] = t
 
-        while queue and len(pending) < n:
+        while queue and len(pending) < 2 * n:  # one queued behind each running task: a worker never waits on a round trip
             submit()
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
