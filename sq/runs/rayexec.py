@@ -33,6 +33,9 @@ def check_address(address: str) -> tuple[str, int] | None:
 
 
 def _import_ray():
+    import os
+
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ core warns on stderr while it retries: sq says it once
     try:
         import ray
     except ImportError:
@@ -116,6 +119,7 @@ def _prepare_and_hold() -> int:
 def _start(ray, address: str | None, workers: int | None) -> bool:
     """Connect to (or start) the Ray runtime; True when this call started it."""
     import logging
+    import os
 
     if ray.is_initialized():
         return False
@@ -125,7 +129,9 @@ def _start(ray, address: str | None, workers: int | None) -> bool:
         try:
             ray.init(address=address, **opts)
         except (ConnectionError, RuntimeError, TimeoutError) as e:
-            raise VenueUnavailable(f"--executor ray:{address}: cannot join the Ray cluster ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            hint = "" if os.environ.get("RAY_AUTH_MODE") else "; a cluster with token authentication needs RAY_AUTH_MODE=token and its token here too"
+            raise VenueUnavailable(f"--executor ray:{address}: cannot join the Ray cluster ({why}){hint}") from None
     else:
         from sq.runs.executors import default_workers
 
