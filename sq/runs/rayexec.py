@@ -135,7 +135,7 @@ def _start(ray, address: str | None, workers: int | None) -> bool:
     else:
         from sq.runs.executors import default_workers
 
-        ray.init(num_cpus=workers or default_workers(), **opts)
+        ray.init(address="local", num_cpus=workers or default_workers(), **opts)  # a runtime of its own, even beside a running cluster
     return True
 
 
