@@ -9,7 +9,8 @@ Writers
   * `jsonl` and `table` text formats for people and scripts.
 
 Readers accept Parquet files, directories / globs / hive-partitioned datasets, Arrow IPC files,
-and Arrow IPC streams (stdin or file). A stream of the wrong kind, a truncated sq stream, a
+and Arrow IPC streams (stdin or file), local or under an object-store URI (s3://, gs://;
+sq.core.objstore). A stream of the wrong kind, a truncated sq stream, a
 corrupt stream or text on stdin raise `DataError` (exit 65); a missing file `NoInputError` (66).
 """
 
