@@ -37,7 +37,8 @@ summary.json (for sq report).
 --sweep k=a:b:step (b included; or k=v1,v2,…; SYMBOL.k=… for one symbol; repeatable: the
 cartesian grid, at most 10,000 points) runs one backtest per grid point over the same input,
 on a process pool of --jobs workers (default: every CPU; 1 runs in this process), each loading
-the input once. A point gives exactly what `--param k=v` gives. On a terminal: a table sorted by
+the input once, or with --executor ray[:HOST:PORT] on a Ray cluster (README: Research on a
+cluster; the same results). Inputs may be s3:// or gs:// URIs. A point gives exactly what `--param k=v` gives. On a terminal: a table sorted by
 total PnL; --json: one document with a `runs` list (grid order) and the best point; otherwise
 one row per point (swept values, pnl_total, pnl_realized, fees, max_drawdown, sharpe, orders,
 fills, fill_ratio, …, position.SYMBOL) as Arrow on a pipe, or -o FILE.parquet|.arrow|.jsonl,
@@ -123,6 +124,7 @@ def backtest(
     seed: SeedOption = SEED_DEFAULT,
     sweep: Annotated[Optional[List[str]], typer.Option("--sweep", help="k=a:b:step (b included), k=v1,v2,… or SYMBOL.k=…: one backtest per value; repeatable (the cartesian grid, ≤ 10,000 points).", show_default=False)] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes of a --sweep (default: every CPU; 1 runs in this process).", show_default=False)] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where --sweep points run: local (a process pool of --jobs), ray (a local Ray runtime) or ray:HOST:PORT (a running Ray cluster; exit 69 when it does not answer).", metavar="local|ray[:ADDRESS]", show_default=False)] = None,
     report: Annotated[Optional[str], typer.Option("--report", help="Write a self-contained HTML report (charts, metrics, fills; the grid for --sweep) to FILE.html.", show_default=False)] = None,
     clean: Annotated[Optional[bool], typer.Option("--clean/--no-clean", help="Drop bad ticks first (the config's [clean] rules; default: its `enabled`, off); the summary counts every dropped row.", show_default=False)] = None,
     adjust: Annotated[Optional[str], typer.Option("--adjust", help="Back-adjust NSE/BSE equities for the splits, bonuses and dividends in this CSV (docs/corporate-actions.md).", metavar="FILE", show_default=False)] = None,
@@ -154,6 +156,9 @@ def backtest(
         from sq.core.exits import UsageError
 
         raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
+    from sq.runs.executors import parse_executor
+
+    spec = parse_executor(executor)
     fill = fill_overrides(latency, latency_dist, latency_jitter, feed_latency, queue_model)
     rows_out = output is not None or fmt.lower() != "auto"
     if returns_basis is not None and (sweep or wfo or cv):
@@ -165,7 +170,8 @@ def backtest(
         from sq.commands._research import research
 
         research(env, inputs, strategy, param or (), sweep or (), fill, seed, jobs, output, fmt, json_out, rows_out, clean, adjust, window,
-                 search=search, objective=objective, requires=require or (), study=study, wfo=wfo, cv=cv, journal=journal, report=report)
+                 search=search, objective=objective, requires=require or (), study=study, wfo=wfo, cv=cv, journal=journal, report=report,
+                 executor=spec)
         return
     if sweep:
         if journal:
@@ -173,7 +179,7 @@ def backtest(
 
             raise UsageError("--journal writes one run's orders and fills; it does not combine with --sweep")
         _sweep(env, inputs, strategy, param or (), sweep, fill, seed, jobs, report, output, fmt, json_out, rows_out, clean, adjust, window,
-               dict(search=search, objective=objective, requires=require or (), study=study))
+               dict(search=search, objective=objective, requires=require or (), study=study, executor=spec))
         return
     if search or objective or require or study:
         from sq.core.exits import UsageError

@@ -9,7 +9,8 @@ Writers
   * `jsonl` and `table` text formats for people and scripts.
 
 Readers accept Parquet files, directories / globs / hive-partitioned datasets, Arrow IPC files,
-and Arrow IPC streams (stdin or file). A stream of the wrong kind, a truncated sq stream, a
+and Arrow IPC streams (stdin or file), local or under an object-store URI (s3://, gs://;
+sq.core.objstore). A stream of the wrong kind, a truncated sq stream, a
 corrupt stream or text on stdin raise `DataError` (exit 65); a missing file `NoInputError` (66).
 """
 
@@ -38,6 +39,7 @@ from sq.core.datasets import check_spans, check_window, in_spans, in_window, spa
 from sq.core.schemas import int64_view
 from sq.core.environment import Environment
 from sq.core.exits import DataError, NoInputError, UsageError
+from sq.core import objstore
 
 FORMATS = ("auto", "arrow", "parquet", "jsonl", "table")
 PARQUET_MAGIC = b"PAR1"
@@ -659,11 +661,11 @@ def _lanes(parts: list["_Part"]) -> list[list["_Part"]]:
     for part in parts:
         key = ""
         if part.path is not None:
-            for comp in Path(part.path).parts:
+            for comp in Path(_bare(part.path)).parts:
                 if comp.startswith("symbol="):
                     key = comp
             if key:
-                key += "/" + _SERIES_TAIL.sub("", Path(part.path).stem)
+                key += "/" + _SERIES_TAIL.sub("", Path(_bare(part.path)).stem)
         lanes.setdefault(key, []).append(part)
     return list(lanes.values()) if "" not in lanes else [parts]
 
@@ -800,9 +802,16 @@ class _Part:
         return _open_file(self.path, self.env, columns)
 
 
+def _bare(path: str) -> str:
+    """A path, or an object-store URI without its query (the options part of it)."""
+    return path.partition("?")[0] if objstore.is_uri(path) else path
+
+
 def _expand(env: Environment, item: str) -> list[_Part]:
     if item == "-":
         return [_Part("stdin", None, env)]
+    if objstore.is_uri(item):  # s3://bucket/prefix (a dataset, a file, or a glob over its keys)
+        return [_Part(objstore.display(u), u, env) for u in objstore.list_files(item, (".parquet", ".arrow", ".ipc"), (FUNDING_FILE,))]
     p = Path(item)
     if p.is_dir():
         files = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix in (".parquet", ".arrow", ".ipc") and not f.name.startswith(".")
@@ -821,10 +830,10 @@ def _expand(env: Environment, item: str) -> list[_Part]:
 def _file_footer(path: str | None) -> tuple[dict[str, S.Instrument], int | None]:
     """The `sq.instruments` and the row count of a file from its footer (cheap: no data is read);
     ({}, None) when there is none (stdin, a stream file) or it cannot be read yet."""
-    if path is None or not path.endswith(".parquet"):
+    if path is None or not _bare(path).endswith(".parquet"):
         return {}, _file_rows(path)
     try:
-        md = pq.read_metadata(path)
+        md = pq.read_metadata(objstore.open_file(path) if objstore.is_uri(path) else path)
         return S.schema_instruments(md.schema.to_arrow_schema()), md.num_rows
     except (pa.ArrowInvalid, OSError, ValueError, KeyError):
         return {}, None  # a bad file is reported when its turn to be read comes
@@ -836,6 +845,16 @@ def _file_rows(path: str | None) -> int | None:
     if path is None:
         return None
     try:
+        if objstore.is_uri(path):
+            f = objstore.open_file(path)
+            head = f.read(8)
+            f.seek(0)
+            if head[:4] == PARQUET_MAGIC:
+                return pq.read_metadata(f).num_rows
+            if head[:6] == ARROW_FILE_MAGIC:
+                reader = ipc.open_file(f)
+                return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            return None
         with open(path, "rb") as f:
             head = f.read(8)
         if head[:4] == PARQUET_MAGIC:
@@ -844,7 +863,7 @@ def _file_rows(path: str | None) -> int | None:
             with pa.memory_map(path) as m:
                 reader = ipc.open_file(m)
                 return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-    except (pa.ArrowInvalid, OSError, ValueError):
+    except (pa.ArrowInvalid, OSError, ValueError, NoInputError):
         return None
     return None
 
@@ -854,15 +873,26 @@ def _stdin_reader(env: Environment) -> IO[bytes]:
 
 
 def _open_file(path: str, env: Environment, columns: tuple[str, ...] | None = None) -> _Opened:
-    """Open a Parquet or Arrow file; a Parquet file decodes only `columns` (all when None)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as e:
-        raise NoInputError(f"cannot read {path}: {e.strerror}") from None
+    """Open a Parquet or Arrow file (a local path or an object-store URI: only the ranges read are
+    fetched); a Parquet file decodes only `columns` (all when None)."""
+    source = path
+    if objstore.is_uri(path):
+        source = objstore.open_file(path)
+        try:
+            head = source.read(8)
+            source.seek(0)
+        except OSError as e:
+            raise objstore.fail(e, path) from None
+        path = objstore.display(path)  # what messages name (no secrets)
+    else:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(8)
+        except OSError as e:
+            raise NoInputError(f"cannot read {path}: {e.strerror}") from None
     if head[:4] == PARQUET_MAGIC:
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(source)
         except (pa.ArrowInvalid, OSError) as e:
             raise DataError(f"{path}: corrupt Parquet file: {_first_line(e)}") from None
         schema = pf.schema_arrow  # a readable footer means the file was finished (written last)
@@ -878,7 +908,7 @@ def _open_file(path: str, env: Environment, columns: tuple[str, ...] | None = No
         return _Opened(path, schema, gen())
     if head[:6] == ARROW_FILE_MAGIC:
         try:
-            reader = ipc.open_file(path)
+            reader = ipc.open_file(source)
         except (pa.ArrowInvalid, OSError) as e:
             raise DataError(f"{path}: corrupt or truncated Arrow file: {_first_line(e)}") from None
         schema = reader.schema
@@ -891,7 +921,7 @@ def _open_file(path: str, env: Environment, columns: tuple[str, ...] | None = No
                 raise DataError(f"{path}: corrupt Arrow file: {_first_line(e)}") from None
 
         return _Opened(path, schema, gen_file())
-    return _open_ipc_stream(open(path, "rb"), path, env)
+    return _open_ipc_stream(open(source, "rb") if isinstance(source, str) else source, path, env)
 
 
 def _describe_garbage(head: bytes) -> str:

@@ -130,7 +130,7 @@ def make_plan(env: Any, opts: PaperOptions, config: Any) -> Plan:
         raise UsageError("--start/--end select days of a --from replay; a live market has no past to select")
     inputs: list[str] = []
     for item in opts.inputs:
-        inputs.append(item if item == "-" or any(c in item for c in "*?[") else str(Path(item).resolve()))
+        inputs.append(item if item == "-" or any(c in item for c in "*?[") or "://" in item else str(Path(item).resolve()))  # s3://… as given
     if opts.inputs and opts.expiry is not None:
         raise UsageError("--expiry picks the contract of a continuous futures name to trade live; a --from replay trades what was recorded")
     chosen: dict = {}

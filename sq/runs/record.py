@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sq.core import objstore
 from sq.core import schemas as S
 from sq.core.exits import IOFailure, write_failure
 from sq.core.datasets import partition_dir
@@ -90,11 +91,13 @@ class RecordSummary:
 class _PartFile:
     """One open Parquet file of one partition and rotation window, written under a temp name."""
 
-    def __init__(self, directory: Path, start_ns: int, window: int, schema: pa.Schema, n: int):
+    def __init__(self, directory: Path, start_ns: int, window: int, schema: pa.Schema, n: int,
+                 taken: Callable[[Path], bool] | None = None):
         directory.mkdir(parents=True, exist_ok=True)
         while True:
             name = f"part-{start_ns}-{n}.parquet"
-            if not (directory / name).exists() and not (directory / f".{name}{TEMP_SUFFIX}").exists():
+            if (not (directory / name).exists() and not (directory / f".{name}{TEMP_SUFFIX}").exists()
+                    and not (taken is not None and taken(directory / name))):
                 break
             n += 1
         self.final = directory / name
@@ -170,6 +173,13 @@ class Recorder:
         if rotate_ns <= 0:
             raise ValueError("rotate_ns must be positive")
         self.source = source
+        self.remote: str | None = None  # an object-store dataset (s3://bucket/prefix): files staged here, uploaded when sealed
+        if objstore.is_uri(out_dir):
+            import tempfile
+
+            objstore.check_writable(str(out_dir))
+            self.remote = str(out_dir)
+            out_dir = tempfile.mkdtemp(prefix="sq-record-")
         self.out_dir = Path(out_dir)
         self.rotate_ns = int(rotate_ns)
         self.warn = warn or (lambda msg: None)
@@ -236,6 +246,8 @@ class Recorder:
                     self.source.close()
                 except Exception:
                     pass
+        if self.remote is not None:
+            self._clear_staging()
         self.summary.stopped_by = self._stop_reason
         self.summary.elapsed_s = time.monotonic() - t0
         if full is not None:
@@ -323,7 +335,8 @@ class Recorder:
             self._seal(pkey)
             part = None
         if part is None:
-            part = _PartFile(partition_dir(self.out_dir, venue, symbol, day_ns), start_ns, window, self._file_schema(symbol), self._seq_n)
+            part = _PartFile(partition_dir(self.out_dir, venue, symbol, day_ns), start_ns, window, self._file_schema(symbol), self._seq_n,
+                             taken=self._remote_taken if self.remote else None)
             self._seq_n += 1
             self._files[pkey] = part
         sub = plain.take(pa.array(rows)) if len(rows) != plain.num_rows else plain
@@ -336,8 +349,43 @@ class Recorder:
         except BaseException:
             part.abort()
             raise
-        self.summary.files.append(str(part.final))
+        if self.remote is not None:
+            uri = self._remote_uri(part.final)
+            try:
+                objstore.upload(str(part.final), uri)
+            except IOFailure as e:
+                raise IOFailure(f"{e.message}; the sealed file is kept at {part.final}") from None
+            part.final.unlink()
+            self.summary.files.append(objstore.display(uri))
+        else:
+            self.summary.files.append(str(part.final))
         self.summary.bytes += size
+
+    def _remote_uri(self, local: Path) -> str:
+        return objstore.join(self.remote, local.relative_to(self.out_dir).as_posix())
+
+    def _remote_taken(self, local: Path) -> bool:
+        """Whether the object a staged file would become exists already (an earlier recording)."""
+        import pyarrow.fs as pafs
+
+        fs, path = objstore.filesystem(self._remote_uri(local))
+        try:
+            return fs.get_file_info(path).type != pafs.FileType.NotFound
+        except OSError as e:
+            raise objstore.fail(e, self.remote, writing=True) from None
+
+    def _clear_staging(self) -> None:
+        """Remove the staging directory of an object-store recording once everything is uploaded
+        (a file whose upload failed stays, and the error said where)."""
+        for d in sorted((p for p in self.out_dir.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        try:
+            self.out_dir.rmdir()
+        except OSError:
+            pass
 
     def _seal_all(self) -> None:
         err: BaseException | None = None
@@ -595,6 +643,8 @@ def run_record(
     if isinstance(raw, str) and raw:  # --raw FILE
         Path(raw).parent.mkdir(parents=True, exist_ok=True)
         raw_path = raw
+    elif raw and objstore.is_uri(out_dir):
+        raise UsageError("--raw with an object-store --out: give the capture a local file (--raw FILE)")
     elif raw:  # a capture of its own under the dataset's raw/
         raw_dir = Path(out_dir) / "raw"
         raw_dir.mkdir(parents=True, exist_ok=True)

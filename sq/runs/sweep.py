@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Iterator
 
+from sq.core import objstore
 from sq.core import summary as RS
 from sq.core.engine import params as engine_params
 from sq.core.exits import UsageError
@@ -292,7 +293,8 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
               progress: Callable[[int], None] | None = None, clean: bool | None = None, adjust: str | None = None,
               window: tuple = (None, None), search: str | None = None, objective: str | None = None,
               requires: Iterable[str] = (), study: str | None = None, executor=None) -> dict[str, Any]:
-    """Run the search (the grid by default; sq.runs.search); returns the `--json` document
+    """Run the search (the grid by default; sq.runs.search) on `executor` (sq.runs.executors
+    .ExecutorSpec; local by default); returns the `--json` document
     (`runs` in the order tried: grid order for a grid) plus, under the key `_best_curve`, the best
     point's curves when `report` is set. "Best" is the feasible point of the highest objective
     (sq.runs.objectives; `best` is None when no point is feasible). Data that `adjust` or `clean`
@@ -348,20 +350,20 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
     spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
     calendar = warmup.calendars_needed(instruments, config)
     warmup.warm_up(env, config, strategy, calendar=calendar)  # compiled here once (announced), loaded by each worker
-    job = Job(tuple(os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
+    job = Job(tuple(i if objstore.is_uri(i) else os.path.abspath(i) for i in (inputs or ())), strategy.spec, dict(fill or {}), int(seed), env.config_path,
               dict(os.environ), os.getcwd(), report, window=tuple(window), calendar=calendar)
     data = None
     t0 = time.perf_counter()
     started_ns = time.time_ns()
     with tempfile.TemporaryDirectory(prefix="sq-sweep-") as tmp:
-        if jobs == 1:
+        if jobs == 1 or spool or getattr(executor, "address", None) is None:  # in memory: here, forked workers, a local Ray's object store
             data = Loaded(instruments, list(prepared.batches), list(source.names))
-        elif spool:  # workers cannot re-read stdin (nor redo the cleaning): spool it to an Arrow file they each map
+        if spool and jobs > 1:  # workers cannot re-read stdin (nor redo the cleaning): spool it to an Arrow file they each map
             import pyarrow as pa
 
             path = os.path.join(tmp, "input.arrow")
             with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, source.schema) as w:
-                for b in prepared.batches:
+                for b in data.batches:
                     w.write_batch(b.replace_schema_metadata(source.schema.metadata))
             job = Job((path,), job.strategy, job.fill, job.seed, job.config_path, job.environ, job.cwd, report, instruments, calendar=job.calendar)
         found = SE.search_jobs([job], [0], spec, axes, params, goal, seed=int(seed), workers=jobs, executor=executor,

@@ -99,7 +99,7 @@ def test_help_imports_no_heavy_modules(args):
         "import sys\n"
         "from sq.cli import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('numba', 'polars', 'pyarrow', 'kiteconnect', 'binance', 'websockets', 'prometheus_client', 'apprise', 'optuna') if m in sys.modules]\n"
+        "heavy = [m for m in ('numba', 'polars', 'pyarrow', 'kiteconnect', 'binance', 'websockets', 'prometheus_client', 'apprise', 'optuna', 'ray', 'plotly') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"
     )
     r = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60)

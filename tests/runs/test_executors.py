@@ -46,3 +46,44 @@ def test_tasks_of_two_jobs_give_the_same_summaries_in_process_and_on_a_pool(sim_
             assert here[k][field] == pooled[k][field], (k, field)
     assert here[(1, 0)]["fills"] != here[(0, 0)]["fills"] or here[(1, 0)]["pnl"] != here[(0, 0)]["pnl"]  # each job ran its own fill model
     assert {r["worker"]["pid"] for r in pooled.values()} != {r["worker"]["pid"] for r in here.values()}
+
+
+def test_parse_executor_ray_forms():
+    assert parse_executor("ray") == parse_executor(" Ray ")
+    assert parse_executor("ray:127.0.0.1:6379").address == "127.0.0.1:6379"
+
+
+def test_forked_workers_run_on_the_data_the_parent_holds(sim_file, tmp_path):
+    from sq.runs.executors import pool_context
+
+    if pool_context().get_start_method() != "fork":
+        pytest.skip("no fork on this platform")
+    path, _ = sim_file
+    from sq.runs.sweep import Loaded, _Quiet
+
+    loaded = Loaded.read(_Quiet(None), [path])
+    gone = sweep.Job((str(tmp_path / "not-there.parquet"),), "mm", {}, 1, None, {}, ".")  # only the parent's data can serve it
+    tasks = [Task(0, i, ("max_loss=1e12", f"clip={c}")) for i, c in enumerate((1.0, 2.0, 3.0))]
+    pooled = {r["index"]: r["summary"] for r in run_tasks([gone], tasks, workers=2, data={0: loaded})}
+    here = {r["index"]: r["summary"] for r in run_tasks([gone], tasks, workers=1, data={0: loaded})}
+    assert pooled.keys() == {0, 1, 2}
+    for i in pooled:
+        assert pooled[i]["pnl"] == here[i]["pnl"] and pooled[i]["fills"] == here[i]["fills"]
+
+
+def test_a_spawned_pool_gives_the_same_summaries(sim_file, monkeypatch):
+    import multiprocessing as mp
+
+    from sq.runs import executors
+
+    monkeypatch.setattr(executors, "pool_context", lambda: mp.get_context("spawn"))  # a platform without fork
+    path, _ = sim_file
+    job = sweep.Job((path,), "mm", {}, 1, None, {}, ".")
+    tasks = [Task(0, i, ("max_loss=1e12", f"clip={c}")) for i, c in enumerate((1.0, 2.0))]
+    spawned = {r["index"]: r["summary"] for r in run_tasks([job], tasks, workers=2)}
+    here = {r["index"]: r["summary"] for r in run_tasks([job], tasks, workers=1)}
+    for i in here:
+        assert spawned[i]["pnl"] == here[i]["pnl"] and spawned[i]["orders"] == here[i]["orders"]
+    import os
+
+    assert all(s["worker"]["pid"] != os.getpid() and s["worker"]["load_s"] > 0 for s in spawned.values())  # ran and read the file elsewhere

@@ -151,7 +151,7 @@ def test_kill_imports_no_heavy_module():
             sq.cli.main()
         except SystemExit:
             pass
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("numba", "polars", "pyarrow", "numpy", "kiteconnect", "binance", "websockets", "llvmlite", "prometheus_client", "apprise"))
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("numba", "polars", "pyarrow", "numpy", "kiteconnect", "binance", "websockets", "llvmlite", "prometheus_client", "apprise", "ray"))
         print("HEAVY", heavy, file=sys.stderr)
         """
     )
