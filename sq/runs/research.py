@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import statistics
 import tempfile
@@ -51,7 +50,6 @@ import numpy as np
 
 from sq.core.exits import DataError, ExitStatus, SqError, UsageError
 from sq.runs import folds as FO
-from sq.runs import objectives as OB
 from sq.runs import search as SE
 
 
@@ -80,46 +78,21 @@ def run_research(env, inputs: list[str] | None, strategy: str, *, mode: str, spe
     """Run a walk-forward (`mode` wfo) or a purged CV (`mode` cv) of `spec`; returns the document
     (`--json`), with `folds` one row per fold/split. Every usage error is raised before any run."""
     from sq.core import summary as RS
-    from sq.core.config import load_config
-    from sq.core.engine import params as engine_params
-    from sq.core.engine.runner import FillModelConfig
-    from sq.core.strategy import loader
     from sq.core.streams import open_input, rows_in_spans
-    from sq.runs import marketprep, warmup
-    from sq.runs.backtest import input_kinds, resolve_params
-    from sq.runs.sweep import Job, Loaded, default_jobs, parse_sweeps, point_params
+    from sq.runs import warmup
+    from sq.runs.backtest import input_kinds
+    from sq.runs.sweep import Job, Loaded, default_jobs, point_params, setup_search
 
     parsed = FO.parse_wfo(spec) if mode == "wfo" else FO.parse_cv(spec)
     option = "--wfo" if mode == "wfo" else "--cv"
     sweeps = list(sweeps or ())
     if not sweeps:
         raise UsageError(f"{option} searches a parameter space: give it with --sweep (e.g. --sweep clip=1:5:1)")
-    strategy = loader.load(strategy)
-    params = list(params or ())
-    config = load_config(env)
-    engine_params.parse_overrides(params, strategy)
-    loader.compiled(strategy)
-    how = SE.parse_search(search)
-    goal = OB.parse_goal(objective, list(requires or ()))
-    if study is not None and how.kind != "optuna":
-        raise UsageError("--study keeps an Optuna study: it needs --search optuna:N")
-    SE.check_study(study)
-    axes = parse_sweeps(sweeps, strategy, params, grid=how.kind == "grid")
-    FillModelConfig.from_config(config, **(fill or {})).validate()
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be ≥ 1, got {jobs}")
-    actions = marketprep.load_adjustments(adjust)
-    source = open_input(env, inputs, input_kinds(strategy), start=window[0], end=window[1])
-    if source.kind == "bars" and (actions is not None or clean):
-        raise UsageError("--adjust and --clean apply to market events; these are bars (adjust them with sq bars --adjust)")
-    prepared = marketprep.prepare(source.instruments, source.batches(),
-                                  settings=marketprep.clean_settings(config, clean) if source.kind == "market" else None, actions=actions)
-    instruments = dict(prepared.instruments)
-    checks = SE.candidates(how, axes, int(seed)) if how.kind != "optuna" else [
-        {a.key: (a.low if a.continuous else a.values[0]) for a in axes}, {a.key: (a.high if a.continuous else a.values[-1]) for a in axes}]
-    for pt in checks:
-        resolve_params(strategy, instruments, config, point_params(params, pt))
-    n_tasks = len(checks) if how.kind != "optuna" else (how.n or 0)
+    su = setup_search(env, inputs, strategy, params=params, sweeps=sweeps, fill=fill, seed=seed, jobs=jobs, search=search,
+                      objective=objective, requires=requires, study=study, clean=clean, adjust=adjust, window=window)
+    strategy, params, config, how, goal, axes = su.strategy, su.params, su.config, su.spec, su.goal, su.axes
+    source, prepared, instruments, actions = su.source, su.prepared, su.instruments, su.actions
+    n_tasks = su.n_points
     workers = max(1, min(jobs or default_jobs(), max(n_tasks, 2)))
     spool = not inputs or "-" in inputs or prepared.cleaner is not None or actions is not None
     if spool or workers == 1:  # the data of an in-process or spooled run, held here
@@ -237,7 +210,7 @@ def run_research(env, inputs: list[str] | None, strategy: str, *, mode: str, spe
             curves += [r.get("curve") or {"ts": [], "equity": []} for r in test_runs]
     winners = [r for r in rows if r["params"] is not None]
     if not winners:
-        raise_later = no_feasible(goal.objective.text, [c.text for c in goal.constraints], len(checks) if how.kind != "optuna" else how.n or 0)
+        raise_later = no_feasible(goal.objective.text, [c.text for c in goal.constraints], su.n_points)
     else:
         raise_later = None
     doc: dict[str, Any] = {

@@ -288,38 +288,44 @@ def default_jobs() -> int:
 INTERNAL = ("warnings", "trades_seen", "worker", "curve")
 
 
-def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[str] = (), sweeps: Iterable[str] = (),
-              fill: dict[str, Any] | None = None, seed: int = 0, jobs: int | None = None, report: bool = False,
-              progress: Callable[[int], None] | None = None, clean: bool | None = None, adjust: str | None = None,
-              window: tuple = (None, None), search: str | None = None, objective: str | None = None,
-              requires: Iterable[str] = (), study: str | None = None, executor=None) -> dict[str, Any]:
-    """Run the search (the grid by default; sq.runs.search) on `executor` (sq.runs.executors
-    .ExecutorSpec; local by default); returns the `--json` document
-    (`runs` in the order tried: grid order for a grid) plus, under the key `_best_curve`, the best
-    point's curves when `report` is set. "Best" is the feasible point of the highest objective
-    (sq.runs.objectives; `best` is None when no point is feasible). Data that `adjust` or `clean`
-    changes is prepared here once and handed to the workers like stdin (spooled)."""
-    import tempfile
+@dataclass
+class SearchSetup:
+    """A search checked and its data read, before any point runs (`setup_search`)."""
 
-    from sq.runs import marketprep
+    strategy: Strategy
+    params: list[str]
+    config: Any
+    spec: Any  # sq.runs.search.SearchSpec
+    goal: Any  # sq.runs.objectives.Goal
+    axes: list[Axis]
+    source: Any  # the opened input (sq.core.streams)
+    prepared: Any  # its batches cleaned/adjusted (sq.runs.marketprep)
+    instruments: dict
+    actions: Any  # the --adjust actions, or None
+    n_points: int  # the points the search will run (Optuna: its trials)
 
-    from sq.core.strategy import loader
-    from sq.runs.backtest import input_kinds, no_trades, resolve_params
+
+def setup_search(env, inputs: list[str] | None, strategy, *, params: Iterable[str] = (), sweeps: Iterable[str] = (),
+                 fill: dict[str, Any] | None = None, seed: int = 0, jobs: int | None = None, search=None, objective=None,
+                 requires: Iterable[str] = (), study: str | None = None, clean: bool | None = None, adjust: str | None = None,
+                 window: tuple = (None, None)) -> SearchSetup:
+    """What a sweep, a walk-forward and a cross-validation all do first: load and compile the
+    strategy, parse the search, objective, constraints and space, read and prepare the input,
+    and check every point's parameters — each usage error raised before any point runs."""
     from sq.core.config import load_config
     from sq.core.engine.runner import FillModelConfig
-    from sq.core.exits import DataError
+    from sq.core.strategy import loader
     from sq.core.streams import open_input
+    from sq.runs import marketprep
+    from sq.runs import objectives as OB
+    from sq.runs import search as SE
+    from sq.runs.backtest import input_kinds, resolve_params
 
-    from sq.runs import warmup
-
-    strategy = loader.load(strategy)
+    strategy = loader.load(strategy) if isinstance(strategy, str) else strategy
     params = list(params or ())
     config = load_config(env)
     engine_params.parse_overrides(params, strategy)
     loader.compiled(strategy)  # a handler that does not compile: exit 2 before any data is read
-    from sq.runs import objectives as OB
-    from sq.runs import search as SE
-
     spec = search if isinstance(search, SE.SearchSpec) else SE.parse_search(search)
     goal = objective if isinstance(objective, OB.Goal) else OB.parse_goal(objective, list(requires or ()))
     if study is not None and spec.kind != "optuna":
@@ -344,6 +350,31 @@ def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[
         n_points = len(checks)
     for pt in checks:  # every point's parameters checked before any run
         resolve_params(strategy, instruments, config, point_params(params, pt))
+    return SearchSetup(strategy, params, config, spec, goal, axes, source, prepared, instruments, actions, n_points)
+
+
+def run_sweep(env, inputs: list[str] | None, strategy: str, *, params: Iterable[str] = (), sweeps: Iterable[str] = (),
+              fill: dict[str, Any] | None = None, seed: int = 0, jobs: int | None = None, report: bool = False,
+              progress: Callable[[int], None] | None = None, clean: bool | None = None, adjust: str | None = None,
+              window: tuple = (None, None), search: str | None = None, objective: str | None = None,
+              requires: Iterable[str] = (), study: str | None = None, executor=None) -> dict[str, Any]:
+    """Run the search (the grid by default; sq.runs.search) on `executor` (sq.runs.executors
+    .ExecutorSpec; local by default); returns the `--json` document
+    (`runs` in the order tried: grid order for a grid) plus, under the key `_best_curve`, the best
+    point's curves when `report` is set. "Best" is the feasible point of the highest objective
+    (sq.runs.objectives; `best` is None when no point is feasible). Data that `adjust` or `clean`
+    changes is prepared here once and handed to the workers like stdin (spooled)."""
+    import tempfile
+
+    from sq.runs import search as SE
+    from sq.runs import warmup
+    from sq.runs.backtest import no_trades
+    from sq.core.exits import DataError
+
+    su = setup_search(env, inputs, strategy, params=params, sweeps=sweeps, fill=fill, seed=seed, jobs=jobs, search=search,
+                      objective=objective, requires=requires, study=study, clean=clean, adjust=adjust, window=window)
+    strategy, params, config, spec, goal, axes = su.strategy, su.params, su.config, su.spec, su.goal, su.axes
+    source, prepared, instruments, actions, n_points = su.source, su.prepared, su.instruments, su.actions, su.n_points
     jobs = max(1, min(jobs or default_jobs(), n_points))
     if progress is not None and hasattr(progress, "set_total"):  # a progress bar's 100%: every point
         progress.set_total(n_points)
