@@ -71,6 +71,17 @@ def parse_basis(text: str, *, calendar: bool, option: str = "returns basis") -> 
 # kernels
 
 
+@njit(cache=True, inline="always")
+def _held(cur_pos, cur_mark, nsym):
+    """(Σ|position|, Σ|position| × mark) over the symbols: the inventory and gross notional held."""
+    a = 0.0
+    gsum = 0.0
+    for s in range(nsym):
+        a += abs(cur_pos[s])
+        gsum += abs(cur_pos[s]) * cur_mark[s]
+    return a, gsum
+
+
 @njit(cache=True)
 def account_series(ts, sym, pos, mark, total, nsym, start, end):
     """Walk the pnl rows (sorted by ts): the account's equity after each distinct time (sum of the
@@ -95,11 +106,7 @@ def account_series(ts, sym, pos, mark, total, nsym, start, end):
         t = max(ts[i], start)
         if t > last:
             dt = (min(t, end) - last) / NS if end > last else 0.0
-            a = 0.0
-            gsum = 0.0
-            for s in range(nsym):
-                a += abs(cur_pos[s])
-                gsum += abs(cur_pos[s]) * cur_mark[s]
+            a, gsum = _held(cur_pos, cur_mark, nsym)
             int_abs += a * dt
             int_gross += gsum * dt
             if a > 0.0:
@@ -125,11 +132,7 @@ def account_series(ts, sym, pos, mark, total, nsym, start, end):
             k += 1
     if end > last:
         dt = (end - last) / NS
-        a = 0.0
-        gsum = 0.0
-        for s in range(nsym):
-            a += abs(cur_pos[s])
-            gsum += abs(cur_pos[s]) * cur_mark[s]
+        a, gsum = _held(cur_pos, cur_mark, nsym)
         int_abs += a * dt
         int_gross += gsum * dt
         if a > 0.0:

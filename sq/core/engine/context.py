@@ -396,19 +396,28 @@ def _acts(oi, o, px):
 
 
 @njit(inline="always", cache=True)
+def _valid(g, s, side, ticks, qty):
+    """The checks of every order call: a side that is not ±1, a negative or infinite quantity, or
+    a price below one tick or infinite is counted (`_bad`) and refused (False)."""
+    if side != 1 and side != -1:
+        _bad(g, s, BAD_SIDE)
+        return False
+    if not (qty >= 0.0) or qty == math.inf:
+        _bad(g, s, BAD_QTY)
+        return False
+    if not (ticks >= 1.0) or ticks == math.inf:
+        _bad(g, s, BAD_PRICE)
+        return False
+    return True
+
+
+@njit(inline="always", cache=True)
 def place(t, s, side, ticks, qty, tif):
     """Steer `side`'s order of `s` to a limit at `ticks` for `qty` (checked, then risk-checked)."""
     g = vec_i(t, G)
     si = mat_i(t, SI)
     oi = mat_i(t, OI)
-    if side != 1 and side != -1:
-        _bad(g, s, BAD_SIDE)
-        return
-    if not (qty >= 0.0) or qty == math.inf:
-        _bad(g, s, BAD_QTY)
-        return
-    if not (ticks >= 1.0) or ticks == math.inf:
-        _bad(g, s, BAD_PRICE)
+    if not _valid(g, s, side, ticks, qty):
         return
     px = np.int64(math.floor(ticks + 0.5))
     if _acts(oi, si[s, SI_SLOT + (0 if side > 0 else 1)], px):
@@ -467,13 +476,9 @@ def protect(t, s, slot, side, ticks, qty, limit, reduce_only, trigger):
     g = vec_i(t, G)
     si = mat_i(t, SI)
     oi = mat_i(t, OI)
-    if side != 1 and side != -1:
-        _bad(g, s, BAD_SIDE)
+    if not _valid(g, s, side, ticks, qty):
         return
-    if not (qty >= 0.0) or qty == math.inf:
-        _bad(g, s, BAD_QTY)
-        return
-    if not (ticks >= 1.0) or ticks == math.inf or not (math.isnan(limit) or (limit >= 1.0 and limit != math.inf)):
+    if not (math.isnan(limit) or (limit >= 1.0 and limit != math.inf)):
         _bad(g, s, BAD_PRICE)
         return
     if trigger != TRIGGER_LAST and trigger != TRIGGER_MARK:
