@@ -112,10 +112,31 @@ def pool_context():
     alone capped a 16-point sweep at ~1.2× one process. Fork is safe here: the only threads
     the parent holds are Arrow's pools (Arrow re-creates them in a forked child, and its
     allocator registers fork handlers) and a progress bar's refresh (the children never write
-    to the terminal); numba runs no threads of its own (no `parallel=True` kernels)."""
+    to the terminal); numba runs no threads of its own (no `parallel=True` kernels).
+
+    Not so once polars has run a query here (a bar strategy's signals): its worker pool
+    (threads `polars-N`, and tokio's) is not re-created in a forked child, whose first polars
+    query then waits forever. Such a parent spawns its workers."""
     import multiprocessing as mp
 
-    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    fork = "fork" in mp.get_all_start_methods() and not _holds_unforkable_threads()
+    return mp.get_context("fork" if fork else "spawn")
+
+
+def _holds_unforkable_threads() -> bool:
+    """True when this process runs threads a forked child cannot do without (polars' pool), or
+    when its threads cannot be listed."""
+    import os
+    import re
+
+    try:
+        names = []
+        for t in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{t}/comm") as f:
+                names.append(f.read().strip())
+    except OSError:
+        return True
+    return any(re.fullmatch(r"polars-\d+", n) or n.startswith("tokio-rt") for n in names)
 
 
 def _run_here(jobs, tasks, data, progress) -> Iterator[dict[str, Any]]:

@@ -87,3 +87,19 @@ def test_a_spawned_pool_gives_the_same_summaries(sim_file, monkeypatch):
     import os
 
     assert all(s["worker"]["pid"] != os.getpid() and s["worker"]["load_s"] > 0 for s in spawned.values())  # ran and read the file elsewhere
+
+
+def test_a_parent_that_ran_polars_spawns_its_workers():
+    """polars' worker pool does not survive a fork (the child's first query would wait forever):
+    a process that ran a polars query spawns its pool's workers; a fresh one forks them."""
+    import subprocess
+    import sys
+
+    probe = ("from sq.runs.executors import pool_context\n"
+             "before = pool_context().get_start_method()\n"
+             "import polars as pl\n"
+             "pl.DataFrame({'a': list(range(200_000))}).select(pl.col('a').rolling_mean(5), (pl.col('a') * 2).alias('b')).shape\n"
+             "print(before, pool_context().get_start_method())\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["fork", "spawn"]
