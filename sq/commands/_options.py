@@ -275,6 +275,8 @@ METAVARS = {
     "--tolerance": "X", "--since": "DURATION", "--timeout": "SECONDS", "--ed25519-key": "FILE",
     "--request-token": "TOKEN", "--metrics": "HOST:PORT", "--metrics-file": "FILE", "--alert": "URL",
     "--stale-after": "DURATION", "--shadow": "STRATEGY[:K=V,...]",
+    "--search": "grid|random:N|optuna:N", "--objective": "NAME|EXPR", "--require": "EXPR", "--study": "FILE",
+    "--wfo": "train=D,test=D[,step=D][,anchored]", "--cv": "cpcv:…|kfold:…", "--returns-basis": "DURATION",
 }
 ARGUMENT_METAVARS = {"inputs": "INPUT...", "symbols": "SYMBOL...", "files": "FILE...", "command": "COMMAND", "interval": "INTERVAL"}
 

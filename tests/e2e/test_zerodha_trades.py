@@ -60,6 +60,15 @@ def start(*args: str, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([SQ_BIN, *args], cwd=cwd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def anytime(tmp_path) -> str:
+    """A config without the NSE session and the MIS square-off: the scripted packets carry today's
+    wall-clock exchange times, so at night or on a weekend the engine would reject every order, and
+    these tests are about trades and fills, not the session (docs/market-rules.md has its own)."""
+    path = tmp_path / "anytime.toml"
+    path.write_text("[risk]\nenforce_trading_hours = false\n\n[zerodha]\nsquare_off = false\n")
+    return str(path)
+
+
 def play_to(fake, proc: subprocess.Popen, states: list[State], until=None) -> tuple[int, str, str]:
     """Play the states to `proc` once it subscribed INFY, then (when `until` is given) wait for
     `until()` and stop it with SIGTERM; the script's start, the process's stdout and stderr."""
@@ -103,8 +112,8 @@ def test_backtest_of_a_recording_fills_a_resting_order_on_a_derived_trade(script
     p = start("record", "NSE:INFY", "--out", "data", "--limit", str(RESTING_ROWS), "--for", "60s", "--format", "none", cwd=tmp_path)
     _, _, err = play_to(scripted, p, RESTING)
     assert p.returncode == 0, err
-    r = subprocess.run([SQ_BIN, "backtest", "--strategy", "mm", "data", "--json", "--journal", "bt"], cwd=tmp_path,
-                       env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    r = subprocess.run([SQ_BIN, "backtest", "--strategy", "mm", "data", "--json", "--journal", "bt", "--config", anytime(tmp_path)],
+                       cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["fills"] == 1
     fills = pylist(pq.read_table(tmp_path / "bt" / "fills.parquet"))
@@ -112,7 +121,8 @@ def test_backtest_of_a_recording_fills_a_resting_order_on_a_derived_trade(script
 
 
 def test_paper_lt_follows_a_derived_trade(scripted, tmp_path):
-    p = start("paper", "--strategy", "lt", "NSE:INFY", "--for", "120s", "--json", "--param", "threshold=0.5", "--journal", "run", cwd=tmp_path)
+    p = start("paper", "--strategy", "lt", "NSE:INFY", "--for", "120s", "--json", "--param", "threshold=0.5", "--journal", "run",
+              "--config", anytime(tmp_path), cwd=tmp_path)
     log = tmp_path / "run" / "journal.log"
     _, out, err = play_to(scripted, p, TAPE, until=lambda: log.exists() and '"k":"order"' in log.read_text())
     assert p.returncode == 143, err  # stopped by play_to's SIGTERM, after its clean shutdown
