@@ -178,7 +178,13 @@ def risk_reason(session: Session, symbol: str, side: int, qty: float, ref_price:
     """The engine's verdict on this order ("ok" or a reason of `layout.REASONS`)."""
     from sq.core.engine.pretrade import check_order
 
-    return check_order(session.config, symbol, side, qty, ref_price, market_state(session, symbol, exclude=exclude), session.clock())
+    return check_order(session.config, symbol, side, qty, ref_price, market_state(session, symbol, exclude=exclude), market_time_ns())
+
+
+def market_time_ns() -> int:
+    """The time the pre-trade check judges a manual order's trading hours at: now (looked up at
+    each call, so a test can pin it inside a session)."""
+    return time.time_ns()
 
 
 def reference_price(spec: OrderSpec) -> float:

@@ -300,9 +300,12 @@ def kite_open_hours(monkeypatch):
 
     from sq.venues.zerodha import market_rules
 
+    from sq.runs import order
+
     real = market_rules.hours_violation
     now = dt.datetime(2025, 11, 24, 10, 0, tzinfo=market_rules.IST)
     monkeypatch.setattr(market_rules, "hours_violation", lambda _now, exchange, variety="regular": real(now, exchange, variety))
+    monkeypatch.setattr(order, "market_time_ns", lambda: int(now.timestamp()) * 1_000_000_000)  # `sq order`'s pre-trade check
 
 
 @pytest.fixture
