@@ -502,8 +502,7 @@ class LiveRun:
         except SqError as e:
             self.breaker.failure()
             self.env.warn(f"live: checking working orders: {e.message}")
-        self.write(self.rows_of(self.bridge.output()))
-        self.execute(self.bridge.take_outbox())
+        self._journal_and_send()
         return True
 
     # -- the market-data connection
@@ -575,8 +574,7 @@ class LiveRun:
                 except SqError as e:
                     self.breaker.failure()
                     self.env.warn(f"live: order update {cid}: {e.message}")
-                self.write(self.rows_of(self.bridge.output()))
-                self.execute(self.bridge.take_outbox())
+                self._journal_and_send()
             return
         self.updates += 1
         if st.venue_order_id:
@@ -588,6 +586,11 @@ class LiveRun:
         except SqError as e:
             self.breaker.failure()
             self.env.warn(f"live: order update {cid}: {e.message}")
+        self._journal_and_send()
+
+    def _journal_and_send(self) -> None:
+        """After the bridge took the venue's answers: journal the rows they made, then send what
+        the strategy wants next."""
         self.write(self.rows_of(self.bridge.output()))
         self.execute(self.bridge.take_outbox())
 
