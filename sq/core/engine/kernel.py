@@ -40,6 +40,7 @@ from sq.core.engine import rows as W
 from sq.core.engine import schedule as H
 from sq.core.engine.callbacks import handler_functions
 from sq.core.engine.layout import (
+    batch_kernel,
     inline_kernel,
     kernel,
     GF_DAILY,
@@ -301,7 +302,7 @@ def end_message(qbuf, ist, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo
     _gateway(ob, obf, oi, g, hq, hf)
 
 
-@kernel
+@batch_kernel
 def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         qbuf, ist, bg, pv_tick, pv_qty,
         oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf,

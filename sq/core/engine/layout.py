@@ -294,6 +294,16 @@ def kernel(fn):
     return _unliteral_calls(njit(cache=True, _nrt=False)(fn))
 
 
+def batch_kernel(fn):
+    """`kernel` for an entry point Python calls once per market batch (the event loop, the input
+    pass): it runs without the GIL, so a reader thread decodes the next batch of the input
+    (`sq.core.prefetch`) while this one runs. Nothing else touches the engine's arrays meanwhile:
+    the engine is driven by one thread."""
+    from numba import njit
+
+    return _unliteral_calls(njit(cache=True, _nrt=False, nogil=True)(fn))
+
+
 def _unliteral_calls(dispatcher):
     """Type a call from another kernel by its arguments' plain types: numba otherwise compiles
     one specialisation per combination of constant arguments at the call sites (`order_row(...,
