@@ -353,3 +353,20 @@ def test_parquet_output_reads_back_with_v2_pages_and_a_small_first_row_group(tmp
     encodings = {rg.column(i).path_in_schema: rg.column(i).encodings for i in range(rg.num_columns)}
     assert "DELTA_BINARY_PACKED" in encodings["ts"] and "DELTA_BINARY_PACKED" in encodings["seq"]
     _same_rows(pq.read_table(out), pa.Table.from_batches(big))
+
+
+def test_symbol_registry_codes_follow_each_batch_s_dictionary():
+    """A dictionary whose ids are the registry's is used as it is; another one is remapped; a
+    plain string column is encoded."""
+    import pyarrow as pa
+
+    from sq.core.streams import SymbolRegistry
+
+    reg = SymbolRegistry()
+    first = pa.DictionaryArray.from_arrays(pa.array([0, 1, 1, 0], pa.int32()), pa.array(["SIM:A", "SIM:B"]))
+    assert reg.codes(first).tolist() == [0, 1, 1, 0]
+    swapped = pa.DictionaryArray.from_arrays(pa.array([0, 0, 1, 2], pa.int32()), pa.array(["SIM:B", "SIM:A", "SIM:C"]))
+    assert reg.codes(swapped).tolist() == [1, 1, 0, 2]
+    assert reg.codes(first).tolist() == [0, 1, 1, 0]
+    assert reg.codes(pa.array(["SIM:C", "SIM:A"])).tolist() == [2, 0]
+    assert reg.symbols == ["SIM:A", "SIM:B", "SIM:C"]
