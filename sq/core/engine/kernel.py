@@ -365,7 +365,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
             prev = LV.qty_at(qbuf, ist, s, sd, tk)
             if LV.apply_level(qbuf, ist, bg, s, sd, tk, qty[i]) != B.ST_OK:
                 return ST_GROW_BOOK, i
-            if si[s, SI_NREST] > 0:
+            if si[s, SI_NREST] > 0 and X.level_touches_rest(si, s, sd, tk, qty[i]):
                 X.on_level(oi, of, rest, si, g, gf, hq, hf, s, sd, tk, prev, qty[i], ist[s, B.I_INSNAP], t)
             g[G_PBOOK] = 1
         elif k == B.TRADE:
