@@ -38,7 +38,7 @@ N_INFO = 8
 @njit(cache=True, _nrt=False)
 def feed_burst(buf, lens, f0, b0, recv, recv_step, st, codemap, judge, hashes, order, sym_buf, sym_off,
                ints, i64, f64, sym, kind, side, r, info):
-    """Frames f0… of a burst (buf holds them back to back, frame f is lens[f] bytes from b0).
+    """Frames f0… of a burst (buf, bytes, holds them back to back; frame f0 starts at byte b0).
 
     recv[f * recv_step] is frame f's receive time; codemap maps the table's symbol index to the
     pipeline's code (its last entry -1: unknown); judge == 0: depth diffs are not judged and make

@@ -138,6 +138,10 @@ class MarketPipeline:
         self._logged: dict[str, int] = {}
         # recent sync events, oldest first: ("gap", code, local id, U, u) and ("snapshot", code, L)
         self.sync_log: deque = deque(maxlen=10_000)
+        # the burst kernel's scratch: the last frame's scan fields, its report, a one-time recv
+        self._ints = np.empty((1, 10), dtype=np.int64)
+        self._info = np.empty(burst.N_INFO, dtype=np.int64)
+        self._recv1 = np.empty(1, dtype=np.int64)
 
     # ------------------------------------------------------------------------------ bookkeeping
 
@@ -199,7 +203,11 @@ class MarketPipeline:
             frames = [f.encode() if isinstance(f, str) else f for f in frames]
             buf = b"".join(frames)
         lens = np.fromiter(map(len, frames), dtype=np.int64, count=n)
-        recv = np.ascontiguousarray(recv_ns, dtype=np.int64)
+        if isinstance(recv_ns, int):
+            recv = self._recv1
+            recv[0] = recv_ns
+        else:
+            recv = np.ascontiguousarray(recv_ns, dtype=np.int64)
         if recv.shape == (1,):
             step = 0
         elif recv.shape == (n,):
@@ -208,35 +216,30 @@ class MarketPipeline:
             raise ValueError(f"recv_ns: one time or one per frame ({n}), got shape {recv.shape}")
         table, codemap = self._tables[market]
         out = burst.Outputs(len(buf))
-        arr = np.frombuffer(buf or b"\0", dtype=np.uint8)  # always a read-only view: one compiled signature
-        ints = np.empty((1, 10), dtype=np.int64)
-        info = np.empty(burst.N_INFO, dtype=np.int64)
+        ints, info = self._ints, self._info  # the kernel's scratch, read before the next call
         judge = 1 if self.book == "depth" else 0
         self.counters["frames"] += n
         parts: list[Rows] = []
         f = b = r = done = 0  # next frame, its byte offset, rows written, rows already in parts
         while f < n:
-            burst.feed_burst(arr, lens, f, b, recv, step, self.table, codemap, judge, table.hashes, table.order,
+            burst.feed_burst(buf or b"\0", lens, f, b, recv, step, self.table, codemap, judge, table.hashes, table.order,
                              table.sym_buf, table.sym_off, ints, out.i64, out.f64, out.sym, out.kind, out.side, r, info)
-            self.counters["depth_frames"] += int(info[burst.I_DEPTH])
-            self.counters["duplicates"] = int(info[burst.I_DUPS])
-            r = int(info[burst.I_ROWS])
-            stop = info[burst.I_STOP]
+            stop, k, nxt, r, lev_end, verdict, ndepth, dups = info.tolist()  # burst.I_STOP … I_DUPS
+            self.counters["depth_frames"] += ndepth
+            self.counters["duplicates"] = dups
             if stop == burst.DONE:
                 break
-            k = int(info[burst.I_FRAME])
             x = _Extra()
             if stop == burst.STOP_FRAME:
                 self._slow_frame(frames[k], int(recv[k * step]), market, 0, x)
             else:
-                self._stopped_depth(buf, ints[0], int(codemap[ints[0, parser.C_CODE]]), int(info[burst.I_VERDICT]), frames[k],
-                                    int(recv[k * step]), out, r, int(info[burst.I_LEVELS_END]))
+                self._stopped_depth(buf, ints[0], int(codemap[ints[0, parser.C_CODE]]), verdict, frames[k], int(recv[k * step]), out, r, lev_end)
             if x.ts:
                 if r > done:
                     parts.append(_rows_of(out, done, r))
                     done = r
                 parts.append(x.rows()[0])
-            f, b = k + 1, int(info[burst.I_NEXT_BYTE])
+            f, b = k + 1, nxt
         if not parts:
             return _rows_of(out, 0, r)
         if r > done:
