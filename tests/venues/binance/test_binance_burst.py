@@ -76,11 +76,11 @@ def snapshot_for(p, code, market):
     return json.dumps({"lastUpdateId": U if market == "futures" else U - 1, "bids": [["1.00", "1"]], "asks": [["9.99", "1"]]})
 
 
-def run(frames, cuts, market, recv_per_frame=True, p=None):
+def run(frames, cuts, market, recv_per_frame=True, p=None, book="depth"):
     """Feed `frames` cut at `cuts`, answering the snapshot requests after each burst.
 
     Returns the rows and the positions where snapshots were answered."""
-    p = p or MarketPipeline(symbols(market))
+    p = p or MarketPipeline(symbols(market), book=book)
     out, points = [], []
     bounds = [0] + sorted(set(cuts)) + [len(frames)]
     for lo, hi in zip(bounds, bounds[1:]):
@@ -126,6 +126,16 @@ def test_one_burst_equals_frame_by_frame_on_a_synced_book(market):
     one, _, p1 = run(frames, [], market, recv_per_frame=False, p=synced(market))
     each, _, p2 = run(frames, range(1, len(frames)), market, recv_per_frame=False, p=synced(market))
     assert one == each and len(one) > 500 and p1.counters == p2.counters and p1.counters["duplicates"] > 0
+
+
+@pytest.mark.parametrize("book", ["ticker", "none"])
+def test_without_a_depth_book_diffs_make_no_rows_and_trades_keep_their_order(book):
+    frames = stream(9, "spot")
+    ref, points, pref = run(frames, range(1, len(frames)), "spot", book=book)
+    got, _, p = run(frames, set(random.Random(2).sample(range(1, len(frames)), 30)), "spot", book=book)
+    assert points == [] and got == ref and p.counters == pref.counters
+    assert {r[3] for r in got} == {2} and len(got) == p.counters["trades"] > 10  # trade rows only
+    assert p.counters["depth_frames"] > 400 and p.counters["unknown_fields"] > 0
 
 
 def oracle(frames, market):
@@ -196,3 +206,11 @@ def test_text_frames_and_empty_bursts():
     a, _, _ = run(frames, [10, 20], "spot")
     b, _, _ = run([f.decode() for f in frames], [10, 20], "spot")
     assert a == b and len(a) > 50 and len(MarketPipeline(symbols("spot")).feed([], 0)) == 0
+
+
+def test_rows_handed_out_stay_as_they_were_after_later_bursts():
+    frames = stream(4, "spot", n=400, gaps=False)
+    p = synced("spot")
+    kept = [(r, rows(r)) for r in (p.feed(frames[i:i + 16], i, "spot") for i in range(0, len(frames), 16))]
+    assert sum(len(r) for r, _ in kept) > 500
+    assert all(rows(r) == was for r, was in kept)
