@@ -143,6 +143,7 @@ class MarketPipeline:
         self._ints = np.empty((1, 10), dtype=np.int64)
         self._info = np.empty(burst.N_INFO, dtype=np.int64)
         self._recv1 = np.empty(1, dtype=np.int64)
+        self._ticker_dups = 0  # duplicate bookTickers (diff duplicates are counted in the state table)
 
     # ------------------------------------------------------------------------------ bookkeeping
 
@@ -227,7 +228,7 @@ class MarketPipeline:
                              table.sym_buf, table.sym_off, ints, out.i64, out.f64, out.sym, out.kind, out.side, r, info)
             stop, k, nxt, r, lev_end, verdict, ndepth, dups = info.tolist()  # burst.I_STOP … I_DUPS
             self.counters["depth_frames"] += ndepth
-            self.counters["duplicates"] = dups
+            self.counters["duplicates"] = dups + self._ticker_dups
             if stop == burst.DONE:
                 break
             x = _Extra()
@@ -368,6 +369,7 @@ class MarketPipeline:
             self.counters["ignored"] += 1
             return
         if u <= self.seq[code]:
+            self._ticker_dups += 1
             self.counters["duplicates"] += 1
             return
         ts = _event_ns(ev.get("E"), recv)

@@ -214,3 +214,11 @@ def test_rows_handed_out_stay_as_they_were_after_later_bursts():
     kept = [(r, rows(r)) for r in (p.feed(frames[i:i + 16], i, "spot") for i in range(0, len(frames), 16))]
     assert sum(len(r) for r, _ in kept) > 500
     assert all(rows(r) == was for r, was in kept)
+
+
+def test_duplicate_book_tickers_are_counted_wherever_the_burst_ends():
+    p = MarketPipeline(symbols("spot"), book="ticker")
+    t = [json.dumps({"u": u, "s": BTC, "b": "1.5", "B": "1", "a": "1.6", "A": "2"}).encode() for u in (5, 5, 6, 4)]
+    assert len(p.feed(t[:2], 1)) == 4 and p.counters["duplicates"] == 1  # the duplicate ends the burst
+    assert len(p.feed(t[2:], 2)) == 4 and p.counters["duplicates"] == 2
+    assert p.counters["tickers"] == 2
