@@ -56,3 +56,28 @@ def test_an_empty_side_has_an_empty_range():
     assert si[0, L.SI_RA_LO] > si[0, L.SI_RA_HI]
     assert not X.level_touches_rest(si, 0, -1, 101, 5.0)  # an ask above our only bid crosses nothing
     assert X.level_touches_rest(si, 0, -1, 99, 5.0)  # an ask below it does
+
+
+def test_a_checkpoint_without_the_range_columns_resumes_with_them_worked_out():
+    from sq.core import schemas as S
+    from sq.core.config import Config
+    from sq.core.engine import Engine, FillModelConfig
+
+    name = "SIM:RANGE"
+    inst = {name: S.Instrument(name, "sim", 1.0, 1.0)}
+    n = 6
+    ts = np.arange(1, n + 1, dtype=np.int64) * 1_000
+    batch = S.market_batch(S.market_schema(inst), S.symbol_dictionary([name]), ts, ts, np.zeros(n, np.int32),
+                           np.full(n, S.LEVEL, np.uint8), np.array([1, -1, 1, -1, 1, -1], np.int8),
+                           np.array([99.0, 102.0, 98.0, 103.0, 97.0, 104.0]), np.full(n, 50.0), np.arange(1, n + 1, dtype=np.int64))
+    params = {name: {"clip": 1.0, "max_order_size": 10.0, "max_position": 20.0, "max_loss": 1e12}}
+    fill = FillModelConfig(order_latency_ns=10, feed_latency_ns=0)
+    e = Engine("mm", inst, params, config=Config(), fill=fill)
+    e.process(batch, complete=True)
+    assert e.si[0, L.SI_NREST] == 2  # mm's bid and ask rest at the venue
+    state = e.snapshot_state()
+    other = Engine("mm", inst, params, config=Config(), fill=fill)
+    other.restore_state(dict(state, si=state["si"][:, :L.SI_RB_LO].copy()))
+    assert other.si.shape[1] == L.NSI
+    assert (other.si[0, L.SI_RB_LO:L.SI_RA_HI + 1] == e.si[0, L.SI_RB_LO:L.SI_RA_HI + 1]).all()
+    assert other.si[0, L.SI_RB_LO] == other.si[0, L.SI_RB_HI] < other.si[0, L.SI_RA_LO] == other.si[0, L.SI_RA_HI]
