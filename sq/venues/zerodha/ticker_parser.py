@@ -27,6 +27,12 @@ BCD 6 and NCO 12 → 1e4, else 100). Rows follow docs/streams.md:
   token (prices as the wire's integers: no division on this path), updated in the same pass
   (docs/streams.md, "Zerodha: derived trades").
 
+Output: the kernel writes each batch as one Arrow IPC record-batch message into a buffer with room
+for every row (sq.core.arrow_message: values, validity bitmaps and metadata), which pyarrow reads
+zero-copy — one read instead of building 22 arrays, ~25 µs a batch. Buffers come from a pool that
+hands one out again only once no batch (or anything taken from one) points into it, so a live
+stream reuses warm memory and a kept batch never changes.
+
 Malformed input never raises: a 1-byte frame is a heartbeat; an empty frame, a packet count or
 length that runs past the frame, or an unknown packet length is counted in `ParserStats` and the
 rest of that frame skipped (packets before it are kept). Packets for tokens the parser was not
@@ -281,14 +287,14 @@ def _parse_rows(buf, fstart, fend, frecv, keys, syms, tstate, stats, o_ts, o_rec
     return n
 
 
-
 # validity groups: columns that share their nulls share one bitmap
 G_ORDERS, G_QUOTE, G_OHLC, G_OI, G_CHANGE = range(5)
 N_GROUPS = 5
 # which validity each float extra shares (EXTRA_FIELDS order); last_trade_time shares the OI one
 _EXTRA_GROUPS = (G_QUOTE, G_QUOTE, G_QUOTE, G_QUOTE, G_OHLC, G_OHLC, G_OHLC, G_OHLC, G_OI, G_OI, G_OI, G_CHANGE)
 FIELD_GROUPS = [NO_GROUP] * 7 + [G_ORDERS, NO_GROUP] + list(_EXTRA_GROUPS) + [G_OI]
-F_EXTRA = 9  # the first extra column (schema order)
+F_SYMBOL = 2  # the symbol column (schema order): the message holds its dictionary indices
+F_EXTRA = 9  # the first extra column
 # `at` slots: the message offsets of the 22 columns' values (schema order), then of the N_GROUPS
 # bitmaps, then the row room and the position of the row count in the metadata
 A_BITMAPS = len(FIELD_GROUPS)
@@ -381,6 +387,7 @@ def parse_frames(buf, fstart, fend, frecv, keys, syms, tstate, stats, out, at, h
         _write_validity(out, at, o_ord, x_lay, n, nulls)
         write_metadata(out, header, at[A_LENGTH_POS], plan, n, nulls)
     return n
+
 
 @dataclass
 class ParserStats:
@@ -510,7 +517,7 @@ class TickerParser:
         size = int(fend[-1] - fstart[0]) if len(fstart) == 1 else int((fend - fstart).sum())
         # room: a few frames get their exact bound (fewer partly used pages when batches are kept);
         # bulk input one row per 10 bytes (ltp packets' worst case: walking every packet first
-        # would cost a fifth of the parse, and untouched pages cost nothing)
+        # would cost ~10% of the parse, and untouched pages cost nothing)
         layout, at = self._layout(row_bound(buf, fstart, fend) if size < 1 << 16 else size // 10 + 1)
         out = self._pool.take(layout.size)
         if self._lay.shape[0] < layout.cap:
@@ -539,6 +546,3 @@ class TickerParser:
             at = np.concatenate([v, layout.bitmaps, [cap, layout.length_pos]]).astype(np.int64)
             got = self._layouts[cap] = (layout, at)
         return got
-
-
-F_SYMBOL = 2  # the symbol column (schema order): the message holds its dictionary indices
