@@ -18,7 +18,8 @@ writes the row count, null counts and lengths.
 
 Buffers come from a `BufferPool`, which hands a buffer out again only once no batch points into
 it: a fresh buffer's pages must be faulted in by the OS (~1 µs per 4 KiB page: more than the
-kernel's parsing), a reused one is already mapped and in cache.
+kernel's parsing), a reused one is already mapped and in cache. Big fresh buffers stay on 4 KiB
+pages (`_fresh`).
 """
 
 from __future__ import annotations
@@ -172,18 +173,6 @@ def write_metadata(out, header, length_pos, plan, n, nulls):
         put_i64(out, plan[i, P_VALUES] + 8, n * plan[i, P_WIDTH])
 
 
-@njit(cache=True, inline="always", _nrt=False)
-def set_bits(out, start, n, row, valid):
-    """Bitmap at byte `start` of `out`: set bit `row` to `valid` (bytes are written whole: bit 0 of
-    a byte resets it, so every byte up to row n is defined without a separate clear)."""
-    byte = start + (row >> 3)
-    bit = row & 7
-    if bit == 0:
-        out[byte] = np.uint8(valid)
-    elif valid:
-        out[byte] |= np.uint8(1 << bit)
-
-
 class BufferPool:
     """Message buffers, handed out again only once no batch points into them.
 
@@ -207,7 +196,7 @@ class BufferPool:
         for b in self._bufs:
             if sys.getrefcount(b) == free and b.shape[0] >= size:
                 return b
-        fresh = np.empty(size, np.uint8)
+        fresh = _fresh(size)
         if len(self._bufs) < self.keep:
             self._bufs.append(fresh)
         else:  # drop the pool's reference to an older one (its batch keeps it alive while needed)
@@ -215,3 +204,34 @@ class BufferPool:
             self._next = (self._next + 1) % self.keep
         return fresh
 
+
+HUGE = 1 << 22  # NumPy madvises arrays from 4 MiB up for transparent huge pages
+_MADV_NOHUGEPAGE = 15
+
+
+def _libc_madvise():
+    """libc's madvise on Linux (None elsewhere, or where ctypes cannot reach it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        f = ctypes.CDLL(None, use_errno=True).madvise
+        f.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        return f
+    except (OSError, AttributeError):
+        return None
+
+
+_madvise = _libc_madvise()
+
+
+def _fresh(size: int) -> np.ndarray:
+    """A new buffer; a big one is kept on 4 KiB pages. NumPy asks for huge pages from 4 MiB up, and
+    where the kernel must compact memory to find them, the first pass over a capture ran up to
+    twice as long as on small pages (only the pages the rows reach are faulted in)."""
+    buf = np.empty(size, np.uint8)
+    if size >= HUGE and _madvise is not None:
+        start = -(-buf.ctypes.data // 4096) * 4096
+        _madvise(start, (buf.ctypes.data + size - start) // 4096 * 4096, _MADV_NOHUGEPAGE)
+    return buf

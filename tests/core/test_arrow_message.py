@@ -128,3 +128,6 @@ def test_pool_reuses_a_free_buffer_and_grows_for_a_bigger_one():
     assert pool.take(50).ctypes.data == addr
     big = pool.take(1000)
     assert big.shape[0] >= 1000 and big.ctypes.data != addr
+    huge = pool.take(5 << 20)  # past NumPy's huge-page size: kept on small pages, still writable everywhere
+    huge[0], huge[-1] = 1, 2
+    assert huge.shape[0] == 5 << 20 and huge[-1] == 2
