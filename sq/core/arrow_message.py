@@ -179,28 +179,39 @@ class BufferPool:
     A batch read from a buffer keeps a reference to it — pyarrow's buffer holds the NumPy array
     through the buffer protocol for as long as any column, slice or C++ consumer of the batch
     (a table, a polars frame, an exported C array) lives — so a buffer whose only references are
-    the pool's own is free: nobody can see it being overwritten. Up to `keep` buffers are pooled;
-    when none is free (a consumer holds them all), `take` makes a fresh one.
+    the pool's own is free: nobody can see it being overwritten. A free buffer is reused for a
+    request of half its size or more (a small batch never pins a big buffer); up to `keep` buffers
+    are pooled, and a fresh one replaces a free misfit first, else the oldest.
     """
 
     def __init__(self, keep: int = 4):
         self.keep = keep
         self._bufs: list[np.ndarray] = []
-        self._next = 0  # the pooled buffer a fresh one replaces when all are in use
+        self._next = 0  # the pooled buffer a fresh one replaces when none is free
         probe = [np.empty(1, np.uint8)]
-        self._free = next(sys.getrefcount(b) for b in probe)  # the list's reference, the loop's, getrefcount's
+        self._free = self._refs(probe, 0)
+
+    @staticmethod
+    def _refs(bufs: list[np.ndarray], i: int) -> int:
+        """References to bufs[i]: the list's, this frame's and getrefcount's when no batch holds it."""
+        b = bufs[i]
+        return sys.getrefcount(b)
 
     def take(self, size: int) -> np.ndarray:
         """An uninitialised buffer of at least `size` bytes that no batch points into."""
-        free = self._free
-        for b in self._bufs:
-            if sys.getrefcount(b) == free and b.shape[0] >= size:
-                return b
+        bufs, misfit = self._bufs, -1
+        for i in range(len(bufs)):
+            if self._refs(bufs, i) == self._free:
+                if size <= bufs[i].shape[0] <= 2 * size:
+                    return bufs[i]
+                misfit = i
         fresh = _fresh(size)
-        if len(self._bufs) < self.keep:
-            self._bufs.append(fresh)
-        else:  # drop the pool's reference to an older one (its batch keeps it alive while needed)
-            self._bufs[self._next] = fresh
+        if misfit >= 0:
+            bufs[misfit] = fresh
+        elif len(bufs) < self.keep:
+            bufs.append(fresh)
+        else:  # all in use: drop the pool's reference to the oldest (its batch keeps it alive while needed)
+            bufs[self._next] = fresh
             self._next = (self._next + 1) % self.keep
         return fresh
 

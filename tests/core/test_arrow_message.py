@@ -120,7 +120,7 @@ def test_pool_never_hands_out_a_buffer_a_batch_points_into(keep):
     assert pool.take(layout.size).ctypes.data == addr  # free again: reused
 
 
-def test_pool_reuses_a_free_buffer_and_grows_for_a_bigger_one():
+def test_pool_reuses_a_free_buffer_of_about_the_size_asked():
     pool = BufferPool(keep=2)
     a = pool.take(100)
     addr = a.ctypes.data
@@ -128,6 +128,15 @@ def test_pool_reuses_a_free_buffer_and_grows_for_a_bigger_one():
     assert pool.take(50).ctypes.data == addr
     big = pool.take(1000)
     assert big.shape[0] >= 1000 and big.ctypes.data != addr
+    big_addr = big.ctypes.data
+    del big
+    # a small request never gets the big free buffer (a small batch would pin it): with the small
+    # one in use it gets a fresh buffer, which takes the big one's place in the pool
+    held = pool.take(100)
+    assert held.ctypes.data == addr
+    small = pool.take(100)
+    assert small.shape[0] == 100 and small.ctypes.data not in (addr, big_addr)
+    assert all(b.shape[0] == 100 for b in pool._bufs)
     huge = pool.take(5 << 20)  # past NumPy's huge-page size: kept on small pages, still writable everywhere
     huge[0], huge[-1] = 1, 2
     assert huge.shape[0] == 5 << 20 and huge[-1] == 2

@@ -455,6 +455,7 @@ class TickerParser:
         self._pool = BufferPool()
         self._lay = np.empty(0, np.int16)  # kernel scratch: each row's packet layout
         self._nulls = np.zeros(N_GROUPS, np.int64)  # kernel scratch: null counts per validity group
+        self._one = tuple(np.zeros(1, np.int64) for _ in range(3))  # one frame's start (0), end, receive time
 
     @property
     def stats(self) -> ParserStats:
@@ -469,10 +470,11 @@ class TickerParser:
         """
         if not frames:
             return None
-        if len(frames) == 1:  # the live path's common case: one frame, no joining
-            buf = np.frombuffer(frames[0], dtype=np.uint8)
-            recv = np.array([recv_ns] if isinstance(recv_ns, (int, np.integer)) else list(recv_ns), dtype=np.int64)
-            return self.parse_buffer(buf, np.zeros(1, np.int64), np.array([buf.shape[0]], np.int64), recv)
+        if len(frames) == 1:  # the live path's common case: one frame, no joining, no new index arrays
+            start, end, recv = self._one  # the kernel reads them during the call only
+            end[0] = len(frames[0])
+            recv[0] = recv_ns if isinstance(recv_ns, (int, np.integer)) else next(iter(recv_ns))
+            return self.parse_buffer(np.frombuffer(frames[0], dtype=np.uint8), start, end, recv)
         lens = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
         fend = np.cumsum(lens)
         fstart = fend - lens
