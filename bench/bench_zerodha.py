@@ -5,9 +5,10 @@ Two shapes: bulk (a whole capture parsed into ~64k-row batches — replay / reco
 live (one call per 50-packet frame, as the ticker delivers a burst). Target: bulk ≥ 2M packets/s;
 live ≥ 1× the struct loop.
 
-The live line is a live consumer: it handles each batch (reads a column) and lets it go before the
-next frame, so the parser reuses its buffers. "every batch kept" holds all 4,000 batches (~430 MB
-of columns): each frame's ~110 KB of output lands on fresh pages the OS must fault in (~1 µs per
+The live line is a live consumer: it uses each batch (its row count) and lets it go before the
+next frame, as a live run does, so the parser reuses its buffers. "every batch kept" holds all
+4,000 batches (~430 MB of columns; what the live line measured until the parser pooled its
+buffers): each frame's ~110 KB of output lands on fresh pages the OS must fault in (~1 µs per
 4 KiB page, about as long as the struct loop takes per frame), whatever the parser does.
 """
 
