@@ -1,19 +1,27 @@
-"""pyarrow set up for a command-line process: no pandas import behind sq's back.
+"""pyarrow set up for an `sq` process: no pandas import behind sq's back.
 
 pyarrow looks for pandas the first time `pa.array()` (or `pa.table()`) sees any input, and
-imports it when it is installed — 0.2 s of a process's start-up spent on a library sq never
-hands to pyarrow. `keep_pandas_unloaded` lets that first, optional look find nothing, so the
-check is settled without the import. Anything that really asks pyarrow for pandas
-(`Table.to_pandas()`) still imports it then: pyarrow retries the import for every call that
-requires pandas. A process that has already imported pandas is left as it is.
+imports it when it is installed — 0.2 s of a command's start-up spent on a library sq never
+hands to pyarrow. The `sq` console script asks for `keep_pandas_unloaded` (`enable`, before
+anything imports pyarrow); then the first `sq.core.schemas` import lets that first, optional
+look find nothing, so the check is settled without the import, and the process behaves like an
+install without pandas (sq's dependencies do not include it). Anything that really asks pyarrow
+for pandas (`Table.to_pandas()`) still imports it then: pyarrow retries the import for every call
+that requires pandas. A process that has already imported pandas is left as it is, and so is a
+program that imports sq as a library (tests, notebooks).
 """
 
 from __future__ import annotations
 
 import sys
 
-import numpy as np
-import pyarrow as pa
+_ENABLED = False
+
+
+def enable() -> None:
+    """Ask for `keep_pandas_unloaded` at the first `sq.core.schemas` import (the `sq` command)."""
+    global _ENABLED
+    _ENABLED = True
 
 
 class _NoPandas:
@@ -27,9 +35,12 @@ class _NoPandas:
 
 
 def keep_pandas_unloaded() -> None:
-    """Settle pyarrow's optional pandas check without importing pandas (see the module doc)."""
-    if "pandas" in sys.modules:
+    """Settle pyarrow's optional pandas check without importing pandas, when `enable`d."""
+    if not _ENABLED or "pandas" in sys.modules:
         return
+    import numpy as np
+    import pyarrow as pa
+
     finder = _NoPandas()
     sys.meta_path.insert(0, finder)
     try:
