@@ -12,7 +12,9 @@
 4. Paper, in process: 1-event batches through `Engine.process(complete=True)`; the time from a
    market event's arrival (the call) to the order leaving the engine (the call returns with the
    order in the outbox consumed and journaled), p50 / p99 over the events that sent an order and
-   over all events. Target: p99 ≤ 20 µs for the events that sent an order, < 50 µs over all.
+   over all events; and the p99 of the same calls on the thread's CPU clock (the code's own
+   cost, without the moments another job had the core). Target: p99 ≤ 20 µs for the events that
+   sent an order, < 50 µs over all.
 5. `sq backtest --sweep`: a 16-point grid (clip × max_position × threshold) over the same events, grid
    points/s and events/s. As the command does, this process reads the file once (inside the
    clock) and runs the grid on it (the baseline), or hands it to a local pool of forked workers
@@ -148,17 +150,21 @@ def _paper_latency(table, n_events=60_000):
     for b in batches[:200]:  # warm up
         e.process(b, complete=True)
     lat = np.empty(len(batches) - 200)
+    cpu = np.empty(len(batches) - 200)
     sent = np.zeros(len(batches) - 200, bool)
     before = e.counters()["orders"]
     clock = time.perf_counter_ns
+    thread = time.thread_time_ns
     for k, b in enumerate(batches[200:]):
+        c0 = thread()
         t0 = clock()
         e.process(b, complete=True)
         lat[k] = clock() - t0
+        cpu[k] = thread() - c0
         now = int(e.g[1])  # G_NEXT_COID: ids handed out (orders and journaled rejections)
         sent[k] = now != before
         before = now
-    return lat / 1e3, sent
+    return lat / 1e3, sent, cpu / 1e3
 
 
 def _sweep(jobs: int, executor: str = "local") -> tuple[float, int]:
@@ -207,10 +213,14 @@ def run(report) -> None:
         report("hftbacktest 2.x ROIVector mm (requote every 10 events, power-prob queue), events/s", peer, "M/s")
         report("backtest mm vs hftbacktest, events/s", rate, "M/s", baseline=peer, target=3.0)
 
-    lat, sent = _paper_latency(table)
+    lat, sent, cpu = _paper_latency(table)
     report(f"paper 1-event batches: event -> order out, p50 ({int(sent.sum()):,} events sent orders)",
            float(np.percentile(lat[sent], 50)) if sent.any() else float("nan"), "us")
     report("paper 1-event batches: event -> order out, p99 (target <= 20 us)", float(np.percentile(lat[sent], 99)) if sent.any() else float("nan"),
+           "us", target=20.0, lower_is_better=True)
+    # the same calls timed on this thread's CPU clock: what the code costs, without the moments
+    # another job on the machine had the core (wall-clock p99 on a shared 2-core box is mostly those)
+    report("paper 1-event batches: event -> order out, p99 of the thread's CPU time", float(np.percentile(cpu[sent], 99)) if sent.any() else float("nan"),
            "us", target=20.0, lower_is_better=True)
     report("paper 1-event batches: any event, p50", float(np.percentile(lat, 50)), "us")
     report("paper 1-event batches: any event, p99", float(np.percentile(lat, 99)), "us", target=50.0, lower_is_better=True)
