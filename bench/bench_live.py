@@ -10,6 +10,10 @@
   handed to the venue client — engine step + write-ahead journal (one write, one fsync) included;
   and from the batch's last frame arriving on the socket (its `recv_ts`) to the same moment, which
   adds parsing and the hop from the market thread to the live loop.
+* its baseline, measured in the same run in the journal's directory: appending one record the
+  size of a journal step (the median bytes a `write_step` of that run wrote) to a file and
+  `os.fdatasync`-ing it, many times. Target: tick→order p50 and p99 each ≤ that sync's p50 / p99
+  + 0.1 ms (the step's own Python work — engine, journal rows, encoding — within 0.1 ms).
 """
 
 from __future__ import annotations
@@ -87,6 +91,47 @@ def _tick_to_order_apart(home: str, seconds: float = 12.0, monitor=None) -> dict
         proc.wait(10)
 
 
+def _step_sizes() -> tuple[list[int], object]:
+    """Record the bytes of every journal step written while the returned undo is not called."""
+    from sq.core import journal as J
+
+    sizes: list[int] = []
+    original = J.Journal.write_step
+
+    def spy(self, records):
+        before = self.bytes_written
+        n = original(self, records)
+        sizes.append(self.bytes_written - before)
+        return n
+
+    J.Journal.write_step = spy
+
+    def undo() -> None:
+        J.Journal.write_step = original
+
+    return sizes, undo
+
+
+def _fdatasync_baseline(directory: Path, size: int, reps: int = 1000) -> tuple[float, float]:
+    """p50 and p99 (µs) of appending `size` bytes to one file in `directory` and fdatasync-ing it,
+    as a journal without tricks would (the file grows with every write)."""
+    path = directory / "fdatasync-baseline.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+    buf = (b"x" * max(size - 1, 0)) + b"\n"
+    times = []
+    try:
+        for _ in range(reps):
+            t0 = time.perf_counter_ns()
+            os.write(fd, buf)
+            os.fdatasync(fd)
+            times.append(time.perf_counter_ns() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    times.sort()
+    return times[len(times) // 2] / 1e3, times[min(len(times) - 1, int(len(times) * 0.99))] / 1e3
+
+
 def _tick_to_order(fake, home: str, seconds: float = 6.0, monitor=None) -> dict:
     from sq.core.environment import Environment
     from sq.runs.live import LiveOptions, run_live
@@ -124,11 +169,21 @@ def run(report) -> None:
             report("sq kill --symbol: cold start → cancel-all at venue (< 0.5 s)", direct, "s", target=0.5, lower_is_better=True)
             listed = _kill_cold(fake, env, gw, [])
             report("sq kill: cold start → list + cancel-all at venue (< 0.5 s)", listed, "s", target=0.5, lower_is_better=True)
-            summary = _tick_to_order_apart(home)
+            sizes, undo = _step_sizes()
+            try:
+                summary = _tick_to_order_apart(home)
+            finally:
+                undo()
             lat = summary["tick_to_order_us"]
             if lat["n"]:
-                report(f"live tick→order p50 in process ({lat['n']} orders)", lat["p50"], "µs")
-                report("live tick→order p99 in process", lat["p99"], "µs")
+                step = int(statistics.median(sizes)) if sizes else 320
+                sync50, sync99 = _fdatasync_baseline(Path(home) / "bench-run", step)
+                report(f"append {step} B (a journal step) + fdatasync p50 (baseline)", sync50, "µs")
+                report(f"append {step} B + fdatasync p99 (baseline)", sync99, "µs")
+                report(f"live tick→order p50 in process ({lat['n']} orders) vs sync p50 + 0.1 ms", lat["p50"], "µs",
+                       baseline=sync50 + 100, target=1.0, lower_is_better=True)
+                report("live tick→order p99 in process vs sync p99 + 0.1 ms", lat["p99"], "µs",
+                       baseline=sync99 + 100, target=1.0, lower_is_better=True)
                 wire = summary.get("receipt_to_order_us") or {}
                 if wire.get("n"):
                     report(f"live frame received→order p50 (parse + queue + engine + journal)", wire["p50"], "µs")
