@@ -10,6 +10,13 @@
   handed to the venue client — engine step + write-ahead journal (one write, one fsync) included;
   and from the batch's last frame arriving on the socket (its `recv_ts`) to the same moment, which
   adds parsing and the hop from the market thread to the live loop.
+* its baseline, measured in the same run in the journal's directory: appending one record the
+  size of a journal step to a file and `os.fdatasync`-ing it, many times. Target: tick→order p50
+  and p99 each ≤ that sync's p50 / p99 + 0.1 ms (the step's own Python work within 0.1 ms).
+  Two baselines: *paced* — a process of its own syncing every 50 ms *while* the live run trades
+  (the journal syncs a few times a second, and on a virtual disk a sync after a pause carries
+  everything the machine wrote meanwhile: paced syncs cost several times back-to-back ones);
+  *back-to-back* — right after the run, the median bytes of that run's steps, 1000 syncs in a row.
 """
 
 from __future__ import annotations
@@ -87,6 +94,97 @@ def _tick_to_order_apart(home: str, seconds: float = 12.0, monitor=None) -> dict
         proc.wait(10)
 
 
+def _step_sizes() -> tuple[list[int], object]:
+    """Record the bytes of every journal step written while the returned undo is not called."""
+    from sq.core import journal as J
+
+    sizes: list[int] = []
+    original = J.Journal.write_step
+
+    def spy(self, records):
+        before = self.bytes_written
+        n = original(self, records)
+        sizes.append(self.bytes_written - before)
+        return n
+
+    J.Journal.write_step = spy
+
+    def undo() -> None:
+        J.Journal.write_step = original
+
+    return sizes, undo
+
+
+def _fdatasync_baseline(directory: Path, size: int, reps: int = 1000) -> tuple[float, float]:
+    """p50 and p99 (µs) of appending `size` bytes to one file in `directory` and fdatasync-ing it,
+    as a journal without tricks would (the file grows with every write)."""
+    path = directory / "fdatasync-baseline.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+    buf = (b"x" * max(size - 1, 0)) + b"\n"
+    times = []
+    try:
+        for _ in range(reps):
+            t0 = time.perf_counter_ns()
+            os.write(fd, buf)
+            os.fdatasync(fd)
+            times.append(time.perf_counter_ns() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    times.sort()
+    return times[len(times) // 2] / 1e3, times[min(len(times) - 1, int(len(times) * 0.99))] / 1e3
+
+
+PACED_SYNCS = """
+import os, sys, time
+path, size, gap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+buf = b"x" * (size - 1) + b"\\n"
+os.set_blocking(0, False)
+times = []
+while True:
+    time.sleep(gap)
+    try:
+        if sys.stdin.buffer.read() == b"":
+            break
+    except (BlockingIOError, TypeError):
+        pass
+    t0 = time.perf_counter_ns()
+    os.write(fd, buf)
+    os.fdatasync(fd)
+    times.append(time.perf_counter_ns() - t0)
+os.close(fd)
+os.unlink(path)
+print(" ".join(map(str, times)), flush=True)
+"""
+
+
+def _order_step_size() -> int:
+    """Bytes of the journal step the tick→order path writes most: one `new` order record of the
+    bench's symbol (its payload shaped as `sq live` writes it)."""
+    from sq.core import journal as J
+
+    row = dict(ts=1_796_644_443_875_133_022, symbol="BINANCE:BTCUSDT", client_order_id="sqbf75801a-12", venue_order_id=None,
+               event="new", side=1, price=60000.05, qty=0.01, filled_qty=0.0, leaves_qty=0.01, reason=None)
+    return len(J.encode_record(12, "order", row, J.GENESIS)[0].encode())
+
+
+class _PacedSyncs:
+    """Append + fdatasync every `gap` s in a process of its own, in `directory`, until `stop()`."""
+
+    def __init__(self, directory: Path, size: int, gap: float = 0.05):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([sys.executable, "-c", PACED_SYNCS, str(directory / "paced-fdatasync.bin"), str(size), str(gap)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> tuple[float, float, int] | None:
+        out, _ = self.proc.communicate("", timeout=30)
+        times = sorted(int(x) for x in out.split())
+        if not times:
+            return None
+        return times[len(times) // 2] / 1e3, times[min(len(times) - 1, int(len(times) * 0.99))] / 1e3, len(times)
+
+
 def _tick_to_order(fake, home: str, seconds: float = 6.0, monitor=None) -> dict:
     from sq.core.environment import Environment
     from sq.runs.live import LiveOptions, run_live
@@ -124,11 +222,34 @@ def run(report) -> None:
             report("sq kill --symbol: cold start → cancel-all at venue (< 0.5 s)", direct, "s", target=0.5, lower_is_better=True)
             listed = _kill_cold(fake, env, gw, [])
             report("sq kill: cold start → list + cancel-all at venue (< 0.5 s)", listed, "s", target=0.5, lower_is_better=True)
-            summary = _tick_to_order_apart(home)
+            sizes, undo = _step_sizes()
+            order_step = _order_step_size()
+            paced = _PacedSyncs(Path(home) / "paced", order_step)  # the journal's file system, beside the run
+            try:
+                summary = _tick_to_order_apart(home)
+            finally:
+                undo()
+                beside = paced.stop()
             lat = summary["tick_to_order_us"]
             if lat["n"]:
                 report(f"live tick→order p50 in process ({lat['n']} orders)", lat["p50"], "µs")
                 report("live tick→order p99 in process", lat["p99"], "µs")
+                if beside:
+                    p50, p99, n = beside
+                    report(f"append {order_step} B + fdatasync every 50 ms, beside the run: p50 ({n})", p50, "µs")
+                    report("append + fdatasync every 50 ms, beside the run: p99", p99, "µs")
+                    report("live tick→order p50 vs paced sync p50 + 0.1 ms (≥ 1×)", lat["p50"], "µs",
+                           baseline=p50 + 100, target=1.0, lower_is_better=True)
+                    report("live tick→order p99 vs paced sync p99 + 0.1 ms (≥ 1×)", lat["p99"], "µs",
+                           baseline=p99 + 100, target=1.0, lower_is_better=True)
+                step = int(statistics.median(sizes)) if sizes else order_step
+                sync50, sync99 = _fdatasync_baseline(Path(home) / "bench-run", step)
+                report(f"append {step} B (the run's median step) + fdatasync back-to-back: p50", sync50, "µs")
+                report("append + fdatasync back-to-back: p99", sync99, "µs")
+                report("live tick→order p50 vs back-to-back sync p50 + 0.1 ms (≥ 1×)", lat["p50"], "µs",
+                       baseline=sync50 + 100, target=1.0, lower_is_better=True)
+                report("live tick→order p99 vs back-to-back sync p99 + 0.1 ms (≥ 1×)", lat["p99"], "µs",
+                       baseline=sync99 + 100, target=1.0, lower_is_better=True)
                 wire = summary.get("receipt_to_order_us") or {}
                 if wire.get("n"):
                     report(f"live frame received→order p50 (parse + queue + engine + journal)", wire["p50"], "µs")

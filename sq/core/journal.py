@@ -27,9 +27,19 @@ to resume), `resume` (a later process took the run over), `end` (the run was sea
 `funding` (a perpetual's funding payment: ts, symbol, position, mark, rate, amount paid — negative
 when received — and, in a live run, the venue's own figure; docs/funding.md).
 
-Write-ahead and cheap: the records an engine step produced are written with one `os.write` and
-one `fsync` (`write_step`) before the process acts on them (shows them, reports them, takes the
-next market batch). This module needs only the standard library until `compact` (pyarrow).
+Write-ahead and cheap: the records an engine step produced are written with one write and one
+`fdatasync` (`write_step`) before the process acts on them (shows them, reports them, takes the
+next market batch, sends an order). This module needs only the standard library until `compact`
+(pyarrow).
+
+A journal opened with `preallocate=BYTES` (`sq live`: a step sits between a tick and its order)
+keeps that much room ahead of its records, written as zero bytes and synced once: a step then
+overwrites zeros in place, the file's size and block map do not change, and its `fdatasync`
+flushes the data alone — no file-system journal commit, which on a busy disk is most of a sync's
+cost. The room is grown between steps (`reserve`) or, when a step does not fit, by that step;
+growing is best effort (a disk too full for it only means plain appends). `close` and `seal` cut
+the file back to its records; a process that dies leaves its journal followed by zero bytes,
+which `load` reads as the end of the log (a record never holds a zero byte: JSON escapes it).
 """
 
 from __future__ import annotations
@@ -53,9 +63,14 @@ COMPACTED = ("orders", "fills", "pnl")  # parquet files written by `compact`
 _KINDS_OF_TABLE = {"orders": ("order", "reject"), "fills": ("fill",), "pnl": ("pnl",)}  # a reject is an orders row
 
 
+_datasync = getattr(os, "fdatasync", os.fsync)  # data (and the size when it changed) only; macOS has no fdatasync
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+_sha256 = hashlib.sha256
+
+
 def canonical(obj: Any) -> str:
     """The one serialisation that is hashed and written: sorted keys, no whitespace, UTF-8 as is."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    return _dumps(obj)
 
 
 def chain_hash(prev: str, body: str) -> str:
@@ -64,12 +79,16 @@ def chain_hash(prev: str, body: str) -> str:
 
 
 def encode_record(n: int, kind: str, data: Mapping[str, Any], prev: str) -> tuple[str, str]:
-    """One record as its log line (with newline) and its hash."""
-    body = canonical({"d": data, "k": kind, "n": n})
-    h = chain_hash(prev, body)
-    # "h" sorts after "d" and "k" and before "n": rebuild the full canonical object
-    line = canonical({"d": data, "h": h, "k": kind, "n": n})
-    return line + "\n", h
+    """One record as its log line (with newline) and its hash.
+
+    The payload is serialised once: the canonical forms of {"d","k","n"} and of {"d","h","k","n"}
+    are that text spliced between fixed keys ("h" sorts after "d" and "k", before "n"), exactly
+    what `canonical` gives for the whole objects (the record kinds are plain ASCII names)."""
+    d = _dumps(data)
+    k = _dumps(kind)
+    n_text = _dumps(n)
+    h = _sha256(f'{prev}{{"d":{d},"k":{k},"n":{n_text}}}'.encode("utf-8")).hexdigest()
+    return f'{{"d":{d},"h":"{h}","k":{k},"n":{n_text}}}\n', h
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,7 @@ class Loaded:
     records: list[Record]
     last_hash: str
     sealed: bool
+    size: int = 0  # bytes of the records (the file may hold zero bytes after them: a preallocated journal)
 
     @property
     def start(self) -> dict[str, Any]:
@@ -128,7 +148,8 @@ def load(directory: str | os.PathLike) -> Loaded:
 
     Checks, record by record: a complete line (newline-terminated), valid JSON in canonical form
     (so even a changed space or digit format is caught), the expected record number, a known
-    kind, and the hash chain. The first record must be `start`.
+    kind, and the hash chain. The first record must be `start`. The log ends at its first zero
+    byte (the unused room of a preallocated journal); anything but zero bytes after it is an error.
     """
     path = log_path(directory)
     try:
@@ -140,6 +161,15 @@ def load(directory: str | os.PathLike) -> Loaded:
     records: list[Record] = []
     prev = GENESIS
     sealed = False
+    size = raw.find(b"\0")
+    if size < 0:
+        size = len(raw)
+    elif raw.count(0, size) != len(raw) - size:
+        whole = raw.count(b"\n", 0, size)
+        raise DataError(f"journal {path} line {whole + 1} (record {whole + 1}): bytes after zero padding at byte {size} — "
+                        "the journal was corrupted or a write was torn")
+    else:
+        raw = raw[:size]
     lines = raw.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     if not lines and not tail:
@@ -176,18 +206,20 @@ def load(directory: str | os.PathLike) -> Loaded:
             sealed = False
     if tail:
         raise bad(len(lines) + 1, f"truncated record ({len(tail)} bytes without a line end) — the journal was cut short")
-    return Loaded(path, records, prev, sealed)
+    return Loaded(path, records, prev, sealed, size)
 
 
 class Journal:
     """An open journal being appended to by one process (which holds an exclusive lock on it).
 
     Create a new run with `Journal.create(dir, start_payload)`, take a crashed run over with
-    `Journal.reopen(dir)`; append the records of an engine step with `write_step`; end with
-    `seal`, which writes the `end` record and compacts the log to Parquet.
+    `Journal.reopen(dir)` (or append to any with `Journal.open_existing`); append the records of
+    an engine step with `write_step`; end with `seal`, which writes the `end` record and compacts
+    the log to Parquet. With `preallocate=BYTES` the log keeps that much zeroed room ahead of its
+    records (see the module's docstring); `reserve()` tops it up between steps.
     """
 
-    def __init__(self, directory: Path, fd: int, n: int, last_hash: str):
+    def __init__(self, directory: Path, fd: int, n: int, last_hash: str, *, end: int = 0, preallocate: int = 0):
         self.dir = directory
         self._fd = fd
         self.n = n
@@ -196,46 +228,73 @@ class Journal:
         self.fsyncs = 0
         self.on_write: Any = None  # called with each write + fsync's seconds (a run's metrics), None: not timed
         self.sealed = False
+        self._end = end  # bytes of whole records: where the next step goes
+        self._in_place = preallocate > 0  # steps overwrite zeroed room (pwrite; the fd has no O_APPEND)
+        self._chunk = max(0, int(preallocate))  # room to add when growing; 0 once growing failed
+        self._room = os.fstat(fd).st_size if self._in_place else end  # the file's size: records + zeroed room
 
     # -- opening
+    @staticmethod
+    def _flags(preallocate: int) -> int:
+        return os.O_WRONLY if preallocate > 0 else os.O_WRONLY | os.O_APPEND
+
     @classmethod
-    def create(cls, directory: str | os.PathLike, start: Mapping[str, Any]) -> "Journal":
+    def create(cls, directory: str | os.PathLike, start: Mapping[str, Any], *, preallocate: int = 0) -> "Journal":
         """Start a journal in a new (or empty) directory with its `start` record."""
         d = Path(directory)
         if log_path(d).exists():
             raise UsageError(f"--journal {d}: a journal already exists there; continue it with --resume {d} or choose another directory")
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(log_path(d), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o600)
-        j = cls(d, fd, 0, GENESIS)
+        fd = os.open(log_path(d), cls._flags(preallocate) | os.O_CREAT | os.O_EXCL, 0o600)
+        j = cls(d, fd, 0, GENESIS, preallocate=preallocate)
         j._lock()
+        j.reserve()
         fsync_dir(d)
         j.write_step([("start", dict(start))])
         return j
 
     @classmethod
-    def reopen(cls, directory: str | os.PathLike, resume: Mapping[str, Any], check: Any = None) -> tuple["Journal", Loaded]:
+    def open_existing(cls, directory: str | os.PathLike, check: Any = None, *, preallocate: int = 0, what: str = "--resume") -> tuple["Journal", "Loaded"]:
+        """Lock and verify an existing journal, ready to append to (nothing appended yet).
+
+        `check(loaded)` runs under the lock before anything is changed (an exception leaves the
+        journal untouched). Zero bytes a crashed preallocating writer left after the records are
+        kept as room when preallocating, else cut off. Raises NoInputError when there is no
+        journal, DataError when it does not verify, TempFailure when another process has it open.
+        """
+        d = Path(directory)
+        try:
+            fd = os.open(log_path(d), cls._flags(preallocate))
+        except FileNotFoundError:
+            raise NoInputError(f"{what} {d}: no journal there ({LOG_NAME} not found)") from None
+        try:
+            j = cls(d, fd, 0, GENESIS, preallocate=preallocate)
+            j._lock()
+            loaded = load(d)
+            if check is not None:
+                check(loaded)
+            if not j._in_place and os.fstat(fd).st_size > loaded.size:
+                os.ftruncate(fd, loaded.size)
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        j.n, j.last_hash, j._end = len(loaded.records), loaded.last_hash, loaded.size
+        if not j._in_place:
+            j._room = loaded.size
+        j.reserve()
+        return j, loaded
+
+    @classmethod
+    def reopen(cls, directory: str | os.PathLike, resume: Mapping[str, Any], check: Any = None, *,
+               preallocate: int = 0) -> tuple["Journal", Loaded]:
         """Verify an existing journal, then continue it: append a `resume` record.
 
         `check(loaded)` runs before anything is appended (the caller restores its state there;
         an exception leaves the journal untouched). Raises DataError when it does not verify,
         TempFailure when another process has it open.
         """
-        d = Path(directory)
-        fd = None
-        try:
-            fd = os.open(log_path(d), os.O_WRONLY | os.O_APPEND)
-        except FileNotFoundError:
-            raise NoInputError(f"--resume {d}: no journal there ({LOG_NAME} not found)") from None
-        j = cls(d, fd, 0, GENESIS)
-        try:
-            j._lock()
-            loaded = load(d)
-            if check is not None:
-                check(loaded)
-        except BaseException:
-            os.close(fd)
-            raise
-        j.n, j.last_hash = len(loaded.records), loaded.last_hash
+        j, loaded = cls.open_existing(directory, check, preallocate=preallocate)
         j.write_step([("resume", dict(resume))])
         return j, loaded
 
@@ -249,9 +308,40 @@ class Journal:
         except BlockingIOError:
             raise TempFailure(f"journal {self.dir} is in use by another running sq process") from None
 
+    # -- preallocated room
+    @property
+    def room(self) -> int:
+        """Zeroed bytes ahead of the records (0 unless preallocating)."""
+        return self._room - self._end if self._in_place else 0
+
+    def reserve(self, need: int = 0) -> None:
+        """Top the zeroed room up by a chunk when less than half a chunk (or `need` bytes) is
+        left: between steps, so a step rarely grows the file itself. Best effort: a file system
+        that refuses (full, no fallocate) ends preallocation — steps then extend the file."""
+        if not self._in_place or not self._chunk or self._room - self._end >= max(need, self._chunk // 2):
+            return
+        fd, start = self._fd, self._room
+        stop = max(start, self._end + need) + self._chunk
+        try:
+            fallocate = getattr(os, "posix_fallocate", None)
+            if fallocate is not None:
+                fallocate(fd, start, stop - start)  # the blocks, or ENOSPC before any is written
+            zeros = bytes(min(stop - start, 1 << 20))
+            at = start
+            while at < stop:
+                at += os.pwrite(fd, zeros[:stop - at], at)
+            _datasync(fd)  # the new size and written blocks: later steps' syncs flush data alone
+            self._room = stop
+        except OSError:
+            self._chunk = 0
+            try:
+                self._room = max(self._end, os.fstat(fd).st_size)
+            except OSError:
+                pass
+
     # -- appending
     def write_step(self, records: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
-        """Append records with one write and one fsync (write-ahead); return how many."""
+        """Append records with one write and one fdatasync (write-ahead); return how many."""
         if self.sealed:
             raise RuntimeError("journal already sealed")
         parts = []
@@ -265,21 +355,33 @@ class Journal:
         if not parts:
             return 0
         buf = "".join(parts).encode("utf-8")
-        view = memoryview(buf)
-        size = os.fstat(self._fd).st_size
+        end = self._end
+        if self._in_place and end + len(buf) > self._room:
+            self.reserve(len(buf))
         t0 = time.perf_counter() if self.on_write is not None else 0.0
         try:
-            while view:
-                view = view[os.write(self._fd, view):]
-            os.fsync(self._fd)
+            if self._in_place:
+                view = memoryview(buf)
+                at = end
+                while view:
+                    k = os.pwrite(self._fd, view, at)
+                    view, at = view[k:], at + k
+            else:
+                view = memoryview(buf)
+                while view:
+                    view = view[os.write(self._fd, view):]
+            _datasync(self._fd)
         except OSError as e:
-            self._cut_back(size, e)
+            self._cut_back(end, e)
             raise
-        if self.on_write is not None:  # the run's metrics: write + fsync seconds
+        if self.on_write is not None:  # the run's metrics: write + fdatasync seconds
             self.on_write(time.perf_counter() - t0)
         self.fsyncs += 1
         self.bytes_written += len(buf)
         self.n, self.last_hash = n, h
+        self._end = end + len(buf)
+        if self._end > self._room:
+            self._room = self._end
         return len(parts)
 
     def _cut_back(self, size: int, error: OSError) -> None:
@@ -291,6 +393,7 @@ class Journal:
         try:
             os.ftruncate(self._fd, size)
             os.fsync(self._fd)
+            self._room = size
         except OSError:
             pass  # the torn tail stays; loading the journal reports it
         what = write_failure(error)
@@ -309,8 +412,15 @@ class Journal:
         return loaded
 
     def close(self) -> None:
-        """Release the lock and the file (records already written stay; nothing is sealed)."""
+        """Cut unused preallocated room off, release the lock and the file (records already
+        written stay; nothing is sealed)."""
         if self._fd >= 0:
+            if self._in_place and self._room > self._end:
+                try:
+                    os.ftruncate(self._fd, self._end)
+                    _datasync(self._fd)
+                except OSError:
+                    pass  # zero bytes after the records are read as the end of the log
             os.close(self._fd)
             self._fd = -1
 

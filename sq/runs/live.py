@@ -63,6 +63,7 @@ from sq.core.redact import mask_argv
 CONFIRM_ENV = "SQ_CONFIRM_LIVE"
 MAX_DRAIN = 4096  # queue items handled per loop turn at most
 IDLE_WAKE_S = 0.25  # the loop wakes at least this often with no market data (signals, sweeps, --for)
+JOURNAL_ROOM = 1 << 20  # zeroed room kept ahead of the journal's records: a step's sync flushes data alone (sq.core.journal)
 MAX_RATE_SHARE = 0.8  # never above this share of the venue's published order rate
 DEFAULT_RATE_SHARE = 0.5  # without risk.max_order_rate: this share of the venue's published order rate
 
@@ -170,6 +171,14 @@ def client_prefix(run_id: str) -> str:
 # the run
 
 
+def _rows(out: Any, k: int, name: str) -> list[dict]:
+    """An engine output's orders (k 0) or pnl (k 2) rows as journal payloads: from the kernel's
+    arrays when the output offers it (no Arrow between a tick and its order), else its batch."""
+    dicts = getattr(out, "dicts", None)
+    rows = dicts(k) if dicts is not None else None
+    return J.rows_from_batch(getattr(out, name, None)) if rows is None else rows
+
+
 class LiveRun:
     """One live run: engine + bridge + venue orders + journal; `stop()` ends it cleanly."""
 
@@ -253,14 +262,14 @@ class LiveRun:
         """Engine output → journal records: orders rows with the real client/venue ids, pnl rows.
         (The engine's own fill rows are not journaled: the venue's fills are, with its trade ids.)"""
         recs = []
-        for row in J.rows_from_batch(getattr(out, "orders", None)):
+        for row in _rows(out, 0, "orders"):
             coid = int(row["client_order_id"])
             row["client_order_id"] = self.cid(coid)
             row["venue_order_id"] = self.voids.get(coid)
             if row.get("event") == "rejected" and coid in self.reasons:
                 row["reason"] = self.reasons[coid]
             recs.append(("reject" if row.get("event") == "rejected" and coid not in self.reasons and coid not in self.voids else "order", row))
-        recs.extend(("pnl", row) for row in J.rows_from_batch(getattr(out, "pnl", None)))
+        recs.extend(("pnl", row) for row in _rows(out, 2, "pnl"))
         funding = getattr(out, "funding", None)
         if funding:
             recs.extend(("funding", r) for r in funding)
@@ -678,6 +687,7 @@ class LiveRun:
                 wait = min(IDLE_WAKE_S, max(0.0, self.last_sweep + every - now))
                 if deadline is not None:
                     wait = min(wait, max(0.0, deadline - now))
+                self.journal.reserve()  # the journal's zeroed room topped up between steps, not inside one
                 try:
                     items = [inbox.get(timeout=wait)]
                 except queue.Empty:
@@ -1040,9 +1050,10 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
                              session_of=registry.trading_session)
         marketrules.apply(engine, source.instruments, config, live=True)
         if plan.resume is None:
-            journal = J.Journal.create(plan.journal_dir, _start_record(plan, config))
+            journal = J.Journal.create(plan.journal_dir, _start_record(plan, config), preallocate=JOURNAL_ROOM)
         else:
-            journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": mask_argv(sys.argv[1:])})
+            journal, _ = J.Journal.reopen(plan.journal_dir, {"pid": os.getpid(), "ts": time.time_ns(), "argv": mask_argv(sys.argv[1:])},
+                                          preallocate=JOURNAL_ROOM)
         breaker = CircuitBreaker(failures=safety.breaker_failures, cooldown_s=safety.breaker_cooldown_s)
         run = LiveRun(env, plan, engine, gateway, journal, breaker, sweep_interval_s=safety.sweep_interval_s,
                       sweep_fallback_s=safety.sweep_fallback_s, feed_grace_s=safety.feed_grace_s)

@@ -555,12 +555,8 @@ def append_fix(path: Path, records: list[tuple[str, dict]]) -> int:
     a sealed run's Parquet files are rewritten from the amended log."""
     if not records:
         return 0
-    fd = os.open(J.log_path(path), os.O_WRONLY | os.O_APPEND)
-    j = J.Journal(path, fd, 0, J.GENESIS)
+    j, loaded = J.Journal.open_existing(path, what="--journal")  # a crashed live run's zeroed room is cut off first
     try:
-        j._lock()
-        loaded = J.load(path)
-        j.n, j.last_hash = len(loaded.records), loaded.last_hash
         n = j.write_step(records)
     finally:
         j.close()

@@ -123,11 +123,12 @@ class EngineOutput:
     hands control back (the orders have already left through the outbox) before any Arrow work.
     """
 
-    __slots__ = ("events", "counters", "funding", "_raw", "_build", "_dict", "_done")
+    __slots__ = ("events", "counters", "funding", "_raw", "_build", "_dict", "_done", "_dicts")
 
-    def __init__(self, raw, build, events: int, counters: dict[str, int], dictionary=None, funding=None):
+    def __init__(self, raw, build, events: int, counters: dict[str, int], dictionary=None, funding=None, dicts=None):
         self._raw = raw  # per stream: (int rows, float rows) or a ready batch
         self._build = build  # per stream: f(int rows, float rows, symbol dictionary) -> batch
+        self._dicts = dicts  # per stream: f(int rows, float rows) -> row dicts, or None
         self._dict = dictionary  # the symbol dictionary when the rows were taken
         self._done: list[pa.RecordBatch | None] = [None, None, None]
         self.events = events
@@ -141,6 +142,17 @@ class EngineOutput:
             b = raw if isinstance(raw, pa.RecordBatch) else self._build[k](raw[0], raw[1], self._dict)
             self._done[k] = b
         return b
+
+    def dicts(self, k: int) -> list[dict] | None:
+        """Stream `k`'s rows (0 orders, 1 fills, 2 pnl) as plain dicts — the values
+        `sq.core.journal.rows_from_batch` gives for the built batch — straight from the kernel's
+        arrays, without Arrow (a live run journals them between a tick and its order). None when
+        the stream has no such path (read the batch)."""
+        raw = self._raw[k]
+        if isinstance(raw, pa.RecordBatch):
+            return [] if raw.num_rows == 0 else None
+        make = self._dicts[k] if self._dicts is not None else None
+        return None if make is None else make(raw[0], raw[1])
 
     @property
     def orders(self) -> pa.RecordBatch:
@@ -201,6 +213,7 @@ class Engine:
         self._pending: list[tuple[np.ndarray, ...]] = [[], [], []]
         self._empty = None
         self._empty_raw = None
+        self._dict_builders: tuple | None = None
         self._builders = None
         self._dict = (-1, None)  # (symbols, dictionary): built on first use, even with no symbols yet
         self.calendars = C.Calendars()  # market calendars by symbol name (`set_calendar`)
@@ -869,7 +882,8 @@ class Engine:
                for k, c in enumerate(pend)]
         if self._builders is None:
             self._builders = (self._orders_batch, self._fills_batch, self._pnl_batch)
-        return EngineOutput(raw, self._builders, events, self.counters(), self._symdict(), funding)
+            self._dict_builders = (self._orders_dicts, None, self._pnl_dicts)
+        return EngineOutput(raw, self._builders, events, self.counters(), self._symdict(), funding, self._dict_builders)
 
     def _symdict(self) -> pa.Array:
         if self._dict[0] != len(self.registry.symbols):
@@ -905,6 +919,21 @@ class Engine:
                 pa.array(i[:, L.OO_SIDE].astype(np.int8)), pa.array(f[:, L.OOF_PX]), pa.array(f[:, L.OOF_QTY]),
                 pa.array(f[:, L.OOF_FILLED]), pa.array(f[:, L.OOF_LEAVES]), self._names(L.REASONS, i[:, L.OO_REASON], null_zero=True)]
         return pa.RecordBatch.from_arrays(cols, schema=self._schemas[0])
+
+    def _orders_dicts(self, i, f) -> list[dict]:
+        """`_orders_batch`'s rows as `journal.rows_from_batch` reads them, without Arrow."""
+        names, syms, events, reasons = self._schemas[0].names, self.registry.symbols, S.ORDER_EVENTS, L.REASONS
+        cols = i[:, (L.OO_TS, L.OO_SYM, L.OO_COID, L.OO_VOID, L.OO_EVENT, L.OO_SIDE, L.OO_REASON)].tolist()
+        vals = f[:, (L.OOF_PX, L.OOF_QTY, L.OOF_FILLED, L.OOF_LEAVES)].tolist()
+        return [dict(zip(names, (ts, syms[sym], f"{coid}", None if void == 0 else f"sim-{void}", events[ev], side,
+                                 px, qty, filled, leaves, None if reason == 0 else reasons[reason])))
+                for (ts, sym, coid, void, ev, side, reason), (px, qty, filled, leaves) in zip(cols, vals)]
+
+    def _pnl_dicts(self, i, f) -> list[dict]:
+        """`_pnl_batch`'s rows as `journal.rows_from_batch` reads them, without Arrow."""
+        names, syms = self._schemas[2].names, self.registry.symbols
+        return [dict(zip(names, (ts, syms[sym], *vals)))
+                for (ts, sym), vals in zip(i[:, (L.PO_TS, L.PO_SYM)].tolist(), f[:, :L.NPO_F].tolist())]
 
     def _fills_batch(self, i, f, d=None) -> pa.RecordBatch:
         d = self._symdict() if d is None else d

@@ -67,17 +67,17 @@ class LiveBridge:
         n = int(e.g[L.G_NOB])
         if not n:
             return []
-        rows, qty = e.ob[:n].copy(), e.obf[:n].copy()
+        rows, qty = e.ob[:n].tolist(), e.obf[:n].tolist()  # Python ints and floats: no NumPy scalar per field
         e.g[L.G_NOB] = 0
         out = []
         for r, q in zip(rows, qty):
-            s = int(r[L.OB_SYM])
+            s = r[L.OB_SYM]
             tick = e.ticks[s]
-            price = round(int(r[L.OB_PX]) * tick, 12)
-            ot = int(r[L.OB_OTYPE])
+            price = round(r[L.OB_PX] * tick, 12)
+            ot = r[L.OB_OTYPE]
             if ot == L.OT_LIMIT:
-                out.append(Intent(int(r[L.OB_KIND]), int(r[L.OB_COID]), e.registry.symbols[s], int(r[L.OB_SIDE]),
-                                  price, int(r[L.OB_PX]), float(q), int(r[L.OB_TIF]) == L.TIF_IOC, int(r[L.OB_TS])))
+                out.append(Intent(r[L.OB_KIND], r[L.OB_COID], e.registry.symbols[s], r[L.OB_SIDE],
+                                  price, r[L.OB_PX], float(q), r[L.OB_TIF] == L.TIF_IOC, r[L.OB_TS]))
                 continue
             market = ot in (L.OT_STOP_MARKET, L.OT_TP_MARKET)
             out.append(Intent(int(r[L.OB_KIND]), int(r[L.OB_COID]), e.registry.symbols[s], int(r[L.OB_SIDE]),
