@@ -55,8 +55,13 @@ def infer_tick_size(prices: np.ndarray) -> float:
     return 1e-8
 
 
-_OUT_ROWS = 262_145  # output buffer sets are at least this long (a market batch is ≤ 256K rows + 1)
-_OUT_SETS = 6  # sets kept for reuse: one being filled, the rest held by batches queued for writing
+# `sq book` hands the kernel market batches in pieces of at most this many events: its first
+# output reaches the writer (a Parquet writer thread, a pipe) after 64K events instead of a
+# whole 256K-row input batch, so writing starts sooner and the two overlap in finer steps.
+PIECE_ROWS = 65_536
+_OUT_ROWS = PIECE_ROWS + 1  # output buffer sets are at least this long (a piece + the pending message's row)
+_OUT_SETS = 16  # sets kept for reuse: one being filled, the rest held by batches waiting to be written
+# (a Parquet row group of 128K rows is 3-4 pieces' rows; two groups queued and one being written)
 
 
 def _refcounts(out) -> list[int]:
@@ -260,14 +265,25 @@ class BookStream:
                 "bad_rows": self.bad_rows}
 
 
+def pieces(batch: pa.RecordBatch, rows: int = PIECE_ROWS):
+    """`batch` as zero-copy slices of at most `rows` rows."""
+    n = batch.num_rows
+    if n <= rows:
+        yield batch
+        return
+    for i in range(0, n, rows):
+        yield batch.slice(i, rows)
+
+
 def build_book(env, source, writer_factory, **options) -> BookStream:
     """Run a whole market source through a BookStream into the writer `writer_factory(schema)` makes."""
     bs = BookStream(source.instruments, warn=env.warn, **options)
     with writer_factory(bs.schema) as writer:
         for batch in source.batches():
-            out = bs.process(batch)
-            if out is not None:
-                writer.write(out)
+            for piece in pieces(batch, PIECE_ROWS):
+                out = bs.process(piece)
+                if out is not None:
+                    writer.write(out)
         out = bs.finish()
         if out is not None:
             writer.write(out)

@@ -353,3 +353,21 @@ def test_parquet_output_reads_back_with_v2_pages_and_a_small_first_row_group(tmp
     encodings = {rg.column(i).path_in_schema: rg.column(i).encodings for i in range(rg.num_columns)}
     assert "DELTA_BINARY_PACKED" in encodings["ts"] and "DELTA_BINARY_PACKED" in encodings["seq"]
     _same_rows(pq.read_table(out), pa.Table.from_batches(big))
+
+
+def test_parquet_output_keeps_statistics_for_keys_not_floats(tmp_path):
+    """Readers prune row groups on ts, symbol and seq; float columns carry no statistics (cheaper)."""
+    from sq.core import streams
+
+    batch = simple_book_batch(10)
+    out = tmp_path / "b.parquet"
+    env, _, _ = _env()
+    with StreamWriter(env, batch.schema, output=str(out)) as w:
+        w.write(batch)
+    md = pq.ParquetFile(out).metadata
+    rg = md.row_group(0)
+    cols = {rg.column(i).path_in_schema: rg.column(i) for i in range(rg.num_columns)}
+    assert cols["ts"].is_stats_set and cols["seq"].is_stats_set and cols["symbol"].is_stats_set
+    floats = [f.name for f in batch.schema if pa.types.is_floating(f.type)]
+    assert floats and not any(cols[n].is_stats_set for n in floats)
+    assert all(c.compression == streams.PARQUET_COMPRESSION.upper() for c in cols.values())
