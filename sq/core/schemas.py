@@ -35,6 +35,11 @@ META_VERSION = b"sq.schema_version"
 META_INSTRUMENTS = b"sq.instruments"
 META_END = b"sq.end"
 META_ROWS = b"sq.rows"
+# market streams on a pipe: "1" when every batch ends at the end of a venue message (no message
+# spans two batches), so a reader may complete a batch's last message at once instead of
+# waiting for the next batch to show it ended (docs/streams.md). Never in files: their readers
+# cut batches of their own.
+META_WHOLE_MESSAGES = b"sq.whole_messages"
 
 
 @dataclass(frozen=True)
@@ -312,6 +317,8 @@ def conform(batch: pa.RecordBatch, kind: str, target: pa.Schema) -> pa.RecordBat
     Raises KeyError naming the first required column that is missing, and pyarrow errors on
     columns that cannot be cast (callers turn both into exit 65).
     """
+    if batch.schema.equals(target, check_metadata=False):  # already canonical: every batch of an sq stream
+        return batch if batch.schema.metadata == target.metadata else batch.replace_schema_metadata(target.metadata)
     required = {f.name for f in (_CANONICAL.get(kind) or [])}
     cols = []
     fields = []

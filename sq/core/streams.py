@@ -125,9 +125,11 @@ class StreamWriter:
         table_dates: bool = False,
     ):
         self.env = env
+        self.output = output
+        if output and S.META_WHOLE_MESSAGES in (schema.metadata or {}):  # a file's readers cut batches of their own
+            schema = schema.with_metadata({k: v for k, v in schema.metadata.items() if k != S.META_WHOLE_MESSAGES})
         self.schema = schema
         self.kind = S.stream_kind(schema) or "market"
-        self.output = output
         self.format = resolve_format(env, fmt, output)
         if self.format == "table" and output:
             raise UsageError("--format table writes to the terminal; drop -o or choose parquet/arrow/jsonl")
@@ -499,6 +501,9 @@ class StreamSource:
     names: list[str] = field(default_factory=list)
     from_sq: bool = True
     total_rows: int | None = None  # rows in the input files (from their footers); None when unknown (stdin)
+    # every batch ends at the end of a venue message: one Arrow stream on stdin whose writer says
+    # so (schemas.META_WHOLE_MESSAGES), read whole (no --start/--end or spans cutting rows out)
+    whole_messages: bool = False
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         return self._iter
@@ -510,7 +515,8 @@ class StreamSource:
                 yield batch
                 advance(batch.num_rows)
 
-        return StreamSource(self.kind, self.schema, self.instruments, gen(), self.names, self.from_sq, self.total_rows)
+        return StreamSource(self.kind, self.schema, self.instruments, gen(), self.names, self.from_sq, self.total_rows,
+                            self.whole_messages)
 
 
 def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, want: str | tuple[str, ...],
@@ -583,9 +589,12 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
             for batch in opened.batches:
                 if batch.num_rows == 0:
                     continue
+                if columns is not None and batch.num_columns != len(target):  # inputs read whole (Arrow, stdin)
+                    have = set(batch.schema.names)  # first the columns read, in order: an sq stream is then canonical as is
+                    batch = batch.select([n for n in target.names if n in have])
                 b = _conform(opened.name, batch, kind, target)
                 if columns is not None and b.num_columns != len(target):
-                    b = b.select(target.names)  # extra columns of inputs read whole (Arrow, stdin)
+                    b = b.select(target.names)
                 yield b
 
     lo, hi = window_ns(start, end)
@@ -604,7 +613,8 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
     if spans is not None:
         batches = _first_rows(rows_in_spans(batches, spans), _empty_spans(wants, spans))
 
-    return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq, total_rows)
+    whole = len(parts) == 1 and first.whole_messages and not windowed and spans is None
+    return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq, total_rows, whole)
 
 
 def _rows_in_window(batches: Iterator[pa.RecordBatch], lo: int | None, hi: int | None) -> Iterator[pa.RecordBatch]:
@@ -771,6 +781,7 @@ def _target_schema(kind: str, schema: pa.Schema) -> pa.Schema:
     if fields is None:  # book streams: columns vary with depth; keep as is, canonical types for ts/symbol
         fields = [pa.field(f.name, S.TS) if f.name == "ts" else pa.field(f.name, S.SYMBOL) if f.name == "symbol" else f for f in schema]
     md = dict(schema.metadata or {})
+    md.pop(S.META_WHOLE_MESSAGES, None)  # a property of how one pipe cuts its batches: StreamSource.whole_messages
     md[S.META_STREAM] = kind.encode()
     md.setdefault(S.META_VERSION, S.SCHEMA_VERSION.encode())
     return pa.schema(fields, metadata=md)
@@ -797,6 +808,7 @@ class _Opened:
     name: str
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch]
+    whole_messages: bool = False  # an Arrow stream whose writer says its batches end at message ends
 
 
 @dataclass
@@ -988,7 +1000,7 @@ def _open_ipc_stream(src: IO[bytes], name: str, env: Environment) -> _Opened:
         if not is_sq:
             env.warn(f"{name}: stream not written by sq; its end could not be verified")
 
-    return _Opened(name, schema, gen())
+    return _Opened(name, schema, gen(), (schema.metadata or {}).get(S.META_WHOLE_MESSAGES) == b"1")
 
 
 def _open_buffer_parquet(data: bytes, name: str) -> _Opened:

@@ -258,3 +258,31 @@ def test_sq_book_cuts_big_batches_into_pieces_without_changing_the_rows(monkeypa
         (table.column(n).cast(pa.string()).to_pylist() if n == "symbol" else S.int64_view(table.column(n)).tolist() if n == "ts"
          else table.column(n).to_numpy(zero_copy_only=False).tolist()) for n in table.schema.names])]
     assert_rows_equal(got, want)
+
+
+def test_complete_batches_emit_their_last_message_at_once():
+    """process(batch, complete=True) completes the batch's last message with the batch (a live pipe
+    whose batches end at message ends); the rows are the same, only sooner."""
+    events, symbols, ticks = random_stream(5, 2, 120, 3)
+    cuts = [i for i in range(1, len(events)) if (events[i][1], events[i][6]) != (events[i - 1][1], events[i - 1][6])][::7]
+    schema, batches = make_batches(events, symbols, ticks, split=cuts)
+    want, _ = run_stream(schema, batches, **OPTS)
+    lagging = BookStream(S.schema_instruments(schema), **OPTS)
+    at_once = BookStream(S.schema_instruments(schema), **OPTS)
+    got, ahead, behind, sooner = [], 0, 0, 0
+    for b in batches:
+        late = lagging.process(b)
+        now = at_once.process(b, complete=True)
+        ahead += now.num_rows if now is not None else 0
+        behind += late.num_rows if late is not None else 0
+        assert ahead >= behind
+        sooner += ahead > behind
+        if now is not None:
+            got.append(now)
+    assert at_once.finish() is None  # nothing left pending at the end
+    assert sooner >= len(batches) // 2, (sooner, len(batches))
+    table = pa.Table.from_batches(got)
+    rows = [dict(zip(table.schema.names, vals)) for vals in zip(*[
+        (table.column(n).cast(pa.string()).to_pylist() if n == "symbol" else S.int64_view(table.column(n)).tolist() if n == "ts"
+         else table.column(n).to_numpy(zero_copy_only=False).tolist()) for n in table.schema.names])]
+    assert_rows_equal(rows, want)

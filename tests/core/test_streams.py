@@ -371,3 +371,45 @@ def test_parquet_output_keeps_statistics_for_keys_not_floats(tmp_path):
     floats = [f.name for f in batch.schema if pa.types.is_floating(f.type)]
     assert floats and not any(cols[n].is_stats_set for n in floats)
     assert all(c.compression == streams.PARQUET_COMPRESSION.upper() for c in cols.values())
+
+
+def _whole(batch: pa.RecordBatch) -> pa.RecordBatch:
+    md = {**(batch.schema.metadata or {}), S.META_WHOLE_MESSAGES: b"1"}
+    return pa.RecordBatch.from_arrays(batch.columns, schema=batch.schema.with_metadata(md))
+
+
+def test_whole_messages_holds_for_one_piped_stream_only(tmp_path):
+    """sq.whole_messages reaches a reader of the pipe as StreamSource.whole_messages (not in the
+    conformed schema); files never carry it, and --start/--end (rows cut out) drop it."""
+    import datetime as dt
+
+    batch = _whole(simple_book_batch(10))
+    data = _write_stream(batch)
+    env, _, _ = _env(stdin=data)
+    src = open_input(env, None, "market", columns=("ts", "symbol", "kind", "side", "price", "qty", "seq"))
+    assert src.whole_messages
+    assert S.META_WHOLE_MESSAGES not in (src.schema.metadata or {})
+    assert sum(b.num_rows for b in src.batches()) == batch.num_rows
+    env, _, _ = _env(stdin=_write_stream(simple_book_batch(10)))
+    assert not open_input(env, None, "market").whole_messages  # a writer that does not say so
+    env, _, _ = _env(stdin=data)
+    day = dt.datetime.fromtimestamp(0, dt.timezone.utc).date()
+    assert not open_input(env, None, "market", start=day, end=day).whole_messages
+    out = tmp_path / "m.parquet"
+    env, _, _ = _env()
+    with StreamWriter(env, batch.schema, output=str(out)) as w:
+        w.write(batch)
+    assert S.META_WHOLE_MESSAGES not in pq.read_schema(out).metadata
+    env, _, _ = _env()
+    assert not open_input(env, [str(out)], "market").whole_messages
+
+
+def test_piped_sq_stream_reads_the_columns_asked_for_in_order():
+    """An sq stream read whole from stdin gives exactly `columns` (in the schema's order), values intact."""
+    batch = simple_book_batch(10)
+    env, _, _ = _env(stdin=_write_stream(batch))
+    cols = ("seq", "ts", "symbol", "price")
+    src = open_input(env, None, "market", columns=cols)
+    got = pa.Table.from_batches(list(src.batches()))
+    assert got.schema.names == [n for n in batch.schema.names if n in cols] == src.schema.names
+    assert got.column("price").to_pylist() == batch.column("price").to_pylist()
