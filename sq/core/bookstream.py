@@ -24,6 +24,8 @@ from sq.core.streams import SymbolRegistry, market_arrays
 
 _MAX_TICKS = float(2**53)
 S_LEVEL = S.LEVEL
+S_TRADE = S.TRADE
+S_TICK = S.TICK
 
 
 @njit(cache=True, _nrt=False)
@@ -39,6 +41,24 @@ def _level_ticks(kind, codes, price, tick_sizes, out):
         else:
             out[i] = 0
     return -1
+
+
+@njit(cache=True, _nrt=False)
+def _all_valid(kind, side, price, qty):
+    """Whether every row passes `BookStream._validate`'s checks (one pass, no temporaries: most
+    of a small live batch's validation cost was NumPy's per-call overhead)."""
+    for i in range(len(kind)):
+        k = kind[i]
+        if k < S_LEVEL or k > S_TICK:
+            return False
+        if k == S_LEVEL or k == S_TRADE or k == S_TICK:
+            p = price[i]
+            q = qty[i]
+            if not (np.isfinite(p) and p >= 0.0 and np.isfinite(q) and q >= 0.0):
+                return False
+            if k == S_LEVEL and side[i] != 1 and side[i] != -1:
+                return False
+    return True
 
 
 def infer_tick_size(prices: np.ndarray) -> float:
@@ -165,6 +185,8 @@ class BookStream:
 
     def _validate(self, rows, codes, kind, side, price, qty):
         """Raise DataError for unknown kinds; for bad values raise, or return a keep-mask with --skip-bad."""
+        if _all_valid(kind, side, price, qty):
+            return None
         bad_kind = (kind < S.LEVEL) | (kind > S.TICK)
         if bad_kind.any():
             j = int(np.argmax(bad_kind))
