@@ -64,7 +64,7 @@ IPC_CONTINUATION = b"\xff\xff\xff\xff"
 # writer's CPU on book streams. Same encodings, codec and level as v1 pages. Values reach the
 # column encoders 64K at a time instead of Arrow's default 1024 (a page still ends at the
 # first batch boundary past 1 MB, so book pages are the same): ~8% less writer CPU.
-IPC_PIPE_BUFFER = 1 << 20  # bytes; a batch is flushed whole at the end of each write anyway
+IPC_PIPE_BUFFER = 1 << 16  # bytes: small buffers gather here, bigger ones (columns of big batches) go straight through
 PARQUET_COMPRESSION = "zstd"
 PARQUET_COMPRESSION_LEVEL = 1
 PARQUET_ROW_GROUP = 131_072
