@@ -22,8 +22,9 @@ next to sys.executable), as a user runs them.
    when its venue message is known complete (the SIM stream says its batches end at message
    ends: sq.whole_messages, docs/streams.md). Only the last 4 s of exchange time count: the
    events written while `sq book` was still starting wait in the pipe, and that backlog takes
-   a moment to drain. Target p99 < 1 ms. The load average is printed: on a shared 2-core
-   machine the p99 is mostly other processes' scheduling.
+   a moment to drain. Target p99 < 1 ms. For comparison, the same figure for the producer
+   alone (this process reading `sq subscribe` directly). The load average is printed: on a
+   shared 2-core machine the p99 is mostly other processes' scheduling.
 """
 
 from __future__ import annotations
@@ -84,17 +85,21 @@ def _steady_rate(writer: list[str], reader: list[str] | None, stdin_path: str | 
     return (b[j] - b[i]) / max(t[j] - t[i], 1e-9), total
 
 
-def _live_latencies() -> tuple[np.ndarray, int]:
-    """Per book batch read from a live `sq subscribe | sq book`: read time − (newest ts + lag), in s."""
+def _live_latencies(book: bool = True) -> tuple[np.ndarray, int]:
+    """Per batch read from a live `sq subscribe | sq book` (book False: from `sq subscribe`
+    itself): read time − (newest ts + lag), in s, over the last LIVE_MEASURED_NS; and the rows."""
     import pyarrow.ipc as ipc
 
     from sq.core import schemas as S
 
     sub = subprocess.Popen([SQ, "subscribe", "SIM:DEMO", "--for", LIVE_FOR], stdout=subprocess.PIPE)
-    book = subprocess.Popen([SQ, "book"], stdin=sub.stdout, stdout=subprocess.PIPE)
-    sub.stdout.close()
+    if book:
+        last = subprocess.Popen([SQ, "book"], stdin=sub.stdout, stdout=subprocess.PIPE)
+        sub.stdout.close()
+    else:
+        last = sub
     got = []
-    reader = ipc.open_stream(book.stdout)
+    reader = ipc.open_stream(last.stdout)
     while True:
         try:
             batch = reader.read_next_batch()
@@ -103,7 +108,7 @@ def _live_latencies() -> tuple[np.ndarray, int]:
         now = time.time_ns()
         if batch.num_rows:
             got.append((int(S.int64_view(batch.column("ts")).max()), now, batch.num_rows))
-    if book.wait() or sub.wait():
+    if last.wait() or sub.wait():
         raise RuntimeError("the live sq subscribe | sq book pipe failed")
     a = np.array(got, dtype=np.int64)
     last = a[a[:, 0] >= a[-1, 0] - LIVE_MEASURED_NS]
@@ -131,8 +136,10 @@ def run(report) -> None:
            baseline=min(prod, cons) / 1e6)
     report("same, against the 5M events/s target", pipe / 1e6, "M events/s", target=5.0)
 
+    alone, _ = _live_latencies(book=False)
     lat, rows = _live_latencies()
     report(f"live pipe, last 4 s: book batches read ({rows:,} rows; load avg {os.getloadavg()[0]:.1f})", float(len(lat)), "batches")
+    report("live, producer alone (sq subscribe -> here): latency p99", float(np.percentile(alone, 99)) * 1e3, "ms")
     report("live pipe: batch latency p50", float(np.percentile(lat, 50)) * 1e3, "ms")
     report("live pipe: batch latency p99", float(np.percentile(lat, 99)) * 1e3, "ms", target=1.0, lower_is_better=True)
     report("live pipe: batch latency max", float(lat.max()) * 1e3, "ms")
