@@ -7,7 +7,7 @@ next to sys.executable), as a user runs them.
    (default options: depth 5, a row per change) whose Arrow output goes to /dev/null. Both
    processes' start-up (imports, numba cache loading) is taken out by timing two runs, N_SMALL
    and N_LARGE events, and dividing the extra events by the extra wall time: the steady rate
-   of the pipe. Best of 2 for each size. Target ≥ 5M events/s. For comparison, in the same
+   of the pipe. Best of 3. Target ≥ 5M events/s. For comparison, in the same
    run and measured the same way: the producer alone into `cat` (the most the pipe can carry
    from this producer) and the consumer alone reading the same bytes from `cat FILE`.
 2. Latency. A live pipe: `sq subscribe SIM:DEMO --for 10s` (real time: the source writes each
@@ -40,7 +40,7 @@ import numpy as np
 
 SQ = str(Path(sys.executable).with_name("sq"))
 N_EVENTS = 10_000_000
-REPEAT = 2
+REPEAT = 3
 LIVE_FOR = "10s"
 LIVE_MEASURED_NS = 4_000_000_000  # the last 4 s of exchange time
 FEED_LAG_NS = 250_003  # sq.venues.sim.source: FEED_LATENCY_NS + FEED_JITTER_NS
