@@ -4,12 +4,17 @@
 2. `sq backtest`'s engine, `mm` requoting on every book change (order manager, risk, position
    keeper, simulated venue with latency and queue positions), events/s; ratio vs the baseline.
 3. If `hftbacktest` is importable (optional `peers` extra): its ROIVector backtest of a market
-   maker requoting every 10 events with constant latency and the power-probability queue model,
-   over the same events; our events/s ratio against it (target ≥ 2×).
+   maker requoting every 10 events with constant latency, the power-probability queue model and
+   its no-partial-fill exchange, over the same events; our events/s ratio against it (target ≥
+   3×). The loop must see every event: hftbacktest 2.4's partial-fill exchange stops this loop
+   with an error (InvalidOrderStatus) after a few thousand events, which once made a rate over
+   those few thousand look like the peer's.
 4. Paper, in process: 1-event batches through `Engine.process(complete=True)`; the time from a
    market event's arrival (the call) to the order leaving the engine (the call returns with the
    order in the outbox consumed and journaled), p50 / p99 over the events that sent an order and
-   over all events. Target p99 < 50 µs.
+   over all events; and the p99 of the same calls on the thread's CPU clock (the code's own
+   cost, without the moments another job had the core). Target: p99 ≤ 20 µs for the events that
+   sent an order, < 50 µs over all.
 5. `sq backtest --sweep`: a 16-point grid (clip × max_position × threshold) over the same events, grid
    points/s and events/s. As the command does, this process reads the file once (inside the
    clock) and runs the grid on it (the baseline), or hands it to a local pool of forked workers
@@ -56,7 +61,9 @@ def _backtest(batch):
     return e
 
 
-def _hftbacktest_rate(table) -> float | None:
+def _hftbacktest_loop_seconds(table):
+    """None without hftbacktest, else a function that times one run of its mm loop over `table`
+    (the backtest built before the clock; compiled here), in seconds."""
     try:
         import hftbacktest as H
     except ImportError:
@@ -78,7 +85,10 @@ def _hftbacktest_rate(table) -> float | None:
     def market_maker(hbt):
         events = 0
         oid = 0
-        while hbt.wait_next_feed(False, 1_000_000_000_000) == 2:
+        while True:
+            r = hbt.wait_next_feed(False, 1_000_000_000_000)
+            if r != 2:
+                return events if r == 1 else -r  # 1: the end of the data; else hftbacktest's error code
             events += 1
             if events % 10 != 0:
                 continue
@@ -99,28 +109,39 @@ def _hftbacktest_rate(table) -> float | None:
                 hbt.submit_buy_order(0, oid, bid, 1.0, H.GTX, H.LIMIT, False)
                 oid += 1
                 hbt.submit_sell_order(0, oid, ask, 1.0, H.GTX, H.LIMIT, False)
-        return events
 
     keep = []  # hftbacktest reads the array in place: keep every copy alive while it runs
 
     def build():
         keep.append(arr.copy())
         asset = (H.BacktestAsset().data([keep[-1]]).linear_asset(1.0).constant_order_latency(1_000_000, 1_000_000)
-                 .power_prob_queue_model(3.0).partial_fill_exchange().trading_value_fee_model(0.0002, 0.0005)
+                 .power_prob_queue_model(3.0).no_partial_fill_exchange().trading_value_fee_model(0.0002, 0.0005)
                  .tick_size(0.01).lot_size(1.0).roi_lb(0.0).roi_ub(30_000.0).last_trades_capacity(0))
         return H.ROIVectorMarketDepthBacktest([asset])
 
     hbt = build()
     market_maker(hbt)  # compile
     hbt.close()
-    best = float("inf")
-    for _ in range(3):
+    keep.clear()
+
+    def once() -> float:
         hbt = build()
         t0 = time.perf_counter()
         events = market_maker(hbt)
-        best = min(best, time.perf_counter() - t0)
+        took = time.perf_counter() - t0
         hbt.close()
-    return events / best / 1e6
+        if events != n:  # a loop cut short would make a rate of a few thousand events look like the peer's
+            raise RuntimeError(f"hftbacktest's loop stopped after {events} of {n} events (error {-events} when negative)")
+        keep.clear()
+        return took
+
+    return once
+
+
+def _hftbacktest_rate(table) -> float | None:
+    """hftbacktest's mm loop over `table`, events/s (best of three), or None without it."""
+    once = _hftbacktest_loop_seconds(table)
+    return None if once is None else table.num_rows / min(once() for _ in range(3)) / 1e6
 
 
 def _paper_latency(table, n_events=60_000):
@@ -129,17 +150,21 @@ def _paper_latency(table, n_events=60_000):
     for b in batches[:200]:  # warm up
         e.process(b, complete=True)
     lat = np.empty(len(batches) - 200)
+    cpu = np.empty(len(batches) - 200)
     sent = np.zeros(len(batches) - 200, bool)
     before = e.counters()["orders"]
     clock = time.perf_counter_ns
+    thread = time.thread_time_ns
     for k, b in enumerate(batches[200:]):
+        c0 = thread()
         t0 = clock()
         e.process(b, complete=True)
         lat[k] = clock() - t0
+        cpu[k] = thread() - c0
         now = int(e.g[1])  # G_NEXT_COID: ids handed out (orders and journaled rejections)
         sent[k] = now != before
         before = now
-    return lat / 1e3, sent
+    return lat / 1e3, sent, cpu / 1e3
 
 
 def _sweep(jobs: int, executor: str = "local") -> tuple[float, int]:
@@ -186,13 +211,17 @@ def run(report) -> None:
         print("   hftbacktest not installed (pip install -e '.[peers]'): peer comparison skipped", flush=True)
     else:
         report("hftbacktest 2.x ROIVector mm (requote every 10 events, power-prob queue), events/s", peer, "M/s")
-        report("backtest mm vs hftbacktest, events/s", rate, "M/s", baseline=peer, target=2.0)
+        report("backtest mm vs hftbacktest, events/s", rate, "M/s", baseline=peer, target=3.0)
 
-    lat, sent = _paper_latency(table)
+    lat, sent, cpu = _paper_latency(table)
     report(f"paper 1-event batches: event -> order out, p50 ({int(sent.sum()):,} events sent orders)",
            float(np.percentile(lat[sent], 50)) if sent.any() else float("nan"), "us")
-    report("paper 1-event batches: event -> order out, p99", float(np.percentile(lat[sent], 99)) if sent.any() else float("nan"),
-           "us", target=50.0, lower_is_better=True)
+    report("paper 1-event batches: event -> order out, p99 (target <= 20 us)", float(np.percentile(lat[sent], 99)) if sent.any() else float("nan"),
+           "us", target=20.0, lower_is_better=True)
+    # the same calls timed on this thread's CPU clock: what the code costs, without the moments
+    # another job on the machine had the core (wall-clock p99 on a shared 2-core box is mostly those)
+    report("paper 1-event batches: event -> order out, p99 of the thread's CPU time", float(np.percentile(cpu[sent], 99)) if sent.any() else float("nan"),
+           "us", target=20.0, lower_is_better=True)
     report("paper 1-event batches: any event, p50", float(np.percentile(lat, 50)), "us")
     report("paper 1-event batches: any event, p99", float(np.percentile(lat, 99)), "us", target=50.0, lower_is_better=True)
 

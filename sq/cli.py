@@ -310,4 +310,7 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    from sq.core import arrowsetup
+
+    arrowsetup.enable()  # this process never needs pyarrow's pandas look-up (sq.core.arrowsetup)
     app(args=argv, prog_name="sq")

@@ -16,6 +16,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pyarrow as pa
 
+from sq.core.arrowsetup import keep_pandas_unloaded
+
+keep_pandas_unloaded()
+
 SCHEMA_VERSION = "1"
 STREAM_KINDS = ("market", "book", "bars", "orders", "fills", "pnl", "funding")
 

@@ -1050,6 +1050,7 @@ class SymbolRegistry:
         self._ids: dict[str, int] = {}
         self._cache_dict: pa.Array | None = None
         self._cache_map: np.ndarray | None = None
+        self._cache_identity = False  # the cached dictionary's ids are the registry's own
         for s in symbols or []:
             self.id(s)
 
@@ -1075,7 +1076,13 @@ class SymbolRegistry:
         if self._cache_dict is None or not dictionary.equals(self._cache_dict):
             self._cache_map = np.array([self.id(s) for s in dictionary.to_pylist()], dtype=np.int32)
             self._cache_dict = dictionary
-        idx = column.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+            self._cache_identity = bool(np.array_equal(self._cache_map, np.arange(len(self._cache_map))))
+        indices = column.indices
+        if self._cache_identity and indices.type == pa.int32() and not indices.null_count:
+            ids = indices.to_numpy()  # the stream's ids are the registry's (one file, one writer): no remapping, no copy
+            if not len(ids) or (int(ids.min()) >= 0 and int(ids.max()) < len(self._cache_map)):
+                return ids
+        idx = indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         return self._cache_map[idx] if len(idx) else np.zeros(0, dtype=np.int32)
 
     def dictionary(self) -> pa.Array:

@@ -413,3 +413,20 @@ def test_piped_sq_stream_reads_the_columns_asked_for_in_order():
     got = pa.Table.from_batches(list(src.batches()))
     assert got.schema.names == [n for n in batch.schema.names if n in cols] == src.schema.names
     assert got.column("price").to_pylist() == batch.column("price").to_pylist()
+
+
+def test_symbol_registry_codes_follow_each_batch_s_dictionary():
+    """A dictionary whose ids are the registry's is used as it is; another one is remapped; a
+    plain string column is encoded."""
+    import pyarrow as pa
+
+    from sq.core.streams import SymbolRegistry
+
+    reg = SymbolRegistry()
+    first = pa.DictionaryArray.from_arrays(pa.array([0, 1, 1, 0], pa.int32()), pa.array(["SIM:A", "SIM:B"]))
+    assert reg.codes(first).tolist() == [0, 1, 1, 0]
+    swapped = pa.DictionaryArray.from_arrays(pa.array([0, 0, 1, 2], pa.int32()), pa.array(["SIM:B", "SIM:A", "SIM:C"]))
+    assert reg.codes(swapped).tolist() == [1, 1, 0, 2]
+    assert reg.codes(first).tolist() == [0, 1, 1, 0]
+    assert reg.codes(pa.array(["SIM:C", "SIM:A"])).tolist() == [2, 0]
+    assert reg.symbols == ["SIM:A", "SIM:B", "SIM:C"]

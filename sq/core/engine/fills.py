@@ -82,6 +82,10 @@ from sq.core.engine.layout import (
     R_V_RESTING,
     R_V_UNKNOWN,
     SI_NREST,
+    SI_RA_HI,
+    SI_RA_LO,
+    SI_RB_HI,
+    SI_RB_LO,
     TIF_IOC,
     X_ARMED,
     X_DONE,
@@ -108,6 +112,9 @@ MARKET_BUY_LIMIT = 1 << 62  # the walk limit of a triggered market buy (ticks): 
 
 QTY_EPS = 1e-9
 
+
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
 
 @kernel
 def _next_u01(g):
@@ -186,6 +193,38 @@ def _unrest(oi, rest, si, o):
     si[s, SI_NREST] = n
     oi[o, OI_RIDX] = -1
     oi[o, OI_XSTATE] = X_DONE
+    _rest_range(oi, rest, si, s)
+
+
+@kernel
+def _rest_range(oi, rest, si, s):
+    """Recompute the price range of `s`'s resting buys and sells (`SI_RB_*`, `SI_RA_*`) after its
+    resting list changed: `level_touches_rest` reads it to skip the list on most level updates."""
+    blo = alo = INT64_MAX
+    bhi = ahi = INT64_MIN
+    for k in range(si[s, SI_NREST]):
+        o = rest[s, k]
+        px = oi[o, OI_PX]
+        if oi[o, OI_SIDE] > 0:
+            blo = min(blo, px)
+            bhi = max(bhi, px)
+        else:
+            alo = min(alo, px)
+            ahi = max(ahi, px)
+    si[s, SI_RB_LO] = blo
+    si[s, SI_RB_HI] = bhi
+    si[s, SI_RA_LO] = alo
+    si[s, SI_RA_HI] = ahi
+
+
+@inline_kernel
+def level_touches_rest(si, s, side, tick, new):
+    """Whether a level update (side, tick, new quantity) can touch one of `s`'s resting orders:
+    one of its own side at that price (queue position), or one of the other side it crosses
+    (`on_level`'s two cases, from the resting prices' range)."""
+    if side > 0:
+        return (si[s, SI_RB_LO] <= tick <= si[s, SI_RB_HI]) or (new > 0.0 and tick > si[s, SI_RA_LO])
+    return (si[s, SI_RA_LO] <= tick <= si[s, SI_RA_HI]) or (new > 0.0 and tick < si[s, SI_RB_HI])
 
 
 @kernel
@@ -276,6 +315,7 @@ def _execute(qbuf, ist, oi, of, rest, si, g, gf, hq, hf, o, t, px, ioc, leaves):
     oi[o, OI_RIDX] = n
     si[s, SI_NREST] = n + 1
     oi[o, OI_XSTATE] = X_RESTING
+    _rest_range(oi, rest, si, s)
 
 
 @kernel

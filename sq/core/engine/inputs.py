@@ -18,12 +18,12 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 from sq.core.engine import kernel as _K
-from sq.core.engine.layout import kernel
+from sq.core.engine.layout import batch_kernel, kernel
 
 LEVEL, TRADE, TICK = 1, 2, 5
 
 
-@kernel
+@batch_kernel
 def prepare(kind, side, price, qty, ts, recv, has_recv, feed_ns, codes, inv_tick, last_loc, out_tick, out_loc):
     """Fill `out_tick` / `out_loc`; returns (first bad row or -1, the new last local time)."""
     n = len(kind)

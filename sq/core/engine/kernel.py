@@ -40,6 +40,7 @@ from sq.core.engine import rows as W
 from sq.core.engine import schedule as H
 from sq.core.engine.callbacks import handler_functions
 from sq.core.engine.layout import (
+    batch_kernel,
     inline_kernel,
     kernel,
     GF_DAILY,
@@ -301,7 +302,7 @@ def end_message(qbuf, ist, oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf, oo
     _gateway(ob, obf, oi, g, hq, hf)
 
 
-@kernel
+@batch_kernel
 def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
         qbuf, ist, bg, pv_tick, pv_qty,
         oi, of, si, sf, rest, g, gf, rej, hq, hf, ob, obf,
@@ -364,7 +365,7 @@ def run(ts, loc, sym, kind, side, tick, qty, seq, start, complete,
             prev = LV.qty_at(qbuf, ist, s, sd, tk)
             if LV.apply_level(qbuf, ist, bg, s, sd, tk, qty[i]) != B.ST_OK:
                 return ST_GROW_BOOK, i
-            if si[s, SI_NREST] > 0:
+            if si[s, SI_NREST] > 0 and X.level_touches_rest(si, s, sd, tk, qty[i]):
                 X.on_level(oi, of, rest, si, g, gf, hq, hf, s, sd, tk, prev, qty[i], ist[s, B.I_INSNAP], t)
             g[G_PBOOK] = 1
         elif k == B.TRADE:

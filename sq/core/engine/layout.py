@@ -91,7 +91,11 @@ SI_SQ = 14  # 1 from the broker's intraday square-off until the symbol's local d
 SI_PSLOT = 15  # 15 stop slot, 16 take-profit slot: pool row of the symbol's protective order, -1 none
 SI_NARMED = 17  # protective orders held untriggered at the simulated venue (kept at the end of `rest`)
 SI_FILL_TS = 18  # local time of the symbol's last fill (pnl rows keep marking it for MARKOUT_WINDOW_NS after)
-NSI = 19
+SI_RB_LO = 19  # 19..22: lowest / highest price of the symbol's resting buy orders, then of its resting sells
+SI_RB_HI = 20  #   (ticks; lo > hi when none): a level update outside them touches no resting order
+SI_RA_LO = 21
+SI_RA_HI = 22
+NSI = 23
 HOURS_NONE = -1  # SI_HOURS_OPEN: no trading-hours window (every time of day is open)
 HOURS_HOLIDAY = -2  # SI_HOURS_OPEN: an exchange holiday (every order is rejected `holiday`)
 
@@ -292,6 +296,16 @@ def kernel(fn):
     from numba import njit
 
     return _unliteral_calls(njit(cache=True, _nrt=False)(fn))
+
+
+def batch_kernel(fn):
+    """`kernel` for an entry point Python calls once per market batch (the event loop, the input
+    pass): it runs without the GIL, so the process's other Python threads (a live run's market
+    feed parsing the next frames, a progress display) carry on while it runs. Nothing else
+    touches the engine's arrays meanwhile: the engine is driven by one thread."""
+    from numba import njit
+
+    return _unliteral_calls(njit(cache=True, _nrt=False, nogil=True)(fn))
 
 
 def _unliteral_calls(dispatcher):

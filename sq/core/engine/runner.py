@@ -1139,12 +1139,24 @@ class Engine:
             self.si = np.concatenate([self.si, np.zeros((self.si.shape[0], L.NSI - old), np.int64)], axis=1)
             if old <= L.SI_PSLOT:  # before stops and take-profits: none
                 self.si[:, L.SI_PSLOT:L.SI_PSLOT + 2] = -1
+            if old <= L.SI_RB_LO:  # before the resting prices' range: worked out from the resting orders
+                self._rest_ranges()
         if self.oi.shape[1] < L.NOI:  # before order types: every order a limit order
             self.oi = np.concatenate([self.oi, np.zeros((self.oi.shape[0], L.NOI - self.oi.shape[1]), np.int64)], axis=1)
         if self.ob.shape[1] < L.NOB:  # the outbox's order-type columns
             self.ob = np.concatenate([self.ob, np.zeros((self.ob.shape[0], L.NOB - self.ob.shape[1]), np.int64)], axis=1)
         if len(self.rej) < L.NR:
             self.rej = np.concatenate([self.rej, np.zeros(L.NR - len(self.rej), np.int64)])
+
+    def _rest_ranges(self) -> None:
+        """Every symbol's resting buy and sell price range (`SI_RB_*`, `SI_RA_*`) from its resting orders."""
+        big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        for s in range(self.si.shape[0]):
+            orders = self.rest[s, :int(self.si[s, L.SI_NREST])]
+            px, side = self.oi[orders, L.OI_PX], self.oi[orders, L.OI_SIDE]
+            for lo, hi, mine in ((L.SI_RB_LO, L.SI_RB_HI, px[side > 0]), (L.SI_RA_LO, L.SI_RA_HI, px[side <= 0])):
+                self.si[s, lo] = int(mine.min()) if len(mine) else big
+                self.si[s, hi] = int(mine.max()) if len(mine) else small
 
 
 def _stack(parts: list[tuple[np.ndarray, np.ndarray]], ni: int, nf: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,8 +16,8 @@ A gap discards the book: the symbol goes back to buffering (starting with the ev
 the gap) and asks for a fresh snapshot; the pipeline then emits clear + snapshot rows.
 
 The per-event rule is one numba function (`diff_verdict`) over a per-symbol state table, used
-both by `SymbolSync.on_diff` and by `batch_verdicts`, which judges a whole burst of scanned
-frames in one call (the hot path: no Python per frame).
+both by `SymbolSync.on_diff` and by the burst kernel (`burst.feed_burst`), which judges every
+depth diff of a burst as it scans it (the hot path: no Python per frame).
 """
 
 from __future__ import annotations
@@ -75,25 +75,6 @@ def diff_verdict(st, i, U, u, pu):
     st[i, S_FIRST] = 0
     st[i, S_LAST] = u
     return APPLY
-
-
-@njit(cache=True, _nrt=False)
-def batch_verdicts(st, code, ok, U, u, pu, out, seq_at):
-    """Verdicts for a burst of frames in order; frames with ok[f] == 0 or code < 0 get NO_VERDICT.
-
-    seq_at[f] is the symbol's local id after frame f (-1: unknown symbol or never synced).
-    """
-    for f in range(len(code)):
-        c = code[f]
-        if c < 0:
-            out[f] = NO_VERDICT
-            seq_at[f] = -1
-            continue
-        if ok[f] == 0:
-            out[f] = NO_VERDICT
-        else:
-            out[f] = diff_verdict(st, c, U[f], u[f], pu[f])
-        seq_at[f] = st[c, S_LAST]
 
 
 def new_table(n: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Binance market frames (bytes) → typed event arrays, fast.
 
 Depth diffs are most of the traffic and Python's per-string `float()` alone costs more than the
-200k frames/s budget, so a numba kernel scans the raw bytes of a whole batch of frames at once:
+200k frames/s budget, so a numba kernel scans the raw bytes of frames (`scan_frame`; `scan` for a
+whole batch, and the pipeline's burst kernel, `burst.feed_burst`, frame by frame):
 it walks each JSON object (combined-stream wrapper `{"stream","data"}` or a bare event), reads the
 integer ids (`E`, `T`, `U`, `u`, `pu`), the symbol's byte range and every `[price, qty]` pair of
 `b`/`a` straight into preallocated NumPy arrays, converting decimal strings exactly (integer
@@ -342,57 +343,63 @@ def _lookup(buf, s0, s1, hashes, order, sym_buf, sym_off):
 
 
 @njit(cache=True, _nrt=False)
-def scan_frames(buf, starts, ends, ints, px, qty, side, lframe, pow10, wrap, data, hashes, order, sym_buf, sym_off):
-    """Scan every frame [starts[i], ends[i]) of buf; fill ints rows and the level arrays.
+def _reset(ints, fi):
+    for c in range(1, 10):
+        ints[fi, c] = -1
+    ints[fi, 8] = 0
 
-    Returns the number of levels written. ints[i, 0] is ST_DEPTH, ST_OTHER or ST_FALLBACK;
-    ints[i, 9] the symbol's index in the table (-1 unknown).
+
+@njit(cache=True, _nrt=False)
+def scan_frame(buf, start, n, fi, ints, px, qty, side, lframe, nl, hashes, order, sym_buf, sym_off):
+    """Scan the frame buf[start:n]: fill row fi of ints, its levels from index nl; the new level count.
+
+    ints[fi, 0] is ST_DEPTH, ST_OTHER or ST_FALLBACK (levels are kept only for ST_DEPTH);
+    ints[fi, 9] the symbol's index in the table (-1 unknown).
     """
+    _reset(ints, fi)
+    p = _ws(buf, start, n)
+    end = -1
+    nl2 = nl
+    done = False
+    # fast path: {"stream":"…","data":{…}} — parse the data object in place
+    if _match(buf, p, n, _WRAP):
+        q = _skip_string(buf, p + len(_WRAP) - 1, n)
+        if q > 0 and _match(buf, q, n, _DATA):
+            d = _ws(buf, q + len(_DATA), n)
+            end, nl2, w2, d2 = _event(buf, d, n, fi, ints, px, qty, side, lframe, nl, _POW10)
+            if end >= 0 and not w2:
+                end = _ws(buf, end, n)
+                if end < n and buf[end] == 125:
+                    done = True
+            if not done:
+                _reset(ints, fi)
+                nl2 = nl
+                end = -1
+    if not done:
+        end, nl2, wrapper, data_at = _event(buf, p, n, fi, ints, px, qty, side, lframe, nl, _POW10)
+        if end >= 0 and wrapper:
+            _reset(ints, fi)
+            end, nl2, w2, d2 = _event(buf, data_at, n, fi, ints, px, qty, side, lframe, nl, _POW10)
+    if end < 0:
+        ints[fi, 0] = ST_FALLBACK
+        return nl
+    ints[fi, 9] = _lookup(buf, ints[fi, 6], ints[fi, 7], hashes, order, sym_buf, sym_off)
+    if nl2 == nl and ints[fi, 4] < 0:
+        ints[fi, 0] = ST_OTHER
+        return nl
+    if ints[fi, 3] < 0 or ints[fi, 4] < 0 or ints[fi, 6] < 0:
+        ints[fi, 0] = ST_FALLBACK  # a depth event without its ids: let Python judge it
+        return nl
+    ints[fi, 0] = ST_DEPTH
+    return nl2
+
+
+@njit(cache=True, _nrt=False)
+def scan_frames(buf, starts, ends, ints, px, qty, side, lframe, hashes, order, sym_buf, sym_off):
+    """Scan every frame [starts[i], ends[i]) of buf (see `scan_frame`); the number of levels written."""
     nl = 0
     for fi in range(len(starts)):
-        n = ends[fi]
-        for c in range(1, 10):
-            ints[fi, c] = -1
-        ints[fi, 8] = 0
-        p = _ws(buf, starts[fi], n)
-        end = -1
-        nl2 = nl
-        done = False
-        # fast path: {"stream":"…","data":{…}} — parse the data object in place
-        if _match(buf, p, n, wrap):
-            q = _skip_string(buf, p + len(wrap) - 1, n)
-            if q > 0 and _match(buf, q, n, data):
-                d = _ws(buf, q + len(data), n)
-                end, nl2, w2, d2 = _event(buf, d, n, fi, ints, px, qty, side, lframe, nl, pow10)
-                if end >= 0 and not w2:
-                    end = _ws(buf, end, n)
-                    if end < n and buf[end] == 125:
-                        done = True
-                if not done:
-                    for c in range(1, 10):
-                        ints[fi, c] = -1
-                    ints[fi, 8] = 0
-                    nl2 = nl
-                    end = -1
-        if not done:
-            end, nl2, wrapper, data_at = _event(buf, p, n, fi, ints, px, qty, side, lframe, nl, pow10)
-            if end >= 0 and wrapper:
-                for c in range(1, 10):
-                    ints[fi, c] = -1
-                ints[fi, 8] = 0
-                end, nl2, w2, d2 = _event(buf, data_at, n, fi, ints, px, qty, side, lframe, nl, pow10)
-        if end < 0:
-            ints[fi, 0] = ST_FALLBACK
-            continue
-        ints[fi, 9] = _lookup(buf, ints[fi, 6], ints[fi, 7], hashes, order, sym_buf, sym_off)
-        if nl2 == nl and ints[fi, 4] < 0:
-            ints[fi, 0] = ST_OTHER
-            continue
-        if ints[fi, 3] < 0 or ints[fi, 4] < 0 or ints[fi, 6] < 0:
-            ints[fi, 0] = ST_FALLBACK  # a depth event without its ids: let Python judge it
-            continue
-        ints[fi, 0] = ST_DEPTH
-        nl = nl2
+        nl = scan_frame(buf, starts[fi], ends[fi], fi, ints, px, qty, side, lframe, nl, hashes, order, sym_buf, sym_off)
     return nl
 
 
@@ -457,8 +464,7 @@ def scan(frames: list[bytes], symbols: SymbolTable | None = None) -> Scan:
     side = np.empty(cap, dtype=np.int8)
     lframe = np.empty(cap, dtype=np.int64)
     arr = np.frombuffer(buf or b"\0", dtype=np.uint8)  # always a read-only view: one compiled signature
-    nl = scan_frames(arr, starts, ends, ints, px, qty, side, lframe, _POW10, _WRAP, _DATA,
-                     symbols.hashes, symbols.order, symbols.sym_buf, symbols.sym_off)
+    nl = scan_frames(arr, starts, ends, ints, px, qty, side, lframe, symbols.hashes, symbols.order, symbols.sym_buf, symbols.sym_off)
     return Scan(frames, buf, ints, px[:nl], qty[:nl], side[:nl], lframe[:nl])
 
 

@@ -8,7 +8,8 @@ a snapshot becomes one message clear + levels + snapshot_end (seq = lastUpdateId
 buffered events it bridges. Trades (`trade`, `aggTrade`) become trade rows; `bookTicker` (quote
 mode) becomes a top-1 view (clear + bid + ask + snapshot_end). Malformed frames, unknown fields,
 unknown symbols and server errors are counted in `counters` and logged (rate-limited), and the
-stream goes on.
+stream goes on. The hot path is one numba call per burst (`burst.feed_burst`: scan, sync rules,
+rows); Python sees only the frames off that path.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sq.core.schemas import CLEAR, LEVEL, SNAPSHOT_END, TRADE
-from sq.venues.binance import parser
-from sq.venues.binance.book_sync import APPLY, BUFFER, GAP, IGNORE, RETRY, S_LAST, SymbolSync, batch_verdicts, new_table
+from sq.venues.binance import burst, parser
+from sq.venues.binance.book_sync import APPLY, BUFFER, GAP, IGNORE, RETRY, S_LAST, SymbolSync, new_table
 
 log = logging.getLogger("sq.binance")
 
@@ -64,6 +65,12 @@ class Rows:
         if len(parts) == 1:
             return parts[0]
         return Rows(*(np.concatenate([getattr(p, f) for p in parts]) for f in Rows.__dataclass_fields__))
+
+
+def _rows_of(out: burst.Outputs, lo: int, hi: int) -> Rows:
+    """Rows lo…hi-1 of a burst's output columns (views)."""
+    i, f = out.i64, out.f64
+    return Rows(i[0, lo:hi], i[1, lo:hi], out.sym[lo:hi], out.kind[lo:hi], out.side[lo:hi], f[0, lo:hi], f[1, lo:hi], i[2, lo:hi])
 
 
 class _Extra:
@@ -132,6 +139,11 @@ class MarketPipeline:
         self._logged: dict[str, int] = {}
         # recent sync events, oldest first: ("gap", code, local id, U, u) and ("snapshot", code, L)
         self.sync_log: deque = deque(maxlen=10_000)
+        # the burst kernel's scratch: the last frame's scan fields, its report, a one-time recv
+        self._ints = np.empty((1, 10), dtype=np.int64)
+        self._info = np.empty(burst.N_INFO, dtype=np.int64)
+        self._recv1 = np.empty(1, dtype=np.int64)
+        self._ticker_dups = 0  # duplicate bookTickers (diff duplicates are counted in the state table)
 
     # ------------------------------------------------------------------------------ bookkeeping
 
@@ -178,90 +190,81 @@ class MarketPipeline:
     def feed(self, frames: list[bytes], recv_ns, market: str = "spot") -> Rows:
         """Parse and sync one burst of frames (arrival order); return the rows to emit.
 
-        The kernel scans the burst and judges every depth diff in one pass; Python touches only
-        the frames that need it (trades, tickers, buffering, unknown fields, odd frames). A frame
-        the kernel could not decode splits the burst so events stay in order.
+        `recv_ns`: one receive time for the burst or one per frame. One kernel call
+        (`burst.feed_burst`) scans the burst, judges every depth diff and writes the rows of the
+        applied ones; it hands back only the frames that need Python (trades, tickers, buffering,
+        gaps, unknown fields or symbols, odd frames), each handled here before the kernel goes on
+        from the next frame, so rows keep stream order however the stream is cut into bursts.
         """
         n = len(frames)
         if n == 0:
             return Rows.empty()
-        recv = np.broadcast_to(np.asarray(recv_ns, dtype=np.int64), (n,))
+        try:
+            buf = b"".join(frames)
+        except TypeError:  # text frames (str): the kernel reads UTF-8 bytes
+            frames = [f.encode() if isinstance(f, str) else f for f in frames]
+            buf = b"".join(frames)
+        lens = np.fromiter(map(len, frames), dtype=np.int64, count=n)
+        if isinstance(recv_ns, int):
+            recv = self._recv1
+            recv[0] = recv_ns
+        else:
+            recv = np.ascontiguousarray(recv_ns, dtype=np.int64)
+        if recv.shape == (1,):
+            step = 0
+        elif recv.shape == (n,):
+            step = 1
+        else:
+            raise ValueError(f"recv_ns: one time or one per frame ({n}), got shape {recv.shape}")
         table, codemap = self._tables[market]
-        sc = parser.scan(frames, table)
-        ints = sc.ints
-        status = ints[:, parser.C_STATUS]
-        fb = np.flatnonzero(status == parser.ST_FALLBACK)
-        if len(fb):
-            k = int(fb[0])
-            before = self.feed(frames[:k], recv[:k], market)
-            x = _Extra()
-            self.counters["frames"] += 1
-            self._slow_frame(frames[k], int(recv[k]), market, 0, x)
-            return Rows.concat([before, x.rows()[0], self.feed(frames[k + 1 :], recv[k + 1 :], market)])
+        out = burst.Outputs(len(buf))
+        ints, info = self._ints, self._info  # the kernel's scratch, read before the next call
+        judge = 1 if self.book == "depth" else 0
         self.counters["frames"] += n
-        code = codemap[ints[:, parser.C_CODE]]  # -1 → the table's trailing -1
-        is_depth = status == parser.ST_DEPTH
-        ok = (is_depth if self.book == "depth" else np.zeros(n, dtype=np.bool_)).astype(np.int8)
-        verdict = np.empty(n, dtype=np.int64)
-        seq_at = np.empty(n, dtype=np.int64)
-        batch_verdicts(self.table, code, ok, ints[:, parser.C_U], ints[:, parser.C_u], ints[:, parser.C_pu], verdict, seq_at)
-        emit = verdict == APPLY
-        ndepth = int(is_depth.sum())
-        self.counters["depth_frames"] += ndepth
-        special = np.flatnonzero((verdict >= BUFFER) | ~is_depth | (ints[:, parser.C_UNKNOWN] > 0) | (code < 0))
-        extra: _Extra | None = None
-        if len(special):
-            extra = _Extra()
-            for i in special.tolist():
-                self._special(sc, i, int(code[i]), int(verdict[i]), int(seq_at[i]), bool(is_depth[i]), frames[i], int(recv[i]), market, extra)
-        self.counters["duplicates"] = int(self.table[:, 5].sum())
-        depth_rows, depth_key = self._depth_rows(sc, emit, code.astype(np.int32), recv)
-        if extra is None or not extra.ts:
-            return depth_rows
-        xrows, xkey = extra.rows()
-        allrows = Rows.concat([depth_rows, xrows])
-        order = np.argsort(np.concatenate([depth_key, xkey]), kind="stable")
-        return Rows(*(getattr(allrows, f)[order] for f in Rows.__dataclass_fields__))
+        parts: list[Rows] = []
+        f = b = r = done = 0  # next frame, its byte offset, rows written, rows already in parts
+        while f < n:
+            burst.feed_burst(buf or b"\0", lens, f, b, recv, step, self.table, codemap, judge, table.hashes, table.order,
+                             table.sym_buf, table.sym_off, ints, out.i64, out.f64, out.sym, out.kind, out.side, r, info)
+            stop, k, nxt, r, lev_end, verdict, ndepth, dups = info.tolist()  # burst.I_STOP … I_DUPS
+            self.counters["depth_frames"] += ndepth
+            self.counters["duplicates"] = dups + self._ticker_dups
+            if stop == burst.DONE:
+                break
+            x = _Extra()
+            if stop == burst.STOP_FRAME:
+                self._slow_frame(frames[k], int(recv[k * step]), market, 0, x)
+            else:
+                self._stopped_depth(buf, ints[0], int(codemap[ints[0, parser.C_CODE]]), verdict, frames[k], int(recv[k * step]), out, r, lev_end)
+            if x.ts:
+                if r > done:
+                    parts.append(_rows_of(out, done, r))
+                    done = r
+                parts.append(x.rows()[0])
+            f, b = k + 1, nxt
+        if not parts:
+            return _rows_of(out, 0, r)
+        if r > done:
+            parts.append(_rows_of(out, done, r))
+        return Rows.concat(parts)
 
-    def _special(self, sc: parser.Scan, i: int, code: int, verdict: int, seq_at: int, is_depth: bool, frame: bytes, recv: int,
-                 market: str, x: _Extra) -> None:
-        """One frame off the fast path, in arrival order."""
-        if not is_depth:
-            self._slow_frame(frame, recv, market, i, x, seq_at)
-            return
+    def _stopped_depth(self, buf: bytes, ints: np.ndarray, code: int, verdict: int, frame: bytes, recv: int,
+                       out: burst.Outputs, lo: int, hi: int) -> None:
+        """A depth diff the kernel judged but left to Python (its levels are out[lo:hi])."""
         if code < 0:
             self.counters["unknown_symbols"] += 1
-            self._note("unknown_symbol", "binance: depth frame for a symbol not subscribed: %s", sc.symbol(i).decode("utf-8", "replace"))
+            sym = buf[ints[parser.C_S0] : ints[parser.C_S1]]
+            self._note("unknown_symbol", "binance: depth frame for a symbol not subscribed: %s", sym.decode("utf-8", "replace"))
             return
-        if sc.ints[i, parser.C_UNKNOWN]:
+        if ints[parser.C_UNKNOWN]:
             self._unknown_fields(parser.event_of(parser.loads(frame)), "depthUpdate")
         if self.book != "depth":
             self.counters["ignored"] += 1
             return
         if verdict in (BUFFER, GAP):
-            lo = int(np.searchsorted(sc.lframe, i, "left"))
-            hi = int(np.searchsorted(sc.lframe, i, "right"))
-            E = int(sc.ints[i, parser.C_E])
-            payload = (E * MS if E > 0 else recv, recv, sc.px[lo:hi].copy(), sc.qty[lo:hi].copy(), sc.side[lo:hi].copy())
-            ints = sc.ints[i]
+            E = int(ints[parser.C_E])
+            payload = (E * MS if E > 0 else recv, recv, out.f64[0, lo:hi].copy(), out.f64[1, lo:hi].copy(), out.side[lo:hi].copy())
             self._buffer(code, verdict, int(ints[parser.C_U]), int(ints[parser.C_u]), int(ints[parser.C_pu]), payload)
-
-    def _depth_rows(self, sc: parser.Scan, emit: np.ndarray, fsym: np.ndarray, recv: np.ndarray) -> tuple[Rows, np.ndarray]:
-        """Level rows of every applied frame, gathered with array ops (key = frame index)."""
-        lf = sc.lframe
-        if not len(lf):
-            return Rows.empty(), np.zeros(0, dtype=np.int64)
-        if emit.all():
-            px, qty, side = sc.px, sc.qty, sc.side
-        else:
-            m = emit[lf]
-            lf = lf[m]
-            px, qty, side = sc.px[m], sc.qty[m], sc.side[m]
-        E = sc.ints[lf, parser.C_E]
-        rc = recv[lf]
-        ts = np.where(E > 0, E * MS, rc)
-        kind = np.full(len(lf), LEVEL, dtype=np.uint8)
-        return Rows(ts, rc, fsym[lf], kind, side, px, qty, sc.ints[lf, parser.C_u]), lf
 
     def _buffer(self, code: int, verdict: int, U: int, u: int, pu: int, payload) -> None:
         sync = self.syncs[code]
@@ -366,6 +369,7 @@ class MarketPipeline:
             self.counters["ignored"] += 1
             return
         if u <= self.seq[code]:
+            self._ticker_dups += 1
             self.counters["duplicates"] += 1
             return
         ts = _event_ns(ev.get("E"), recv)

@@ -206,3 +206,100 @@ def test_fuzzed_frames_never_crash_and_are_counted():
     q = parser({INFY: "NSE:INFY"})
     b = q.parse([mixed], 1)
     assert b.num_rows == 1 and q.stats.bad_frames == 1
+
+
+def every_layout(i: int) -> bytes:
+    """One frame with every packet layout; prices and volumes move with i (volume grows: trades)."""
+    t = 1_700_000_000 + i
+    return packets.frame([
+        packets.ltp(INFY, 1500 + i),
+        packets.index_quote(NIFTY, 24000 + i, 24100, 23900, 24000, 23950, 50),
+        packets.index_full(NIFTY, 24001 + i, 24100, 23900, 24000, 23950, 51, t),
+        packets.quote(TATA, 700 + i, 5, 699.5, 1000 + 10 * i, 10, 20, 690, 710, 680, 695),
+        packets.full(TCS, 3500 + i, 3, 3499.5, 5000 + 7 * i, 30, 40, 3490, 3510, 3480, 3495, t, 0, 0, 0, t,
+                     [(3499.9 - k * 0.05, 10 + k, 1 + k) for k in range(5)], [(3500.1 + k * 0.05, 20 + k, 2) for k in range(3 + i % 3)]),
+        packets.full(USDINR, 84.1 + i / 1000, 1, 84.1, 900 + i, 1, 1, 84, 84.2, 84, 84.1, t, 70, 80, 60, t,
+                     [(84.0975, 5, 1)], [(84.1025, 6, 1)]),
+    ])
+
+
+def test_batches_are_valid_arrow_in_the_parser_schema_for_every_layout():
+    p = parser()
+    b = p.parse([every_layout(0), packets.HEARTBEAT, every_layout(1)], [1, 2, 3])
+    b.validate(full=True)
+    assert b.schema.equals(p.schema, check_metadata=True)
+    out = rows(b)
+    ticks = [r for r in out if r["kind"] == S.TICK]
+    assert [r["volume"] is not None for r in ticks[:6]] == [False, False, False, True, True, True]
+    assert [r["change"] for r in ticks[:3]] == [None, pytest.approx(50), pytest.approx(51)]
+    assert all(r["volume"] is None and r["open"] is None and r["last_trade_time"] is None for r in out if r["kind"] != S.TICK)
+    assert sum(r["kind"] == S.TRADE for r in out) == 3  # the second frame's quote and two full packets
+
+
+def test_a_batch_a_consumer_keeps_is_never_overwritten():
+    """Batches point into pooled buffers that the parser reuses once dropped: a kept batch must
+    never see later frames (and the reuse must really happen, or this proves nothing)."""
+    p = parser()
+    kept = p.parse([every_layout(0)], 1)
+    before = rows(kept)
+    kept_addr = kept.column("price").buffers()[1].address
+    seen, reused = set(), False
+    for i in range(1, 40):
+        b = p.parse([every_layout(i)], 1 + i)
+        addr = b.column("price").buffers()[1].address
+        assert addr != kept_addr
+        reused |= addr in seen
+        seen.add(addr)
+    assert reused
+    assert rows(kept) == before
+
+
+def test_null_extras_hold_zeros_not_stale_values_from_a_reused_buffer():
+    import numpy as np
+
+    p = parser()
+    for i in range(20):  # quote-only frames (tick rows everywhere) and mixed ones share the reused buffers
+        fr = packets.frame([packets.quote(TATA, 700 + i, 5, 699.5, 1000 + 10 * i, 10, 20, 690, 710, 680, 695)] * 20) if i % 2 else every_layout(i)
+        b = p.parse([fr], 1 + i)
+        for name in ("volume", "open", "oi", "change", "last_trade_time"):
+            col = b.column(name)
+            raw = np.frombuffer(col.buffers()[1], dtype=np.int64 if name == "last_trade_time" else np.float64)[:len(col)]
+            assert (raw[col.is_null().to_numpy(zero_copy_only=False)] == 0).all(), name
+
+
+def test_rows_never_outgrow_the_room_the_parser_made():
+    from sq.venues.zerodha.ticker_parser import row_bound
+    import numpy as np
+
+    rng = random.Random(99)
+    good = [packets.full(TCS, 3500, 3, 3499.5, 5000 + k, 30, 40, 3490, 3510, 3480, 3495, 1, 0, 0, 0, 1, [(3499.9, 10, 1)] * 5, [(3500.1, 20, 2)] * 5)
+            for k in range(30)]
+    p = parser()
+    for _ in range(200):
+        fr = packets.frame(good[:rng.randrange(0, 30)] + [packets.ltp(INFY, 1.0)] * rng.randrange(0, 70))
+        fr = fr[:rng.randrange(len(fr) // 2, len(fr) + 1)] if rng.random() < 0.3 else fr
+        bound = row_bound(np.frombuffer(fr, np.uint8), np.zeros(1, np.int64), np.array([len(fr)], np.int64))
+        b = p.parse([fr], 1)
+        assert (0 if b is None else b.num_rows) <= bound
+        if b is not None:
+            b.validate(full=True)
+    assert p.stats.packets > 0
+
+
+def test_the_kernel_stops_at_the_end_of_its_room_instead_of_writing_past_it():
+    """Were the room ever too small, the rows that do not fit are dropped and counted (a bad
+    frame), never written past the buffer."""
+    import numpy as np
+
+    from sq.venues.zerodha.ticker_parser import parse_frames
+
+    p = parser()
+    layout, at = p._layout(1)  # room for 64 rows; the frame below gives 10 × 14
+    fr = packets.frame([packets.full(TCS, 3500, 3, 3499.5, 5000 + k, 30, 40, 3490, 3510, 3480, 3495, 1, 0, 0, 0, 1,
+                                     [(3499.9, 10, 1)] * 5, [(3500.1, 20, 2)] * 5) for k in range(10)])
+    out = np.full(layout.size + 4096, 0xAB, np.uint8)
+    n = parse_frames(np.frombuffer(fr, np.uint8), np.zeros(1, np.int64), np.array([len(fr)], np.int64), np.ones(1, np.int64),
+                     p.keys, p.syms, p._tstate, p._stats, out, at, layout.header, layout.plan, np.empty(layout.cap, np.int16), p._nulls)
+    assert 0 < n <= layout.cap and p.stats.bad_frames == 1
+    assert (out[layout.size:] == 0xAB).all()
+    assert layout.read(out).num_rows == n
