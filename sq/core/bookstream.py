@@ -313,49 +313,6 @@ def pieces(batch: pa.RecordBatch, rows: int = PIECE_ROWS):
         yield batch.slice(i, rows)
 
 
-def prefetched(batches, depth: int = 2):
-    """`batches`, read ahead on a thread (at most `depth` waiting): Parquet decoding releases the
-    GIL, so the next batch is decoded while the kernel (nogil) works on this one. Not for live
-    pipes, where the hand-over between threads would add to every batch's latency. An error
-    of the reader is raised here, in order."""
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def read() -> None:
-        try:
-            for b in batches:
-                if stop.is_set():
-                    return
-                q.put((b, None))
-        except BaseException as e:  # handed to the consumer
-            q.put((None, e))
-            return
-        q.put((end, None))
-
-    t = threading.Thread(target=read, name="sq-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            b, err = q.get()
-            if err is not None:
-                raise err
-            if b is end:
-                return
-            yield b
-    finally:
-        stop.set()
-        while t.is_alive():  # unblock a reader waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
-            t.join(0.01)
-
-
 def build_book(env, source, writer_factory, **options) -> BookStream:
     """Run a whole market source through a BookStream into the writer `writer_factory(schema)` makes.
 
@@ -364,11 +321,8 @@ def build_book(env, source, writer_factory, **options) -> BookStream:
     goes out now, not when the next batch arrives (on a live pipe: the next burst of events)."""
     bs = BookStream(source.instruments, warn=env.warn, **options)
     whole = getattr(source, "whole_messages", False)
-    batches = source.batches()
-    if getattr(source, "total_rows", None) is not None:  # files: decode the next batch while the kernel runs
-        batches = prefetched(batches)
     with writer_factory(bs.schema) as writer:
-        for batch in batches:
+        for batch in source.batches():
             left = batch.num_rows
             for piece in pieces(batch, PIECE_ROWS):
                 left -= piece.num_rows

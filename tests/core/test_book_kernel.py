@@ -287,27 +287,3 @@ def test_complete_batches_emit_their_last_message_at_once():
          else table.column(n).to_numpy(zero_copy_only=False).tolist()) for n in table.schema.names])]
     assert_rows_equal(rows, want)
 
-
-def test_prefetched_keeps_order_raises_the_readers_error_in_turn_and_stops_when_dropped():
-    import threading
-
-    from sq.core.bookstream import prefetched
-    from sq.core.exits import DataError
-
-    assert list(prefetched(iter(range(50)))) == list(range(50))
-
-    def failing():
-        yield 1
-        yield 2
-        raise DataError("corrupt")
-
-    got = []
-    with pytest.raises(DataError, match="corrupt"):
-        for x in prefetched(failing()):
-            got.append(x)
-    assert got == [1, 2]
-    before = threading.active_count()
-    it = prefetched(iter(range(10**6)), depth=2)
-    assert next(it) == 0
-    it.close()  # a consumer that stops early: the reader thread ends too
-    assert threading.active_count() == before
