@@ -4,10 +4,11 @@
 rows: it maps symbols to global ids, learns tick sizes (instrument metadata, else inferred from
 the prices with a warning) and top-N view depths, validates the batch (one numba pass; NumPy
 names the first bad row: bad prices/quantities, unknown kinds), converts level prices to int64
-ticks and hands the arrays to the numba kernel in one call. The message of the last event of a batch stays pending in the
-kernel, so venue messages may span batches, unless the caller says the batch ends at a message
-end (`process(batch, complete=True)`: a live pipe whose writer says so, docs/streams.md).
-Output batches are Arrow arrays over the kernel's output buffers, without copies.
+ticks and hands the arrays to the numba kernel in one call. The message of the last event of a
+batch stays pending in the kernel, so venue messages may span batches, unless the caller says
+the batch ends at a message end (`process(batch, complete=True)`: a live pipe whose writer says
+so, docs/streams.md). Output batches are Arrow arrays over the kernel's output buffers, without
+copies.
 """
 
 from __future__ import annotations
