@@ -1051,14 +1051,16 @@ class BookState:
         return (self.qbuf, self.ist, self.fst, self.vw_ts, self.vw_pq, self.vw_q, self.st_tick, self.st_qty,
                 self.st_ts, self.pv_tick, self.pv_qty, self.last_row, self.g, self.ip, self.fp)
 
-    def run(self, ts, sym, kind, side, tick, price, qty, seq, rows, out, r: int = 0) -> int:
+    def run(self, ts, sym, kind, side, tick, price, qty, seq, rows, out, r: int = 0, final: bool = False) -> int:
         """Apply validated event arrays; rows go to `out` from index r; returns the new row count.
+        `final`: the last event ends its message (no later event belongs to it): that message
+        is completed now instead of when the next event shows it ended.
 
         Raises OverflowError(symbol id) when a symbol's live prices span more than MAX_WINDOW/2 ticks.
         """
         i = 0
         while True:
-            st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, False, *self._state(), *out, r,
+            st, i, r = process(ts, sym, kind, side, tick, price, qty, seq, rows, i, final, *self._state(), *out, r,
                                self._tick_buf, self._qty_buf, self._row_buf)
             if st == ST_OK:
                 return r

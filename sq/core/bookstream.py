@@ -2,10 +2,13 @@
 
 `BookStream` owns one `BookState` and turns each conformed market batch into zero or more book
 rows: it maps symbols to global ids, learns tick sizes (instrument metadata, else inferred from
-the prices with a warning) and top-N view depths, validates the batch with vectorised NumPy
-(bad prices/quantities, unknown kinds), converts level prices to int64 ticks and hands the arrays
-to the numba kernel in one call. The message of the last event of a batch stays pending in the
-kernel, so venue messages may span batches. Output batches are built from NumPy arrays only.
+the prices with a warning) and top-N view depths, validates the batch (one numba pass; NumPy
+names the first bad row: bad prices/quantities, unknown kinds), converts level prices to int64
+ticks and hands the arrays to the numba kernel in one call. The message of the last event of a
+batch stays pending in the kernel, so venue messages may span batches, unless the caller says
+the batch ends at a message end (`process(batch, complete=True)`: a live pipe whose writer says
+so, docs/streams.md). Output batches are Arrow arrays over the kernel's output buffers, without
+copies.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from sq.core.streams import SymbolRegistry, market_arrays
 
 _MAX_TICKS = float(2**53)
 S_LEVEL = S.LEVEL
+S_TRADE = S.TRADE
+S_TICK = S.TICK
 
 
 @njit(cache=True, _nrt=False)
@@ -41,6 +46,24 @@ def _level_ticks(kind, codes, price, tick_sizes, out):
     return -1
 
 
+@njit(cache=True, _nrt=False)
+def _all_valid(kind, side, price, qty):
+    """Whether every row passes `BookStream._validate`'s checks (one pass, no temporaries: most
+    of a small live batch's validation cost was NumPy's per-call overhead)."""
+    for i in range(len(kind)):
+        k = kind[i]
+        if k < S_LEVEL or k > S_TICK:
+            return False
+        if k == S_LEVEL or k == S_TRADE or k == S_TICK:
+            p = price[i]
+            q = qty[i]
+            if not (np.isfinite(p) and p >= 0.0 and np.isfinite(q) and q >= 0.0):
+                return False
+            if k == S_LEVEL and side[i] != 1 and side[i] != -1:
+                return False
+    return True
+
+
 def infer_tick_size(prices: np.ndarray) -> float:
     """The coarsest power-of-ten grid (1 … 1e-8) every price sits on; 0.01 when there are no prices."""
     p = prices[np.isfinite(prices)]
@@ -55,14 +78,26 @@ def infer_tick_size(prices: np.ndarray) -> float:
     return 1e-8
 
 
-_OUT_ROWS = 262_145  # output buffer sets are at least this long (a market batch is ≤ 256K rows + 1)
-_OUT_SETS = 6  # sets kept for reuse: one being filled, the rest held by batches queued for writing
+# `sq book` hands the kernel market batches in pieces of at most this many events: its first
+# output reaches the writer (a Parquet writer thread, a pipe) after 64K events instead of a
+# whole 256K-row input batch, so writing starts sooner and the two overlap in finer steps.
+PIECE_ROWS = 65_536
+_OUT_ROWS = PIECE_ROWS + 1  # output buffer sets are at least this long (a piece + the pending message's row)
+_OUT_SETS = 16  # sets kept for reuse: one being filled, the rest held by batches waiting to be written
+# (a Parquet row group of 128K rows is 3-4 pieces' rows; two groups queued and one being written)
 
 
 def _refcounts(out) -> list[int]:
     """Reference counts of the memory behind an output set's arrays. NumPy views (the columns
     handed to Arrow) refer to the array's base (here the Arrow buffer), not to the array."""
     return [sys.getrefcount(a if a.base is None else a.base) for a in out]
+
+
+def _watched_buffer(a: np.ndarray) -> tuple[pa.Buffer, int]:
+    """An Arrow buffer holding a reference to the object `_refcounts` watches for `a`, and `a`'s
+    start in it, in items (Arrow array offset)."""
+    buf = pa.py_buffer(a if a.base is None else a.base)
+    return buf, (a.ctypes.data - buf.address) // a.itemsize
 
 
 class BookStream:
@@ -153,6 +188,8 @@ class BookStream:
 
     def _validate(self, rows, codes, kind, side, price, qty):
         """Raise DataError for unknown kinds; for bad values raise, or return a keep-mask with --skip-bad."""
+        if _all_valid(kind, side, price, qty):
+            return None
         bad_kind = (kind < S.LEVEL) | (kind > S.TICK)
         if bad_kind.any():
             j = int(np.argmax(bad_kind))
@@ -178,8 +215,10 @@ class BookStream:
         return ~bad
 
     # -- processing
-    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch | None:
-        """Apply one market batch; returns the book rows it completed (None when there are none)."""
+    def process(self, batch: pa.RecordBatch, complete: bool = False) -> pa.RecordBatch | None:
+        """Apply one market batch; returns the book rows it completed (None when there are none).
+        `complete`: the batch ends at the end of a venue message, so its last message is
+        completed (and its row made) now rather than when the next batch starts another."""
         n = batch.num_rows
         if n == 0:
             return None
@@ -197,7 +236,7 @@ class BookStream:
         try:
             r = self.state.run(np.ascontiguousarray(ts), np.ascontiguousarray(codes), np.ascontiguousarray(kind),
                                np.ascontiguousarray(side), tick, np.ascontiguousarray(price),
-                               np.ascontiguousarray(qty), np.ascontiguousarray(seq), rows, out)
+                               np.ascontiguousarray(qty), np.ascontiguousarray(seq), rows, out, final=complete)
         except OverflowError as e:
             raise self._span_error(int(e.args[0])) from None
         return self._batch(out, r)
@@ -220,18 +259,25 @@ class BookStream:
                          "is the tick size right, or is a stale far-away level never deleted?")
 
     def _batch(self, out, r: int) -> pa.RecordBatch | None:
+        """The first `r` rows of an output set as a record batch, zero-copy.
+
+        Each column is an Arrow array over a `pa.py_buffer` of the memory `_refcounts` watches,
+        so the set counts as busy while any column lives (`pa.array` of a NumPy view did the
+        same at ~10 µs a column, most of a small live batch's cost; this is ~1 µs).
+        """
         if r == 0:
             return None
         out_ts, out_sym, out_seq, out_f = out
+        (ts_buf, ts_at), (sym_buf, sym_at), (seq_buf, seq_at), (f_buf, f_at) = (_watched_buffer(a) for a in out)
+        cap = out_f.shape[1]
+        f64 = pa.float64()
         cols = [
-            pa.array(out_ts[:r], type=pa.int64()).view(S.TS),
-            S.dict_column(out_sym[:r], self._symbol_dictionary()),
-            pa.array(out_seq[:r], type=pa.int64()),
+            pa.Array.from_buffers(S.TS, r, [None, ts_buf], offset=ts_at),
+            pa.DictionaryArray.from_arrays(pa.Array.from_buffers(pa.int32(), r, [None, sym_buf], offset=sym_at), self._symbol_dictionary()),
+            pa.Array.from_buffers(pa.int64(), r, [None, seq_buf], offset=seq_at),
         ]
-        nlev = 4 * self.depth + len(S.BOOK_FEATURES)
-        cols += [pa.array(out_f[j, :r]) for j in range(nlev)]
-        if self.stale:
-            cols += [pa.array(out_f[j, :r]) for j in range(nlev, nlev + len(S.BOOK_STALE))]
+        ncols = 4 * self.depth + len(S.BOOK_FEATURES) + (len(S.BOOK_STALE) if self.stale else 0)
+        cols += [pa.Array.from_buffers(f64, r, [None, f_buf], offset=f_at + j * cap) for j in range(ncols)]
         self.rows_out += r
         return pa.RecordBatch.from_arrays(cols, schema=self.schema)
 
@@ -260,14 +306,32 @@ class BookStream:
                 "bad_rows": self.bad_rows}
 
 
+def pieces(batch: pa.RecordBatch, rows: int = PIECE_ROWS):
+    """`batch` as zero-copy slices of at most `rows` rows."""
+    n = batch.num_rows
+    if n <= rows:
+        yield batch
+        return
+    for i in range(0, n, rows):
+        yield batch.slice(i, rows)
+
+
 def build_book(env, source, writer_factory, **options) -> BookStream:
-    """Run a whole market source through a BookStream into the writer `writer_factory(schema)` makes."""
+    """Run a whole market source through a BookStream into the writer `writer_factory(schema)` makes.
+
+    When the source's batches end at message ends (`source.whole_messages`: a live pipe from a
+    source that says so), each batch's last message is completed with the batch, so its row
+    goes out now, not when the next batch arrives (on a live pipe: the next burst of events)."""
     bs = BookStream(source.instruments, warn=env.warn, **options)
+    whole = getattr(source, "whole_messages", False)
     with writer_factory(bs.schema) as writer:
         for batch in source.batches():
-            out = bs.process(batch)
-            if out is not None:
-                writer.write(out)
+            left = batch.num_rows
+            for piece in pieces(batch, PIECE_ROWS):
+                left -= piece.num_rows
+                out = bs.process(piece, complete=whole and left == 0)
+                if out is not None:
+                    writer.write(out)
         out = bs.finish()
         if out is not None:
             writer.write(out)

@@ -46,9 +46,12 @@ PARQUET_MAGIC = b"PAR1"
 ARROW_FILE_MAGIC = b"ARROW1"
 IPC_CONTINUATION = b"\xff\xff\xff\xff"
 
-# Parquet output settings. zstd at level 3 is the zstd library's own default and what polars'
-# write_parquet uses by default (compression="zstd", compression_level=None), so `sq` files and
-# the benchmark's polars baseline cost and weigh about the same. Dictionary encoding only for
+# Parquet output settings. zstd at level 1 (Arrow's default zstd level; `sq import` files use
+# it too): on book streams ~15% less writer CPU than level 3 (polars' default) for files ~1%
+# larger (market streams: smaller), and the writer thread is the slower side of `sq book`.
+# Row-group statistics only for the columns readers prune on (times, symbol, seq, kind, side:
+# everything but floats): min/max of every float column cost ~8% of the writer's CPU and no
+# reader of sq's streams filters on them. Dictionary encoding only for
 # dictionary-typed columns (symbol): on float/int columns it costs a hash per value and then
 # falls back to plain pages on high-cardinality data (polars writes those plain, too). Row
 # groups of 128K rows or more (a group per book batch, as in polars' files): the background
@@ -61,8 +64,9 @@ IPC_CONTINUATION = b"\xff\xff\xff\xff"
 # writer's CPU on book streams. Same encodings, codec and level as v1 pages. Values reach the
 # column encoders 64K at a time instead of Arrow's default 1024 (a page still ends at the
 # first batch boundary past 1 MB, so book pages are the same): ~8% less writer CPU.
+IPC_PIPE_BUFFER = 1 << 16  # bytes: small buffers gather here, bigger ones (columns of big batches) go straight through
 PARQUET_COMPRESSION = "zstd"
-PARQUET_COMPRESSION_LEVEL = 3
+PARQUET_COMPRESSION_LEVEL = 1
 PARQUET_ROW_GROUP = 131_072
 PARQUET_FIRST_ROW_GROUP = 65_536
 PARQUET_DATA_PAGE_VERSION = "2.0"
@@ -122,9 +126,11 @@ class StreamWriter:
         table_dates: bool = False,
     ):
         self.env = env
+        self.output = output
+        if output and S.META_WHOLE_MESSAGES in (schema.metadata or {}):  # a file's readers cut batches of their own
+            schema = schema.with_metadata({k: v for k, v in schema.metadata.items() if k != S.META_WHOLE_MESSAGES})
         self.schema = schema
         self.kind = S.stream_kind(schema) or "market"
-        self.output = output
         self.format = resolve_format(env, fmt, output)
         if self.format == "table" and output:
             raise UsageError("--format table writes to the terminal; drop -o or choose parquet/arrow/jsonl")
@@ -133,6 +139,7 @@ class StreamWriter:
         self._closed = False
         self._tmp: str | None = None
         self._sink: IO[bytes] | None = None
+        self._native = None  # the native buffer between an Arrow stream writer and stdout
         self._ipc = None
         self._pq = None
         self._table_columns = table_columns
@@ -158,7 +165,11 @@ class StreamWriter:
                 opts = ipc.IpcWriteOptions(emit_dictionary_deltas=True)
                 self._ipc = ipc.new_file(self._sink, self.schema, options=opts)
             else:
-                self._ipc = ipc.new_stream(self._sink, self.schema)
+                # the IPC writer writes each buffer of a batch (two a column) on its own: into
+                # Python's stdout that is a Python call each, most of a small live batch's cost;
+                # a native buffer in between makes it one write per flush
+                self._native = pa.BufferedOutputStream(pa.PythonFile(_Unclosed(self._sink), mode="w"), IPC_PIPE_BUFFER)
+                self._ipc = ipc.new_stream(self._native, self.schema)
                 # flush the schema at once: readers otherwise block until the first batch
                 self._ipc.write_batch(_empty_batch(self.schema))
                 self._flush()
@@ -169,14 +180,17 @@ class StreamWriter:
             self._pq = pq.ParquetWriter(self._sink, self.schema.with_metadata(md), compression=PARQUET_COMPRESSION,
                                         compression_level=PARQUET_COMPRESSION_LEVEL, use_dictionary=dict_cols or False,
                                         data_page_version=PARQUET_DATA_PAGE_VERSION, write_batch_size=PARQUET_WRITE_BATCH,
-                                        column_encoding=_delta_columns(self.schema) or None)
+                                        column_encoding=_delta_columns(self.schema) or None,
+                                        write_statistics=_statistics_columns(self.schema))
             self._pq_thread = _Background(self._write_row_group)
         self._pq_pending: list[pa.RecordBatch] = []
         self._pq_pending_rows = 0
         self._pq_groups = 0
 
     def _flush(self) -> None:
-        if self._sink is not None and not self.output:
+        if self._native is not None:
+            self._native.flush()  # also flushes stdout
+        elif self._sink is not None and not self.output:
             self._sink.flush()
 
     # -- writing
@@ -318,10 +332,34 @@ class StreamWriter:
             self.close(ok=False)
 
 
+class _Unclosed:
+    """A binary file for Arrow to write to that Arrow cannot close (a `pa.PythonFile` closes its
+    file when it is released; stdout stays open)."""
+
+    closed = False
+
+    def __init__(self, f: IO[bytes]):
+        self._f = f
+
+    def write(self, data) -> int:
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        pass
+
+
 def _delta_columns(schema: pa.Schema) -> dict[str, str]:
     """The column_encoding for PARQUET_DELTA_COLUMNS present as int64 or timestamp columns."""
     return {f.name: "DELTA_BINARY_PACKED" for f in schema
             if f.name in PARQUET_DELTA_COLUMNS and (pa.types.is_int64(f.type) or pa.types.is_timestamp(f.type))}
+
+
+def _statistics_columns(schema: pa.Schema) -> list[str]:
+    """The columns whose row-group statistics are written: all but floating-point ones."""
+    return [f.name for f in schema if not pa.types.is_floating(f.type)]
 
 
 def _same_dictionaries(batches: list[pa.RecordBatch]) -> bool:
@@ -490,6 +528,9 @@ class StreamSource:
     names: list[str] = field(default_factory=list)
     from_sq: bool = True
     total_rows: int | None = None  # rows in the input files (from their footers); None when unknown (stdin)
+    # every batch ends at the end of a venue message: one Arrow stream on stdin whose writer says
+    # so (schemas.META_WHOLE_MESSAGES), read whole (no --start/--end or spans cutting rows out)
+    whole_messages: bool = False
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         return self._iter
@@ -501,7 +542,8 @@ class StreamSource:
                 yield batch
                 advance(batch.num_rows)
 
-        return StreamSource(self.kind, self.schema, self.instruments, gen(), self.names, self.from_sq, self.total_rows)
+        return StreamSource(self.kind, self.schema, self.instruments, gen(), self.names, self.from_sq, self.total_rows,
+                            self.whole_messages)
 
 
 def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, want: str | tuple[str, ...],
@@ -574,9 +616,12 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
             for batch in opened.batches:
                 if batch.num_rows == 0:
                     continue
+                if columns is not None and batch.num_columns != len(target):  # inputs read whole (Arrow, stdin)
+                    have = set(batch.schema.names)  # first the columns read, in order: an sq stream is then canonical as is
+                    batch = batch.select([n for n in target.names if n in have])
                 b = _conform(opened.name, batch, kind, target)
                 if columns is not None and b.num_columns != len(target):
-                    b = b.select(target.names)  # extra columns of inputs read whole (Arrow, stdin)
+                    b = b.select(target.names)
                 yield b
 
     lo, hi = window_ns(start, end)
@@ -595,7 +640,8 @@ def open_input(env: Environment, inputs: list[str] | tuple[str, ...] | None, wan
     if spans is not None:
         batches = _first_rows(rows_in_spans(batches, spans), _empty_spans(wants, spans))
 
-    return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq, total_rows)
+    whole = len(parts) == 1 and first.whole_messages and not windowed and spans is None
+    return StreamSource(kind, target, instruments, batches, [p.name for p in parts], from_sq, total_rows, whole)
 
 
 def _rows_in_window(batches: Iterator[pa.RecordBatch], lo: int | None, hi: int | None) -> Iterator[pa.RecordBatch]:
@@ -762,6 +808,7 @@ def _target_schema(kind: str, schema: pa.Schema) -> pa.Schema:
     if fields is None:  # book streams: columns vary with depth; keep as is, canonical types for ts/symbol
         fields = [pa.field(f.name, S.TS) if f.name == "ts" else pa.field(f.name, S.SYMBOL) if f.name == "symbol" else f for f in schema]
     md = dict(schema.metadata or {})
+    md.pop(S.META_WHOLE_MESSAGES, None)  # a property of how one pipe cuts its batches: StreamSource.whole_messages
     md[S.META_STREAM] = kind.encode()
     md.setdefault(S.META_VERSION, S.SCHEMA_VERSION.encode())
     return pa.schema(fields, metadata=md)
@@ -788,6 +835,7 @@ class _Opened:
     name: str
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch]
+    whole_messages: bool = False  # an Arrow stream whose writer says its batches end at message ends
 
 
 @dataclass
@@ -979,7 +1027,7 @@ def _open_ipc_stream(src: IO[bytes], name: str, env: Environment) -> _Opened:
         if not is_sq:
             env.warn(f"{name}: stream not written by sq; its end could not be verified")
 
-    return _Opened(name, schema, gen())
+    return _Opened(name, schema, gen(), (schema.metadata or {}).get(S.META_WHOLE_MESSAGES) == b"1")
 
 
 def _open_buffer_parquet(data: bytes, name: str) -> _Opened:

@@ -218,3 +218,72 @@ def test_output_buffers_are_reused_only_once_no_batch_refers_to_them():
         return {k: [None if isinstance(v, float) and v != v else v for v in vals] for k, vals in d.items()}
 
     assert norm(got) == norm(pydict(want))
+
+
+def test_sq_book_cuts_big_batches_into_pieces_without_changing_the_rows(monkeypatch):
+    """build_book hands the kernel batches in PIECE_ROWS pieces (messages span the cuts): the rows
+    are those of the whole batches, and the writer gets one batch per piece that has rows."""
+    import io
+
+    from sq.core import bookstream
+    from sq.core.environment import Environment
+    from sq.core.streams import StreamSource
+
+    events, symbols, ticks = random_stream(11, 3, 400, 3)
+    schema, batches = make_batches(events, symbols, ticks)
+    want, _ = run_stream(schema, batches, depth=DEPTH)
+
+    class Sink:
+        def __init__(self):
+            self.batches = []
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, b):
+            self.batches.append(b)
+
+    monkeypatch.setattr(bookstream, "PIECE_ROWS", 7)
+    assert [b.num_rows for b in bookstream.pieces(batches[0], 7)][-2:] == [7, batches[0].num_rows % 7 or 7]
+    sink = Sink()
+    env = Environment(stdin=io.BytesIO(), stdout=io.BytesIO(), stderr=io.StringIO(), stdin_isatty=False, stdout_isatty=False)
+    source = StreamSource("market", schema, S.schema_instruments(schema), iter(batches))
+    bookstream.build_book(env, source, lambda s: sink, depth=DEPTH)
+    assert len(sink.batches) > 10
+    table = pa.Table.from_batches(sink.batches)
+    got = [dict(zip(table.schema.names, vals)) for vals in zip(*[
+        (table.column(n).cast(pa.string()).to_pylist() if n == "symbol" else S.int64_view(table.column(n)).tolist() if n == "ts"
+         else table.column(n).to_numpy(zero_copy_only=False).tolist()) for n in table.schema.names])]
+    assert_rows_equal(got, want)
+
+
+def test_complete_batches_emit_their_last_message_at_once():
+    """process(batch, complete=True) completes the batch's last message with the batch (a live pipe
+    whose batches end at message ends); the rows are the same, only sooner."""
+    events, symbols, ticks = random_stream(5, 2, 120, 3)
+    cuts = [i for i in range(1, len(events)) if (events[i][1], events[i][6]) != (events[i - 1][1], events[i - 1][6])][::7]
+    schema, batches = make_batches(events, symbols, ticks, split=cuts)
+    want, _ = run_stream(schema, batches, **OPTS)
+    lagging = BookStream(S.schema_instruments(schema), **OPTS)
+    at_once = BookStream(S.schema_instruments(schema), **OPTS)
+    got, ahead, behind, sooner = [], 0, 0, 0
+    for b in batches:
+        late = lagging.process(b)
+        now = at_once.process(b, complete=True)
+        ahead += now.num_rows if now is not None else 0
+        behind += late.num_rows if late is not None else 0
+        assert ahead >= behind
+        sooner += ahead > behind
+        if now is not None:
+            got.append(now)
+    assert at_once.finish() is None  # nothing left pending at the end
+    assert sooner >= len(batches) // 2, (sooner, len(batches))
+    table = pa.Table.from_batches(got)
+    rows = [dict(zip(table.schema.names, vals)) for vals in zip(*[
+        (table.column(n).cast(pa.string()).to_pylist() if n == "symbol" else S.int64_view(table.column(n)).tolist() if n == "ts"
+         else table.column(n).to_numpy(zero_copy_only=False).tolist()) for n in table.schema.names])]
+    assert_rows_equal(rows, want)
+

@@ -355,6 +355,66 @@ def test_parquet_output_reads_back_with_v2_pages_and_a_small_first_row_group(tmp
     _same_rows(pq.read_table(out), pa.Table.from_batches(big))
 
 
+def test_parquet_output_keeps_statistics_for_keys_not_floats(tmp_path):
+    """Readers prune row groups on ts, symbol and seq; float columns carry no statistics (cheaper)."""
+    from sq.core import streams
+
+    batch = simple_book_batch(10)
+    out = tmp_path / "b.parquet"
+    env, _, _ = _env()
+    with StreamWriter(env, batch.schema, output=str(out)) as w:
+        w.write(batch)
+    md = pq.ParquetFile(out).metadata
+    rg = md.row_group(0)
+    cols = {rg.column(i).path_in_schema: rg.column(i) for i in range(rg.num_columns)}
+    assert cols["ts"].is_stats_set and cols["seq"].is_stats_set and cols["symbol"].is_stats_set
+    floats = [f.name for f in batch.schema if pa.types.is_floating(f.type)]
+    assert floats and not any(cols[n].is_stats_set for n in floats)
+    assert all(c.compression == streams.PARQUET_COMPRESSION.upper() for c in cols.values())
+
+
+def _whole(batch: pa.RecordBatch) -> pa.RecordBatch:
+    md = {**(batch.schema.metadata or {}), S.META_WHOLE_MESSAGES: b"1"}
+    return pa.RecordBatch.from_arrays(batch.columns, schema=batch.schema.with_metadata(md))
+
+
+def test_whole_messages_holds_for_one_piped_stream_only(tmp_path):
+    """sq.whole_messages reaches a reader of the pipe as StreamSource.whole_messages (not in the
+    conformed schema); files never carry it, and --start/--end (rows cut out) drop it."""
+    import datetime as dt
+
+    batch = _whole(simple_book_batch(10))
+    data = _write_stream(batch)
+    env, _, _ = _env(stdin=data)
+    src = open_input(env, None, "market", columns=("ts", "symbol", "kind", "side", "price", "qty", "seq"))
+    assert src.whole_messages
+    assert S.META_WHOLE_MESSAGES not in (src.schema.metadata or {})
+    assert sum(b.num_rows for b in src.batches()) == batch.num_rows
+    env, _, _ = _env(stdin=_write_stream(simple_book_batch(10)))
+    assert not open_input(env, None, "market").whole_messages  # a writer that does not say so
+    env, _, _ = _env(stdin=data)
+    day = dt.datetime.fromtimestamp(0, dt.timezone.utc).date()
+    assert not open_input(env, None, "market", start=day, end=day).whole_messages
+    out = tmp_path / "m.parquet"
+    env, _, _ = _env()
+    with StreamWriter(env, batch.schema, output=str(out)) as w:
+        w.write(batch)
+    assert S.META_WHOLE_MESSAGES not in pq.read_schema(out).metadata
+    env, _, _ = _env()
+    assert not open_input(env, [str(out)], "market").whole_messages
+
+
+def test_piped_sq_stream_reads_the_columns_asked_for_in_order():
+    """An sq stream read whole from stdin gives exactly `columns` (in the schema's order), values intact."""
+    batch = simple_book_batch(10)
+    env, _, _ = _env(stdin=_write_stream(batch))
+    cols = ("seq", "ts", "symbol", "price")
+    src = open_input(env, None, "market", columns=cols)
+    got = pa.Table.from_batches(list(src.batches()))
+    assert got.schema.names == [n for n in batch.schema.names if n in cols] == src.schema.names
+    assert got.column("price").to_pylist() == batch.column("price").to_pylist()
+
+
 def test_symbol_registry_codes_follow_each_batch_s_dictionary():
     """A dictionary whose ids are the registry's is used as it is; another one is remapped; a
     plain string column is encoded."""

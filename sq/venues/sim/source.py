@@ -39,7 +39,8 @@ class SimMarketSource:
 
     def __init__(self, venue, *, limit: int | None = None, duration_ns: int | None = None, batch_rows: int | None = None):
         self.venue = venue
-        self.schema = venue.schema
+        # rows of one message never span two batches: say so to readers of the pipe
+        self.schema = venue.schema.with_metadata({**(venue.schema.metadata or {}), schemas.META_WHOLE_MESSAGES: b"1"})
         self.instruments = venue.instruments
         self.limit = int(limit) if limit is not None else None
         self.duration_ns = int(duration_ns) if duration_ns is not None else None

@@ -220,3 +220,16 @@ def test_any_seed_is_reproducible_and_uncrossed(seed, name):
     assert ipc_bytes(a) == ipc_bytes(b)
     _, stats = replay(a)
     assert stats["crossed"] == 0 and stats["trades_outside"] == 0
+
+
+def test_source_says_no_message_spans_two_batches():
+    """The schema says sq.whole_messages = 1, and it holds: no (symbol, seq) in two batches."""
+    src = SimVenue(["SIM:DEMO", "SIM:FOO"], seed=3).market_source(limit=30_000, batch_rows=1_000)
+    assert src.schema.metadata[S.META_WHOLE_MESSAGES] == b"1"
+    seen = set()
+    batches = list(src.batches())
+    assert len(batches) > 5
+    for b in batches:
+        keys = set(zip(b.column("symbol").indices.to_pylist(), b.column("seq").to_pylist()))
+        assert not keys & seen
+        seen |= keys
