@@ -46,6 +46,7 @@ def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Itera
     the finished engine (its `summary()`). Shared by a single run and every sweep point, so a
     sweep point and `sq backtest --param k=v` run exactly the same code."""
     from sq.core.engine import make_engine
+    from sq.core.prefetch import prefetched
     from sq.runs import marketrules
     from sq.venues.registry import trading_session
 
@@ -57,6 +58,8 @@ def run_engine(strategy: Strategy, instruments, batches: Iterable, params: Itera
     FU.apply(engine, instruments, config, funding)
     if strategy.kind == "bar":
         batches = whole(batches)
+    elif not isinstance(batches, (list, tuple)):  # a file being read: decode the next batch while this one runs
+        batches = prefetched(batches)
     for batch in batches:
         out = engine.process(batch)
         if emit is not None:

@@ -300,9 +300,9 @@ def kernel(fn):
 
 def batch_kernel(fn):
     """`kernel` for an entry point Python calls once per market batch (the event loop, the input
-    pass): it runs without the GIL, so the process's other Python threads (a live run's market
-    feed parsing the next frames, a progress display) carry on while it runs. Nothing else
-    touches the engine's arrays meanwhile: the engine is driven by one thread."""
+    pass): it runs without the GIL, so a reader thread decodes the next batch of the input
+    (`sq.core.prefetch`) while this one runs. Nothing else touches the engine's arrays meanwhile:
+    the engine is driven by one thread."""
     from numba import njit
 
     return _unliteral_calls(njit(cache=True, _nrt=False, nogil=True)(fn))
