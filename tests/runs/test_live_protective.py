@@ -275,25 +275,33 @@ def test_kite_nrml_gtt_triggered_order_found_and_booked(kite_env, kite_open_hour
     assert summary["protective_orders"]["filled"] == 1 and summary["orders_sent"] == 1 and abs(summary["position"][SYMBOL]) < 1e-9
 
 
-def test_a_resumed_run_deletes_the_gtt_its_dead_process_left(kite_env, kite_open_hours, tmp_path):
-    """SIGKILL leaves the GTT standing at Kite (no tag, so no listing of open orders finds it);
-    `sq live --resume` cancels it by its journaled venue id `gtt:<id>`."""
-    from tests.support.kitelive import live_env, store_session
+def _killed_with_a_gtt_standing(fake, tmp_path, journal) -> dict:
+    """A Kite live run with a stop and a take-profit, SIGKILLed once its journal holds the GTT's
+    id (before that, only the venue knows it: a gap sq reconcile reports); the GTT left active."""
+    from tests.support.kitelive import store_session
 
-    fake = kite_env
     store_session(fake)
-    journal = tmp_path / "gtt-resume"
     p = _kite_live(tmp_path, journal, NRML, "size=1", "stop_pct=1", "take_pct=1")
     try:
         registered(p)
         mine = _prefix(journal) + "p"
-        # killed once the journal holds the GTT's id (before that, only the venue knows it: a gap sq reconcile reports)
         orders_working(p, lambda: sum(1 for r in _rows(journal, mine) if r["event"] == "accepted"), 1, timeout=150)
     finally:
         p.kill()
         p.communicate(timeout=60)
     [g] = list(fake.gtts.values())
     assert g["status"] == "active"
+    return g
+
+
+def test_a_resumed_run_deletes_the_gtt_its_dead_process_left(kite_env, kite_open_hours, tmp_path):
+    """SIGKILL leaves the GTT standing at Kite (no tag, so no listing of open orders finds it);
+    `sq live --resume` cancels it by its journaled venue id `gtt:<id>`."""
+    from tests.support.kitelive import live_env
+
+    fake = kite_env
+    journal = tmp_path / "gtt-resume"
+    g = _killed_with_a_gtt_standing(fake, tmp_path, journal)
     r = subprocess.run([SQ_BIN, "live", "--resume", str(journal), "--config", str(live_config(tmp_path, extra=NRML)), "--confirm-live",
                         "--json", "--for", "2s"], capture_output=True, text=True, env=live_env(), timeout=300)
     assert r.returncode == 0, r.stderr
@@ -337,23 +345,11 @@ def test_binance_spot_exit_cancels_the_oco_before_the_exit_goes_out(binance_fake
 def test_a_new_run_deletes_the_gtt_a_crashed_run_left(kite_env, kite_open_hours, tmp_path):
     """Before its first order a new run cancels what earlier runs on its symbols left open: a GTT,
     which no listing of open orders shows, by the venue id the earlier journal holds."""
-    from tests.support.kitelive import store_session
-
     from sq.core import paths
 
     fake = kite_env
-    store_session(fake)
     journal = paths.data_dir() / "runs" / "crashed"  # where a new run looks for earlier ones
-    p = _kite_live(tmp_path, journal, NRML, "size=1", "stop_pct=1", "take_pct=1")
-    try:
-        registered(p)
-        mine = _prefix(journal) + "p"
-        orders_working(p, lambda: sum(1 for r in _rows(journal, mine) if r["event"] == "accepted"), 1, timeout=150)
-    finally:
-        p.kill()
-        p.communicate(timeout=60)
-    [g] = list(fake.gtts.values())
-    assert g["status"] == "active"
+    g = _killed_with_a_gtt_standing(fake, tmp_path, journal)
     q = _kite_live(tmp_path, tmp_path / "next", NRML, "size=1", "stop_pct=1", "take_pct=1")
     try:
         registered(q)

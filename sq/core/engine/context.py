@@ -342,15 +342,20 @@ def _pnl(ctx, s):
 
 
 @njit(inline="always", cache=True, _nrt=False)
-def working_order(si, oi, of, s, side):
-    """(ticks, leaves) of `side`'s order of `s`; leaves 0.0 when no order works there."""
-    o = si[s, SI_SLOT + (0 if side > 0 else 1)]
+def held_order(oi, of, o, price_col):
+    """(`price_col` ticks, leaves) of pool order `o` (-1: none); leaves 0.0 when it works no more."""
     if o < 0:
         return 0, 0.0
     st = oi[o, OI_STATE]
     if st == FREE or st == DEAD:
         return 0, 0.0
-    return oi[o, OI_PX], of[o, OF_LEAVES]
+    return oi[o, price_col], of[o, OF_LEAVES]
+
+
+@njit(inline="always", cache=True, _nrt=False)
+def working_order(si, oi, of, s, side):
+    """(ticks, leaves) of `side`'s order of `s`; leaves 0.0 when no order works there."""
+    return held_order(oi, of, si[s, SI_SLOT + (0 if side > 0 else 1)], OI_PX)
 
 
 @_method("working")
@@ -515,13 +520,7 @@ def unprotect(t, s, slot):
 @njit(inline="always", cache=True, _nrt=False)
 def working_protective(si, oi, of, s, slot):
     """(trigger ticks, leaves) of `s`'s stop or take-profit; leaves 0.0 when none works."""
-    o = si[s, SI_PSLOT + slot]
-    if o < 0:
-        return 0, 0.0
-    st = oi[o, OI_STATE]
-    if st == FREE or st == DEAD:
-        return 0, 0.0
-    return oi[o, OI_TRIG], of[o, OF_LEAVES]
+    return held_order(oi, of, si[s, SI_PSLOT + slot], OI_TRIG)
 
 
 @_method("stop")
