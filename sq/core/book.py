@@ -588,7 +588,11 @@ def _store(ist, s, lastts):
 def message_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, vwin, alpha, nb, na, bb, ba):
     """Message-end feature upkeep: reset the per-message trade range, age the VWAP window to
     (now − vwin, now], and fold the log mid return into the EWMA variance (a return only between
-    two defined mids that differ; an undefined mid breaks the chain)."""
+    two defined mids that differ; an undefined mid breaks the chain).
+
+    The mid is worked out only when its key (bid + ask ticks, `I_MIDKEY`) moved since the last
+    upkeep: the same key gives the same mid, so the previous mid and the variance stand as they
+    are (a trade's or the VWAP window's upkeep skips a division and the compare)."""
     fst[s, F_MSG_TMIN] = np.inf
     fst[s, F_MSG_TMAX] = -np.inf
     vwlen = ist[s, I_VW_LEN]
@@ -596,6 +600,10 @@ def message_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, vwin, alpha, nb, na, 
         h, k = F.vwap_evict(fst, vw_ts, vw_pq, vw_q, s, ist[s, I_VW_HEAD], vwlen, now, vwin)
         ist[s, I_VW_HEAD] = h
         ist[s, I_VW_LEN] = k
+    key = bb + ba if (nb > 0 and na > 0) else NO_MID
+    if key == ist[s, I_MIDKEY]:
+        return
+    ist[s, I_MIDKEY] = key
     prev = fst[s, F.F_PREV_MID]
     if nb > 0 and na > 0:
         mid = 0.5 * F.tick_price(bb + ba, fst[s, F_TICK], fst[s, F.F_INV])
@@ -637,19 +645,41 @@ def trade_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, side, px, qty, vwin, bi
 
 
 @njit(cache=True, _nrt=False)
-def _feature_keys(ist, vw_ts, s, vwin):
-    """(mid key at the last feature upkeep, ts from which the oldest VWAP trade expires)."""
-    due = np.iinfo(np.int64).max
-    if ist[s, I_VW_LEN] > 0:
-        due = vw_ts[s, ist[s, I_VW_HEAD]] + vwin
-    return ist[s, I_MIDKEY], due
+def count_crossed(g, nb, na, bb, ba, row, s):
+    """A message of symbol `s` ended with these book counts and best ticks: count it in `g` when
+    the book is locked or crossed (the first such message's row and symbol are kept)."""
+    if nb > 0 and na > 0 and bb >= ba:
+        if bb == ba:
+            g[G_LOCKED] += 1
+        else:
+            g[G_CROSSED] += 1
+        if g[G_XROW] < 0:
+            g[G_XROW] = row
+            g[G_XSYM] = s
 
 
 @njit(cache=True, _nrt=False)
-def _traded(fst, s):
-    """Symbol `s` had a trade or tick since its last message-end feature upkeep (its per-message
-    trade range is set: min ≤ max; inf/−inf when reset)."""
-    return fst[s, F_MSG_TMIN] <= fst[s, F_MSG_TMAX]
+def tick_features(fst, s, px):
+    """A `tick` (last price without a size): last price and the per-message trade range."""
+    fst[s, F_LAST_PX] = px
+    if px < fst[s, F_MSG_TMIN]:
+        fst[s, F_MSG_TMIN] = px
+    if px > fst[s, F_MSG_TMAX]:
+        fst[s, F_MSG_TMAX] = px
+
+
+@njit(cache=True, _nrt=False)
+def _feature_keys(ist, fst, vw_ts, s, vwin):
+    """What makes symbol `s`'s next message end need feature upkeep: (its mid key at the last
+    upkeep, the ts from which upkeep is due). Due from the ts its oldest VWAP trade expires, or
+    at once when it had a trade or tick since its last upkeep (its per-message trade range is
+    set: min ≤ max; inf/−inf when reset), which a snapshot can defer past other symbols' messages."""
+    due = np.iinfo(np.int64).max
+    if fst[s, F_MSG_TMIN] <= fst[s, F_MSG_TMAX]:
+        due = np.iinfo(np.int64).min
+    elif ist[s, I_VW_LEN] > 0:
+        due = vw_ts[s, ist[s, I_VW_HEAD]] + vwin
+    return ist[s, I_MIDKEY], due
 
 
 # why the tight loop of `process` stopped
@@ -710,11 +740,8 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         return status, n, r  # nothing pending and no events
     (hs, base, w, off, bset, insnap, view, lastts) = _load(ist, cs)
     uwin = np.uint64(w) if bset != 0 else np.uint64(0)  # unsigned window check: 0 ≤ j < w in one compare
-    endwork = slow_end or feats or view > 0
-    midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
-    # the current symbol traded since its last feature upkeep (due at its next message end): its
-    # own state, as a snapshot defers the upkeep past other symbols' messages
-    traded = _traded(fst, cs)
+    endwork = 2 if (slow_end or view > 0) else (1 if feats else 0)  # at a message end: 2 always stop, 1 when features are due
+    midkey, due = _feature_keys(ist, fst, vw_ts, cs, vwin)
     r0 = r  # rows r0..r-1 are in the row block, not yet in out_f
     i = start
     while True:
@@ -738,14 +765,14 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                         if g[G_XROW] < 0:
                             g[G_XROW] = rows[pidx] if pidx >= 0 else prow
                             g[G_XSYM] = cs
-                    if endwork:
-                        if slow_end or view > 0:
+                    if endwork != 0:
+                        if endwork == 2:
                             reason = R_MSGEND
                             break
                         # feature upkeep only when something it depends on moved
                         key = hs[I_BB] + hs[I_BA] if (hs[I_NB] > 0 and hs[I_NA] > 0) else NO_MID
                         mts = ts[pidx] if pidx >= 0 else pts0
-                        if traded or key != midkey or mts >= vw_due:
+                        if key != midkey or mts >= due:
                             reason = R_MSGEND
                             break
             if s != cs:
@@ -806,14 +833,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             pend = 0
             if insnap == 0:
                 nmsg += 1
-                if hs[I_NB] > 0 and hs[I_NA] > 0 and hs[I_BB] >= hs[I_BA]:
-                    if hs[I_BB] == hs[I_BA]:
-                        g[G_LOCKED] += 1
-                    else:
-                        g[G_CROSSED] += 1
-                    if g[G_XROW] < 0:
-                        g[G_XROW] = rows[pidx] if pidx >= 0 else prow
-                        g[G_XSYM] = cs
+                count_crossed(g, hs[I_NB], hs[I_NA], hs[I_BB], hs[I_BA], rows[pidx] if pidx >= 0 else prow, cs)
                 reason = R_MSGEND
             else:
                 break
@@ -822,14 +842,46 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
         na = hs[I_NA]
         bb = hs[I_BB]
         ba = hs[I_BA]
+        if reason == R_OTHER:  # trades/ticks with features, clear, snapshot_end
+            k = kind[i]
+            t_ns = ts[i]
+            if k == TRADE or k == TICK:
+                if k == TRADE:
+                    bq = qbuf[off + bb - base] if nb > 0 else 0.0
+                    aq = qbuf[off + w + ba - base] if na > 0 else 0.0
+                    if not trade_features(fst, ist, vw_ts, vw_pq, vw_q, cs, t_ns, side[i], price[i], qty[i], vwin,
+                                          bq, aq, nb > 0, na > 0):
+                        g[G_NEED_SYM] = cs
+                        status = ST_GROW_VWAP
+                        break
+                else:
+                    tick_features(fst, cs, price[i])
+                if t_ns < lastts:
+                    if g[G_BACK] == 0:
+                        g[G_BACKROW] = rows[i]
+                        g[G_BACKSYM] = cs
+                    g[G_BACK] += 1
+                else:
+                    lastts = t_ns
+                pend = 1
+                pseq = seq[i]
+                pidx = i
+                i += 1
+                # the symbol's book and window are as they were: no reload. When the next event
+                # starts another message, this one ends here, without a trip through the tight loop
+                if insnap != 0 or i >= n or (sym[i] == cs and seq[i] == pseq):
+                    midkey, due = _feature_keys(ist, fst, vw_ts, cs, vwin)
+                    continue
+                pend = 0
+                nmsg += 1
+                count_crossed(g, nb, na, bb, ba, rows[pidx], cs)
+                reason = R_MSGEND
         if reason == R_MSGEND:  # the rest of a message end (the crossed check is done)
             mts = ts[pidx] if pidx >= 0 else pts0
             if view > 0 and (ist[cs, I_NST] > 0 or ist[cs, I_NST + 1] > 0):
                 stale_prune(qbuf, ist, fst, st_tick, st_qty, st_ts, cs, mts, ip[P_STALE_AGE])
             if feats:
                 message_features(fst, ist, vw_ts, vw_pq, vw_q, cs, mts, vwin, alpha, nb, na, bb, ba)
-                ist[cs, I_MIDKEY] = bb + ba if (nb > 0 and na > 0) else NO_MID
-                traded = False
             if mode != MODE_NONE:
                 r = emit_row(qbuf, ist, fst, st_qty, last_row, ip, cs, mts, pseq, out_ts, out_sym, out_seq, r,
                              tick_buf, qty_buf, row_buf, r0)
@@ -838,7 +890,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                     r0 = r
             if i >= n:
                 break
-            midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
+            midkey, due = _feature_keys(ist, fst, vw_ts, cs, vwin)
             continue  # the event at i is processed by the tight loop (pend is 0 now)
         if reason == R_SWITCH:
             cs = sym[i]
@@ -848,27 +900,8 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                 status = st
                 break
             # the tight loop applies the event now that it fits
-        else:  # R_OTHER: trades/ticks with features, clear, snapshot_end
-            k = kind[i]
-            t_ns = ts[i]
-            if k == TRADE or k == TICK:
-                traded = True
-            if k == TRADE:
-                bq = qbuf[off + bb - base] if nb > 0 else 0.0
-                aq = qbuf[off + w + ba - base] if na > 0 else 0.0
-                if not trade_features(fst, ist, vw_ts, vw_pq, vw_q, cs, t_ns, side[i], price[i], qty[i], vwin,
-                                      bq, aq, nb > 0, na > 0):
-                    g[G_NEED_SYM] = cs
-                    status = ST_GROW_VWAP
-                    break
-            elif k == TICK:
-                px = price[i]
-                fst[cs, F_LAST_PX] = px
-                if px < fst[cs, F_MSG_TMIN]:
-                    fst[cs, F_MSG_TMIN] = px
-                if px > fst[cs, F_MSG_TMAX]:
-                    fst[cs, F_MSG_TMAX] = px
-            elif k == CLEAR:
+        else:  # R_OTHER: clear, snapshot_end
+            if k == CLEAR:
                 clear_book(qbuf, ist, pv_tick, pv_qty, cs)
             elif k == SNAPSHOT_END and ist[cs, I_INSNAP] != 0:
                 ist[cs, I_INSNAP] = 0
@@ -888,9 +921,8 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             i += 1
         (hs, base, w, off, bset, insnap, view, lastts) = _load(ist, cs)
         uwin = np.uint64(w) if bset != 0 else np.uint64(0)
-        endwork = slow_end or feats or view > 0
-        midkey, vw_due = _feature_keys(ist, vw_ts, cs, vwin)
-        traded = _traded(fst, cs)
+        endwork = 2 if (slow_end or view > 0) else (1 if feats else 0)
+        midkey, due = _feature_keys(ist, fst, vw_ts, cs, vwin)
     _store(ist, cs, lastts)
     g[G_PEND] = pend
     g[G_PSYM] = cs
@@ -1026,10 +1058,11 @@ class BookState:
         cap = self.vw_ts.shape[1]
         for name in ("vw_ts", "vw_pq", "vw_q"):
             a = getattr(self, name)
-            b = np.zeros((a.shape[0], 2 * cap), dtype=a.dtype)
+            b = np.empty((a.shape[0], 2 * cap), dtype=a.dtype)  # slots past a ring's length are never read
             for s in range(self.n):
                 h = int(self.ist[s, I_VW_HEAD])
-                b[s, :cap] = np.roll(a[s], -h)
+                b[s, : cap - h] = a[s, h:]
+                b[s, cap - h: cap] = a[s, :h]
             setattr(self, name, b)
         self.ist[: self.n, I_VW_HEAD] = 0
 
