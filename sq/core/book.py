@@ -75,6 +75,7 @@ I_BASESET = 24
 I_MIDKEY = 25  # bid+ask ticks at the last message end with features (NO_MID: undefined)
 NI = 26
 NO_MID = -(1 << 62)
+NO_DUE = np.iinfo(np.int64).max  # no feature upkeep falls due by time (the VWAP window is empty)
 U64 = np.uint64
 NO_TS = np.iinfo(np.int64).min  # `_load`'s last ts of a symbol that has seen none
 
@@ -674,7 +675,7 @@ def _feature_keys(ist, fst, vw_ts, s, vwin):
     upkeep, the ts from which upkeep is due). Due from the ts its oldest VWAP trade expires, or
     at once when it had a trade or tick since its last upkeep (its per-message trade range is
     set: min ≤ max; inf/−inf when reset), which a snapshot can defer past other symbols' messages."""
-    due = np.iinfo(np.int64).max
+    due = NO_DUE
     if fst[s, F_MSG_TMIN] <= fst[s, F_MSG_TMAX]:
         due = np.iinfo(np.int64).min
     elif ist[s, I_VW_LEN] > 0:
@@ -703,10 +704,12 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     locked/crossed book, prune stale depth, keep the features (VWAP window, mid-return
     volatility), then (unless MODE_NONE) emit a row by the mode.
 
-    Speed: a tight inner loop, free of calls, applies level events to the cached symbol and ends
-    messages that need nothing but the crossed check; everything else (another symbol, a
-    recentre, trades with features, snapshots, feature upkeep, rows) makes it stop with a reason
-    that the outer loop handles with helper calls before resuming. The current symbol's read-only
+    Speed: a tight inner loop, free of calls, applies level events to the cached symbol, ends
+    messages that need nothing but the crossed check, and (features on, no rows, no top-N view)
+    folds a trade into the aggressive-trade ratio and the VWAP ring; everything else (another
+    symbol, a recentre, other trades and ticks, snapshots, feature upkeep, rows) makes it stop
+    with a reason that the outer loop handles with helper calls before resuming. A trade that
+    stopped it ends its own one-event message there, without a second trip through the loop. The current symbol's read-only
     scalars (base, window, offset, flags) and its last ts live in locals; its book counters,
     best ticks and touched bounds are updated in place in its `ist` row, indexed by side (bid
     0, ask 1: the (I_BB, I_BA), (I_NB, I_NA), (I_BLO, I_AHI) pairs), so the level update has no
@@ -742,6 +745,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     uwin = np.uint64(w) if bset != 0 else np.uint64(0)  # unsigned window check: 0 ≤ j < w in one compare
     endwork = 2 if (slow_end or view > 0) else (1 if feats else 0)  # at a message end: 2 always stop, 1 when features are due
     midkey, due = _feature_keys(ist, fst, vw_ts, cs, vwin)
+    vcap = vw_ts.shape[1]
     r0 = r  # rows r0..r-1 are in the row block, not yet in out_f
     i = start
     while True:
@@ -811,6 +815,29 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                         while qbuf[p] == 0.0:
                             p -= sg
                         hs[ibb] = base + (p - off - sd * w)
+            elif k == TRADE and endwork == 1:
+                # features without rows or a top-N view: the trade's features, call-free. Its
+                # message end needs upkeep only for what `due` and `midkey` already track (the
+                # per-message trade range serves stale depth only). A full ring or an expired
+                # VWAP trade goes the slow way.
+                vh = hs[I_VW_HEAD]
+                vl = hs[I_VW_LEN]
+                t_ns = ts[ui]
+                if vl >= vcap or (vl > 0 and vw_ts[U64(cs), U64(vh)] <= t_ns - vwin):
+                    reason = R_OTHER
+                    break
+                sdk = side[ui]
+                if sdk > 0:
+                    opp = qbuf[U64(off + w + hs[I_BA] - base)] if hs[I_NA] > 0 else 0.0
+                else:
+                    opp = qbuf[U64(off + hs[I_BB] - base)] if hs[I_NB] > 0 else 0.0
+                px = price[ui]
+                qv = qty[ui]
+                fst[U64(cs), U64(F_AGG)] = F.agg_ratio(qv, sdk, opp)
+                fst[U64(cs), U64(F_LAST_PX)] = px
+                hs[I_VW_LEN] = F.vwap_push(fst, vw_ts, vw_pq, vw_q, cs, vh, vl, t_ns, px, qv)
+                if vl == 0:
+                    due = t_ns + vwin
             elif feats or (k != TRADE and k != TICK):
                 reason = R_OTHER
                 break

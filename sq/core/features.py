@@ -72,20 +72,23 @@ def imbalance(sum_bid: float, sum_ask: float) -> float:
 
 
 @njit(cache=True, _nrt=False)
+def agg_ratio(trade_qty: float, side: int, opposite_qty: float) -> float:
+    """Trade qty ÷ `opposite_qty`, the top-level qty the aggressor took from before the trade
+    (0.0 when that side is empty); NaN when the aggressor is unknown (side 0) or the side is empty."""
+    if side == 0 or not opposite_qty > 0.0:
+        return NAN
+    return trade_qty / opposite_qty
+
+
+@njit(cache=True, _nrt=False)
 def agg_trade_ratio(trade_qty: float, side: int, best_bid_qty: float, best_ask_qty: float, has_bid: bool, has_ask: bool) -> float:
     """Trade qty ÷ the opposite top-level qty before the trade (buyer aggressor → ask side).
 
     NaN when the aggressor is unknown (side 0) or the opposite side is empty.
     """
     if side > 0:
-        if has_ask and best_ask_qty > 0.0:
-            return trade_qty / best_ask_qty
-        return NAN
-    if side < 0:
-        if has_bid and best_bid_qty > 0.0:
-            return trade_qty / best_bid_qty
-        return NAN
-    return NAN
+        return agg_ratio(trade_qty, side, best_ask_qty if has_ask else 0.0)
+    return agg_ratio(trade_qty, side, best_bid_qty if has_bid else 0.0)
 
 
 @njit(cache=True, _nrt=False)
