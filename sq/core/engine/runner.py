@@ -572,14 +572,14 @@ class Engine:
                                     *self._state(), self.n, self._margin(), *self._strategy())
         finally:
             sm.release()
-        if res[0] != 0:
+        status, bad, last, trades = res.tolist()  # one call, not four NumPy scalar reads
+        if status != 0:
             return None
-        if res[1] >= 0:
-            j = int(res[1])
-            raise DataError(f"market row {j} of the batch ({self.registry.symbols[int(codes[j])]}): bad event "
-                            f"(kind {int(kind[j])}, side {int(side[j])}, price {float(price[j])!r}, qty {float(qty[j])!r})")
-        self._last_loc = int(res[2])
-        self.trades_seen += int(res[3])
+        if bad >= 0:
+            raise DataError(f"market row {bad} of the batch ({self.registry.symbols[int(codes[bad])]}): bad event "
+                            f"(kind {int(kind[bad])}, side {int(side[bad])}, price {float(price[bad])!r}, qty {float(qty[bad])!r})")
+        self._last_loc = last
+        self.trades_seen += trades
         arrays = ts, loc, codes, kind, side, tick, qty, seq
         return arrays if run is None else (arrays, st, i)
 
