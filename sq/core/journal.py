@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from sq.core.exits import DataError, NoInputError, UsageError
-from sq.core.paths import fsync_dir
+from sq.core.paths import datasync as _datasync, fsync_dir
 
 LOG_NAME = "journal.log"
 GENESIS = "0" * 64
@@ -63,7 +63,6 @@ COMPACTED = ("orders", "fills", "pnl")  # parquet files written by `compact`
 _KINDS_OF_TABLE = {"orders": ("order", "reject"), "fills": ("fill",), "pnl": ("pnl",)}  # a reject is an orders row
 
 
-_datasync = getattr(os, "fdatasync", os.fsync)  # data (and the size when it changed) only; macOS has no fdatasync
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
 _sha256 = hashlib.sha256
 

@@ -112,6 +112,9 @@ def write_secret_file(path: str | os.PathLike, text: str | bytes) -> Path:
     return target
 
 
+datasync = getattr(os, "fdatasync", os.fsync)  # a file's data (and its size when it changed) only; macOS has no fdatasync
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """Make a rename or a new file in `path` durable (best effort: some file systems refuse)."""
     try:

@@ -161,14 +161,20 @@ BOOK_STALE = ("bid_stale_count", "bid_stale_qty", "ask_stale_count", "ask_stale_
 
 
 def book_fields(depth: int, *, stale: bool = False) -> list[pa.Field]:
-    """Columns of the book stream for `depth` levels a side (docs/streams.md)."""
-    fields = [pa.field("ts", TS), pa.field("symbol", SYMBOL), pa.field("seq", pa.int64())]
+    """Columns of the book stream for `depth` levels a side (docs/streams.md).
+
+    None is ever null (an undefined level or feature is NaN), and the schema says so: a Parquet
+    writer then stores no definition levels, a tenth of `sq book`'s writing time."""
+    def col(name: str, typ: pa.DataType) -> pa.Field:
+        return pa.field(name, typ, nullable=False)
+
+    fields = [col("ts", TS), col("symbol", SYMBOL), col("seq", pa.int64())]
     for side in ("bid", "ask"):
-        fields += [pa.field(f"{side}_px_{i}", pa.float64()) for i in range(depth)]
-        fields += [pa.field(f"{side}_qty_{i}", pa.float64()) for i in range(depth)]
-    fields += [pa.field(name, pa.float64()) for name in BOOK_FEATURES]
+        fields += [col(f"{side}_px_{i}", pa.float64()) for i in range(depth)]
+        fields += [col(f"{side}_qty_{i}", pa.float64()) for i in range(depth)]
+    fields += [col(name, pa.float64()) for name in BOOK_FEATURES]
     if stale:
-        fields += [pa.field(name, pa.float64()) for name in BOOK_STALE]
+        fields += [col(name, pa.float64()) for name in BOOK_STALE]
     return fields
 
 

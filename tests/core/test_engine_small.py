@@ -30,10 +30,14 @@ def run(batches, instruments, *, fill=None, small=True):
     e = Engine("mm", instruments, {"*": PARAMS}, config=Config(), fill=fill, seed=5)
     if not small:
         e._small.prepare_schema = lambda schema: False  # the general path only
-    outs = [e.process(b, complete=True) for b in batches]
+    outs, counts = [], []
+    for b in batches:
+        outs.append(e.process(b, complete=True))
+        counts.append(e.counters())  # after every call: both paths count alike at each step
     outs.append(e.finish())
+    counts.append(e.counters())
     tabs = [pa.Table.from_batches([getattr(o, k) for o in outs]) for k in ("orders", "fills", "pnl")]
-    return e, tabs, [o.counters for o in outs], [o.rows for o in outs]
+    return e, tabs, counts, [o.rows for o in outs]
 
 
 def same(a, b) -> bool:
