@@ -69,7 +69,7 @@ IPC_PIPE_BUFFER = 1 << 16  # bytes: small buffers gather here, bigger ones (colu
 PARQUET_COMPRESSION = "zstd"
 PARQUET_COMPRESSION_LEVEL = 1
 PARQUET_ROW_GROUP = 131_072
-PARQUET_FIRST_ROW_GROUP = 65_536
+PARQUET_FIRST_ROW_GROUP = 16_384  # small: the writer thread (the critical path of `sq book`) starts sooner
 PARQUET_DATA_PAGE_VERSION = "2.0"
 PARQUET_WRITE_BATCH = 65_536
 # Times and sequence numbers (nearly monotone int64) as DELTA_BINARY_PACKED: a fraction of
