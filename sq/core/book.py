@@ -646,6 +646,20 @@ def trade_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, side, px, qty, vwin, bi
 
 
 @njit(cache=True, _nrt=False)
+def _time_check(g, rows, i, s, t_ns, lastts):
+    """Event `i` of symbol `s` at `t_ns` against the symbol's latest ts: a step backwards is
+    counted in `g` (the first one's row and symbol kept), a warning, not an error; returns the
+    latest ts."""
+    if t_ns < lastts:
+        if g[G_BACK] == 0:
+            g[G_BACKROW] = rows[i]
+            g[G_BACKSYM] = s
+        g[G_BACK] += 1
+        return lastts
+    return t_ns
+
+
+@njit(cache=True, _nrt=False)
 def count_crossed(g, nb, na, bb, ba, row, s):
     """A message of symbol `s` ended with these book counts and best ticks: count it in `g` when
     the book is locked or crossed (the first such message's row and symbol are kept)."""
@@ -845,14 +859,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
             elif feats or (k != TRADE and k != TICK):
                 reason = R_OTHER
                 break
-            t_ns = ts[ui]
-            if t_ns < lastts:
-                if g[G_BACK] == 0:
-                    g[G_BACKROW] = rows[i]
-                    g[G_BACKSYM] = cs
-                g[G_BACK] += 1
-            else:
-                lastts = t_ns
+            lastts = _time_check(g, rows, i, cs, ts[ui], lastts)
             pend = 1
             pseq = q
             pidx = i
@@ -887,13 +894,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                         break
                 else:
                     tick_features(fst, cs, price[i])
-                if t_ns < lastts:
-                    if g[G_BACK] == 0:
-                        g[G_BACKROW] = rows[i]
-                        g[G_BACKSYM] = cs
-                    g[G_BACK] += 1
-                else:
-                    lastts = t_ns
+                lastts = _time_check(g, rows, i, cs, t_ns, lastts)
                 pend = 1
                 pseq = seq[i]
                 pidx = i
@@ -938,14 +939,7 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                 ist[cs, I_INSNAP] = 0
                 if ist[cs, I_VIEW] > 0:
                     end_view(qbuf, ist, fst, pv_tick, pv_qty, st_tick, st_qty, st_ts, cs, t_ns, ip[P_STALE_AGE])
-            if t_ns < lastts:  # the time check of the tight loop (lastts is stored in ist)
-                if g[G_BACK] == 0:
-                    g[G_BACKROW] = rows[i]
-                    g[G_BACKSYM] = cs
-                g[G_BACK] += 1
-            else:
-                ist[cs, I_LASTTS] = t_ns
-                ist[cs, I_HASTS] = 1
+            _store(ist, cs, _time_check(g, rows, i, cs, t_ns, lastts))  # the reload below reads it back
             pend = 1
             pseq = seq[i]
             pidx = i
