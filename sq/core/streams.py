@@ -72,6 +72,7 @@ PARQUET_ROW_GROUP = 131_072
 PARQUET_FIRST_ROW_GROUP = 16_384  # small: the writer thread (the critical path of `sq book`) starts sooner
 PARQUET_DATA_PAGE_VERSION = "2.0"
 PARQUET_WRITE_BATCH = 65_536
+PARQUET_READ_BATCH = 65_536  # rows a Parquet input yields at a time: the first one sooner (9 ms, not 14, on 2.2M events) at no cost over the whole file
 # Times and sequence numbers (nearly monotone int64) as DELTA_BINARY_PACKED: a fraction of
 # the bytes to compress (ts 18%, seq 78% smaller on book streams) and ~9% less writer CPU.
 PARQUET_DELTA_COLUMNS = ("ts", "recv_ts", "seq")
@@ -1001,7 +1002,7 @@ def _open_file(path: str, env: Environment, columns: tuple[str, ...] | None = No
 
         def gen() -> Iterator[pa.RecordBatch]:
             try:
-                for b in pf.iter_batches(batch_size=262_144, columns=read):
+                for b in pf.iter_batches(batch_size=PARQUET_READ_BATCH, columns=read):
                     yield b
             except (pa.ArrowInvalid, OSError) as e:
                 raise DataError(f"{path}: corrupt Parquet data: {_first_line(e)}") from None
@@ -1088,7 +1089,7 @@ def _open_buffer_parquet(data: bytes, name: str) -> _Opened:
         pf = pq.ParquetFile(pa.BufferReader(data))
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{name}: corrupt Parquet data: {_first_line(e)}") from None
-    return _Opened(name, pf.schema_arrow, iter(pf.iter_batches(batch_size=262_144)))
+    return _Opened(name, pf.schema_arrow, iter(pf.iter_batches(batch_size=PARQUET_READ_BATCH)))
 
 
 # ----------------------------------------------------------------------------------------------
