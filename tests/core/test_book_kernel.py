@@ -291,3 +291,45 @@ def test_complete_batches_emit_their_last_message_at_once():
          else table.column(n).to_numpy(zero_copy_only=False).tolist()) for n in table.schema.names])]
     assert_rows_equal(rows, want)
 
+
+
+@pytest.mark.parametrize("split", [None, [700], [1, 333, 1200]])
+def test_engine_mode_trades_past_the_vwap_ring_and_through_evictions_match_the_row_modes(split):
+    """Features without rows take trades call-free in the tight loop and run message-end upkeep
+    in place; the row modes take the slow path. Over more trades than the VWAP ring's first
+    capacity (so it grows mid-batch), trades that age out of the window between level updates
+    and at trades, mid changes, and batch cuts: the states match, and the VWAP is the window's
+    own Σpq/Σq."""
+    win = 2_000_000_000
+    n_trades = 3 * B.INITIAL_VWAP_CAP
+    ev, seq, ts, mid = [], 0, 1_000_000_000, 1000
+    rng = random.Random(7)
+    for k in range(n_trades):
+        seq += 1
+        ts += 1_500_000_000 if k % 300 == 299 else rng.choice([200_000, 1_000_000, 3_000_000])  # pauses: most of the window ages out
+        if k % 3 == 0:
+            mid += rng.choice([-1, 1])
+        ev.append((ts, 0, S.LEVEL, 1, (mid - 1) / 100, float(rng.randint(1, 9)), seq))
+        ev.append((ts, 0, S.LEVEL, -1, (mid + 1) / 100, float(rng.randint(1, 9)), seq))
+        seq += 1
+        ts += 1_000
+        side = rng.choice([1, -1, 0]) if k < n_trades - 1 else 1  # the last one's ratio is checked
+        px = (mid + 1) / 100 if side > 0 else (mid - 1) / 100
+        ev.append((ts, 0, S.TRADE, side, px, float(rng.randint(1, 5)), seq))
+    states = []
+    for mode in (B.MODE_EVERY, B.MODE_NONE):
+        schema, batches = make_batches(ev, ["SIM:A"], [0.01], split=split)
+        _, bs = run_stream(schema, batches, mode=mode, depth=1, vwap_window_ns=win)
+        states.append(bs.state)
+    a, b = states
+    assert b.vw_ts.shape[1] > B.INITIAL_VWAP_CAP  # the ring grew under the call-free path
+    cols = [B.I_NB, B.I_NA, B.I_BB, B.I_BA, B.I_NVOL, B.I_VW_LEN, B.I_VW_HEAD, B.I_MIDKEY]
+    assert (a.ist[:, cols] == b.ist[:, cols]).all()
+    kept = [c for c in range(F.NF) if c not in (F.F_MSG_TMIN, F.F_MSG_TMAX)]
+    np.testing.assert_allclose(a.fst[:, kept], b.fst[:, kept], rtol=1e-12, equal_nan=True)
+    last = ev[-1][0]
+    window = [(p, q) for t, _, k, _, p, q, _ in ev if k == S.TRADE and t > last - win]
+    assert b.ist[0, B.I_VW_LEN] == len(window)
+    want = sum(p * q for p, q in window) / sum(q for _, q in window)
+    assert F.vwap_value(b.fst, 0, int(b.ist[0, B.I_VW_LEN])) == pytest.approx(want, rel=1e-12)
+    assert b.fst[0, F.F_AGG] > 0 and a.fst[0, F.F_AGG] == b.fst[0, F.F_AGG]  # the last trade's ratio, by both paths
