@@ -624,9 +624,9 @@ class Engine:
 
     def context(self) -> Any:
         """The strategy context over the current state arrays (rebuilt when one was reallocated)."""
-        from sq.core.engine.context import make_context
-
         if self._ctx is None:  # invalidated wherever an array is reallocated (`_invalidate_context`)
+            from sq.core.engine.context import make_context  # here, not above: an import statement costs ~0.5 µs a call
+
             arrays = _CONTEXT_ARRAYS(self)
             self._ctx = make_context(*arrays)
             self._ctx_arrays = arrays  # the context's table points into these: keep them alive with it
