@@ -636,12 +636,8 @@ def trade_features(fst, ist, vw_ts, vw_pq, vw_q, s, now, side, px, qty, vwin, bi
     if vwlen >= vw_ts.shape[1]:
         return False
     fst[s, F_AGG] = F.agg_trade_ratio(qty, side, bid_qty, ask_qty, has_bid, has_ask)
-    fst[s, F_LAST_PX] = px
     ist[s, I_VW_LEN] = F.vwap_push(fst, vw_ts, vw_pq, vw_q, s, head, vwlen, now, px, qty)
-    if px < fst[s, F_MSG_TMIN]:
-        fst[s, F_MSG_TMIN] = px
-    if px > fst[s, F_MSG_TMAX]:
-        fst[s, F_MSG_TMAX] = px
+    tick_features(fst, s, px)  # last price and the per-message trade range
     return True
 
 
@@ -727,15 +723,18 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
     its own one-event message there, without a second trip through the loop. (Stopping and
     resuming costs more than the one call: measured on the synthetic stream, features-only
     went from 0.55x to 0.59x of the minimal book when upkeep stopped breaking out, and
-    level-only messages lost ~3%.) The current symbol's read-only scalars (base, window, offset, flags) and its last ts live in locals; its book counters,
-    best ticks and touched bounds are updated in place in its `ist` row, indexed by side (bid
-    0, ask 1: the (I_BB, I_BA), (I_NB, I_NA), (I_BLO, I_AHI) pairs), so the level update has no
-    branch on the side and "new level / update / delete" and "beats the best" are selects, not
-    mispredicted branches; only the rescan after deleting the best level branches. That also
-    keeps the loop's live values within the registers (a dozen more loop-carried locals cost
-    spills on every event; so did inlining the VWAP eviction loop into the trade path). The pending message's ts is not carried
-    per event: it is `ts[pidx]`. Array indexes in the loop are cast to uint64 (U64): numba
-    emits negative-index wraparound code for every signed index, which cost ~25% here.
+    level-only messages lost ~3%.)
+
+    The current symbol's read-only scalars (base, window, offset, flags) and its last ts live in
+    locals; its book counters, best ticks and touched bounds are updated in place in its `ist`
+    row, indexed by side (bid 0, ask 1: the (I_BB, I_BA), (I_NB, I_NA), (I_BLO, I_AHI) pairs),
+    so the level update has no branch on the side and "new level / update / delete" and "beats
+    the best" are selects, not mispredicted branches; only the rescan after deleting the best
+    level branches. That also keeps the loop's live values within the registers (a dozen more
+    loop-carried locals cost spills on every event; so did inlining the VWAP eviction loop into
+    the trade path). The pending message's ts is not carried per event: it is `ts[pidx]`. Array
+    indexes in the loop are cast to uint64 (U64): numba emits negative-index wraparound code for
+    every signed index, which cost ~25% here.
     Measured on bench/synthetic.py: the side branch cost ~10%, a separate time-check pass ~10%.
     """
     n = len(ts)
@@ -776,7 +775,8 @@ def process(ts, sym, kind, side, tick, price, qty, seq, rows, start, final,
                 pend = 0
                 if insnap == 0:
                     nmsg += 1
-                    # best ticks first: one compare in the common case (they are stale on an
+                    # `count_crossed`, written out: the call here cost ~5% of level-only updates.
+                    # Best ticks first: one compare in the common case (they are stale on an
                     # empty side, so the counts are checked only when the ticks say crossed)
                     if hs[I_BB] >= hs[I_BA] and hs[I_NB] > 0 and hs[I_NA] > 0:
                         if hs[I_BB] == hs[I_BA]:

@@ -466,7 +466,6 @@ class WriteBehind:
             raise self._err
 
 
-
 def _is_epipe(exc: BaseException | None) -> bool:
     import errno
 

@@ -102,13 +102,19 @@ def test_a_plain_writer_cuts_the_zero_room_off_before_appending(tmp_path):
     assert J.load(d).records[-1].kind == "resume"
 
 
-def test_a_torn_step_before_the_zeros_is_refused(tmp_path):
+def crashed_log(tmp_path, name):
+    """A preallocated journal two steps in, copied as a crash left it: (its directory, the log's
+    bytes, where the zero padding starts)."""
     j = J.Journal.create(tmp_path / "r", {"run_id": "r"}, preallocate=ROOM)
     steps(j, 2)
-    d = crash_copy(tmp_path / "r", tmp_path / "torn")
+    d = crash_copy(tmp_path / "r", tmp_path / name)
     j.close()
     raw = bytearray(log_bytes(d))
-    end = raw.index(0)
+    return d, raw, raw.index(0)
+
+
+def test_a_torn_step_before_the_zeros_is_refused(tmp_path):
+    d, raw, end = crashed_log(tmp_path, "torn")
     raw[end:end + 30] = b'{"d":{"client_order_id":"c9",'  # half a record landed, then the crash
     J.log_path(d).write_bytes(bytes(raw))
     with pytest.raises(DataError, match="line 6 .*truncated record"):
@@ -116,12 +122,7 @@ def test_a_torn_step_before_the_zeros_is_refused(tmp_path):
 
 
 def test_bytes_after_the_zero_padding_are_refused(tmp_path):
-    j = J.Journal.create(tmp_path / "r", {"run_id": "r"}, preallocate=ROOM)
-    steps(j, 2)
-    d = crash_copy(tmp_path / "r", tmp_path / "bad")
-    j.close()
-    raw = bytearray(log_bytes(d))
-    end = raw.index(0)
+    d, raw, end = crashed_log(tmp_path, "bad")
     raw[end + 1000] = ord("x")
     J.log_path(d).write_bytes(bytes(raw))
     with pytest.raises(DataError, match="line 6 .*bytes after zero padding"):
