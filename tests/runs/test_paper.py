@@ -331,7 +331,10 @@ def test_sq_kill_halts_a_live_paper_run(tmp_path):
         # second (how fast it halts is measured by make bench, not asserted here)
         k = subprocess.run([SQ_BIN, "kill", "--json", "--timeout", "20"], capture_output=True, text=True, env=env, timeout=60)
         doc = json.loads(k.stdout)
-        assert k.returncode == 0, k.stderr
+        if k.returncode != 0:  # say what the run was doing: its stderr and the journal's last records
+            _, err = p.communicate(timeout=60)
+            kinds = journal_kinds(jdir)
+            assert k.returncode == 0, f"{k.stderr}\n--- sq paper stderr (tail):\n{err[-3000:]}\n--- journal kinds: {dict(kinds)}"
         assert [x["pid"] for x in doc["processes"]] == [p.pid] and doc["processes"][0]["outcome"] == "halted"
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
