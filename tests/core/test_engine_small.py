@@ -127,3 +127,44 @@ def test_the_export_is_released_by_the_compiled_read(sim_table):
     for b in table.slice(0, 50).to_batches(max_chunksize=1):
         e.process(b, complete=True)
         assert e._small.struct[IN._A_RELEASE] == 0  # pyarrow's release callback clears it
+
+
+def test_the_kernel_arguments_follow_every_reallocation(sim_table):
+    """The kernel's trailing arguments are built once and reused: after each kind of growth the
+    engine asks for (rows, outbox, heap, equity curve, book window, a new symbol) they must be the
+    engine's current arrays, or the kernel would write into the replaced ones."""
+    from sq.core.engine import kernel as K
+
+    table, inst = sim_table
+    e = Engine("mm", inst, {"*": PARAMS}, config=Config())
+    batches = table.slice(0, 40).to_batches(max_chunksize=1)
+    e.process(batches[0], complete=True)
+
+    def fresh():
+        return (*e._state(), e.n, e._margin(), *e._strategy())
+
+    def same(a, b):
+        return len(a) == len(b) and all(x is y if isinstance(x, np.ndarray) else x == y for x, y in zip(a, b))
+
+    assert same(e._kernel_tail(), fresh())
+    before = e._kernel_tail()
+    for st in (K.ST_GROW_HEAP, K.ST_GROW_EQ):
+        e.make_room(st)
+        assert not same(before, e._kernel_tail()) and same(e._kernel_tail(), fresh())
+        before = e._kernel_tail()
+    e.ob, e.obf = e.ob[:8].copy(), e.obf[:8].copy()  # an outbox without room for the margin: a flush grows it
+    e._invalidate_context()
+    small = e.ob
+    assert same(e._kernel_tail(), fresh())
+    e.make_room(K.ST_FLUSH)
+    assert e.ob is not small and same(e._kernel_tail(), fresh())
+    for b in batches[1:]:  # still trades exactly as a fresh tuple would have it
+        e.process(b, complete=True)
+        assert same(e._kernel_tail(), fresh())
+    n0 = e.n
+    other = "SIM:ZZZ"
+    one = pa.RecordBatch.from_arrays([pa.array([1], S.TS), pa.DictionaryArray.from_arrays(pa.array([0], pa.int32()), pa.array([other])),
+                                      pa.array([S.LEVEL], pa.uint8()), pa.array([1], pa.int8()), pa.array([10.0]), pa.array([1.0]),
+                                      pa.array([1], pa.int64())], names=["ts", "symbol", "kind", "side", "price", "qty", "seq"])
+    e.process(one, complete=True)
+    assert e.n == n0 + 1 and same(e._kernel_tail(), fresh())

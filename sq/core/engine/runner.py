@@ -190,6 +190,7 @@ class Engine:
         self.instruments: dict[str, S.Instrument] = {k.upper(): v for k, v in instruments.items()}
         self.params = engine_params.normalise(self.declaration, params)
         self._ctx: Any = None
+        self._tail: tuple | None = None  # the kernel's trailing arguments (`_kernel_tail`)
         self._ctx_arrays: tuple | None = None
         self.strategy_exception: tuple | None = None  # (type, value, traceback) of a handler's exception
         self.config = config
@@ -228,6 +229,7 @@ class Engine:
     # -- state
     def _alloc(self, sim_venue: bool) -> None:
         self._ctx = None
+        self._tail = None
         risk = self.config.risk
         self.n = 0
         self.oi = np.zeros((0, L.NOI), np.int64)
@@ -569,7 +571,7 @@ class Engine:
             else:
                 st, i = IN.read_run(sm.addr, sm.plan, has_recv, int(feed or 0), sm.symmap, sm.dkey, self._inv_ticks,
                                     self._last_loc, ts, recv, kind, side, price, qty, seq, codes, tick, loc, res, run,
-                                    *self._state(), self.n, self._margin(), *self._strategy())
+                                    *self._kernel_tail())
         finally:
             sm.release()
         status, bad, last, trades = res.tolist()  # one call, not four NumPy scalar reads
@@ -633,8 +635,19 @@ class Engine:
         return self._ctx
 
     def _invalidate_context(self) -> None:
-        """An array the context points into may have been replaced: rebuild it before the next call."""
+        """A state array may have been replaced: rebuild the context and the kernel's trailing
+        arguments before the next call. Every reallocation of an engine or book array calls this."""
         self._ctx = None
+        self._tail = None
+
+    def _kernel_tail(self) -> tuple:
+        """(state arrays…, symbols, margin, handler addresses, context table): the arguments every
+        kernel call ends with, built once per layout. Building them (24 attribute reads, the
+        context check) cost ~0.9 µs of every 1-event paper step."""
+        t = self._tail
+        if t is None:
+            t = self._tail = (*self._state(), self.n, self._margin(), *self._strategy())
+        return t
 
     def context_arrays(self) -> tuple:
         """The state arrays the strategy context is made of, in `make_context` order."""
@@ -687,8 +700,10 @@ class Engine:
         elif st == K.ST_GROW_HEAP:
             self.hq = np.concatenate([self.hq, np.zeros_like(self.hq)])
             self.hf = np.concatenate([self.hf, np.zeros_like(self.hf)])
+            self._invalidate_context()
         elif st == K.ST_GROW_EQ:
             self.eq = np.concatenate([self.eq, np.zeros_like(self.eq)])
+            self._invalidate_context()
         elif st == K.ST_GROW_BOOK:
             s = int(self.book.g[B.G_NEED_SYM])
             try:
@@ -748,7 +763,7 @@ class Engine:
                 if ro is None:
                     ro = IN.readonly_all(arrays)
                 try:
-                    st, i = K.run(*ro, i, complete, *self._state(), self.n, self._margin(), *self._strategy())
+                    st, i = K.run(*ro, i, complete, *self._kernel_tail())
                 except Exception as e:
                     raise self.strategy_failure(e) from None
             if st == K.ST_OK:
