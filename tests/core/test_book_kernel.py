@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sq.core import book as B
+from sq.core import bookstream
 from sq.core import features as F
 from sq.core import schemas as S
 from sq.core.bookstream import BookStream
@@ -201,27 +202,68 @@ def test_level_price_out_of_tick_range_is_a_data_error_naming_the_row():
     assert rows[-1]["bid_px_0"] == 10.0 and rows[-1]["ask_px_0"] == 10.01
 
 
-def test_output_buffers_are_reused_only_once_no_batch_refers_to_them():
+@pytest.mark.parametrize("path", ["message", "sets"])
+def test_output_buffers_are_reused_only_once_no_batch_refers_to_them(path, monkeypatch):
+    """Small batches are written into pooled IPC message buffers, big ones into pooled column
+    sets: either way a buffer is written again only once no batch points into it."""
+    if path == "sets":
+        monkeypatch.setattr(bookstream, "MESSAGE_ROWS", 0)  # the column sets of big batches, on small ones
     ev = [(i, 0, S.LEVEL, 1 if i % 2 else -1, 10.0 + (0.01 if i % 2 else 0.03) + 0.01 * (i % 5), float(i + 1), i) for i in range(40)]
     schema, batches = make_batches(ev, ["SIM:A"], [0.01], split=list(range(5, 40, 5)))
     ref = BookStream(S.schema_instruments(schema), depth=2)
     want = pa.Table.from_batches([o for o in map(ref.process, batches) if o is not None and o.num_rows]).combine_chunks()
     bs = BookStream(S.schema_instruments(schema), depth=2)
-    held = [bs.process(b) for b in batches[:3]]  # batches still referenced: three distinct buffer sets
-    assert len(bs._spare) == 3
+
+    def pooled():
+        return len(bs._pool._bufs) if path == "message" else len(bs._spare)
+
+    held = [bs.process(b) for b in batches[:3]]  # batches still referenced: three distinct buffers
+    assert pooled() == 3
     rest = []
     for b in batches[3:]:
         out = bs.process(b)
-        rest.append(pydict(out))  # copied out, then dropped: its set is free for the next batch
+        rest.append(pydict(out))  # copied out, then dropped: its buffer is free for the next batch
         del out
-    assert len(bs._spare) == 4  # the held three plus one reused for every later batch
+    assert pooled() == 4  # the held three plus one reused for every later batch
     got = pydict(pa.Table.from_batches(held))
     for k in got:
         got[k] += [v for r in rest for v in r[k]]
+
     def norm(d):  # NaN-safe comparison
         return {k: [None if isinstance(v, float) and v != v else v for v in vals] for k, vals in d.items()}
 
     assert norm(got) == norm(pydict(want))
+
+
+def test_small_batches_are_read_in_one_call_and_match_the_general_path(monkeypatch):
+    """Batches of up to SMALL_ROWS rows (a live pipe's) are read through one Arrow C export
+    (`sq.core.smallbatch`) once their symbol dictionary is known, and give the rows the
+    general path gives; a new but equal dictionary stays on the small path, a new symbol
+    goes through the general path once."""
+    events, symbols, ticks = random_stream(7, 3, 300, 3)
+    schema, whole = make_batches(events, symbols, ticks)
+    ones = [whole[0].slice(i, 1) for i in range(whole[0].num_rows)]
+    general = []
+    original = bookstream.market_arrays
+    monkeypatch.setattr(bookstream, "market_arrays", lambda *a: general.append(a[0].num_rows) or original(*a))
+    got, bs = run_stream(schema, ones, **OPTS)
+    assert general == [1]  # the first batch only: it teaches the reader the symbol dictionary
+    monkeypatch.setattr(bookstream, "market_arrays", original)
+    want, _ = run_stream(schema, whole, **OPTS)
+    assert_rows_equal(got, want)
+    # the same dictionary as a new object: still the small path
+    fresh = pa.RecordBatch.from_arrays([pa.DictionaryArray.from_arrays(c.indices, pa.array(c.dictionary.to_pylist()))
+                                        if pa.types.is_dictionary(c.type) else c for c in ones[5].columns], schema=ones[5].schema)
+    general.clear()
+    monkeypatch.setattr(bookstream, "market_arrays", lambda *a: general.append(a[0].num_rows) or original(*a))
+    bs.process(fresh)
+    assert general == []
+    # a batch whose dictionary adds a symbol: the general path, which learns it
+    wider = pa.RecordBatch.from_arrays([pa.DictionaryArray.from_arrays(c.indices, pa.array(c.dictionary.to_pylist() + ["SIM:NEW"]))
+                                        if pa.types.is_dictionary(c.type) else c for c in ones[6].columns], schema=ones[6].schema)
+    bs.process(wider)
+    bs.process(wider)
+    assert general == [1]
 
 
 def test_sq_book_cuts_big_batches_into_pieces_without_changing_the_rows(monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 from sq.core import schemas as S
 from sq.core.config import Config
 from sq.core.engine import Engine, FillModelConfig
-from sq.core.engine import inputs as IN
+from sq.core import smallbatch as SB
 from sq.core.exits import DataError
 
 PARAMS = {"clip": 1.0, "threshold": 0.6, "max_position": 5.0}
@@ -59,7 +59,7 @@ def test_small_batches_match_the_general_path(sim_table, size):
     table, inst = sim_table
     e = check(table.to_batches(max_chunksize=size), inst)
     assert e.counters()["orders"] > 5
-    if size <= IN.SMALL_ROWS:
+    if size <= SB.SMALL_ROWS:
         assert e._small.plan is not None and size in e._small.scratch
 
 
@@ -126,7 +126,7 @@ def test_the_export_is_released_by_the_compiled_read(sim_table):
     e = Engine("mm", inst, {"*": PARAMS}, config=Config())
     for b in table.slice(0, 50).to_batches(max_chunksize=1):
         e.process(b, complete=True)
-        assert e._small.struct[IN._A_RELEASE] == 0  # pyarrow's release callback clears it
+        assert e._small.struct[SB._A_RELEASE] == 0  # pyarrow's release callback clears it
 
 
 def test_the_kernel_arguments_follow_every_reallocation(sim_table):

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from sq.core import book as B
 from sq.core import features as F
 from sq.core import schemas as S
+from sq.core import smallbatch as SB
 from sq.core.bookstream import infer_tick_size
 from sq.core.costs import COMPONENTS, CostSchedule
 from sq.core.engine import calendars as C
@@ -207,7 +208,7 @@ class Engine:
         self._last_loc = np.iinfo(np.int64).min
         self._inv_ticks = np.zeros(0, np.float64)
         self._reader = IN.ColumnReader()
-        self._small = IN.SmallReader()
+        self._small = SB.SmallReader()
         self._alloc(sim_venue)
         self._schemas = (S.orders_schema(), S.fills_schema(), S.pnl_schema())
         self._pending: list[tuple[np.ndarray, ...]] = [[], [], []]
@@ -538,19 +539,15 @@ class Engine:
         event), status None when it was not run."""
         n = batch.num_rows
         sm = self._small
-        if n <= IN.SMALL_ROWS and sm.prepare_schema(batch.schema):
+        if n <= SB.SMALL_ROWS and sm.prepare_schema(batch.schema):
             out = self._arrays_small(batch, n, run)
-            if out is None and sm.res[0] == 2 and sm.dictionary is not None:  # a new but equal dictionary: same mapping
-                d = batch.column(int(sm.plan[IN.F_SYM])).dictionary
-                if d.equals(sm.dictionary):
-                    sm.set_dictionary(d, sm.symmap)
-                    out = self._arrays_small(batch, n, run)
+            if out is None and sm.res[0] == 2 and sm.same_dictionary(batch):  # a new but equal dictionary: same mapping
+                out = self._arrays_small(batch, n, run)
             if out is not None:
                 return out
         out = self._arrays_general(batch, n)
-        if sm.plan is not None and n <= IN.SMALL_ROWS:  # a new symbol dictionary: remember its mapping
-            d = batch.column(int(sm.plan[IN.F_SYM])).dictionary
-            sm.set_dictionary(d, np.array([self.registry.id(x) for x in d.to_pylist()], np.int32))
+        if n <= SB.SMALL_ROWS:  # a new symbol dictionary: remember its mapping
+            sm.learn_dictionary(batch, self.registry.id)
         return out if run is None else (out, None, 0)
 
     def _arrays_small(self, batch: pa.RecordBatch, n: int, run: bool | None = None):
