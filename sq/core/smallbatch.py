@@ -60,9 +60,6 @@ def _call_release(typingctx, fn, arg):
 
 
 _p64 = _pointer(types.int64)
-_pf64 = _pointer(types.float64)
-_pu8 = _pointer(types.uint8)
-_pi8 = _pointer(types.int8)
 _pi32 = _pointer(types.int32)
 
 
@@ -77,6 +74,31 @@ def _child(top, c, length):
     return a[_A_OFF], bufs[1], ch[c]
 
 
+@intrinsic
+def _pointer_like(typingctx, addr, like):
+    """`addr` as a pointer to `like`'s element type."""
+    if not (isinstance(addr, types.Integer) and isinstance(like, types.Array)):
+        return None
+    ptr = types.CPointer(like.dtype)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+
+    return ptr(addr, like), codegen
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _column(top, c, n, out):
+    """Copy child `c`'s n values into `out` (of the column's own type); False when unusable."""
+    o, d, _ = _child(top, c, n)
+    if d == 0:
+        return False
+    src = _pointer_like(d, out)
+    for i in range(n):
+        out[i] = src[o + i]
+    return True
+
+
 @njit(cache=True, _nrt=False)
 def read_columns(addr, plan, has_recv, symmap, dkey, ts, recv, kind, side, price, qty, seq, codes, res):
     """Read the exported batch at `addr` (`plan`: child index per F_* slot) into the scratch
@@ -88,49 +110,11 @@ def read_columns(addr, plan, has_recv, symmap, dkey, ts, recv, kind, side, price
     res[0] = 1
     if top[_A_NULLS] != 0 or top[_A_OFF] != 0:
         return False
-    o, d, _ = _child(top, plan[F_TS], n)
-    if d == 0:
+    if not (_column(top, plan[F_TS], n, ts) and (not has_recv or _column(top, plan[F_RECV], n, recv))
+            and _column(top, plan[F_KIND], n, kind) and _column(top, plan[F_SIDE], n, side)
+            and _column(top, plan[F_PRICE], n, price) and _column(top, plan[F_QTY], n, qty)
+            and _column(top, plan[F_SEQ], n, seq)):
         return False
-    x = _p64(d)
-    for i in range(n):
-        ts[i] = x[o + i]
-    if has_recv:
-        o, d, _ = _child(top, plan[F_RECV], n)
-        if d == 0:
-            return False
-        x = _p64(d)
-        for i in range(n):
-            recv[i] = x[o + i]
-    o, d, _ = _child(top, plan[F_KIND], n)
-    if d == 0:
-        return False
-    u = _pu8(d)
-    for i in range(n):
-        kind[i] = u[o + i]
-    o, d, _ = _child(top, plan[F_SIDE], n)
-    if d == 0:
-        return False
-    s8 = _pi8(d)
-    for i in range(n):
-        side[i] = s8[o + i]
-    o, d, _ = _child(top, plan[F_PRICE], n)
-    if d == 0:
-        return False
-    f = _pf64(d)
-    for i in range(n):
-        price[i] = f[o + i]
-    o, d, _ = _child(top, plan[F_QTY], n)
-    if d == 0:
-        return False
-    f = _pf64(d)
-    for i in range(n):
-        qty[i] = f[o + i]
-    o, d, _ = _child(top, plan[F_SEQ], n)
-    if d == 0:
-        return False
-    x = _p64(d)
-    for i in range(n):
-        seq[i] = x[o + i]
     o, d, sa = _child(top, plan[F_SYM], n)
     if d == 0:
         return False
