@@ -123,8 +123,8 @@ class ColumnReader:
 
 
 # -- small batches (paper trading): one export of the batch through the Arrow C data interface
-# and one compiled call that reads its buffers, maps symbols and runs `prepare`, instead of a
-# Python-level wrapper (~2 µs) per column.
+# and one compiled call that reads its columns (`sq.core.smallbatch.read_columns`, maps symbols)
+# and runs `prepare`, instead of a Python-level wrapper (~2 µs) per column.
 
 @intrinsic
 def _ro(typingctx, arr):
@@ -178,9 +178,9 @@ def read_run(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
 @kernel
 def _read_small(addr, plan, has_recv, feed_ns, symmap, dkey, inv_tick, last_loc,
                 ts, recv, kind, side, price, qty, seq, codes, out_tick, out_loc, res):
-    """Read an exported batch's columns (`plan`: child index per F_* slot) into the scratch arrays
-    and run `prepare`. res ← (status, bad row, new last local time, trades); status 0 = done,
-    2 = another symbol dictionary than `dkey`'s, 1 = not for this path (nulls, unexpected layout)."""
+    """`read_columns` of the exported batch into the scratch arrays, then `prepare`. res ←
+    (status, bad row, new last local time, trades); status 0 = done, 2 = another symbol
+    dictionary than `dkey`'s, 1 = not for this path (nulls, unexpected layout)."""
     if not read_columns(addr, plan, has_recv, symmap, dkey, ts, recv, kind, side, price, qty, seq, codes, res):
         return
     bad, last = prepare(kind, side, price, qty, ts, recv if has_recv else ts, has_recv, feed_ns, codes, inv_tick,
