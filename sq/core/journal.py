@@ -59,11 +59,22 @@ from sq.core.paths import datasync as _datasync, fsync_dir
 LOG_NAME = "journal.log"
 GENESIS = "0" * 64
 KINDS = ("start", "order", "fill", "pnl", "reject", "halt", "checkpoint", "resume", "end", "audit", "funding")
+_KIND_TEXT = {k: f'"{k}"' for k in KINDS}  # each kind's canonical JSON (plain ASCII names)
 COMPACTED = ("orders", "fills", "pnl")  # parquet files written by `compact`
 _KINDS_OF_TABLE = {"orders": ("order", "reject"), "fills": ("fill",), "pnl": ("pnl",)}  # a reject is an orders row
 
 
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+# The same serialisation through one C encoder built once: `JSONEncoder.encode` builds a new one
+# (and runs two Python frames) on every call, a third of a record's encoding cost. No circular
+# check (`markers` None): a payload is plain data built here, never a cycle.
+_C_ENCODE = (None if json.encoder.c_make_encoder is None else  # a Python without the _json accelerator
+             json.encoder.c_make_encoder(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True))
+
+
+def _dumps(obj: Any) -> str:
+    return _ENCODER.encode(obj) if _C_ENCODE is None else "".join(_C_ENCODE(obj, 0))
+
 _sha256 = hashlib.sha256
 
 
@@ -84,8 +95,8 @@ def encode_record(n: int, kind: str, data: Mapping[str, Any], prev: str) -> tupl
     are that text spliced between fixed keys ("h" sorts after "d" and "k", before "n"), exactly
     what `canonical` gives for the whole objects (the record kinds are plain ASCII names)."""
     d = _dumps(data)
-    k = _dumps(kind)
-    n_text = _dumps(n)
+    k = _KIND_TEXT.get(kind) or _dumps(kind)
+    n_text = str(n) if type(n) is int else _dumps(n)
     h = _sha256(f'{prev}{{"d":{d},"k":{k},"n":{n_text}}}'.encode("utf-8")).hexdigest()
     return f'{{"d":{d},"h":"{h}","k":{k},"n":{n_text}}}\n', h
 

@@ -185,8 +185,12 @@ class LiveRun:
     def __init__(self, env: Any, plan: "Plan", engine: Any, gateway: Any, journal: "J.Journal", breaker: Any, *,
                  clock: Callable[[], int] = time.time_ns, sweep_interval_s: float = 5.0, sweep_fallback_s: float = 0.5,
                  feed_grace_s: float = 2.0):
+        from sq.core.engine import venue_bridge as LB
         from sq.core.engine.venue_bridge import LiveBridge
+        from sq.venues.base import OrderRequest
 
+        # bound once: an import statement in `execute` or `_new` would run on every order
+        self._LB, self._OrderRequest = LB, OrderRequest
         self.env = env
         self.plan = plan
         self.engine = engine
@@ -203,7 +207,7 @@ class LiveRun:
         self.trades: set[tuple[str, str]] = set()  # (symbol, trade id) already journaled
         self.latencies_ns: list[int] = []  # market batch at the engine → order handed to the venue client
         self.wire_ns: list[int] = []  # the batch's last frame received → order handed to the venue client
-        self.recv_ns = 0
+        self.handed_ns: list[int] = []  # wall clock of this step's orders handed over (wire_ns once they are out)
         self.held: list | None = None  # journal records waiting for one write (see `write`)
         self.conflated = 0  # market batches merged with the next one because the loop was behind
         self.sent = self.failures = self.fills = self.rows = 0
@@ -295,13 +299,8 @@ class LiveRun:
     # -- one market batch
     def step(self, batch: Any) -> Any:
         t0 = time.perf_counter_ns()
-        try:  # when the batch's last frame reached this machine (wall clock, ns)
-            self.recv_ns = int(batch.column("recv_ts")[batch.num_rows - 1].value)
-        except (KeyError, AttributeError, TypeError):
-            self.recv_ns = 0
         out = self.engine.process(batch, complete=True)  # venue sources never split a message
         self.rows += batch.num_rows
-        self.heartbeat.market(self.engine.now_ns)
         intents = self.bridge.take_outbox()
         recs = self.rows_of(out)
         if self.engine.halted and not self.halted_reason and not self.feed_paused:
@@ -309,16 +308,29 @@ class LiveRun:
             recs.append(("halt", {"ts": self.clock(), "reason": self.halted_reason, "by": "risk"}))
         self.write(recs)  # write-ahead: the intents' `new`/`cancel_sent` rows are on disk first
         self.execute(intents, t0)
-        self.monitor.market(batch)  # counted once the orders are out
+        if self.handed_ns:
+            self._note_wire(batch)
+        self.heartbeat.market(self.engine.now_ns)  # the rest once the orders are out
+        self.monitor.market(batch)
         if self.shadow is not None:  # the twin sees the batch once the live orders are out
             self.shadow.step(batch)
         return out
 
+    def _note_wire(self, batch: Any) -> None:
+        """The batch's last frame received (`recv_ts`, wall clock) → each of its orders handed
+        over: read once the orders are out, off the path it measures."""
+        handed, self.handed_ns = self.handed_ns, []
+        try:
+            recv = int(batch.column("recv_ts")[batch.num_rows - 1].value)
+        except (KeyError, AttributeError, TypeError):
+            return
+        if recv:
+            self.wire_ns.extend(h - recv for h in handed)
+
     def execute(self, intents: list, t0: int | None = None) -> None:
         """Send intents, feed the answers back, journal them; repeat while answers make new
         intents (an ack that arrives after a halt turns into a cancel)."""
-        from sq.core.engine import venue_bridge as LB
-
+        LB = self._LB
         protection = self.protection
         moved = protection.before_send(intents) if protection is not None and intents else set()
         while intents:
@@ -338,9 +350,7 @@ class LiveRun:
             protection.after_send()  # the position's protective orders follow what the answers did
 
     def _new(self, it: Any, t0: int | None) -> None:
-        from sq.core.engine import venue_bridge as LB
-        from sq.venues.base import OrderRequest
-
+        LB, OrderRequest = self._LB, self._OrderRequest
         cid = self.cid(it.coid)
         if not self.breaker.allow():
             self.reasons[it.coid] = f"circuit breaker open after {self.breaker.consecutive} venue failures"
@@ -353,8 +363,7 @@ class LiveRun:
         req = OrderRequest(it.symbol, it.side, it.qty, it.price, "limit", "ioc" if it.ioc else "gtc", cid)
         if t0 is not None:
             self.latencies_ns.append(time.perf_counter_ns() - t0)
-            if self.recv_ns:
-                self.wire_ns.append(time.time_ns() - self.recv_ns)
+            self.handed_ns.append(time.time_ns())
         try:
             st, fills = self.gateway.place_idempotent(req)
         except SqError as e:  # unknown outcome after asking the venue, or the venue refuses to talk

@@ -187,3 +187,20 @@ def test_config_summary_keeps_the_instruments_and_their_params(tmp_path, monkeyp
 def test_run_id_sortable_and_unique():
     a, b = J.new_run_id(), J.new_run_id()
     assert a != b and len(a) == len("20260125T093000Z-3f9a00") and a[8] == "T"
+
+
+@pytest.mark.parametrize("value", [None, True, 0, -5, 2**70, 1.5, 1e-300, math.nan, math.inf, -math.inf, "é\u2028\x00\"\\",
+                                   [1, {"b": 2, "a": [None]}], {"z": {"y": 1.0}, "a": "x"}, {}, []])
+def test_records_are_the_standard_librarys_canonical_json(value):
+    """The journal's encoder (one C encoder kept, kinds and numbers spliced in) writes exactly what
+    `json` writes with sorted keys and no spaces: a journal stays verifiable by any JSON tool."""
+    ref = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True).encode
+    assert J.canonical(value) == ref(value)
+    line, h = J.encode_record(7, "fill", {"v": value}, J.GENESIS)
+    assert h == J.chain_hash(J.GENESIS, ref({"d": {"v": value}, "k": "fill", "n": 7}))
+    assert line == ref({"d": {"v": value}, "h": h, "k": "fill", "n": 7}) + "\n"
+
+
+def test_a_payload_that_is_not_json_is_refused_like_json_refuses_it():
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        J.encode_record(1, "order", {"x": object()}, J.GENESIS)

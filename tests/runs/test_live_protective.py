@@ -106,7 +106,10 @@ def _rows(journal, cid_prefix: str, kind: str = "order") -> list[dict]:
 def test_binance_spot_oco_placed_moved_and_canceled(binance_fake, tmp_path, how):
     fake = binance_fake()
     journal = tmp_path / "spot"
-    p = _live(tmp_path, journal, "BINANCE:BTCUSDT", "trail=1", "stop_pct=0.2", "take_pct=0.2")  # inside the fake's price ladder
+    # both legs inside the fake's price ladder (±0.55 %); the take-profit well away from the price,
+    # where only a rare sweep of the simulated book reaches (at +0.2 % one filled it in ~1 run in 30,
+    # the position went flat and the stop had nothing left to trail)
+    p = _live(tmp_path, journal, "BINANCE:BTCUSDT", "trail=1", "stop_pct=0.2", "take_pct=0.4")
     try:
         registered(p)
         mine = _prefix(journal) + "p"
