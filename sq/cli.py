@@ -309,8 +309,20 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    At exit the interpreter's last garbage collections walk every object still alive: once a
+    kernel is loaded that is numba's typing and lowering registries, hundreds of thousands of
+    objects, measured at 0.35 s of a 1.9 s `sq backtest`. `gc.freeze` as the last exit handler
+    (atexit runs them last-in, first-out: after every handler a command registers, such as Ray's
+    shutdown) moves them where those collections do not look. Nothing sq writes waits for a
+    collection: every output, journal and lock is flushed and closed by the command itself, and
+    standard output and error are flushed by the interpreter after this."""
+    import atexit
+    import gc
+
     from sq.core import arrowsetup
 
     arrowsetup.enable()  # this process never needs pyarrow's pandas look-up (sq.core.arrowsetup)
+    atexit.register(gc.freeze)
     app(args=argv, prog_name="sq")
