@@ -1105,9 +1105,6 @@ def run_live(env: Any, opts: LiveOptions, *, view_factory: Callable[..., Any] | 
             if broken is not None:
                 raise type(broken)(f"{broken.message}; sq live stopped: {stopped}") from e
             raise SqError(f"sq live stopped on an unexpected error ({type(e).__name__}); {stopped}") from e
-    import gc
-
-    gc.freeze()
     return summary
 
 
@@ -1135,12 +1132,15 @@ def _trade(run: LiveRun, config: Any, safety: Safety, source: Any, view_factory:
         run.write([("audit", {"ts": time.time_ns(), "by": "sq live (start)", "venue_before_first_order": info})])
     if run.costs is not None:
         run.costs.start()  # the account's commission rates; the perpetuals' next funding
+    from sq.core import heap
+
     run.view = view_factory(plan, source, run) if view_factory is not None else None
-    if run.view is not None:
-        with run.view:
+    with heap.frozen():  # no collection mid-run walks the start-up's objects (sq.core.heap)
+        if run.view is not None:
+            with run.view:
+                run.run(source)
+        else:
             run.run(source)
-    else:
-        run.run(source)
     reason = run.stop_reason or "end"
     run.close_out(reason)
     if run.costs is not None:

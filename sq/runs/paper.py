@@ -684,15 +684,13 @@ def run_paper(env: Any, opts: PaperOptions, *, view_factory: Callable[..., Any] 
     if run.funding is not None:
         run.funding.stop()
     monitor.close(summary, run=run)
-    import gc
-
-    gc.freeze()  # the interpreter's final collection over numba's object graph takes ~1-2 s; skip it
     return summary
 
 
 def _run_registered(env: Any, plan: Plan, run: PaperRun, engine: Any, journal: "J.Journal", strategy: Any,
                     view_factory: Callable[..., Any] | None) -> dict:
     """Register the run, trade until the source ends or a stop, seal the journal; the summary."""
+    from sq.core import heap
     from sq.runs import lifecycle
 
     source = run.source
@@ -708,11 +706,12 @@ def _run_registered(env: Any, plan: Plan, run: PaperRun, engine: Any, journal: "
             run.record(engine.cancel_all(now, "resume"), [("halt", {"ts": now, "reason": "resume", "by": "resume"})])
             engine.resume_trading()
         run.view = view_factory(plan, source) if view_factory is not None else None
-        if run.view is not None:
-            with run.view:
+        with heap.frozen():  # no collection mid-run walks the start-up's objects (sq.core.heap)
+            if run.view is not None:
+                with run.view:
+                    run.run()
+            else:
                 run.run()
-        else:
-            run.run()
         summary = make_summary(run)
         for w in dict.fromkeys(engine.warnings):  # the engine's own (tick size inferred, a size below the lot, …)
             env.warn(w)
