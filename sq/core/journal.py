@@ -237,6 +237,7 @@ class Journal:
         self.bytes_written = 0
         self.fsyncs = 0
         self.on_write: Any = None  # called with each write + fsync's seconds (a run's metrics), None: not timed
+        self.last_sync_ns = 0  # the last step's write + fdatasync, ns (what a tick→order figure owes the disk)
         self.sealed = False
         self._end = end  # bytes of whole records: where the next step goes
         self._in_place = preallocate > 0  # steps overwrite zeroed room (pwrite; the fd has no O_APPEND)
@@ -368,7 +369,7 @@ class Journal:
         end = self._end
         if self._in_place and end + len(buf) > self._room:
             self.reserve(len(buf))
-        t0 = time.perf_counter() if self.on_write is not None else 0.0
+        t0 = time.perf_counter_ns()
         try:
             if self._in_place:
                 view = memoryview(buf)
@@ -384,8 +385,9 @@ class Journal:
         except OSError as e:
             self._cut_back(end, e)
             raise
+        self.last_sync_ns = took = time.perf_counter_ns() - t0
         if self.on_write is not None:  # the run's metrics: write + fdatasync seconds
-            self.on_write(time.perf_counter() - t0)
+            self.on_write(took / 1e9)
         self.fsyncs += 1
         self.bytes_written += len(buf)
         self.n, self.last_hash = n, h

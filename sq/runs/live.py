@@ -208,6 +208,8 @@ class LiveRun:
         self.latencies_ns: list[int] = []  # market batch at the engine → order handed to the venue client
         self.wire_ns: list[int] = []  # the batch's last frame received → order handed to the venue client
         self.handed_ns: list[int] = []  # wall clock of this step's orders handed over (wire_ns once they are out)
+        self.work_ns: list[int] = []  # latencies_ns without the journal's write + fdatasync that made the order durable
+        self.step_syncs = 0  # the journal's fsync count when the step began
         self.held: list | None = None  # journal records waiting for one write (see `write`)
         self.conflated = 0  # market batches merged with the next one because the loop was behind
         self.sent = self.failures = self.fills = self.rows = 0
@@ -299,6 +301,7 @@ class LiveRun:
     # -- one market batch
     def step(self, batch: Any) -> Any:
         t0 = time.perf_counter_ns()
+        self.step_syncs = self.journal.fsyncs
         out = self.engine.process(batch, complete=True)  # venue sources never split a message
         self.rows += batch.num_rows
         intents = self.bridge.take_outbox()
@@ -362,8 +365,11 @@ class LiveRun:
             return
         req = OrderRequest(it.symbol, it.side, it.qty, it.price, "limit", "ioc" if it.ioc else "gtc", cid)
         if t0 is not None:
-            self.latencies_ns.append(time.perf_counter_ns() - t0)
+            took = time.perf_counter_ns() - t0
+            self.latencies_ns.append(took)
             self.handed_ns.append(time.time_ns())
+            journal = self.journal
+            self.work_ns.append(took - (journal.last_sync_ns if journal.fsyncs > self.step_syncs else 0))
         try:
             st, fills = self.gateway.place_idempotent(req)
         except SqError as e:  # unknown outcome after asking the venue, or the venue refuses to talk
@@ -1215,8 +1221,10 @@ def percentile(values: list[int], q: float) -> float | None:
     return float(v[min(len(v) - 1, int(round(q * (len(v) - 1))))])
 
 
-def _us(ns: float | None) -> float | None:
-    return None if ns is None else ns / 1e3
+def _spread_us(values_ns: list[int]) -> dict:
+    """p50, p99 (µs; None without values) and the count of a list of nanosecond latencies."""
+    p50, p99 = percentile(values_ns, 0.5), percentile(values_ns, 0.99)
+    return {"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(values_ns)}
 
 
 def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
@@ -1234,14 +1242,15 @@ def make_summary(run: LiveRun, adopted_at_end: int) -> dict:
         s["funding_schedule"] = run.costs.schedule()  # each perpetual's interval, next funding time and expected payment
     if run.protection is not None:
         s["protective_orders"] = run.protection.summary()  # funding as the venue booked it (the engine's `pnl.funding` follows it)
-    p50, p99 = percentile(run.latencies_ns, 0.5), percentile(run.latencies_ns, 0.99)
     s.update(mode="live", venue=run.plan.venue, run_id=run.plan.run_id, journal=str(run.plan.journal_dir),
              symbols=run.plan.symbols, stopped_by=run.stop_reason or "end", orders_sent=run.sent, venue_failures=run.failures,
              venue_fills=run.fills, order_updates_pushed=run.updates, sweeps=run.sweeps, feed_pauses=run.feed_pauses,
              breaker=run.breaker.state, breaker_trips=run.breaker.trips, adopted_at_end=adopted_at_end,
              charges_checked=run.charges_audited, charges_differing=run.charges_flagged,
-             tick_to_order_us={"p50": None if p50 is None else p50 / 1e3, "p99": None if p99 is None else p99 / 1e3, "n": len(run.latencies_ns)},
-             receipt_to_order_us={"p50": _us(percentile(run.wire_ns, 0.5)), "p99": _us(percentile(run.wire_ns, 0.99)), "n": len(run.wire_ns)},
+             tick_to_order_us=_spread_us(run.latencies_ns),
+             # the same less the write + fdatasync of the journal step that made the order durable: the step's own work
+             tick_to_order_work_us=_spread_us(run.work_ns),
+             receipt_to_order_us=_spread_us(run.wire_ns),
              params=RS.params_used(run.engine.params, list(run.plan.symbols)),
              started=RS.now_iso(run.started_ns), ended=RS.now_iso(time.time_ns()))
     return RS.present(s, run.engine.instruments)

@@ -273,6 +273,9 @@ def test_fills_arrive_over_the_user_stream_not_by_polling(binance_fake, tmp_path
     pushed_fills = [rec for rec in recs[:halt] if rec.kind == "fill"]
     assert summary["order_updates_pushed"] > 0 and summary["sweeps"] == 0
     assert pushed_fills, "no fill journaled while the run traded"
+    # tick→order, and the same less the journal's write + fdatasync that made each order durable
+    full, work = summary["tick_to_order_us"], summary["tick_to_order_work_us"]
+    assert full["n"] == work["n"] > 0 and 0 < work["p50"] < full["p50"] and work["p99"] <= full["p99"]
     assert {str(t["id"]) for t in fake.exchange.trades} >= {rec.data["trade_id"] for rec in pushed_fills}
     doc = json.loads(subprocess.run([SQ_BIN, "reconcile", "--journal", str(journal), "--json"], capture_output=True, text=True,
                                     env=subprocess_env(), timeout=60).stdout)
