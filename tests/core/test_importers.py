@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from sq.core import schemas as S
@@ -293,3 +294,13 @@ def test_compressed_and_zipped_csv_files_read_alike(tmp_path, packing):
     fmt = detect(path)
     assert fmt.name == "tardis-trades"
     assert [r[4] for r in rows(fmt.parse(path, ParseOptions()))] == [100.5, 100.4, 100.45]
+
+
+@pytest.mark.parametrize("column,words", [(pa.array(["abc"]), "Failed to parse string: 'abc'"),  # ArrowInvalid
+                                          (pa.array([[1.0]]), "Unsupported cast from list")])  # ArrowNotImplementedError
+def test_a_column_that_cannot_take_its_type_is_a_data_error_naming_the_file(column, words):
+    from sq.core.importers.rows import fit_columns
+
+    with pytest.raises(DataError) as e:
+        fit_columns(pa.table({"price": column}), [pa.field("price", pa.float64())], "x.csv")
+    assert e.value.message.startswith("x.csv: ") and words in e.value.message and e.value.status == 65

@@ -39,3 +39,14 @@ def test_join_round_trips_through_pyarrow():
 def test_refused_before_any_request(uri, words):
     with pytest.raises(UsageError, match=words):
         objstore.filesystem(uri)
+
+
+@pytest.mark.parametrize("uri,words", [("s3://bucket/x?nonsense_option=1", "Unexpected query parameter in S3 URI: 'nonsense_option'"),
+                                       ("gs://bucket/x?foo=bar", "Unexpected query parameter in GCS URI: 'foo'")])
+def test_an_option_pyarrow_refuses_is_a_usage_error_naming_it(uri, words):
+    """pyarrow's own refusal of a URI (ArrowInvalid) comes out as exit 2 with its first line."""
+    from sq.core.exits import ExitStatus
+
+    with pytest.raises(UsageError) as e:
+        objstore.filesystem(uri)
+    assert words in e.value.message and e.value.status == ExitStatus.USAGE
