@@ -260,7 +260,7 @@ def run(report) -> None:
                     report("live frame received→order p99", wire["p99"], "µs")
                 print(f"   order updates pushed by the user stream: {summary.get('order_updates_pushed')}, "
                       f"periodic venue checks: {summary.get('sweeps')}")
-                _monitoring_ratio(report, home, lat, work)
+                _monitoring_ratio(report, home, summary)
             else:
                 print("   live: no order was sent during the run (market too quiet)")
     finally:
@@ -269,9 +269,10 @@ def run(report) -> None:
         fake.stop()
 
 
-def _monitoring_ratio(report, home: str, off: dict, off_work: dict) -> None:
+def _monitoring_ratio(report, home: str, off: dict) -> None:
     """The same live run with metrics served over HTTP, a metrics textfile and an alert channel
-    (a local JSON webhook) on: its tick→order p50 over the plain run's (target ≤ 1.1×)."""
+    (a local JSON webhook) on: its tick→order p50 over the plain run's (target ≤ 1.1×). `off`:
+    the plain run's summary."""
     import socket
 
     from sq.runs.monitor import MonitorOptions
@@ -281,32 +282,29 @@ def _monitoring_ratio(report, home: str, off: dict, off_work: dict) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     offs, ons = [off], []
-    offs_work, ons_work = [off_work], []
     with AlertSink() as sink:
         for _ in range(2):  # on, off, on: one 12 s run each is noisy on a small machine; medians of the runs
-            on = _tick_to_order_apart(home, monitor=MonitorOptions(metrics=f"127.0.0.1:{port}", metrics_file=str(Path(home) / "sq.prom"),
-                                                                   alerts=[sink.url("bench")]))
-            ons.append(on["tick_to_order_us"])
-            ons_work.append(on["tick_to_order_work_us"])
+            ons.append(_tick_to_order_apart(home, monitor=MonitorOptions(metrics=f"127.0.0.1:{port}", metrics_file=str(Path(home) / "sq.prom"),
+                                                                         alerts=[sink.url("bench")])))
             if len(offs) < 2:
-                off_run = _tick_to_order_apart(home)
-                offs.append(off_run["tick_to_order_us"])
-                offs_work.append(off_run["tick_to_order_work_us"])
-    ons, offs = [x for x in ons if x["n"]], [x for x in offs if x["n"]]
-    ons_work, offs_work = [x for x in ons_work if x["n"]], [x for x in offs_work if x["n"]]
+                offs.append(_tick_to_order_apart(home))
+    ons, offs = [x for x in ons if x["tick_to_order_us"]["n"]], [x for x in offs if x["tick_to_order_us"]["n"]]
     if not ons or not offs:
         print("   live with metrics and alerts: no order was sent during a run")
         return
-    on_p50, off_p50 = statistics.median(x["p50"] for x in ons), statistics.median(x["p50"] for x in offs)
-    report(f"live tick→order p50, metrics+alerts on ({sum(x['n'] for x in ons)} orders, {len(ons)} runs)", on_p50, "µs")
+
+    def median(runs: list[dict], figure: str, q: str) -> float:
+        return statistics.median(x[figure][q] for x in runs)
+
+    on_p50, off_p50 = median(ons, "tick_to_order_us", "p50"), median(offs, "tick_to_order_us", "p50")
+    report(f"live tick→order p50, metrics+alerts on ({sum(x['tick_to_order_us']['n'] for x in ons)} orders, {len(ons)} runs)", on_p50, "µs")
     report(f"live tick→order p50, metrics+alerts off ({len(offs)} runs)", off_p50, "µs")
     report("live tick→order p50: metrics+alerts on / off (≤ 1.1×)", on_p50 / off_p50, "×", target=1.1, lower_is_better=True)
-    on_p99, off_p99 = statistics.median(x["p99"] for x in ons), statistics.median(x["p99"] for x in offs)
+    on_p99, off_p99 = median(ons, "tick_to_order_us", "p99"), median(offs, "tick_to_order_us", "p99")
     print(f"   p99 on/off: {on_p99 / off_p99:.2f}×; alerts received by the sink: {len(sink.alerts)}")
     # the steps' own work (less each order's journal write + fdatasync, whose cost on this disk moves
     # by half between runs and which monitoring does not touch): what metrics and alerts add to a step
-    won = statistics.median(x["p50"] for x in ons_work)
-    woff = statistics.median(x["p50"] for x in offs_work)
+    won, woff = median(ons, "tick_to_order_work_us", "p50"), median(offs, "tick_to_order_work_us", "p50")
     print(f"   the steps' own work, p50 on/off: {won:.0f} / {woff:.0f} µs = {won / woff:.2f}×")
 
 

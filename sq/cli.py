@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
 
     At exit the interpreter's last garbage collections walk every object still alive: once a
     kernel is loaded that is numba's typing and lowering registries, hundreds of thousands of
-    objects, measured at 0.35 s of a 1.9 s `sq backtest`. `gc.freeze` as the last exit handler
+    objects, measured at 0.1-0.35 s of a 1.6-2 s `sq backtest`. `gc.freeze` as the last exit handler
     (atexit runs them last-in, first-out: after every handler a command registers, such as Ray's
     shutdown) moves them where those collections do not look. Nothing sq writes waits for a
     collection: every output, journal and lock is flushed and closed by the command itself, and
